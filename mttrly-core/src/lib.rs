@@ -1,0 +1,32 @@
+//! `mttrly-core`: the typed heart of mttrly.
+//!
+//! Everything here is plain data and pure functions, with no network code, so that central, the
+//! agent, the MCP server, the CLI and anyone embedding the crate agree on one definition of each
+//! tool, plan, error code and rule.
+//!
+//! - [`catalog`]: the 40 tools, one table ([`catalog::ToolId`], [`catalog::ToolSpec`]).
+//! - [`tools`]: each tool's typed input and output; their JSON Schemas come from the types.
+//! - [`plan`]: plans, limits and the access matrix derived from the catalog.
+//! - [`error`]: the seed's 25 error codes and [`MttrlyError`].
+//! - [`action`]: the action state machine and action content.
+//! - [`audit`]: the audit event.
+//! - [`ids`], [`environment`], [`principal`]: shared domain types.
+
+pub mod action;
+pub mod audit;
+pub mod bounded;
+pub mod catalog;
+pub mod environment;
+pub mod error;
+pub mod ids;
+pub mod input;
+pub mod plan;
+pub mod principal;
+pub mod schema;
+pub mod tools;
+
+pub use catalog::{ToolId, ToolInput, ToolKind, ToolSpec, Toolset};
+pub use environment::Environment;
+pub use error::{ErrorBody, ErrorCode, MttrlyError};
+pub use plan::Plan;
+pub use principal::{Principal, Source};

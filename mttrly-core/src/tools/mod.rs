@@ -1,0 +1,16 @@
+//! The typed inputs and outputs of the 40 tools, one file per toolset.
+//!
+//! Inputs reject unknown fields and carry their limits in their types (see [`crate::bounded`]),
+//! so the JSON Schema a client sees is exactly what the server enforces. Every field is
+//! documented: the doc comment becomes the schema's `description`, which is what a model reads.
+
+pub mod actions;
+pub mod commands;
+pub mod common;
+pub mod diagnostics;
+pub mod files;
+pub mod install;
+pub mod investigations;
+pub mod knowledge;
+pub mod playbooks;
+pub mod servers;
