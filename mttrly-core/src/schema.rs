@@ -19,5 +19,26 @@ pub fn schema_for<T: JsonSchema>() -> Value {
         map.remove("$schema");
         map.remove("title");
     }
+    unwrap_descriptions(&mut value);
     value
+}
+
+/// Doc comments wrap at 100 columns; a description is one paragraph to a model, so single line
+/// breaks become spaces (blank lines, i.e. paragraph breaks, stay).
+fn unwrap_descriptions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "description"
+                    && let Value::String(text) = child
+                {
+                    *text = text.split("\n\n").map(|p| p.replace('\n', " ")).collect::<Vec<_>>().join("\n\n");
+                } else {
+                    unwrap_descriptions(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }

@@ -1,0 +1,149 @@
+//! The real `mttrly-cli` binary, run as a child process.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mttrly-cli"))
+        .args(args)
+        .env_remove("MTTRLY_CENTRAL")
+        .env_remove("MTTRLY_TOKEN")
+        .output()
+        .expect("mttrly-cli runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// The seed's tool tables, transcribed: (id, kind, plan of the seed's "Plan" column).
+const SEED_TOOLS: &[(&str, &str, &str)] = &[
+    ("mttrly_get_capabilities", "read", "watchdog"),
+    ("mttrly_list_servers", "read", "watchdog"),
+    ("mttrly_get_server_status", "read", "watchdog"),
+    ("mttrly_get_alerts", "read", "watchdog"),
+    ("mttrly_quick_triage", "read", "watchdog"),
+    ("mttrly_run_diagnostic", "read", "deployment_bro"),
+    ("mttrly_list_playbooks", "read", "watchdog"),
+    ("mttrly_get_service_reality", "read", "deployment_bro"),
+    ("mttrly_refresh_reality", "read", "deployment_bro"),
+    ("mttrly_get_server_timeline", "read", "deployment_bro"),
+    ("mttrly_run_deploy_verifier", "read", "deployment_bro"),
+    ("mttrly_read_file", "read", "deployment_bro"),
+    ("mttrly_read_privileged_file", "read", "deployment_bro"),
+    ("mttrly_search_files", "read", "deployment_bro"),
+    ("mttrly_diff_file", "read", "deployment_bro"),
+    ("mttrly_compare_source_to_dist", "read", "deployment_bro"),
+    ("mttrly_get_install_health", "read", "deployment_bro"),
+    ("mttrly_search_knowledge", "read", "deployment_bro"),
+    ("mttrly_get_morning_brief", "read", "deployment_bro"),
+    ("mttrly_get_investigation_bypass", "read", "deployment_bro"),
+    ("mttrly_acknowledge_proactive_event", "read", "deployment_bro"),
+    ("mttrly_run_playbook", "execute", "deployment_bro"),
+    ("mttrly_execute_command", "execute", "deployment_bro"),
+    ("mttrly_get_pending_actions", "execute", "deployment_bro"),
+    ("mttrly_get_action_result", "execute", "deployment_bro"),
+    ("mttrly_approve_action", "execute", "deployment_bro"),
+    ("mttrly_cancel_action", "execute", "deployment_bro"),
+    ("mttrly_get_audit_log", "execute", "deployment_bro"),
+    ("mttrly_write_file", "execute", "deployment_bro"),
+    ("mttrly_cleanup_file", "execute", "deployment_bro"),
+    ("mttrly_execute_script", "execute", "deployment_bro"),
+    ("mttrly_bootstrap_recover", "execute", "deployment_bro"),
+    ("mttrly_repair_install", "execute", "deployment_bro"),
+    ("mttrly_regenerate_install_token", "execute", "watchdog"),
+    ("mttrly_decommission_server", "execute", "watchdog"),
+    ("mttrly_update_agent", "execute", "deployment_bro"),
+    ("mttrly_start_investigation", "execute", "deployment_bro"),
+    ("mttrly_generate_retrospective", "execute", "deployment_bro"),
+    ("mttrly_acquire_investigation_bypass", "execute", "deployment_bro"),
+    ("mttrly_revoke_investigation_bypass", "execute", "deployment_bro"),
+];
+
+#[test]
+fn tools_list_json_is_exactly_the_seed() {
+    let out = cli(&["tools", "list", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    let mut got: Vec<(String, String, String)> = json["tools"]
+        .as_array()
+        .expect("tools array")
+        .iter()
+        .map(|t| {
+            let field = |k: &str| t[k].as_str().expect("string field").to_owned();
+            (field("id"), field("kind"), field("min_plan"))
+        })
+        .collect();
+    let mut want: Vec<(String, String, String)> =
+        SEED_TOOLS.iter().map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned())).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn tools_list_table() {
+    let out = cli(&["tools", "list"]);
+    assert!(out.status.success());
+    insta::assert_snapshot!("tools_list_table", stdout(&out));
+}
+
+#[test]
+fn tools_list_filters() {
+    let out = cli(&["--output", "json", "tools", "list", "--plan", "watchdog", "--kind", "execute"]);
+    let json: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let ids: Vec<&str> = json["tools"].as_array().expect("array").iter().filter_map(|t| t["id"].as_str()).collect();
+    assert_eq!(ids, ["mttrly_regenerate_install_token", "mttrly_decommission_server"]);
+
+    let out = cli(&["tools", "list", "--plan", "platinum"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown plan `platinum`"), "{}", stderr(&out));
+}
+
+#[test]
+fn execute_command_schema_is_a_documented_object() {
+    let out = cli(&["tools", "schema", "mttrly_execute_command"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let schema: Value = serde_json::from_str(&stdout(&out)).expect("json schema");
+    assert_eq!(schema["type"], "object");
+    let props = schema["properties"].as_object().expect("properties");
+    assert!(!props.is_empty());
+    for (name, prop) in props {
+        assert!(prop["description"].as_str().is_some_and(|d| !d.is_empty()), "{name} undocumented");
+    }
+    insta::assert_json_snapshot!("execute_command_schema", schema);
+
+    let out = cli(&["--output", "json", "tools", "schema", "mttrly_execute_command", "--result"]);
+    let result: Value = serde_json::from_str(&stdout(&out)).expect("json schema");
+    assert_eq!(result["type"], "object");
+    assert!(result["properties"]["action_id"].is_object());
+}
+
+#[test]
+fn unknown_tool_id_is_a_clear_error_with_non_zero_exit() {
+    let out = cli(&["tools", "schema", "mttrly_execute_comand"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    insta::assert_snapshot!("unknown_tool_table", stderr(&out));
+
+    let out = cli(&["--output", "json", "tools", "schema", "rm -rf /"]);
+    assert_eq!(out.status.code(), Some(1));
+    let body: Value = serde_json::from_str(&stderr(&out)).expect("error body on stderr");
+    assert_eq!(body["code"], "NOT_FOUND");
+    assert_eq!(body["details"]["tool_id"], "rm -rf /");
+    assert!(body["suggested_action"].is_string());
+}
+
+#[test]
+fn help_texts() {
+    for args in [&["--help"][..], &["tools", "--help"], &["tools", "list", "--help"], &["tools", "schema", "--help"]] {
+        let out = cli(args);
+        assert!(out.status.success());
+        insta::assert_snapshot!(format!("help_{}", args.join("_").replace("--", "")), stdout(&out));
+    }
+}
