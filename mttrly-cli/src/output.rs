@@ -32,7 +32,9 @@ impl Printer {
         Ok(())
     }
 
-    /// Prints a table: a header row and aligned columns.
+    /// Prints a table: a header row and aligned columns. A method, like the others, so every
+    /// command prints through the one printer.
+    #[allow(clippy::unused_self)]
     pub(crate) fn table(&self, header: &[&str], rows: &[Vec<String>]) {
         print_line(render_table(header, rows).trim_end());
     }
@@ -91,7 +93,8 @@ mod tests {
 
     #[test]
     fn columns_align_on_the_widest_cell() {
-        let text = render_table(&["ID", "KIND"], &[vec!["a".into(), "read".into()], vec!["long-id".into(), "x".into()]]);
+        let text =
+            render_table(&["ID", "KIND"], &[vec!["a".into(), "read".into()], vec!["long-id".into(), "x".into()]]);
         assert_eq!(text, "ID       KIND\na        read\nlong-id  x\n");
     }
 }

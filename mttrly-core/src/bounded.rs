@@ -83,7 +83,7 @@ macro_rules! bounded_text {
             pub fn new(value: impl Into<String>) -> Result<Self, String> {
                 let value = value.into();
                 let chars = value.chars().count();
-                if chars < Self::MIN_CHARS || chars > Self::MAX_CHARS {
+                if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&chars) {
                     return Err(format!(
                         "must be between {} and {} characters long, got {}",
                         Self::MIN_CHARS,

@@ -41,9 +41,7 @@ impl ToolKind {
 }
 
 /// A group of tools that can be switched on or off together (`--toolsets servers,files`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Toolset {
     /// Plan capabilities, the server registry, health and alerts.
@@ -298,7 +296,7 @@ impl FromStr for ToolId {
             .map(|(_, id)| id);
         let mut message = format!("unknown tool id `{s}`");
         if let Some(id) = closest {
-            message.push_str(&format!(" (did you mean `{id}`?)"));
+            message = format!("{message} (did you mean `{id}`?)");
         }
         let mut err = MttrlyError::new(ErrorCode::NotFound, message).with_detail("tool_id", s);
         if let Some(id) = closest {

@@ -9,9 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// A server's environment.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Environment {
     /// Serves real users; the strictest approval rules apply.

@@ -222,11 +222,7 @@ impl std::str::FromStr for ErrorCode {
     type Err = UnknownErrorCode;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|code| code.as_str() == s)
-            .ok_or_else(|| UnknownErrorCode(s.to_owned()))
+        Self::ALL.iter().copied().find(|code| code.as_str() == s).ok_or_else(|| UnknownErrorCode(s.to_owned()))
     }
 }
 

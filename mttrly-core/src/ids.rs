@@ -28,12 +28,9 @@ pub struct InvalidId {
 const BODY_LEN: usize = 32;
 
 fn check_id(kind: &'static str, prefix: &'static str, s: &str) -> Result<(), InvalidId> {
-    let ok = s
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('_'))
-        .is_some_and(|body| {
-            body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        });
+    let ok = s.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('_')).is_some_and(|body| {
+        body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
     if ok {
         Ok(())
     } else {

@@ -5,6 +5,7 @@
 //! as a second table that could drift.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -13,9 +14,7 @@ use crate::catalog::{ToolId, ToolSpec};
 use crate::error::{ErrorCode, MttrlyError};
 
 /// A subscription plan, lowest first.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
     /// Read-only monitoring of one server.
@@ -132,7 +131,7 @@ pub fn access_matrix_table() -> String {
     let mut out = String::from("| Tool | Watchdog | Deployment Bro | Deployment Crew |\n|---|---|---|---|\n");
     for tool in ToolId::ALL {
         let cells: Vec<&str> = Plan::ALL.iter().map(|p| if p.allows(*tool) { "✓" } else { "—" }).collect();
-        out.push_str(&format!("| {} | {} |\n", tool.as_str(), cells.join(" | ")));
+        let _ = writeln!(out, "| {} | {} |", tool.as_str(), cells.join(" | "));
     }
     out
 }

@@ -8,10 +8,10 @@ use tokio_stream::StreamExt as _;
 use tonic::transport::{Channel, Server};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 async fn serve() -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
@@ -45,7 +45,8 @@ async fn reflect(channel: Channel, request: MessageRequest) -> MessageResponse {
 #[tokio::test]
 async fn reflection_lists_and_describes_mttrly_services() {
     let channel = serve().await;
-    let MessageResponse::ListServicesResponse(list) = reflect(channel.clone(), MessageRequest::ListServices(String::new())).await
+    let MessageResponse::ListServicesResponse(list) =
+        reflect(channel.clone(), MessageRequest::ListServices(String::new())).await
     else {
         panic!("expected a service list");
     };

@@ -36,7 +36,10 @@ fn every_element_of_the_contract_is_documented() {
             let i = i32::try_from(i).expect("small");
             check(vec![5, i], enumeration.name().to_owned());
             for (j, value) in enumeration.value.iter().enumerate() {
-                check(vec![5, i, 2, i32::try_from(j).expect("small")], format!("{}.{}", enumeration.name(), value.name()));
+                check(
+                    vec![5, i, 2, i32::try_from(j).expect("small")],
+                    format!("{}.{}", enumeration.name(), value.name()),
+                );
             }
         }
         for (i, service) in file.service.iter().enumerate() {

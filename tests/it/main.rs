@@ -1,1 +1,3 @@
+//! End-to-end scenarios. One test binary, one module per area.
 
+mod catalog;

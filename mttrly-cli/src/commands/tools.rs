@@ -89,9 +89,10 @@ fn list(args: &ToolsListArgs, printer: &Printer) -> Result<(), MttrlyError> {
 }
 
 fn schema(args: &ToolsSchemaArgs, printer: &Printer) -> Result<(), MttrlyError> {
-    let tool: ToolId = args.tool_id.parse().map_err(|err: MttrlyError| {
-        err.with_detail("hint", "run `mttrly-cli tools list` to see every tool id")
-    })?;
+    let tool: ToolId = args
+        .tool_id
+        .parse()
+        .map_err(|err: MttrlyError| err.with_detail("hint", "run `mttrly-cli tools list` to see every tool id"))?;
     let spec = tool.spec();
     let schema: Value = if args.result { spec.output_schema() } else { spec.input_schema() };
     printer.json(&schema)
