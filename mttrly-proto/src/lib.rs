@@ -30,18 +30,37 @@ pub mod status;
 /// The encoded `FileDescriptorSet` of every mttrly proto file, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mttrly_descriptor.bin"));
 
-/// The fully qualified names of mttrly's gRPC services.
-pub const SERVICE_NAMES: [&str; 2] = ["mttrly.agent.v1.AgentService", "mttrly.central.v1.CentralService"];
+/// The fully qualified names of every gRPC service in the contract.
+pub const SERVICE_NAMES: [&str; 7] = [
+    "mttrly.agent.v1.AgentService",
+    "mttrly.central.v1.AccountService",
+    "mttrly.central.v1.ToolService",
+    "mttrly.central.v1.ServerService",
+    "mttrly.central.v1.AlertService",
+    "mttrly.central.v1.ActionService",
+    "mttrly.central.v1.AuditService",
+];
 
-/// A gRPC reflection service (v1) describing mttrly's services.
-pub fn reflection_service() -> Result<
+/// The health service's name, advertised alongside mttrly's.
+pub const HEALTH_SERVICE_NAME: &str = "grpc.health.v1.Health";
+
+/// A gRPC reflection service (v1) that advertises exactly `services` (plus health and reflection
+/// itself): a server lists what it really mounts, never a service it does not serve.
+pub fn reflection_service(
+    services: &[&str],
+) -> Result<
     tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
     tonic_reflection::server::Error,
 > {
-    tonic_reflection::server::Builder::configure()
+    let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
+        .with_service_name(HEALTH_SERVICE_NAME)
+        .with_service_name("grpc.reflection.v1.ServerReflection");
+    for service in services {
+        builder = builder.with_service_name(*service);
+    }
+    builder.build_v1()
 }
 
 pub use tonic_health::server::{HealthReporter, health_reporter};

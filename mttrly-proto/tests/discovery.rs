@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mttrly_proto::{SERVICE_NAMES, health_reporter, reflection_service};
+use mttrly_proto::{HEALTH_SERVICE_NAME, SERVICE_NAMES, health_reporter, reflection_service};
 use tokio_stream::StreamExt as _;
 use tonic::transport::{Channel, Server};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -17,8 +17,8 @@ async fn serve() -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     let (reporter, health) = health_reporter();
-    reporter.set_service_status("mttrly.central.v1.CentralService", tonic_health::ServingStatus::Serving).await;
-    let reflection = reflection_service().expect("reflection builds from the descriptor set");
+    reporter.set_service_status("mttrly.central.v1.ServerService", tonic_health::ServingStatus::Serving).await;
+    let reflection = reflection_service(&SERVICE_NAMES).expect("reflection builds from the descriptor set");
     tokio::spawn(async move {
         Server::builder()
             .add_service(reflection)
@@ -51,7 +51,7 @@ async fn reflection_lists_and_describes_mttrly_services() {
         panic!("expected a service list");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for want in SERVICE_NAMES.iter().chain(&["grpc.health.v1.Health"]) {
+    for want in SERVICE_NAMES.iter().chain(&[HEALTH_SERVICE_NAME]) {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
 
@@ -64,11 +64,32 @@ async fn reflection_lists_and_describes_mttrly_services() {
 }
 
 #[tokio::test]
+async fn reflection_advertises_only_mounted_services() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let reflection = reflection_service(&["mttrly.central.v1.ServerService"]).expect("builds");
+    tokio::spawn(
+        Server::builder()
+            .add_service(reflection)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
+    let MessageResponse::ListServicesResponse(list) =
+        reflect(channel, MessageRequest::ListServices(String::new())).await
+    else {
+        panic!("expected a service list");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"mttrly.central.v1.ServerService".to_owned()));
+    assert!(!names.iter().any(|n| n == "mttrly.central.v1.ActionService"), "{names:?}");
+}
+
+#[tokio::test]
 async fn health_reports_serving() {
     let channel = serve().await;
     let mut client = HealthClient::new(channel);
     let response = client
-        .check(HealthCheckRequest { service: "mttrly.central.v1.CentralService".into() })
+        .check(HealthCheckRequest { service: "mttrly.central.v1.ServerService".into() })
         .await
         .expect("health check")
         .into_inner();

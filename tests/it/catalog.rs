@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[test]
 fn cli_and_mcp_agree_with_the_core_catalog() {
-    let out = Command::new(mttrly_tests::binary("mttrly-cli", "mttrly-cli"))
+    let out = Command::new(mttrly_tests::binary("mttrly-cli"))
         .args(["tools", "list", "--output", "json"])
         .output()
         .expect("mttrly-cli runs");
@@ -25,7 +25,7 @@ fn cli_and_mcp_agree_with_the_core_catalog() {
         assert_eq!(cli_tool["annotations"]["read_only"], mcp["annotations"]["readOnlyHint"]);
         assert_eq!(cli_tool["annotations"]["destructive"], mcp["annotations"]["destructiveHint"]);
 
-        let schema = Command::new(mttrly_tests::binary("mttrly-cli", "mttrly-cli"))
+        let schema = Command::new(mttrly_tests::binary("mttrly-cli"))
             .args(["--output", "json", "tools", "schema", spec.id.as_str()])
             .output()
             .expect("mttrly-cli runs");

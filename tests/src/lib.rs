@@ -5,22 +5,25 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The path of a workspace binary, built (incrementally) on first use so that running this crate's
-/// tests alone never exercises a stale binary.
-pub fn binary(package: &str, name: &str) -> PathBuf {
-    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+/// The path of a workspace binary.
+///
+/// `cargo test --workspace` builds every binary before any test runs, so the binary beside this
+/// test executable is current. When it is missing (this crate's tests run alone), it is built
+/// once with `cargo build --workspace --bins`.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILD: OnceLock<bool> = OnceLock::new();
     let path = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if built.insert(name.to_owned()) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", package, "--bin", name])
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
-        assert!(status.success(), "building {name} failed");
+    if !path.exists() {
+        let built = BUILD.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            Command::new(cargo)
+                .args(["build", "--quiet", "--workspace", "--bins"])
+                .status()
+                .is_ok_and(|status| status.success())
+        });
+        assert!(*built, "building the workspace binaries failed");
     }
-    assert!(path.exists(), "{} does not exist after building", path.display());
+    assert!(path.exists(), "{} does not exist", path.display());
     path
 }
 
