@@ -1,6 +1,64 @@
-//! `mttrly-agent`: the library behind the agent binary that runs on each server.
+//! `mttrly-agent`: the library behind the agent that runs on each server.
 //!
-//! The agent connects *outbound* to central over the `mttrly.agent.v1` stream (it never listens),
-//! reports health, and executes only what both central's approval flow and the server owner's
-//! local policy allow. The enrollment, channel and capability code arrives here with the issues
-//! that build them; this crate has no behaviour yet.
+//! The agent connects *outbound* to central over the `mttrly.agent.v1` stream (it never
+//! listens), says hello, sends heartbeats with real host metrics, answers tasks, and reconnects
+//! with exponential backoff and jitter when the stream breaks. The server owner's local policy
+//! ([`policy`]) is the last word on what it will do.
+
+pub mod backoff;
+pub mod capabilities;
+pub mod credentials;
+pub mod enroll;
+pub mod host;
+pub mod metrics;
+pub mod policy;
+pub mod session;
+
+pub use credentials::Credentials;
+pub use session::{RunOptions, run};
+
+/// The agent's version, reported in `Hello` and at enrollment.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The channel protocol revision this agent speaks.
+pub const PROTOCOL_REVISION: u32 = 1;
+
+/// Why an agent operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Central refused or could not be reached; carries the seed error.
+    #[error("{0}")]
+    Central(#[source] mttrly_core::MttrlyError),
+    /// Reading or writing the state directory failed.
+    #[error("{what} {path}")]
+    State {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's content is invalid.
+    #[error("invalid {what} {path}: {reason}")]
+    Invalid {
+        /// What file.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Already enrolled and not told to replace it.
+    #[error("{state_dir} already holds credentials for server {server_id}; pass --force to replace them")]
+    AlreadyEnrolled {
+        /// The state directory.
+        state_dir: String,
+        /// The server it is enrolled as.
+        server_id: String,
+    },
+    /// The central URL is not usable.
+    #[error("invalid central URL `{0}`: expected http://HOST:PORT or https://HOST:PORT")]
+    Url(String),
+}

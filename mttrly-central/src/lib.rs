@@ -1,5 +1,23 @@
-//! `mttrly-central`: the library behind the central server.
+//! `mttrly-central`: the server.
 //!
-//! Central owns the database (SQLite), the action engine, approvals and the audit log, and serves
-//! gRPC to agents and API clients and HTTP for `/mcp`. Its code arrives with the issues that build
-//! it; this crate has no behaviour yet.
+//! Central owns the database (SQLite, WAL, migrations), the live agent registry, alert rules,
+//! and the gRPC (agents, CLI, API) and HTTP listeners. [`server::start`] returns the bound
+//! addresses so tests and `quickstart` run everything in-process on port 0.
+//!
+//! Architecture invariant: this is the only crate that touches SQLite, and SQLite work runs on
+//! the blocking pool ([`db::Db::call`]), never on a runtime worker.
+
+pub mod agents;
+pub mod alerts;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod env;
+pub mod grpc;
+pub mod http;
+pub mod init;
+pub mod quickstart;
+pub mod secrets;
+pub mod server;
+pub mod state;
+pub mod tools;

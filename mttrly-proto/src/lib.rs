@@ -25,6 +25,7 @@ pub mod central {
     }
 }
 
+pub mod convert;
 pub mod status;
 
 /// The encoded `FileDescriptorSet` of every mttrly proto file, for reflection.
@@ -63,4 +64,5 @@ pub fn reflection_service(
     builder.build_v1()
 }
 
+pub use tonic_health::ServingStatus;
 pub use tonic_health::server::{HealthReporter, health_reporter};

@@ -1,0 +1,151 @@
+//! `mttrly-agent`: parses arguments and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mttrly_agent::policy::LocalPolicy;
+use mttrly_agent::{AgentError, RunOptions};
+
+/// mttrly-agent: connects this server outbound to mttrly central and does only what central's
+/// approval flow and this server's local policy both allow. It never listens on a port.
+#[derive(Debug, Parser)]
+#[command(name = "mttrly-agent", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// How to print results: readable text, or one JSON object for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Readable text.
+    Table,
+    /// JSON.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Trade a single-use install token for this server's credentials (saved with mode 0600).
+    Enroll {
+        /// Central's gRPC URL, as printed by `mttrly-cli servers add`.
+        #[arg(long, env = "MTTRLY_CENTRAL")]
+        central: String,
+        /// The install token printed by `mttrly-cli servers add`.
+        #[arg(long, env = "MTTRLY_INSTALL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Where to keep credentials and state.
+        #[arg(long, env = "MTTRLY_AGENT_STATE_DIR", default_value = "/var/lib/mttrly-agent")]
+        state_dir: PathBuf,
+        /// Replace existing credentials (reinstall with a new token).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Connect to central and stay connected (reconnecting with backoff) until SIGINT or SIGTERM.
+    Run {
+        /// Where the credentials are.
+        #[arg(long, env = "MTTRLY_AGENT_STATE_DIR", default_value = "/var/lib/mttrly-agent")]
+        state_dir: PathBuf,
+        /// The server owner's policy file (TOML); built-in defaults when absent.
+        #[arg(long, env = "MTTRLY_AGENT_POLICY")]
+        policy: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MTTRLY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((output, err)) => {
+            report(output, &err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(output: Output, err: &AgentError) {
+    match (output, err) {
+        (Output::Json, AgentError::Central(e)) => eprintln!("{}", serde_json::to_string(&e.body()).unwrap_or_default()),
+        (Output::Json, other) => {
+            eprintln!("{}", serde_json::json!({ "code": "VALIDATION_ERROR", "message": other.to_string() }));
+        }
+        (Output::Table, AgentError::Central(e)) => {
+            eprintln!("error[{}]: {}\n  hint: {}", e.code(), e.message(), e.code().suggested_action());
+        }
+        (Output::Table, other) => eprintln!("error: {other}"),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
+    let output = cli.output;
+    match cli.command {
+        Command::Enroll { central, token, state_dir, force } => {
+            let creds =
+                mttrly_agent::enroll::enroll(&central, &token, &state_dir, force).await.map_err(|e| (output, e))?;
+            match output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({ "server_id": creds.server_id, "state_dir": state_dir.display().to_string() })
+                ),
+                Output::Table => println!(
+                    "enrolled as {}; credentials saved in {}\nstart the agent with: mttrly-agent run --state-dir {}",
+                    creds.server_id,
+                    state_dir.display(),
+                    state_dir.display()
+                ),
+            }
+            Ok(())
+        }
+        Command::Run { state_dir, policy } => {
+            let policy = match policy {
+                Some(path) => LocalPolicy::load(&path).map_err(|e| (output, e))?,
+                None => LocalPolicy::default(),
+            };
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                let _ = stop.send(true);
+            });
+            mttrly_agent::run(RunOptions::new(state_dir, policy), stopped).await.map_err(|e| (output, e))
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

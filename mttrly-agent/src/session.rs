@@ -1,0 +1,243 @@
+//! `mttrly-agent run`: the outbound stream, held open for as long as the agent runs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use mttrly_core::MttrlyError;
+use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
+use mttrly_proto::agent::v1::{
+    AgentMessage, CentralMessage, Error as WireError, Heartbeat, Hello, TaskAck, TaskRequest, TaskResult, TaskStatus,
+    agent_message, central_message,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::backoff::Backoff;
+use crate::credentials::Credentials;
+use crate::metrics::MetricsCollector;
+use crate::policy::LocalPolicy;
+use crate::{AgentError, PROTOCOL_REVISION, VERSION, capabilities, enroll, host};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the credentials live.
+    pub state_dir: PathBuf,
+    /// The owner's policy (defaults when no file is given).
+    pub policy: LocalPolicy,
+    /// First reconnect delay.
+    pub backoff_base: Duration,
+    /// Longest reconnect delay.
+    pub backoff_cap: Duration,
+}
+
+impl RunOptions {
+    /// Defaults: reconnect after 1 s, backing off to 60 s.
+    pub fn new(state_dir: PathBuf, policy: LocalPolicy) -> Self {
+        Self { state_dir, policy, backoff_base: Duration::from_secs(1), backoff_cap: Duration::from_secs(60) }
+    }
+}
+
+/// A connection that stayed up this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+/// Runs until `shutdown` turns true: connect, serve the stream, and on any failure wait (with
+/// backoff and jitter) and connect again. Fails only when there are no credentials to run with.
+pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Result<(), AgentError> {
+    let credentials = Credentials::load(&options.state_dir)?.ok_or_else(|| AgentError::Invalid {
+        what: "state directory",
+        path: options.state_dir.display().to_string(),
+        reason: "not enrolled: run `mttrly-agent enroll --central URL --token TOKEN` first".to_owned(),
+    })?;
+    let collector = MetricsCollector::new().map_err(|reason| AgentError::Invalid {
+        what: "host",
+        path: "/proc".to_owned(),
+        reason,
+    })?;
+    let collector = Arc::new(Mutex::new(collector));
+    let mut backoff = Backoff::new(options.backoff_base, options.backoff_cap);
+    loop {
+        let started = Instant::now();
+        match session(&credentials, &options.policy, &collector, &mut shutdown).await {
+            Ok(Ended::Shutdown) => return Ok(()),
+            Ok(Ended::Closed) => tracing::warn!("central closed the stream"),
+            Err(e) => tracing::warn!(error = %e, "agent session failed"),
+        }
+        if started.elapsed() >= STABLE_AFTER {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        tracing::info!(delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "reconnecting");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stopped(&mut shutdown) => return Ok(()),
+        }
+    }
+}
+
+enum Ended {
+    Shutdown,
+    Closed,
+}
+
+fn send_error(e: &MttrlyError) -> AgentError {
+    AgentError::Central(e.clone())
+}
+
+async fn session(
+    credentials: &Credentials,
+    policy: &LocalPolicy,
+    collector: &Arc<Mutex<MetricsCollector>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Ended, AgentError> {
+    let channel = enroll::connect(&credentials.central_url).await?;
+    let (tx, rx) = mpsc::channel::<AgentMessage>(64);
+    let facts = host::facts();
+    let hello = Hello {
+        agent_version: VERSION.to_owned(),
+        protocol_revision: PROTOCOL_REVISION,
+        hostname: facts.hostname,
+        os: facts.os,
+        kernel: facts.kernel,
+        arch: facts.arch,
+        capabilities: capabilities::ALL.iter().map(|c| (*c).to_owned()).collect(),
+        policy: Some(policy.summary()),
+        executed_action_ids: Vec::new(),
+    };
+    tx.send(AgentMessage { body: Some(agent_message::Body::Hello(hello)) })
+        .await
+        .map_err(|_| send_error(&MttrlyError::new(mttrly_core::ErrorCode::InternalError, "outbound queue closed")))?;
+
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    let metadata = request.metadata_mut();
+    let bad = |what: &str| AgentError::Invalid {
+        what: "credentials",
+        path: String::new(),
+        reason: format!("{what} is not valid in a header"),
+    };
+    metadata.insert(
+        "authorization",
+        format!("Bearer {}", credentials.agent_secret).parse().map_err(|_| bad("agent secret"))?,
+    );
+    metadata.insert("x-mttrly-server-id", credentials.server_id.parse().map_err(|_| bad("server id"))?);
+    let mut inbound = AgentServiceClient::new(channel)
+        .session(request)
+        .await
+        .map_err(|s| AgentError::Central(mttrly_proto::status::from_status(&s)))?
+        .into_inner();
+
+    let welcome = match inbound.message().await {
+        Ok(Some(CentralMessage { body: Some(central_message::Body::Welcome(w)) })) => w,
+        Ok(_) => return Ok(Ended::Closed),
+        Err(s) => return Err(AgentError::Central(mttrly_proto::status::from_status(&s))),
+    };
+    tracing::info!(server_id = %welcome.server_id, "connected to central");
+    let interval = Duration::from_secs(u64::from(welcome.heartbeat_interval_seconds.max(1)));
+    let mut heartbeat = tokio::time::interval(interval);
+    let mut running: HashMap<String, AbortHandle> = HashMap::new();
+
+    loop {
+        tokio::select! {
+            _ = heartbeat.tick() => {
+                let collector = Arc::clone(collector);
+                let metrics = tokio::task::spawn_blocking(move || collector.lock().unwrap_or_else(PoisonError::into_inner).sample())
+                    .await
+                    .ok();
+                let beat = Heartbeat { sent_at_unix_ms: jiff::Timestamp::now().as_millisecond(), metrics };
+                if tx.send(AgentMessage { body: Some(agent_message::Body::Heartbeat(beat)) }).await.is_err() {
+                    return Ok(Ended::Closed);
+                }
+            }
+            message = inbound.message() => match message {
+                Ok(Some(CentralMessage { body: Some(body) })) => {
+                    running.retain(|_, handle| !handle.is_finished());
+                    match body {
+                        central_message::Body::TaskRequest(task) => {
+                            let id = task.task_id.clone();
+                            let handle = tokio::spawn(run_task(task, tx.clone(), Arc::clone(collector)));
+                            running.insert(id, handle.abort_handle());
+                        }
+                        central_message::Body::CancelTask(cancel) => {
+                            if let Some(handle) = running.remove(&cancel.task_id) {
+                                handle.abort();
+                                let _ = tx.send(result(&cancel.task_id, TaskStatus::Cancelled, Vec::new(), None, now(), now())).await;
+                            }
+                        }
+                        central_message::Body::Welcome(_) => {}
+                    }
+                }
+                Ok(Some(CentralMessage { body: None })) => {}
+                Ok(None) => return Ok(Ended::Closed),
+                Err(s) => return Err(AgentError::Central(mttrly_proto::status::from_status(&s))),
+            },
+            () = stopped(shutdown) => {
+                for handle in running.values() {
+                    handle.abort();
+                }
+                return Ok(Ended::Shutdown);
+            }
+        }
+    }
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn result(
+    task_id: &str,
+    status: TaskStatus,
+    result_json: Vec<u8>,
+    error: Option<&MttrlyError>,
+    started: i64,
+    finished: i64,
+) -> AgentMessage {
+    AgentMessage {
+        body: Some(agent_message::Body::TaskResult(TaskResult {
+            task_id: task_id.to_owned(),
+            status: status.into(),
+            exit_code: None,
+            result_json,
+            error: error.map(|e| WireError {
+                code: e.code().as_str().to_owned(),
+                message: e.message().to_owned(),
+                details_json: serde_json::to_vec(e.details()).unwrap_or_default(),
+            }),
+            started_at_unix_ms: started,
+            finished_at_unix_ms: finished,
+            truncated: false,
+        })),
+    }
+}
+
+async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, collector: Arc<Mutex<MetricsCollector>>) {
+    let started = now();
+    let ack = AgentMessage {
+        body: Some(agent_message::Body::TaskAck(TaskAck { task_id: task.task_id.clone(), duplicate: false })),
+    };
+    if tx.send(ack).await.is_err() {
+        return;
+    }
+    let params = serde_json::from_slice(&task.params_json).unwrap_or(serde_json::Value::Null);
+    let outcome = capabilities::invoke(&task.capability, params, &collector).await;
+    let message = match outcome {
+        Ok(value) => result(
+            &task.task_id,
+            TaskStatus::Succeeded,
+            serde_json::to_vec(&value).unwrap_or_default(),
+            None,
+            started,
+            now(),
+        ),
+        Err(err) => result(&task.task_id, TaskStatus::Failed, Vec::new(), Some(&err), started, now()),
+    };
+    let _ = tx.send(message).await;
+}

@@ -1,0 +1,3 @@
+//! Agents connected to central.
+
+pub mod registry;

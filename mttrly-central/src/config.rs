@@ -1,0 +1,169 @@
+//! Central's configuration: defaults, then the TOML file, then environment variables, then flags.
+//!
+//! Every field has a safe default (loopback listeners, the self-hosting plan), so `serve` with no
+//! configuration at all works on a laptop and exposes nothing to the network.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use mttrly_core::{ErrorCode, MttrlyError, Plan};
+use serde::{Deserialize, Serialize};
+
+use crate::env;
+
+/// Central's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, TLS material and local state live.
+    pub data_dir: PathBuf,
+    /// gRPC listener (agents, CLI, API). Port 0 picks a free port.
+    pub grpc_listen: SocketAddr,
+    /// HTTP listener. Port 0 picks a free port.
+    pub http_listen: SocketAddr,
+    /// The URL agents and the CLI should use, when it is not the listen address.
+    pub public_grpc_url: Option<String>,
+    /// The plan `init` gives the first account.
+    pub plan: Plan,
+    /// The first account's name.
+    pub account_name: String,
+    /// Expected seconds between heartbeats (1 to 3600).
+    pub heartbeat_interval_seconds: u32,
+    /// Missed heartbeats before a server is offline (1 to 100).
+    pub offline_after_missed_heartbeats: u32,
+    /// How long an install token stays valid, in minutes (1 to 10080).
+    pub install_token_ttl_minutes: u32,
+    /// Serve plaintext gRPC on a non-loopback address.
+    pub insecure: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("mttrly-data"),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_grpc_url: None,
+            plan: Plan::DeploymentCrew,
+            account_name: "default".to_owned(),
+            heartbeat_interval_seconds: 10,
+            offline_after_missed_heartbeats: 3,
+            install_token_ttl_minutes: 60,
+            insecure: false,
+        }
+    }
+}
+
+fn invalid(message: String) -> MttrlyError {
+    MttrlyError::new(ErrorCode::ValidationError, message)
+}
+
+impl Config {
+    /// Reads a TOML file (unknown keys are refused, so a typo never silently falls back to a
+    /// default).
+    pub fn from_file(path: &Path) -> Result<Self, MttrlyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| invalid(format!("invalid config file {}: {e}", path.display())))
+    }
+
+    /// Applies `MTTRLY_*` environment variables over the current values.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), MttrlyError> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, MttrlyError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e| invalid(format!("invalid {name}=`{value}`: {e}")))
+        }
+        if let Some(v) = get(env::DATA_DIR) {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get(env::GRPC_LISTEN) {
+            self.grpc_listen = parse(env::GRPC_LISTEN, &v)?;
+        }
+        if let Some(v) = get(env::HTTP_LISTEN) {
+            self.http_listen = parse(env::HTTP_LISTEN, &v)?;
+        }
+        if let Some(v) = get(env::PUBLIC_GRPC_URL) {
+            self.public_grpc_url = Some(v);
+        }
+        if let Some(v) = get(env::PLAN) {
+            self.plan = parse(env::PLAN, &v)?;
+        }
+        if let Some(v) = get(env::HEARTBEAT_INTERVAL_SECONDS) {
+            self.heartbeat_interval_seconds = parse(env::HEARTBEAT_INTERVAL_SECONDS, &v)?;
+        }
+        if let Some(v) = get(env::OFFLINE_AFTER_MISSED_HEARTBEATS) {
+            self.offline_after_missed_heartbeats = parse(env::OFFLINE_AFTER_MISSED_HEARTBEATS, &v)?;
+        }
+        if let Some(v) = get(env::INSECURE) {
+            self.insecure = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        Ok(())
+    }
+
+    /// Checks ranges that types cannot express.
+    pub fn validate(&self) -> Result<(), MttrlyError> {
+        if !(1..=3600).contains(&self.heartbeat_interval_seconds) {
+            return Err(invalid("heartbeat_interval_seconds must be between 1 and 3600".into()));
+        }
+        if !(1..=100).contains(&self.offline_after_missed_heartbeats) {
+            return Err(invalid("offline_after_missed_heartbeats must be between 1 and 100".into()));
+        }
+        if !(1..=10_080).contains(&self.install_token_ttl_minutes) {
+            return Err(invalid("install_token_ttl_minutes must be between 1 and 10080".into()));
+        }
+        if self.account_name.trim().is_empty() {
+            return Err(invalid("account_name must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The SQLite file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("central.db")
+    }
+
+    /// How long without a heartbeat before a server is offline.
+    pub fn offline_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            u64::from(self.heartbeat_interval_seconds) * u64::from(self.offline_after_missed_heartbeats),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_values_and_bad_values_are_named() {
+        let mut config: Config = toml::from_str("grpc_listen = \"127.0.0.1:1\"\nplan = \"watchdog\"").unwrap();
+        assert_eq!(config.plan, Plan::Watchdog);
+        config
+            .apply_env(|k| match k {
+                "MTTRLY_GRPC_LISTEN" => Some("127.0.0.1:0".into()),
+                "MTTRLY_PLAN" => Some("deployment_bro".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.grpc_listen.port(), 0);
+        assert_eq!(config.plan, Plan::DeploymentBro);
+        let err = config.apply_env(|k| (k == "MTTRLY_HTTP_LISTEN").then(|| "nope".into())).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationError);
+        assert!(err.message().contains("MTTRLY_HTTP_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Config>("grpc_lissen = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("grpc_lissen"), "{err}");
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let config = Config { heartbeat_interval_seconds: 0, ..Config::default() };
+        assert!(config.validate().is_err());
+        assert!(Config::default().validate().is_ok());
+    }
+}

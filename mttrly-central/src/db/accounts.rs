@@ -1,0 +1,170 @@
+//! Accounts, users and API tokens.
+
+use mttrly_core::ids::{AccountId, AssistantSessionId, UserId};
+use mttrly_core::{Plan, Principal};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{internal, now_ms};
+use mttrly_core::MttrlyError;
+
+/// A user's role within an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, including managing users and tokens.
+    Admin,
+    /// Servers, approvals.
+    Operator,
+    /// Read only.
+    Viewer,
+}
+
+impl Role {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Operator => "operator",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "admin" => Self::Admin,
+            "operator" => Self::Operator,
+            _ => Self::Viewer,
+        }
+    }
+}
+
+/// Who a bearer token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    /// The tenant.
+    pub account_id: AccountId,
+    /// The tenant's plan.
+    pub plan: Plan,
+    /// The human, or the assistant acting for a human.
+    pub principal: Principal,
+    /// The human's role.
+    pub role: Role,
+}
+
+/// Creates an account.
+pub fn create_account(conn: &Connection, name: &str, plan: Plan) -> Result<AccountId, MttrlyError> {
+    let id = AccountId::generate();
+    conn.execute(
+        "INSERT INTO accounts (id, name, plan, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![id.as_str(), name, plan.as_str(), now_ms()],
+    )
+    .map_err(internal)?;
+    Ok(id)
+}
+
+/// Creates a user in an account.
+pub fn create_user(conn: &Connection, account: &AccountId, name: &str, role: Role) -> Result<UserId, MttrlyError> {
+    let id = UserId::generate();
+    conn.execute(
+        "INSERT INTO users (id, account_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id.as_str(), account.as_str(), name, role.as_str(), now_ms()],
+    )
+    .map_err(internal)?;
+    Ok(id)
+}
+
+/// Stores the hash of a new token. `assistant` is the assistant's name for assistant tokens.
+pub fn insert_token(
+    conn: &Connection,
+    hash: &[u8; 32],
+    account: &AccountId,
+    user: &UserId,
+    assistant: Option<&str>,
+) -> Result<(), MttrlyError> {
+    let kind = if assistant.is_some() { "assistant" } else { "human" };
+    conn.execute(
+        "INSERT INTO api_tokens (token_hash, account_id, user_id, kind, assistant_name, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![hash.as_slice(), account.as_str(), user.as_str(), kind, assistant, now_ms()],
+    )
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// Looks up the owner of a token hash; `None` for unknown or revoked tokens.
+pub fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<Option<TokenOwner>, MttrlyError> {
+    let row = conn
+        .query_row(
+            "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, t.kind, t.assistant_name, t.created_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
+             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
+            params![hash.as_slice()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(internal)?;
+    let Some((account, plan, user, name, role, kind, assistant)) = row else {
+        return Ok(None);
+    };
+    let (Ok(account_id), Ok(plan), Ok(user_id)) =
+        (AccountId::parse(&account), plan.parse::<Plan>(), UserId::parse(&user))
+    else {
+        tracing::error!(%account, "token row references malformed ids");
+        return Ok(None);
+    };
+    let principal = if kind == "assistant" {
+        Principal::Assistant {
+            // A bearer token stands for one long-lived assistant session: the session id is derived
+            // from the token hash so audit rows of the same token group together.
+            session_id: AssistantSessionId::parse(&format!("ses_{}", hex::encode(&hash[..16])))
+                .unwrap_or_else(|_| AssistantSessionId::generate()),
+            client_name: assistant.unwrap_or_else(|| "assistant".to_owned()),
+            on_behalf_of: user_id,
+        }
+    } else {
+        Principal::Human { user_id, name }
+    };
+    Ok(Some(TokenOwner { account_id, plan, principal, role: Role::parse(&role) }))
+}
+
+/// The first account (by creation), if `init` has run.
+pub fn first_account(conn: &Connection) -> Result<Option<(AccountId, Plan)>, MttrlyError> {
+    let row = conn
+        .query_row("SELECT id, plan FROM accounts ORDER BY created_at, id LIMIT 1", [], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()
+        .map_err(internal)?;
+    Ok(row.and_then(|(id, plan)| Some((AccountId::parse(&id).ok()?, plan.parse().ok()?))))
+}
+
+/// The first admin of an account.
+pub fn first_admin(conn: &Connection, account: &AccountId) -> Result<Option<UserId>, MttrlyError> {
+    let row = conn
+        .query_row(
+            "SELECT id FROM users WHERE account_id = ?1 AND role = 'admin' ORDER BY created_at, id LIMIT 1",
+            params![account.as_str()],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(internal)?;
+    Ok(row.and_then(|id| UserId::parse(&id).ok()))
+}
+
+/// An account's plan.
+pub fn plan(conn: &Connection, account: &AccountId) -> Result<Option<Plan>, MttrlyError> {
+    let row = conn
+        .query_row("SELECT plan FROM accounts WHERE id = ?1", params![account.as_str()], |r| r.get::<_, String>(0))
+        .optional()
+        .map_err(internal)?;
+    Ok(row.and_then(|p| p.parse().ok()))
+}

@@ -1,0 +1,127 @@
+//! Schema migrations. Append only: a shipped migration is never edited.
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations, SchemaVersion};
+
+use super::OpenError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, users, tokens, servers, enrollment, alerts.
+    "
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX users_account ON users(account_id);
+
+    -- Bearer tokens for humans (CLI) and assistants. Only the SHA-256 of a token is stored.
+    CREATE TABLE api_tokens (
+        token_hash BLOB PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        kind TEXT NOT NULL CHECK (kind IN ('human', 'assistant')),
+        assistant_name TEXT,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;
+
+    CREATE TABLE servers (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        name TEXT NOT NULL,
+        environment TEXT NOT NULL CHECK (environment IN ('production', 'staging', 'development')),
+        created_at INTEGER NOT NULL,
+        decommissioned_at INTEGER,
+        hostname TEXT,
+        os TEXT,
+        kernel TEXT,
+        arch TEXT,
+        agent_version TEXT,
+        capabilities TEXT,
+        policy_json TEXT,
+        last_seen_at INTEGER,
+        metrics_json TEXT
+    ) STRICT;
+    CREATE UNIQUE INDEX servers_live_name ON servers(account_id, name) WHERE decommissioned_at IS NULL;
+
+    -- Single-use install tokens (hash only).
+    CREATE TABLE install_tokens (
+        token_hash BLOB PRIMARY KEY,
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+    ) STRICT;
+
+    -- Agent credentials (hash only). Rotation revokes the old row; history is kept.
+    CREATE TABLE agent_credentials (
+        secret_hash BLOB PRIMARY KEY,
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;
+    CREATE INDEX agent_credentials_server ON agent_credentials(server_id);
+
+    CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        rule TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        summary TEXT NOT NULL,
+        opened_at INTEGER NOT NULL,
+        resolved_at INTEGER
+    ) STRICT;
+    CREATE INDEX alerts_account_time ON alerts(account_id, opened_at DESC);
+    CREATE INDEX alerts_server_time ON alerts(server_id, opened_at DESC);
+    CREATE UNIQUE INDEX alerts_one_open ON alerts(server_id, rule, subject) WHERE status = 'open';
+    ",
+];
+
+pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {
+    let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+    let migration = |source| OpenError::Migration { path: path.to_owned(), source };
+    let current = migrations.current_version(conn).map_err(migration)?;
+    if let SchemaVersion::Outside(found) | SchemaVersion::Inside(found) = current
+        && found.get() > MIGRATIONS.len()
+    {
+        return Err(OpenError::TooNew { path: path.to_owned(), found: found.get(), supported: MIGRATIONS.len() });
+    }
+    migrations.to_latest(conn).map_err(migration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        migrations.validate().expect("valid migrations");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        drop(crate::db::Db::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = crate::db::Db::open(&path).err().expect("refused");
+        assert!(matches!(err, OpenError::TooNew { found: 99, .. }), "{err}");
+        assert!(err.to_string().contains("newer than this mttrly-central understands"));
+    }
+}

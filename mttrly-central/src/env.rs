@@ -1,0 +1,21 @@
+//! Every environment variable central reads, declared once with what it means.
+
+/// Where central keeps its database, TLS material and state (`--data-dir`).
+pub const DATA_DIR: &str = "MTTRLY_DATA_DIR";
+/// The gRPC listen address for agents and API clients (`--grpc-listen`), e.g. `127.0.0.1:50051`.
+pub const GRPC_LISTEN: &str = "MTTRLY_GRPC_LISTEN";
+/// The HTTP listen address for `/healthz` and, later, `/mcp` (`--http-listen`).
+pub const HTTP_LISTEN: &str = "MTTRLY_HTTP_LISTEN";
+/// The gRPC URL agents and the CLI use to reach central, when it differs from the listen address
+/// (behind NAT or a load balancer).
+pub const PUBLIC_GRPC_URL: &str = "MTTRLY_PUBLIC_GRPC_URL";
+/// The plan `init` gives the first account (`watchdog`, `deployment_bro`, `deployment_crew`).
+pub const PLAN: &str = "MTTRLY_PLAN";
+/// Expected seconds between agent heartbeats.
+pub const HEARTBEAT_INTERVAL_SECONDS: &str = "MTTRLY_HEARTBEAT_INTERVAL_SECONDS";
+/// How many heartbeats an agent may miss before its server counts as offline.
+pub const OFFLINE_AFTER_MISSED_HEARTBEATS: &str = "MTTRLY_OFFLINE_AFTER_MISSED_HEARTBEATS";
+/// Accept plaintext gRPC on a non-loopback address (logs a warning).
+pub const INSECURE: &str = "MTTRLY_INSECURE";
+/// `tracing` filter for central's logs, e.g. `info` or `mttrly_central=debug`.
+pub const LOG: &str = "MTTRLY_LOG";

@@ -1,0 +1,86 @@
+//! `mttrly.central.v1.AccountService`.
+
+use std::sync::Arc;
+
+use mttrly_core::{ErrorCode, MttrlyError, Principal};
+use mttrly_proto::central::v1::account_service_server::AccountService;
+use mttrly_proto::central::v1::{CreateTokenRequest, CreateTokenResponse, WhoAmIRequest, WhoAmIResponse};
+use tonic::{Request, Response};
+
+use super::{GrpcResult, status};
+use crate::auth::{authenticate, require_operator};
+use crate::db;
+use crate::secrets::{self, SecretKind};
+use crate::state::Central;
+
+/// The account service.
+pub struct AccountApi {
+    central: Arc<Central>,
+}
+
+impl AccountApi {
+    /// Serves `central`'s accounts.
+    pub fn new(central: Arc<Central>) -> Self {
+        Self { central }
+    }
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountApi {
+    async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> GrpcResult<WhoAmIResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let (principal_type, name) = match &owner.principal {
+            Principal::Human { name, .. } => ("human", name.clone()),
+            Principal::Assistant { client_name, .. } => ("assistant", client_name.clone()),
+        };
+        Ok(Response::new(WhoAmIResponse {
+            account_id: owner.account_id.to_string(),
+            plan: owner.plan.as_str().to_owned(),
+            principal_type: principal_type.to_owned(),
+            user_id: owner.principal.accountable_user().to_string(),
+            name,
+        }))
+    }
+
+    async fn create_token(&self, request: Request<CreateTokenRequest>) -> GrpcResult<CreateTokenResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        require_operator(&owner).map_err(|e| status(&e))?;
+        let req = request.into_inner();
+        let assistant = match (req.human, req.assistant_name.trim()) {
+            (true, "") => None,
+            (false, name) if !name.is_empty() => {
+                if name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c)) {
+                    return Err(status(
+                        &MttrlyError::new(
+                            ErrorCode::ValidationError,
+                            "assistant name must be 1 to 64 of letters, digits, space, `-`, `_`, `.`",
+                        )
+                        .with_detail("field", "assistant_name"),
+                    ));
+                }
+                Some(name.to_owned())
+            }
+            _ => {
+                return Err(status(&MttrlyError::new(
+                    ErrorCode::ValidationError,
+                    "ask for exactly one of a human token or an assistant token (with its name)",
+                )));
+            }
+        };
+        let kind = if assistant.is_some() { SecretKind::Assistant } else { SecretKind::Human };
+        let token = secrets::generate(kind);
+        let hash = secrets::hash(&token);
+        let account = owner.account_id.clone();
+        let user = owner.principal.accountable_user().clone();
+        let name = assistant.clone();
+        self.central
+            .db
+            .call(move |conn| db::accounts::insert_token(conn, &hash, &account, &user, name.as_deref()))
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(CreateTokenResponse {
+            token,
+            principal_type: if assistant.is_some() { "assistant" } else { "human" }.to_owned(),
+        }))
+    }
+}

@@ -1,0 +1,198 @@
+//! `mttrly.agent.v1.AgentService`: enrollment and the agent's stream.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mttrly_core::ids::ServerId;
+use mttrly_core::{ErrorCode, MttrlyError};
+use mttrly_proto::agent::v1::agent_service_server::AgentService;
+use mttrly_proto::agent::v1::{
+    AgentMessage, CentralMessage, EnrollRequest, EnrollResponse, Hello, Welcome, agent_message, central_message,
+};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{GrpcResult, status};
+use crate::db::servers::HostRow;
+use crate::db::{self, now_ms};
+use crate::secrets::{self, SecretKind};
+use crate::state::Central;
+
+/// The protocol revision this central speaks.
+const PROTOCOL_REVISION: u32 = 1;
+/// How long an agent has to say hello after opening its stream.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued towards one agent before sends wait.
+const OUTBOUND_QUEUE: usize = 64;
+
+/// The agent service.
+pub struct AgentApi {
+    central: Arc<Central>,
+}
+
+impl AgentApi {
+    /// Serves agents of `central`.
+    pub fn new(central: Arc<Central>) -> Self {
+        Self { central }
+    }
+}
+
+fn bad_request(message: &str) -> Status {
+    status(&MttrlyError::new(ErrorCode::ValidationError, message))
+}
+
+fn host_row(hello: &Hello) -> HostRow {
+    let clip = |s: &str| s.chars().take(256).collect::<String>();
+    HostRow {
+        hostname: clip(&hello.hostname),
+        os: clip(&hello.os),
+        kernel: clip(&hello.kernel),
+        arch: clip(&hello.arch),
+        agent_version: clip(&hello.agent_version),
+        capabilities: hello.capabilities.iter().take(64).map(|c| clip(c)).collect::<Vec<_>>().join(","),
+        policy_json: hello
+            .policy
+            .as_ref()
+            .map(|p| {
+                serde_json::json!({
+                    "commands_enabled": p.commands_enabled,
+                    "allowed_playbooks": p.allowed_playbooks,
+                    "file_roots": p.file_roots,
+                    "privileged_files_enabled": p.privileged_files_enabled,
+                    "policy_sha256": p.policy_sha256,
+                })
+                .to_string()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn enroll(&self, request: Request<EnrollRequest>) -> GrpcResult<EnrollResponse> {
+        let req = request.into_inner();
+        if req.install_token.is_empty() || req.install_token.len() > 256 {
+            return Err(status(&MttrlyError::new(ErrorCode::AuthFailed, "missing or malformed install token")));
+        }
+        let token_hash = secrets::hash(&req.install_token);
+        let secret = secrets::generate(SecretKind::Agent);
+        let secret_hash = secrets::hash(&secret);
+        let (server_id, _account) = self
+            .central
+            .db
+            .call(move |conn| db::servers::enroll(conn, &token_hash, &secret_hash, now_ms()))
+            .await
+            .map_err(|e| status(&e))?;
+        // A previous agent of this server (reinstall) loses its stream now.
+        self.central.agents.kick(&server_id);
+        tracing::info!(server_id = %server_id, hostname = %req.hostname, "agent enrolled");
+        Ok(Response::new(EnrollResponse {
+            server_id: server_id.to_string(),
+            agent_secret: secret,
+            ca_certificate_pem: String::new(),
+            central_url: self.central.grpc_url.clone(),
+            heartbeat_interval_seconds: self.central.config.heartbeat_interval_seconds,
+        }))
+    }
+
+    type SessionStream = Pin<Box<dyn Stream<Item = Result<CentralMessage, Status>> + Send>>;
+
+    async fn session(&self, request: Request<Streaming<AgentMessage>>) -> GrpcResult<Self::SessionStream> {
+        let metadata = request.metadata();
+        let auth_failed = |m: &str| status(&MttrlyError::new(ErrorCode::AuthFailed, m));
+        let secret = crate::auth::bearer(metadata).ok_or_else(|| auth_failed("missing agent credentials"))?;
+        let claimed = metadata
+            .get("x-mttrly-server-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| ServerId::parse(s).ok())
+            .ok_or_else(|| auth_failed("missing or malformed x-mttrly-server-id"))?;
+        let hash = secrets::hash(secret);
+        let owner = self.central.db.call(move |conn| db::servers::credential_owner(conn, &hash)).await;
+        let (server, account) = match owner {
+            Ok(Some((server, account))) if server == claimed => (server, account),
+            Ok(_) => {
+                return Err(auth_failed(
+                    "agent credentials are unknown, revoked or belong to another server; re-enroll",
+                ));
+            }
+            Err(e) => return Err(status(&e)),
+        };
+
+        let mut inbound = request.into_inner();
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(Some(AgentMessage { body: Some(agent_message::Body::Hello(hello)) }))) => hello,
+            Ok(Ok(_)) => return Err(bad_request("the first message on a session must be Hello")),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(bad_request("no Hello within 10 seconds")),
+        };
+        let host = host_row(&hello);
+        let now = now_ms();
+        {
+            let server = server.clone();
+            self.central
+                .db
+                .call(move |conn| db::servers::record_hello(conn, &server, &host, now))
+                .await
+                .map_err(|e| status(&e))?;
+        }
+
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let welcome = CentralMessage {
+            body: Some(central_message::Body::Welcome(Welcome {
+                server_id: server.to_string(),
+                heartbeat_interval_seconds: self.central.config.heartbeat_interval_seconds,
+                protocol_revision: PROTOCOL_REVISION.min(hello.protocol_revision.max(1)),
+            })),
+        };
+        tx.send(Ok(welcome)).await.map_err(|_| Status::cancelled("agent went away"))?;
+        let connection = self.central.agents.connect(&server, &account, tx, now);
+        let changes =
+            self.central.alerts.on_status(&account, &server, mttrly_core::tools::common::ConnectionStatus::Online, now);
+        self.central.write_alerts(changes);
+        tracing::info!(server_id = %server, connection, agent_version = %hello.agent_version, "agent connected");
+
+        let central = Arc::clone(&self.central);
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(AgentMessage { body: Some(body) })) => {
+                        handle(&central, &server, &account, connection, body);
+                    }
+                    Ok(Some(AgentMessage { body: None })) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(server_id = %server, error = %e, "agent stream error");
+                        break;
+                    }
+                }
+            }
+            central.agents.disconnect(&server, connection);
+            tracing::info!(server_id = %server, connection, "agent disconnected");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn handle(
+    central: &Central,
+    server: &ServerId,
+    account: &mttrly_core::ids::AccountId,
+    connection: u64,
+    body: agent_message::Body,
+) {
+    match body {
+        agent_message::Body::Heartbeat(beat) => {
+            let now = now_ms();
+            let metrics = beat.metrics.unwrap_or_default();
+            let metrics = mttrly_proto::convert::metrics_from_wire(&metrics, db::timestamp(now));
+            let changes = central.alerts.on_metrics(account, server, &metrics, now);
+            central.agents.heartbeat(server, connection, metrics, now);
+            central.write_alerts(changes);
+        }
+        agent_message::Body::Hello(_) => tracing::debug!(server_id = %server, "ignoring a second Hello"),
+        other => central.agents.task_message(server, connection, other),
+    }
+}

@@ -1,0 +1,26 @@
+//! The gRPC services central mounts.
+
+pub mod account;
+pub mod agent;
+pub mod alerts;
+pub mod servers;
+pub mod tools;
+
+use mttrly_core::MttrlyError;
+
+/// The services this central serves (and so advertises through reflection).
+pub const MOUNTED: [&str; 5] = [
+    "mttrly.agent.v1.AgentService",
+    "mttrly.central.v1.AccountService",
+    "mttrly.central.v1.ToolService",
+    "mttrly.central.v1.ServerService",
+    "mttrly.central.v1.AlertService",
+];
+
+/// Converts a library error into a gRPC status (the one conversion, in `mttrly-proto`).
+pub fn status(err: &MttrlyError) -> tonic::Status {
+    mttrly_proto::status::to_status(err)
+}
+
+/// Shorthand for handler results.
+pub type GrpcResult<T> = Result<tonic::Response<T>, tonic::Status>;

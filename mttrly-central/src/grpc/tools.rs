@@ -1,0 +1,89 @@
+//! `mttrly.central.v1.ToolService`: the catalog, and tool calls exactly as MCP makes them.
+
+use std::sync::Arc;
+
+use mttrly_core::catalog::specs;
+use mttrly_core::{MttrlyError, ToolId};
+use mttrly_proto::central::v1::tool_service_server::ToolService;
+use mttrly_proto::central::v1::{CallToolRequest, CallToolResponse, ListToolsRequest, ListToolsResponse, Tool};
+use serde_json::Value;
+use tonic::{Request, Response};
+
+use super::{GrpcResult, status};
+use crate::auth::authenticate;
+use crate::state::Central;
+use crate::tools;
+
+/// The tool service.
+pub struct ToolApi {
+    central: Arc<Central>,
+}
+
+impl ToolApi {
+    /// Serves `central`'s tools.
+    pub fn new(central: Arc<Central>) -> Self {
+        Self { central }
+    }
+}
+
+#[tonic::async_trait]
+impl ToolService for ToolApi {
+    async fn list_tools(&self, request: Request<ListToolsRequest>) -> GrpcResult<ListToolsResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let tools = specs()
+            .iter()
+            .map(|s| Tool {
+                id: s.id.as_str().to_owned(),
+                title: s.title.to_owned(),
+                description: s.description.to_owned(),
+                kind: s.kind.as_str().to_owned(),
+                min_plan: s.min_plan.as_str().to_owned(),
+                toolset: s.toolset.as_str().to_owned(),
+                read_only_hint: s.hints.read_only(),
+                destructive_hint: s.hints.destructive(),
+                idempotent_hint: s.hints.idempotent(),
+                open_world_hint: s.hints.open_world(),
+                input_schema_json: s.input_schema().to_string(),
+                output_schema_json: s.output_schema().to_string(),
+                available: owner.plan.allows(s.id) && tools::is_available(s.id),
+            })
+            .collect();
+        Ok(Response::new(ListToolsResponse { tools }))
+    }
+
+    async fn call_tool(&self, request: Request<CallToolRequest>) -> GrpcResult<CallToolResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let req = request.into_inner();
+        let outcome = async {
+            let tool: ToolId = req.tool_id.parse()?;
+            let arguments: Value = if req.arguments_json.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&req.arguments_json).map_err(|e| {
+                    MttrlyError::new(
+                        mttrly_core::ErrorCode::ValidationError,
+                        format!("arguments are not valid JSON: {e}"),
+                    )
+                    .with_detail("field", ".")
+                })?
+            };
+            tools::call(&self.central, &owner, tool, arguments).await
+        }
+        .await;
+        Ok(Response::new(match outcome {
+            Ok(value) => CallToolResponse { text: render(&value), structured_json: value.to_string(), is_error: false },
+            Err(err) => {
+                let body = serde_json::to_value(err.body()).unwrap_or(Value::Null);
+                CallToolResponse {
+                    text: format!("{}: {}", err.code(), err.message()),
+                    structured_json: body.to_string(),
+                    is_error: true,
+                }
+            }
+        }))
+    }
+}
+
+fn render(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}

@@ -1,0 +1,238 @@
+//! `mttrly-central`: parses arguments, loads configuration, and calls the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mttrly_central::config::Config;
+use mttrly_core::{MttrlyError, Plan};
+use serde_json::json;
+
+/// mttrly-central: the server of mttrly, the incident-response action layer for MCP. Agents
+/// connect to it over gRPC; humans use mttrly-cli.
+#[derive(Debug, Parser)]
+#[command(name = "mttrly-central", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// How to print results: readable text, or JSON for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Readable text.
+    Table,
+    /// JSON.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the database, the first account and its admin; print the admin's token once.
+    Init {
+        #[command(flatten)]
+        common: Common,
+        /// The first account's plan.
+        #[arg(long, value_parser = parse_plan)]
+        plan: Option<Plan>,
+    },
+    /// Serve gRPC (agents, CLI, API) and HTTP until SIGINT or SIGTERM.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        listen: Listen,
+    },
+    /// Init if needed, serve, enroll and run an agent for this machine, print URLs and tokens.
+    Quickstart {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        listen: Listen,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// A TOML configuration file (environment variables and flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the database and state live [env: MTTRLY_DATA_DIR] [default: ./mttrly-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct Listen {
+    /// gRPC listen address; port 0 picks a free port [env: MTTRLY_GRPC_LISTEN] [default: 127.0.0.1:50051]
+    #[arg(long)]
+    grpc_listen: Option<SocketAddr>,
+    /// HTTP listen address; port 0 picks a free port [env: MTTRLY_HTTP_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// Allow plaintext gRPC on a non-loopback address (logs a warning) [env: MTTRLY_INSECURE]
+    #[arg(long)]
+    insecure: bool,
+}
+
+fn parse_plan(s: &str) -> Result<Plan, String> {
+    s.parse().map_err(|e: mttrly_core::plan::UnknownPlan| e.to_string())
+}
+
+fn load(common: &Common, listen: Option<&Listen>) -> Result<Config, MttrlyError> {
+    let mut config = match &common.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(dir) = &common.data_dir {
+        config.data_dir.clone_from(dir);
+    }
+    if let Some(listen) = listen {
+        if let Some(addr) = listen.grpc_listen {
+            config.grpc_listen = addr;
+        }
+        if let Some(addr) = listen.http_listen {
+            config.http_listen = addr;
+        }
+        config.insecure |= listen.insecure;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env(mttrly_central::env::LOG)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let output = cli.output;
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            match output {
+                Output::Json => eprintln!("{}", json!({ "code": err.code, "message": err.message })),
+                Output::Table => eprintln!("error[{}]: {}", err.code, err.message),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Failure {
+    code: &'static str,
+    message: String,
+}
+
+impl From<MttrlyError> for Failure {
+    fn from(e: MttrlyError) -> Self {
+        Self { code: e.code().as_str(), message: e.message().to_owned() }
+    }
+}
+
+fn failure(code: &'static str, e: &dyn std::error::Error) -> Failure {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    Failure { code, message }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Init { common, plan } => {
+            let mut config = load(&common, None)?;
+            if let Some(plan) = plan {
+                config.plan = plan;
+            }
+            let done = mttrly_central::init::init(&config)?;
+            match cli.output {
+                Output::Json => println!("{}", json!(done)),
+                Output::Table => println!(
+                    "initialised {} (account {}, plan {})\n\nadmin token (shown once; store it now):\n  {}\n\n\
+                     use it with: export MTTRLY_TOKEN={}",
+                    done.data_dir, done.account_id, done.plan, done.admin_token, done.admin_token
+                ),
+            }
+            Ok(())
+        }
+        Command::Serve { common, listen } => {
+            let config = load(&common, Some(&listen))?;
+            let running = mttrly_central::server::start(config).await.map_err(|e| failure("INTERNAL_ERROR", &e))?;
+            match cli.output {
+                Output::Json => {
+                    println!("{}", json!({ "grpc_url": running.grpc_url(), "http_url": running.http_url() }));
+                }
+                Output::Table => println!("gRPC: {}\nHTTP: {}", running.grpc_url(), running.http_url()),
+            }
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            running.shutdown().await;
+            Ok(())
+        }
+        Command::Quickstart { common, listen } => {
+            let config = load(&common, Some(&listen))?;
+            let quick = mttrly_central::quickstart::start(config).await.map_err(|e| failure("INTERNAL_ERROR", &e))?;
+            let info = &quick.info;
+            match cli.output {
+                Output::Json => println!("{}", json!(info)),
+                Output::Table => println!(
+                    "mttrly is running.\n\n  gRPC:      {}\n  HTTP:      {}\n  data dir:  {}\n  server:    {} (this machine, agent connected)\n\n\
+                     admin token:     {}\nassistant token: {}\n\n\
+                     try:  mttrly-cli --central {} --token {} servers list\n\nCtrl-C stops everything.",
+                    info.grpc_url,
+                    info.http_url,
+                    info.data_dir,
+                    info.server_id,
+                    info.admin_token,
+                    info.assistant_token,
+                    info.grpc_url,
+                    info.admin_token
+                ),
+            }
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            quick.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

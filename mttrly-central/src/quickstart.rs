@@ -1,0 +1,194 @@
+//! `mttrly-central quickstart`: everything on one machine in one command.
+//!
+//! Initialises the data directory if needed, serves, registers this machine as a server, enrolls
+//! an agent for it over the real loopback gRPC channel and runs that agent in the same process.
+//! The tokens it prints are kept in `DATA_DIR/quickstart.json` (mode 0600) so a second run prints
+//! the same ones instead of minting new admins.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use mttrly_core::{Environment, ErrorCode, MttrlyError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::secrets::{self, SecretKind};
+use crate::server::{self, RunningCentral, StartError};
+
+/// What quickstart prints. Field names are a contract with scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuickstartInfo {
+    /// Central's gRPC URL (agents, `mttrly-cli --central`).
+    pub grpc_url: String,
+    /// Central's HTTP base URL.
+    pub http_url: String,
+    /// A human admin token for `mttrly-cli --token`.
+    pub admin_token: String,
+    /// An assistant token for MCP clients without OAuth.
+    pub assistant_token: String,
+    /// The server registered for this machine.
+    pub server_id: String,
+    /// The data directory.
+    pub data_dir: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedTokens {
+    admin_token: String,
+    assistant_token: String,
+}
+
+/// Why quickstart failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QuickstartError {
+    /// Central did not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A step failed.
+    #[error("{0}")]
+    Step(#[from] MttrlyError),
+    /// The in-process agent could not enroll.
+    #[error("cannot enroll the local agent: {0}")]
+    Agent(#[from] mttrly_agent::AgentError),
+}
+
+/// A running quickstart: central plus the in-process agent.
+pub struct Quickstart {
+    /// Central.
+    pub central: RunningCentral,
+    /// What to print.
+    pub info: QuickstartInfo,
+    agent_stop: watch::Sender<bool>,
+    agent: JoinHandle<Result<(), mttrly_agent::AgentError>>,
+}
+
+impl Quickstart {
+    /// Stops the agent, then central.
+    pub async fn shutdown(self) {
+        let _ = self.agent_stop.send(true);
+        let _ = self.agent.await;
+        self.central.shutdown().await;
+    }
+}
+
+fn step(message: String) -> MttrlyError {
+    MttrlyError::new(ErrorCode::InternalError, message)
+}
+
+fn write_private(path: &Path, body: &[u8]) -> Result<(), MttrlyError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(body).and_then(|()| f.sync_all()))
+        .map_err(|e| step(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Makes sure the data directory is initialised and returns the admin and assistant tokens.
+fn ensure_tokens(config: &Config) -> Result<SavedTokens, MttrlyError> {
+    let file = config.data_dir.join("quickstart.json");
+    if let Ok(text) = std::fs::read_to_string(&file)
+        && let Ok(saved) = serde_json::from_str::<SavedTokens>(&text)
+    {
+        return Ok(saved);
+    }
+    let admin_token = if config.database_path().exists() {
+        // Initialised by `init`: its admin token was shown once; mint a new one for quickstart.
+        mint(config, None)?
+    } else {
+        crate::init::init(config)?.admin_token
+    };
+    let assistant_token = mint(config, Some("quickstart"))?;
+    let saved = SavedTokens { admin_token, assistant_token };
+    let body = serde_json::to_vec_pretty(&saved).map_err(|e| step(e.to_string()))?;
+    write_private(&file, &body)?;
+    Ok(saved)
+}
+
+fn mint(config: &Config, assistant: Option<&str>) -> Result<String, MttrlyError> {
+    let db = Db::open(&config.database_path()).map_err(|e| step(e.to_string()))?;
+    let kind = if assistant.is_some() { SecretKind::Assistant } else { SecretKind::Human };
+    let token = secrets::generate(kind);
+    let hash = secrets::hash(&token);
+    db.call_blocking(|conn| {
+        let (account, _) =
+            db::accounts::first_account(conn)?.ok_or_else(|| step("no account in the database".into()))?;
+        let admin = db::accounts::first_admin(conn, &account)?.ok_or_else(|| step("no admin in the account".into()))?;
+        db::accounts::insert_token(conn, &hash, &account, &admin, assistant)
+    })?;
+    Ok(token)
+}
+
+fn local_server_name() -> String {
+    let host = mttrly_agent::host::facts().hostname;
+    let name: String =
+        host.chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '-' }).take(64).collect();
+    if name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) { name } else { "this-host".to_owned() }
+}
+
+/// Starts everything and returns once the local agent has enrolled.
+pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
+    crate::init::create_data_dir(&config.data_dir)?;
+    let tokens = ensure_tokens(&config)?;
+    let state_dir: PathBuf = config.data_dir.join("agent");
+    let running = server::start(config).await?;
+    let central = &running.central;
+
+    // Re-use the local agent's enrollment if its server still exists; otherwise enroll afresh.
+    let existing = mttrly_agent::Credentials::load(&state_dir)?;
+    let live = match &existing {
+        Some(creds) => {
+            let secret = secrets::hash(&creds.agent_secret);
+            central.db.call(move |conn| db::servers::credential_owner(conn, &secret)).await?.is_some()
+        }
+        None => false,
+    };
+    let server_id = if let (true, Some(creds)) = (live, existing) {
+        // The port may have changed since the last run: point the agent at this run's central.
+        let creds = mttrly_agent::Credentials { central_url: running.grpc_url().to_owned(), ..creds };
+        creds.save(&state_dir)?;
+        creds.server_id
+    } else {
+        let (account, plan) = central
+            .db
+            .call(|conn| db::accounts::first_account(conn))
+            .await?
+            .ok_or_else(|| step("no account in the database".into()))?;
+        let mut name = local_server_name();
+        let (_, install_token, _) =
+            match crate::grpc::servers::add_server(central, &account, plan, name.clone(), Environment::Development)
+                .await
+            {
+                Ok(added) => added,
+                Err(e) if e.code() == ErrorCode::ValidationError => {
+                    // A server of that name exists from an earlier run whose agent state was lost.
+                    name = format!("{name}-{}", &mttrly_core::ids::ServerId::generate().as_str()[4..12]);
+                    crate::grpc::servers::add_server(central, &account, plan, name, Environment::Development).await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+        mttrly_agent::enroll::enroll(running.grpc_url(), &install_token, &state_dir, true).await?.server_id
+    };
+
+    let (agent_stop, stopped) = watch::channel(false);
+    let options = mttrly_agent::RunOptions::new(state_dir, mttrly_agent::policy::LocalPolicy::default());
+    let agent = tokio::spawn(mttrly_agent::run(options, stopped));
+    let info = QuickstartInfo {
+        grpc_url: running.grpc_url().to_owned(),
+        http_url: running.http_url(),
+        admin_token: tokens.admin_token,
+        assistant_token: tokens.assistant_token,
+        server_id,
+        data_dir: running.central.config.data_dir.display().to_string(),
+    };
+    Ok(Quickstart { central: running, info, agent_stop, agent })
+}

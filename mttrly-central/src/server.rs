@@ -1,0 +1,254 @@
+//! Starting and stopping a central: database, background tasks, gRPC and HTTP listeners.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mttrly_proto::agent::v1::agent_service_server::AgentServiceServer;
+use mttrly_proto::central::v1::account_service_server::AccountServiceServer;
+use mttrly_proto::central::v1::alert_service_server::AlertServiceServer;
+use mttrly_proto::central::v1::server_service_server::ServerServiceServer;
+use mttrly_proto::central::v1::tool_service_server::ToolServiceServer;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::agents::registry::AgentRegistry;
+use crate::alerts::engine::AlertEngine;
+use crate::alerts::rules::default_rules;
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::grpc;
+use crate::state::{self, Central};
+
+/// Why central could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[source] mttrly_core::MttrlyError),
+    /// The data directory has not been initialised.
+    #[error("{path} is not initialised: run `mttrly-central init --data-dir {path}` first")]
+    NotInitialised {
+        /// The data directory.
+        path: String,
+    },
+    /// The database could not be opened.
+    #[error(transparent)]
+    Database(#[from] db::OpenError),
+    /// Reading state at start failed.
+    #[error("cannot load state: {0}")]
+    Load(#[source] mttrly_core::MttrlyError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Plaintext on a public address without `--insecure`.
+    #[error(
+        "refusing plaintext gRPC on non-loopback address {0}: agents would send credentials in the clear. \
+         Listen on a loopback address, or pass --insecure if a TLS proxy terminates in front of central"
+    )]
+    Plaintext(SocketAddr),
+    /// The gRPC reflection service could not be built.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(String),
+}
+
+/// A running central.
+pub struct RunningCentral {
+    /// The bound gRPC address (port 0 resolved).
+    pub grpc_addr: SocketAddr,
+    /// The bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// The state, for in-process callers (quickstart, tests).
+    pub central: Arc<Central>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningCentral {
+    /// The gRPC URL clients use.
+    pub fn grpc_url(&self) -> &str {
+        &self.central.grpc_url
+    }
+
+    /// The HTTP base URL.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, flushes heartbeats, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        flush(&self.central).await;
+    }
+}
+
+/// Opens the database and starts serving. Listeners bind before this returns, so the returned
+/// addresses are live.
+pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    if !config.grpc_listen.ip().is_loopback() && !config.insecure {
+        return Err(StartError::Plaintext(config.grpc_listen));
+    }
+    if !config.grpc_listen.ip().is_loopback() {
+        tracing::warn!(addr = %config.grpc_listen, "serving plaintext gRPC on a non-loopback address (--insecure)");
+    }
+    let db_path = config.database_path();
+    if !db_path.exists() {
+        return Err(StartError::NotInitialised { path: config.data_dir.display().to_string() });
+    }
+    let db = Db::open(&db_path)?;
+
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.grpc_listen, source })?;
+    let http_listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.http_listen, source })?;
+    let grpc_addr =
+        grpc_listener.local_addr().map_err(|source| StartError::Bind { addr: config.grpc_listen, source })?;
+    let http_addr =
+        http_listener.local_addr().map_err(|source| StartError::Bind { addr: config.http_listen, source })?;
+    let grpc_url = config.public_grpc_url.clone().unwrap_or_else(|| format!("http://{grpc_addr}"));
+
+    let agents = AgentRegistry::new(config.offline_after());
+    let (servers, open_alerts) = db
+        .call(|conn| {
+            let servers = db::servers::all_live(conn)?;
+            let open = db::alerts::all_open(conn)?;
+            Ok((servers, open))
+        })
+        .await
+        .map_err(StartError::Load)?;
+    for row in servers {
+        let metrics = row.metrics_json.as_deref().and_then(|j| serde_json::from_str(j).ok());
+        agents.seed(row.id, row.account_id, row.last_seen_at, metrics);
+    }
+    let alerts = AlertEngine::new(default_rules(), open_alerts);
+    let (alert_tx, alert_rx) = mpsc::unbounded_channel();
+    let central = Central::new(config, db, agents, alerts, grpc_url, alert_tx);
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = vec![
+        tokio::spawn(alert_writer(Arc::clone(&central), alert_rx)),
+        tokio::spawn(heartbeat_flusher(Arc::clone(&central), shutdown_rx.clone())),
+        tokio::spawn(offline_sweeper(Arc::clone(&central), shutdown_rx.clone())),
+        tokio::spawn(retention_purger(Arc::clone(&central), shutdown_rx.clone())),
+    ];
+
+    let (health_reporter, health) = mttrly_proto::health_reporter();
+    for name in grpc::MOUNTED {
+        health_reporter.set_service_status(name, mttrly_proto::ServingStatus::Serving).await;
+    }
+    let reflection =
+        mttrly_proto::reflection_service(&grpc::MOUNTED).map_err(|e| StartError::Reflection(e.to_string()))?;
+    let grpc_server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(AgentServiceServer::new(grpc::agent::AgentApi::new(Arc::clone(&central))))
+        .add_service(AccountServiceServer::new(grpc::account::AccountApi::new(Arc::clone(&central))))
+        .add_service(ToolServiceServer::new(grpc::tools::ToolApi::new(Arc::clone(&central))))
+        .add_service(ServerServiceServer::new(grpc::servers::ServerApi::new(Arc::clone(&central))))
+        .add_service(AlertServiceServer::new(grpc::alerts::AlertApi::new(Arc::clone(&central))));
+    let mut grpc_shutdown = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+        let stop = async move {
+            let _ = grpc_shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = grpc_server.serve_with_incoming_shutdown(incoming, stop).await {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    }));
+    let mut http_shutdown = shutdown_rx;
+    let app = crate::http::router(Arc::clone(&central));
+    tasks.push(tokio::spawn(async move {
+        let stop = async move {
+            let _ = http_shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(http_listener, app).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }));
+    tracing::info!(%grpc_addr, %http_addr, "central listening");
+    Ok(RunningCentral { grpc_addr, http_addr, central, shutdown, tasks })
+}
+
+async fn alert_writer(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<Vec<crate::alerts::engine::AlertChange>>) {
+    while let Some(changes) = rx.recv().await {
+        if let Err(e) = state::write_alert_changes(&central.db, changes).await {
+            tracing::error!(error = %e, "cannot write alert changes");
+        }
+    }
+}
+
+async fn flush(central: &Central) {
+    let dirty = central.agents.take_dirty();
+    if dirty.is_empty() {
+        return;
+    }
+    let batch: Vec<_> = dirty
+        .into_iter()
+        .map(|(id, seen, metrics)| (id, seen, metrics.and_then(|m| serde_json::to_string(&m).ok()).unwrap_or_default()))
+        .collect();
+    if let Err(e) = central.db.call(move |conn| db::servers::flush_heartbeats(conn, &batch)).await {
+        tracing::error!(error = %e, "cannot flush heartbeats");
+    }
+}
+
+async fn heartbeat_flusher(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => flush(&central).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn offline_sweeper(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = db::now_ms();
+                for (server, account, status, _) in central.agents.snapshot(now) {
+                    central.write_alerts(central.alerts.on_status(&account, &server, status, now));
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn retention_purger(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let result = central.db.call(|conn| {
+                    db::alerts::purge(conn, db::now_ms(), |plan| {
+                        let days = plan.parse::<mttrly_core::Plan>().map_or(30, |p| p.limits().log_retention_days);
+                        i64::from(days) * 24 * 60 * 60 * 1000
+                    })
+                }).await;
+                match result {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "purged alerts past retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "alert retention purge failed"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

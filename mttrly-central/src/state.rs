@@ -1,0 +1,62 @@
+//! The shared state of a running central.
+
+use std::sync::Arc;
+
+use mttrly_core::MttrlyError;
+use tokio::sync::mpsc;
+
+use crate::agents::registry::AgentRegistry;
+use crate::alerts::engine::{AlertChange, AlertEngine};
+use crate::config::Config;
+use crate::db::{self, Db};
+
+/// Everything the request handlers share.
+pub struct Central {
+    /// The configuration it started with.
+    pub config: Config,
+    /// The database.
+    pub db: Db,
+    /// Live agents.
+    pub agents: AgentRegistry,
+    /// The alert rules' state.
+    pub alerts: AlertEngine,
+    /// The URL agents and the CLI reach central's gRPC at.
+    pub grpc_url: String,
+    alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
+}
+
+impl Central {
+    /// Assembles the state; `alert_writes` is drained in order by the alert writer task.
+    pub fn new(
+        config: Config,
+        db: Db,
+        agents: AgentRegistry,
+        alerts: AlertEngine,
+        grpc_url: String,
+        alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
+    ) -> Arc<Self> {
+        Arc::new(Self { config, db, agents, alerts, grpc_url, alert_writes })
+    }
+
+    /// Queues alert changes for the writer (in order, off the request path).
+    pub fn write_alerts(&self, changes: Vec<AlertChange>) {
+        if !changes.is_empty() && self.alert_writes.send(changes).is_err() {
+            tracing::warn!("alert writer stopped; alert changes dropped during shutdown");
+        }
+    }
+}
+
+/// Applies alert changes to the database, in order.
+pub async fn write_alert_changes(db: &Db, changes: Vec<AlertChange>) -> Result<(), MttrlyError> {
+    db.call(move |conn| {
+        let tx = conn.transaction().map_err(db::internal)?;
+        for change in &changes {
+            match change {
+                AlertChange::Open(alert) => db::alerts::open(&tx, alert)?,
+                AlertChange::Resolve(id, at) => db::alerts::resolve(&tx, id, *at)?,
+            }
+        }
+        tx.commit().map_err(db::internal)
+    })
+    .await
+}

@@ -1,0 +1,62 @@
+//! Central's handlers for catalog tools.
+//!
+//! [`AVAILABLE`] lists the tools that work end to end on this central; only those are advertised
+//! and callable. Every call checks the plan, validates the arguments into the typed input, and
+//! runs the handler with the caller's account, which scopes every query.
+
+pub(crate) mod servers;
+
+use mttrly_core::catalog::{ToolId, ToolInput};
+use mttrly_core::input::parse_input;
+use mttrly_core::{ErrorCode, MttrlyError};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::db::accounts::TokenOwner;
+use crate::state::Central;
+
+/// Tools that work end to end on this central.
+pub const AVAILABLE: &[ToolId] =
+    &[ToolId::GetCapabilities, ToolId::ListServers, ToolId::GetServerStatus, ToolId::GetAlerts, ToolId::QuickTriage];
+
+/// Whether `tool` works on this central.
+pub fn is_available(tool: ToolId) -> bool {
+    AVAILABLE.contains(&tool)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Value, MttrlyError> {
+    serde_json::to_value(value)
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("cannot encode the tool result: {e}")))
+}
+
+async fn typed<I, F, Fut>(arguments: Value, handler: F) -> Result<Value, MttrlyError>
+where
+    I: ToolInput,
+    F: FnOnce(I) -> Fut,
+    Fut: std::future::Future<Output = Result<I::Output, MttrlyError>>,
+{
+    let input = parse_input::<I>(arguments)?;
+    to_json(&handler(input).await?)
+}
+
+/// Calls a tool for `caller` and returns its structured result.
+pub async fn call(
+    central: &Central,
+    caller: &TokenOwner,
+    tool: ToolId,
+    arguments: Value,
+) -> Result<Value, MttrlyError> {
+    if !is_available(tool) {
+        return Err(MttrlyError::new(ErrorCode::NotFound, format!("{tool} is not available on this central"))
+            .with_detail("tool_id", tool.as_str()));
+    }
+    caller.plan.check(tool)?;
+    match tool {
+        ToolId::GetCapabilities => typed(arguments, |i| servers::capabilities(central, caller, i)).await,
+        ToolId::ListServers => typed(arguments, |i| servers::list(central, caller, i)).await,
+        ToolId::GetServerStatus => typed(arguments, |i| servers::status(central, caller, i)).await,
+        ToolId::GetAlerts => typed(arguments, |i| servers::alerts(central, caller, i)).await,
+        ToolId::QuickTriage => typed(arguments, |i| servers::triage(central, caller, i)).await,
+        other => Err(MttrlyError::new(ErrorCode::NotFound, format!("{other} is not available on this central"))),
+    }
+}

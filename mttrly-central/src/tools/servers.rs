@@ -1,0 +1,232 @@
+//! The `servers` toolset: capabilities, the registry, health, alerts, triage.
+
+use mttrly_core::catalog::specs;
+use mttrly_core::ids::ServerId;
+use mttrly_core::tools::common::{ConnectionStatus, ServerSummary, Severity};
+use mttrly_core::tools::servers::{
+    AlertList, AlertStatus, Capabilities, GetAlertsInput, GetCapabilitiesInput, GetServerStatusInput, HostInfo,
+    ListServersInput, QuickTriageInput, RestrictedTool, ServerList, ServerStatus, TriageSummary, TriageVerdict,
+};
+use mttrly_core::{ErrorCode, MttrlyError};
+
+use super::is_available;
+use crate::db::accounts::TokenOwner;
+use crate::db::alerts::AlertFilter;
+use crate::db::servers::ServerRow;
+use crate::db::{self, now_ms, timestamp};
+use crate::state::Central;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+pub(crate) async fn capabilities(
+    central: &Central,
+    caller: &TokenOwner,
+    _input: GetCapabilitiesInput,
+) -> Result<Capabilities, MttrlyError> {
+    let account = caller.account_id.clone();
+    let servers_registered = central.db.call(move |conn| db::servers::count_live(conn, &account)).await?;
+    let mut available_tools = Vec::new();
+    let mut restricted_tools = Vec::new();
+    for spec in specs() {
+        if !caller.plan.allows(spec.id) {
+            restricted_tools.push(RestrictedTool {
+                tool_id: spec.id,
+                reason: format!("requires the {} plan", spec.min_plan.display_name()),
+                required_plan: Some(spec.min_plan),
+            });
+        } else if !is_available(spec.id) {
+            restricted_tools.push(RestrictedTool {
+                tool_id: spec.id,
+                reason: "not available on this central yet".to_owned(),
+                required_plan: None,
+            });
+        } else {
+            available_tools.push(spec.id);
+        }
+    }
+    let mut toolsets: Vec<_> = available_tools.iter().map(|t| t.spec().toolset).collect();
+    toolsets.sort();
+    toolsets.dedup();
+    Ok(Capabilities {
+        plan: caller.plan,
+        limits: caller.plan.limits(),
+        available_tools,
+        restricted_tools,
+        read_only: available_tools_are_read_only(),
+        toolsets,
+        servers_registered,
+    })
+}
+
+fn available_tools_are_read_only() -> bool {
+    super::AVAILABLE.iter().all(|t| t.spec().hints.read_only())
+}
+
+/// Builds the summary of a stored server with its live status.
+pub(crate) fn summary(
+    central: &Central,
+    row: &ServerRow,
+    now: i64,
+) -> (ServerSummary, crate::agents::registry::LiveStatus) {
+    let live = central.agents.status(&row.id, now);
+    let last_seen = live.last_seen_ms.or(row.last_seen_at);
+    let summary = ServerSummary {
+        server_id: row.id.clone(),
+        name: row.name.clone(),
+        environment: row.environment,
+        status: live.status,
+        last_seen_at: last_seen.map(timestamp),
+        agent_version: row.host.as_ref().map(|h| h.agent_version.clone()).filter(|v| !v.is_empty()),
+    };
+    (summary, live)
+}
+
+pub(crate) async fn list(
+    central: &Central,
+    caller: &TokenOwner,
+    input: ListServersInput,
+) -> Result<ServerList, MttrlyError> {
+    let account = caller.account_id.clone();
+    let rows = central.db.call(move |conn| db::servers::list(conn, &account)).await?;
+    let now = now_ms();
+    let servers = rows
+        .iter()
+        .map(|row| summary(central, row, now).0)
+        .filter(|s| input.environment.is_none_or(|e| e == s.environment))
+        .filter(|s| input.status.is_none_or(|st| st == s.status))
+        .collect();
+    Ok(ServerList { servers })
+}
+
+/// The caller's server, or `SERVER_NOT_FOUND` (also for another account's server: no leak).
+pub(crate) async fn find(central: &Central, caller: &TokenOwner, id: &ServerId) -> Result<ServerRow, MttrlyError> {
+    let account = caller.account_id.clone();
+    let id2 = id.clone();
+    central.db.call(move |conn| db::servers::get(conn, &account, &id2)).await?.ok_or_else(|| {
+        MttrlyError::new(ErrorCode::ServerNotFound, format!("no server {id} in this account"))
+            .with_detail("server_id", id.as_str())
+    })
+}
+
+async fn open_alerts(
+    central: &Central,
+    caller: &TokenOwner,
+    server: &ServerId,
+) -> Result<Vec<mttrly_core::tools::servers::Alert>, MttrlyError> {
+    let account = caller.account_id.clone();
+    let filter = AlertFilter {
+        server_id: Some(server.clone()),
+        status: Some(AlertStatus::Open),
+        since: 0,
+        limit: 500,
+        ..AlertFilter::default()
+    };
+    central.db.call(move |conn| db::alerts::list(conn, &account, &filter)).await
+}
+
+pub(crate) async fn status(
+    central: &Central,
+    caller: &TokenOwner,
+    input: GetServerStatusInput,
+) -> Result<ServerStatus, MttrlyError> {
+    let row = find(central, caller, &input.server_id).await?;
+    let alerts = open_alerts(central, caller, &row.id).await?;
+    let (server, live) = summary(central, &row, now_ms());
+    let metrics = live.metrics.or_else(|| row.metrics_json.as_deref().and_then(|j| serde_json::from_str(j).ok()));
+    Ok(ServerStatus {
+        server,
+        host: row.host.as_ref().map(|h| HostInfo {
+            hostname: h.hostname.clone(),
+            os: h.os.clone(),
+            kernel: h.kernel.clone(),
+            arch: h.arch.clone(),
+        }),
+        metrics,
+        active_alerts: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
+    })
+}
+
+pub(crate) async fn alerts(
+    central: &Central,
+    caller: &TokenOwner,
+    input: GetAlertsInput,
+) -> Result<AlertList, MttrlyError> {
+    if let Some(server) = &input.server_id {
+        find(central, caller, server).await?;
+    }
+    let retention_days = caller.plan.limits().log_retention_days;
+    let filter = AlertFilter {
+        server_id: input.server_id,
+        severity: input.severity,
+        status: input.status,
+        since: now_ms() - i64::from(retention_days) * DAY_MS,
+        limit: input.limit.get(),
+    };
+    let account = caller.account_id.clone();
+    let alerts = central.db.call(move |conn| db::alerts::list(conn, &account, &filter)).await?;
+    Ok(AlertList { alerts, retention_days })
+}
+
+pub(crate) async fn triage(
+    central: &Central,
+    caller: &TokenOwner,
+    input: QuickTriageInput,
+) -> Result<TriageSummary, MttrlyError> {
+    let row = find(central, caller, &input.server_id).await?;
+    let mut active_alerts = open_alerts(central, caller, &row.id).await?;
+    active_alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
+    let (server, live) = summary(central, &row, now_ms());
+    let metrics = live.metrics;
+    let fullest = metrics
+        .as_ref()
+        .and_then(|m| m.filesystems.iter().max_by(|a, b| a.used_percent.total_cmp(&b.used_percent)).cloned());
+    let mut notes = Vec::new();
+    let verdict = match server.status {
+        ConnectionStatus::Pending => {
+            notes.push("the agent has never connected".to_owned());
+            TriageVerdict::Unknown
+        }
+        ConnectionStatus::Offline => {
+            notes.push("the agent is offline: its last heartbeat is too old".to_owned());
+            TriageVerdict::Critical
+        }
+        ConnectionStatus::Online => {
+            let critical = active_alerts.iter().any(|a| a.severity == Severity::Critical);
+            if let Some(m) = &metrics {
+                if m.cpu_percent >= 90.0 {
+                    notes.push(format!("CPU at {:.1}%", m.cpu_percent));
+                }
+                if m.memory_percent >= 90.0 {
+                    notes.push(format!("memory at {:.1}%", m.memory_percent));
+                }
+            }
+            if let Some(fs) = &fullest
+                && fs.used_percent >= 85.0
+            {
+                notes.push(format!("{} is {:.1}% full", fs.mount_point, fs.used_percent));
+            }
+            for alert in &active_alerts {
+                notes.push(format!("open {:?} alert: {}", alert.severity, alert.summary).to_lowercase());
+            }
+            if critical {
+                TriageVerdict::Critical
+            } else if !notes.is_empty() {
+                TriageVerdict::Degraded
+            } else if metrics.is_none() {
+                notes.push("no heartbeat metrics yet".to_owned());
+                TriageVerdict::Unknown
+            } else {
+                TriageVerdict::Healthy
+            }
+        }
+    };
+    Ok(TriageSummary {
+        server,
+        verdict,
+        cpu_percent: metrics.as_ref().map(|m| m.cpu_percent),
+        memory_percent: metrics.as_ref().map(|m| m.memory_percent),
+        fullest_filesystem: fullest,
+        active_alerts,
+        notes,
+    })
+}

@@ -1,0 +1,101 @@
+//! Conversions between wire types and `mttrly-core` domain types, in one place.
+
+use mttrly_core::Environment;
+use mttrly_core::tools::common::{FilesystemUsage, HostMetrics};
+
+use crate::agent::v1 as agent;
+use crate::central::v1 as central;
+
+/// Wire environment → domain; `UNSPECIFIED` is `None`.
+pub fn environment_from_wire(value: i32) -> Option<Environment> {
+    match central::Environment::try_from(value).ok()? {
+        central::Environment::Production => Some(Environment::Production),
+        central::Environment::Staging => Some(Environment::Staging),
+        central::Environment::Development => Some(Environment::Development),
+        central::Environment::Unspecified => None,
+    }
+}
+
+/// Domain environment → wire.
+pub fn environment_to_wire(env: Environment) -> i32 {
+    match env {
+        Environment::Production => central::Environment::Production,
+        Environment::Staging => central::Environment::Staging,
+        Environment::Development => central::Environment::Development,
+    }
+    .into()
+}
+
+fn percent(used: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        // Precision loss is irrelevant at percent resolution.
+        #[allow(clippy::cast_precision_loss)]
+        let p = used as f64 * 100.0 / total as f64;
+        (p * 10.0).round() / 10.0
+    }
+}
+
+/// Wire metrics → domain, stamped with the time central received them.
+pub fn metrics_from_wire(m: &agent::HostMetrics, collected_at: jiff::Timestamp) -> HostMetrics {
+    HostMetrics {
+        collected_at,
+        cpu_percent: if m.cpu_percent.is_finite() { m.cpu_percent.clamp(0.0, 100.0) } else { 0.0 },
+        memory_total_bytes: m.memory_total_bytes,
+        memory_used_bytes: m.memory_used_bytes.min(m.memory_total_bytes),
+        memory_percent: percent(m.memory_used_bytes, m.memory_total_bytes),
+        swap_total_bytes: m.swap_total_bytes,
+        swap_used_bytes: m.swap_used_bytes.min(m.swap_total_bytes),
+        load_average: [m.load_1, m.load_5, m.load_15].map(|l| if l.is_finite() { l.max(0.0) } else { 0.0 }),
+        uptime_seconds: m.uptime_seconds,
+        filesystems: m
+            .filesystems
+            .iter()
+            .map(|f| FilesystemUsage {
+                mount_point: f.mount_point.clone(),
+                fs_type: f.fs_type.clone(),
+                total_bytes: f.total_bytes,
+                used_bytes: f.used_bytes.min(f.total_bytes),
+                used_percent: percent(f.used_bytes, f.total_bytes),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environments_round_trip_and_unspecified_is_none() {
+        for env in Environment::ALL {
+            assert_eq!(environment_from_wire(environment_to_wire(env)), Some(env));
+        }
+        assert_eq!(environment_from_wire(0), None);
+        assert_eq!(environment_from_wire(99), None);
+    }
+
+    #[test]
+    fn hostile_metrics_are_clamped() {
+        let m = agent::HostMetrics {
+            cpu_percent: f64::NAN,
+            memory_total_bytes: 100,
+            memory_used_bytes: 250,
+            load_1: -3.0,
+            filesystems: vec![agent::Filesystem {
+                mount_point: "/".into(),
+                fs_type: "ext4".into(),
+                total_bytes: 0,
+                used_bytes: 5,
+            }],
+            ..Default::default()
+        };
+        let d = metrics_from_wire(&m, jiff::Timestamp::UNIX_EPOCH);
+        assert!(d.cpu_percent.abs() < f64::EPSILON);
+        assert_eq!(d.memory_used_bytes, 100);
+        assert!((d.memory_percent - 100.0).abs() < f64::EPSILON);
+        assert!(d.load_average[0].abs() < f64::EPSILON);
+        assert!(d.filesystems[0].used_percent.abs() < f64::EPSILON);
+    }
+}
