@@ -39,12 +39,13 @@ fn percent(used: u64, total: u64) -> f64 {
 
 /// Wire metrics → domain, stamped with the time central received them.
 pub fn metrics_from_wire(m: &agent::HostMetrics, collected_at: jiff::Timestamp) -> HostMetrics {
+    let memory_used = m.memory_used_bytes.min(m.memory_total_bytes);
     HostMetrics {
         collected_at,
         cpu_percent: if m.cpu_percent.is_finite() { m.cpu_percent.clamp(0.0, 100.0) } else { 0.0 },
         memory_total_bytes: m.memory_total_bytes,
-        memory_used_bytes: m.memory_used_bytes.min(m.memory_total_bytes),
-        memory_percent: percent(m.memory_used_bytes, m.memory_total_bytes),
+        memory_used_bytes: memory_used,
+        memory_percent: percent(memory_used, m.memory_total_bytes),
         swap_total_bytes: m.swap_total_bytes,
         swap_used_bytes: m.swap_used_bytes.min(m.swap_total_bytes),
         load_average: [m.load_1, m.load_5, m.load_15].map(|l| if l.is_finite() { l.max(0.0) } else { 0.0 }),
@@ -52,12 +53,15 @@ pub fn metrics_from_wire(m: &agent::HostMetrics, collected_at: jiff::Timestamp) 
         filesystems: m
             .filesystems
             .iter()
-            .map(|f| FilesystemUsage {
-                mount_point: f.mount_point.clone(),
-                fs_type: f.fs_type.clone(),
-                total_bytes: f.total_bytes,
-                used_bytes: f.used_bytes.min(f.total_bytes),
-                used_percent: percent(f.used_bytes, f.total_bytes),
+            .map(|f| {
+                let used = f.used_bytes.min(f.total_bytes);
+                FilesystemUsage {
+                    mount_point: f.mount_point.clone(),
+                    fs_type: f.fs_type.clone(),
+                    total_bytes: f.total_bytes,
+                    used_bytes: used,
+                    used_percent: percent(used, f.total_bytes),
+                }
             })
             .collect(),
     }
