@@ -1,12 +1,23 @@
 //! The command-line grammar. Names here are a contract with users and scripts.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mttrly_core::{Plan, ToolKind, Toolset};
+use mttrly_core::{Environment, Plan, ToolKind, Toolset};
+
+/// The central used when neither --central nor MTTRLY_CENTRAL is given (quickstart's default).
+pub(crate) const DEFAULT_CENTRAL: &str = "http://127.0.0.1:50051";
 
 /// mttrly-cli: the human's tool for mttrly, the incident-response action layer for MCP.
 #[derive(Debug, Parser)]
 #[command(name = "mttrly-cli", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
+    /// Central's gRPC URL.
+    #[arg(long, global = true, env = "MTTRLY_CENTRAL", default_value = DEFAULT_CENTRAL)]
+    pub central: String,
+
+    /// Your token (printed by `mttrly-central init` or `quickstart`).
+    #[arg(long, global = true, env = "MTTRLY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// How to print results: a readable table, or stable JSON for scripts.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -28,9 +39,80 @@ pub enum OutputFormat {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Register servers, see their health, remove offline ones.
+    #[command(subcommand)]
+    Servers(ServersCommand),
+    /// Alerts opened by threshold rules.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Bearer tokens for assistants (MCP clients without OAuth) and humans.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// The catalog of MCP tools (works offline, without a central).
     #[command(subcommand)]
     Tools(ToolsCommand),
+}
+
+/// `mttrly-cli servers ...`
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// Register a server and print the single-use install token and the exact agent command.
+    Add(ServersAddArgs),
+    /// List the servers with their status.
+    List,
+    /// Show one server's health: CPU, memory, disks, load, active alerts.
+    Status {
+        /// The server id (srv_…).
+        server_id: String,
+    },
+    /// Remove an offline server from the registry (its audit history stays).
+    Remove {
+        /// The server id (srv_…).
+        server_id: String,
+    },
+}
+
+/// Arguments of `servers add`.
+#[derive(Debug, Args)]
+pub struct ServersAddArgs {
+    /// A name for the server (letters, digits, `-`, `.`, `_`).
+    pub name: String,
+    /// The server's environment (decides its approval rules).
+    #[arg(long, value_parser = parse_environment)]
+    pub env: Environment,
+}
+
+/// `mttrly-cli alerts ...`
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// List alerts, newest first.
+    List {
+        /// Only this server's alerts.
+        #[arg(long)]
+        server: Option<String>,
+        /// Only open or only resolved alerts.
+        #[arg(long, value_parser = ["open", "resolved"])]
+        status: Option<String>,
+    },
+}
+
+/// `mttrly-cli tokens ...`
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token (shown once).
+    Create(TokensCreateArgs),
+}
+
+/// Arguments of `tokens create`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TokensCreateArgs {
+    /// An assistant token, named for the assistant (e.g. claude-code).
+    #[arg(long)]
+    pub assistant: Option<String>,
+    /// A human token for yourself.
+    #[arg(long)]
+    pub human: bool,
 }
 
 /// `mttrly-cli tools ...`
@@ -68,6 +150,10 @@ pub struct ToolsSchemaArgs {
 
 fn parse_plan(s: &str) -> Result<Plan, String> {
     s.parse().map_err(|e: mttrly_core::plan::UnknownPlan| e.to_string())
+}
+
+fn parse_environment(s: &str) -> Result<Environment, String> {
+    s.parse().map_err(|e: mttrly_core::environment::UnknownEnvironment| e.to_string())
 }
 
 fn parse_toolset(s: &str) -> Result<Toolset, String> {

@@ -5,12 +5,14 @@
 //! non-zero exit status: 1 when the request failed, 2 when the command line itself is wrong.
 
 mod cli;
+mod client;
 mod commands;
 mod output;
 
 use std::process::ExitCode;
 
 pub use cli::{Cli, Command, OutputFormat};
+use mttrly_core::{ErrorCode, MttrlyError};
 use output::Printer;
 
 /// Runs a parsed command line and returns the process exit status.
@@ -18,6 +20,10 @@ pub fn run(cli: &Cli) -> ExitCode {
     let printer = Printer::new(cli.output);
     let result = match &cli.command {
         Command::Tools(cmd) => commands::tools::run(cmd, &printer),
+        remote => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(run_remote(cli, remote, &printer)),
+            Err(e) => Err(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the runtime: {e}"))),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -25,5 +31,15 @@ pub fn run(cli: &Cli) -> ExitCode {
             printer.error(&err);
             ExitCode::from(1)
         }
+    }
+}
+
+async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<(), MttrlyError> {
+    let channel = client::connect(&cli.central, cli.token.as_deref()).await?;
+    match command {
+        Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await,
+        Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await,
+        Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await,
+        Command::Tools(_) => Ok(()),
     }
 }

@@ -36,7 +36,17 @@ impl Printer {
     /// command prints through the one printer.
     #[allow(clippy::unused_self)]
     pub(crate) fn table(&self, header: &[&str], rows: &[Vec<String>]) {
+        if rows.is_empty() {
+            print_line("(none)");
+            return;
+        }
         print_line(render_table(header, rows).trim_end());
+    }
+
+    /// Prints free text (table mode only).
+    #[allow(clippy::unused_self)]
+    pub(crate) fn text(&self, text: &str) {
+        print_line(text);
     }
 
     /// Reports an error on stderr.

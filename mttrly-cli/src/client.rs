@@ -1,0 +1,58 @@
+//! Connecting to central with the user's token.
+
+use std::time::Duration;
+
+use mttrly_core::{ErrorCode, MttrlyError};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Adds `authorization: Bearer …` to every call.
+#[derive(Clone)]
+pub(crate) struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A channel to central that carries the token.
+pub(crate) type Authed = InterceptedService<Channel, Bearer>;
+
+/// Connects to `central` with `token`.
+pub(crate) async fn connect(central: &str, token: Option<&str>) -> Result<Authed, MttrlyError> {
+    let token = token.ok_or_else(|| {
+        MttrlyError::new(ErrorCode::AuthFailed, "no token: pass --token or set MTTRLY_TOKEN")
+            .with_detail("hint", "`mttrly-central init` and `quickstart` print an admin token")
+    })?;
+    let header = format!("Bearer {token}").parse().map_err(|_| {
+        MttrlyError::new(ErrorCode::AuthFailed, "the token contains characters not allowed in a header")
+    })?;
+    let invalid_url = || {
+        MttrlyError::new(
+            ErrorCode::ValidationError,
+            format!("invalid central URL `{central}`: expected http://HOST:PORT"),
+        )
+        .with_detail("field", "central")
+    };
+    if !central.starts_with("http://") {
+        return Err(invalid_url());
+    }
+    let channel = Endpoint::from_shared(central.to_owned())
+        .map_err(|_| invalid_url())?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .map_err(|e| {
+            MttrlyError::new(ErrorCode::ConnectionError, format!("cannot reach central at {central}: {e}"))
+                .with_detail("hint", "is mttrly-central running? check --central or MTTRLY_CENTRAL")
+        })?;
+    Ok(InterceptedService::new(channel, Bearer(header)))
+}
+
+/// Converts a failed call into the error central raised.
+pub(crate) fn error(status: &tonic::Status) -> MttrlyError {
+    mttrly_proto::status::from_status(status)
+}

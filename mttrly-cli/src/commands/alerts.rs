@@ -1,0 +1,55 @@
+//! `mttrly-cli alerts list`.
+
+use mttrly_core::MttrlyError;
+use mttrly_proto::central::v1::ListAlertsRequest;
+use mttrly_proto::central::v1::alert_service_client::AlertServiceClient;
+
+use super::{ago, rfc3339};
+use crate::cli::{AlertsCommand, OutputFormat};
+use crate::client::{Authed, error};
+use crate::output::Printer;
+
+pub(crate) async fn run(cmd: &AlertsCommand, channel: Authed, printer: &Printer) -> Result<(), MttrlyError> {
+    let AlertsCommand::List { server, status } = cmd;
+    let alerts = AlertServiceClient::new(channel)
+        .list_alerts(ListAlertsRequest {
+            server_id: server.clone().unwrap_or_default(),
+            status: status.clone().unwrap_or_default(),
+            limit: 0,
+        })
+        .await
+        .map_err(|s| error(&s))?
+        .into_inner()
+        .alerts;
+    match printer.format() {
+        OutputFormat::Json => printer.json(&serde_json::json!({
+            "alerts": alerts.iter().map(|a| serde_json::json!({
+                "alert_id": a.alert_id,
+                "server_id": a.server_id,
+                "rule": a.rule,
+                "severity": a.severity,
+                "status": a.status,
+                "summary": a.summary,
+                "opened_at": rfc3339(a.opened_at_unix_ms),
+                "resolved_at": rfc3339(a.resolved_at_unix_ms),
+            })).collect::<Vec<_>>()
+        })),
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = alerts
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.alert_id.clone(),
+                        a.server_id.clone(),
+                        a.severity.clone(),
+                        a.status.clone(),
+                        ago(a.opened_at_unix_ms),
+                        a.summary.clone(),
+                    ]
+                })
+                .collect();
+            printer.table(&["ID", "SERVER", "SEVERITY", "STATUS", "OPENED", "SUMMARY"], &rows);
+            Ok(())
+        }
+    }
+}
