@@ -20,6 +20,9 @@ use crate::db::{self, Db};
 use crate::grpc;
 use crate::state::{self, Central};
 
+/// How long shutdown waits for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Why central could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -84,8 +87,12 @@ impl RunningCentral {
     /// Stops accepting, lets in-flight requests finish, flushes heartbeats, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // Agent streams never end on their own: close them so graceful shutdown can finish.
+        self.central.agents.kick_all();
         for task in self.tasks {
-            let _ = task.await;
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                tracing::warn!("a server task did not stop within the grace period");
+            }
         }
         flush(&self.central).await;
     }
@@ -119,6 +126,7 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         http_listener.local_addr().map_err(|source| StartError::Bind { addr: config.http_listen, source })?;
     let grpc_url = config.public_grpc_url.clone().unwrap_or_else(|| format!("http://{grpc_addr}"));
 
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let agents = AgentRegistry::new(config.offline_after());
     let (servers, open_alerts) = db
         .call(|conn| {
@@ -136,9 +144,8 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
     let central = Central::new(config, db, agents, alerts, grpc_url, alert_tx);
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![
-        tokio::spawn(alert_writer(Arc::clone(&central), alert_rx)),
+        tokio::spawn(alert_writer(Arc::clone(&central), alert_rx, shutdown_rx.clone())),
         tokio::spawn(heartbeat_flusher(Arc::clone(&central), shutdown_rx.clone())),
         tokio::spawn(offline_sweeper(Arc::clone(&central), shutdown_rx.clone())),
         tokio::spawn(retention_purger(Arc::clone(&central), shutdown_rx.clone())),
@@ -184,8 +191,29 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     Ok(RunningCentral { grpc_addr, http_addr, central, shutdown, tasks })
 }
 
-async fn alert_writer(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<Vec<crate::alerts::engine::AlertChange>>) {
-    while let Some(changes) = rx.recv().await {
+async fn alert_writer(
+    central: Arc<Central>,
+    mut rx: mpsc::UnboundedReceiver<Vec<crate::alerts::engine::AlertChange>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let changes = tokio::select! {
+            changes = rx.recv() => match changes {
+                Some(changes) => changes,
+                None => return,
+            },
+            _ = shutdown.changed() => {
+                // Write what is already queued, then stop.
+                let mut rest = Vec::new();
+                while let Ok(changes) = rx.try_recv() {
+                    rest.extend(changes);
+                }
+                if !rest.is_empty() && let Err(e) = state::write_alert_changes(&central.db, rest).await {
+                    tracing::error!(error = %e, "cannot write alert changes");
+                }
+                return;
+            }
+        };
         if let Err(e) = state::write_alert_changes(&central.db, changes).await {
             tracing::error!(error = %e, "cannot write alert changes");
         }

@@ -156,6 +156,15 @@ impl AgentRegistry {
         }
     }
 
+    /// Closes every stream (shutdown). Agents reconnect, with backoff, to the next central.
+    pub fn kick_all(&self) {
+        let closed: Vec<u64> =
+            lock(&self.agents).values_mut().filter_map(|a| a.connection.take()).map(|c| c.id).collect();
+        for id in closed {
+            self.fail_tasks_of(id, "central is shutting down");
+        }
+    }
+
     /// Forgets a server entirely (decommissioned).
     pub fn remove(&self, server: &ServerId) {
         self.kick(server);

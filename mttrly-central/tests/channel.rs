@@ -1,0 +1,418 @@
+//! Central in-process on loopback TCP, with real agents (the agent library) and scripted agents
+//! (raw gRPC clients speaking the protocol) for the failure cases.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use mttrly_central::config::Config;
+use mttrly_central::db::accounts::Role;
+use mttrly_central::server::{RunningCentral, StartError, start};
+use mttrly_central::{db, secrets};
+use mttrly_core::ids::ServerId;
+use mttrly_core::{Environment, ErrorCode, Plan};
+use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
+use mttrly_proto::agent::v1::{AgentMessage, EnrollRequest, Hello, agent_message, central_message};
+use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
+use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
+use mttrly_proto::central::v1::{
+    AddServerRequest, CallToolRequest, GetServerRequest, ListServersRequest, RemoveServerRequest,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+struct Harness {
+    dir: tempfile::TempDir,
+    central: RunningCentral,
+    admin_token: String,
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    Config {
+        data_dir: dir.join("data"),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        heartbeat_interval_seconds: 1,
+        offline_after_missed_heartbeats: 2,
+        ..Config::default()
+    }
+}
+
+async fn harness(plan: Plan) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.plan = plan;
+    let init = mttrly_central::init::init(&cfg).unwrap();
+    let central = start(cfg).await.unwrap();
+    Harness { dir, central, admin_token: init.admin_token }
+}
+
+async fn channel(h: &Harness) -> Channel {
+    Channel::from_shared(h.central.grpc_url().to_owned()).unwrap().connect().await.unwrap()
+}
+
+fn authed<T>(token: &str, body: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(body);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+async fn add_server(h: &Harness, token: &str, name: &str) -> (String, String) {
+    let resp = ServerServiceClient::new(channel(h).await)
+        .add_server(authed(token, AddServerRequest { name: name.into(), environment: 2 }))
+        .await
+        .unwrap()
+        .into_inner();
+    (resp.server_id, resp.install_token)
+}
+
+fn code(status: &tonic::Status) -> ErrorCode {
+    mttrly_proto::status::from_status(status).code()
+}
+
+async fn wait_until(mut check: impl FnMut() -> bool, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}
+
+#[tokio::test]
+async fn install_tokens_are_single_use_and_unknown_ones_are_refused() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (_, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let mut agents = AgentServiceClient::new(channel(&h).await);
+    let enroll = |t: &str| EnrollRequest { install_token: t.into(), hostname: "h".into(), agent_version: "t".into() };
+    assert!(agents.enroll(enroll(&token)).await.is_ok());
+    let again = agents.enroll(enroll(&token)).await.unwrap_err();
+    assert_eq!(code(&again), ErrorCode::AuthFailed);
+    assert!(again.message().contains("already used"), "{}", again.message());
+    let unknown = agents.enroll(enroll("mttrly_i_nope")).await.unwrap_err();
+    assert!(unknown.message().contains("unknown install token"), "{}", unknown.message());
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_install_tokens_are_refused() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, _) = add_server(&h, &h.admin_token, "web-1").await;
+    let token = "mttrly_i_expired-for-the-test";
+    let hash = secrets::hash(token);
+    let server = ServerId::parse(&server_id).unwrap();
+    h.central
+        .central
+        .db
+        .call(move |conn| db::servers::insert_install_token(conn, &hash, &server, db::now_ms() - 1))
+        .await
+        .unwrap();
+    let err = AgentServiceClient::new(channel(&h).await)
+        .enroll(EnrollRequest { install_token: token.into(), hostname: "h".into(), agent_version: "t".into() })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("expired"), "{}", err.message());
+    h.central.shutdown().await;
+}
+
+/// A scripted agent: enrolls, opens the stream, says hello, and hands back both halves.
+async fn scripted_agent(
+    h: &Harness,
+    install_token: &str,
+) -> (String, mpsc::Sender<AgentMessage>, tonic::Streaming<mttrly_proto::agent::v1::CentralMessage>) {
+    let mut client = AgentServiceClient::new(channel(h).await);
+    let creds = client
+        .enroll(EnrollRequest { install_token: install_token.into(), hostname: "h".into(), agent_version: "t".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(AgentMessage {
+        body: Some(agent_message::Body::Hello(Hello {
+            agent_version: "t".into(),
+            protocol_revision: 1,
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut req = authed(&creds.agent_secret, ReceiverStream::new(rx));
+    req.metadata_mut().insert("x-mttrly-server-id", creds.server_id.parse().unwrap());
+    let mut inbound = client.session(req).await.unwrap().into_inner();
+    let welcome = inbound.message().await.unwrap().unwrap();
+    assert!(matches!(welcome.body, Some(central_message::Body::Welcome(_))));
+    (creds.agent_secret, tx, inbound)
+}
+
+#[tokio::test]
+async fn tasks_fail_fast_offline_and_clearly_when_the_agent_drops_mid_task() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let server = ServerId::parse(&server_id).unwrap();
+    let registry = &h.central.central.agents;
+
+    // Never connected: SERVER_OFFLINE at once.
+    let started = std::time::Instant::now();
+    let err = registry
+        .request(&server, "host.metrics", &serde_json::Value::Null, Duration::from_secs(30), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ServerOffline);
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // Connected, receives the task, then vanishes: the caller gets an error, not a hang.
+    let (_secret, tx, mut inbound) = scripted_agent(&h, &token).await;
+    let request = registry.request(&server, "host.metrics", &serde_json::Value::Null, Duration::from_secs(30), None);
+    let drop_agent = async {
+        let msg = inbound.message().await.unwrap().unwrap();
+        assert!(matches!(msg.body, Some(central_message::Body::TaskRequest(_))));
+        drop(tx);
+        drop(inbound);
+    };
+    let started = std::time::Instant::now();
+    let (result, ()) = tokio::join!(request, drop_agent);
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ServerOffline, "{err}");
+    assert!(err.message().contains("disconnected while the task was running"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_agent_times_out_at_the_deadline_and_is_told_to_cancel() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let server = ServerId::parse(&server_id).unwrap();
+    let (_secret, tx, mut inbound) = scripted_agent(&h, &token).await;
+    let err = h
+        .central
+        .central
+        .agents
+        .request(&server, "host.metrics", &serde_json::Value::Null, Duration::from_millis(300), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Timeout);
+    let first = inbound.message().await.unwrap().unwrap();
+    assert!(matches!(first.body, Some(central_message::Body::TaskRequest(_))));
+    let second = inbound.message().await.unwrap().unwrap();
+    assert!(matches!(second.body, Some(central_message::Body::CancelTask(_))), "{second:?}");
+    drop((tx, inbound));
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_real_agent_answers_tasks_and_reports_heartbeats() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let state = h.dir.path().join("agent");
+    mttrly_agent::enroll::enroll(h.central.grpc_url(), &token, &state, false).await.unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let agent = tokio::spawn(mttrly_agent::run(
+        mttrly_agent::RunOptions::new(state, mttrly_agent::policy::LocalPolicy::default()),
+        stopped,
+    ));
+    let server = ServerId::parse(&server_id).unwrap();
+    let registry = &h.central.central.agents;
+    assert!(wait_until(|| registry.status(&server, db::now_ms()).metrics.is_some(), Duration::from_secs(10)).await);
+
+    let reply = registry
+        .request(&server, "host.metrics", &serde_json::Value::Null, Duration::from_secs(10), None)
+        .await
+        .unwrap();
+    assert!(reply.error.is_none(), "{reply:?}");
+    assert!(reply.result["memory_total_bytes"].as_u64().unwrap() > 0);
+
+    let reply = registry
+        .request(&server, "no.such.capability", &serde_json::Value::Null, Duration::from_secs(10), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.error.map(|e| e.code()), Some(ErrorCode::PolicyDenied));
+
+    stop.send(true).unwrap();
+    agent.await.unwrap().unwrap();
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn revoked_credentials_are_refused_and_the_stream_is_closed() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let (secret, agent_tx, mut inbound) = scripted_agent(&h, &token).await;
+    let server = ServerId::parse(&server_id).unwrap();
+
+    // Rotate: a new install token, the old credentials revoked, the live stream cut.
+    let new_token = "mttrly_i_rotated-for-the-test";
+    let hash = secrets::hash(new_token);
+    let s = server.clone();
+    h.central
+        .central
+        .db
+        .call(move |conn| db::servers::rotate_credentials(conn, &s, &hash, db::now_ms() + 60_000))
+        .await
+        .unwrap();
+    h.central.central.agents.kick(&server);
+    let closed = tokio::time::timeout(Duration::from_secs(5), inbound.message()).await.unwrap();
+    assert!(closed.is_err() || closed.is_ok_and(|m| m.is_none()), "the stream must end");
+
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(AgentMessage { body: Some(agent_message::Body::Hello(Hello::default())) }).await.unwrap();
+    let mut req = authed(&secret, ReceiverStream::new(rx));
+    req.metadata_mut().insert("x-mttrly-server-id", server_id.parse().unwrap());
+    let err = AgentServiceClient::new(channel(&h).await).session(req).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::AuthFailed);
+
+    // The history is kept and the new token enrolls the same server.
+    let creds = AgentServiceClient::new(channel(&h).await)
+        .enroll(EnrollRequest { install_token: new_token.into(), hostname: "h".into(), agent_version: "t".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(creds.server_id, server_id);
+    drop(agent_tx);
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn another_account_sees_nothing_of_the_first() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, _) = add_server(&h, &h.admin_token, "web-1").await;
+    // A second tenant with its own admin token.
+    let other_token = secrets::generate(secrets::SecretKind::Human);
+    let hash = secrets::hash(&other_token);
+    h.central
+        .central
+        .db
+        .call(move |conn| {
+            let account = db::accounts::create_account(conn, "other", Plan::DeploymentCrew)?;
+            let user = db::accounts::create_user(conn, &account, "eve", Role::Admin)?;
+            db::accounts::insert_token(conn, &hash, &account, &user, None)
+        })
+        .await
+        .unwrap();
+
+    let mut servers = ServerServiceClient::new(channel(&h).await);
+    let listed = servers.list_servers(authed(&other_token, ListServersRequest {})).await.unwrap().into_inner();
+    assert!(listed.servers.is_empty());
+    let err =
+        servers.get_server(authed(&other_token, GetServerRequest { server_id: server_id.clone() })).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::ServerNotFound);
+    let err = servers
+        .remove_server(authed(&other_token, RemoveServerRequest { server_id: server_id.clone() }))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::ServerNotFound);
+    // The error for another tenant's server is exactly the error for a server that never existed.
+    let missing = servers
+        .get_server(authed(&other_token, GetServerRequest { server_id: ServerId::generate().to_string() }))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing), code(&err));
+
+    let mut tools = ToolServiceClient::new(channel(&h).await);
+    for tool in ["mttrly_get_server_status", "mttrly_quick_triage"] {
+        let resp = tools
+            .call_tool(authed(
+                &other_token,
+                CallToolRequest {
+                    tool_id: tool.into(),
+                    arguments_json: format!("{{\"server_id\":\"{server_id}\"}}"),
+                    client_name: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.is_error);
+        let body: serde_json::Value = serde_json::from_str(&resp.structured_json).unwrap();
+        assert_eq!(body["code"], "SERVER_NOT_FOUND");
+    }
+    let resp = tools
+        .call_tool(authed(
+            &other_token,
+            CallToolRequest {
+                tool_id: "mttrly_get_alerts".into(),
+                arguments_json: format!("{{\"server_id\":\"{server_id}\"}}"),
+                client_name: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.structured_json.contains("SERVER_NOT_FOUND"), "{}", resp.structured_json);
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_plan_server_limit_is_enforced_and_bad_input_changes_nothing() {
+    let h = harness(Plan::Watchdog).await;
+    add_server(&h, &h.admin_token, "only-one").await;
+    let mut servers = ServerServiceClient::new(channel(&h).await);
+    let err = servers
+        .add_server(authed(&h.admin_token, AddServerRequest { name: "two".into(), environment: 1 }))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PlanRequired);
+    for (name, env) in [("bad name; rm -rf /", 1), ("", 1), ("ok", 0), ("ok", 42)] {
+        let err = servers
+            .add_server(authed(&h.admin_token, AddServerRequest { name: name.into(), environment: env }))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), ErrorCode::ValidationError, "{name:?} {env}");
+    }
+    let listed = servers.list_servers(authed(&h.admin_token, ListServersRequest {})).await.unwrap().into_inner();
+    assert_eq!(listed.servers.len(), 1);
+    let err = servers.list_servers(authed("mttrly_h_wrong", ListServersRequest {})).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::AuthFailed);
+    let err = servers.list_servers(tonic::Request::new(ListServersRequest {})).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::AuthFailed);
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn assistants_cannot_register_servers_or_mint_tokens() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let token = secrets::generate(secrets::SecretKind::Assistant);
+    let hash = secrets::hash(&token);
+    h.central
+        .central
+        .db
+        .call(move |conn| {
+            let (account, _) = db::accounts::first_account(conn)?.unwrap();
+            let admin = db::accounts::first_admin(conn, &account)?.unwrap();
+            db::accounts::insert_token(conn, &hash, &account, &admin, Some("claude-code"))
+        })
+        .await
+        .unwrap();
+    let err = ServerServiceClient::new(channel(&h).await)
+        .add_server(authed(&token, AddServerRequest { name: "x".into(), environment: 1 }))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::Forbidden);
+    // But it can read.
+    let listed = ServerServiceClient::new(channel(&h).await).list_servers(authed(&token, ListServersRequest {})).await;
+    assert!(listed.is_ok());
+    let _ = Environment::Production;
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn plaintext_on_a_public_address_needs_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    mttrly_central::init::init(&cfg).unwrap();
+    cfg.grpc_listen = "0.0.0.0:0".parse().unwrap();
+    assert!(matches!(start(cfg.clone()).await, Err(StartError::Plaintext(_))));
+    cfg.insecure = true;
+    let running = start(cfg).await.unwrap();
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn serve_refuses_an_uninitialised_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(config(dir.path())).await.err().unwrap();
+    assert!(err.to_string().contains("mttrly-central init"), "{err}");
+}
