@@ -1,3 +1,5 @@
 //! End-to-end scenarios. One test binary, one module per area.
 
 mod catalog;
+mod fleet;
+mod quickstart;

@@ -1,9 +1,15 @@
 //! The end-to-end harness: real mttrly binaries as child processes, real servers on loopback,
 //! real SQLite files in temp dirs.
 
-use std::path::PathBuf;
-use std::process::Command;
+#![allow(clippy::missing_panics_doc)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// The path of a workspace binary.
 ///
@@ -33,5 +39,232 @@ fn target_dir() -> PathBuf {
     match exe.parent().and_then(|deps| deps.parent()) {
         Some(dir) => dir.to_path_buf(),
         None => panic!("unexpected test binary location {}", exe.display()),
+    }
+}
+
+/// A free loopback port (bound and released; good enough for tests that must restart on it).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `within` naming `what`.
+pub fn wait_for<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends SIGTERM and waits for the process to exit (SIGKILL after 15 s).
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().expect("wait after kill");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads the first stdout line of a child as JSON (what `--output json serve|quickstart` print).
+fn first_json_line(child: &mut Child) -> Value {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read the ready line");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line: {line:?}: {e}"))
+}
+
+/// A real `mttrly-central` process on loopback.
+pub struct TestCentral {
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its gRPC URL.
+    pub grpc_url: String,
+    /// Its HTTP URL.
+    pub http_url: String,
+    /// The admin token from `init`.
+    pub admin_token: String,
+    grpc_port: u16,
+    child: Option<Child>,
+}
+
+/// Fast heartbeats so liveness tests take seconds: one a second, offline after two missed.
+const FAST: [(&str, &str); 2] =
+    [("MTTRLY_HEARTBEAT_INTERVAL_SECONDS", "1"), ("MTTRLY_OFFLINE_AFTER_MISSED_HEARTBEATS", "2")];
+
+impl TestCentral {
+    /// `init` a data dir under `root`, then `serve` it.
+    pub fn start(root: &Path) -> Self {
+        let data_dir = root.join("central");
+        let out = Command::new(binary("mttrly-central"))
+            .args(["--output", "json", "init", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .expect("mttrly-central init runs");
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let init: Value = serde_json::from_slice(&out.stdout).expect("init prints JSON");
+        let admin_token = init["admin_token"].as_str().expect("admin_token").to_owned();
+        let mut central = Self {
+            data_dir,
+            grpc_url: String::new(),
+            http_url: String::new(),
+            admin_token,
+            grpc_port: free_port(),
+            child: None,
+        };
+        central.serve();
+        central
+    }
+
+    fn serve(&mut self) {
+        let mut child = Command::new(binary("mttrly-central"))
+            .args(["--output", "json", "serve", "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--grpc-listen", &format!("127.0.0.1:{}", self.grpc_port), "--http-listen", "127.0.0.1:0"])
+            .envs(FAST)
+            .env("MTTRLY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mttrly-central serve starts");
+        let ready = first_json_line(&mut child);
+        ready["grpc_url"].as_str().expect("grpc_url").clone_into(&mut self.grpc_url);
+        ready["http_url"].as_str().expect("http_url").clone_into(&mut self.http_url);
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, then serve again on the same gRPC port.
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "central exited with {status} on SIGTERM");
+        self.serve();
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("central is running");
+        terminate(&mut child)
+    }
+
+    /// Runs `mttrly-cli --central … --token <admin> ARGS`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(&self.admin_token, args)
+    }
+
+    /// Runs `mttrly-cli` with another token.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(binary("mttrly-cli"))
+            .args(["--central", &self.grpc_url, "--token", token])
+            .args(args)
+            .output()
+            .expect("mttrly-cli runs")
+    }
+
+    /// Runs a CLI command with `--output json` and parses stdout, panicking on failure.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(out.status.success(), "mttrly-cli {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+
+    /// GETs a path on the HTTP listener and returns the body.
+    pub fn http_get(&self, path: &str) -> String {
+        http_get(&self.http_url, path)
+    }
+}
+
+impl Drop for TestCentral {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a raw socket (no client crate needed for a health check).
+pub fn http_get(base: &str, path: &str) -> String {
+    let authority = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect HTTP");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
+/// A real `mttrly-agent` process.
+pub struct TestAgent {
+    /// Its state directory.
+    pub state_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestAgent {
+    /// `mttrly-agent enroll` into `state_dir`; returns the command's output.
+    pub fn enroll(central: &str, token: &str, state_dir: &Path) -> Output {
+        Command::new(binary("mttrly-agent"))
+            .args(["--output", "json", "enroll", "--central", central, "--token", token, "--state-dir"])
+            .arg(state_dir)
+            .output()
+            .expect("mttrly-agent enroll runs")
+    }
+
+    /// Enrolls (asserting success) and starts `mttrly-agent run`.
+    pub fn start(central: &str, token: &str, state_dir: &Path) -> Self {
+        let out = Self::enroll(central, token, state_dir);
+        assert!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
+        let child = Command::new(binary("mttrly-agent"))
+            .args(["run", "--state-dir"])
+            .arg(state_dir)
+            .env("MTTRLY_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mttrly-agent run starts");
+        Self { state_dir: state_dir.to_path_buf(), child: Some(child) }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGKILL, as a crash or a pulled plug would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent is running");
+        terminate(&mut child)
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
