@@ -17,6 +17,9 @@ pub struct Credentials {
     pub agent_secret: String,
     /// Central's gRPC URL.
     pub central_url: String,
+    /// Central's CA certificate (PEM), pinned at enrollment, for `https://` centrals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate_pem: Option<String>,
 }
 
 const FILE: &str = "credentials.json";
@@ -85,7 +88,12 @@ mod tests {
     fn saved_credentials_are_private_and_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let creds = Credentials { server_id: "srv_x".into(), agent_secret: "s".into(), central_url: "http://c".into() };
+        let creds = Credentials {
+            server_id: "srv_x".into(),
+            agent_secret: "s".into(),
+            central_url: "http://c".into(),
+            ca_certificate_pem: None,
+        };
         creds.save(&state).unwrap();
         assert_eq!(Credentials::load(&state).unwrap(), Some(creds));
         #[cfg(unix)]

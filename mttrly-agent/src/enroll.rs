@@ -6,24 +6,43 @@ use std::time::Duration;
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::agent::v1::EnrollRequest;
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::credentials::Credentials;
 use crate::{AgentError, VERSION, host};
 
-/// Opens a channel to central. Connection failures are `CONNECTION_ERROR`.
-pub async fn connect(url: &str) -> Result<Channel, AgentError> {
+/// Opens a channel to central. `https://` needs central's CA, which is the only CA trusted (the
+/// certificate must name [`mttrly_proto::TLS_SERVER_NAME`]). Connection failures are
+/// `CONNECTION_ERROR`.
+pub async fn connect(url: &str, ca_pem: Option<&str>) -> Result<Channel, AgentError> {
     let parsed: tonic::codegen::http::Uri = url.parse().map_err(|_| AgentError::Url(url.to_owned()))?;
-    match parsed.scheme_str() {
-        Some("http") => {}
+    let tls = match (parsed.scheme_str(), ca_pem) {
+        (Some("http"), _) => None,
+        (Some("https"), Some(ca)) => Some(
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(mttrly_proto::TLS_SERVER_NAME),
+        ),
+        (Some("https"), None) => {
+            return Err(AgentError::Invalid {
+                what: "central URL",
+                path: url.to_owned(),
+                reason: "https needs central's CA certificate (--ca-cert-b64 or --ca-cert, as printed by `mttrly-cli servers add`)".to_owned(),
+            });
+        }
         _ => return Err(AgentError::Url(url.to_owned())),
-    }
-    let endpoint = Endpoint::from_shared(url.to_owned())
+    };
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|_| AgentError::Url(url.to_owned()))?
         .connect_timeout(Duration::from_secs(10))
         .tcp_keepalive(Some(Duration::from_secs(30)))
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| AgentError::Invalid {
+            what: "CA certificate",
+            path: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    }
     endpoint.connect().await.map_err(|e| {
         AgentError::Central(
             MttrlyError::new(ErrorCode::ConnectionError, format!("cannot reach central at {url}: {e}"))
@@ -33,10 +52,11 @@ pub async fn connect(url: &str) -> Result<Channel, AgentError> {
 }
 
 /// Enrolls with central and saves the credentials in `state_dir`. Refuses to replace existing
-/// credentials unless `force` is set.
+/// credentials unless `force` is set. `ca_pem` is central's CA for `https://` URLs.
 pub async fn enroll(
     central_url: &str,
     install_token: &str,
+    ca_pem: Option<String>,
     state_dir: &Path,
     force: bool,
 ) -> Result<Credentials, AgentError> {
@@ -46,7 +66,7 @@ pub async fn enroll(
             server_id: existing.server_id,
         });
     }
-    let channel = connect(central_url).await?;
+    let channel = connect(central_url, ca_pem.as_deref()).await?;
     let response = AgentServiceClient::new(channel)
         .enroll(EnrollRequest {
             install_token: install_token.trim().to_owned(),
@@ -61,6 +81,7 @@ pub async fn enroll(
         agent_secret: response.agent_secret,
         // The URL that just worked is the one this host can reach central at.
         central_url: central_url.to_owned(),
+        ca_certificate_pem: ca_pem,
     };
     credentials.save(state_dir)?;
     Ok(credentials)

@@ -40,6 +40,13 @@ enum Command {
         /// Where to keep credentials and state.
         #[arg(long, env = "MTTRLY_AGENT_STATE_DIR", default_value = "/var/lib/mttrly-agent")]
         state_dir: PathBuf,
+        /// Central's CA certificate, base64 of its PEM, as printed by `mttrly-cli servers add`
+        /// (for https:// centrals; the agent trusts this CA only).
+        #[arg(long, conflicts_with = "ca_cert")]
+        ca_cert_b64: Option<String>,
+        /// Central's CA certificate as a PEM file (alternative to --ca-cert-b64).
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
         /// Replace existing credentials (reinstall with a new token).
         #[arg(long)]
         force: bool,
@@ -96,9 +103,10 @@ fn report(output: Output, err: &AgentError) {
 async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
     let output = cli.output;
     match cli.command {
-        Command::Enroll { central, token, state_dir, force } => {
+        Command::Enroll { central, token, state_dir, ca_cert_b64, ca_cert, force } => {
+            let ca = read_ca(ca_cert_b64.as_deref(), ca_cert.as_deref()).map_err(|e| (output, e))?;
             let creds =
-                mttrly_agent::enroll::enroll(&central, &token, &state_dir, force).await.map_err(|e| (output, e))?;
+                mttrly_agent::enroll::enroll(&central, &token, ca, &state_dir, force).await.map_err(|e| (output, e))?;
             match output {
                 Output::Json => println!(
                     "{}",
@@ -126,6 +134,30 @@ async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
             mttrly_agent::run(RunOptions::new(state_dir, policy), stopped).await.map_err(|e| (output, e))
         }
     }
+}
+
+fn read_ca(b64: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, AgentError> {
+    use base64::Engine as _;
+    let invalid =
+        |path: &str, reason: String| AgentError::Invalid { what: "CA certificate", path: path.to_owned(), reason };
+    let pem = match (b64, file) {
+        (Some(b64), _) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| invalid("--ca-cert-b64", e.to_string()))?;
+            String::from_utf8(bytes).map_err(|e| invalid("--ca-cert-b64", e.to_string()))?
+        }
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|source| AgentError::State {
+            what: "cannot read",
+            path: path.display().to_string(),
+            source,
+        })?,
+        (None, None) => return Ok(None),
+    };
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(invalid("CA", "not a PEM certificate".to_owned()));
+    }
+    Ok(Some(pem))
 }
 
 async fn wait_for_signal() {

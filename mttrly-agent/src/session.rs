@@ -93,7 +93,7 @@ async fn session(
     collector: &Arc<Mutex<MetricsCollector>>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Ended, AgentError> {
-    let channel = enroll::connect(&credentials.central_url).await?;
+    let channel = enroll::connect(&credentials.central_url, credentials.ca_certificate_pem.as_deref()).await?;
     let (tx, rx) = mpsc::channel::<AgentMessage>(64);
     let facts = host::facts();
     let hello = Hello {

@@ -24,6 +24,9 @@ pub struct Initialised {
     pub admin_user_id: UserId,
     /// The admin's CLI token.
     pub admin_token: String,
+    /// SHA-256 of the generated CA certificate, when `--tls` was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_sha256: Option<String>,
 }
 
 /// Creates the data directory (mode 0700) if needed.
@@ -40,8 +43,9 @@ pub fn create_data_dir(path: &Path) -> Result<(), MttrlyError> {
 }
 
 /// Initialises `config.data_dir`. Refuses a data directory that already has an account, so an
-/// accidental second `init` can never mint a second admin.
-pub fn init(config: &Config) -> Result<Initialised, MttrlyError> {
+/// accidental second `init` can never mint a second admin. With `tls`, also generates the private
+/// CA and server certificate (naming the extra host names given).
+pub fn init(config: &Config, tls: Option<&[String]>) -> Result<Initialised, MttrlyError> {
     config.validate()?;
     create_data_dir(&config.data_dir)?;
     let db = Db::open(&config.database_path())
@@ -67,12 +71,17 @@ pub fn init(config: &Config) -> Result<Initialised, MttrlyError> {
         tx.commit().map_err(db::internal)?;
         Ok((account, admin))
     })?;
+    let tls_ca_sha256 = match tls {
+        Some(names) => Some(crate::tls::generate(&config.data_dir, names)?.ca_sha256()),
+        None => None,
+    };
     Ok(Initialised {
         data_dir: config.data_dir.display().to_string(),
         account_id,
         plan,
         admin_user_id,
         admin_token: token,
+        tls_ca_sha256,
     })
 }
 

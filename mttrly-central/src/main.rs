@@ -38,6 +38,13 @@ enum Command {
         /// The first account's plan.
         #[arg(long, value_parser = parse_plan)]
         plan: Option<Plan>,
+        /// Also create a private CA and a server certificate: gRPC is then served over TLS and
+        /// agents pin this CA.
+        #[arg(long)]
+        tls: bool,
+        /// An extra host name or IP for the server certificate (repeatable; with --tls).
+        #[arg(long = "tls-name", requires = "tls")]
+        tls_names: Vec<String>,
     },
     /// Serve gRPC (agents, CLI, API) and HTTP until SIGINT or SIGTERM.
     Serve {
@@ -157,19 +164,28 @@ fn failure(code: &'static str, e: &dyn std::error::Error) -> Failure {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Init { common, plan } => {
+        Command::Init { common, plan, tls, tls_names } => {
             let mut config = load(&common, None)?;
             if let Some(plan) = plan {
                 config.plan = plan;
             }
-            let done = mttrly_central::init::init(&config)?;
+            let done = mttrly_central::init::init(&config, tls.then_some(tls_names.as_slice()))?;
             match cli.output {
                 Output::Json => println!("{}", json!(done)),
-                Output::Table => println!(
-                    "initialised {} (account {}, plan {})\n\nadmin token (shown once; store it now):\n  {}\n\n\
-                     use it with: export MTTRLY_TOKEN={}",
-                    done.data_dir, done.account_id, done.plan, done.admin_token, done.admin_token
-                ),
+                Output::Table => {
+                    println!(
+                        "initialised {} (account {}, plan {})\n\nadmin token (shown once; store it now):\n  {}\n\n\
+                         use it with: export MTTRLY_TOKEN={}",
+                        done.data_dir, done.account_id, done.plan, done.admin_token, done.admin_token
+                    );
+                    if let Some(sha) = &done.tls_ca_sha256 {
+                        println!(
+                            "\nTLS: private CA in {}/tls/ca.pem (sha256 {sha}); gRPC is served over TLS.\n\
+                             mttrly-cli needs --ca-cert {}/tls/ca.pem (or MTTRLY_CA_CERT).",
+                            done.data_dir, done.data_dir
+                        );
+                    }
+                }
             }
             Ok(())
         }

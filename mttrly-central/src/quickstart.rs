@@ -105,7 +105,7 @@ fn ensure_tokens(config: &Config) -> Result<SavedTokens, MttrlyError> {
         // Initialised by `init`: its admin token was shown once; mint a new one for quickstart.
         mint(config, None)?
     } else {
-        crate::init::init(config)?.admin_token
+        crate::init::init(config, None)?.admin_token
     };
     let assistant_token = mint(config, Some("quickstart"))?;
     let saved = SavedTokens { admin_token, assistant_token };
@@ -176,7 +176,8 @@ pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
                 }
                 Err(e) => return Err(e.into()),
             };
-        mttrly_agent::enroll::enroll(running.grpc_url(), &install_token, &state_dir, true).await?.server_id
+        let ca = central.tls.as_ref().map(|t| t.ca_pem.clone());
+        mttrly_agent::enroll::enroll(running.grpc_url(), &install_token, ca, &state_dir, true).await?.server_id
     };
 
     let (agent_stop, stopped) = watch::channel(false);

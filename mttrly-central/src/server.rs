@@ -56,6 +56,9 @@ pub enum StartError {
          Listen on a loopback address, or pass --insecure if a TLS proxy terminates in front of central"
     )]
     Plaintext(SocketAddr),
+    /// The TLS material is unusable.
+    #[error("cannot use the TLS certificate: {0}")]
+    Tls(String),
     /// The gRPC reflection service could not be built.
     #[error("cannot build the reflection service: {0}")]
     Reflection(String),
@@ -102,15 +105,16 @@ impl RunningCentral {
 /// addresses are live.
 pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     config.validate().map_err(StartError::Config)?;
-    if !config.grpc_listen.ip().is_loopback() && !config.insecure {
-        return Err(StartError::Plaintext(config.grpc_listen));
-    }
-    if !config.grpc_listen.ip().is_loopback() {
-        tracing::warn!(addr = %config.grpc_listen, "serving plaintext gRPC on a non-loopback address (--insecure)");
-    }
     let db_path = config.database_path();
     if !db_path.exists() {
         return Err(StartError::NotInitialised { path: config.data_dir.display().to_string() });
+    }
+    let tls = crate::tls::load(&config.data_dir).map_err(StartError::Load)?;
+    if tls.is_none() && !config.grpc_listen.ip().is_loopback() {
+        if !config.insecure {
+            return Err(StartError::Plaintext(config.grpc_listen));
+        }
+        tracing::warn!(addr = %config.grpc_listen, "serving plaintext gRPC on a non-loopback address (--insecure)");
     }
     let db = Db::open(&db_path)?;
 
@@ -124,7 +128,8 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         grpc_listener.local_addr().map_err(|source| StartError::Bind { addr: config.grpc_listen, source })?;
     let http_addr =
         http_listener.local_addr().map_err(|source| StartError::Bind { addr: config.http_listen, source })?;
-    let grpc_url = config.public_grpc_url.clone().unwrap_or_else(|| format!("http://{grpc_addr}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let grpc_url = config.public_grpc_url.clone().unwrap_or_else(|| format!("{scheme}://{grpc_addr}"));
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let agents = AgentRegistry::new(config.offline_after());
@@ -142,7 +147,7 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     }
     let alerts = AlertEngine::new(default_rules(), open_alerts);
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
-    let central = Central::new(config, db, agents, alerts, grpc_url, alert_tx);
+    let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), alert_tx);
 
     let mut tasks = vec![
         tokio::spawn(alert_writer(Arc::clone(&central), alert_rx, shutdown_rx.clone())),
@@ -157,7 +162,14 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     }
     let reflection =
         mttrly_proto::reflection_service(&grpc::MOUNTED).map_err(|e| StartError::Reflection(e.to_string()))?;
-    let grpc_server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        let identity = tonic::transport::Identity::from_pem(&tls.chain_pem, &tls.key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+    }
+    let grpc_server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health)

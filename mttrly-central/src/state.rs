@@ -22,6 +22,8 @@ pub struct Central {
     pub alerts: AlertEngine,
     /// The URL agents and the CLI reach central's gRPC at.
     pub grpc_url: String,
+    /// Central's TLS material, when it serves TLS.
+    pub tls: Option<crate::tls::TlsMaterial>,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -33,9 +35,10 @@ impl Central {
         agents: AgentRegistry,
         alerts: AlertEngine,
         grpc_url: String,
+        tls: Option<crate::tls::TlsMaterial>,
         alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
     ) -> Arc<Self> {
-        Arc::new(Self { config, db, agents, alerts, grpc_url, alert_writes })
+        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, alert_writes })
     }
 
     /// Queues alert changes for the writer (in order, off the request path).

@@ -43,7 +43,7 @@ async fn harness(plan: Plan) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.plan = plan;
-    let init = mttrly_central::init::init(&cfg).unwrap();
+    let init = mttrly_central::init::init(&cfg, None).unwrap();
     let central = start(cfg).await.unwrap();
     Harness { dir, central, admin_token: init.admin_token }
 }
@@ -208,7 +208,7 @@ async fn a_real_agent_answers_tasks_and_reports_heartbeats() {
     let h = harness(Plan::DeploymentCrew).await;
     let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
     let state = h.dir.path().join("agent");
-    mttrly_agent::enroll::enroll(h.central.grpc_url(), &token, &state, false).await.unwrap();
+    mttrly_agent::enroll::enroll(h.central.grpc_url(), &token, None, &state, false).await.unwrap();
     let (stop, stopped) = watch::channel(false);
     let agent = tokio::spawn(mttrly_agent::run(
         mttrly_agent::RunOptions::new(state, mttrly_agent::policy::LocalPolicy::default()),
@@ -402,7 +402,7 @@ async fn assistants_cannot_register_servers_or_mint_tokens() {
 async fn plaintext_on_a_public_address_needs_insecure() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
-    mttrly_central::init::init(&cfg).unwrap();
+    mttrly_central::init::init(&cfg, None).unwrap();
     cfg.grpc_listen = "0.0.0.0:0".parse().unwrap();
     assert!(matches!(start(cfg.clone()).await, Err(StartError::Plaintext(_))));
     cfg.insecure = true;

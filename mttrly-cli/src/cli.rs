@@ -18,6 +18,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "MTTRLY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// Central's CA certificate (PEM), for an https:// central (`DATA_DIR/tls/ca.pem`).
+    #[arg(long, global = true, env = "MTTRLY_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
     /// How to print results: a readable table, or stable JSON for scripts.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

@@ -35,7 +35,7 @@ pub fn run(cli: &Cli) -> ExitCode {
 }
 
 async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<(), MttrlyError> {
-    let channel = client::connect(&cli.central, cli.token.as_deref()).await?;
+    let channel = client::connect(&cli.central, cli.token.as_deref(), cli.ca_cert.as_deref()).await?;
     match command {
         Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await,
         Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await,

@@ -9,6 +9,7 @@ fn cli(args: &[&str]) -> Output {
         .args(args)
         .env_remove("MTTRLY_CENTRAL")
         .env_remove("MTTRLY_TOKEN")
+        .env_remove("MTTRLY_CA_CERT")
         .output()
         .expect("mttrly-cli runs")
 }

@@ -42,6 +42,10 @@ pub const SERVICE_NAMES: [&str; 7] = [
     "mttrly.central.v1.AuditService",
 ];
 
+/// The name central's certificate always carries and clients verify, whatever address they dial:
+/// central's CA is private and pinned, so the name only has to be stable, not public.
+pub const TLS_SERVER_NAME: &str = "mttrly-central";
+
 /// The health service's name, advertised alongside mttrly's.
 pub const HEALTH_SERVICE_NAME: &str = "grpc.health.v1.Health";
 

@@ -3,3 +3,4 @@
 mod catalog;
 mod fleet;
 mod quickstart;
+mod tls;

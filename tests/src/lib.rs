@@ -22,10 +22,12 @@ pub fn binary(name: &str) -> PathBuf {
     if !path.exists() {
         let built = BUILD.get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            Command::new(cargo)
-                .args(["build", "--quiet", "--workspace", "--bins"])
-                .status()
-                .is_ok_and(|status| status.success())
+            let mut command = Command::new(cargo);
+            command.args(["build", "--quiet", "--workspace", "--bins"]);
+            if target_dir().ends_with("release") {
+                command.arg("--release");
+            }
+            command.status().is_ok_and(|status| status.success())
         });
         assert!(*built, "building the workspace binaries failed");
     }
@@ -40,6 +42,26 @@ fn target_dir() -> PathBuf {
         Some(dir) => dir.to_path_buf(),
         None => panic!("unexpected test binary location {}", exe.display()),
     }
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks are 100 Hz on Linux (USER_HZ), whatever the kernel's HZ.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Resident set size of a process in bytes, from `/proc/PID/status`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// A free loopback port (bound and released; good enough for tests that must restart on it).
@@ -101,6 +123,7 @@ pub struct TestCentral {
     /// The admin token from `init`.
     pub admin_token: String,
     grpc_port: u16,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -109,23 +132,37 @@ const FAST: [(&str, &str); 2] =
     [("MTTRLY_HEARTBEAT_INTERVAL_SECONDS", "1"), ("MTTRLY_OFFLINE_AFTER_MISSED_HEARTBEATS", "2")];
 
 impl TestCentral {
-    /// `init` a data dir under `root`, then `serve` it.
+    /// `init` a data dir under `root`, then `serve` it with fast heartbeats.
     pub fn start(root: &Path) -> Self {
+        Self::start_with(root, &[], &FAST, |_| {})
+    }
+
+    /// `init --tls` (a private CA), then `serve` over TLS with fast heartbeats.
+    pub fn start_tls(root: &Path) -> Self {
+        Self::start_with(root, &["--tls"], &FAST, |_| {})
+    }
+
+    /// `init INIT_ARGS`, run `seed` on the data dir (e.g. to pre-register servers), then `serve`
+    /// with `env`.
+    pub fn start_with(root: &Path, init_args: &[&str], env: &[(&str, &str)], seed: impl FnOnce(&Path)) -> Self {
         let data_dir = root.join("central");
         let out = Command::new(binary("mttrly-central"))
             .args(["--output", "json", "init", "--data-dir"])
             .arg(&data_dir)
+            .args(init_args)
             .output()
             .expect("mttrly-central init runs");
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         let init: Value = serde_json::from_slice(&out.stdout).expect("init prints JSON");
         let admin_token = init["admin_token"].as_str().expect("admin_token").to_owned();
+        seed(&data_dir);
         let mut central = Self {
             data_dir,
             grpc_url: String::new(),
             http_url: String::new(),
             admin_token,
             grpc_port: free_port(),
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             child: None,
         };
         central.serve();
@@ -137,7 +174,7 @@ impl TestCentral {
             .args(["--output", "json", "serve", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--grpc-listen", &format!("127.0.0.1:{}", self.grpc_port), "--http-listen", "127.0.0.1:0"])
-            .envs(FAST)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("MTTRLY_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -147,6 +184,11 @@ impl TestCentral {
         ready["grpc_url"].as_str().expect("grpc_url").clone_into(&mut self.grpc_url);
         ready["http_url"].as_str().expect("http_url").clone_into(&mut self.http_url);
         self.child = Some(child);
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("central is running")
     }
 
     /// SIGTERM, then serve again on the same gRPC port.
@@ -167,13 +209,19 @@ impl TestCentral {
         self.cli_as(&self.admin_token, args)
     }
 
-    /// Runs `mttrly-cli` with another token.
+    /// Runs `mttrly-cli` with another token (and central's CA when it serves TLS).
     pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(binary("mttrly-cli"))
-            .args(["--central", &self.grpc_url, "--token", token])
-            .args(args)
-            .output()
-            .expect("mttrly-cli runs")
+        let mut command = Command::new(binary("mttrly-cli"));
+        command.args(["--central", &self.grpc_url, "--token", token]);
+        if self.grpc_url.starts_with("https://") {
+            command.arg("--ca-cert").arg(self.ca_cert());
+        }
+        command.args(args).output().expect("mttrly-cli runs")
+    }
+
+    /// Where `init --tls` put the CA certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.data_dir.join("tls").join("ca.pem")
     }
 
     /// Runs a CLI command with `--output json` and parses stdout, panicking on failure.
@@ -219,18 +267,29 @@ pub struct TestAgent {
 }
 
 impl TestAgent {
-    /// `mttrly-agent enroll` into `state_dir`; returns the command's output.
-    pub fn enroll(central: &str, token: &str, state_dir: &Path) -> Output {
+    /// `mttrly-agent enroll` into `state_dir` with extra arguments; returns the command's output.
+    pub fn enroll_with(central: &str, token: &str, state_dir: &Path, extra: &[&str]) -> Output {
         Command::new(binary("mttrly-agent"))
             .args(["--output", "json", "enroll", "--central", central, "--token", token, "--state-dir"])
             .arg(state_dir)
+            .args(extra)
             .output()
             .expect("mttrly-agent enroll runs")
     }
 
+    /// `mttrly-agent enroll` into `state_dir`; returns the command's output.
+    pub fn enroll(central: &str, token: &str, state_dir: &Path) -> Output {
+        Self::enroll_with(central, token, state_dir, &[])
+    }
+
     /// Enrolls (asserting success) and starts `mttrly-agent run`.
     pub fn start(central: &str, token: &str, state_dir: &Path) -> Self {
-        let out = Self::enroll(central, token, state_dir);
+        Self::start_with(central, token, state_dir, &[])
+    }
+
+    /// Enrolls with extra arguments (asserting success) and starts `mttrly-agent run`.
+    pub fn start_with(central: &str, token: &str, state_dir: &Path, extra: &[&str]) -> Self {
+        let out = Self::enroll_with(central, token, state_dir, extra);
         assert!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
         let child = Command::new(binary("mttrly-agent"))
             .args(["run", "--state-dir"])
@@ -241,6 +300,11 @@ impl TestAgent {
             .spawn()
             .expect("mttrly-agent run starts");
         Self { state_dir: state_dir.to_path_buf(), child: Some(child) }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("agent is running")
     }
 
     /// Whether the process is still running.

@@ -92,7 +92,7 @@ impl AgentService for AgentApi {
         Ok(Response::new(EnrollResponse {
             server_id: server_id.to_string(),
             agent_secret: secret,
-            ca_certificate_pem: String::new(),
+            ca_certificate_pem: self.central.tls.as_ref().map(|t| t.ca_pem.clone()).unwrap_or_default(),
             central_url: self.central.grpc_url.clone(),
             heartbeat_interval_seconds: self.central.config.heartbeat_interval_seconds,
         }))

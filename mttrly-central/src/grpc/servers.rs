@@ -58,9 +58,11 @@ fn parse_server_id(s: &str) -> Result<ServerId, MttrlyError> {
     ServerId::parse(s).map_err(|e| invalid("server_id", &e.to_string()))
 }
 
-/// The command a server owner runs to enroll and start the agent.
-pub fn agent_command(grpc_url: &str, install_token: &str) -> String {
-    format!("mttrly-agent enroll --central {grpc_url} --token {install_token} && mttrly-agent run")
+/// The command a server owner runs to enroll and start the agent. With TLS it carries central's
+/// CA, which the agent pins.
+pub fn agent_command(central: &Central, install_token: &str) -> String {
+    let ca = central.tls.as_ref().map(|t| format!(" --ca-cert-b64 {}", t.ca_base64())).unwrap_or_default();
+    format!("mttrly-agent enroll --central {} --token {install_token}{ca} && mttrly-agent run", central.grpc_url)
 }
 
 /// Registers a server and issues its install token (shared by the API and quickstart).
@@ -113,7 +115,7 @@ impl ServerService for ServerApi {
                 .map_err(|e| status(&e))?;
         Ok(Response::new(AddServerResponse {
             server_id: server_id.to_string(),
-            agent_command: agent_command(&self.central.grpc_url, &token),
+            agent_command: agent_command(&self.central, &token),
             install_token: token,
             install_token_expires_at_unix_ms: expires_at,
         }))
