@@ -13,6 +13,7 @@ pub mod host;
 pub mod metrics;
 pub mod policy;
 pub mod session;
+pub mod signal;
 
 pub use credentials::Credentials;
 pub use session::{RunOptions, run};

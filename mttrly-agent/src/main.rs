@@ -126,9 +126,12 @@ async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
                 Some(path) => LocalPolicy::load(&path).map_err(|e| (output, e))?,
                 None => LocalPolicy::default(),
             };
+            let mut signal = mttrly_agent::signal::ShutdownSignal::listen().map_err(|source| {
+                (output, AgentError::State { what: "cannot install signal handlers", path: String::new(), source })
+            })?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
-                wait_for_signal().await;
+                signal.recv().await;
                 let _ = stop.send(true);
             });
             mttrly_agent::run(RunOptions::new(state_dir, policy), stopped).await.map_err(|e| (output, e))
@@ -158,26 +161,4 @@ fn read_ca(b64: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<S
         return Err(invalid("CA", "not a PEM certificate".to_owned()));
     }
     Ok(Some(pem))
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

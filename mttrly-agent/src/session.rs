@@ -61,7 +61,14 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_cap);
     loop {
         let started = Instant::now();
-        match session(&credentials, &options.policy, &collector, &mut shutdown).await {
+        // Race the whole session, handshake included, against shutdown, so a stop request never
+        // waits for a connect timeout.
+        let mut inner = shutdown.clone();
+        let outcome = tokio::select! {
+            outcome = session(&credentials, &options.policy, &collector, &mut inner) => outcome,
+            () = stopped(&mut shutdown) => return Ok(()),
+        };
+        match outcome {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::Closed) => tracing::warn!("central closed the stream"),
             Err(e) => tracing::warn!(error = %e, "agent session failed"),

@@ -191,6 +191,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Serve { common, listen } => {
             let config = load(&common, Some(&listen))?;
+            let mut signal = listen_for_signals()?;
             let running = mttrly_central::server::start(config).await.map_err(|e| failure("INTERNAL_ERROR", &e))?;
             match cli.output {
                 Output::Json => {
@@ -198,13 +199,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 Output::Table => println!("gRPC: {}\nHTTP: {}", running.grpc_url(), running.http_url()),
             }
-            wait_for_signal().await;
+            signal.recv().await;
             tracing::info!("shutting down");
             running.shutdown().await;
             Ok(())
         }
         Command::Quickstart { common, listen } => {
             let config = load(&common, Some(&listen))?;
+            let mut signal = listen_for_signals()?;
             let quick = mttrly_central::quickstart::start(config).await.map_err(|e| failure("INTERNAL_ERROR", &e))?;
             let info = &quick.info;
             match cli.output {
@@ -223,7 +225,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     info.admin_token
                 ),
             }
-            wait_for_signal().await;
+            signal.recv().await;
             tracing::info!("shutting down");
             quick.shutdown().await;
             Ok(())
@@ -231,24 +233,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+/// Installs the SIGINT/SIGTERM handlers before anything announces readiness.
+fn listen_for_signals() -> Result<mttrly_agent::signal::ShutdownSignal, Failure> {
+    mttrly_agent::signal::ShutdownSignal::listen().map_err(|e| failure("INTERNAL_ERROR", &e))
 }
