@@ -9,6 +9,7 @@
 
 pub mod agents;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use mttrly_proto::agent::v1::agent_service_server::AgentServiceServer;
 use mttrly_proto::central::v1::account_service_server::AccountServiceServer;
 use mttrly_proto::central::v1::alert_service_server::AlertServiceServer;
+use mttrly_proto::central::v1::audit_service_server::AuditServiceServer;
 use mttrly_proto::central::v1::server_service_server::ServerServiceServer;
 use mttrly_proto::central::v1::tool_service_server::ToolServiceServer;
 use tokio::sync::{mpsc, watch};
@@ -74,6 +75,7 @@ pub struct RunningCentral {
     pub central: Arc<Central>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    audit_thread: std::thread::JoinHandle<()>,
 }
 
 impl RunningCentral {
@@ -98,6 +100,12 @@ impl RunningCentral {
             }
         }
         flush(&self.central).await;
+        self.central.audit.flush().await;
+        // The writer thread ends with the last handle; callers may still hold the state.
+        if Arc::strong_count(&self.central) == 1 {
+            drop(self.central);
+            let _ = tokio::task::spawn_blocking(move || self.audit_thread.join()).await;
+        }
     }
 }
 
@@ -147,7 +155,10 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     }
     let alerts = AlertEngine::new(default_rules(), open_alerts);
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
-    let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), alert_tx);
+    let (audit, audit_thread) = crate::audit::AuditLog::start(&db_path).map_err(|source| {
+        StartError::Database(db::OpenError::Sqlite { path: db_path.display().to_string(), source })
+    })?;
+    let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), audit, alert_tx);
 
     let mut tasks = vec![
         tokio::spawn(alert_writer(Arc::clone(&central), alert_rx, shutdown_rx.clone())),
@@ -178,7 +189,8 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         .add_service(AccountServiceServer::new(grpc::account::AccountApi::new(Arc::clone(&central))))
         .add_service(ToolServiceServer::new(grpc::tools::ToolApi::new(Arc::clone(&central))))
         .add_service(ServerServiceServer::new(grpc::servers::ServerApi::new(Arc::clone(&central))))
-        .add_service(AlertServiceServer::new(grpc::alerts::AlertApi::new(Arc::clone(&central))));
+        .add_service(AlertServiceServer::new(grpc::alerts::AlertApi::new(Arc::clone(&central))))
+        .add_service(AuditServiceServer::new(grpc::audit::AuditApi::new(Arc::clone(&central))));
     let mut grpc_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
@@ -200,7 +212,7 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         }
     }));
     tracing::info!(%grpc_addr, %http_addr, "central listening");
-    Ok(RunningCentral { grpc_addr, http_addr, central, shutdown, tasks })
+    Ok(RunningCentral { grpc_addr, http_addr, central, shutdown, tasks, audit_thread })
 }
 
 async fn alert_writer(
@@ -263,7 +275,8 @@ async fn offline_sweeper(central: Arc<Central>, mut shutdown: watch::Receiver<bo
             _ = tick.tick() => {
                 let now = db::now_ms();
                 for (server, account, status, _) in central.agents.snapshot(now) {
-                    central.write_alerts(central.alerts.on_status(&account, &server, status, now));
+                    let changes = central.alerts.on_status(&account, &server, status, now);
+                    central.write_alerts(&account, &server, changes);
                 }
             }
             _ = shutdown.changed() => return,
@@ -283,7 +296,7 @@ async fn retention_purger(central: Arc<Central>, mut shutdown: watch::Receiver<b
                     })
                 }).await;
                 match result {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "purged alerts past retention"),
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "purged alerts and audit rows past retention"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "alert retention purge failed"),
                 }

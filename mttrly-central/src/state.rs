@@ -24,11 +24,14 @@ pub struct Central {
     pub grpc_url: String,
     /// Central's TLS material, when it serves TLS.
     pub tls: Option<crate::tls::TlsMaterial>,
+    /// The audit log.
+    pub audit: crate::audit::AuditLog,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
 impl Central {
     /// Assembles the state; `alert_writes` is drained in order by the alert writer task.
+    #[allow(clippy::too_many_arguments)] // one place assembles everything the handlers share
     pub fn new(
         config: Config,
         db: Db,
@@ -36,14 +39,46 @@ impl Central {
         alerts: AlertEngine,
         grpc_url: String,
         tls: Option<crate::tls::TlsMaterial>,
+        audit: crate::audit::AuditLog,
         alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
     ) -> Arc<Self> {
-        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, alert_writes })
+        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, audit, alert_writes })
     }
 
-    /// Queues alert changes for the writer (in order, off the request path).
-    pub fn write_alerts(&self, changes: Vec<AlertChange>) {
-        if !changes.is_empty() && self.alert_writes.send(changes).is_err() {
+    /// Records an event in the audit log (queued; written in order within milliseconds).
+    pub fn audit(&self, event: mttrly_core::audit::AuditEvent) {
+        self.audit.append(event);
+    }
+
+    /// Queues a server's alert changes for the writer (in order, off the request path) and
+    /// records each in the audit log.
+    pub fn write_alerts(
+        &self,
+        account: &mttrly_core::ids::AccountId,
+        server: &mttrly_core::ids::ServerId,
+        changes: Vec<AlertChange>,
+    ) {
+        if changes.is_empty() {
+            return;
+        }
+        for change in &changes {
+            let event = match change {
+                AlertChange::Open(a) => crate::audit::events::alert(
+                    account,
+                    server,
+                    a.id.as_str(),
+                    serde_json::json!({ "change": "opened", "rule": a.rule, "severity": a.severity, "summary": a.summary }),
+                ),
+                AlertChange::Resolve(id, _) => crate::audit::events::alert(
+                    account,
+                    server,
+                    id.as_str(),
+                    serde_json::json!({ "change": "resolved" }),
+                ),
+            };
+            self.audit(event);
+        }
+        if self.alert_writes.send(changes).is_err() {
             tracing::warn!("alert writer stopped; alert changes dropped during shutdown");
         }
     }

@@ -49,6 +49,9 @@ pub enum Command {
     /// Alerts opened by threshold rules.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Bearer tokens for assistants (MCP clients without OAuth) and humans.
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -98,6 +101,26 @@ pub enum AlertsCommand {
         #[arg(long, value_parser = ["open", "resolved"])]
         status: Option<String>,
     },
+}
+
+/// `mttrly-cli audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit entries, newest first.
+    List {
+        /// Only entries about this server.
+        #[arg(long)]
+        server: Option<String>,
+        /// At most this many entries (1 to 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only entries older than this sequence number (paging back).
+        #[arg(long)]
+        before: Option<u64>,
+    },
+    /// Re-compute the hash chain and report the first edited, deleted or reordered entry.
+    /// Exits 1 when the chain is broken.
+    Verify,
 }
 
 /// `mttrly-cli tokens ...`

@@ -40,6 +40,7 @@ async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<(
         Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await,
         Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await,
         Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await,
+        Command::Audit(cmd) => commands::audit::run(cmd, channel, printer).await,
         Command::Tools(_) => Ok(()),
     }
 }

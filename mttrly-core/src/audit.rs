@@ -65,6 +65,8 @@ pub enum AuditKind {
     Alert,
     /// An agent connected, disconnected, enrolled or had its credentials rotated.
     AgentEvent,
+    /// A human changed the registry or tokens through the API (add or remove a server, issue a token).
+    ApiCall,
 }
 
 /// How it ended.

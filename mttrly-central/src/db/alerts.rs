@@ -181,6 +181,7 @@ pub fn purge(conn: &Connection, now: i64, retention_ms_for: impl Fn(&str) -> i64
                 params![account, cutoff],
             )
             .map_err(internal)?;
+        removed += super::audit::purge(conn, &account, cutoff)?;
     }
     Ok(removed)
 }

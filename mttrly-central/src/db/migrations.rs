@@ -88,6 +88,34 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX alerts_server_time ON alerts(server_id, opened_at DESC);
     CREATE UNIQUE INDEX alerts_one_open ON alerts(server_id, rule, subject) WHERE status = 'open';
     ",
+    // 2: the hash-chained audit log. Rows are never updated; `hash` covers the row and the previous
+    // row's hash, and `audit_heads` remembers each account's last row so a deleted tail shows too.
+    "
+    CREATE TABLE audit_log (
+        account_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        server_id TEXT,
+        actor_json TEXT NOT NULL,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        parameters_json TEXT NOT NULL,
+        outcome_json TEXT NOT NULL,
+        duration_ms INTEGER,
+        prev_hash BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (account_id, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX audit_log_server ON audit_log(account_id, server_id, seq);
+    CREATE INDEX audit_log_subject ON audit_log(account_id, subject, seq);
+
+    CREATE TABLE audit_heads (
+        account_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash BLOB NOT NULL
+    ) STRICT;
+    ",
 ];
 
 pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod audit;
 mod migrations;
 pub mod servers;
 

@@ -73,11 +73,15 @@ impl AccountService for AccountApi {
         let account = owner.account_id.clone();
         let user = owner.principal.accountable_user().clone();
         let name = assistant.clone();
-        self.central
+        let result = self
+            .central
             .db
             .call(move |conn| db::accounts::insert_token(conn, &hash, &account, &user, name.as_deref()))
-            .await
-            .map_err(|e| status(&e))?;
+            .await;
+        // The token itself never reaches the audit log.
+        let params = serde_json::json!({ "assistant_name": assistant, "human": assistant.is_none() });
+        self.central.audit(crate::audit::events::api_call(&owner, "CreateToken", None, params, &result));
+        result.map_err(|e| status(&e))?;
         Ok(Response::new(CreateTokenResponse {
             token,
             principal_type: if assistant.is_some() { "assistant" } else { "human" }.to_owned(),

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{GrpcResult, status};
+use crate::audit::events;
 use crate::db::servers::HostRow;
 use crate::db::{self, now_ms};
 use crate::secrets::{self, SecretKind};
@@ -80,12 +81,19 @@ impl AgentService for AgentApi {
         let token_hash = secrets::hash(&req.install_token);
         let secret = secrets::generate(SecretKind::Agent);
         let secret_hash = secrets::hash(&secret);
-        let (server_id, _account) = self
+        let (server_id, account) = self
             .central
             .db
             .call(move |conn| db::servers::enroll(conn, &token_hash, &secret_hash, now_ms()))
             .await
             .map_err(|e| status(&e))?;
+        self.central.audit(events::agent_event(
+            &account,
+            &server_id,
+            "enrolled",
+            serde_json::json!({ "hostname": req.hostname.chars().take(256).collect::<String>(), "agent_version": req.agent_version.chars().take(64).collect::<String>() }),
+            true,
+        ));
         // A previous agent of this server (reinstall) loses its stream now.
         self.central.agents.kick(&server_id);
         tracing::info!(server_id = %server_id, hostname = %req.hostname, "agent enrolled");
@@ -151,8 +159,15 @@ impl AgentService for AgentApi {
         let connection = self.central.agents.connect(&server, &account, tx, now);
         let changes =
             self.central.alerts.on_status(&account, &server, mttrly_core::tools::common::ConnectionStatus::Online, now);
-        self.central.write_alerts(changes);
+        self.central.write_alerts(&account, &server, changes);
         tracing::info!(server_id = %server, connection, agent_version = %hello.agent_version, "agent connected");
+        self.central.audit(events::agent_event(
+            &account,
+            &server,
+            "connected",
+            serde_json::json!({ "agent_version": hello.agent_version.chars().take(64).collect::<String>(), "hostname": hello.hostname.chars().take(256).collect::<String>() }),
+            true,
+        ));
 
         let central = Arc::clone(&self.central);
         tokio::spawn(async move {
@@ -170,6 +185,7 @@ impl AgentService for AgentApi {
                 }
             }
             central.agents.disconnect(&server, connection);
+            central.audit(events::agent_event(&account, &server, "disconnected", serde_json::json!({}), true));
             tracing::info!(server_id = %server, connection, "agent disconnected");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -190,7 +206,7 @@ fn handle(
             let metrics = mttrly_proto::convert::metrics_from_wire(&metrics, db::timestamp(now));
             let changes = central.alerts.on_metrics(account, server, &metrics, now);
             central.agents.heartbeat(server, connection, metrics, now);
-            central.write_alerts(changes);
+            central.write_alerts(account, server, changes);
         }
         agent_message::Body::Hello(_) => tracing::debug!(server_id = %server, "ignoring a second Hello"),
         other => central.agents.task_message(server, connection, other),

@@ -3,18 +3,20 @@
 pub mod account;
 pub mod agent;
 pub mod alerts;
+pub mod audit;
 pub mod servers;
 pub mod tools;
 
 use mttrly_core::MttrlyError;
 
 /// The services this central serves (and so advertises through reflection).
-pub const MOUNTED: [&str; 5] = [
+pub const MOUNTED: [&str; 6] = [
     "mttrly.agent.v1.AgentService",
     "mttrly.central.v1.AccountService",
     "mttrly.central.v1.ToolService",
     "mttrly.central.v1.ServerService",
     "mttrly.central.v1.AlertService",
+    "mttrly.central.v1.AuditService",
 ];
 
 /// Converts a library error into a gRPC status (the one conversion, in `mttrly-proto`).

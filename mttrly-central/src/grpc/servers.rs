@@ -15,6 +15,7 @@ use mttrly_proto::convert::{environment_from_wire, environment_to_wire};
 use tonic::{Request, Response};
 
 use super::{GrpcResult, status};
+use crate::audit::events;
 use crate::auth::{authenticate, require_operator};
 use crate::db::{self, now_ms};
 use crate::secrets::{self, SecretKind};
@@ -107,12 +108,14 @@ impl ServerService for ServerApi {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         require_operator(&owner).map_err(|e| status(&e))?;
         let req = request.into_inner();
-        let environment = environment_from_wire(req.environment)
-            .ok_or_else(|| status(&invalid("environment", "environment must be production, staging or development")))?;
-        let (server_id, token, expires_at) =
-            add_server(&self.central, &owner.account_id, owner.plan, req.name, environment)
-                .await
-                .map_err(|e| status(&e))?;
+        let params = serde_json::json!({ "name": req.name, "environment": req.environment });
+        let result = match environment_from_wire(req.environment) {
+            Some(environment) => add_server(&self.central, &owner.account_id, owner.plan, req.name, environment).await,
+            None => Err(invalid("environment", "environment must be production, staging or development")),
+        };
+        let server = result.as_ref().ok().map(|(id, _, _)| id.clone());
+        self.central.audit(events::api_call(&owner, "AddServer", server, params, &result));
+        let (server_id, token, expires_at) = result.map_err(|e| status(&e))?;
         Ok(Response::new(AddServerResponse {
             server_id: server_id.to_string(),
             agent_command: agent_command(&self.central, &token),
@@ -147,7 +150,9 @@ impl ServerService for ServerApi {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         require_operator(&owner).map_err(|e| status(&e))?;
         let server_id = parse_server_id(&request.get_ref().server_id).map_err(|e| status(&e))?;
-        remove_server(&self.central, &owner.account_id, &server_id).await.map_err(|e| status(&e))?;
+        let result = remove_server(&self.central, &owner.account_id, &server_id).await;
+        self.central.audit(events::api_call(&owner, "RemoveServer", Some(server_id), serde_json::json!({}), &result));
+        result.map_err(|e| status(&e))?;
         Ok(Response::new(RemoveServerResponse {}))
     }
 }
@@ -176,7 +181,7 @@ pub async fn remove_server(
         return Err(not_found());
     }
     central.agents.remove(server_id);
-    central.write_alerts(central.alerts.forget(server_id, now_ms()));
+    central.write_alerts(account, server_id, central.alerts.forget(server_id, now_ms()));
     tracing::info!(server_id = %server_id, "server decommissioned");
     Ok(())
 }

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use mttrly_core::catalog::specs;
-use mttrly_core::{MttrlyError, ToolId};
+use mttrly_core::{MttrlyError, Source, ToolId};
 use mttrly_proto::central::v1::tool_service_server::ToolService;
 use mttrly_proto::central::v1::{CallToolRequest, CallToolResponse, ListToolsRequest, ListToolsResponse, Tool};
 use serde_json::Value;
 use tonic::{Request, Response};
 
 use super::{GrpcResult, status};
+use crate::audit::events;
 use crate::auth::authenticate;
 use crate::state::Central;
 use crate::tools;
@@ -54,22 +55,31 @@ impl ToolService for ToolApi {
     async fn call_tool(&self, request: Request<CallToolRequest>) -> GrpcResult<CallToolResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         let req = request.into_inner();
-        let outcome = async {
-            let tool: ToolId = req.tool_id.parse()?;
-            let arguments: Value = if req.arguments_json.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&req.arguments_json).map_err(|e| {
-                    MttrlyError::new(
-                        mttrly_core::ErrorCode::ValidationError,
-                        format!("arguments are not valid JSON: {e}"),
-                    )
+        let started = std::time::Instant::now();
+        let arguments: Result<Value, MttrlyError> = if req.arguments_json.trim().is_empty() {
+            Ok(Value::Null)
+        } else {
+            serde_json::from_str(&req.arguments_json).map_err(|e| {
+                MttrlyError::new(mttrly_core::ErrorCode::ValidationError, format!("arguments are not valid JSON: {e}"))
                     .with_detail("field", ".")
-                })?
-            };
-            tools::call(&self.central, &owner, tool, arguments).await
-        }
-        .await;
+            })
+        };
+        let outcome = match (req.tool_id.parse::<ToolId>(), &arguments) {
+            (Ok(tool), Ok(args)) => tools::call(&self.central, &owner, tool, args.clone()).await,
+            (Err(e), _) => Err(e),
+            (_, Err(e)) => Err(e.clone()),
+        };
+        // The standalone MCP binary names its client; anything else is a direct API caller.
+        let source = if req.client_name.is_empty() { Source::Api } else { Source::Mcp };
+        let subject: String = req.tool_id.chars().take(64).collect();
+        self.central.audit(events::tool_call(
+            &owner,
+            source,
+            &subject,
+            arguments.as_ref().unwrap_or(&Value::Null),
+            &outcome,
+            started.elapsed(),
+        ));
         Ok(Response::new(match outcome {
             Ok(value) => CallToolResponse { text: render(&value), structured_json: value.to_string(), is_error: false },
             Err(err) => {

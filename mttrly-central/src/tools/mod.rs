@@ -4,6 +4,7 @@
 //! and callable. Every call checks the plan, validates the arguments into the typed input, and
 //! runs the handler with the caller's account, which scopes every query.
 
+pub(crate) mod audit;
 pub(crate) mod servers;
 
 use mttrly_core::catalog::{ToolId, ToolInput};
@@ -16,8 +17,14 @@ use crate::db::accounts::TokenOwner;
 use crate::state::Central;
 
 /// Tools that work end to end on this central.
-pub const AVAILABLE: &[ToolId] =
-    &[ToolId::GetCapabilities, ToolId::ListServers, ToolId::GetServerStatus, ToolId::GetAlerts, ToolId::QuickTriage];
+pub const AVAILABLE: &[ToolId] = &[
+    ToolId::GetCapabilities,
+    ToolId::ListServers,
+    ToolId::GetServerStatus,
+    ToolId::GetAlerts,
+    ToolId::QuickTriage,
+    ToolId::GetAuditLog,
+];
 
 /// Whether `tool` works on this central.
 pub fn is_available(tool: ToolId) -> bool {
@@ -57,6 +64,7 @@ pub async fn call(
         ToolId::GetServerStatus => typed(arguments, |i| servers::status(central, caller, i)).await,
         ToolId::GetAlerts => typed(arguments, |i| servers::alerts(central, caller, i)).await,
         ToolId::QuickTriage => typed(arguments, |i| servers::triage(central, caller, i)).await,
+        ToolId::GetAuditLog => typed(arguments, |i| audit::audit_log(central, caller, i)).await,
         other => Err(MttrlyError::new(ErrorCode::NotFound, format!("{other} is not available on this central"))),
     }
 }

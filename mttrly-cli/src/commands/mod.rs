@@ -1,6 +1,7 @@
 //! One module per top-level command.
 
 pub(crate) mod alerts;
+pub(crate) mod audit;
 pub(crate) mod servers;
 pub(crate) mod tokens;
 pub(crate) mod tools;

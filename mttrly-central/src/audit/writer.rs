@@ -1,0 +1,236 @@
+//! The audit writer: one thread, its own SQLite connection, batched transactions.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use mttrly_core::audit::{AuditEvent, AuditKind};
+use mttrly_core::{ErrorCode, MttrlyError};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::chain::{ChainedRow, GENESIS, row_hash};
+use crate::db::internal;
+
+/// Most events written in one transaction.
+const MAX_BATCH: usize = 4096;
+
+enum Message {
+    Append(Box<AuditEvent>, Option<oneshot::Sender<Result<u64, MttrlyError>>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A handle to the audit writer. Cheap to clone; the thread stops when every handle is gone.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Message>,
+}
+
+/// The stored names of the kinds and sources (their serde names).
+fn name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// The stored form of an event at `seq`.
+pub fn stored_row(event: &AuditEvent, seq: u64) -> ChainedRow {
+    ChainedRow {
+        seq,
+        at: event.at.as_millisecond(),
+        server_id: event.server_id.as_ref().map(ToString::to_string),
+        actor_json: serde_json::to_string(&event.actor).unwrap_or_default(),
+        source: event.source.as_str().to_owned(),
+        kind: name(&event.kind),
+        subject: event.subject.clone(),
+        parameters_json: serde_json::to_string(&event.parameters).unwrap_or_else(|_| "{}".to_owned()),
+        outcome_json: serde_json::to_string(&event.outcome).unwrap_or_default(),
+        duration_ms: event.duration_ms.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer on the database at `path` (already migrated).
+    pub fn start(path: &Path) -> Result<(Self, JoinHandle<()>), rusqlite::Error> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // The audit log is the record a post-mortem trusts: every commit reaches the disk.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("mttrly-audit".to_owned())
+            .spawn(move || Writer { conn, heads: HashMap::new() }.run(&rx))
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok((Self { tx }, handle))
+    }
+
+    /// Queues an event; it is written within milliseconds, in order.
+    pub fn append(&self, event: AuditEvent) {
+        if self.tx.send(Message::Append(Box::new(event), None)).is_err() {
+            tracing::error!("audit writer stopped; an audit event was lost during shutdown");
+        }
+    }
+
+    /// Writes an event and waits until it is committed; returns its sequence number.
+    pub async fn append_durable(&self, event: AuditEvent) -> Result<u64, MttrlyError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Message::Append(Box::new(event), Some(ack)))
+            .map_err(|_| MttrlyError::new(ErrorCode::InternalError, "the audit log is not running"))?;
+        done.await.map_err(|_| MttrlyError::new(ErrorCode::InternalError, "the audit log stopped"))?
+    }
+
+    /// Waits until everything queued so far is committed.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Message::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    heads: Heads,
+}
+
+type Ack = oneshot::Sender<Result<u64, MttrlyError>>;
+type Heads = HashMap<String, (u64, [u8; 32])>;
+
+impl Writer {
+    fn run(mut self, rx: &mpsc::Receiver<Message>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let mut events = Vec::new();
+            let mut flushes = Vec::new();
+            for message in batch {
+                match message {
+                    Message::Append(event, ack) => events.push((event, ack)),
+                    Message::Flush(ack) => flushes.push(ack),
+                }
+            }
+            if !events.is_empty() {
+                self.write(events);
+            }
+            for ack in flushes {
+                let _ = ack.send(());
+            }
+        }
+    }
+}
+
+/// An account's chain head: cached, or read from `audit_heads`.
+fn head(heads: &mut Heads, tx: &Connection, account: &str) -> Result<(u64, [u8; 32]), MttrlyError> {
+    if let Some(head) = heads.get(account) {
+        return Ok(*head);
+    }
+    let stored = tx
+        .query_row("SELECT seq, hash FROM audit_heads WHERE account_id = ?1", params![account], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()
+        .map_err(internal)?;
+    let head = match stored {
+        Some((seq, hash)) => {
+            (u64::try_from(seq).unwrap_or(0), <[u8; 32]>::try_from(hash.as_slice()).unwrap_or(GENESIS))
+        }
+        None => (0, GENESIS),
+    };
+    heads.insert(account.to_owned(), head);
+    Ok(head)
+}
+
+impl Writer {
+    fn write(&mut self, events: Vec<(Box<AuditEvent>, Option<Ack>)>) {
+        let result = write_batch(&self.conn, &mut self.heads, &events);
+        match result {
+            Ok(seqs) => {
+                for ((_, ack), seq) in events.into_iter().zip(seqs) {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(Ok(seq));
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, count = events.len(), "cannot write audit events");
+                // The in-memory heads may be ahead of what was committed: reload them lazily.
+                self.heads.clear();
+                for (_, ack) in events {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes one batch in one transaction and returns the sequence numbers given out.
+fn write_batch(
+    conn: &Connection,
+    heads: &mut Heads,
+    events: &[(Box<AuditEvent>, Option<Ack>)],
+) -> Result<Vec<u64>, MttrlyError> {
+    let tx = conn.unchecked_transaction().map_err(internal)?;
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut touched: HashMap<String, (u64, [u8; 32])> = HashMap::new();
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO audit_log (account_id, seq, at, server_id, actor_json, source, kind, subject,
+                         parameters_json, outcome_json, duration_ms, prev_hash, hash)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .map_err(internal)?;
+        for (event, _) in events {
+            let account = event.account_id.to_string();
+            let (seq, prev) = match touched.get(&account) {
+                Some(head) => *head,
+                None => head(heads, &tx, &account)?,
+            };
+            let row = stored_row(event, seq + 1);
+            let hash = row_hash(&prev, &account, &row);
+            insert
+                .execute(params![
+                    account,
+                    i64::try_from(row.seq).unwrap_or(i64::MAX),
+                    row.at,
+                    row.server_id,
+                    row.actor_json,
+                    row.source,
+                    row.kind,
+                    row.subject,
+                    row.parameters_json,
+                    row.outcome_json,
+                    row.duration_ms,
+                    prev.as_slice(),
+                    hash.as_slice()
+                ])
+                .map_err(internal)?;
+            touched.insert(account, (row.seq, hash));
+            seqs.push(row.seq);
+        }
+    }
+    for (account, (seq, hash)) in &touched {
+        tx.execute(
+            "INSERT INTO audit_heads (account_id, seq, hash) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(account_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            params![account, i64::try_from(*seq).unwrap_or(i64::MAX), hash.as_slice()],
+        )
+        .map_err(internal)?;
+    }
+    tx.commit().map_err(internal)?;
+    heads.extend(touched);
+    Ok(seqs)
+}
+
+/// The kinds in their stored form, for queries.
+pub fn kind_name(kind: AuditKind) -> String {
+    name(&kind)
+}

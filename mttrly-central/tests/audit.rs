@@ -1,0 +1,222 @@
+//! The audit log: every call recorded with its actor, source and outcome; the hash chain catches
+//! edits, deletions and truncation made directly in the SQLite file; tenants see only their own.
+
+#![allow(clippy::unwrap_used)]
+
+use mttrly_central::config::Config;
+use mttrly_central::db::accounts::Role;
+use mttrly_central::server::{RunningCentral, start};
+use mttrly_central::{db, secrets};
+use mttrly_core::Plan;
+use mttrly_proto::central::v1::audit_service_client::AuditServiceClient;
+use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
+use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
+use mttrly_proto::central::v1::{AddServerRequest, CallToolRequest, ListAuditRequest, VerifyAuditRequest};
+use serde_json::Value;
+use tonic::transport::Channel;
+
+struct Harness {
+    dir: tempfile::TempDir,
+    central: RunningCentral,
+    token: String,
+}
+
+async fn harness(plan: Plan) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        data_dir: dir.path().join("data"),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        plan,
+        ..Config::default()
+    };
+    let init = mttrly_central::init::init(&cfg, None).unwrap();
+    let central = start(cfg).await.unwrap();
+    Harness { dir, central, token: init.admin_token }
+}
+
+fn authed<T>(token: &str, body: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(body);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+async fn channel(h: &Harness) -> Channel {
+    Channel::from_shared(h.central.grpc_url().to_owned()).unwrap().connect().await.unwrap()
+}
+
+async fn call(h: &Harness, token: &str, tool: &str, args: &str, client: &str) -> Value {
+    let resp = ToolServiceClient::new(channel(h).await)
+        .call_tool(authed(
+            token,
+            CallToolRequest { tool_id: tool.into(), arguments_json: args.into(), client_name: client.into() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    serde_json::from_str(&resp.structured_json).unwrap()
+}
+
+async fn entries(h: &Harness, token: &str, server: &str) -> Vec<Value> {
+    let page = AuditServiceClient::new(channel(h).await)
+        .list_audit(authed(token, ListAuditRequest { server_id: server.into(), before_seq: 0, limit: 500 }))
+        .await
+        .unwrap()
+        .into_inner();
+    page.entries_json.iter().map(|j| serde_json::from_str(j).unwrap()).collect()
+}
+
+async fn verify(h: &Harness) -> (bool, u64, String) {
+    let v = AuditServiceClient::new(channel(h).await)
+        .verify_audit(authed(&h.token, VerifyAuditRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    (v.ok, v.first_bad_seq, v.problem)
+}
+
+#[tokio::test]
+async fn every_call_is_recorded_with_actor_source_and_outcome() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let added = ServerServiceClient::new(channel(&h).await)
+        .add_server(authed(&h.token, AddServerRequest { name: "web-1".into(), environment: 1 }))
+        .await
+        .unwrap()
+        .into_inner();
+    call(&h, &h.token, "mttrly_list_servers", "{}", "").await;
+    call(
+        &h,
+        &h.token,
+        "mttrly_get_server_status",
+        &format!("{{\"server_id\":\"{}\"}}", added.server_id),
+        "claude-code",
+    )
+    .await;
+    call(&h, &h.token, "mttrly_get_server_status", "{\"server_id\":\"srv_bad\"}", "").await;
+    call(&h, &h.token, "mttrly_no_such_tool", "{}", "").await;
+    call(&h, &h.token, "mttrly_list_servers", "not json", "").await;
+
+    let all = entries(&h, &h.token, "").await;
+    let subjects: Vec<&str> = all.iter().map(|e| e["subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "mttrly_list_servers",
+            "mttrly_no_such_tool",
+            "mttrly_get_server_status",
+            "mttrly_get_server_status",
+            "mttrly_list_servers",
+            "AddServer"
+        ],
+        "newest first"
+    );
+    // Failures are recorded with the code the caller saw.
+    assert_eq!(all[0]["outcome"], serde_json::json!({"status": "error", "code": "VALIDATION_ERROR"}));
+    assert_eq!(all[1]["outcome"]["code"], "NOT_FOUND");
+    assert_eq!(all[2]["outcome"]["code"], "VALIDATION_ERROR");
+    // The source distinguishes the MCP front end from direct API callers; the actor is the human.
+    assert_eq!(all[3]["source"], "mcp");
+    assert_eq!(all[3]["server_id"], added.server_id);
+    assert_eq!(all[4]["source"], "api");
+    assert_eq!(all[4]["actor"]["type"], "human");
+    assert_eq!(all[5]["kind"], "api_call");
+    assert!(all[3]["duration_ms"].is_u64());
+
+    // Filter by server, and through the tool.
+    let for_server = entries(&h, &h.token, &added.server_id).await;
+    assert!(for_server.iter().all(|e| e["server_id"] == added.server_id));
+    let page = call(
+        &h,
+        &h.token,
+        "mttrly_get_audit_log",
+        &format!("{{\"server_id\":\"{}\",\"limit\":1}}", added.server_id),
+        "",
+    )
+    .await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    assert!(page["next_before_seq"].is_u64());
+    assert_eq!(page["retention_days"], 30);
+
+    assert_eq!(verify(&h).await, (true, 0, String::new()));
+    h.central.shutdown().await;
+}
+
+fn tamper(h: &Harness, sql: &str) {
+    let conn = rusqlite::Connection::open(h.dir.path().join("data").join("central.db")).unwrap();
+    let changed = conn.execute(sql, []).unwrap();
+    assert_eq!(changed, 1, "{sql}");
+}
+
+#[tokio::test]
+async fn verify_catches_an_edited_a_deleted_and_a_truncated_row() {
+    let h = harness(Plan::DeploymentCrew).await;
+    for _ in 0..5 {
+        call(&h, &h.token, "mttrly_list_servers", "{}", "").await;
+    }
+    assert!(verify(&h).await.0);
+
+    tamper(
+        &h,
+        "UPDATE audit_log SET outcome_json = '{\"status\":\"ok\"}', subject = 'mttrly_get_capabilities' WHERE seq = 2",
+    );
+    let (ok, bad, problem) = verify(&h).await;
+    assert!(!ok);
+    assert_eq!(bad, 2);
+    assert!(problem.contains("edited"), "{problem}");
+
+    let h = harness(Plan::DeploymentCrew).await;
+    for _ in 0..5 {
+        call(&h, &h.token, "mttrly_list_servers", "{}", "").await;
+    }
+    h.central.central.audit.flush().await;
+    tamper(&h, "DELETE FROM audit_log WHERE seq = 3");
+    let (ok, bad, _) = verify(&h).await;
+    assert!(!ok);
+    assert_eq!(bad, 4);
+
+    let h = harness(Plan::DeploymentCrew).await;
+    for _ in 0..5 {
+        call(&h, &h.token, "mttrly_list_servers", "{}", "").await;
+    }
+    h.central.central.audit.flush().await;
+    tamper(&h, "DELETE FROM audit_log WHERE seq = 5");
+    let (ok, _, problem) = verify(&h).await;
+    assert!(!ok);
+    assert!(problem.contains("removed from the end"), "{problem}");
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_own_audit_and_plans_gate_the_tool() {
+    let h = harness(Plan::Watchdog).await;
+    let added = ServerServiceClient::new(channel(&h).await)
+        .add_server(authed(&h.token, AddServerRequest { name: "web-1".into(), environment: 1 }))
+        .await
+        .unwrap()
+        .into_inner();
+    call(&h, &h.token, "mttrly_list_servers", "{}", "").await;
+
+    let other = secrets::generate(secrets::SecretKind::Human);
+    let hash = secrets::hash(&other);
+    h.central
+        .central
+        .db
+        .call(move |conn| {
+            let account = db::accounts::create_account(conn, "other", Plan::DeploymentCrew)?;
+            let user = db::accounts::create_user(conn, &account, "eve", Role::Admin)?;
+            db::accounts::insert_token(conn, &hash, &account, &user, None)
+        })
+        .await
+        .unwrap();
+    assert!(entries(&h, &other, "").await.is_empty());
+    let err = AuditServiceClient::new(channel(&h).await)
+        .list_audit(authed(&other, ListAuditRequest { server_id: added.server_id.clone(), before_seq: 0, limit: 10 }))
+        .await
+        .unwrap_err();
+    assert_eq!(mttrly_proto::status::from_status(&err).code(), mttrly_core::ErrorCode::ServerNotFound);
+
+    // Watchdog does not include the audit-log tool.
+    let body = call(&h, &h.token, "mttrly_get_audit_log", "{}", "").await;
+    assert_eq!(body["code"], "PLAN_REQUIRED");
+    assert_eq!(body["details"]["required_plan"], "deployment_bro");
+    h.central.shutdown().await;
+}
