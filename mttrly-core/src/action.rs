@@ -247,6 +247,18 @@ pub enum ActionContent {
 }
 
 impl ActionContent {
+    /// The canonical bytes of the content: its JSON with fields in declaration order. These exact
+    /// bytes travel to the agent, and their SHA-256 is what an approval is bound to.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// SHA-256 of [`Self::canonical_bytes`], hex.
+    pub fn content_sha256(&self) -> String {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(self.canonical_bytes()))
+    }
+
     /// The kind of change.
     pub const fn action_type(&self) -> ActionType {
         match self {

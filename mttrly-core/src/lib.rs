@@ -13,6 +13,7 @@
 //! - [`ids`], [`environment`], [`principal`]: shared domain types.
 
 pub mod action;
+pub mod approval;
 pub mod audit;
 pub mod bounded;
 pub mod catalog;
