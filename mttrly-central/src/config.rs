@@ -33,6 +33,8 @@ pub struct Config {
     pub offline_after_missed_heartbeats: u32,
     /// How long an install token stays valid, in minutes (1 to 10080).
     pub install_token_ttl_minutes: u32,
+    /// How long a pending action waits for a human decision, in minutes (1 to 1440).
+    pub action_ttl_minutes: u32,
     /// Serve plaintext gRPC on a non-loopback address.
     pub insecure: bool,
 }
@@ -49,6 +51,7 @@ impl Default for Config {
             heartbeat_interval_seconds: 10,
             offline_after_missed_heartbeats: 3,
             install_token_ttl_minutes: 60,
+            action_ttl_minutes: 30,
             insecure: false,
         }
     }
@@ -113,6 +116,9 @@ impl Config {
         if !(1..=10_080).contains(&self.install_token_ttl_minutes) {
             return Err(invalid("install_token_ttl_minutes must be between 1 and 10080".into()));
         }
+        if !(1..=1440).contains(&self.action_ttl_minutes) {
+            return Err(invalid("action_ttl_minutes must be between 1 and 1440".into()));
+        }
         if self.account_name.trim().is_empty() {
             return Err(invalid("account_name must not be empty".into()));
         }
@@ -122,6 +128,11 @@ impl Config {
     /// The SQLite file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("central.db")
+    }
+
+    /// How long a pending action lives.
+    pub fn action_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.action_ttl_minutes) * 60)
     }
 
     /// How long without a heartbeat before a server is offline.

@@ -54,7 +54,7 @@ pub fn init(config: &Config, tls: Option<&[String]>) -> Result<Initialised, Mttr
     let hash = secrets::hash(&token);
     let (name, plan) = (config.account_name.clone(), config.plan);
     let (account_id, admin_user_id) = db.call_blocking(|conn| {
-        let tx = conn.transaction().map_err(db::internal)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
         if db::accounts::first_account(&tx)?.is_some() {
             return Err(MttrlyError::new(
                 ErrorCode::ValidationError,

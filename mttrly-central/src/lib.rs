@@ -7,6 +7,7 @@
 //! Architecture invariant: this is the only crate that touches SQLite, and SQLite work runs on
 //! the blocking pool ([`db::Db::call`]), never on a runtime worker.
 
+pub mod actions;
 pub mod agents;
 pub mod alerts;
 pub mod audit;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mttrly_proto::agent::v1::agent_service_server::AgentServiceServer;
 use mttrly_proto::central::v1::account_service_server::AccountServiceServer;
+use mttrly_proto::central::v1::action_service_server::ActionServiceServer;
 use mttrly_proto::central::v1::alert_service_server::AlertServiceServer;
 use mttrly_proto::central::v1::audit_service_server::AuditServiceServer;
 use mttrly_proto::central::v1::server_service_server::ServerServiceServer;
@@ -160,11 +161,20 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     })?;
     let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), audit, alert_tx);
 
+    // Actions a crash left running are failed before anything else can look at them.
+    let recovered = crate::actions::recover(&central).await.map_err(StartError::Load)?;
+    if recovered > 0 {
+        tracing::warn!(
+            count = recovered,
+            "actions interrupted by the last shutdown were marked failed (outcome unknown)"
+        );
+    }
     let mut tasks = vec![
         tokio::spawn(alert_writer(Arc::clone(&central), alert_rx, shutdown_rx.clone())),
         tokio::spawn(heartbeat_flusher(Arc::clone(&central), shutdown_rx.clone())),
         tokio::spawn(offline_sweeper(Arc::clone(&central), shutdown_rx.clone())),
         tokio::spawn(retention_purger(Arc::clone(&central), shutdown_rx.clone())),
+        tokio::spawn(action_expirer(Arc::clone(&central), shutdown_rx.clone())),
     ];
 
     let (health_reporter, health) = mttrly_proto::health_reporter();
@@ -190,7 +200,8 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         .add_service(ToolServiceServer::new(grpc::tools::ToolApi::new(Arc::clone(&central))))
         .add_service(ServerServiceServer::new(grpc::servers::ServerApi::new(Arc::clone(&central))))
         .add_service(AlertServiceServer::new(grpc::alerts::AlertApi::new(Arc::clone(&central))))
-        .add_service(AuditServiceServer::new(grpc::audit::AuditApi::new(Arc::clone(&central))));
+        .add_service(AuditServiceServer::new(grpc::audit::AuditApi::new(Arc::clone(&central))))
+        .add_service(ActionServiceServer::new(grpc::actions::ActionApi::new(Arc::clone(&central))));
     let mut grpc_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
@@ -277,6 +288,20 @@ async fn offline_sweeper(central: Arc<Central>, mut shutdown: watch::Receiver<bo
                 for (server, account, status, _) in central.agents.snapshot(now) {
                     let changes = central.alerts.on_status(&account, &server, status, now);
                     central.write_alerts(&account, &server, changes);
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn action_expirer(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = crate::actions::expire(&central).await {
+                    tracing::error!(error = %e, "cannot expire pending actions");
                 }
             }
             _ = shutdown.changed() => return,

@@ -26,6 +26,8 @@ pub struct Central {
     pub tls: Option<crate::tls::TlsMaterial>,
     /// The audit log.
     pub audit: crate::audit::AuditLog,
+    /// Announces each action that reached a terminal state after running.
+    pub action_done: tokio::sync::broadcast::Sender<mttrly_core::ids::ActionId>,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -42,7 +44,8 @@ impl Central {
         audit: crate::audit::AuditLog,
         alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
     ) -> Arc<Self> {
-        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, audit, alert_writes })
+        let (action_done, _) = tokio::sync::broadcast::channel(1024);
+        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, audit, action_done, alert_writes })
     }
 
     /// Records an event in the audit log (queued; written in order within milliseconds).
@@ -87,7 +90,7 @@ impl Central {
 /// Applies alert changes to the database, in order.
 pub async fn write_alert_changes(db: &Db, changes: Vec<AlertChange>) -> Result<(), MttrlyError> {
     db.call(move |conn| {
-        let tx = conn.transaction().map_err(db::internal)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
         for change in &changes {
             match change {
                 AlertChange::Open(alert) => db::alerts::open(&tx, alert)?,

@@ -46,6 +46,9 @@ pub enum Command {
     /// Register servers, see their health, remove offline ones.
     #[command(subcommand)]
     Servers(ServersCommand),
+    /// Actions waiting for a human, and their results: approve or reject them here.
+    #[command(subcommand)]
+    Actions(ActionsCommand),
     /// Alerts opened by threshold rules.
     #[command(subcommand)]
     Alerts(AlertsCommand),
@@ -87,6 +90,44 @@ pub struct ServersAddArgs {
     /// The server's environment (decides its approval rules).
     #[arg(long, value_parser = parse_environment)]
     pub env: Environment,
+}
+
+/// `mttrly-cli actions ...`
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// List actions, newest first.
+    List {
+        /// Only this server's actions.
+        #[arg(long)]
+        server: Option<String>,
+        /// Only actions in this state (e.g. pending_approval, running, succeeded).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one action: exactly what runs, who asked, the decisions and the result.
+    Show {
+        /// The action id (act_…).
+        action_id: String,
+    },
+    /// Approve an action after reviewing exactly what will run; prints the result when it ends.
+    Approve {
+        /// The action id (act_…).
+        action_id: String,
+        /// Do not ask for confirmation (for scripts; you still approve only what was shown).
+        #[arg(long)]
+        yes: bool,
+        /// How long to wait for the execution to finish, in seconds (0 to 300).
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(0..=300))]
+        wait: u32,
+    },
+    /// Reject an action.
+    Reject {
+        /// The action id (act_…).
+        action_id: String,
+        /// Why, recorded in the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 /// `mttrly-cli alerts ...`

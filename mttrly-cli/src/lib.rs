@@ -39,6 +39,7 @@ async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<(
     match command {
         Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await,
         Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await,
+        Command::Actions(cmd) => commands::actions::run(cmd, channel, printer).await,
         Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await,
         Command::Audit(cmd) => commands::audit::run(cmd, channel, printer).await,
         Command::Tools(_) => Ok(()),

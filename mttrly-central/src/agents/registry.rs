@@ -243,6 +243,19 @@ impl AgentRegistry {
         deadline: Duration,
         action: Option<(&ActionId, &str)>,
     ) -> Result<TaskReply, MttrlyError> {
+        self.request_raw(server, capability, serde_json::to_vec(params).unwrap_or_default(), deadline, action).await
+    }
+
+    /// Like [`Self::request`], with the parameters as exact JSON bytes: for actions, the bytes
+    /// whose SHA-256 the human approved and the agent re-checks.
+    pub async fn request_raw(
+        &self,
+        server: &ServerId,
+        capability: &str,
+        params_json: Vec<u8>,
+        deadline: Duration,
+        action: Option<(&ActionId, &str)>,
+    ) -> Result<TaskReply, MttrlyError> {
         let offline = || {
             MttrlyError::new(ErrorCode::ServerOffline, "the server's agent is not connected")
                 .with_detail("server_id", server.as_str())
@@ -269,7 +282,7 @@ impl AgentRegistry {
                 action_id: action.map(|(id, _)| id.to_string()).unwrap_or_default(),
                 deadline_unix_ms: deadline_ms,
                 capability: capability.to_owned(),
-                params_json: serde_json::to_vec(params).unwrap_or_default(),
+                params_json,
                 content_sha256: action.map(|(_, hash)| hash.to_owned()).unwrap_or_default(),
             })),
         };

@@ -177,7 +177,7 @@ fn write_batch(
     heads: &mut Heads,
     events: &[(Box<AuditEvent>, Option<Ack>)],
 ) -> Result<Vec<u64>, MttrlyError> {
-    let tx = conn.unchecked_transaction().map_err(internal)?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
     let mut seqs = Vec::with_capacity(events.len());
     let mut touched: HashMap<String, (u64, [u8; 32])> = HashMap::new();
     {

@@ -116,6 +116,42 @@ const MIGRATIONS: &[&str] = &[
         hash BLOB NOT NULL
     ) STRICT;
     ",
+    // 3: actions and human decisions. Every state change is one conditional UPDATE inside a
+    // transaction (`WHERE status = <expected>`), so two racing decisions cannot both win.
+    "
+    CREATE TABLE actions (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        environment TEXT NOT NULL,
+        action_type TEXT NOT NULL,
+        content_json TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        description TEXT NOT NULL,
+        requested_by_json TEXT NOT NULL,
+        requested_via TEXT NOT NULL,
+        status TEXT NOT NULL,
+        approvals_required INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        result_json TEXT
+    ) STRICT;
+    CREATE INDEX actions_account_time ON actions(account_id, created_at);
+    CREATE INDEX actions_status_expiry ON actions(status, expires_at);
+
+    CREATE TABLE approvals (
+        action_id TEXT NOT NULL REFERENCES actions(id),
+        user_id TEXT NOT NULL,
+        decided_by_json TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        channel TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        reason TEXT,
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (action_id, user_id)
+    ) STRICT;
+    ",
 ];
 
 pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

@@ -5,6 +5,7 @@
 //! Every query that touches tenant data takes the account id and filters on it.
 
 pub mod accounts;
+pub mod actions;
 pub mod alerts;
 pub mod audit;
 mod migrations;

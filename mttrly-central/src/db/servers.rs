@@ -160,7 +160,7 @@ pub fn all_live(conn: &Connection) -> Result<Vec<ServerRow>, MttrlyError> {
 
 /// Marks a server decommissioned and revokes its credentials and unused install tokens.
 pub fn decommission(conn: &mut Connection, account: &AccountId, id: &ServerId) -> Result<bool, MttrlyError> {
-    let tx = conn.transaction().map_err(internal)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
     let now = now_ms();
     let changed = tx
         .execute(
@@ -212,7 +212,7 @@ pub fn rotate_credentials(
     new_token_hash: &[u8; 32],
     expires_at: i64,
 ) -> Result<(), MttrlyError> {
-    let tx = conn.transaction().map_err(internal)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
     revoke_all(&tx, server, now_ms())?;
     insert_install_token(&tx, new_token_hash, server, expires_at)?;
     tx.commit().map_err(internal)
@@ -228,7 +228,7 @@ pub fn enroll(
     secret_hash: &[u8; 32],
     now: i64,
 ) -> Result<(ServerId, AccountId), MttrlyError> {
-    let tx = conn.transaction().map_err(internal)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
     let found = tx
         .query_row(
             "SELECT t.server_id, t.expires_at, t.used_at, s.account_id, s.decommissioned_at
@@ -318,7 +318,7 @@ pub fn flush_heartbeats(conn: &mut Connection, batch: &[(ServerId, i64, String)]
     if batch.is_empty() {
         return Ok(());
     }
-    let tx = conn.transaction().map_err(internal)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
     {
         let mut stmt = tx
             .prepare_cached("UPDATE servers SET last_seen_at = ?2, metrics_json = ?3 WHERE id = ?1")

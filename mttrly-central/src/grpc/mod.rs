@@ -1,6 +1,7 @@
 //! The gRPC services central mounts.
 
 pub mod account;
+pub mod actions;
 pub mod agent;
 pub mod alerts;
 pub mod audit;
@@ -10,13 +11,14 @@ pub mod tools;
 use mttrly_core::MttrlyError;
 
 /// The services this central serves (and so advertises through reflection).
-pub const MOUNTED: [&str; 6] = [
+pub const MOUNTED: [&str; 7] = [
     "mttrly.agent.v1.AgentService",
     "mttrly.central.v1.AccountService",
     "mttrly.central.v1.ToolService",
     "mttrly.central.v1.ServerService",
     "mttrly.central.v1.AlertService",
     "mttrly.central.v1.AuditService",
+    "mttrly.central.v1.ActionService",
 ];
 
 /// Converts a library error into a gRPC status (the one conversion, in `mttrly-proto`).

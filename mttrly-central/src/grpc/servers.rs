@@ -83,7 +83,7 @@ pub async fn add_server(
     let server_id = central
         .db
         .call(move |conn| {
-            let tx = conn.transaction().map_err(db::internal)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
             let count = db::servers::count_live(&tx, &account)?;
             if count >= limit {
                 return Err(MttrlyError::new(

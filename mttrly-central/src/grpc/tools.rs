@@ -64,13 +64,13 @@ impl ToolService for ToolApi {
                     .with_detail("field", ".")
             })
         };
+        // The standalone MCP binary names its client; anything else is a direct API caller.
+        let source = if req.client_name.is_empty() { Source::Api } else { Source::Mcp };
         let outcome = match (req.tool_id.parse::<ToolId>(), &arguments) {
-            (Ok(tool), Ok(args)) => tools::call(&self.central, &owner, tool, args.clone()).await,
+            (Ok(tool), Ok(args)) => tools::call(&self.central, &owner, source, tool, args.clone()).await,
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(e.clone()),
         };
-        // The standalone MCP binary names its client; anything else is a direct API caller.
-        let source = if req.client_name.is_empty() { Source::Api } else { Source::Mcp };
         let subject: String = req.tool_id.chars().take(64).collect();
         self.central.audit(events::tool_call(
             &owner,

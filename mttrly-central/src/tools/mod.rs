@@ -4,12 +4,15 @@
 //! and callable. Every call checks the plan, validates the arguments into the typed input, and
 //! runs the handler with the caller's account, which scopes every query.
 
+pub(crate) mod actions;
 pub(crate) mod audit;
 pub(crate) mod servers;
 
 use mttrly_core::catalog::{ToolId, ToolInput};
 use mttrly_core::input::parse_input;
-use mttrly_core::{ErrorCode, MttrlyError};
+use std::sync::Arc;
+
+use mttrly_core::{ErrorCode, MttrlyError, Source};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -24,6 +27,10 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::GetAlerts,
     ToolId::QuickTriage,
     ToolId::GetAuditLog,
+    ToolId::GetPendingActions,
+    ToolId::GetActionResult,
+    ToolId::RegenerateInstallToken,
+    ToolId::DecommissionServer,
 ];
 
 /// Whether `tool` works on this central.
@@ -46,10 +53,11 @@ where
     to_json(&handler(input).await?)
 }
 
-/// Calls a tool for `caller` and returns its structured result.
+/// Calls a tool for `caller`, who came through `source`, and returns its structured result.
 pub async fn call(
-    central: &Central,
+    central: &Arc<Central>,
     caller: &TokenOwner,
+    source: Source,
     tool: ToolId,
     arguments: Value,
 ) -> Result<Value, MttrlyError> {
@@ -65,6 +73,12 @@ pub async fn call(
         ToolId::GetAlerts => typed(arguments, |i| servers::alerts(central, caller, i)).await,
         ToolId::QuickTriage => typed(arguments, |i| servers::triage(central, caller, i)).await,
         ToolId::GetAuditLog => typed(arguments, |i| audit::audit_log(central, caller, i)).await,
+        ToolId::GetPendingActions => typed(arguments, |i| actions::pending(central, caller, i)).await,
+        ToolId::GetActionResult => typed(arguments, |i| actions::result(central, caller, i)).await,
+        ToolId::RegenerateInstallToken => {
+            typed(arguments, |i| actions::regenerate_install_token(central, caller, source, i)).await
+        }
+        ToolId::DecommissionServer => typed(arguments, |i| actions::decommission(central, caller, source, i)).await,
         other => Err(MttrlyError::new(ErrorCode::NotFound, format!("{other} is not available on this central"))),
     }
 }

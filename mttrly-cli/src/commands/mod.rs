@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub(crate) mod actions;
 pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod servers;

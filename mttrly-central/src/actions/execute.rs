@@ -1,0 +1,240 @@
+//! Executing an action that is already recorded as `running`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mttrly_core::action::{ActionContent, ActionState};
+use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
+use mttrly_core::tools::actions::ExecutionResult;
+use mttrly_core::tools::common::ConnectionStatus;
+use mttrly_core::{ErrorCode, MttrlyError, Source};
+use mttrly_proto::agent::v1::TaskStatus;
+use serde_json::{Value, json};
+
+use crate::db::actions::ActionRow;
+use crate::db::{self, now_ms, timestamp};
+use crate::secrets::{self, SecretKind};
+use crate::state::Central;
+
+/// The agent capability that carries out an action type (agent-side actions only).
+pub fn capability(content: &ActionContent) -> Option<&'static str> {
+    match content {
+        ActionContent::Command { .. } => Some("command.run"),
+        ActionContent::Script { .. } => Some("script.run"),
+        ActionContent::Playbook { .. } => Some("playbook.run"),
+        ActionContent::FileWrite { .. } => Some("file.write"),
+        ActionContent::FileCleanup { .. } => Some("file.cleanup"),
+        ActionContent::AgentUpdate { .. } => Some("agent.update"),
+        ActionContent::InstallRepair { .. } => Some("install.repair"),
+        ActionContent::InstallTokenRotation | ActionContent::Decommission => None,
+    }
+}
+
+/// How long central waits for an agent-side action.
+fn deadline(content: &ActionContent) -> Duration {
+    let secs = match content {
+        ActionContent::Command { timeout_seconds, .. } | ActionContent::Script { timeout_seconds, .. } => {
+            u64::from(*timeout_seconds) + 15
+        }
+        _ => 300,
+    };
+    Duration::from_secs(secs)
+}
+
+/// Output kept in a result, at most.
+const MAX_OUTPUT: usize = 256 * 1024;
+
+struct Outcome {
+    ok: bool,
+    exit_code: Option<i32>,
+    output: String,
+    truncated: bool,
+    error: Option<MttrlyError>,
+    /// Stored with the action.
+    data: Option<Value>,
+    /// Returned once to whoever waits for this execution, never stored (install commands).
+    once: Option<Value>,
+}
+
+impl Outcome {
+    fn failed(error: MttrlyError) -> Self {
+        Self {
+            ok: false,
+            exit_code: None,
+            output: String::new(),
+            truncated: false,
+            error: Some(error),
+            data: None,
+            once: None,
+        }
+    }
+}
+
+async fn central_side(central: &Arc<Central>, action: &ActionRow) -> Outcome {
+    let online = central.agents.status(&action.server_id, now_ms()).status == ConnectionStatus::Online;
+    let online_refusal = || {
+        Outcome::failed(
+            MttrlyError::new(
+                ErrorCode::ServerOnline,
+                "the server's agent is connected; this operation is only for offline servers",
+            )
+            .with_detail("server_id", action.server_id.as_str()),
+        )
+    };
+    match &action.content {
+        ActionContent::InstallTokenRotation => {
+            if online {
+                return online_refusal();
+            }
+            let token = secrets::generate(SecretKind::Install);
+            let hash = secrets::hash(&token);
+            let expires_at = now_ms() + i64::from(central.config.install_token_ttl_minutes) * 60_000;
+            let server = action.server_id.clone();
+            if let Err(e) =
+                central.db.call(move |conn| db::servers::rotate_credentials(conn, &server, &hash, expires_at)).await
+            {
+                return Outcome::failed(e);
+            }
+            central.agents.kick(&action.server_id);
+            let command = crate::grpc::servers::agent_command(central, &token);
+            Outcome {
+                ok: true,
+                exit_code: None,
+                output: "agent credentials rotated; the old ones stopped working".to_owned(),
+                truncated: false,
+                error: None,
+                data: Some(json!({
+                    "install_token_expires_at": timestamp(expires_at),
+                    "agent_command": "shown once to whoever approved and waited; regenerate to get a new one",
+                })),
+                once: Some(json!({ "agent_command": command, "install_token_expires_at": timestamp(expires_at) })),
+            }
+        }
+        ActionContent::Decommission => {
+            if online {
+                return online_refusal();
+            }
+            match crate::grpc::servers::remove_server(central, &action.account_id, &action.server_id).await {
+                Ok(()) => Outcome {
+                    ok: true,
+                    exit_code: None,
+                    output: "removed from the registry; the host was not touched".to_owned(),
+                    truncated: false,
+                    error: None,
+                    data: None,
+                    once: None,
+                },
+                Err(e) => Outcome::failed(e),
+            }
+        }
+        _ => Outcome::failed(MttrlyError::new(ErrorCode::InternalError, "not a central-side action")),
+    }
+}
+
+async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> Outcome {
+    let reply = central
+        .agents
+        .request_raw(
+            &action.server_id,
+            capability,
+            action.content.canonical_bytes(),
+            deadline(&action.content),
+            Some((&action.id, &action.content_sha256)),
+        )
+        .await;
+    match reply {
+        Err(e) => Outcome::failed(e),
+        Ok(reply) => {
+            let mut output = String::new();
+            for (_, chunk) in &reply.output {
+                output.push_str(&String::from_utf8_lossy(chunk));
+            }
+            let mut truncated = reply.truncated;
+            if output.len() > MAX_OUTPUT {
+                let mut cut = MAX_OUTPUT;
+                while !output.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                output.truncate(cut);
+                truncated = true;
+            }
+            let ok = reply.status == TaskStatus::Succeeded && reply.error.is_none();
+            let error = match (ok, reply.error, reply.status) {
+                (true, _, _) => None,
+                (false, Some(e), _) => Some(e),
+                (false, None, TaskStatus::TimedOut) => {
+                    Some(MttrlyError::new(ErrorCode::Timeout, "the action hit its deadline and was killed"))
+                }
+                (false, None, TaskStatus::Cancelled) => {
+                    Some(MttrlyError::new(ErrorCode::Timeout, "the action was cancelled"))
+                }
+                (false, None, _) => Some(MttrlyError::new(ErrorCode::UnknownError, "the action failed")),
+            };
+            Outcome {
+                ok,
+                exit_code: reply.exit_code,
+                output,
+                truncated,
+                error,
+                data: (!reply.result.is_null()).then_some(reply.result),
+                once: None,
+            }
+        }
+    }
+}
+
+/// Runs a `running` action once and records its terminal state. Returns that state, the stored
+/// result, and (for install-token rotation) the one-time data shown to the waiting approver.
+pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState, ExecutionResult, Option<Value>) {
+    let started = now_ms();
+    let outcome = match capability(&action.content) {
+        Some(capability) => agent_side(&central, &action, capability).await,
+        None => central_side(&central, &action).await,
+    };
+    let finished = now_ms();
+    let result = ExecutionResult {
+        exit_code: outcome.exit_code,
+        output: outcome.output,
+        truncated: outcome.truncated,
+        duration_ms: u64::try_from(finished - started).unwrap_or(0),
+        started_at: timestamp(started),
+        finished_at: timestamp(finished),
+        error: outcome.error.as_ref().map(MttrlyError::body),
+        data: outcome.data,
+    };
+    let state = if outcome.ok { ActionState::Succeeded } else { ActionState::Failed };
+    let (id, stored) = (action.id.clone(), result.clone());
+    if let Err(e) = central
+        .db
+        .call(move |conn| db::actions::transition(conn, &id, ActionState::Running, state, now_ms(), Some(&stored)))
+        .await
+    {
+        tracing::error!(action_id = %action.id, error = %e, "cannot record the action's outcome");
+    }
+    central.audit(AuditEvent {
+        at: jiff::Timestamp::now(),
+        account_id: action.account_id.clone(),
+        server_id: Some(action.server_id.clone()),
+        actor: AuditActor::Agent { server_id: action.server_id.clone() },
+        source: Source::Agent,
+        kind: AuditKind::ExecutionResult,
+        subject: action.id.to_string(),
+        parameters: json!({ "action_type": action.content.action_type(), "exit_code": result.exit_code, "truncated": result.truncated }),
+        outcome: match &outcome.error {
+            None => AuditOutcome::Ok,
+            Some(e) => AuditOutcome::Error { code: e.code() },
+        },
+        duration_ms: Some(result.duration_ms),
+    });
+    let _ = central.action_done.send(action.id.clone());
+    (state, result, outcome.once)
+}
+
+/// Like [`run_once`], for callers that only need the state and the stored result.
+pub async fn run(central: Arc<Central>, action: ActionRow) -> (ActionState, ExecutionResult) {
+    let (state, mut result, once) = run_once(central, action).await;
+    if let Some(once) = once {
+        result.data = Some(once);
+    }
+    (state, result)
+}

@@ -1,0 +1,491 @@
+//! The action engine: create, decide, execute at most once, expire, recover.
+//!
+//! An action moves through the core state machine, one conditional SQLite transaction per move.
+//! `approved → running` is committed *before* anything is sent, so a crash can only lose an
+//! outcome, never repeat an execution: on restart, actions left `running` become `failed`
+//! ("outcome unknown") and are never re-sent. Humans decide; an assistant never can.
+
+pub mod execute;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mttrly_core::action::{ActionContent, ActionEvent, ActionState};
+use mttrly_core::approval::{ApprovalEffect, ApprovalRule, Decider, PriorApproval, check_approval, check_decider};
+use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
+use mttrly_core::ids::{ActionId, ServerId};
+use mttrly_core::tools::actions::{
+    ActionSubmission, ActionView, Decision, ExecutionResult, PendingAction, PendingActionList,
+};
+use mttrly_core::{ErrorCode, MttrlyError, Principal, Source};
+
+use crate::db::accounts::{Role, TokenOwner};
+use crate::db::actions::ActionRow;
+use crate::db::servers::ServerRow;
+use crate::db::{self, now_ms, timestamp};
+use crate::state::Central;
+
+/// A request for a new action.
+#[derive(Debug, Clone)]
+pub struct NewAction {
+    /// The target server (already checked to belong to the caller's account).
+    pub server: ServerRow,
+    /// Exactly what runs.
+    pub content: ActionContent,
+    /// One line for the approver.
+    pub description: String,
+    /// Whether it may run at once without approval (read-only by policy).
+    pub run_at_once: bool,
+}
+
+fn not_found(id: &ActionId) -> MttrlyError {
+    MttrlyError::new(ErrorCode::ActionNotFound, format!("no action {id} in this account"))
+        .with_detail("action_id", id.as_str())
+}
+
+/// The approval rule for an action.
+pub fn rule_for(central: &Central, action: &ActionRow) -> ApprovalRule {
+    let mut rule = ApprovalRule::default_for(action.environment);
+    rule.ttl = central.config.action_ttl();
+    rule
+}
+
+fn audit_decision(
+    central: &Central,
+    action: &ActionRow,
+    who: &Principal,
+    channel: Source,
+    what: &str,
+    result: &Result<(), MttrlyError>,
+) {
+    central.audit(AuditEvent {
+        at: jiff::Timestamp::now(),
+        account_id: action.account_id.clone(),
+        server_id: Some(action.server_id.clone()),
+        actor: who.clone().into(),
+        source: channel,
+        kind: AuditKind::ApprovalDecision,
+        subject: action.id.to_string(),
+        parameters: serde_json::json!({ "decision": what, "content_sha256": action.content_sha256 }),
+        outcome: match result {
+            Ok(()) => AuditOutcome::Ok,
+            Err(e) => AuditOutcome::Error { code: e.code() },
+        },
+        duration_ms: None,
+    });
+}
+
+/// The next step a user should take for an action, in words.
+fn next_step(action: &ActionRow) -> String {
+    match action.status {
+        ActionState::PendingApproval => format!(
+            "A human must approve this action before it runs: `mttrly-cli actions approve {}` (expires at {}).",
+            action.id,
+            timestamp(action.expires_at)
+        ),
+        ActionState::Approved | ActionState::Running => {
+            format!("It is running; check with mttrly_get_action_result (action_id {}).", action.id)
+        }
+        _ => format!("It is {}; see mttrly_get_action_result for details.", action.status),
+    }
+}
+
+/// Creates an action: pending approval, or approved and started at once when `run_at_once`.
+pub async fn submit(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    via: Source,
+    new: NewAction,
+) -> Result<ActionSubmission, MttrlyError> {
+    let now = now_ms();
+    let rule = ApprovalRule::default_for(new.server.environment);
+    let ttl = i64::try_from(central.config.action_ttl().as_millis()).unwrap_or(i64::MAX);
+    let action = ActionRow {
+        id: ActionId::generate(),
+        account_id: caller.account_id.clone(),
+        server_id: new.server.id.clone(),
+        server_name: new.server.name.clone(),
+        environment: new.server.environment,
+        content_sha256: new.content.content_sha256(),
+        content: new.content,
+        description: new.description,
+        requested_by: caller.principal.clone(),
+        requested_via: via,
+        status: if new.run_at_once { ActionState::Running } else { ActionState::PendingApproval },
+        approvals_required: if new.run_at_once { 0 } else { rule.quorum },
+        created_at: now,
+        updated_at: now,
+        expires_at: now.saturating_add(ttl),
+        result: None,
+    };
+    let stored = action.clone();
+    central.db.call(move |conn| db::actions::insert(conn, &stored)).await?;
+    central.audit(AuditEvent {
+        at: jiff::Timestamp::now(),
+        account_id: action.account_id.clone(),
+        server_id: Some(action.server_id.clone()),
+        actor: caller.principal.clone().into(),
+        source: via,
+        kind: AuditKind::ToolCall,
+        subject: action.id.to_string(),
+        parameters: serde_json::json!({
+            "created": action.content.action_type(),
+            "content": action.content,
+            "content_sha256": action.content_sha256,
+            "status": action.status,
+        }),
+        outcome: AuditOutcome::Ok,
+        duration_ms: None,
+    });
+    let mut result = None;
+    let mut status = action.status;
+    if new.run_at_once {
+        let done = execute::run(Arc::clone(central), action.clone()).await;
+        status = done.0;
+        result = Some(done.1);
+    }
+    Ok(ActionSubmission {
+        action_id: action.id.clone(),
+        server_id: action.server_id.clone(),
+        action_type: action.content.action_type(),
+        status,
+        requires_approval: !new.run_at_once,
+        description: action.description.clone(),
+        expires_at: (status == ActionState::PendingApproval).then(|| timestamp(action.expires_at)),
+        result,
+        next_step: next_step(&ActionRow { status, ..action }),
+    })
+}
+
+/// The caller's action.
+pub async fn load(central: &Central, caller: &TokenOwner, id: &ActionId) -> Result<ActionRow, MttrlyError> {
+    let (account, id2) = (caller.account_id.clone(), id.clone());
+    central.db.call(move |conn| db::actions::get(conn, &account, &id2)).await?.ok_or_else(|| not_found(id))
+}
+
+/// The full view of the caller's action.
+pub async fn view(central: &Central, caller: &TokenOwner, id: &ActionId) -> Result<ActionView, MttrlyError> {
+    let action = load(central, caller, id).await?;
+    let id2 = id.clone();
+    let approvals = central.db.call(move |conn| db::actions::decisions(conn, &id2)).await?;
+    Ok(ActionView {
+        action_id: action.id,
+        server_id: action.server_id,
+        action_type: action.content.action_type(),
+        status: action.status,
+        description: action.description,
+        content: action.content,
+        requested_by: action.requested_by,
+        created_at: timestamp(action.created_at),
+        updated_at: timestamp(action.updated_at),
+        expires_at: (action.status == ActionState::PendingApproval).then(|| timestamp(action.expires_at)),
+        approvals,
+        result: action.result,
+    })
+}
+
+/// The caller's pending actions (closest to expiry first).
+pub async fn pending(
+    central: &Central,
+    caller: &TokenOwner,
+    server: Option<ServerId>,
+) -> Result<PendingActionList, MttrlyError> {
+    let account = caller.account_id.clone();
+    let rows = central
+        .db
+        .call(move |conn| db::actions::list(conn, &account, server.as_ref(), Some(ActionState::PendingApproval), 500))
+        .await?;
+    let now = now_ms();
+    let mut actions: Vec<PendingAction> = Vec::new();
+    for a in rows.into_iter().filter(|a| a.expires_at > now) {
+        let id = a.id.clone();
+        let received = central.db.call(move |conn| db::actions::decisions(conn, &id)).await?.len();
+        actions.push(PendingAction {
+            action_id: a.id,
+            server_id: a.server_id,
+            server_name: a.server_name,
+            environment: a.environment,
+            action_type: a.content.action_type(),
+            description: a.description,
+            content: a.content,
+            requested_by: a.requested_by,
+            created_at: timestamp(a.created_at),
+            expires_at: timestamp(a.expires_at),
+            approvals_required: a.approvals_required,
+            approvals_received: u32::try_from(received).unwrap_or(u32::MAX),
+        });
+    }
+    actions.sort_by_key(|a| a.expires_at);
+    Ok(PendingActionList { actions })
+}
+
+fn decider(caller: &TokenOwner, channel: Source) -> Decider<'_> {
+    Decider {
+        principal: &caller.principal,
+        is_admin: caller.role == Role::Admin,
+        may_decide: caller.role != Role::Viewer,
+        channel,
+    }
+}
+
+/// Expires a pending action whose time is up (so a late decision sees `ACTION_EXPIRED`).
+async fn expire_if_due(central: &Central, action: &ActionRow) -> Result<(), MttrlyError> {
+    if action.status == ActionState::PendingApproval && action.expires_at <= now_ms() {
+        let id = action.id.clone();
+        central
+            .db
+            .call(move |conn| {
+                db::actions::transition(conn, &id, ActionState::PendingApproval, ActionState::Expired, now_ms(), None)
+            })
+            .await?;
+        return Err(ActionState::Expired
+            .apply(ActionEvent::Approve)
+            .err()
+            .unwrap_or_else(|| not_found(&action.id))
+            .with_detail("action_id", action.id.as_str()));
+    }
+    Ok(())
+}
+
+/// A human approves. `seen_sha256` is the content hash the human was shown: a mismatch refuses
+/// the approval. When the quorum is reached the action is marked running (committed) and then
+/// executed; this waits up to `wait` for the outcome.
+pub async fn approve(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    id: &ActionId,
+    seen_sha256: Option<&str>,
+    channel: Source,
+    wait: Duration,
+) -> Result<ActionView, MttrlyError> {
+    let action = load(central, caller, id).await?;
+    let result = decide_approve(central, caller, &action, seen_sha256, channel).await;
+    audit_decision(
+        central,
+        &action,
+        &caller.principal,
+        channel,
+        "approve",
+        &result.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
+    match result? {
+        ApprovalEffect::Recorded { .. } => {}
+        ApprovalEffect::QuorumReached => {
+            let running = ActionRow { status: ActionState::Running, ..action.clone() };
+            // The execution runs on its own task: it completes (and records its outcome) even if
+            // this caller stops waiting.
+            let mut job = tokio::spawn(execute::run(Arc::clone(central), running));
+            if let Ok(Ok((_, result))) = tokio::time::timeout(wait, &mut job).await {
+                let mut view = view(central, caller, id).await?;
+                // Includes what is shown once (a reinstall command) and never stored.
+                view.result = Some(result);
+                return Ok(view);
+            }
+        }
+    }
+    view(central, caller, id).await
+}
+
+async fn decide_approve(
+    central: &Central,
+    caller: &TokenOwner,
+    action: &ActionRow,
+    seen_sha256: Option<&str>,
+    channel: Source,
+) -> Result<ApprovalEffect, MttrlyError> {
+    expire_if_due(central, action).await?;
+    if action.status != ActionState::PendingApproval {
+        return Err(action
+            .status
+            .apply(ActionEvent::Approve)
+            .err()
+            .unwrap_or_else(|| not_found(&action.id))
+            .with_detail("action_id", action.id.as_str()));
+    }
+    if let Some(seen) = seen_sha256
+        && seen != action.content_sha256
+    {
+        return Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            "the action's content is not what you were shown; review it again before approving",
+        )
+        .with_detail("action_id", action.id.as_str())
+        .with_detail("content_sha256", action.content_sha256.as_str()));
+    }
+    let rule = rule_for(central, action);
+    let id = action.id.clone();
+    let prior: Vec<PriorApproval> = central
+        .db
+        .call(move |conn| db::actions::decisions(conn, &id))
+        .await?
+        .into_iter()
+        .filter(|d| d.decision == Decision::Approve)
+        .map(|d| PriorApproval { user_id: d.decided_by.accountable_user().clone() })
+        .collect();
+    let effect = check_approval(&rule, &action.requested_by, &decider(caller, channel), &prior)?;
+    // One transaction: the decision, and (on quorum) pending → approved → running, conditional on
+    // the action still being pending, so a racing second approval finds it already decided.
+    let (id, who, sha) = (action.id.clone(), caller.principal.clone(), action.content_sha256.clone());
+    central
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
+            let now = now_ms();
+            if effect == ApprovalEffect::QuorumReached {
+                let moved =
+                    db::actions::transition(&tx, &id, ActionState::PendingApproval, ActionState::Approved, now, None)?
+                        && db::actions::transition(&tx, &id, ActionState::Approved, ActionState::Running, now, None)?;
+                if !moved {
+                    return Err(MttrlyError::new(
+                        ErrorCode::ValidationError,
+                        "the action was decided by someone else meanwhile",
+                    )
+                    .with_detail("action_id", id.as_str()));
+                }
+            }
+            db::actions::insert_decision(&tx, &id, &who, Decision::Approve, channel, &sha, None, now)?;
+            tx.commit().map_err(db::internal)
+        })
+        .await?;
+    Ok(effect)
+}
+
+/// A human rejects a pending action.
+pub async fn reject(
+    central: &Central,
+    caller: &TokenOwner,
+    id: &ActionId,
+    reason: Option<String>,
+    channel: Source,
+) -> Result<ActionView, MttrlyError> {
+    let action = load(central, caller, id).await?;
+    let result = async {
+        expire_if_due(central, &action).await?;
+        if action.status != ActionState::PendingApproval {
+            return Err(action.status.apply(ActionEvent::Reject).err().unwrap_or_else(|| not_found(id)));
+        }
+        check_decider(&rule_for(central, &action), &decider(caller, channel))?;
+        let (id2, who, sha) = (id.clone(), caller.principal.clone(), action.content_sha256.clone());
+        central
+            .db
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
+                let now = now_ms();
+                if !db::actions::transition(&tx, &id2, ActionState::PendingApproval, ActionState::Rejected, now, None)?
+                {
+                    return Err(MttrlyError::new(
+                        ErrorCode::ValidationError,
+                        "the action was decided by someone else meanwhile",
+                    ));
+                }
+                db::actions::insert_decision(&tx, &id2, &who, Decision::Reject, channel, &sha, reason.as_deref(), now)?;
+                tx.commit().map_err(db::internal)
+            })
+            .await
+    }
+    .await;
+    audit_decision(central, &action, &caller.principal, channel, "reject", &result);
+    result?;
+    view(central, caller, id).await
+}
+
+/// Withdraws a pending action: allowed to the principal that requested it (an assistant may
+/// withdraw its own request: that can only make things safer) and to humans who may decide.
+pub async fn cancel(
+    central: &Central,
+    caller: &TokenOwner,
+    id: &ActionId,
+    channel: Source,
+) -> Result<ActionView, MttrlyError> {
+    let action = load(central, caller, id).await?;
+    let result = async {
+        expire_if_due(central, &action).await?;
+        if action.status != ActionState::PendingApproval {
+            return Err(action.status.apply(ActionEvent::Cancel).err().unwrap_or_else(|| not_found(id)));
+        }
+        if caller.principal != action.requested_by {
+            check_decider(&rule_for(central, &action), &decider(caller, channel))?;
+        }
+        let id2 = id.clone();
+        let moved = central
+            .db
+            .call(move |conn| {
+                db::actions::transition(
+                    conn,
+                    &id2,
+                    ActionState::PendingApproval,
+                    ActionState::Cancelled,
+                    now_ms(),
+                    None,
+                )
+            })
+            .await?;
+        if moved {
+            Ok(())
+        } else {
+            Err(MttrlyError::new(ErrorCode::ValidationError, "the action was decided meanwhile"))
+        }
+    }
+    .await;
+    audit_decision(central, &action, &caller.principal, channel, "cancel", &result);
+    result?;
+    view(central, caller, id).await
+}
+
+/// Expires due pending actions (called every second).
+pub async fn expire(central: &Central) -> Result<(), MttrlyError> {
+    let expired = central.db.call(|conn| db::actions::expire_due(conn, now_ms())).await?;
+    for a in expired {
+        central.audit(AuditEvent {
+            at: jiff::Timestamp::now(),
+            account_id: a.account_id.clone(),
+            server_id: Some(a.server_id.clone()),
+            actor: AuditActor::System,
+            source: Source::Api,
+            kind: AuditKind::ApprovalDecision,
+            subject: a.id.to_string(),
+            parameters: serde_json::json!({ "decision": "expired" }),
+            outcome: AuditOutcome::Error { code: ErrorCode::ActionExpired },
+            duration_ms: None,
+        });
+    }
+    Ok(())
+}
+
+/// At start: actions a crash left approved or running are failed and never re-sent.
+pub async fn recover(central: &Central) -> Result<usize, MttrlyError> {
+    let now = now_ms();
+    let result = ExecutionResult {
+        exit_code: None,
+        output: String::new(),
+        truncated: false,
+        duration_ms: 0,
+        started_at: timestamp(now),
+        finished_at: timestamp(now),
+        error: Some(
+            MttrlyError::new(
+                ErrorCode::InternalError,
+                "outcome unknown: central stopped while this action was running; it was not re-sent",
+            )
+            .body(),
+        ),
+        data: None,
+    };
+    let failed = central.db.call(move |conn| db::actions::fail_interrupted(conn, now, &result)).await?;
+    for a in &failed {
+        central.audit(AuditEvent {
+            at: jiff::Timestamp::now(),
+            account_id: a.account_id.clone(),
+            server_id: Some(a.server_id.clone()),
+            actor: AuditActor::System,
+            source: Source::Api,
+            kind: AuditKind::ExecutionResult,
+            subject: a.id.to_string(),
+            parameters: serde_json::json!({ "recovered": "outcome unknown after restart" }),
+            outcome: AuditOutcome::Error { code: ErrorCode::InternalError },
+            duration_ms: None,
+        });
+    }
+    Ok(failed.len())
+}

@@ -1,0 +1,287 @@
+//! Actions and the human decisions on them.
+
+use mttrly_core::action::{ActionContent, ActionState};
+use mttrly_core::ids::{AccountId, ActionId, ServerId};
+use mttrly_core::tools::actions::{ApprovalRecord, Decision, ExecutionResult};
+use mttrly_core::{Environment, MttrlyError, Principal, Source};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{internal, timestamp};
+
+/// An action as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRow {
+    /// Its id.
+    pub id: ActionId,
+    /// Its tenant.
+    pub account_id: AccountId,
+    /// The target server.
+    pub server_id: ServerId,
+    /// The server's name (joined in).
+    pub server_name: String,
+    /// The server's environment when the action was requested.
+    pub environment: Environment,
+    /// Exactly what runs.
+    pub content: ActionContent,
+    /// SHA-256 of the canonical content, hex.
+    pub content_sha256: String,
+    /// One line for humans.
+    pub description: String,
+    /// Who asked.
+    pub requested_by: Principal,
+    /// Through which channel.
+    pub requested_via: Source,
+    /// Where it stands.
+    pub status: ActionState,
+    /// Distinct human approvals needed.
+    pub approvals_required: u32,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Last state change (ms).
+    pub updated_at: i64,
+    /// Expiry of the pending state (ms).
+    pub expires_at: i64,
+    /// The outcome, once it ran.
+    pub result: Option<ExecutionResult>,
+}
+
+fn state_name(s: ActionState) -> &'static str {
+    s.as_str()
+}
+
+fn parse_state(s: &str) -> Option<ActionState> {
+    ActionState::ALL.into_iter().find(|st| st.as_str() == s)
+}
+
+const COLUMNS: &str = "a.id, a.account_id, a.server_id, s.name, a.environment, a.content_json, a.content_sha256, \
+                       a.description, a.requested_by_json, a.requested_via, a.status, a.approvals_required, \
+                       a.created_at, a.updated_at, a.expires_at, a.result_json";
+
+#[allow(clippy::unnecessary_wraps)] // the shape rusqlite's query_map wants
+fn row(r: &Row<'_>) -> rusqlite::Result<Option<ActionRow>> {
+    let get = |i| r.get::<_, String>(i);
+    let parsed = (|| {
+        Some(ActionRow {
+            id: ActionId::parse(&get(0).ok()?).ok()?,
+            account_id: AccountId::parse(&get(1).ok()?).ok()?,
+            server_id: ServerId::parse(&get(2).ok()?).ok()?,
+            server_name: get(3).ok()?,
+            environment: get(4).ok()?.parse().ok()?,
+            content: serde_json::from_str(&get(5).ok()?).ok()?,
+            content_sha256: get(6).ok()?,
+            description: get(7).ok()?,
+            requested_by: serde_json::from_str(&get(8).ok()?).ok()?,
+            requested_via: get(9).ok()?.parse().ok()?,
+            status: parse_state(&get(10).ok()?)?,
+            approvals_required: r.get(11).ok()?,
+            created_at: r.get(12).ok()?,
+            updated_at: r.get(13).ok()?,
+            expires_at: r.get(14).ok()?,
+            result: r.get::<_, Option<String>>(15).ok()?.and_then(|j| serde_json::from_str(&j).ok()),
+        })
+    })();
+    Ok(parsed)
+}
+
+/// Stores a new action.
+pub fn insert(conn: &Connection, a: &ActionRow) -> Result<(), MttrlyError> {
+    conn.execute(
+        "INSERT INTO actions (id, account_id, server_id, environment, action_type, content_json, content_sha256,
+         description, requested_by_json, requested_via, status, approvals_required, created_at, updated_at, expires_at,
+         result_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            a.id.as_str(),
+            a.account_id.as_str(),
+            a.server_id.as_str(),
+            a.environment.as_str(),
+            serde_json::to_value(a.content.action_type()).ok().and_then(|v| v.as_str().map(str::to_owned)),
+            String::from_utf8(a.content.canonical_bytes()).unwrap_or_default(),
+            a.content_sha256,
+            a.description,
+            serde_json::to_string(&a.requested_by).unwrap_or_default(),
+            a.requested_via.as_str(),
+            state_name(a.status),
+            a.approvals_required,
+            a.created_at,
+            a.updated_at,
+            a.expires_at,
+            a.result.as_ref().and_then(|r| serde_json::to_string(r).ok()),
+        ],
+    )
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// The account's action, or `None` (also for another account's action).
+pub fn get(conn: &Connection, account: &AccountId, id: &ActionId) -> Result<Option<ActionRow>, MttrlyError> {
+    conn.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM actions a JOIN servers s ON s.id = a.server_id WHERE a.id = ?1 AND a.account_id = ?2"
+        ),
+        params![id.as_str(), account.as_str()],
+        row,
+    )
+    .optional()
+    .map(Option::flatten)
+    .map_err(internal)
+}
+
+/// The account's actions, newest first.
+pub fn list(
+    conn: &Connection,
+    account: &AccountId,
+    server: Option<&ServerId>,
+    status: Option<ActionState>,
+    limit: u32,
+) -> Result<Vec<ActionRow>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM actions a JOIN servers s ON s.id = a.server_id
+             WHERE a.account_id = ?1 AND (?2 IS NULL OR a.server_id = ?2) AND (?3 IS NULL OR a.status = ?3)
+             ORDER BY a.created_at DESC, a.id DESC LIMIT ?4"
+        ))
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str(), server.map(ServerId::as_str), status.map(state_name), limit], row)
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(a) = r.map_err(internal)? {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// Moves an action from `from` to `to` if it is still in `from`; returns whether it moved. The
+/// condition makes concurrent decisions safe: only one of two racing approvals can win.
+pub fn transition(
+    conn: &Connection,
+    id: &ActionId,
+    from: ActionState,
+    to: ActionState,
+    now: i64,
+    result: Option<&ExecutionResult>,
+) -> Result<bool, MttrlyError> {
+    let changed = conn
+        .execute(
+            "UPDATE actions SET status = ?3, updated_at = ?4, result_json = COALESCE(?5, result_json)
+             WHERE id = ?1 AND status = ?2",
+            params![
+                id.as_str(),
+                state_name(from),
+                state_name(to),
+                now,
+                result.and_then(|r| serde_json::to_string(r).ok())
+            ],
+        )
+        .map_err(internal)?;
+    Ok(changed == 1)
+}
+
+/// Records a human decision.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_decision(
+    conn: &Connection,
+    id: &ActionId,
+    decided_by: &Principal,
+    decision: Decision,
+    channel: Source,
+    content_sha256: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<(), MttrlyError> {
+    conn.execute(
+        "INSERT INTO approvals (action_id, user_id, decided_by_json, decision, channel, content_sha256, reason, decided_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id.as_str(),
+            decided_by.accountable_user().as_str(),
+            serde_json::to_string(decided_by).unwrap_or_default(),
+            if decision == Decision::Approve { "approve" } else { "reject" },
+            channel.as_str(),
+            content_sha256,
+            reason,
+            now
+        ],
+    )
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// The decisions on an action, oldest first.
+pub fn decisions(conn: &Connection, id: &ActionId) -> Result<Vec<ApprovalRecord>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT decided_by_json, decision, channel, decided_at, reason FROM approvals WHERE action_id = ?1 ORDER BY decided_at",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![id.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (by, decision, channel, at, reason) = r.map_err(internal)?;
+        let (Ok(decided_by), Ok(channel)) = (serde_json::from_str(&by), channel.parse()) else { continue };
+        out.push(ApprovalRecord {
+            decided_by,
+            decision: if decision == "approve" { Decision::Approve } else { Decision::Reject },
+            channel,
+            decided_at: timestamp(at),
+            reason,
+        });
+    }
+    Ok(out)
+}
+
+/// Expires every pending action past its expiry; returns them.
+pub fn expire_due(conn: &mut Connection, now: i64) -> Result<Vec<ActionRow>, MttrlyError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
+    let due: Vec<ActionRow> = {
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM actions a JOIN servers s ON s.id = a.server_id
+                 WHERE a.status = 'pending_approval' AND a.expires_at <= ?1"
+            ))
+            .map_err(internal)?;
+        let rows = stmt.query_map(params![now], row).map_err(internal)?;
+        rows.filter_map(|r| r.ok().flatten()).collect()
+    };
+    for a in &due {
+        transition(&tx, &a.id, ActionState::PendingApproval, ActionState::Expired, now, None)?;
+    }
+    tx.commit().map_err(internal)?;
+    Ok(due)
+}
+
+/// After a crash: actions left `approved` or `running` become `failed` with `result`, never
+/// re-sent. Returns them.
+pub fn fail_interrupted(
+    conn: &mut Connection,
+    now: i64,
+    result: &ExecutionResult,
+) -> Result<Vec<ActionRow>, MttrlyError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
+    let stuck: Vec<ActionRow> = {
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM actions a JOIN servers s ON s.id = a.server_id WHERE a.status IN ('approved', 'running')"
+            ))
+            .map_err(internal)?;
+        let rows = stmt.query_map([], row).map_err(internal)?;
+        rows.filter_map(|r| r.ok().flatten()).collect()
+    };
+    for a in &stuck {
+        transition(&tx, &a.id, a.status, ActionState::Failed, now, Some(result))?;
+    }
+    tx.commit().map_err(internal)?;
+    Ok(stuck)
+}
