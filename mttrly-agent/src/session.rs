@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::backoff::Backoff;
 use crate::credentials::Credentials;
+use crate::executed::Executed;
 use crate::metrics::MetricsCollector;
 use crate::policy::LocalPolicy;
 use crate::{AgentError, PROTOCOL_REVISION, VERSION, capabilities, enroll, host};
@@ -58,6 +59,7 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
         reason,
     })?;
     let collector = Arc::new(Mutex::new(collector));
+    let executed = Arc::new(Executed::load(&options.state_dir)?);
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_cap);
     loop {
         let started = Instant::now();
@@ -65,7 +67,7 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
         // waits for a connect timeout.
         let mut inner = shutdown.clone();
         let outcome = tokio::select! {
-            outcome = session(&credentials, &options.policy, &collector, &mut inner) => outcome,
+            outcome = session(&credentials, &options.policy, &collector, &executed, &mut inner) => outcome,
             () = stopped(&mut shutdown) => return Ok(()),
         };
         match outcome {
@@ -98,6 +100,7 @@ async fn session(
     credentials: &Credentials,
     policy: &LocalPolicy,
     collector: &Arc<Mutex<MetricsCollector>>,
+    executed: &Arc<Executed>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Ended, AgentError> {
     let channel = enroll::connect(&credentials.central_url, credentials.ca_certificate_pem.as_deref()).await?;
@@ -112,7 +115,7 @@ async fn session(
         arch: facts.arch,
         capabilities: capabilities::ALL.iter().map(|c| (*c).to_owned()).collect(),
         policy: Some(policy.summary()),
-        executed_action_ids: Vec::new(),
+        executed_action_ids: executed.recent(),
     };
     tx.send(AgentMessage { body: Some(agent_message::Body::Hello(hello)) })
         .await
@@ -164,7 +167,7 @@ async fn session(
                     match body {
                         central_message::Body::TaskRequest(task) => {
                             let id = task.task_id.clone();
-                            let handle = tokio::spawn(run_task(task, tx.clone(), Arc::clone(collector)));
+                            let handle = tokio::spawn(run_task(task, tx.clone(), Arc::clone(collector), Arc::clone(executed)));
                             running.insert(id, handle.abort_handle());
                         }
                         central_message::Body::CancelTask(cancel) => {
@@ -225,12 +228,49 @@ fn result(
     }
 }
 
-async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, collector: Arc<Mutex<MetricsCollector>>) {
+/// Checks an action task before anything runs: its parameters must be exactly the content the
+/// human approved, and its id must never have run here before (the id is recorded first).
+fn admit_action(task: &TaskRequest, executed: &Executed) -> Result<bool, MttrlyError> {
+    use sha2::Digest as _;
+    let actual = hex::encode(sha2::Sha256::digest(&task.params_json));
+    if task.content_sha256.is_empty() || actual != task.content_sha256 {
+        return Err(MttrlyError::new(
+            mttrly_core::ErrorCode::PolicyDenied,
+            "the action's parameters do not match the content that was approved; refusing to run it",
+        )
+        .with_detail("action_id", task.action_id.as_str()));
+    }
+    executed.claim(&task.action_id).map_err(|e| MttrlyError::new(mttrly_core::ErrorCode::InternalError, e.to_string()))
+}
+
+async fn run_task(
+    task: TaskRequest,
+    tx: mpsc::Sender<AgentMessage>,
+    collector: Arc<Mutex<MetricsCollector>>,
+    executed: Arc<Executed>,
+) {
     let started = now();
-    let ack = AgentMessage {
-        body: Some(agent_message::Body::TaskAck(TaskAck { task_id: task.task_id.clone(), duplicate: false })),
-    };
+    let admitted = if task.action_id.is_empty() { Ok(true) } else { admit_action(&task, &executed) };
+    let duplicate = matches!(admitted, Ok(false));
+    let ack =
+        AgentMessage { body: Some(agent_message::Body::TaskAck(TaskAck { task_id: task.task_id.clone(), duplicate })) };
     if tx.send(ack).await.is_err() {
+        return;
+    }
+    let refusal = match admitted {
+        Ok(true) => None,
+        Ok(false) => Some(
+            MttrlyError::new(
+                mttrly_core::ErrorCode::ValidationError,
+                "this action already ran on this server; it never runs twice",
+            )
+            .with_detail("action_id", task.action_id.as_str()),
+        ),
+        Err(e) => Some(e),
+    };
+    if let Some(err) = refusal {
+        tracing::warn!(action_id = %task.action_id, error = %err, "refused an action task");
+        let _ = tx.send(result(&task.task_id, TaskStatus::Failed, Vec::new(), Some(&err), started, now())).await;
         return;
     }
     let params = serde_json::from_slice(&task.params_json).unwrap_or(serde_json::Value::Null);

@@ -231,6 +231,31 @@ async fn a_real_agent_answers_tasks_and_reports_heartbeats() {
         .unwrap();
     assert_eq!(reply.error.map(|e| e.code()), Some(ErrorCode::PolicyDenied));
 
+    // An action id runs at most once on the agent, and only with exactly the approved content.
+    let action = mttrly_core::ids::ActionId::generate();
+    let params = b"{}".to_vec();
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&params))
+    };
+    let first = registry
+        .request_raw(&server, "host.metrics", params.clone(), Duration::from_secs(10), Some((&action, &sha)))
+        .await
+        .unwrap();
+    assert!(first.error.is_none(), "{first:?}");
+    let replay = registry
+        .request_raw(&server, "host.metrics", params.clone(), Duration::from_secs(10), Some((&action, &sha)))
+        .await
+        .unwrap();
+    let err = replay.error.expect("a replay is refused");
+    assert!(err.message().contains("already ran"), "{err}");
+    let other = mttrly_core::ids::ActionId::generate();
+    let tampered = registry
+        .request_raw(&server, "host.metrics", b"{\"x\":1}".to_vec(), Duration::from_secs(10), Some((&other, &sha)))
+        .await
+        .unwrap();
+    assert_eq!(tampered.error.map(|e| e.code()), Some(ErrorCode::PolicyDenied));
+
     stop.send(true).unwrap();
     agent.await.unwrap().unwrap();
     h.central.shutdown().await;
