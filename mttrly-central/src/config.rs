@@ -37,6 +37,11 @@ pub struct Config {
     pub action_ttl_minutes: u32,
     /// Serve plaintext gRPC on a non-loopback address.
     pub insecure: bool,
+    /// Webhooks that receive approval prompts (signed JSON).
+    pub webhooks: Vec<crate::notify::webhook::WebhookConfig>,
+    /// Whether an action needing approval must have had its prompt delivered; when no notifier
+    /// can deliver it, the action is failed closed. Defaults to true when webhooks are configured.
+    pub require_approval_prompt: Option<bool>,
 }
 
 impl Default for Config {
@@ -53,6 +58,8 @@ impl Default for Config {
             install_token_ttl_minutes: 60,
             action_ttl_minutes: 30,
             insecure: false,
+            webhooks: Vec::new(),
+            require_approval_prompt: None,
         }
     }
 }
@@ -128,6 +135,11 @@ impl Config {
     /// The SQLite file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("central.db")
+    }
+
+    /// Whether approval prompts must be delivered (fail closed otherwise).
+    pub fn prompt_required(&self) -> bool {
+        self.require_approval_prompt.unwrap_or(!self.webhooks.is_empty())
     }
 
     /// How long a pending action lives.

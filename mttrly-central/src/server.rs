@@ -159,7 +159,14 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     let (audit, audit_thread) = crate::audit::AuditLog::start(&db_path).map_err(|source| {
         StartError::Database(db::OpenError::Sqlite { path: db_path.display().to_string(), source })
     })?;
-    let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), audit, alert_tx);
+    let mut notifiers: Vec<Arc<dyn crate::notify::Notifier>> = Vec::new();
+    for hook in &config.webhooks {
+        let webhook = crate::notify::webhook::Webhook::from_config(hook, |k| std::env::var(k).ok()).map_err(|e| {
+            StartError::Config(mttrly_core::MttrlyError::new(mttrly_core::ErrorCode::ValidationError, e))
+        })?;
+        notifiers.push(Arc::new(webhook));
+    }
+    let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), audit, notifiers, alert_tx);
 
     // Actions a crash left running are failed before anything else can look at them.
     let recovered = crate::actions::recover(&central).await.map_err(StartError::Load)?;

@@ -26,6 +26,8 @@ pub struct Central {
     pub tls: Option<crate::tls::TlsMaterial>,
     /// The audit log.
     pub audit: crate::audit::AuditLog,
+    /// Where approval prompts go.
+    pub notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
     /// Announces each action that reached a terminal state after running.
     pub action_done: tokio::sync::broadcast::Sender<mttrly_core::ids::ActionId>,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
@@ -42,10 +44,11 @@ impl Central {
         grpc_url: String,
         tls: Option<crate::tls::TlsMaterial>,
         audit: crate::audit::AuditLog,
+        notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
         alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
     ) -> Arc<Self> {
         let (action_done, _) = tokio::sync::broadcast::channel(1024);
-        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, audit, action_done, alert_writes })
+        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, audit, notifiers, action_done, alert_writes })
     }
 
     /// Records an event in the audit log (queued; written in order within milliseconds).

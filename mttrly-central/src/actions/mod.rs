@@ -137,6 +137,9 @@ pub async fn submit(
         outcome: AuditOutcome::Ok,
         duration_ms: None,
     });
+    if action.status == ActionState::PendingApproval {
+        prompt_or_fail_closed(central, &action).await?;
+    }
     let mut result = None;
     let mut status = action.status;
     if new.run_at_once {
@@ -155,6 +158,80 @@ pub async fn submit(
         result,
         next_step: next_step(&ActionRow { status, ..action }),
     })
+}
+
+/// Delivers the approval prompt; when prompts are required and none could be delivered, fails the
+/// action closed and returns `APPROVAL_NOTIFICATION_FAILED` naming it.
+async fn prompt_or_fail_closed(central: &Arc<Central>, action: &ActionRow) -> Result<(), MttrlyError> {
+    let required = central.config.prompt_required();
+    if central.notifiers.is_empty() && !required {
+        return Ok(());
+    }
+    let prompt = crate::notify::ApprovalPrompt {
+        event: "action.pending",
+        action_id: action.id.to_string(),
+        account_id: action.account_id.to_string(),
+        server_id: action.server_id.to_string(),
+        server_name: action.server_name.clone(),
+        environment: action.environment.as_str().to_owned(),
+        action_type: serde_json::to_value(action.content.action_type())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        description: action.description.clone(),
+        content: serde_json::to_value(&action.content).unwrap_or_default(),
+        content_sha256: action.content_sha256.clone(),
+        requested_by: action.requested_by.to_string(),
+        expires_at: timestamp(action.expires_at).to_string(),
+        approve_command: format!("mttrly-cli actions approve {}", action.id),
+    };
+    let notifiers = central.notifiers.clone();
+    let failures = tokio::task::spawn_blocking(move || {
+        let mut delivered = false;
+        let mut failures = Vec::new();
+        for n in &notifiers {
+            match n.deliver(&prompt) {
+                Ok(()) => delivered = true,
+                Err(e) => failures.push(format!("{}: {e}", n.name())),
+            }
+        }
+        (delivered, failures)
+    })
+    .await
+    .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("notifier task failed: {e}")))?;
+    let (delivered, failures) = failures;
+    if delivered || !required {
+        return Ok(());
+    }
+    let id = action.id.clone();
+    central
+        .db
+        .call(move |conn| {
+            db::actions::transition(conn, &id, ActionState::PendingApproval, ActionState::FailedClosed, now_ms(), None)
+        })
+        .await?;
+    let err = MttrlyError::new(
+        ErrorCode::ApprovalNotificationFailed,
+        format!(
+            "no approval prompt could be delivered for action {}; it was failed closed and will not run",
+            action.id
+        ),
+    )
+    .with_detail("action_id", action.id.as_str())
+    .with_detail("failures", failures);
+    central.audit(AuditEvent {
+        at: jiff::Timestamp::now(),
+        account_id: action.account_id.clone(),
+        server_id: Some(action.server_id.clone()),
+        actor: AuditActor::System,
+        source: Source::Api,
+        kind: AuditKind::ApprovalDecision,
+        subject: action.id.to_string(),
+        parameters: serde_json::json!({ "decision": "failed_closed" }),
+        outcome: AuditOutcome::Error { code: ErrorCode::ApprovalNotificationFailed },
+        duration_ms: None,
+    });
+    Err(err)
 }
 
 /// The caller's action.
