@@ -37,6 +37,10 @@ pub struct Config {
     pub action_ttl_minutes: u32,
     /// Serve plaintext gRPC on a non-loopback address.
     pub insecure: bool,
+    /// Tool calls one account may make per minute (all its principals together).
+    pub rate_limit_account_per_minute: u32,
+    /// Tool calls one principal (a human or an assistant session) may make per minute.
+    pub rate_limit_principal_per_minute: u32,
     /// Webhooks that receive approval prompts (signed JSON).
     pub webhooks: Vec<crate::notify::webhook::WebhookConfig>,
     /// Whether an action needing approval must have had its prompt delivered; when no notifier
@@ -58,6 +62,8 @@ impl Default for Config {
             install_token_ttl_minutes: 60,
             action_ttl_minutes: 30,
             insecure: false,
+            rate_limit_account_per_minute: 3000,
+            rate_limit_principal_per_minute: 600,
             webhooks: Vec::new(),
             require_approval_prompt: None,
         }

@@ -20,6 +20,7 @@ pub mod http;
 pub mod init;
 pub mod notify;
 pub mod quickstart;
+pub mod ratelimit;
 pub mod secrets;
 pub mod server;
 pub mod state;

@@ -26,6 +26,8 @@ pub struct Central {
     pub tls: Option<crate::tls::TlsMaterial>,
     /// The audit log.
     pub audit: crate::audit::AuditLog,
+    /// Tool-call rate limits.
+    pub limits: crate::ratelimit::Limits,
     /// Where approval prompts go.
     pub notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
     /// Announces each action that reached a terminal state after running.
@@ -48,7 +50,21 @@ impl Central {
         alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
     ) -> Arc<Self> {
         let (action_done, _) = tokio::sync::broadcast::channel(1024);
-        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, audit, notifiers, action_done, alert_writes })
+        let limits =
+            crate::ratelimit::Limits::new(config.rate_limit_account_per_minute, config.rate_limit_principal_per_minute);
+        Arc::new(Self {
+            config,
+            db,
+            agents,
+            alerts,
+            grpc_url,
+            tls,
+            audit,
+            limits,
+            notifiers,
+            action_done,
+            alert_writes,
+        })
     }
 
     /// Records an event in the audit log (queued; written in order within milliseconds).

@@ -220,3 +220,27 @@ async fn tenants_see_only_their_own_audit_and_plans_gate_the_tool() {
     assert_eq!(body["details"]["required_plan"], "deployment_bro");
     h.central.shutdown().await;
 }
+
+#[tokio::test]
+async fn calls_over_the_rate_limit_are_refused_with_a_retry_after_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        data_dir: dir.path().join("data"),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        rate_limit_principal_per_minute: 3,
+        ..Config::default()
+    };
+    let token = mttrly_central::init::init(&cfg, None).unwrap().admin_token;
+    let h = Harness { dir, central: start(cfg).await.unwrap(), token };
+    for _ in 0..3 {
+        let ok = call(&h, &h.token, "mttrly_list_servers", "{}", "").await;
+        assert!(ok["servers"].is_array(), "{ok}");
+    }
+    let limited = call(&h, &h.token, "mttrly_list_servers", "{}", "").await;
+    assert_eq!(limited["code"], "RATE_LIMITED");
+    assert!(limited["details"]["retry_after_seconds"].as_u64().unwrap() >= 1);
+    let newest = &entries(&h, &h.token, "").await[0];
+    assert_eq!(newest["outcome"]["code"], "RATE_LIMITED");
+    h.central.shutdown().await;
+}

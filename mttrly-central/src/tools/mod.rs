@@ -66,6 +66,11 @@ pub async fn call(
             .with_detail("tool_id", tool.as_str()));
     }
     caller.plan.check(tool)?;
+    let principal = match &caller.principal {
+        mttrly_core::Principal::Human { user_id, .. } => user_id.to_string(),
+        mttrly_core::Principal::Assistant { session_id, .. } => session_id.to_string(),
+    };
+    central.limits.admit(caller.account_id.as_str(), &principal, crate::db::now_ms())?;
     match tool {
         ToolId::GetCapabilities => typed(arguments, |i| servers::capabilities(central, caller, i)).await,
         ToolId::ListServers => typed(arguments, |i| servers::list(central, caller, i)).await,
