@@ -1,5 +1,6 @@
 //! End-to-end scenarios. One test binary, one module per area.
 
+mod actions;
 mod audit;
 mod catalog;
 mod fleet;
