@@ -61,6 +61,20 @@ pub enum Command {
     /// The catalog of MCP tools (works offline, without a central).
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Try mttrly's safety rules locally before rolling them out (nothing is executed).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `mttrly-cli policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Would this command run at once (read_only) or need a human's approval, and why?
+    /// Prints the exact argv a read-only command would run (without a shell).
+    Classify {
+        /// The command line, quoted as one argument: mttrly-cli policy classify 'df -h'
+        command: String,
+    },
 }
 
 /// `mttrly-cli servers ...`

@@ -20,6 +20,7 @@ pub fn run(cli: &Cli) -> ExitCode {
     let printer = Printer::new(cli.output);
     let result = match &cli.command {
         Command::Tools(cmd) => commands::tools::run(cmd, &printer),
+        Command::Policy(cmd) => commands::policy::run(cmd, &printer),
         remote => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime.block_on(run_remote(cli, remote, &printer)),
             Err(e) => Err(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the runtime: {e}"))),
@@ -42,6 +43,6 @@ async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<(
         Command::Actions(cmd) => commands::actions::run(cmd, channel, printer).await,
         Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await,
         Command::Audit(cmd) => commands::audit::run(cmd, channel, printer).await,
-        Command::Tools(_) => Ok(()),
+        Command::Tools(_) | Command::Policy(_) => Ok(()),
     }
 }

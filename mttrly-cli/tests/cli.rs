@@ -148,3 +148,19 @@ fn help_texts() {
         insta::assert_snapshot!(format!("help_{}", args.join("_").replace("--", "")), stdout(&out));
     }
 }
+
+#[test]
+fn policy_classify_prints_class_reason_and_argv() {
+    let out = cli(&["--output", "json", "policy", "classify", "journalctl -u nginx -n 50"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(v["class"], "read_only");
+    assert_eq!(v["argv"], serde_json::json!(["journalctl", "-u", "nginx", "-n", "50"]));
+    assert!(v["reason"].is_string());
+
+    let out = cli(&["--output", "json", "policy", "classify", "rm${IFS}-rf${IFS}/"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(v["class"], "needs_approval");
+    assert_eq!(v["argv"], Value::Null);
+    insta::assert_snapshot!("policy_classify_table", stdout(&cli(&["policy", "classify", "systemctl restart nginx"])));
+}

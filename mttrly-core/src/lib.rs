@@ -17,6 +17,7 @@ pub mod approval;
 pub mod audit;
 pub mod bounded;
 pub mod catalog;
+pub mod classifier;
 pub mod environment;
 pub mod error;
 pub mod ids;

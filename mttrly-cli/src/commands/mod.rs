@@ -3,6 +3,7 @@
 pub(crate) mod actions;
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod policy;
 pub(crate) mod servers;
 pub(crate) mod tokens;
 pub(crate) mod tools;
