@@ -2,6 +2,8 @@
 //!
 //! cargo bench -p mttrly-core --bench classifier
 
+#![allow(clippy::cast_precision_loss)]
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -36,7 +38,6 @@ fn main() {
     }
     let took = started.elapsed();
     let n = rounds * TYPICAL.len();
-    #[allow(clippy::cast_precision_loss)]
     let per_sec = n as f64 / took.as_secs_f64();
     println!(
         "classifier: {n} classifications in {:.2}s = {per_sec:.0}/s ({:.0} ns each)",
