@@ -75,6 +75,15 @@ pub enum PolicyCommand {
         /// The command line, quoted as one argument: mttrly-cli policy classify 'df -h'
         command: String,
     },
+    /// Redact secrets from a file (or standard input) to standard output, as mttrly does to
+    /// everything that leaves a server.
+    Redact {
+        /// The file to read; standard input when absent.
+        file: Option<std::path::PathBuf>,
+        /// Also list, on standard error, which rules fired and how often.
+        #[arg(long)]
+        explain: bool,
+    },
 }
 
 /// `mttrly-cli servers ...`

@@ -164,3 +164,26 @@ fn policy_classify_prints_class_reason_and_argv() {
     assert_eq!(v["argv"], Value::Null);
     insta::assert_snapshot!("policy_classify_table", stdout(&cli(&["policy", "classify", "systemctl restart nginx"])));
 }
+
+#[test]
+fn policy_redact_filters_stdin_and_explains() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mttrly-cli"))
+        .args(["policy", "redact", "--explain"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"ok line\nDB_PASSWORD=hunter2hunter2\nkey AKIAIOSFODNN7EXAMPLE\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success());
+    insta::assert_snapshot!("policy_redact_stdout", String::from_utf8_lossy(&out.stdout));
+    let explain = String::from_utf8_lossy(&out.stderr);
+    assert!(explain.contains("aws_access_key") && explain.contains("secret_assignment"), "{explain}");
+}

@@ -47,3 +47,18 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The redactor never panics and is idempotent: redacted text has nothing left to redact.
+    #[test]
+    fn redaction_is_total_and_idempotent(s in ".{0,400}", secret in prop::sample::select(&[
+        "AKIAIOSFODNN7EXAMPLE", "password=hunter2hunter2", "https://u:pw123@h", "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+    ][..])) {
+        let input = format!("{s} {secret} {s}");
+        let once = mttrly_core::redactor::redact(&input).text.into_owned();
+        prop_assert!(!once.contains("AKIAIOSFODNN7EXAMPLE") && !once.contains("hunter2hunter2") && !once.contains("pw123"));
+        let twice = mttrly_core::redactor::redact(&once);
+        prop_assert_eq!(twice.text.as_ref(), once.as_str());
+        prop_assert!(twice.hits.is_empty());
+    }
+}

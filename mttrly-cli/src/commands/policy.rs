@@ -30,5 +30,34 @@ pub(crate) fn run(cmd: &PolicyCommand, printer: &Printer) -> Result<(), MttrlyEr
                 }
             }
         }
+        PolicyCommand::Redact { file, explain } => {
+            use std::io::{Read as _, Write as _};
+            let mut input = Vec::new();
+            let read = match file {
+                Some(path) => std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut input)),
+                None => std::io::stdin().read_to_end(&mut input),
+            };
+            read.map_err(|e| {
+                MttrlyError::new(mttrly_core::ErrorCode::ValidationError, format!("cannot read the input: {e}"))
+            })?;
+            let text = String::from_utf8_lossy(&input);
+            let redacted = mttrly_core::redactor::redact(&text);
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(redacted.text.as_bytes());
+            if *explain {
+                match printer.format() {
+                    OutputFormat::Json => eprintln!("{}", serde_json::json!({ "redactions": redacted.hits })),
+                    OutputFormat::Table => {
+                        if redacted.hits.is_empty() {
+                            eprintln!("no secrets found");
+                        }
+                        for hit in &redacted.hits {
+                            eprintln!("{:<20} {}", hit.rule, hit.count);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 }
