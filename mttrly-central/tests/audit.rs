@@ -244,3 +244,16 @@ async fn calls_over_the_rate_limit_are_refused_with_a_retry_after_and_audited() 
     assert_eq!(newest["outcome"]["code"], "RATE_LIMITED");
     h.central.shutdown().await;
 }
+
+#[tokio::test]
+async fn secrets_in_tool_arguments_never_reach_the_audit_log() {
+    let h = harness(Plan::DeploymentCrew).await;
+    call(&h, &h.token, "mttrly_list_servers", r#"{"password":"hunter2hunter2","note":"AKIAIOSFODNN7EXAMPLE"}"#, "")
+        .await;
+    let newest = &entries(&h, &h.token, "").await[0];
+    let text = newest["parameters"].to_string();
+    assert!(!text.contains("hunter2hunter2") && !text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
+    assert!(text.contains("[REDACTED:"), "{text}");
+    assert!(verify(&h).await.0);
+    h.central.shutdown().await;
+}

@@ -145,10 +145,12 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> 
     match reply {
         Err(e) => Outcome::failed(e),
         Ok(reply) => {
-            let mut output = String::new();
+            let mut raw = String::new();
             for (_, chunk) in &reply.output {
-                output.push_str(&String::from_utf8_lossy(chunk));
+                raw.push_str(&String::from_utf8_lossy(chunk));
             }
+            // The agent redacts before sending; central redacts again before storing (defense in depth).
+            let mut output = mttrly_core::redactor::redact(&raw).text.into_owned();
             let mut truncated = reply.truncated;
             if output.len() > MAX_OUTPUT {
                 let mut cut = MAX_OUTPUT;

@@ -32,6 +32,18 @@ fn name<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
+/// The JSON text of `value` with every secret redacted (still valid JSON: replacements stay inside
+/// string values).
+fn redact_json(value: &serde_json::Value) -> String {
+    let text = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    let redacted = mttrly_core::redactor::redact(&text);
+    match redacted.text {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(r) if serde_json::from_str::<serde_json::Value>(&r).is_ok() => r,
+        std::borrow::Cow::Owned(r) => serde_json::json!({ "redacted": r }).to_string(),
+    }
+}
+
 /// The stored form of an event at `seq`.
 pub fn stored_row(event: &AuditEvent, seq: u64) -> ChainedRow {
     ChainedRow {
@@ -42,7 +54,8 @@ pub fn stored_row(event: &AuditEvent, seq: u64) -> ChainedRow {
         source: event.source.as_str().to_owned(),
         kind: name(&event.kind),
         subject: event.subject.clone(),
-        parameters_json: serde_json::to_string(&event.parameters).unwrap_or_else(|_| "{}".to_owned()),
+        // Secrets never reach the audit log, whichever producer forgot to strip them.
+        parameters_json: redact_json(&event.parameters),
         outcome_json: serde_json::to_string(&event.outcome).unwrap_or_default(),
         duration_ms: event.duration_ms.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
     }
