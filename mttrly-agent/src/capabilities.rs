@@ -1,39 +1,146 @@
-//! What the agent can do when central asks, by capability name.
+//! What the agent can do when central asks, by capability name. The owner's local policy is
+//! checked here, on the host, whatever central decided.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use mttrly_core::action::ActionContent;
+use mttrly_core::classifier::{CommandClass, classify};
 use mttrly_core::{ErrorCode, MttrlyError};
+use mttrly_proto::agent::v1::TaskStatus;
 use serde_json::Value;
+use tokio::sync::mpsc;
 
+use crate::exec::{self, Limits, Program};
 use crate::metrics::MetricsCollector;
+use crate::policy::LocalPolicy;
 
 /// Fresh host metrics, on demand.
 pub const HOST_METRICS: &str = "host.metrics";
+/// Run a command (always as an action: read-only ones auto-approved, others approved by a human).
+pub const COMMAND_RUN: &str = "command.run";
 
 /// The capabilities this agent offers, as announced in `Hello`.
-pub const ALL: &[&str] = &[HOST_METRICS];
+pub const ALL: &[&str] = &[HOST_METRICS, COMMAND_RUN];
 
-/// Runs a capability. Blocking work happens on the blocking pool.
+/// What capabilities share.
+pub struct Context {
+    /// The metrics sampler.
+    pub collector: Arc<Mutex<MetricsCollector>>,
+    /// The owner's policy.
+    pub policy: Arc<LocalPolicy>,
+}
+
+/// How a capability ended.
+#[derive(Debug)]
+pub struct Done {
+    /// The task status.
+    pub status: TaskStatus,
+    /// The exit code, for processes.
+    pub exit_code: Option<i32>,
+    /// Structured result.
+    pub result: Value,
+    /// Whether output was cut.
+    pub truncated: bool,
+    /// Why it failed.
+    pub error: Option<MttrlyError>,
+}
+
+impl Done {
+    fn ok(result: Value) -> Self {
+        Self { status: TaskStatus::Succeeded, exit_code: None, result, truncated: false, error: None }
+    }
+
+    fn failed(error: MttrlyError) -> Self {
+        Self { status: TaskStatus::Failed, exit_code: None, result: Value::Null, truncated: false, error: Some(error) }
+    }
+}
+
+fn denied(message: impl Into<String>) -> MttrlyError {
+    MttrlyError::new(ErrorCode::PolicyDenied, message)
+}
+
+/// Runs a capability. `action` says whether the task carries an approved action id; output
+/// chunks (already redacted) go to `chunks`.
 pub async fn invoke(
+    ctx: &Context,
     capability: &str,
-    _params: Value,
-    collector: &Arc<Mutex<MetricsCollector>>,
-) -> Result<Value, MttrlyError> {
+    params: &[u8],
+    action: bool,
+    chunks: &mpsc::Sender<String>,
+) -> Done {
     match capability {
         HOST_METRICS => {
-            let collector = Arc::clone(collector);
-            let sample =
-                tokio::task::spawn_blocking(move || collector.lock().unwrap_or_else(PoisonError::into_inner).sample())
-                    .await
-                    .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("metrics sampling failed: {e}")))?;
-            let metrics = mttrly_proto::convert::metrics_from_wire(&sample, jiff::Timestamp::now());
-            serde_json::to_value(metrics)
-                .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("cannot encode metrics: {e}")))
+            let collector = Arc::clone(&ctx.collector);
+            match tokio::task::spawn_blocking(move || collector.lock().unwrap_or_else(PoisonError::into_inner).sample())
+                .await
+            {
+                Ok(sample) => {
+                    let metrics = mttrly_proto::convert::metrics_from_wire(&sample, jiff::Timestamp::now());
+                    Done::ok(serde_json::to_value(metrics).unwrap_or_default())
+                }
+                Err(e) => {
+                    Done::failed(MttrlyError::new(ErrorCode::InternalError, format!("metrics sampling failed: {e}")))
+                }
+            }
         }
-        other => Err(MttrlyError::new(
-            ErrorCode::PolicyDenied,
-            format!("this agent does not offer the capability `{other}`"),
-        )
-        .with_detail("capability", other)),
+        COMMAND_RUN => run_command(ctx, params, action, chunks).await,
+        other => Done::failed(
+            denied(format!("this agent does not offer the capability `{other}`")).with_detail("capability", other),
+        ),
+    }
+}
+
+async fn run_command(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::Sender<String>) -> Done {
+    if !ctx.policy.commands_enabled {
+        return Done::failed(denied("this server's local policy disables command execution"));
+    }
+    if !action {
+        return Done::failed(denied("commands run only as actions (with an action id central approved)"));
+    }
+    let Ok(ActionContent::Command { command, timeout_seconds }) = serde_json::from_slice::<ActionContent>(params)
+    else {
+        return Done::failed(MttrlyError::new(ErrorCode::ValidationError, "command.run expects a command action"));
+    };
+    // Read-only commands run without a shell, exactly as classified here (not as central said).
+    let program = match classify(&command) {
+        c if c.class == CommandClass::ReadOnly => Program::Argv(c.argv.unwrap_or_default()),
+        _ => Program::Shell(command),
+    };
+    let limits = Limits {
+        timeout: Duration::from_secs(u64::from(timeout_seconds.clamp(1, 3600))),
+        max_lines: ctx.policy.max_output_lines,
+        ..Limits::default()
+    };
+    match exec::run(&program, limits, ctx.policy.run_as(), chunks).await {
+        Err(e) => Done::failed(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the command: {e}"))),
+        Ok(out) => {
+            let status = match (out.timed_out, out.exit_code) {
+                (true, _) => TaskStatus::TimedOut,
+                (false, Some(0)) => TaskStatus::Succeeded,
+                _ => TaskStatus::Failed,
+            };
+            let error = match status {
+                TaskStatus::TimedOut => Some(
+                    MttrlyError::new(ErrorCode::Timeout, format!("killed after {timeout_seconds}s"))
+                        .with_detail("timeout_seconds", timeout_seconds),
+                ),
+                TaskStatus::Failed => Some(MttrlyError::new(
+                    ErrorCode::UnknownError,
+                    match out.exit_code {
+                        Some(code) => format!("the command exited with status {code}"),
+                        None => "the command was killed by a signal".to_owned(),
+                    },
+                )),
+                _ => None,
+            };
+            Done {
+                status,
+                exit_code: out.exit_code,
+                result: serde_json::json!({ "duration_ms": u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX) }),
+                truncated: out.truncated,
+                error,
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod capabilities;
 pub mod credentials;
 pub mod enroll;
+pub mod exec;
 pub mod executed;
 pub mod host;
 pub mod metrics;

@@ -23,8 +23,15 @@ pub struct LocalPolicy {
     pub file_roots: Vec<String>,
     /// Whether the privileged file allowlist is on.
     pub privileged_files_enabled: bool,
+    /// The user commands run as (the agent must run as root to switch); the agent's own user when
+    /// absent.
+    pub run_as_user: Option<String>,
+    /// The most output lines one command may return.
+    pub max_output_lines: usize,
     #[serde(skip)]
     sha256: String,
+    #[serde(skip)]
+    run_as_ids: Option<(u32, u32)>,
 }
 
 impl Default for LocalPolicy {
@@ -34,7 +41,10 @@ impl Default for LocalPolicy {
             allowed_playbooks: Vec::new(),
             file_roots: vec!["/var/log/**".to_owned()],
             privileged_files_enabled: false,
+            run_as_user: None,
+            max_output_lines: 500,
             sha256: String::new(),
+            run_as_ids: None,
         }
     }
 }
@@ -53,7 +63,27 @@ impl LocalPolicy {
             reason: e.to_string(),
         })?;
         policy.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        if let Some(name) = &policy.run_as_user {
+            let user = nix::unistd::User::from_name(name).ok().flatten().ok_or_else(|| AgentError::Invalid {
+                what: "policy file",
+                path: path.display().to_string(),
+                reason: format!("run_as_user `{name}` does not exist on this host"),
+            })?;
+            policy.run_as_ids = Some((user.uid.as_raw(), user.gid.as_raw()));
+        }
+        if !(1..=100_000).contains(&policy.max_output_lines) {
+            return Err(AgentError::Invalid {
+                what: "policy file",
+                path: path.display().to_string(),
+                reason: "max_output_lines must be between 1 and 100000".to_owned(),
+            });
+        }
         Ok(policy)
+    }
+
+    /// The uid and gid commands run as, when the policy names a user.
+    pub fn run_as(&self) -> Option<(u32, u32)> {
+        self.run_as_ids
     }
 
     /// The summary sent in `Hello`.

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use mttrly_core::MttrlyError;
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
 use mttrly_proto::agent::v1::{
-    AgentMessage, CentralMessage, Error as WireError, Heartbeat, Hello, TaskAck, TaskRequest, TaskResult, TaskStatus,
-    agent_message, central_message,
+    AgentMessage, CentralMessage, Error as WireError, Heartbeat, Hello, OutputStream, TaskAck, TaskOutput, TaskRequest,
+    TaskResult, TaskStatus, agent_message, central_message,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::backoff::Backoff;
+use crate::capabilities::Context;
 use crate::credentials::Credentials;
 use crate::executed::Executed;
 use crate::metrics::MetricsCollector;
@@ -59,6 +60,7 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
         reason,
     })?;
     let collector = Arc::new(Mutex::new(collector));
+    let ctx = Arc::new(Context { collector: Arc::clone(&collector), policy: Arc::new(options.policy.clone()) });
     let executed = Arc::new(Executed::load(&options.state_dir)?);
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_cap);
     loop {
@@ -67,7 +69,7 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
         // waits for a connect timeout.
         let mut inner = shutdown.clone();
         let outcome = tokio::select! {
-            outcome = session(&credentials, &options.policy, &collector, &executed, &mut inner) => outcome,
+            outcome = session(&credentials, &options.policy, &ctx, &executed, &mut inner) => outcome,
             () = stopped(&mut shutdown) => return Ok(()),
         };
         match outcome {
@@ -99,7 +101,7 @@ fn send_error(e: &MttrlyError) -> AgentError {
 async fn session(
     credentials: &Credentials,
     policy: &LocalPolicy,
-    collector: &Arc<Mutex<MetricsCollector>>,
+    ctx: &Arc<Context>,
     executed: &Arc<Executed>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Ended, AgentError> {
@@ -152,7 +154,7 @@ async fn session(
     loop {
         tokio::select! {
             _ = heartbeat.tick() => {
-                let collector = Arc::clone(collector);
+                let collector = Arc::clone(&ctx.collector);
                 let metrics = tokio::task::spawn_blocking(move || collector.lock().unwrap_or_else(PoisonError::into_inner).sample())
                     .await
                     .ok();
@@ -167,7 +169,7 @@ async fn session(
                     match body {
                         central_message::Body::TaskRequest(task) => {
                             let id = task.task_id.clone();
-                            let handle = tokio::spawn(run_task(task, tx.clone(), Arc::clone(collector), Arc::clone(executed)));
+                            let handle = tokio::spawn(run_task(task, tx.clone(), Arc::clone(ctx), Arc::clone(executed)));
                             running.insert(id, handle.abort_handle());
                         }
                         central_message::Body::CancelTask(cancel) => {
@@ -243,12 +245,7 @@ fn admit_action(task: &TaskRequest, executed: &Executed) -> Result<bool, MttrlyE
     executed.claim(&task.action_id).map_err(|e| MttrlyError::new(mttrly_core::ErrorCode::InternalError, e.to_string()))
 }
 
-async fn run_task(
-    task: TaskRequest,
-    tx: mpsc::Sender<AgentMessage>,
-    collector: Arc<Mutex<MetricsCollector>>,
-    executed: Arc<Executed>,
-) {
+async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, ctx: Arc<Context>, executed: Arc<Executed>) {
     let started = now();
     let admitted = if task.action_id.is_empty() { Ok(true) } else { admit_action(&task, &executed) };
     let duplicate = matches!(admitted, Ok(false));
@@ -273,18 +270,48 @@ async fn run_task(
         let _ = tx.send(result(&task.task_id, TaskStatus::Failed, Vec::new(), Some(&err), started, now())).await;
         return;
     }
-    let params = serde_json::from_slice(&task.params_json).unwrap_or(serde_json::Value::Null);
-    let outcome = capabilities::invoke(&task.capability, params, &collector).await;
-    let message = match outcome {
-        Ok(value) => result(
-            &task.task_id,
-            TaskStatus::Succeeded,
-            serde_json::to_vec(&value).unwrap_or_default(),
-            None,
-            started,
-            now(),
-        ),
-        Err(err) => result(&task.task_id, TaskStatus::Failed, Vec::new(), Some(&err), started, now()),
+    // Output chunks become TaskOutput messages, in order.
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<String>(64);
+    let forward_tx = tx.clone();
+    let task_id = task.task_id.clone();
+    let forward = tokio::spawn(async move {
+        let mut seq = 0u64;
+        while let Some(text) = chunk_rx.recv().await {
+            let out = TaskOutput {
+                task_id: task_id.clone(),
+                seq,
+                stream: OutputStream::Stdout.into(),
+                data: text.into_bytes(),
+            };
+            seq += 1;
+            if forward_tx.send(AgentMessage { body: Some(agent_message::Body::TaskOutput(out)) }).await.is_err() {
+                return;
+            }
+        }
+    });
+    let done =
+        capabilities::invoke(&ctx, &task.capability, &task.params_json, !task.action_id.is_empty(), &chunk_tx).await;
+    drop(chunk_tx);
+    let _ = forward.await;
+    let message = AgentMessage {
+        body: Some(agent_message::Body::TaskResult(TaskResult {
+            task_id: task.task_id.clone(),
+            status: done.status.into(),
+            exit_code: done.exit_code,
+            result_json: if done.result.is_null() {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&done.result).unwrap_or_default()
+            },
+            error: done.error.as_ref().map(|e| WireError {
+                code: e.code().as_str().to_owned(),
+                message: e.message().to_owned(),
+                details_json: serde_json::to_vec(e.details()).unwrap_or_default(),
+            }),
+            started_at_unix_ms: started,
+            finished_at_unix_ms: now(),
+            truncated: done.truncated,
+        })),
     };
     let _ = tx.send(message).await;
 }

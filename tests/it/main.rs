@@ -3,6 +3,7 @@
 mod actions;
 mod audit;
 mod catalog;
+mod commands;
 mod fleet;
 mod quickstart;
 mod tls;

@@ -204,6 +204,14 @@ impl TestCentral {
         terminate(&mut child)
     }
 
+    /// SIGKILL (a crash: nothing is flushed or closed), then serve again on the same gRPC port.
+    pub fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().expect("central is running");
+        let _ = child.kill();
+        let _ = child.wait();
+        self.serve();
+    }
+
     /// Runs `mttrly-cli --central … --token <admin> ARGS`.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.cli_as(&self.admin_token, args)

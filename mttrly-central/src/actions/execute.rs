@@ -131,6 +131,17 @@ async fn central_side(central: &Arc<Central>, action: &ActionRow) -> Outcome {
     }
 }
 
+/// Keeps the first `max` lines of `output`; says whether anything was cut.
+fn cap_lines(output: &mut String, max: usize) -> bool {
+    match output.match_indices('\n').nth(max.saturating_sub(1)) {
+        Some((i, _)) if i + 1 < output.len() => {
+            output.truncate(i + 1);
+            true
+        }
+        _ => false,
+    }
+}
+
 async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> Outcome {
     let reply = central
         .agents
@@ -159,6 +170,13 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> 
                 }
                 output.truncate(cut);
                 truncated = true;
+            }
+            // The plan's `Log lines` limit applies to everything returned.
+            let account = action.account_id.clone();
+            let plan = central.db.call(move |conn| db::accounts::plan(conn, &account)).await.ok().flatten();
+            if let Some(plan) = plan {
+                let max = usize::try_from(plan.limits().log_lines).unwrap_or(usize::MAX);
+                truncated |= cap_lines(&mut output, max);
             }
             let ok = reply.status == TaskStatus::Succeeded && reply.error.is_none();
             let error = match (ok, reply.error, reply.status) {

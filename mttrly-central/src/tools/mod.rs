@@ -6,6 +6,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod audit;
+pub(crate) mod commands;
 pub(crate) mod servers;
 
 use mttrly_core::catalog::{ToolId, ToolInput};
@@ -31,6 +32,7 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::GetActionResult,
     ToolId::RegenerateInstallToken,
     ToolId::DecommissionServer,
+    ToolId::ExecuteCommand,
 ];
 
 /// Whether `tool` works on this central.
@@ -84,6 +86,7 @@ pub async fn call(
             typed(arguments, |i| actions::regenerate_install_token(central, caller, source, i)).await
         }
         ToolId::DecommissionServer => typed(arguments, |i| actions::decommission(central, caller, source, i)).await,
+        ToolId::ExecuteCommand => typed(arguments, |i| commands::execute_command(central, caller, source, i)).await,
         other => Err(MttrlyError::new(ErrorCode::NotFound, format!("{other} is not available on this central"))),
     }
 }

@@ -1,0 +1,128 @@
+//! Commands end to end with real processes: read-only ones run at once without a shell; others
+//! wait for a human; deadlines kill; and a central crash mid-run never causes a second run.
+
+use std::time::Duration;
+
+use mttrly_proto::central::v1::CallToolRequest;
+use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
+use mttrly_tests::{TestAgent, TestCentral, wait_for};
+use serde_json::{Value, json};
+
+fn call_tool(central: &TestCentral, token: &str, tool: &str, args: &Value) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(central.grpc_url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        let mut req = tonic::Request::new(CallToolRequest {
+            tool_id: tool.into(),
+            arguments_json: args.to_string(),
+            client_name: "claude-code".into(),
+        });
+        req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+        let resp = ToolServiceClient::new(channel).call_tool(req).await.expect("call").into_inner();
+        serde_json::from_str(&resp.structured_json).expect("json")
+    })
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    central: TestCentral,
+    assistant: String,
+    server_id: String,
+    agent: TestAgent,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start(dir.path());
+    let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
+    let server_id = added["server_id"].as_str().expect("id").to_owned();
+    let agent =
+        TestAgent::start(&central.grpc_url, added["install_token"].as_str().expect("token"), &dir.path().join("agent"));
+    let assistant = central.cli_json(&["tokens", "create", "--assistant", "claude-code"])["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    wait_for("the agent online", Duration::from_secs(15), || {
+        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
+    });
+    Setup { dir, central, assistant, server_id, agent }
+}
+
+#[test]
+fn read_only_commands_run_at_once_and_others_wait_for_a_human() {
+    let s = setup();
+    let ran = call_tool(
+        &s.central,
+        &s.assistant,
+        "mttrly_execute_command",
+        &json!({ "server_id": s.server_id, "command": "uptime" }),
+    );
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+    assert_eq!(ran["requires_approval"], false);
+    assert!(ran["result"]["output"].as_str().is_some_and(|o| o.contains("load average")), "{ran}");
+
+    let marker = s.dir.path().join("approved-marker");
+    let command = format!("touch {}", marker.display());
+    let pending = call_tool(
+        &s.central,
+        &s.assistant,
+        "mttrly_execute_command",
+        &json!({ "server_id": s.server_id, "command": command }),
+    );
+    assert_eq!(pending["status"], "pending_approval", "{pending}");
+    assert!(pending["description"].as_str().is_some_and(|d| d.contains("needs approval")));
+    assert!(!marker.exists(), "nothing runs before a human approves");
+
+    let id = pending["action_id"].as_str().expect("id");
+    let approved = s.central.cli_json(&["actions", "approve", id, "--yes"]);
+    assert_eq!(approved["status"], "succeeded", "{approved}");
+    assert!(marker.exists());
+
+    // A command that ignores SIGTERM is killed at its deadline.
+    let stubborn = call_tool(
+        &s.central,
+        &s.assistant,
+        "mttrly_execute_command",
+        &json!({ "server_id": s.server_id, "command": "trap '' TERM; sleep 30", "timeout_seconds": 1 }),
+    );
+    let id = stubborn["action_id"].as_str().expect("id");
+    let started = std::time::Instant::now();
+    let done = s.central.cli_json(&["actions", "approve", id, "--yes"]);
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["result"]["error"]["code"], "TIMEOUT", "{done}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_central_crash_mid_run_fails_the_action_and_it_never_runs_twice() {
+    let mut s = setup();
+    let marker = s.dir.path().join("runs");
+    let command = format!("sleep 2; echo run >> {}", marker.display());
+    let pending = call_tool(
+        &s.central,
+        &s.assistant,
+        "mttrly_execute_command",
+        &json!({ "server_id": s.server_id, "command": command, "timeout_seconds": 30 }),
+    );
+    let id = pending["action_id"].as_str().expect("id").to_owned();
+    // Approve without waiting: the action is running on the agent when central dies.
+    let running = s.central.cli_json(&["actions", "approve", &id, "--yes", "--wait", "0"]);
+    assert_eq!(running["status"], "running", "{running}");
+    s.central.crash_and_restart();
+
+    // The agent finishes the one run it started; central, restarted, never re-sends it.
+    wait_for("the command to finish on the agent", Duration::from_secs(10), || marker.exists().then_some(()));
+    let view = s.central.cli_json(&["actions", "show", &id]);
+    assert_eq!(view["status"], "failed", "{view}");
+    assert!(view["result"]["error"]["message"].as_str().is_some_and(|m| m.contains("outcome unknown")), "{view}");
+    wait_for("the agent to reconnect", Duration::from_secs(15), || {
+        (s.central.cli_json(&["servers", "status", &s.server_id])["server"]["status"] == "online").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "run\n", "it ran exactly once");
+    assert!(s.agent.is_running());
+}
