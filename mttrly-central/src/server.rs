@@ -211,7 +211,12 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         .add_service(ActionServiceServer::new(grpc::actions::ActionApi::new(Arc::clone(&central))));
     let mut grpc_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+        // Accepted sockets get TCP_NODELAY here (the builder's setting only applies to listeners
+        // tonic binds itself): without it, Nagle holds a response's trailers for a delayed ACK,
+        // adding ~40 ms to every call.
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let stop = async move {
             let _ = grpc_shutdown.wait_for(|stop| *stop).await;
         };

@@ -68,7 +68,7 @@ impl AuditLog {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // The audit log is the record a post-mortem trusts: every commit reaches the disk.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_handler(Some(crate::db::busy_wait))?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("mttrly-audit".to_owned())

@@ -69,7 +69,7 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
+        conn.busy_handler(Some(busy_wait)).map_err(sqlite)?;
         migrations::apply(&mut conn, &display)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
@@ -100,6 +100,17 @@ impl Db {
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut guard)
     }
+}
+
+/// Waits for another connection's write lock in short steps (SQLite's default handler sleeps up to
+/// 100 ms at a time, which would add tens of milliseconds to a call that loses a race with the
+/// audit writer's commit). Gives up after about five seconds.
+pub fn busy_wait(attempt: i32) -> bool {
+    if attempt >= 20_000 {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_micros(250));
+    true
 }
 
 /// Maps a SQLite error to `INTERNAL_ERROR`, logging the detail (which never reaches the caller).
