@@ -3,29 +3,8 @@
 
 use std::process::Stdio;
 
-use mttrly_proto::central::v1::CallToolRequest;
-use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
 use mttrly_tests::TestCentral;
 use serde_json::Value;
-
-fn call_tool(central: &TestCentral, token: &str, tool: &str, args: &Value) -> Value {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(central.grpc_url.clone())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect");
-        let mut req = tonic::Request::new(CallToolRequest {
-            tool_id: tool.into(),
-            arguments_json: args.to_string(),
-            client_name: "claude-code".into(),
-        });
-        req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-        let resp = ToolServiceClient::new(channel).call_tool(req).await.expect("call").into_inner();
-        serde_json::from_str(&resp.structured_json).expect("json")
-    })
-}
 
 #[test]
 fn a_human_reviews_approves_and_rejects_with_the_cli() {
@@ -40,8 +19,7 @@ fn a_human_reviews_approves_and_rejects_with_the_cli() {
         .expect("token")
         .to_owned();
 
-    let submitted = call_tool(
-        &central,
+    let submitted = central.call_tool(
         &assistant,
         "mttrly_regenerate_install_token",
         &serde_json::json!({ "server_id": server_id }),
@@ -77,7 +55,7 @@ fn a_human_reviews_approves_and_rejects_with_the_cli() {
 
     // A second request, rejected with a reason.
     let second =
-        call_tool(&central, &assistant, "mttrly_decommission_server", &serde_json::json!({ "server_id": server_id }));
+        central.call_tool(&assistant, "mttrly_decommission_server", &serde_json::json!({ "server_id": server_id }));
     let second_id = second["action_id"].as_str().expect("action_id").to_owned();
     let rejected = central.cli_json(&["actions", "reject", &second_id, "--reason", "not during the incident"]);
     assert_eq!(rejected["status"], "rejected");

@@ -3,29 +3,8 @@
 
 use std::time::Duration;
 
-use mttrly_proto::central::v1::CallToolRequest;
-use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
 use mttrly_tests::{TestAgent, TestCentral, wait_for};
-use serde_json::{Value, json};
-
-fn call_tool(central: &TestCentral, token: &str, tool: &str, args: &Value) -> Value {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(central.grpc_url.clone())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect");
-        let mut req = tonic::Request::new(CallToolRequest {
-            tool_id: tool.into(),
-            arguments_json: args.to_string(),
-            client_name: "claude-code".into(),
-        });
-        req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-        let resp = ToolServiceClient::new(channel).call_tool(req).await.expect("call").into_inner();
-        serde_json::from_str(&resp.structured_json).expect("json")
-    })
-}
+use serde_json::json;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -55,8 +34,7 @@ fn setup() -> Setup {
 #[test]
 fn read_only_commands_run_at_once_and_others_wait_for_a_human() {
     let s = setup();
-    let ran = call_tool(
-        &s.central,
+    let ran = s.central.call_tool(
         &s.assistant,
         "mttrly_execute_command",
         &json!({ "server_id": s.server_id, "command": "uptime" }),
@@ -67,8 +45,7 @@ fn read_only_commands_run_at_once_and_others_wait_for_a_human() {
 
     let marker = s.dir.path().join("approved-marker");
     let command = format!("touch {}", marker.display());
-    let pending = call_tool(
-        &s.central,
+    let pending = s.central.call_tool(
         &s.assistant,
         "mttrly_execute_command",
         &json!({ "server_id": s.server_id, "command": command }),
@@ -83,8 +60,7 @@ fn read_only_commands_run_at_once_and_others_wait_for_a_human() {
     assert!(marker.exists());
 
     // A command that ignores SIGTERM is killed at its deadline.
-    let stubborn = call_tool(
-        &s.central,
+    let stubborn = s.central.call_tool(
         &s.assistant,
         "mttrly_execute_command",
         &json!({ "server_id": s.server_id, "command": "trap '' TERM; sleep 30", "timeout_seconds": 1 }),
@@ -102,8 +78,7 @@ fn a_central_crash_mid_run_fails_the_action_and_it_never_runs_twice() {
     let mut s = setup();
     let marker = s.dir.path().join("runs");
     let command = format!("sleep 2; echo run >> {}", marker.display());
-    let pending = call_tool(
-        &s.central,
+    let pending = s.central.call_tool(
         &s.assistant,
         "mttrly_execute_command",
         &json!({ "server_id": s.server_id, "command": command, "timeout_seconds": 30 }),

@@ -227,6 +227,31 @@ impl TestCentral {
         command.args(args).output().expect("mttrly-cli runs")
     }
 
+    /// Calls a tool through `ToolService.CallTool` as an MCP front end would (client `claude-code`)
+    /// and returns the structured result (or the error body).
+    pub fn call_tool(&self, token: &str, tool: &str, args: &Value) -> Value {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let channel = tonic::transport::Channel::from_shared(self.grpc_url.clone())
+                .expect("url")
+                .connect()
+                .await
+                .expect("connect");
+            let mut req = tonic::Request::new(mttrly_proto::central::v1::CallToolRequest {
+                tool_id: tool.into(),
+                arguments_json: args.to_string(),
+                client_name: "claude-code".into(),
+            });
+            req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+            let resp = mttrly_proto::central::v1::tool_service_client::ToolServiceClient::new(channel)
+                .call_tool(req)
+                .await
+                .expect("call")
+                .into_inner();
+            serde_json::from_str(&resp.structured_json).expect("json")
+        })
+    }
+
     /// Where `init --tls` put the CA certificate.
     pub fn ca_cert(&self) -> PathBuf {
         self.data_dir.join("tls").join("ca.pem")

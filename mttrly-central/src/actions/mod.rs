@@ -219,18 +219,12 @@ async fn prompt_or_fail_closed(central: &Arc<Central>, action: &ActionRow) -> Re
     )
     .with_detail("action_id", action.id.as_str())
     .with_detail("failures", failures);
-    central.audit(AuditEvent {
-        at: jiff::Timestamp::now(),
-        account_id: action.account_id.clone(),
-        server_id: Some(action.server_id.clone()),
-        actor: AuditActor::System,
-        source: Source::Api,
-        kind: AuditKind::ApprovalDecision,
-        subject: action.id.to_string(),
-        parameters: serde_json::json!({ "decision": "failed_closed" }),
-        outcome: AuditOutcome::Error { code: ErrorCode::ApprovalNotificationFailed },
-        duration_ms: None,
-    });
+    central.audit(system_event(
+        action,
+        AuditKind::ApprovalDecision,
+        serde_json::json!({ "decision": "failed_closed" }),
+        ErrorCode::ApprovalNotificationFailed,
+    ));
     Err(err)
 }
 
@@ -510,22 +504,32 @@ pub async fn cancel(
     view(central, caller, id).await
 }
 
+/// An audit event central records on its own about an action (expiry, crash recovery, fail closed).
+fn system_event(action: &ActionRow, kind: AuditKind, parameters: serde_json::Value, code: ErrorCode) -> AuditEvent {
+    AuditEvent {
+        at: jiff::Timestamp::now(),
+        account_id: action.account_id.clone(),
+        server_id: Some(action.server_id.clone()),
+        actor: AuditActor::System,
+        source: Source::Api,
+        kind,
+        subject: action.id.to_string(),
+        parameters,
+        outcome: AuditOutcome::Error { code },
+        duration_ms: None,
+    }
+}
+
 /// Expires due pending actions (called every second).
 pub async fn expire(central: &Central) -> Result<(), MttrlyError> {
     let expired = central.db.call(|conn| db::actions::expire_due(conn, now_ms())).await?;
     for a in expired {
-        central.audit(AuditEvent {
-            at: jiff::Timestamp::now(),
-            account_id: a.account_id.clone(),
-            server_id: Some(a.server_id.clone()),
-            actor: AuditActor::System,
-            source: Source::Api,
-            kind: AuditKind::ApprovalDecision,
-            subject: a.id.to_string(),
-            parameters: serde_json::json!({ "decision": "expired" }),
-            outcome: AuditOutcome::Error { code: ErrorCode::ActionExpired },
-            duration_ms: None,
-        });
+        central.audit(system_event(
+            &a,
+            AuditKind::ApprovalDecision,
+            serde_json::json!({ "decision": "expired" }),
+            ErrorCode::ActionExpired,
+        ));
     }
     Ok(())
 }
@@ -551,18 +555,12 @@ pub async fn recover(central: &Central) -> Result<usize, MttrlyError> {
     };
     let failed = central.db.call(move |conn| db::actions::fail_interrupted(conn, now, &result)).await?;
     for a in &failed {
-        central.audit(AuditEvent {
-            at: jiff::Timestamp::now(),
-            account_id: a.account_id.clone(),
-            server_id: Some(a.server_id.clone()),
-            actor: AuditActor::System,
-            source: Source::Api,
-            kind: AuditKind::ExecutionResult,
-            subject: a.id.to_string(),
-            parameters: serde_json::json!({ "recovered": "outcome unknown after restart" }),
-            outcome: AuditOutcome::Error { code: ErrorCode::InternalError },
-            duration_ms: None,
-        });
+        central.audit(system_event(
+            a,
+            AuditKind::ExecutionResult,
+            serde_json::json!({ "recovered": "outcome unknown after restart" }),
+            ErrorCode::InternalError,
+        ));
     }
     Ok(failed.len())
 }
