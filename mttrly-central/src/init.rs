@@ -29,6 +29,20 @@ pub struct Initialised {
     pub tls_ca_sha256: Option<String>,
 }
 
+/// Creates an account (a tenant) with its first admin, whose token hash is `token_hash`.
+pub fn create_tenant(
+    conn: &rusqlite::Connection,
+    name: &str,
+    plan: mttrly_core::Plan,
+    admin_name: &str,
+    token_hash: &[u8; 32],
+) -> Result<(AccountId, UserId), MttrlyError> {
+    let account = db::accounts::create_account(conn, name, plan)?;
+    let admin = db::accounts::create_user(conn, &account, admin_name, Role::Admin)?;
+    db::accounts::insert_token(conn, token_hash, &account, &admin, None)?;
+    Ok((account, admin))
+}
+
 /// Creates the data directory (mode 0700) if needed.
 pub fn create_data_dir(path: &Path) -> Result<(), MttrlyError> {
     std::fs::create_dir_all(path).map_err(|e| {
@@ -65,11 +79,9 @@ pub fn init(config: &Config, tls: Option<&[String]>) -> Result<Initialised, Mttr
                 ),
             ));
         }
-        let account = db::accounts::create_account(&tx, &name, plan)?;
-        let admin = db::accounts::create_user(&tx, &account, "admin", Role::Admin)?;
-        db::accounts::insert_token(&tx, &hash, &account, &admin, None)?;
+        let created = create_tenant(&tx, &name, plan, "admin", &hash)?;
         tx.commit().map_err(db::internal)?;
-        Ok((account, admin))
+        Ok(created)
     })?;
     let tls_ca_sha256 = match tls {
         Some(names) => Some(crate::tls::generate(&config.data_dir, names)?.ca_sha256()),

@@ -227,11 +227,7 @@ async fn expired_changed_and_cross_tenant_approvals_are_refused() {
     h.central
         .central
         .db
-        .call(move |conn| {
-            let account = db::accounts::create_account(conn, "other", Plan::DeploymentCrew)?;
-            let user = db::accounts::create_user(conn, &account, "eve", Role::Admin)?;
-            db::accounts::insert_token(conn, &hash, &account, &user, None)
-        })
+        .call(move |conn| mttrly_central::init::create_tenant(conn, "other", Plan::DeploymentCrew, "eve", &hash))
         .await
         .unwrap();
     assert_eq!(h.approve(&other, &id, &sha).await.unwrap_err(), ErrorCode::ActionNotFound);

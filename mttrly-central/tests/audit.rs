@@ -4,9 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use mttrly_central::config::Config;
-use mttrly_central::db::accounts::Role;
+use mttrly_central::secrets;
 use mttrly_central::server::{RunningCentral, start};
-use mttrly_central::{db, secrets};
 use mttrly_core::Plan;
 use mttrly_proto::central::v1::audit_service_client::AuditServiceClient;
 use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
@@ -200,11 +199,7 @@ async fn tenants_see_only_their_own_audit_and_plans_gate_the_tool() {
     h.central
         .central
         .db
-        .call(move |conn| {
-            let account = db::accounts::create_account(conn, "other", Plan::DeploymentCrew)?;
-            let user = db::accounts::create_user(conn, &account, "eve", Role::Admin)?;
-            db::accounts::insert_token(conn, &hash, &account, &user, None)
-        })
+        .call(move |conn| mttrly_central::init::create_tenant(conn, "other", Plan::DeploymentCrew, "eve", &hash))
         .await
         .unwrap();
     assert!(entries(&h, &other, "").await.is_empty());

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use mttrly_central::config::Config;
-use mttrly_central::db::accounts::Role;
 use mttrly_central::server::{RunningCentral, StartError, start};
 use mttrly_central::{db, secrets};
 use mttrly_core::ids::ServerId;
@@ -310,11 +309,7 @@ async fn another_account_sees_nothing_of_the_first() {
     h.central
         .central
         .db
-        .call(move |conn| {
-            let account = db::accounts::create_account(conn, "other", Plan::DeploymentCrew)?;
-            let user = db::accounts::create_user(conn, &account, "eve", Role::Admin)?;
-            db::accounts::insert_token(conn, &hash, &account, &user, None)
-        })
+        .call(move |conn| mttrly_central::init::create_tenant(conn, "other", Plan::DeploymentCrew, "eve", &hash))
         .await
         .unwrap();
 
