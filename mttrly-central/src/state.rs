@@ -30,8 +30,6 @@ pub struct Central {
     pub limits: crate::ratelimit::Limits,
     /// Where approval prompts go.
     pub notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
-    /// Announces each action that reached a terminal state after running.
-    pub action_done: tokio::sync::broadcast::Sender<mttrly_core::ids::ActionId>,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -49,22 +47,9 @@ impl Central {
         notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
         alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
     ) -> Arc<Self> {
-        let (action_done, _) = tokio::sync::broadcast::channel(1024);
         let limits =
             crate::ratelimit::Limits::new(config.rate_limit_account_per_minute, config.rate_limit_principal_per_minute);
-        Arc::new(Self {
-            config,
-            db,
-            agents,
-            alerts,
-            grpc_url,
-            tls,
-            audit,
-            limits,
-            notifiers,
-            action_done,
-            alert_writes,
-        })
+        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, audit, limits, notifiers, alert_writes })
     }
 
     /// Records an event in the audit log (queued; written in order within milliseconds).

@@ -246,7 +246,6 @@ pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState,
         },
         duration_ms: Some(result.duration_ms),
     });
-    let _ = central.action_done.send(action.id.clone());
     (state, result, outcome.once)
 }
 

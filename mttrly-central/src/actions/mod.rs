@@ -262,15 +262,19 @@ pub async fn pending(
     server: Option<ServerId>,
 ) -> Result<PendingActionList, MttrlyError> {
     let account = caller.account_id.clone();
-    let rows = central
+    // One blocking-pool trip for the actions and their approval counts together.
+    let (rows, counts) = central
         .db
-        .call(move |conn| db::actions::list(conn, &account, server.as_ref(), Some(ActionState::PendingApproval), 500))
+        .call(move |conn| {
+            let rows = db::actions::list(conn, &account, server.as_ref(), Some(ActionState::PendingApproval), 500)?;
+            let counts = db::actions::approval_counts(conn, &account)?;
+            Ok((rows, counts))
+        })
         .await?;
     let now = now_ms();
     let mut actions: Vec<PendingAction> = Vec::new();
     for a in rows.into_iter().filter(|a| a.expires_at > now) {
-        let id = a.id.clone();
-        let received = central.db.call(move |conn| db::actions::decisions(conn, &id)).await?.len();
+        let received = counts.get(&a.id).copied().unwrap_or(0);
         actions.push(PendingAction {
             action_id: a.id,
             server_id: a.server_id,
@@ -283,7 +287,7 @@ pub async fn pending(
             created_at: timestamp(a.created_at),
             expires_at: timestamp(a.expires_at),
             approvals_required: a.approvals_required,
-            approvals_received: u32::try_from(received).unwrap_or(u32::MAX),
+            approvals_received: received,
         });
     }
     actions.sort_by_key(|a| a.expires_at);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use mttrly_core::audit::{AuditEvent, AuditKind};
+use mttrly_core::audit::AuditEvent;
 use mttrly_core::{ErrorCode, MttrlyError};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -241,9 +241,4 @@ fn write_batch(
     tx.commit().map_err(internal)?;
     heads.extend(touched);
     Ok(seqs)
-}
-
-/// The kinds in their stored form, for queries.
-pub fn kind_name(kind: AuditKind) -> String {
-    name(&kind)
 }

@@ -209,6 +209,30 @@ pub fn insert_decision(
     Ok(())
 }
 
+/// How many approvals each of the account's pending actions has.
+pub fn approval_counts(
+    conn: &Connection,
+    account: &AccountId,
+) -> Result<std::collections::HashMap<ActionId, u32>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT p.action_id, COUNT(*) FROM approvals p JOIN actions a ON a.id = p.action_id
+             WHERE a.account_id = ?1 AND a.status = 'pending_approval' AND p.decision = 'approve' GROUP BY p.action_id",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+        .map_err(internal)?;
+    let mut out = std::collections::HashMap::new();
+    for r in rows {
+        let (id, n) = r.map_err(internal)?;
+        if let Ok(id) = ActionId::parse(&id) {
+            out.insert(id, n);
+        }
+    }
+    Ok(out)
+}
+
 /// The decisions on an action, oldest first.
 pub fn decisions(conn: &Connection, id: &ActionId) -> Result<Vec<ApprovalRecord>, MttrlyError> {
     let mut stmt = conn

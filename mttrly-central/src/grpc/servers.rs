@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use mttrly_core::ids::ServerId;
 use mttrly_core::tools::common::ConnectionStatus;
-use mttrly_core::tools::servers::GetServerStatusInput;
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::central::v1::server_service_server::ServerService;
 use mttrly_proto::central::v1::{
@@ -137,9 +136,7 @@ impl ServerService for ServerApi {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         let server_id = parse_server_id(&request.get_ref().server_id).map_err(|e| status(&e))?;
         let row = handlers::find(&self.central, &owner, &server_id).await.map_err(|e| status(&e))?;
-        let full = handlers::status(&self.central, &owner, GetServerStatusInput { server_id })
-            .await
-            .map_err(|e| status(&e))?;
+        let full = handlers::status_of(&self.central, &owner, &row).await.map_err(|e| status(&e))?;
         Ok(Response::new(GetServerResponse {
             server: Some(wire_server(&self.central, &row, now_ms())),
             status_json: serde_json::to_string(&full).unwrap_or_default(),

@@ -130,8 +130,17 @@ pub(crate) async fn status(
     input: GetServerStatusInput,
 ) -> Result<ServerStatus, MttrlyError> {
     let row = find(central, caller, &input.server_id).await?;
+    status_of(central, caller, &row).await
+}
+
+/// The status of a server already loaded (and so already checked to be the caller's).
+pub(crate) async fn status_of(
+    central: &Central,
+    caller: &TokenOwner,
+    row: &ServerRow,
+) -> Result<ServerStatus, MttrlyError> {
     let alerts = open_alerts(central, caller, &row.id).await?;
-    let (server, live) = summary(central, &row, now_ms());
+    let (server, live) = summary(central, row, now_ms());
     let metrics = live.metrics.or_else(|| row.metrics_json.as_deref().and_then(|j| serde_json::from_str(j).ok()));
     Ok(ServerStatus {
         server,
