@@ -46,6 +46,18 @@ pub struct Config {
     /// Whether an action needing approval must have had its prompt delivered; when no notifier
     /// can deliver it, the action is failed closed. Defaults to true when webhooks are configured.
     pub require_approval_prompt: Option<bool>,
+    /// The tools this deployment exposes (read-only mode, toolsets); tokens can narrow it further.
+    pub tools: mttrly_core::ToolSurface,
+    /// The URL people and MCP clients reach central's HTTP at (`https://mttrly.example.com`), when
+    /// it is not the listen address. Names the MCP resource in OAuth metadata.
+    pub public_http_url: Option<String>,
+    /// Browser origins allowed to call `/mcp` (`https://app.example.com`). A request carrying any
+    /// other `Origin` is refused with 403 before authentication; requests without one are not
+    /// affected. Central's own HTTP origin is always allowed.
+    pub mcp_allowed_origins: Vec<String>,
+    /// `Host` names (or `host:port`) `/mcp` answers to, against DNS rebinding. Loopback names and
+    /// the host of `public_http_url` are always allowed.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -66,8 +78,16 @@ impl Default for Config {
             rate_limit_principal_per_minute: 600,
             webhooks: Vec::new(),
             require_approval_prompt: None,
+            tools: mttrly_core::ToolSurface::ALL,
+            public_http_url: None,
+            mcp_allowed_origins: Vec::new(),
+            mcp_allowed_hosts: Vec::new(),
         }
     }
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 fn invalid(message: String) -> MttrlyError {
@@ -115,6 +135,21 @@ impl Config {
         if let Some(v) = get(env::INSECURE) {
             self.insecure = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        if let Some(v) = get(env::READ_ONLY) {
+            self.tools.read_only = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = get(env::TOOLSETS) {
+            self.tools = mttrly_core::ToolSurface::from_flags(self.tools.read_only, Some(&v))?;
+        }
+        if let Some(v) = get(env::PUBLIC_HTTP_URL) {
+            self.public_http_url = Some(v);
+        }
+        if let Some(v) = get(env::MCP_ALLOWED_ORIGINS) {
+            self.mcp_allowed_origins = split_list(&v);
+        }
+        if let Some(v) = get(env::MCP_ALLOWED_HOSTS) {
+            self.mcp_allowed_hosts = split_list(&v);
+        }
         Ok(())
     }
 
@@ -134,6 +169,18 @@ impl Config {
         }
         if self.account_name.trim().is_empty() {
             return Err(invalid("account_name must not be empty".into()));
+        }
+        if let Some(url) = &self.public_http_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(format!("public_http_url `{url}` must start with http:// or https://")));
+        }
+        for origin in &self.mcp_allowed_origins {
+            if origin != "null" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(format!(
+                    "MCP allowed origin `{origin}` must include its scheme, like https://app.example.com"
+                )));
+            }
         }
         Ok(())
     }

@@ -19,3 +19,13 @@ pub const OFFLINE_AFTER_MISSED_HEARTBEATS: &str = "MTTRLY_OFFLINE_AFTER_MISSED_H
 pub const INSECURE: &str = "MTTRLY_INSECURE";
 /// `tracing` filter for central's logs, e.g. `info` or `mttrly_central=debug`.
 pub const LOG: &str = "MTTRLY_LOG";
+/// Only tools that change nothing (`1`/`true`).
+pub const READ_ONLY: &str = "MTTRLY_READ_ONLY";
+/// The toolsets switched on, comma-separated.
+pub const TOOLSETS: &str = "MTTRLY_TOOLSETS";
+/// The public URL of central's HTTP listener.
+pub const PUBLIC_HTTP_URL: &str = "MTTRLY_PUBLIC_HTTP_URL";
+/// Browser origins allowed to call `/mcp`, comma-separated (the name the MCP ecosystem uses).
+pub const MCP_ALLOWED_ORIGINS: &str = "MCP_ALLOWED_ORIGINS";
+/// Host names `/mcp` answers to, comma-separated.
+pub const MCP_ALLOWED_HOSTS: &str = "MCP_ALLOWED_HOSTS";

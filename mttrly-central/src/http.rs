@@ -1,19 +1,221 @@
-//! Central's HTTP surface. Today: `/healthz`. (`/mcp` and OAuth mount here when they land.)
+//! Central's HTTP surface: `/healthz`, and `/mcp` (Streamable HTTP) with its OAuth resource
+//! metadata.
+//!
+//! Every request to `/mcp` passes [`mcp_gate`] first, in this order: an `Origin` that is not
+//! allowed gets 403 (before authentication, token or not: a browser page on another site must
+//! never reach the tools); then a missing or bad bearer token gets 401 with the
+//! `WWW-Authenticate` challenge pointing at the protected-resource metadata (RFC 9728); then the
+//! token's owner rides in the request's extensions to the MCP server.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use mttrly_core::{ErrorCode, MttrlyError};
 use serde_json::{Value, json};
 
+use crate::db::accounts::TokenOwner;
+use crate::secrets;
 use crate::state::Central;
 
-/// The HTTP router.
-pub fn router(central: Arc<Central>) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(central)
+/// Where the MCP endpoint lives.
+pub const MCP_PATH: &str = "/mcp";
+/// The protected-resource metadata of `/mcp` (RFC 9728: the well-known prefix, then the path).
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
+
+/// What the HTTP layer needs to know about where it is reachable.
+#[derive(Debug, Clone)]
+struct Site {
+    /// The base URL clients use (`public_http_url`, or the listen address).
+    base_url: String,
+    /// Allowed `Origin` values, normalised (`scheme://host[:port]`, lower case).
+    allowed_origins: Vec<String>,
 }
 
-async fn healthz(State(central): State<Arc<Central>>) -> Json<Value> {
-    Json(json!({ "status": "ok", "agents_connected": central.agents.connected() }))
+#[derive(Clone)]
+struct AppState {
+    central: Arc<Central>,
+    site: Arc<Site>,
+}
+
+/// The HTTP router. `http_addr` is the bound listen address (the base URL when no public URL is
+/// configured).
+pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router {
+    let base_url = central
+        .config
+        .public_http_url
+        .clone()
+        .map_or_else(|| format!("http://{http_addr}"), |u| u.trim_end_matches('/').to_owned());
+    let mut allowed_origins: Vec<String> =
+        central.config.mcp_allowed_origins.iter().map(|o| normalise_origin(o)).collect();
+    allowed_origins.push(normalise_origin(&base_url));
+    if http_addr.ip().is_loopback() {
+        allowed_origins.push(normalise_origin(&format!("http://localhost:{}", http_addr.port())));
+        allowed_origins.push(normalise_origin(&format!("http://127.0.0.1:{}", http_addr.port())));
+    }
+    let mut allowed_hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];
+    allowed_hosts.extend(central.config.mcp_allowed_hosts.iter().cloned());
+    if let Some(host) = host_of(&base_url) {
+        allowed_hosts.push(host);
+    }
+    if !http_addr.ip().is_unspecified() {
+        allowed_hosts.push(http_addr.ip().to_string());
+    }
+    let site = Arc::new(Site { base_url, allowed_origins });
+    let mcp = mttrly_mcp::http::service(
+        Arc::new(crate::mcp::CentralBackend::new(Arc::clone(&central))),
+        mttrly_mcp::server::Options::default(),
+        mttrly_mcp::http::HttpOptions { allowed_hosts },
+    );
+    let state = AppState { central, site };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route(RESOURCE_METADATA_PATH, get(resource_metadata))
+        .nest_service(MCP_PATH, mcp)
+        .layer(middleware::from_fn_with_state(state.clone(), mcp_gate))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "status": "ok", "agents_connected": state.central.agents.connected() }))
+}
+
+/// RFC 9728 metadata for the `/mcp` resource.
+async fn resource_metadata(State(state): State<AppState>) -> Json<Value> {
+    let base = &state.site.base_url;
+    Json(json!({
+        "resource": format!("{base}{MCP_PATH}"),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mttrly",
+        "resource_documentation": "https://github.com/mttrly/mttrly#connect-an-mcp-client",
+    }))
+}
+
+/// `scheme://host[:port]` in lower case, without a trailing slash or path.
+fn normalise_origin(origin: &str) -> String {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    match origin.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or(rest);
+            let authority = match (scheme, authority.rsplit_once(':')) {
+                ("http", Some((host, "80"))) | ("https", Some((host, "443"))) => host,
+                _ => authority,
+            };
+            format!("{scheme}://{authority}")
+        }
+        None => origin,
+    }
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| format!("{h}]"))?
+    } else {
+        authority.split(':').next()?.to_owned()
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+fn error_response(status: StatusCode, err: &MttrlyError) -> Response {
+    (status, Json(serde_json::to_value(err.body()).unwrap_or(Value::Null))).into_response()
+}
+
+fn challenge(site: &Site, err: &MttrlyError, invalid_token: bool) -> Response {
+    let metadata = format!("{}{RESOURCE_METADATA_PATH}", site.base_url);
+    let value = if invalid_token {
+        format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{metadata}\"",
+            err.message().replace('"', "'")
+        )
+    } else {
+        format!("Bearer resource_metadata=\"{metadata}\"")
+    };
+    let mut response = error_response(StatusCode::UNAUTHORIZED, err);
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256).then_some(token)
+}
+
+/// Origin check, then authentication, for `/mcp`.
+async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path != MCP_PATH && !path.starts_with("/mcp/") {
+        return next.run(request).await;
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|o| state.site.allowed_origins.contains(&normalise_origin(o)));
+        if !allowed {
+            let shown: String = String::from_utf8_lossy(origin.as_bytes()).chars().take(200).collect();
+            tracing::warn!(origin = %shown, "refused /mcp request from an origin that is not allowed");
+            return error_response(
+                StatusCode::FORBIDDEN,
+                &MttrlyError::new(
+                    ErrorCode::Forbidden,
+                    format!("origin `{shown}` is not allowed to call this MCP server; add it to MCP_ALLOWED_ORIGINS"),
+                )
+                .with_detail("origin", shown),
+            );
+        }
+    }
+    let Some(token) = bearer(request.headers()) else {
+        return challenge(
+            &state.site,
+            &MttrlyError::new(
+                ErrorCode::AuthFailed,
+                "this MCP server needs a bearer token: sign in through your client, or create one with `mttrly-cli tokens create --assistant NAME`",
+            ),
+            false,
+        );
+    };
+    let hash = secrets::hash(token);
+    let owner: Result<Option<TokenOwner>, MttrlyError> =
+        state.central.db.call(move |conn| crate::db::accounts::token_owner(conn, &hash)).await;
+    match owner {
+        Ok(Some(owner)) => {
+            request.extensions_mut().insert(owner);
+            next.run(request).await
+        }
+        Ok(None) => challenge(
+            &state.site,
+            &MttrlyError::new(ErrorCode::AuthFailed, "the bearer token is unknown, revoked or expired"),
+            true,
+        ),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_compared_by_scheme_host_and_port() {
+        assert_eq!(normalise_origin("HTTPS://App.Example.com:443/"), "https://app.example.com");
+        assert_eq!(normalise_origin("http://localhost:80"), "http://localhost");
+        assert_eq!(normalise_origin("http://localhost:8080/path"), "http://localhost:8080");
+        assert_ne!(normalise_origin("https://app.example.com.evil.test"), normalise_origin("https://app.example.com"));
+        assert_eq!(normalise_origin("null"), "null");
+    }
+
+    #[test]
+    fn hosts_come_out_of_urls() {
+        assert_eq!(host_of("https://mttrly.example.com/x").as_deref(), Some("mttrly.example.com"));
+        assert_eq!(host_of("http://127.0.0.1:8080").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host_of("http://[::1]:8080").as_deref(), Some("[::1]"));
+        assert_eq!(host_of("nonsense"), None);
+    }
 }

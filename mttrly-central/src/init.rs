@@ -39,7 +39,7 @@ pub fn create_tenant(
 ) -> Result<(AccountId, UserId), MttrlyError> {
     let account = db::accounts::create_account(conn, name, plan)?;
     let admin = db::accounts::create_user(conn, &account, admin_name, Role::Admin)?;
-    db::accounts::insert_token(conn, token_hash, &account, &admin, None)?;
+    db::accounts::insert_token(conn, token_hash, &account, &admin, None, &mttrly_core::ToolSurface::ALL)?;
     Ok((account, admin))
 }
 

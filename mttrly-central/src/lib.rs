@@ -18,6 +18,7 @@ pub mod env;
 pub mod grpc;
 pub mod http;
 pub mod init;
+pub mod mcp;
 pub mod notify;
 pub mod quickstart;
 pub mod ratelimit;

@@ -83,6 +83,13 @@ struct Listen {
     /// Allow plaintext gRPC on a non-loopback address (logs a warning) [env: MTTRLY_INSECURE]
     #[arg(long)]
     insecure: bool,
+    /// Expose only tools that change nothing, to MCP and the API alike [env: MTTRLY_READ_ONLY]
+    #[arg(long)]
+    read_only: bool,
+    /// Expose only these toolsets, comma-separated: servers, diagnostics, playbooks, commands,
+    /// files, actions, install, investigations, knowledge [env: MTTRLY_TOOLSETS] [default: all]
+    #[arg(long, value_name = "LIST")]
+    toolsets: Option<String>,
 }
 
 fn parse_plan(s: &str) -> Result<Plan, String> {
@@ -106,6 +113,10 @@ fn load(common: &Common, listen: Option<&Listen>) -> Result<Config, MttrlyError>
             config.http_listen = addr;
         }
         config.insecure |= listen.insecure;
+        config.tools.read_only |= listen.read_only;
+        if let Some(list) = &listen.toolsets {
+            config.tools = mttrly_core::ToolSurface::from_flags(config.tools.read_only, Some(list))?;
+        }
     }
     config.validate()?;
     Ok(config)
@@ -195,9 +206,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let running = mttrly_central::server::start(config).await.map_err(|e| failure("INTERNAL_ERROR", &e))?;
             match cli.output {
                 Output::Json => {
-                    println!("{}", json!({ "grpc_url": running.grpc_url(), "http_url": running.http_url() }));
+                    println!(
+                        "{}",
+                        json!({ "grpc_url": running.grpc_url(), "http_url": running.http_url(), "mcp_url": running.mcp_url() })
+                    );
                 }
-                Output::Table => println!("gRPC: {}\nHTTP: {}", running.grpc_url(), running.http_url()),
+                Output::Table => {
+                    println!("gRPC: {}\nHTTP: {}\nMCP:  {}", running.grpc_url(), running.http_url(), running.mcp_url());
+                }
             }
             signal.recv().await;
             tracing::info!("shutting down");
@@ -212,17 +228,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             match cli.output {
                 Output::Json => println!("{}", json!(info)),
                 Output::Table => println!(
-                    "mttrly is running.\n\n  gRPC:      {}\n  HTTP:      {}\n  data dir:  {}\n  server:    {} (this machine, agent connected)\n\n\
+                    "mttrly is running.\n\n  gRPC:      {}\n  HTTP:      {}\n  MCP:       {}\n  data dir:  {}\n  server:    {} (this machine, agent connected)\n\n\
                      admin token:     {}\nassistant token: {}\n\n\
-                     try:  mttrly-cli --central {} --token {} servers list\n\nCtrl-C stops everything.",
+                     try:  mttrly-cli --central {} --token {} servers list\n\
+                     MCP:  claude mcp add --transport http mttrly {} --header \"Authorization: Bearer {}\"\n\nCtrl-C stops everything.",
                     info.grpc_url,
                     info.http_url,
+                    info.mcp_url,
                     info.data_dir,
                     info.server_id,
                     info.admin_token,
                     info.assistant_token,
                     info.grpc_url,
-                    info.admin_token
+                    info.admin_token,
+                    info.mcp_url,
+                    info.assistant_token
                 ),
             }
             signal.recv().await;

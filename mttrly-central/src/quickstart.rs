@@ -25,6 +25,8 @@ pub struct QuickstartInfo {
     pub grpc_url: String,
     /// Central's HTTP base URL.
     pub http_url: String,
+    /// The MCP endpoint (Streamable HTTP) for assistants.
+    pub mcp_url: String,
     /// A human admin token for `mttrly-cli --token`.
     pub admin_token: String,
     /// An assistant token for MCP clients without OAuth.
@@ -123,7 +125,7 @@ fn mint(config: &Config, assistant: Option<&str>) -> Result<String, MttrlyError>
         let (account, _) =
             db::accounts::first_account(conn)?.ok_or_else(|| step("no account in the database".into()))?;
         let admin = db::accounts::first_admin(conn, &account)?.ok_or_else(|| step("no admin in the account".into()))?;
-        db::accounts::insert_token(conn, &hash, &account, &admin, assistant)
+        db::accounts::insert_token(conn, &hash, &account, &admin, assistant, &mttrly_core::ToolSurface::ALL)
     })?;
     Ok(token)
 }
@@ -186,6 +188,7 @@ pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
     let info = QuickstartInfo {
         grpc_url: running.grpc_url().to_owned(),
         http_url: running.http_url(),
+        mcp_url: running.mcp_url(),
         admin_token: tokens.admin_token,
         assistant_token: tokens.assistant_token,
         server_id,

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
+
 use mttrly_proto::agent::v1::agent_service_server::AgentServiceServer;
 use mttrly_proto::central::v1::account_service_server::AccountServiceServer;
 use mttrly_proto::central::v1::action_service_server::ActionServiceServer;
@@ -88,6 +90,11 @@ impl RunningCentral {
     /// The HTTP base URL.
     pub fn http_url(&self) -> String {
         format!("http://{}", self.http_addr)
+    }
+
+    /// The MCP endpoint (Streamable HTTP).
+    pub fn mcp_url(&self) -> String {
+        format!("{}{}", self.http_url(), crate::http::MCP_PATH)
     }
 
     /// Stops accepting, lets in-flight requests finish, flushes heartbeats, and returns.
@@ -225,12 +232,23 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         }
     }));
     let mut http_shutdown = shutdown_rx;
-    let app = crate::http::router(Arc::clone(&central));
+    let app = crate::http::router(Arc::clone(&central), http_addr);
     tasks.push(tokio::spawn(async move {
         let stop = async move {
             let _ = http_shutdown.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(http_listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(
+            http_listener.tap_io(|tcp| {
+                // Small request/response exchanges: without this, Nagle adds ~40 ms per MCP call.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            }),
+            app,
+        )
+        .with_graceful_shutdown(stop)
+        .await
+        {
             tracing::error!(error = %e, "HTTP server failed");
         }
     }));

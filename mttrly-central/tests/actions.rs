@@ -70,7 +70,14 @@ impl Harness {
                     Some(_) => db::accounts::first_admin(conn, &account)?.unwrap(),
                     None => db::accounts::create_user(conn, &account, &name, role)?,
                 };
-                db::accounts::insert_token(conn, &hash, &account, &user, assistant.as_deref())
+                db::accounts::insert_token(
+                    conn,
+                    &hash,
+                    &account,
+                    &user,
+                    assistant.as_deref(),
+                    &mttrly_core::ToolSurface::ALL,
+                )
             })
             .await
             .unwrap();

@@ -402,7 +402,14 @@ async fn assistants_cannot_register_servers_or_mint_tokens() {
         .call(move |conn| {
             let (account, _) = db::accounts::first_account(conn)?.unwrap();
             let admin = db::accounts::first_admin(conn, &account)?.unwrap();
-            db::accounts::insert_token(conn, &hash, &account, &admin, Some("claude-code"))
+            db::accounts::insert_token(
+                conn,
+                &hash,
+                &account,
+                &admin,
+                Some("claude-code"),
+                &mttrly_core::ToolSurface::ALL,
+            )
         })
         .await
         .unwrap();

@@ -196,14 +196,20 @@ pub enum TokensCommand {
 
 /// Arguments of `tokens create`.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
 pub struct TokensCreateArgs {
     /// An assistant token, named for the assistant (e.g. claude-code).
-    #[arg(long)]
+    #[arg(long, required_unless_present = "human", conflicts_with = "human")]
     pub assistant: Option<String>,
     /// A human token for yourself.
     #[arg(long)]
     pub human: bool,
+    /// Scope the token to tools that change nothing (a team can start read-only and open up later).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Scope the token to these toolsets, comma-separated (servers, diagnostics, playbooks, commands,
+    /// files, actions, install, investigations, knowledge). Default: all.
+    #[arg(long, value_name = "LIST")]
+    pub toolsets: Option<String>,
 }
 
 /// `mttrly-cli tools ...`

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod principal;
 pub mod redactor;
 pub mod schema;
+pub mod surface;
 pub mod tools;
 
 pub use catalog::{ToolId, ToolInput, ToolKind, ToolSpec, Toolset};
@@ -33,3 +34,4 @@ pub use environment::Environment;
 pub use error::{ErrorBody, ErrorCode, MttrlyError};
 pub use plan::Plan;
 pub use principal::{Principal, Source};
+pub use surface::ToolSurface;

@@ -2,6 +2,20 @@
 //!
 //! This is the only crate that knows rmcp. Tool definitions are generated from the core catalog
 //! ([`tools::definition`]), so what a client sees in `tools/list` (titles, descriptions, schemas,
-//! annotations) is the catalog and nothing else.
+//! annotations) is the catalog and nothing else. Where the tools run is a [`Backend`]: central
+//! runs them in-process behind `/mcp`; the standalone `mttrly-mcp` binary forwards them to a remote
+//! central over gRPC. Either way this crate owns what is MCP-specific: the session, results and
+//! errors on the wire, prompts and resources, and the human confirmation (elicitation) that is the
+//! only way an approval through MCP can happen.
 
+pub mod backend;
+mod confirm;
+pub mod http;
+mod prompts;
+mod resources;
+mod result;
+pub mod server;
 pub mod tools;
+
+pub use backend::{Backend, ConfirmedDecision, DecisionKind, Session};
+pub use server::McpServer;

@@ -5,5 +5,6 @@ mod audit;
 mod catalog;
 mod commands;
 mod fleet;
+mod mcp;
 mod quickstart;
 mod tls;

@@ -3,6 +3,8 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+pub mod mcp;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -120,6 +122,8 @@ pub struct TestCentral {
     pub grpc_url: String,
     /// Its HTTP URL.
     pub http_url: String,
+    /// Its MCP endpoint.
+    pub mcp_url: String,
     /// The admin token from `init`.
     pub admin_token: String,
     grpc_port: u16,
@@ -160,6 +164,7 @@ impl TestCentral {
             data_dir,
             grpc_url: String::new(),
             http_url: String::new(),
+            mcp_url: String::new(),
             admin_token,
             grpc_port: free_port(),
             env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
@@ -183,6 +188,7 @@ impl TestCentral {
         let ready = first_json_line(&mut child);
         ready["grpc_url"].as_str().expect("grpc_url").clone_into(&mut self.grpc_url);
         ready["http_url"].as_str().expect("http_url").clone_into(&mut self.http_url);
+        ready["mcp_url"].as_str().expect("mcp_url").clone_into(&mut self.mcp_url);
         self.child = Some(child);
     }
 
@@ -364,4 +370,51 @@ impl Drop for TestAgent {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A raw HTTP/1.1 response: status, headers (names lower-cased) and body.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body (chunked bodies are returned as sent).
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The first header with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Any HTTP/1.1 request over a raw socket, with exactly the headers given (plus `Host` unless one
+/// is given, `Content-Length` and `Connection: close`), so tests control `Host` and `Origin`.
+pub fn http_request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect HTTP");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {authority}\r\n"));
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    // An SSE response stays open; what arrived before the timeout is enough for these checks.
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawResponse { status, headers, body: body.to_owned() }
 }

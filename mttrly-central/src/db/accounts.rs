@@ -1,7 +1,7 @@
 //! Accounts, users and API tokens.
 
 use mttrly_core::ids::{AccountId, AssistantSessionId, UserId};
-use mttrly_core::{Plan, Principal};
+use mttrly_core::{Plan, Principal, ToolSurface};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{internal, now_ms};
@@ -48,6 +48,10 @@ pub struct TokenOwner {
     pub principal: Principal,
     /// The human's role.
     pub role: Role,
+    /// The human's display name (the one an approval through MCP is recorded under).
+    pub user_name: String,
+    /// The token's scope: the tools it may reach, before the deployment's own narrowing.
+    pub scope: ToolSurface,
 }
 
 /// Creates an account.
@@ -79,12 +83,22 @@ pub fn insert_token(
     account: &AccountId,
     user: &UserId,
     assistant: Option<&str>,
+    scope: &ToolSurface,
 ) -> Result<(), MttrlyError> {
     let kind = if assistant.is_some() { "assistant" } else { "human" };
     conn.execute(
-        "INSERT INTO api_tokens (token_hash, account_id, user_id, kind, assistant_name, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![hash.as_slice(), account.as_str(), user.as_str(), kind, assistant, now_ms()],
+        "INSERT INTO api_tokens (token_hash, account_id, user_id, kind, assistant_name, created_at, read_only, toolsets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            hash.as_slice(),
+            account.as_str(),
+            user.as_str(),
+            kind,
+            assistant,
+            now_ms(),
+            scope.read_only,
+            scope.toolsets_flag()
+        ],
     )
     .map_err(internal)?;
     Ok(())
@@ -94,7 +108,7 @@ pub fn insert_token(
 pub fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<Option<TokenOwner>, MttrlyError> {
     let row = conn
         .query_row(
-            "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, t.kind, t.assistant_name, t.created_at
+            "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, t.kind, t.assistant_name, t.read_only, t.toolsets
              FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
              WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
             params![hash.as_slice()],
@@ -107,12 +121,14 @@ pub fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<Option<TokenOwn
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, Option<String>>(6)?,
+                    r.get::<_, bool>(7)?,
+                    r.get::<_, Option<String>>(8)?,
                 ))
             },
         )
         .optional()
         .map_err(internal)?;
-    let Some((account, plan, user, name, role, kind, assistant)) = row else {
+    let Some((account, plan, user, name, role, kind, assistant, read_only, toolsets)) = row else {
         return Ok(None);
     };
     let (Ok(account_id), Ok(plan), Ok(user_id)) =
@@ -131,9 +147,13 @@ pub fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<Option<TokenOwn
             on_behalf_of: user_id,
         }
     } else {
-        Principal::Human { user_id, name }
+        Principal::Human { user_id, name: name.clone() }
     };
-    Ok(Some(TokenOwner { account_id, plan, principal, role: Role::parse(&role) }))
+    let Ok(scope) = ToolSurface::from_flags(read_only, toolsets.as_deref()) else {
+        tracing::error!(%account, "token row has a malformed scope; refusing it");
+        return Ok(None);
+    };
+    Ok(Some(TokenOwner { account_id, plan, principal, role: Role::parse(&role), user_name: name, scope }))
 }
 
 /// The first account (by creation), if `init` has run.

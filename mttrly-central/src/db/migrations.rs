@@ -152,6 +152,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (action_id, user_id)
     ) STRICT;
     ",
+    // 4: token scopes. A token may be narrowed to read-only tools and to a set of toolsets; the
+    // narrowest of token, deployment and MCP server applies.
+    "
+    ALTER TABLE api_tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1));
+    ALTER TABLE api_tokens ADD COLUMN toolsets TEXT;
+    ",
 ];
 
 pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

@@ -67,6 +67,8 @@ impl AccountService for AccountApi {
                 )));
             }
         };
+        let scope = mttrly_core::ToolSurface::from_flags(req.read_only, Some(&req.toolsets))
+            .map_err(|e| status(&e.with_detail("field", "toolsets")))?;
         let kind = if assistant.is_some() { SecretKind::Assistant } else { SecretKind::Human };
         let token = secrets::generate(kind);
         let hash = secrets::hash(&token);
@@ -76,10 +78,15 @@ impl AccountService for AccountApi {
         let result = self
             .central
             .db
-            .call(move |conn| db::accounts::insert_token(conn, &hash, &account, &user, name.as_deref()))
+            .call(move |conn| db::accounts::insert_token(conn, &hash, &account, &user, name.as_deref(), &scope))
             .await;
         // The token itself never reaches the audit log.
-        let params = serde_json::json!({ "assistant_name": assistant, "human": assistant.is_none() });
+        let params = serde_json::json!({
+            "assistant_name": assistant,
+            "human": assistant.is_none(),
+            "read_only": req.read_only,
+            "toolsets": req.toolsets,
+        });
         self.central.audit(crate::audit::events::api_call(&owner, "CreateToken", None, params, &result));
         result.map_err(|e| status(&e))?;
         Ok(Response::new(CreateTokenResponse {

@@ -33,6 +33,10 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::RegenerateInstallToken,
     ToolId::DecommissionServer,
     ToolId::ExecuteCommand,
+    // Decisions: through MCP only after the human confirms in the client (elicitation, see
+    // `mttrly-mcp`); through the API as `ActionService` calls by a human.
+    ToolId::ApproveAction,
+    ToolId::CancelAction,
 ];
 
 /// Whether `tool` works on this central.
@@ -55,6 +59,58 @@ where
     to_json(&handler(input).await?)
 }
 
+/// The tools `caller` may reach: the deployment's surface narrowed by the token's scope.
+pub fn surface(central: &Central, caller: &TokenOwner) -> mttrly_core::ToolSurface {
+    central.config.tools.narrowed(&caller.scope)
+}
+
+/// Whether `caller` can call `tool` here: available, within the surface, and in the plan. The MCP
+/// server advertises exactly these (plan aside: a tool beyond the plan is listed and answers
+/// `PLAN_REQUIRED`, so the assistant can say what unlocks it).
+pub fn reachable(central: &Central, caller: &TokenOwner, tool: ToolId) -> bool {
+    is_available(tool) && surface(central, caller).check(tool.spec()).is_ok()
+}
+
+/// Calls a tool and records the call in the audit log (what every entry point does).
+pub async fn call_audited(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    source: Source,
+    tool: ToolId,
+    arguments: Value,
+) -> Result<Value, MttrlyError> {
+    let started = std::time::Instant::now();
+    let outcome = call(central, caller, source, tool, arguments.clone()).await;
+    central.audit(crate::audit::events::tool_call(
+        caller,
+        source,
+        tool.as_str(),
+        &arguments,
+        &outcome,
+        started.elapsed(),
+    ));
+    outcome
+}
+
+/// The checks before any tool runs: available here, within the caller's surface, in the plan,
+/// and within the rate limits.
+pub fn admit(central: &Central, caller: &TokenOwner, tool: ToolId) -> Result<(), MttrlyError> {
+    if !is_available(tool) {
+        return Err(MttrlyError::new(ErrorCode::NotFound, format!("{tool} is not available on this central"))
+            .with_detail("tool_id", tool.as_str()));
+    }
+    if let Err(refusal) = surface(central, caller).check(tool.spec()) {
+        return Err(MttrlyError::new(ErrorCode::Forbidden, format!("{tool} is switched off here: {refusal}"))
+            .with_detail("tool_id", tool.as_str()));
+    }
+    caller.plan.check(tool)?;
+    let principal = match &caller.principal {
+        mttrly_core::Principal::Human { user_id, .. } => user_id.to_string(),
+        mttrly_core::Principal::Assistant { session_id, .. } => session_id.to_string(),
+    };
+    central.limits.admit(caller.account_id.as_str(), &principal, crate::db::now_ms())
+}
+
 /// Calls a tool for `caller`, who came through `source`, and returns its structured result.
 pub async fn call(
     central: &Arc<Central>,
@@ -63,16 +119,7 @@ pub async fn call(
     tool: ToolId,
     arguments: Value,
 ) -> Result<Value, MttrlyError> {
-    if !is_available(tool) {
-        return Err(MttrlyError::new(ErrorCode::NotFound, format!("{tool} is not available on this central"))
-            .with_detail("tool_id", tool.as_str()));
-    }
-    caller.plan.check(tool)?;
-    let principal = match &caller.principal {
-        mttrly_core::Principal::Human { user_id, .. } => user_id.to_string(),
-        mttrly_core::Principal::Assistant { session_id, .. } => session_id.to_string(),
-    };
-    central.limits.admit(caller.account_id.as_str(), &principal, crate::db::now_ms())?;
+    admit(central, caller, tool)?;
     match tool {
         ToolId::GetCapabilities => typed(arguments, |i| servers::capabilities(central, caller, i)).await,
         ToolId::ListServers => typed(arguments, |i| servers::list(central, caller, i)).await,
@@ -87,6 +134,13 @@ pub async fn call(
         }
         ToolId::DecommissionServer => typed(arguments, |i| actions::decommission(central, caller, source, i)).await,
         ToolId::ExecuteCommand => typed(arguments, |i| commands::execute_command(central, caller, source, i)).await,
+        ToolId::ApproveAction | ToolId::CancelAction => Err(MttrlyError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{tool} needs a human: through MCP the client asks them to confirm; otherwise run `mttrly-cli actions approve ID` (or reject / cancel)"
+            ),
+        )
+        .with_detail("hint", "mttrly-cli actions approve ID")),
         other => Err(MttrlyError::new(ErrorCode::NotFound, format!("{other} is not available on this central"))),
     }
 }

@@ -27,8 +27,15 @@ pub(crate) async fn capabilities(
     let servers_registered = central.db.call(move |conn| db::servers::count_live(conn, &account)).await?;
     let mut available_tools = Vec::new();
     let mut restricted_tools = Vec::new();
+    let surface = super::surface(central, caller);
     for spec in specs() {
-        if !caller.plan.allows(spec.id) {
+        if let Err(refusal) = surface.check(spec) {
+            restricted_tools.push(RestrictedTool {
+                tool_id: spec.id,
+                reason: refusal.to_string(),
+                required_plan: None,
+            });
+        } else if !caller.plan.allows(spec.id) {
             restricted_tools.push(RestrictedTool {
                 tool_id: spec.id,
                 reason: format!("requires the {} plan", spec.min_plan.display_name()),
@@ -44,22 +51,16 @@ pub(crate) async fn capabilities(
             available_tools.push(spec.id);
         }
     }
-    let mut toolsets: Vec<_> = available_tools.iter().map(|t| t.spec().toolset).collect();
-    toolsets.sort();
-    toolsets.dedup();
+    let read_only = surface.read_only || available_tools.iter().all(|t| t.spec().hints.read_only());
     Ok(Capabilities {
         plan: caller.plan,
         limits: caller.plan.limits(),
         available_tools,
         restricted_tools,
-        read_only: available_tools_are_read_only(),
-        toolsets,
+        read_only,
+        toolsets: surface.toolsets_on(),
         servers_registered,
     })
-}
-
-fn available_tools_are_read_only() -> bool {
-    super::AVAILABLE.iter().all(|t| t.spec().hints.read_only())
 }
 
 /// Builds the summary of a stored server with its live status.

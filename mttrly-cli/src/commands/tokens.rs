@@ -14,6 +14,8 @@ pub(crate) async fn run(cmd: &TokensCommand, channel: Authed, printer: &Printer)
         .create_token(CreateTokenRequest {
             assistant_name: args.assistant.clone().unwrap_or_default(),
             human: args.human,
+            read_only: args.read_only,
+            toolsets: args.toolsets.clone().unwrap_or_default(),
         })
         .await
         .map_err(|s| error(&s))?

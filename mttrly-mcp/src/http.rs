@@ -1,0 +1,43 @@
+//! Streamable HTTP: the service a web server mounts at `/mcp`.
+//!
+//! Authentication, the `Origin` allowlist and the OAuth challenge belong to the mounting server
+//! (central), which runs them before a request reaches this service and puts the caller in the
+//! request's extensions. This service adds sessions (`Mcp-Session-Id`, DELETE to end one), the
+//! `Host` check against DNS rebinding, and a request size limit.
+
+use std::sync::Arc;
+
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::backend::Backend;
+use crate::server::{McpServer, Options};
+
+/// The largest JSON-RPC request body accepted, in bytes. Tool arguments are small; a write_file
+/// of a managed config is the largest legitimate request.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Settings of the HTTP transport.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// `Host` values (`name` or `name:port`) the service answers to; anything else gets 403.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The Streamable HTTP service, one [`McpServer`] per session.
+pub fn service<B: Backend>(
+    backend: Arc<B>,
+    options: Options,
+    http: HttpOptions,
+) -> StreamableHttpService<McpServer<B>, LocalSessionManager> {
+    let options = Arc::new(options);
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(http.allowed_hosts)
+        .with_max_request_body_bytes(MAX_REQUEST_BYTES)
+        .with_legacy_session_mode(true);
+    StreamableHttpService::new(
+        move || Ok(McpServer::per_request(Arc::clone(&backend), Arc::clone(&options))),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+}

@@ -1,0 +1,63 @@
+//! Resources: each server's latest status, readable by URI.
+//!
+//! `mttrly://servers/{server_id}/status` is the same structure `mttrly_get_server_status`
+//! returns, fetched through the backend as the caller, so tenancy and the tool surface apply.
+
+use mttrly_core::tools::servers::ServerList;
+use mttrly_core::{ErrorCode, MttrlyError, ToolId};
+use rmcp::model::{Resource, ResourceContents};
+use serde_json::json;
+
+use crate::backend::{Backend, Session};
+
+const PREFIX: &str = "mttrly://servers/";
+const SUFFIX: &str = "/status";
+
+fn uri(server_id: &str) -> String {
+    format!("{PREFIX}{server_id}{SUFFIX}")
+}
+
+/// One resource per server, when the caller can read server status.
+pub(crate) async fn list<B: Backend>(
+    backend: &B,
+    caller: &B::Caller,
+    session: &Session,
+) -> Result<Vec<Resource>, MttrlyError> {
+    let tools = backend.tools(caller).await?;
+    if !tools.contains(&ToolId::ListServers) || !tools.contains(&ToolId::GetServerStatus) {
+        return Ok(Vec::new());
+    }
+    let list: ServerList = serde_json::from_value(backend.call(caller, session, ToolId::ListServers, json!({})).await?)
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("unexpected server list: {e}")))?;
+    Ok(list
+        .servers
+        .iter()
+        .map(|s| {
+            Resource::new(uri(s.server_id.as_str()), format!("{}-status", s.name))
+                .with_title(format!("{} status", s.name))
+                .with_description(format!(
+                    "Latest status of {} ({}): host, metrics and open alerts.",
+                    s.name, s.environment
+                ))
+                .with_mime_type("application/json")
+        })
+        .collect())
+}
+
+/// Reads one resource.
+pub(crate) async fn read<B: Backend>(
+    backend: &B,
+    caller: &B::Caller,
+    session: &Session,
+    uri_: &str,
+) -> Result<ResourceContents, MttrlyError> {
+    let Some(server_id) = uri_.strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix(SUFFIX)) else {
+        return Err(MttrlyError::new(
+            ErrorCode::NotFound,
+            format!("unknown resource `{uri_}`: resources are mttrly://servers/{{server_id}}/status"),
+        ));
+    };
+    let status = backend.call(caller, session, ToolId::GetServerStatus, json!({ "server_id": server_id })).await?;
+    let text = serde_json::to_string_pretty(&status).unwrap_or_default();
+    Ok(ResourceContents::text(text, uri_).with_mime_type("application/json"))
+}

@@ -1,0 +1,28 @@
+//! Tool results on the wire: structured content plus readable text, and errors as tool results.
+
+use mttrly_core::MttrlyError;
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::Value;
+
+/// A successful call: the structured result (it conforms to the tool's `outputSchema`) and the
+/// same JSON, indented, as text for clients that only show text.
+pub(crate) fn success(value: Value) -> CallToolResult {
+    let text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(value);
+    result
+}
+
+/// A failed call: `isError: true` with the core error body `{code, message, suggested_action,
+/// details}` as structured content, and a readable line for the assistant.
+pub(crate) fn failure(err: &MttrlyError) -> CallToolResult {
+    let body = err.body();
+    let mut text = format!("{}: {}", err.code(), err.message());
+    if !body.suggested_action.is_empty() {
+        text.push_str("\nSuggested action: ");
+        text.push_str(&body.suggested_action);
+    }
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    result.structured_content = serde_json::to_value(body).ok();
+    result
+}

@@ -1,0 +1,242 @@
+//! The MCP server: one instance per MCP session, built from the catalog and a [`Backend`].
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use mttrly_core::ids::AssistantSessionId;
+use mttrly_core::{ErrorCode, MttrlyError, ToolId};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::Value;
+
+use crate::backend::{Backend, Session};
+use crate::{confirm, prompts, resources, result, tools};
+
+/// What an MCP server exposes on top of what the backend allows. It can only narrow.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Advertise and allow only these tools (after the backend's own list); `None` for all.
+    pub surface: mttrly_core::ToolSurface,
+}
+
+/// The MCP server for one session.
+pub struct McpServer<B: Backend> {
+    backend: Arc<B>,
+    options: Arc<Options>,
+    /// Over stdio the caller is fixed for the process; over HTTP it comes with each request.
+    fixed_caller: Option<B::Caller>,
+    session_id: AssistantSessionId,
+    client_name: OnceLock<String>,
+    /// The caller that opened the session; nobody else may use it.
+    bound_to: OnceLock<String>,
+}
+
+impl<B: Backend> McpServer<B> {
+    /// A server whose callers come with each HTTP request (the transport's authentication puts
+    /// them in the request's extensions).
+    pub fn per_request(backend: Arc<B>, options: Arc<Options>) -> Self {
+        Self::build(backend, options, None)
+    }
+
+    /// A server with one caller for its whole life (stdio).
+    pub fn with_caller(backend: Arc<B>, options: Arc<Options>, caller: B::Caller) -> Self {
+        Self::build(backend, options, Some(caller))
+    }
+
+    fn build(backend: Arc<B>, options: Arc<Options>, fixed_caller: Option<B::Caller>) -> Self {
+        Self {
+            backend,
+            options,
+            fixed_caller,
+            session_id: AssistantSessionId::generate(),
+            client_name: OnceLock::new(),
+            bound_to: OnceLock::new(),
+        }
+    }
+
+    fn session(&self) -> Session {
+        Session {
+            id: self.session_id.clone(),
+            client_name: self.client_name.get().cloned().unwrap_or_else(|| "mcp-client".to_owned()),
+        }
+    }
+
+    /// The request's caller, checked against the one the session is bound to.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<B::Caller, ErrorData> {
+        let caller = match &self.fixed_caller {
+            Some(c) => c.clone(),
+            None => context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<B::Caller>())
+                .cloned()
+                .ok_or_else(|| ErrorData::invalid_request("this request carries no authenticated caller", None))?,
+        };
+        let key = self.backend.caller_key(&caller);
+        let bound = self.bound_to.get_or_init(|| key.clone());
+        if *bound != key {
+            tracing::warn!(session = %self.session_id, "a different caller tried to use an MCP session");
+            return Err(ErrorData::invalid_request(
+                "this MCP session belongs to another user; start a new session",
+                None,
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// The tools this caller sees: the backend's, narrowed by this server's options.
+    async fn visible_tools(&self, caller: &B::Caller) -> Result<Vec<ToolId>, MttrlyError> {
+        let tools = self.backend.tools(caller).await?;
+        Ok(tools.into_iter().filter(|t| self.options.surface.check(t.spec()).is_ok()).collect())
+    }
+
+    async fn run_tool(
+        &self,
+        caller: &B::Caller,
+        tool: ToolId,
+        arguments: Value,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Value, MttrlyError> {
+        let session = self.session();
+        match tool {
+            ToolId::ApproveAction | ToolId::CancelAction => {
+                confirm::decide(self.backend.as_ref(), caller, &session, tool, arguments, context).await
+            }
+            _ => self.backend.call(caller, &session, tool, arguments).await,
+        }
+    }
+}
+
+fn internal(err: &MttrlyError) -> ErrorData {
+    ErrorData::internal_error(format!("{}: {}", err.code(), err.message()), None)
+}
+
+/// The client's name, cleaned for audit rows: printable ASCII, at most 64 characters.
+fn clean_client_name(name: &str) -> String {
+    let cleaned: String =
+        name.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect::<String>().trim().to_owned();
+    if cleaned.is_empty() { "mcp-client".to_owned() } else { cleaned }
+}
+
+impl<B: Backend> ServerHandler for McpServer<B> {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().build();
+        let mut info = InitializeResult::new(capabilities);
+        info.server_info = Implementation::new("mttrly", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(
+            "mttrly: incident response on live servers. Call mttrly_get_capabilities first. Read tools run at once; \
+             anything that changes a server becomes a pending action a human must approve. Use the \
+             incident-investigation prompt for the full checklist."
+                .to_owned(),
+        );
+        info
+    }
+
+    /// Server-to-client requests (elicitation) are how a human confirms an approval; the newest
+    /// protocol revision removes them, so this server speaks the revisions that have them.
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        self.caller(&context)?;
+        let _ = self.client_name.set(clean_client_name(&request.client_info.name));
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let tools = self.visible_tools(&caller).await.map_err(|e| internal(&e))?;
+        Ok(ListToolsResult::with_all_items(tools.into_iter().map(|t| tools::definition(t.spec())).collect()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        let visible = self.visible_tools(&caller).await.map_err(|e| internal(&e))?;
+        let Some(tool) = request.name.parse::<ToolId>().ok().filter(|t| visible.contains(t)) else {
+            // Unknown or unadvertised: a protocol error, as the MCP specification asks.
+            return Err(ErrorData::invalid_params(format!("unknown tool: {}", request.name), None));
+        };
+        let arguments = request.arguments.map_or(Value::Null, Value::Object);
+        let outcome = self.run_tool(&caller, tool, arguments, &context).await;
+        Ok(match outcome {
+            Ok(value) => result::success(value),
+            Err(err) => result::failure(&err),
+        }
+        .into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.caller(&context)?;
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.caller(&context)?;
+        if request.name != prompts::INCIDENT_INVESTIGATION {
+            return Err(ErrorData::invalid_params(format!("unknown prompt: {}", request.name), None));
+        }
+        let arg = |name: &str| {
+            request.arguments.as_ref().and_then(|a| a.get(name)).and_then(Value::as_str).map(|s| {
+                let s: String = s.chars().take(500).collect();
+                s
+            })
+        };
+        Ok(prompts::incident_investigation(arg("server").as_deref(), arg("symptom").as_deref()).into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let list = resources::list(self.backend.as_ref(), &caller, &self.session()).await.map_err(|e| internal(&e))?;
+        Ok(ListResourcesResult::with_all_items(list))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        match resources::read(self.backend.as_ref(), &caller, &self.session(), &request.uri).await {
+            Ok(contents) => Ok(ReadResourceResult::new(vec![contents]).into()),
+            Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::ServerNotFound) => {
+                Err(ErrorData::resource_not_found(e.message().to_owned(), None))
+            }
+            Err(e) if e.code() == ErrorCode::ValidationError => {
+                Err(ErrorData::invalid_params(e.message().to_owned(), None))
+            }
+            Err(e) => Err(internal(&e)),
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! MCP end to end: an rmcp client over real Streamable HTTP against a real central and agent.
+//! The assistant proposes, a human confirms in the client (elicitation) or with the CLI, the
+//! agent runs it once, and the audit log shows it. Also: the HTTP gate (401 challenge, 403 for an
+//! untrusted Origin, Host checks) and the tool surface per token.
+
+use std::time::Duration;
+
+use mttrly_tests::mcp::{self, Human};
+use mttrly_tests::{TestAgent, TestCentral, http_request, wait_for};
+use serde_json::{Value, json};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    central: TestCentral,
+    assistant: String,
+    server_id: String,
+    _agent: TestAgent,
+}
+
+fn setup(env: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start(dir.path());
+    let added = central.cli_json(&["servers", "add", "web-1", "--env", env]);
+    let server_id = added["server_id"].as_str().expect("id").to_owned();
+    let agent =
+        TestAgent::start(&central.grpc_url, added["install_token"].as_str().expect("token"), &dir.path().join("agent"));
+    let assistant = token(&central, &["--assistant", "claude-code"]);
+    wait_for("the agent online", Duration::from_secs(15), || {
+        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
+    });
+    Setup { dir, central, assistant, server_id, _agent: agent }
+}
+
+fn token(central: &TestCentral, args: &[&str]) -> String {
+    let mut all = vec!["tokens", "create"];
+    all.extend_from_slice(args);
+    central.cli_json(&all)["token"].as_str().expect("token").to_owned()
+}
+
+fn tool_names(tools: &[rmcp::model::Tool]) -> Vec<String> {
+    tools.iter().map(|t| t.name.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_response_flow_with_a_human_confirming_in_the_client() {
+    let s = setup("staging");
+    let (session, forms) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Confirms)).await;
+
+    let tools = session.list_all_tools().await.expect("tools/list");
+    let names = tool_names(&tools);
+    for expected in ["mttrly_get_capabilities", "mttrly_execute_command", "mttrly_approve_action"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} advertised: {names:?}");
+    }
+    // Only tools that work end to end are advertised.
+    assert!(!names.iter().any(|n| n == "mttrly_start_investigation"), "{names:?}");
+    let exec = tools.iter().find(|t| t.name == "mttrly_execute_command").expect("exec");
+    assert!(exec.output_schema.is_some() && exec.annotations.is_some());
+
+    let caps = mcp::call_ok(&session, "mttrly_get_capabilities", json!({})).await;
+    assert_eq!(caps["plan"], "deployment_crew");
+    let servers = mcp::call_ok(&session, "mttrly_list_servers", json!({})).await;
+    assert_eq!(servers["servers"][0]["server_id"], s.server_id.as_str());
+
+    // A read-only command runs at once.
+    let ran =
+        mcp::call_ok(&session, "mttrly_execute_command", json!({ "server_id": s.server_id, "command": "uptime" }))
+            .await;
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+
+    // A change waits for a human.
+    let marker = s.dir.path().join("mcp-approved");
+    let command = format!("touch {}", marker.display());
+    let pending =
+        mcp::call_ok(&session, "mttrly_execute_command", json!({ "server_id": s.server_id, "command": command })).await;
+    assert_eq!(pending["status"], "pending_approval", "{pending}");
+    let id = pending["action_id"].as_str().expect("id").to_owned();
+    assert!(!marker.exists());
+
+    // The human confirms in the client; the form showed the server, the environment, the command.
+    let approved =
+        mcp::call_ok(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+    assert_eq!(approved["status"], "succeeded", "{approved}");
+    assert!(marker.exists(), "the agent ran the approved command");
+    let form = forms.lock().expect("lock").pop().expect("a confirmation form was shown");
+    assert!(form.contains("web-1") && form.contains("staging") && form.contains(&command), "{form}");
+    assert_eq!(approved["approvals"][0]["channel"], "mcp", "{approved}");
+    assert_eq!(approved["approvals"][0]["decided_by"]["type"], "human", "{approved}");
+
+    let result = mcp::call_ok(&session, "mttrly_get_action_result", json!({ "action_id": id })).await;
+    assert_eq!(result["status"], "succeeded");
+    let audit = mcp::call_ok(&session, "mttrly_get_audit_log", json!({ "server_id": s.server_id })).await;
+    let entries = audit["entries"].as_array().expect("entries");
+    let from_mcp = entries.iter().filter(|e| e["source"] == "mcp").count();
+    assert!(from_mcp >= 4, "tool calls through MCP are audited with source mcp: {audit}");
+    assert!(
+        entries.iter().any(|e| e["actor"]["type"] == "assistant" && e["actor"]["client_name"] == "claude-code"),
+        "{audit}"
+    );
+
+    // Approving again: nothing pending, no form.
+    let shown = forms.lock().expect("lock").len();
+    let again =
+        mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+    assert_eq!(again["code"], "VALIDATION_ERROR", "{again}");
+    assert_eq!(forms.lock().expect("lock").len(), shown);
+
+    // Prompts and resources.
+    let prompts = session.list_prompts(None).await.expect("prompts/list");
+    assert_eq!(prompts.prompts[0].name, "incident-investigation");
+    let resources = session.list_resources(None).await.expect("resources/list");
+    let uri = resources.resources[0].uri.clone();
+    assert!(uri.contains(&s.server_id), "{uri}");
+    let read = session.read_resource(rmcp::model::ReadResourceRequestParams::new(uri)).await.expect("resources/read");
+    let text = serde_json::to_string(&read).expect("json");
+    assert!(text.contains("web-1"), "{text}");
+    session.cancel().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_confirmation_means_no_change() {
+    let s = setup("staging");
+    let marker = s.dir.path().join("never");
+    let command = format!("touch {}", marker.display());
+    let args = json!({ "server_id": s.server_id, "command": command });
+
+    for human in [None, Some(Human::Declines), Some(Human::AcceptsUnticked)] {
+        let (session, _) = mcp::connect(&s.central.mcp_url, &s.assistant, human).await;
+        let pending = mcp::call_ok(&session, "mttrly_execute_command", args.clone()).await;
+        let id = pending["action_id"].as_str().expect("id").to_owned();
+        let refused =
+            mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+        assert_eq!(refused["code"], "FORBIDDEN", "{human:?}: {refused}");
+        assert!(refused["message"].as_str().is_some_and(|m| m.contains("mttrly-cli actions approve")), "{refused}");
+        let cancel = mcp::call_err(&session, "mttrly_cancel_action", json!({ "action_id": id })).await;
+        assert_eq!(cancel["code"], "FORBIDDEN", "{cancel}");
+        let still = mcp::call_ok(&session, "mttrly_get_action_result", json!({ "action_id": id })).await;
+        assert_eq!(still["status"], "pending_approval", "{human:?}");
+        session.cancel().await.expect("close");
+    }
+    assert!(!marker.exists());
+
+    // An argument the model could fill does not exist.
+    let (session, _) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Declines)).await;
+    let pending = mcp::call_ok(&session, "mttrly_execute_command", args.clone()).await;
+    let id = pending["action_id"].as_str().expect("id").to_owned();
+    let forged = mcp::call_err(
+        &session,
+        "mttrly_approve_action",
+        json!({ "action_id": id, "decision": "approve", "confirm": true }),
+    )
+    .await;
+    assert_eq!(forged["code"], "VALIDATION_ERROR", "{forged}");
+
+    // A confirmed cancel withdraws it.
+    let (session, _) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Confirms)).await;
+    let cancelled = mcp::call_ok(&session, "mttrly_cancel_action", json!({ "action_id": id })).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_mcp_approval_and_the_cli_approves() {
+    let s = setup("production");
+    let (session, forms) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Confirms)).await;
+    let marker = s.dir.path().join("prod-approved");
+    let command = format!("touch {}", marker.display());
+    let pending =
+        mcp::call_ok(&session, "mttrly_execute_command", json!({ "server_id": s.server_id, "command": command })).await;
+    let id = pending["action_id"].as_str().expect("id").to_owned();
+    let refused =
+        mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    assert_eq!(refused["details"]["channel"], "mcp", "{refused}");
+    assert!(!forms.lock().expect("lock").is_empty(), "the human saw the form; the rule still refused");
+    assert!(!marker.exists());
+
+    assert!(
+        refused["message"].as_str().is_some_and(|m| m.contains("cli")),
+        "the refusal names the channels that are accepted: {refused}"
+    );
+    assert_eq!(s.central.cli_json(&["actions", "show", &id])["status"], "pending_approval");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_token_sees_and_reaches_only_read_tools() {
+    let s = setup("staging");
+    let reader = token(&s.central, &["--assistant", "viewer-bot", "--read-only", "--toolsets", "servers,actions"]);
+    let (session, _) = mcp::connect(&s.central.mcp_url, &reader, Some(Human::Confirms)).await;
+    let names = tool_names(&session.list_all_tools().await.expect("tools/list"));
+    assert!(names.iter().any(|n| n == "mttrly_list_servers"), "{names:?}");
+    for hidden in ["mttrly_execute_command", "mttrly_approve_action", "mttrly_decommission_server"] {
+        assert!(!names.iter().any(|n| n == hidden), "{hidden} hidden: {names:?}");
+    }
+    let err = session
+        .call_tool(rmcp::model::CallToolRequestParams::new("mttrly_execute_command").with_arguments(
+            json!({ "server_id": s.server_id, "command": "uptime" }).as_object().cloned().expect("obj"),
+        ))
+        .await
+        .expect_err("an unadvertised tool is not callable");
+    assert!(err.to_string().contains("unknown tool"), "{err}");
+    let caps = mcp::call_ok(&session, "mttrly_get_capabilities", json!({})).await;
+    assert_eq!(caps["read_only"], true);
+    assert_eq!(caps["toolsets"], json!(["servers", "actions"]));
+    let why: Vec<&Value> = caps["restricted_tools"].as_array().expect("restricted").iter().collect();
+    assert!(
+        why.iter()
+            .any(|r| r["tool_id"] == "mttrly_execute_command"
+                && r["reason"].as_str().is_some_and(|t| t.contains("toolset"))),
+        "{caps}"
+    );
+    // The gRPC API applies the same scope.
+    let api = tokio::task::block_in_place(|| {
+        s.central.call_tool(
+            &reader,
+            "mttrly_execute_command",
+            &json!({ "server_id": s.server_id, "command": "uptime" }),
+        )
+    });
+    assert_eq!(api["code"], "FORBIDDEN", "{api}");
+}
+
+#[test]
+fn a_session_belongs_to_the_user_who_opened_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let intruder = "mttrly_h_another-tenant-entirely-0000000000000";
+    let central = TestCentral::start_with(dir.path(), &[], &[], |data| {
+        let conn = rusqlite::Connection::open(data.join("central.db")).expect("db");
+        mttrly_central::init::create_tenant(
+            &conn,
+            "other",
+            mttrly_core::Plan::DeploymentCrew,
+            "mallory",
+            &mttrly_central::secrets::hash(intruder),
+        )
+        .expect("second tenant");
+    });
+    let assistant = token(&central, &["--assistant", "claude-code"]);
+    let init = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "x", "version": "1" } }
+    })
+    .to_string();
+    let post = |token: &str, session: Option<&str>, body: &str| {
+        let bearer = format!("Bearer {token}");
+        let mut headers = vec![
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("Mcp-Protocol-Version", "2025-06-18"),
+        ];
+        if let Some(id) = session {
+            headers.push(("Mcp-Session-Id", id));
+        }
+        http_request(&central.http_url, "POST", "/mcp", &headers, body)
+    };
+    let opened = post(&assistant, None, &init);
+    assert_eq!(opened.status, 200, "{opened:?}");
+    let session_id = opened.header("mcp-session-id").expect("session id").to_owned();
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string();
+    assert_eq!(post(&assistant, Some(&session_id), &initialized).status, 202);
+    let list = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }).to_string();
+
+    // The same person with another of their tokens may continue the session.
+    let human = central.cli_json(&["tokens", "create", "--human"])["token"].as_str().expect("t").to_owned();
+    let mine = post(&human, Some(&session_id), &list);
+    assert!(mine.body.contains("mttrly_list_servers"), "same person, other token: {mine:?}");
+    // Another tenant's token on this session is refused; it learns nothing.
+    let stolen = post(intruder, Some(&session_id), &list);
+    assert!(!stolen.body.contains("mttrly_list_servers"), "{stolen:?}");
+    assert!(stolen.body.contains("belongs to another user"), "{stolen:?}");
+}
+
+#[test]
+fn the_http_gate_challenges_refuses_origins_and_hosts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central =
+        TestCentral::start_with(dir.path(), &[], &[("MCP_ALLOWED_ORIGINS", "https://console.example.com")], |_| {});
+    let base = &central.http_url;
+    let json_headers = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+    let init = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "x", "version": "1" } }
+    })
+    .to_string();
+
+    // Protected resource metadata (RFC 9728).
+    let meta = http_request(base, "GET", "/.well-known/oauth-protected-resource/mcp", &[], "");
+    assert_eq!(meta.status, 200);
+    let meta: Value = serde_json::from_str(&meta.body).expect("json");
+    assert_eq!(meta["resource"], format!("{base}/mcp"));
+
+    // No token: 401 with the challenge pointing at the metadata.
+    let none = http_request(base, "POST", "/mcp", &json_headers, &init);
+    assert_eq!(none.status, 401);
+    let challenge = none.header("www-authenticate").expect("challenge");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\"")),
+        "{challenge}"
+    );
+    let body: Value = serde_json::from_str(&none.body).expect("error body");
+    assert_eq!(body["code"], "AUTH_FAILED");
+
+    // A bad token: 401 invalid_token.
+    let mut bad = json_headers.to_vec();
+    bad.push(("Authorization", "Bearer mttrly_a_not-a-real-token"));
+    let refused = http_request(base, "POST", "/mcp", &bad, &init);
+    assert_eq!(refused.status, 401);
+    assert!(refused.header("www-authenticate").is_some_and(|c| c.contains("invalid_token")));
+
+    // An untrusted Origin: 403 before authentication, with or without a token.
+    let assistant = token(&central, &["--assistant", "web"]);
+    let good_bearer = format!("Bearer {assistant}");
+    for auth in [None, Some(good_bearer.as_str())] {
+        let mut h = json_headers.to_vec();
+        h.push(("Origin", "https://evil.example.net"));
+        if let Some(a) = auth {
+            h.push(("Authorization", a));
+        }
+        let r = http_request(base, "POST", "/mcp", &h, &init);
+        assert_eq!(r.status, 403, "{r:?}");
+        assert!(r.header("www-authenticate").is_none());
+    }
+    // An allowed Origin and a good token: served.
+    let mut ok = json_headers.to_vec();
+    ok.push(("Origin", "https://console.example.com"));
+    ok.push(("Authorization", &good_bearer));
+    let served = http_request(base, "POST", "/mcp", &ok, &init);
+    assert_eq!(served.status, 200, "{served:?}");
+    // No Origin at all: the normal path.
+    let mut plain = json_headers.to_vec();
+    plain.push(("Authorization", &good_bearer));
+    assert_eq!(http_request(base, "POST", "/mcp", &plain, &init).status, 200);
+
+    // DNS rebinding: a Host that is not ours gets 4xx even with a good token.
+    let mut rebound = plain.clone();
+    rebound.push(("Host", "attacker.example"));
+    let r = http_request(base, "POST", "/mcp", &rebound, &init);
+    assert!((400..500).contains(&r.status), "{r:?}");
+}
