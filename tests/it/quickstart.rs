@@ -28,7 +28,7 @@ fn quickstart_prints_one_json_line_and_serves_a_live_local_agent() {
     };
 
     let (mut child, info) = start();
-    for field in ["grpc_url", "http_url", "admin_token", "assistant_token", "server_id", "data_dir"] {
+    for field in ["mcp_url", "grpc_url", "http_url", "admin_token", "assistant_token", "server_id", "data_dir"] {
         assert!(info[field].as_str().is_some_and(|v| !v.is_empty()), "missing {field}: {info}");
     }
     let cli = |args: &[&str]| -> Value {
@@ -50,6 +50,28 @@ fn quickstart_prints_one_json_line_and_serves_a_live_local_agent() {
     let health: Value =
         serde_json::from_str(&http_get(info["http_url"].as_str().expect("http"), "/healthz")).expect("json");
     assert_eq!(health["agents_connected"], 1);
+    // The printed MCP endpoint answers an MCP client holding the printed assistant token.
+    let mcp_url = info["mcp_url"].as_str().expect("mcp_url");
+    let http_url = info["http_url"].as_str().expect("http");
+    assert_eq!(mcp_url, format!("{http_url}/mcp"));
+    let bearer = format!("Bearer {}", info["assistant_token"].as_str().expect("assistant"));
+    let init = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "qs", "version": "1" } }
+    });
+    let answered = mttrly_tests::http_request(
+        http_url,
+        "POST",
+        "/mcp",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
+        &init.to_string(),
+    );
+    assert_eq!(answered.status, 200, "{answered:?}");
+    assert!(answered.body.contains("\"serverInfo\""), "{answered:?}");
     assert!(terminate(&mut child).success(), "quickstart exits cleanly on SIGTERM");
 
     // A second run reuses the data dir: same tokens, same server, no duplicate registration.
