@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod classifier;
 pub mod environment;
 pub mod error;
+pub mod files;
 pub mod ids;
 pub mod input;
 pub mod plan;

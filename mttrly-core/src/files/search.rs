@@ -1,0 +1,124 @@
+//! Literal search over allowlisted files.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+
+use globset::GlobBuilder;
+
+use super::{FileAccess, FileRules, open::open_checked};
+use crate::error::{ErrorCode, MttrlyError};
+
+/// The most files one search opens.
+pub const MAX_FILES: usize = 2000;
+/// The most bytes one search reads per file.
+pub const MAX_BYTES_PER_FILE: u64 = 64 * 1024 * 1024;
+/// The most directory entries one search visits.
+const MAX_ENTRIES: usize = 50_000;
+
+/// One hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line number.
+    pub line_number: u64,
+    /// The line (not yet redacted; the caller redacts).
+    pub line: String,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Found {
+    /// The hits, in file then line order.
+    pub hits: Vec<Hit>,
+    /// How many files were read.
+    pub files_searched: u32,
+    /// Whether a cap stopped the search early.
+    pub truncated: bool,
+}
+
+/// Searches every readable file under the rules' roots (optionally only those matching
+/// `path_glob`) for `query`, a literal string, up to `max_hits`.
+pub fn search(
+    rules: &FileRules,
+    query: &str,
+    path_glob: Option<&str>,
+    ignore_case: bool,
+    max_hits: usize,
+) -> Result<Found, MttrlyError> {
+    let filter = match path_glob {
+        Some(g) => Some(
+            GlobBuilder::new(g)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| {
+                    MttrlyError::new(ErrorCode::ValidationError, format!("invalid glob `{g}`: {e}"))
+                        .with_detail("field", "glob")
+                })?
+                .compile_matcher(),
+        ),
+        None => None,
+    };
+    let needle = if ignore_case { query.to_lowercase() } else { query.to_owned() };
+    let mut found = Found::default();
+    let mut entries = 0usize;
+    let mut stack: Vec<PathBuf> = rules.search_roots();
+    stack.reverse();
+    while let Some(path) = stack.pop() {
+        entries += 1;
+        if entries > MAX_ENTRIES || found.files_searched as usize >= MAX_FILES {
+            found.truncated = true;
+            break;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if meta.is_dir() {
+            if let Ok(read) = std::fs::read_dir(&path) {
+                let mut children: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                children.sort();
+                children.reverse();
+                stack.extend(children);
+            }
+            continue;
+        }
+        if let Some(f) = &filter
+            && !f.is_match(&path)
+        {
+            continue;
+        }
+        // Every file goes through the same check as a read (symlinks resolved, then allowlist).
+        let Some(text) = path.to_str() else { continue };
+        let Ok(allowed) = rules.check(text, FileAccess::Read) else { continue };
+        let Ok((file, _)) = open_checked(&allowed) else { continue };
+        found.files_searched += 1;
+        if scan(file, &allowed.path, &needle, ignore_case, max_hits, &mut found) {
+            found.truncated = true;
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Scans one file; true when `max_hits` is reached.
+fn scan(file: std::fs::File, path: &Path, needle: &str, ignore_case: bool, max_hits: usize, found: &mut Found) -> bool {
+    let mut reader = BufReader::new(file.take(MAX_BYTES_PER_FILE));
+    let mut raw = Vec::new();
+    let mut number = 0u64;
+    loop {
+        raw.clear();
+        match reader.read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        number += 1;
+        let line = String::from_utf8_lossy(&raw);
+        let line = line.trim_end_matches(['\n', '\r']);
+        let hit = if ignore_case { line.to_lowercase().contains(needle) } else { line.contains(needle) };
+        if hit {
+            let shown: String = line.chars().take(super::tail::MAX_LINE_CHARS).collect();
+            found.hits.push(Hit { path: path.to_owned(), line_number: number, line: shown });
+            if found.hits.len() >= max_hits {
+                return true;
+            }
+        }
+    }
+}
