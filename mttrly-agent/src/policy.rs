@@ -1,51 +1,45 @@
 //! The server owner's local policy file: the last word on what this agent will do.
 //!
-//! For now the agent reports its summary to central in `Hello`; the capabilities that consult it
-//! (commands, files, playbooks) enforce it as they land.
+//! The document is [`mttrly_core::policy::PolicyFile`] (shared with `mttrly-cli policy
+//! check-path`); this wrapper adds what only the running agent needs: the file's hash (reported to
+//! central in `Hello`), the resolved run-as user and the compiled file rules.
 
+use std::ops::Deref;
 use std::path::Path;
 
+use mttrly_core::files::FileRules;
+use mttrly_core::policy::PolicyFile;
 use mttrly_proto::agent::v1::PolicySummary;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::AgentError;
 
-/// The local policy.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The local policy, loaded.
+#[derive(Debug, Clone)]
 pub struct LocalPolicy {
-    /// Whether shell commands may run at all.
-    pub commands_enabled: bool,
-    /// Playbooks the owner allows; empty means every built-in playbook.
-    pub allowed_playbooks: Vec<String>,
-    /// Globs of files the agent may read.
-    pub file_roots: Vec<String>,
-    /// Whether the privileged file allowlist is on.
-    pub privileged_files_enabled: bool,
-    /// The user commands run as (the agent must run as root to switch); the agent's own user when
-    /// absent.
-    pub run_as_user: Option<String>,
-    /// The most output lines one command may return.
-    pub max_output_lines: usize,
-    #[serde(skip)]
+    doc: PolicyFile,
+    files: FileRules,
     sha256: String,
-    #[serde(skip)]
     run_as_ids: Option<(u32, u32)>,
 }
 
 impl Default for LocalPolicy {
     fn default() -> Self {
-        Self {
-            commands_enabled: true,
-            allowed_playbooks: Vec::new(),
-            file_roots: vec!["/var/log/**".to_owned()],
-            privileged_files_enabled: false,
-            run_as_user: None,
-            max_output_lines: 500,
-            sha256: String::new(),
-            run_as_ids: None,
-        }
+        let doc = PolicyFile::default();
+        // The default rules are constants that compile; an error here would be a bug.
+        let files = doc.file_rules().unwrap_or_else(|_| {
+            FileRules::new(mttrly_core::files::FilePolicy { file_roots: Vec::new(), ..Default::default() })
+                .unwrap_or_else(|e| panic!("empty file rules compile: {e}"))
+        });
+        Self { doc, files, sha256: String::new(), run_as_ids: None }
+    }
+}
+
+impl Deref for LocalPolicy {
+    type Target = PolicyFile;
+
+    fn deref(&self) -> &PolicyFile {
+        &self.doc
     }
 }
 
@@ -57,33 +51,31 @@ impl LocalPolicy {
             path: path.display().to_string(),
             source,
         })?;
-        let mut policy: Self = toml::from_str(&text).map_err(|e| AgentError::Invalid {
-            what: "policy file",
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        policy.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
-        if let Some(name) = &policy.run_as_user {
-            let user = nix::unistd::User::from_name(name).ok().flatten().ok_or_else(|| AgentError::Invalid {
-                what: "policy file",
-                path: path.display().to_string(),
-                reason: format!("run_as_user `{name}` does not exist on this host"),
-            })?;
-            policy.run_as_ids = Some((user.uid.as_raw(), user.gid.as_raw()));
-        }
-        if !(1..=100_000).contains(&policy.max_output_lines) {
-            return Err(AgentError::Invalid {
-                what: "policy file",
-                path: path.display().to_string(),
-                reason: "max_output_lines must be between 1 and 100000".to_owned(),
-            });
-        }
-        Ok(policy)
+        let invalid =
+            |reason: String| AgentError::Invalid { what: "policy file", path: path.display().to_string(), reason };
+        let doc = PolicyFile::parse(&text, path).map_err(|e| invalid(e.message().to_owned()))?;
+        let files = doc.file_rules().map_err(|e| invalid(e.message().to_owned()))?;
+        let run_as_ids = match &doc.run_as_user {
+            Some(name) => {
+                let user = nix::unistd::User::from_name(name)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| invalid(format!("run_as_user `{name}` does not exist on this host")))?;
+                Some((user.uid.as_raw(), user.gid.as_raw()))
+            }
+            None => None,
+        };
+        Ok(Self { doc, files, sha256: hex::encode(Sha256::digest(text.as_bytes())), run_as_ids })
     }
 
     /// The uid and gid commands run as, when the policy names a user.
     pub fn run_as(&self) -> Option<(u32, u32)> {
         self.run_as_ids
+    }
+
+    /// The compiled file rules.
+    pub fn files(&self) -> &FileRules {
+        &self.files
     }
 
     /// The summary sent in `Hello`.
@@ -113,6 +105,9 @@ mod tests {
         std::fs::write(&file, "comands_enabled = false\n").unwrap();
         let err = LocalPolicy::load(&file).unwrap_err();
         assert!(err.to_string().contains("comands_enabled"), "{err}");
+        std::fs::write(&file, "file_roots = [\"relative/*.log\"]\n").unwrap();
+        let err = LocalPolicy::load(&file).unwrap_err();
+        assert!(err.to_string().contains("absolute"), "{err}");
         assert!(LocalPolicy::load(&dir.path().join("missing.toml")).is_err());
     }
 }

@@ -84,6 +84,22 @@ pub enum PolicyCommand {
         #[arg(long)]
         explain: bool,
     },
+    /// Would an agent with this policy read this path, and why (or why not)? Resolves the path on
+    /// this machine (symlinks included) exactly as the agent does. Exit status 0 when allowed, 1
+    /// when denied.
+    CheckPath {
+        /// The absolute path to check.
+        path: String,
+        /// The agent's policy file (TOML); the built-in default policy when absent.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<std::path::PathBuf>,
+        /// Check against the privileged allowlist (mttrly_read_privileged_file) instead.
+        #[arg(long, conflicts_with = "write")]
+        privileged: bool,
+        /// Check whether the path is a managed file mttrly_write_file / mttrly_cleanup_file may change.
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 /// `mttrly-cli servers ...`

@@ -20,7 +20,11 @@ pub fn run(cli: &Cli) -> ExitCode {
     let printer = Printer::new(cli.output);
     let result = match &cli.command {
         Command::Tools(cmd) => commands::tools::run(cmd, &printer),
-        Command::Policy(cmd) => commands::policy::run(cmd, &printer),
+        Command::Policy(cmd) => match commands::policy::run(cmd, &printer) {
+            // A denied path: the verdict is already printed; the status says it.
+            Ok(false) => return ExitCode::from(1),
+            other => other.map(|_| ()),
+        },
         remote => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime.block_on(run_remote(cli, remote, &printer)),
             Err(e) => Err(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the runtime: {e}"))),

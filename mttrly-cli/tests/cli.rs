@@ -187,3 +187,49 @@ fn policy_redact_filters_stdin_and_explains() {
     let explain = String::from_utf8_lossy(&out.stderr);
     assert!(explain.contains("aws_access_key") && explain.contains("secret_assignment"), "{explain}");
 }
+
+#[test]
+fn policy_check_path_resolves_like_the_agent_and_exits_by_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical");
+    std::fs::create_dir_all(root.join("logs")).expect("mkdir");
+    std::fs::create_dir_all(root.join("secret")).expect("mkdir");
+    std::fs::write(root.join("logs/app.log"), "x\n").expect("write");
+    std::fs::write(root.join("secret/key"), "k\n").expect("write");
+    std::os::unix::fs::symlink(root.join("secret/key"), root.join("logs/key.log")).expect("symlink");
+    let policy = root.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "file_roots = [\"{0}/logs/*.log\"]\nprivileged_files_enabled = true\nprivileged_files = [\"{0}/secret/*\"]\n",
+            root.display()
+        ),
+    )
+    .expect("policy");
+    let check = |path: &str, extra: &[&str]| {
+        let mut args = vec!["--output", "json", "policy", "check-path", path, "--policy", policy.to_str().expect("p")];
+        args.extend_from_slice(extra);
+        let out = cli(&args);
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("json verdict");
+        (out.status.code(), v)
+    };
+    let (code, v) = check(&format!("{}/logs/app.log", root.display()), &[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["rule"], format!("{}/logs/*.log", root.display()));
+    let (code, v) = check(&format!("{}/logs/key.log", root.display()), &[]);
+    assert_eq!(code, Some(1), "a symlink out of the allowlist is denied: {v}");
+    assert_eq!(v["code"], "POLICY_DENIED");
+    assert!(v["reason"].as_str().is_some_and(|r| r.contains("resolves to")), "{v}");
+    let (code, _) = check(&format!("{}/logs/../secret/key", root.display()), &[]);
+    assert_eq!(code, Some(1));
+    let (code, v) = check(&format!("{}/secret/key", root.display()), &["--privileged"]);
+    assert_eq!(code, Some(0), "{v}");
+    let (code, _) = check("/proc/self/environ", &[]);
+    assert_eq!(code, Some(1));
+
+    // A broken policy file is a clear error, not a verdict.
+    std::fs::write(&policy, "file_rootz = []\n").expect("policy");
+    let out = cli(&["policy", "check-path", "/var/log/x", "--policy", policy.to_str().expect("p")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("file_rootz"), "{}", stderr(&out));
+}

@@ -166,9 +166,8 @@ impl FileRules {
 
     /// The first rule allowing `path` for `access`, if any.
     fn rule_for(&self, path: &Path, access: FileAccess) -> Option<String> {
-        let first = |(set, patterns): &(GlobSet, Vec<String>)| {
-            set.matches(path).into_iter().min().map(|i| patterns[i].clone())
-        };
+        let first =
+            |(set, patterns): &(GlobSet, Vec<String>)| set.matches(path).into_iter().min().map(|i| patterns[i].clone());
         match access {
             FileAccess::Write => first(&self.managed),
             FileAccess::Privileged => {
@@ -268,10 +267,7 @@ impl FileRules {
             .iter()
             .chain(&self.policy.managed_files)
             .map(|g| {
-                let literal: Vec<&str> = g
-                    .split('/')
-                    .take_while(|seg| !seg.contains(['*', '?', '[', '{']))
-                    .collect();
+                let literal: Vec<&str> = g.split('/').take_while(|seg| !seg.contains(['*', '?', '[', '{'])).collect();
                 let joined = literal.join("/");
                 if joined.is_empty() { PathBuf::from("/") } else { PathBuf::from(joined) }
             })

@@ -46,7 +46,8 @@ pub fn open_checked(allowed: &Allowed) -> Result<(File, Metadata), MttrlyError> 
 fn still_the_same(file: &File, meta: &Metadata, path: &Path) -> Result<(), MttrlyError> {
     use std::os::unix::fs::MetadataExt as _;
     use std::os::unix::io::AsRawFd as _;
-    let now = std::fs::symlink_metadata(path).map_err(|e| denied(format!("`{}` changed: {e}", path.display()), path))?;
+    let now =
+        std::fs::symlink_metadata(path).map_err(|e| denied(format!("`{}` changed: {e}", path.display()), path))?;
     if now.dev() != meta.dev() || now.ino() != meta.ino() {
         return Err(denied(format!("`{}` was replaced while it was being opened", path.display()), path));
     }

@@ -218,7 +218,8 @@ fn diffs_are_unified_and_identical_files_say_so() {
 fn bad_rules_are_clear_errors() {
     let err = FileRules::new(FilePolicy { file_roots: vec!["var/log/*".into()], ..FilePolicy::default() }).unwrap_err();
     assert!(err.message().contains("absolute"), "{err}");
-    let err = FileRules::new(FilePolicy { file_roots: vec!["/var/log/[".into()], ..FilePolicy::default() }).unwrap_err();
+    let err =
+        FileRules::new(FilePolicy { file_roots: vec!["/var/log/[".into()], ..FilePolicy::default() }).unwrap_err();
     assert_eq!(err.code(), ErrorCode::ValidationError);
 }
 

@@ -1,0 +1,94 @@
+//! The server owner's local policy file, as data: what an agent will do on its host whatever
+//! central asks. The agent enforces it; `mttrly-cli policy check-path --policy FILE` reads the same
+//! file to try it before rolling it out.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorCode, MttrlyError};
+use crate::files::{FilePolicy, FileRules};
+
+/// The policy file (TOML). Unknown keys are refused, so a typo never silently keeps a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Whether shell commands may run at all.
+    pub commands_enabled: bool,
+    /// Playbooks the owner allows; empty means every built-in playbook.
+    pub allowed_playbooks: Vec<String>,
+    /// Globs of files the agent may read (`*` within a directory, `**` across).
+    pub file_roots: Vec<String>,
+    /// Whether the privileged file allowlist is on.
+    pub privileged_files_enabled: bool,
+    /// Globs of the privileged allowlist (sudoers overrides, authorized_keys, ...).
+    pub privileged_files: Vec<String>,
+    /// Globs of managed files (readable; writable and removable only with approval).
+    pub managed_files: Vec<String>,
+    /// Managed env files by name (`app = "/srv/app/.env"`), read with values redacted.
+    pub env_files: std::collections::BTreeMap<String, String>,
+    /// The user commands run as (the agent must run as root to switch); the agent's own user when
+    /// absent.
+    pub run_as_user: Option<String>,
+    /// The most output lines one command may return.
+    pub max_output_lines: usize,
+}
+
+impl Default for PolicyFile {
+    fn default() -> Self {
+        let files = FilePolicy::default();
+        Self {
+            commands_enabled: true,
+            allowed_playbooks: Vec::new(),
+            file_roots: files.file_roots,
+            privileged_files_enabled: files.privileged_files_enabled,
+            privileged_files: files.privileged_files,
+            managed_files: files.managed_files,
+            env_files: files.env_files,
+            run_as_user: None,
+            max_output_lines: 500,
+        }
+    }
+}
+
+fn invalid(path: &Path, reason: impl std::fmt::Display) -> MttrlyError {
+    MttrlyError::new(ErrorCode::ValidationError, format!("invalid policy file {}: {reason}", path.display()))
+        .with_detail("path", path.display().to_string())
+}
+
+impl PolicyFile {
+    /// Parses and validates policy text (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, MttrlyError> {
+        let policy: Self = toml::from_str(text).map_err(|e| invalid(path, e))?;
+        if !(1..=100_000).contains(&policy.max_output_lines) {
+            return Err(invalid(path, "max_output_lines must be between 1 and 100000"));
+        }
+        policy.file_rules().map_err(|e| invalid(path, e.message()))?;
+        Ok(policy)
+    }
+
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Self, MttrlyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            MttrlyError::new(ErrorCode::ValidationError, format!("cannot read policy file {}: {e}", path.display()))
+                .with_detail("path", path.display().to_string())
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The file part of the policy.
+    pub fn file_policy(&self) -> FilePolicy {
+        FilePolicy {
+            file_roots: self.file_roots.clone(),
+            privileged_files_enabled: self.privileged_files_enabled,
+            privileged_files: self.privileged_files.clone(),
+            managed_files: self.managed_files.clone(),
+            env_files: self.env_files.clone(),
+        }
+    }
+
+    /// The compiled file rules.
+    pub fn file_rules(&self) -> Result<FileRules, MttrlyError> {
+        FileRules::new(self.file_policy())
+    }
+}
