@@ -21,7 +21,14 @@ pub const HOST_METRICS: &str = "host.metrics";
 pub const COMMAND_RUN: &str = "command.run";
 
 /// The capabilities this agent offers, as announced in `Hello`.
-pub const ALL: &[&str] = &[HOST_METRICS, COMMAND_RUN];
+pub const ALL: &[&str] = &[
+    HOST_METRICS,
+    COMMAND_RUN,
+    crate::files::FILE_READ,
+    crate::files::FILE_READ_PRIVILEGED,
+    crate::files::FILE_SEARCH,
+    crate::files::FILE_DIFF,
+];
 
 /// What capabilities share.
 pub struct Context {
@@ -85,6 +92,13 @@ pub async fn invoke(
             }
         }
         COMMAND_RUN => run_command(ctx, params, action, chunks).await,
+        crate::files::FILE_READ
+        | crate::files::FILE_READ_PRIVILEGED
+        | crate::files::FILE_SEARCH
+        | crate::files::FILE_DIFF => match crate::files::invoke(ctx.policy.files(), capability, params).await {
+            Ok(result) => Done::ok(result),
+            Err(e) => Done::failed(e),
+        },
         other => Done::failed(
             denied(format!("this agent does not offer the capability `{other}`")).with_detail("capability", other),
         ),

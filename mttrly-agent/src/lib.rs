@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod enroll;
 pub mod exec;
 pub mod executed;
+pub mod files;
 pub mod host;
 pub mod metrics;
 pub mod policy;

@@ -50,9 +50,28 @@ async fn main() {
         .into_inner();
     let state = dir.path().join("agent");
     mttrly_agent::enroll::enroll(central.grpc_url(), &added.install_token, None, &state, false).await.unwrap();
+    // A real 1 GB log (10.7 million lines) for the file tail figure.
+    let logs = dir.path().canonicalize().unwrap().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let big_log = logs.join("big.log");
+    {
+        use std::io::Write as _;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&big_log).unwrap());
+        let mut n = 0u64;
+        let mut written = 0u64;
+        while written < 1 << 30 {
+            let line =
+                format!("2026-11-21T12:00:00Z host nginx[123]: 10.0.0.{} GET /api/v1/items/{n} 200 0.012\n", n % 255);
+            w.write_all(line.as_bytes()).unwrap();
+            written += line.len() as u64;
+            n += 1;
+        }
+    }
+    let policy_file = dir.path().join("policy.toml");
+    std::fs::write(&policy_file, format!("file_roots = [\"{}/**\"]\n", logs.display())).unwrap();
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(mttrly_agent::run(
-        mttrly_agent::RunOptions::new(state, mttrly_agent::policy::LocalPolicy::default()),
+        mttrly_agent::RunOptions::new(state, mttrly_agent::policy::LocalPolicy::load(&policy_file).unwrap()),
         stopped,
     ));
     let mut tools = ToolServiceClient::new(channel.clone());
@@ -114,6 +133,33 @@ async fn main() {
         assert!(!r.is_error, "{}", r.structured_json);
     }
     report("execute_command uptime, tool call to result", uptime);
+
+    let mut tail = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        let r = tools
+            .call_tool(authed(
+                &token,
+                CallToolRequest {
+                    tool_id: "mttrly_read_file".into(),
+                    arguments_json: serde_json::json!({
+                        "server_id": added.server_id,
+                        "target": { "type": "file", "path": big_log },
+                        "lines": 500,
+                    })
+                    .to_string(),
+                    client_name: "bench".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        tail.push(t.elapsed());
+        assert!(!r.is_error, "{}", r.structured_json);
+        let v: Value = serde_json::from_str(&r.structured_json).unwrap();
+        assert_eq!(v["line_count"], 500);
+    }
+    report("read_file last 500 lines of a 1 GB log, tool call to result", tail);
 
     let mut to_start = Vec::new();
     let mut to_result = Vec::new();

@@ -4,6 +4,7 @@ mod actions;
 mod audit;
 mod catalog;
 mod commands;
+mod files;
 mod fleet;
 mod mcp;
 mod quickstart;

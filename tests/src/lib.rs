@@ -328,10 +328,24 @@ impl TestAgent {
 
     /// Enrolls with extra arguments (asserting success) and starts `mttrly-agent run`.
     pub fn start_with(central: &str, token: &str, state_dir: &Path, extra: &[&str]) -> Self {
+        Self::launch(central, token, state_dir, extra, None)
+    }
+
+    /// Enrolls and starts `mttrly-agent run --policy POLICY`.
+    pub fn start_with_policy(central: &str, token: &str, state_dir: &Path, policy: &Path) -> Self {
+        Self::launch(central, token, state_dir, &[], Some(policy))
+    }
+
+    fn launch(central: &str, token: &str, state_dir: &Path, extra: &[&str], policy: Option<&Path>) -> Self {
         let out = Self::enroll_with(central, token, state_dir, extra);
         assert!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
-        let child = Command::new(binary("mttrly-agent"))
-            .args(["run", "--state-dir"])
+        let mut run = Command::new(binary("mttrly-agent"));
+        if let Some(policy) = policy {
+            run.arg("run").arg("--policy").arg(policy).arg("--state-dir");
+        } else {
+            run.args(["run", "--state-dir"]);
+        }
+        let child = run
             .arg(state_dir)
             .env("MTTRLY_LOG", "warn")
             .stdout(Stdio::null())

@@ -7,6 +7,7 @@
 pub(crate) mod actions;
 pub(crate) mod audit;
 pub(crate) mod commands;
+pub(crate) mod files;
 pub(crate) mod servers;
 
 use mttrly_core::catalog::{ToolId, ToolInput};
@@ -33,6 +34,10 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::RegenerateInstallToken,
     ToolId::DecommissionServer,
     ToolId::ExecuteCommand,
+    ToolId::ReadFile,
+    ToolId::ReadPrivilegedFile,
+    ToolId::SearchFiles,
+    ToolId::DiffFile,
     // Decisions: through MCP only after the human confirms in the client (elicitation, see
     // `mttrly-mcp`); through the API as `ActionService` calls by a human.
     ToolId::ApproveAction,
@@ -134,6 +139,10 @@ pub async fn call(
         }
         ToolId::DecommissionServer => typed(arguments, |i| actions::decommission(central, caller, source, i)).await,
         ToolId::ExecuteCommand => typed(arguments, |i| commands::execute_command(central, caller, source, i)).await,
+        ToolId::ReadFile => typed(arguments, |i| files::read_file(central, caller, i)).await,
+        ToolId::ReadPrivilegedFile => typed(arguments, |i| files::read_privileged_file(central, caller, i)).await,
+        ToolId::SearchFiles => typed(arguments, |i| files::search_files(central, caller, i)).await,
+        ToolId::DiffFile => typed(arguments, |i| files::diff_file(central, caller, i)).await,
         ToolId::ApproveAction | ToolId::CancelAction => Err(MttrlyError::new(
             ErrorCode::Forbidden,
             format!(

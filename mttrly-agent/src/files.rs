@@ -1,0 +1,271 @@
+//! File capabilities: read (tail), privileged read, search, diff, Docker logs and images.
+//!
+//! Every path goes through the owner's file rules on this host ([`mttrly_core::files`]) and every
+//! byte that leaves is redacted here, before it reaches central. Blocking file work runs on the
+//! blocking pool.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mttrly_core::files::{Allowed, FileAccess, FileRules, diff, open::open_checked, search, tail};
+use mttrly_core::redactor::redact;
+use mttrly_core::{ErrorCode, MttrlyError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Tail a file, a managed env file, Docker logs, or list Docker images.
+pub const FILE_READ: &str = "file.read";
+/// Tail a file from the privileged allowlist.
+pub const FILE_READ_PRIVILEGED: &str = "file.read_privileged";
+/// Literal search over allowlisted files.
+pub const FILE_SEARCH: &str = "file.search";
+/// Unified diff of two allowlisted files.
+pub const FILE_DIFF: &str = "file.diff";
+
+/// The largest file a diff reads, per side.
+const MAX_DIFF_BYTES: u64 = 2 * 1024 * 1024;
+/// How long a Docker CLI call may take.
+const DOCKER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Redacts lines, counting what each rule removed.
+#[derive(Default)]
+struct Redactions(BTreeMap<&'static str, u32>);
+
+impl Redactions {
+    fn line(&mut self, line: &str) -> String {
+        let r = redact(line);
+        for hit in &r.hits {
+            *self.0.entry(hit.rule).or_default() += hit.count;
+        }
+        r.text.into_owned()
+    }
+
+    fn json(&self) -> Value {
+        Value::Array(self.0.iter().map(|(rule, count)| json!({ "rule": rule, "count": count })).collect())
+    }
+}
+
+fn bad(message: impl Into<String>) -> MttrlyError {
+    MttrlyError::new(ErrorCode::ValidationError, message)
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Target {
+    File { path: String },
+    DockerLogs { container: String },
+    DockerImages,
+    EnvFile { name: String },
+}
+
+#[derive(Deserialize)]
+struct ReadParams {
+    target: Target,
+    lines: usize,
+}
+
+#[derive(Deserialize)]
+struct PrivilegedParams {
+    path: String,
+    lines: usize,
+}
+
+#[derive(Deserialize)]
+struct SearchParams {
+    query: String,
+    glob: Option<String>,
+    #[serde(default)]
+    ignore_case: bool,
+    max_matches: usize,
+}
+
+#[derive(Deserialize)]
+struct DiffParams {
+    left_path: String,
+    right_path: String,
+    context_lines: usize,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(params: &[u8], what: &str) -> Result<T, MttrlyError> {
+    serde_json::from_slice(params).map_err(|e| bad(format!("malformed {what} parameters: {e}")))
+}
+
+/// Runs a file capability.
+pub async fn invoke(rules: &FileRules, capability: &str, params: &[u8]) -> Result<Value, MttrlyError> {
+    match capability {
+        FILE_READ => {
+            let p: ReadParams = parse(params, "file.read")?;
+            let lines = p.lines.clamp(1, 500);
+            match p.target {
+                Target::File { path } => {
+                    let allowed = rules.check(&path, FileAccess::Read)?;
+                    blocking(move || read_tail(&allowed, lines, path)).await
+                }
+                Target::EnvFile { name } => {
+                    let allowed = rules.env_file(&name)?;
+                    blocking(move || read_tail(&allowed, lines, format!("env_file:{name}"))).await
+                }
+                Target::DockerLogs { container } => docker_logs(&container, lines).await,
+                Target::DockerImages => docker_images(lines).await,
+            }
+        }
+        FILE_READ_PRIVILEGED => {
+            let p: PrivilegedParams = parse(params, "file.read_privileged")?;
+            let allowed = rules.check(&p.path, FileAccess::Privileged)?;
+            blocking(move || read_tail(&allowed, p.lines.clamp(1, 500), p.path)).await
+        }
+        FILE_SEARCH => {
+            let p: SearchParams = parse(params, "file.search")?;
+            let rules = rules.clone();
+            blocking(move || search_files(&rules, &p)).await
+        }
+        FILE_DIFF => {
+            let p: DiffParams = parse(params, "file.diff")?;
+            let left = rules.check(&p.left_path, FileAccess::Read)?;
+            let right = rules.check(&p.right_path, FileAccess::Read)?;
+            blocking(move || diff_files(&left, &right, &p)).await
+        }
+        other => Err(MttrlyError::new(ErrorCode::PolicyDenied, format!("unknown file capability `{other}`"))),
+    }
+}
+
+async fn blocking(job: impl FnOnce() -> Result<Value, MttrlyError> + Send + 'static) -> Result<Value, MttrlyError> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("file task failed: {e}")))?
+}
+
+fn read_tail(allowed: &Allowed, lines: usize, source: String) -> Result<Value, MttrlyError> {
+    let (mut file, meta) = open_checked(allowed)?;
+    let t = tail::tail(&mut file, meta.len(), lines)?;
+    let mut redactions = Redactions::default();
+    let content: Vec<String> = t.lines.iter().map(|l| redactions.line(l)).collect();
+    Ok(json!({
+        "source": source,
+        "content": content.join("\n"),
+        "line_count": content.len(),
+        "truncated": t.truncated,
+        "size_bytes": t.size_bytes,
+        "redactions": redactions.json(),
+    }))
+}
+
+fn search_files(rules: &FileRules, p: &SearchParams) -> Result<Value, MttrlyError> {
+    if p.query.is_empty() {
+        return Err(bad("the query is empty"));
+    }
+    let found = search::search(rules, &p.query, p.glob.as_deref(), p.ignore_case, p.max_matches.clamp(1, 500))?;
+    let mut redactions = Redactions::default();
+    let matches: Vec<Value> = found
+        .hits
+        .iter()
+        .map(|h| json!({ "path": h.path, "line_number": h.line_number, "line": redactions.line(&h.line) }))
+        .collect();
+    Ok(json!({
+        "matches": matches,
+        "files_searched": found.files_searched,
+        "truncated": found.truncated,
+        "redactions": redactions.json(),
+    }))
+}
+
+fn read_small(allowed: &Allowed) -> Result<String, MttrlyError> {
+    use std::io::Read as _;
+    let (file, meta) = open_checked(allowed)?;
+    if meta.len() > MAX_DIFF_BYTES {
+        return Err(bad(format!(
+            "`{}` is {} bytes; diffs are limited to {MAX_DIFF_BYTES} bytes per file",
+            allowed.path.display(),
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_DIFF_BYTES).read_to_end(&mut bytes).map_err(|e| bad(format!("cannot read the file: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn diff_files(left: &Allowed, right: &Allowed, p: &DiffParams) -> Result<Value, MttrlyError> {
+    let (a, b) = (read_small(left)?, read_small(right)?);
+    let (text, identical, truncated) = diff::unified(&p.left_path, &a, &p.right_path, &b, p.context_lines.min(20));
+    let mut redactions = Redactions::default();
+    let redacted: Vec<String> = text.lines().map(|l| redactions.line(l)).collect();
+    let mut diff = redacted.join("\n");
+    if !diff.is_empty() {
+        diff.push('\n');
+    }
+    Ok(json!({ "diff": diff, "identical": identical, "truncated": truncated, "redactions": redactions.json() }))
+}
+
+fn docker_missing() -> MttrlyError {
+    MttrlyError::new(ErrorCode::DockerNotAvailable, "Docker is not installed on this server (no `docker` on PATH)")
+}
+
+/// Runs the Docker CLI with `args` (no shell), capped by time.
+async fn docker(args: &[&str]) -> Result<(String, String, bool), MttrlyError> {
+    let mut cmd = tokio::process::Command::new("docker");
+    cmd.args(args).stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let out = match tokio::time::timeout(DOCKER_TIMEOUT, cmd.output()).await {
+        Err(_) => return Err(MttrlyError::new(ErrorCode::Timeout, "the Docker CLI did not answer within 15 s")),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(docker_missing()),
+        Ok(Err(e)) => return Err(MttrlyError::new(ErrorCode::InternalError, format!("cannot run docker: {e}"))),
+        Ok(Ok(out)) => out,
+    };
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    ))
+}
+
+fn valid_container(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn lines_result(source: String, text: &str, lines: usize) -> Value {
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    let mut redactions = Redactions::default();
+    let content: Vec<String> = all[start..].iter().map(|l| redactions.line(l)).collect();
+    json!({
+        "source": source,
+        "content": content.join("\n"),
+        "line_count": content.len(),
+        "truncated": start > 0,
+        "size_bytes": null,
+        "redactions": redactions.json(),
+    })
+}
+
+async fn docker_logs(container: &str, lines: usize) -> Result<Value, MttrlyError> {
+    if !valid_container(container) {
+        return Err(
+            bad(format!("`{container}` is not a container name or id")).with_detail("field", "target.container")
+        );
+    }
+    let tail = lines.to_string();
+    let (stdout, stderr, ok) = docker(&["logs", "--tail", &tail, "--", container]).await?;
+    if !ok {
+        let reason: String = stderr.lines().next().unwrap_or("docker logs failed").chars().take(300).collect();
+        let code = if reason.contains("No such container") { ErrorCode::NotFound } else { ErrorCode::UnknownError };
+        return Err(MttrlyError::new(code, reason).with_detail("container", container));
+    }
+    // `docker logs` writes the container's stderr to its stderr: both are the log.
+    let mut text = stdout;
+    if !stderr.is_empty() {
+        text.push_str(&stderr);
+    }
+    Ok(lines_result(format!("docker_logs:{container}"), &text, lines))
+}
+
+async fn docker_images(lines: usize) -> Result<Value, MttrlyError> {
+    let (stdout, stderr, ok) =
+        docker(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}} {{.CreatedSince}}"]).await?;
+    if !ok {
+        let reason: String = stderr.lines().next().unwrap_or("docker images failed").chars().take(300).collect();
+        return Err(MttrlyError::new(ErrorCode::UnknownError, reason));
+    }
+    Ok(lines_result("docker_images".to_owned(), &stdout, lines))
+}

@@ -1,0 +1,135 @@
+//! The `files` toolset: read, privileged read, search and diff of allowlisted files on a server.
+//!
+//! Central checks tenancy and the plan's line limit; the agent decides what is allowed on its
+//! host (its local file rules) and redacts. Central redacts once more before returning, so a
+//! secret an old agent missed still never reaches the assistant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mttrly_core::redactor::redact;
+use mttrly_core::tools::files::{
+    DiffFileInput, FileContent, FileDiff, ReadFileInput, ReadPrivilegedFileInput, SearchFilesInput, SearchResults,
+};
+use mttrly_core::{ErrorCode, MttrlyError};
+use mttrly_proto::agent::v1::TaskStatus;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::db::accounts::TokenOwner;
+use crate::state::Central;
+
+/// How long a file task may take on the agent.
+const FILE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Asks the agent for a file capability and shapes its answer as `T`.
+async fn ask<T: DeserializeOwned>(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    server_id: &mttrly_core::ids::ServerId,
+    capability: &str,
+    params: Value,
+) -> Result<T, MttrlyError> {
+    let server = super::servers::find(central, caller, server_id).await?;
+    let reply = central.agents.request(&server.id, capability, &params, FILE_DEADLINE, None).await?;
+    if reply.status != TaskStatus::Succeeded || reply.error.is_some() {
+        return Err(reply.error.unwrap_or_else(|| {
+            MttrlyError::new(ErrorCode::UnknownError, format!("the agent could not complete {capability}"))
+        }));
+    }
+    let mut result = reply.result;
+    scrub(&mut result);
+    if let Value::Object(map) = &mut result {
+        map.insert("server_id".to_owned(), Value::String(server.id.to_string()));
+    }
+    serde_json::from_value(result).map_err(|e| {
+        MttrlyError::new(ErrorCode::InternalError, format!("the agent's {capability} answer is malformed: {e}"))
+    })
+}
+
+/// Central's second redaction pass over every text field an agent returns.
+fn scrub(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = redact(s).text {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key != "redactions" {
+                    scrub(v);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn plan_lines(caller: &TokenOwner, asked: u32) -> u32 {
+    asked.min(caller.plan.limits().log_lines)
+}
+
+pub(crate) async fn read_file(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    input: ReadFileInput,
+) -> Result<FileContent, MttrlyError> {
+    let params = json!({ "target": input.target, "lines": plan_lines(caller, input.lines.get()) });
+    ask(central, caller, &input.server_id, "file.read", params).await
+}
+
+pub(crate) async fn read_privileged_file(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    input: ReadPrivilegedFileInput,
+) -> Result<FileContent, MttrlyError> {
+    let params = json!({ "path": input.path, "lines": plan_lines(caller, input.lines.get()) });
+    ask(central, caller, &input.server_id, "file.read_privileged", params).await
+}
+
+pub(crate) async fn search_files(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    input: SearchFilesInput,
+) -> Result<SearchResults, MttrlyError> {
+    let params = json!({
+        "query": input.query,
+        "glob": input.glob,
+        "ignore_case": input.ignore_case,
+        "max_matches": plan_lines(caller, input.max_matches.get()),
+    });
+    ask(central, caller, &input.server_id, "file.search", params).await
+}
+
+pub(crate) async fn diff_file(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    input: DiffFileInput,
+) -> Result<FileDiff, MttrlyError> {
+    let params = json!({
+        "left_path": input.left_path,
+        "right_path": input.right_path,
+        "context_lines": input.context_lines.get(),
+    });
+    ask(central, caller, &input.server_id, "file.diff", params).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn central_redacts_what_an_agent_let_through() {
+        let mut v = json!({
+            "content": "ok\npassword=hunter2hunter2",
+            "matches": [{ "line": "AKIAIOSFODNN7EXAMPLE" }],
+            "redactions": [{ "rule": "x", "count": 1 }],
+        });
+        scrub(&mut v);
+        let text = v.to_string();
+        assert!(!text.contains("hunter2hunter2") && !text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
+        assert_eq!(v["redactions"][0]["rule"], "x");
+    }
+}
