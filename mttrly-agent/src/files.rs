@@ -99,11 +99,11 @@ pub async fn invoke(rules: &FileRules, capability: &str, params: &[u8]) -> Resul
             match p.target {
                 Target::File { path } => {
                     let allowed = rules.check(&path, FileAccess::Read)?;
-                    blocking(move || read_tail(&allowed, lines, path)).await
+                    blocking(move || read_tail(&allowed, lines, &path)).await
                 }
                 Target::EnvFile { name } => {
                     let allowed = rules.env_file(&name)?;
-                    blocking(move || read_tail(&allowed, lines, format!("env_file:{name}"))).await
+                    blocking(move || read_tail(&allowed, lines, &format!("env_file:{name}"))).await
                 }
                 Target::DockerLogs { container } => docker_logs(&container, lines).await,
                 Target::DockerImages => docker_images(lines).await,
@@ -112,7 +112,7 @@ pub async fn invoke(rules: &FileRules, capability: &str, params: &[u8]) -> Resul
         FILE_READ_PRIVILEGED => {
             let p: PrivilegedParams = parse(params, "file.read_privileged")?;
             let allowed = rules.check(&p.path, FileAccess::Privileged)?;
-            blocking(move || read_tail(&allowed, p.lines.clamp(1, 500), p.path)).await
+            blocking(move || read_tail(&allowed, p.lines.clamp(1, 500), &p.path)).await
         }
         FILE_SEARCH => {
             let p: SearchParams = parse(params, "file.search")?;
@@ -135,7 +135,7 @@ async fn blocking(job: impl FnOnce() -> Result<Value, MttrlyError> + Send + 'sta
         .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("file task failed: {e}")))?
 }
 
-fn read_tail(allowed: &Allowed, lines: usize, source: String) -> Result<Value, MttrlyError> {
+fn read_tail(allowed: &Allowed, lines: usize, source: &str) -> Result<Value, MttrlyError> {
     let (mut file, meta) = open_checked(allowed)?;
     let t = tail::tail(&mut file, meta.len(), lines)?;
     let mut redactions = Redactions::default();
@@ -224,7 +224,7 @@ fn valid_container(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-fn lines_result(source: String, text: &str, lines: usize) -> Value {
+fn lines_result(source: &str, text: &str, lines: usize) -> Value {
     let all: Vec<&str> = text.lines().collect();
     let start = all.len().saturating_sub(lines);
     let mut redactions = Redactions::default();
@@ -257,7 +257,7 @@ async fn docker_logs(container: &str, lines: usize) -> Result<Value, MttrlyError
     if !stderr.is_empty() {
         text.push_str(&stderr);
     }
-    Ok(lines_result(format!("docker_logs:{container}"), &text, lines))
+    Ok(lines_result(&format!("docker_logs:{container}"), &text, lines))
 }
 
 async fn docker_images(lines: usize) -> Result<Value, MttrlyError> {
@@ -267,5 +267,5 @@ async fn docker_images(lines: usize) -> Result<Value, MttrlyError> {
         let reason: String = stderr.lines().next().unwrap_or("docker images failed").chars().take(300).collect();
         return Err(MttrlyError::new(ErrorCode::UnknownError, reason));
     }
-    Ok(lines_result("docker_images".to_owned(), &stdout, lines))
+    Ok(lines_result("docker_images", &stdout, lines))
 }
