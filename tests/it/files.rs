@@ -66,6 +66,7 @@ fn setup() -> Setup {
 }
 
 impl Setup {
+    #[allow(clippy::needless_pass_by_value)] // call sites read better with json!(..) inline
     fn call(&self, tool: &str, args: Value) -> Value {
         self.central.call_tool(&self.assistant, tool, &args)
     }
