@@ -28,6 +28,8 @@ pub const ALL: &[&str] = &[
     crate::files::FILE_READ_PRIVILEGED,
     crate::files::FILE_SEARCH,
     crate::files::FILE_DIFF,
+    crate::files::FILE_WRITE,
+    crate::files::FILE_CLEANUP,
 ];
 
 /// What capabilities share.
@@ -73,6 +75,7 @@ pub async fn invoke(
     ctx: &Context,
     capability: &str,
     params: &[u8],
+    payload: &[u8],
     action: bool,
     chunks: &mpsc::Sender<String>,
 ) -> Done {
@@ -92,6 +95,15 @@ pub async fn invoke(
             }
         }
         COMMAND_RUN => run_command(ctx, params, action, chunks).await,
+        crate::files::FILE_WRITE | crate::files::FILE_CLEANUP => {
+            if !action {
+                return Done::failed(denied("file changes run only as actions a human approved"));
+            }
+            match crate::files::change(ctx.policy.files(), params, payload).await {
+                Ok(result) => Done::ok(result),
+                Err(e) => Done::failed(e),
+            }
+        }
         crate::files::FILE_READ
         | crate::files::FILE_READ_PRIVILEGED
         | crate::files::FILE_SEARCH

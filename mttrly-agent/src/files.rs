@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mttrly_core::action::ActionContent;
 use mttrly_core::files::{Allowed, FileAccess, FileRules, diff, open::open_checked, search, tail};
 use mttrly_core::redactor::redact;
 use mttrly_core::{ErrorCode, MttrlyError};
@@ -21,6 +22,11 @@ pub const FILE_READ_PRIVILEGED: &str = "file.read_privileged";
 pub const FILE_SEARCH: &str = "file.search";
 /// Unified diff of two allowlisted files.
 pub const FILE_DIFF: &str = "file.diff";
+
+/// Write a managed file (an approved action; the previous content is kept as a backup).
+pub const FILE_WRITE: &str = "file.write";
+/// Delete a managed file (an approved action).
+pub const FILE_CLEANUP: &str = "file.cleanup";
 
 /// The largest file a diff reads, per side.
 const MAX_DIFF_BYTES: u64 = 2 * 1024 * 1024;
@@ -268,4 +274,92 @@ async fn docker_images(lines: usize) -> Result<Value, MttrlyError> {
         return Err(MttrlyError::new(ErrorCode::UnknownError, reason));
     }
     Ok(lines_result("docker_images", &stdout, lines))
+}
+
+/// Carries out an approved file change. `params` are the approved [`ActionContent`] bytes (the
+/// session already checked their hash); `payload` must match the content's hash and size.
+pub async fn change(rules: &FileRules, params: &[u8], payload: &[u8]) -> Result<Value, MttrlyError> {
+    let content: ActionContent = parse(params, "file change")?;
+    match content {
+        ActionContent::FileWrite { path, sha256, size_bytes } => {
+            use sha2::Digest as _;
+            let actual = hex::encode(sha2::Sha256::digest(payload));
+            if actual != sha256 || payload.len() as u64 != size_bytes {
+                return Err(MttrlyError::new(
+                    ErrorCode::PolicyDenied,
+                    "the file content does not match what was approved; nothing was written",
+                ));
+            }
+            let allowed = rules.check(&path, FileAccess::Write)?;
+            let bytes = payload.to_vec();
+            blocking(move || write_managed(&allowed, &bytes)).await
+        }
+        ActionContent::FileCleanup { path } => {
+            let allowed = rules.check(&path, FileAccess::Write)?;
+            blocking(move || remove_managed(&allowed)).await
+        }
+        _ => Err(bad("expected a file write or cleanup action")),
+    }
+}
+
+fn io_failed(what: &str, path: &std::path::Path, e: &std::io::Error) -> MttrlyError {
+    MttrlyError::new(ErrorCode::InternalError, format!("cannot {what} `{}`: {e}", path.display()))
+}
+
+/// Writes through a temporary file in the same directory and renames it over the target (a
+/// reader never sees half a file; a crash leaves the old file). The previous content is copied to
+/// `NAME.mttrly-backup-UNIXMS` first, and the file keeps its permissions.
+fn write_managed(allowed: &Allowed, bytes: &[u8]) -> Result<Value, MttrlyError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = &allowed.path;
+    let dir = path.parent().ok_or_else(|| bad("a managed file needs a parent directory"))?;
+    let stamp = jiff::Timestamp::now().as_millisecond();
+    let mut backup = None;
+    let mut mode = None;
+    if allowed.exists {
+        let (mut current, meta) = open_checked(allowed)?;
+        let name = format!("{}.mttrly-backup-{stamp}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
+        let backup_path = dir.join(name);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&backup_path)
+            .map_err(|e| io_failed("create the backup", &backup_path, &e))?;
+        std::io::copy(&mut current, &mut out).map_err(|e| io_failed("back up", path, &e))?;
+        out.sync_all().map_err(|e| io_failed("sync the backup", &backup_path, &e))?;
+        let _ =
+            std::fs::set_permissions(&backup_path, std::fs::Permissions::from_mode(meta.permissions().mode() & 0o600));
+        mode = Some(meta.permissions());
+        backup = Some(backup_path);
+    }
+    let tmp = dir.join(format!(".{}.mttrly-tmp-{stamp}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| io_failed("create", &tmp, &e))?;
+        f.write_all(bytes).map_err(|e| io_failed("write", &tmp, &e))?;
+        f.sync_all().map_err(|e| io_failed("sync", &tmp, &e))?;
+        if let Some(perm) = &mode {
+            std::fs::set_permissions(&tmp, perm.clone()).map_err(|e| io_failed("set permissions on", &tmp, &e))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| io_failed("replace", path, &e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    Ok(json!({ "path": path, "bytes_written": bytes.len(), "backup": backup }))
+}
+
+fn remove_managed(allowed: &Allowed) -> Result<Value, MttrlyError> {
+    if !allowed.exists {
+        return Err(MttrlyError::new(ErrorCode::NotFound, format!("`{}` does not exist", allowed.path.display())));
+    }
+    // Opening checks it is still a regular file at this path (not a symlink swapped in).
+    let (_, meta) = open_checked(allowed)?;
+    std::fs::remove_file(&allowed.path).map_err(|e| io_failed("remove", &allowed.path, &e))?;
+    Ok(json!({ "path": allowed.path, "bytes_freed": meta.len() }))
 }

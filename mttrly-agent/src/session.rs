@@ -289,8 +289,15 @@ async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, ctx: Arc<Co
             }
         }
     });
-    let done =
-        capabilities::invoke(&ctx, &task.capability, &task.params_json, !task.action_id.is_empty(), &chunk_tx).await;
+    let done = capabilities::invoke(
+        &ctx,
+        &task.capability,
+        &task.params_json,
+        &task.payload,
+        !task.action_id.is_empty(),
+        &chunk_tx,
+    )
+    .await;
     drop(chunk_tx);
     let _ = forward.await;
     let message = AgentMessage {

@@ -32,6 +32,7 @@ fn setup() -> Setup {
     std::fs::write(root.join("secret/shadow"), "root:$6$secret\n").expect("secret");
     std::fs::write(root.join("etc/sudoers.d/deploy"), "deploy ALL=(ALL) NOPASSWD: /bin/systemctl\n").expect("sudo");
     std::fs::write(root.join("srv/app/.env"), "PORT=8080\nDATABASE_PASSWORD=supersecretvalue\n").expect("env");
+    std::fs::write(root.join("srv/app/app.conf"), "workers = 2\n").expect("conf");
     std::os::unix::fs::symlink(root.join("secret/shadow"), root.join("log/shadow.log")).expect("symlink");
     let fifo = root.join("log/pipe.log");
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
@@ -39,7 +40,8 @@ fn setup() -> Setup {
     std::fs::write(
         &policy,
         format!(
-            "file_roots = [\"{r}/log/**\"]\nprivileged_files_enabled = true\nprivileged_files = [\"{r}/etc/sudoers.d/*\"]\n\
+            "file_roots = [\"{r}/log/**\"]\nmanaged_files = [\"{r}/srv/app/*.conf\"]\n\
+             privileged_files_enabled = true\nprivileged_files = [\"{r}/etc/sudoers.d/*\"]\n\
              [env_files]\napp = \"{r}/srv/app/.env\"\n",
             r = root.display()
         ),
@@ -161,4 +163,48 @@ fn search_and_diff_stay_inside_the_allowlist() {
         json!({ "server_id": "srv_00000000000000000000000000000000", "target": { "type": "docker_images" } }),
     );
     assert_eq!(missing["code"], "SERVER_NOT_FOUND", "{missing}");
+}
+
+#[test]
+fn writes_and_cleanups_wait_for_a_human_and_keep_a_backup() {
+    use base64::Engine as _;
+    let s = setup();
+    let conf = s.path("srv/app/app.conf");
+    let new = base64::engine::general_purpose::STANDARD.encode("workers = 8\n");
+    let pending = s.call("mttrly_write_file", json!({ "server_id": s.server_id, "path": conf, "content_base64": new }));
+    assert_eq!(pending["status"], "pending_approval", "{pending}");
+    assert_eq!(std::fs::read_to_string(&conf).expect("conf"), "workers = 2\n", "nothing changes before approval");
+    let id = pending["action_id"].as_str().expect("id");
+    let shown = s.central.cli_json(&["actions", "show", id]);
+    assert_eq!(shown["content"]["type"], "file_write");
+    assert_eq!(shown["content"]["size_bytes"], 12);
+    let done = s.central.cli_json(&["actions", "approve", id, "--yes"]);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(std::fs::read_to_string(&conf).expect("conf"), "workers = 8\n");
+    let backups: Vec<_> = std::fs::read_dir(s.root.join("srv/app"))
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("app.conf.mttrly-backup-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(std::fs::read_to_string(s.root.join("srv/app").join(&backups[0])).expect("backup"), "workers = 2\n");
+
+    // Outside the managed files: even approved, the agent refuses.
+    let outside = s.path("log/nginx/access.log");
+    let pending =
+        s.call("mttrly_write_file", json!({ "server_id": s.server_id, "path": outside, "content_base64": new }));
+    let id = pending["action_id"].as_str().expect("id");
+    let refused = s.central.cli_json(&["actions", "approve", id, "--yes"]);
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert_eq!(refused["result"]["error"]["code"], "POLICY_DENIED", "{refused}");
+    assert!(std::fs::read_to_string(&outside).expect("log").starts_with("line 1 "));
+
+    // Cleanup.
+    let pending = s.call("mttrly_cleanup_file", json!({ "server_id": s.server_id, "path": conf }));
+    assert_eq!(pending["status"], "pending_approval", "{pending}");
+    assert!(std::path::Path::new(&conf).exists());
+    let id = pending["action_id"].as_str().expect("id");
+    let done = s.central.cli_json(&["actions", "approve", id, "--yes"]);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(!std::path::Path::new(&conf).exists());
 }

@@ -143,12 +143,28 @@ fn cap_lines(output: &mut String, max: usize) -> bool {
 }
 
 async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> Outcome {
+    let payload = if matches!(action.content, ActionContent::FileWrite { .. }) {
+        let id = action.id.clone();
+        match central.db.call(move |conn| db::actions::payload(conn, &id)).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Outcome::failed(MttrlyError::new(
+                    ErrorCode::InternalError,
+                    "the file content of this write is missing from the database",
+                ));
+            }
+            Err(e) => return Outcome::failed(e),
+        }
+    } else {
+        Vec::new()
+    };
     let reply = central
         .agents
-        .request_raw(
+        .request_with_payload(
             &action.server_id,
             capability,
             action.content.canonical_bytes(),
+            payload,
             deadline(&action.content),
             Some((&action.id, &action.content_sha256)),
         )

@@ -36,6 +36,9 @@ pub struct NewAction {
     pub description: String,
     /// Whether it may run at once without approval (read-only by policy).
     pub run_at_once: bool,
+    /// Bytes the content names by hash (a file write's new content), stored with the action and
+    /// sent to the agent, which checks them against the approved hash.
+    pub payload: Option<Vec<u8>>,
 }
 
 fn not_found(id: &ActionId) -> MttrlyError {
@@ -119,7 +122,18 @@ pub async fn submit(
         result: None,
     };
     let stored = action.clone();
-    central.db.call(move |conn| db::actions::insert(conn, &stored)).await?;
+    let payload = new.payload;
+    central
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
+            db::actions::insert(&tx, &stored)?;
+            if let Some(bytes) = &payload {
+                db::actions::insert_payload(&tx, &stored.id, bytes)?;
+            }
+            tx.commit().map_err(db::internal)
+        })
+        .await?;
     central.audit(AuditEvent {
         at: jiff::Timestamp::now(),
         account_id: action.account_id.clone(),

@@ -256,6 +256,19 @@ impl AgentRegistry {
         deadline: Duration,
         action: Option<(&ActionId, &str)>,
     ) -> Result<TaskReply, MttrlyError> {
+        self.request_with_payload(server, capability, params_json, Vec::new(), deadline, action).await
+    }
+
+    /// Like [`Self::request_raw`], with bytes the approved content names by hash.
+    pub async fn request_with_payload(
+        &self,
+        server: &ServerId,
+        capability: &str,
+        params_json: Vec<u8>,
+        payload: Vec<u8>,
+        deadline: Duration,
+        action: Option<(&ActionId, &str)>,
+    ) -> Result<TaskReply, MttrlyError> {
         let offline = || {
             MttrlyError::new(ErrorCode::ServerOffline, "the server's agent is not connected")
                 .with_detail("server_id", server.as_str())
@@ -284,6 +297,7 @@ impl AgentRegistry {
                 capability: capability.to_owned(),
                 params_json,
                 content_sha256: action.map(|(_, hash)| hash.to_owned()).unwrap_or_default(),
+                payload,
             })),
         };
         if sender.send(Ok(request)).await.is_err() {

@@ -84,6 +84,21 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Option<ActionRow>> {
 }
 
 /// Stores a new action.
+/// Stores the bytes an action carries by hash.
+pub fn insert_payload(conn: &Connection, id: &ActionId, payload: &[u8]) -> Result<(), MttrlyError> {
+    conn.execute("INSERT INTO action_payloads (action_id, payload) VALUES (?1, ?2)", params![id.as_str(), payload])
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// The bytes an action carries, if any.
+pub fn payload(conn: &Connection, id: &ActionId) -> Result<Option<Vec<u8>>, MttrlyError> {
+    conn.query_row("SELECT payload FROM action_payloads WHERE action_id = ?1", params![id.as_str()], |r| r.get(0))
+        .optional()
+        .map_err(internal)
+}
+
+/// Stores an action.
 pub fn insert(conn: &Connection, a: &ActionRow) -> Result<(), MttrlyError> {
     conn.execute(
         "INSERT INTO actions (id, account_id, server_id, environment, action_type, content_json, content_sha256,

@@ -158,6 +158,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1));
     ALTER TABLE api_tokens ADD COLUMN toolsets TEXT;
     ",
+    // 5: bytes an action carries by hash (a file write's new content). The action's content names
+    // their SHA-256 and size; these are the bytes, sent to the agent with the task.
+    "
+    CREATE TABLE action_payloads (
+        action_id TEXT PRIMARY KEY REFERENCES actions(id),
+        payload BLOB NOT NULL
+    ) STRICT;
+    ",
 ];
 
 pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

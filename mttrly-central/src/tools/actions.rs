@@ -59,7 +59,13 @@ pub(crate) async fn regenerate_install_token(
         "Rotate the agent credentials of {} ({}) and issue a new reinstall command; the old credentials stop working",
         server.name, server.environment
     );
-    let new = NewAction { server, content: ActionContent::InstallTokenRotation, description, run_at_once: false };
+    let new = NewAction {
+        server,
+        content: ActionContent::InstallTokenRotation,
+        description,
+        run_at_once: false,
+        payload: None,
+    };
     actions::submit(central, caller, source, new).await
 }
 
@@ -75,6 +81,7 @@ pub(crate) async fn decommission(
         "Remove {} ({}) from the registry; the host itself is not touched and its audit history is kept",
         server.name, server.environment
     );
-    let new = NewAction { server, content: ActionContent::Decommission, description, run_at_once: false };
+    let new =
+        NewAction { server, content: ActionContent::Decommission, description, run_at_once: false, payload: None };
     actions::submit(central, caller, source, new).await
 }

@@ -38,5 +38,6 @@ pub(crate) async fn execute_command(
         description.push_str(&format!(" — requested because: {reason}"));
     }
     let content = ActionContent::Command { command, timeout_seconds: input.timeout_seconds.get() };
-    actions::submit(central, caller, source, NewAction { server, content, description, run_at_once }).await
+    actions::submit(central, caller, source, NewAction { server, content, description, run_at_once, payload: None })
+        .await
 }

@@ -7,15 +7,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mttrly_core::action::ActionContent;
 use mttrly_core::redactor::redact;
+use mttrly_core::tools::actions::ActionSubmission;
 use mttrly_core::tools::files::{
-    DiffFileInput, FileContent, FileDiff, ReadFileInput, ReadPrivilegedFileInput, SearchFilesInput, SearchResults,
+    CleanupFileInput, DiffFileInput, FileContent, FileDiff, ReadFileInput, ReadPrivilegedFileInput, SearchFilesInput,
+    SearchResults, WriteFileInput,
 };
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::agent::v1::TaskStatus;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::actions::{self, NewAction};
 use crate::db::accounts::TokenOwner;
 use crate::state::Central;
 
@@ -114,6 +118,62 @@ pub(crate) async fn diff_file(
         "context_lines": input.context_lines.get(),
     });
     ask(central, caller, &input.server_id, "file.diff", params).await
+}
+
+/// A write always needs a human: it becomes a pending action naming the path, the new content's
+/// SHA-256 and size; the bytes are stored with it and checked against that hash by the agent.
+pub(crate) async fn write_file(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    source: mttrly_core::Source,
+    input: WriteFileInput,
+) -> Result<ActionSubmission, MttrlyError> {
+    use sha2::Digest as _;
+    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let bytes = input.content_base64.decode();
+    let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+    let path = input.path.into_inner();
+    let mut description = format!(
+        "Write {} bytes (sha256 {}) to `{path}` on {} ({}); the previous content is kept as a backup",
+        bytes.len(),
+        &sha256[..12],
+        server.name,
+        server.environment
+    );
+    if let Some(reason) = &input.reason {
+        description.push_str(&format!(" — requested because: {reason}"));
+    }
+    let content = ActionContent::FileWrite { path, sha256, size_bytes: bytes.len() as u64 };
+    actions::submit(
+        central,
+        caller,
+        source,
+        NewAction { server, content, description, run_at_once: false, payload: Some(bytes) },
+    )
+    .await
+}
+
+/// Deleting a managed file always needs a human.
+pub(crate) async fn cleanup_file(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    source: mttrly_core::Source,
+    input: CleanupFileInput,
+) -> Result<ActionSubmission, MttrlyError> {
+    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let path = input.path.into_inner();
+    let mut description = format!("Delete `{path}` on {} ({})", server.name, server.environment);
+    if let Some(reason) = &input.reason {
+        description.push_str(&format!(" — requested because: {reason}"));
+    }
+    let content = ActionContent::FileCleanup { path };
+    actions::submit(
+        central,
+        caller,
+        source,
+        NewAction { server, content, description, run_at_once: false, payload: None },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::ReadPrivilegedFile,
     ToolId::SearchFiles,
     ToolId::DiffFile,
+    ToolId::WriteFile,
+    ToolId::CleanupFile,
     // Decisions: through MCP only after the human confirms in the client (elicitation, see
     // `mttrly-mcp`); through the API as `ActionService` calls by a human.
     ToolId::ApproveAction,
@@ -143,6 +145,8 @@ pub async fn call(
         ToolId::ReadPrivilegedFile => typed(arguments, |i| files::read_privileged_file(central, caller, i)).await,
         ToolId::SearchFiles => typed(arguments, |i| files::search_files(central, caller, i)).await,
         ToolId::DiffFile => typed(arguments, |i| files::diff_file(central, caller, i)).await,
+        ToolId::WriteFile => typed(arguments, |i| files::write_file(central, caller, source, i)).await,
+        ToolId::CleanupFile => typed(arguments, |i| files::cleanup_file(central, caller, source, i)).await,
         ToolId::ApproveAction | ToolId::CancelAction => Err(MttrlyError::new(
             ErrorCode::Forbidden,
             format!(
