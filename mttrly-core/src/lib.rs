@@ -24,6 +24,7 @@ pub mod files;
 pub mod ids;
 pub mod input;
 pub mod plan;
+pub mod playbook;
 pub mod policy;
 pub mod principal;
 pub mod redactor;

@@ -1,0 +1,116 @@
+use super::*;
+
+fn params(pairs: &[(&str, ParamValue)]) -> BTreeMap<ParamName, ParamValue> {
+    pairs.iter().map(|(k, v)| (ParamName::new(*k).unwrap(), v.clone())).collect()
+}
+
+fn s(v: &str) -> ParamValue {
+    ParamValue::String(v.to_owned())
+}
+
+#[test]
+fn every_built_in_parses_and_there_are_at_least_twelve() {
+    assert_eq!(built_in().len(), BUILT_IN.len(), "a built-in playbook failed to parse");
+    assert!(built_in().len() >= 12);
+    for text in BUILT_IN {
+        Playbook::parse(text).unwrap();
+    }
+    let read_only: Vec<&str> =
+        built_in().iter().filter(|p| !p.requires_approval).map(|p| p.id.as_str()).collect();
+    assert!(read_only.contains(&"status-systemd-unit") && read_only.contains(&"disk-usage"), "{read_only:?}");
+}
+
+#[test]
+fn parameters_are_validated_and_rendered_into_argv_without_a_shell() {
+    let catalog = Catalog::built_in();
+    let restart = catalog.find(&PlaybookId::new("restart-systemd-unit").unwrap()).unwrap();
+    let ok = restart.validate(&params(&[("unit", s("nginx.service"))])).unwrap();
+    let rendered = restart.render(&ok);
+    assert_eq!(rendered.steps[0].argv, vec!["systemctl", "restart", "--", "nginx.service"]);
+    assert_eq!(rendered.prechecks.len(), 1);
+    // Shell tricks are just invalid values.
+    for evil in ["nginx; rm -rf /", "$(reboot)", "`id`", "nginx && true", "-H root@evil", "a b", "../../etc"] {
+        let err = restart.validate(&params(&[("unit", s(evil))])).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationError, "{evil}");
+        assert_eq!(err.details()["field"], "parameters.unit", "{evil}");
+    }
+    assert!(restart.validate(&BTreeMap::new()).unwrap_err().message().contains("required"));
+    let unknown = restart.validate(&params(&[("unit", s("a")), ("force", ParamValue::Boolean(true))])).unwrap_err();
+    assert!(unknown.message().contains("does not take it"), "{unknown}");
+    let wrong_type = restart.validate(&params(&[("unit", ParamValue::Integer(3))])).unwrap_err();
+    assert!(wrong_type.message().contains("string"), "{wrong_type}");
+
+    let tmp = catalog.find(&PlaybookId::new("clear-old-tmp-files").unwrap()).unwrap();
+    let filled = tmp.validate(&BTreeMap::new()).unwrap();
+    assert_eq!(tmp.render(&filled).steps[0].argv.iter().filter(|a| *a == "+7").count(), 1);
+    assert!(tmp.validate(&params(&[("days", ParamValue::Integer(0))])).is_err());
+    assert!(tmp.validate(&params(&[("days", ParamValue::Integer(400))])).is_err());
+
+    // Placeholders that are not parameters stay literal (Docker's Go templates, find's `{}`).
+    let docker = catalog.find(&PlaybookId::new("restart-docker-container").unwrap()).unwrap();
+    let r = docker.render(&docker.validate(&params(&[("container", s("web"))])).unwrap());
+    assert!(r.prechecks[0].argv.contains(&"{{.State.Status}}".to_owned()));
+    let logs = catalog.find(&PlaybookId::new("compress-rotated-logs").unwrap()).unwrap();
+    let r = logs.render(&logs.validate(&BTreeMap::new()).unwrap());
+    assert!(r.steps[0].argv.contains(&"{}".to_owned()) && r.steps[0].argv[1] == "/var/log");
+}
+
+#[test]
+fn bad_definitions_are_refused_with_the_reason() {
+    let base = "id = \"x\"\nname = \"x\"\ndescription = \"x\"\ncategory = \"system\"\nrequires_approval = true\nblast_radius = \"x\"\ntimeout_seconds = 10\n";
+    let no_steps = Playbook::parse(base).unwrap_err();
+    assert!(no_steps.message().contains("steps"), "{no_steps}");
+    let unknown_placeholder = format!("{base}[[steps]]\nargv = [\"echo\", \"{{nope}}\"]\n");
+    assert!(Playbook::parse(&unknown_placeholder).unwrap_err().message().contains("nope"));
+    let program_param = format!(
+        "{base}[[parameters]]\nname = \"p\"\ndescription = \"p\"\nkind = \"string\"\npattern = \"[a-z]+\"\n[[steps]]\nargv = [\"{{p}}\"]\n"
+    );
+    assert!(Playbook::parse(&program_param).unwrap_err().message().contains("program"));
+    let no_pattern = format!(
+        "{base}[[parameters]]\nname = \"p\"\ndescription = \"p\"\nkind = \"string\"\n[[steps]]\nargv = [\"echo\", \"{{p}}\"]\n"
+    );
+    assert!(Playbook::parse(&no_pattern).unwrap_err().message().contains("pattern"));
+    let typo = format!("{base}[[steps]]\nargv = [\"true\"]\nshell = true\n");
+    assert!(Playbook::parse(&typo).is_err());
+}
+
+#[test]
+fn a_user_directory_adds_playbooks_but_cannot_shadow_built_ins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.toml"),
+        "id = \"restart-app\"\nname = \"Restart app\"\ndescription = \"d\"\ncategory = \"services\"\nrequires_approval = true\nblast_radius = \"the app\"\ntimeout_seconds = 30\n[[steps]]\nargv = [\"systemctl\", \"restart\", \"app\"]\n",
+    )
+    .unwrap();
+    let c = Catalog::with_dir(dir.path()).unwrap();
+    assert!(c.get(&PlaybookId::new("restart-app").unwrap()).is_some());
+    std::fs::write(dir.path().join("shadow.toml"), BUILT_IN[0]).unwrap();
+    let err = Catalog::with_dir(dir.path()).unwrap_err();
+    assert!(err.message().contains("already defined"), "{err}");
+    let missing = Catalog::built_in().find(&PlaybookId::new("nope").unwrap()).unwrap_err();
+    assert_eq!(missing.code(), ErrorCode::PlaybookNotFound);
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn validation_never_panics_and_rendered_values_are_single_argv_elements(v in "\\PC{0,64}") {
+            let c = Catalog::built_in();
+            for p in c.all() {
+                for param in &p.parameters {
+                    let given = params(&[(param.name.as_str(), s(&v))]);
+                    if let Ok(ok) = p.validate(&given) {
+                        let r = p.render(&ok);
+                        // A value never adds argv elements.
+                        prop_assert_eq!(r.steps.iter().map(|s| s.argv.len()).collect::<Vec<_>>(),
+                            p.steps.iter().map(|s| s.argv.len()).collect::<Vec<_>>());
+                    }
+                }
+            }
+        }
+    }
+}
