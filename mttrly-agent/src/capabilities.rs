@@ -30,6 +30,9 @@ pub const ALL: &[&str] = &[
     crate::files::FILE_DIFF,
     crate::files::FILE_WRITE,
     crate::files::FILE_CLEANUP,
+    crate::playbooks::PLAYBOOK_LIST,
+    crate::playbooks::PLAYBOOK_PLAN,
+    crate::playbooks::PLAYBOOK_RUN,
 ];
 
 /// What capabilities share.
@@ -56,11 +59,11 @@ pub struct Done {
 }
 
 impl Done {
-    fn ok(result: Value) -> Self {
+    pub(crate) fn ok(result: Value) -> Self {
         Self { status: TaskStatus::Succeeded, exit_code: None, result, truncated: false, error: None }
     }
 
-    fn failed(error: MttrlyError) -> Self {
+    pub(crate) fn failed(error: MttrlyError) -> Self {
         Self { status: TaskStatus::Failed, exit_code: None, result: Value::Null, truncated: false, error: Some(error) }
     }
 }
@@ -95,6 +98,17 @@ pub async fn invoke(
             }
         }
         COMMAND_RUN => run_command(ctx, params, action, chunks).await,
+        crate::playbooks::PLAYBOOK_LIST => Done::ok(crate::playbooks::list(&ctx.policy)),
+        crate::playbooks::PLAYBOOK_PLAN => match crate::playbooks::plan(&ctx.policy, params) {
+            Ok(plan) => Done::ok(plan),
+            Err(e) => Done::failed(e),
+        },
+        crate::playbooks::PLAYBOOK_RUN => {
+            if !action {
+                return Done::failed(denied("playbooks run only as actions (with an action id central approved)"));
+            }
+            crate::playbooks::run(&ctx.policy, params, chunks).await
+        }
         crate::files::FILE_WRITE | crate::files::FILE_CLEANUP => {
             if !action {
                 return Done::failed(denied("file changes run only as actions a human approved"));

@@ -50,10 +50,13 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
+/// The `PATH` every command gets (and where playbook requirements are looked for).
+pub const COMMAND_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The environment every command gets: nothing inherited from the agent (no secrets, no proxies),
 /// pagers that cannot take over, no colour codes.
 const ENV: &[(&str, &str)] = &[
-    ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+    ("PATH", COMMAND_PATH),
     ("LANG", "C.UTF-8"),
     ("LC_ALL", "C.UTF-8"),
     ("HOME", "/"),

@@ -14,6 +14,7 @@ pub mod executed;
 pub mod files;
 pub mod host;
 pub mod metrics;
+pub mod playbooks;
 pub mod policy;
 pub mod session;
 pub mod signal;

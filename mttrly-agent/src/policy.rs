@@ -19,6 +19,7 @@ use crate::AgentError;
 pub struct LocalPolicy {
     doc: PolicyFile,
     files: FileRules,
+    playbooks: mttrly_core::playbook::Catalog,
     sha256: String,
     run_as_ids: Option<(u32, u32)>,
 }
@@ -31,7 +32,13 @@ impl Default for LocalPolicy {
             FileRules::new(mttrly_core::files::FilePolicy { file_roots: Vec::new(), ..Default::default() })
                 .unwrap_or_else(|e| panic!("empty file rules compile: {e}"))
         });
-        Self { doc, files, sha256: String::new(), run_as_ids: None }
+        Self {
+            doc,
+            files,
+            playbooks: mttrly_core::playbook::Catalog::built_in(),
+            sha256: String::new(),
+            run_as_ids: None,
+        }
     }
 }
 
@@ -55,6 +62,7 @@ impl LocalPolicy {
             |reason: String| AgentError::Invalid { what: "policy file", path: path.display().to_string(), reason };
         let doc = PolicyFile::parse(&text, path).map_err(|e| invalid(e.message().to_owned()))?;
         let files = doc.file_rules().map_err(|e| invalid(e.message().to_owned()))?;
+        let playbooks = doc.playbook_catalog().map_err(|e| invalid(e.message().to_owned()))?;
         let run_as_ids = match &doc.run_as_user {
             Some(name) => {
                 let user = nix::unistd::User::from_name(name)
@@ -65,7 +73,7 @@ impl LocalPolicy {
             }
             None => None,
         };
-        Ok(Self { doc, files, sha256: hex::encode(Sha256::digest(text.as_bytes())), run_as_ids })
+        Ok(Self { doc, files, playbooks, sha256: hex::encode(Sha256::digest(text.as_bytes())), run_as_ids })
     }
 
     /// The uid and gid commands run as, when the policy names a user.
@@ -76,6 +84,11 @@ impl LocalPolicy {
     /// The compiled file rules.
     pub fn files(&self) -> &FileRules {
         &self.files
+    }
+
+    /// The playbooks this agent offers.
+    pub fn playbooks(&self) -> &mttrly_core::playbook::Catalog {
+        &self.playbooks
     }
 
     /// The summary sent in `Hello`.

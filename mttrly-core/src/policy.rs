@@ -32,6 +32,8 @@ pub struct PolicyFile {
     pub run_as_user: Option<String>,
     /// The most output lines one command may return.
     pub max_output_lines: usize,
+    /// A directory of the owner's own playbook definitions (`*.toml`), added to the built-ins.
+    pub playbooks_dir: Option<String>,
 }
 
 impl Default for PolicyFile {
@@ -47,6 +49,7 @@ impl Default for PolicyFile {
             env_files: files.env_files,
             run_as_user: None,
             max_output_lines: 500,
+            playbooks_dir: None,
         }
     }
 }
@@ -64,6 +67,7 @@ impl PolicyFile {
             return Err(invalid(path, "max_output_lines must be between 1 and 100000"));
         }
         policy.file_rules().map_err(|e| invalid(path, e.message()))?;
+        policy.playbook_catalog().map_err(|e| invalid(path, e.message()))?;
         Ok(policy)
     }
 
@@ -90,5 +94,13 @@ impl PolicyFile {
     /// The compiled file rules.
     pub fn file_rules(&self) -> Result<FileRules, MttrlyError> {
         FileRules::new(self.file_policy())
+    }
+
+    /// The playbooks this agent offers: the built-ins plus `playbooks_dir`.
+    pub fn playbook_catalog(&self) -> Result<crate::playbook::Catalog, MttrlyError> {
+        match &self.playbooks_dir {
+            Some(dir) => crate::playbook::Catalog::with_dir(Path::new(dir)),
+            None => Ok(crate::playbook::Catalog::built_in()),
+        }
     }
 }

@@ -7,5 +7,6 @@ mod commands;
 mod files;
 mod fleet;
 mod mcp;
+mod playbooks;
 mod quickstart;
 mod tls;

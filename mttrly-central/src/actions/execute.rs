@@ -36,6 +36,8 @@ fn deadline(content: &ActionContent) -> Duration {
         ActionContent::Command { timeout_seconds, .. } | ActionContent::Script { timeout_seconds, .. } => {
             u64::from(*timeout_seconds) + 15
         }
+        // The agent holds the playbook's own deadline (at most an hour) and kills at it.
+        ActionContent::Playbook { .. } => 3600 + 15,
         _ => 300,
     };
     Duration::from_secs(secs)

@@ -8,6 +8,7 @@ pub(crate) mod actions;
 pub(crate) mod audit;
 pub(crate) mod commands;
 pub(crate) mod files;
+pub(crate) mod playbooks;
 pub(crate) mod servers;
 
 use mttrly_core::catalog::{ToolId, ToolInput};
@@ -40,6 +41,8 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::DiffFile,
     ToolId::WriteFile,
     ToolId::CleanupFile,
+    ToolId::ListPlaybooks,
+    ToolId::RunPlaybook,
     // Decisions: through MCP only after the human confirms in the client (elicitation, see
     // `mttrly-mcp`); through the API as `ActionService` calls by a human.
     ToolId::ApproveAction,
@@ -145,6 +148,8 @@ pub async fn call(
         ToolId::ReadPrivilegedFile => typed(arguments, |i| files::read_privileged_file(central, caller, i)).await,
         ToolId::SearchFiles => typed(arguments, |i| files::search_files(central, caller, i)).await,
         ToolId::DiffFile => typed(arguments, |i| files::diff_file(central, caller, i)).await,
+        ToolId::ListPlaybooks => typed(arguments, |i| playbooks::list(central, caller, i)).await,
+        ToolId::RunPlaybook => typed(arguments, |i| playbooks::run(central, caller, source, i)).await,
         ToolId::WriteFile => typed(arguments, |i| files::write_file(central, caller, source, i)).await,
         ToolId::CleanupFile => typed(arguments, |i| files::cleanup_file(central, caller, source, i)).await,
         ToolId::ApproveAction | ToolId::CancelAction => Err(MttrlyError::new(

@@ -210,7 +210,10 @@ impl Playbook {
     /// Checks `given` against the parameters and fills in defaults. Unknown names, missing
     /// required values, wrong types, out-of-range numbers and values not matching their pattern
     /// are `VALIDATION_ERROR`s naming the parameter.
-    pub fn validate(&self, given: &BTreeMap<ParamName, ParamValue>) -> Result<BTreeMap<ParamName, ParamValue>, MttrlyError> {
+    pub fn validate(
+        &self,
+        given: &BTreeMap<ParamName, ParamValue>,
+    ) -> Result<BTreeMap<ParamName, ParamValue>, MttrlyError> {
         for name in given.keys() {
             if !self.parameters.iter().any(|p| &p.name == name) {
                 let known: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
@@ -360,7 +363,10 @@ impl Catalog {
     pub fn with_dir(dir: &Path) -> Result<Self, MttrlyError> {
         let mut catalog = Self::built_in();
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            MttrlyError::new(ErrorCode::ValidationError, format!("cannot read playbook directory {}: {e}", dir.display()))
+            MttrlyError::new(
+                ErrorCode::ValidationError,
+                format!("cannot read playbook directory {}: {e}", dir.display()),
+            )
         })?;
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -15,8 +15,7 @@ fn every_built_in_parses_and_there_are_at_least_twelve() {
     for text in BUILT_IN {
         Playbook::parse(text).unwrap();
     }
-    let read_only: Vec<&str> =
-        built_in().iter().filter(|p| !p.requires_approval).map(|p| p.id.as_str()).collect();
+    let read_only: Vec<&str> = built_in().iter().filter(|p| !p.requires_approval).map(|p| p.id.as_str()).collect();
     assert!(read_only.contains(&"status-systemd-unit") && read_only.contains(&"disk-usage"), "{read_only:?}");
 }
 

@@ -1,0 +1,147 @@
+//! The `playbooks` toolset: `mttrly_list_playbooks` and `mttrly_run_playbook`.
+//!
+//! The agent owns the definitions it runs (built-ins plus the owner's directory) and decides
+//! availability on its host. For a run, central asks the agent to validate and render it first,
+//! so the approver sees the exact commands; the agent renders the same definition again when it
+//! runs the approved action.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mttrly_core::action::ActionContent;
+use mttrly_core::playbook::Catalog;
+use mttrly_core::tools::actions::ActionSubmission;
+use mttrly_core::tools::playbooks::{
+    ListPlaybooksInput, ParamName, ParamValue, PlaybookList, PlaybookSummary, RunPlaybookInput,
+};
+use mttrly_core::{ErrorCode, MttrlyError, Source};
+use mttrly_proto::agent::v1::TaskStatus;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::actions::{self, NewAction};
+use crate::db::accounts::TokenOwner;
+use crate::state::Central;
+
+const ASK_DEADLINE: Duration = Duration::from_secs(15);
+
+async fn ask(
+    central: &Central,
+    server: &mttrly_core::ids::ServerId,
+    capability: &str,
+    params: &Value,
+) -> Result<Value, MttrlyError> {
+    let reply = central.agents.request(server, capability, params, ASK_DEADLINE, None).await?;
+    if reply.status != TaskStatus::Succeeded || reply.error.is_some() {
+        return Err(reply.error.unwrap_or_else(|| {
+            MttrlyError::new(ErrorCode::UnknownError, format!("the agent could not answer {capability}"))
+        }));
+    }
+    Ok(reply.result)
+}
+
+fn malformed(what: &str, e: &serde_json::Error) -> MttrlyError {
+    MttrlyError::new(ErrorCode::InternalError, format!("the agent's {what} answer is malformed: {e}"))
+}
+
+#[derive(Deserialize)]
+struct AgentEntry {
+    summary: PlaybookSummary,
+    available: bool,
+}
+
+#[derive(Deserialize)]
+struct AgentList {
+    playbooks: Vec<AgentEntry>,
+}
+
+/// Without a server: the built-in catalog. With one: what its agent offers and can run.
+pub(crate) async fn list(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    input: ListPlaybooksInput,
+) -> Result<PlaybookList, MttrlyError> {
+    let mut playbooks: Vec<PlaybookSummary> = match &input.server_id {
+        None => Catalog::built_in().all().into_iter().map(mttrly_core::playbook::Playbook::summary).collect(),
+        Some(id) => {
+            let server = super::servers::find(central, caller, id).await?;
+            let answer: AgentList =
+                serde_json::from_value(ask(central, &server.id, "playbook.list", &Value::Null).await?)
+                    .map_err(|e| malformed("playbook.list", &e))?;
+            answer.playbooks.into_iter().filter(|e| e.available).map(|e| e.summary).collect()
+        }
+    };
+    if let Some(category) = input.category {
+        playbooks.retain(|p| p.category == category);
+    }
+    Ok(PlaybookList { playbooks })
+}
+
+#[derive(Deserialize)]
+struct Plan {
+    name: String,
+    requires_approval: bool,
+    blast_radius: String,
+    parameters: std::collections::BTreeMap<ParamName, ParamValue>,
+    rendered: Rendered,
+}
+
+#[derive(Deserialize)]
+struct Rendered {
+    prechecks: Vec<StepView>,
+    steps: Vec<StepView>,
+    verify: Option<StepView>,
+}
+
+#[derive(Deserialize)]
+struct StepView {
+    argv: Vec<String>,
+}
+
+fn line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\;&|<>*?()[]{}".contains(c)) {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Read-only playbooks run at once; the others become pending actions showing every command.
+pub(crate) async fn run(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    source: Source,
+    input: RunPlaybookInput,
+) -> Result<ActionSubmission, MttrlyError> {
+    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let params = json!({ "playbook_id": input.playbook_id, "parameters": input.parameters });
+    let plan: Plan = serde_json::from_value(ask(central, &server.id, "playbook.plan", &params).await?)
+        .map_err(|e| malformed("playbook.plan", &e))?;
+    let mut description =
+        format!("Run playbook `{}` ({}) on {} ({})", input.playbook_id, plan.name, server.name, server.environment);
+    let commands: Vec<String> = plan
+        .rendered
+        .prechecks
+        .iter()
+        .map(|s| format!("check: {}", line(&s.argv)))
+        .chain(plan.rendered.steps.iter().map(|s| format!("run: {}", line(&s.argv))))
+        .chain(plan.rendered.verify.iter().map(|s| format!("verify: {}", line(&s.argv))))
+        .collect();
+    description.push_str(&format!(" — {}; blast radius: {}", commands.join("; "), plan.blast_radius));
+    if let Some(reason) = &input.reason {
+        description.push_str(&format!(" — requested because: {reason}"));
+    }
+    let content = ActionContent::Playbook { playbook_id: input.playbook_id, parameters: plan.parameters };
+    actions::submit(
+        central,
+        caller,
+        source,
+        NewAction { server, content, description, run_at_once: !plan.requires_approval, payload: None },
+    )
+    .await
+}
