@@ -19,11 +19,14 @@ use crate::policy::LocalPolicy;
 pub const HOST_METRICS: &str = "host.metrics";
 /// Run a command (always as an action: read-only ones auto-approved, others approved by a human).
 pub const COMMAND_RUN: &str = "command.run";
+/// Run a managed or inline script (an approved action).
+pub const SCRIPT_RUN: &str = "script.run";
 
 /// The capabilities this agent offers, as announced in `Hello`.
 pub const ALL: &[&str] = &[
     HOST_METRICS,
     COMMAND_RUN,
+    SCRIPT_RUN,
     crate::files::FILE_READ,
     crate::files::FILE_READ_PRIVILEGED,
     crate::files::FILE_SEARCH,
@@ -98,6 +101,7 @@ pub async fn invoke(
             }
         }
         COMMAND_RUN => run_command(ctx, params, action, chunks).await,
+        SCRIPT_RUN => run_script(ctx, params, action, chunks).await,
         crate::playbooks::PLAYBOOK_LIST => Done::ok(crate::playbooks::list(&ctx.policy)),
         crate::playbooks::PLAYBOOK_PLAN => match crate::playbooks::plan(&ctx.policy, params) {
             Ok(plan) => Done::ok(plan),
@@ -131,6 +135,51 @@ pub async fn invoke(
     }
 }
 
+async fn run_script(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::Sender<String>) -> Done {
+    use mttrly_core::tools::commands::ScriptSource;
+    if !action {
+        return Done::failed(denied("scripts run only as actions a human approved"));
+    }
+    let Ok(ActionContent::Script { script, args, timeout_seconds }) = serde_json::from_slice::<ActionContent>(params)
+    else {
+        return Done::failed(MttrlyError::new(ErrorCode::ValidationError, "script.run expects a script action"));
+    };
+    let argv: Vec<String> = match script {
+        ScriptSource::Managed { name } => {
+            let Some(path) = ctx.policy.managed_scripts.get(name.as_str()) else {
+                return Done::failed(
+                    denied(format!("`{name}` is not one of this server's managed scripts"))
+                        .with_detail("script", name.as_str()),
+                );
+            };
+            // A regular file, not a symlink swapped in: the owner named a file, not a pointer.
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_file() => {}
+                _ => {
+                    return Done::failed(denied(format!("managed script `{name}` ({path}) is not a regular file")));
+                }
+            }
+            std::iter::once(path.clone()).chain(args).collect()
+        }
+        ScriptSource::Inline { content } => {
+            if !ctx.policy.commands_enabled {
+                return Done::failed(denied("this server's local policy disables command execution (inline scripts)"));
+            }
+            // `sh -c BODY NAME ARGS...`: the arguments arrive as $1, $2, ... and are never parsed.
+            ["/bin/sh".to_owned(), "-c".to_owned(), content.into_inner(), "mttrly-script".to_owned()]
+                .into_iter()
+                .chain(args)
+                .collect()
+        }
+    };
+    let limits = Limits {
+        timeout: Duration::from_secs(u64::from(timeout_seconds.clamp(1, 3600))),
+        max_lines: ctx.policy.max_output_lines,
+        ..Limits::default()
+    };
+    finish(exec::run(&Program::Argv(argv), limits, ctx.policy.run_as(), chunks).await, timeout_seconds, "script")
+}
+
 async fn run_command(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::Sender<String>) -> Done {
     if !ctx.policy.commands_enabled {
         return Done::failed(denied("this server's local policy disables command execution"));
@@ -152,8 +201,13 @@ async fn run_command(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::
         max_lines: ctx.policy.max_output_lines,
         ..Limits::default()
     };
-    match exec::run(&program, limits, ctx.policy.run_as(), chunks).await {
-        Err(e) => Done::failed(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the command: {e}"))),
+    finish(exec::run(&program, limits, ctx.policy.run_as(), chunks).await, timeout_seconds, "command")
+}
+
+/// Turns a finished process into the task's outcome.
+fn finish(run: std::io::Result<exec::Outcome>, timeout_seconds: u32, what: &str) -> Done {
+    match run {
+        Err(e) => Done::failed(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the {what}: {e}"))),
         Ok(out) => {
             let status = match (out.timed_out, out.exit_code) {
                 (true, _) => TaskStatus::TimedOut,
@@ -168,8 +222,8 @@ async fn run_command(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::
                 TaskStatus::Failed => Some(MttrlyError::new(
                     ErrorCode::UnknownError,
                     match out.exit_code {
-                        Some(code) => format!("the command exited with status {code}"),
-                        None => "the command was killed by a signal".to_owned(),
+                        Some(code) => format!("the {what} exited with status {code}"),
+                        None => format!("the {what} was killed by a signal"),
                     },
                 )),
                 _ => None,

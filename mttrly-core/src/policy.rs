@@ -34,6 +34,9 @@ pub struct PolicyFile {
     pub max_output_lines: usize,
     /// A directory of the owner's own playbook definitions (`*.toml`), added to the built-ins.
     pub playbooks_dir: Option<String>,
+    /// Managed scripts by name (`rotate-keys = "/opt/ops/rotate-keys.sh"`): the only scripts
+    /// `mttrly_execute_script` may run by name (always with a human's approval).
+    pub managed_scripts: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for PolicyFile {
@@ -50,6 +53,7 @@ impl Default for PolicyFile {
             run_as_user: None,
             max_output_lines: 500,
             playbooks_dir: None,
+            managed_scripts: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -68,6 +72,9 @@ impl PolicyFile {
         }
         policy.file_rules().map_err(|e| invalid(path, e.message()))?;
         policy.playbook_catalog().map_err(|e| invalid(path, e.message()))?;
+        if let Some((name, script)) = policy.managed_scripts.iter().find(|(_, p)| !p.starts_with('/')) {
+            return Err(invalid(path, format!("managed script `{name}` must be an absolute path, not `{script}`")));
+        }
         Ok(policy)
     }
 

@@ -101,3 +101,56 @@ fn a_central_crash_mid_run_fails_the_action_and_it_never_runs_twice() {
     assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "run\n", "it ran exactly once");
     assert!(s.agent.is_running());
 }
+
+#[test]
+fn scripts_always_wait_for_a_human_and_only_managed_names_run() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical");
+    let script = root.join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\nprintf '%s|' \"$@\" > \"$(dirname \"$0\")/hello.out\"\n").expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let policy = root.join("policy.toml");
+    std::fs::write(&policy, format!("commands_enabled = false\n[managed_scripts]\nhello = \"{}\"\n", script.display()))
+        .expect("policy");
+    let central = TestCentral::start(&root);
+    let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
+    let server_id = added["server_id"].as_str().expect("id").to_owned();
+    let _agent = TestAgent::start_with_policy(
+        &central.grpc_url,
+        added["install_token"].as_str().expect("t"),
+        &root.join("a"),
+        &policy,
+    );
+    let assistant = central.cli_json(&["tokens", "create", "--assistant", "claude-code"])["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    wait_for("the agent online", Duration::from_secs(15), || {
+        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
+    });
+    let run = |script: serde_json::Value, args: serde_json::Value| {
+        let pending = central.call_tool(
+            &assistant,
+            "mttrly_execute_script",
+            &json!({ "server_id": server_id, "script": script, "args": args }),
+        );
+        assert_eq!(pending["status"], "pending_approval", "{pending}");
+        let id = pending["action_id"].as_str().expect("id").to_owned();
+        central.cli_json(&["actions", "approve", &id, "--yes"])
+    };
+
+    // A managed script by name; arguments arrive verbatim, never through a shell.
+    let done = run(json!({ "type": "managed", "name": "hello" }), json!(["a b", "$(id)", "; rm -rf /"]));
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(std::fs::read_to_string(root.join("hello.out")).expect("out"), "a b|$(id)|; rm -rf /|");
+
+    // A name the owner did not list.
+    let denied = run(json!({ "type": "managed", "name": "rotate-keys" }), json!([]));
+    assert_eq!(denied["status"], "failed");
+    assert_eq!(denied["result"]["error"]["code"], "POLICY_DENIED", "{denied}");
+
+    // Inline scripts need command execution, which this owner switched off.
+    let inline = run(json!({ "type": "inline", "content": "touch /tmp/should-not-exist-mttrly" }), json!([]));
+    assert_eq!(inline["result"]["error"]["code"], "POLICY_DENIED", "{inline}");
+}

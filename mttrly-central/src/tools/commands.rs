@@ -41,3 +41,40 @@ pub(crate) async fn execute_command(
     actions::submit(central, caller, source, NewAction { server, content, description, run_at_once, payload: None })
         .await
 }
+
+/// Scripts always wait for a human: a managed script by name (the agent resolves the name against
+/// its owner's list), or an inline script shown in full to the approver.
+pub(crate) async fn execute_script(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    source: Source,
+    input: mttrly_core::tools::commands::ExecuteScriptInput,
+) -> Result<ActionSubmission, MttrlyError> {
+    use mttrly_core::tools::commands::ScriptSource;
+    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let args: Vec<String> = input.args.as_slice().iter().map(|a| a.as_str().to_owned()).collect();
+    let shown_args = if args.is_empty() { String::new() } else { format!(" with arguments {args:?}") };
+    let mut description = match &input.script {
+        ScriptSource::Managed { name } => {
+            format!("Run managed script `{name}`{shown_args} on {} ({})", server.name, server.environment)
+        }
+        ScriptSource::Inline { content } => format!(
+            "Run an inline script ({} lines){shown_args} on {} ({}):\n{}",
+            content.as_str().lines().count(),
+            server.name,
+            server.environment,
+            content.as_str()
+        ),
+    };
+    if let Some(reason) = &input.reason {
+        description.push_str(&format!("\n— requested because: {reason}"));
+    }
+    let content = ActionContent::Script { script: input.script, args, timeout_seconds: input.timeout_seconds.get() };
+    actions::submit(
+        central,
+        caller,
+        source,
+        NewAction { server, content, description, run_at_once: false, payload: None },
+    )
+    .await
+}

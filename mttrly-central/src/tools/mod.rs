@@ -35,6 +35,7 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::RegenerateInstallToken,
     ToolId::DecommissionServer,
     ToolId::ExecuteCommand,
+    ToolId::ExecuteScript,
     ToolId::ReadFile,
     ToolId::ReadPrivilegedFile,
     ToolId::SearchFiles,
@@ -144,6 +145,7 @@ pub async fn call(
         }
         ToolId::DecommissionServer => typed(arguments, |i| actions::decommission(central, caller, source, i)).await,
         ToolId::ExecuteCommand => typed(arguments, |i| commands::execute_command(central, caller, source, i)).await,
+        ToolId::ExecuteScript => typed(arguments, |i| commands::execute_script(central, caller, source, i)).await,
         ToolId::ReadFile => typed(arguments, |i| files::read_file(central, caller, i)).await,
         ToolId::ReadPrivilegedFile => typed(arguments, |i| files::read_privileged_file(central, caller, i)).await,
         ToolId::SearchFiles => typed(arguments, |i| files::search_files(central, caller, i)).await,
