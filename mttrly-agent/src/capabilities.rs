@@ -36,6 +36,8 @@ pub const ALL: &[&str] = &[
     crate::playbooks::PLAYBOOK_LIST,
     crate::playbooks::PLAYBOOK_PLAN,
     crate::playbooks::PLAYBOOK_RUN,
+    crate::diagnostics::DIAGNOSTIC_RUN,
+    crate::diagnostics::REALITY_DISCOVER,
 ];
 
 /// What capabilities share.
@@ -102,6 +104,21 @@ pub async fn invoke(
         }
         COMMAND_RUN => run_command(ctx, params, action, chunks).await,
         SCRIPT_RUN => run_script(ctx, params, action, chunks).await,
+        crate::diagnostics::DIAGNOSTIC_RUN | crate::diagnostics::REALITY_DISCOVER
+            if !ctx.policy.diagnostics_enabled =>
+        {
+            Done::failed(denied("this server's local policy disables diagnostics and discovery"))
+        }
+        crate::diagnostics::DIAGNOSTIC_RUN => {
+            match crate::diagnostics::diagnose(&ctx.policy, &ctx.collector, params).await {
+                Ok(v) => Done::ok(v),
+                Err(e) => Done::failed(e),
+            }
+        }
+        crate::diagnostics::REALITY_DISCOVER => match crate::diagnostics::discover(&ctx.policy).await {
+            Ok(v) => Done::ok(v),
+            Err(e) => Done::failed(e),
+        },
         crate::playbooks::PLAYBOOK_LIST => Done::ok(crate::playbooks::list(&ctx.policy)),
         crate::playbooks::PLAYBOOK_PLAN => match crate::playbooks::plan(&ctx.policy, params) {
             Ok(plan) => Done::ok(plan),

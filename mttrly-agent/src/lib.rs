@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod capabilities;
 pub mod credentials;
+pub mod diagnostics;
 pub mod enroll;
 pub mod exec;
 pub mod executed;

@@ -30,6 +30,8 @@ pub struct Central {
     pub limits: crate::ratelimit::Limits,
     /// Where approval prompts go.
     pub notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
+    /// Per-server cooldowns of diagnostics and live discovery.
+    pub cooldowns: Cooldowns,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -49,7 +51,19 @@ impl Central {
     ) -> Arc<Self> {
         let limits =
             crate::ratelimit::Limits::new(config.rate_limit_account_per_minute, config.rate_limit_principal_per_minute);
-        Arc::new(Self { config, db, agents, alerts, grpc_url, tls, audit, limits, notifiers, alert_writes })
+        Arc::new(Self {
+            config,
+            db,
+            agents,
+            alerts,
+            grpc_url,
+            tls,
+            audit,
+            limits,
+            notifiers,
+            cooldowns: Cooldowns::default(),
+            alert_writes,
+        })
     }
 
     /// Records an event in the audit log (queued; written in order within milliseconds).
@@ -104,4 +118,37 @@ pub async fn write_alert_changes(db: &Db, changes: Vec<AlertChange>) -> Result<(
         tx.commit().map_err(db::internal)
     })
     .await
+}
+
+/// Per-server cooldown windows (in memory: a restart forgets them, which only ever allows one
+/// extra run).
+#[derive(Default)]
+pub struct Cooldowns {
+    last: std::sync::Mutex<std::collections::HashMap<(&'static str, String), std::time::Instant>>,
+}
+
+impl Cooldowns {
+    /// Starts a run of `what` on `server` if the previous one is at least `window` ago; otherwise
+    /// returns how long is left.
+    pub fn try_start(
+        &self,
+        what: &'static str,
+        server: &str,
+        window: std::time::Duration,
+    ) -> Result<(), std::time::Duration> {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = last.get(&(what, server.to_owned())) {
+            let since = now.duration_since(*at);
+            if since < window {
+                return Err(window.saturating_sub(since));
+            }
+        }
+        last.insert((what, server.to_owned()), now);
+        // Forget old entries so the map stays as small as the set of busy servers.
+        if last.len() > 10_000 {
+            last.retain(|_, at| now.duration_since(*at) < std::time::Duration::from_secs(3600));
+        }
+        Ok(())
+    }
 }

@@ -34,6 +34,8 @@ pub struct PolicyFile {
     pub max_output_lines: usize,
     /// A directory of the owner's own playbook definitions (`*.toml`), added to the built-ins.
     pub playbooks_dir: Option<String>,
+    /// Whether mttrly's own read-only probes (diagnostics, service discovery) may run.
+    pub diagnostics_enabled: bool,
     /// Managed scripts by name (`rotate-keys = "/opt/ops/rotate-keys.sh"`): the only scripts
     /// `mttrly_execute_script` may run by name (always with a human's approval).
     pub managed_scripts: std::collections::BTreeMap<String, String>,
@@ -54,6 +56,7 @@ impl Default for PolicyFile {
             max_output_lines: 500,
             playbooks_dir: None,
             managed_scripts: std::collections::BTreeMap::new(),
+            diagnostics_enabled: true,
         }
     }
 }

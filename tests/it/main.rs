@@ -4,6 +4,7 @@ mod actions;
 mod audit;
 mod catalog;
 mod commands;
+mod diagnostics;
 mod files;
 mod fleet;
 mod mcp;

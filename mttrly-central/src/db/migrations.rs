@@ -166,6 +166,15 @@ const MIGRATIONS: &[&str] = &[
         payload BLOB NOT NULL
     ) STRICT;
     ",
+    // 6: the latest service-reality snapshot per server.
+    "
+    CREATE TABLE service_reality (
+        server_id TEXT PRIMARY KEY REFERENCES servers(id),
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        captured_at INTEGER NOT NULL,
+        snapshot_json TEXT NOT NULL
+    ) STRICT;
+    ",
 ];
 
 pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

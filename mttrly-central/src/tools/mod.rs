@@ -7,6 +7,7 @@
 pub(crate) mod actions;
 pub(crate) mod audit;
 pub(crate) mod commands;
+pub(crate) mod diagnostics;
 pub(crate) mod files;
 pub(crate) mod playbooks;
 pub(crate) mod servers;
@@ -44,6 +45,9 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::CleanupFile,
     ToolId::ListPlaybooks,
     ToolId::RunPlaybook,
+    ToolId::RunDiagnostic,
+    ToolId::GetServiceReality,
+    ToolId::RefreshReality,
     // Decisions: through MCP only after the human confirms in the client (elicitation, see
     // `mttrly-mcp`); through the API as `ActionService` calls by a human.
     ToolId::ApproveAction,
@@ -150,6 +154,9 @@ pub async fn call(
         ToolId::ReadPrivilegedFile => typed(arguments, |i| files::read_privileged_file(central, caller, i)).await,
         ToolId::SearchFiles => typed(arguments, |i| files::search_files(central, caller, i)).await,
         ToolId::DiffFile => typed(arguments, |i| files::diff_file(central, caller, i)).await,
+        ToolId::RunDiagnostic => typed(arguments, |i| diagnostics::run_diagnostic(central, caller, i)).await,
+        ToolId::GetServiceReality => typed(arguments, |i| diagnostics::get_reality(central, caller, i)).await,
+        ToolId::RefreshReality => typed(arguments, |i| diagnostics::refresh_reality(central, caller, i)).await,
         ToolId::ListPlaybooks => typed(arguments, |i| playbooks::list(central, caller, i)).await,
         ToolId::RunPlaybook => typed(arguments, |i| playbooks::run(central, caller, source, i)).await,
         ToolId::WriteFile => typed(arguments, |i| files::write_file(central, caller, source, i)).await,
