@@ -29,17 +29,25 @@ pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/
 
 /// What the HTTP layer needs to know about where it is reachable.
 #[derive(Debug, Clone)]
-struct Site {
+pub(crate) struct Site {
     /// The base URL clients use (`public_http_url`, or the listen address).
-    base_url: String,
+    pub(crate) base_url: String,
     /// Allowed `Origin` values, normalised (`scheme://host[:port]`, lower case).
     allowed_origins: Vec<String>,
 }
 
+impl Site {
+    /// The MCP resource identifier tokens are bound to (RFC 8707).
+    pub(crate) fn resource(&self) -> String {
+        format!("{}{MCP_PATH}", self.base_url)
+    }
+}
+
+/// State shared by the HTTP handlers.
 #[derive(Clone)]
-struct AppState {
-    central: Arc<Central>,
-    site: Arc<Site>,
+pub(crate) struct AppState {
+    pub(crate) central: Arc<Central>,
+    pub(crate) site: Arc<Site>,
 }
 
 /// The HTTP router. `http_addr` is the bound listen address (the base URL when no public URL is
@@ -75,6 +83,12 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
     Router::new()
         .route("/healthz", get(healthz))
         .route(RESOURCE_METADATA_PATH, get(resource_metadata))
+        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
+        .route("/.well-known/oauth-authorization-server", get(crate::oauth::metadata))
+        .route("/oauth/register", axum::routing::post(crate::oauth::register))
+        .route("/oauth/authorize", get(crate::oauth::authorize_page).post(crate::oauth::authorize_decide))
+        .route("/oauth/token", axum::routing::post(crate::oauth::token))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .nest_service(MCP_PATH, mcp)
         .layer(middleware::from_fn_with_state(state.clone(), mcp_gate))
         .with_state(state)
@@ -89,6 +103,8 @@ async fn resource_metadata(State(state): State<AppState>) -> Json<Value> {
     let base = &state.site.base_url;
     Json(json!({
         "resource": format!("{base}{MCP_PATH}"),
+        "authorization_servers": [base],
+        "scopes_supported": ["mcp"],
         "bearer_methods_supported": ["header"],
         "resource_name": "mttrly",
         "resource_documentation": "https://github.com/mttrly/mttrly#connect-an-mcp-client",
@@ -184,6 +200,29 @@ async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Nex
     let hash = secrets::hash(token);
     let owner: Result<Option<TokenOwner>, MttrlyError> =
         state.central.db.call(move |conn| crate::db::accounts::token_owner(conn, &hash)).await;
+    let owner = match owner {
+        Ok(None) if token.starts_with("mttrly_o_") => {
+            let (hash, resource) = (secrets::hash(token), state.site.resource());
+            match state
+                .central
+                .db
+                .call(move |conn| crate::db::oauth::access_owner(conn, &hash, &resource, crate::db::now_ms()))
+                .await
+            {
+                Ok(Ok(owner)) => Ok(Some(owner)),
+                Ok(Err(crate::db::oauth::AccessRefusal::WrongAudience)) => {
+                    return challenge(
+                        &state.site,
+                        &MttrlyError::new(ErrorCode::AuthFailed, "the access token was issued for another resource"),
+                        true,
+                    );
+                }
+                Ok(Err(crate::db::oauth::AccessRefusal::Invalid)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
     match owner {
         Ok(Some(owner)) => {
             request.extensions_mut().insert(owner);

@@ -20,6 +20,7 @@ pub mod http;
 pub mod init;
 pub mod mcp;
 pub mod notify;
+pub mod oauth;
 pub mod quickstart;
 pub mod ratelimit;
 pub mod secrets;

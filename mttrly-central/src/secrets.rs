@@ -18,6 +18,14 @@ pub enum SecretKind {
     Install,
     /// An agent's long-lived credential.
     Agent,
+    /// An OAuth client id (public, not a secret, but unguessable).
+    OAuthClient,
+    /// A single-use OAuth authorization code.
+    OAuthCode,
+    /// An OAuth access token (short-lived, bound to the MCP resource).
+    OAuthAccess,
+    /// An OAuth refresh token (rotated on every use).
+    OAuthRefresh,
 }
 
 impl SecretKind {
@@ -27,6 +35,10 @@ impl SecretKind {
             Self::Assistant => "mttrly_a_",
             Self::Install => "mttrly_i_",
             Self::Agent => "mttrly_s_",
+            Self::OAuthClient => "mttrly_c_",
+            Self::OAuthCode => "mttrly_k_",
+            Self::OAuthAccess => "mttrly_o_",
+            Self::OAuthRefresh => "mttrly_r_",
         }
     }
 }

@@ -8,6 +8,7 @@ mod diagnostics;
 mod files;
 mod fleet;
 mod mcp;
+mod oauth;
 mod playbooks;
 mod quickstart;
 mod tls;

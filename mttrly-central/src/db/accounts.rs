@@ -28,7 +28,7 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "admin" => Self::Admin,
             "operator" => Self::Operator,

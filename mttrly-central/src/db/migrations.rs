@@ -175,6 +175,42 @@ const MIGRATIONS: &[&str] = &[
         snapshot_json TEXT NOT NULL
     ) STRICT;
     ",
+    // 7: OAuth 2.1 for MCP clients: dynamically registered public clients, single-use codes and
+    // tokens, every secret stored as its SHA-256 only.
+    "
+    CREATE TABLE oauth_clients (
+        client_id TEXT PRIMARY KEY,
+        client_name TEXT NOT NULL,
+        redirect_uris_json TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE oauth_codes (
+        code_hash BLOB PRIMARY KEY,
+        client_id TEXT NOT NULL REFERENCES oauth_clients(client_id),
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        redirect_uri TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+    ) STRICT;
+    CREATE TABLE oauth_tokens (
+        token_hash BLOB PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+        family TEXT NOT NULL,
+        client_id TEXT NOT NULL REFERENCES oauth_clients(client_id),
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        resource TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        revoked_at INTEGER
+    ) STRICT;
+    CREATE INDEX oauth_tokens_family ON oauth_tokens(family);
+    ",
 ];
 
 pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

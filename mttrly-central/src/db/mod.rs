@@ -9,6 +9,7 @@ pub mod actions;
 pub mod alerts;
 pub mod audit;
 mod migrations;
+pub mod oauth;
 pub mod reality;
 pub mod servers;
 

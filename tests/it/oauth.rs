@@ -1,0 +1,255 @@
+//! OAuth 2.1 end to end over real HTTP: discovery, dynamic registration, the authorization code
+//! with PKCE S256 through the consent page, the token calling `/mcp`, refresh rotation and its
+//! replay detection, and the refusals (wrong verifier, reused code, wrong redirect, plain PKCE,
+//! another resource).
+
+use mttrly_tests::{RawResponse, TestCentral, http_request};
+use serde_json::{Value, json};
+
+const VERIFIER: &str = "mttrly-test-verifier-0123456789-abcdefghijklmnop";
+const CHALLENGE: &str = "C9Eh3DAjL3z19MNierO69n6t9wNopjgg6-J2xUBrGN0";
+const REDIRECT: &str = "http://127.0.0.1:53682/callback";
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect::<Vec<_>>().join("&")
+}
+
+fn json_of(r: &RawResponse) -> Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
+}
+
+fn query_param(location: &str, name: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| {
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() {
+                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap_or(b'?'));
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    })
+}
+
+struct Flow<'a> {
+    central: &'a TestCentral,
+    client_id: String,
+    resource: String,
+}
+
+impl Flow<'_> {
+    fn post_form(&self, path: &str, body: &str) -> RawResponse {
+        http_request(
+            &self.central.http_url,
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body,
+        )
+    }
+
+    fn authorize(&self, decision: &str, token: &str, method: &str) -> RawResponse {
+        self.post_form(
+            "/oauth/authorize",
+            &form(&[
+                ("response_type", "code"),
+                ("client_id", &self.client_id),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", method),
+                ("state", "xyz"),
+                ("resource", &self.resource),
+                ("scope", "mcp"),
+                ("token", token),
+                ("decision", decision),
+            ]),
+        )
+    }
+
+    fn code(&self) -> String {
+        let r = self.authorize("approve", &self.central.admin_token, "S256");
+        assert_eq!(r.status, 302, "{r:?}");
+        let location = r.header("location").expect("location").to_owned();
+        assert!(location.starts_with(REDIRECT), "{location}");
+        assert_eq!(query_param(&location, "state").as_deref(), Some("xyz"));
+        query_param(&location, "code").expect("code")
+    }
+
+    fn exchange(&self, code: &str, verifier: &str) -> RawResponse {
+        self.post_form(
+            "/oauth/token",
+            &form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("code_verifier", verifier),
+                ("redirect_uri", REDIRECT),
+                ("client_id", &self.client_id),
+                ("resource", &self.resource),
+            ]),
+        )
+    }
+
+    fn refresh(&self, refresh: &str) -> RawResponse {
+        self.post_form(
+            "/oauth/token",
+            &form(&[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", &self.client_id)]),
+        )
+    }
+
+    fn mcp_initialize(&self, access: &str) -> RawResponse {
+        let bearer = format!("Bearer {access}");
+        let init = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "oauth-test", "version": "1" } }
+        });
+        http_request(
+            &self.central.http_url,
+            "POST",
+            "/mcp",
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            &init.to_string(),
+        )
+    }
+}
+
+#[test]
+fn register_authorize_token_call_refresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start(dir.path());
+    let base = central.http_url.clone();
+
+    // Discovery: the 401 points at the resource metadata, which points at the authorization server.
+    let meta = json_of(&http_request(&base, "GET", "/.well-known/oauth-protected-resource/mcp", &[], ""));
+    assert_eq!(meta["authorization_servers"][0], base.as_str());
+    let resource = meta["resource"].as_str().expect("resource").to_owned();
+    let as_meta = json_of(&http_request(&base, "GET", "/.well-known/oauth-authorization-server", &[], ""));
+    assert_eq!(as_meta["issuer"], base.as_str());
+    assert_eq!(as_meta["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(as_meta["registration_endpoint"], format!("{base}/oauth/register"));
+
+    // Dynamic registration (RFC 7591); bad redirect URIs are refused.
+    let bad = http_request(
+        &base,
+        "POST",
+        "/oauth/register",
+        &[("Content-Type", "application/json")],
+        &json!({ "redirect_uris": ["http://evil.example/cb"] }).to_string(),
+    );
+    assert_eq!(bad.status, 400);
+    assert_eq!(json_of(&bad)["error"], "invalid_redirect_uri");
+    let reg = http_request(
+        &base,
+        "POST",
+        "/oauth/register",
+        &[("Content-Type", "application/json")],
+        &json!({ "redirect_uris": [REDIRECT], "client_name": "Test <Client>", "token_endpoint_auth_method": "none" })
+            .to_string(),
+    );
+    assert_eq!(reg.status, 201, "{reg:?}");
+    let client_id = json_of(&reg)["client_id"].as_str().expect("client_id").to_owned();
+    let flow = Flow { central: &central, client_id, resource: resource.clone() };
+
+    // The consent page names the client (escaped) and never redirects to an unregistered URI.
+    let q = form(&[
+        ("response_type", "code"),
+        ("client_id", &flow.client_id),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+        ("state", "xyz"),
+        ("resource", &resource),
+    ]);
+    let page = http_request(&base, "GET", &format!("/oauth/authorize?{q}"), &[], "");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("Test &lt;Client&gt;") && !page.body.contains("<Client>"), "{}", page.body);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    let evil = q.replace(&enc(REDIRECT), &enc("http://127.0.0.1:1/evil"));
+    let refused = http_request(&base, "GET", &format!("/oauth/authorize?{evil}"), &[], "");
+    assert_eq!(refused.status, 400);
+    assert!(refused.header("location").is_none());
+
+    // PKCE plain is refused (back to the client with an error); a wrong login re-asks; deny says so.
+    let plain = flow.authorize("approve", &central.admin_token, "plain");
+    assert_eq!(plain.status, 302);
+    assert_eq!(query_param(plain.header("location").expect("loc"), "error").as_deref(), Some("invalid_request"));
+    let wrong = flow.authorize("approve", "mttrly_h_not-a-real-token", "S256");
+    assert_eq!(wrong.status, 401);
+    let denied = flow.authorize("deny", "", "S256");
+    assert_eq!(query_param(denied.header("location").expect("loc"), "error").as_deref(), Some("access_denied"));
+
+    // The code, with the right verifier, once.
+    let code = flow.code();
+    let wrong_verifier = flow.exchange(&code, "another-verifier-0123456789-abcdefghijklmnopq");
+    assert_eq!(json_of(&wrong_verifier)["error"], "invalid_grant");
+    let code = flow.code();
+    let tokens = flow.exchange(&code, VERIFIER);
+    assert_eq!(tokens.status, 200, "{tokens:?}");
+    assert_eq!(tokens.header("cache-control"), Some("no-store"));
+    let t = json_of(&tokens);
+    assert_eq!(t["token_type"], "Bearer");
+    let access = t["access_token"].as_str().expect("access").to_owned();
+    let refresh = t["refresh_token"].as_str().expect("refresh").to_owned();
+    assert_eq!(json_of(&flow.exchange(&code, VERIFIER))["error"], "invalid_grant", "codes are single-use");
+
+    // The access token opens /mcp.
+    assert_eq!(flow.mcp_initialize(&access).status, 200);
+    assert_eq!(flow.mcp_initialize("mttrly_o_forged").status, 401);
+
+    // Refresh rotates; the old refresh token used again revokes the whole sign-in.
+    let rotated = json_of(&flow.refresh(&refresh));
+    let access2 = rotated["access_token"].as_str().expect("access2").to_owned();
+    let refresh2 = rotated["refresh_token"].as_str().expect("refresh2").to_owned();
+    assert_ne!(refresh2, refresh);
+    assert_eq!(flow.mcp_initialize(&access2).status, 200);
+    assert_eq!(json_of(&flow.refresh(&refresh))["error"], "invalid_grant");
+    assert_eq!(flow.mcp_initialize(&access2).status, 401, "replay revoked the family");
+    assert_eq!(json_of(&flow.refresh(&refresh2))["error"], "invalid_grant");
+
+    // Tokens are stored hashed: no token appears in the database file.
+    let mut db = std::fs::read(central.data_dir.join("central.db")).expect("db");
+    db.extend(std::fs::read(central.data_dir.join("central.db-wal")).unwrap_or_default());
+    let text = String::from_utf8_lossy(&db);
+    assert!(!text.contains(&access) && !text.contains(&refresh) && !text.contains(&code));
+}
+
+#[test]
+fn a_token_for_another_resource_is_refused_at_mcp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start(dir.path());
+    let reg = http_request(
+        &central.http_url,
+        "POST",
+        "/oauth/register",
+        &[("Content-Type", "application/json")],
+        &json!({ "redirect_uris": [REDIRECT] }).to_string(),
+    );
+    let client_id = json_of(&reg)["client_id"].as_str().expect("client_id").to_owned();
+    let flow = Flow { central: &central, client_id, resource: "https://other.example/mcp".to_owned() };
+    let r = flow.authorize("approve", &central.admin_token, "S256");
+    assert_eq!(query_param(r.header("location").expect("loc"), "error").as_deref(), Some("invalid_target"));
+}
