@@ -180,7 +180,7 @@ async fn main() {
         let done = actions
             .approve_action(authed(
                 &token,
-                ApproveActionRequest { action_id: id, content_sha256: sha, wait_seconds: 10 },
+                ApproveActionRequest { action_id: id, content_sha256: sha, wait_seconds: 10, via_mcp: false },
             ))
             .await
             .unwrap()

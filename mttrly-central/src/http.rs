@@ -77,7 +77,7 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
     let mcp = mttrly_mcp::http::service(
         Arc::new(crate::mcp::CentralBackend::new(Arc::clone(&central))),
         mttrly_mcp::server::Options::default(),
-        mttrly_mcp::http::HttpOptions { allowed_hosts },
+        mttrly_mcp::http::HttpOptions { allowed_hosts, allowed_origins: Vec::new() },
     );
     let state = AppState { central, site };
     Router::new()

@@ -52,6 +52,21 @@ fn as_assistant(owner: &TokenOwner, session: &Session) -> TokenOwner {
     }
 }
 
+/// The assistant behind a call the standalone MCP server relays over gRPC: one stable session id
+/// per human and client name, so its audit rows group together.
+pub fn relayed_assistant(owner: &TokenOwner, client_name: &str) -> TokenOwner {
+    use sha2::Digest as _;
+    let name: String = client_name.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect();
+    let user = owner.principal.accountable_user().clone();
+    let digest = sha2::Sha256::digest(format!("{}/{user}/{name}", owner.account_id).as_bytes());
+    let session_id = mttrly_core::ids::AssistantSessionId::parse(&format!("ses_{}", hex::encode(&digest[..16])))
+        .unwrap_or_else(|_| mttrly_core::ids::AssistantSessionId::generate());
+    as_assistant(
+        owner,
+        &Session { id: session_id, client_name: if name.is_empty() { "mcp-client".to_owned() } else { name } },
+    )
+}
+
 /// The human behind the token, deciding through the `mcp` channel after confirming in the client.
 fn as_human(owner: &TokenOwner) -> TokenOwner {
     TokenOwner {

@@ -113,7 +113,12 @@ impl Harness {
         ActionServiceClient::new(self.channel().await)
             .approve_action(authed(
                 token,
-                ApproveActionRequest { action_id: id.into(), content_sha256: sha.into(), wait_seconds: 10 },
+                ApproveActionRequest {
+                    action_id: id.into(),
+                    content_sha256: sha.into(),
+                    wait_seconds: 10,
+                    via_mcp: false,
+                },
             ))
             .await
             .map(|r| serde_json::from_str(&r.into_inner().action.unwrap().view_json).unwrap())
@@ -245,7 +250,10 @@ async fn expired_changed_and_cross_tenant_approvals_are_refused() {
         .into_inner();
     assert!(listed.actions.is_empty());
     let err = ActionServiceClient::new(h.channel().await)
-        .reject_action(authed(&other, RejectActionRequest { action_id: id.clone(), reason: String::new() }))
+        .reject_action(authed(
+            &other,
+            RejectActionRequest { action_id: id.clone(), reason: String::new(), via_mcp: false },
+        ))
         .await
         .unwrap_err();
     assert_eq!(mttrly_proto::status::from_status(&err).code(), ErrorCode::ActionNotFound);

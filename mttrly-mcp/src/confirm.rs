@@ -36,8 +36,8 @@ rmcp::elicit_safe!(Confirmation);
 fn cli_hint(id: &str, kind: DecisionKind) -> String {
     match kind {
         DecisionKind::Approve => format!("mttrly-cli actions approve {id}"),
-        DecisionKind::Reject => format!("mttrly-cli actions reject {id}"),
-        DecisionKind::Cancel => format!("mttrly-cli actions cancel {id}"),
+        // A human withdraws a request by rejecting it.
+        DecisionKind::Reject | DecisionKind::Cancel => format!("mttrly-cli actions reject {id}"),
     }
 }
 

@@ -22,6 +22,31 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub struct HttpOptions {
     /// `Host` values (`name` or `name:port`) the service answers to; anything else gets 403.
     pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed (`scheme://host[:port]`); checked by this service only in the
+    /// standalone server (central checks them itself, before authentication).
+    pub allowed_origins: Vec<String>,
+}
+
+/// The Streamable HTTP service with one caller for every request (the standalone server, which
+/// holds one token for central and only listens on loopback).
+pub fn service_with_caller<B: Backend>(
+    backend: Arc<B>,
+    options: Options,
+    http: HttpOptions,
+    caller: B::Caller,
+) -> StreamableHttpService<McpServer<B>, LocalSessionManager> {
+    let options = Arc::new(options);
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(http.allowed_hosts)
+        .with_allowed_origins(http.allowed_origins)
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(MAX_REQUEST_BYTES)
+        .with_legacy_session_mode(true);
+    StreamableHttpService::new(
+        move || Ok(McpServer::with_caller(Arc::clone(&backend), Arc::clone(&options), caller.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
 }
 
 /// The Streamable HTTP service, one [`McpServer`] per session.

@@ -12,6 +12,7 @@ pub mod backend;
 mod confirm;
 pub mod http;
 mod prompts;
+pub mod remote;
 mod resources;
 mod result;
 pub mod server;

@@ -25,6 +25,7 @@ pub mod central {
     }
 }
 
+pub mod client;
 pub mod convert;
 pub mod status;
 

@@ -11,4 +11,5 @@ mod mcp;
 mod oauth;
 mod playbooks;
 mod quickstart;
+mod standalone;
 mod tls;

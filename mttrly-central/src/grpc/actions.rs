@@ -12,8 +12,8 @@ use mttrly_core::tools::actions::ActionView;
 use mttrly_core::{ErrorCode, MttrlyError, Source};
 use mttrly_proto::central::v1::action_service_server::ActionService;
 use mttrly_proto::central::v1::{
-    Action, ApproveActionRequest, ApproveActionResponse, GetActionRequest, GetActionResponse, ListActionsRequest,
-    ListActionsResponse, RejectActionRequest, RejectActionResponse,
+    Action, ApproveActionRequest, ApproveActionResponse, CancelActionRequest, CancelActionResponse, GetActionRequest,
+    GetActionResponse, ListActionsRequest, ListActionsResponse, RejectActionRequest, RejectActionResponse,
 };
 use mttrly_proto::convert::environment_to_wire;
 use tonic::{Request, Response};
@@ -134,8 +134,9 @@ impl ActionService for ActionApi {
         let id = action_id(&req.action_id)?;
         let seen = (!req.content_sha256.is_empty()).then_some(req.content_sha256.as_str());
         let wait = Duration::from_secs(u64::from(req.wait_seconds)).min(MAX_WAIT);
-        let view =
-            actions::approve(&self.central, &owner, &id, seen, Source::Cli, wait).await.map_err(|e| status(&e))?;
+        let view = actions::approve(&self.central, &owner, &id, seen, channel(req.via_mcp), wait)
+            .await
+            .map_err(|e| status(&e))?;
         Ok(Response::new(ApproveActionResponse { action: Some(self.full(&owner, &id, Some(view)).await?) }))
     }
 
@@ -144,7 +145,22 @@ impl ActionService for ActionApi {
         let req = request.into_inner();
         let id = action_id(&req.action_id)?;
         let reason = (!req.reason.trim().is_empty()).then(|| req.reason.chars().take(500).collect::<String>());
-        let view = actions::reject(&self.central, &owner, &id, reason, Source::Cli).await.map_err(|e| status(&e))?;
+        let view =
+            actions::reject(&self.central, &owner, &id, reason, channel(req.via_mcp)).await.map_err(|e| status(&e))?;
         Ok(Response::new(RejectActionResponse { action: Some(self.full(&owner, &id, Some(view)).await?) }))
     }
+
+    async fn cancel_action(&self, request: Request<CancelActionRequest>) -> GrpcResult<CancelActionResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let req = request.into_inner();
+        let id = action_id(&req.action_id)?;
+        let view = actions::cancel(&self.central, &owner, &id, channel(req.via_mcp)).await.map_err(|e| status(&e))?;
+        Ok(Response::new(CancelActionResponse { action: Some(self.full(&owner, &id, Some(view)).await?) }))
+    }
+}
+
+/// The channel a decision came through: the CLI, or an MCP client relayed by the standalone MCP
+/// server. Claiming `mcp` can only narrow what the rules allow.
+const fn channel(via_mcp: bool) -> Source {
+    if via_mcp { Source::Mcp } else { Source::Cli }
 }

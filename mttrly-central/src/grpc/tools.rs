@@ -64,8 +64,10 @@ impl ToolService for ToolApi {
                     .with_detail("field", ".")
             })
         };
-        // The standalone MCP binary names its client; anything else is a direct API caller.
+        // The standalone MCP binary names its client; anything else is a direct API caller. Calls
+        // relayed from an MCP client are the assistant's, on behalf of the token's human.
         let source = if req.client_name.is_empty() { Source::Api } else { Source::Mcp };
+        let owner = if source == Source::Mcp { crate::mcp::relayed_assistant(&owner, &req.client_name) } else { owner };
         let outcome = match (req.tool_id.parse::<ToolId>(), &arguments) {
             (Ok(tool), Ok(args)) => tools::call(&self.central, &owner, source, tool, args.clone()).await,
             (Err(e), _) => Err(e),

@@ -178,6 +178,7 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
             // The approval is bound to the content this human reviewed.
             let approved = client
                 .approve_action(ApproveActionRequest {
+                    via_mcp: false,
                     action_id: action_id.clone(),
                     content_sha256: action.content_sha256.clone(),
                     wait_seconds: *wait,
@@ -198,6 +199,7 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
         ActionsCommand::Reject { action_id, reason } => {
             let rejected = client
                 .reject_action(RejectActionRequest {
+                    via_mcp: false,
                     action_id: action_id.clone(),
                     reason: reason.clone().unwrap_or_default(),
                 })
