@@ -86,7 +86,11 @@ impl Backend for CentralBackend {
     }
 
     async fn tools(&self, caller: &TokenOwner) -> Result<Vec<ToolId>, MttrlyError> {
-        Ok(tools::AVAILABLE.iter().copied().filter(|t| tools::reachable(&self.central, caller, *t)).collect())
+        Ok(mttrly_core::catalog::specs()
+            .iter()
+            .map(|s| s.id)
+            .filter(|t| tools::reachable(&self.central, caller, *t))
+            .collect())
     }
 
     async fn call(

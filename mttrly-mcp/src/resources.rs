@@ -1,7 +1,8 @@
-//! Resources: each server's latest status, readable by URI.
+//! Resources: the playbook catalog and each server's latest status, readable by URI.
 //!
-//! `mttrly://servers/{server_id}/status` is the same structure `mttrly_get_server_status`
-//! returns, fetched through the backend as the caller, so tenancy and the tool surface apply.
+//! `mttrly://playbooks` is what `mttrly_list_playbooks` returns (the built-in catalog);
+//! `mttrly://servers/{server_id}/status` is what `mttrly_get_server_status` returns. Both are
+//! fetched through the backend as the caller, so tenancy and the tool surface apply.
 
 use mttrly_core::tools::servers::ServerList;
 use mttrly_core::{ErrorCode, MttrlyError, ToolId};
@@ -10,6 +11,7 @@ use serde_json::json;
 
 use crate::backend::{Backend, Session};
 
+const PLAYBOOKS: &str = "mttrly://playbooks";
 const PREFIX: &str = "mttrly://servers/";
 const SUFFIX: &str = "/status";
 
@@ -24,24 +26,32 @@ pub(crate) async fn list<B: Backend>(
     session: &Session,
 ) -> Result<Vec<Resource>, MttrlyError> {
     let tools = backend.tools(caller).await?;
+    let mut out = Vec::new();
+    if tools.contains(&ToolId::ListPlaybooks) {
+        out.push(
+            Resource::new(PLAYBOOKS, "playbooks")
+                .with_title("Playbook catalog")
+                .with_description(
+                    "Every built-in remediation playbook: id, category, whether it needs approval, parameters.",
+                )
+                .with_mime_type("application/json"),
+        );
+    }
     if !tools.contains(&ToolId::ListServers) || !tools.contains(&ToolId::GetServerStatus) {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     let list: ServerList = serde_json::from_value(backend.call(caller, session, ToolId::ListServers, json!({})).await?)
         .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("unexpected server list: {e}")))?;
-    Ok(list
-        .servers
-        .iter()
-        .map(|s| {
-            Resource::new(uri(s.server_id.as_str()), format!("{}-status", s.name))
-                .with_title(format!("{} status", s.name))
-                .with_description(format!(
-                    "Latest status of {} ({}): host, metrics and open alerts.",
-                    s.name, s.environment
-                ))
-                .with_mime_type("application/json")
-        })
-        .collect())
+    out.extend(list.servers.iter().map(|s| {
+        Resource::new(uri(s.server_id.as_str()), format!("{}-status", s.name))
+            .with_title(format!("{} status", s.name))
+            .with_description(format!(
+                "Latest status of {} ({}): host, metrics and open alerts.",
+                s.name, s.environment
+            ))
+            .with_mime_type("application/json")
+    }));
+    Ok(out)
 }
 
 /// Reads one resource.
@@ -51,10 +61,15 @@ pub(crate) async fn read<B: Backend>(
     session: &Session,
     uri_: &str,
 ) -> Result<ResourceContents, MttrlyError> {
+    if uri_ == PLAYBOOKS {
+        let catalog = backend.call(caller, session, ToolId::ListPlaybooks, json!({})).await?;
+        let text = serde_json::to_string_pretty(&catalog).unwrap_or_default();
+        return Ok(ResourceContents::text(text, uri_).with_mime_type("application/json"));
+    }
     let Some(server_id) = uri_.strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix(SUFFIX)) else {
         return Err(MttrlyError::new(
             ErrorCode::NotFound,
-            format!("unknown resource `{uri_}`: resources are mttrly://servers/{{server_id}}/status"),
+            format!("unknown resource `{uri_}`: resources are {PLAYBOOKS} and mttrly://servers/{{server_id}}/status"),
         ));
     };
     let status = backend.call(caller, session, ToolId::GetServerStatus, json!({ "server_id": server_id })).await?;

@@ -51,8 +51,9 @@ async fn the_response_flow_with_a_human_confirming_in_the_client() {
     for expected in ["mttrly_get_capabilities", "mttrly_execute_command", "mttrly_approve_action"] {
         assert!(names.iter().any(|n| n == expected), "{expected} advertised: {names:?}");
     }
-    // Only tools that work end to end are advertised.
+    // Only tools that work end to end are advertised: the list is a contract, kept as a snapshot.
     assert!(!names.iter().any(|n| n == "mttrly_start_investigation"), "{names:?}");
+    insta::assert_json_snapshot!("mcp_advertised_tools", names);
     let exec = tools.iter().find(|t| t.name == "mttrly_execute_command").expect("exec");
     assert!(exec.output_schema.is_some() && exec.annotations.is_some());
 
@@ -108,8 +109,14 @@ async fn the_response_flow_with_a_human_confirming_in_the_client() {
     let prompts = session.list_prompts(None).await.expect("prompts/list");
     assert_eq!(prompts.prompts[0].name, "incident-investigation");
     let resources = session.list_resources(None).await.expect("resources/list");
-    let uri = resources.resources[0].uri.clone();
-    assert!(uri.contains(&s.server_id), "{uri}");
+    let uris: Vec<String> = resources.resources.iter().map(|r| r.uri.clone()).collect();
+    assert!(uris.contains(&"mttrly://playbooks".to_owned()), "{uris:?}");
+    let catalog = session
+        .read_resource(rmcp::model::ReadResourceRequestParams::new("mttrly://playbooks"))
+        .await
+        .expect("resources/read playbooks");
+    assert!(serde_json::to_string(&catalog).expect("json").contains("restart-systemd-unit"));
+    let uri = uris.iter().find(|u| u.contains(&s.server_id)).expect("the server's status resource").clone();
     let read = session.read_resource(rmcp::model::ReadResourceRequestParams::new(uri)).await.expect("resources/read");
     let text = serde_json::to_string(&read).expect("json");
     assert!(text.contains("web-1"), "{text}");
@@ -298,6 +305,7 @@ fn the_http_gate_challenges_refuses_origins_and_hosts() {
     );
     let body: Value = serde_json::from_str(&none.body).expect("error body");
     assert_eq!(body["code"], "AUTH_FAILED");
+    insta::assert_json_snapshot!("mcp_401_body", body);
 
     // A bad token: 401 invalid_token.
     let mut bad = json_headers.to_vec();
@@ -335,4 +343,104 @@ fn the_http_gate_challenges_refuses_origins_and_hosts() {
     rebound.push(("Host", "attacker.example"));
     let r = http_request(base, "POST", "/mcp", &rebound, &init);
     assert!((400..500).contains(&r.status), "{r:?}");
+}
+
+/// The seed's response flow, for real: capabilities → list servers → run a diagnostic → list
+/// playbooks → run a playbook (pending) → a human approves with `mttrly-cli actions approve` →
+/// the agent executes → `mttrly_get_action_result` and `mttrly_get_audit_log` show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_response_flow_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical");
+    let books = root.join("playbooks");
+    std::fs::create_dir_all(&books).expect("mkdir");
+    let marker = root.join("restarted");
+    std::fs::write(
+        books.join("restart-app.toml"),
+        format!(
+            "id = \"restart-app\"\nname = \"Restart the app\"\ndescription = \"Restart the demo app\"\ncategory = \"services\"\n\
+             requires_approval = true\nrequires = [\"touch\"]\nblast_radius = \"the demo app\"\ntimeout_seconds = 20\n\
+             [[steps]]\nargv = [\"touch\", \"{}\"]\n",
+            marker.display()
+        ),
+    )
+    .expect("playbook");
+    let policy = root.join("policy.toml");
+    std::fs::write(&policy, format!("playbooks_dir = \"{}\"\n", books.display())).expect("policy");
+    let (central, server_id, assistant, _agent) = tokio::task::block_in_place(|| {
+        let central = TestCentral::start(&root);
+        let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
+        let server_id = added["server_id"].as_str().expect("id").to_owned();
+        let agent = TestAgent::start_with_policy(
+            &central.grpc_url,
+            added["install_token"].as_str().expect("token"),
+            &root.join("agent"),
+            &policy,
+        );
+        let assistant = token(&central, &["--assistant", "claude-code"]);
+        wait_for("the agent online", Duration::from_secs(15), || {
+            (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
+        });
+        (central, server_id, assistant, agent)
+    });
+    let (session, _) = mcp::connect(&central.mcp_url, &assistant, None).await;
+
+    let caps = mcp::call_ok(&session, "mttrly_get_capabilities", json!({})).await;
+    assert!(caps["available_tools"].as_array().expect("tools").iter().any(|t| t == "mttrly_run_playbook"));
+    let servers = mcp::call_ok(&session, "mttrly_list_servers", json!({})).await;
+    assert_eq!(servers["servers"][0]["server_id"], server_id.as_str());
+    let report = mcp::call_ok(
+        &session,
+        "mttrly_run_diagnostic",
+        json!({ "server_id": server_id, "problem": "the app stopped answering after a deploy" }),
+    )
+    .await;
+    assert!(report["summary"].is_string() && report["probes"].is_array(), "{report}");
+    let books = mcp::call_ok(&session, "mttrly_list_playbooks", json!({ "server_id": server_id })).await;
+    assert!(books["playbooks"].as_array().expect("list").iter().any(|p| p["playbook_id"] == "restart-app"), "{books}");
+    let pending = mcp::call_ok(
+        &session,
+        "mttrly_run_playbook",
+        json!({ "server_id": server_id, "playbook_id": "restart-app", "reason": "the app hangs" }),
+    )
+    .await;
+    assert_eq!(pending["status"], "pending_approval", "{pending}");
+    let id = pending["action_id"].as_str().expect("id").to_owned();
+    assert!(!marker.exists());
+
+    // A human approves from a terminal.
+    let approved = tokio::task::block_in_place(|| central.cli_json(&["actions", "approve", &id, "--yes"]));
+    assert_eq!(approved["status"], "succeeded", "{approved}");
+    assert!(marker.exists(), "the agent ran the playbook");
+
+    let result = mcp::call_ok(&session, "mttrly_get_action_result", json!({ "action_id": id })).await;
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert_eq!(result["approvals"][0]["channel"], "cli");
+    let audit = mcp::call_ok(&session, "mttrly_get_audit_log", json!({ "server_id": server_id })).await;
+    let text = audit.to_string();
+    for expected in ["mttrly_run_diagnostic", "mttrly_run_playbook", id.as_str()] {
+        assert!(text.contains(expected), "{expected} in the audit log: {audit}");
+    }
+}
+
+#[test]
+fn a_tool_beyond_the_plan_says_which_plan_unlocks_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start_with(dir.path(), &["--plan", "watchdog"], &[], |_| {});
+    let assistant = token(&central, &["--assistant", "claude-code"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (session, _) = mcp::connect(&central.mcp_url, &assistant, None).await;
+        let err = mcp::call_err(
+            &session,
+            "mttrly_run_diagnostic",
+            json!({ "server_id": "srv_00000000000000000000000000000000", "problem": "x" }),
+        )
+        .await;
+        assert_eq!(err["code"], "PLAN_REQUIRED", "{err}");
+        assert_eq!(err["details"]["required_plan"], "deployment_bro", "{err}");
+        let bad = mcp::call_err(&session, "mttrly_get_server_status", json!({ "server_id": 42 })).await;
+        assert_eq!(bad["code"], "VALIDATION_ERROR", "{bad}");
+        assert_eq!(bad["details"]["field"], "server_id", "{bad}");
+    });
 }
