@@ -274,6 +274,23 @@ fn a_session_belongs_to_the_user_who_opened_it() {
     let stolen = post(intruder, Some(&session_id), &list);
     assert!(!stolen.body.contains("mttrly_list_servers"), "{stolen:?}");
     assert!(stolen.body.contains("belongs to another user"), "{stolen:?}");
+
+    // DELETE ends the session; it is gone afterwards.
+    let bearer = format!("Bearer {assistant}");
+    let ended = http_request(
+        &central.http_url,
+        "DELETE",
+        "/mcp",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Mcp-Session-Id", session_id.as_str()),
+            ("Mcp-Protocol-Version", "2025-06-18"),
+        ],
+        "",
+    );
+    assert!((200..300).contains(&ended.status), "{ended:?}");
+    let after = post(&assistant, Some(&session_id), &list);
+    assert_eq!(after.status, 404, "{after:?}");
 }
 
 #[test]
