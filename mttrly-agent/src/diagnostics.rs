@@ -88,8 +88,11 @@ pub async fn diagnose(
 ) -> Result<Value, MttrlyError> {
     let p: DiagnosticParams = serde_json::from_slice(params)
         .map_err(|e| MttrlyError::new(ErrorCode::ValidationError, format!("malformed diagnostic parameters: {e}")))?;
+    let mut probes = p.probes;
+    probes.sort();
+    probes.dedup();
     let commands: Vec<(String, Vec<String>)> =
-        p.probes.iter().flat_map(|probe| diagnose::commands(*probe, p.unit.as_deref())).collect();
+        probes.iter().flat_map(|probe| diagnose::commands(*probe, p.unit.as_deref())).collect();
     let ev = collect(commands, policy, Some(metrics)).await;
     serde_json::to_value(ev).map_err(|e| MttrlyError::new(ErrorCode::InternalError, e.to_string()))
 }

@@ -105,11 +105,13 @@ pub async fn invoke(rules: &FileRules, capability: &str, params: &[u8]) -> Resul
             match p.target {
                 Target::File { path } => {
                     let allowed = rules.check(&path, FileAccess::Read)?;
-                    blocking(move || read_tail(&allowed, lines, &path)).await
+                    // A managed env file read by its path gets the same key-based redaction.
+                    let env = rules.is_env_file(&allowed.path);
+                    blocking(move || read_tail_as(&allowed, lines, &path, env)).await
                 }
                 Target::EnvFile { name } => {
                     let allowed = rules.env_file(&name)?;
-                    blocking(move || read_tail(&allowed, lines, &format!("env_file:{name}"))).await
+                    blocking(move || read_tail_as(&allowed, lines, &format!("env_file:{name}"), true)).await
                 }
                 Target::DockerLogs { container } => docker_logs(&container, lines).await,
                 Target::DockerImages => docker_images(lines).await,
@@ -141,15 +143,71 @@ async fn blocking(job: impl FnOnce() -> Result<Value, MttrlyError> + Send + 'sta
         .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("file task failed: {e}")))?
 }
 
+/// Keys whose values are secrets in an env file, matched anywhere in the key.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "PASS",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "AUTH",
+    "CREDENTIAL",
+    "PRIVATE",
+    "SALT",
+    "SIGN",
+    "CERT",
+    "COOKIE",
+    "SESSION",
+    "DSN",
+    "CONNECTION",
+    "DATABASE_URL",
+    "WEBHOOK",
+];
+
+/// A managed env file: every value whose key names a secret is replaced whole (quoted or not,
+/// however short), on top of the generic rules.
+fn redact_env_values(text: &str, redactions: &mut Redactions) -> String {
+    let mut hits = 0u32;
+    let out: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+            match body.split_once('=') {
+                Some((key, value))
+                    if !key.trim().is_empty()
+                        && !key.trim_start().starts_with('#')
+                        && !value.trim().is_empty()
+                        && !value.contains("[REDACTED")
+                        && SECRET_KEY_PARTS.iter().any(|p| key.to_ascii_uppercase().contains(p)) =>
+                {
+                    hits += 1;
+                    format!("{}=[REDACTED:env_secret]", &line[..line.len() - value.len() - 1])
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect();
+    if hits > 0 {
+        *redactions.0.entry("env_secret").or_default() += hits;
+    }
+    out.join("\n")
+}
+
 fn read_tail(allowed: &Allowed, lines: usize, source: &str) -> Result<Value, MttrlyError> {
+    read_tail_as(allowed, lines, source, false)
+}
+
+fn read_tail_as(allowed: &Allowed, lines: usize, source: &str, env: bool) -> Result<Value, MttrlyError> {
     let (mut file, meta) = open_checked(allowed)?;
     let t = tail::tail(&mut file, meta.len(), lines)?;
     let mut redactions = Redactions::default();
-    let content: Vec<String> = t.lines.iter().map(|l| redactions.line(l)).collect();
+    // The whole text at once: a PEM private key spans lines, and its body alone matches no rule.
+    let content = redactions.line(&t.lines.join("\n"));
+    let content = if env { redact_env_values(&content, &mut redactions) } else { content };
     Ok(json!({
         "source": source,
-        "content": content.join("\n"),
-        "line_count": content.len(),
+        "content": content,
+        "line_count": t.lines.len(),
         "truncated": t.truncated,
         "size_bytes": t.size_bytes,
         "redactions": redactions.json(),
@@ -311,7 +369,7 @@ fn io_failed(what: &str, path: &std::path::Path, e: &std::io::Error) -> MttrlyEr
 /// `NAME.mttrly-backup-UNIXMS` first, and the file keeps its permissions.
 fn write_managed(allowed: &Allowed, bytes: &[u8]) -> Result<Value, MttrlyError> {
     use std::io::Write as _;
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
     let path = &allowed.path;
     let dir = path.parent().ok_or_else(|| bad("a managed file needs a parent directory"))?;
     let stamp = jiff::Timestamp::now().as_millisecond();
@@ -321,16 +379,19 @@ fn write_managed(allowed: &Allowed, bytes: &[u8]) -> Result<Value, MttrlyError> 
         let (mut current, meta) = open_checked(allowed)?;
         let name = format!("{}.mttrly-backup-{stamp}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
         let backup_path = dir.join(name);
+        // Created 0600 and never touched by path again: permissions go through the descriptor, so
+        // a symlink swapped in for the name can never redirect a chmod.
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc_nofollow())
             .open(&backup_path)
             .map_err(|e| io_failed("create the backup", &backup_path, &e))?;
         std::io::copy(&mut current, &mut out).map_err(|e| io_failed("back up", path, &e))?;
         out.sync_all().map_err(|e| io_failed("sync the backup", &backup_path, &e))?;
-        let _ =
-            std::fs::set_permissions(&backup_path, std::fs::Permissions::from_mode(meta.permissions().mode() & 0o600));
-        mode = Some(meta.permissions());
+        // The file keeps its mode (without setuid/setgid/sticky bits) and its owner.
+        mode = Some((meta.permissions().mode() & 0o777, meta.uid(), meta.gid()));
         backup = Some(backup_path);
     }
     let tmp = dir.join(format!(".{}.mttrly-tmp-{stamp}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
@@ -338,13 +399,18 @@ fn write_managed(allowed: &Allowed, bytes: &[u8]) -> Result<Value, MttrlyError> 
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc_nofollow())
             .open(&tmp)
             .map_err(|e| io_failed("create", &tmp, &e))?;
         f.write_all(bytes).map_err(|e| io_failed("write", &tmp, &e))?;
-        f.sync_all().map_err(|e| io_failed("sync", &tmp, &e))?;
-        if let Some(perm) = &mode {
-            std::fs::set_permissions(&tmp, perm.clone()).map_err(|e| io_failed("set permissions on", &tmp, &e))?;
+        if let Some((bits, uid, gid)) = mode {
+            // fchown/fchmod on the open descriptor, never by name.
+            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
+            f.set_permissions(std::fs::Permissions::from_mode(bits))
+                .map_err(|e| io_failed("set permissions on", &tmp, &e))?;
         }
+        f.sync_all().map_err(|e| io_failed("sync", &tmp, &e))?;
         std::fs::rename(&tmp, path).map_err(|e| io_failed("replace", path, &e))
     })();
     if result.is_err() {
@@ -352,6 +418,11 @@ fn write_managed(allowed: &Allowed, bytes: &[u8]) -> Result<Value, MttrlyError> 
     }
     result?;
     Ok(json!({ "path": path, "bytes_written": bytes.len(), "backup": backup }))
+}
+
+/// `O_NOFOLLOW`: a name that became a symlink is refused instead of followed.
+const fn libc_nofollow() -> i32 {
+    mttrly_core::files::open::NOFOLLOW
 }
 
 fn remove_managed(allowed: &Allowed) -> Result<Value, MttrlyError> {
@@ -362,4 +433,22 @@ fn remove_managed(allowed: &Allowed) -> Result<Value, MttrlyError> {
     let (_, meta) = open_checked(allowed)?;
     std::fs::remove_file(&allowed.path).map_err(|e| io_failed("remove", &allowed.path, &e))?;
     Ok(json!({ "path": allowed.path, "bytes_freed": meta.len() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_are_redacted_by_key_whatever_their_shape() {
+        let mut r = Redactions::default();
+        let text =
+            "PORT=8080\nDB_PASS=x\nSIGNING_KEY=\"a b c\"\nexport ENCRYPTION_KEY=zz\n# API_KEY=commented\nNAME=web";
+        let out = redact_env_values(text, &mut r);
+        assert!(out.contains("PORT=8080") && out.contains("NAME=web"), "{out}");
+        for leaked in ["=x", "a b c", "zz"] {
+            assert!(!out.contains(leaked), "{leaked} leaked: {out}");
+        }
+        assert!(out.contains("export ENCRYPTION_KEY=[REDACTED:env_secret]"), "{out}");
+    }
 }

@@ -7,6 +7,7 @@
 //! `WWW-Authenticate` challenge pointing at the protected-resource metadata (RFC 9728); then the
 //! token's owner rides in the request's extensions to the MCP server.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -48,6 +49,13 @@ impl Site {
 pub(crate) struct AppState {
     pub(crate) central: Arc<Central>,
     pub(crate) site: Arc<Site>,
+    /// Which user opened each MCP session. Every request on a session, including a client's
+    /// answer to a confirmation form, must come from that user; anyone else gets 404.
+    sessions: Arc<std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>>,
+}
+
+fn session_owner_key(owner: &TokenOwner) -> String {
+    format!("{}/{}", owner.account_id, owner.principal.accountable_user())
 }
 
 /// The HTTP router. `http_addr` is the bound listen address (the base URL when no public URL is
@@ -79,7 +87,7 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         mttrly_mcp::server::Options::default(),
         mttrly_mcp::http::HttpOptions { allowed_hosts, allowed_origins: Vec::new() },
     );
-    let state = AppState { central, site };
+    let state = AppState { central, site, sessions: Arc::default() };
     Router::new()
         .route("/healthz", get(healthz))
         .route(RESOURCE_METADATA_PATH, get(resource_metadata))
@@ -225,8 +233,39 @@ async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Nex
     };
     match owner {
         Ok(Some(owner)) => {
+            let key = session_owner_key(&owner);
+            let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            if let Some(id) = &session {
+                let sessions = state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if sessions.get(id).is_some_and(|(k, _)| *k != key) {
+                    drop(sessions);
+                    tracing::warn!("a request used another user's MCP session id; refused");
+                    return error_response(
+                        StatusCode::NOT_FOUND,
+                        &MttrlyError::new(ErrorCode::NotFound, "no such MCP session"),
+                    );
+                }
+            }
+            let deleting = request.method() == axum::http::Method::DELETE;
             request.extensions_mut().insert(owner);
-            next.run(request).await
+            let response = next.run(request).await;
+            let mut sessions = state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match (&session, response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())) {
+                (None, Some(created)) => {
+                    let now = std::time::Instant::now();
+                    if sessions.len() >= 100_000 {
+                        sessions
+                            .retain(|_, (_, at)| now.duration_since(*at) < std::time::Duration::from_secs(24 * 3600));
+                    }
+                    sessions.insert(created.to_owned(), (key, now));
+                }
+                (Some(id), _) if deleting && response.status().is_success() => {
+                    sessions.remove(id);
+                }
+                _ => {}
+            }
+            drop(sessions);
+            response
         }
         Ok(None) => challenge(
             &state.site,

@@ -135,14 +135,17 @@ fn form_message(view: &ActionView, server: &ServerStatus, kind: DecisionKind) ->
         DecisionKind::Reject => "REJECT",
         DecisionKind::Cancel => "CANCEL",
     };
+    // Facts from central first; text the assistant wrote (the description carries its reason)
+    // last, on one line and cut, so it can never pose as the content.
+    let assistant_text: String =
+        view.description.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
     format!(
-        "{verb} action {id}?\n\nServer: {name} ({sid})\nEnvironment: {env}\nRequested by: {by}\n{desc}\n\nExactly what runs:\n{what}\n\nContent SHA-256: {sha}\n\nTick the box and accept only if this is what you want. Your assistant cannot do this for you.",
+        "{verb} action {id}?\n\nServer: {name} ({sid})\nEnvironment: {env}\nRequested by: {by}\n\nExactly what runs:\n{what}\n\nContent SHA-256: {sha}\n\nTick the box and accept only if this is what you want. Your assistant cannot do this for you.\n\n(Request summary, which may contain the assistant's own words: {assistant_text})",
         id = view.action_id,
         name = server.server.name,
         sid = server.server.server_id,
         env = server.server.environment,
         by = view.requested_by,
-        desc = view.description,
         sha = view.content.content_sha256(),
     )
 }

@@ -270,10 +270,14 @@ fn a_session_belongs_to_the_user_who_opened_it() {
     let human = central.cli_json(&["tokens", "create", "--human"])["token"].as_str().expect("t").to_owned();
     let mine = post(&human, Some(&session_id), &list);
     assert!(mine.body.contains("mttrly_list_servers"), "same person, other token: {mine:?}");
-    // Another tenant's token on this session is refused; it learns nothing.
+    // Another tenant's token on this session is refused before it reaches the session: it learns
+    // nothing, and cannot answer the session's confirmation forms either.
     let stolen = post(intruder, Some(&session_id), &list);
+    assert_eq!(stolen.status, 404, "{stolen:?}");
     assert!(!stolen.body.contains("mttrly_list_servers"), "{stolen:?}");
-    assert!(stolen.body.contains("belongs to another user"), "{stolen:?}");
+    let forged_answer =
+        json!({ "jsonrpc": "2.0", "id": 0, "result": { "action": "accept", "content": { "confirm": true } } });
+    assert_eq!(post(intruder, Some(&session_id), &forged_answer.to_string()).status, 404);
 
     // DELETE ends the session; it is gone afterwards.
     let bearer = format!("Bearer {assistant}");

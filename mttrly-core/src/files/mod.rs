@@ -210,6 +210,10 @@ impl FileRules {
                 let parent = path.parent().and_then(|p| std::fs::canonicalize(p).ok());
                 match (parent, path.file_name()) {
                     (Some(parent), Some(name)) => (parent.join(name), false),
+                    // A write needs a real parent directory: a dangling symlink is not one.
+                    _ if access == FileAccess::Write => {
+                        return Err(denied(format!("the directory of `{requested}` does not exist"), requested));
+                    }
                     _ => (lexical(path), false),
                 }
             }
@@ -241,6 +245,14 @@ impl FileRules {
                 .with_detail("path", requested));
         }
         Ok(Allowed { path: resolved, rule, exists })
+    }
+
+    /// Whether a resolved path is one of the managed env files (read with key-based redaction).
+    pub fn is_env_file(&self, resolved: &Path) -> bool {
+        self.policy
+            .env_files
+            .values()
+            .any(|p| std::fs::canonicalize(p).is_ok_and(|c| c == resolved) || Path::new(p) == resolved)
     }
 
     /// The path of a managed env file by name.

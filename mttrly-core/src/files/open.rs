@@ -7,6 +7,9 @@ use std::path::Path;
 use super::Allowed;
 use crate::error::{ErrorCode, MttrlyError};
 
+/// `O_NOFOLLOW`, for callers creating files next to an allowed one.
+pub const NOFOLLOW: i32 = libc::O_NOFOLLOW;
+
 fn denied(message: impl Into<String>, path: &Path) -> MttrlyError {
     MttrlyError::new(ErrorCode::PolicyDenied, message).with_detail("path", path.display().to_string())
 }
@@ -51,9 +54,11 @@ fn still_the_same(file: &File, meta: &Metadata, path: &Path) -> Result<(), Mttrl
     if now.dev() != meta.dev() || now.ino() != meta.ino() {
         return Err(denied(format!("`{}` was replaced while it was being opened", path.display()), path));
     }
-    if let Ok(name) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        && name != path
-    {
+    // Fail closed: without /proc the descriptor's name cannot be checked, so nothing is read.
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|e| {
+        denied(format!("cannot verify what `{}` resolves to once open (/proc: {e}): refused", path.display()), path)
+    })?;
+    if name != path {
         return Err(denied(
             format!("`{}` resolves elsewhere once open (`{}`): refused", path.display(), name.display()),
             path,

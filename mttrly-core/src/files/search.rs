@@ -3,6 +3,8 @@
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 
+use std::time::Instant;
+
 use globset::GlobBuilder;
 
 use super::{FileAccess, FileRules, open::open_checked};
@@ -14,6 +16,10 @@ pub const MAX_FILES: usize = 2000;
 pub const MAX_BYTES_PER_FILE: u64 = 64 * 1024 * 1024;
 /// The most directory entries one search visits.
 const MAX_ENTRIES: usize = 50_000;
+/// The longest line read into memory; the rest of a longer line is skipped.
+const MAX_LINE_BYTES: u64 = 64 * 1024;
+/// The wall-clock budget of one search.
+const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +67,7 @@ pub fn search(
     };
     let needle = if ignore_case { query.to_lowercase() } else { query.to_owned() };
     let mut found = Found::default();
+    let deadline = Instant::now() + TIME_BUDGET;
     let mut entries = 0usize;
     let mut stack: Vec<PathBuf> = rules.search_roots();
     stack.reverse();
@@ -90,7 +97,7 @@ pub fn search(
         let Ok(allowed) = rules.check(text, FileAccess::Read) else { continue };
         let Ok((file, _)) = open_checked(&allowed) else { continue };
         found.files_searched += 1;
-        if scan(file, &allowed.path, &needle, ignore_case, max_hits, &mut found) {
+        if scan(file, &allowed.path, &needle, ignore_case, max_hits, deadline, &mut found) {
             found.truncated = true;
             break;
         }
@@ -99,19 +106,46 @@ pub fn search(
 }
 
 /// Scans one file; true when `max_hits` is reached.
-fn scan(file: std::fs::File, path: &Path, needle: &str, ignore_case: bool, max_hits: usize, found: &mut Found) -> bool {
+fn scan(
+    file: std::fs::File,
+    path: &Path,
+    needle: &str,
+    ignore_case: bool,
+    max_hits: usize,
+    deadline: Instant,
+    found: &mut Found,
+) -> bool {
     let mut reader = BufReader::new(file.take(MAX_BYTES_PER_FILE));
     let mut raw = Vec::new();
     let mut number = 0u64;
     loop {
         raw.clear();
-        match reader.read_until(b'\n', &mut raw) {
+        match (&mut reader).take(MAX_LINE_BYTES).read_until(b'\n', &mut raw) {
             Ok(0) | Err(_) => return false,
             Ok(_) => {}
         }
+        if raw.last() != Some(&b'\n') && raw.len() as u64 == MAX_LINE_BYTES {
+            // A huge line: keep its start, skip the rest without holding it in memory.
+            let mut sink = Vec::new();
+            loop {
+                sink.clear();
+                match (&mut reader).take(MAX_LINE_BYTES).read_until(b'\n', &mut sink) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if sink.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            found.truncated = true;
+            return true;
+        }
         number += 1;
-        let line = String::from_utf8_lossy(&raw);
-        let line = line.trim_end_matches(['\n', '\r']);
+        let raw_line = String::from_utf8_lossy(&raw);
+        // Match what may be shown: the redacted line. Matching the raw text would let repeated
+        // queries (`PASSWORD=a`, `PASSWORD=b`, ...) recover a secret one character at a time.
+        let redacted = crate::redactor::redact(raw_line.trim_end_matches(['\n', '\r'])).text.into_owned();
+        let line = redacted.as_str();
         let hit = if ignore_case { line.to_lowercase().contains(needle) } else { line.contains(needle) };
         if hit {
             let shown: String = line.chars().take(super::tail::MAX_LINE_CHARS).collect();

@@ -163,6 +163,9 @@ impl Playbook {
             }
             if let Some(default) = &param.default {
                 validate_value(param, default).map_err(|e| invalid_def(id, e.message()))?;
+            } else if !param.required {
+                // An absent value would render as an empty argument (`rm -rf /srv/cache/{sub}`).
+                return Err(invalid_def(id, format!("optional parameter `{}` needs a default", param.name)));
             }
         }
         for step in self.prechecks.iter().chain(&self.steps).chain(&self.verify) {
@@ -282,6 +285,9 @@ fn validate_value(param: &ParamDef, value: &ParamValue) -> Result<(), MttrlyErro
     let name = param.name.as_str();
     match (param.kind, value) {
         (ParamKind::Boolean, ParamValue::Boolean(_)) => Ok(()),
+        (ParamKind::Integer, ParamValue::Integer(i)) if *i < 0 && param.min.is_none_or(|m| m >= 0) => {
+            Err(bad_param(name, "cannot be negative"))
+        }
         (ParamKind::Integer, ParamValue::Integer(i)) => {
             if param.min.is_some_and(|m| *i < m) || param.max.is_some_and(|m| *i > m) {
                 return Err(bad_param(
@@ -305,6 +311,10 @@ fn validate_value(param: &ParamDef, value: &ParamValue) -> Result<(), MttrlyErro
             // A value is never an option to the program it is passed to.
             if s.starts_with('-') {
                 return Err(bad_param(name, "cannot start with `-`"));
+            }
+            // A path never climbs out of the directory its pattern names.
+            if s.split('/').any(|seg| seg == ".." || seg == ".") {
+                return Err(bad_param(name, "cannot contain `.` or `..` path segments"));
             }
             let pattern = param.pattern.as_deref().unwrap_or("");
             let re = full_match(pattern).map_err(|e| bad_param(name, format!("bad pattern: {e}")))?;

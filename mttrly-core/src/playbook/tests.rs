@@ -28,7 +28,7 @@ fn parameters_are_validated_and_rendered_into_argv_without_a_shell() {
     assert_eq!(rendered.steps[0].argv, vec!["systemctl", "restart", "--", "nginx.service"]);
     assert_eq!(rendered.prechecks.len(), 1);
     // Shell tricks are just invalid values.
-    for evil in ["nginx; rm -rf /", "$(reboot)", "`id`", "nginx && true", "-H root@evil", "a b", "../../etc"] {
+    for evil in ["nginx; rm -rf /", "$(reboot)", "`id`", "nginx && true", "-H root@evil", "a b", "../../etc", ".."] {
         let err = restart.validate(&params(&[("unit", s(evil))])).unwrap_err();
         assert_eq!(err.code(), ErrorCode::ValidationError, "{evil}");
         assert_eq!(err.details()["field"], "parameters.unit", "{evil}");
@@ -39,6 +39,13 @@ fn parameters_are_validated_and_rendered_into_argv_without_a_shell() {
     let wrong_type = restart.validate(&params(&[("unit", ParamValue::Integer(3))])).unwrap_err();
     assert!(wrong_type.message().contains("string"), "{wrong_type}");
 
+    let rollback = catalog.find(&PlaybookId::new("rollback-release-symlink").unwrap()).unwrap();
+    for escape in ["/srv/../lib64", "/srv/app/./../../etc", "/home/x/.."] {
+        let err = rollback.validate(&params(&[("link", s(escape)), ("target", s("/srv/app/r1"))])).unwrap_err();
+        assert!(err.message().contains(".."), "{escape}: {err}");
+    }
+    let logs = catalog.find(&PlaybookId::new("compress-rotated-logs").unwrap()).unwrap();
+    assert!(logs.validate(&params(&[("dir", s("/var/log/../../usr/lib"))])).is_err());
     let tmp = catalog.find(&PlaybookId::new("clear-old-tmp-files").unwrap()).unwrap();
     let filled = tmp.validate(&BTreeMap::new()).unwrap();
     assert_eq!(tmp.render(&filled).steps[0].argv.iter().filter(|a| *a == "+7").count(), 1);
