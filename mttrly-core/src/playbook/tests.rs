@@ -69,13 +69,17 @@ fn bad_definitions_are_refused_with_the_reason() {
     let unknown_placeholder = format!("{base}[[steps]]\nargv = [\"echo\", \"{{nope}}\"]\n");
     assert!(Playbook::parse(&unknown_placeholder).unwrap_err().message().contains("nope"));
     let program_param = format!(
-        "{base}[[parameters]]\nname = \"p\"\ndescription = \"p\"\nkind = \"string\"\npattern = \"[a-z]+\"\n[[steps]]\nargv = [\"{{p}}\"]\n"
+        "{base}[[parameters]]\nname = \"p\"\ndescription = \"p\"\nkind = \"string\"\nrequired = true\npattern = \"[a-z]+\"\n[[steps]]\nargv = [\"{{p}}\"]\n"
     );
     assert!(Playbook::parse(&program_param).unwrap_err().message().contains("program"));
     let no_pattern = format!(
-        "{base}[[parameters]]\nname = \"p\"\ndescription = \"p\"\nkind = \"string\"\n[[steps]]\nargv = [\"echo\", \"{{p}}\"]\n"
+        "{base}[[parameters]]\nname = \"p\"\ndescription = \"p\"\nkind = \"string\"\nrequired = true\n[[steps]]\nargv = [\"echo\", \"{{p}}\"]\n"
     );
     assert!(Playbook::parse(&no_pattern).unwrap_err().message().contains("pattern"));
+    let optional_without_default = format!(
+        "{base}[[parameters]]\nname = \"p\"\ndescription = \"p\"\nkind = \"integer\"\n[[steps]]\nargv = [\"echo\", \"{{p}}\"]\n"
+    );
+    assert!(Playbook::parse(&optional_without_default).unwrap_err().message().contains("default"));
     let typo = format!("{base}[[steps]]\nargv = [\"true\"]\nshell = true\n");
     assert!(Playbook::parse(&typo).is_err());
 }
