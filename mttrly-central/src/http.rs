@@ -52,6 +52,30 @@ pub(crate) struct AppState {
     /// Which user opened each MCP session. Every request on a session, including a client's
     /// answer to a confirmation form, must come from that user; anyone else gets 404.
     sessions: Arc<std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>>,
+    /// Open OAuth client registration, bounded per minute.
+    pub(crate) registrations: Arc<MinuteLimiter>,
+}
+
+/// A fixed one-minute window counter.
+#[derive(Default)]
+pub(crate) struct MinuteLimiter(std::sync::Mutex<Option<(std::time::Instant, u32)>>);
+
+impl MinuteLimiter {
+    /// Whether one more event fits in this minute's `limit`.
+    pub(crate) fn admit(&self, limit: u32) -> bool {
+        let now = std::time::Instant::now();
+        let mut w = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &mut *w {
+            Some((start, count)) if now.duration_since(*start) < std::time::Duration::from_secs(60) => {
+                if *count >= limit {
+                    return false;
+                }
+                *count += 1;
+            }
+            _ => *w = Some((now, 1)),
+        }
+        true
+    }
 }
 
 fn session_owner_key(owner: &TokenOwner) -> String {
@@ -87,7 +111,7 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         mttrly_mcp::server::Options::default(),
         mttrly_mcp::http::HttpOptions { allowed_hosts, allowed_origins: Vec::new() },
     );
-    let state = AppState { central, site, sessions: Arc::default() };
+    let state = AppState { central, site, sessions: Arc::default(), registrations: Arc::default() };
     Router::new()
         .route("/healthz", get(healthz))
         .route(RESOURCE_METADATA_PATH, get(resource_metadata))

@@ -27,6 +27,10 @@ const CODE_TTL_MS: i64 = 60_000;
 pub const ACCESS_TTL_SECS: i64 = 3600;
 /// How long a refresh token lives (each use replaces it).
 const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+/// How long a grant lives in all, however often it is refreshed.
+const GRANT_TTL_MS: i64 = 90 * 24 * 3600 * 1000;
+/// Client registrations accepted per minute (registration is open, so it is bounded).
+const REGISTRATIONS_PER_MINUTE: u32 = 60;
 /// The one scope: use the MCP server as the signed-in human's assistant.
 const SCOPE: &str = "mcp";
 
@@ -56,7 +60,17 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 /// Whether a redirect URI may be registered: https, http on loopback only, or a private-use
 /// scheme of a native app (never `javascript:`, `data:`, `file:`); no fragment.
 fn acceptable_redirect(uri: &str) -> bool {
-    if uri.len() > 2000 || uri.contains('#') || uri.chars().any(char::is_whitespace) {
+    if uri.len() > 2000
+        || uri.contains('#')
+        || !uri.is_ascii()
+        || uri.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+    {
+        return false;
+    }
+    // No userinfo: `https://good.example@evil.example/` would show a trusted-looking name.
+    if let Some((_, rest)) = uri.split_once("://")
+        && rest.split(['/', '?']).next().is_some_and(|authority| authority.contains('@'))
+    {
         return false;
     }
     let Some((scheme, rest)) = uri.split_once(':') else { return false };
@@ -92,6 +106,13 @@ pub(crate) async fn register(
     State(state): State<AppState>,
     body: Result<Json<Registration>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    if !state.registrations.admit(REGISTRATIONS_PER_MINUTE) {
+        return oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "too many client registrations; retry in a minute",
+        );
+    }
     let Ok(Json(reg)) = body else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -183,7 +204,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            // No `form-action`: browsers apply it to the redirect after the form, which must reach
+            // the client's own redirect URI.
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
         ),
     );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -340,7 +363,10 @@ pub(crate) async fn authorize_page(
 ) -> Response {
     match check_request(&state, &q).await {
         Ok(req) => consent(&req, &q, None),
-        Err(e) => fail(e, q.get("state").map(String::as_str), &state.site.base_url),
+        // Before the human acted, an error is a page, never a redirect: a self-registered client
+        // could otherwise use this endpoint to bounce browsers to its URI (RFC 9700 §4.11.2).
+        Err(AuthError::Redirect(_, code, why)) => fail(AuthError::Page(format!("{code}: {why}")), None, ""),
+        Err(e) => fail(e, None, ""),
     }
 }
 
@@ -389,6 +415,9 @@ pub(crate) async fn authorize_decide(
         code_challenge: req.code_challenge.clone(),
         resource: req.resource.clone(),
         scope: SCOPE.to_owned(),
+        human_token_hash: secrets::hash(token).to_vec(),
+        surface: owner.scope.clone(),
+        grant_expires_at: now_ms() + GRANT_TTL_MS,
     };
     let code_hash = secrets::hash(&code);
     let stored = grant.clone();
@@ -504,15 +533,28 @@ pub(crate) async fn token(
                     "code, code_verifier and redirect_uri are required",
                 );
             };
+            if !(43..=128).contains(&verifier.len())
+                || !verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "code_verifier must be 43 to 128 unreserved characters",
+                );
+            }
             let hash = secrets::hash(code);
             let grant = match state.central.db.call(move |conn| db::oauth::take_code(conn, &hash, now_ms())).await {
-                Ok(Some(g)) => g,
-                Ok(None) => {
+                Ok(db::oauth::CodeUse::Valid(g)) => g,
+                Ok(db::oauth::CodeUse::Replayed) => {
+                    tracing::warn!(client_id, "an authorization code was used twice; its tokens are revoked");
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
                         "invalid_grant",
-                        "the code is unknown, expired or already used",
+                        "the code was already used; the tokens it gave are now revoked",
                     );
+                }
+                Ok(db::oauth::CodeUse::Invalid) => {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the code is unknown or expired");
                 }
                 Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.message()),
             };
@@ -530,7 +572,12 @@ pub(crate) async fn token(
                     "the code_verifier does not match the code_challenge",
                 );
             }
-            issue(&state, &grant, uuid_like()).await
+            let family = uuid_like();
+            let (hash, fam) = (secrets::hash(code), family.clone());
+            if let Err(e) = state.central.db.call(move |conn| db::oauth::set_code_family(conn, &hash, &fam)).await {
+                return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.message());
+            }
+            issue(&state, &grant, family).await
         }
         Some("refresh_token") => {
             let Some(refresh) = get("refresh_token") else {
@@ -589,6 +636,8 @@ mod tests {
             "https://a.example/cb#frag",
             "http://localhost.evil.example/cb",
             "file:///etc/passwd",
+            "https://good.example@evil.example/cb",
+            "https://exämple.com/cb",
             "",
             "https://",
         ] {

@@ -214,7 +214,6 @@ fn register_authorize_token_call_refresh() {
     assert_eq!(t["token_type"], "Bearer");
     let access = t["access_token"].as_str().expect("access").to_owned();
     let refresh = t["refresh_token"].as_str().expect("refresh").to_owned();
-    assert_eq!(json_of(&flow.exchange(&code, VERIFIER))["error"], "invalid_grant", "codes are single-use");
 
     // The access token opens /mcp.
     assert_eq!(flow.mcp_initialize(&access).status, 200);
@@ -229,6 +228,44 @@ fn register_authorize_token_call_refresh() {
     assert_eq!(json_of(&flow.refresh(&refresh))["error"], "invalid_grant");
     assert_eq!(flow.mcp_initialize(&access2).status, 401, "replay revoked the family");
     assert_eq!(json_of(&flow.refresh(&refresh2))["error"], "invalid_grant");
+
+    // A code used twice: the second use fails and revokes what the first one gave.
+    let code3 = flow.code();
+    let access3 = json_of(&flow.exchange(&code3, VERIFIER))["access_token"].as_str().expect("access3").to_owned();
+    assert_eq!(flow.mcp_initialize(&access3).status, 200);
+    assert_eq!(json_of(&flow.exchange(&code3, VERIFIER))["error"], "invalid_grant");
+    assert_eq!(flow.mcp_initialize(&access3).status, 401, "a replayed code revokes its tokens");
+    // A malformed verifier is refused before anything is looked up.
+    assert_eq!(json_of(&flow.exchange(&flow.code(), "short"))["error"], "invalid_request");
+
+    // A grant never reaches more than the human token it was given with.
+    let reader =
+        central.cli_json(&["tokens", "create", "--human", "--read-only"])["token"].as_str().expect("t").to_owned();
+    let r = flow.authorize("approve", &reader, "S256");
+    let code4 = query_param(r.header("location").expect("loc"), "code").expect("code");
+    let access4 = json_of(&flow.exchange(&code4, VERIFIER))["access_token"].as_str().expect("access4").to_owned();
+    let init = flow.mcp_initialize(&access4);
+    assert_eq!(init.status, 200);
+    let session = init.header("mcp-session-id").expect("session").to_owned();
+    let bearer4 = format!("Bearer {access4}");
+    let list = http_request(
+        &base,
+        "POST",
+        "/mcp",
+        &[
+            ("Authorization", &bearer4),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("Mcp-Session-Id", &session),
+            ("Mcp-Protocol-Version", "2025-06-18"),
+        ],
+        &json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }).to_string(),
+    );
+    assert!(
+        list.body.contains("\"name\":\"mttrly_list_servers\"")
+            && !list.body.contains("\"name\":\"mttrly_execute_command\""),
+        "a read-only human token gives a read-only grant"
+    );
 
     // Tokens are stored hashed: no token appears in the database file.
     let mut db = std::fs::read(central.data_dir.join("central.db")).expect("db");

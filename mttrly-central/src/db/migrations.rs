@@ -193,8 +193,13 @@ const MIGRATIONS: &[&str] = &[
         code_challenge TEXT NOT NULL,
         resource TEXT NOT NULL,
         scope TEXT NOT NULL,
+        human_token_hash BLOB NOT NULL,
+        read_only INTEGER NOT NULL DEFAULT 0,
+        toolsets TEXT,
+        grant_expires_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,
-        used_at INTEGER
+        used_at INTEGER,
+        family TEXT
     ) STRICT;
     CREATE TABLE oauth_tokens (
         token_hash BLOB PRIMARY KEY,
@@ -205,6 +210,10 @@ const MIGRATIONS: &[&str] = &[
         user_id TEXT NOT NULL REFERENCES users(id),
         resource TEXT NOT NULL,
         scope TEXT NOT NULL,
+        human_token_hash BLOB NOT NULL,
+        read_only INTEGER NOT NULL DEFAULT 0,
+        toolsets TEXT,
+        grant_expires_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,
         used_at INTEGER,
         revoked_at INTEGER

@@ -63,13 +63,44 @@ pub struct CodeGrant {
     pub resource: String,
     /// The granted scope.
     pub scope: String,
+    /// The human token the consent was given with: revoking it ends the grant.
+    pub human_token_hash: Vec<u8>,
+    /// The tool surface of that token: the grant can never reach more.
+    pub surface: ToolSurface,
+    /// When the whole grant ends, however often it is refreshed (ms).
+    pub grant_expires_at: i64,
+}
+
+const GRANT_COLUMNS: &str = "client_id, account_id, user_id, redirect_uri, code_challenge, resource, scope, human_token_hash, read_only, toolsets, grant_expires_at";
+
+fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<CodeGrant>> {
+    let account: String = r.get(1)?;
+    let user: String = r.get(2)?;
+    let read_only: bool = r.get(8)?;
+    let toolsets: Option<String> = r.get(9)?;
+    let (Ok(account_id), Ok(user_id), Ok(surface)) =
+        (AccountId::parse(&account), UserId::parse(&user), ToolSurface::from_flags(read_only, toolsets.as_deref()))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(CodeGrant {
+        client_id: r.get(0)?,
+        account_id,
+        user_id,
+        redirect_uri: r.get(3)?,
+        code_challenge: r.get(4)?,
+        resource: r.get(5)?,
+        scope: r.get(6)?,
+        human_token_hash: r.get(7)?,
+        surface,
+        grant_expires_at: r.get(10)?,
+    }))
 }
 
 /// Stores a code.
 pub fn insert_code(conn: &Connection, hash: &[u8; 32], g: &CodeGrant, expires_at: i64) -> Result<(), MttrlyError> {
     conn.execute(
-        "INSERT INTO oauth_codes (code_hash, client_id, account_id, user_id, redirect_uri, code_challenge, resource, scope, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        &format!("INSERT INTO oauth_codes (code_hash, {GRANT_COLUMNS}, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
         params![
             hash.as_slice(),
             g.client_id,
@@ -79,6 +110,10 @@ pub fn insert_code(conn: &Connection, hash: &[u8; 32], g: &CodeGrant, expires_at
             g.code_challenge,
             g.resource,
             g.scope,
+            g.human_token_hash,
+            g.surface.read_only,
+            g.surface.toolsets_flag(),
+            g.grant_expires_at,
             expires_at
         ],
     )
@@ -86,8 +121,18 @@ pub fn insert_code(conn: &Connection, hash: &[u8; 32], g: &CodeGrant, expires_at
     Ok(())
 }
 
-/// Uses a code: marks it used (once) and returns its grant if it was unused and unexpired.
-pub fn take_code(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<Option<CodeGrant>, MttrlyError> {
+/// What presenting a code found.
+pub enum CodeUse {
+    /// First use, unexpired: what it grants.
+    Valid(Box<CodeGrant>),
+    /// Used before: a replay. Whatever the first use issued has been revoked.
+    Replayed,
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// Uses a code once. A second use revokes the tokens the first one issued (RFC 6749 §4.1.2).
+pub fn take_code(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<CodeUse, MttrlyError> {
     let used = conn
         .execute(
             "UPDATE oauth_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
@@ -95,38 +140,41 @@ pub fn take_code(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<Option<
         )
         .map_err(internal)?;
     if used == 0 {
-        return Ok(None);
+        let family: Option<Option<String>> = conn
+            .query_row(
+                "SELECT family FROM oauth_codes WHERE code_hash = ?1 AND used_at IS NOT NULL",
+                params![hash.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)?;
+        return Ok(match family {
+            Some(family) => {
+                if let Some(f) = family {
+                    revoke_family(conn, &f, now)?;
+                }
+                CodeUse::Replayed
+            }
+            None => CodeUse::Invalid,
+        });
     }
-    conn.query_row(
-        "SELECT client_id, account_id, user_id, redirect_uri, code_challenge, resource, scope FROM oauth_codes WHERE code_hash = ?1",
-        params![hash.as_slice()],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        },
-    )
-    .optional()
-    .map_err(internal)
-    .map(|row| {
-        row.and_then(|(client_id, account, user, redirect_uri, code_challenge, resource, scope)| {
-            Some(CodeGrant {
-                client_id,
-                account_id: AccountId::parse(&account).ok()?,
-                user_id: UserId::parse(&user).ok()?,
-                redirect_uri,
-                code_challenge,
-                resource,
-                scope,
-            })
-        })
-    })
+    let grant = conn
+        .query_row(
+            &format!("SELECT {GRANT_COLUMNS} FROM oauth_codes WHERE code_hash = ?1"),
+            params![hash.as_slice()],
+            grant_from_row,
+        )
+        .optional()
+        .map_err(internal)?
+        .flatten();
+    Ok(grant.map_or(CodeUse::Invalid, |g| CodeUse::Valid(Box::new(g))))
+}
+
+/// Records which token family a code's exchange started (for replay revocation).
+pub fn set_code_family(conn: &Connection, hash: &[u8; 32], family: &str) -> Result<(), MttrlyError> {
+    conn.execute("UPDATE oauth_codes SET family = ?2 WHERE code_hash = ?1", params![hash.as_slice(), family])
+        .map_err(internal)?;
+    Ok(())
 }
 
 /// A token row to store.
@@ -145,19 +193,25 @@ pub struct NewToken<'a> {
 
 /// Stores a token.
 pub fn insert_token(conn: &Connection, t: &NewToken<'_>) -> Result<(), MttrlyError> {
+    let g = t.grant;
     conn.execute(
-        "INSERT INTO oauth_tokens (token_hash, kind, family, client_id, account_id, user_id, resource, scope, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO oauth_tokens (token_hash, kind, family, client_id, account_id, user_id, resource, scope,
+         human_token_hash, read_only, toolsets, grant_expires_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             t.hash.as_slice(),
             t.kind,
             t.family,
-            t.grant.client_id,
-            t.grant.account_id.as_str(),
-            t.grant.user_id.as_str(),
-            t.grant.resource,
-            t.grant.scope,
-            t.expires_at
+            g.client_id,
+            g.account_id.as_str(),
+            g.user_id.as_str(),
+            g.resource,
+            g.scope,
+            g.human_token_hash,
+            g.surface.read_only,
+            g.surface.toolsets_flag(),
+            g.grant_expires_at,
+            t.expires_at.min(g.grant_expires_at)
         ],
     )
     .map_err(internal)?;
@@ -167,40 +221,46 @@ pub fn insert_token(conn: &Connection, t: &NewToken<'_>) -> Result<(), MttrlyErr
 /// What using a refresh token found.
 pub enum Refresh {
     /// Valid: it is now used; here is what it was for, and its family.
-    Valid(CodeGrant, String),
+    Valid(Box<CodeGrant>, String),
     /// Already used: a replay. The whole family has been revoked.
     Replayed,
     /// Unknown, expired or revoked.
     Invalid,
 }
 
-/// Uses a refresh token once.
+/// Uses a refresh token once. The grant must still be alive: its human token unrevoked and its
+/// absolute lifetime not over.
 pub fn use_refresh(conn: &Connection, hash: &[u8; 32], client_id: &str, now: i64) -> Result<Refresh, MttrlyError> {
     let row = conn
         .query_row(
-            "SELECT family, client_id, account_id, user_id, resource, scope, expires_at, used_at, revoked_at
-             FROM oauth_tokens WHERE token_hash = ?1 AND kind = 'refresh'",
+            "SELECT t.family, t.client_id, t.account_id, t.user_id, '' , '', t.resource, t.scope, t.human_token_hash,
+                    t.read_only, t.toolsets, t.grant_expires_at, t.expires_at, t.used_at, t.revoked_at,
+                    (SELECT h.revoked_at IS NULL FROM api_tokens h WHERE h.token_hash = t.human_token_hash)
+             FROM oauth_tokens t WHERE t.token_hash = ?1 AND t.kind = 'refresh'",
             params![hash.as_slice()],
             |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, Option<i64>>(8)?,
-                ))
+                let family: String = r.get(0)?;
+                let expires_at: i64 = r.get(12)?;
+                let used_at: Option<i64> = r.get(13)?;
+                let revoked_at: Option<i64> = r.get(14)?;
+                let human_alive: Option<bool> = r.get(15)?;
+                // Columns 1..=11 line up with GRANT_COLUMNS.
+                let grant = grant_from_row_offset(r)?;
+                Ok((family, expires_at, used_at, revoked_at, human_alive.unwrap_or(false), grant))
             },
         )
         .optional()
         .map_err(internal)?;
-    let Some((family, client, account, user, resource, scope, expires_at, used_at, revoked_at)) = row else {
+    let Some((family, expires_at, used_at, revoked_at, human_alive, grant)) = row else {
         return Ok(Refresh::Invalid);
     };
-    if client != client_id || revoked_at.is_some() || expires_at <= now {
+    let Some(grant) = grant else { return Ok(Refresh::Invalid) };
+    if grant.client_id != client_id
+        || revoked_at.is_some()
+        || expires_at <= now
+        || !human_alive
+        || grant.grant_expires_at <= now
+    {
         return Ok(Refresh::Invalid);
     }
     if used_at.is_some() {
@@ -209,21 +269,32 @@ pub fn use_refresh(conn: &Connection, hash: &[u8; 32], client_id: &str, now: i64
     }
     conn.execute("UPDATE oauth_tokens SET used_at = ?2 WHERE token_hash = ?1", params![hash.as_slice(), now])
         .map_err(internal)?;
-    let (Ok(account_id), Ok(user_id)) = (AccountId::parse(&account), UserId::parse(&user)) else {
-        return Ok(Refresh::Invalid);
+    Ok(Refresh::Valid(Box::new(grant), family))
+}
+
+/// [`grant_from_row`] for a row whose grant columns start at index 1.
+fn grant_from_row_offset(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<CodeGrant>> {
+    let account: String = r.get(2)?;
+    let user: String = r.get(3)?;
+    let read_only: bool = r.get(9)?;
+    let toolsets: Option<String> = r.get(10)?;
+    let (Ok(account_id), Ok(user_id), Ok(surface)) =
+        (AccountId::parse(&account), UserId::parse(&user), ToolSurface::from_flags(read_only, toolsets.as_deref()))
+    else {
+        return Ok(None);
     };
-    Ok(Refresh::Valid(
-        CodeGrant {
-            client_id: client,
-            account_id,
-            user_id,
-            redirect_uri: String::new(),
-            code_challenge: String::new(),
-            resource,
-            scope,
-        },
-        family,
-    ))
+    Ok(Some(CodeGrant {
+        client_id: r.get(1)?,
+        account_id,
+        user_id,
+        redirect_uri: r.get(4)?,
+        code_challenge: r.get(5)?,
+        resource: r.get(6)?,
+        scope: r.get(7)?,
+        human_token_hash: r.get(8)?,
+        surface,
+        grant_expires_at: r.get(11)?,
+    }))
 }
 
 /// Revokes every token of a family.
@@ -253,9 +324,12 @@ pub fn access_owner(
 ) -> Result<Result<TokenOwner, AccessRefusal>, MttrlyError> {
     let row = conn
         .query_row(
-            "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, c.client_name, t.resource, t.expires_at, t.revoked_at
+            "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, c.client_name, t.resource, t.expires_at,
+                    CASE WHEN t.revoked_at IS NOT NULL OR h.revoked_at IS NOT NULL OR h.token_hash IS NULL THEN 1 END,
+                    t.read_only, t.toolsets
              FROM oauth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
              JOIN oauth_clients c ON c.client_id = t.client_id
+             LEFT JOIN api_tokens h ON h.token_hash = t.human_token_hash
              WHERE t.token_hash = ?1 AND t.kind = 'access'",
             params![hash.as_slice()],
             |r| {
@@ -269,12 +343,27 @@ pub fn access_owner(
                     r.get::<_, String>(6)?,
                     r.get::<_, i64>(7)?,
                     r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, bool>(9)?,
+                    r.get::<_, Option<String>>(10)?,
                 ))
             },
         )
         .optional()
         .map_err(internal)?;
-    let Some((account, plan, user, name, role, client_name, token_resource, expires_at, revoked_at)) = row else {
+    let Some((
+        account,
+        plan,
+        user,
+        name,
+        role,
+        client_name,
+        token_resource,
+        expires_at,
+        revoked_at,
+        read_only,
+        toolsets,
+    )) = row
+    else {
         return Ok(Err(AccessRefusal::Invalid));
     };
     if revoked_at.is_some() || expires_at <= now {
@@ -300,6 +389,8 @@ pub fn access_owner(
         },
         role: Role::parse(&role),
         user_name: name,
-        scope: ToolSurface::ALL,
+        // Never more than the human token the consent was given with.
+        scope: ToolSurface::from_flags(read_only, toolsets.as_deref())
+            .unwrap_or(ToolSurface { read_only: true, toolsets: Some(std::collections::BTreeSet::new()) }),
     }))
 }
