@@ -51,7 +51,7 @@ pub(crate) struct AppState {
     pub(crate) site: Arc<Site>,
     /// Which user opened each MCP session. Every request on a session, including a client's
     /// answer to a confirmation form, must come from that user; anyone else gets 404.
-    sessions: Arc<std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>>,
+    sessions: Arc<std::sync::RwLock<HashMap<String, (String, std::time::Instant)>>>,
     /// Open OAuth client registration, bounded per minute.
     pub(crate) registrations: Arc<MinuteLimiter>,
 }
@@ -260,7 +260,7 @@ async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Nex
             let key = session_owner_key(&owner);
             let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
             if let Some(id) = &session {
-                let sessions = state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let sessions = state.sessions.read().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if sessions.get(id).is_some_and(|(k, _)| *k != key) {
                     drop(sessions);
                     tracing::warn!("a request used another user's MCP session id; refused");
@@ -273,10 +273,12 @@ async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Nex
             let deleting = request.method() == axum::http::Method::DELETE;
             request.extensions_mut().insert(owner);
             let response = next.run(request).await;
-            let mut sessions = state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match (&session, response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())) {
+            // Only session creation and deletion touch the map after the call.
+            let created = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok());
+            match (&session, created) {
                 (None, Some(created)) => {
                     let now = std::time::Instant::now();
+                    let mut sessions = state.sessions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if sessions.len() >= 100_000 {
                         sessions
                             .retain(|_, (_, at)| now.duration_since(*at) < std::time::Duration::from_secs(24 * 3600));
@@ -284,11 +286,10 @@ async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Nex
                     sessions.insert(created.to_owned(), (key, now));
                 }
                 (Some(id), _) if deleting && response.status().is_success() => {
-                    sessions.remove(id);
+                    state.sessions.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
                 }
                 _ => {}
             }
-            drop(sessions);
             response
         }
         Ok(None) => challenge(

@@ -86,10 +86,11 @@ impl Backend for CentralBackend {
     }
 
     async fn tools(&self, caller: &TokenOwner) -> Result<Vec<ToolId>, MttrlyError> {
+        let surface = tools::surface(&self.central, caller);
         Ok(mttrly_core::catalog::specs()
             .iter()
+            .filter(|s| tools::is_available(s.id) && surface.check(s).is_ok())
             .map(|s| s.id)
-            .filter(|t| tools::reachable(&self.central, caller, *t))
             .collect())
     }
 
