@@ -114,21 +114,8 @@ fn scripts_always_wait_for_a_human_and_only_managed_names_run() {
     std::fs::write(&policy, format!("commands_enabled = false\n[managed_scripts]\nhello = \"{}\"\n", script.display()))
         .expect("policy");
     let central = TestCentral::start(&root);
-    let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
-    let server_id = added["server_id"].as_str().expect("id").to_owned();
-    let _agent = TestAgent::start_with_policy(
-        &central.grpc_url,
-        added["install_token"].as_str().expect("t"),
-        &root.join("a"),
-        &policy,
-    );
-    let assistant = central.cli_json(&["tokens", "create", "--assistant", "claude-code"])["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    wait_for("the agent online", Duration::from_secs(15), || {
-        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
-    });
+    let (server_id, _agent) = central.online_server("web-1", "staging", &root.join("a"), Some(&policy));
+    let assistant = central.assistant_token("claude-code");
     let run = |script: serde_json::Value, args: serde_json::Value| {
         let pending = central.call_tool(
             &assistant,

@@ -1,26 +1,15 @@
 //! Diagnostics and service reality end to end, on this machine's real agent: structured findings
 //! from read-only probes, the per-server cooldowns, the cached snapshot.
 
-use std::time::Duration;
-
-use mttrly_tests::{TestAgent, TestCentral, wait_for};
+use mttrly_tests::TestCentral;
 use serde_json::json;
 
 #[test]
 fn diagnostics_run_probes_and_cool_down_and_reality_is_cached() {
     let dir = tempfile::tempdir().expect("tempdir");
     let central = TestCentral::start(dir.path());
-    let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
-    let server_id = added["server_id"].as_str().expect("id").to_owned();
-    let _agent =
-        TestAgent::start(&central.grpc_url, added["install_token"].as_str().expect("t"), &dir.path().join("a"));
-    let assistant = central.cli_json(&["tokens", "create", "--assistant", "claude-code"])["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    wait_for("the agent online", Duration::from_secs(15), || {
-        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
-    });
+    let (server_id, _agent) = central.online_server("web-1", "staging", &dir.path().join("a"), None);
+    let assistant = central.assistant_token("claude-code");
     let call = |tool: &str, args: serde_json::Value| central.call_tool(&assistant, tool, &args);
 
     let report = call(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mttrly_tests::{TestAgent, TestCentral, wait_for};
+use mttrly_tests::{TestAgent, TestCentral};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -49,21 +49,8 @@ fn setup() -> Setup {
     .expect("policy");
 
     let central = TestCentral::start(dir.path());
-    let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
-    let server_id = added["server_id"].as_str().expect("id").to_owned();
-    let agent = TestAgent::start_with_policy(
-        &central.grpc_url,
-        added["install_token"].as_str().expect("token"),
-        &root.join("agent-state"),
-        &policy,
-    );
-    let assistant = central.cli_json(&["tokens", "create", "--assistant", "claude-code"])["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    wait_for("the agent online", Duration::from_secs(15), || {
-        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
-    });
+    let (server_id, agent) = central.online_server("web-1", "staging", &root.join("agent-state"), Some(&policy));
+    let assistant = central.assistant_token("claude-code");
     Setup { root, _dir: dir, central, assistant, server_id, _agent: agent }
 }
 

@@ -3,10 +3,8 @@
 //! agent runs it once, and the audit log shows it. Also: the HTTP gate (401 challenge, 403 for an
 //! untrusted Origin, Host checks) and the tool surface per token.
 
-use std::time::Duration;
-
 use mttrly_tests::mcp::{self, Human};
-use mttrly_tests::{TestAgent, TestCentral, http_request, wait_for};
+use mttrly_tests::{TestAgent, TestCentral, http_request};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -20,14 +18,8 @@ struct Setup {
 fn setup(env: &str) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let central = TestCentral::start(dir.path());
-    let added = central.cli_json(&["servers", "add", "web-1", "--env", env]);
-    let server_id = added["server_id"].as_str().expect("id").to_owned();
-    let agent =
-        TestAgent::start(&central.grpc_url, added["install_token"].as_str().expect("token"), &dir.path().join("agent"));
-    let assistant = token(&central, &["--assistant", "claude-code"]);
-    wait_for("the agent online", Duration::from_secs(15), || {
-        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
-    });
+    let (server_id, agent) = central.online_server("web-1", env, &dir.path().join("agent"), None);
+    let assistant = central.assistant_token("claude-code");
     Setup { dir, central, assistant, server_id, _agent: agent }
 }
 
@@ -390,18 +382,8 @@ async fn the_seed_response_flow_end_to_end() {
     std::fs::write(&policy, format!("playbooks_dir = \"{}\"\n", books.display())).expect("policy");
     let (central, server_id, assistant, _agent) = tokio::task::block_in_place(|| {
         let central = TestCentral::start(&root);
-        let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
-        let server_id = added["server_id"].as_str().expect("id").to_owned();
-        let agent = TestAgent::start_with_policy(
-            &central.grpc_url,
-            added["install_token"].as_str().expect("token"),
-            &root.join("agent"),
-            &policy,
-        );
-        let assistant = token(&central, &["--assistant", "claude-code"]);
-        wait_for("the agent online", Duration::from_secs(15), || {
-            (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
-        });
+        let (server_id, agent) = central.online_server("web-1", "staging", &root.join("agent"), Some(&policy));
+        let assistant = central.assistant_token("claude-code");
         (central, server_id, assistant, agent)
     });
     let (session, _) = mcp::connect(&central.mcp_url, &assistant, None).await;

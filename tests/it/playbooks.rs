@@ -1,9 +1,7 @@
 //! Playbooks end to end: a real agent with the owner's playbook directory and allowlist; read-only
 //! playbooks run at once, others wait for a human; prechecks protect; bad parameters never run.
 
-use std::time::Duration;
-
-use mttrly_tests::{TestAgent, TestCentral, wait_for};
+use mttrly_tests::TestCentral;
 use serde_json::{Value, json};
 
 fn write(path: &std::path::Path, text: &str) {
@@ -55,21 +53,8 @@ fn list_run_approve_and_refuse_playbooks() {
     );
 
     let central = TestCentral::start(&root);
-    let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
-    let server_id = added["server_id"].as_str().expect("id").to_owned();
-    let _agent = TestAgent::start_with_policy(
-        &central.grpc_url,
-        added["install_token"].as_str().expect("token"),
-        &root.join("agent"),
-        &policy,
-    );
-    let assistant = central.cli_json(&["tokens", "create", "--assistant", "claude-code"])["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    wait_for("the agent online", Duration::from_secs(15), || {
-        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
-    });
+    let (server_id, _agent) = central.online_server("web-1", "staging", &root.join("agent"), Some(&policy));
+    let assistant = central.assistant_token("claude-code");
     let call = |tool: &str, args: &Value| central.call_tool(&assistant, tool, args);
     let ids = |list: &Value| -> Vec<String> {
         list["playbooks"]

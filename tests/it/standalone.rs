@@ -3,24 +3,15 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use mttrly_tests::mcp::{self, Human};
-use mttrly_tests::{TestAgent, TestCentral, binary, wait_for};
+use mttrly_tests::{TestAgent, TestCentral, binary};
 use serde_json::{Value, json};
 
 fn setup(dir: &std::path::Path) -> (TestCentral, String, String, TestAgent) {
     let central = TestCentral::start(dir);
-    let added = central.cli_json(&["servers", "add", "web-1", "--env", "staging"]);
-    let server_id = added["server_id"].as_str().expect("id").to_owned();
-    let agent = TestAgent::start(&central.grpc_url, added["install_token"].as_str().expect("t"), &dir.join("agent"));
-    let assistant = central.cli_json(&["tokens", "create", "--assistant", "laptop-claude"])["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    wait_for("the agent online", Duration::from_secs(15), || {
-        (central.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
-    });
+    let (server_id, agent) = central.online_server("web-1", "staging", &dir.join("agent"), None);
+    let assistant = central.assistant_token("laptop-claude");
     (central, assistant, server_id, agent)
 }
 

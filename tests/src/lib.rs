@@ -272,6 +272,24 @@ impl TestCentral {
         serde_json::from_slice(&out.stdout).expect("JSON on stdout")
     }
 
+    /// Registers a server, enrolls and runs a real agent for it (with the owner's policy file, if
+    /// given) and waits until central sees it online. Returns the server id and the agent.
+    pub fn online_server(&self, name: &str, env: &str, state_dir: &Path, policy: Option<&Path>) -> (String, TestAgent) {
+        let added = self.cli_json(&["servers", "add", name, "--env", env]);
+        let server_id = added["server_id"].as_str().expect("server_id").to_owned();
+        let token = added["install_token"].as_str().expect("install_token");
+        let agent = TestAgent::launch(&self.grpc_url, token, state_dir, &[], policy);
+        wait_for("the agent online", Duration::from_secs(15), || {
+            (self.cli_json(&["servers", "status", &server_id])["server"]["status"] == "online").then_some(())
+        });
+        (server_id, agent)
+    }
+
+    /// A new assistant token named `name`.
+    pub fn assistant_token(&self, name: &str) -> String {
+        self.cli_json(&["tokens", "create", "--assistant", name])["token"].as_str().expect("token").to_owned()
+    }
+
     /// GETs a path on the HTTP listener and returns the body.
     pub fn http_get(&self, path: &str) -> String {
         http_get(&self.http_url, path)

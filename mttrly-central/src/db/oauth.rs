@@ -73,27 +73,28 @@ pub struct CodeGrant {
 
 const GRANT_COLUMNS: &str = "client_id, account_id, user_id, redirect_uri, code_challenge, resource, scope, human_token_hash, read_only, toolsets, grant_expires_at";
 
-fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<CodeGrant>> {
-    let account: String = r.get(1)?;
-    let user: String = r.get(2)?;
-    let read_only: bool = r.get(8)?;
-    let toolsets: Option<String> = r.get(9)?;
+/// A grant from a row whose `GRANT_COLUMNS` start at column `at`.
+fn grant_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<CodeGrant>> {
+    let account: String = r.get(at + 1)?;
+    let user: String = r.get(at + 2)?;
+    let read_only: bool = r.get(at + 8)?;
+    let toolsets: Option<String> = r.get(at + 9)?;
     let (Ok(account_id), Ok(user_id), Ok(surface)) =
         (AccountId::parse(&account), UserId::parse(&user), ToolSurface::from_flags(read_only, toolsets.as_deref()))
     else {
         return Ok(None);
     };
     Ok(Some(CodeGrant {
-        client_id: r.get(0)?,
+        client_id: r.get(at)?,
         account_id,
         user_id,
-        redirect_uri: r.get(3)?,
-        code_challenge: r.get(4)?,
-        resource: r.get(5)?,
-        scope: r.get(6)?,
-        human_token_hash: r.get(7)?,
+        redirect_uri: r.get(at + 3)?,
+        code_challenge: r.get(at + 4)?,
+        resource: r.get(at + 5)?,
+        scope: r.get(at + 6)?,
+        human_token_hash: r.get(at + 7)?,
         surface,
-        grant_expires_at: r.get(10)?,
+        grant_expires_at: r.get(at + 10)?,
     }))
 }
 
@@ -162,7 +163,7 @@ pub fn take_code(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<CodeUse
         .query_row(
             &format!("SELECT {GRANT_COLUMNS} FROM oauth_codes WHERE code_hash = ?1"),
             params![hash.as_slice()],
-            grant_from_row,
+            |r| grant_at(r, 0),
         )
         .optional()
         .map_err(internal)?
@@ -245,7 +246,7 @@ pub fn use_refresh(conn: &Connection, hash: &[u8; 32], client_id: &str, now: i64
                 let revoked_at: Option<i64> = r.get(14)?;
                 let human_alive: Option<bool> = r.get(15)?;
                 // Columns 1..=11 line up with GRANT_COLUMNS.
-                let grant = grant_from_row_offset(r)?;
+                let grant = grant_at(r, 1)?;
                 Ok((family, expires_at, used_at, revoked_at, human_alive.unwrap_or(false), grant))
             },
         )
@@ -270,31 +271,6 @@ pub fn use_refresh(conn: &Connection, hash: &[u8; 32], client_id: &str, now: i64
     conn.execute("UPDATE oauth_tokens SET used_at = ?2 WHERE token_hash = ?1", params![hash.as_slice(), now])
         .map_err(internal)?;
     Ok(Refresh::Valid(Box::new(grant), family))
-}
-
-/// [`grant_from_row`] for a row whose grant columns start at index 1.
-fn grant_from_row_offset(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<CodeGrant>> {
-    let account: String = r.get(2)?;
-    let user: String = r.get(3)?;
-    let read_only: bool = r.get(9)?;
-    let toolsets: Option<String> = r.get(10)?;
-    let (Ok(account_id), Ok(user_id), Ok(surface)) =
-        (AccountId::parse(&account), UserId::parse(&user), ToolSurface::from_flags(read_only, toolsets.as_deref()))
-    else {
-        return Ok(None);
-    };
-    Ok(Some(CodeGrant {
-        client_id: r.get(1)?,
-        account_id,
-        user_id,
-        redirect_uri: r.get(4)?,
-        code_challenge: r.get(5)?,
-        resource: r.get(6)?,
-        scope: r.get(7)?,
-        human_token_hash: r.get(8)?,
-        surface,
-        grant_expires_at: r.get(11)?,
-    }))
 }
 
 /// Revokes every token of a family.
