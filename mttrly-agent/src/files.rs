@@ -131,7 +131,8 @@ pub async fn invoke(rules: &FileRules, capability: &str, params: &[u8]) -> Resul
             let p: DiffParams = parse(params, "file.diff")?;
             let left = rules.check(&p.left_path, FileAccess::Read)?;
             let right = rules.check(&p.right_path, FileAccess::Read)?;
-            blocking(move || diff_files(&left, &right, &p)).await
+            let rules = rules.clone();
+            blocking(move || diff_files(&rules, &left, &right, &p)).await
         }
         other => Err(MttrlyError::new(ErrorCode::PolicyDenied, format!("unknown file capability `{other}`"))),
     }
@@ -220,9 +221,12 @@ fn search_files(rules: &FileRules, p: &SearchParams) -> Result<Value, MttrlyErro
     }
     let found = search::search(rules, &p.query, p.glob.as_deref(), p.ignore_case, p.max_matches.clamp(1, 500))?;
     let mut redactions = Redactions::default();
+    // Managed env files are read only whole, through key-based redaction: a search hit in one
+    // would tell whether a secret value contains the query.
     let matches: Vec<Value> = found
         .hits
         .iter()
+        .filter(|h| !rules.is_env_file(&h.path))
         .map(|h| json!({ "path": h.path, "line_number": h.line_number, "line": redactions.line(&h.line) }))
         .collect();
     Ok(json!({
@@ -248,12 +252,16 @@ fn read_small(allowed: &Allowed) -> Result<String, MttrlyError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn diff_files(left: &Allowed, right: &Allowed, p: &DiffParams) -> Result<Value, MttrlyError> {
+fn diff_files(rules: &FileRules, left: &Allowed, right: &Allowed, p: &DiffParams) -> Result<Value, MttrlyError> {
     let (a, b) = (read_small(left)?, read_small(right)?);
     let (text, identical, truncated) = diff::unified(&p.left_path, &a, &p.right_path, &b, p.context_lines.min(20));
     let mut redactions = Redactions::default();
     let redacted: Vec<String> = text.lines().map(|l| redactions.line(l)).collect();
     let mut diff = redacted.join("\n");
+    if rules.is_env_file(&left.path) || rules.is_env_file(&right.path) {
+        // `+DB_PASS=x` keeps its key: the key-based pass applies to diff lines as to reads.
+        diff = redact_env_values(&diff, &mut redactions);
+    }
     if !diff.is_empty() {
         diff.push('\n');
     }
@@ -450,5 +458,8 @@ mod tests {
             assert!(!out.contains(leaked), "{leaked} leaked: {out}");
         }
         assert!(out.contains("export ENCRYPTION_KEY=[REDACTED:env_secret]"), "{out}");
+        // Diff lines keep their marker and lose the value.
+        let diff = redact_env_values("-DB_PASS=old\n+DB_PASS=new\n PORT=1", &mut r);
+        assert!(!diff.contains("old") && !diff.contains("new") && diff.contains(" PORT=1"), "{diff}");
     }
 }
