@@ -5,6 +5,7 @@
 //! blocking pool.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mttrly_core::action::ActionContent;
@@ -96,22 +97,30 @@ fn parse<T: serde::de::DeserializeOwned>(params: &[u8], what: &str) -> Result<T,
     serde_json::from_slice(params).map_err(|e| bad(format!("malformed {what} parameters: {e}")))
 }
 
-/// Runs a file capability.
-pub async fn invoke(rules: &FileRules, capability: &str, params: &[u8]) -> Result<Value, MttrlyError> {
+/// Runs a file capability. Path checks touch the file system (canonicalize, stat), so they run
+/// with the read itself on the blocking pool, never on the runtime.
+pub async fn invoke(rules: &Arc<FileRules>, capability: &str, params: &[u8]) -> Result<Value, MttrlyError> {
+    let rules = Arc::clone(rules);
     match capability {
         FILE_READ => {
             let p: ReadParams = parse(params, "file.read")?;
             let lines = p.lines.clamp(1, 500);
             match p.target {
                 Target::File { path } => {
-                    let allowed = rules.check(&path, FileAccess::Read)?;
-                    // A managed env file read by its path gets the same key-based redaction.
-                    let env = rules.is_env_file(&allowed.path);
-                    blocking(move || read_tail_as(&allowed, lines, &path, env)).await
+                    blocking(move || {
+                        let allowed = rules.check(&path, FileAccess::Read)?;
+                        // A managed env file read by its path gets the same key-based redaction.
+                        let env = rules.is_env_file(&allowed.path);
+                        read_tail_as(&allowed, lines, &path, env)
+                    })
+                    .await
                 }
                 Target::EnvFile { name } => {
-                    let allowed = rules.env_file(&name)?;
-                    blocking(move || read_tail_as(&allowed, lines, &format!("env_file:{name}"), true)).await
+                    blocking(move || {
+                        let allowed = rules.env_file(&name)?;
+                        read_tail_as(&allowed, lines, &format!("env_file:{name}"), true)
+                    })
+                    .await
                 }
                 Target::DockerLogs { container } => docker_logs(&container, lines).await,
                 Target::DockerImages => docker_images(lines).await,
@@ -119,20 +128,24 @@ pub async fn invoke(rules: &FileRules, capability: &str, params: &[u8]) -> Resul
         }
         FILE_READ_PRIVILEGED => {
             let p: PrivilegedParams = parse(params, "file.read_privileged")?;
-            let allowed = rules.check(&p.path, FileAccess::Privileged)?;
-            blocking(move || read_tail(&allowed, p.lines.clamp(1, 500), &p.path)).await
+            blocking(move || {
+                let allowed = rules.check(&p.path, FileAccess::Privileged)?;
+                read_tail(&allowed, p.lines.clamp(1, 500), &p.path)
+            })
+            .await
         }
         FILE_SEARCH => {
             let p: SearchParams = parse(params, "file.search")?;
-            let rules = rules.clone();
             blocking(move || search_files(&rules, &p)).await
         }
         FILE_DIFF => {
             let p: DiffParams = parse(params, "file.diff")?;
-            let left = rules.check(&p.left_path, FileAccess::Read)?;
-            let right = rules.check(&p.right_path, FileAccess::Read)?;
-            let rules = rules.clone();
-            blocking(move || diff_files(&rules, &left, &right, &p)).await
+            blocking(move || {
+                let left = rules.check(&p.left_path, FileAccess::Read)?;
+                let right = rules.check(&p.right_path, FileAccess::Read)?;
+                diff_files(&rules, &left, &right, &p)
+            })
+            .await
         }
         other => Err(MttrlyError::new(ErrorCode::PolicyDenied, format!("unknown file capability `{other}`"))),
     }
@@ -223,10 +236,11 @@ fn search_files(rules: &FileRules, p: &SearchParams) -> Result<Value, MttrlyErro
     let mut redactions = Redactions::default();
     // Managed env files are read only whole, through key-based redaction: a search hit in one
     // would tell whether a secret value contains the query.
+    let env_files = rules.env_file_paths();
     let matches: Vec<Value> = found
         .hits
         .iter()
-        .filter(|h| !rules.is_env_file(&h.path))
+        .filter(|h| !env_files.contains(&h.path))
         .map(|h| json!({ "path": h.path, "line_number": h.line_number, "line": redactions.line(&h.line) }))
         .collect();
     Ok(json!({
@@ -344,7 +358,7 @@ async fn docker_images(lines: usize) -> Result<Value, MttrlyError> {
 
 /// Carries out an approved file change. `params` are the approved [`ActionContent`] bytes (the
 /// session already checked their hash); `payload` must match the content's hash and size.
-pub async fn change(rules: &FileRules, params: &[u8], payload: &[u8]) -> Result<Value, MttrlyError> {
+pub async fn change(rules: &Arc<FileRules>, params: &[u8], payload: &[u8]) -> Result<Value, MttrlyError> {
     let content: ActionContent = parse(params, "file change")?;
     match content {
         ActionContent::FileWrite { path, sha256, size_bytes } => {
@@ -356,13 +370,12 @@ pub async fn change(rules: &FileRules, params: &[u8], payload: &[u8]) -> Result<
                     "the file content does not match what was approved; nothing was written",
                 ));
             }
-            let allowed = rules.check(&path, FileAccess::Write)?;
-            let bytes = payload.to_vec();
-            blocking(move || write_managed(&allowed, &bytes)).await
+            let (rules, bytes) = (Arc::clone(rules), payload.to_vec());
+            blocking(move || write_managed(&rules.check(&path, FileAccess::Write)?, &bytes)).await
         }
         ActionContent::FileCleanup { path } => {
-            let allowed = rules.check(&path, FileAccess::Write)?;
-            blocking(move || remove_managed(&allowed)).await
+            let rules = Arc::clone(rules);
+            blocking(move || remove_managed(&rules.check(&path, FileAccess::Write)?)).await
         }
         _ => Err(bad("expected a file write or cleanup action")),
     }

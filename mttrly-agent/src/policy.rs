@@ -18,7 +18,7 @@ use crate::AgentError;
 #[derive(Debug, Clone)]
 pub struct LocalPolicy {
     doc: PolicyFile,
-    files: FileRules,
+    files: std::sync::Arc<FileRules>,
     playbooks: mttrly_core::playbook::Catalog,
     sha256: String,
     run_as_ids: Option<(u32, u32)>,
@@ -34,7 +34,7 @@ impl Default for LocalPolicy {
         });
         Self {
             doc,
-            files,
+            files: std::sync::Arc::new(files),
             playbooks: mttrly_core::playbook::Catalog::built_in(),
             sha256: String::new(),
             run_as_ids: None,
@@ -61,7 +61,7 @@ impl LocalPolicy {
         let invalid =
             |reason: String| AgentError::Invalid { what: "policy file", path: path.display().to_string(), reason };
         let doc = PolicyFile::parse(&text, path).map_err(|e| invalid(e.message().to_owned()))?;
-        let files = doc.file_rules().map_err(|e| invalid(e.message().to_owned()))?;
+        let files = std::sync::Arc::new(doc.file_rules().map_err(|e| invalid(e.message().to_owned()))?);
         let playbooks = doc.playbook_catalog().map_err(|e| invalid(e.message().to_owned()))?;
         let run_as_ids = match &doc.run_as_user {
             Some(name) => {
@@ -81,8 +81,8 @@ impl LocalPolicy {
         self.run_as_ids
     }
 
-    /// The compiled file rules.
-    pub fn files(&self) -> &FileRules {
+    /// The compiled file rules (shared with the blocking tasks that use them).
+    pub fn files(&self) -> &std::sync::Arc<FileRules> {
         &self.files
     }
 

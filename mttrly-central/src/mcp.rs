@@ -59,8 +59,7 @@ pub fn relayed_assistant(owner: &TokenOwner, client_name: &str) -> TokenOwner {
     let name: String = client_name.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect();
     let user = owner.principal.accountable_user().clone();
     let digest = sha2::Sha256::digest(format!("{}/{user}/{name}", owner.account_id).as_bytes());
-    let session_id = mttrly_core::ids::AssistantSessionId::parse(&format!("ses_{}", hex::encode(&digest[..16])))
-        .unwrap_or_else(|_| mttrly_core::ids::AssistantSessionId::generate());
+    let session_id = crate::db::accounts::derived_session_id(&digest);
     as_assistant(
         owner,
         &Session { id: session_id, client_name: if name.is_empty() { "mcp-client".to_owned() } else { name } },

@@ -104,6 +104,13 @@ pub fn insert_token(
     Ok(())
 }
 
+/// A stable assistant session id derived from a digest (a token's hash, or a hash of who and which
+/// client), so audit rows of the same token or client group together.
+pub(crate) fn derived_session_id(digest: &[u8]) -> AssistantSessionId {
+    let head = &digest[..digest.len().min(16)];
+    AssistantSessionId::parse(&format!("ses_{}", hex::encode(head))).unwrap_or_else(|_| AssistantSessionId::generate())
+}
+
 /// Looks up the owner of a token hash; `None` for unknown or revoked tokens.
 pub fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<Option<TokenOwner>, MttrlyError> {
     let row = conn
@@ -141,8 +148,7 @@ pub fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<Option<TokenOwn
         Principal::Assistant {
             // A bearer token stands for one long-lived assistant session: the session id is derived
             // from the token hash so audit rows of the same token group together.
-            session_id: AssistantSessionId::parse(&format!("ses_{}", hex::encode(&hash[..16])))
-                .unwrap_or_else(|_| AssistantSessionId::generate()),
+            session_id: derived_session_id(hash),
             client_name: assistant.unwrap_or_else(|| "assistant".to_owned()),
             on_behalf_of: user_id,
         }

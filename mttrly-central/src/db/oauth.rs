@@ -358,8 +358,7 @@ pub fn access_owner(
         plan,
         principal: Principal::Assistant {
             // One session id per access token; the MCP layer replaces it with the MCP session's.
-            session_id: mttrly_core::ids::AssistantSessionId::parse(&format!("ses_{}", hex::encode(&hash[..16])))
-                .unwrap_or_else(|_| mttrly_core::ids::AssistantSessionId::generate()),
+            session_id: super::accounts::derived_session_id(hash),
             client_name,
             on_behalf_of: user_id,
         },

@@ -68,20 +68,23 @@ impl ToolService for ToolApi {
         // relayed from an MCP client are the assistant's, on behalf of the token's human.
         let source = if req.client_name.is_empty() { Source::Api } else { Source::Mcp };
         let owner = if source == Source::Mcp { crate::mcp::relayed_assistant(&owner, &req.client_name) } else { owner };
-        let outcome = match (req.tool_id.parse::<ToolId>(), &arguments) {
-            (Ok(tool), Ok(args)) => tools::call(&self.central, &owner, source, tool, args.clone()).await,
-            (Err(e), _) => Err(e),
-            (_, Err(e)) => Err(e.clone()),
+        let outcome = match (req.tool_id.parse::<ToolId>(), arguments) {
+            (Ok(tool), Ok(args)) => tools::call_audited(&self.central, &owner, source, tool, args).await,
+            // Refused before any tool ran: audited here, under the id as sent.
+            (Err(err), _) | (Ok(_), Err(err)) => {
+                let outcome = Err(err);
+                let subject: String = req.tool_id.chars().take(64).collect();
+                self.central.audit(events::tool_call(
+                    &owner,
+                    source,
+                    &subject,
+                    &Value::Null,
+                    &outcome,
+                    started.elapsed(),
+                ));
+                outcome
+            }
         };
-        let subject: String = req.tool_id.chars().take(64).collect();
-        self.central.audit(events::tool_call(
-            &owner,
-            source,
-            &subject,
-            arguments.as_ref().unwrap_or(&Value::Null),
-            &outcome,
-            started.elapsed(),
-        ));
         Ok(Response::new(match outcome {
             Ok(value) => CallToolResponse { text: render(&value), structured_json: value.to_string(), is_error: false },
             Err(err) => {

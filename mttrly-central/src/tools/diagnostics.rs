@@ -13,7 +13,6 @@ use mttrly_core::tools::diagnostics::{
     DiagnosticReport, GetServiceRealityInput, RefreshRealityInput, RunDiagnosticInput, ServiceReality, SnapshotOrigin,
 };
 use mttrly_core::{ErrorCode, MttrlyError};
-use mttrly_proto::agent::v1::TaskStatus;
 
 use crate::db::{self, accounts::TokenOwner};
 use crate::state::Central;
@@ -37,21 +36,9 @@ async fn evidence(
     capability: &str,
     params: &serde_json::Value,
 ) -> Result<Evidence, MttrlyError> {
-    let reply = central.agents.request(server, capability, params, PROBE_DEADLINE, None).await?;
-    if reply.status != TaskStatus::Succeeded || reply.error.is_some() {
-        return Err(reply.error.unwrap_or_else(|| {
-            MttrlyError::new(ErrorCode::UnknownError, format!("the agent could not run {capability}"))
-        }));
-    }
-    let mut ev: Evidence = serde_json::from_value(reply.result)
-        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("the agent's evidence is malformed: {e}")))?;
-    // Central's own redaction pass over everything the agent sent.
-    for c in ev.commands.values_mut() {
-        if let std::borrow::Cow::Owned(clean) = mttrly_core::redactor::redact(&c.output).text {
-            c.output = clean;
-        }
-    }
-    Ok(ev)
+    let mut answer = super::ask_agent(central, server, capability, params, PROBE_DEADLINE).await?;
+    super::scrub(&mut answer);
+    super::decode_answer(answer, capability)
 }
 
 pub(crate) async fn run_diagnostic(

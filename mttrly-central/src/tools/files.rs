@@ -7,16 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mttrly_core::MttrlyError;
 use mttrly_core::action::ActionContent;
-use mttrly_core::redactor::redact;
 use mttrly_core::tools::actions::ActionSubmission;
 use mttrly_core::tools::files::{
     CleanupFileInput, DiffFileInput, FileContent, FileDiff, ReadFileInput, ReadPrivilegedFileInput, SearchFilesInput,
     SearchResults, WriteFileInput,
 };
-use mttrly_core::{ErrorCode, MttrlyError};
-use mttrly_proto::agent::v1::TaskStatus;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::actions::{self, NewAction};
@@ -26,8 +23,8 @@ use crate::state::Central;
 /// How long a file task may take on the agent.
 const FILE_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Asks the agent for a file capability and shapes its answer as `T`.
-async fn ask<T: DeserializeOwned>(
+/// Asks the agent for a file capability and shapes its (redacted again) answer as `T`.
+async fn ask<T: serde::de::DeserializeOwned>(
     central: &Arc<Central>,
     caller: &TokenOwner,
     server_id: &mttrly_core::ids::ServerId,
@@ -35,40 +32,12 @@ async fn ask<T: DeserializeOwned>(
     params: Value,
 ) -> Result<T, MttrlyError> {
     let server = super::servers::find(central, caller, server_id).await?;
-    let reply = central.agents.request(&server.id, capability, &params, FILE_DEADLINE, None).await?;
-    if reply.status != TaskStatus::Succeeded || reply.error.is_some() {
-        return Err(reply.error.unwrap_or_else(|| {
-            MttrlyError::new(ErrorCode::UnknownError, format!("the agent could not complete {capability}"))
-        }));
-    }
-    let mut result = reply.result;
-    scrub(&mut result);
+    let mut result = super::ask_agent(central, &server.id, capability, &params, FILE_DEADLINE).await?;
+    super::scrub(&mut result);
     if let Value::Object(map) = &mut result {
         map.insert("server_id".to_owned(), Value::String(server.id.to_string()));
     }
-    serde_json::from_value(result).map_err(|e| {
-        MttrlyError::new(ErrorCode::InternalError, format!("the agent's {capability} answer is malformed: {e}"))
-    })
-}
-
-/// Central's second redaction pass over every text field an agent returns.
-fn scrub(value: &mut Value) {
-    match value {
-        Value::String(s) => {
-            if let std::borrow::Cow::Owned(clean) = redact(s).text {
-                *s = clean;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(scrub),
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if key != "redactions" {
-                    scrub(v);
-                }
-            }
-        }
-        _ => {}
-    }
+    super::decode_answer(result, capability)
 }
 
 fn plan_lines(caller: &TokenOwner, asked: u32) -> u32 {
@@ -187,7 +156,7 @@ mod tests {
             "matches": [{ "line": "AKIAIOSFODNN7EXAMPLE" }],
             "redactions": [{ "rule": "x", "count": 1 }],
         });
-        scrub(&mut v);
+        super::super::scrub(&mut v);
         let text = v.to_string();
         assert!(!text.contains("hunter2hunter2") && !text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
         assert_eq!(v["redactions"][0]["rule"], "x");

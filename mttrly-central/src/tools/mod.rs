@@ -79,11 +79,50 @@ pub fn surface(central: &Central, caller: &TokenOwner) -> mttrly_core::ToolSurfa
     central.config.tools.narrowed(&caller.scope)
 }
 
-/// Whether `caller` can call `tool` here: available, within the surface, and in the plan. The MCP
-/// server advertises exactly these (plan aside: a tool beyond the plan is listed and answers
-/// `PLAN_REQUIRED`, so the assistant can say what unlocks it).
-pub fn reachable(central: &Central, caller: &TokenOwner, tool: ToolId) -> bool {
-    is_available(tool) && surface(central, caller).check(tool.spec()).is_ok()
+/// Asks a server's agent for a capability that is not an action (a read, a plan, probes) and
+/// returns its structured answer, or the error the agent reported.
+pub(crate) async fn ask_agent(
+    central: &Central,
+    server: &mttrly_core::ids::ServerId,
+    capability: &str,
+    params: &Value,
+    deadline: std::time::Duration,
+) -> Result<Value, MttrlyError> {
+    let reply = central.agents.request(server, capability, params, deadline, None).await?;
+    if reply.status != mttrly_proto::agent::v1::TaskStatus::Succeeded || reply.error.is_some() {
+        return Err(reply.error.unwrap_or_else(|| {
+            MttrlyError::new(ErrorCode::UnknownError, format!("the agent could not complete {capability}"))
+        }));
+    }
+    Ok(reply.result)
+}
+
+/// Shapes an agent's answer as `T`; a mismatch is central's bug or an incompatible agent.
+pub(crate) fn decode_answer<T: serde::de::DeserializeOwned>(value: Value, capability: &str) -> Result<T, MttrlyError> {
+    serde_json::from_value(value).map_err(|e| {
+        MttrlyError::new(ErrorCode::InternalError, format!("the agent's {capability} answer is malformed: {e}"))
+    })
+}
+
+/// Central's second redaction pass over every text an agent returns (defense in depth: a secret
+/// an old agent missed still never reaches the assistant). `redactions` counts are kept as sent.
+pub(crate) fn scrub(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = mttrly_core::redactor::redact(s).text {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key != "redactions" {
+                    scrub(v);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Calls a tool and records the call in the audit log (what every entry point does).

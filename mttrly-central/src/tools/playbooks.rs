@@ -14,8 +14,7 @@ use mttrly_core::tools::actions::ActionSubmission;
 use mttrly_core::tools::playbooks::{
     ListPlaybooksInput, ParamName, ParamValue, PlaybookList, PlaybookSummary, RunPlaybookInput,
 };
-use mttrly_core::{ErrorCode, MttrlyError, Source};
-use mttrly_proto::agent::v1::TaskStatus;
+use mttrly_core::{MttrlyError, Source};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,25 +23,6 @@ use crate::db::accounts::TokenOwner;
 use crate::state::Central;
 
 const ASK_DEADLINE: Duration = Duration::from_secs(15);
-
-async fn ask(
-    central: &Central,
-    server: &mttrly_core::ids::ServerId,
-    capability: &str,
-    params: &Value,
-) -> Result<Value, MttrlyError> {
-    let reply = central.agents.request(server, capability, params, ASK_DEADLINE, None).await?;
-    if reply.status != TaskStatus::Succeeded || reply.error.is_some() {
-        return Err(reply.error.unwrap_or_else(|| {
-            MttrlyError::new(ErrorCode::UnknownError, format!("the agent could not answer {capability}"))
-        }));
-    }
-    Ok(reply.result)
-}
-
-fn malformed(what: &str, e: &serde_json::Error) -> MttrlyError {
-    MttrlyError::new(ErrorCode::InternalError, format!("the agent's {what} answer is malformed: {e}"))
-}
 
 #[derive(Deserialize)]
 struct AgentEntry {
@@ -65,9 +45,10 @@ pub(crate) async fn list(
         None => Catalog::built_in().all().into_iter().map(mttrly_core::playbook::Playbook::summary).collect(),
         Some(id) => {
             let server = super::servers::find(central, caller, id).await?;
-            let answer: AgentList =
-                serde_json::from_value(ask(central, &server.id, "playbook.list", &Value::Null).await?)
-                    .map_err(|e| malformed("playbook.list", &e))?;
+            let answer: AgentList = super::decode_answer(
+                super::ask_agent(central, &server.id, "playbook.list", &Value::Null, ASK_DEADLINE).await?,
+                "playbook.list",
+            )?;
             answer.playbooks.into_iter().filter(|e| e.available).map(|e| e.summary).collect()
         }
     };
@@ -120,8 +101,10 @@ pub(crate) async fn run(
 ) -> Result<ActionSubmission, MttrlyError> {
     let server = super::servers::find(central, caller, &input.server_id).await?;
     let params = json!({ "playbook_id": input.playbook_id, "parameters": input.parameters });
-    let plan: Plan = serde_json::from_value(ask(central, &server.id, "playbook.plan", &params).await?)
-        .map_err(|e| malformed("playbook.plan", &e))?;
+    let plan: Plan = super::decode_answer(
+        super::ask_agent(central, &server.id, "playbook.plan", &params, ASK_DEADLINE).await?,
+        "playbook.plan",
+    )?;
     let mut description =
         format!("Run playbook `{}` ({}) on {} ({})", input.playbook_id, plan.name, server.name, server.environment);
     let commands: Vec<String> = plan

@@ -247,12 +247,22 @@ impl FileRules {
         Ok(Allowed { path: resolved, rule, exists })
     }
 
+    /// The managed env files' paths, as configured and resolved (they may be symlinks or not
+    /// exist yet, so this is asked when needed, once per request).
+    pub fn env_file_paths(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for p in self.policy.env_files.values() {
+            out.push(PathBuf::from(p));
+            if let Ok(c) = std::fs::canonicalize(p) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// Whether a resolved path is one of the managed env files (read with key-based redaction).
     pub fn is_env_file(&self, resolved: &Path) -> bool {
-        self.policy
-            .env_files
-            .values()
-            .any(|p| std::fs::canonicalize(p).is_ok_and(|c| c == resolved) || Path::new(p) == resolved)
+        self.env_file_paths().iter().any(|p| p == resolved)
     }
 
     /// The path of a managed env file by name.
