@@ -447,3 +447,26 @@ fn a_tool_beyond_the_plan_says_which_plan_unlocks_it() {
         assert_eq!(bad["details"]["field"], "server_id", "{bad}");
     });
 }
+
+#[test]
+fn a_read_only_deployment_narrows_every_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start_with(
+        dir.path(),
+        &[],
+        &[("MTTRLY_READ_ONLY", "1"), ("MTTRLY_TOOLSETS", "servers,commands")],
+        |_| {},
+    );
+    let assistant = central.assistant_token("claude-code");
+    let caps = central.call_tool(&assistant, "mttrly_get_capabilities", &json!({}));
+    assert_eq!(caps["read_only"], true, "{caps}");
+    assert_eq!(caps["toolsets"], json!(["servers", "commands"]), "{caps}");
+    // Even the admin's own token cannot reach a tool the deployment switched off.
+    let refused = central.call_tool(
+        &central.admin_token,
+        "mttrly_execute_command",
+        &json!({ "server_id": "srv_00000000000000000000000000000000", "command": "uptime" }),
+    );
+    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("read-only")), "{refused}");
+}
