@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mttrly_core::action::ActionContent;
-use mttrly_core::classifier::{CommandClass, classify};
+use mttrly_core::classifier::{Classification, CommandClass, RulesChecker, classify};
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::agent::v1::TaskStatus;
 use serde_json::Value;
@@ -19,6 +19,8 @@ use crate::policy::LocalPolicy;
 pub const HOST_METRICS: &str = "host.metrics";
 /// Run a command (always as an action: read-only ones auto-approved, others approved by a human).
 pub const COMMAND_RUN: &str = "command.run";
+/// This agent's final verdict on a command (its files checked here), without running it.
+pub const COMMAND_CLASSIFY: &str = "command.classify";
 /// Run a managed or inline script (an approved action).
 pub const SCRIPT_RUN: &str = "script.run";
 
@@ -26,6 +28,7 @@ pub const SCRIPT_RUN: &str = "script.run";
 pub const ALL: &[&str] = &[
     HOST_METRICS,
     COMMAND_RUN,
+    COMMAND_CLASSIFY,
     SCRIPT_RUN,
     crate::files::FILE_READ,
     crate::files::FILE_READ_PRIVILEGED,
@@ -77,14 +80,16 @@ fn denied(message: impl Into<String>) -> MttrlyError {
     MttrlyError::new(ErrorCode::PolicyDenied, message)
 }
 
-/// Runs a capability. `action` says whether the task carries an approved action id; output
-/// chunks (already redacted) go to `chunks`.
+/// Runs a capability. `action` says whether the task carries an action id, `approved` whether a
+/// human approved that action (actions started at once as read-only were not); output chunks
+/// (already redacted) go to `chunks`.
 pub async fn invoke(
     ctx: &Context,
     capability: &str,
     params: &[u8],
     payload: &[u8],
     action: bool,
+    approved: bool,
     chunks: &mpsc::Sender<String>,
 ) -> Done {
     match capability {
@@ -102,7 +107,8 @@ pub async fn invoke(
                 }
             }
         }
-        COMMAND_RUN => run_command(ctx, params, action, chunks).await,
+        COMMAND_RUN => run_command(ctx, params, action, approved, chunks).await,
+        COMMAND_CLASSIFY => classify_command(ctx, params).await,
         SCRIPT_RUN => run_script(ctx, params, action, chunks).await,
         crate::diagnostics::DIAGNOSTIC_RUN | crate::diagnostics::REALITY_DISCOVER
             if !ctx.policy.diagnostics_enabled =>
@@ -197,7 +203,50 @@ async fn run_script(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::S
     finish(exec::run(&Program::Argv(argv), limits, ctx.policy.run_as(), chunks).await, timeout_seconds, "script")
 }
 
-async fn run_command(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::Sender<String>) -> Done {
+/// The final verdict on `command` on this host: the classifier's, with each file it reads checked
+/// and opened as `mttrly_read_file` would (on the blocking pool). The open files come back in order.
+async fn final_verdict(ctx: &Context, command: String) -> (Classification, Vec<std::fs::File>) {
+    let verdict = classify(&command);
+    if !verdict.depends_on_files() {
+        return (verdict, Vec::new());
+    }
+    let rules = std::sync::Arc::clone(ctx.policy.files());
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut checker = RulesChecker::new(&rules);
+        let verdict = verdict.check_files(&mut checker);
+        let files = checker.opened.into_iter().map(|f| f.file).collect::<Vec<_>>();
+        (verdict, files)
+    })
+    .await;
+    match checked {
+        Ok(done) => done,
+        Err(e) => {
+            (Classification::needs_approval(format!("the file checks could not run on this server: {e}")), Vec::new())
+        }
+    }
+}
+
+/// `command.classify`: what this agent would decide for a command, so central can tell "run at
+/// once" from "pending" before it creates the action (central cannot check files itself).
+async fn classify_command(ctx: &Context, params: &[u8]) -> Done {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        command: String,
+    }
+    let Ok(Params { command }) = serde_json::from_slice::<Params>(params) else {
+        return Done::failed(MttrlyError::new(ErrorCode::ValidationError, "command.classify expects {\"command\": …}"));
+    };
+    let (verdict, _files) = final_verdict(ctx, command).await;
+    Done::ok(serde_json::to_value(verdict).unwrap_or_default())
+}
+
+async fn run_command(
+    ctx: &Context,
+    params: &[u8],
+    action: bool,
+    approved: bool,
+    chunks: &mpsc::Sender<String>,
+) -> Done {
     if !ctx.policy.commands_enabled {
         return Done::failed(denied("this server's local policy disables command execution"));
     }
@@ -208,17 +257,33 @@ async fn run_command(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::
     else {
         return Done::failed(MttrlyError::new(ErrorCode::ValidationError, "command.run expects a command action"));
     };
-    // Read-only commands run without a shell, exactly as classified here (not as central said).
-    let program = match classify(&command) {
-        c if c.class == CommandClass::ReadOnly => Program::Argv(c.argv.unwrap_or_default()),
-        _ => Program::Shell(command),
-    };
+    // Read-only commands run without a shell, exactly as classified here (not as central said),
+    // reading the descriptors checked and opened here (`/dev/fd/N`), never the paths again.
+    let (verdict, files) = final_verdict(ctx, command.clone()).await;
+    let program =
+        match verdict.argv_with_files(|i| format!("/dev/fd/{}", exec::FIRST_FD + i32::try_from(i).unwrap_or(0))) {
+            Some(argv) if verdict.class == CommandClass::ReadOnly => Program::Argv(argv),
+            _ if approved => Program::Shell(command),
+            _ => {
+                // Sent to run at once but not read-only here (another policy, a file swapped since
+                // central asked): it never falls through to a shell.
+                tracing::warn!(reason = %verdict.reason, "refused an unapproved command that is not read-only here");
+                return Done::failed(
+                    denied(format!(
+                        "this command needs a human's approval on this server, and none was given: {}",
+                        verdict.reason
+                    ))
+                    .with_detail("requires_approval", true),
+                );
+            }
+        };
     let limits = Limits {
         timeout: Duration::from_secs(u64::from(timeout_seconds.clamp(1, 3600))),
         max_lines: ctx.policy.max_output_lines,
         ..Limits::default()
     };
-    finish(exec::run(&program, limits, ctx.policy.run_as(), chunks).await, timeout_seconds, "command")
+    let files = if matches!(program, Program::Argv(_)) { files } else { Vec::new() };
+    finish(exec::run_with_files(&program, files, limits, ctx.policy.run_as(), chunks).await, timeout_seconds, "command")
 }
 
 /// Turns a finished process into the task's outcome.
@@ -236,12 +301,12 @@ fn finish(run: std::io::Result<exec::Outcome>, timeout_seconds: u32, what: &str)
                     MttrlyError::new(ErrorCode::Timeout, format!("killed after {timeout_seconds}s"))
                         .with_detail("timeout_seconds", timeout_seconds),
                 ),
+                // A non-zero exit is the command's answer, not an error of mttrly: the status says
+                // `failed` and `exit_code` says how. Only a process that never exited is an error.
+                TaskStatus::Failed if out.exit_code.is_some() => None,
                 TaskStatus::Failed => Some(MttrlyError::new(
                     ErrorCode::UnknownError,
-                    match out.exit_code {
-                        Some(code) => format!("the {what} exited with status {code}"),
-                        None => format!("the {what} was killed by a signal"),
-                    },
+                    format!("the {what} was killed by a signal before it exited"),
                 )),
                 _ => None,
             };
@@ -253,5 +318,130 @@ fn finish(run: std::io::Result<exec::Outcome>, timeout_seconds: u32, what: &str)
                 error,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn context(dir: &Path) -> Context {
+        let policy_file = dir.join("policy.toml");
+        std::fs::write(&policy_file, format!("file_roots = [\"{}/logs/**\"]\n", dir.display())).unwrap();
+        Context {
+            collector: Arc::new(Mutex::new(MetricsCollector::new().unwrap())),
+            policy: Arc::new(LocalPolicy::load(&policy_file).unwrap()),
+        }
+    }
+
+    async fn call(ctx: &Context, capability: &str, params: &Value, approved: bool) -> (Done, String) {
+        let (tx, mut rx) = mpsc::channel::<String>(64);
+        let drain = tokio::spawn(async move {
+            let mut out = String::new();
+            while let Some(chunk) = rx.recv().await {
+                out.push_str(&chunk);
+            }
+            out
+        });
+        let done = invoke(ctx, capability, &serde_json::to_vec(params).unwrap(), &[], true, approved, &tx).await;
+        drop(tx);
+        (done, drain.await.unwrap())
+    }
+
+    fn command(line: String) -> Value {
+        serde_json::to_value(ActionContent::Command { command: line, timeout_seconds: 10 }).unwrap()
+    }
+
+    fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("logs")).unwrap();
+        std::fs::write(root.join("logs/app.log"), "GOOD\n").unwrap();
+        std::fs::write(root.join("secret.txt"), "SECRET\n").unwrap();
+        (dir, root)
+    }
+
+    #[tokio::test]
+    async fn an_unapproved_command_that_is_not_read_only_here_never_reaches_a_shell() {
+        let (_dir, root) = setup();
+        let ctx = context(&root);
+        let marker = root.join("marker");
+        for line in [
+            format!("touch {}", marker.display()),
+            format!("ss -D{}", marker.display()),
+            format!("cat {}", root.join("secret.txt").display()),
+        ] {
+            let (done, output) = call(&ctx, COMMAND_RUN, &command(line.clone()), false).await;
+            assert_eq!(done.status, TaskStatus::Failed, "{line}");
+            let error = done.error.unwrap();
+            assert_eq!(error.code(), ErrorCode::PolicyDenied, "{line}");
+            assert!(error.message().contains("approval"), "{line}: {}", error.message());
+            assert!(!output.contains("SECRET"), "{line}");
+        }
+        assert!(!marker.exists());
+        // Approved by a human, the same command runs through the shell.
+        let (done, _) = call(&ctx, COMMAND_RUN, &command(format!("touch {}", marker.display())), true).await;
+        assert_eq!(done.status, TaskStatus::Succeeded);
+        assert!(marker.exists());
+    }
+
+    #[tokio::test]
+    async fn classify_answers_the_final_verdict_and_read_only_commands_read_the_checked_file() {
+        let (_dir, root) = setup();
+        let ctx = context(&root);
+        let log = root.join("logs/app.log");
+        let (done, _) = call(&ctx, COMMAND_CLASSIFY, &json_command(&format!("cat {}", log.display())), false).await;
+        assert_eq!(done.result["class"], "read_only", "{}", done.result);
+        assert_eq!(done.result["files"], serde_json::json!([log.display().to_string()]));
+        let outside = format!("cat {}", root.join("secret.txt").display());
+        let (done, _) = call(&ctx, COMMAND_CLASSIFY, &json_command(&outside), false).await;
+        assert_eq!(done.result["class"], "needs_approval", "{}", done.result);
+        let (done, output) = call(&ctx, COMMAND_RUN, &command(format!("cat {}", log.display())), false).await;
+        assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+        assert_eq!(output, "GOOD\n");
+    }
+
+    fn json_command(line: &str) -> Value {
+        serde_json::json!({ "command": line })
+    }
+
+    /// Check-then-swap: while the log is swapped back and forth between a regular file and a
+    /// symlink to a secret, every unapproved `cat` either reads the checked regular file or is
+    /// refused; the secret never comes out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_swapped_around_the_check_never_leaks() {
+        let (_dir, root) = setup();
+        let ctx = context(&root);
+        let log = root.join("logs/app.log");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (stop, root, log) = (Arc::clone(&stop), root.clone(), log.clone());
+            std::thread::spawn(move || {
+                let (tmp_link, tmp_file) = (root.join("logs/.swap-link"), root.join("logs/.swap-file"));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::os::unix::fs::symlink(root.join("secret.txt"), &tmp_link);
+                    let _ = std::fs::rename(&tmp_link, &log);
+                    let _ = std::fs::write(&tmp_file, "GOOD\n");
+                    let _ = std::fs::rename(&tmp_file, &log);
+                }
+            })
+        };
+        let (mut ran, mut refused) = (0, 0);
+        for _ in 0..60 {
+            let (done, output) = call(&ctx, COMMAND_RUN, &command(format!("cat {}", log.display())), false).await;
+            assert!(!output.contains("SECRET"), "the secret leaked: {output}");
+            match done.status {
+                TaskStatus::Succeeded => {
+                    assert_eq!(output, "GOOD\n");
+                    ran += 1;
+                }
+                _ => refused += 1,
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().unwrap();
+        assert_eq!(ran + refused, 60);
     }
 }

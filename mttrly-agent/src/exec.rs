@@ -75,6 +75,8 @@ struct Collector {
     kept: String,
     lines: usize,
     truncated: bool,
+    /// Redacts each chunk with the lines before it as context (a key split across chunks).
+    redactor: mttrly_core::redactor::StreamRedactor,
 }
 
 impl Collector {
@@ -105,7 +107,7 @@ impl Collector {
 
     fn keep(&mut self, bytes: &[u8]) -> Option<String> {
         let text = String::from_utf8_lossy(bytes);
-        let redacted = mttrly_core::redactor::redact(&text);
+        let redacted = self.redactor.redact_chunk(&text);
         let mut accepted = String::new();
         for line in redacted.text.split_inclusive('\n') {
             if self.lines >= self.limits.max_lines || self.kept.len() + line.len() > self.limits.max_bytes {
@@ -135,6 +137,25 @@ pub async fn run(
     run_as: Option<(u32, u32)>,
     chunks: &mpsc::Sender<String>,
 ) -> std::io::Result<Outcome> {
+    run_with_files(program, Vec::new(), limits, run_as, chunks).await
+}
+
+/// The first descriptor number handed to a child: `files[i]` is open as `FIRST_FD + i` in the
+/// child, which names it `/dev/fd/N`.
+pub const FIRST_FD: i32 = 3;
+
+/// Like [`run`], with `files` (already checked and opened by the agent) open in the child as
+/// descriptors [`FIRST_FD`], [`FIRST_FD`]` + 1`, …: the command reads the very files that were
+/// checked, whatever happens to their paths after the check. Nothing else the agent holds open is
+/// inherited (every other descriptor stays close-on-exec).
+pub async fn run_with_files(
+    program: &Program,
+    files: Vec<std::fs::File>,
+    limits: Limits,
+    run_as: Option<(u32, u32)>,
+    chunks: &mpsc::Sender<String>,
+) -> std::io::Result<Outcome> {
+    use command_fds::{CommandFdExt as _, FdMapping};
     let started = Instant::now();
     let mut command = match program {
         Program::Argv(argv) => {
@@ -161,6 +182,14 @@ pub async fn run(
     if let Some((uid, gid)) = run_as {
         command.uid(uid).gid(gid);
     }
+    if !files.is_empty() {
+        let mappings = files
+            .into_iter()
+            .zip(FIRST_FD..)
+            .map(|(file, child_fd)| FdMapping { parent_fd: std::os::fd::OwnedFd::from(file), child_fd })
+            .collect();
+        command.fd_mappings(mappings).map_err(std::io::Error::other)?;
+    }
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or(0);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
@@ -181,7 +210,14 @@ pub async fn run(
         });
     }
     drop(tx);
-    let mut collector = Collector { limits, pending: Vec::new(), kept: String::new(), lines: 0, truncated: false };
+    let mut collector = Collector {
+        limits,
+        pending: Vec::new(),
+        kept: String::new(),
+        lines: 0,
+        truncated: false,
+        redactor: mttrly_core::redactor::StreamRedactor::new(),
+    };
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let mut timed_out = false;
     let mut status = None;
@@ -299,6 +335,24 @@ mod tests {
         let out = run_it(Program::Shell("head -c 50000000 /dev/zero | tr '\\0' 'x'".into()), limits).await;
         assert!(out.truncated);
         assert!(out.output.len() <= 1000, "{}", out.output.len());
+    }
+
+    #[tokio::test]
+    async fn the_child_reads_the_descriptor_it_was_given_not_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, secret) = (dir.path().join("app.log"), dir.path().join("secret"));
+        std::fs::write(&log, "CHECKED\n").unwrap();
+        std::fs::write(&secret, "SWAPPED-IN\n").unwrap();
+        let checked = std::fs::File::open(&log).unwrap();
+        // The path now names another file; the descriptor still names the checked one.
+        std::fs::rename(&secret, &log).unwrap();
+        let (tx, mut rx) = mpsc::channel(1024);
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let argv = Program::Argv(vec!["cat".into(), format!("/dev/fd/{FIRST_FD}")]);
+        let out = run_with_files(&argv, vec![checked], Limits::default(), None, &tx).await.unwrap();
+        drop(tx);
+        drain.await.unwrap();
+        assert_eq!(out.output, "CHECKED\n");
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mttrly_core::action::ActionContent;
-use mttrly_core::files::{Allowed, FileAccess, FileRules, diff, open::open_checked, search, tail};
+use mttrly_core::files::{Allowed, FileAccess, FileRules, Opened, diff, open::open_checked, search, tail};
 use mttrly_core::redactor::redact;
 use mttrly_core::{ErrorCode, MttrlyError};
 use serde::Deserialize;
@@ -108,17 +108,18 @@ pub async fn invoke(rules: &Arc<FileRules>, capability: &str, params: &[u8]) -> 
             match p.target {
                 Target::File { path } => {
                     blocking(move || {
-                        let allowed = rules.check(&path, FileAccess::Read)?;
+                        let opened = rules.open(&path, FileAccess::Read)?;
                         // A managed env file read by its path gets the same key-based redaction.
-                        let env = rules.is_env_file(&allowed.path);
-                        read_tail_as(&allowed, lines, &path, env)
+                        let env = rules.is_env_file(&opened.allowed.path);
+                        tail_opened(opened, lines, &path, env)
                     })
                     .await
                 }
                 Target::EnvFile { name } => {
                     blocking(move || {
                         let allowed = rules.env_file(&name)?;
-                        read_tail_as(&allowed, lines, &format!("env_file:{name}"), true)
+                        let (file, meta) = open_checked(&allowed)?;
+                        tail_opened(Opened { allowed, file, meta }, lines, &format!("env_file:{name}"), true)
                     })
                     .await
                 }
@@ -129,8 +130,8 @@ pub async fn invoke(rules: &Arc<FileRules>, capability: &str, params: &[u8]) -> 
         FILE_READ_PRIVILEGED => {
             let p: PrivilegedParams = parse(params, "file.read_privileged")?;
             blocking(move || {
-                let allowed = rules.check(&p.path, FileAccess::Privileged)?;
-                read_tail(&allowed, p.lines.clamp(1, 500), &p.path)
+                let opened = rules.open(&p.path, FileAccess::Privileged)?;
+                tail_opened(opened, p.lines.clamp(1, 500), &p.path, false)
             })
             .await
         }
@@ -207,12 +208,9 @@ fn redact_env_values(text: &str, redactions: &mut Redactions) -> String {
     out.join("\n")
 }
 
-fn read_tail(allowed: &Allowed, lines: usize, source: &str) -> Result<Value, MttrlyError> {
-    read_tail_as(allowed, lines, source, false)
-}
-
-fn read_tail_as(allowed: &Allowed, lines: usize, source: &str, env: bool) -> Result<Value, MttrlyError> {
-    let (mut file, meta) = open_checked(allowed)?;
+/// The tail of a file already through every check ([`FileRules::open`]).
+fn tail_opened(opened: Opened, lines: usize, source: &str, env: bool) -> Result<Value, MttrlyError> {
+    let Opened { mut file, meta, .. } = opened;
     let t = tail::tail(&mut file, meta.len(), lines)?;
     let mut redactions = Redactions::default();
     // The whole text at once: a PEM private key spans lines, and its body alone matches no rule.
@@ -246,6 +244,7 @@ fn search_files(rules: &FileRules, p: &SearchParams) -> Result<Value, MttrlyErro
     Ok(json!({
         "matches": matches,
         "files_searched": found.files_searched,
+        "files_skipped": found.files_skipped,
         "truncated": found.truncated,
         "redactions": redactions.json(),
     }))

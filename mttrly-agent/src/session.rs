@@ -295,6 +295,7 @@ async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, ctx: Arc<Co
         &task.params_json,
         &task.payload,
         !task.action_id.is_empty(),
+        !task.action_id.is_empty() && task.human_approved,
         &chunk_tx,
     )
     .await;

@@ -39,8 +39,39 @@ pub struct Config {
     pub insecure: bool,
     /// Tool calls one account may make per minute (all its principals together).
     pub rate_limit_account_per_minute: u32,
-    /// Tool calls one principal (a human or an assistant session) may make per minute.
+    /// Tool calls one token may make per minute: every MCP session and every gRPC call made with
+    /// the same token share this bucket, so opening more sessions buys no more calls. (The name
+    /// is kept from when the bucket was per principal, so existing files keep working.)
     pub rate_limit_principal_per_minute: u32,
+    /// Live MCP sessions one token may hold (1 to 10000). At the cap, `initialize` replaces the
+    /// token's least recently used session if it has been idle for a minute, and is refused with
+    /// `RATE_LIMITED` otherwise.
+    pub mcp_sessions_per_token: u32,
+    /// Live MCP sessions one user may hold across all their tokens (1 to 10000).
+    pub mcp_sessions_per_user: u32,
+    /// Seconds without a request after which an MCP session ends and frees its slot (10 to 86400).
+    pub mcp_session_idle_seconds: u32,
+    /// Actions waiting for a human on one server (1 to 10000). Beyond it, new requests for that
+    /// server are refused with `RATE_LIMITED` until one is decided or expires, so a looping
+    /// assistant cannot bury the requests that matter.
+    pub max_pending_actions_per_server: u32,
+    /// Open HTTP connections (1 to 1000000). Connections beyond it are closed at once.
+    pub http_max_connections: u32,
+    /// Open gRPC connections (1 to 1000000): every agent holds one, so this is sized for a fleet.
+    pub grpc_max_connections: u32,
+    /// Connections per listener still in their handshake (TLS, HTTP/2 preface, first request)
+    /// (1 to 1000000). This is the cap an unauthenticated client can reach; beyond it new
+    /// connections are closed at once.
+    pub max_handshaking_connections: u32,
+    /// Seconds a new connection has to complete its first request, TLS, the HTTP/2 preface and the
+    /// request's body included (1 to 300). Also HTTP/1's limit for reading any request's headers.
+    pub handshake_timeout_seconds: u32,
+    /// Seconds an HTTP connection may sit with no request in flight before it is closed
+    /// (1 to 86400). Open SSE streams are requests in flight.
+    pub http_idle_timeout_seconds: u32,
+    /// Seconds a gRPC connection may sit with no call in flight before it is closed
+    /// (1 to 86400). An agent's session stream is a call in flight for as long as it lives.
+    pub grpc_idle_timeout_seconds: u32,
     /// Webhooks that receive approval prompts (signed JSON).
     pub webhooks: Vec<crate::notify::webhook::WebhookConfig>,
     /// Whether an action needing approval must have had its prompt delivered; when no notifier
@@ -76,6 +107,16 @@ impl Default for Config {
             insecure: false,
             rate_limit_account_per_minute: 3000,
             rate_limit_principal_per_minute: 600,
+            mcp_sessions_per_token: 32,
+            mcp_sessions_per_user: 64,
+            mcp_session_idle_seconds: 300,
+            max_pending_actions_per_server: 20,
+            http_max_connections: 4096,
+            grpc_max_connections: 100_000,
+            max_handshaking_connections: 1024,
+            handshake_timeout_seconds: 10,
+            http_idle_timeout_seconds: 120,
+            grpc_idle_timeout_seconds: 600,
             webhooks: Vec::new(),
             require_approval_prompt: None,
             tools: mttrly_core::ToolSurface::ALL,
@@ -150,6 +191,11 @@ impl Config {
         if let Some(v) = get(env::MCP_ALLOWED_HOSTS) {
             self.mcp_allowed_hosts = split_list(&v);
         }
+        for (name, field) in env::LIMITS.into_iter().zip(self.limit_fields()) {
+            if let Some(v) = get(name) {
+                *field = parse(name, &v)?;
+            }
+        }
         Ok(())
     }
 
@@ -167,6 +213,15 @@ impl Config {
         if !(1..=1440).contains(&self.action_ttl_minutes) {
             return Err(invalid("action_ttl_minutes must be between 1 and 1440".into()));
         }
+        for (name, value, range) in self.limit_ranges() {
+            if !range.contains(&value) {
+                return Err(invalid(format!(
+                    "{name} must be between {} and {} (got {value})",
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
         if self.account_name.trim().is_empty() {
             return Err(invalid("account_name must not be empty".into()));
         }
@@ -183,6 +238,51 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The limit fields, in the order of [`env::LIMITS`] and [`Self::limit_ranges`].
+    fn limit_fields(&mut self) -> [&mut u32; 10] {
+        [
+            &mut self.mcp_sessions_per_token,
+            &mut self.mcp_sessions_per_user,
+            &mut self.mcp_session_idle_seconds,
+            &mut self.max_pending_actions_per_server,
+            &mut self.http_max_connections,
+            &mut self.grpc_max_connections,
+            &mut self.max_handshaking_connections,
+            &mut self.handshake_timeout_seconds,
+            &mut self.http_idle_timeout_seconds,
+            &mut self.grpc_idle_timeout_seconds,
+        ]
+    }
+
+    /// The limits against hostile load, with their allowed ranges (one table, so a new limit
+    /// cannot be added without a range).
+    fn limit_ranges(&self) -> [(&'static str, u32, std::ops::RangeInclusive<u32>); 10] {
+        [
+            ("mcp_sessions_per_token", self.mcp_sessions_per_token, 1..=10_000),
+            ("mcp_sessions_per_user", self.mcp_sessions_per_user, 1..=10_000),
+            ("mcp_session_idle_seconds", self.mcp_session_idle_seconds, 10..=86_400),
+            ("max_pending_actions_per_server", self.max_pending_actions_per_server, 1..=10_000),
+            ("http_max_connections", self.http_max_connections, 1..=1_000_000),
+            ("grpc_max_connections", self.grpc_max_connections, 1..=1_000_000),
+            ("max_handshaking_connections", self.max_handshaking_connections, 1..=1_000_000),
+            ("handshake_timeout_seconds", self.handshake_timeout_seconds, 1..=300),
+            ("http_idle_timeout_seconds", self.http_idle_timeout_seconds, 1..=86_400),
+            ("grpc_idle_timeout_seconds", self.grpc_idle_timeout_seconds, 1..=86_400),
+        ]
+    }
+
+    /// How long a new connection has to complete its first request.
+    pub fn handshake_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.handshake_timeout_seconds))
+    }
+
+    /// How long after start central waits before judging any agent offline: agents reconnect
+    /// with backoff after a restart, and a central that just started has not heard from anyone
+    /// yet. One offline window plus one heartbeat, so a quick restart never raises a false alarm.
+    pub fn offline_grace(&self) -> std::time::Duration {
+        self.offline_after() + std::time::Duration::from_secs(u64::from(self.heartbeat_interval_seconds))
     }
 
     /// The SQLite file.
@@ -241,5 +341,23 @@ mod tests {
         let config = Config { heartbeat_interval_seconds: 0, ..Config::default() };
         assert!(config.validate().is_err());
         assert!(Config::default().validate().is_ok());
+        let config = Config { mcp_sessions_per_token: 0, ..Config::default() };
+        let err = config.validate().unwrap_err();
+        assert!(err.message().contains("mcp_sessions_per_token"), "{err}");
+        let config = Config { handshake_timeout_seconds: 301, ..Config::default() };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn every_limit_has_an_environment_variable_matching_its_key() {
+        let mut config = Config::default();
+        let names: Vec<&str> = config.limit_ranges().iter().map(|(name, _, _)| *name).collect();
+        for (env_name, key) in env::LIMITS.iter().zip(&names) {
+            assert_eq!(env_name.strip_prefix("MTTRLY_").unwrap().to_ascii_lowercase(), *key);
+        }
+        config.apply_env(|k| (k == "MTTRLY_MCP_SESSIONS_PER_TOKEN").then(|| "7".into())).unwrap();
+        assert_eq!(config.mcp_sessions_per_token, 7);
+        let err = config.apply_env(|k| (k == "MTTRLY_HANDSHAKE_TIMEOUT_SECONDS").then(|| "x".into())).unwrap_err();
+        assert!(err.message().contains("MTTRLY_HANDSHAKE_TIMEOUT_SECONDS"), "{err}");
     }
 }

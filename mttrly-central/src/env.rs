@@ -29,3 +29,18 @@ pub const PUBLIC_HTTP_URL: &str = "MTTRLY_PUBLIC_HTTP_URL";
 pub const MCP_ALLOWED_ORIGINS: &str = "MCP_ALLOWED_ORIGINS";
 /// Host names `/mcp` answers to, comma-separated.
 pub const MCP_ALLOWED_HOSTS: &str = "MCP_ALLOWED_HOSTS";
+/// The limits against hostile load (see `Config` for each one's meaning): live MCP sessions per
+/// token and per user, MCP session idle lifetime, pending actions per server, connection caps,
+/// the handshake timeout and the idle connection timeouts.
+pub const LIMITS: [&str; 10] = [
+    "MTTRLY_MCP_SESSIONS_PER_TOKEN",
+    "MTTRLY_MCP_SESSIONS_PER_USER",
+    "MTTRLY_MCP_SESSION_IDLE_SECONDS",
+    "MTTRLY_MAX_PENDING_ACTIONS_PER_SERVER",
+    "MTTRLY_HTTP_MAX_CONNECTIONS",
+    "MTTRLY_GRPC_MAX_CONNECTIONS",
+    "MTTRLY_MAX_HANDSHAKING_CONNECTIONS",
+    "MTTRLY_HANDSHAKE_TIMEOUT_SECONDS",
+    "MTTRLY_HTTP_IDLE_TIMEOUT_SECONDS",
+    "MTTRLY_GRPC_IDLE_TIMEOUT_SECONDS",
+];

@@ -7,8 +7,8 @@
 //! `WWW-Authenticate` challenge pointing at the protected-resource metadata (RFC 9728); then the
 //! token's owner rides in the request's extensions to the MCP server.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,6 +20,7 @@ use mttrly_core::{ErrorCode, MttrlyError};
 use serde_json::{Value, json};
 
 use crate::db::accounts::TokenOwner;
+use crate::mcp_sessions::{Lookup, SessionLimits, SessionTable};
 use crate::secrets;
 use crate::state::Central;
 
@@ -49,9 +50,12 @@ impl Site {
 pub(crate) struct AppState {
     pub(crate) central: Arc<Central>,
     pub(crate) site: Arc<Site>,
-    /// Which user opened each MCP session. Every request on a session, including a client's
-    /// answer to a confirmation form, must come from that user; anyone else gets 404.
-    sessions: Arc<std::sync::RwLock<HashMap<String, (String, std::time::Instant)>>>,
+    /// Which user and token opened each MCP session. Every request on a session, including a
+    /// client's answer to a confirmation form, must come from that user; anyone else gets 404.
+    /// Also the per-token and per-user session caps, and the sessions' idle lifetime.
+    sessions: Arc<SessionTable>,
+    /// The MCP layer's sessions, to end the ones the table evicts or finds expired.
+    mcp_sessions: mttrly_mcp::http::Sessions,
     /// Open OAuth client registration, bounded per minute.
     pub(crate) registrations: Arc<MinuteLimiter>,
 }
@@ -106,12 +110,22 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         allowed_hosts.push(http_addr.ip().to_string());
     }
     let site = Arc::new(Site { base_url, allowed_origins });
-    let mcp = mttrly_mcp::http::service(
+    let idle = Duration::from_secs(u64::from(central.config.mcp_session_idle_seconds));
+    let table = Arc::new(SessionTable::new(SessionLimits {
+        per_token: central.config.mcp_sessions_per_token,
+        per_user: central.config.mcp_sessions_per_user,
+        idle,
+    }));
+    // The gate ends idle sessions; the MCP layer's own timeout is only a backstop behind it.
+    let mcp_sessions = mttrly_mcp::http::Sessions::new(idle + SESSION_SWEEP);
+    let mcp = mttrly_mcp::http::service_with_sessions(
         Arc::new(crate::mcp::CentralBackend::new(Arc::clone(&central))),
         mttrly_mcp::server::Options::default(),
         mttrly_mcp::http::HttpOptions { allowed_hosts, allowed_origins: Vec::new() },
+        &mcp_sessions,
     );
-    let state = AppState { central, site, sessions: Arc::default(), registrations: Arc::default() };
+    tokio::spawn(sweep_sessions(Arc::downgrade(&table), mcp_sessions.downgrade()));
+    let state = AppState { central, site, sessions: table, mcp_sessions, registrations: Arc::default() };
     Router::new()
         .route("/healthz", get(healthz))
         .route(RESOURCE_METADATA_PATH, get(resource_metadata))
@@ -124,6 +138,40 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         .nest_service(MCP_PATH, mcp)
         .layer(middleware::from_fn_with_state(state.clone(), mcp_gate))
         .with_state(state)
+}
+
+/// How often expired MCP sessions are swept (they are also refused on use, sweep or not).
+const SESSION_SWEEP: Duration = Duration::from_secs(30);
+
+/// Ends expired sessions in the MCP layer, until the router (and so the table) is dropped.
+async fn sweep_sessions(table: std::sync::Weak<SessionTable>, mcp: mttrly_mcp::http::WeakSessions) {
+    let mut tick = tokio::time::interval(SESSION_SWEEP);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (Some(table), Some(mcp)) = (table.upgrade(), mcp.upgrade()) else { return };
+        let expired = table.sweep();
+        drop(table);
+        if !expired.is_empty() {
+            tracing::debug!(count = expired.len(), "ending idle MCP sessions");
+        }
+        for id in expired {
+            mcp.close(&id).await;
+        }
+    }
+}
+
+/// Ends these sessions in the MCP layer without holding up the request.
+fn close_later(mcp: &mttrly_mcp::http::Sessions, ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    let mcp = mcp.clone();
+    tokio::spawn(async move {
+        for id in ids {
+            mcp.close(&id).await;
+        }
+    });
 }
 
 async fn healthz(State(state): State<AppState>) -> Json<Value> {
@@ -199,7 +247,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Origin check, then authentication, for `/mcp`.
-async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+async fn mcp_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path != MCP_PATH && !path.starts_with("/mcp/") {
         return next.run(request).await;
@@ -256,42 +304,7 @@ async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Nex
         other => other,
     };
     match owner {
-        Ok(Some(owner)) => {
-            let key = session_owner_key(&owner);
-            let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            if let Some(id) = &session {
-                let sessions = state.sessions.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if sessions.get(id).is_some_and(|(k, _)| *k != key) {
-                    drop(sessions);
-                    tracing::warn!("a request used another user's MCP session id; refused");
-                    return error_response(
-                        StatusCode::NOT_FOUND,
-                        &MttrlyError::new(ErrorCode::NotFound, "no such MCP session"),
-                    );
-                }
-            }
-            let deleting = request.method() == axum::http::Method::DELETE;
-            request.extensions_mut().insert(owner);
-            let response = next.run(request).await;
-            // Only session creation and deletion touch the map after the call.
-            let created = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok());
-            match (&session, created) {
-                (None, Some(created)) => {
-                    let now = std::time::Instant::now();
-                    let mut sessions = state.sessions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if sessions.len() >= 100_000 {
-                        sessions
-                            .retain(|_, (_, at)| now.duration_since(*at) < std::time::Duration::from_secs(24 * 3600));
-                    }
-                    sessions.insert(created.to_owned(), (key, now));
-                }
-                (Some(id), _) if deleting && response.status().is_success() => {
-                    state.sessions.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
-                }
-                _ => {}
-            }
-            response
-        }
+        Ok(Some(owner)) => route_mcp(&state, owner, request, next).await,
         Ok(None) => challenge(
             &state.site,
             &MttrlyError::new(ErrorCode::AuthFailed, "the bearer token is unknown, revoked or expired"),
@@ -299,6 +312,73 @@ async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Nex
         ),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
+}
+
+/// An authenticated `/mcp` request: session ownership, the session caps, then the MCP layer.
+async fn route_mcp(state: &AppState, owner: TokenOwner, mut request: Request, next: Next) -> Response {
+    let user = session_owner_key(&owner);
+    let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let method = request.method().clone();
+    let mut reservation = None;
+    let mut in_use = None;
+    match &session {
+        Some(id) => match state.sessions.touch(id, &user) {
+            Lookup::Mine(used) => in_use = Some(used),
+            Lookup::Foreign => {
+                tracing::warn!("a request used another user's MCP session id; refused");
+                return no_such_session();
+            }
+            Lookup::Unknown => {
+                // Unknown here means never opened, ended or expired: make sure the MCP layer
+                // has let go of it too.
+                close_later(&state.mcp_sessions, vec![id.clone()]);
+                return no_such_session();
+            }
+        },
+        // A POST without a session is an `initialize`: hold a slot before the session exists,
+        // so concurrent ones cannot overshoot the caps.
+        None if method == axum::http::Method::POST => match state.sessions.reserve(&owner.credential, &user) {
+            Ok(mut r) => {
+                close_later(&state.mcp_sessions, std::mem::take(&mut r.evicted));
+                reservation = Some(r);
+            }
+            Err(e) => {
+                let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, &e);
+                if let Some(retry) = e.details().get("retry_after_seconds").and_then(Value::as_u64)
+                    && let Ok(v) = HeaderValue::from_str(&retry.to_string())
+                {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return response;
+            }
+        },
+        None => {}
+    }
+    request.extensions_mut().insert(owner);
+    let response = next.run(request).await;
+    let created = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok());
+    match (session, created, reservation) {
+        (None, Some(created), Some(reservation)) => reservation.commit(created),
+        (Some(id), _, _) if method == axum::http::Method::DELETE && response.status().is_success() => {
+            state.sessions.remove(&id);
+            // 204, not the 202 the MCP layer answers: the session is gone, nothing is pending,
+            // and clients (the official Python SDK among them) expect 200 or 204.
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        _ => {}
+    }
+    match in_use {
+        // The session stays in use until the answer ends (an SSE stream: until it closes).
+        Some(used) => response.map(|body| axum::body::Body::new(crate::mcp_sessions::InUseBody { body, _use: used })),
+        None => response,
+    }
+}
+
+fn no_such_session() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        &MttrlyError::new(ErrorCode::NotFound, "no such MCP session (it ended or expired): initialize a new one"),
+    )
 }
 
 #[cfg(test)]

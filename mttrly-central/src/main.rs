@@ -64,7 +64,11 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct Common {
-    /// A TOML configuration file (environment variables and flags override it).
+    /// A TOML configuration file (environment variables and flags override it). The limits
+    /// against hostile load (mcp_sessions_per_token, mcp_sessions_per_user,
+    /// mcp_session_idle_seconds, max_pending_actions_per_server, http_max_connections,
+    /// grpc_max_connections, max_handshaking_connections, handshake_timeout_seconds,
+    /// http_idle_timeout_seconds, grpc_idle_timeout_seconds) are also read from MTTRLY_<KEY>.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Where the database and state live [env: MTTRLY_DATA_DIR] [default: ./mttrly-data]
@@ -256,4 +260,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 /// Installs the SIGINT/SIGTERM handlers before anything announces readiness.
 fn listen_for_signals() -> Result<mttrly_agent::signal::ShutdownSignal, Failure> {
     mttrly_agent::signal::ShutdownSignal::listen().map_err(|e| failure("INTERNAL_ERROR", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// `serve --help` names every limit key, so an operator finds them without the README.
+    #[test]
+    fn serve_help_names_every_limit_key() {
+        let mut cli = Cli::command();
+        let help = cli.find_subcommand_mut("serve").expect("serve").render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for var in mttrly_central::env::LIMITS {
+            let key = var.trim_start_matches("MTTRLY_").to_ascii_lowercase();
+            assert!(help.contains(&key), "`serve --help` does not name {key}:\n{help}");
+        }
+        assert!(help.contains("MTTRLY_<KEY>"), "{help}");
+    }
 }

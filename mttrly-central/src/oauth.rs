@@ -58,38 +58,69 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// Whether a redirect URI may be registered: https, http on loopback only, or a private-use
-/// scheme of a native app (never `javascript:`, `data:`, `file:`); no fragment.
+/// scheme of a native app (never `javascript:`, `data:`, `file:`); no fragment. Wherever there is
+/// an authority (`scheme://…`) it must be a well-formed `host[:port]` with a non-empty host and no
+/// userinfo: the consent page names that host, and a browser "repairs" what we would show wrongly
+/// (`https:///evil.test/cb` goes to `evil.test`, shown as an empty host).
 fn acceptable_redirect(uri: &str) -> bool {
     if uri.len() > 2000
         || uri.contains('#')
         || !uri.is_ascii()
-        || uri.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
-    {
-        return false;
-    }
-    // No userinfo: `https://good.example@evil.example/` would show a trusted-looking name.
-    if let Some((_, rest)) = uri.split_once("://")
-        && rest.split(['/', '?']).next().is_some_and(|authority| authority.contains('@'))
+        || uri.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control() || c == '\\')
     {
         return false;
     }
     let Some((scheme, rest)) = uri.split_once(':') else { return false };
     let scheme = scheme.to_ascii_lowercase();
+    let host = rest.strip_prefix("//").map(|r| redirect_host(r.split(['/', '?']).next().unwrap_or("")));
     match scheme.as_str() {
-        "https" => rest.starts_with("//") && rest.len() > 2,
-        "http" => {
-            let host = rest.trim_start_matches("//").split(['/', '?']).next().unwrap_or("");
-            let host = host
-                .rsplit_once(':')
-                .map_or(host, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host });
-            matches!(host, "localhost" | "127.0.0.1" | "[::1]")
-        }
+        "https" => matches!(host, Some(Some(_))),
+        "http" => matches!(host, Some(Some("localhost" | "127.0.0.1" | "[::1]"))),
         "javascript" | "data" | "file" | "vbscript" | "about" | "blob" => false,
         s => {
             s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c))
+                && !matches!(host, Some(None))
         }
     }
+}
+
+/// The host of an authority `host[:port]`, when it is exactly that: a DNS name (labels of
+/// letters, digits and inner hyphens), an IPv4 address, or a bracketed IPv6 address; a port of
+/// 1 to 65535 when present. Anything else (empty, userinfo, percent-encoding, a trailing dot, an
+/// empty port) is `None`.
+fn redirect_host(authority: &str) -> Option<&str> {
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (host, after) = authority.split_at(end + 1);
+        let inner = &host[1..host.len() - 1];
+        if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            return None;
+        }
+        (host, if after.is_empty() { None } else { Some(after.strip_prefix(':')?) })
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if let Some(port) = port
+        && !(port.len() <= 5
+            && port.chars().all(|c| c.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65_535).contains(&p)))
+    {
+        return None;
+    }
+    if host.starts_with('[') {
+        return Some(host);
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (!host.is_empty() && host.len() <= 253 && host.split('.').all(label_ok)).then_some(host)
 }
 
 #[derive(Deserialize)]
@@ -275,7 +306,9 @@ async fn check_request(state: &AppState, q: &HashMap<String, String>) -> Result<
     let Some(redirect_uri) = get("redirect_uri") else {
         return Err(AuthError::Page("the request names no redirect_uri".into()));
     };
-    if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+    // Checked again here, not only at registration: a client stored before a rule tightened
+    // must not reach the consent page with it.
+    if !client.redirect_uris.iter().any(|u| u == redirect_uri) || !acceptable_redirect(redirect_uri) {
         return Err(AuthError::Page(
             "the redirect_uri is not one this client registered (exact match required)".into(),
         ));
@@ -338,8 +371,11 @@ fn consent(req: &AuthRequest, q: &HashMap<String, String>, error: Option<&str>) 
     .iter()
     .filter_map(|k| q.get(*k).map(|v| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", escape(v))))
     .collect();
-    let host =
-        req.redirect_uri.split("://").nth(1).and_then(|r| r.split(['/', '?']).next()).unwrap_or(&req.redirect_uri);
+    let host = req
+        .redirect_uri
+        .split_once("://")
+        .and_then(|(_, r)| redirect_host(r.split(['/', '?']).next().unwrap_or("")))
+        .unwrap_or(&req.redirect_uri);
     let err = error.map(|e| format!("<p class=\"err\">{}</p>", escape(e))).unwrap_or_default();
     let body = format!(
         "<p><b>{name}</b> wants to use mttrly as your assistant: read server status, alerts and logs, run diagnostics, \
@@ -626,6 +662,10 @@ mod tests {
             "http://127.0.0.1:55123/cb",
             "http://[::1]:9/x",
             "cursor://anysphere.cursor-mcp/oauth/callback",
+            "com.example.app:/oauth2redirect",
+            "https://app.example.com:8443/cb?x=1",
+            "https://[2001:db8::1]/cb",
+            "https://10.0.0.1/cb",
         ] {
             assert!(acceptable_redirect(ok), "{ok}");
         }
@@ -640,9 +680,32 @@ mod tests {
             "https://exämple.com/cb",
             "",
             "https://",
+            // An empty or malformed authority: browsers repair these to another host than shown.
+            "https:///evil.test/cb",
+            "https:////evil.test/cb",
+            "https://:443/cb",
+            "https://evil.test:/cb",
+            "https://evil.test:99999/cb",
+            "https://evil.test./cb",
+            "https://.evil.test/cb",
+            "https://evil%2etest/cb",
+            "https://evil.test\\@good.example/cb",
+            "https://[]/cb",
+            "https://[evil.test]/cb",
+            "http:///localhost/cb",
+            "cursor:///cb",
+            "cursor://@evil/cb",
         ] {
             assert!(!acceptable_redirect(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_consent_page_names_the_host_the_browser_goes_to() {
+        assert_eq!(redirect_host("app.example.com:8443"), Some("app.example.com"));
+        assert_eq!(redirect_host("[::1]:9"), Some("[::1]"));
+        assert_eq!(redirect_host(""), None);
+        assert_eq!(redirect_host("a@b"), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Rate limits per account and per principal: token buckets, refilled continuously.
+//! Rate limits per account and per token: token buckets, refilled continuously.
 //!
 //! An assistant stuck in a loop must not be able to flood a server with commands, nor one busy
-//! session starve the rest of its account. Over the limit, calls fail with `RATE_LIMITED` and
-//! `details.retry_after_seconds`.
+//! token starve the rest of its account. The second bucket is keyed by the credential, not by the
+//! MCP session: sessions are free to open, so a per-session bucket would grow with every
+//! `initialize`. gRPC and MCP calls made with one token share it. Over the limit, calls fail with
+//! `RATE_LIMITED` and `details.retry_after_seconds`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -51,24 +53,26 @@ impl RateLimiter {
 /// The limits central applies to tool calls.
 pub struct Limits {
     account: RateLimiter,
-    principal: RateLimiter,
+    token: RateLimiter,
 }
 
 impl Limits {
-    /// Per-account and per-principal calls per minute.
-    pub fn new(per_account: u32, per_principal: u32) -> Self {
-        Self { account: RateLimiter::new(per_account), principal: RateLimiter::new(per_principal) }
+    /// Per-account and per-token calls per minute.
+    pub fn new(per_account: u32, per_token: u32) -> Self {
+        Self { account: RateLimiter::new(per_account), token: RateLimiter::new(per_token) }
     }
 
-    /// Admits one call, or refuses it with `RATE_LIMITED`.
-    pub fn admit(&self, account: &str, principal: &str, now_ms: i64) -> Result<(), MttrlyError> {
-        let refuse = |scope: &str, retry: u64| {
+    /// Admits one call made with `token` (its credential key) in `account`, or refuses it with
+    /// `RATE_LIMITED`.
+    pub fn admit(&self, account: &str, token: &str, now_ms: i64) -> Result<(), MttrlyError> {
+        let refuse = |scope: &str, limit: u32, retry: u64| {
             MttrlyError::new(ErrorCode::RateLimited, format!("too many calls for this {scope}; retry in {retry}s"))
                 .with_detail("retry_after_seconds", retry)
                 .with_detail("scope", scope)
+                .with_detail("limit_per_minute", limit)
         };
-        self.principal.take(principal, now_ms).map_err(|retry| refuse("principal", retry))?;
-        self.account.take(account, now_ms).map_err(|retry| refuse("account", retry))
+        self.token.take(token, now_ms).map_err(|retry| refuse("token", self.token.per_minute, retry))?;
+        self.account.take(account, now_ms).map_err(|retry| refuse("account", self.account.per_minute, retry))
     }
 }
 
@@ -89,12 +93,13 @@ mod tests {
     }
 
     #[test]
-    fn the_principal_and_the_account_are_both_limited() {
+    fn the_token_and_the_account_are_both_limited() {
         let limits = Limits::new(3, 2);
         assert!(limits.admit("a", "p1", 0).is_ok());
         assert!(limits.admit("a", "p1", 0).is_ok());
         let err = limits.admit("a", "p1", 0).unwrap_err();
-        assert_eq!(err.details()["scope"], "principal");
+        assert_eq!(err.details()["scope"], "token");
+        assert_eq!(err.details()["limit_per_minute"], 2);
         assert!(limits.admit("a", "p2", 0).is_ok());
         let err = limits.admit("a", "p3", 0).unwrap_err();
         assert_eq!(err.code(), ErrorCode::RateLimited);

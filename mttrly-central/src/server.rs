@@ -4,8 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
-
 use mttrly_proto::agent::v1::agent_service_server::AgentServiceServer;
 use mttrly_proto::central::v1::account_service_server::AccountServiceServer;
 use mttrly_proto::central::v1::action_service_server::ActionServiceServer;
@@ -15,11 +13,13 @@ use mttrly_proto::central::v1::server_service_server::ServerServiceServer;
 use mttrly_proto::central::v1::tool_service_server::ToolServiceServer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
 
 use crate::agents::registry::AgentRegistry;
 use crate::alerts::engine::AlertEngine;
 use crate::alerts::rules::default_rules;
 use crate::config::Config;
+use crate::conn::{ConnLimits, TrackLayer, Tracker};
 use crate::db::{self, Db};
 use crate::grpc;
 use crate::state::{self, Central};
@@ -197,14 +197,27 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     }
     let reflection =
         mttrly_proto::reflection_service(&grpc::MOUNTED).map_err(|e| StartError::Reflection(e.to_string()))?;
+    let limits = |max: u32, idle_seconds: u32| ConnLimits {
+        max: usize::try_from(max).unwrap_or(usize::MAX),
+        max_handshaking: usize::try_from(central.config.max_handshaking_connections).unwrap_or(usize::MAX),
+        handshake_timeout: central.config.handshake_timeout(),
+        idle_timeout: Duration::from_secs(u64::from(idle_seconds)),
+    };
+    let grpc_tracker =
+        Tracker::new("grpc", limits(central.config.grpc_max_connections, central.config.grpc_idle_timeout_seconds));
+    let http_tracker =
+        Tracker::new("http", limits(central.config.http_max_connections, central.config.http_idle_timeout_seconds));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &tls {
         let identity = tonic::transport::Identity::from_pem(&tls.chain_pem, &tls.key_pem);
         builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new().identity(identity).timeout(central.config.handshake_timeout()),
+            )
             .map_err(|e| StartError::Tls(e.to_string()))?;
     }
     let grpc_server = builder
+        .layer(TrackLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health)
@@ -223,7 +236,12 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         // adding ~40 ms to every call.
         let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
             .with_nodelay(Some(true))
-            .with_keepalive(Some(Duration::from_secs(60)));
+            .with_keepalive(Some(Duration::from_secs(60)))
+            .filter_map(move |accepted| match accepted {
+                // Refused (over a cap): dropping the stream closes it.
+                Ok(tcp) => grpc_tracker.admit(tcp).map(Ok),
+                Err(e) => Some(Err(e)),
+            });
         let stop = async move {
             let _ = grpc_shutdown.wait_for(|stop| *stop).await;
         };
@@ -233,24 +251,14 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     }));
     let mut http_shutdown = shutdown_rx;
     let app = crate::http::router(Arc::clone(&central), http_addr);
+    let header_timeout = central.config.handshake_timeout();
     tasks.push(tokio::spawn(async move {
         let stop = async move {
             let _ = http_shutdown.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(
-            http_listener.tap_io(|tcp| {
-                // Small request/response exchanges: without this, Nagle adds ~40 ms per MCP call.
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            }),
-            app,
-        )
-        .with_graceful_shutdown(stop)
-        .await
-        {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
+        // Leave the last second of the shutdown grace to the task's own join.
+        let grace = SHUTDOWN_GRACE.saturating_sub(Duration::from_secs(1));
+        crate::http_serve::serve(http_listener, app, http_tracker, header_timeout, stop, grace).await;
     }));
     tracing::info!(%grpc_addr, %http_addr, "central listening");
     Ok(RunningCentral { grpc_addr, http_addr, central, shutdown, tasks, audit_thread })
@@ -309,13 +317,24 @@ async fn heartbeat_flusher(central: Arc<Central>, mut shutdown: watch::Receiver<
     }
 }
 
+/// Judges agents offline and raises or resolves their alerts, once a second.
+///
+/// Nobody is judged offline during the grace period after start: every agent is disconnected
+/// when central starts, and judging then opened (and a moment later resolved) a critical alert for
+/// every server on every restart. Agents that come back resolve nothing and open nothing; one
+/// that does not is judged when the grace ends, as if central had been up all along.
 async fn offline_sweeper(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let grace_ends =
+        db::now_ms().saturating_add(i64::try_from(central.config.offline_grace().as_millis()).unwrap_or(i64::MAX));
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let now = db::now_ms();
                 for (server, account, status, _) in central.agents.snapshot(now) {
+                    if now < grace_ends && status == mttrly_core::tools::common::ConnectionStatus::Offline {
+                        continue;
+                    }
                     let changes = central.alerts.on_status(&account, &server, status, now);
                     central.write_alerts(&account, &server, changes);
                 }

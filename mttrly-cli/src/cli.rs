@@ -70,10 +70,15 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Would this command run at once (read_only) or need a human's approval, and why?
-    /// Prints the exact argv a read-only command would run (without a shell).
+    /// Prints the exact argv a read-only command would run (without a shell) and the files it
+    /// reads, checked on this host as the agent would.
     Classify {
         /// The command line, quoted as one argument: mttrly-cli policy classify 'df -h'
         command: String,
+        /// The agent's policy file (TOML) whose file rules check the files the command reads; the
+        /// built-in default policy when absent.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<std::path::PathBuf>,
     },
     /// Redact secrets from a file (or standard input) to standard output, as mttrly does to
     /// everything that leaves a server.

@@ -26,7 +26,11 @@ pub fn run(cli: &Cli) -> ExitCode {
             other => other.map(|_| ()),
         },
         remote => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(run_remote(cli, remote, &printer)),
+            Ok(runtime) => match runtime.block_on(run_remote(cli, remote, &printer)) {
+                // A decided action that failed: the outcome is already printed; the status says it.
+                Ok(false) => return ExitCode::from(1),
+                other => other.map(|_| ()),
+            },
             Err(e) => Err(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the runtime: {e}"))),
         },
     };
@@ -39,14 +43,16 @@ pub fn run(cli: &Cli) -> ExitCode {
     }
 }
 
-async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<(), MttrlyError> {
+/// Runs a command against central; `Ok(false)` when it printed an outcome that is a failure
+/// (an approved action that failed), so the exit status can say so.
+async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<bool, MttrlyError> {
     let channel = client::connect(&cli.central, cli.token.as_deref(), cli.ca_cert.as_deref()).await?;
     match command {
-        Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await,
-        Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await,
+        Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await.map(|()| true),
+        Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await.map(|()| true),
         Command::Actions(cmd) => commands::actions::run(cmd, channel, printer).await,
-        Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await,
-        Command::Audit(cmd) => commands::audit::run(cmd, channel, printer).await,
-        Command::Tools(_) | Command::Policy(_) => Ok(()),
+        Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await.map(|()| true),
+        Command::Audit(cmd) => commands::audit::run(cmd, channel, printer).await.map(|()| true),
+        Command::Tools(_) | Command::Policy(_) => Ok(true),
     }
 }

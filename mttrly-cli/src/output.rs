@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use mttrly_core::MttrlyError;
+use mttrly_core::{MttrlyError, display};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
@@ -56,7 +56,14 @@ impl Printer {
             OutputFormat::Json => writeln!(stderr, "{}", serde_json::to_string(&err.body()).unwrap_or_default()),
             OutputFormat::Table => {
                 let hint = err.details().get("hint").and_then(|h| h.as_str()).unwrap_or(err.code().suggested_action());
-                writeln!(stderr, "error[{}]: {}\n  hint: {hint}", err.code(), err.message())
+                // Messages quote what central or a server sent (names, commands): escaped, one line each.
+                writeln!(
+                    stderr,
+                    "error[{}]: {}\n  hint: {}",
+                    err.code(),
+                    display::text(err.message()),
+                    display::text(hint)
+                )
             }
         };
     }
@@ -68,8 +75,14 @@ fn print_line(text: &str) {
     let _ = writeln!(stdout, "{text}");
 }
 
-/// Renders rows under a header, columns padded to their widest cell.
+/// Renders rows under a header, columns padded to their widest cell. Every cell is escaped for a
+/// terminal here, once for every command: cells hold names, commands and text that central or a
+/// server sent, and a control or bidi character in one must neither move the cursor nor reorder
+/// the row.
 pub(crate) fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| r.iter().map(|c| display::text(c).into_owned()).collect()).collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -106,5 +119,12 @@ mod tests {
         let text =
             render_table(&["ID", "KIND"], &[vec!["a".into(), "read".into()], vec!["long-id".into(), "x".into()]]);
         assert_eq!(text, "ID       KIND\na        read\nlong-id  x\n");
+    }
+
+    #[test]
+    fn cells_cannot_move_the_cursor_or_reorder_the_row() {
+        let text = render_table(&["WHAT"], &[vec!["Run `touch x #\x1b[2K\x1b[1GRun `uptime`\r\u{202e}`".into()]]);
+        assert_eq!(text, "WHAT\nRun `touch x #\\x1b[2K\\x1b[1GRun `uptime`\\r\\u{202e}`\n");
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'));
     }
 }

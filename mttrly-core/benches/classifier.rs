@@ -22,6 +22,10 @@ const TYPICAL: &[&str] = &[
     "rm -rf /tmp/cache",
     "tail -n 100 /var/log/syslog | grep error",
     "docker logs --tail 100 web",
+    "tail -n 200 /var/log/nginx/error.log",
+    "grep -i -c timeout /var/log/syslog",
+    "ss -tlnpD/tmp/x",
+    "kubectl get pods -A -o wide",
 ];
 
 fn main() {

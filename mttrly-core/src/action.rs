@@ -132,12 +132,27 @@ impl ActionState {
             (state, event) => {
                 return Err(MttrlyError::new(
                     ErrorCode::ValidationError,
-                    format!("an action that is {state} cannot be {}", event.past_tense()),
+                    format!("this action {}, so it cannot be {}", state.phrase(), event.past_tense()),
                 )
                 .with_detail("status", state.as_str()));
             }
         };
         Ok(next)
+    }
+
+    /// Where the action stands, as the end of a sentence that starts with "this action".
+    pub const fn phrase(self) -> &'static str {
+        match self {
+            Self::PendingApproval => "is waiting for approval",
+            Self::Approved => "is already approved",
+            Self::Running => "is already running",
+            Self::Succeeded => "has already succeeded",
+            Self::Failed => "has already failed",
+            Self::Rejected => "was rejected",
+            Self::Expired => "has expired",
+            Self::Cancelled => "was cancelled",
+            Self::FailedClosed => "was failed closed (its approval prompt could not be delivered)",
+        }
     }
 }
 
@@ -336,7 +351,7 @@ mod tests {
         let approved = ActionState::Approved;
         let err = approved.apply(ActionEvent::Approve).unwrap_err();
         assert_eq!(err.code(), ErrorCode::ValidationError);
-        assert!(err.message().contains("approved cannot be approved"), "{err}");
+        assert!(err.message().contains("is already approved, so it cannot be approved"), "{err}");
         let err = ActionState::Expired.apply(ActionEvent::Approve).unwrap_err();
         assert_eq!(err.code(), ErrorCode::ActionExpired);
     }

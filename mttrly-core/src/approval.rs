@@ -35,8 +35,8 @@ pub struct ApprovalRule {
     pub quorum: u32,
     /// Whether the human who asked (or on whose behalf the assistant asked) may approve.
     pub requester_may_approve: bool,
-    /// The channels a decision may come through. `mcp` means a human confirmed in the MCP client
-    /// through a server-authored elicitation; the assistant itself never decides.
+    /// The channels a decision may come through. Only [`HUMAN_CHANNELS`] ever count: a rule that
+    /// lists another source (`mcp`, `api`) cannot make it one.
     pub channels: Vec<Source>,
     /// How long a pending action waits for a decision.
     #[serde(with = "seconds")]
@@ -57,30 +57,52 @@ mod seconds {
     }
 }
 
+/// The channels through which a *human* can decide: each authenticates the person and shows them
+/// the action itself. MCP is not one of them: a form answered by an MCP client proves only that a
+/// client answered, and the assistant drives that client. Neither is the raw API (`api`).
+pub const HUMAN_CHANNELS: &[Source] = &[Source::Cli, Source::Dashboard, Source::Telegram];
+
 /// The default time-to-live of a pending action (the seed's 30 minutes).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 60);
 
 impl ApprovalRule {
-    /// The built-in rule for an environment: production needs a second human and refuses MCP
-    /// approvals; staging and development accept the requester's own approval, also through MCP.
+    /// The built-in rule for an environment: production needs a second human; staging and
+    /// development accept the requester's own approval. Decisions come only through the human
+    /// channels, never through MCP.
     pub fn default_for(environment: Environment) -> Self {
         match environment {
             Environment::Production => Self {
                 approver_role: ApproverRole::Operator,
                 quorum: 1,
                 requester_may_approve: false,
-                channels: vec![Source::Cli, Source::Dashboard, Source::Telegram],
+                channels: HUMAN_CHANNELS.to_vec(),
                 ttl: DEFAULT_TTL,
             },
             Environment::Staging | Environment::Development => Self {
                 approver_role: ApproverRole::Operator,
                 quorum: 1,
                 requester_may_approve: true,
-                channels: vec![Source::Cli, Source::Dashboard, Source::Telegram, Source::Mcp],
+                channels: HUMAN_CHANNELS.to_vec(),
                 ttl: DEFAULT_TTL,
             },
         }
     }
+
+    /// The channels that can carry a decision under this rule *and* exist on this deployment
+    /// (`existing`), in the rule's order. Empty means nobody can decide here: say so first.
+    pub fn usable_channels(&self, existing: &[Source]) -> Vec<Source> {
+        self.channels.iter().copied().filter(|c| HUMAN_CHANNELS.contains(c) && existing.contains(c)).collect()
+    }
+}
+
+/// The sentence naming where a decision can be made, from the channels that exist.
+pub fn channels_sentence(usable: &[Source]) -> String {
+    if usable.is_empty() {
+        return "no decision channel this central offers is accepted for this environment, so nobody can decide it here"
+            .to_owned();
+    }
+    let names: Vec<&str> = usable.iter().map(|c| c.as_str()).collect();
+    format!("decisions are accepted through: {}", names.join(", "))
 }
 
 /// A recorded decision, as the rule check sees it.
@@ -99,8 +121,14 @@ pub struct Decider<'a> {
     pub is_admin: bool,
     /// Whether they may decide at all (operator or admin).
     pub may_decide: bool,
+    /// Whether the token they hold may decide: a read-only token, or one scoped to toolsets
+    /// without `actions`, sees actions but decides nothing.
+    pub token_may_decide: bool,
     /// The channel the decision came through.
     pub channel: Source,
+    /// The human channels this deployment offers (named in refusals, so a refusal never points
+    /// to a channel that does not exist).
+    pub existing_channels: &'a [Source],
 }
 
 /// What an approval achieves.
@@ -128,21 +156,27 @@ pub fn check_decider(rule: &ApprovalRule, decider: &Decider<'_>) -> Result<UserI
         )
         .with_detail("hint", "mttrly-cli actions approve ID"));
     };
+    let usable = rule.usable_channels(decider.existing_channels);
+    if !usable.contains(&decider.channel) {
+        let allowed: Vec<&str> = usable.iter().map(|c| c.as_str()).collect();
+        return Err(forbidden(format!(
+            "decisions on this action are not accepted through {}; {}",
+            decider.channel,
+            channels_sentence(&usable)
+        ))
+        .with_detail("channel", decider.channel.as_str())
+        .with_detail("allowed_channels", allowed));
+    }
+    if !decider.token_may_decide {
+        return Err(forbidden(
+            "this token is read-only or scoped without the `actions` toolset: it can look at actions but decides nothing; use an unscoped human token",
+        ));
+    }
     if !decider.may_decide {
         return Err(forbidden("deciding on actions needs the operator or admin role"));
     }
     if rule.approver_role == ApproverRole::Admin && !decider.is_admin {
         return Err(forbidden("this action's rule needs an admin to decide"));
-    }
-    if !rule.channels.contains(&decider.channel) {
-        let allowed: Vec<&str> = rule.channels.iter().map(|c| c.as_str()).collect();
-        return Err(forbidden(format!(
-            "decisions on this action are not accepted through {}; use one of: {}",
-            decider.channel,
-            allowed.join(", ")
-        ))
-        .with_detail("channel", decider.channel.as_str())
-        .with_detail("allowed_channels", allowed));
     }
     Ok(user_id.clone())
 }
@@ -182,7 +216,14 @@ mod tests {
     }
 
     fn decider(p: &Principal, channel: Source) -> Decider<'_> {
-        Decider { principal: p, is_admin: false, may_decide: true, channel }
+        Decider {
+            principal: p,
+            is_admin: false,
+            may_decide: true,
+            token_may_decide: true,
+            channel,
+            existing_channels: HUMAN_CHANNELS,
+        }
     }
 
     #[test]
@@ -201,6 +242,47 @@ mod tests {
                 assert!(check_decider(&rule, &decider(&bot, channel)).is_err());
             }
         }
+    }
+
+    #[test]
+    fn no_rule_accepts_mcp_or_api_even_when_it_lists_them() {
+        let alice = UserId::generate();
+        let a = human(&alice);
+        for env in Environment::ALL {
+            let mut rule = ApprovalRule::default_for(env);
+            rule.channels = Source::ALL.to_vec();
+            for channel in [Source::Mcp, Source::Api, Source::Agent] {
+                let err = check_approval(&rule, &a, &decider(&a, channel), &[]).unwrap_err();
+                assert_eq!(err.code(), ErrorCode::Forbidden);
+                assert_eq!(err.details()["channel"], channel.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_name_only_channels_that_exist() {
+        let alice = UserId::generate();
+        let a = human(&alice);
+        let rule = ApprovalRule::default_for(Environment::Staging);
+        let d = Decider { existing_channels: &[Source::Cli], ..decider(&a, Source::Mcp) };
+        let err = check_decider(&rule, &d).unwrap_err();
+        assert_eq!(err.details()["allowed_channels"], serde_json::json!(["cli"]));
+        assert!(!err.message().contains("telegram") && !err.message().contains("dashboard"), "{err}");
+        let only_dashboard = ApprovalRule { channels: vec![Source::Dashboard], ..rule };
+        let err = check_decider(&only_dashboard, &Decider { channel: Source::Cli, ..d }).unwrap_err();
+        assert!(err.message().contains("nobody can decide"), "{err}");
+    }
+
+    #[test]
+    fn a_scoped_token_decides_nothing() {
+        let alice = UserId::generate();
+        let a = human(&alice);
+        let rule = ApprovalRule::default_for(Environment::Development);
+        let d = Decider { token_may_decide: false, ..decider(&a, Source::Cli) };
+        let err = check_approval(&rule, &a, &d, &[]).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden);
+        assert!(err.message().contains("read-only"), "{err}");
+        assert!(check_decider(&rule, &d).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`error`]: the seed's 25 error codes and [`MttrlyError`].
 //! - [`action`]: the action state machine and action content.
 //! - [`audit`]: the audit event.
+//! - [`display`]: escaping for humans (what an approver reads is what is there).
 //! - [`ids`], [`environment`], [`principal`]: shared domain types.
 
 pub mod action;
@@ -19,6 +20,7 @@ pub mod bounded;
 pub mod catalog;
 pub mod classifier;
 pub mod diagnose;
+pub mod display;
 pub mod environment;
 pub mod error;
 pub mod files;

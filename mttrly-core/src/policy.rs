@@ -27,6 +27,11 @@ pub struct PolicyFile {
     pub managed_files: Vec<String>,
     /// Managed env files by name (`app = "/srv/app/.env"`), read with values redacted.
     pub env_files: std::collections::BTreeMap<String, String>,
+    /// Globs of files that may have more than one hard link. Empty by default: a hard link under
+    /// an allowlisted root is another name for a file that may live anywhere on the same file
+    /// system (`/etc/shadow`), so every read, search, diff and managed write refuses a file with
+    /// `st_nlink > 1` unless it matches here.
+    pub hardlink_roots: Vec<String>,
     /// The user commands run as (the agent must run as root to switch); the agent's own user when
     /// absent.
     pub run_as_user: Option<String>,
@@ -52,6 +57,7 @@ impl Default for PolicyFile {
             privileged_files: files.privileged_files,
             managed_files: files.managed_files,
             env_files: files.env_files,
+            hardlink_roots: files.hardlink_roots,
             run_as_user: None,
             max_output_lines: 500,
             playbooks_dir: None,
@@ -98,6 +104,7 @@ impl PolicyFile {
             privileged_files: self.privileged_files.clone(),
             managed_files: self.managed_files.clone(),
             env_files: self.env_files.clone(),
+            hardlink_roots: self.hardlink_roots.clone(),
         }
     }
 

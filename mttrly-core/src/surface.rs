@@ -46,10 +46,35 @@ impl ToolSurface {
     pub const ALL: Self = Self { read_only: false, toolsets: None };
 
     /// A surface from the usual flags: `read_only` and a comma-separated toolset list (empty or
-    /// absent means all).
+    /// absent means all). A list of only separators (`,`, ` , `) is refused: it names nothing,
+    /// and "nothing" and "all" must never be one typo apart.
     pub fn from_flags(read_only: bool, toolsets: Option<&str>) -> Result<Self, MttrlyError> {
         let toolsets = match toolsets.map(str::trim) {
             None | Some("") => None,
+            Some(list) => {
+                let sets = parse_toolsets(list)?;
+                if sets.is_empty() {
+                    return Err(MttrlyError::new(
+                        crate::ErrorCode::ValidationError,
+                        format!(
+                            "the toolset list `{list}` names no toolset: name at least one of {}, or leave it empty for all",
+                            Toolset::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                Some(sets)
+            }
+        };
+        Ok(Self { read_only, toolsets })
+    }
+
+    /// A surface as stored with a token or an OAuth grant: `toolsets` is [`Self::toolsets_flag`]'s
+    /// value, where absent (NULL) means all and anything present means exactly the toolsets it
+    /// names, so an empty string is no toolset at all. (Read back with [`Self::from_flags`], an
+    /// empty set would come back as *every* toolset: a scope widened by a round trip.)
+    pub fn from_stored(read_only: bool, toolsets: Option<&str>) -> Result<Self, MttrlyError> {
+        let toolsets = match toolsets {
+            None => None,
             Some(list) => Some(parse_toolsets(list)?),
         };
         Ok(Self { read_only, toolsets })
@@ -77,6 +102,18 @@ impl ToolSurface {
             (Some(a), Some(b)) => Some(a.intersection(b).copied().collect()),
         };
         Self { read_only: self.read_only || other.read_only, toolsets }
+    }
+
+    /// Whether every tool `other` switches on is also on here: a token may only create tokens
+    /// this surface covers, so no holder can mint a wider one than its own.
+    pub fn covers(&self, other: &Self) -> bool {
+        let read_only_kept = !self.read_only || other.read_only;
+        let toolsets_kept = match (&self.toolsets, &other.toolsets) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.is_subset(mine),
+        };
+        read_only_kept && toolsets_kept
     }
 
     /// The toolsets switched on, in catalog order.
@@ -121,10 +158,39 @@ mod tests {
     }
 
     #[test]
+    fn a_surface_covers_only_narrower_ones() {
+        let ro = ToolSurface { read_only: true, toolsets: None };
+        let servers = ToolSurface::from_flags(false, Some("servers")).unwrap();
+        let ro_servers = ToolSurface::from_flags(true, Some("servers")).unwrap();
+        assert!(ToolSurface::ALL.covers(&ToolSurface::ALL) && ToolSurface::ALL.covers(&ro_servers));
+        assert!(!ro.covers(&ToolSurface::ALL) && !ro.covers(&servers) && ro.covers(&ro_servers));
+        assert!(!servers.covers(&ToolSurface::ALL) && servers.covers(&servers) && servers.covers(&ro_servers));
+        let wider = ToolSurface::from_flags(false, Some("servers,actions")).unwrap();
+        assert!(!servers.covers(&wider) && wider.covers(&servers));
+        assert!(!ro_servers.covers(&servers) && !ro_servers.covers(&ro));
+    }
+
+    #[test]
     fn unknown_toolsets_are_refused_with_the_valid_names() {
         let err = ToolSurface::from_flags(false, Some("servers,shell")).unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::ValidationError);
         assert!(err.message().contains("commands"), "{err}");
         assert_eq!(ToolSurface::from_flags(false, Some(" ")).unwrap(), ToolSurface::ALL);
+    }
+
+    #[test]
+    fn a_list_naming_nothing_is_refused_and_the_stored_form_round_trips() {
+        for list in [",", " , ,", ",,"] {
+            let err = ToolSurface::from_flags(false, Some(list)).unwrap_err();
+            assert_eq!(err.code(), crate::ErrorCode::ValidationError, "{list:?}");
+        }
+        // Every scope survives storage exactly, the empty set included (never "all").
+        let none = ToolSurface { read_only: false, toolsets: Some(BTreeSet::new()) };
+        let servers = ToolSurface::from_flags(true, Some("actions, servers,servers")).unwrap();
+        for surface in [ToolSurface::ALL, none, servers] {
+            let stored = surface.toolsets_flag();
+            let back = ToolSurface::from_stored(surface.read_only, stored.as_deref()).unwrap();
+            assert_eq!(back, surface, "{stored:?}");
+        }
     }
 }

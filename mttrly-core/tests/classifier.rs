@@ -48,6 +48,135 @@ proptest! {
     }
 }
 
+/// Read-only commands of programs whose option tables are exact, to append things to.
+const BASES: &[&str] = &[
+    "journalctl -u nginx -n 50",
+    "systemctl status nginx",
+    "ss -tlnp",
+    "dmesg --level=err",
+    "date -u",
+    "hostname -f",
+    "df -h",
+    "ps aux",
+    "docker ps -a",
+    "kubectl get pods -n web",
+    "uname -a",
+];
+
+/// Long options that change the system or read a file, per program: no prefix of them (an
+/// abbreviation the program would expand) may be read-only, unless it is itself spelled exactly as
+/// a different, allowed option.
+const DANGEROUS_LONG: &[(&str, &str)] = &[
+    ("journalctl", "rotate"),
+    ("journalctl", "flush"),
+    ("journalctl", "sync"),
+    ("journalctl", "vacuum-size=1"),
+    ("journalctl", "vacuum-time=1d"),
+    ("journalctl", "setup-keys"),
+    ("journalctl", "update-catalog"),
+    ("journalctl", "cursor-file=/tmp/x"),
+    ("journalctl", "file=/etc/shadow"),
+    ("journalctl", "directory=/tmp"),
+    ("journalctl", "follow"),
+    ("journalctl", "relinquish-var"),
+    ("date", "set=2000-01-01"),
+    ("date", "file=/etc/shadow"),
+    ("date", "reference=/etc/shadow"),
+    ("hostname", "file=/etc/shadow"),
+    ("hostname", "boot"),
+    ("dmesg", "clear"),
+    ("dmesg", "read-clear"),
+    ("dmesg", "console-off"),
+    ("dmesg", "console-level=1"),
+    ("dmesg", "file=/etc/shadow"),
+    ("dmesg", "follow"),
+    ("ss", "kill"),
+    ("ss", "diag=/tmp/x"),
+    ("ss", "filter=/etc/shadow"),
+    ("ss", "events"),
+    ("ss", "net=x"),
+    ("du", "files0-from=/etc/shadow"),
+    ("du", "exclude-from=/etc/shadow"),
+    ("systemctl", "root=/tmp"),
+    ("systemctl", "host=x"),
+    ("systemctl", "machine=x"),
+    ("systemctl", "runtime"),
+    ("systemctl", "force"),
+    ("kubectl", "server=http://x"),
+    ("kubectl", "kubeconfig=/tmp/x"),
+    ("kubectl", "token=x"),
+    ("kubectl", "output-directory=/tmp"),
+    ("docker", "host=tcp://x"),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// An abbreviation of a dangerous long option is never read-only, wherever it is put.
+    #[test]
+    fn abbreviations_of_dangerous_options_need_approval(
+        pick in prop::sample::select(DANGEROUS_LONG),
+        cut in 1usize..20,
+        before in any::<bool>(),
+    ) {
+        let (program, option) = pick;
+        let name = option.split('=').next().unwrap_or(option);
+        let value = option.split_once('=').map(|(_, v)| format!("={v}")).unwrap_or_default();
+        let prefix = &name[..cut.min(name.len())];
+        // `du --exclude=PATTERN` is itself an option, spelled in full (getopt prefers the exact name).
+        prop_assume!(!(program == "du" && prefix == "exclude"));
+        let base = BASES.iter().find(|b| b.starts_with(&format!("{program} "))).copied().unwrap_or(program);
+        let rest = base.strip_prefix(program).unwrap_or("");
+        let command = if before {
+            format!("{program} --{prefix}{value}{rest}")
+        } else {
+            format!("{base} --{prefix}{value}")
+        };
+        prop_assert_eq!(classify(&command).class, CommandClass::NeedsApproval, "{}", command);
+    }
+
+    /// Appending an option or a word nobody listed never makes a read-only command more
+    /// permissive: it needs approval (the option tables are allowlists).
+    #[test]
+    fn unknown_options_and_words_appended_need_approval(
+        base in prop::sample::select(BASES),
+        extra in prop_oneof![
+            "--zz[a-z]{1,8}",
+            "--zz[a-z]{1,8}=[a-z/]{1,8}",
+            "-[QWY]",
+            "[a-z]{1,3}[0-9]/[a-z]{1,8}",
+        ],
+    ) {
+        // `df` and `ss` take any operand (a path df only looks up, an ss filter word).
+        prop_assume!(extra.starts_with('-') || !(base.starts_with("df ") || base.starts_with("ss ")));
+        let command = format!("{base} {extra}");
+        prop_assert_eq!(classify(base).class, CommandClass::ReadOnly, "{}", base);
+        prop_assert_eq!(classify(&command).class, CommandClass::NeedsApproval, "{}", command);
+    }
+
+    /// A bundle of short options that hides a denied one (`-tlnpD/x`) is never read-only.
+    #[test]
+    fn a_denied_short_option_in_a_bundle_needs_approval(
+        allowed in "[tulnpaes]{0,5}",
+        denied in prop::sample::select(&['D', 'K', 'F', 'E', 'N'][..]),
+        after in "[tulnp]{0,3}",
+        value in "(/tmp/x)?",
+    ) {
+        let command = format!("ss -{allowed}{denied}{after}{value}");
+        prop_assert_eq!(classify(&command).class, CommandClass::NeedsApproval, "{}", command);
+    }
+
+    /// Any verb after any allowed systemctl flag is checked like a verb in first position.
+    #[test]
+    fn systemctl_verbs_are_checked_after_any_flag(
+        flags in prop::collection::vec(prop::sample::select(&["--failed", "--no-pager", "-a", "--plain", "-q"][..]), 0..4),
+        verb in prop::sample::select(&["start", "stop", "restart", "enable", "disable", "reboot", "poweroff", "kill", "mask", "edit", "daemon-reload"][..]),
+    ) {
+        let command = format!("systemctl {} {verb} x.service", flags.join(" "));
+        prop_assert_eq!(classify(&command).class, CommandClass::NeedsApproval, "{}", command);
+    }
+}
+
 proptest! {
     /// The redactor never panics and is idempotent: redacted text has nothing left to redact.
     #[test]

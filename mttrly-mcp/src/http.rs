@@ -49,11 +49,61 @@ pub fn service_with_caller<B: Backend>(
     )
 }
 
-/// The Streamable HTTP service, one [`McpServer`] per session.
+/// The live sessions of a [`service`], so the mounting server can end them: central's gate
+/// caps sessions per token and per user, and ends the ones it evicts or finds expired.
+#[derive(Clone)]
+pub struct Sessions(Arc<LocalSessionManager>);
+
+impl Sessions {
+    /// Sessions that end by themselves after `idle` without activity (a backstop: the mounting
+    /// server normally ends them first).
+    pub fn new(idle: std::time::Duration) -> Self {
+        let mut manager = LocalSessionManager::default();
+        manager.session_config.keep_alive = Some(idle);
+        Self(Arc::new(manager))
+    }
+
+    /// A handle that does not keep the sessions alive (for background sweeps, which must not
+    /// outlive the service).
+    pub fn downgrade(&self) -> WeakSessions {
+        WeakSessions(Arc::downgrade(&self.0))
+    }
+
+    /// Ends a session; unknown ids are ignored.
+    pub async fn close(&self, id: &str) {
+        use rmcp::transport::streamable_http_server::session::SessionManager as _;
+        if let Err(e) = self.0.close_session(&Arc::from(id)).await {
+            tracing::debug!(error = %e, "closing an MCP session failed");
+        }
+    }
+}
+
+/// See [`Sessions::downgrade`].
+#[derive(Clone)]
+pub struct WeakSessions(std::sync::Weak<LocalSessionManager>);
+
+impl WeakSessions {
+    /// The sessions, while the service still exists.
+    pub fn upgrade(&self) -> Option<Sessions> {
+        self.0.upgrade().map(Sessions)
+    }
+}
+
+/// The Streamable HTTP service, one [`McpServer`] per session, with default session lifetimes.
 pub fn service<B: Backend>(
     backend: Arc<B>,
     options: Options,
     http: HttpOptions,
+) -> StreamableHttpService<McpServer<B>, LocalSessionManager> {
+    service_with_sessions(backend, options, http, &Sessions(Arc::new(LocalSessionManager::default())))
+}
+
+/// The Streamable HTTP service, one [`McpServer`] per session, keeping its sessions in `sessions`.
+pub fn service_with_sessions<B: Backend>(
+    backend: Arc<B>,
+    options: Options,
+    http: HttpOptions,
+    sessions: &Sessions,
 ) -> StreamableHttpService<McpServer<B>, LocalSessionManager> {
     let options = Arc::new(options);
     let config = StreamableHttpServerConfig::default()
@@ -62,7 +112,7 @@ pub fn service<B: Backend>(
         .with_legacy_session_mode(true);
     StreamableHttpService::new(
         move || Ok(McpServer::per_request(Arc::clone(&backend), Arc::clone(&options))),
-        Arc::new(LocalSessionManager::default()),
+        Arc::clone(&sessions.0),
         config,
     )
 }

@@ -5,11 +5,11 @@
 //! annotations) is the catalog and nothing else. Where the tools run is a [`Backend`]: central
 //! runs them in-process behind `/mcp`; the standalone `mttrly-mcp` binary forwards them to a remote
 //! central over gRPC. Either way this crate owns what is MCP-specific: the session, results and
-//! errors on the wire, prompts and resources, and the human confirmation (elicitation) that is the
-//! only way an approval through MCP can happen.
+//! errors on the wire, prompts and resources. Nothing here decides an action: MCP is not a
+//! decision channel (a form a client answers proves nothing about a human), so
+//! `mttrly_approve_action` runs like any tool and the backend answers how a human decides.
 
 pub mod backend;
-mod confirm;
 pub mod http;
 mod prompts;
 pub mod remote;
@@ -18,5 +18,5 @@ mod result;
 pub mod server;
 pub mod tools;
 
-pub use backend::{Backend, ConfirmedDecision, DecisionKind, Session};
+pub use backend::{Backend, Session};
 pub use server::McpServer;

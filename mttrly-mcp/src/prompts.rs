@@ -37,7 +37,7 @@ Follow this checklist, in order, and tell the user what you found at each step:
 3. Recent deploys and changes: read `mttrly_get_audit_log` for the server; recent changes are the usual suspects.
 4. Diagnostics: run read-only checks (`mttrly_run_diagnostic` where available, or read-only `mttrly_execute_command` such as `systemctl status`, `df -h`, `journalctl -n 200`). Read-only commands run at once.
 5. Playbooks: prefer a built-in playbook (`mttrly_list_playbooks`) over an ad-hoc command for the fix; explain its blast radius.
-6. Approval: anything that changes the server becomes a pending action. Show the user the action id, the exact command or playbook and the server's environment. A human approves it — in this client when it asks them to confirm, or with `mttrly-cli actions approve ID`. Never claim the user approved; never retry to get around a refusal.
+6. Approval: anything that changes the server becomes a pending action. Show the user the action id, the exact command or playbook and the server's environment. Only a human decides, outside this conversation: ask them to run `mttrly-cli actions approve ID` (or `reject`) themselves; mttrly_approve_action never decides, it answers with that command. Never claim the user approved; never retry to get around a refusal. You may withdraw a request you made in this session with mttrly_cancel_action.
 7. Verify: after it ran, read `mttrly_get_action_result`, re-check the symptom (status, alerts, the same read-only probes) and summarise what changed.
 "
     );

@@ -1,22 +1,17 @@
 //! A remote central as the backend: the standalone `mttrly-mcp` server forwards every call over
 //! the `mttrly.central.v1` gRPC API with one token. Central does all the enforcing (tenancy,
-//! plan, surface, audit, approval rules); calls arrive there as the MCP client's assistant.
+//! plan, surface, audit, approval rules); calls arrive there as the MCP client's assistant, and
+//! `mttrly_approve_action` is answered there like on central's own `/mcp`: never a decision.
 
 use std::future::Future;
 
 use mttrly_core::{ErrorCode, MttrlyError, ToolId};
-use mttrly_proto::central::v1::action_service_client::ActionServiceClient;
 use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
-use mttrly_proto::central::v1::{
-    ApproveActionRequest, CallToolRequest, CancelActionRequest, ListToolsRequest, RejectActionRequest,
-};
+use mttrly_proto::central::v1::{CallToolRequest, ListToolsRequest};
 use mttrly_proto::client::Authed;
 use serde_json::Value;
 
-use crate::backend::{Backend, ConfirmedDecision, DecisionKind, Session};
-
-/// How long an approval through the remote waits for the execution to finish.
-const APPROVE_WAIT_SECONDS: u32 = 60;
+use crate::backend::{Backend, Session};
 
 /// Central over gRPC.
 #[derive(Clone)]
@@ -36,10 +31,6 @@ fn status(s: &tonic::Status) -> MttrlyError {
 }
 
 impl RemoteCentral {
-    async fn view(&self, session: &Session, id: &str) -> Result<Value, MttrlyError> {
-        self.call_raw(session, ToolId::GetActionResult, serde_json::json!({ "action_id": id })).await
-    }
-
     fn call_raw(
         &self,
         session: &Session,
@@ -96,37 +87,5 @@ impl Backend for RemoteCentral {
 
     async fn call(&self, (): &(), session: &Session, tool: ToolId, arguments: Value) -> Result<Value, MttrlyError> {
         self.call_raw(session, tool, arguments).await
-    }
-
-    async fn decide(&self, (): &(), session: &Session, d: ConfirmedDecision) -> Result<Value, MttrlyError> {
-        let mut actions = ActionServiceClient::new(self.channel.clone());
-        let id = d.action_id.as_str().to_owned();
-        let done = match d.kind {
-            DecisionKind::Approve => actions
-                .approve_action(ApproveActionRequest {
-                    action_id: id.clone(),
-                    content_sha256: d.seen_sha256.clone(),
-                    wait_seconds: APPROVE_WAIT_SECONDS,
-                    via_mcp: true,
-                })
-                .await
-                .map(|r| r.into_inner().action),
-            DecisionKind::Reject => actions
-                .reject_action(RejectActionRequest {
-                    action_id: id.clone(),
-                    reason: d.reason.clone().unwrap_or_default(),
-                    via_mcp: true,
-                })
-                .await
-                .map(|r| r.into_inner().action),
-            DecisionKind::Cancel => actions
-                .cancel_action(CancelActionRequest { action_id: id.clone(), via_mcp: true })
-                .await
-                .map(|r| r.into_inner().action),
-        };
-        done.map_err(|s| status(&s))?
-            .ok_or_else(|| MttrlyError::new(ErrorCode::InternalError, "central returned no action"))?;
-        // Answer in the shape `mttrly_approve_action` declares: the action's view.
-        self.view(session, &id).await
     }
 }

@@ -16,7 +16,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
 use crate::backend::{Backend, Session};
-use crate::{confirm, prompts, resources, result, tools};
+use crate::{prompts, resources, result, tools};
 
 /// What an MCP server exposes on top of what the backend allows. It can only narrow.
 #[derive(Debug, Clone, Default)]
@@ -96,20 +96,10 @@ impl<B: Backend> McpServer<B> {
         Ok(tools.into_iter().filter(|t| self.options.surface.check(t.spec()).is_ok()).collect())
     }
 
-    async fn run_tool(
-        &self,
-        caller: &B::Caller,
-        tool: ToolId,
-        arguments: Value,
-        context: &RequestContext<RoleServer>,
-    ) -> Result<Value, MttrlyError> {
-        let session = self.session();
-        match tool {
-            ToolId::ApproveAction | ToolId::CancelAction => {
-                confirm::decide(self.backend.as_ref(), caller, &session, tool, arguments, context).await
-            }
-            _ => self.backend.call(caller, &session, tool, arguments).await,
-        }
+    /// Every tool, `mttrly_approve_action` included, goes to the backend as it is: this server
+    /// never asks the client to confirm anything, because a client's answer is not a human's.
+    async fn run_tool(&self, caller: &B::Caller, tool: ToolId, arguments: Value) -> Result<Value, MttrlyError> {
+        self.backend.call(caller, &self.session(), tool, arguments).await
     }
 }
 
@@ -138,8 +128,8 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         info
     }
 
-    /// Server-to-client requests (elicitation) are how a human confirms an approval; the newest
-    /// protocol revision removes them, so this server speaks the revisions that have them.
+    /// The protocol revisions this server is tested with. It sends no server-to-client requests
+    /// (no elicitation): nothing a client answers can stand for a human's decision.
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
     }
@@ -177,7 +167,7 @@ impl<B: Backend> ServerHandler for McpServer<B> {
             return Err(ErrorData::invalid_params(format!("unknown tool: {}", request.name), None));
         };
         let arguments = request.arguments.map_or(Value::Null, Value::Object);
-        let outcome = self.run_tool(&caller, tool, arguments, &context).await;
+        let outcome = self.run_tool(&caller, tool, arguments).await;
         Ok(match outcome {
             Ok(value) => result::success(value),
             Err(err) => result::failure(&err),

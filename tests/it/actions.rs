@@ -69,3 +69,89 @@ fn a_human_reviews_approves_and_rejects_with_the_cli() {
     assert!(kinds.contains(&"approval_decision") && kinds.contains(&"execution_result"), "{kinds:?}");
     assert_eq!(central.cli_json(&["audit", "verify"])["ok"], true);
 }
+
+/// Issue 10 §4 and §6: what the approver reads is what is there, the assistant's words come last
+/// on one labelled line, and the exit status of `actions approve` says how the action ended.
+#[test]
+fn the_approver_sees_the_truth_and_the_exit_status_says_how_it_ended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start(dir.path());
+    let (server_id, _agent) = central.online_server("web-1", "staging", &dir.path().join("agent"), None);
+    let assistant = central.assistant_token("claude-code");
+    let marker = dir.path().join("shown");
+    let command = format!("touch {}", marker.display());
+    // The probe's reason: terminal controls, a bidi override, 30 blank lines and a fake block.
+    let reason = format!(
+        "disk full\u{1b}[2K\r\u{202e}{}exactly:     {{\"command\":\"df -h\"}}\ncontent sha: {}",
+        "\n".repeat(30),
+        "0".repeat(64)
+    );
+    let pending = central.call_tool(
+        &assistant,
+        "mttrly_execute_command",
+        &serde_json::json!({ "server_id": server_id, "command": command, "reason": reason }),
+    );
+    let id = pending["action_id"].as_str().expect("action_id").to_owned();
+
+    let out = central.cli(&["actions", "show", &id]);
+    assert!(out.status.success());
+    let shown = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        !shown.chars().any(|c| (c.is_control() && c != '\n')
+            || ('\u{200b}'..='\u{200f}').contains(&c)
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)),
+        "no raw control or bidi character reaches the terminal: {shown:?}"
+    );
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines.len() < 24, "everything fits one screen: {shown}");
+    let exactly = lines.iter().position(|l| l.starts_with("exactly:")).expect("exactly");
+    let sha = lines.iter().position(|l| l.starts_with("content sha:")).expect("content sha");
+    assert!(sha < 12, "the facts come first: {shown}");
+    assert!(lines[exactly..sha].iter().any(|l| l.contains(&command)), "the first `exactly:` is the real one: {shown}");
+    assert!(lines.iter().any(|l| l.starts_with("you:") && l.contains("may approve")), "{shown}");
+    assert!(lines.iter().any(|l| l.starts_with("approvals:") && l.contains("0 of 1")), "{shown}");
+    assert!(lines.iter().any(|l| l.starts_with("expires:")), "{shown}");
+    let last = lines.last().expect("lines");
+    assert!(last.starts_with("assistant's reason (unverified): disk full\\x1b[2K\\r\\u{202e} exactly:"), "{shown}");
+    assert_eq!(shown.matches("exactly:").count(), 2, "the fake block is inside the labelled line: {shown}");
+    assert!(!pending["description"].as_str().expect("description").contains("disk full"));
+    let table = String::from_utf8(central.cli(&["actions", "list"]).stdout).expect("utf-8");
+    assert!(!table.chars().any(|c| c.is_control() && c != '\n'), "{table:?}");
+
+    // A rejection keeps its reason: printed, and in the audit row.
+    let rejected = central.cli(&["actions", "reject", &id, "--reason", "not on a Friday"]);
+    assert!(String::from_utf8_lossy(&rejected.stdout).contains("their reason: not on a Friday"));
+    let audit = central.cli_json(&["audit", "list"]);
+    assert!(
+        audit["entries"].as_array().expect("entries").iter().any(|e| e["kind"] == "approval_decision"
+            && e["parameters"]["decision"] == "reject"
+            && e["parameters"]["reason"] == "not on a Friday"),
+        "{audit}"
+    );
+    assert!(!marker.exists());
+
+    // An approved command that exits non-zero: `failed`, its exit status, no made-up error, exit 1.
+    let failing = central.call_tool(
+        &assistant,
+        "mttrly_execute_command",
+        &serde_json::json!({ "server_id": server_id, "command": "sh -c 'exit 3'" }),
+    );
+    let id = failing["action_id"].as_str().expect("action_id").to_owned();
+    let done = central.approve(&id);
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["result"]["exit_code"], 3, "{done}");
+    assert!(done["result"]["error"].is_null(), "a non-zero exit is not UNKNOWN_ERROR: {done}");
+    let out = central.cli(&["actions", "show", &id]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("result:      failed: exited with status 3"));
+
+    // A command that succeeds exits 0, through the same check.
+    let ok = central.call_tool(
+        &assistant,
+        "mttrly_execute_command",
+        &serde_json::json!({ "server_id": server_id, "command": command }),
+    );
+    let done = central.approve(ok["action_id"].as_str().expect("action_id"));
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(marker.exists());
+}

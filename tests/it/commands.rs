@@ -67,7 +67,7 @@ fn read_only_commands_run_at_once_and_others_wait_for_a_human() {
     );
     let id = stubborn["action_id"].as_str().expect("id");
     let started = std::time::Instant::now();
-    let done = s.central.cli_json(&["actions", "approve", id, "--yes"]);
+    let done = s.central.approve(id);
     assert_eq!(done["status"], "failed");
     assert_eq!(done["result"]["error"]["code"], "TIMEOUT", "{done}");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -124,7 +124,7 @@ fn scripts_always_wait_for_a_human_and_only_managed_names_run() {
         );
         assert_eq!(pending["status"], "pending_approval", "{pending}");
         let id = pending["action_id"].as_str().expect("id").to_owned();
-        central.cli_json(&["actions", "approve", &id, "--yes"])
+        central.approve(&id)
     };
 
     // A managed script by name; arguments arrive verbatim, never through a shell.
@@ -140,4 +140,87 @@ fn scripts_always_wait_for_a_human_and_only_managed_names_run() {
     // Inline scripts need command execution, which this owner switched off.
     let inline = run(json!({ "type": "inline", "content": "touch /tmp/should-not-exist-mttrly" }), json!([]));
     assert_eq!(inline["result"]["error"]["code"], "POLICY_DENIED", "{inline}");
+}
+
+/// The files a read-only command reads are checked by the agent, as `mttrly_read_file` checks
+/// them: under the owner's roots they run at once; outside, hard-linked or symlinked they wait for
+/// a human. Options that write, read unchecked files or run batch files never run unapproved.
+#[test]
+fn the_agent_checks_the_files_a_command_reads_and_writers_never_run_unapproved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical");
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    let log = logs.join("app.log");
+    std::fs::write(&log, "boot ok\nerror: upstream timed out\nerror: connection refused\nlast line\n").expect("log");
+    let secret = root.join("secret.txt");
+    std::fs::write(&secret, "TOPSECRET-OUTSIDE-ALLOWLIST\n").expect("secret");
+    std::fs::hard_link(&secret, logs.join("hard.log")).expect("hard link");
+    std::os::unix::fs::symlink(&secret, logs.join("link.log")).expect("symlink");
+    std::fs::write(root.join("ipbatch"), "link show lo\n").expect("batch file");
+    let policy = root.join("policy.toml");
+    std::fs::write(&policy, format!("file_roots = [\"{}/**\"]\n", logs.display())).expect("policy");
+    let central = TestCentral::start(&root);
+    let (server_id, _agent) = central.online_server("web-1", "staging", &root.join("a"), Some(&policy));
+    let assistant = central.assistant_token("claude-code");
+    let run = |command: String| {
+        central.call_tool(&assistant, "mttrly_execute_command", &json!({ "server_id": server_id, "command": command }))
+    };
+
+    // Incident reads of the owner's logs run at once, without a shell, on the checked file.
+    for (command, expect) in [
+        (format!("tail -n 1 {}", log.display()), "last line"),
+        (format!("grep -c error {}", log.display()), "2"),
+        (format!("head -n 1 {}", log.display()), "boot ok"),
+        (format!("wc -l {}", log.display()), "4"),
+        (format!("cat {}", log.display()), "connection refused"),
+    ] {
+        let ran = run(command.clone());
+        assert_eq!(ran["requires_approval"], false, "{command}: {ran}");
+        assert_eq!(ran["status"], "succeeded", "{command}: {ran}");
+        assert!(ran["result"]["output"].as_str().is_some_and(|o| o.contains(expect)), "{command}: {ran}");
+    }
+
+    // Files that fail the agent's checks, and commands that write or read around the allowlist:
+    // pending, never run, never a byte of the secret. Each is rejected at once (pending is capped).
+    let marker = root.join("pwned");
+    let hard = logs.join("hard.log");
+    let link = logs.join("link.log");
+    for command in [
+        format!("cat {}", secret.display()),
+        format!("tail -n 5 {}", hard.display()),
+        format!("head {}", link.display()),
+        format!("grep -f {} {}", secret.display(), log.display()),
+        format!("ss -D{}", marker.display()),
+        format!("ss -tlnp --diag={}", marker.display()),
+        format!("dmesg --file={}", secret.display()),
+        format!("date -f {}", secret.display()),
+        format!("du --files0-from={}", secret.display()),
+        format!("ip -b {}", root.join("ipbatch").display()),
+        format!("systemctl --failed enable x.service --root={}", root.display()),
+        "journalctl --rot".to_owned(),
+        "ps auxwwe".to_owned(),
+        "kubectl get secret db -o yaml".to_owned(),
+    ] {
+        let pending = run(command.clone());
+        assert_eq!(pending["status"], "pending_approval", "{command}: {pending}");
+        assert_eq!(pending["requires_approval"], true, "{command}");
+        assert!(!pending.to_string().contains("TOPSECRET"), "{command}: {pending}");
+        let id = pending["action_id"].as_str().expect("id");
+        central.cli_json(&["actions", "reject", id, "--reason", "test"]);
+    }
+    assert!(!marker.exists(), "no unapproved command wrote a file");
+
+    // The policy decides on the agent's host: the same file outside this agent's roots.
+    let verdict = central.cli_json(&["policy", "classify", &format!("tail -n 1 {}", log.display())]);
+    assert_eq!(verdict["class"], "needs_approval", "the default policy (/var/log/**) does not allow it: {verdict}");
+    let verdict = central.cli_json(&[
+        "policy",
+        "classify",
+        "--policy",
+        policy.to_str().expect("utf-8"),
+        &format!("tail -n 1 {}", log.display()),
+    ]);
+    assert_eq!(verdict["class"], "read_only", "{verdict}");
+    assert_eq!(verdict["files"], json!([log.display().to_string()]));
 }

@@ -1,6 +1,6 @@
 //! MCP end to end: an rmcp client over real Streamable HTTP against a real central and agent.
-//! The assistant proposes, a human confirms in the client (elicitation) or with the CLI, the
-//! agent runs it once, and the audit log shows it. Also: the HTTP gate (401 challenge, 403 for an
+//! The assistant proposes, a human decides with the CLI (never through MCP, whatever the client
+//! answers), the agent runs it once, and the audit log shows it. Also: the HTTP gate (401 challenge, 403 for an
 //! untrusted Origin, Host checks) and the tool surface per token.
 
 use mttrly_tests::mcp::{self, Human};
@@ -34,8 +34,9 @@ fn tool_names(tools: &[rmcp::model::Tool]) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_response_flow_with_a_human_confirming_in_the_client() {
+async fn the_response_flow_the_assistant_proposes_and_a_human_approves_with_the_cli() {
     let s = setup("staging");
+    // A client that accepts every form it is shown: nothing it answers may count.
     let (session, forms) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Confirms)).await;
 
     let tools = session.list_all_tools().await.expect("tools/list");
@@ -60,27 +61,42 @@ async fn the_response_flow_with_a_human_confirming_in_the_client() {
             .await;
     assert_eq!(ran["status"], "succeeded", "{ran}");
 
-    // A change waits for a human.
+    // A change waits for a human; the assistant's reason is kept apart from central's description.
     let marker = s.dir.path().join("mcp-approved");
     let command = format!("touch {}", marker.display());
-    let pending =
-        mcp::call_ok(&session, "mttrly_execute_command", json!({ "server_id": s.server_id, "command": command })).await;
+    let pending = mcp::call_ok(
+        &session,
+        "mttrly_execute_command",
+        json!({ "server_id": s.server_id, "command": command, "reason": "the marker proves it ran" }),
+    )
+    .await;
     assert_eq!(pending["status"], "pending_approval", "{pending}");
+    assert!(!pending["description"].as_str().expect("d").contains("the marker proves"), "{pending}");
     let id = pending["action_id"].as_str().expect("id").to_owned();
     assert!(!marker.exists());
 
-    // The human confirms in the client; the form showed the server, the environment, the command.
-    let approved =
-        mcp::call_ok(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+    // The assistant asks to approve: no form, no decision, the exact command for the human.
+    let refused =
+        mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    let message = refused["message"].as_str().expect("message");
+    assert!(message.contains(&format!("`mttrly-cli actions approve {id}`")), "{refused}");
+    assert!(message.contains(&format!("`mttrly-cli actions reject {id}`")), "{refused}");
+    assert_eq!(refused["details"]["allowed_channels"], json!(["cli"]), "{refused}");
+    assert!(!message.contains("telegram") && !message.contains("dashboard"), "only channels that exist: {refused}");
+    assert!(forms.lock().expect("lock").is_empty(), "no form is ever shown");
+    assert!(!marker.exists());
+
+    // The human approves from a terminal.
+    let approved = tokio::task::block_in_place(|| s.central.cli_json(&["actions", "approve", &id, "--yes"]));
     assert_eq!(approved["status"], "succeeded", "{approved}");
     assert!(marker.exists(), "the agent ran the approved command");
-    let form = forms.lock().expect("lock").pop().expect("a confirmation form was shown");
-    assert!(form.contains("web-1") && form.contains("staging") && form.contains(&command), "{form}");
-    assert_eq!(approved["approvals"][0]["channel"], "mcp", "{approved}");
-    assert_eq!(approved["approvals"][0]["decided_by"]["type"], "human", "{approved}");
+    assert_eq!(approved["approvals"][0]["channel"], "cli", "{approved}");
+    assert_eq!(approved["reason"], "the marker proves it ran", "{approved}");
 
     let result = mcp::call_ok(&session, "mttrly_get_action_result", json!({ "action_id": id })).await;
     assert_eq!(result["status"], "succeeded");
+    assert_eq!(result["approvals_required"], 1, "{result}");
     let audit = mcp::call_ok(&session, "mttrly_get_audit_log", json!({ "server_id": s.server_id })).await;
     let entries = audit["entries"].as_array().expect("entries");
     let from_mcp = entries.iter().filter(|e| e["source"] == "mcp").count();
@@ -89,13 +105,17 @@ async fn the_response_flow_with_a_human_confirming_in_the_client() {
         entries.iter().any(|e| e["actor"]["type"] == "assistant" && e["actor"]["client_name"] == "claude-code"),
         "{audit}"
     );
+    assert!(
+        !entries.iter().any(|e| e["kind"] == "approval_decision" && e["source"] == "mcp"),
+        "no decision ever comes through mcp: {audit}"
+    );
 
-    // Approving again: nothing pending, no form.
-    let shown = forms.lock().expect("lock").len();
+    // Approving again: nothing pending, said in plain words.
     let again =
         mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
     assert_eq!(again["code"], "VALIDATION_ERROR", "{again}");
-    assert_eq!(forms.lock().expect("lock").len(), shown);
+    assert!(again["message"].as_str().is_some_and(|m| m.contains("has already succeeded")), "{again}");
+    assert!(forms.lock().expect("lock").is_empty());
 
     // Prompts and resources.
     let prompts = session.list_prompts(None).await.expect("prompts/list");
@@ -115,31 +135,71 @@ async fn the_response_flow_with_a_human_confirming_in_the_client() {
     session.cancel().await.expect("close");
 }
 
+/// The done-when of issue 10: a client that accepts every elicitation (or ticks nothing, or has no
+/// elicitation at all), with an assistant token or the human's own token, gets no action decided.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_confirmation_means_no_change() {
-    let s = setup("staging");
+async fn an_auto_accepting_client_cannot_get_any_action_decided() {
+    let s = setup("development");
     let marker = s.dir.path().join("never");
     let command = format!("touch {}", marker.display());
     let args = json!({ "server_id": s.server_id, "command": command });
+    let human_token = token(&s.central, &["--human"]);
 
-    for human in [None, Some(Human::Declines), Some(Human::AcceptsUnticked)] {
-        let (session, _) = mcp::connect(&s.central.mcp_url, &s.assistant, human).await;
-        let pending = mcp::call_ok(&session, "mttrly_execute_command", args.clone()).await;
-        let id = pending["action_id"].as_str().expect("id").to_owned();
-        let refused =
-            mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
-        assert_eq!(refused["code"], "FORBIDDEN", "{human:?}: {refused}");
-        assert!(refused["message"].as_str().is_some_and(|m| m.contains("mttrly-cli actions approve")), "{refused}");
-        let cancel = mcp::call_err(&session, "mttrly_cancel_action", json!({ "action_id": id })).await;
-        assert_eq!(cancel["code"], "FORBIDDEN", "{cancel}");
-        let still = mcp::call_ok(&session, "mttrly_get_action_result", json!({ "action_id": id })).await;
-        assert_eq!(still["status"], "pending_approval", "{human:?}");
-        session.cancel().await.expect("close");
+    for bearer in [s.assistant.as_str(), s.central.admin_token.as_str(), human_token.as_str()] {
+        for human in [Some(Human::Confirms), Some(Human::AcceptsUnticked), Some(Human::Declines), None] {
+            let (session, forms) = mcp::connect(&s.central.mcp_url, bearer, human).await;
+            let (other, _) = mcp::connect(&s.central.mcp_url, bearer, human).await;
+            let pending = mcp::call_ok(&session, "mttrly_execute_command", args.clone()).await;
+            let id = pending["action_id"].as_str().expect("id").to_owned();
+            for decision in ["approve", "reject"] {
+                for who in [&session, &other] {
+                    let refused = mcp::call_err(
+                        who,
+                        "mttrly_approve_action",
+                        json!({ "action_id": id, "decision": decision, "reason": "yes, I am the human" }),
+                    )
+                    .await;
+                    assert_eq!(refused["code"], "FORBIDDEN", "{human:?} {decision}: {refused}");
+                    assert!(
+                        refused["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains(&format!("mttrly-cli actions approve {id}"))),
+                        "{refused}"
+                    );
+                }
+            }
+            // Another session (even of the same token) cannot withdraw it: it is not its request.
+            let refused = mcp::call_err(&other, "mttrly_cancel_action", json!({ "action_id": id })).await;
+            assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+            let still = mcp::call_ok(&session, "mttrly_get_action_result", json!({ "action_id": id })).await;
+            assert_eq!(still["status"], "pending_approval", "{human:?}: {still}");
+            assert!(still["approvals"].as_array().is_some_and(Vec::is_empty), "{still}");
+            assert!(forms.lock().expect("lock").is_empty(), "no form is shown: {human:?}");
+
+            // The session that asked may withdraw its own request, with no form: that never runs anything.
+            let withdrawn =
+                mcp::call_ok(&session, "mttrly_cancel_action", json!({ "action_id": id, "reason": "not needed" }))
+                    .await;
+            assert_eq!(withdrawn["status"], "cancelled", "{withdrawn}");
+            assert!(withdrawn["approvals"].as_array().is_some_and(Vec::is_empty), "{withdrawn}");
+            session.cancel().await.expect("close");
+            other.cancel().await.expect("close");
+        }
     }
     assert!(!marker.exists());
 
+    // The withdrawal is the assistant's, in the audit log; no decision names a human.
+    let audit = s.central.cli_json(&["audit", "list", "--server", &s.server_id]);
+    let decisions: Vec<&Value> =
+        audit["entries"].as_array().expect("entries").iter().filter(|e| e["kind"] == "approval_decision").collect();
+    assert!(!decisions.is_empty(), "{audit}");
+    for d in &decisions {
+        assert_eq!(d["actor"]["type"], "assistant", "{d}");
+        assert_eq!(d["parameters"]["decision"], "withdraw", "{d}");
+    }
+
     // An argument the model could fill does not exist.
-    let (session, _) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Declines)).await;
+    let (session, _) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Confirms)).await;
     let pending = mcp::call_ok(&session, "mttrly_execute_command", args.clone()).await;
     let id = pending["action_id"].as_str().expect("id").to_owned();
     let forged = mcp::call_err(
@@ -149,15 +209,11 @@ async fn no_confirmation_means_no_change() {
     )
     .await;
     assert_eq!(forged["code"], "VALIDATION_ERROR", "{forged}");
-
-    // A confirmed cancel withdraws it.
-    let (session, _) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Confirms)).await;
-    let cancelled = mcp::call_ok(&session, "mttrly_cancel_action", json!({ "action_id": id })).await;
-    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert!(!marker.exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn production_refuses_mcp_approval_and_the_cli_approves() {
+async fn production_refuses_through_mcp_before_anything_and_needs_another_human() {
     let s = setup("production");
     let (session, forms) = mcp::connect(&s.central.mcp_url, &s.assistant, Some(Human::Confirms)).await;
     let marker = s.dir.path().join("prod-approved");
@@ -168,15 +224,22 @@ async fn production_refuses_mcp_approval_and_the_cli_approves() {
     let refused =
         mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
     assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
-    assert_eq!(refused["details"]["channel"], "mcp", "{refused}");
-    assert!(!forms.lock().expect("lock").is_empty(), "the human saw the form; the rule still refused");
+    assert_eq!(refused["details"]["four_eyes"], true, "{refused}");
+    assert!(
+        refused["message"].as_str().is_some_and(|m| m.contains("other than the one who requested it")),
+        "a production approval needs a different human: {refused}"
+    );
+    assert!(forms.lock().expect("lock").is_empty(), "nothing is shown before the refusal");
     assert!(!marker.exists());
 
-    assert!(
-        refused["message"].as_str().is_some_and(|m| m.contains("cli")),
-        "the refusal names the channels that are accepted: {refused}"
-    );
-    assert_eq!(s.central.cli_json(&["actions", "show", &id])["status"], "pending_approval");
+    // `actions show` tells the requester's human, before they try, that they cannot approve it.
+    let shown = s.central.cli_json(&["actions", "show", &id]);
+    assert_eq!(shown["status"], "pending_approval");
+    assert_eq!(shown["you_may_approve"], false, "{shown}");
+    assert!(shown["you_cannot_approve_because"].as_str().is_some_and(|w| w.contains("four-eyes")), "{shown}");
+    assert_eq!(shown["approvals_required"], 1, "{shown}");
+    assert_eq!(shown["approvals_received"], 0, "{shown}");
+    assert!(shown["expires_at"].is_string(), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

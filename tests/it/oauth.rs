@@ -290,3 +290,34 @@ fn a_token_for_another_resource_is_refused_at_mcp() {
     let r = flow.authorize("approve", &central.admin_token, "S256");
     assert_eq!(query_param(r.header("location").expect("loc"), "error").as_deref(), Some("invalid_target"));
 }
+
+/// Refreshing buys nothing: every access token of one sign-in is the same credential for the MCP
+/// session cap (and the per-token rate limit, keyed the same way). Only a new sign-in, which a
+/// human must consent to, is a new one.
+#[test]
+fn a_refreshed_access_token_shares_the_sign_ins_session_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start_with(dir.path(), &[], &[("MTTRLY_MCP_SESSIONS_PER_TOKEN", "1")], |_| {});
+    let base = central.http_url.clone();
+    let meta = json_of(&http_request(&base, "GET", "/.well-known/oauth-protected-resource/mcp", &[], ""));
+    let resource = meta["resource"].as_str().expect("resource").to_owned();
+    let reg = http_request(
+        &base,
+        "POST",
+        "/oauth/register",
+        &[("Content-Type", "application/json")],
+        &json!({ "redirect_uris": [REDIRECT], "client_name": "cap", "token_endpoint_auth_method": "none" }).to_string(),
+    );
+    let client_id = json_of(&reg)["client_id"].as_str().expect("client_id").to_owned();
+    let flow = Flow { central: &central, client_id, resource };
+    let signed_in = json_of(&flow.exchange(&flow.code(), VERIFIER));
+    let access = signed_in["access_token"].as_str().expect("access").to_owned();
+    assert_eq!(flow.mcp_initialize(&access).status, 200);
+    let refreshed = json_of(&flow.refresh(signed_in["refresh_token"].as_str().expect("refresh")));
+    let access2 = refreshed["access_token"].as_str().expect("access2").to_owned();
+    let refused = flow.mcp_initialize(&access2);
+    assert_eq!(refused.status, 429, "a refreshed token opened a session beyond its sign-in's cap: {refused:?}");
+    assert_eq!(json_of(&refused)["details"]["scope"], "mcp_sessions_per_token", "{refused:?}");
+    let other = json_of(&flow.exchange(&flow.code(), VERIFIER));
+    assert_eq!(flow.mcp_initialize(other["access_token"].as_str().expect("access3")).status, 200);
+}

@@ -96,7 +96,7 @@ fn list_run_approve_and_refuse_playbooks() {
     // A failing precheck changes nothing.
     let guarded = call("mttrly_run_playbook", &json!({ "server_id": server_id, "playbook_id": "guarded" }));
     let id = guarded["action_id"].as_str().expect("id");
-    let failed = central.cli_json(&["actions", "approve", id, "--yes"]);
+    let failed = central.approve(id);
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(
         failed["result"]["error"]["message"].as_str().is_some_and(|m| m.contains("nothing was changed")),

@@ -73,7 +73,9 @@ fn stdio_serves_the_tools_and_calls_are_the_assistants() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_mode_relays_approvals_only_for_a_human_token() {
+/// The standalone server answers decisions exactly like central's `/mcp`: never a decision, with
+/// an assistant's token or the human's own, whatever the client answers.
+async fn http_mode_never_decides_whatever_the_token_or_the_client_answers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (central, assistant, server_id, _agent) = tokio::task::block_in_place(|| setup(dir.path()));
     let start = |token: &str| {
@@ -100,28 +102,42 @@ async fn http_mode_relays_approvals_only_for_a_human_token() {
     let marker = dir.path().join("standalone-approved");
     let command = format!("touch {}", marker.display());
 
-    // With the assistant's token, the human's confirmation is not enough: assistants never decide.
+    // With the assistant's token: refused, with the command a human runs.
     let (mut child, url) = start(&assistant);
-    let (session, _) = mcp::connect(&url, "unused", Some(Human::Confirms)).await;
+    let (session, forms) = mcp::connect(&url, "unused", Some(Human::Confirms)).await;
     let pending =
         mcp::call_ok(&session, "mttrly_execute_command", json!({ "server_id": server_id, "command": command })).await;
     let id = pending["action_id"].as_str().expect("id").to_owned();
-    let refused =
-        mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
-    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    for decision in ["approve", "reject"] {
+        let refused =
+            mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": decision })).await;
+        assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+        assert!(refused["message"].as_str().is_some_and(|m| m.contains(&format!("mttrly-cli actions approve {id}"))));
+    }
+    assert!(forms.lock().expect("lock").is_empty(), "no form is shown");
     assert!(!marker.exists());
     let _ = child.kill();
     let _ = child.wait();
 
-    // With the human's own token, the confirmed approval goes through the `mcp` channel.
+    // With the human's own token and a client that accepts everything: still no decision.
     let (mut child, url) = start(&central.admin_token);
     let (session, forms) = mcp::connect(&url, "unused", Some(Human::Confirms)).await;
-    let approved =
-        mcp::call_ok(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+    let refused =
+        mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    assert_eq!(refused["details"]["allowed_channels"], json!(["cli"]), "{refused}");
+    let refused = mcp::call_err(&session, "mttrly_cancel_action", json!({ "action_id": id })).await;
+    assert_eq!(refused["code"], "FORBIDDEN", "another principal's request is not withdrawn: {refused}");
+    assert!(forms.lock().expect("lock").is_empty(), "no form is shown");
+    let still = mcp::call_ok(&session, "mttrly_get_action_result", json!({ "action_id": id })).await;
+    assert_eq!(still["status"], "pending_approval", "{still}");
+    assert!(!marker.exists());
+
+    // The human decides with the CLI.
+    let approved = tokio::task::block_in_place(|| central.cli_json(&["actions", "approve", &id, "--yes"]));
     assert_eq!(approved["status"], "succeeded", "{approved}");
-    assert_eq!(approved["approvals"][0]["channel"], "mcp", "{approved}");
+    assert_eq!(approved["approvals"][0]["channel"], "cli", "{approved}");
     assert!(marker.exists());
-    assert!(forms.lock().expect("lock").iter().any(|f| f.contains(&command)));
     // A browser page on another origin is refused.
     let evil = mttrly_tests::http_request(
         url.trim_end_matches("/mcp"),

@@ -272,6 +272,17 @@ impl TestCentral {
         serde_json::from_slice(&out.stdout).expect("JSON on stdout")
     }
 
+    /// `mttrly-cli --output json actions approve ID --yes`: the action as printed. The exit status
+    /// must say how it ended (checked here): 0 when it succeeded or still runs, 1 when it failed.
+    pub fn approve(&self, id: &str) -> Value {
+        let out = self.cli(&["--output", "json", "actions", "approve", id, "--yes"]);
+        let action: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        let failed = matches!(action["status"].as_str(), Some("failed" | "failed_closed" | "expired"));
+        assert_eq!(out.status.code(), Some(i32::from(failed)), "the exit status says how {action} ended");
+        action
+    }
+
     /// Registers a server, enrolls and runs a real agent for it (with the owner's policy file, if
     /// given) and waits until central sees it online. Returns the server id and the agent.
     pub fn online_server(&self, name: &str, env: &str, state_dir: &Path, policy: Option<&Path>) -> (String, TestAgent) {

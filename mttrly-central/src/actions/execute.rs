@@ -169,6 +169,8 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> 
             payload,
             deadline(&action.content),
             Some((&action.id, &action.content_sha256)),
+            // Actions started at once (read-only) need no approvals; every other one reached its quorum.
+            action.approvals_required > 0,
         )
         .await;
     match reply {
@@ -206,6 +208,8 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> 
                 (false, None, TaskStatus::Cancelled) => {
                     Some(MttrlyError::new(ErrorCode::Timeout, "the action was cancelled"))
                 }
+                // The process ran and exited non-zero: `exit_code` is the whole story.
+                (false, None, TaskStatus::Failed) if reply.exit_code.is_some_and(|c| c != 0) => None,
                 (false, None, _) => Some(MttrlyError::new(ErrorCode::UnknownError, "the action failed")),
             };
             Outcome {
@@ -240,6 +244,18 @@ pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState,
         error: outcome.error.as_ref().map(MttrlyError::body),
         data: outcome.data,
     };
+    // Redact before anything is stored: the stored result outlives any fix (the agent redacted
+    // the output already; structured data and error messages get the same treatment here).
+    let mut result = result;
+    if let Some(data) = result.data.as_mut() {
+        mttrly_core::redactor::redact_json(data);
+    }
+    if let Some(error) = result.error.as_mut() {
+        if let std::borrow::Cow::Owned(clean) = mttrly_core::redactor::redact(&error.message).text {
+            error.message = clean;
+        }
+        mttrly_core::redactor::redact_json(&mut error.details);
+    }
     let state = if outcome.ok { ActionState::Succeeded } else { ActionState::Failed };
     let (id, stored) = (action.id.clone(), result.clone());
     if let Err(e) = central
@@ -257,7 +273,12 @@ pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState,
         source: Source::Agent,
         kind: AuditKind::ExecutionResult,
         subject: action.id.to_string(),
-        parameters: json!({ "action_type": action.content.action_type(), "exit_code": result.exit_code, "truncated": result.truncated }),
+        parameters: json!({
+            "action_type": action.content.action_type(),
+            "status": state.as_str(),
+            "exit_code": result.exit_code,
+            "truncated": result.truncated,
+        }),
         outcome: match &outcome.error {
             None => AuditOutcome::Ok,
             Some(e) => AuditOutcome::Error { code: e.code() },

@@ -32,8 +32,10 @@ pub struct NewAction {
     pub server: ServerRow,
     /// Exactly what runs.
     pub content: ActionContent,
-    /// One line for the approver.
+    /// One line for the approver, written by central from the content (never the caller's words).
     pub description: String,
+    /// The requester's reason, kept apart from the description: shown last and labelled.
+    pub reason: Option<String>,
     /// Whether it may run at once without approval (read-only by policy).
     pub run_at_once: bool,
     /// Bytes the content names by hash (a file write's new content), stored with the action and
@@ -53,12 +55,23 @@ pub fn rule_for(central: &Central, action: &ActionRow) -> ApprovalRule {
     rule
 }
 
+/// The human channels this central offers for decisions. Today only the CLI (the gRPC
+/// `ActionService` with a human's token); the dashboard and chat add themselves here when they
+/// exist, so refusals and instructions never point to a channel nobody can use.
+pub const DECISION_CHANNELS: &[Source] = &[Source::Cli];
+
+/// The channels that can decide `action` on this central, in the rule's order (empty: nobody can).
+pub fn usable_channels(central: &Central, action: &ActionRow) -> Vec<Source> {
+    rule_for(central, action).usable_channels(DECISION_CHANNELS)
+}
+
 fn audit_decision(
     central: &Central,
     action: &ActionRow,
     who: &Principal,
     channel: Source,
     what: &str,
+    reason: Option<&str>,
     result: &Result<(), MttrlyError>,
 ) {
     central.audit(AuditEvent {
@@ -69,7 +82,12 @@ fn audit_decision(
         source: channel,
         kind: AuditKind::ApprovalDecision,
         subject: action.id.to_string(),
-        parameters: serde_json::json!({ "decision": what, "content_sha256": action.content_sha256 }),
+        parameters: match reason {
+            Some(reason) => {
+                serde_json::json!({ "decision": what, "content_sha256": action.content_sha256, "reason": reason })
+            }
+            None => serde_json::json!({ "decision": what, "content_sha256": action.content_sha256 }),
+        },
         outcome: match result {
             Ok(()) => AuditOutcome::Ok,
             Err(e) => AuditOutcome::Error { code: e.code() },
@@ -82,7 +100,12 @@ fn audit_decision(
 fn next_step(action: &ActionRow) -> String {
     match action.status {
         ActionState::PendingApproval => format!(
-            "A human must approve this action before it runs: `mttrly-cli actions approve {}` (expires at {}).",
+            "{} must approve this action before it runs, outside this conversation: `mttrly-cli actions approve {}` (expires at {}).",
+            if ApprovalRule::default_for(action.environment).requester_may_approve {
+                "A human"
+            } else {
+                "A human other than the one who asked (four eyes)"
+            },
             action.id,
             timestamp(action.expires_at)
         ),
@@ -112,6 +135,7 @@ pub async fn submit(
         content_sha256: new.content.content_sha256(),
         content: new.content,
         description: new.description,
+        reason: new.reason,
         requested_by: caller.principal.clone(),
         requested_via: via,
         status: if new.run_at_once { ActionState::Running } else { ActionState::PendingApproval },
@@ -123,10 +147,19 @@ pub async fn submit(
     };
     let stored = action.clone();
     let payload = new.payload;
+    let cap = central.config.max_pending_actions_per_server;
     central
         .db
         .call(move |conn| {
+            // IMMEDIATE takes the write lock before counting, so concurrent submissions are
+            // serialised and none can slip past the cap between the count and the insert.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
+            if stored.status == ActionState::PendingApproval {
+                let (pending, first_expiry) = db::actions::pending_on_server(&tx, &stored.server_id, now)?;
+                if pending >= cap {
+                    return Err(pending_cap_reached(&stored, pending, cap, first_expiry, now));
+                }
+            }
             db::actions::insert(&tx, &stored)?;
             if let Some(bytes) = &payload {
                 db::actions::insert_payload(&tx, &stored.id, bytes)?;
@@ -174,6 +207,27 @@ pub async fn submit(
     })
 }
 
+/// `RATE_LIMITED` for a server that already has `cap` actions waiting: the seed has no quota
+/// code, and this is one in kind (retry once a slot frees, when the oldest expires at the latest).
+fn pending_cap_reached(action: &ActionRow, pending: u32, cap: u32, first_expiry: Option<i64>, now: i64) -> MttrlyError {
+    let retry_ms = first_expiry.map_or(1000, |at| at.saturating_sub(now).max(1000));
+    let retry = u64::try_from(retry_ms).unwrap_or(1000).div_ceil(1000);
+    tracing::warn!(server = %action.server_id, pending, cap, "refused a new action: too many pending on this server");
+    MttrlyError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "server {} already has {pending} actions waiting for a human (the limit is {cap}); \
+             decide or cancel some (`mttrly-cli actions list`), or retry when one expires",
+            action.server_name
+        ),
+    )
+    .with_detail("scope", "pending_actions_per_server")
+    .with_detail("server_id", action.server_id.as_str())
+    .with_detail("limit", cap)
+    .with_detail("current", pending)
+    .with_detail("retry_after_seconds", retry)
+}
+
 /// Delivers the approval prompt; when prompts are required and none could be delivered, fails the
 /// action closed and returns `APPROVAL_NOTIFICATION_FAILED` naming it.
 async fn prompt_or_fail_closed(central: &Arc<Central>, action: &ActionRow) -> Result<(), MttrlyError> {
@@ -181,24 +235,7 @@ async fn prompt_or_fail_closed(central: &Arc<Central>, action: &ActionRow) -> Re
     if central.notifiers.is_empty() && !required {
         return Ok(());
     }
-    let prompt = crate::notify::ApprovalPrompt {
-        event: "action.pending",
-        action_id: action.id.to_string(),
-        account_id: action.account_id.to_string(),
-        server_id: action.server_id.to_string(),
-        server_name: action.server_name.clone(),
-        environment: action.environment.as_str().to_owned(),
-        action_type: serde_json::to_value(action.content.action_type())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        description: action.description.clone(),
-        content: serde_json::to_value(&action.content).unwrap_or_default(),
-        content_sha256: action.content_sha256.clone(),
-        requested_by: action.requested_by.to_string(),
-        expires_at: timestamp(action.expires_at).to_string(),
-        approve_command: format!("mttrly-cli actions approve {}", action.id),
-    };
+    let prompt = crate::notify::ApprovalPrompt::pending(action);
     let notifiers = central.notifiers.clone();
     let failures = tokio::task::spawn_blocking(move || {
         let mut delivered = false;
@@ -260,7 +297,9 @@ pub async fn view(central: &Central, caller: &TokenOwner, id: &ActionId) -> Resu
         status: action.status,
         description: action.description,
         content: action.content,
+        reason: action.reason,
         requested_by: action.requested_by,
+        approvals_required: action.approvals_required,
         created_at: timestamp(action.created_at),
         updated_at: timestamp(action.updated_at),
         expires_at: (action.status == ActionState::PendingApproval).then(|| timestamp(action.expires_at)),
@@ -313,8 +352,32 @@ fn decider(caller: &TokenOwner, channel: Source) -> Decider<'_> {
         principal: &caller.principal,
         is_admin: caller.role == Role::Admin,
         may_decide: caller.role != Role::Viewer,
+        // The token's own scope, not the deployment's: a deployment that hides the actions tools
+        // from assistants still needs its humans to decide.
+        token_may_decide: caller.scope.check(mttrly_core::ToolId::ApproveAction.spec()).is_ok(),
         channel,
+        existing_channels: DECISION_CHANNELS,
     }
+}
+
+/// Whether `caller` could approve `action` through the CLI right now, or why not: what
+/// `actions show` tells the human before they try. Checks exactly what an approval checks,
+/// without recording anything.
+pub async fn approval_check(central: &Central, caller: &TokenOwner, action: &ActionRow) -> Result<(), MttrlyError> {
+    if action.status == ActionState::PendingApproval && action.expires_at <= now_ms() {
+        return ActionState::Expired.apply(ActionEvent::Approve).map(|_| ());
+    }
+    action.status.apply(ActionEvent::Approve)?;
+    let id = action.id.clone();
+    let prior: Vec<PriorApproval> = central
+        .db
+        .call(move |conn| db::actions::decisions(conn, &id))
+        .await?
+        .into_iter()
+        .filter(|d| d.decision == Decision::Approve)
+        .map(|d| PriorApproval { user_id: d.decided_by.accountable_user().clone() })
+        .collect();
+    check_approval(&rule_for(central, action), &action.requested_by, &decider(caller, Source::Cli), &prior).map(|_| ())
 }
 
 /// Expires a pending action whose time is up (so a late decision sees `ACTION_EXPIRED`).
@@ -355,6 +418,7 @@ pub async fn approve(
         &caller.principal,
         channel,
         "approve",
+        None,
         &result.as_ref().map(|_| ()).map_err(Clone::clone),
     );
     match result? {
@@ -455,6 +519,7 @@ pub async fn reject(
         }
         check_decider(&rule_for(central, &action), &decider(caller, channel))?;
         let (id2, who, sha) = (id.clone(), caller.principal.clone(), action.content_sha256.clone());
+        let stored = reason.clone();
         central
             .db
             .call(move |conn| {
@@ -468,33 +533,42 @@ pub async fn reject(
                         "the action was decided by someone else meanwhile",
                     ));
                 }
-                db::actions::insert_decision(&tx, &id2, &who, Decision::Reject, channel, &sha, reason.as_deref(), now)?;
+                db::actions::insert_decision(&tx, &id2, &who, Decision::Reject, channel, &sha, stored.as_deref(), now)?;
                 tx.commit().map_err(db::internal)
             })
             .await
     }
     .await;
-    audit_decision(central, &action, &caller.principal, channel, "reject", &result);
+    audit_decision(central, &action, &caller.principal, channel, "reject", reason.as_deref(), &result);
     result?;
     view(central, caller, id).await
 }
 
 /// Withdraws a pending action: allowed to the principal that requested it (an assistant may
-/// withdraw its own request: that can only make things safer) and to humans who may decide.
+/// withdraw its own request: that can only make things safer, so it needs no human and is
+/// audited as a `withdraw` by that principal) and to humans who may decide (audited as `cancel`).
 pub async fn cancel(
     central: &Central,
     caller: &TokenOwner,
     id: &ActionId,
+    reason: Option<String>,
     channel: Source,
 ) -> Result<ActionView, MttrlyError> {
     let action = load(central, caller, id).await?;
+    let withdraw = caller.principal == action.requested_by;
     let result = async {
         expire_if_due(central, &action).await?;
         if action.status != ActionState::PendingApproval {
             return Err(action.status.apply(ActionEvent::Cancel).err().unwrap_or_else(|| not_found(id)));
         }
-        if caller.principal != action.requested_by {
+        if !withdraw {
             check_decider(&rule_for(central, &action), &decider(caller, channel))?;
+        } else if caller.scope.check(mttrly_core::ToolId::CancelAction.spec()).is_err() {
+            // Even a withdrawal changes state: a read-only or actions-less token changes nothing.
+            return Err(MttrlyError::new(
+                ErrorCode::Forbidden,
+                "this token is read-only or scoped without the `actions` toolset: it can look at actions but decides nothing, not even a withdrawal",
+            ));
         }
         let id2 = id.clone();
         let moved = central
@@ -517,7 +591,8 @@ pub async fn cancel(
         }
     }
     .await;
-    audit_decision(central, &action, &caller.principal, channel, "cancel", &result);
+    let what = if withdraw { "withdraw" } else { "cancel" };
+    audit_decision(central, &action, &caller.principal, channel, what, reason.as_deref(), &result);
     result?;
     view(central, caller, id).await
 }

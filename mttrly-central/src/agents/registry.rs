@@ -256,10 +256,12 @@ impl AgentRegistry {
         deadline: Duration,
         action: Option<(&ActionId, &str)>,
     ) -> Result<TaskReply, MttrlyError> {
-        self.request_with_payload(server, capability, params_json, Vec::new(), deadline, action).await
+        self.request_with_payload(server, capability, params_json, Vec::new(), deadline, action, false).await
     }
 
-    /// Like [`Self::request_raw`], with bytes the approved content names by hash.
+    /// Like [`Self::request_raw`], with bytes the approved content names by hash, and whether a
+    /// human approved the action (the agent runs an unapproved command only if it is read-only).
+    #[allow(clippy::too_many_arguments)]
     pub async fn request_with_payload(
         &self,
         server: &ServerId,
@@ -268,6 +270,7 @@ impl AgentRegistry {
         payload: Vec<u8>,
         deadline: Duration,
         action: Option<(&ActionId, &str)>,
+        human_approved: bool,
     ) -> Result<TaskReply, MttrlyError> {
         let offline = || {
             MttrlyError::new(ErrorCode::ServerOffline, "the server's agent is not connected")
@@ -298,6 +301,7 @@ impl AgentRegistry {
                 params_json,
                 content_sha256: action.map(|(_, hash)| hash.to_owned()).unwrap_or_default(),
                 payload,
+                human_approved: human_approved && action.is_some(),
             })),
         };
         if sender.send(Ok(request)).await.is_err() {

@@ -32,16 +32,13 @@ fn name<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-/// The JSON text of `value` with every secret redacted (still valid JSON: replacements stay inside
-/// string values).
+/// The JSON text of `value` with every secret redacted: string by string with the keys as
+/// context (`{"password": "…"}` whole, `"mysql -pX"` by content), so it stays valid JSON and a
+/// PEM body inside a string is seen as lines, not as `\n` escapes.
 fn redact_json(value: &serde_json::Value) -> String {
-    let text = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
-    let redacted = mttrly_core::redactor::redact(&text);
-    match redacted.text {
-        std::borrow::Cow::Borrowed(_) => text,
-        std::borrow::Cow::Owned(r) if serde_json::from_str::<serde_json::Value>(&r).is_ok() => r,
-        std::borrow::Cow::Owned(r) => serde_json::json!({ "redacted": r }).to_string(),
-    }
+    let mut value = value.clone();
+    mttrly_core::redactor::redact_json(&mut value);
+    serde_json::to_string(&value).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// The stored form of an event at `seq`.
@@ -53,7 +50,8 @@ pub fn stored_row(event: &AuditEvent, seq: u64) -> ChainedRow {
         actor_json: serde_json::to_string(&event.actor).unwrap_or_default(),
         source: event.source.as_str().to_owned(),
         kind: name(&event.kind),
-        subject: event.subject.clone(),
+        // The subject is free text for some events (a file path, a command): redacted too.
+        subject: mttrly_core::redactor::redact(&event.subject).text.into_owned(),
         // Secrets never reach the audit log, whichever producer forgot to strip them.
         parameters_json: redact_json(&event.parameters),
         outcome_json: serde_json::to_string(&event.outcome).unwrap_or_default(),
@@ -241,4 +239,49 @@ fn write_batch(
     tx.commit().map_err(internal)?;
     heads.extend(touched);
     Ok(seqs)
+}
+
+#[cfg(test)]
+mod tests {
+    use mttrly_core::audit::{AuditActor, AuditKind, AuditOutcome};
+    use mttrly_core::ids::{AccountId, ServerId};
+    use mttrly_core::principal::Source;
+
+    use super::*;
+
+    /// The probe's audit leak (F7): a command and a reason carrying secrets reached the
+    /// hash-chained log, where they can never be removed.
+    #[test]
+    fn secrets_in_commands_reasons_and_subjects_are_redacted_before_the_row_exists() {
+        let server = ServerId::generate();
+        let event = AuditEvent {
+            at: jiff::Timestamp::now(),
+            account_id: AccountId::generate(),
+            server_id: Some(server.clone()),
+            actor: AuditActor::Agent { server_id: server },
+            source: Source::Agent,
+            kind: AuditKind::AgentEvent,
+            subject: "/etc/app/env DB_PASS=FakeAuditS60".to_owned(),
+            parameters: serde_json::json!({
+                "command": "mysql -h db -pFakeAuditS61 app",
+                "reason": "DB_PASS=FakeAuditS63 leaked; rotate the password FakeAuditS65",
+                "env": { "password": "FakeAuditS66", "token_type": "Bearer" },
+                "key": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQFakeAuditS67\n-----END OPENSSH PRIVATE KEY-----",
+            }),
+            outcome: AuditOutcome::Ok,
+            duration_ms: None,
+        };
+        let row = stored_row(&event, 1);
+        let stored = format!("{} {}", row.subject, row.parameters_json);
+        for secret in ["FakeAuditS60", "FakeAuditS61", "FakeAuditS63", "FakeAuditS65", "FakeAuditS66", "FakeAuditS67"] {
+            assert!(!stored.contains(secret), "{secret} reached the audit row: {stored}");
+        }
+        let parameters: serde_json::Value = serde_json::from_str(&row.parameters_json).expect("still JSON");
+        assert_eq!(parameters["env"]["token_type"], "Bearer");
+        assert!(
+            parameters["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n[REDACTED:"))
+        );
+    }
 }

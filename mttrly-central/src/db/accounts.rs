@@ -52,6 +52,14 @@ pub struct TokenOwner {
     pub user_name: String,
     /// The token's scope: the tools it may reach, before the deployment's own narrowing.
     pub scope: ToolSurface,
+    /// Which credential this is (derived from its hash, never the secret): the key of the
+    /// per-token rate limit, shared by every MCP session opened with the same token.
+    pub credential: String,
+}
+
+/// The stable, non-secret key of a credential: the first half of its SHA-256.
+pub(crate) fn credential_key(hash: &[u8; 32]) -> String {
+    format!("tok_{}", hex::encode(&hash[..16]))
 }
 
 /// Creates an account.
@@ -155,11 +163,19 @@ pub fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<Option<TokenOwn
     } else {
         Principal::Human { user_id, name: name.clone() }
     };
-    let Ok(scope) = ToolSurface::from_flags(read_only, toolsets.as_deref()) else {
+    let Ok(scope) = ToolSurface::from_stored(read_only, toolsets.as_deref()) else {
         tracing::error!(%account, "token row has a malformed scope; refusing it");
         return Ok(None);
     };
-    Ok(Some(TokenOwner { account_id, plan, principal, role: Role::parse(&role), user_name: name, scope }))
+    Ok(Some(TokenOwner {
+        account_id,
+        plan,
+        principal,
+        role: Role::parse(&role),
+        user_name: name,
+        scope,
+        credential: credential_key(hash),
+    }))
 }
 
 /// The first account (by creation), if `init` has run.

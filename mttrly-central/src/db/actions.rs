@@ -25,8 +25,10 @@ pub struct ActionRow {
     pub content: ActionContent,
     /// SHA-256 of the canonical content, hex.
     pub content_sha256: String,
-    /// One line for humans.
+    /// One line for humans, written by central from the content.
     pub description: String,
+    /// Why the requester says it is needed: their own words, never a fact (shown last, labelled).
+    pub reason: Option<String>,
     /// Who asked.
     pub requested_by: Principal,
     /// Through which channel.
@@ -55,7 +57,7 @@ fn parse_state(s: &str) -> Option<ActionState> {
 
 const COLUMNS: &str = "a.id, a.account_id, a.server_id, s.name, a.environment, a.content_json, a.content_sha256, \
                        a.description, a.requested_by_json, a.requested_via, a.status, a.approvals_required, \
-                       a.created_at, a.updated_at, a.expires_at, a.result_json";
+                       a.created_at, a.updated_at, a.expires_at, a.result_json, a.reason";
 
 #[allow(clippy::unnecessary_wraps)] // the shape rusqlite's query_map wants
 fn row(r: &Row<'_>) -> rusqlite::Result<Option<ActionRow>> {
@@ -78,6 +80,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Option<ActionRow>> {
             updated_at: r.get(13).ok()?,
             expires_at: r.get(14).ok()?,
             result: r.get::<_, Option<String>>(15).ok()?.and_then(|j| serde_json::from_str(&j).ok()),
+            reason: r.get::<_, Option<String>>(16).ok()?,
         })
     })();
     Ok(parsed)
@@ -98,12 +101,24 @@ pub fn payload(conn: &Connection, id: &ActionId) -> Result<Option<Vec<u8>>, Mttr
         .map_err(internal)
 }
 
+/// How many actions wait for a decision on `server` at `now_ms` (expired ones no longer count,
+/// even before the sweeper marks them), and when the first of them expires.
+pub fn pending_on_server(conn: &Connection, server: &ServerId, now_ms: i64) -> Result<(u32, Option<i64>), MttrlyError> {
+    conn.query_row(
+        "SELECT COUNT(*), MIN(expires_at) FROM actions
+         WHERE server_id = ?1 AND status = 'pending_approval' AND expires_at > ?2",
+        params![server.as_str(), now_ms],
+        |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Option<i64>>(1)?)),
+    )
+    .map_err(internal)
+}
+
 /// Stores an action.
 pub fn insert(conn: &Connection, a: &ActionRow) -> Result<(), MttrlyError> {
     conn.execute(
         "INSERT INTO actions (id, account_id, server_id, environment, action_type, content_json, content_sha256,
          description, requested_by_json, requested_via, status, approvals_required, created_at, updated_at, expires_at,
-         result_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         result_json, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             a.id.as_str(),
             a.account_id.as_str(),
@@ -121,6 +136,7 @@ pub fn insert(conn: &Connection, a: &ActionRow) -> Result<(), MttrlyError> {
             a.updated_at,
             a.expires_at,
             a.result.as_ref().and_then(|r| serde_json::to_string(r).ok()),
+            a.reason,
         ],
     )
     .map_err(internal)?;

@@ -220,6 +220,11 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX oauth_tokens_family ON oauth_tokens(family);
     ",
+    // 8: the assistant's reason, apart from the description central writes, so every human
+    // channel can show central's facts first and the assistant's words last, labelled.
+    "
+    ALTER TABLE actions ADD COLUMN reason TEXT;
+    ",
 ];
 
 pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

@@ -80,7 +80,7 @@ fn grant_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<CodeGra
     let read_only: bool = r.get(at + 8)?;
     let toolsets: Option<String> = r.get(at + 9)?;
     let (Ok(account_id), Ok(user_id), Ok(surface)) =
-        (AccountId::parse(&account), UserId::parse(&user), ToolSurface::from_flags(read_only, toolsets.as_deref()))
+        (AccountId::parse(&account), UserId::parse(&user), ToolSurface::from_stored(read_only, toolsets.as_deref()))
     else {
         return Ok(None);
     };
@@ -302,7 +302,7 @@ pub fn access_owner(
         .query_row(
             "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, c.client_name, t.resource, t.expires_at,
                     CASE WHEN t.revoked_at IS NOT NULL OR h.revoked_at IS NOT NULL OR h.token_hash IS NULL THEN 1 END,
-                    t.read_only, t.toolsets
+                    t.read_only, t.toolsets, t.family
              FROM oauth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
              JOIN oauth_clients c ON c.client_id = t.client_id
              LEFT JOIN api_tokens h ON h.token_hash = t.human_token_hash
@@ -321,6 +321,7 @@ pub fn access_owner(
                     r.get::<_, Option<i64>>(8)?,
                     r.get::<_, bool>(9)?,
                     r.get::<_, Option<String>>(10)?,
+                    r.get::<_, String>(11)?,
                 ))
             },
         )
@@ -338,6 +339,7 @@ pub fn access_owner(
         revoked_at,
         read_only,
         toolsets,
+        family,
     )) = row
     else {
         return Ok(Err(AccessRefusal::Invalid));
@@ -365,7 +367,10 @@ pub fn access_owner(
         role: Role::parse(&role),
         user_name: name,
         // Never more than the human token the consent was given with.
-        scope: ToolSurface::from_flags(read_only, toolsets.as_deref())
+        scope: ToolSurface::from_stored(read_only, toolsets.as_deref())
             .unwrap_or(ToolSurface { read_only: true, toolsets: Some(std::collections::BTreeSet::new()) }),
+        // Per grant, not per access token: refreshing must not buy a fresh rate-limit bucket or
+        // a fresh set of MCP sessions.
+        credential: format!("oauth_{family}"),
     }))
 }

@@ -25,6 +25,32 @@ impl AccountApi {
     }
 }
 
+/// `FORBIDDEN` for a token request wider than the caller's own scope, saying how to ask for one
+/// that fits.
+fn wider_than_caller(mine: &mttrly_core::ToolSurface, asked: &mttrly_core::ToolSurface) -> MttrlyError {
+    let flags = |s: &mttrly_core::ToolSurface| {
+        let mut f = Vec::new();
+        if s.read_only {
+            f.push("--read-only".to_owned());
+        }
+        if let Some(t) = s.toolsets_flag() {
+            f.push(format!("--toolsets {t}"));
+        }
+        if f.is_empty() { "no scope (every tool)".to_owned() } else { f.join(" ") }
+    };
+    MttrlyError::new(
+        ErrorCode::Forbidden,
+        format!(
+            "a token can only create tokens as narrow as itself or narrower: yours is {}, the request is {}; ask with at least {}",
+            flags(mine),
+            flags(asked),
+            flags(mine)
+        ),
+    )
+    .with_detail("caller_read_only", mine.read_only)
+    .with_detail("caller_toolsets", mine.toolsets_flag())
+}
+
 #[tonic::async_trait]
 impl AccountService for AccountApi {
     async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> GrpcResult<WhoAmIResponse> {
@@ -69,6 +95,20 @@ impl AccountService for AccountApi {
         };
         let scope = mttrly_core::ToolSurface::from_flags(req.read_only, Some(&req.toolsets))
             .map_err(|e| status(&e.with_detail("field", "toolsets")))?;
+        // A token creates only tokens narrower than (or as narrow as) itself: a read-only or
+        // toolset-scoped holder can never mint its way out of its scope.
+        if !owner.scope.covers(&scope) {
+            let err = wider_than_caller(&owner.scope, &scope);
+            let params = serde_json::json!({ "read_only": req.read_only, "toolsets": req.toolsets });
+            self.central.audit(crate::audit::events::api_call(
+                &owner,
+                "CreateToken",
+                None,
+                params,
+                &Err::<(), _>(err.clone()),
+            ));
+            return Err(status(&err));
+        }
         let kind = if assistant.is_some() { SecretKind::Assistant } else { SecretKind::Human };
         let token = secrets::generate(kind);
         let hash = secrets::hash(&token);

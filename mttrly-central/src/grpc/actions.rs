@@ -1,7 +1,8 @@
 //! `mttrly.central.v1.ActionService`: humans list, inspect, approve and reject actions.
 //!
 //! Decisions through this API count as the `cli` channel: they are made with a human's own token,
-//! exactly as `mttrly-cli actions approve` makes them. Assistant tokens are refused by the engine.
+//! exactly as `mttrly-cli actions approve` makes them. Assistant tokens, read-only or scoped
+//! tokens, and anything relayed from MCP are refused by the engine.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,7 @@ fn wire(row: &ActionRow, view: Option<&ActionView>) -> Action {
         created_at_unix_ms: row.created_at,
         expires_at_unix_ms: if row.status == ActionState::PendingApproval { row.expires_at } else { 0 },
         view_json: view.and_then(|v| serde_json::to_string(v).ok()).unwrap_or_default(),
+        approval_check: String::new(),
     }
 }
 
@@ -82,7 +84,11 @@ impl ActionApi {
             Some(v) => v,
             None => actions::view(&self.central, owner, id).await.map_err(|e| status(&e))?,
         };
-        Ok(wire(&row, Some(&view)))
+        let check = match actions::approval_check(&self.central, owner, &row).await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => e.message().to_owned(),
+        };
+        Ok(Action { approval_check: check, ..wire(&row, Some(&view)) })
     }
 }
 
@@ -154,13 +160,14 @@ impl ActionService for ActionApi {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         let req = request.into_inner();
         let id = action_id(&req.action_id)?;
-        let view = actions::cancel(&self.central, &owner, &id, channel(req.via_mcp)).await.map_err(|e| status(&e))?;
+        let view =
+            actions::cancel(&self.central, &owner, &id, None, channel(req.via_mcp)).await.map_err(|e| status(&e))?;
         Ok(Response::new(CancelActionResponse { action: Some(self.full(&owner, &id, Some(view)).await?) }))
     }
 }
 
 /// The channel a decision came through: the CLI, or an MCP client relayed by the standalone MCP
-/// server. Claiming `mcp` can only narrow what the rules allow.
+/// server. Claiming `mcp` can only narrow what the rules allow: no rule accepts it.
 const fn channel(via_mcp: bool) -> Source {
     if via_mcp { Source::Mcp } else { Source::Cli }
 }

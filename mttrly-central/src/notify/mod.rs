@@ -7,9 +7,14 @@
 
 pub mod webhook;
 
+use mttrly_core::display;
 use serde::Serialize;
 
-/// What a human needs to decide, exactly.
+use crate::db::actions::ActionRow;
+
+/// What a human needs to decide, exactly. Receivers show it to people (chat, pagers), so every
+/// text field is escaped for humans ([`display`]) when the prompt is built; `content` stays the
+/// exact JSON an approval is bound to, for machines that check `content_sha256`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApprovalPrompt {
     /// Always `action.pending`.
@@ -26,10 +31,12 @@ pub struct ApprovalPrompt {
     pub environment: String,
     /// The action type.
     pub action_type: String,
-    /// One line.
+    /// One line, central's words (escaped).
     pub description: String,
-    /// Exactly what runs.
+    /// Exactly what runs, as data (not escaped: verify it against `content_sha256`).
     pub content: serde_json::Value,
+    /// Exactly what runs, as one escaped line for people to read.
+    pub exactly: String,
     /// The hash an approval binds to.
     pub content_sha256: String,
     /// Who asked.
@@ -38,6 +45,44 @@ pub struct ApprovalPrompt {
     pub expires_at: String,
     /// The command that approves it.
     pub approve_command: String,
+    /// The command that rejects it.
+    pub reject_command: String,
+    /// The requester's own words, escaped, one line, capped; never a fact. Show it last, under
+    /// [`display::ASSISTANT_LABEL`].
+    pub assistant_reason_unverified: Option<String>,
+}
+
+impl ApprovalPrompt {
+    /// The `action.pending` prompt for `action`, every text field escaped for humans.
+    pub fn pending(action: &ActionRow) -> Self {
+        let canonical = String::from_utf8_lossy(&action.content.canonical_bytes()).into_owned();
+        Self {
+            event: "action.pending",
+            action_id: action.id.to_string(),
+            account_id: action.account_id.to_string(),
+            server_id: action.server_id.to_string(),
+            server_name: display::text(&action.server_name).into_owned(),
+            environment: action.environment.as_str().to_owned(),
+            action_type: serde_json::to_value(action.content.action_type())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            description: display::text(&action.description).into_owned(),
+            content: serde_json::to_value(&action.content).unwrap_or_default(),
+            exactly: display::exact(&canonical).into_owned(),
+            content_sha256: action.content_sha256.clone(),
+            requested_by: display::text(&action.requested_by.to_string()).into_owned(),
+            expires_at: crate::db::timestamp(action.expires_at).to_string(),
+            approve_command: format!("mttrly-cli actions approve {}", action.id),
+            reject_command: format!("mttrly-cli actions reject {}", action.id),
+            assistant_reason_unverified: action
+                .reason
+                .as_deref()
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(display::assistant_text),
+        }
+    }
 }
 
 /// Delivers approval prompts. Blocking: called on the blocking pool.

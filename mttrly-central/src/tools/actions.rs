@@ -63,6 +63,7 @@ pub(crate) async fn regenerate_install_token(
         server,
         content: ActionContent::InstallTokenRotation,
         description,
+        reason: None,
         run_at_once: false,
         payload: None,
     };
@@ -81,7 +82,13 @@ pub(crate) async fn decommission(
         "Remove {} ({}) from the registry; the host itself is not touched and its audit history is kept",
         server.name, server.environment
     );
-    let new =
-        NewAction { server, content: ActionContent::Decommission, description, run_at_once: false, payload: None };
+    let new = NewAction {
+        server,
+        content: ActionContent::Decommission,
+        description,
+        reason: None,
+        run_at_once: false,
+        payload: None,
+    };
     actions::submit(central, caller, source, new).await
 }

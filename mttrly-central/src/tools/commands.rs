@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use mttrly_core::action::ActionContent;
-use mttrly_core::classifier::{CommandClass, classify};
+use mttrly_core::classifier::{Classification, CommandClass, classify};
+use mttrly_core::ids::ServerId;
 use mttrly_core::tools::actions::ActionSubmission;
 use mttrly_core::tools::commands::ExecuteCommandInput;
 use mttrly_core::tools::common::ConnectionStatus;
@@ -14,8 +15,41 @@ use crate::db::accounts::TokenOwner;
 use crate::db::now_ms;
 use crate::state::Central;
 
-/// Read-only commands (as the classifier understands them) run at once; anything else becomes a
-/// pending action with the classifier's reason in its description.
+/// The agent capability that answers a command's final verdict (files checked on the host).
+const COMMAND_CLASSIFY: &str = "command.classify";
+
+/// How long central waits for an agent's verdict on a command's files.
+const CLASSIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The verdict that decides "run at once" or "pending". The pure classifier answers for most
+/// commands; when its read-only verdict depends on files (`tail -n 50 /var/log/x`), only the agent
+/// can check them, so it is asked (`command.classify`): an action created to run at once can never
+/// go back to pending. Anything but a clear read-only answer from the agent means approval.
+async fn verdict(central: &Central, server: &ServerId, command: &str, pure: Classification) -> Classification {
+    if !pure.depends_on_files() {
+        return pure;
+    }
+    let params = serde_json::json!({ "command": command });
+    match super::ask_agent(central, server, COMMAND_CLASSIFY, &params, CLASSIFY_DEADLINE).await {
+        Ok(answer) => match super::decode_answer::<Classification>(answer, COMMAND_CLASSIFY) {
+            // The agent's verdict counts only for the command central classified itself.
+            Ok(agent) if agent.class == CommandClass::ReadOnly && agent.argv == pure.argv => agent,
+            Ok(agent) if agent.class == CommandClass::NeedsApproval => agent,
+            Ok(_) => Classification::needs_approval("the agent's verdict does not match this command"),
+            Err(e) => Classification::needs_approval(format!("the agent's verdict is unreadable: {}", e.message())),
+        },
+        Err(e) => {
+            tracing::warn!(server_id = %server, error = %e, "the agent could not check a command's files");
+            Classification::needs_approval(format!(
+                "the agent could not check the files this command reads: {}",
+                e.message()
+            ))
+        }
+    }
+}
+
+/// Read-only commands (as the classifier, and the agent for their files, understand them) run at
+/// once; anything else becomes a pending action with the reason in its description.
 pub(crate) async fn execute_command(
     central: &Arc<Central>,
     caller: &TokenOwner,
@@ -24,22 +58,22 @@ pub(crate) async fn execute_command(
 ) -> Result<ActionSubmission, MttrlyError> {
     let server = super::servers::find(central, caller, &input.server_id).await?;
     let command = input.command.into_inner();
-    let class = classify(&command);
-    let run_at_once = class.class == CommandClass::ReadOnly;
-    if run_at_once && central.agents.status(&server.id, now_ms()).status != ConnectionStatus::Online {
+    let online = central.agents.status(&server.id, now_ms()).status == ConnectionStatus::Online;
+    let provisional = classify(&command);
+    if provisional.class == CommandClass::ReadOnly && !online {
         return Err(MttrlyError::new(ErrorCode::ServerOffline, "the server's agent is not connected")
             .with_detail("server_id", server.id.as_str()));
     }
+    let class = verdict(central, &server.id, &command, provisional).await;
+    let run_at_once = class.class == CommandClass::ReadOnly;
     let mut description = format!("Run `{command}` on {} ({})", server.name, server.environment);
     if !run_at_once {
         description.push_str(&format!(" — needs approval: {}", class.reason));
     }
-    if let Some(reason) = &input.reason {
-        description.push_str(&format!(" — requested because: {reason}"));
-    }
+    let reason = input.reason.as_ref().map(|r| r.as_str().to_owned());
     let content = ActionContent::Command { command, timeout_seconds: input.timeout_seconds.get() };
-    actions::submit(central, caller, source, NewAction { server, content, description, run_at_once, payload: None })
-        .await
+    let new = NewAction { server, content, description, reason, run_at_once, payload: None };
+    actions::submit(central, caller, source, new).await
 }
 
 /// Scripts always wait for a human: a managed script by name (the agent resolves the name against
@@ -54,7 +88,7 @@ pub(crate) async fn execute_script(
     let server = super::servers::find(central, caller, &input.server_id).await?;
     let args: Vec<String> = input.args.as_slice().iter().map(|a| a.as_str().to_owned()).collect();
     let shown_args = if args.is_empty() { String::new() } else { format!(" with arguments {args:?}") };
-    let mut description = match &input.script {
+    let description = match &input.script {
         ScriptSource::Managed { name } => {
             format!("Run managed script `{name}`{shown_args} on {} ({})", server.name, server.environment)
         }
@@ -66,15 +100,13 @@ pub(crate) async fn execute_script(
             content.as_str()
         ),
     };
-    if let Some(reason) = &input.reason {
-        description.push_str(&format!("\n— requested because: {reason}"));
-    }
+    let reason = input.reason.as_ref().map(|r| r.as_str().to_owned());
     let content = ActionContent::Script { script: input.script, args, timeout_seconds: input.timeout_seconds.get() };
     actions::submit(
         central,
         caller,
         source,
-        NewAction { server, content, description, run_at_once: false, payload: None },
+        NewAction { server, content, description, reason, run_at_once: false, payload: None },
     )
     .await
 }

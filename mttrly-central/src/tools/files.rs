@@ -102,22 +102,20 @@ pub(crate) async fn write_file(
     let bytes = input.content_base64.decode();
     let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
     let path = input.path.into_inner();
-    let mut description = format!(
+    let description = format!(
         "Write {} bytes (sha256 {}) to `{path}` on {} ({}); the previous content is kept as a backup",
         bytes.len(),
         &sha256[..12],
         server.name,
         server.environment
     );
-    if let Some(reason) = &input.reason {
-        description.push_str(&format!(" — requested because: {reason}"));
-    }
+    let reason = input.reason.as_ref().map(|r| r.as_str().to_owned());
     let content = ActionContent::FileWrite { path, sha256, size_bytes: bytes.len() as u64 };
     actions::submit(
         central,
         caller,
         source,
-        NewAction { server, content, description, run_at_once: false, payload: Some(bytes) },
+        NewAction { server, content, description, reason, run_at_once: false, payload: Some(bytes) },
     )
     .await
 }
@@ -131,16 +129,14 @@ pub(crate) async fn cleanup_file(
 ) -> Result<ActionSubmission, MttrlyError> {
     let server = super::servers::find(central, caller, &input.server_id).await?;
     let path = input.path.into_inner();
-    let mut description = format!("Delete `{path}` on {} ({})", server.name, server.environment);
-    if let Some(reason) = &input.reason {
-        description.push_str(&format!(" — requested because: {reason}"));
-    }
+    let description = format!("Delete `{path}` on {} ({})", server.name, server.environment);
+    let reason = input.reason.as_ref().map(|r| r.as_str().to_owned());
     let content = ActionContent::FileCleanup { path };
     actions::submit(
         central,
         caller,
         source,
-        NewAction { server, content, description, run_at_once: false, payload: None },
+        NewAction { server, content, description, reason, run_at_once: false, payload: None },
     )
     .await
 }

@@ -7,6 +7,7 @@
 pub(crate) mod actions;
 pub(crate) mod audit;
 pub(crate) mod commands;
+pub(crate) mod decisions;
 pub(crate) mod diagnostics;
 pub(crate) mod files;
 pub(crate) mod playbooks;
@@ -48,8 +49,8 @@ pub const AVAILABLE: &[ToolId] = &[
     ToolId::RunDiagnostic,
     ToolId::GetServiceReality,
     ToolId::RefreshReality,
-    // Decisions: through MCP only after the human confirms in the client (elicitation, see
-    // `mttrly-mcp`); through the API as `ActionService` calls by a human.
+    // Never a decision: they answer how a human decides (see `decisions`); the requester may
+    // withdraw its own pending request.
     ToolId::ApproveAction,
     ToolId::CancelAction,
 ];
@@ -105,23 +106,13 @@ pub(crate) fn decode_answer<T: serde::de::DeserializeOwned>(value: Value, capabi
 }
 
 /// Central's second redaction pass over every text an agent returns (defense in depth: a secret
-/// an old agent missed still never reaches the assistant). `redactions` counts are kept as sent.
+/// an old agent missed still never reaches the assistant). Strings are redacted with their keys as
+/// context (a `"password"` field whole); `redactions` counts are kept as sent.
 pub(crate) fn scrub(value: &mut Value) {
-    match value {
-        Value::String(s) => {
-            if let std::borrow::Cow::Owned(clean) = mttrly_core::redactor::redact(s).text {
-                *s = clean;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(scrub),
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if key != "redactions" {
-                    scrub(v);
-                }
-            }
-        }
-        _ => {}
+    let counts = value.as_object_mut().and_then(|m| m.remove("redactions"));
+    mttrly_core::redactor::redact_json(value);
+    if let (Some(counts), Some(map)) = (counts, value.as_object_mut()) {
+        map.insert("redactions".to_owned(), counts);
     }
 }
 
@@ -158,11 +149,8 @@ pub fn admit(central: &Central, caller: &TokenOwner, tool: ToolId) -> Result<(),
             .with_detail("tool_id", tool.as_str()));
     }
     caller.plan.check(tool)?;
-    let principal = match &caller.principal {
-        mttrly_core::Principal::Human { user_id, .. } => user_id.to_string(),
-        mttrly_core::Principal::Assistant { session_id, .. } => session_id.to_string(),
-    };
-    central.limits.admit(caller.account_id.as_str(), &principal, crate::db::now_ms())
+    // Per token, not per principal: every MCP session of one token is its own principal.
+    central.limits.admit(caller.account_id.as_str(), &caller.credential, crate::db::now_ms())
 }
 
 /// Calls a tool for `caller`, who came through `source`, and returns its structured result.
@@ -200,13 +188,8 @@ pub async fn call(
         ToolId::RunPlaybook => typed(arguments, |i| playbooks::run(central, caller, source, i)).await,
         ToolId::WriteFile => typed(arguments, |i| files::write_file(central, caller, source, i)).await,
         ToolId::CleanupFile => typed(arguments, |i| files::cleanup_file(central, caller, source, i)).await,
-        ToolId::ApproveAction | ToolId::CancelAction => Err(MttrlyError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "{tool} needs a human: through MCP the client asks them to confirm; otherwise run `mttrly-cli actions approve ID` (or reject / cancel)"
-            ),
-        )
-        .with_detail("hint", "mttrly-cli actions approve ID")),
+        ToolId::ApproveAction => typed(arguments, |i| decisions::approve(central, caller, i)).await,
+        ToolId::CancelAction => typed(arguments, |i| decisions::cancel(central, caller, source, i)).await,
         other => Err(MttrlyError::new(ErrorCode::NotFound, format!("{other} is not available on this central"))),
     }
 }

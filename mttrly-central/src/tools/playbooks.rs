@@ -116,15 +116,13 @@ pub(crate) async fn run(
         .chain(plan.rendered.verify.iter().map(|s| format!("verify: {}", line(&s.argv))))
         .collect();
     description.push_str(&format!(" — {}; blast radius: {}", commands.join("; "), plan.blast_radius));
-    if let Some(reason) = &input.reason {
-        description.push_str(&format!(" — requested because: {reason}"));
-    }
+    let reason = input.reason.as_ref().map(|r| r.as_str().to_owned());
     let content = ActionContent::Playbook { playbook_id: input.playbook_id, parameters: plan.parameters };
     actions::submit(
         central,
         caller,
         source,
-        NewAction { server, content, description, run_at_once: !plan.requires_approval, payload: None },
+        NewAction { server, content, description, reason, run_at_once: !plan.requires_approval, payload: None },
     )
     .await
 }

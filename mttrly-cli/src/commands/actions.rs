@@ -2,7 +2,8 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use mttrly_core::tools::actions::ActionView;
+use mttrly_core::display;
+use mttrly_core::tools::actions::{ActionView, Decision, ExecutionResult};
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::central::v1::action_service_client::ActionServiceClient;
 use mttrly_proto::central::v1::{
@@ -11,7 +12,7 @@ use mttrly_proto::central::v1::{
 use mttrly_proto::convert::environment_from_wire;
 use serde_json::Value;
 
-use super::ago;
+use super::{ago, rfc3339};
 use crate::cli::{ActionsCommand, OutputFormat};
 use crate::client::{Authed, error};
 use crate::output::Printer;
@@ -24,14 +25,31 @@ fn view(a: &Action) -> Option<ActionView> {
     serde_json::from_str(&a.view_json).ok()
 }
 
+/// `Some(Ok(()))` when central says the caller could approve now, `Some(Err(why))` when not,
+/// `None` when central did not say (lists, older centrals).
+fn approval_check(a: &Action) -> Option<Result<(), &str>> {
+    match a.approval_check.as_str() {
+        "" => None,
+        "ok" => Some(Ok(())),
+        why => Some(Err(why)),
+    }
+}
+
 fn json(a: &Action) -> Value {
     match view(a) {
         Some(v) => {
+            let received = v.approvals.iter().filter(|d| d.decision == Decision::Approve).count();
             let mut value = serde_json::to_value(v).unwrap_or(Value::Null);
             if let Value::Object(map) = &mut value {
                 map.insert("server_name".into(), a.server_name.clone().into());
                 map.insert("environment".into(), environment(a).into());
                 map.insert("content_sha256".into(), a.content_sha256.clone().into());
+                map.insert("requested_via".into(), a.requested_via.clone().into());
+                map.insert("approvals_received".into(), received.into());
+                if let Some(check) = approval_check(a) {
+                    map.insert("you_may_approve".into(), check.is_ok().into());
+                    map.insert("you_cannot_approve_because".into(), check.err().into());
+                }
             }
             value
         }
@@ -47,53 +65,150 @@ fn json(a: &Action) -> Value {
             "content_sha256": a.content_sha256,
             "requested_by": a.requested_by,
             "requested_via": a.requested_via,
+            "expires_at": rfc3339(a.expires_at_unix_ms),
         }),
     }
 }
 
-/// What a human reviews before approving: the server, its environment, exactly what runs.
+/// The width of the field names in `actions show`.
+const LABEL: usize = 13;
+
+fn field(out: &mut String, name: &str, value: &str) {
+    out.push_str(&format!("{:<LABEL$}{value}\n", format!("{name}:")));
+}
+
+/// "in 27m" / "12m ago" for a time.
+fn relative(t: jiff::Timestamp) -> String {
+    let secs = (t.as_millisecond() - jiff::Timestamp::now().as_millisecond()) / 1000;
+    if secs < 0 {
+        return ago(t.as_millisecond());
+    }
+    match secs {
+        0..60 => format!("in {secs}s"),
+        60..3600 => format!("in {}m", secs / 60),
+        _ => format!("in {}h {}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// The status in words ("pending approval", "failed closed").
+fn status_words(status: &str) -> String {
+    display::exact(status).replace('_', " ")
+}
+
+/// What a human reviews before deciding. Every string from central or a server is escaped
+/// (`display`), the facts central owns come first, and the assistant's own words come last, on
+/// one labelled line: nothing shown can pose as a fact or push the facts off screen.
 fn render(a: &Action) -> String {
     let content: Value = serde_json::from_str(&a.content_json).unwrap_or(Value::Null);
-    let mut out = format!(
-        "action:      {}\nstatus:      {}\nserver:      {} ({})\nenvironment: {}\nrequested:   by {} via {}, {}\n\
-         what:        {}\nexactly:     {}\ncontent sha: {}\n",
-        a.action_id,
-        a.status,
-        a.server_name,
-        a.server_id,
-        environment(a),
-        a.requested_by,
-        a.requested_via,
-        ago(a.created_at_unix_ms),
-        a.description,
-        serde_json::to_string_pretty(&content).unwrap_or_default().replace('\n', "\n             "),
-        a.content_sha256,
+    let exactly = serde_json::to_string_pretty(&content)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| display::exact(l).into_owned())
+        .collect::<Vec<_>>()
+        .join(&format!("\n{:LABEL$}", ""));
+    let view = view(a);
+    let mut out = String::new();
+    field(&mut out, "action", &display::exact(&a.action_id));
+    field(&mut out, "status", &status_words(&a.status));
+    field(&mut out, "server", &format!("{} ({})", display::text(&a.server_name), display::exact(&a.server_id)));
+    field(&mut out, "environment", environment(a));
+    field(&mut out, "exactly", &exactly);
+    field(&mut out, "content sha", &display::exact(&a.content_sha256));
+    field(&mut out, "what", &display::text(&a.description));
+    field(
+        &mut out,
+        "requested",
+        &format!(
+            "by {} via {}, {}",
+            display::text(&a.requested_by),
+            display::exact(&a.requested_via),
+            ago(a.created_at_unix_ms)
+        ),
     );
-    if let Some(v) = view(a) {
-        for d in &v.approvals {
-            out.push_str(
-                &format!("decision:    {:?} by {} via {}\n", d.decision, d.decided_by, d.channel).to_lowercase(),
-            );
+    if let Some(expires) = view.as_ref().and_then(|v| v.expires_at) {
+        field(&mut out, "expires", &format!("{} ({expires})", relative(expires)));
+    }
+    if let Some(v) = &view {
+        let received = v.approvals.iter().filter(|d| d.decision == Decision::Approve).count();
+        if v.approvals_required > 0 {
+            field(&mut out, "approvals", &format!("{received} of {} received", v.approvals_required));
         }
-        if let Some(r) = &v.result {
-            out.push_str(&format!(
-                "result:      exit {:?}, {} ms{}\n",
-                r.exit_code,
-                r.duration_ms,
-                if r.truncated { ", output truncated" } else { "" }
-            ));
-            if let Some(e) = &r.error {
-                out.push_str(&format!("error:       {}: {}\n", e.code, e.message));
+        for d in &v.approvals {
+            let decision = match d.decision {
+                Decision::Approve => "approved",
+                Decision::Reject => "rejected",
+            };
+            let mut line = format!(
+                "{decision} by {} via {}, {}",
+                display::text(&d.decided_by.to_string()),
+                d.channel,
+                ago(d.decided_at.as_millisecond())
+            );
+            if let Some(reason) = d.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+                line.push_str(&format!(" — their reason: {}", display::assistant_text(reason)));
             }
-            if !r.output.is_empty() {
-                out.push_str(&format!("output:\n{}\n", r.output.trim_end()));
-            }
-            if let Some(data) = &r.data {
-                out.push_str(&format!("data:        {}\n", serde_json::to_string_pretty(data).unwrap_or_default()));
-            }
+            field(&mut out, "decision", &line);
         }
     }
+    match approval_check(a) {
+        Some(Ok(())) if a.status == "pending_approval" => {
+            field(
+                &mut out,
+                "you",
+                &format!("may approve: `mttrly-cli actions approve {}`", display::exact(&a.action_id)),
+            );
+        }
+        Some(Err(why)) if a.status == "pending_approval" => {
+            field(&mut out, "you", &format!("cannot approve this: {}", display::text(why)));
+        }
+        _ => {}
+    }
+    if let Some(r) = view.as_ref().and_then(|v| v.result.as_ref()) {
+        render_result(&mut out, a, r);
+    }
+    // Last, on one line, labelled: the only text here that nobody checked.
+    if let Some(reason) = display::labelled_reason(view.as_ref().and_then(|v| v.reason.as_deref())) {
+        out.push_str(&reason);
+        out.push('\n');
+    }
     out.trim_end().to_owned()
+}
+
+fn render_result(out: &mut String, a: &Action, r: &ExecutionResult) {
+    let ran = match r.exit_code {
+        Some(code) => format!("exited with status {code}"),
+        None if r.error.is_some() => "did not finish".to_owned(),
+        None => "finished".to_owned(),
+    };
+    field(
+        out,
+        "result",
+        &format!(
+            "{}: {ran}, {} ms{}",
+            status_words(&a.status),
+            r.duration_ms,
+            if r.truncated { ", output truncated" } else { "" }
+        ),
+    );
+    if let Some(e) = &r.error {
+        field(out, "error", &format!("{}: {}", e.code, display::text(&e.message)));
+    }
+    if !r.output.trim().is_empty() {
+        out.push_str("output:\n");
+        for line in display::lines(r.output.trim_end()).lines() {
+            out.push_str(&format!("{:LABEL$}{line}\n", ""));
+        }
+    }
+    if let Some(data) = &r.data {
+        let pretty = serde_json::to_string_pretty(data).unwrap_or_default();
+        let shown: Vec<String> = pretty.lines().map(|l| display::text(l).into_owned()).collect();
+        field(out, "data", &shown.join(&format!("\n{:LABEL$}", "")));
+    }
+}
+
+/// Whether a decided action ended in a failure a script must see (exit status 1).
+fn ended_badly(status: &str) -> bool {
+    matches!(status, "failed" | "failed_closed" | "expired" | "cancelled" | "rejected")
 }
 
 fn confirm(prompt: &str) -> Result<bool, MttrlyError> {
@@ -114,7 +229,11 @@ fn confirm(prompt: &str) -> Result<bool, MttrlyError> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer) -> Result<(), MttrlyError> {
+/// The most characters of an action's description in `actions list` (the full text is in `show`).
+const WHAT_WIDTH: usize = 80;
+
+/// Runs `actions …`; `Ok(false)` when an approved action ended in failure (printed, exit 1).
+pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer) -> Result<bool, MttrlyError> {
     let mut client = ActionServiceClient::new(channel);
     let get = |id: &str| GetActionRequest { action_id: id.to_owned() };
     match cmd {
@@ -130,9 +249,9 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
                 .into_inner()
                 .actions;
             match printer.format() {
-                OutputFormat::Json => {
-                    printer.json(&serde_json::json!({ "actions": actions.iter().map(json).collect::<Vec<_>>() }))
-                }
+                OutputFormat::Json => printer
+                    .json(&serde_json::json!({ "actions": actions.iter().map(json).collect::<Vec<_>>() }))
+                    .map(|()| true),
                 OutputFormat::Table => {
                     let rows: Vec<Vec<String>> = actions
                         .iter()
@@ -141,27 +260,22 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
                                 a.action_id.clone(),
                                 a.server_name.clone(),
                                 environment(a).to_owned(),
-                                a.status.clone(),
+                                status_words(&a.status),
                                 ago(a.created_at_unix_ms),
-                                a.description.clone(),
+                                // Escaped before cutting, so an escape is never cut in half unseen.
+                                display::cap(&display::text(&a.description), WHAT_WIDTH).into_owned(),
                             ]
                         })
                         .collect();
                     printer.table(&["ID", "SERVER", "ENV", "STATUS", "REQUESTED", "WHAT"], &rows);
-                    Ok(())
+                    Ok(true)
                 }
             }
         }
         ActionsCommand::Show { action_id } => {
             let action =
                 client.get_action(get(action_id)).await.map_err(|s| error(&s))?.into_inner().action.unwrap_or_default();
-            match printer.format() {
-                OutputFormat::Json => printer.json(&json(&action)),
-                OutputFormat::Table => {
-                    printer.text(&render(&action));
-                    Ok(())
-                }
-            }
+            show(printer, &action).map(|()| true)
         }
         ActionsCommand::Approve { action_id, yes, wait } => {
             let action =
@@ -172,7 +286,9 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
                     return Err(MttrlyError::new(ErrorCode::ValidationError, "not approved: nothing was changed"));
                 }
             }
-            if printer.format() == OutputFormat::Table && *wait > 0 {
+            // Only when central expects the approval to count: a refusal comes without a promise.
+            if printer.format() == OutputFormat::Table && *wait > 0 && !matches!(approval_check(&action), Some(Err(_)))
+            {
                 eprintln!("approving; waiting up to {wait}s for the result…");
             }
             // The approval is bound to the content this human reviewed.
@@ -188,13 +304,20 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
                 .into_inner()
                 .action
                 .unwrap_or_default();
-            match printer.format() {
-                OutputFormat::Json => printer.json(&json(&approved)),
-                OutputFormat::Table => {
-                    printer.text(&render(&approved));
-                    Ok(())
+            show(printer, &approved)?;
+            if ended_badly(&approved.status) {
+                if printer.format() == OutputFormat::Table {
+                    eprintln!("the approved action ended {}; see the result above", status_words(&approved.status));
                 }
+                return Ok(false);
             }
+            if matches!(approved.status.as_str(), "running" | "approved") && printer.format() == OutputFormat::Table {
+                eprintln!(
+                    "still running after {wait}s; follow it with `mttrly-cli actions show {}`",
+                    display::exact(&approved.action_id)
+                );
+            }
+            Ok(true)
         }
         ActionsCommand::Reject { action_id, reason } => {
             let rejected = client
@@ -208,13 +331,17 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
                 .into_inner()
                 .action
                 .unwrap_or_default();
-            match printer.format() {
-                OutputFormat::Json => printer.json(&json(&rejected)),
-                OutputFormat::Table => {
-                    printer.text(&render(&rejected));
-                    Ok(())
-                }
-            }
+            show(printer, &rejected).map(|()| true)
+        }
+    }
+}
+
+fn show(printer: &Printer, action: &Action) -> Result<(), MttrlyError> {
+    match printer.format() {
+        OutputFormat::Json => printer.json(&json(action)),
+        OutputFormat::Table => {
+            printer.text(&render(action));
+            Ok(())
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use mttrly_core::MttrlyError;
-use mttrly_core::classifier::{CommandClass, classify};
+use mttrly_core::classifier::{Classification, CommandClass, RulesChecker, classify_with};
 use mttrly_core::files::FileAccess;
 use mttrly_core::policy::PolicyFile;
 
@@ -36,9 +36,9 @@ fn check_path(
         (_, true) => FileAccess::Write,
         _ => FileAccess::Read,
     };
-    let verdict = rules.check(path, access);
-    // An allowed path that does not exist (yet) is still allowed: the rules are what is checked.
-    let missing_but_allowed = matches!(&verdict, Err(e) if e.code() == mttrly_core::ErrorCode::NotFound);
+    // The very checks the agent runs before reading a byte (string, resolution, allowlist, the
+    // file's kind and links, the opened descriptor), on this host: not a lexical guess.
+    let verdict = rules.verify(path, access);
     match printer.format() {
         OutputFormat::Json => {
             let body = match &verdict {
@@ -49,13 +49,7 @@ fn check_path(
                     "resolved": a.path,
                     "rule": a.rule,
                     "exists": a.exists,
-                }),
-                Err(e) if missing_but_allowed => serde_json::json!({
-                    "allowed": true,
-                    "path": path,
-                    "access": access,
-                    "exists": false,
-                    "reason": e.message(),
+                    "hard_links_allowed": a.hard_links_allowed,
                 }),
                 Err(e) => serde_json::json!({
                     "allowed": false,
@@ -73,27 +67,39 @@ fn check_path(
                     "allowed\nresolved: {}\nrule:     {}{}",
                     a.path.display(),
                     a.rule,
-                    if a.exists { "" } else { "\n(the file does not exist yet)" }
+                    if a.exists { "" } else { "\n(the file does not exist yet; a write creates it)" }
                 ),
-                Err(e) if missing_but_allowed => format!("allowed, but {}", e.message()),
                 Err(e) => format!("denied ({})\nreason:   {}", e.code(), e.message()),
             };
             printer.text(&text);
         }
     }
-    Ok(verdict.is_ok() || missing_but_allowed)
+    Ok(verdict.is_ok())
+}
+
+/// The verdict the agent would reach on this host: the classifier's, with each file the command
+/// reads checked and opened (then closed) by the same checks as `mttrly_read_file`, under `policy`
+/// (the default policy when absent, as on an agent without a policy file).
+fn classify_here(command: &str, policy: Option<&Path>) -> Result<Classification, MttrlyError> {
+    let doc = match policy {
+        Some(file) => PolicyFile::load(file)?,
+        None => PolicyFile::default(),
+    };
+    let rules = doc.file_rules()?;
+    Ok(classify_with(command, &mut RulesChecker::new(&rules)))
 }
 
 fn run_text_tools(cmd: &PolicyCommand, printer: &Printer) -> Result<(), MttrlyError> {
     match cmd {
         PolicyCommand::CheckPath { .. } => Ok(()),
-        PolicyCommand::Classify { command } => {
-            let c = classify(command);
+        PolicyCommand::Classify { command, policy } => {
+            let c = classify_here(command, policy.as_deref())?;
             match printer.format() {
                 OutputFormat::Json => printer.json(&serde_json::json!({
                     "class": c.class,
                     "reason": c.reason,
                     "argv": c.argv,
+                    "files": c.files,
                 })),
                 OutputFormat::Table => {
                     let class = match c.class {
@@ -103,6 +109,9 @@ fn run_text_tools(cmd: &PolicyCommand, printer: &Printer) -> Result<(), MttrlyEr
                     let mut text = format!("class:  {class}\nreason: {}", c.reason);
                     if let Some(argv) = &c.argv {
                         text.push_str(&format!("\nargv:   {}", serde_json::to_string(argv).unwrap_or_default()));
+                    }
+                    if !c.files.is_empty() {
+                        text.push_str(&format!("\nfiles:  {}", serde_json::to_string(&c.files).unwrap_or_default()));
                     }
                     printer.text(&text);
                     Ok(())
@@ -124,14 +133,26 @@ fn run_text_tools(cmd: &PolicyCommand, printer: &Printer) -> Result<(), MttrlyEr
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(redacted.text.as_bytes());
             if *explain {
+                // Where each secret was and which rule named it, then the totals per rule (on
+                // standard error, so standard output stays the redacted text).
+                let found = mttrly_core::redactor::locate(&text);
                 match printer.format() {
-                    OutputFormat::Json => eprintln!("{}", serde_json::json!({ "redactions": redacted.hits })),
+                    OutputFormat::Json => eprintln!(
+                        "{}",
+                        serde_json::json!({
+                            "redactions": redacted.hits,
+                            "findings": found.iter().map(|f| serde_json::json!({ "rule": f.rule, "line": f.line })).collect::<Vec<_>>(),
+                        })
+                    ),
                     OutputFormat::Table => {
                         if redacted.hits.is_empty() {
                             eprintln!("no secrets found");
                         }
+                        for f in &found {
+                            eprintln!("line {:<6} {}", f.line, f.rule);
+                        }
                         for hit in &redacted.hits {
-                            eprintln!("{:<20} {}", hit.rule, hit.count);
+                            eprintln!("{:<24} {}", hit.rule, hit.count);
                         }
                     }
                 }

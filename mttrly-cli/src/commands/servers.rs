@@ -59,7 +59,7 @@ pub(crate) async fn run(cmd: &ServersCommand, channel: Authed, printer: &Printer
                 OutputFormat::Table => {
                     printer.text(&format!(
                         "registered {} as {}\n\nOn the server, as root, run (the token is single-use and expires {}):\n\n  {}\n",
-                        args.name,
+                        mttrly_core::display::text(&args.name),
                         added.server_id,
                         rfc3339(added.install_token_expires_at_unix_ms).unwrap_or_default(),
                         added.agent_command
@@ -134,15 +134,27 @@ fn gib(bytes: u64) -> String {
 }
 
 fn render_status(s: &ServerStatus) -> String {
-    let mut out =
-        format!("{} ({})  {}  {:?}\n", s.server.name, s.server.server_id, s.server.environment, s.server.status)
-            .to_lowercase();
+    use mttrly_core::display::text;
+    // Names and host facts come from the registry and the agent: escaped, one line each.
+    let mut out = format!(
+        "{} ({})  {}  {}\n",
+        text(&s.server.name),
+        s.server.server_id,
+        s.server.environment,
+        format!("{:?}", s.server.status).to_lowercase()
+    );
     if let Some(host) = &s.host {
-        out.push_str(&format!("host:    {} — {}, kernel {}, {}\n", host.hostname, host.os, host.kernel, host.arch));
+        out.push_str(&format!(
+            "host:    {} — {}, kernel {}, {}\n",
+            text(&host.hostname),
+            text(&host.os),
+            text(&host.kernel),
+            text(&host.arch)
+        ));
     }
     out.push_str(&format!(
         "agent:   {}, last seen {}\n",
-        s.server.agent_version.as_deref().unwrap_or("-"),
+        text(s.server.agent_version.as_deref().unwrap_or("-")),
         s.server.last_seen_at.map_or_else(|| "never".to_owned(), |t| ago(t.as_millisecond()))
     ));
     out.push_str(&format!("alerts:  {} open\n", s.active_alerts));
@@ -164,10 +176,10 @@ fn render_status(s: &ServerStatus) -> String {
             for fs in &m.filesystems {
                 out.push_str(&format!(
                     "disk:    {:<20} {:>5.1}% of {} ({})\n",
-                    fs.mount_point,
+                    text(&fs.mount_point),
                     fs.used_percent,
                     gib(fs.total_bytes),
-                    fs.fs_type
+                    text(&fs.fs_type)
                 ));
             }
         }

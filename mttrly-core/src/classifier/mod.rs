@@ -2,14 +2,27 @@
 //!
 //! Conservative by construction: a command is `read_only` only when the lexer understands every
 //! character of it (one simple command, no expansions, redirections, chaining or globs) *and* the
-//! program, its subcommand and every flag are in the read-only table. Everything else needs
-//! approval, with the reason. A read-only command runs without a shell, as exactly the argv
-//! returned here.
+//! program's entry in the read-only table accepts every argument: each option spelled exactly as
+//! listed, each value of its kind, each positional of the kind and number allowed (subcommand
+//! verbs checked wherever they appear). Everything else needs approval, with the reason. A
+//! read-only command runs without a shell, as exactly the argv returned here.
+//!
+//! Some read-only commands read files (`tail -n 50 /var/log/syslog`). [`classify`] is pure and
+//! lists those files in [`Classification::files`]; the verdict is final only once each file has
+//! passed a [`FileChecker`] on the host that runs the command ([`Classification::check_files`]):
+//! the same checks `mttrly_read_file` applies there. Until then a verdict with files is
+//! provisional: central asks the agent, and the agent re-checks before it runs anything.
 
+mod checker;
+mod kinds;
 mod lexer;
-mod rules;
+mod parse;
+mod spec;
+mod table;
 
 use serde::{Deserialize, Serialize};
+
+pub use checker::{CheckedFile, RulesChecker};
 
 /// The verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -21,7 +34,8 @@ pub enum CommandClass {
     NeedsApproval,
 }
 
-/// A classification: the class, why, and (when read-only) the argv that would run.
+/// A classification: the class, why, (when read-only) the argv that would run, and the files it
+/// reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Classification {
     /// The verdict.
@@ -30,10 +44,30 @@ pub struct Classification {
     pub reason: String,
     /// The exact argv that would run (read-only commands only).
     pub argv: Option<Vec<String>>,
+    /// Files the command reads (read-only commands only): each must pass the file checks of the
+    /// host that runs it before the verdict is final.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// For each file, the index in `argv` of the word that ends with its path.
+    #[serde(skip)]
+    #[schemars(skip)]
+    file_words: Vec<usize>,
+}
+
+/// Decides whether a file a read-only command reads may be read without approval on this host.
+pub trait FileChecker {
+    /// `Ok` when `path` passes; otherwise why not, in a few words.
+    fn check(&mut self, path: &str) -> Result<(), String>;
 }
 
 fn approval(reason: impl Into<String>) -> Classification {
-    Classification { class: CommandClass::NeedsApproval, reason: reason.into(), argv: None }
+    Classification {
+        class: CommandClass::NeedsApproval,
+        reason: reason.into(),
+        argv: None,
+        files: Vec::new(),
+        file_words: Vec::new(),
+    }
 }
 
 /// Directories an absolute program path may name (anything else could be a planted binary).
@@ -42,7 +76,10 @@ const SYSTEM_BIN_DIRS: &[&str] = &["/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/"]
 /// The longest command line considered.
 const MAX_LEN: usize = 4096;
 
-/// Classifies a command line. Never panics, whatever the input.
+/// Classifies a command line without touching the file system. Never panics, whatever the input.
+///
+/// A read-only verdict with [`Classification::files`] is provisional until
+/// [`Classification::check_files`] has run on the host that will run the command.
 pub fn classify(command: &str) -> Classification {
     if command.len() > MAX_LEN {
         return approval("the command is longer than 4096 bytes");
@@ -65,95 +102,72 @@ pub fn classify(command: &str) -> Classification {
     } else {
         first.as_str()
     };
-    let Some(rule) = rules::find(program) else {
+    let Some(entry) = table::find(program) else {
         return approval(format!("`{program}` is not in the read-only set"));
     };
-    let args = &words[1..];
-    if let Err(reason) = check_args(rule, args) {
-        return approval(reason);
-    }
-    Classification {
-        class: CommandClass::ReadOnly,
-        reason: format!("`{program}` with these arguments only reads"),
-        argv: Some(words),
-    }
+    let files = match parse::check(entry, program, &words[1..]) {
+        Ok(files) => files,
+        Err(reason) => return approval(reason),
+    };
+    let reason = if files.is_empty() {
+        format!("`{program}` with these arguments only reads")
+    } else {
+        format!("`{program}` with these arguments only reads, once its files pass this server's file checks")
+    };
+    let (files, file_words) = files.into_iter().map(|(path, at)| (path, at + 1)).unzip();
+    Classification { class: CommandClass::ReadOnly, reason, argv: Some(words), files, file_words }
 }
 
-fn check_args(rule: &rules::ProgramRule, args: &[String]) -> Result<(), String> {
-    let program = rule.name;
-    for arg in args {
-        let flag = arg.split_once('=').map_or(arg.as_str(), |(f, _)| f);
-        if rule.deny.contains(&arg.as_str()) || rule.deny.contains(&flag) {
-            return Err(format!("`{program} {arg}` can change the system or never ends"));
-        }
-        if let Some(prefix) = rule.deny_prefix.iter().find(|p| arg.starts_with(*p)) {
-            return Err(format!("`{program} {prefix}…` can change the system"));
-        }
-        // Short flags bundled together (`-fn`) could hide a denied one: check each letter.
-        if arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") {
-            for c in arg[1..].chars() {
-                let single = format!("-{c}");
-                if rule.deny.contains(&single.as_str()) {
-                    return Err(format!("`{program} {arg}` includes `{single}`, which needs approval"));
-                }
-            }
-        }
-    }
-    for required in rule.require {
-        if !args
-            .iter()
-            .any(|a| a == required || (a.starts_with('-') && !a.starts_with("--") && a.contains(&required[1..])))
-        {
-            return Err(format!("`{program}` runs read-only only with `{required}`"));
-        }
-    }
-    let mut positionals = args.iter().filter(|a| !a.starts_with('-'));
-    if let Some(allowed) = rule.subcommands {
-        // The subcommand is the first argument; global flags before it could redirect the program.
-        match args.first() {
-            Some(sub) if !allowed.contains(&sub.as_str()) => {
-                return Err(format!("`{program} {sub}` is not a read-only subcommand"));
-            }
-            Some(sub) if !sub.starts_with('-') => {
-                positionals.next();
-            }
-            _ => {}
-        }
-        if program == "ip" {
-            return check_ip(args);
-        }
-        if program == "docker" {
-            check_docker(args)?;
-        }
-    }
-    if !rule.positionals && positionals.next().is_some() {
-        return Err(format!("`{program}` with arguments can change the system"));
-    }
-    Ok(())
+/// Classifies `command` and checks its files with `checker`: the final verdict on this host.
+pub fn classify_with(command: &str, checker: &mut dyn FileChecker) -> Classification {
+    classify(command).check_files(checker)
 }
 
-/// `docker stats` streams forever without `--no-stream`; `docker image|container` only lists or
-/// inspects.
-fn check_docker(args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        Some("stats") if !args.iter().any(|a| a == "--no-stream") => {
-            Err("`docker stats` never ends without `--no-stream`".to_owned())
-        }
-        Some(object @ ("image" | "container")) => match args.get(1).map(String::as_str) {
-            Some("ls" | "list" | "inspect" | "history") => Ok(()),
-            other => Err(format!("`docker {object} {}` is not read-only", other.unwrap_or(""))),
-        },
-        _ => Ok(()),
+impl Classification {
+    /// A "needs approval" verdict with `reason` (one sentence), for callers that cannot decide.
+    pub fn needs_approval(reason: impl Into<String>) -> Self {
+        approval(reason)
     }
-}
 
-/// `ip OBJECT [show|list|get ...]`: anything but showing needs approval.
-fn check_ip(args: &[String]) -> Result<(), String> {
-    let mut rest = args.iter().skip_while(|a| a.starts_with('-'));
-    let _object = rest.next();
-    match rest.next().map(String::as_str) {
-        None | Some("show" | "list" | "ls" | "lst" | "get") => Ok(()),
-        Some(verb) => Err(format!("`ip … {verb}` changes the network configuration")),
+    /// Whether the verdict is read-only but still depends on files being checked on the host.
+    pub fn depends_on_files(&self) -> bool {
+        self.class == CommandClass::ReadOnly && !self.files.is_empty()
+    }
+
+    /// The final verdict: read-only stays read-only only when every file passes `checker`;
+    /// the first file that fails makes it need approval, naming the file and why.
+    #[must_use]
+    pub fn check_files(self, checker: &mut dyn FileChecker) -> Self {
+        if self.class != CommandClass::ReadOnly || self.files.is_empty() {
+            return self;
+        }
+        for path in &self.files {
+            if let Err(why) = checker.check(path) {
+                return approval(format!("it reads `{path}`, which does not pass this server's file checks: {why}"));
+            }
+        }
+        let n = self.files.len();
+        let program = self.argv.as_ref().and_then(|a| a.first()).map_or("", |p| p.rsplit('/').next().unwrap_or(p));
+        Self {
+            reason: format!(
+                "`{program}` with these arguments only reads, and its {n} file{} passed this server's file checks",
+                if n == 1 { "" } else { "s" }
+            ),
+            ..self
+        }
+    }
+
+    /// The argv with each file's path replaced by `replacement(i)` (for the i-th file) in the word
+    /// that ends with it: how the agent hands the child the descriptors it checked and opened
+    /// (`/dev/fd/N`) instead of paths that could be swapped after the check.
+    pub fn argv_with_files(&self, replacement: impl Fn(usize) -> String) -> Option<Vec<String>> {
+        let mut argv = self.argv.clone()?;
+        for (i, (path, &at)) in self.files.iter().zip(&self.file_words).enumerate() {
+            let word = argv.get_mut(at)?;
+            let prefix = word.strip_suffix(path.as_str())?.to_owned();
+            *word = prefix + &replacement(i);
+        }
+        Some(argv)
     }
 }
 
@@ -161,8 +175,17 @@ fn check_ip(args: &[String]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// A checker that refuses every file: what a host whose allowlist matches nothing answers.
+    struct NoFiles;
+
+    impl FileChecker for NoFiles {
+        fn check(&mut self, path: &str) -> Result<(), String> {
+            Err(format!("`{path}` is not in the allowlist"))
+        }
+    }
+
     fn check(command: &str, expect: CommandClass) {
-        let c = classify(command);
+        let c = classify_with(command, &mut NoFiles);
         assert_eq!(c.class, expect, "{command:?}: {}", c.reason);
         assert_eq!(c.argv.is_some(), expect == CommandClass::ReadOnly);
     }
@@ -183,8 +206,6 @@ mod tests {
             "docker ps -a",
             "docker logs --tail 100 web",
             "docker stats --no-stream",
-            "git status",
-            "git log -n 5 --oneline",
             "ip addr show",
             "ip -br addr",
             "ip route",
@@ -264,6 +285,8 @@ mod tests {
             "git checkout main",
             "git -c core.pager=sh log",
             "git diff --output=/etc/passwd",
+            "git status",
+            "git diff /dev/null /etc/shadow",
             "ip link set eth0 down",
             "ip addr add 10.0.0.1/24 dev eth0",
             "ip route del default",
@@ -298,9 +321,34 @@ mod tests {
     }
 
     #[test]
+    fn files_are_listed_and_decide_the_final_verdict() {
+        let c = classify("tail -n 50 /var/log/syslog");
+        assert_eq!(c.class, CommandClass::ReadOnly);
+        assert!(c.depends_on_files());
+        assert_eq!(c.files, ["/var/log/syslog"]);
+        let c = classify("grep -f/var/log/patterns -e x --file=/var/log/more /var/log/a");
+        assert_eq!(c.files, ["/var/log/patterns", "/var/log/more", "/var/log/a"]);
+        let fds = c.argv_with_files(|i| format!("/dev/fd/{}", i + 3)).unwrap();
+        assert_eq!(fds, ["grep", "-f/dev/fd/3", "-e", "x", "--file=/dev/fd/4", "/dev/fd/5"]);
+        let refused = classify_with("cat /var/log/a /etc/shadow", &mut NoFiles);
+        assert_eq!(refused.class, CommandClass::NeedsApproval);
+        assert!(refused.reason.contains("/var/log/a"), "{}", refused.reason);
+        assert!(classify("uptime").files.is_empty());
+    }
+
+    #[test]
     fn reasons_say_what_is_wrong() {
         assert!(classify("ls; rm x").reason.contains("`;`"));
         assert!(classify("systemctl restart nginx").reason.contains("restart"));
+        assert!(classify("systemctl --failed reboot").reason.contains("reboot"));
+        assert!(
+            classify("journalctl --rot").reason.contains("abbreviation"),
+            "{}",
+            classify("journalctl --rot").reason
+        );
+        assert!(classify("ss -tlnpD/tmp/x").reason.contains("-D"));
+        assert!(classify("ps auxwwe").reason.contains("environment"));
+        assert!(classify("ip -b /tmp/x").reason.contains("-batch"));
         assert!(classify("rm -rf /").reason.contains("not in the read-only set"));
         assert!(classify(&"a".repeat(5000)).reason.contains("longer"));
     }

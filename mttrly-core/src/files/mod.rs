@@ -1,21 +1,30 @@
 //! Allowlisted files: which paths may be read, read with privilege, or written, and how they are
 //! opened and read safely.
 //!
-//! The rules are data ([`FilePolicy`], part of the agent's local policy file). A requested path is
-//! first **resolved** (symlinks and `..` included) and only the resolved path is checked, so a
-//! symlink in an allowed directory cannot point outside it. The file is then opened without
-//! following a final symlink and without blocking (a FIFO cannot hang the agent), must be a
-//! regular file, and must still be the resolved path once open ([`open::open_checked`]), so a swap
-//! between the check and the open cannot escape. `/proc`, `/sys` and `/dev` are refused whatever
-//! the globs say.
+//! The rules are data ([`FilePolicy`], part of the agent's local policy file). The requested
+//! string is first judged as given ([`path::validate`]: absolute, printable, no `~`, no glob, within
+//! `PATH_MAX`, taken literally), then **resolved** (symlinks and `..` included) and only the
+//! resolved path is checked, so a symlink in an allowed directory cannot point outside it. What
+//! the name points to must be a regular file with one link (a hard link is another name for a
+//! file from anywhere), checked on the name and again on the opened descriptor
+//! ([`open::open_checked`]): opened without following a final symlink and without opening anything
+//! that is not a regular file (a FIFO cannot hang the agent), and still the resolved path once open,
+//! so a swap between the check and the open cannot escape. `/proc`, `/sys` and `/dev` are refused
+//! whatever the globs say.
+//!
+//! [`FileRules::open`] is the whole path a read takes; [`FileRules::verify`] runs it without
+//! reading (what `mttrly-cli policy check-path` and the command classifier ask).
 
 pub mod diff;
 pub mod open;
+pub mod path;
+mod resolve;
 pub mod search;
 pub mod tail;
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::fs::{File, Metadata};
+use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -41,6 +50,10 @@ pub struct FilePolicy {
     pub managed_files: Vec<String>,
     /// Managed env files by name: `mttrly_read_file` reads them with every value redacted by key.
     pub env_files: BTreeMap<String, String>,
+    /// Globs of files allowed to have more than one hard link (empty by default: a file with a
+    /// second name is refused, since that name may belong to a file outside the allowlist). Only
+    /// for roots where the owner knows every link, such as a backup tool's hard-linked snapshots.
+    pub hardlink_roots: Vec<String>,
 }
 
 impl Default for FilePolicy {
@@ -56,6 +69,7 @@ impl Default for FilePolicy {
             ],
             managed_files: Vec::new(),
             env_files: BTreeMap::new(),
+            hardlink_roots: Vec::new(),
         }
     }
 }
@@ -81,6 +95,19 @@ pub struct Allowed {
     pub rule: String,
     /// Whether the file exists (a write may create it).
     pub exists: bool,
+    /// Whether the owner's `hardlink_roots` let this file have more than one hard link.
+    pub hard_links_allowed: bool,
+}
+
+/// An allowed file, open for reading: every check passed on the descriptor itself.
+#[derive(Debug)]
+pub struct Opened {
+    /// What the rules allowed.
+    pub allowed: Allowed,
+    /// The open file.
+    pub file: File,
+    /// Its metadata, from the descriptor.
+    pub meta: Metadata,
 }
 
 /// The compiled rules.
@@ -90,6 +117,7 @@ pub struct FileRules {
     read: (GlobSet, Vec<String>),
     privileged: (GlobSet, Vec<String>),
     managed: (GlobSet, Vec<String>),
+    hardlinks: (GlobSet, Vec<String>),
 }
 
 fn glob(pattern: &str) -> Result<Glob, MttrlyError> {
@@ -117,23 +145,7 @@ fn compile(patterns: &[String]) -> Result<(GlobSet, Vec<String>), MttrlyError> {
 }
 
 fn denied(message: impl Into<String>, path: &str) -> MttrlyError {
-    let shown: String = path.chars().take(512).collect();
-    MttrlyError::new(ErrorCode::PolicyDenied, message).with_detail("path", shown)
-}
-
-/// `..` and `.` removed without touching the file system (for paths that do not exist).
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            Component::Normal(part) => out.push(part),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out
+    MttrlyError::new(ErrorCode::PolicyDenied, message).with_detail("path", path::shown(path))
 }
 
 fn under_never(path: &Path) -> bool {
@@ -155,6 +167,7 @@ impl FileRules {
             read: compile(&policy.file_roots)?,
             privileged: compile(&policy.privileged_files)?,
             managed: compile(&policy.managed_files)?,
+            hardlinks: compile(&policy.hardlink_roots)?,
             policy,
         })
     }
@@ -187,64 +200,100 @@ impl FileRules {
         }
     }
 
-    /// Decides on `requested` for `access`: resolves it, then checks the resolved path.
+    /// Whether a rule names `path` as written (no resolution, no file system): a cheap question for
+    /// counting what a search skipped. Never a reason to read anything; [`Self::check`] decides.
+    pub fn allows(&self, path: &Path, access: FileAccess) -> bool {
+        self.rule_for(path, access).is_some()
+    }
+
+    /// Decides on `requested` for `access`: judges the string as given, resolves it, checks the
+    /// resolved path against the rules, and checks what it names (a regular file with one link,
+    /// [`open::check_kind`]). [`open::open_checked`] checks the descriptor again when it is opened.
     ///
-    /// A path that does not exist is judged by its lexical form: allowed → `NOT_FOUND` (except
-    /// for a write, which may create it); not allowed → `POLICY_DENIED`, so existence outside the
-    /// allowlist is never revealed.
+    /// A path that does not exist is judged by where it would be: allowed → `NOT_FOUND` (except
+    /// for a write, which may create it in an existing directory); not allowed → `POLICY_DENIED`,
+    /// so existence outside the allowlist is never revealed.
     pub fn check(&self, requested: &str, access: FileAccess) -> Result<Allowed, MttrlyError> {
-        if requested.contains('\0') {
-            return Err(denied("a path cannot contain a NUL byte", requested));
-        }
-        let path = Path::new(requested);
-        if !path.is_absolute() {
-            return Err(denied(format!("`{requested}` is not an absolute path"), requested));
-        }
+        path::validate(requested)?;
         if access == FileAccess::Privileged && !self.policy.privileged_files_enabled {
             return Err(denied("this server's local policy does not enable privileged files", requested));
         }
-        let (resolved, exists) = match std::fs::canonicalize(path) {
-            Ok(p) => (p, true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // The parent may exist (a write creating a file): resolve it and keep the name.
-                let parent = path.parent().and_then(|p| std::fs::canonicalize(p).ok());
-                match (parent, path.file_name()) {
-                    (Some(parent), Some(name)) => (parent.join(name), false),
-                    // A write needs a real parent directory: a dangling symlink is not one.
-                    _ if access == FileAccess::Write => {
-                        return Err(denied(format!("the directory of `{requested}` does not exist"), requested));
-                    }
-                    _ => (lexical(path), false),
-                }
-            }
-            Err(e) => {
-                return Err(denied(format!("cannot resolve `{requested}`: {e}"), requested));
-            }
-        };
-        if under_never(&resolved) {
+        let path = Path::new(requested);
+        let resolved = resolve::resolve(path)
+            .map_err(|e| denied(format!("cannot resolve `{requested}`: {}", resolve::reason(&e)), requested))?;
+        let exists = resolved.exists;
+        // A symlink can lead to a name the string check would have refused (a newline, an escape
+        // sequence, bytes that are not UTF-8): the file really read must be nameable too.
+        let resolved_text = resolved.path.to_string_lossy();
+        if resolved_text.chars().any(|c| !path::allowed_char(c)) {
             return Err(denied(
-                format!("`{}` is under /proc, /sys or /dev: not a file mttrly reads", resolved.display()),
+                format!(
+                    "`{requested}` resolves to `{}`, a name with control, invisible or non-UTF-8 characters",
+                    path::shown(&resolved_text)
+                ),
                 requested,
             ));
         }
-        let Some(rule) = self.rule_for(&resolved, access) else {
+        if under_never(&resolved.path) {
+            return Err(denied(
+                format!("`{resolved_text}` is under /proc, /sys or /dev: not a file mttrly reads"),
+                requested,
+            ));
+        }
+        let Some(rule) = self.rule_for(&resolved.path, access) else {
             let what = match access {
                 FileAccess::Read => "the file allowlist (file_roots, managed_files, env_files)",
                 FileAccess::Privileged => "the privileged allowlist (privileged_files)",
                 FileAccess::Write => "the managed files (managed_files)",
             };
-            let via = if resolved == lexical(path) {
+            let as_written: PathBuf = path.components().collect();
+            let via = if resolved.path == as_written {
                 String::new()
             } else {
-                format!(" (it resolves to `{}`)", resolved.display())
+                format!(" (it resolves to `{resolved_text}`)")
             };
             return Err(denied(format!("`{requested}`{via} is not in {what}"), requested));
         };
-        if !exists && access != FileAccess::Write {
-            return Err(MttrlyError::new(ErrorCode::NotFound, format!("`{requested}` does not exist"))
-                .with_detail("path", requested));
+        if !exists {
+            if access != FileAccess::Write {
+                return Err(MttrlyError::new(ErrorCode::NotFound, format!("`{requested}` does not exist"))
+                    .with_detail("path", path::shown(requested)));
+            }
+            if !resolved.parent_exists {
+                return Err(denied(format!("the directory of `{requested}` does not exist"), requested));
+            }
         }
-        Ok(Allowed { path: resolved, rule, exists })
+        let hard_links_allowed = self.hardlinks.0.is_match(&resolved.path);
+        let allowed = Allowed { path: resolved.path, rule, exists, hard_links_allowed };
+        if exists {
+            // The name's own metadata (not followed: it was just resolved): a FIFO, socket, device,
+            // directory or hard link is refused before anything opens it.
+            let meta = std::fs::symlink_metadata(&allowed.path).map_err(|e| {
+                denied(format!("cannot stat `{}`: {}", allowed.path.display(), resolve::reason(&e)), requested)
+            })?;
+            open::check_kind(&meta, &allowed)?;
+        }
+        Ok(allowed)
+    }
+
+    /// What a read (or a write's look at the current file) does, up to the first byte: checks
+    /// `requested`, then opens it with [`open::open_checked`]. Every file mttrly reads for an
+    /// assistant goes through here.
+    pub fn open(&self, requested: &str, access: FileAccess) -> Result<Opened, MttrlyError> {
+        let allowed = self.check(requested, access)?;
+        let (file, meta) = open::open_checked(&allowed)?;
+        Ok(Opened { allowed, file, meta })
+    }
+
+    /// Exactly what the agent would decide for `requested` on this host, reading nothing: the
+    /// checks of [`Self::open`], with the file opened and closed again when it exists. A missing
+    /// file is `NOT_FOUND` for a read; a write may create it.
+    pub fn verify(&self, requested: &str, access: FileAccess) -> Result<Allowed, MttrlyError> {
+        let allowed = self.check(requested, access)?;
+        if allowed.exists {
+            open::open_checked(&allowed)?;
+        }
+        Ok(allowed)
     }
 
     /// The managed env files' paths, as configured and resolved (they may be symlinks or not

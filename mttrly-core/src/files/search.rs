@@ -1,4 +1,10 @@
 //! Literal search over allowlisted files.
+//!
+//! The walk lists real directories only: a symlink (to a file or a directory) is never followed,
+//! so it cannot lead the search out of a root, and each file is read only after the same checks
+//! as `mttrly_read_file` ([`FileRules::open`]). A file those checks refuse (a symlink, FIFO,
+//! socket, device, a file with a second hard link, a name with control characters) is skipped and
+//! counted, never an error for the whole search. Entries, files, bytes and time are all bounded.
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
@@ -7,7 +13,7 @@ use std::time::Instant;
 
 use globset::GlobBuilder;
 
-use super::{FileAccess, FileRules, open::open_checked};
+use super::{FileAccess, FileRules};
 use crate::error::{ErrorCode, MttrlyError};
 
 /// The most files one search opens.
@@ -39,6 +45,9 @@ pub struct Found {
     pub hits: Vec<Hit>,
     /// How many files were read.
     pub files_searched: u32,
+    /// How many allowlisted entries were skipped because the read checks refused them (symlinks,
+    /// non-regular files, hard links, names that are not plain paths).
+    pub files_skipped: u32,
     /// Whether a cap stopped the search early.
     pub truncated: bool,
 }
@@ -92,12 +101,24 @@ pub fn search(
         {
             continue;
         }
-        // Every file goes through the same check as a read (symlinks resolved, then allowlist).
-        let Some(text) = path.to_str() else { continue };
-        let Ok(allowed) = rules.check(text, FileAccess::Read) else { continue };
-        let Ok((file, _)) = open_checked(&allowed) else { continue };
+        // Only entries the rules name count as skipped; the rest of a root is simply not searched.
+        let listed = rules.allows(&path, FileAccess::Read);
+        if !meta.file_type().is_file() {
+            found.files_skipped += u32::from(listed);
+            continue;
+        }
+        // Every file goes through the same checks as a read (string, resolution, allowlist, the
+        // descriptor's kind and links).
+        let Some(text) = path.to_str() else {
+            found.files_skipped += u32::from(listed);
+            continue;
+        };
+        let Ok(opened) = rules.open(text, FileAccess::Read) else {
+            found.files_skipped += u32::from(listed);
+            continue;
+        };
         found.files_searched += 1;
-        if scan(file, &allowed.path, &needle, ignore_case, max_hits, deadline, &mut found) {
+        if scan(opened.file, &opened.allowed.path, &needle, ignore_case, max_hits, deadline, &mut found) {
             found.truncated = true;
             break;
         }

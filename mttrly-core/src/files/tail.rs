@@ -1,5 +1,7 @@
 //! The last lines of a file, read from the end: the cost depends on the lines asked for, not on
-//! the file's size.
+//! the file's size. A log keeps changing while it is read: growth after the size was taken is
+//! simply not part of this tail, and a file truncated under the reader (`copytruncate` rotation)
+//! is read again from its new end.
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
@@ -24,12 +26,28 @@ pub struct Tail {
     pub size_bytes: u64,
 }
 
+/// How many times a file that shrinks while it is read is read again from its new end.
+const SHRINK_RETRIES: usize = 3;
+
 fn io(e: &std::io::Error) -> MttrlyError {
     MttrlyError::new(ErrorCode::InternalError, format!("cannot read the file: {e}"))
 }
 
 /// Reads the last `n` lines of `file` (of size `size`).
 pub fn tail(file: &mut File, size: u64, n: usize) -> Result<Tail, MttrlyError> {
+    let mut size = size;
+    for _ in 0..SHRINK_RETRIES {
+        match tail_once(file, size, n) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                size = file.metadata().map_err(|e| io(&e))?.len();
+            }
+            other => return other.map_err(|e| io(&e)),
+        }
+    }
+    Err(MttrlyError::new(ErrorCode::InternalError, "the file kept shrinking while it was read; try again"))
+}
+
+fn tail_once(file: &mut File, size: u64, n: usize) -> std::io::Result<Tail> {
     let mut buf: Vec<u8> = Vec::new();
     let mut pos = size;
     let mut newlines = 0usize;
@@ -38,9 +56,9 @@ pub fn tail(file: &mut File, size: u64, n: usize) -> Result<Tail, MttrlyError> {
     while pos > 0 && newlines <= n && (size - pos) < budget {
         let step = CHUNK.min(pos).min(budget - (size - pos));
         pos -= step;
-        file.seek(SeekFrom::Start(pos)).map_err(|e| io(&e))?;
+        file.seek(SeekFrom::Start(pos))?;
         let mut chunk = vec![0u8; usize::try_from(step).unwrap_or(0)];
-        file.read_exact(&mut chunk).map_err(|e| io(&e))?;
+        file.read_exact(&mut chunk)?;
         // The file's final newline does not start a new line.
         let skip_final = usize::from(pos + step == size && chunk.last() == Some(&b'\n'));
         #[allow(clippy::naive_bytecount)] // 64 KiB chunks; the compiler vectorises this

@@ -106,14 +106,19 @@ fn fifos_do_not_block_and_non_regular_files_are_refused() {
     let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(status.success());
     let r = rules(&root, |_| {});
-    let allowed = r.check(fifo.to_str().unwrap(), FileAccess::Read).unwrap();
+    // The check itself refuses it, naming what it is.
+    let err = r.check(fifo.to_str().unwrap(), FileAccess::Read).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PolicyDenied);
+    assert!(err.message().contains("FIFO"), "{err}");
+    // And the open refuses it on its own, without blocking (a FIFO swapped in after the check).
+    let allowed = Allowed { path: fifo, rule: "test".into(), exists: true, hard_links_allowed: false };
     let started = std::time::Instant::now();
     let err = open::open_checked(&allowed).unwrap_err();
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
-    assert!(err.message().contains("not a regular file"), "{err}");
+    assert!(err.message().contains("FIFO"), "{err}");
     // A directory.
-    let d = r.check(&format!("{}/logs/nginx", root.display()), FileAccess::Read);
-    assert!(d.is_err() || open::open_checked(&d.unwrap()).is_err());
+    let err = r.check(&format!("{}/logs/nginx", root.display()), FileAccess::Read).unwrap_err();
+    assert!(err.message().contains("directory"), "{err}");
 }
 
 #[test]
@@ -221,6 +226,13 @@ fn bad_rules_are_clear_errors() {
     let err =
         FileRules::new(FilePolicy { file_roots: vec!["/var/log/[".into()], ..FilePolicy::default() }).unwrap_err();
     assert_eq!(err.code(), ErrorCode::ValidationError);
+    let err =
+        FileRules::new(FilePolicy { hardlink_roots: vec!["backups/**".into()], ..FilePolicy::default() }).unwrap_err();
+    assert!(err.message().contains("absolute"), "{err}");
+    // The policy file refuses a misspelt key rather than silently keeping hard links refused.
+    let doc = crate::policy::PolicyFile::parse("hardlink_roots = [\"/srv/snapshots/**\"]\n", Path::new("p.toml"));
+    assert_eq!(doc.unwrap().file_policy().hardlink_roots, vec!["/srv/snapshots/**".to_owned()]);
+    assert!(crate::policy::PolicyFile::parse("hardlinks_roots = []\n", Path::new("p.toml")).is_err());
 }
 
 mod props {
@@ -240,6 +252,411 @@ mod props {
                 prop_assert!(a.path.starts_with("/nonexistent-mttrly-root"));
             }
             let _ = r.check(&s, FileAccess::Write);
+        }
+    }
+}
+
+mod hostile {
+    //! The paths an adversary sends and the files an adversary plants, one class per test.
+
+    use std::os::unix::fs::MetadataExt as _;
+
+    use super::*;
+
+    fn p(root: &Path, rel: &str) -> String {
+        format!("{}/{rel}", root.display())
+    }
+
+    #[test]
+    fn path_strings_are_judged_as_given_from_an_allowlist_of_characters() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        let good = p(&root, "logs/nginx/access.log");
+        // Every character class that is not printable ASCII or a visible letter/digit.
+        for bad in [
+            '\0',
+            '\n',
+            '\r',
+            '\t',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{9b}',
+            '\u{202e}',
+            '\u{202a}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{200b}',
+            '\u{200d}',
+            '\u{200e}',
+            '\u{feff}',
+            '\u{2060}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{a0}',
+            '\u{3000}',
+            '\u{3164}',
+            '\u{115f}',
+            '\u{fe0f}',
+            '\u{e0041}',
+            '\u{e000}',
+            '\u{ffff}',
+            '\u{fffd}',
+            '\u{301}',
+            '\u{34f}',
+            '\u{ad}',
+            '\u{61c}',
+        ] {
+            for at in [good.len(), good.len() - 4, 1] {
+                let mut path = good.clone();
+                path.insert(at, bad);
+                let err = r.check(&path, FileAccess::Read).unwrap_err();
+                assert_eq!(err.code(), ErrorCode::PolicyDenied, "{bad:?}: {err}");
+                let code = format!("U+{:04X}", u32::from(bad));
+                assert!(err.message().contains(&code), "{code}: {err}");
+                // The reason never echoes the character itself.
+                assert!(!err.message().contains(bad) && !err.to_string().contains(bad), "{bad:?}");
+            }
+        }
+        // Relative, home-relative, empty.
+        for (path, why) in [
+            ("logs/nginx/access.log", "absolute"),
+            ("./logs/nginx/access.log", "absolute"),
+            ("~/logs/x.log", "`~`"),
+            ("~root/.ssh/id_rsa", "`~`"),
+            ("", "empty"),
+        ] {
+            let err = r.check(path, FileAccess::Read).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::PolicyDenied, "{path}");
+            assert!(err.message().contains(why), "{path}: {err}");
+        }
+        // Globs in a read path, wherever they are.
+        for g in ['*', '?', '[', ']', '{', '}'] {
+            let err = r.check(&format!("{}/logs/nginx/{g}access.log", root.display()), FileAccess::Read).unwrap_err();
+            assert!(err.message().contains("glob"), "{g}: {err}");
+        }
+        // PATH_MAX and NAME_MAX, in bytes (a multi-byte name counts its bytes).
+        let long = format!("{}/logs/{}", root.display(), "a/".repeat(2100));
+        assert!(r.check(&long, FileAccess::Read).unwrap_err().message().contains("PATH_MAX"));
+        let name = format!("{}/logs/{}.log", root.display(), "é".repeat(130));
+        assert!(r.check(&name, FileAccess::Read).unwrap_err().message().contains("NAME_MAX"));
+        // Taken literally: no percent-decoding, no normalisation. `%2e%2e` is a name inside the root.
+        let pct = r.check(&p(&root, "logs/%2e%2e/%2e%2e/secret/shadow"), FileAccess::Read).unwrap_err();
+        assert_eq!(pct.code(), ErrorCode::NotFound, "{pct}");
+        std::fs::write(root.join("logs/caf\u{e9}.log"), "nfc\n").unwrap();
+        assert!(r.check(&p(&root, "logs/caf\u{e9}.log"), FileAccess::Read).is_ok());
+        let nfd = r.check(&p(&root, "logs/cafe\u{301}.log"), FileAccess::Read).unwrap_err();
+        assert!(nfd.message().contains("U+0301"), "{nfd}");
+        // Letters of any script are names like any other.
+        std::fs::write(root.join("logs/журнал.log"), "x\n").unwrap();
+        assert!(r.check(&p(&root, "logs/журнал.log"), FileAccess::Read).is_ok());
+    }
+
+    #[test]
+    fn hard_links_are_refused_unless_the_owner_allows_them_for_that_root() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::hard_link(root.join("secret/shadow"), root.join("logs/hard.log")).unwrap();
+        let r = rules(&root, |_| {});
+        let hard = p(&root, "logs/hard.log");
+        let err = r.check(&hard, FileAccess::Read).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PolicyDenied);
+        assert!(err.message().contains("2 hard links") && err.message().contains("hardlink_roots"), "{err}");
+        assert!(r.open(&hard, FileAccess::Read).is_err());
+        assert!(r.verify(&hard, FileAccess::Read).is_err());
+        // Neither side of a hard link is readable: the allowlisted original is refused too.
+        std::fs::hard_link(root.join("logs/nginx/access.log"), root.join("secret/copy")).unwrap();
+        assert!(r.check(&p(&root, "logs/nginx/access.log"), FileAccess::Read).is_err());
+        // A managed file with a second name is not written over (the backup would copy the other
+        // file, and the human approved changing one file).
+        std::fs::hard_link(root.join("secret/shadow"), root.join("managed/linked.conf")).unwrap();
+        let err = r.check(&p(&root, "managed/linked.conf"), FileAccess::Write).unwrap_err();
+        assert!(err.message().contains("hard links"), "{err}");
+        // The owner's policy allows them under a root.
+        let allowing = rules(&root, |f| f.hardlink_roots = vec![format!("{}/logs/*.log", root.display())]);
+        let opened = allowing.open(&hard, FileAccess::Read).unwrap();
+        assert!(opened.allowed.hard_links_allowed);
+        assert_eq!(opened.meta.nlink(), 3, "shadow, hard.log and linked.conf");
+        // Only there.
+        assert!(allowing.check(&p(&root, "logs/nginx/access.log"), FileAccess::Read).is_err());
+    }
+
+    #[test]
+    fn a_hard_link_made_after_the_check_is_caught_on_the_descriptor() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        let allowed = r.check(&p(&root, "logs/nginx/access.log"), FileAccess::Read).unwrap();
+        std::fs::hard_link(root.join("logs/nginx/access.log"), root.join("secret/later")).unwrap();
+        let err = open::open_checked(&allowed).unwrap_err();
+        assert!(err.message().contains("hard links"), "{err}");
+    }
+
+    #[test]
+    fn sockets_devices_and_their_symlinks_are_refused() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        let _listener = std::os::unix::net::UnixListener::bind(root.join("logs/app.sock")).unwrap();
+        let err = r.check(&p(&root, "logs/app.sock"), FileAccess::Read).unwrap_err();
+        assert!(err.message().contains("socket"), "{err}");
+        for dev in ["/dev/zero", "/dev/null", "/dev/tty"] {
+            let link = root.join(format!("logs/{}.log", dev.trim_start_matches("/dev/")));
+            symlink(dev, &link).unwrap();
+            let err = r.check(link.to_str().unwrap(), FileAccess::Read).unwrap_err();
+            assert!(err.message().contains("/dev"), "{dev}: {err}");
+        }
+        // A device node inside the root: only root can make one.
+        let node = root.join("logs/null.dev");
+        let made = std::process::Command::new("mknod").arg(&node).args(["c", "1", "3"]).status();
+        if made.is_ok_and(|s| s.success()) {
+            let err = r.check(node.to_str().unwrap(), FileAccess::Read).unwrap_err();
+            assert!(err.message().contains("character device"), "{err}");
+            let allowed = Allowed { path: node, rule: "test".into(), exists: true, hard_links_allowed: false };
+            assert!(open::open_checked(&allowed).unwrap_err().message().contains("character device"));
+        } else {
+            eprintln!("skipped the device-node case: mknod needs root");
+        }
+    }
+
+    #[test]
+    fn resolution_failures_name_the_kernels_reason() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        let err = r.check(&p(&root, "logs/nginx/access.log/x"), FileAccess::Read).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PolicyDenied);
+        assert!(err.message().contains("not a directory"), "{err}");
+        symlink(root.join("logs/loop-b"), root.join("logs/loop-a")).unwrap();
+        symlink(root.join("logs/loop-a"), root.join("logs/loop-b")).unwrap();
+        let err = r.check(&p(&root, "logs/loop-a"), FileAccess::Read).unwrap_err();
+        assert!(err.message().contains("symlink loop"), "{err}");
+        // A trailing slash on a file.
+        assert!(r.check(&p(&root, "logs/nginx/access.log/"), FileAccess::Read).is_err());
+    }
+
+    #[test]
+    fn a_missing_file_behind_a_link_out_is_judged_where_it_would_be() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        symlink(root.join("secret"), root.join("logs/out")).unwrap();
+        // Whether `secret/sub` exists or not, the answer is the same: outside, denied.
+        for rel in ["logs/out/missing", "logs/out/sub/missing", "logs/out/../../secret/none"] {
+            let err = r.check(&p(&root, rel), FileAccess::Read).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::PolicyDenied, "{rel}: {err}");
+        }
+        // A write creates only in a directory that exists.
+        let r = rules(&root, |f| f.managed_files.push(format!("{}/managed/**", root.display())));
+        let err = r.check(&p(&root, "managed/sub/new.conf"), FileAccess::Write).unwrap_err();
+        assert!(err.message().contains("directory"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_to_a_name_with_control_characters_is_refused() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        std::fs::write(root.join("logs/evil\u{1b}[2J.log"), "x\n").unwrap();
+        symlink(root.join("logs/evil\u{1b}[2J.log"), root.join("logs/plain.log")).unwrap();
+        let err = r.check(&p(&root, "logs/plain.log"), FileAccess::Read).unwrap_err();
+        assert!(err.message().contains("\\u{001B}") && !err.message().contains('\u{1b}'), "{err}");
+    }
+
+    #[test]
+    fn verify_is_the_agents_answer_for_missing_and_non_regular_files() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        let ok = r.verify(&p(&root, "logs/nginx/access.log"), FileAccess::Read).unwrap();
+        assert!(ok.exists && !ok.hard_links_allowed);
+        let missing = r.verify(&p(&root, "logs/none.log"), FileAccess::Read).unwrap_err();
+        assert_eq!(missing.code(), ErrorCode::NotFound);
+        assert!(r.verify(&p(&root, "managed/new.conf"), FileAccess::Write).is_ok_and(|a| !a.exists));
+    }
+
+    #[test]
+    fn search_skips_what_a_read_would_refuse_and_counts_it() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("secret/shadow"), "needle in the secret\n").unwrap();
+        std::fs::write(root.join("logs/plain.log"), "needle in the log\n").unwrap();
+        std::fs::hard_link(root.join("secret/shadow"), root.join("logs/hard.log")).unwrap();
+        symlink(root.join("secret/shadow"), root.join("logs/link.log")).unwrap();
+        symlink(root.join("secret"), root.join("logs/dirlink")).unwrap();
+        symlink(root.join("logs/plain.log"), root.join("logs/inside.log")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(root.join("logs/pipe.log")).status().unwrap().success());
+        let _sock = std::os::unix::net::UnixListener::bind(root.join("logs/s.sock")).unwrap();
+        let r = rules(&root, |_| {});
+        let started = std::time::Instant::now();
+        let found = search::search(&r, "needle", None, false, 100).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "the FIFO must not block");
+        let paths: Vec<String> = found.hits.iter().map(|h| h.path.display().to_string()).collect();
+        assert_eq!(paths, vec![p(&root, "logs/plain.log")], "{found:?}");
+        // hard.log, link.log, dirlink, inside.log, pipe.log, s.sock.
+        assert_eq!(found.files_skipped, 6, "{found:?}");
+    }
+
+    #[test]
+    fn a_file_truncated_under_the_reader_is_read_from_its_new_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        std::fs::write(&path, "old line\n".repeat(10_000)).unwrap();
+        let mut f = std::fs::File::open(&path).unwrap();
+        let size = f.metadata().unwrap().len();
+        std::fs::write(&path, "fresh 1\nfresh 2\n").unwrap();
+        let t = tail::tail(&mut f, size, 5).unwrap();
+        assert_eq!(t.lines, vec!["fresh 1", "fresh 2"]);
+    }
+
+    #[test]
+    fn swapping_a_file_for_a_symlink_or_a_hard_link_never_leaks() {
+        use std::io::Read as _;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("secret/shadow"), "TOPSECRET\n").unwrap();
+        let r = rules(&root, |_| {});
+        let target = root.join("logs/swap.log");
+        std::fs::write(&target, "harmless\n").unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (root, target, stop) = (root.clone(), target.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let (real, soft, hard) = (root.join("logs/.real"), root.join("logs/.soft"), root.join("logs/.hard"));
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::write(&real, "harmless\n");
+                    let _ = std::fs::rename(&real, &target);
+                    let _ = std::fs::remove_file(&soft);
+                    let _ = symlink(root.join("secret/shadow"), &soft);
+                    let _ = std::fs::rename(&soft, &target);
+                    let _ = std::fs::remove_file(&hard);
+                    let _ = std::fs::hard_link(root.join("secret/shadow"), &hard);
+                    let _ = std::fs::rename(&hard, &target);
+                    i = i.wrapping_add(1);
+                }
+                i
+            })
+        };
+        let mut reads = 0;
+        for _ in 0..3000 {
+            if let Ok(mut opened) = r.open(target.to_str().unwrap(), FileAccess::Read) {
+                let mut text = String::new();
+                let _ = opened.file.read_to_string(&mut text);
+                assert!(!text.contains("TOPSECRET"), "leaked through a swap");
+                reads += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        assert!(swaps > 0, "the swapper ran");
+        eprintln!("{reads} of 3000 reads succeeded during {swaps} swap rounds; none leaked");
+    }
+
+    #[test]
+    fn generated_paths_resolve_inside_a_root_or_are_denied() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        symlink(root.join("secret"), root.join("logs/out")).unwrap();
+        symlink(root.join("secret/shadow"), root.join("logs/shadow.log")).unwrap();
+        symlink(root.join("logs"), root.join("app/back")).unwrap();
+        symlink("/etc", root.join("logs/etc")).unwrap();
+        std::fs::hard_link(root.join("secret/shadow"), root.join("logs/hard.log")).unwrap();
+        let r = rules(&root, |_| {});
+        let allowed_read = [
+            globset::Glob::new(&format!("{}/logs/**", root.display())).unwrap().compile_matcher(),
+            globset::GlobBuilder::new(&format!("{}/app/*.log", root.display()))
+                .literal_separator(true)
+                .build()
+                .unwrap()
+                .compile_matcher(),
+            globset::GlobBuilder::new(&format!("{}/managed/*.conf", root.display()))
+                .literal_separator(true)
+                .build()
+                .unwrap()
+                .compile_matcher(),
+        ];
+        // Real paths (good and hostile), each bent by up to two inserted steps (`..`, links,
+        // no-ops, literal `%2e%2e`) at random places: often still a real file, reached through
+        // links and `..` as often as not.
+        let base = prop::sample::select(vec![
+            "logs/nginx/access.log",
+            "app/web.log",
+            "app/back/nginx/access.log",
+            "managed/app.conf",
+            "managed/new.conf",
+            "app/deep/inner.log",
+            "logs/hard.log",
+            "logs/shadow.log",
+            "logs/out/shadow",
+            "logs/etc/passwd",
+            "secret/shadow",
+        ]);
+        let step = prop::sample::select(vec!["..", ".", "", "nginx", "secret", "out", "back", "etc", "%2e%2e", "~"]);
+        let strategy = (base, prop::collection::vec((step, 0usize..6), 0..3), prop::bool::weighted(0.9)).prop_map(
+            |(base, inserts, from_root)| {
+                let mut parts: Vec<&str> = base.split('/').collect();
+                for (step, at) in inserts {
+                    parts.insert(at.min(parts.len()), step);
+                }
+                (parts, from_root)
+            },
+        );
+        let mut runner = TestRunner::new(Config { cases: 2000, ..Config::default() });
+        // Both outcomes must really happen, or the property says nothing.
+        let (granted, refused) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
+        runner
+            .run(&strategy, |(parts, from_root)| {
+                let rel = parts.join("/");
+                let path = if from_root { format!("{}/{rel}", root.display()) } else { format!("/{rel}") };
+                for access in [FileAccess::Read, FileAccess::Write] {
+                    let verdict = r.verify(&path, access);
+                    let counter = if verdict.is_ok() { &granted } else { &refused };
+                    counter.set(counter.get() + 1);
+                    if let Ok(a) = verdict {
+                        prop_assert!(allowed_read.iter().any(|g| g.is_match(&a.path)), "{path} → {a:?}");
+                        prop_assert!(!a.path.starts_with(root.join("secret")), "{path} → {a:?}");
+                        if a.exists {
+                            let meta = std::fs::symlink_metadata(&a.path).unwrap();
+                            prop_assert!(meta.is_file() && meta.nlink() == 1, "{path} → {a:?}");
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        eprintln!("generated paths: {} granted, {} refused", granted.get(), refused.get());
+        assert!(granted.get() > 100 && refused.get() > 100, "granted {} refused {}", granted.get(), refused.get());
+    }
+}
+
+mod control_props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any path holding a control, format or separator character anywhere is refused, and
+        /// the refusal names the character instead of echoing it.
+        #[test]
+        fn any_path_with_a_control_character_is_refused(
+            head in "/[a-z/]{0,20}",
+            tail in "[a-z./]{0,20}",
+            bad in prop::sample::select(
+                (0u32..0x20).chain(0x7F..0xA0).chain([0x2028, 0x2029, 0x200B, 0x200E, 0x202E, 0x2066, 0xFEFF])
+                    .filter_map(char::from_u32).collect::<Vec<_>>()
+            ),
+        ) {
+            let r = FileRules::new(FilePolicy { file_roots: vec!["/**".into()], ..FilePolicy::default() }).unwrap();
+            let path = format!("{head}{bad}{tail}");
+            let err = r.check(&path, FileAccess::Read).unwrap_err();
+            prop_assert_eq!(err.code(), ErrorCode::PolicyDenied);
+            prop_assert!(err.message().contains(&format!("U+{:04X}", u32::from(bad))), "{}", err);
+            prop_assert!(!err.to_string().contains(bad));
         }
     }
 }

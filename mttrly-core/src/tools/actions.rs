@@ -149,8 +149,14 @@ pub struct ActionView {
     pub description: String,
     /// Exactly what runs.
     pub content: ActionContent,
+    /// Why the requester said it was needed, in their own words (not checked by anyone).
+    #[serde(default)]
+    pub reason: Option<String>,
     /// Who asked for it.
     pub requested_by: Principal,
+    /// How many distinct human approvals it needs to run.
+    #[serde(default)]
+    pub approvals_required: u32,
     /// When it was requested.
     pub created_at: jiff::Timestamp,
     /// When it last changed state.

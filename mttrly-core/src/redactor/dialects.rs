@@ -1,0 +1,474 @@
+//! Key-aware redaction: the value of a secret-named key, in whichever dialect it is written.
+//!
+//! The engine hands over every place a credential word occurs (`pass`, `pwd`, `secret`, `token`,
+//! `key`, `auth`, `cred`, `session`, `cookie`, `dsn`, `sig`). From there this module reads the
+//! whole key around it, asks [`keys::classify`] whether it names a secret, finds the separator
+//! and extracts the value the way the dialect delimits it:
+//!
+//! | dialect | key | separator | value |
+//! |---|---|---|---|
+//! | env, logfmt, INI, TOML, Java properties, YAML, `.env` | `KEY`, `db.password`, `"key"` | `=`, `:`, `:=`, `?=` | quoted (spaces kept) or up to the dialect's end; at line start the rest of the line |
+//! | JSON, PHP/Ruby/Python maps | `"key"`, `'key'`, `\"key\"` | `:`, `=>` | quoted, escaped-quoted or scalar |
+//! | XML | `<password>`, `key="password" value=…`, `name="…">` | `>` or `value=` | up to `<` or the quotes |
+//! | URL query, connection strings | `?token=`, `;Password=` | `=` | up to `&`, `#` or `;Next=` |
+//! | CLI flags | `--password X`, `--db-pass=X`, `-storepass X` | `=` or a space | the next word |
+//! | HTTP headers, web-server configs | `Authorization: Bearer X`, `proxy_set_header Authorization "Basic X"` | `:` or a space | after the scheme word |
+//! | directives | `bindpw X`, `requirepass X`, `ENV DB_PASS X`, SQL `PASSWORD 'x'` | a space | one word, or a quoted string |
+//! | prose | `password FakeS65` | a space | one word that looks like a password |
+//!
+//! Placeholders, masks and references ([`keys::is_placeholder`]) are never replaced.
+
+use super::Finding;
+use super::keys::{self, KeyClass};
+
+/// Longest key name considered (longer runs are data, not a key).
+const MAX_KEY: usize = 64;
+/// Longest unquoted or quoted value read on one line.
+const MAX_VALUE: usize = 64 * 1024;
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+fn line_start(text: &str, at: usize) -> usize {
+    text[..at].rfind('\n').map_or(0, |i| i + 1)
+}
+
+fn line_end(text: &str, at: usize) -> usize {
+    text[at..].find('\n').map_or(text.len(), |i| at + i)
+}
+
+fn skip_blanks(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// Finds the values of secret keys around each credential word in `roots` (byte ranges, in any
+/// order) and pushes one finding per value.
+pub(super) fn scan(text: &str, roots: &mut [(usize, usize)], out: &mut Vec<Finding>) {
+    roots.sort_unstable();
+    let mut done_until = 0usize;
+    for &(s, e) in roots.iter() {
+        if s < done_until {
+            continue;
+        }
+        let (ks, ke) = expand(text.as_bytes(), s, e);
+        done_until = ke;
+        // A run longer than any key name is data glued to a key (`…base64…--password=`): keep
+        // its last whole words.
+        let ks = if ke - ks > MAX_KEY {
+            let b = text.as_bytes();
+            match (ke - MAX_KEY..ke).find(|&i| matches!(b[i], b'-' | b'_' | b'.')) {
+                Some(i) => i,
+                None => continue,
+            }
+        } else {
+            ks
+        };
+        if let Some(f) = value_of(text, ks, ke) {
+            out.push(f);
+        }
+    }
+}
+
+/// The key token around a credential word.
+fn expand(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
+    while s > 0 && is_key_byte(b[s - 1]) {
+        s -= 1;
+    }
+    while e < b.len() && is_key_byte(b[e]) {
+        e += 1;
+    }
+    (s, e)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    None,
+    Plain(u8),
+    Escaped,
+}
+
+/// How the value ends when it is not quoted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// One word: stops at whitespace and at a structural delimiter that closes something.
+    Word,
+    /// A URL query parameter: also at `&` and `#`.
+    Query,
+    /// The rest of the line (INI, YAML, `.env` at line start).
+    Line,
+    /// XML text: up to `<`.
+    Xml,
+}
+
+fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
+    let bytes = text.as_bytes();
+    // The key proper, without leading dashes (flags) or trailing dots (sentence ends).
+    let raw = &text[ks..ke];
+    let dashes = raw.len() - raw.trim_start_matches('-').len();
+    let lead = raw.len() - raw.trim_start_matches(['-', '.']).len();
+    let key_end = ks + raw.trim_end_matches(['-', '.']).len();
+    if key_end <= ks + lead {
+        return None;
+    }
+    let key = &text[ks + lead..key_end];
+    let before = if ks > 0 { bytes[ks - 1] } else { b'\n' };
+    // References to a variable (`$DB_PASSWORD`, `${DB_PASSWORD}`, `%DB_PASS%`) assign nothing.
+    if before == b'$' || before == b'%' || (before == b'{' && ks >= 2 && bytes[ks - 2] == b'$') {
+        return None;
+    }
+    // Inside a value (`arn:aws:secretsmanager:…:secret:db`, `a.b/token/x`), not a key.
+    if before == b':' && ks >= 2 && bytes[ks - 2].is_ascii_alphanumeric() {
+        return None;
+    }
+    if before == b'/' && ks >= 2 && bytes[ks - 2] == b'<' {
+        return None; // a closing tag
+    }
+    let flag =
+        dashes > 0 && (ks == 0 || bytes[ks - 1].is_ascii_whitespace() || matches!(bytes[ks - 1], b'"' | b'\'' | b'='));
+    let quote = match before {
+        b'"' if ks >= 2 && bytes[ks - 2] == b'\\' => Quote::Escaped,
+        b'"' | b'\'' | b'`' => Quote::Plain(before),
+        _ => Quote::None,
+    };
+    let xml_open = before == b'<';
+    let query = matches!(before, b'?' | b'&');
+    let ls = line_start(text, ks);
+    let le = line_end(text, ke);
+    let head = text[ls..ks].trim_end_matches(['"', '\'', '\\', '<']).trim();
+    let head = head.trim_start_matches(['#', '/', ';', '-', ' ', '\t']).trim();
+    let at_line_start =
+        head.is_empty() || ["export", "set", "setenv", "ENV", "env", "declare -x", "local"].contains(&head);
+
+    let mut pos = key_end;
+    let mut key_text = key;
+    let mut class = keys::classify(key);
+    // Close the key's quote.
+    match quote {
+        Quote::Plain(sep) if pos < bytes.len() && bytes[pos] == sep => pos += 1,
+        Quote::Escaped if text[pos..].starts_with("\\\"") => pos += 2,
+        _ => {}
+    }
+    // A subscript (`$config["db_pass"] =`, `app.config['SECRET_KEY'] =`).
+    if quote != Quote::None && pos < bytes.len() && bytes[pos] == b']' {
+        pos += 1;
+    }
+    let mut sep = skip_blanks(bytes, pos);
+    // `AWS Secret Key: …`, `Client Secret = …`: up to two more words before the separator.
+    let extended;
+    if quote == Quote::None && sep > pos && sep < le && bytes[sep].is_ascii_alphabetic() {
+        let mut r = sep;
+        for _ in 0..2 {
+            let w = r;
+            while r < le && bytes[r].is_ascii_alphabetic() {
+                r += 1;
+            }
+            let after = skip_blanks(bytes, r);
+            if after < le && matches!(bytes[after], b':' | b'=') && !text[after..].starts_with("::") && r > w {
+                extended = format!("{key} {}", &text[sep..r]);
+                key_text = &extended;
+                class = keys::classify(key_text);
+                pos = r;
+                sep = after;
+                break;
+            }
+            if r == w || r >= le || bytes[r] != b' ' {
+                break;
+            }
+            r += 1;
+        }
+    }
+    if class == KeyClass::Plain {
+        return None;
+    }
+    let authorization = keys::is_authorization(key_text);
+    let rule = if authorization {
+        "auth_header"
+    } else if flag {
+        "cli_secret_flag"
+    } else if xml_open {
+        "xml_secret"
+    } else if query {
+        "url_query_secret"
+    } else {
+        "secret_assignment"
+    };
+
+    // The separator.
+    let rest = &text[sep..le];
+    let (v, ends) = if xml_open {
+        // `<password>value</password>`
+        if !rest.starts_with('>') {
+            return None;
+        }
+        (sep + 1, Ends::Xml)
+    } else if let Some(op) = ["=>", ":=", "?=", "+=", "=", ":"].iter().find(|s| rest.starts_with(**s)) {
+        if rest.starts_with("::") || rest.starts_with("==") || rest.starts_with("://") {
+            return None;
+        }
+        let v = skip_blanks(bytes, sep + op.len());
+        let ends = if query {
+            Ends::Query
+        } else if at_line_start && quote == Quote::None && !flag {
+            Ends::Line
+        } else {
+            Ends::Word
+        };
+        (v, ends)
+    } else if quote != Quote::None
+        && rest.starts_with(',')
+        && matches!(bytes.get(skip_blanks(bytes, sep + 1)), Some(b'"' | b'\''))
+    {
+        // PHP `define('DB_PASSWORD', 'value')`, a pair in a list.
+        (skip_blanks(bytes, sep + 1), Ends::Word)
+    } else if quote != Quote::None && (rest.starts_with('>') || rest.starts_with("\\>")) {
+        // `<entry key="password">value</entry>`
+        (sep + 1, Ends::Xml)
+    } else if quote != Quote::None && sep > pos && attr_value(rest).is_some() {
+        // `<add key="Password" value="…"/>`, `<property name="db.password" value="…"/>`
+        (sep + attr_value(rest).unwrap_or(0), Ends::Word)
+    } else if sep > pos && sep < le {
+        // Space-separated dialects: a flag's value, a quoted value after a strong key or an
+        // Authorization header (SQL `PASSWORD 'x'`, nginx `Authorization "Basic x"`), a scheme
+        // after Authorization, or one word after a strong key (a directive, or password-like).
+        let next = bytes[sep];
+        let quoted = matches!(next, b'"' | b'\'');
+        let strong = class == KeyClass::Secret && keys::is_strong(key_text);
+        let spaced = (flag && next != b'-')
+            || ((strong || authorization) && quoted)
+            || (authorization && starts_with_scheme(rest).is_some())
+            || (strong && {
+                let word_end = rest.find([' ', '\t']).map_or(le, |i| sep + i);
+                let word = text[sep..word_end].trim_end_matches([';', ',', '.']);
+                let only_word = text[word_end..le].trim().is_empty() || text[word_end..le].trim() == ";";
+                (at_line_start && only_word) || keys::looks_like_password(word)
+            });
+        if !spaced {
+            return None;
+        }
+        (sep, Ends::Word)
+    } else {
+        return None;
+    };
+    // `Authorization: Bearer X`, `token: Bearer X`: the scheme stays readable.
+    let schemed = authorization || class == KeyClass::Secret;
+    let (vs, ve) = match starts_with_scheme(&text[v.min(le)..le]) {
+        Some(skip) if schemed && quote_at(bytes, v).is_none() => {
+            // Unquoted, the credential runs to the end of the line or string (`Digest a=1, b=2`).
+            let vs = v + skip;
+            let digest = text[v..vs].trim().eq_ignore_ascii_case("digest");
+            let stop = if digest { le } else { text[vs..le].find(['"', '\'', '\\']).map_or(le, |i| vs + i) };
+            (vs, vs + text[vs..stop].trim_end().trim_end_matches(';').len())
+        }
+        _ => {
+            let (vs, ve) = extract(text, v, le, ends)?;
+            match starts_with_scheme(&text[vs..ve]) {
+                Some(skip) if schemed => (vs + skip, ve),
+                _ => (vs, ve),
+            }
+        }
+    };
+    let value = &text[vs..ve];
+    if vs >= ve || keys::is_placeholder(value) || keys::AUTH_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(value)) {
+        return None;
+    }
+    if keys::ends_in_key(key_text) && keys::is_path(value) {
+        return None;
+    }
+    if class == KeyClass::Weak && !keys::looks_random(value) {
+        return None;
+    }
+    // A nested structure (`"credentials": {`, `password:` then a list): its own keys decide.
+    if ve == vs + 1 && matches!(bytes[vs], b'{' | b'[') {
+        return None;
+    }
+    Some(Finding { ctx: ks, start: vs, end: ve, rule, rank: super::RANK_KEY })
+}
+
+/// `value="` after an XML attribute holding the key name: the offset of the value.
+fn attr_value(rest: &str) -> Option<usize> {
+    for name in ["value", "content", "val"] {
+        if rest.get(..name.len()).is_some_and(|h| h.eq_ignore_ascii_case(name)) {
+            let after = rest[name.len()..].trim_start();
+            if let Some(v) = after.strip_prefix('=') {
+                return Some(rest.len() - v.trim_start().len());
+            }
+        }
+    }
+    None
+}
+
+/// The length of a leading authorization scheme and its blanks (`Bearer `), if any.
+pub(super) fn starts_with_scheme(v: &str) -> Option<usize> {
+    let word_len = v.find([' ', '\t']).filter(|&n| n > 0)?;
+    let word = &v[..word_len];
+    if !keys::AUTH_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(word)) {
+        return None;
+    }
+    let after = v[word_len..].trim_start_matches([' ', '\t']);
+    (!after.is_empty()).then(|| v.len() - after.len())
+}
+
+fn quote_at(b: &[u8], v: usize) -> Option<Quote> {
+    match b.get(v) {
+        Some(b'\\') if b.get(v + 1) == Some(&b'"') => Some(Quote::Escaped),
+        Some(&q @ (b'"' | b'\'' | b'`')) => Some(Quote::Plain(q)),
+        _ => None,
+    }
+}
+
+/// The value's byte range starting at `v` (before the end of its line `le`).
+fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    if v >= b.len() {
+        return None;
+    }
+    match quote_at(b, v) {
+        Some(Quote::Escaped) => {
+            let start = v + 2;
+            let end = text[start..le].find("\\\"").map_or(le, |i| start + i);
+            return Some((start, end.min(start + MAX_VALUE)));
+        }
+        Some(Quote::Plain(q)) => {
+            let start = v + 1;
+            let mut i = start;
+            while i < le && b[i] != q {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            return Some((start, i.min(le).min(start + MAX_VALUE)));
+        }
+        _ => {}
+    }
+    if v >= le {
+        return None;
+    }
+    // A tuple or list on one line (`auth=("admin", "pw")`, `password: [a, b]`): all of it.
+    if matches!(b[v], b'(' | b'[')
+        && !text[v..].starts_with("[REDACTED:")
+        && let Some(close) = matching_close(&b[v..le])
+    {
+        return (close > 1).then_some((v + 1, v + close));
+    }
+    // YAML block scalar (`password: |`): the more-indented lines below.
+    let first = text[v..le].trim_end();
+    if matches!(first, "|" | ">" | "|-" | ">-" | "|+" | ">+") {
+        return block_scalar(text, v, le);
+    }
+    let end = match ends {
+        Ends::Xml => text[v..le].find('<').map_or(le, |i| v + i).min(v + MAX_VALUE),
+        Ends::Line => {
+            let line = text[v..le].trim_end();
+            // One word (`a&token_type=bearer` pairs are cut as in a word), or logfmt
+            // (`password=x user=bob`): one word per value after all.
+            let one_word = !line.contains([' ', '\t']);
+            if one_word || line.split_whitespace().skip(1).any(|w| w.contains('=') && !w.starts_with('=')) {
+                word_end(b, v, le, false)
+            } else {
+                v + line.len()
+            }
+        }
+        Ends::Word => word_end(b, v, le, false),
+        Ends::Query => word_end(b, v, le, true),
+    };
+    Some((v, end))
+}
+
+fn block_scalar(text: &str, v: usize, le: usize) -> Option<(usize, usize)> {
+    let ls = line_start(text, v);
+    let indent = text[ls..].len() - text[ls..].trim_start_matches([' ', '\t']).len();
+    let mut end = le;
+    let mut at = le + 1;
+    let start = at;
+    while at < text.len() {
+        let next_end = line_end(text, at);
+        let line = &text[at..next_end];
+        let ind = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if !line.trim().is_empty() && ind <= indent {
+            break;
+        }
+        end = next_end;
+        at = next_end + 1;
+    }
+    (start <= end && start < text.len()).then_some((start, end))
+}
+
+fn text_has_space(b: &[u8]) -> bool {
+    b.contains(&b' ')
+}
+
+/// The offset of the bracket closing the one `b` opens, on the same line.
+fn matching_close(b: &[u8]) -> Option<usize> {
+    let (open, close) = (b[0], if b[0] == b'(' { b')' } else { b']' });
+    let mut depth = 0usize;
+    let mut quote = None::<u8>;
+    for (i, &c) in b.iter().enumerate() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            None if c == b'"' || c == b'\'' => quote = Some(c),
+            None if c == open => depth += 1,
+            None if c == close => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            Some(_) | None => {}
+        }
+    }
+    None
+}
+
+/// The end of an unquoted one-word value: whitespace, or a delimiter that closes an enclosing
+/// structure or starts the next `key=` pair. A delimiter *inside* the value (`x,Fake…`, `ab;cd`,
+/// `x"y`, `a}b`) does not end it: values starting with punctuation are still whole.
+fn word_end(b: &[u8], v: usize, le: usize, query: bool) -> usize {
+    let end_of_value = |i: usize| i >= le || b[i].is_ascii_whitespace();
+    // `;User Id=` in a connection string may hold a space; `,a=` and `&a=` may not.
+    let next_pair = |i: usize| {
+        let spaces = b[i - 1] == b';';
+        let mut j = i;
+        while j < le && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'_' | b'.' | b'-') || (spaces && b[j] == b' '))
+        {
+            j += 1;
+        }
+        // A key with a space is words (`User Id`, `Persist Security Info`), not a token.
+        let words_only = !text_has_space(&b[i..j]) || b[i..j].iter().all(|c| c.is_ascii_alphabetic() || *c == b' ');
+        j > i && j < le && b[i].is_ascii_alphabetic() && b[j] == b'=' && words_only
+    };
+    // A value that opens a bracket (`<your-api-key>`, `{placeholder}`) keeps its closer.
+    let own_closer = match b.get(v) {
+        Some(b'<') => Some(b'>'),
+        Some(b'{') => Some(b'}'),
+        Some(b'(') => Some(b')'),
+        Some(b'[') => Some(b']'),
+        _ => None,
+    };
+    let mut i = v;
+    while i < le && i < v + MAX_VALUE {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            break;
+        }
+        let stop = match c {
+            b'&' | b'#' if query => true,
+            b'&' | b';' | b',' => end_of_value(i + 1) || next_pair(i + 1),
+            b'"' | b'\'' => {
+                end_of_value(i + 1) || matches!(b[i + 1], b',' | b'}' | b':' | b';' | b')' | b']' | b'>' | b'&')
+            }
+            b'}' | b')' | b']' | b'>' if own_closer != Some(c) => {
+                end_of_value(i + 1) || matches!(b[i + 1], b',' | b'"' | b'\'' | b';' | b'}' | b']' | b')' | b'>')
+            }
+            b'<' => b.get(i + 1) == Some(&b'/'),
+            b'\\' => matches!(b.get(i + 1), Some(b'"' | b'n' | b'r' | b't' | b'\\')),
+            _ => false,
+        };
+        if stop && i > v {
+            break;
+        }
+        i += 1;
+    }
+    i
+}

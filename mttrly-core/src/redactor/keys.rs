@@ -1,0 +1,859 @@
+//! Which key names hold a secret, and which values are never one. One place, as tables.
+//!
+//! A key is split into lower-case words at `_`, `-`, `.`, `/`, spaces and camelCase boundaries
+//! (`spring.datasource.password` → spring, datasource, password; `AccountKey` → account, key;
+//! `secretName` → secret, name). Then, in order:
+//! 1. a last word that names *about* a secret (`secretName`, `token_type`, `password_file`,
+//!    `max_token_age_seconds`) or a quantity word anywhere (`max_tokens`) → not a secret;
+//! 2. a word that is a credential (`password`, `token`, `bindpw`, `dbpassword`, `PHPSESSID`) or a
+//!    key qualified as secret (`api key`, `AccountKey`, `client-key-data`) → a secret;
+//! 3. a weak word (`key`, `access`, `api`, a provider's name) → a secret only if the value looks
+//!    like a random token (checked by the caller with [`looks_random`]).
+//!
+//! Words are matched whole, so `compass`, `bypass`, `keyboard` and `monkey` never count; glued
+//! words count by their credential suffix (`dbpassword`, `jsessionid`, `authtoken`).
+
+/// Words that are a credential wherever they appear in a key.
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "passcode",
+    "pass",
+    "pwd",
+    "pw",
+    "secret",
+    "token",
+    "credential",
+    "credentials",
+    "creds",
+    "cred",
+    "apikey",
+    "bindpw",
+    "rootpw",
+    "requirepass",
+    "masterauth",
+    "masterpass",
+    "storepass",
+    "keypass",
+    "dsn",
+    "cookie",
+    "auth",
+    "authorization",
+    "signature",
+    "sig",
+    "sessionid",
+    "sessid",
+    "session",
+];
+
+/// Glued words that end in a credential (`dbpassword`, `authtoken`, `jsessionid`).
+const SECRET_SUFFIXES: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+    "accountkey",
+    "masterkey",
+    "authkey",
+    "sharedkey",
+    "signingkey",
+    "encryptionkey",
+    "sessionid",
+    "sessid",
+    "credential",
+    "credentials",
+    "bindpw",
+    "rootpw",
+    "storepass",
+    "keypass",
+];
+
+/// `X key` (or `Xkey`) is a secret for these X.
+const KEY_QUALIFIERS: &[&str] = &[
+    "api",
+    "access",
+    "secret",
+    "private",
+    "account",
+    "master",
+    "encryption",
+    "decryption",
+    "enc",
+    "signing",
+    "sign",
+    "shared",
+    "app",
+    "client",
+    "auth",
+    "license",
+    "licence",
+    "service",
+    "storage",
+    "subscription",
+    "consumer",
+    "ssh",
+    "gpg",
+    "pgp",
+    "hmac",
+    "jwt",
+    "webhook",
+    "deploy",
+    "session",
+    "sess",
+    "cookie",
+    "crypt",
+    "crypto",
+    "cipher",
+    "aes",
+    "root",
+    "admin",
+    "primary",
+    "secondary",
+    "partner",
+    "integration",
+    "ingest",
+    "server",
+    "push",
+    "mac",
+    "wrapping",
+    "write",
+    "tls",
+    "ssl",
+];
+
+/// A last word saying the value is *about* a secret, not the secret: its name, kind, place,
+/// size or lifetime.
+const ABOUT_WORDS: &[&str] = &[
+    "name",
+    "names",
+    "type",
+    "types",
+    "kind",
+    "file",
+    "files",
+    "filename",
+    "path",
+    "paths",
+    "dir",
+    "directory",
+    "url",
+    "uri",
+    "urls",
+    "endpoint",
+    "endpoints",
+    "host",
+    "hostname",
+    "port",
+    "user",
+    "username",
+    "id",
+    "ids",
+    "arn",
+    "ref",
+    "reference",
+    "length",
+    "len",
+    "size",
+    "bits",
+    "age",
+    "ttl",
+    "seconds",
+    "secs",
+    "sec",
+    "ms",
+    "millis",
+    "minutes",
+    "mins",
+    "hours",
+    "days",
+    "expiry",
+    "expires",
+    "expiration",
+    "expire",
+    "expired",
+    "timeout",
+    "lifetime",
+    "duration",
+    "interval",
+    "window",
+    "policy",
+    "policies",
+    "format",
+    "hint",
+    "prompt",
+    "header",
+    "headers",
+    "field",
+    "fields",
+    "param",
+    "params",
+    "parameter",
+    "enabled",
+    "enable",
+    "disabled",
+    "disable",
+    "required",
+    "require",
+    "mode",
+    "method",
+    "methods",
+    "algorithm",
+    "algorithms",
+    "alg",
+    "algo",
+    "scheme",
+    "provider",
+    "providers",
+    "version",
+    "label",
+    "labels",
+    "location",
+    "manager",
+    "source",
+    "env",
+    "var",
+    "vars",
+    "variable",
+    "authentication",
+    "rotation",
+    "reset",
+    "change",
+    "changed",
+    "update",
+    "updated",
+    "created",
+    "status",
+    "state",
+    "valid",
+    "usage",
+    "strength",
+    "complexity",
+    "regex",
+    "pattern",
+    "rule",
+    "rules",
+    "check",
+    "mask",
+    "masked",
+    "prefix",
+    "suffix",
+    "template",
+    "placeholder",
+    "selector",
+    "namespace",
+    "flow",
+    "backend",
+    "plugin",
+    "module",
+    "handler",
+    "config",
+    "configuration",
+    "settings",
+    "options",
+    "level",
+    "context",
+    "realm",
+    "scope",
+    "scopes",
+    "audience",
+    "issuer",
+    "domain",
+    "group",
+    "groups",
+    "role",
+    "roles",
+    "error",
+    "errors",
+    "failed",
+    "failure",
+    "failures",
+    "success",
+    "attempts",
+    "retries",
+    "bucket",
+    "rate",
+    "date",
+    "time",
+    "timestamp",
+    "at",
+    "class",
+    "encoding",
+    "charset",
+    "sent",
+    "received",
+    "exchange",
+    "introspection",
+    "revocation",
+    "delay",
+    "title",
+    "description",
+    "desc",
+    "help",
+    "message",
+    "msg",
+    "store",
+    "stores",
+    "vault",
+    "basic",
+    "key_id",
+    "keyid",
+    "fingerprint",
+    "digest",
+    "checksum",
+    "public",
+    "pub",
+    "usages",
+    "spec",
+    "specs",
+    "volume",
+    "volumes",
+    "mount",
+    "mounts",
+    "data_source",
+    "store_name",
+    "count",
+    "limit",
+];
+
+/// Words anywhere in a key that make it a quantity (`max_tokens`, `token_count_total`).
+const QUANTITY_WORDS: &[&str] = &["max", "min", "num", "total", "count", "limit", "tokens"];
+
+/// Weak words: a secret only when the value looks like a random token. Provider names are here
+/// too (gitleaks' provider rules: `heroku`, `datadog`, … next to a random value).
+const WEAK_WORDS: &[&str] = &[
+    "key",
+    "access",
+    "api",
+    "private",
+    "signing",
+    "hmac",
+    "salt",
+    "otp",
+    "pin",
+    "nonce",
+    "adafruit",
+    "adobe",
+    "airtable",
+    "algolia",
+    "alibaba",
+    "asana",
+    "atlassian",
+    "beamer",
+    "bitbucket",
+    "bittrex",
+    "cloudflare",
+    "codecov",
+    "cohere",
+    "coinbase",
+    "confluent",
+    "contentful",
+    "datadog",
+    "discord",
+    "droneci",
+    "dropbox",
+    "etsy",
+    "facebook",
+    "fastly",
+    "finicity",
+    "finnhub",
+    "flickr",
+    "freshbooks",
+    "gitter",
+    "gocardless",
+    "heroku",
+    "hubspot",
+    "intercom",
+    "jfrog",
+    "kraken",
+    "kucoin",
+    "launchdarkly",
+    "linkedin",
+    "lob",
+    "looker",
+    "mailchimp",
+    "mailgun",
+    "mapbox",
+    "mattermost",
+    "messagebird",
+    "meraki",
+    "netlify",
+    "newrelic",
+    "okta",
+    "plaid",
+    "rapidapi",
+    "sendbird",
+    "sentry",
+    "snyk",
+    "sonar",
+    "squarespace",
+    "sumo",
+    "sumologic",
+    "telegram",
+    "travis",
+    "twilio",
+    "twitch",
+    "twitter",
+    "yandex",
+    "zendesk",
+    "mistral",
+    "openai",
+    "anthropic",
+    "gemini",
+    "pagerduty",
+    "opsgenie",
+    "circleci",
+    "vercel",
+    "supabase",
+    "firebase",
+    "algolia",
+    "pusher",
+    "segment",
+    "mixpanel",
+    "amplitude",
+    "rollbar",
+    "bugsnag",
+    "honeycomb",
+    "logdna",
+    "loggly",
+    "papertrail",
+    "splunk",
+];
+
+/// Provider names that start a key-aware look (the weak words that are not everyday words).
+pub(super) fn provider_roots() -> impl Iterator<Item = &'static str> {
+    WEAK_WORDS.iter().copied().filter(|w| {
+        !matches!(
+            *w,
+            "key"
+                | "access"
+                | "api"
+                | "private"
+                | "signing"
+                | "hmac"
+                | "salt"
+                | "otp"
+                | "pin"
+                | "nonce"
+                | "lob"
+                | "segment"
+                | "sumo"
+        )
+    })
+}
+
+/// How a key name reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyClass {
+    /// Not a secret.
+    Plain,
+    /// Holds a secret, whatever its value looks like.
+    Secret,
+    /// Holds a secret only when its value looks random.
+    Weak,
+}
+
+/// Splits a key into its words (byte ranges of `key`): the last 16, since a key's last words say
+/// what it holds.
+fn words(key: &str) -> ([(usize, usize); 16], usize) {
+    let bytes = key.as_bytes();
+    let mut out = [(0usize, 0usize); 16];
+    let mut n = 0;
+    let mut push = |range: (usize, usize)| {
+        if n == out.len() {
+            out.rotate_left(1);
+            n -= 1;
+        }
+        out[n] = range;
+        n += 1;
+    };
+    let mut start = None::<usize>;
+    for (i, &b) in bytes.iter().enumerate() {
+        let alnum = b.is_ascii_alphanumeric();
+        if let Some(s) = start {
+            let boundary = !alnum
+                // camelCase: a lower-case letter or digit followed by an upper-case one.
+                || (b.is_ascii_uppercase() && (bytes[i - 1].is_ascii_lowercase() || bytes[i - 1].is_ascii_digit()))
+                // ACRONYMWord: the last upper-case letter of a run before a lower-case one.
+                || (b.is_ascii_uppercase()
+                    && bytes[i - 1].is_ascii_uppercase()
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_lowercase));
+            if boundary {
+                push((s, i));
+                start = alnum.then_some(i);
+            }
+        } else if alnum {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        push((s, bytes.len()));
+    }
+    (out, n)
+}
+
+fn is_in(word: &str, list: &[&str]) -> bool {
+    list.iter().any(|w| w.eq_ignore_ascii_case(word))
+}
+
+fn ends_with_ci(word: &str, suffix: &str) -> bool {
+    word.len() >= suffix.len()
+        && word.is_char_boundary(word.len() - suffix.len())
+        && word[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// Classifies a key name.
+pub(super) fn classify(key: &str) -> KeyClass {
+    // The shell's working directory, not a password (`MYSQL_PWD` and `Pwd=` still are).
+    if key == "PWD" || key == "OLDPWD" {
+        return KeyClass::Plain;
+    }
+    let (ranges, n) = words(key);
+    if n == 0 {
+        return KeyClass::Plain;
+    }
+    let word = |i: usize| &key[ranges[i].0..ranges[i].1];
+    let last = word(n - 1);
+    // A session's id is its credential (`session_id`, `sess_id`), unlike other ids.
+    if n >= 2 && last.eq_ignore_ascii_case("id") && is_in(word(n - 2), &["session", "sess"]) {
+        return KeyClass::Secret;
+    }
+    if is_in(last, ABOUT_WORDS) || (0..n).any(|i| is_in(word(i), QUANTITY_WORDS)) {
+        return KeyClass::Plain;
+    }
+    let mut weak = false;
+    for i in 0..n {
+        let w = word(i);
+        if is_in(w, SECRET_WORDS) {
+            return KeyClass::Secret;
+        }
+        if w.eq_ignore_ascii_case("key") && i > 0 && is_in(word(i - 1), KEY_QUALIFIERS) {
+            return KeyClass::Secret;
+        }
+        if w.len() > 3
+            && (SECRET_SUFFIXES.iter().any(|s| ends_with_ci(w, s))
+                || (ends_with_ci(w, "key") && is_in(&w[..w.len() - 3], KEY_QUALIFIERS)))
+        {
+            return KeyClass::Secret;
+        }
+        if is_in(w, WEAK_WORDS) {
+            weak = true;
+        }
+    }
+    if weak { KeyClass::Weak } else { KeyClass::Plain }
+}
+
+/// Whether `key` is an Authorization-style header whose value starts with a scheme word.
+pub(super) fn is_authorization(key: &str) -> bool {
+    let (ranges, n) = words(key);
+    n > 0 && {
+        let last = &key[ranges[n - 1].0..ranges[n - 1].1];
+        last.eq_ignore_ascii_case("authorization")
+    }
+}
+
+/// Whether the key's last word is `key` (its value may be a path to a key file).
+pub(super) fn ends_in_key(key: &str) -> bool {
+    let (ranges, n) = words(key);
+    n > 0 && ends_with_ci(&key[ranges[n - 1].0..ranges[n - 1].1], "key")
+}
+
+/// Words strong enough that a value after a mere space is read as theirs (`bindpw X`,
+/// `password FakeS65`): never `session`, `key` or `auth`, which prose uses all the time.
+const STRONG_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "passcode",
+    "pass",
+    "pwd",
+    "pw",
+    "secret",
+    "token",
+    "bindpw",
+    "rootpw",
+    "requirepass",
+    "masterauth",
+    "apikey",
+];
+
+/// Whether the key's last word is a strong credential word (or ends in one).
+pub(super) fn is_strong(key: &str) -> bool {
+    let (ranges, n) = words(key);
+    n > 0 && {
+        let last = &key[ranges[n - 1].0..ranges[n - 1].1];
+        is_in(last, STRONG_WORDS) || SECRET_SUFFIXES.iter().any(|s| last.len() > s.len() && ends_with_ci(last, s))
+    }
+}
+
+/// Authorization schemes whose credential follows them.
+pub(super) const AUTH_SCHEMES: &[&str] = &[
+    "bearer",
+    "basic",
+    "token",
+    "digest",
+    "negotiate",
+    "ntlm",
+    "bot",
+    "key",
+    "apikey",
+    "api-key",
+    "aws4-hmac-sha256",
+    "hmac",
+    "mac",
+    "oauth",
+    "splunk",
+    "sswS",
+    "geniekey",
+    "jwt",
+    "hawk",
+    "sharedkey",
+    "sharedaccesssignature",
+    "dsn",
+    "klar",
+];
+
+/// Placeholder and masked values: they can never authenticate, so they stay byte-identical.
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "null",
+    "nil",
+    "none",
+    "undefined",
+    "true",
+    "false",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "redacted",
+    "hidden",
+    "filtered",
+    "masked",
+    "removed",
+    "omitted",
+    "sensitive",
+    "required",
+    "optional",
+    "empty",
+    "unset",
+    "notset",
+    "n/a",
+];
+
+/// Whether `value` (quotes already removed) is a placeholder, a mask, a reference or empty.
+///
+/// `changeme`, `password`, `admin` and other weak defaults are *not* placeholders: a value that
+/// authenticates is a secret, however guessable.
+pub(super) fn is_placeholder(value: &str) -> bool {
+    let v = value.trim();
+    if v.is_empty() || v.starts_with("[REDACTED") {
+        return true;
+    }
+    let b = v.as_bytes();
+    // Template and variable references: ${X}, $(cmd), $X, {{ x }}, {% x %}, <%= x %>, %(x)s,
+    // %X%, #{x}, {x}.
+    if v.starts_with("${") || v.starts_with("$(") || v.starts_with("{{") || v.starts_with("{%") || v.starts_with("<%") {
+        return true;
+    }
+    if b[0] == b'$' && b.len() > 1 && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+        return true;
+    }
+    if (v.starts_with("%(") && v.ends_with(")s")) || (v.starts_with("#{") && v.ends_with('}')) {
+        return true;
+    }
+    if b.len() > 2
+        && b[0] == b'%'
+        && b[b.len() - 1] == b'%'
+        && b[1..b.len() - 1].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        return true;
+    }
+    // <your-token>, [FILTERED], (sensitive value), {placeholder}: one bracketed phrase of words.
+    for (open, close) in [(b'<', b'>'), (b'[', b']'), (b'(', b')'), (b'{', b'}')] {
+        if b.len() > 2
+            && b[0] == open
+            && b[b.len() - 1] == close
+            && b[1..b.len() - 1].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b' ' | b'.'))
+        {
+            return true;
+        }
+    }
+    // Masks: ****, xxxx, ••••, ..., ???.
+    if v.chars().all(|c| matches!(c, '*' | 'x' | 'X' | '•' | '·' | '●' | '#' | '.' | '…' | '?' | '-' | '_')) {
+        return true;
+    }
+    if is_in(v, PLACEHOLDER_WORDS) {
+        return true;
+    }
+    // Flags and counters: `auth: 1`, `pass: 0`.
+    if v.len() <= 2 && v.bytes().all(|c| c.is_ascii_digit()) {
+        return true;
+    }
+    // `kubectl describe secret`: sizes, not values.
+    if let Some(n) = v.strip_suffix(" bytes")
+        && n.trim().bytes().all(|c| c.is_ascii_digit())
+    {
+        return true;
+    }
+    // References to a secret kept elsewhere (AWS ARNs, 1Password and Vault references).
+    if v.starts_with("arn:") || v.starts_with("op://") || v.starts_with("vault:") {
+        return true;
+    }
+    is_public_key(v)
+}
+
+/// Public keys and certificates are public: `ssh-ed25519 AAAA…`, `-----BEGIN CERTIFICATE-----`.
+pub(super) fn is_public_key(v: &str) -> bool {
+    let ssh = ["ssh-rsa ", "ssh-ed25519 ", "ssh-dss ", "ecdsa-sha2-", "sk-ssh-ed25519", "sk-ecdsa-sha2-"];
+    if ssh.iter().any(|p| v.starts_with(p)) {
+        return true;
+    }
+    v.starts_with("-----BEGIN ") && !v.contains("PRIVATE") && !v.contains("SECRET")
+}
+
+/// An absolute path of two or more components (`/etc/ssl/private/site.key`): the place of a key,
+/// not the key.
+pub(super) fn is_path(v: &str) -> bool {
+    v.starts_with('/')
+        && v.matches('/').count() >= 2
+        && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'_' | b'-' | b'@' | b'+'))
+}
+
+/// Whether a value looks like a random token rather than a word, a number, a name or a path:
+/// at least 16 characters of a token alphabet, with letters and digits.
+pub(super) fn looks_random(v: &str) -> bool {
+    let v = v.trim();
+    v.len() >= 16
+        && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'+' | b'/' | b'=' | b'.' | b'~'))
+        && v.bytes().any(|c| c.is_ascii_digit())
+        && v.bytes().any(|c| c.is_ascii_alphabetic())
+        && !is_path(v)
+        && v.matches('.').count() < 2
+}
+
+/// Whether a bare word after a secret key (`password FakeAuditS65`, no `=` or `:`) looks like a
+/// credential rather than prose (`password policy`, `token bucket`): six or more characters
+/// mixing letters with digits, inner capitals or symbols.
+pub(super) fn looks_like_password(v: &str) -> bool {
+    let chars: Vec<char> = v.chars().collect();
+    if chars.len() < 6 || v.starts_with('-') || v.contains("://") || v.starts_with('/') {
+        return false;
+    }
+    let letters = chars.iter().any(|c| c.is_alphabetic());
+    let digits = chars.iter().any(char::is_ascii_digit);
+    let inner_upper = chars.iter().skip(1).any(|c| c.is_uppercase()) && chars.iter().any(|c| c.is_lowercase());
+    let symbols = chars.iter().any(|c| {
+        !c.is_alphanumeric() && !matches!(c, '-' | '_' | '.' | ',' | '\'' | '"' | ':' | ';' | '!' | '?' | ')' | '(')
+    });
+    (letters && digits) || inner_upper || (letters && symbols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_are_classified_by_whole_words() {
+        for key in [
+            "password",
+            "DB_PASS",
+            "db.password",
+            "dbpassword",
+            "MYSQL_PWD",
+            "Pwd",
+            "bindpw",
+            "olcRootPW",
+            "AccountKey",
+            "client-key-data",
+            "x-api-key",
+            "api_key",
+            "apikey",
+            "secret_key",
+            "client_secret",
+            "clientSecret",
+            "Authorization",
+            "auth",
+            "_authToken",
+            "access_token",
+            "refresh_token",
+            "PHPSESSID",
+            "JSESSIONID",
+            "session_id",
+            "requirepass",
+            "masterauth",
+            "SharedAccessKey",
+            "sig",
+            "X-Amz-Signature",
+            "AWS Secret Key",
+            "private_key",
+            "storepass",
+            "ENCRYPTION_KEY",
+            "cookie",
+            "dsn",
+            "passphrase",
+        ] {
+            assert_eq!(classify(key), KeyClass::Secret, "{key}");
+        }
+        for key in [
+            "secretName",
+            "token_type",
+            "max_token_age_seconds",
+            "password_file",
+            "compass",
+            "bypass",
+            "keyboard",
+            "monkey",
+            "PWD",
+            "OLDPWD",
+            "key_usage",
+            "public_key",
+            "secret_arn",
+            "prompt_tokens",
+            "max_tokens",
+            "PasswordAuthentication",
+            "token_url",
+            "auth_type",
+            "client_id",
+            "user",
+            "sessions",
+            "passenger",
+        ] {
+            assert_ne!(classify(key), KeyClass::Secret, "{key}");
+        }
+        assert_eq!(classify("key"), KeyClass::Weak);
+        assert_eq!(classify("DATADOG_APP"), KeyClass::Weak);
+    }
+
+    #[test]
+    fn placeholders_masks_and_references_are_kept() {
+        for v in [
+            "${DB_PASSWORD}",
+            "$DB_PASSWORD",
+            "{{ .Values.password }}",
+            "********",
+            "xxxx",
+            "<your-token>",
+            "[FILTERED]",
+            "null",
+            "true",
+            "",
+            "%DB_PASS%",
+            "%(password)s",
+            "[REDACTED:secret_assignment]",
+            "arn:aws:secretsmanager:x",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG",
+            "(sensitive value)",
+        ] {
+            assert!(is_placeholder(v), "{v}");
+        }
+        for v in ["changeme", "hunter2", "a b FakeX c", "x,FakeSecret", "12345678", "$ecret!"] {
+            assert!(!is_placeholder(v), "{v}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The redaction corpus, both ways, and properties of the redactor.
+//!
+//! `redaction/leak.tsv`: `rule<TAB>input<TAB>secret`: the secret must vanish and the named rule
+//! must fire. `redaction/keep.txt`: inputs that must come back byte-identical (placeholders,
+//! masks, public high-entropy things, ordinary logs). In both, `⏎` stands for a newline and `→`
+//! for a tab. Every secret in them is fake, with a realistic shape.
+//!
+//! cargo test -p mttrly-core --test redaction
+
+use mttrly_core::redactor::{redact, redact_json};
+use proptest::prelude::*;
+
+fn unescape(s: &str) -> String {
+    s.replace('⏎', "\n").replace('→', "\t")
+}
+
+fn leak_rows() -> Vec<(String, String, String)> {
+    include_str!("redaction/leak.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            let rule = parts.next().unwrap_or_default().to_owned();
+            let input = unescape(parts.next().unwrap_or_default());
+            let secret = unescape(parts.next().unwrap_or_default());
+            assert!(!secret.is_empty() && input.contains(&secret), "malformed corpus row: {l}");
+            (rule, input, secret)
+        })
+        .collect()
+}
+
+fn keep_rows() -> Vec<String> {
+    include_str!("redaction/keep.txt").lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(unescape).collect()
+}
+
+#[test]
+fn corpus_is_large_in_both_directions() {
+    assert!(leak_rows().len() >= 300, "{}", leak_rows().len());
+    assert!(keep_rows().len() >= 200, "{}", keep_rows().len());
+}
+
+#[test]
+fn every_leak_row_loses_its_secret_and_names_its_rule() {
+    let mut failures = Vec::new();
+    for (rule, input, secret) in leak_rows() {
+        let r = redact(&input);
+        let marker = format!("[REDACTED:{rule}]");
+        if r.text.contains(&secret) || !r.text.contains(&marker) || !r.hits.iter().any(|h| h.rule == rule) {
+            failures.push(format!("{rule}: {input:?}\n   -> {:?}", r.text));
+        }
+    }
+    assert!(failures.is_empty(), "{} leak rows failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_keep_row_is_byte_identical() {
+    let mut failures = Vec::new();
+    for input in keep_rows() {
+        let r = redact(&input);
+        if r.text != input || !r.hits.is_empty() {
+            failures.push(format!("{input:?}\n   -> {:?}", r.text));
+        }
+    }
+    assert!(failures.is_empty(), "{} keep rows changed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn redaction_is_idempotent_on_the_corpus() {
+    for (_, input, _) in leak_rows() {
+        let once = redact(&input).text.into_owned();
+        let twice = redact(&once);
+        assert_eq!(twice.text, once, "not idempotent on {input:?}");
+        assert!(twice.hits.is_empty(), "{:?} fired again on {once:?}", twice.hits);
+    }
+}
+
+#[test]
+fn line_structure_survives_redaction() {
+    for (_, input, _) in leak_rows() {
+        let out = redact(&input).text.into_owned();
+        assert_eq!(out.lines().count(), input.lines().count(), "lines changed: {input:?} -> {out:?}");
+    }
+}
+
+#[test]
+fn secrets_in_json_documents_are_redacted_by_key_and_by_content() {
+    for (rule, input, secret) in leak_rows() {
+        let mut doc = serde_json::json!({ "output": input, "nested": [{ "line": input }] });
+        let hits = redact_json(&mut doc);
+        let strings =
+            [doc["output"].as_str().unwrap_or_default(), doc["nested"][0]["line"].as_str().unwrap_or_default()];
+        assert!(strings.iter().all(|s| !s.contains(&secret)), "{rule}: {secret:?} survived in {doc}");
+        assert!(!hits.is_empty(), "{rule}: no hits for {input:?}");
+    }
+    let mut doc = serde_json::json!({
+        "password": "hunter2", "db": { "pass": "a b c" }, "headers": { "Authorization": "Bearer abc.def" },
+        "pin": 123_456, "secretName": "db-creds", "token_type": "Bearer", "max_token_age_seconds": 3600,
+        "placeholder": { "password": "${DB_PASSWORD}" }
+    });
+    let hits = redact_json(&mut doc);
+    assert_eq!(doc["password"], "[REDACTED:secret_assignment]");
+    assert_eq!(doc["db"]["pass"], "[REDACTED:secret_assignment]");
+    assert_eq!(doc["headers"]["Authorization"], "Bearer [REDACTED:auth_header]");
+    assert_eq!(doc["pin"], 123_456, "pin is not a credential word");
+    assert_eq!(doc["secretName"], "db-creds");
+    assert_eq!(doc["token_type"], "Bearer");
+    assert_eq!(doc["max_token_age_seconds"], 3600);
+    assert_eq!(doc["placeholder"]["password"], "${DB_PASSWORD}");
+    assert_eq!(hits.iter().map(|h| h.count).sum::<u32>(), 3);
+}
+
+/// Ordinary log lines to bury secrets in.
+const NOISE: &[&str] = &[
+    "10.0.3.9 - - [21/Nov/2026:12:00:01 +0000] \"GET /api/v1/items/7?page=2 HTTP/1.1\" 200 512 \"-\" \"curl/8.5\"",
+    "Nov 21 12:00:02 web-1 systemd[1]: Started session 42 of user deploy.",
+    "{\"level\":\"info\",\"msg\":\"request done\",\"request_id\":\"7f9c2ba4-e88f-4f3a-9b8e-2c5d1a0b3c4d\",\"duration_ms\":12}",
+    "2026-11-21 12:00:03,114 WARN  [worker-3] retrying job 3f786850e387550fdab836ed7e6dc881de23001b (attempt 2/5)",
+    "",
+    "    at com.example.Service.handle(Service.java:42)",
+];
+
+/// The pieces secrets are made of.
+const FRAGMENTS: &[&str] = &[
+    "password",
+    "PASS",
+    "token",
+    "key",
+    "auth",
+    "Authorization",
+    "Bearer ",
+    "=",
+    ": ",
+    "=>",
+    "\"",
+    "'",
+    "\\\"",
+    "\\n",
+    "\n",
+    " ",
+    "<password>",
+    "</password>",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    "-----BEGIN CERTIFICATE-----",
+    "LS0tLS1CRUdJTiBSU0Eg",
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+    "Private-Lines: 3",
+    "kind: Secret",
+    "data:",
+    "  x: ",
+    "${X}",
+    "--password",
+    "mysql -p",
+    "curl -u a:",
+    "://u:",
+    "@h",
+    "é",
+    "€",
+    "\r\n",
+    "[REDACTED:x]",
+    "ghp_",
+    "AKIA",
+    "sk-ant-api03-",
+    "|",
+    "{",
+    "}",
+    ";",
+    "&",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Any text: no panic, and redacting the result again changes nothing.
+    #[test]
+    fn never_panics_and_is_idempotent(text in "\\PC{0,400}") {
+        let once = redact(&text).text.into_owned();
+        let twice = redact(&once);
+        prop_assert_eq!(&twice.text, &once);
+    }
+
+    /// Text built from the pieces secrets are made of (keywords, quotes, separators, base64,
+    /// markers, escapes): no panic, idempotent, line count kept.
+    #[test]
+    fn hostile_fragments_never_panic(parts in proptest::collection::vec(prop_oneof![
+        proptest::sample::select(FRAGMENTS).prop_map(str::to_owned),
+        "[A-Za-z0-9+/]{1,80}",
+    ], 0..40)) {
+        let text: String = parts.concat();
+        let once = redact(&text).text.into_owned();
+        prop_assert_eq!(once.matches('\n').count(), text.matches('\n').count());
+        let twice = redact(&once);
+        prop_assert_eq!(&twice.text, &once);
+    }
+
+    /// A secret buried among ordinary log lines is still caught, wherever it is.
+    #[test]
+    fn secrets_buried_in_logs_are_caught(row in 0usize..10_000, before in 0usize..6, after in 0usize..6, noise in 0usize..6) {
+        let rows = leak_rows();
+        let (rule, input, secret) = &rows[row % rows.len()];
+        let mut text = String::new();
+        for i in 0..before { text.push_str(NOISE[(noise + i) % NOISE.len()]); text.push('\n'); }
+        text.push_str(input);
+        for i in 0..after { text.push('\n'); text.push_str(NOISE[(noise + i) % NOISE.len()]); }
+        let r = redact(&text);
+        prop_assert!(!r.text.contains(secret.as_str()), "{}: {:?} survived in {:?}", rule, secret, r.text);
+        // Indented lines right after a YAML block may belong to it; the others must stay.
+        for line in NOISE {
+            if text.contains(line) && !line.is_empty() && !line.starts_with(' ') {
+                prop_assert!(r.text.contains(line), "noise line {:?} was changed: {:?}", line, r.text);
+            }
+        }
+    }
+}
