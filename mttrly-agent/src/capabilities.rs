@@ -1,47 +1,24 @@
-//! What the agent can do when central asks, by capability name. The owner's local policy is
-//! checked here, on the host, whatever central decided.
+//! What the agent does when central asks: the typed handlers of [`mttrly_core::capability`],
+//! one per row of the table, dispatched by [`mttrly_core::capability::dispatch`]. The owner's
+//! local policy is checked here, on the host, whatever central decided.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mttrly_core::action::ActionContent;
+use mttrly_core::capability::{
+    self, Capability, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DiagnosticRun, End,
+    FileCleanup, FileDiffRun, FileRead, FileReadPrivileged, FileSearch, FileWrite, Handler, HostSample, Outcome,
+    PlaybookList, PlaybookPlan, PlaybookRun, ProcessRun, RealityDiscover, ScriptRun,
+};
 use mttrly_core::classifier::{Classification, CommandClass, RulesChecker, classify};
+use mttrly_core::tools::common::HostMetrics;
 use mttrly_core::{ErrorCode, MttrlyError};
-use mttrly_proto::agent::v1::TaskStatus;
-use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::exec::{self, Limits, Program};
 use crate::metrics::MetricsCollector;
 use crate::policy::LocalPolicy;
-
-/// Fresh host metrics, on demand.
-pub const HOST_METRICS: &str = "host.metrics";
-/// Run a command (always as an action: read-only ones auto-approved, others approved by a human).
-pub const COMMAND_RUN: &str = "command.run";
-/// This agent's final verdict on a command (its files checked here), without running it.
-pub const COMMAND_CLASSIFY: &str = "command.classify";
-/// Run a managed or inline script (an approved action).
-pub const SCRIPT_RUN: &str = "script.run";
-
-/// The capabilities this agent offers, as announced in `Hello`.
-pub const ALL: &[&str] = &[
-    HOST_METRICS,
-    COMMAND_RUN,
-    COMMAND_CLASSIFY,
-    SCRIPT_RUN,
-    crate::files::FILE_READ,
-    crate::files::FILE_READ_PRIVILEGED,
-    crate::files::FILE_SEARCH,
-    crate::files::FILE_DIFF,
-    crate::files::FILE_WRITE,
-    crate::files::FILE_CLEANUP,
-    crate::playbooks::PLAYBOOK_LIST,
-    crate::playbooks::PLAYBOOK_PLAN,
-    crate::playbooks::PLAYBOOK_RUN,
-    crate::diagnostics::DIAGNOSTIC_RUN,
-    crate::diagnostics::REALITY_DISCOVER,
-];
+use crate::task::{Task, denied, require_action};
 
 /// What capabilities share.
 pub struct Context {
@@ -51,126 +28,112 @@ pub struct Context {
     pub policy: Arc<LocalPolicy>,
 }
 
-/// How a capability ended.
-#[derive(Debug)]
-pub struct Done {
-    /// The task status.
-    pub status: TaskStatus,
-    /// The exit code, for processes.
-    pub exit_code: Option<i32>,
-    /// Structured result.
-    pub result: Value,
-    /// Whether output was cut.
-    pub truncated: bool,
-    /// Why it failed.
-    pub error: Option<MttrlyError>,
+/// The capabilities this agent offers, announced in `Hello`: every row of the table (a row the
+/// agent cannot answer does not compile, since [`capability::dispatch`] needs its handler).
+pub fn offered() -> CapabilitySet {
+    CapabilitySet::all()
 }
 
-impl Done {
-    pub(crate) fn ok(result: Value) -> Self {
-        Self { status: TaskStatus::Succeeded, exit_code: None, result, truncated: false, error: None }
+/// Runs the capability central named (a wire string: a name this build does not know, from a
+/// newer central, is refused naming it and this agent's version). The answer comes back encoded.
+pub async fn invoke(ctx: &Context, capability: &str, params: &[u8], task: &Task<'_>) -> Outcome<Vec<u8>> {
+    if let Ok(id) = capability.parse::<CapabilityId>() {
+        return capability::dispatch(ctx, task, id, params).await;
     }
-
-    pub(crate) fn failed(error: MttrlyError) -> Self {
-        Self { status: TaskStatus::Failed, exit_code: None, result: Value::Null, truncated: false, error: Some(error) }
-    }
+    let shown: String = capability.chars().take(64).collect();
+    Outcome::failed(
+        denied(format!("this agent (version {}) does not offer the capability `{shown}`", crate::VERSION))
+            .with_detail("capability", shown)
+            .with_detail("agent_version", crate::VERSION),
+    )
 }
 
-fn denied(message: impl Into<String>) -> MttrlyError {
-    MttrlyError::new(ErrorCode::PolicyDenied, message)
-}
-
-/// Runs a capability. `action` says whether the task carries an action id, `approved` whether a
-/// human approved that action (actions started at once as read-only were not); output chunks
-/// (already redacted) go to `chunks`.
-pub async fn invoke(
-    ctx: &Context,
-    capability: &str,
-    params: &[u8],
-    payload: &[u8],
-    action: bool,
-    approved: bool,
-    chunks: &mpsc::Sender<String>,
-) -> Done {
-    match capability {
-        HOST_METRICS => {
-            let collector = Arc::clone(&ctx.collector);
-            match tokio::task::spawn_blocking(move || collector.lock().unwrap_or_else(PoisonError::into_inner).sample())
-                .await
-            {
-                Ok(sample) => {
-                    let metrics = mttrly_proto::convert::metrics_from_wire(&sample, jiff::Timestamp::now());
-                    Done::ok(serde_json::to_value(metrics).unwrap_or_default())
-                }
-                Err(e) => {
-                    Done::failed(MttrlyError::new(ErrorCode::InternalError, format!("metrics sampling failed: {e}")))
+/// Implements [`Handler`] for [`Context`] for each row, binding the context, the task and the
+/// typed parameters to the names given.
+macro_rules! handlers {
+    ($( $cap:ident => |$ctx:pat_param, $task:pat_param, $params:pat_param| $body:expr; )+) => {
+        $(
+            impl<'a> Handler<$cap, Task<'a>> for Context {
+                async fn handle(
+                    &self,
+                    task: &Task<'a>,
+                    params: <$cap as Capability>::Params,
+                ) -> Outcome<<$cap as Capability>::Answer> {
+                    let ($ctx, $task, $params) = (self, task, params);
+                    $body
                 }
             }
+        )+
+    };
+}
+
+handlers! {
+    HostSample => |ctx, _, _| sample(ctx).await.into();
+    CommandRun => |ctx, task, content| run_command(ctx, task, content).await;
+    CommandClassify => |ctx, _, ClassifyParams { command }| Outcome::ok(final_verdict(ctx, command).await.0);
+    ScriptRun => |ctx, task, content| run_script(ctx, task, content).await;
+    FileRead => |ctx, _, p| crate::files::read(ctx.policy.files(), p).await.into();
+    FileReadPrivileged => |ctx, _, p| crate::files::read_privileged(ctx.policy.files(), p).await.into();
+    FileSearch => |ctx, _, p| crate::files::search(ctx.policy.files(), p).await.into();
+    FileDiffRun => |ctx, _, p| crate::files::diff(ctx.policy.files(), p).await.into();
+    FileWrite => |ctx, task, content| match require_action(task, FILE_CHANGES_ARE_ACTIONS) {
+        Err(refused) => refused,
+        Ok(()) => crate::files::write(ctx.policy.files(), content, task.payload).await.into(),
+    };
+    FileCleanup => |ctx, task, content| match require_action(task, FILE_CHANGES_ARE_ACTIONS) {
+        Err(refused) => refused,
+        Ok(()) => crate::files::cleanup(ctx.policy.files(), content).await.into(),
+    };
+    PlaybookList => |ctx, _, _| Outcome::ok(crate::playbooks::list(&ctx.policy));
+    PlaybookPlan => |ctx, _, p| crate::playbooks::plan(&ctx.policy, &p).into();
+    PlaybookRun => |ctx, task, content| {
+        match require_action(task, "playbooks run only as actions (with an action id central approved)") {
+            Err(refused) => refused,
+            Ok(()) => crate::playbooks::run(&ctx.policy, content, task.chunks).await,
         }
-        COMMAND_RUN => run_command(ctx, params, action, approved, chunks).await,
-        COMMAND_CLASSIFY => classify_command(ctx, params).await,
-        SCRIPT_RUN => run_script(ctx, params, action, chunks).await,
-        crate::diagnostics::DIAGNOSTIC_RUN | crate::diagnostics::REALITY_DISCOVER
-            if !ctx.policy.diagnostics_enabled =>
-        {
-            Done::failed(denied("this server's local policy disables diagnostics and discovery"))
-        }
-        crate::diagnostics::DIAGNOSTIC_RUN => {
-            match crate::diagnostics::diagnose(&ctx.policy, &ctx.collector, params).await {
-                Ok(v) => Done::ok(v),
-                Err(e) => Done::failed(e),
-            }
-        }
-        crate::diagnostics::REALITY_DISCOVER => match crate::diagnostics::discover(&ctx.policy).await {
-            Ok(v) => Done::ok(v),
-            Err(e) => Done::failed(e),
-        },
-        crate::playbooks::PLAYBOOK_LIST => Done::ok(crate::playbooks::list(&ctx.policy)),
-        crate::playbooks::PLAYBOOK_PLAN => match crate::playbooks::plan(&ctx.policy, params) {
-            Ok(plan) => Done::ok(plan),
-            Err(e) => Done::failed(e),
-        },
-        crate::playbooks::PLAYBOOK_RUN => {
-            if !action {
-                return Done::failed(denied("playbooks run only as actions (with an action id central approved)"));
-            }
-            crate::playbooks::run(&ctx.policy, params, chunks).await
-        }
-        crate::files::FILE_WRITE | crate::files::FILE_CLEANUP => {
-            if !action {
-                return Done::failed(denied("file changes run only as actions a human approved"));
-            }
-            match crate::files::change(ctx.policy.files(), params, payload).await {
-                Ok(result) => Done::ok(result),
-                Err(e) => Done::failed(e),
-            }
-        }
-        crate::files::FILE_READ
-        | crate::files::FILE_READ_PRIVILEGED
-        | crate::files::FILE_SEARCH
-        | crate::files::FILE_DIFF => match crate::files::invoke(ctx.policy.files(), capability, params).await {
-            Ok(result) => Done::ok(result),
-            Err(e) => Done::failed(e),
-        },
-        other => Done::failed(
-            denied(format!("this agent does not offer the capability `{other}`")).with_detail("capability", other),
-        ),
+    };
+    DiagnosticRun => |ctx, _, p| match diagnostics_allowed(ctx) {
+        Err(e) => Outcome::failed(e),
+        Ok(()) => Outcome::ok(crate::diagnostics::diagnose(&ctx.policy, &ctx.collector, p).await),
+    };
+    RealityDiscover => |ctx, _, _| match diagnostics_allowed(ctx) {
+        Err(e) => Outcome::failed(e),
+        Ok(()) => Outcome::ok(crate::diagnostics::discover(&ctx.policy).await),
+    };
+}
+
+/// Why a file change sent as a plain request is refused.
+const FILE_CHANGES_ARE_ACTIONS: &str = "file changes run only as actions a human approved";
+
+fn diagnostics_allowed(ctx: &Context) -> Result<(), MttrlyError> {
+    if ctx.policy.diagnostics_enabled {
+        Ok(())
+    } else {
+        Err(denied("this server's local policy disables diagnostics and discovery"))
     }
 }
 
-async fn run_script(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::Sender<String>) -> Done {
+/// Fresh metrics, sampled on the blocking pool.
+async fn sample(ctx: &Context) -> Result<HostMetrics, MttrlyError> {
+    let collector = Arc::clone(&ctx.collector);
+    tokio::task::spawn_blocking(move || collector.lock().unwrap_or_else(PoisonError::into_inner).sample())
+        .await
+        .map(|sample| mttrly_proto::convert::metrics_from_wire(&sample, jiff::Timestamp::now()))
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("metrics sampling failed: {e}")))
+}
+
+async fn run_script(ctx: &Context, task: &Task<'_>, content: ActionContent) -> Outcome<ProcessRun> {
     use mttrly_core::tools::commands::ScriptSource;
-    if !action {
-        return Done::failed(denied("scripts run only as actions a human approved"));
+    if let Err(refused) = require_action(task, "scripts run only as actions a human approved") {
+        return refused;
     }
-    let Ok(ActionContent::Script { script, args, timeout_seconds }) = serde_json::from_slice::<ActionContent>(params)
-    else {
-        return Done::failed(MttrlyError::new(ErrorCode::ValidationError, "script.run expects a script action"));
+    let ActionContent::Script { script, args, timeout_seconds } = content else {
+        return Outcome::failed(MttrlyError::new(ErrorCode::ValidationError, "script.run expects a script action"));
     };
     let argv: Vec<String> = match script {
         ScriptSource::Managed { name } => {
             let Some(path) = ctx.policy.managed_scripts.get(name.as_str()) else {
-                return Done::failed(
+                return Outcome::failed(
                     denied(format!("`{name}` is not one of this server's managed scripts"))
                         .with_detail("script", name.as_str()),
                 );
@@ -179,14 +142,16 @@ async fn run_script(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::S
             match std::fs::symlink_metadata(path) {
                 Ok(m) if m.file_type().is_file() => {}
                 _ => {
-                    return Done::failed(denied(format!("managed script `{name}` ({path}) is not a regular file")));
+                    return Outcome::failed(denied(format!("managed script `{name}` ({path}) is not a regular file")));
                 }
             }
             std::iter::once(path.clone()).chain(args).collect()
         }
         ScriptSource::Inline { content } => {
             if !ctx.policy.commands_enabled {
-                return Done::failed(denied("this server's local policy disables command execution (inline scripts)"));
+                return Outcome::failed(denied(
+                    "this server's local policy disables command execution (inline scripts)",
+                ));
             }
             // `sh -c BODY NAME ARGS...`: the arguments arrive as $1, $2, ... and are never parsed.
             ["/bin/sh".to_owned(), "-c".to_owned(), content.into_inner(), "mttrly-script".to_owned()]
@@ -200,7 +165,7 @@ async fn run_script(ctx: &Context, params: &[u8], action: bool, chunks: &mpsc::S
         max_lines: ctx.policy.max_output_lines,
         ..Limits::default()
     };
-    finish(exec::run(&Program::Argv(argv), limits, ctx.policy.run_as(), chunks).await, timeout_seconds, "script")
+    finish(exec::run(&Program::Argv(argv), limits, ctx.policy.run_as(), task.chunks).await, timeout_seconds, "script")
 }
 
 /// The final verdict on `command` on this host: the classifier's, with each file it reads checked
@@ -226,36 +191,15 @@ async fn final_verdict(ctx: &Context, command: String) -> (Classification, Vec<s
     }
 }
 
-/// `command.classify`: what this agent would decide for a command, so central can tell "run at
-/// once" from "pending" before it creates the action (central cannot check files itself).
-async fn classify_command(ctx: &Context, params: &[u8]) -> Done {
-    #[derive(serde::Deserialize)]
-    struct Params {
-        command: String,
-    }
-    let Ok(Params { command }) = serde_json::from_slice::<Params>(params) else {
-        return Done::failed(MttrlyError::new(ErrorCode::ValidationError, "command.classify expects {\"command\": …}"));
-    };
-    let (verdict, _files) = final_verdict(ctx, command).await;
-    Done::ok(serde_json::to_value(verdict).unwrap_or_default())
-}
-
-async fn run_command(
-    ctx: &Context,
-    params: &[u8],
-    action: bool,
-    approved: bool,
-    chunks: &mpsc::Sender<String>,
-) -> Done {
+async fn run_command(ctx: &Context, task: &Task<'_>, content: ActionContent) -> Outcome<ProcessRun> {
     if !ctx.policy.commands_enabled {
-        return Done::failed(denied("this server's local policy disables command execution"));
+        return Outcome::failed(denied("this server's local policy disables command execution"));
     }
-    if !action {
-        return Done::failed(denied("commands run only as actions (with an action id central approved)"));
+    if let Err(refused) = require_action(task, "commands run only as actions (with an action id central approved)") {
+        return refused;
     }
-    let Ok(ActionContent::Command { command, timeout_seconds }) = serde_json::from_slice::<ActionContent>(params)
-    else {
-        return Done::failed(MttrlyError::new(ErrorCode::ValidationError, "command.run expects a command action"));
+    let ActionContent::Command { command, timeout_seconds } = content else {
+        return Outcome::failed(MttrlyError::new(ErrorCode::ValidationError, "command.run expects a command action"));
     };
     // Read-only commands run without a shell, exactly as classified here (not as central said),
     // reading the descriptors checked and opened here (`/dev/fd/N`), never the paths again.
@@ -263,12 +207,12 @@ async fn run_command(
     let program =
         match verdict.argv_with_files(|i| format!("/dev/fd/{}", exec::FIRST_FD + i32::try_from(i).unwrap_or(0))) {
             Some(argv) if verdict.class == CommandClass::ReadOnly => Program::Argv(argv),
-            _ if approved => Program::Shell(command),
+            _ if task.approved => Program::Shell(command),
             _ => {
                 // Sent to run at once but not read-only here (another policy, a file swapped since
                 // central asked): it never falls through to a shell.
                 tracing::warn!(reason = %verdict.reason, "refused an unapproved command that is not read-only here");
-                return Done::failed(
+                return Outcome::failed(
                     denied(format!(
                         "this command needs a human's approval on this server, and none was given: {}",
                         verdict.reason
@@ -283,37 +227,41 @@ async fn run_command(
         ..Limits::default()
     };
     let files = if matches!(program, Program::Argv(_)) { files } else { Vec::new() };
-    finish(exec::run_with_files(&program, files, limits, ctx.policy.run_as(), chunks).await, timeout_seconds, "command")
+    finish(
+        exec::run_with_files(&program, files, limits, ctx.policy.run_as(), task.chunks).await,
+        timeout_seconds,
+        "command",
+    )
 }
 
 /// Turns a finished process into the task's outcome.
-fn finish(run: std::io::Result<exec::Outcome>, timeout_seconds: u32, what: &str) -> Done {
+fn finish(run: std::io::Result<exec::Outcome>, timeout_seconds: u32, what: &str) -> Outcome<ProcessRun> {
     match run {
-        Err(e) => Done::failed(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the {what}: {e}"))),
+        Err(e) => Outcome::failed(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the {what}: {e}"))),
         Ok(out) => {
-            let status = match (out.timed_out, out.exit_code) {
-                (true, _) => TaskStatus::TimedOut,
-                (false, Some(0)) => TaskStatus::Succeeded,
-                _ => TaskStatus::Failed,
+            let end = match (out.timed_out, out.exit_code) {
+                (true, _) => End::TimedOut,
+                (false, Some(0)) => End::Succeeded,
+                _ => End::Failed,
             };
-            let error = match status {
-                TaskStatus::TimedOut => Some(
+            let error = match end {
+                End::TimedOut => Some(
                     MttrlyError::new(ErrorCode::Timeout, format!("killed after {timeout_seconds}s"))
                         .with_detail("timeout_seconds", timeout_seconds),
                 ),
                 // A non-zero exit is the command's answer, not an error of mttrly: the status says
                 // `failed` and `exit_code` says how. Only a process that never exited is an error.
-                TaskStatus::Failed if out.exit_code.is_some() => None,
-                TaskStatus::Failed => Some(MttrlyError::new(
+                End::Failed if out.exit_code.is_some() => None,
+                End::Failed => Some(MttrlyError::new(
                     ErrorCode::UnknownError,
                     format!("the {what} was killed by a signal before it exited"),
                 )),
-                _ => None,
+                End::Succeeded => None,
             };
-            Done {
-                status,
+            Outcome {
+                end,
                 exit_code: out.exit_code,
-                result: serde_json::json!({ "duration_ms": u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX) }),
+                answer: Some(ProcessRun { duration_ms: u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX) }),
                 truncated: out.truncated,
                 error,
             }
@@ -324,6 +272,9 @@ fn finish(run: std::io::Result<exec::Outcome>, timeout_seconds: u32, what: &str)
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use serde_json::Value;
+    use tokio::sync::mpsc;
 
     use super::*;
 
@@ -336,7 +287,17 @@ mod tests {
         }
     }
 
-    async fn call(ctx: &Context, capability: &str, params: &Value, approved: bool) -> (Done, String) {
+    const COMMAND_RUN: CapabilityId = CapabilityId::CommandRun;
+    const COMMAND_CLASSIFY: CapabilityId = CapabilityId::CommandClassify;
+
+    /// A task's outcome with its answer read back as JSON.
+    struct Done {
+        end: End,
+        error: Option<MttrlyError>,
+        result: Value,
+    }
+
+    async fn call(ctx: &Context, capability: CapabilityId, params: &Value, approved: bool) -> (Done, String) {
         let (tx, mut rx) = mpsc::channel::<String>(64);
         let drain = tokio::spawn(async move {
             let mut out = String::new();
@@ -345,9 +306,28 @@ mod tests {
             }
             out
         });
-        let done = invoke(ctx, capability, &serde_json::to_vec(params).unwrap(), &[], true, approved, &tx).await;
+        let task = Task { action: true, approved, payload: &[], chunks: &tx };
+        let outcome = invoke(ctx, capability.as_str(), &serde_json::to_vec(params).unwrap(), &task).await;
         drop(tx);
-        (done, drain.await.unwrap())
+        let result = outcome.answer.map_or(Value::Null, |bytes| serde_json::from_slice(&bytes).unwrap());
+        (Done { end: outcome.end, error: outcome.error, result }, drain.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_unknown_capability_is_refused_naming_it_and_this_version() {
+        let (_dir, root) = setup();
+        let ctx = context(&root);
+        let (tx, _rx) = mpsc::channel::<String>(1);
+        let task = Task { action: false, approved: false, payload: &[], chunks: &tx };
+        let outcome = invoke(&ctx, "agent.teleport", b"null", &task).await;
+        let error = outcome.error.unwrap();
+        assert_eq!(error.code(), ErrorCode::PolicyDenied);
+        assert!(error.message().contains("agent.teleport") && error.message().contains(crate::VERSION), "{error}");
+        // Malformed parameters for a known one: a validation error naming the capability.
+        let outcome = invoke(&ctx, COMMAND_CLASSIFY.as_str(), b"{\"cmd\":1}", &task).await;
+        let error = outcome.error.unwrap();
+        assert_eq!(error.code(), ErrorCode::ValidationError);
+        assert!(error.message().contains(COMMAND_CLASSIFY.as_str()), "{error}");
     }
 
     fn command(line: String) -> Value {
@@ -374,7 +354,7 @@ mod tests {
             format!("cat {}", root.join("secret.txt").display()),
         ] {
             let (done, output) = call(&ctx, COMMAND_RUN, &command(line.clone()), false).await;
-            assert_eq!(done.status, TaskStatus::Failed, "{line}");
+            assert_eq!(done.end, End::Failed, "{line}");
             let error = done.error.unwrap();
             assert_eq!(error.code(), ErrorCode::PolicyDenied, "{line}");
             assert!(error.message().contains("approval"), "{line}: {}", error.message());
@@ -383,7 +363,7 @@ mod tests {
         assert!(!marker.exists());
         // Approved by a human, the same command runs through the shell.
         let (done, _) = call(&ctx, COMMAND_RUN, &command(format!("touch {}", marker.display())), true).await;
-        assert_eq!(done.status, TaskStatus::Succeeded);
+        assert_eq!(done.end, End::Succeeded);
         assert!(marker.exists());
     }
 
@@ -394,17 +374,17 @@ mod tests {
         let log = root.join("logs/app.log");
         let (done, _) = call(&ctx, COMMAND_CLASSIFY, &json_command(&format!("cat {}", log.display())), false).await;
         assert_eq!(done.result["class"], "read_only", "{}", done.result);
-        assert_eq!(done.result["files"], serde_json::json!([log.display().to_string()]));
+        assert_eq!(done.result["files"], Value::from(vec![log.display().to_string()]));
         let outside = format!("cat {}", root.join("secret.txt").display());
         let (done, _) = call(&ctx, COMMAND_CLASSIFY, &json_command(&outside), false).await;
         assert_eq!(done.result["class"], "needs_approval", "{}", done.result);
         let (done, output) = call(&ctx, COMMAND_RUN, &command(format!("cat {}", log.display())), false).await;
-        assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+        assert_eq!(done.end, End::Succeeded, "{:?}", done.error);
         assert_eq!(output, "GOOD\n");
     }
 
     fn json_command(line: &str) -> Value {
-        serde_json::json!({ "command": line })
+        serde_json::to_value(ClassifyParams { command: line.to_owned() }).unwrap()
     }
 
     /// Check-then-swap: while the log is swapped back and forth between a regular file and a
@@ -432,8 +412,8 @@ mod tests {
         for _ in 0..60 {
             let (done, output) = call(&ctx, COMMAND_RUN, &command(format!("cat {}", log.display())), false).await;
             assert!(!output.contains("SECRET"), "the secret leaked: {output}");
-            match done.status {
-                TaskStatus::Succeeded => {
+            match done.end {
+                End::Succeeded => {
                     assert_eq!(output, "GOOD\n");
                     ran += 1;
                 }

@@ -40,10 +40,10 @@ impl Credentials {
                 return Err(AgentError::State { what: "cannot read", path: file.display().to_string(), source });
             }
         };
-        serde_json::from_str(&text).map(Some).map_err(|e| AgentError::Invalid {
+        serde_json::from_str(&text).map(Some).map_err(|source| AgentError::Json {
             what: "credentials file",
             path: file.display().to_string(),
-            reason: e.to_string(),
+            source,
         })
     }
 
@@ -70,10 +70,10 @@ impl Credentials {
             options.mode(0o600);
         }
         let mut file = options.open(&tmp).map_err(state_err("cannot write", &tmp))?;
-        let body = serde_json::to_vec_pretty(self).map_err(|e| AgentError::Invalid {
+        let body = serde_json::to_vec_pretty(self).map_err(|source| AgentError::Json {
             what: "credentials",
             path: tmp.display().to_string(),
-            reason: e.to_string(),
+            source,
         })?;
         file.write_all(&body).and_then(|()| file.sync_all()).map_err(state_err("cannot write", &tmp))?;
         std::fs::rename(&tmp, &final_path).map_err(state_err("cannot replace", &final_path))

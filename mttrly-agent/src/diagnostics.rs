@@ -5,32 +5,18 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use mttrly_core::capability::DiagnosticParams;
 use mttrly_core::diagnose::{self, CommandEvidence, Evidence};
-use mttrly_core::tools::diagnostics::ProbeKind;
-use mttrly_core::{ErrorCode, MttrlyError};
-use serde::Deserialize;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::exec::{self, Limits, Program};
 use crate::metrics::MetricsCollector;
 use crate::policy::LocalPolicy;
 
-/// Run diagnostic probes.
-pub const DIAGNOSTIC_RUN: &str = "diagnostic.run";
-/// Discover services, ports and runtimes.
-pub const REALITY_DISCOVER: &str = "reality.discover";
-
 /// One probe command's deadline.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines kept per probe command.
 const PROBE_LINES: usize = 300;
-
-#[derive(Deserialize)]
-struct DiagnosticParams {
-    probes: Vec<ProbeKind>,
-    unit: Option<String>,
-}
 
 async fn run_one(argv: Vec<String>, run_as: Option<(u32, u32)>) -> CommandEvidence {
     // Probe output is evidence, not a live stream: nothing goes to the task's output channel.
@@ -81,24 +67,16 @@ async fn collect(
 }
 
 /// Runs the requested probes.
-pub async fn diagnose(
-    policy: &LocalPolicy,
-    metrics: &Arc<Mutex<MetricsCollector>>,
-    params: &[u8],
-) -> Result<Value, MttrlyError> {
-    let p: DiagnosticParams = serde_json::from_slice(params)
-        .map_err(|e| MttrlyError::new(ErrorCode::ValidationError, format!("malformed diagnostic parameters: {e}")))?;
+pub async fn diagnose(policy: &LocalPolicy, metrics: &Arc<Mutex<MetricsCollector>>, p: DiagnosticParams) -> Evidence {
     let mut probes = p.probes;
     probes.sort();
     probes.dedup();
     let commands: Vec<(String, Vec<String>)> =
         probes.iter().flat_map(|probe| diagnose::commands(*probe, p.unit.as_deref())).collect();
-    let ev = collect(commands, policy, Some(metrics)).await;
-    serde_json::to_value(ev).map_err(|e| MttrlyError::new(ErrorCode::InternalError, e.to_string()))
+    collect(commands, policy, Some(metrics)).await
 }
 
 /// Runs discovery.
-pub async fn discover(policy: &LocalPolicy) -> Result<Value, MttrlyError> {
-    let ev = collect(mttrly_core::reality::commands(), policy, None).await;
-    serde_json::to_value(ev).map_err(|e| MttrlyError::new(ErrorCode::InternalError, e.to_string()))
+pub async fn discover(policy: &LocalPolicy) -> Evidence {
+    collect(mttrly_core::reality::commands(), policy, None).await
 }

@@ -37,11 +37,7 @@ pub async fn connect(url: &str, ca_pem: Option<&str>) -> Result<Channel, AgentEr
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
     if let Some(tls) = tls {
-        endpoint = endpoint.tls_config(tls).map_err(|e| AgentError::Invalid {
-            what: "CA certificate",
-            path: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        endpoint = endpoint.tls_config(tls).map_err(|source| AgentError::Tls { url: url.to_owned(), source })?;
     }
     endpoint.connect().await.map_err(|e| {
         AgentError::Central(

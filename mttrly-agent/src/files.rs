@@ -9,46 +9,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mttrly_core::action::ActionContent;
+use mttrly_core::capability::{
+    FileDiffParams, FileDiffText, FileMatches, FileReadParams, FileRemoved, FileSearchParams, FileTail, FileWritten,
+    PrivilegedReadParams,
+};
 use mttrly_core::files::{Allowed, FileAccess, FileRules, Opened, diff, open::open_checked, search, tail};
 use mttrly_core::redactor::redact;
+use mttrly_core::tools::files::{ReadTarget, RedactionCount, SearchMatch};
 use mttrly_core::{ErrorCode, MttrlyError};
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-/// Tail a file, a managed env file, Docker logs, or list Docker images.
-pub const FILE_READ: &str = "file.read";
-/// Tail a file from the privileged allowlist.
-pub const FILE_READ_PRIVILEGED: &str = "file.read_privileged";
-/// Literal search over allowlisted files.
-pub const FILE_SEARCH: &str = "file.search";
-/// Unified diff of two allowlisted files.
-pub const FILE_DIFF: &str = "file.diff";
-
-/// Write a managed file (an approved action; the previous content is kept as a backup).
-pub const FILE_WRITE: &str = "file.write";
-/// Delete a managed file (an approved action).
-pub const FILE_CLEANUP: &str = "file.cleanup";
 
 /// The largest file a diff reads, per side.
 const MAX_DIFF_BYTES: u64 = 2 * 1024 * 1024;
 /// How long a Docker CLI call may take.
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most lines a read returns, whatever was asked.
+const MAX_LINES: u32 = 500;
 
-/// Redacts lines, counting what each rule removed.
+/// Redacts text, counting what each rule removed.
 #[derive(Default)]
 struct Redactions(BTreeMap<&'static str, u32>);
 
 impl Redactions {
-    fn line(&mut self, line: &str) -> String {
-        let r = redact(line);
+    /// Redacts `text` as one piece: a multi-line secret (a private key's body under its BEGIN
+    /// line) is seen with its context, and nothing is replaced across a newline.
+    fn text(&mut self, text: &str) -> String {
+        let r = redact(text);
         for hit in &r.hits {
             *self.0.entry(hit.rule).or_default() += hit.count;
         }
         r.text.into_owned()
     }
 
-    fn json(&self) -> Value {
-        Value::Array(self.0.iter().map(|(rule, count)| json!({ "rule": rule, "count": count })).collect())
+    fn counts(&self) -> Vec<RedactionCount> {
+        self.0.iter().map(|(rule, count)| RedactionCount { rule: (*rule).to_owned(), count: *count }).collect()
     }
 }
 
@@ -56,103 +49,72 @@ fn bad(message: impl Into<String>) -> MttrlyError {
     MttrlyError::new(ErrorCode::ValidationError, message)
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Target {
-    File { path: String },
-    DockerLogs { container: String },
-    DockerImages,
-    EnvFile { name: String },
+/// Lines asked, within 1..=500 (central applies the plan's limit first).
+fn line_cap(asked: u32) -> usize {
+    usize::try_from(asked.clamp(1, MAX_LINES)).unwrap_or(1)
 }
 
-#[derive(Deserialize)]
-struct ReadParams {
-    target: Target,
-    lines: usize,
-}
-
-#[derive(Deserialize)]
-struct PrivilegedParams {
-    path: String,
-    lines: usize,
-}
-
-#[derive(Deserialize)]
-struct SearchParams {
-    query: String,
-    glob: Option<String>,
-    #[serde(default)]
-    ignore_case: bool,
-    max_matches: usize,
-}
-
-#[derive(Deserialize)]
-struct DiffParams {
-    left_path: String,
-    right_path: String,
-    context_lines: usize,
-}
-
-fn parse<T: serde::de::DeserializeOwned>(params: &[u8], what: &str) -> Result<T, MttrlyError> {
-    serde_json::from_slice(params).map_err(|e| bad(format!("malformed {what} parameters: {e}")))
-}
-
-/// Runs a file capability. Path checks touch the file system (canonicalize, stat), so they run
-/// with the read itself on the blocking pool, never on the runtime.
-pub async fn invoke(rules: &Arc<FileRules>, capability: &str, params: &[u8]) -> Result<Value, MttrlyError> {
+/// `file.read`. Path checks touch the file system (canonicalize, stat), so they run with the read
+/// itself on the blocking pool, never on the runtime.
+pub async fn read(rules: &Arc<FileRules>, p: FileReadParams) -> Result<FileTail, MttrlyError> {
     let rules = Arc::clone(rules);
-    match capability {
-        FILE_READ => {
-            let p: ReadParams = parse(params, "file.read")?;
-            let lines = p.lines.clamp(1, 500);
-            match p.target {
-                Target::File { path } => {
-                    blocking(move || {
-                        let opened = rules.open(&path, FileAccess::Read)?;
-                        // A managed env file read by its path gets the same key-based redaction.
-                        let env = rules.is_env_file(&opened.allowed.path);
-                        tail_opened(opened, lines, &path, env)
-                    })
-                    .await
-                }
-                Target::EnvFile { name } => {
-                    blocking(move || {
-                        let allowed = rules.env_file(&name)?;
-                        let (file, meta) = open_checked(&allowed)?;
-                        tail_opened(Opened { allowed, file, meta }, lines, &format!("env_file:{name}"), true)
-                    })
-                    .await
-                }
-                Target::DockerLogs { container } => docker_logs(&container, lines).await,
-                Target::DockerImages => docker_images(lines).await,
-            }
-        }
-        FILE_READ_PRIVILEGED => {
-            let p: PrivilegedParams = parse(params, "file.read_privileged")?;
+    let lines = line_cap(p.lines);
+    match p.target {
+        ReadTarget::File { path } => {
             blocking(move || {
-                let opened = rules.open(&p.path, FileAccess::Privileged)?;
-                tail_opened(opened, p.lines.clamp(1, 500), &p.path, false)
+                let path = path.into_inner();
+                let opened = rules.open(&path, FileAccess::Read)?;
+                // A managed env file read by its path gets the same key-based redaction.
+                let env = rules.is_env_file(&opened.allowed.path);
+                tail_opened(opened, lines, &path, env)
             })
             .await
         }
-        FILE_SEARCH => {
-            let p: SearchParams = parse(params, "file.search")?;
-            blocking(move || search_files(&rules, &p)).await
-        }
-        FILE_DIFF => {
-            let p: DiffParams = parse(params, "file.diff")?;
+        ReadTarget::EnvFile { name } => {
             blocking(move || {
-                let left = rules.check(&p.left_path, FileAccess::Read)?;
-                let right = rules.check(&p.right_path, FileAccess::Read)?;
-                diff_files(&rules, &left, &right, &p)
+                let name = name.into_inner();
+                let allowed = rules.env_file(&name)?;
+                let (file, meta) = open_checked(&allowed)?;
+                tail_opened(Opened { allowed, file, meta }, lines, &format!("env_file:{name}"), true)
             })
             .await
         }
-        other => Err(MttrlyError::new(ErrorCode::PolicyDenied, format!("unknown file capability `{other}`"))),
+        ReadTarget::DockerLogs { container } => docker_logs(container.as_str(), lines).await,
+        ReadTarget::DockerImages => docker_images(lines).await,
     }
 }
 
-async fn blocking(job: impl FnOnce() -> Result<Value, MttrlyError> + Send + 'static) -> Result<Value, MttrlyError> {
+/// `file.read_privileged`.
+pub async fn read_privileged(rules: &Arc<FileRules>, p: PrivilegedReadParams) -> Result<FileTail, MttrlyError> {
+    let rules = Arc::clone(rules);
+    blocking(move || {
+        let path = p.path.into_inner();
+        let opened = rules.open(&path, FileAccess::Privileged)?;
+        tail_opened(opened, line_cap(p.lines), &path, false)
+    })
+    .await
+}
+
+/// `file.search`.
+pub async fn search(rules: &Arc<FileRules>, p: FileSearchParams) -> Result<FileMatches, MttrlyError> {
+    let rules = Arc::clone(rules);
+    blocking(move || search_files(&rules, &p)).await
+}
+
+/// `file.diff`.
+pub async fn diff(rules: &Arc<FileRules>, p: FileDiffParams) -> Result<FileDiffText, MttrlyError> {
+    let rules = Arc::clone(rules);
+    blocking(move || {
+        let left = rules.check(p.left_path.as_str(), FileAccess::Read)?;
+        let right = rules.check(p.right_path.as_str(), FileAccess::Read)?;
+        diff_files(&rules, &left, &right, &p)
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, MttrlyError> + Send + 'static,
+) -> Result<T, MttrlyError> {
     tokio::task::spawn_blocking(job)
         .await
         .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("file task failed: {e}")))?
@@ -209,45 +171,51 @@ fn redact_env_values(text: &str, redactions: &mut Redactions) -> String {
 }
 
 /// The tail of a file already through every check ([`FileRules::open`]).
-fn tail_opened(opened: Opened, lines: usize, source: &str, env: bool) -> Result<Value, MttrlyError> {
+fn tail_opened(opened: Opened, lines: usize, source: &str, env: bool) -> Result<FileTail, MttrlyError> {
     let Opened { mut file, meta, .. } = opened;
     let t = tail::tail(&mut file, meta.len(), lines)?;
     let mut redactions = Redactions::default();
     // The whole text at once: a PEM private key spans lines, and its body alone matches no rule.
-    let content = redactions.line(&t.lines.join("\n"));
+    let content = redactions.text(&t.lines.join("\n"));
     let content = if env { redact_env_values(&content, &mut redactions) } else { content };
-    Ok(json!({
-        "source": source,
-        "content": content,
-        "line_count": t.lines.len(),
-        "truncated": t.truncated,
-        "size_bytes": t.size_bytes,
-        "redactions": redactions.json(),
-    }))
+    Ok(FileTail {
+        source: source.to_owned(),
+        content,
+        line_count: u32::try_from(t.lines.len()).unwrap_or(u32::MAX),
+        truncated: t.truncated,
+        size_bytes: Some(t.size_bytes),
+        redactions: redactions.counts(),
+    })
 }
 
-fn search_files(rules: &FileRules, p: &SearchParams) -> Result<Value, MttrlyError> {
-    if p.query.is_empty() {
+fn search_files(rules: &FileRules, p: &FileSearchParams) -> Result<FileMatches, MttrlyError> {
+    if p.query.as_str().is_empty() {
         return Err(bad("the query is empty"));
     }
-    let found = search::search(rules, &p.query, p.glob.as_deref(), p.ignore_case, p.max_matches.clamp(1, 500))?;
+    let glob = p.glob.as_ref().map(mttrly_core::tools::files::PathGlob::as_str);
+    let found = search::search(rules, p.query.as_str(), glob, p.ignore_case, line_cap(p.max_matches))?;
     let mut redactions = Redactions::default();
     // Managed env files are read only whole, through key-based redaction: a search hit in one
     // would tell whether a secret value contains the query.
     let env_files = rules.env_file_paths();
-    let matches: Vec<Value> = found
+    let matches: Vec<SearchMatch> = found
         .hits
         .iter()
         .filter(|h| !env_files.contains(&h.path))
-        .map(|h| json!({ "path": h.path, "line_number": h.line_number, "line": redactions.line(&h.line) }))
+        .map(|h| SearchMatch {
+            path: h.path.to_string_lossy().into_owned(),
+            line_number: h.line_number,
+            // One line out of its file: the line is all the context there is.
+            line: redactions.text(&h.line),
+        })
         .collect();
-    Ok(json!({
-        "matches": matches,
-        "files_searched": found.files_searched,
-        "files_skipped": found.files_skipped,
-        "truncated": found.truncated,
-        "redactions": redactions.json(),
-    }))
+    Ok(FileMatches {
+        matches,
+        files_searched: found.files_searched,
+        files_skipped: found.files_skipped,
+        truncated: found.truncated,
+        redactions: redactions.counts(),
+    })
 }
 
 fn read_small(allowed: &Allowed) -> Result<String, MttrlyError> {
@@ -265,12 +233,18 @@ fn read_small(allowed: &Allowed) -> Result<String, MttrlyError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn diff_files(rules: &FileRules, left: &Allowed, right: &Allowed, p: &DiffParams) -> Result<Value, MttrlyError> {
+fn diff_files(
+    rules: &FileRules,
+    left: &Allowed,
+    right: &Allowed,
+    p: &FileDiffParams,
+) -> Result<FileDiffText, MttrlyError> {
     let (a, b) = (read_small(left)?, read_small(right)?);
-    let (text, identical, truncated) = diff::unified(&p.left_path, &a, &p.right_path, &b, p.context_lines.min(20));
+    let context = usize::try_from(p.context_lines.min(20)).unwrap_or(20);
+    let (text, identical, truncated) = diff::unified(p.left_path.as_str(), &a, p.right_path.as_str(), &b, context);
     let mut redactions = Redactions::default();
-    let redacted: Vec<String> = text.lines().map(|l| redactions.line(l)).collect();
-    let mut diff = redacted.join("\n");
+    // The whole diff at once: a key's body lines keep the BEGIN line above them as context.
+    let mut diff = redactions.text(text.strip_suffix('\n').unwrap_or(&text));
     if rules.is_env_file(&left.path) || rules.is_env_file(&right.path) {
         // `+DB_PASS=x` keeps its key: the key-based pass applies to diff lines as to reads.
         diff = redact_env_values(&diff, &mut redactions);
@@ -278,7 +252,7 @@ fn diff_files(rules: &FileRules, left: &Allowed, right: &Allowed, p: &DiffParams
     if !diff.is_empty() {
         diff.push('\n');
     }
-    Ok(json!({ "diff": diff, "identical": identical, "truncated": truncated, "redactions": redactions.json() }))
+    Ok(FileDiffText { diff, identical, truncated, redactions: redactions.counts() })
 }
 
 fn docker_missing() -> MttrlyError {
@@ -309,22 +283,24 @@ fn valid_container(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-fn lines_result(source: &str, text: &str, lines: usize) -> Value {
+fn lines_result(source: &str, text: &str, lines: usize) -> FileTail {
     let all: Vec<&str> = text.lines().collect();
     let start = all.len().saturating_sub(lines);
+    let kept = &all[start..];
     let mut redactions = Redactions::default();
-    let content: Vec<String> = all[start..].iter().map(|l| redactions.line(l)).collect();
-    json!({
-        "source": source,
-        "content": content.join("\n"),
-        "line_count": content.len(),
-        "truncated": start > 0,
-        "size_bytes": null,
-        "redactions": redactions.json(),
-    })
+    // The kept lines as one text, so a key's body lines are judged with the lines around them.
+    let content = redactions.text(&kept.join("\n"));
+    FileTail {
+        source: source.to_owned(),
+        content,
+        line_count: u32::try_from(kept.len()).unwrap_or(u32::MAX),
+        truncated: start > 0,
+        size_bytes: None,
+        redactions: redactions.counts(),
+    }
 }
 
-async fn docker_logs(container: &str, lines: usize) -> Result<Value, MttrlyError> {
+async fn docker_logs(container: &str, lines: usize) -> Result<FileTail, MttrlyError> {
     if !valid_container(container) {
         return Err(
             bad(format!("`{container}` is not a container name or id")).with_detail("field", "target.container")
@@ -345,7 +321,7 @@ async fn docker_logs(container: &str, lines: usize) -> Result<Value, MttrlyError
     Ok(lines_result(&format!("docker_logs:{container}"), &text, lines))
 }
 
-async fn docker_images(lines: usize) -> Result<Value, MttrlyError> {
+async fn docker_images(lines: usize) -> Result<FileTail, MttrlyError> {
     let (stdout, stderr, ok) =
         docker(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}} {{.CreatedSince}}"]).await?;
     if !ok {
@@ -355,10 +331,9 @@ async fn docker_images(lines: usize) -> Result<Value, MttrlyError> {
     Ok(lines_result("docker_images", &stdout, lines))
 }
 
-/// Carries out an approved file change. `params` are the approved [`ActionContent`] bytes (the
-/// session already checked their hash); `payload` must match the content's hash and size.
-pub async fn change(rules: &Arc<FileRules>, params: &[u8], payload: &[u8]) -> Result<Value, MttrlyError> {
-    let content: ActionContent = parse(params, "file change")?;
+/// `file.write`: carries out an approved write. `content` is the approved [`ActionContent`] (the
+/// session already checked its hash); `payload` must match the content's hash and size.
+pub async fn write(rules: &Arc<FileRules>, content: ActionContent, payload: &[u8]) -> Result<FileWritten, MttrlyError> {
     match content {
         ActionContent::FileWrite { path, sha256, size_bytes } => {
             use sha2::Digest as _;
@@ -372,11 +347,18 @@ pub async fn change(rules: &Arc<FileRules>, params: &[u8], payload: &[u8]) -> Re
             let (rules, bytes) = (Arc::clone(rules), payload.to_vec());
             blocking(move || write_managed(&rules.check(&path, FileAccess::Write)?, &bytes)).await
         }
+        _ => Err(bad("file.write expects a file write action")),
+    }
+}
+
+/// `file.cleanup`: carries out an approved deletion of a managed file.
+pub async fn cleanup(rules: &Arc<FileRules>, content: ActionContent) -> Result<FileRemoved, MttrlyError> {
+    match content {
         ActionContent::FileCleanup { path } => {
             let rules = Arc::clone(rules);
             blocking(move || remove_managed(&rules.check(&path, FileAccess::Write)?)).await
         }
-        _ => Err(bad("expected a file write or cleanup action")),
+        _ => Err(bad("file.cleanup expects a file cleanup action")),
     }
 }
 
@@ -387,7 +369,7 @@ fn io_failed(what: &str, path: &std::path::Path, e: &std::io::Error) -> MttrlyEr
 /// Writes through a temporary file in the same directory and renames it over the target (a
 /// reader never sees half a file; a crash leaves the old file). The previous content is copied to
 /// `NAME.mttrly-backup-UNIXMS` first, and the file keeps its permissions.
-fn write_managed(allowed: &Allowed, bytes: &[u8]) -> Result<Value, MttrlyError> {
+fn write_managed(allowed: &Allowed, bytes: &[u8]) -> Result<FileWritten, MttrlyError> {
     use std::io::Write as _;
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
     let path = &allowed.path;
@@ -437,7 +419,11 @@ fn write_managed(allowed: &Allowed, bytes: &[u8]) -> Result<Value, MttrlyError> 
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
-    Ok(json!({ "path": path, "bytes_written": bytes.len(), "backup": backup }))
+    Ok(FileWritten {
+        path: path.to_string_lossy().into_owned(),
+        bytes_written: bytes.len() as u64,
+        backup: backup.map(|b| b.to_string_lossy().into_owned()),
+    })
 }
 
 /// `O_NOFOLLOW`: a name that became a symlink is refused instead of followed.
@@ -445,14 +431,14 @@ const fn libc_nofollow() -> i32 {
     mttrly_core::files::open::NOFOLLOW
 }
 
-fn remove_managed(allowed: &Allowed) -> Result<Value, MttrlyError> {
+fn remove_managed(allowed: &Allowed) -> Result<FileRemoved, MttrlyError> {
     if !allowed.exists {
         return Err(MttrlyError::new(ErrorCode::NotFound, format!("`{}` does not exist", allowed.path.display())));
     }
     // Opening checks it is still a regular file at this path (not a symlink swapped in).
     let (_, meta) = open_checked(allowed)?;
     std::fs::remove_file(&allowed.path).map_err(|e| io_failed("remove", &allowed.path, &e))?;
-    Ok(json!({ "path": allowed.path, "bytes_freed": meta.len() }))
+    Ok(FileRemoved { path: allowed.path.to_string_lossy().into_owned(), bytes_freed: meta.len() })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod playbooks;
 pub mod policy;
 pub mod session;
 pub mod signal;
+pub mod task;
 
 pub use credentials::Credentials;
 pub use session::{RunOptions, run};
@@ -32,9 +33,10 @@ pub const PROTOCOL_REVISION: u32 = 1;
 /// Why an agent operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// Central refused or could not be reached; carries the seed error.
-    #[error("{0}")]
-    Central(#[source] mttrly_core::MttrlyError),
+    /// Central refused or could not be reached; carries the seed error. Transparent: the seed
+    /// error is the whole story (its message already names the context), so it is shown once.
+    #[error(transparent)]
+    Central(mttrly_core::MttrlyError),
     /// Reading or writing the state directory failed.
     #[error("{what} {path}")]
     State {
@@ -46,7 +48,27 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-    /// A file's content is invalid.
+    /// A file's JSON cannot be read or written.
+    #[error("invalid {what} {path}")]
+    Json {
+        /// What file.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Central's CA certificate cannot be used for TLS.
+    #[error("cannot use central's CA certificate for {url}")]
+    Tls {
+        /// The central URL being dialled.
+        url: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A file's content is invalid (a rule of ours, not an inner error: the reason is the message).
     #[error("invalid {what} {path}: {reason}")]
     Invalid {
         /// What file.

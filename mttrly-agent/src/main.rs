@@ -91,12 +91,14 @@ fn report(output: Output, err: &AgentError) {
     match (output, err) {
         (Output::Json, AgentError::Central(e)) => eprintln!("{}", serde_json::to_string(&e.body()).unwrap_or_default()),
         (Output::Json, other) => {
-            eprintln!("{}", serde_json::json!({ "code": "VALIDATION_ERROR", "message": other.to_string() }));
+            let message = mttrly_core::ErrorChain(other).to_string();
+            eprintln!("{}", serde_json::json!({ "code": "VALIDATION_ERROR", "message": message }));
         }
         (Output::Table, AgentError::Central(e)) => {
             eprintln!("error[{}]: {}\n  hint: {}", e.code(), e.message(), e.code().suggested_action());
         }
-        (Output::Table, other) => eprintln!("error: {other}"),
+        // The whole chain: `State` keeps the I/O error as its source, not in its message.
+        (Output::Table, other) => eprintln!("error: {}", mttrly_core::ErrorChain(other)),
     }
 }
 

@@ -9,24 +9,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mttrly_core::action::ActionContent;
+use mttrly_core::capability::{
+    End, Outcome, Phase, PlaybookOffer, PlaybookOffers, PlaybookPlanParams, PlaybookPlanned, PlaybookRan, StepRan,
+};
 use mttrly_core::playbook::{Catalog, Playbook, Step};
-use mttrly_core::tools::playbooks::{ParamName, ParamValue, PlaybookId};
 use mttrly_core::{ErrorCode, MttrlyError};
-use mttrly_proto::agent::v1::TaskStatus;
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::capabilities::Done;
 use crate::exec::{self, Limits, Program};
 use crate::policy::LocalPolicy;
-
-/// The catalog with each playbook's availability on this host.
-pub const PLAYBOOK_LIST: &str = "playbook.list";
-/// Validate and render a run without running it.
-pub const PLAYBOOK_PLAN: &str = "playbook.plan";
-/// Run a playbook (an action).
-pub const PLAYBOOK_RUN: &str = "playbook.run";
 
 /// Whether `program` is an executable in `search_path` (or an absolute path to one).
 fn on_path(program: &str, search_path: &str) -> bool {
@@ -77,65 +68,54 @@ fn unavailable_in(policy: &LocalPolicy, p: &Playbook, search_path: &str) -> Opti
     None
 }
 
-#[derive(Deserialize)]
-struct PlanParams {
-    playbook_id: PlaybookId,
-    #[serde(default)]
-    parameters: std::collections::BTreeMap<ParamName, ParamValue>,
-}
-
 fn catalog(policy: &LocalPolicy) -> &Catalog {
     policy.playbooks()
 }
 
 /// The catalog, each entry with `available` and, when not, why.
-pub fn list(policy: &LocalPolicy) -> Value {
-    let entries: Vec<Value> = catalog(policy)
+pub fn list(policy: &LocalPolicy) -> PlaybookOffers {
+    let playbooks = catalog(policy)
         .all()
         .into_iter()
         .map(|p| {
             let why = unavailable(policy, p);
-            json!({
-                "summary": p.summary(),
-                "available": why.is_none(),
-                "code": why.as_ref().map(MttrlyError::code),
-                "reason": why.as_ref().map(MttrlyError::message),
-            })
+            PlaybookOffer {
+                summary: p.summary(),
+                available: why.is_none(),
+                code: why.as_ref().map(MttrlyError::code),
+                reason: why.as_ref().map(|e| e.message().to_owned()),
+            }
         })
         .collect();
-    json!({ "playbooks": entries })
+    PlaybookOffers { playbooks }
 }
 
 /// Validates a run and returns exactly what it would execute.
-pub fn plan(policy: &LocalPolicy, params: &[u8]) -> Result<Value, MttrlyError> {
-    let p: PlanParams = serde_json::from_slice(params).map_err(|e| {
-        MttrlyError::new(ErrorCode::ValidationError, format!("malformed playbook.plan parameters: {e}"))
-    })?;
+pub fn plan(policy: &LocalPolicy, p: &PlaybookPlanParams) -> Result<PlaybookPlanned, MttrlyError> {
     let playbook = catalog(policy).find(&p.playbook_id)?;
     if let Some(why) = unavailable(policy, playbook) {
         return Err(why);
     }
     let parameters = playbook.validate(&p.parameters)?;
     let rendered = playbook.render(&parameters);
-    Ok(json!({
-        "playbook_id": playbook.id,
-        "name": playbook.name,
-        "requires_approval": playbook.requires_approval,
-        "blast_radius": playbook.blast_radius,
-        "timeout_seconds": playbook.timeout_seconds,
-        "parameters": parameters,
-        "rendered": rendered,
-    }))
+    Ok(PlaybookPlanned {
+        playbook_id: playbook.id.clone(),
+        name: playbook.name.clone(),
+        requires_approval: playbook.requires_approval,
+        blast_radius: playbook.blast_radius.clone(),
+        timeout_seconds: playbook.timeout_seconds,
+        parameters,
+        rendered,
+    })
 }
 
-fn failed(error: MttrlyError) -> Done {
-    Done { status: TaskStatus::Failed, exit_code: None, result: Value::Null, truncated: false, error: Some(error) }
+fn failed(error: MttrlyError) -> Outcome<PlaybookRan> {
+    Outcome::failed(error)
 }
 
 /// Runs an approved (or read-only) playbook action.
-pub async fn run(policy: &LocalPolicy, params: &[u8], chunks: &mpsc::Sender<String>) -> Done {
-    let Ok(ActionContent::Playbook { playbook_id, parameters }) = serde_json::from_slice::<ActionContent>(params)
-    else {
+pub async fn run(policy: &LocalPolicy, content: ActionContent, chunks: &mpsc::Sender<String>) -> Outcome<PlaybookRan> {
+    let ActionContent::Playbook { playbook_id, parameters } = content else {
         return failed(MttrlyError::new(ErrorCode::ValidationError, "playbook.run expects a playbook action"));
     };
     let playbook = match catalog(policy).find(&playbook_id) {
@@ -152,20 +132,20 @@ pub async fn run(policy: &LocalPolicy, params: &[u8], chunks: &mpsc::Sender<Stri
     let rendered = playbook.render(&parameters);
     let deadline = Instant::now() + Duration::from_secs(u64::from(playbook.timeout_seconds));
     let mut truncated = false;
-    let mut ran: Vec<Value> = Vec::new();
-    let phases: [(&str, Vec<Step>); 3] = [
-        ("precheck", rendered.prechecks.clone()),
-        ("step", rendered.steps.clone()),
-        ("verify", rendered.verify.clone().into_iter().collect()),
+    let mut ran: Vec<StepRan> = Vec::new();
+    let phases: [(Phase, Vec<Step>); 3] = [
+        (Phase::Precheck, rendered.prechecks.clone()),
+        (Phase::Step, rendered.steps.clone()),
+        (Phase::Verify, rendered.verify.clone().into_iter().collect()),
     ];
     for (phase, steps) in phases {
         for step in steps {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Done {
-                    status: TaskStatus::TimedOut,
+                return Outcome {
+                    end: End::TimedOut,
                     exit_code: None,
-                    result: json!({ "steps": ran }),
+                    answer: Some(PlaybookRan { steps: ran }),
                     truncated,
                     error: Some(MttrlyError::new(
                         ErrorCode::Timeout,
@@ -186,36 +166,44 @@ pub async fn run(policy: &LocalPolicy, params: &[u8], chunks: &mpsc::Sender<Stri
             };
             truncated |= out.truncated;
             let ok = !out.timed_out && out.exit_code.is_some_and(|c| step.ok_exit_codes.contains(&c));
-            ran.push(json!({ "phase": phase, "argv": step.argv, "exit_code": out.exit_code, "ok": ok }));
+            ran.push(StepRan { phase, argv: step.argv.clone(), exit_code: out.exit_code, ok });
             if !ok {
-                let (status, code) = if out.timed_out {
-                    (TaskStatus::TimedOut, ErrorCode::Timeout)
+                let (end, code) = if out.timed_out {
+                    (End::TimedOut, ErrorCode::Timeout)
                 } else {
-                    (TaskStatus::Failed, ErrorCode::UnknownError)
+                    (End::Failed, ErrorCode::UnknownError)
                 };
-                let what = match phase {
-                    "precheck" => "a precheck failed, so nothing was changed",
-                    "verify" => "the steps ran but the verification failed",
-                    _ => "a step failed; the remaining steps did not run",
+                let (what, phase_name) = match phase {
+                    Phase::Precheck => ("a precheck failed, so nothing was changed", "precheck"),
+                    Phase::Verify => ("the steps ran but the verification failed", "verify"),
+                    Phase::Step => ("a step failed; the remaining steps did not run", "step"),
                 };
-                return Done {
-                    status,
+                return Outcome {
+                    end,
                     exit_code: out.exit_code,
-                    result: json!({ "steps": ran }),
+                    answer: Some(PlaybookRan { steps: ran }),
                     truncated,
                     error: Some(
                         MttrlyError::new(code, format!("`{}`: {what} (`{}`)", playbook.id, step.argv.join(" ")))
-                            .with_detail("phase", phase),
+                            .with_detail("phase", phase_name),
                     ),
                 };
             }
         }
     }
-    Done { status: TaskStatus::Succeeded, exit_code: Some(0), result: json!({ "steps": ran }), truncated, error: None }
+    Outcome {
+        end: End::Succeeded,
+        exit_code: Some(0),
+        answer: Some(PlaybookRan { steps: ran }),
+        truncated,
+        error: None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use mttrly_core::tools::playbooks::PlaybookId;
+
     use super::*;
 
     #[test]

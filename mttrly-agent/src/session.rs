@@ -21,6 +21,7 @@ use crate::credentials::Credentials;
 use crate::executed::Executed;
 use crate::metrics::MetricsCollector;
 use crate::policy::LocalPolicy;
+use crate::task::Task;
 use crate::{AgentError, PROTOCOL_REVISION, VERSION, capabilities, enroll, host};
 
 /// How to run.
@@ -115,7 +116,7 @@ async fn session(
         os: facts.os,
         kernel: facts.kernel,
         arch: facts.arch,
-        capabilities: capabilities::ALL.iter().map(|c| (*c).to_owned()).collect(),
+        capabilities: capabilities::offered().to_wire(),
         policy: Some(policy.summary()),
         executed_action_ids: executed.recent(),
     };
@@ -289,28 +290,22 @@ async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, ctx: Arc<Co
             }
         }
     });
-    let done = capabilities::invoke(
-        &ctx,
-        &task.capability,
-        &task.params_json,
-        &task.payload,
-        !task.action_id.is_empty(),
-        !task.action_id.is_empty() && task.human_approved,
-        &chunk_tx,
-    )
-    .await;
+    let is_action = !task.action_id.is_empty();
+    let context = Task {
+        action: is_action,
+        approved: is_action && task.human_approved,
+        payload: &task.payload,
+        chunks: &chunk_tx,
+    };
+    let done = capabilities::invoke(&ctx, &task.capability, &task.params_json, &context).await;
     drop(chunk_tx);
     let _ = forward.await;
     let message = AgentMessage {
         body: Some(agent_message::Body::TaskResult(TaskResult {
             task_id: task.task_id.clone(),
-            status: done.status.into(),
+            status: crate::task::status(done.end).into(),
             exit_code: done.exit_code,
-            result_json: if done.result.is_null() {
-                Vec::new()
-            } else {
-                serde_json::to_vec(&done.result).unwrap_or_default()
-            },
+            result_json: done.answer.unwrap_or_default(),
             error: done.error.as_ref().map(|e| WireError {
                 code: e.code().as_str().to_owned(),
                 message: e.message().to_owned(),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use mttrly_central::config::Config;
 use mttrly_central::server::start;
+use mttrly_core::capability::{HostSample, NoParams};
 use mttrly_proto::central::v1::action_service_client::ActionServiceClient;
 use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
 use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
@@ -94,14 +95,10 @@ async fn main() {
     let mut round_trip = Vec::new();
     for _ in 0..300 {
         let t = Instant::now();
-        let reply = central
-            .central
-            .agents
-            .request(&server, "host.metrics", &Value::Null, Duration::from_secs(5), None)
-            .await
-            .unwrap();
+        let metrics =
+            central.central.agents.ask::<HostSample>(&server, &NoParams, Duration::from_secs(5)).await.unwrap();
         round_trip.push(t.elapsed());
-        assert!(reply.error.is_none());
+        assert!(metrics.memory_total_bytes > 0);
     }
     report("agent task round trip (host.metrics, no process)", round_trip);
 

@@ -3,15 +3,16 @@
 //!
 //! Every request to `/mcp` passes [`mcp_gate`] first, in this order: an `Origin` that is not
 //! allowed gets 403 (before authentication, token or not: a browser page on another site must
-//! never reach the tools); then a missing or bad bearer token gets 401 with the
-//! `WWW-Authenticate` challenge pointing at the protected-resource metadata (RFC 9728); then the
-//! token's owner rides in the request's extensions to the MCP server.
+//! never reach the tools); then the bearer token is resolved by [`crate::auth::resolve`] (the same
+//! rules as the gRPC API, plus OAuth access tokens for this resource), and a missing or refused
+//! one gets 401 with the `WWW-Authenticate` challenge pointing at the protected-resource metadata
+//! (RFC 9728); then the token's owner rides in the request's extensions to the MCP server.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,7 +22,6 @@ use serde_json::{Value, json};
 
 use crate::db::accounts::TokenOwner;
 use crate::mcp_sessions::{Lookup, SessionLimits, SessionTable};
-use crate::secrets;
 use crate::state::Central;
 
 /// Where the MCP endpoint lives.
@@ -80,10 +80,6 @@ impl MinuteLimiter {
         }
         true
     }
-}
-
-fn session_owner_key(owner: &TokenOwner) -> String {
-    format!("{}/{}", owner.account_id, owner.principal.accountable_user())
 }
 
 /// The HTTP router. `http_addr` is the bound listen address (the base URL when no public URL is
@@ -239,13 +235,6 @@ fn challenge(site: &Site, err: &MttrlyError, invalid_token: bool) -> Response {
     response
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256).then_some(token)
-}
-
 /// Origin check, then authentication, for `/mcp`.
 async fn mcp_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
@@ -267,56 +256,21 @@ async fn mcp_gate(State(state): State<AppState>, request: Request, next: Next) -
             );
         }
     }
-    let Some(token) = bearer(request.headers()) else {
-        return challenge(
-            &state.site,
-            &MttrlyError::new(
-                ErrorCode::AuthFailed,
-                "this MCP server needs a bearer token: sign in through your client, or create one with `mttrly-cli tokens create --assistant NAME`",
-            ),
-            false,
-        );
-    };
-    let hash = secrets::hash(token);
-    let owner: Result<Option<TokenOwner>, MttrlyError> =
-        state.central.db.call(move |conn| crate::db::accounts::token_owner(conn, &hash)).await;
-    let owner = match owner {
-        Ok(None) if token.starts_with("mttrly_o_") => {
-            let (hash, resource) = (secrets::hash(token), state.site.resource());
-            match state
-                .central
-                .db
-                .call(move |conn| crate::db::oauth::access_owner(conn, &hash, &resource, crate::db::now_ms()))
-                .await
-            {
-                Ok(Ok(owner)) => Ok(Some(owner)),
-                Ok(Err(crate::db::oauth::AccessRefusal::WrongAudience)) => {
-                    return challenge(
-                        &state.site,
-                        &MttrlyError::new(ErrorCode::AuthFailed, "the access token was issued for another resource"),
-                        true,
-                    );
-                }
-                Ok(Err(crate::db::oauth::AccessRefusal::Invalid)) => Ok(None),
-                Err(e) => Err(e),
-            }
+    let resource = state.site.resource();
+    let resource = crate::auth::Resource::Mcp(&resource);
+    match crate::auth::resolve(&state.central, crate::auth::http_credential(request.headers()), resource).await {
+        Ok(owner) => route_mcp(&state, owner, request, next).await,
+        Err(crate::auth::AuthRefusal::Internal(e)) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(refusal) => {
+            let invalid_token = refusal.invalid_token();
+            challenge(&state.site, &refusal.error(resource), invalid_token)
         }
-        other => other,
-    };
-    match owner {
-        Ok(Some(owner)) => route_mcp(&state, owner, request, next).await,
-        Ok(None) => challenge(
-            &state.site,
-            &MttrlyError::new(ErrorCode::AuthFailed, "the bearer token is unknown, revoked or expired"),
-            true,
-        ),
-        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }
 
 /// An authenticated `/mcp` request: session ownership, the session caps, then the MCP layer.
 async fn route_mcp(state: &AppState, owner: TokenOwner, mut request: Request, next: Next) -> Response {
-    let user = session_owner_key(&owner);
+    let user = owner.session_key();
     let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let method = request.method().clone();
     let mut reservation = None;

@@ -54,6 +54,7 @@ enum Command {
         listen: Listen,
     },
     /// Init if needed, serve, enroll and run an agent for this machine, print URLs and tokens.
+    #[cfg(feature = "quickstart-agent")]
     Quickstart {
         #[command(flatten)]
         common: Common,
@@ -130,8 +131,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
+            // MTTRLY_LOG, else RUST_LOG, else info without rmcp's per-session chatter (one
+            // line per action event is what an operator watches).
             tracing_subscriber::EnvFilter::try_from_env(mttrly_central::env::LOG)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -166,15 +170,11 @@ impl From<MttrlyError> for Failure {
     }
 }
 
-fn failure(code: &'static str, e: &dyn std::error::Error) -> Failure {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    Failure { code, message }
+/// An error with its whole chain of causes (errors keep inner errors as sources, not in their
+/// messages), under the code of the seed error inside it, or `code` when there is none.
+fn failure(code: &'static str, e: &(dyn std::error::Error + 'static)) -> Failure {
+    let chain = mttrly_core::ErrorChain(e);
+    Failure { code: chain.code().map_or(code, |c| c.as_str()), message: chain.to_string() }
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -224,6 +224,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             running.shutdown().await;
             Ok(())
         }
+        #[cfg(feature = "quickstart-agent")]
         Command::Quickstart { common, listen } => {
             let config = load(&common, Some(&listen))?;
             let mut signal = listen_for_signals()?;
@@ -258,8 +259,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// Installs the SIGINT/SIGTERM handlers before anything announces readiness.
-fn listen_for_signals() -> Result<mttrly_agent::signal::ShutdownSignal, Failure> {
-    mttrly_agent::signal::ShutdownSignal::listen().map_err(|e| failure("INTERNAL_ERROR", &e))
+fn listen_for_signals() -> Result<mttrly_central::signal::ShutdownSignal, Failure> {
+    mttrly_central::signal::ShutdownSignal::listen().map_err(|e| failure("INTERNAL_ERROR", &e))
 }
 
 #[cfg(test)]

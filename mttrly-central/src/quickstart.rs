@@ -44,18 +44,30 @@ struct SavedTokens {
     assistant_token: String,
 }
 
-/// Why quickstart failed.
+/// Why quickstart failed: which step, with the cause as the source (never also in the message).
 #[derive(Debug, thiserror::Error)]
 pub enum QuickstartError {
-    /// Central did not start.
+    /// Central did not start (its own error names the step).
     #[error(transparent)]
     Start(#[from] StartError),
-    /// A step failed.
-    #[error("{0}")]
-    Step(#[from] MttrlyError),
+    /// The data directory could not be created or initialised.
+    #[error("cannot prepare the data directory")]
+    DataDir(#[source] MttrlyError),
+    /// The database could not be opened to mint quickstart's tokens.
+    #[error("cannot open the database to mint quickstart's tokens")]
+    Database(#[source] db::OpenError),
+    /// The admin or assistant token could not be minted or saved.
+    #[error("cannot prepare quickstart's tokens")]
+    Tokens(#[source] MttrlyError),
+    /// This machine could not be registered as a server.
+    #[error("cannot register this machine as a server")]
+    Register(#[source] MttrlyError),
+    /// The local agent's state directory could not be read or updated.
+    #[error("cannot use the local agent's state")]
+    AgentState(#[source] mttrly_agent::AgentError),
     /// The in-process agent could not enroll.
-    #[error("cannot enroll the local agent: {0}")]
-    Agent(#[from] mttrly_agent::AgentError),
+    #[error("cannot enroll the local agent")]
+    Enroll(#[source] mttrly_agent::AgentError),
 }
 
 /// A running quickstart: central plus the in-process agent.
@@ -96,7 +108,7 @@ fn write_private(path: &Path, body: &[u8]) -> Result<(), MttrlyError> {
 }
 
 /// Makes sure the data directory is initialised and returns the admin and assistant tokens.
-fn ensure_tokens(config: &Config) -> Result<SavedTokens, MttrlyError> {
+fn ensure_tokens(config: &Config) -> Result<SavedTokens, QuickstartError> {
     let file = config.data_dir.join("quickstart.json");
     if let Ok(text) = std::fs::read_to_string(&file)
         && let Ok(saved) = serde_json::from_str::<SavedTokens>(&text)
@@ -107,17 +119,17 @@ fn ensure_tokens(config: &Config) -> Result<SavedTokens, MttrlyError> {
         // Initialised by `init`: its admin token was shown once; mint a new one for quickstart.
         mint(config, None)?
     } else {
-        crate::init::init(config, None)?.admin_token
+        crate::init::init(config, None).map_err(QuickstartError::DataDir)?.admin_token
     };
     let assistant_token = mint(config, Some("quickstart"))?;
     let saved = SavedTokens { admin_token, assistant_token };
-    let body = serde_json::to_vec_pretty(&saved).map_err(|e| step(e.to_string()))?;
-    write_private(&file, &body)?;
+    let body = serde_json::to_vec_pretty(&saved).map_err(|e| QuickstartError::Tokens(step(e.to_string())))?;
+    write_private(&file, &body).map_err(QuickstartError::Tokens)?;
     Ok(saved)
 }
 
-fn mint(config: &Config, assistant: Option<&str>) -> Result<String, MttrlyError> {
-    let db = Db::open(&config.database_path()).map_err(|e| step(e.to_string()))?;
+fn mint(config: &Config, assistant: Option<&str>) -> Result<String, QuickstartError> {
+    let db = Db::open(&config.database_path()).map_err(QuickstartError::Database)?;
     let kind = if assistant.is_some() { SecretKind::Assistant } else { SecretKind::Human };
     let token = secrets::generate(kind);
     let hash = secrets::hash(&token);
@@ -126,7 +138,8 @@ fn mint(config: &Config, assistant: Option<&str>) -> Result<String, MttrlyError>
             db::accounts::first_account(conn)?.ok_or_else(|| step("no account in the database".into()))?;
         let admin = db::accounts::first_admin(conn, &account)?.ok_or_else(|| step("no admin in the account".into()))?;
         db::accounts::insert_token(conn, &hash, &account, &admin, assistant, &mttrly_core::ToolSurface::ALL)
-    })?;
+    })
+    .map_err(QuickstartError::Tokens)?;
     Ok(token)
 }
 
@@ -139,47 +152,55 @@ fn local_server_name() -> String {
 
 /// Starts everything and returns once the local agent has enrolled.
 pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
-    crate::init::create_data_dir(&config.data_dir)?;
+    crate::init::create_data_dir(&config.data_dir).map_err(QuickstartError::DataDir)?;
     let tokens = ensure_tokens(&config)?;
     let state_dir: PathBuf = config.data_dir.join("agent");
     let running = server::start(config).await?;
     let central = &running.central;
 
     // Re-use the local agent's enrollment if its server still exists; otherwise enroll afresh.
-    let existing = mttrly_agent::Credentials::load(&state_dir)?;
+    let existing = mttrly_agent::Credentials::load(&state_dir).map_err(QuickstartError::AgentState)?;
     let live = match &existing {
         Some(creds) => {
-            let secret = secrets::hash(&creds.agent_secret);
-            central.db.call(move |conn| db::servers::credential_owner(conn, &secret)).await?.is_some()
+            let claimed = mttrly_core::ids::ServerId::parse(&creds.server_id).ok();
+            match crate::auth::resolve_agent(central, Some(&creds.agent_secret), claimed).await {
+                Ok(_) => true,
+                Err(e) if e.code() == ErrorCode::AuthFailed => false,
+                Err(e) => return Err(QuickstartError::Register(e)),
+            }
         }
         None => false,
     };
     let server_id = if let (true, Some(creds)) = (live, existing) {
         // The port may have changed since the last run: point the agent at this run's central.
         let creds = mttrly_agent::Credentials { central_url: running.grpc_url().to_owned(), ..creds };
-        creds.save(&state_dir)?;
+        creds.save(&state_dir).map_err(QuickstartError::AgentState)?;
         creds.server_id
     } else {
         let (account, plan) = central
             .db
             .call(|conn| db::accounts::first_account(conn))
-            .await?
-            .ok_or_else(|| step("no account in the database".into()))?;
+            .await
+            .and_then(|found| found.ok_or_else(|| step("no account in the database".into())))
+            .map_err(QuickstartError::Register)?;
         let mut name = local_server_name();
-        let (_, install_token, _) =
-            match crate::grpc::servers::add_server(central, &account, plan, name.clone(), Environment::Development)
-                .await
-            {
+        let crate::servers::Added { install_token, .. } =
+            match crate::servers::add(central, &account, plan, name.clone(), Environment::Development).await {
                 Ok(added) => added,
                 Err(e) if e.code() == ErrorCode::ValidationError => {
                     // A server of that name exists from an earlier run whose agent state was lost.
                     name = format!("{name}-{}", &mttrly_core::ids::ServerId::generate().as_str()[4..12]);
-                    crate::grpc::servers::add_server(central, &account, plan, name, Environment::Development).await?
+                    crate::servers::add(central, &account, plan, name, Environment::Development)
+                        .await
+                        .map_err(QuickstartError::Register)?
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(QuickstartError::Register(e)),
             };
         let ca = central.tls.as_ref().map(|t| t.ca_pem.clone());
-        mttrly_agent::enroll::enroll(running.grpc_url(), &install_token, ca, &state_dir, true).await?.server_id
+        mttrly_agent::enroll::enroll(running.grpc_url(), &install_token, ca, &state_dir, true)
+            .await
+            .map_err(QuickstartError::Enroll)?
+            .server_id
     };
 
     let (agent_stop, stopped) = watch::channel(false);

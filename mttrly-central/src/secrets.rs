@@ -29,6 +29,24 @@ pub enum SecretKind {
 }
 
 impl SecretKind {
+    /// Every kind.
+    pub const ALL: [SecretKind; 8] = [
+        Self::Human,
+        Self::Assistant,
+        Self::Install,
+        Self::Agent,
+        Self::OAuthClient,
+        Self::OAuthCode,
+        Self::OAuthAccess,
+        Self::OAuthRefresh,
+    ];
+
+    /// The kind a presented secret claims by its prefix, or `None` for anything central never
+    /// issued. A claim only: the secret still has to match a stored hash.
+    pub fn of(secret: &str) -> Option<SecretKind> {
+        Self::ALL.into_iter().find(|k| secret.starts_with(k.prefix()))
+    }
+
     const fn prefix(self) -> &'static str {
         match self {
             Self::Human => "mttrly_h_",
@@ -69,5 +87,16 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(hash(&a), hash(&a));
         assert_ne!(hash(&a), hash(&b));
+    }
+
+    #[test]
+    fn a_secret_claims_the_kind_it_was_generated_as_and_nothing_else_claims_one() {
+        for kind in SecretKind::ALL {
+            assert_eq!(SecretKind::of(&generate(kind)), Some(kind));
+        }
+        for other in ["", "mttrly_", "MTTRLY_H_abc", "mttrly_x_abc", "Bearer mttrly_h_abc", " mttrly_h_abc", "ghp_abc"]
+        {
+            assert_eq!(SecretKind::of(other), None, "{other:?}");
+        }
     }
 }

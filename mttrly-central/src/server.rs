@@ -31,7 +31,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
+    #[error("invalid configuration")]
     Config(#[source] mttrly_core::MttrlyError),
     /// The data directory has not been initialised.
     #[error("{path} is not initialised: run `mttrly-central init --data-dir {path}` first")]
@@ -43,7 +43,7 @@ pub enum StartError {
     #[error(transparent)]
     Database(#[from] db::OpenError),
     /// Reading state at start failed.
-    #[error("cannot load state: {0}")]
+    #[error("cannot load state")]
     Load(#[source] mttrly_core::MttrlyError),
     /// A listener could not bind.
     #[error("cannot listen on {addr}")]
@@ -61,11 +61,11 @@ pub enum StartError {
     )]
     Plaintext(SocketAddr),
     /// The TLS material is unusable.
-    #[error("cannot use the TLS certificate: {0}")]
-    Tls(String),
+    #[error("cannot use the TLS certificate")]
+    Tls(#[source] tonic::transport::Error),
     /// The gRPC reflection service could not be built.
-    #[error("cannot build the reflection service: {0}")]
-    Reflection(String),
+    #[error("cannot build the reflection service")]
+    Reflection(#[source] mttrly_proto::ReflectionError),
 }
 
 /// A running central.
@@ -163,7 +163,8 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     }
     let alerts = AlertEngine::new(default_rules(), open_alerts);
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
-    let (audit, audit_thread) = crate::audit::AuditLog::start(&db_path).map_err(|source| {
+    let events = crate::events::Bus::default();
+    let (audit, audit_thread) = crate::audit::AuditLog::start(&db_path, events.clone()).map_err(|source| {
         StartError::Database(db::OpenError::Sqlite { path: db_path.display().to_string(), source })
     })?;
     let mut notifiers: Vec<Arc<dyn crate::notify::Notifier>> = Vec::new();
@@ -173,7 +174,13 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         })?;
         notifiers.push(Arc::new(webhook));
     }
-    let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), audit, notifiers, alert_tx);
+    let prompts = crate::notify::Prompts::new(notifiers);
+    // Subscribed before anything is recorded, so they see every event from the first.
+    let subscribers = [
+        prompts.spawn(&events, audit.clone(), shutdown_rx.clone()),
+        crate::events::log::spawn(&events, shutdown_rx.clone()),
+    ];
+    let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), audit, events, prompts, alert_tx);
 
     // Actions a crash left running are failed before anything else can look at them.
     let recovered = crate::actions::recover(&central).await.map_err(StartError::Load)?;
@@ -190,13 +197,13 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         tokio::spawn(retention_purger(Arc::clone(&central), shutdown_rx.clone())),
         tokio::spawn(action_expirer(Arc::clone(&central), shutdown_rx.clone())),
     ];
+    tasks.extend(subscribers);
 
     let (health_reporter, health) = mttrly_proto::health_reporter();
     for name in grpc::MOUNTED {
         health_reporter.set_service_status(name, mttrly_proto::ServingStatus::Serving).await;
     }
-    let reflection =
-        mttrly_proto::reflection_service(&grpc::MOUNTED).map_err(|e| StartError::Reflection(e.to_string()))?;
+    let reflection = mttrly_proto::reflection_service(&grpc::MOUNTED).map_err(StartError::Reflection)?;
     let limits = |max: u32, idle_seconds: u32| ConnLimits {
         max: usize::try_from(max).unwrap_or(usize::MAX),
         max_handshaking: usize::try_from(central.config.max_handshaking_connections).unwrap_or(usize::MAX),
@@ -214,7 +221,7 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
             .tls_config(
                 tonic::transport::ServerTlsConfig::new().identity(identity).timeout(central.config.handshake_timeout()),
             )
-            .map_err(|e| StartError::Tls(e.to_string()))?;
+            .map_err(StartError::Tls)?;
     }
     let grpc_server = builder
         .layer(TrackLayer)

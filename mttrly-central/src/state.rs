@@ -28,8 +28,10 @@ pub struct Central {
     pub audit: crate::audit::AuditLog,
     /// Tool-call rate limits.
     pub limits: crate::ratelimit::Limits,
-    /// Where approval prompts go.
-    pub notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
+    /// Where approval prompts go, and the submitters waiting on them.
+    pub prompts: Arc<crate::notify::Prompts>,
+    /// Every audited event, published once its row is durable.
+    pub events: crate::events::Bus,
     /// Per-server cooldowns of diagnostics and live discovery.
     pub cooldowns: Cooldowns,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
@@ -46,7 +48,8 @@ impl Central {
         grpc_url: String,
         tls: Option<crate::tls::TlsMaterial>,
         audit: crate::audit::AuditLog,
-        notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
+        events: crate::events::Bus,
+        prompts: Arc<crate::notify::Prompts>,
         alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
     ) -> Arc<Self> {
         let limits =
@@ -60,14 +63,17 @@ impl Central {
             tls,
             audit,
             limits,
-            notifiers,
+            prompts,
+            events,
             cooldowns: Cooldowns::default(),
             alert_writes,
         })
     }
 
-    /// Records an event in the audit log (queued; written in order within milliseconds).
-    pub fn audit(&self, event: mttrly_core::audit::AuditEvent) {
+    /// Records an event in the audit log (queued; written in order within milliseconds, then
+    /// published on [`Central::events`]). A plain `AuditEvent` gets its kind's payload; producers
+    /// that know more pass a [`crate::events::Recorded`].
+    pub fn audit(&self, event: impl Into<crate::events::Recorded>) {
         self.audit.append(event);
     }
 
@@ -84,17 +90,28 @@ impl Central {
         }
         for change in &changes {
             let event = match change {
-                AlertChange::Open(a) => crate::audit::events::alert(
-                    account,
-                    server,
-                    a.id.as_str(),
-                    serde_json::json!({ "change": "opened", "rule": a.rule, "severity": a.severity, "summary": a.summary }),
+                AlertChange::Open(a) => crate::events::Recorded::new(
+                    crate::audit::events::alert(
+                        account,
+                        server,
+                        a.id.as_str(),
+                        serde_json::json!({ "change": "opened", "rule": a.rule, "severity": a.severity, "summary": a.summary }),
+                    ),
+                    crate::events::Payload::AlertOpened {
+                        alert_id: a.id.clone(),
+                        rule: a.rule.clone(),
+                        severity: a.severity,
+                        summary: a.summary.clone(),
+                    },
                 ),
-                AlertChange::Resolve(id, _) => crate::audit::events::alert(
-                    account,
-                    server,
-                    id.as_str(),
-                    serde_json::json!({ "change": "resolved" }),
+                AlertChange::Resolve(id, _) => crate::events::Recorded::new(
+                    crate::audit::events::alert(
+                        account,
+                        server,
+                        id.as_str(),
+                        serde_json::json!({ "change": "resolved" }),
+                    ),
+                    crate::events::Payload::AlertResolved { alert_id: id.clone() },
                 ),
             };
             self.audit(event);

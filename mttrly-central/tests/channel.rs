@@ -5,9 +5,13 @@
 
 use std::time::Duration;
 
+use mttrly_central::agents::registry::{ActionGrant, TaskSpec};
 use mttrly_central::config::Config;
 use mttrly_central::server::{RunningCentral, StartError, start};
 use mttrly_central::{db, secrets};
+use mttrly_core::capability::{
+    Capability, CapabilityId, CapabilitySet, FileDiffParams, FileDiffRun, HostSample, NoParams, PlaybookList,
+};
 use mttrly_core::ids::ServerId;
 use mttrly_core::{Environment, ErrorCode, Plan};
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
@@ -117,10 +121,21 @@ async fn expired_install_tokens_are_refused() {
     h.central.shutdown().await;
 }
 
-/// A scripted agent: enrolls, opens the stream, says hello, and hands back both halves.
+/// A scripted agent announcing every capability: enrolls, opens the stream, says hello, and
+/// hands back both halves.
 async fn scripted_agent(
     h: &Harness,
     install_token: &str,
+) -> (String, mpsc::Sender<AgentMessage>, tonic::Streaming<mttrly_proto::agent::v1::CentralMessage>) {
+    scripted_agent_announcing(h, install_token, "t", CapabilitySet::all().to_wire()).await
+}
+
+/// A scripted agent of `version` whose hello announces `capabilities` (wire names, any string).
+async fn scripted_agent_announcing(
+    h: &Harness,
+    install_token: &str,
+    version: &str,
+    capabilities: Vec<String>,
 ) -> (String, mpsc::Sender<AgentMessage>, tonic::Streaming<mttrly_proto::agent::v1::CentralMessage>) {
     let mut client = AgentServiceClient::new(channel(h).await);
     let creds = client
@@ -131,8 +146,9 @@ async fn scripted_agent(
     let (tx, rx) = mpsc::channel(16);
     tx.send(AgentMessage {
         body: Some(agent_message::Body::Hello(Hello {
-            agent_version: "t".into(),
+            agent_version: version.into(),
             protocol_revision: 1,
+            capabilities,
             ..Default::default()
         })),
     })
@@ -155,16 +171,13 @@ async fn tasks_fail_fast_offline_and_clearly_when_the_agent_drops_mid_task() {
 
     // Never connected: SERVER_OFFLINE at once.
     let started = std::time::Instant::now();
-    let err = registry
-        .request(&server, "host.metrics", &serde_json::Value::Null, Duration::from_secs(30), None)
-        .await
-        .unwrap_err();
+    let err = registry.ask::<HostSample>(&server, &NoParams, Duration::from_secs(30)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::ServerOffline);
     assert!(started.elapsed() < Duration::from_secs(1));
 
     // Connected, receives the task, then vanishes: the caller gets an error, not a hang.
     let (_secret, tx, mut inbound) = scripted_agent(&h, &token).await;
-    let request = registry.request(&server, "host.metrics", &serde_json::Value::Null, Duration::from_secs(30), None);
+    let request = registry.ask::<HostSample>(&server, &NoParams, Duration::from_secs(30));
     let drop_agent = async {
         let msg = inbound.message().await.unwrap().unwrap();
         assert!(matches!(msg.body, Some(central_message::Body::TaskRequest(_))));
@@ -181,18 +194,48 @@ async fn tasks_fail_fast_offline_and_clearly_when_the_agent_drops_mid_task() {
 }
 
 #[tokio::test]
+async fn central_refuses_a_capability_the_agent_did_not_announce_naming_its_version() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let server = ServerId::parse(&server_id).unwrap();
+    // An older agent: metrics only, plus a name from some newer build that central ignores.
+    let announced = vec![CapabilityId::HostSample.as_str().to_owned(), "agent.teleport".to_owned()];
+    let (_secret, tx, mut inbound) = scripted_agent_announcing(&h, &token, "0.9.0-old", announced).await;
+    let registry = &h.central.central.agents;
+
+    let started = std::time::Instant::now();
+    let params = FileDiffParams {
+        left_path: serde_json::from_str("\"/var/log/a.log\"").unwrap(),
+        right_path: serde_json::from_str("\"/var/log/b.log\"").unwrap(),
+        context_lines: 3,
+    };
+    let err = registry.ask::<FileDiffRun>(&server, &params, Duration::from_secs(30)).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ContractVersionUnsupported, "{err}");
+    assert!(err.message().contains("0.9.0-old") && err.message().contains(FileDiffRun::ID.as_str()), "{err}");
+    assert_eq!(err.details()["agent_version"], "0.9.0-old");
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once, not at the deadline");
+    // Nothing went down the stream for it...
+    let nothing = tokio::time::timeout(Duration::from_millis(200), inbound.message()).await;
+    assert!(nothing.is_err(), "an unannounced capability reached the agent: {nothing:?}");
+
+    // ...while an announced one is dispatched.
+    let ask = registry.ask::<HostSample>(&server, &NoParams, Duration::from_millis(500));
+    let (answer, msg) = tokio::join!(ask, inbound.message());
+    let Some(central_message::Body::TaskRequest(task)) = msg.unwrap().unwrap().body else { panic!("no task sent") };
+    assert_eq!(task.capability, HostSample::ID.as_str());
+    assert_eq!(answer.unwrap_err().code(), ErrorCode::Timeout);
+    drop((tx, inbound));
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_silent_agent_times_out_at_the_deadline_and_is_told_to_cancel() {
     let h = harness(Plan::DeploymentCrew).await;
     let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
     let server = ServerId::parse(&server_id).unwrap();
     let (_secret, tx, mut inbound) = scripted_agent(&h, &token).await;
-    let err = h
-        .central
-        .central
-        .agents
-        .request(&server, "host.metrics", &serde_json::Value::Null, Duration::from_millis(300), None)
-        .await
-        .unwrap_err();
+    let err =
+        h.central.central.agents.ask::<HostSample>(&server, &NoParams, Duration::from_millis(300)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Timeout);
     let first = inbound.message().await.unwrap().unwrap();
     assert!(matches!(first.body, Some(central_message::Body::TaskRequest(_))));
@@ -217,18 +260,11 @@ async fn a_real_agent_answers_tasks_and_reports_heartbeats() {
     let registry = &h.central.central.agents;
     assert!(wait_until(|| registry.status(&server, db::now_ms()).metrics.is_some(), Duration::from_secs(10)).await);
 
-    let reply = registry
-        .request(&server, "host.metrics", &serde_json::Value::Null, Duration::from_secs(10), None)
-        .await
-        .unwrap();
-    assert!(reply.error.is_none(), "{reply:?}");
-    assert!(reply.result["memory_total_bytes"].as_u64().unwrap() > 0);
-
-    let reply = registry
-        .request(&server, "no.such.capability", &serde_json::Value::Null, Duration::from_secs(10), None)
-        .await
-        .unwrap();
-    assert_eq!(reply.error.map(|e| e.code()), Some(ErrorCode::PolicyDenied));
+    let metrics = registry.ask::<HostSample>(&server, &NoParams, Duration::from_secs(10)).await.unwrap();
+    assert!(metrics.memory_total_bytes > 0);
+    // The real agent announced every row of the table, and answers each in its typed shape.
+    let offers = registry.ask::<PlaybookList>(&server, &NoParams, Duration::from_secs(10)).await.unwrap();
+    assert!(!offers.playbooks.is_empty());
 
     // An action id runs at most once on the agent, and only with exactly the approved content.
     let action = mttrly_core::ids::ActionId::generate();
@@ -237,22 +273,20 @@ async fn a_real_agent_answers_tasks_and_reports_heartbeats() {
         use sha2::Digest as _;
         hex::encode(sha2::Sha256::digest(&params))
     };
-    let first = registry
-        .request_raw(&server, "host.metrics", params.clone(), Duration::from_secs(10), Some((&action, &sha)))
-        .await
-        .unwrap();
+    let task = |id: &mttrly_core::ids::ActionId, params: &[u8]| TaskSpec {
+        capability: CapabilityId::HostSample,
+        params_json: params.to_vec(),
+        payload: Vec::new(),
+        deadline: Duration::from_secs(10),
+        action: Some(ActionGrant { id: id.clone(), content_sha256: sha.clone(), human_approved: true }),
+    };
+    let first = registry.send(&server, task(&action, &params)).await.unwrap();
     assert!(first.error.is_none(), "{first:?}");
-    let replay = registry
-        .request_raw(&server, "host.metrics", params.clone(), Duration::from_secs(10), Some((&action, &sha)))
-        .await
-        .unwrap();
+    let replay = registry.send(&server, task(&action, &params)).await.unwrap();
     let err = replay.error.expect("a replay is refused");
     assert!(err.message().contains("already ran"), "{err}");
     let other = mttrly_core::ids::ActionId::generate();
-    let tampered = registry
-        .request_raw(&server, "host.metrics", b"{\"x\":1}".to_vec(), Duration::from_secs(10), Some((&other, &sha)))
-        .await
-        .unwrap();
+    let tampered = registry.send(&server, task(&other, b"{\"x\":1}")).await.unwrap();
     assert_eq!(tampered.error.map(|e| e.code()), Some(ErrorCode::PolicyDenied));
 
     stop.send(true).unwrap();

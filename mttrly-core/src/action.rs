@@ -201,6 +201,43 @@ pub enum ActionType {
     Decommission,
 }
 
+impl ActionType {
+    /// Every action type.
+    pub const ALL: [ActionType; 9] = [
+        Self::Command,
+        Self::Script,
+        Self::Playbook,
+        Self::FileWrite,
+        Self::FileCleanup,
+        Self::AgentUpdate,
+        Self::InstallRepair,
+        Self::InstallTokenRotation,
+        Self::Decommission,
+    ];
+
+    /// The wire name (what serde writes), for the places that need a string: the wire types, the
+    /// database column, approval prompts.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Script => "script",
+            Self::Playbook => "playbook",
+            Self::FileWrite => "file_write",
+            Self::FileCleanup => "file_cleanup",
+            Self::AgentUpdate => "agent_update",
+            Self::InstallRepair => "install_repair",
+            Self::InstallTokenRotation => "install_token_rotation",
+            Self::Decommission => "decommission",
+        }
+    }
+}
+
+impl fmt::Display for ActionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Exactly what an action will do. An approval is bound to this content: if it changes, the
 /// approval no longer applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -262,6 +299,24 @@ pub enum ActionContent {
 }
 
 impl ActionContent {
+    /// The agent capability that carries this action out, or `None` for what central does itself
+    /// (install-token rotation, decommissioning) and for what no agent offers yet (agent updates,
+    /// install repairs: central refuses those with a clear error instead of sending an unknown
+    /// name). Exhaustive on purpose: a new action type must say where it runs.
+    pub const fn capability(&self) -> Option<crate::capability::CapabilityId> {
+        use crate::capability::CapabilityId;
+        match self {
+            Self::Command { .. } => Some(CapabilityId::CommandRun),
+            Self::Script { .. } => Some(CapabilityId::ScriptRun),
+            Self::Playbook { .. } => Some(CapabilityId::PlaybookRun),
+            Self::FileWrite { .. } => Some(CapabilityId::FileWrite),
+            Self::FileCleanup { .. } => Some(CapabilityId::FileCleanup),
+            Self::AgentUpdate { .. } | Self::InstallRepair { .. } | Self::InstallTokenRotation | Self::Decommission => {
+                None
+            }
+        }
+    }
+
     /// The canonical bytes of the content: its JSON with fields in declaration order. These exact
     /// bytes travel to the agent, and their SHA-256 is what an approval is bound to.
     pub fn canonical_bytes(&self) -> Vec<u8> {
@@ -293,6 +348,14 @@ impl ActionContent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn action_type_names_are_what_serde_writes() {
+        for kind in ActionType::ALL {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::Value::String(kind.as_str().to_owned())));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+    }
 
     const EVENTS: [ActionEvent; 8] = [
         ActionEvent::Approve,

@@ -1,4 +1,4 @@
-//! The catalog of the 40 MCP tools: one table, one row per tool.
+//! The catalog of the MCP tools: one table, one row per tool.
 //!
 //! The MCP server, the CLI, the gRPC `ListTools` call and the docs are all generated from this
 //! table. A row names the tool's wire id, whether it reads or executes, the lowest plan that
@@ -16,6 +16,7 @@ use crate::error::{ErrorCode, MttrlyError};
 use crate::input::parse_input;
 use crate::plan::Plan;
 use crate::schema::schema_for;
+pub use crate::tools::Toolset;
 use crate::tools::{actions, commands, diagnostics, files, install, investigations, knowledge, playbooks, servers};
 
 /// Whether a tool only looks, or changes something (possibly after approval). This is the seed's
@@ -37,81 +38,6 @@ impl ToolKind {
             Self::Read => "read",
             Self::Execute => "execute",
         }
-    }
-}
-
-/// A group of tools that can be switched on or off together (`--toolsets servers,files`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Toolset {
-    /// Plan capabilities, the server registry, health and alerts.
-    Servers,
-    /// Diagnostics and service discovery.
-    Diagnostics,
-    /// Remediation playbooks.
-    Playbooks,
-    /// Shell commands and scripts.
-    Commands,
-    /// Allowlisted files: read, search, diff, write, clean up.
-    Files,
-    /// Pending actions, approvals and the audit log.
-    Actions,
-    /// Agent installation health, repair and updates.
-    Install,
-    /// Investigations, bypasses, timelines, deploy verification and retrospectives.
-    Investigations,
-    /// Knowledge search, the morning brief and proactive events.
-    Knowledge,
-}
-
-impl Toolset {
-    /// Every toolset.
-    pub const ALL: [Toolset; 9] = [
-        Self::Servers,
-        Self::Diagnostics,
-        Self::Playbooks,
-        Self::Commands,
-        Self::Files,
-        Self::Actions,
-        Self::Install,
-        Self::Investigations,
-        Self::Knowledge,
-    ];
-
-    /// The wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Servers => "servers",
-            Self::Diagnostics => "diagnostics",
-            Self::Playbooks => "playbooks",
-            Self::Commands => "commands",
-            Self::Files => "files",
-            Self::Actions => "actions",
-            Self::Install => "install",
-            Self::Investigations => "investigations",
-            Self::Knowledge => "knowledge",
-        }
-    }
-}
-
-impl fmt::Display for Toolset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Toolset {
-    type Err = MttrlyError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
-            MttrlyError::new(
-                ErrorCode::ValidationError,
-                format!("unknown toolset `{s}`: expected one of {}", names.join(", ")),
-            )
-            .with_detail("toolset", s)
-        })
     }
 }
 
@@ -478,10 +404,11 @@ mod tests {
 
     #[test]
     fn forty_tools_twenty_one_read_nineteen_execute() {
+        // The one place the seed's counts are written down: everything else derives from the table.
         assert_eq!(ToolId::ALL.len(), 40);
-        assert_eq!(specs().len(), 40);
+        assert_eq!(specs().len(), ToolId::ALL.len());
         let read = specs().iter().filter(|s| s.kind == ToolKind::Read).count();
-        assert_eq!((read, 40 - read), (21, 19));
+        assert_eq!((read, ToolId::ALL.len() - read), (21, 19));
     }
 
     #[test]

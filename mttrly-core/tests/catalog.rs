@@ -168,7 +168,8 @@ fn no_tool_lets_the_model_confirm_on_the_humans_behalf() {
             assert!(!props.contains_key(banned), "{} has a `{banned}` argument", spec.id);
         }
     }
-    assert_eq!(specs().iter().filter(|s| s.kind == ToolKind::Execute).count(), 19);
+    // Not vacuous: the catalog's own test pins how many execute tools there are.
+    assert!(specs().iter().any(|s| s.kind == ToolKind::Execute), "no execute tool was checked");
 }
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
@@ -204,7 +205,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 proptest! {
     /// Arbitrary JSON never panics any tool's validation, and a rejection is always VALIDATION_ERROR.
     #[test]
-    fn validation_never_panics(args in arbitrary_json(), index in 0usize..40) {
+    fn validation_never_panics(args in arbitrary_json(), index in 0..ToolId::ALL.len()) {
         let tool = ToolId::ALL[index];
         if let Err(err) = tool.spec().check_arguments(args) {
             prop_assert_eq!(err.code(), ErrorCode::ValidationError);

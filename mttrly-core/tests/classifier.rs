@@ -48,6 +48,133 @@ proptest! {
     }
 }
 
+/// Programs and words the generator below builds commands from: enough of the table's own
+/// vocabulary that a good share of the commands are read-only, plus words with spaces, quotes,
+/// dashes and non-ASCII characters that quoting must carry through unchanged.
+const PROGRAM_WORDS: &[&str] = &[
+    "uptime",
+    "df",
+    "ps",
+    "ls",
+    "systemctl",
+    "journalctl",
+    "docker",
+    "kubectl",
+    "ip",
+    "ss",
+    "date",
+    "free",
+    "top",
+    "grep",
+    "tail",
+    "vmstat",
+    "dmesg",
+    "/usr/bin/uptime",
+];
+const ARG_WORDS: &[&str] = &[
+    "-h",
+    "-a",
+    "aux",
+    "status",
+    "nginx",
+    "--no-pager",
+    "-n",
+    "50",
+    "-u",
+    "/var/log",
+    "/var",
+    "get",
+    "pods",
+    "-tlnp",
+    "addr",
+    "show",
+    "-b",
+    "1",
+    "--",
+    "--failed",
+    "list-units",
+    "ps",
+    "a b",
+    "it's",
+    "say \"hi\"",
+    "-x",
+    "--level=err",
+    "+%F %T",
+    "-o",
+    "wide",
+    "é",
+    "--since",
+    "10 min ago",
+    "-e",
+    "error",
+    "",
+    "\\",
+    "-l",
+    "--all",
+    "route",
+    "logs",
+    "web",
+    "--tail",
+    "100",
+    "--no-stream",
+    "stats",
+    "-p",
+    "ActiveState",
+];
+
+/// One word quoted one of the ways a shell user writes it; the shell (and the lexer) reads back
+/// exactly `word`.
+fn quote_as(word: &str, style: u8) -> String {
+    let bare_ok = !word.is_empty() && word.chars().all(|c| c.is_alphanumeric() || "-_./:=+%,@".contains(c));
+    match style % 4 {
+        0 if bare_ok => word.to_owned(),
+        0 | 1 => format!("'{}'", word.replace('\'', "'\\''")),
+        2 => format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\"")),
+        _ => {
+            if word.is_empty() {
+                return "''".to_owned();
+            }
+            word.chars().map(|c| if c.is_alphanumeric() { c.to_string() } else { format!("\\{c}") }).collect()
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// A read-only verdict runs exactly the words the command line spells, however they are
+    /// quoted: nothing added, dropped, split, joined or rewritten; and the verdict is a pure
+    /// function of the line (the same twice, and the same for any quoting of the same words).
+    #[test]
+    fn read_only_argv_is_exactly_the_words_and_verdicts_are_deterministic(
+        program in prop::sample::select(PROGRAM_WORDS),
+        args in prop::collection::vec((prop::sample::select(ARG_WORDS), any::<u8>()), 0..7),
+        program_style in 0u8..4,
+        restyle in any::<u8>(),
+        gaps in prop::collection::vec(prop::sample::select(&[" ", "  ", "\t", " \t "][..]), 7),
+    ) {
+        let words: Vec<String> = std::iter::once(program.to_owned()).chain(args.iter().map(|(w, _)| (*w).to_owned())).collect();
+        let styles: Vec<u8> = std::iter::once(program_style).chain(args.iter().map(|&(_, s)| s)).collect();
+        let mut line = String::new();
+        for (i, (word, style)) in words.iter().zip(&styles).enumerate() {
+            if i > 0 {
+                line.push_str(gaps[i - 1]);
+            }
+            line.push_str(&quote_as(word, *style));
+        }
+        let first = classify(&line);
+        prop_assert_eq!(&first, &classify(&line), "{:?}", line);
+        if first.class == CommandClass::ReadOnly {
+            prop_assert_eq!(first.argv.as_ref(), Some(&words), "{:?}", line);
+        }
+        // The same words quoted differently get the same verdict, reason and argv.
+        let requoted: Vec<String> = words.iter().enumerate().map(|(i, w)| quote_as(w, restyle.wrapping_add(u8::try_from(i).unwrap_or(0)))).collect();
+        let again = classify(&requoted.join(" "));
+        prop_assert_eq!(again.class, first.class, "{:?} vs {:?}", line, requoted);
+        prop_assert_eq!(again.argv, first.argv);
+    }
+}
+
 /// Read-only commands of programs whose option tables are exact, to append things to.
 const BASES: &[&str] = &[
     "journalctl -u nginx -n 50",

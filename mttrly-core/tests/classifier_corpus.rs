@@ -96,6 +96,11 @@ fn reasons_name_the_offending_argument() {
         ("dmesg --file=/etc/shadow".to_owned(), "--file"),
         ("kubectl get secret db".to_owned(), "secret"),
         ("mount -a".to_owned(), "-a"),
+        ("df /dev/watchdog".to_owned(), "trailing `/`"),
+        ("vmstat 1".to_owned(), "never ends"),
+        ("docker stats --no-stream --no-stream=false".to_owned(), "--no-stream"),
+        ("docker logs --details web".to_owned(), "--details"),
+        ("kubectl --context prod get pods".to_owned(), "--context"),
         (format!("tail -n 5 {out}"), out.as_str()),
     ] {
         let c = classify_with(&command, &mut RulesChecker::new(&fx.rules));

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use mttrly_core::{ErrorCode, MttrlyError, ToolId};
+use mttrly_core::{MttrlyError, ToolId};
 use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
 use mttrly_proto::central::v1::{CallToolRequest, ListToolsRequest};
 use mttrly_proto::client::Authed;
@@ -48,22 +48,7 @@ impl RemoteCentral {
                 .await
                 .map_err(|s| status(&s))?
                 .into_inner();
-            let value: Value = serde_json::from_str(&reply.structured_json).map_err(|e| {
-                MttrlyError::new(ErrorCode::InternalError, format!("central's answer is not JSON: {e}"))
-            })?;
-            if reply.is_error {
-                let body: mttrly_core::ErrorBody = serde_json::from_value(value).map_err(|e| {
-                    MttrlyError::new(ErrorCode::InternalError, format!("central's error body is malformed: {e}"))
-                })?;
-                let mut err = MttrlyError::new(body.code, body.message);
-                if let Value::Object(details) = body.details {
-                    for (k, v) in details {
-                        err = err.with_detail(&k, v);
-                    }
-                }
-                return Err(err);
-            }
-            Ok(value)
+            mttrly_proto::convert::tool_result_from_wire(&reply)
         }
     }
 }
@@ -82,7 +67,8 @@ impl Backend for RemoteCentral {
             .await
             .map_err(|s| status(&s))?
             .into_inner();
-        Ok(reply.tools.iter().filter(|t| t.available).filter_map(|t| t.id.parse::<ToolId>().ok()).collect())
+        // What central's own MCP endpoint lists (`listed`); `available` for a central older than it.
+        Ok(reply.tools.iter().filter(|t| t.listed || t.available).filter_map(|t| t.id.parse::<ToolId>().ok()).collect())
     }
 
     async fn call(&self, (): &(), session: &Session, tool: ToolId, arguments: Value) -> Result<Value, MttrlyError> {

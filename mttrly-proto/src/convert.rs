@@ -1,7 +1,9 @@
 //! Conversions between wire types and `mttrly-core` domain types, in one place.
 
-use mttrly_core::Environment;
 use mttrly_core::tools::common::{FilesystemUsage, HostMetrics};
+use mttrly_core::tools::servers::ServerStatus;
+use mttrly_core::{Environment, ErrorBody, ErrorCode, MttrlyError};
+use serde_json::Value;
 
 use crate::agent::v1 as agent;
 use crate::central::v1 as central;
@@ -67,9 +69,52 @@ pub fn metrics_from_wire(m: &agent::HostMetrics, collected_at: jiff::Timestamp) 
     }
 }
 
+/// A `CallTool` reply → the tool's structured result, or the seed error central answered with
+/// (its body travels in `structured_json` when `is_error`, decoded by [`MttrlyError::from_body`]).
+pub fn tool_result_from_wire(reply: &central::CallToolResponse) -> Result<Value, MttrlyError> {
+    let value: Value = serde_json::from_str(&reply.structured_json)
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("central's answer is not JSON: {e}")))?;
+    if !reply.is_error {
+        return Ok(value);
+    }
+    let body: ErrorBody = serde_json::from_value(value)
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("central's error body is malformed: {e}")))?;
+    Err(MttrlyError::from_body(body))
+}
+
+/// A `GetServer` reply's status (the shape of `mttrly_get_server_status`'s output).
+pub fn server_status_from_wire(reply: &central::GetServerResponse) -> Result<ServerStatus, MttrlyError> {
+    serde_json::from_str(&reply.status_json)
+        .map_err(|e| MttrlyError::new(ErrorCode::UnknownError, format!("central sent an unreadable status: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tool_error_body_comes_back_as_the_same_error() {
+        let err = MttrlyError::new(ErrorCode::PlanRequired, "needs deployment_bro")
+            .with_detail("required_plan", "deployment_bro");
+        let reply = central::CallToolResponse {
+            structured_json: serde_json::to_string(&err.body()).expect("body"),
+            text: String::new(),
+            is_error: true,
+        };
+        assert_eq!(tool_result_from_wire(&reply), Err(err));
+    }
+
+    #[test]
+    fn a_tool_result_is_its_json_and_garbage_is_an_error() {
+        let ok =
+            central::CallToolResponse { structured_json: r#"{"a":1}"#.into(), text: String::new(), is_error: false };
+        assert_eq!(tool_result_from_wire(&ok), Ok(serde_json::json!({ "a": 1 })));
+        let garbage = central::CallToolResponse { structured_json: "{".into(), text: String::new(), is_error: false };
+        assert_eq!(tool_result_from_wire(&garbage).map_err(|e| e.code()), Err(ErrorCode::InternalError));
+        let not_a_body =
+            central::CallToolResponse { structured_json: "{}".into(), text: String::new(), is_error: true };
+        assert_eq!(tool_result_from_wire(&not_a_body).map_err(|e| e.code()), Err(ErrorCode::InternalError));
+    }
 
     #[test]
     fn environments_round_trip_and_unspecified_is_none() {

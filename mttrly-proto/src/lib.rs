@@ -71,3 +71,5 @@ pub fn reflection_service(
 
 pub use tonic_health::ServingStatus;
 pub use tonic_health::server::{HealthReporter, health_reporter};
+/// Why [`reflection_service`] could not be built (a typed source for callers' errors).
+pub use tonic_reflection::server::Error as ReflectionError;

@@ -32,6 +32,9 @@ fn main() {
         http_listen: "127.0.0.1:0".parse().unwrap(),
         rate_limit_principal_per_minute: 100_000_000,
         rate_limit_account_per_minute: 100_000_000,
+        // One token opens every session of the load: lift the per-token and per-user caps.
+        mcp_sessions_per_token: 4096,
+        mcp_sessions_per_user: 4096,
         ..Config::default()
     };
     let token = mttrly_central::init::init(&cfg, None).unwrap().admin_token;

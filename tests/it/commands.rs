@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use mttrly_tests::mcp;
 use mttrly_tests::{TestAgent, TestCentral, wait_for};
 use serde_json::json;
 
@@ -148,18 +149,7 @@ fn scripts_always_wait_for_a_human_and_only_managed_names_run() {
 #[test]
 fn the_agent_checks_the_files_a_command_reads_and_writers_never_run_unapproved() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().canonicalize().expect("canonical");
-    let logs = root.join("logs");
-    std::fs::create_dir_all(&logs).expect("logs");
-    let log = logs.join("app.log");
-    std::fs::write(&log, "boot ok\nerror: upstream timed out\nerror: connection refused\nlast line\n").expect("log");
-    let secret = root.join("secret.txt");
-    std::fs::write(&secret, "TOPSECRET-OUTSIDE-ALLOWLIST\n").expect("secret");
-    std::fs::hard_link(&secret, logs.join("hard.log")).expect("hard link");
-    std::os::unix::fs::symlink(&secret, logs.join("link.log")).expect("symlink");
-    std::fs::write(root.join("ipbatch"), "link show lo\n").expect("batch file");
-    let policy = root.join("policy.toml");
-    std::fs::write(&policy, format!("file_roots = [\"{}/**\"]\n", logs.display())).expect("policy");
+    let Files { root, logs, log, secret, policy } = hostile_files(dir.path());
     let central = TestCentral::start(&root);
     let (server_id, _agent) = central.online_server("web-1", "staging", &root.join("a"), Some(&policy));
     let assistant = central.assistant_token("claude-code");
@@ -223,4 +213,146 @@ fn the_agent_checks_the_files_a_command_reads_and_writers_never_run_unapproved()
     ]);
     assert_eq!(verdict["class"], "read_only", "{verdict}");
     assert_eq!(verdict["files"], json!([log.display().to_string()]));
+}
+
+/// Hostile fixtures under one root: an allowlisted log directory holding a log, a hard link and a
+/// symlink to a secret outside it, a batch file for `ip -b`, and a policy allowing only the logs.
+struct Files {
+    root: std::path::PathBuf,
+    logs: std::path::PathBuf,
+    log: std::path::PathBuf,
+    secret: std::path::PathBuf,
+    policy: std::path::PathBuf,
+}
+
+fn hostile_files(dir: &std::path::Path) -> Files {
+    let root = dir.canonicalize().expect("canonical");
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    let log = logs.join("app.log");
+    std::fs::write(&log, "boot ok\nerror: upstream timed out\nerror: connection refused\nlast line\n").expect("log");
+    let secret = root.join("secret.txt");
+    std::fs::write(&secret, "TOPSECRET-OUTSIDE-ALLOWLIST\n").expect("secret");
+    std::fs::hard_link(&secret, logs.join("hard.log")).expect("hard link");
+    std::os::unix::fs::symlink(&secret, logs.join("link.log")).expect("symlink");
+    std::fs::write(root.join("ipbatch"), "link show lo\n").expect("batch file");
+    let policy = root.join("policy.toml");
+    std::fs::write(&policy, format!("file_roots = [\"{}/**\"]\n", logs.display())).expect("policy");
+    Files { root, logs, log, secret, policy }
+}
+
+/// A corpus subset through central's real `/mcp` with an rmcp client, both ways. Read-only
+/// commands run at once on the agent, on the checked files, with the expected output; everything
+/// else becomes a pending action (rejected at once through the CLI, under the per-server pending
+/// cap) and never runs: no marker file appears and no byte of the secret comes back. For every
+/// row, `mttrly-cli policy classify --policy` (what the owner can try locally) agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corpus_subset_over_mcp_runs_read_only_commands_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = hostile_files(dir.path());
+    let central = TestCentral::start(&f.root);
+    let (server_id, _agent) = central.online_server("web-1", "staging", &f.root.join("a"), Some(&f.policy));
+    let assistant = central.assistant_token("claude-code");
+    let (session, forms) = mcp::connect(&central.mcp_url, &assistant, None).await;
+    let policy = f.policy.to_str().expect("utf-8 policy path");
+    let local_verdict = |command: &str| {
+        tokio::task::block_in_place(|| central.cli_json(&["policy", "classify", "--policy", policy, command]))
+    };
+
+    let (log, logs, secret) = (f.log.display(), f.logs.display(), f.secret.display());
+    for (command, expect) in [
+        ("uptime".to_owned(), "load average"),
+        ("df -h /".to_owned(), "/"),
+        (format!("df -P {}/", f.root.display()), "%"),
+        ("ps -eo pid,comm".to_owned(), "PID"),
+        ("vmstat 1 1".to_owned(), "free"),
+        ("date -u +%Y".to_owned(), "20"),
+        ("uname -s".to_owned(), "Linux"),
+        ("id -un".to_owned(), ""),
+        ("free -m".to_owned(), "Mem:"),
+        (format!("ls -la {logs}"), "app.log"),
+        (format!("stat -c %s {log}"), "70"),
+        (format!("du -s {logs}"), "logs"),
+        (format!("tail -n 1 {log}"), "last line"),
+        (format!("tail {log} -n 1"), "last line"),
+        (format!("head -n 1 {log}"), "boot ok"),
+        (format!("grep -c error {log}"), "2"),
+        (format!("grep -e refused -- {log}"), "connection refused"),
+        (format!("wc -l {log}"), "4"),
+        (format!("cat -n {log}"), "upstream timed out"),
+        (format!("'cat' \"{log}\""), "boot ok"),
+    ] {
+        let ran =
+            mcp::call_ok(&session, "mttrly_execute_command", json!({ "server_id": server_id, "command": command }))
+                .await;
+        assert_eq!(ran["requires_approval"], false, "{command}: {ran}");
+        assert_eq!(ran["status"], "succeeded", "{command}: {ran}");
+        let output = ran["result"]["output"].as_str().unwrap_or_default();
+        assert!(output.contains(expect), "{command}: {ran}");
+        assert_eq!(local_verdict(&command)["class"], "read_only", "{command}");
+    }
+
+    // Each of these would leave a marker (or a secret) behind if it ran.
+    let marker = |name: &str| f.root.join(name).display().to_string();
+    let hard = f.logs.join("hard.log");
+    let link = f.logs.join("link.log");
+    let batch = f.root.join("ipbatch");
+    let refused = [
+        format!("ss -D{}", marker("m-ss-d")),
+        format!("ss -tlnp --diag={}", marker("m-ss-diag")),
+        format!("ss --dia={}", marker("m-ss-dia")),
+        format!("journalctl --cursor-file={} -n 1", marker("m-cursor")),
+        format!("journalctl --cursor-fil={} -n 1", marker("m-cursor-abbr")),
+        format!("touch {}", marker("m-touch")),
+        format!("uptime; touch {}", marker("m-chain")),
+        format!("cat {log} > {}", marker("m-redirect")),
+        format!("docker save nginx -o {}", marker("m-docker")),
+        format!("kubectl cluster-info dump --output-directory={}", marker("m-kube")),
+        format!("cat {secret}"),
+        format!("tail -n 5 {}", hard.display()),
+        format!("head {}", link.display()),
+        format!("grep -f {secret} {log}"),
+        format!("grep x {log} -f {secret}"),
+        format!("dmesg --file={secret}"),
+        format!("date -f {secret}"),
+        format!("du --files0-from={secret}"),
+        format!("git diff /dev/null {secret}"),
+        format!("ip -b {}", batch.display()),
+        format!("systemctl --failed enable x.service --root={}", f.root.display()),
+        "systemctl --failed reboot".to_owned(),
+        "journalctl --rot".to_owned(),
+        "mount -a".to_owned(),
+        "ps auxwwe".to_owned(),
+        "kubectl get secret db -o yaml".to_owned(),
+        "kubectl --context prod get pods".to_owned(),
+        "docker stats --no-stream --no-stream=false".to_owned(),
+        "docker logs --details web".to_owned(),
+        "df /dev/watchdog".to_owned(),
+        "vmstat 1".to_owned(),
+        format!("tail -f {log}"),
+        "nginx".to_owned(),
+        "FOO=1 uptime".to_owned(),
+        "ｕｐｔｉｍｅ".to_owned(),
+    ];
+    for command in refused {
+        let pending =
+            mcp::call_ok(&session, "mttrly_execute_command", json!({ "server_id": server_id, "command": command }))
+                .await;
+        assert_eq!(pending["status"], "pending_approval", "{command}: {pending}");
+        assert_eq!(pending["requires_approval"], true, "{command}: {pending}");
+        assert!(!pending.to_string().contains("TOPSECRET"), "{command}: {pending}");
+        let id = pending["action_id"].as_str().expect("id").to_owned();
+        let rejected =
+            tokio::task::block_in_place(|| central.cli_json(&["actions", "reject", &id, "--reason", "test"]));
+        assert_eq!(rejected["status"], "rejected", "{command}: {rejected}");
+        assert_eq!(local_verdict(&command)["class"], "needs_approval", "{command}");
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&f.root)
+        .expect("root")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("m-"))
+        .collect();
+    assert!(leftovers.is_empty(), "an unapproved command wrote {leftovers:?}");
+    assert!(forms.lock().expect("lock").is_empty(), "no form is ever shown");
+    session.cancel().await.expect("close");
 }

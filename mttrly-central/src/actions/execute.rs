@@ -5,30 +5,18 @@ use std::time::Duration;
 
 use mttrly_core::action::{ActionContent, ActionState};
 use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
+use mttrly_core::capability::CapabilityId;
 use mttrly_core::tools::actions::ExecutionResult;
 use mttrly_core::tools::common::ConnectionStatus;
 use mttrly_core::{ErrorCode, MttrlyError, Source};
 use mttrly_proto::agent::v1::TaskStatus;
 use serde_json::{Value, json};
 
+use crate::agents::registry::{ActionGrant, TaskSpec};
 use crate::db::actions::ActionRow;
 use crate::db::{self, now_ms, timestamp};
 use crate::secrets::{self, SecretKind};
 use crate::state::Central;
-
-/// The agent capability that carries out an action type (agent-side actions only).
-pub fn capability(content: &ActionContent) -> Option<&'static str> {
-    match content {
-        ActionContent::Command { .. } => Some("command.run"),
-        ActionContent::Script { .. } => Some("script.run"),
-        ActionContent::Playbook { .. } => Some("playbook.run"),
-        ActionContent::FileWrite { .. } => Some("file.write"),
-        ActionContent::FileCleanup { .. } => Some("file.cleanup"),
-        ActionContent::AgentUpdate { .. } => Some("agent.update"),
-        ActionContent::InstallRepair { .. } => Some("install.repair"),
-        ActionContent::InstallTokenRotation | ActionContent::Decommission => None,
-    }
-}
 
 /// How long central waits for an agent-side action.
 fn deadline(content: &ActionContent) -> Duration {
@@ -98,7 +86,7 @@ async fn central_side(central: &Arc<Central>, action: &ActionRow) -> Outcome {
                 return Outcome::failed(e);
             }
             central.agents.kick(&action.server_id);
-            let command = crate::grpc::servers::agent_command(central, &token);
+            let command = crate::servers::agent_command(central, &token);
             Outcome {
                 ok: true,
                 exit_code: None,
@@ -116,7 +104,7 @@ async fn central_side(central: &Arc<Central>, action: &ActionRow) -> Outcome {
             if online {
                 return online_refusal();
             }
-            match crate::grpc::servers::remove_server(central, &action.account_id, &action.server_id).await {
+            match crate::servers::remove(central, &action.account_id, &action.server_id).await {
                 Ok(()) => Outcome {
                     ok: true,
                     exit_code: None,
@@ -129,6 +117,15 @@ async fn central_side(central: &Arc<Central>, action: &ActionRow) -> Outcome {
                 Err(e) => Outcome::failed(e),
             }
         }
+        // No agent capability carries these out yet (`ActionContent::capability`): refused by
+        // name rather than sent to an agent that could only answer "unknown capability".
+        ActionContent::AgentUpdate { .. } | ActionContent::InstallRepair { .. } => Outcome::failed(
+            MttrlyError::new(
+                ErrorCode::ContractVersionUnsupported,
+                format!("no agent capability carries out `{}` actions yet", action.content.action_type()),
+            )
+            .with_detail("action_type", action.content.action_type().to_string()),
+        ),
         _ => Outcome::failed(MttrlyError::new(ErrorCode::InternalError, "not a central-side action")),
     }
 }
@@ -144,7 +141,7 @@ fn cap_lines(output: &mut String, max: usize) -> bool {
     }
 }
 
-async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> Outcome {
+async fn agent_side(central: &Central, action: &ActionRow, capability: CapabilityId) -> Outcome {
     let payload = if matches!(action.content, ActionContent::FileWrite { .. }) {
         let id = action.id.clone();
         match central.db.call(move |conn| db::actions::payload(conn, &id)).await {
@@ -162,15 +159,21 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> 
     };
     let reply = central
         .agents
-        .request_with_payload(
+        .send(
             &action.server_id,
-            capability,
-            action.content.canonical_bytes(),
-            payload,
-            deadline(&action.content),
-            Some((&action.id, &action.content_sha256)),
-            // Actions started at once (read-only) need no approvals; every other one reached its quorum.
-            action.approvals_required > 0,
+            TaskSpec {
+                capability,
+                params_json: action.content.canonical_bytes(),
+                payload,
+                deadline: deadline(&action.content),
+                action: Some(ActionGrant {
+                    id: action.id.clone(),
+                    content_sha256: action.content_sha256.clone(),
+                    // Actions started at once (read-only) need no approvals; every other one
+                    // reached its quorum.
+                    human_approved: action.approvals_required > 0,
+                }),
+            },
         )
         .await;
     match reply {
@@ -218,18 +221,31 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: &str) -> 
                 output,
                 truncated,
                 error,
-                data: (!reply.result.is_null()).then_some(reply.result),
+                data: answer_data(capability, &reply.answer),
                 once: None,
             }
         }
     }
 }
 
+/// The agent's answer as stored with the action, checked against the capability's answer type.
+/// A malformed answer is logged and left out: the status, exit code and output still say what
+/// happened, and nothing unchecked is stored.
+fn answer_data(capability: CapabilityId, answer: &[u8]) -> Option<Value> {
+    if answer.is_empty() {
+        return None;
+    }
+    capability
+        .decode_answer(answer)
+        .inspect_err(|e| tracing::warn!(%capability, error = %e, "an agent's action answer was malformed"))
+        .ok()
+}
+
 /// Runs a `running` action once and records its terminal state. Returns that state, the stored
 /// result, and (for install-token rotation) the one-time data shown to the waiting approver.
 pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState, ExecutionResult, Option<Value>) {
     let started = now_ms();
-    let outcome = match capability(&action.content) {
+    let outcome = match action.content.capability() {
         Some(capability) => agent_side(&central, &action, capability).await,
         None => central_side(&central, &action).await,
     };
@@ -265,7 +281,9 @@ pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState,
     {
         tracing::error!(action_id = %action.id, error = %e, "cannot record the action's outcome");
     }
-    central.audit(AuditEvent {
+    let executed =
+        crate::events::Payload::ActionExecuted { action: (&action).into(), status: state, exit_code: result.exit_code };
+    let event = AuditEvent {
         at: jiff::Timestamp::now(),
         account_id: action.account_id.clone(),
         server_id: Some(action.server_id.clone()),
@@ -284,7 +302,8 @@ pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState,
             Some(e) => AuditOutcome::Error { code: e.code() },
         },
         duration_ms: Some(result.duration_ms),
-    });
+    };
+    central.audit(crate::events::Recorded::new(event, executed));
     (state, result, outcome.once)
 }
 

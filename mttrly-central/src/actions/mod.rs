@@ -23,6 +23,7 @@ use crate::db::accounts::{Role, TokenOwner};
 use crate::db::actions::ActionRow;
 use crate::db::servers::ServerRow;
 use crate::db::{self, now_ms, timestamp};
+use crate::events::{self, Payload, Recorded};
 use crate::state::Central;
 
 /// A request for a new action.
@@ -70,11 +71,12 @@ fn audit_decision(
     action: &ActionRow,
     who: &Principal,
     channel: Source,
-    what: &str,
+    decision: events::Decision,
     reason: Option<&str>,
     result: &Result<(), MttrlyError>,
 ) {
-    central.audit(AuditEvent {
+    let what = decision.as_str();
+    let event = AuditEvent {
         at: jiff::Timestamp::now(),
         account_id: action.account_id.clone(),
         server_id: Some(action.server_id.clone()),
@@ -93,7 +95,8 @@ fn audit_decision(
             Err(e) => AuditOutcome::Error { code: e.code() },
         },
         duration_ms: None,
-    });
+    };
+    central.audit(Recorded::new(event, Payload::ActionDecided { action: action.into(), decision }));
 }
 
 /// The next step a user should take for an action, in words.
@@ -167,7 +170,7 @@ pub async fn submit(
             tx.commit().map_err(db::internal)
         })
         .await?;
-    central.audit(AuditEvent {
+    let created = AuditEvent {
         at: jiff::Timestamp::now(),
         account_id: action.account_id.clone(),
         server_id: Some(action.server_id.clone()),
@@ -183,9 +186,12 @@ pub async fn submit(
         }),
         outcome: AuditOutcome::Ok,
         duration_ms: None,
-    });
+    };
+    let created = Recorded::new(created, Payload::ActionCreated(Arc::new(action.clone())));
     if action.status == ActionState::PendingApproval {
-        prompt_or_fail_closed(central, &action).await?;
+        prompt_or_fail_closed(central, &action, created).await?;
+    } else {
+        central.audit(created);
     }
     let mut result = None;
     let mut status = action.status;
@@ -228,32 +234,34 @@ fn pending_cap_reached(action: &ActionRow, pending: u32, cap: u32, first_expiry:
     .with_detail("retry_after_seconds", retry)
 }
 
-/// Delivers the approval prompt; when prompts are required and none could be delivered, fails the
-/// action closed and returns `APPROVAL_NOTIFICATION_FAILED` naming it.
-async fn prompt_or_fail_closed(central: &Arc<Central>, action: &ActionRow) -> Result<(), MttrlyError> {
+/// How long past the notifiers' own worst case a submitter waits for its prompt's creation event
+/// to be committed and picked up, before it counts the prompt as undelivered.
+const PROMPT_QUEUE_SLACK: Duration = Duration::from_secs(30);
+
+/// Records the creation and, once it is durable, has the prompt task deliver the approval prompt
+/// (`created` is the creation's audit event); when prompts are required and none could be
+/// delivered, fails the action closed and returns `APPROVAL_NOTIFICATION_FAILED` naming it.
+async fn prompt_or_fail_closed(
+    central: &Arc<Central>,
+    action: &ActionRow,
+    created: Recorded,
+) -> Result<(), MttrlyError> {
     let required = central.config.prompt_required();
-    if central.notifiers.is_empty() && !required {
-        return Ok(());
-    }
-    let prompt = crate::notify::ApprovalPrompt::pending(action);
-    let notifiers = central.notifiers.clone();
-    let failures = tokio::task::spawn_blocking(move || {
-        let mut delivered = false;
-        let mut failures = Vec::new();
-        for n in &notifiers {
-            match n.deliver(&prompt) {
-                Ok(()) => delivered = true,
-                Err(e) => failures.push(format!("{}: {e}", n.name())),
-            }
+    let failures = if central.prompts.is_empty() {
+        central.audit(created);
+        if !required {
+            return Ok(());
         }
-        (delivered, failures)
-    })
-    .await
-    .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("notifier task failed: {e}")))?;
-    let (delivered, failures) = failures;
-    if delivered || !required {
-        return Ok(());
-    }
+        Vec::new()
+    } else {
+        let ticket = central.prompts.record_and_wait(&central.audit, created, Arc::new(action.clone()));
+        let deadline = central.prompts.max_delivery_time() + PROMPT_QUEUE_SLACK;
+        let delivery = central.prompts.outcome(ticket, deadline).await;
+        if delivery.delivered || !required {
+            return Ok(());
+        }
+        delivery.failures
+    };
     let id = action.id.clone();
     central
         .db
@@ -270,11 +278,14 @@ async fn prompt_or_fail_closed(central: &Arc<Central>, action: &ActionRow) -> Re
     )
     .with_detail("action_id", action.id.as_str())
     .with_detail("failures", failures);
-    central.audit(system_event(
-        action,
-        AuditKind::ApprovalDecision,
-        serde_json::json!({ "decision": "failed_closed" }),
-        ErrorCode::ApprovalNotificationFailed,
+    central.audit(Recorded::new(
+        system_event(
+            action,
+            AuditKind::ApprovalDecision,
+            serde_json::json!({ "decision": events::Decision::FailedClosed.as_str() }),
+            ErrorCode::ApprovalNotificationFailed,
+        ),
+        Payload::ActionDecided { action: action.into(), decision: events::Decision::FailedClosed },
     ));
     Err(err)
 }
@@ -417,7 +428,7 @@ pub async fn approve(
         &action,
         &caller.principal,
         channel,
-        "approve",
+        events::Decision::Approve,
         None,
         &result.as_ref().map(|_| ()).map_err(Clone::clone),
     );
@@ -539,7 +550,7 @@ pub async fn reject(
             .await
     }
     .await;
-    audit_decision(central, &action, &caller.principal, channel, "reject", reason.as_deref(), &result);
+    audit_decision(central, &action, &caller.principal, channel, events::Decision::Reject, reason.as_deref(), &result);
     result?;
     view(central, caller, id).await
 }
@@ -591,7 +602,7 @@ pub async fn cancel(
         }
     }
     .await;
-    let what = if withdraw { "withdraw" } else { "cancel" };
+    let what = if withdraw { events::Decision::Withdraw } else { events::Decision::Cancel };
     audit_decision(central, &action, &caller.principal, channel, what, reason.as_deref(), &result);
     result?;
     view(central, caller, id).await
@@ -617,11 +628,14 @@ fn system_event(action: &ActionRow, kind: AuditKind, parameters: serde_json::Val
 pub async fn expire(central: &Central) -> Result<(), MttrlyError> {
     let expired = central.db.call(|conn| db::actions::expire_due(conn, now_ms())).await?;
     for a in expired {
-        central.audit(system_event(
-            &a,
-            AuditKind::ApprovalDecision,
-            serde_json::json!({ "decision": "expired" }),
-            ErrorCode::ActionExpired,
+        central.audit(Recorded::new(
+            system_event(
+                &a,
+                AuditKind::ApprovalDecision,
+                serde_json::json!({ "decision": "expired" }),
+                ErrorCode::ActionExpired,
+            ),
+            Payload::ActionExpired { action: (&a).into() },
         ));
     }
     Ok(())
@@ -648,11 +662,14 @@ pub async fn recover(central: &Central) -> Result<usize, MttrlyError> {
     };
     let failed = central.db.call(move |conn| db::actions::fail_interrupted(conn, now, &result)).await?;
     for a in &failed {
-        central.audit(system_event(
-            a,
-            AuditKind::ExecutionResult,
-            serde_json::json!({ "recovered": "outcome unknown after restart" }),
-            ErrorCode::InternalError,
+        central.audit(Recorded::new(
+            system_event(
+                a,
+                AuditKind::ExecutionResult,
+                serde_json::json!({ "recovered": "outcome unknown after restart" }),
+                ErrorCode::InternalError,
+            ),
+            Payload::ActionExecuted { action: a.into(), status: ActionState::Failed, exit_code: None },
         ));
     }
     Ok(failed.len())

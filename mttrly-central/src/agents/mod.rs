@@ -1,3 +1,4 @@
 //! Agents connected to central.
 
+pub mod ask;
 pub mod registry;

@@ -1,4 +1,8 @@
 //! The audit writer: one thread, its own SQLite connection, batched transactions.
+//!
+//! After a batch commits, the writer publishes one event per row on the event bus, in chain
+//! order: subscribers only ever hear of rows that are durable, and per account in `seq` order.
+//! Publishing never blocks (see [`crate::events::Bus`]), so a slow subscriber cannot slow the log.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,12 +16,13 @@ use tokio::sync::oneshot;
 
 use super::chain::{ChainedRow, GENESIS, row_hash};
 use crate::db::internal;
+use crate::events::{Bus, Event, Recorded};
 
 /// Most events written in one transaction.
 const MAX_BATCH: usize = 4096;
 
 enum Message {
-    Append(Box<AuditEvent>, Option<oneshot::Sender<Result<u64, MttrlyError>>>),
+    Append(Box<Recorded>, Option<oneshot::Sender<Result<u64, MttrlyError>>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -60,8 +65,9 @@ pub fn stored_row(event: &AuditEvent, seq: u64) -> ChainedRow {
 }
 
 impl AuditLog {
-    /// Starts the writer on the database at `path` (already migrated).
-    pub fn start(path: &Path) -> Result<(Self, JoinHandle<()>), rusqlite::Error> {
+    /// Starts the writer on the database at `path` (already migrated), publishing committed
+    /// rows on `bus`.
+    pub fn start(path: &Path, bus: Bus) -> Result<(Self, JoinHandle<()>), rusqlite::Error> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // The audit log is the record a post-mortem trusts: every commit reaches the disk.
@@ -70,23 +76,23 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("mttrly-audit".to_owned())
-            .spawn(move || Writer { conn, heads: HashMap::new() }.run(&rx))
+            .spawn(move || Writer { conn, heads: HashMap::new(), bus }.run(&rx))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok((Self { tx }, handle))
     }
 
-    /// Queues an event; it is written within milliseconds, in order.
-    pub fn append(&self, event: AuditEvent) {
-        if self.tx.send(Message::Append(Box::new(event), None)).is_err() {
+    /// Queues an event; it is written within milliseconds, in order, then published.
+    pub fn append(&self, event: impl Into<Recorded>) {
+        if self.tx.send(Message::Append(Box::new(event.into()), None)).is_err() {
             tracing::error!("audit writer stopped; an audit event was lost during shutdown");
         }
     }
 
     /// Writes an event and waits until it is committed; returns its sequence number.
-    pub async fn append_durable(&self, event: AuditEvent) -> Result<u64, MttrlyError> {
+    pub async fn append_durable(&self, event: impl Into<Recorded>) -> Result<u64, MttrlyError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Message::Append(Box::new(event), Some(ack)))
+            .send(Message::Append(Box::new(event.into()), Some(ack)))
             .map_err(|_| MttrlyError::new(ErrorCode::InternalError, "the audit log is not running"))?;
         done.await.map_err(|_| MttrlyError::new(ErrorCode::InternalError, "the audit log stopped"))?
     }
@@ -103,6 +109,7 @@ impl AuditLog {
 struct Writer {
     conn: Connection,
     heads: Heads,
+    bus: Bus,
 }
 
 type Ack = oneshot::Sender<Result<u64, MttrlyError>>;
@@ -158,14 +165,21 @@ fn head(heads: &mut Heads, tx: &Connection, account: &str) -> Result<(u64, [u8; 
 }
 
 impl Writer {
-    fn write(&mut self, events: Vec<(Box<AuditEvent>, Option<Ack>)>) {
+    fn write(&mut self, events: Vec<(Box<Recorded>, Option<Ack>)>) {
         let result = write_batch(&self.conn, &mut self.heads, &events);
         match result {
-            Ok(seqs) => {
-                for ((_, ack), seq) in events.into_iter().zip(seqs) {
+            Ok(rows) => {
+                // Committed: publish in chain order (the batch's order), then answer the waiters,
+                // so a caller of `append_durable` finds its event already on the bus.
+                let mut acks = Vec::new();
+                for ((recorded, ack), (row, hash)) in events.into_iter().zip(rows) {
                     if let Some(ack) = ack {
-                        let _ = ack.send(Ok(seq));
+                        acks.push((ack, row.seq));
                     }
+                    self.bus.publish(Event::committed(*recorded, row, hash));
+                }
+                for (ack, seq) in acks {
+                    let _ = ack.send(Ok(seq));
                 }
             }
             Err(err) => {
@@ -182,14 +196,14 @@ impl Writer {
     }
 }
 
-/// Writes one batch in one transaction and returns the sequence numbers given out.
+/// Writes one batch in one transaction and returns the rows as stored, with their hashes.
 fn write_batch(
     conn: &Connection,
     heads: &mut Heads,
-    events: &[(Box<AuditEvent>, Option<Ack>)],
-) -> Result<Vec<u64>, MttrlyError> {
+    events: &[(Box<Recorded>, Option<Ack>)],
+) -> Result<Vec<(ChainedRow, [u8; 32])>, MttrlyError> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
-    let mut seqs = Vec::with_capacity(events.len());
+    let mut rows = Vec::with_capacity(events.len());
     let mut touched: HashMap<String, (u64, [u8; 32])> = HashMap::new();
     {
         let mut insert = tx
@@ -199,7 +213,8 @@ fn write_batch(
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .map_err(internal)?;
-        for (event, _) in events {
+        for (recorded, _) in events {
+            let event = &recorded.audit;
             let account = event.account_id.to_string();
             let (seq, prev) = match touched.get(&account) {
                 Some(head) => *head,
@@ -225,7 +240,7 @@ fn write_batch(
                 ])
                 .map_err(internal)?;
             touched.insert(account, (row.seq, hash));
-            seqs.push(row.seq);
+            rows.push((row, hash));
         }
     }
     for (account, (seq, hash)) in &touched {
@@ -238,7 +253,7 @@ fn write_batch(
     }
     tx.commit().map_err(internal)?;
     heads.extend(touched);
-    Ok(seqs)
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ pub fn insert(conn: &Connection, a: &ActionRow) -> Result<(), MttrlyError> {
             a.account_id.as_str(),
             a.server_id.as_str(),
             a.environment.as_str(),
-            serde_json::to_value(a.content.action_type()).ok().and_then(|v| v.as_str().map(str::to_owned)),
+            a.content.action_type().as_str(),
             String::from_utf8(a.content.canonical_bytes()).unwrap_or_default(),
             a.content_sha256,
             a.description,

@@ -1,5 +1,6 @@
 //! The server registry, install tokens and agent credentials.
 
+use mttrly_core::capability::CapabilitySet;
 use mttrly_core::ids::{AccountId, ServerId};
 use mttrly_core::{Environment, ErrorCode, MttrlyError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -40,8 +41,9 @@ pub struct HostRow {
     pub arch: String,
     /// Agent version.
     pub agent_version: String,
-    /// Capabilities, comma-separated.
-    pub capabilities: String,
+    /// The capabilities the agent announced (stored comma-separated; names this central does not
+    /// know were already left out at the boundary).
+    pub capabilities: CapabilitySet,
     /// The local policy summary, JSON.
     pub policy_json: String,
 }
@@ -61,7 +63,9 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Option<ServerRow>> {
             kernel: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
             arch: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
             agent_version: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-            capabilities: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+            capabilities: CapabilitySet::from_wire(
+                &r.get::<_, Option<String>>(10)?.unwrap_or_default().split(',').collect::<Vec<_>>(),
+            ),
             policy_json: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
         }),
         None => None,
@@ -304,7 +308,7 @@ pub fn record_hello(conn: &Connection, server: &ServerId, host: &HostRow, now: i
             host.kernel,
             host.arch,
             host.agent_version,
-            host.capabilities,
+            host.capabilities.to_wire().join(","),
             host.policy_json,
             now
         ],
@@ -328,4 +332,39 @@ pub fn flush_heartbeats(conn: &mut Connection, batch: &[(ServerId, i64, String)]
         }
     }
     tx.commit().map_err(internal)
+}
+
+/// What registering a server did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// Registered, with its install token stored.
+    Added(ServerId),
+    /// Refused: the account already has `count` live servers, at or over the limit.
+    AtLimit {
+        /// The account's live servers.
+        count: u32,
+    },
+}
+
+/// Registers a server of `account` and stores its install token's hash, unless the account
+/// already has `limit` live servers. The count and the inserts are one IMMEDIATE transaction, so
+/// two racing registrations cannot both take the last slot.
+pub fn register(
+    conn: &mut Connection,
+    account: &AccountId,
+    name: &str,
+    environment: Environment,
+    install_hash: &[u8; 32],
+    expires_at: i64,
+    limit: u32,
+) -> Result<Registered, MttrlyError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
+    let count = count_live(&tx, account)?;
+    if count >= limit {
+        return Ok(Registered::AtLimit { count });
+    }
+    let id = insert(&tx, account, name, environment)?;
+    insert_install_token(&tx, install_hash, &id, expires_at)?;
+    tx.commit().map_err(internal)?;
+    Ok(Registered::Added(id))
 }

@@ -116,7 +116,7 @@ impl ActionService for ActionApi {
             _ => return Err(invalid("limit", "limit must be between 1 and 500".to_owned())),
         };
         if let Some(server) = &server {
-            crate::tools::servers::find(&self.central, &owner, server).await.map_err(|e| status(&e))?;
+            crate::servers::find(&self.central, &owner, server).await.map_err(|e| status(&e))?;
         }
         let account = owner.account_id.clone();
         let rows = self

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mttrly_core::capability::CapabilitySet;
 use mttrly_core::ids::ServerId;
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::agent::v1::agent_service_server::AgentService;
@@ -16,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{GrpcResult, status};
+use crate::agents::registry::Announced;
 use crate::audit::events;
 use crate::db::servers::HostRow;
 use crate::db::{self, now_ms};
@@ -53,7 +55,7 @@ fn host_row(hello: &Hello) -> HostRow {
         kernel: clip(&hello.kernel),
         arch: clip(&hello.arch),
         agent_version: clip(&hello.agent_version),
-        capabilities: hello.capabilities.iter().take(64).map(|c| clip(c)).collect::<Vec<_>>().join(","),
+        capabilities: CapabilitySet::from_wire(&hello.capabilities),
         policy_json: hello
             .policy
             .as_ref()
@@ -110,24 +112,12 @@ impl AgentService for AgentApi {
 
     async fn session(&self, request: Request<Streaming<AgentMessage>>) -> GrpcResult<Self::SessionStream> {
         let metadata = request.metadata();
-        let auth_failed = |m: &str| status(&MttrlyError::new(ErrorCode::AuthFailed, m));
-        let secret = crate::auth::bearer(metadata).ok_or_else(|| auth_failed("missing agent credentials"))?;
-        let claimed = metadata
-            .get("x-mttrly-server-id")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| ServerId::parse(s).ok())
-            .ok_or_else(|| auth_failed("missing or malformed x-mttrly-server-id"))?;
-        let hash = secrets::hash(secret);
-        let owner = self.central.db.call(move |conn| db::servers::credential_owner(conn, &hash)).await;
-        let (server, account) = match owner {
-            Ok(Some((server, account))) if server == claimed => (server, account),
-            Ok(_) => {
-                return Err(auth_failed(
-                    "agent credentials are unknown, revoked or belong to another server; re-enroll",
-                ));
-            }
-            Err(e) => return Err(status(&e)),
-        };
+        let claimed =
+            metadata.get("x-mttrly-server-id").and_then(|v| v.to_str().ok()).and_then(|s| ServerId::parse(s).ok());
+        let (server, account) =
+            crate::auth::resolve_agent(&self.central, crate::auth::grpc_credential(metadata), claimed)
+                .await
+                .map_err(|e| status(&e))?;
 
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
@@ -137,6 +127,7 @@ impl AgentService for AgentApi {
             Err(_) => return Err(bad_request("no Hello within 10 seconds")),
         };
         let host = host_row(&hello);
+        let announced = Announced { agent_version: host.agent_version.clone(), capabilities: host.capabilities };
         let now = now_ms();
         {
             let server = server.clone();
@@ -156,17 +147,20 @@ impl AgentService for AgentApi {
             })),
         };
         tx.send(Ok(welcome)).await.map_err(|_| Status::cancelled("agent went away"))?;
-        let connection = self.central.agents.connect(&server, &account, tx, now);
+        let connection = self.central.agents.connect(&server, &account, tx, announced, now);
         let changes =
             self.central.alerts.on_status(&account, &server, mttrly_core::tools::common::ConnectionStatus::Online, now);
         self.central.write_alerts(&account, &server, changes);
         tracing::info!(server_id = %server, connection, agent_version = %hello.agent_version, "agent connected");
-        self.central.audit(events::agent_event(
-            &account,
-            &server,
-            "connected",
-            serde_json::json!({ "agent_version": hello.agent_version.chars().take(64).collect::<String>(), "hostname": hello.hostname.chars().take(256).collect::<String>() }),
-            true,
+        self.central.audit(crate::events::Recorded::new(
+            events::agent_event(
+                &account,
+                &server,
+                "connected",
+                serde_json::json!({ "agent_version": hello.agent_version.chars().take(64).collect::<String>(), "hostname": hello.hostname.chars().take(256).collect::<String>() }),
+                true,
+            ),
+            crate::events::Payload::AgentOnline,
         ));
 
         let central = Arc::clone(&self.central);
@@ -185,7 +179,10 @@ impl AgentService for AgentApi {
                 }
             }
             central.agents.disconnect(&server, connection);
-            central.audit(events::agent_event(&account, &server, "disconnected", serde_json::json!({}), true));
+            central.audit(crate::events::Recorded::new(
+                events::agent_event(&account, &server, "disconnected", serde_json::json!({}), true),
+                crate::events::Payload::AgentOffline,
+            ));
             tracing::info!(server_id = %server, connection, "agent disconnected");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

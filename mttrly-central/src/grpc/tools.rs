@@ -31,9 +31,12 @@ impl ToolApi {
 impl ToolService for ToolApi {
     async fn list_tools(&self, request: Request<ListToolsRequest>) -> GrpcResult<ListToolsResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        // The caller's reach: read-only mode and toolsets (deployment-wide and the token's), the
+        // plan and what this central has built, exactly as admission and MCP judge them.
         let tools = specs()
             .iter()
-            .map(|s| Tool {
+            .zip(tools::reach(&self.central, &owner))
+            .map(|(s, (_, reach))| Tool {
                 id: s.id.as_str().to_owned(),
                 title: s.title.to_owned(),
                 description: s.description.to_owned(),
@@ -46,7 +49,8 @@ impl ToolService for ToolApi {
                 open_world_hint: s.hints.open_world(),
                 input_schema_json: s.input_schema().to_string(),
                 output_schema_json: s.output_schema().to_string(),
-                available: owner.plan.allows(s.id) && tools::is_available(s.id),
+                available: reach.is_callable(),
+                listed: reach.is_listed(),
             })
             .collect();
         Ok(Response::new(ListToolsResponse { tools }))
@@ -67,7 +71,8 @@ impl ToolService for ToolApi {
         // The standalone MCP binary names its client; anything else is a direct API caller. Calls
         // relayed from an MCP client are the assistant's, on behalf of the token's human.
         let source = if req.client_name.is_empty() { Source::Api } else { Source::Mcp };
-        let owner = if source == Source::Mcp { crate::mcp::relayed_assistant(&owner, &req.client_name) } else { owner };
+        let owner =
+            if source == Source::Mcp { crate::auth::relayed_assistant(&owner, &req.client_name) } else { owner };
         let outcome = match (req.tool_id.parse::<ToolId>(), arguments) {
             (Ok(tool), Ok(args)) => tools::call_audited(&self.central, &owner, source, tool, args).await,
             // Refused before any tool ran: audited here, under the id as sent.

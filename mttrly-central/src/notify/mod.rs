@@ -4,8 +4,14 @@
 //! dashboard). When the configuration requires a prompt and no notifier could deliver one, the
 //! action is failed closed (`APPROVAL_NOTIFICATION_FAILED`): an action nobody was told about must
 //! never sit there waiting to be approved by surprise.
+//!
+//! Prompts ride the event bus ([`prompts`]): one leaves only once the action's creation is
+//! durable in the audit log, and the submitter waits for its delivery result.
 
+pub mod prompts;
 pub mod webhook;
+
+pub use prompts::{Delivery, Prompts};
 
 use mttrly_core::display;
 use serde::Serialize;
@@ -91,4 +97,6 @@ pub trait Notifier: Send + Sync {
     fn name(&self) -> String;
     /// Delivers one prompt (with its own retries and timeout); `Err` explains the last failure.
     fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), String>;
+    /// The longest [`Notifier::deliver`] can take, every retry and backoff included.
+    fn max_duration(&self) -> std::time::Duration;
 }

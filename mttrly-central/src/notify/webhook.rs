@@ -133,6 +133,12 @@ impl Notifier for Webhook {
         }
         Err(format!("{} attempts failed; last: {last}", self.retries + 1))
     }
+
+    fn max_duration(&self) -> Duration {
+        let attempts = self.retries + 1;
+        let backoff = self.backoff * (2u32.saturating_pow(self.retries).saturating_sub(1));
+        self.timeout * attempts + backoff
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub(crate) async fn pending(
     input: GetPendingActionsInput,
 ) -> Result<PendingActionList, MttrlyError> {
     if let Some(server) = &input.server_id {
-        super::servers::find(central, caller, server).await?;
+        crate::servers::find(central, caller, server).await?;
     }
     actions::pending(central, caller, input.server_id).await
 }
@@ -53,7 +53,7 @@ pub(crate) async fn regenerate_install_token(
     source: Source,
     input: RegenerateInstallTokenInput,
 ) -> Result<ActionSubmission, MttrlyError> {
-    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let server = crate::servers::find(central, caller, &input.server_id).await?;
     require_offline(central, &server.id)?;
     let description = format!(
         "Rotate the agent credentials of {} ({}) and issue a new reinstall command; the old credentials stop working",
@@ -76,7 +76,7 @@ pub(crate) async fn decommission(
     source: Source,
     input: DecommissionServerInput,
 ) -> Result<ActionSubmission, MttrlyError> {
-    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let server = crate::servers::find(central, caller, &input.server_id).await?;
     require_offline(central, &server.id)?;
     let description = format!(
         "Remove {} ({}) from the registry; the host itself is not touched and its audit history is kept",

@@ -14,7 +14,7 @@ pub(crate) async fn audit_log(
 ) -> Result<AuditLogPage, MttrlyError> {
     if let Some(server) = &input.server_id {
         // Another account's server is SERVER_NOT_FOUND, never an empty page that confirms it exists.
-        super::servers::find(central, caller, server).await?;
+        crate::servers::find(central, caller, server).await?;
     }
     // Rows written moments ago (this very call's predecessors) are visible.
     central.audit.flush().await;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use mttrly_core::action::ActionContent;
+use mttrly_core::capability::{ClassifyParams, CommandClassify};
 use mttrly_core::classifier::{Classification, CommandClass, classify};
 use mttrly_core::ids::ServerId;
 use mttrly_core::tools::actions::ActionSubmission;
@@ -15,9 +16,6 @@ use crate::db::accounts::TokenOwner;
 use crate::db::now_ms;
 use crate::state::Central;
 
-/// The agent capability that answers a command's final verdict (files checked on the host).
-const COMMAND_CLASSIFY: &str = "command.classify";
-
 /// How long central waits for an agent's verdict on a command's files.
 const CLASSIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -29,15 +27,12 @@ async fn verdict(central: &Central, server: &ServerId, command: &str, pure: Clas
     if !pure.depends_on_files() {
         return pure;
     }
-    let params = serde_json::json!({ "command": command });
-    match super::ask_agent(central, server, COMMAND_CLASSIFY, &params, CLASSIFY_DEADLINE).await {
-        Ok(answer) => match super::decode_answer::<Classification>(answer, COMMAND_CLASSIFY) {
-            // The agent's verdict counts only for the command central classified itself.
-            Ok(agent) if agent.class == CommandClass::ReadOnly && agent.argv == pure.argv => agent,
-            Ok(agent) if agent.class == CommandClass::NeedsApproval => agent,
-            Ok(_) => Classification::needs_approval("the agent's verdict does not match this command"),
-            Err(e) => Classification::needs_approval(format!("the agent's verdict is unreadable: {}", e.message())),
-        },
+    let params = ClassifyParams { command: command.to_owned() };
+    match central.agents.ask::<CommandClassify>(server, &params, CLASSIFY_DEADLINE).await {
+        // The agent's verdict counts only for the command central classified itself.
+        Ok(agent) if agent.class == CommandClass::ReadOnly && agent.argv == pure.argv => agent,
+        Ok(agent) if agent.class == CommandClass::NeedsApproval => agent,
+        Ok(_) => Classification::needs_approval("the agent's verdict does not match this command"),
         Err(e) => {
             tracing::warn!(server_id = %server, error = %e, "the agent could not check a command's files");
             Classification::needs_approval(format!(
@@ -56,7 +51,7 @@ pub(crate) async fn execute_command(
     source: Source,
     input: ExecuteCommandInput,
 ) -> Result<ActionSubmission, MttrlyError> {
-    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let server = crate::servers::find(central, caller, &input.server_id).await?;
     let command = input.command.into_inner();
     let online = central.agents.status(&server.id, now_ms()).status == ConnectionStatus::Online;
     let provisional = classify(&command);
@@ -85,7 +80,7 @@ pub(crate) async fn execute_script(
     input: mttrly_core::tools::commands::ExecuteScriptInput,
 ) -> Result<ActionSubmission, MttrlyError> {
     use mttrly_core::tools::commands::ScriptSource;
-    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let server = crate::servers::find(central, caller, &input.server_id).await?;
     let args: Vec<String> = input.args.as_slice().iter().map(|a| a.as_str().to_owned()).collect();
     let shown_args = if args.is_empty() { String::new() } else { format!(" with arguments {args:?}") };
     let description = match &input.script {

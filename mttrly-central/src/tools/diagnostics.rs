@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mttrly_core::diagnose::{self, Evidence};
+use mttrly_core::capability::{DiagnosticParams, DiagnosticRun, NoParams, RealityDiscover};
+use mttrly_core::diagnose;
 use mttrly_core::tools::diagnostics::{
     DiagnosticReport, GetServiceRealityInput, RefreshRealityInput, RunDiagnosticInput, ServiceReality, SnapshotOrigin,
 };
@@ -30,23 +31,12 @@ fn cooldown(what: &str, left: Duration, server: &str) -> MttrlyError {
         .with_detail("server_id", server)
 }
 
-async fn evidence(
-    central: &Central,
-    server: &mttrly_core::ids::ServerId,
-    capability: &str,
-    params: &serde_json::Value,
-) -> Result<Evidence, MttrlyError> {
-    let mut answer = super::ask_agent(central, server, capability, params, PROBE_DEADLINE).await?;
-    super::scrub(&mut answer);
-    super::decode_answer(answer, capability)
-}
-
 pub(crate) async fn run_diagnostic(
     central: &Arc<Central>,
     caller: &TokenOwner,
     input: RunDiagnosticInput,
 ) -> Result<DiagnosticReport, MttrlyError> {
-    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let server = crate::servers::find(central, caller, &input.server_id).await?;
     let unit = input.unit.as_ref().map(|u| u.as_str().to_owned());
     if let Some(u) = &unit
         && !diagnose::valid_unit(u)
@@ -59,8 +49,8 @@ pub(crate) async fn run_diagnostic(
         .try_start("diagnostic", server.id.as_str(), DIAGNOSTIC_COOLDOWN)
         .map_err(|left| cooldown("a diagnostic", left, server.id.as_str()))?;
     let probes = diagnose::select_probes(input.problem.as_str(), unit.as_deref());
-    let params = serde_json::json!({ "probes": probes, "unit": unit });
-    let ev = evidence(central, &server.id, "diagnostic.run", &params).await?;
+    let params = DiagnosticParams { probes: probes.clone(), unit: unit.clone() };
+    let ev = central.agents.ask::<DiagnosticRun>(&server.id, &params, PROBE_DEADLINE).await?;
     let findings = diagnose::analyze(&probes, unit.as_deref(), &ev);
     Ok(DiagnosticReport {
         server_id: server.id,
@@ -76,7 +66,7 @@ async fn discover(
     caller: &TokenOwner,
     server: &db::servers::ServerRow,
 ) -> Result<ServiceReality, MttrlyError> {
-    let ev = evidence(central, &server.id, "reality.discover", &serde_json::Value::Null).await?;
+    let ev = central.agents.ask::<RealityDiscover>(&server.id, &NoParams, PROBE_DEADLINE).await?;
     let snap = mttrly_core::reality::interpret(&ev);
     let now = jiff::Timestamp::now();
     let reality = ServiceReality {
@@ -102,7 +92,7 @@ pub(crate) async fn get_reality(
     caller: &TokenOwner,
     input: GetServiceRealityInput,
 ) -> Result<ServiceReality, MttrlyError> {
-    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let server = crate::servers::find(central, caller, &input.server_id).await?;
     let (account, id) = (caller.account_id.clone(), server.id.clone());
     if let Some(json) = central.db.call(move |conn| db::reality::get(conn, &account, &id)).await? {
         let mut cached: ServiceReality = serde_json::from_str(&json)
@@ -123,7 +113,7 @@ pub(crate) async fn refresh_reality(
     caller: &TokenOwner,
     input: RefreshRealityInput,
 ) -> Result<ServiceReality, MttrlyError> {
-    let server = super::servers::find(central, caller, &input.server_id).await?;
+    let server = crate::servers::find(central, caller, &input.server_id).await?;
     central
         .cooldowns
         .try_start("reality", server.id.as_str(), REALITY_COOLDOWN)

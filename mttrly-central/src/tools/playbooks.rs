@@ -9,31 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mttrly_core::action::ActionContent;
+use mttrly_core::capability::{NoParams, PlaybookList as ListOnAgent, PlaybookPlan, PlaybookPlanParams};
 use mttrly_core::playbook::Catalog;
 use mttrly_core::tools::actions::ActionSubmission;
-use mttrly_core::tools::playbooks::{
-    ListPlaybooksInput, ParamName, ParamValue, PlaybookList, PlaybookSummary, RunPlaybookInput,
-};
+use mttrly_core::tools::playbooks::{ListPlaybooksInput, PlaybookList, PlaybookSummary, RunPlaybookInput};
 use mttrly_core::{MttrlyError, Source};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::actions::{self, NewAction};
 use crate::db::accounts::TokenOwner;
 use crate::state::Central;
 
 const ASK_DEADLINE: Duration = Duration::from_secs(15);
-
-#[derive(Deserialize)]
-struct AgentEntry {
-    summary: PlaybookSummary,
-    available: bool,
-}
-
-#[derive(Deserialize)]
-struct AgentList {
-    playbooks: Vec<AgentEntry>,
-}
 
 /// Without a server: the built-in catalog. With one: what its agent offers and can run.
 pub(crate) async fn list(
@@ -44,11 +30,8 @@ pub(crate) async fn list(
     let mut playbooks: Vec<PlaybookSummary> = match &input.server_id {
         None => Catalog::built_in().all().into_iter().map(mttrly_core::playbook::Playbook::summary).collect(),
         Some(id) => {
-            let server = super::servers::find(central, caller, id).await?;
-            let answer: AgentList = super::decode_answer(
-                super::ask_agent(central, &server.id, "playbook.list", &Value::Null, ASK_DEADLINE).await?,
-                "playbook.list",
-            )?;
+            let server = crate::servers::find(central, caller, id).await?;
+            let answer = central.agents.ask::<ListOnAgent>(&server.id, &NoParams, ASK_DEADLINE).await?;
             answer.playbooks.into_iter().filter(|e| e.available).map(|e| e.summary).collect()
         }
     };
@@ -56,27 +39,6 @@ pub(crate) async fn list(
         playbooks.retain(|p| p.category == category);
     }
     Ok(PlaybookList { playbooks })
-}
-
-#[derive(Deserialize)]
-struct Plan {
-    name: String,
-    requires_approval: bool,
-    blast_radius: String,
-    parameters: std::collections::BTreeMap<ParamName, ParamValue>,
-    rendered: Rendered,
-}
-
-#[derive(Deserialize)]
-struct Rendered {
-    prechecks: Vec<StepView>,
-    steps: Vec<StepView>,
-    verify: Option<StepView>,
-}
-
-#[derive(Deserialize)]
-struct StepView {
-    argv: Vec<String>,
 }
 
 fn line(argv: &[String]) -> String {
@@ -99,12 +61,9 @@ pub(crate) async fn run(
     source: Source,
     input: RunPlaybookInput,
 ) -> Result<ActionSubmission, MttrlyError> {
-    let server = super::servers::find(central, caller, &input.server_id).await?;
-    let params = json!({ "playbook_id": input.playbook_id, "parameters": input.parameters });
-    let plan: Plan = super::decode_answer(
-        super::ask_agent(central, &server.id, "playbook.plan", &params, ASK_DEADLINE).await?,
-        "playbook.plan",
-    )?;
+    let server = crate::servers::find(central, caller, &input.server_id).await?;
+    let params = PlaybookPlanParams { playbook_id: input.playbook_id.clone(), parameters: input.parameters };
+    let plan = central.agents.ask::<PlaybookPlan>(&server.id, &params, ASK_DEADLINE).await?;
     let mut description =
         format!("Run playbook `{}` ({}) on {} ({})", input.playbook_id, plan.name, server.name, server.environment);
     let commands: Vec<String> = plan

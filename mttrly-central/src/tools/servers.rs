@@ -1,15 +1,13 @@
 //! The `servers` toolset: capabilities, the registry, health, alerts, triage.
 
-use mttrly_core::catalog::specs;
+use mttrly_core::MttrlyError;
 use mttrly_core::ids::ServerId;
 use mttrly_core::tools::common::{ConnectionStatus, ServerSummary, Severity};
 use mttrly_core::tools::servers::{
     AlertList, AlertStatus, Capabilities, GetAlertsInput, GetCapabilitiesInput, GetServerStatusInput, HostInfo,
     ListServersInput, QuickTriageInput, RestrictedTool, ServerList, ServerStatus, TriageSummary, TriageVerdict,
 };
-use mttrly_core::{ErrorCode, MttrlyError};
 
-use super::is_available;
 use crate::db::accounts::TokenOwner;
 use crate::db::alerts::AlertFilter;
 use crate::db::servers::ServerRow;
@@ -27,30 +25,15 @@ pub(crate) async fn capabilities(
     let servers_registered = central.db.call(move |conn| db::servers::count_live(conn, &account)).await?;
     let mut available_tools = Vec::new();
     let mut restricted_tools = Vec::new();
-    let surface = super::surface(central, caller);
-    for spec in specs() {
-        if let Err(refusal) = surface.check(spec) {
-            restricted_tools.push(RestrictedTool {
-                tool_id: spec.id,
-                reason: refusal.to_string(),
-                required_plan: None,
-            });
-        } else if !caller.plan.allows(spec.id) {
-            restricted_tools.push(RestrictedTool {
-                tool_id: spec.id,
-                reason: format!("requires the {} plan", spec.min_plan.display_name()),
-                required_plan: Some(spec.min_plan),
-            });
-        } else if !is_available(spec.id) {
-            restricted_tools.push(RestrictedTool {
-                tool_id: spec.id,
-                reason: "not available on this central yet".to_owned(),
-                required_plan: None,
-            });
-        } else {
-            available_tools.push(spec.id);
+    for (tool_id, reach) in super::reach(central, caller) {
+        match reach.reason() {
+            None => available_tools.push(tool_id),
+            Some(reason) => {
+                restricted_tools.push(RestrictedTool { tool_id, reason, required_plan: reach.required_plan() });
+            }
         }
     }
+    let surface = super::surface(central, caller);
     let read_only = surface.read_only || available_tools.iter().all(|t| t.spec().hints.read_only());
     Ok(Capabilities {
         plan: caller.plan,
@@ -99,16 +82,6 @@ pub(crate) async fn list(
     Ok(ServerList { servers })
 }
 
-/// The caller's server, or `SERVER_NOT_FOUND` (also for another account's server: no leak).
-pub(crate) async fn find(central: &Central, caller: &TokenOwner, id: &ServerId) -> Result<ServerRow, MttrlyError> {
-    let account = caller.account_id.clone();
-    let id2 = id.clone();
-    central.db.call(move |conn| db::servers::get(conn, &account, &id2)).await?.ok_or_else(|| {
-        MttrlyError::new(ErrorCode::ServerNotFound, format!("no server {id} in this account"))
-            .with_detail("server_id", id.as_str())
-    })
-}
-
 async fn open_alerts(
     central: &Central,
     caller: &TokenOwner,
@@ -130,7 +103,7 @@ pub(crate) async fn status(
     caller: &TokenOwner,
     input: GetServerStatusInput,
 ) -> Result<ServerStatus, MttrlyError> {
-    let row = find(central, caller, &input.server_id).await?;
+    let row = crate::servers::find(central, caller, &input.server_id).await?;
     status_of(central, caller, &row).await
 }
 
@@ -162,7 +135,7 @@ pub(crate) async fn alerts(
     input: GetAlertsInput,
 ) -> Result<AlertList, MttrlyError> {
     if let Some(server) = &input.server_id {
-        find(central, caller, server).await?;
+        crate::servers::find(central, caller, server).await?;
     }
     let retention_days = caller.plan.limits().log_retention_days;
     let filter = AlertFilter {
@@ -182,7 +155,7 @@ pub(crate) async fn triage(
     caller: &TokenOwner,
     input: QuickTriageInput,
 ) -> Result<TriageSummary, MttrlyError> {
-    let row = find(central, caller, &input.server_id).await?;
+    let row = crate::servers::find(central, caller, &input.server_id).await?;
     let mut active_alerts = open_alerts(central, caller, &row.id).await?;
     active_alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
     let (server, live) = summary(central, &row, now_ms());

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use mttrly_core::MttrlyError;
 use mttrly_core::classifier::{Classification, CommandClass, RulesChecker, classify_with};
-use mttrly_core::files::FileAccess;
+use mttrly_core::files::{Allowed, FileAccess};
 use mttrly_core::policy::PolicyFile;
+use mttrly_core::{MttrlyError, display};
 
 use crate::cli::{OutputFormat, PolicyCommand};
 use crate::output::Printer;
@@ -61,20 +61,43 @@ fn check_path(
             };
             printer.json(&body)?;
         }
-        OutputFormat::Table => {
-            let text = match &verdict {
-                Ok(a) => format!(
-                    "allowed\nresolved: {}\nrule:     {}{}",
-                    a.path.display(),
-                    a.rule,
-                    if a.exists { "" } else { "\n(the file does not exist yet; a write creates it)" }
-                ),
-                Err(e) => format!("denied ({})\nreason:   {}", e.code(), e.message()),
-            };
-            printer.text(&text);
-        }
+        OutputFormat::Table => printer.text(&check_path_table(&verdict)),
     }
     Ok(verdict.is_ok())
+}
+
+/// `policy check-path` for a human. The path, the rule and the reason come from the command line
+/// and the policy file (a hostile path can hold ESC, CR or bidi overrides), so each is shown
+/// through [`display::exact`]: one line, nothing a terminal would obey. JSON stays exact.
+fn check_path_table(verdict: &Result<Allowed, MttrlyError>) -> String {
+    match verdict {
+        Ok(a) => format!(
+            "allowed\nresolved: {}\nrule:     {}{}",
+            display::exact(&a.path.to_string_lossy()),
+            display::exact(&a.rule),
+            if a.exists { "" } else { "\n(the file does not exist yet; a write creates it)" }
+        ),
+        Err(e) => format!("denied ({})\nreason:   {}", e.code(), display::exact(e.message())),
+    }
+}
+
+/// `policy classify` for a human: the reason, argv and files quote the command, so each is shown
+/// through [`display::exact`] (the argv and files as JSON first, so word boundaries stay visible).
+fn classification_table(c: &Classification) -> String {
+    let class = match c.class {
+        CommandClass::ReadOnly => "read_only",
+        CommandClass::NeedsApproval => "needs_approval",
+    };
+    let mut text = format!("class:  {class}\nreason: {}", display::exact(&c.reason));
+    if let Some(argv) = &c.argv {
+        text.push_str("\nargv:   ");
+        text.push_str(&display::exact(&serde_json::to_string(argv).unwrap_or_default()));
+    }
+    if !c.files.is_empty() {
+        text.push_str("\nfiles:  ");
+        text.push_str(&display::exact(&serde_json::to_string(&c.files).unwrap_or_default()));
+    }
+    text
 }
 
 /// The verdict the agent would reach on this host: the classifier's, with each file the command
@@ -102,18 +125,7 @@ fn run_text_tools(cmd: &PolicyCommand, printer: &Printer) -> Result<(), MttrlyEr
                     "files": c.files,
                 })),
                 OutputFormat::Table => {
-                    let class = match c.class {
-                        CommandClass::ReadOnly => "read_only",
-                        CommandClass::NeedsApproval => "needs_approval",
-                    };
-                    let mut text = format!("class:  {class}\nreason: {}", c.reason);
-                    if let Some(argv) = &c.argv {
-                        text.push_str(&format!("\nargv:   {}", serde_json::to_string(argv).unwrap_or_default()));
-                    }
-                    if !c.files.is_empty() {
-                        text.push_str(&format!("\nfiles:  {}", serde_json::to_string(&c.files).unwrap_or_default()));
-                    }
-                    printer.text(&text);
+                    printer.text(&classification_table(&c));
                     Ok(())
                 }
             }
@@ -158,6 +170,69 @@ fn run_text_tools(cmd: &PolicyCommand, printer: &Printer) -> Result<(), MttrlyEr
                 }
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mttrly_core::classifier::classify;
+    use mttrly_core::files::{FilePolicy, FileRules};
+
+    use super::*;
+
+    /// Characters a terminal obeys or reorders, and look-alikes: none may reach the screen raw.
+    const HOSTILE: &[char] = &['\u{1b}', '\r', '\u{7}', '\u{9b}', '\u{202e}', '\u{2066}', '\u{200b}', '\u{feff}', 'е'];
+
+    fn assert_escaped(shown: &str) {
+        for c in HOSTILE {
+            assert!(!shown.contains(*c), "{c:?} printed raw in {shown:?}");
+        }
+    }
+
+    #[test]
+    fn classify_table_escapes_the_command_in_reason_argv_and_files() {
+        // Read-only (argv and files shown) and refused (the reason quotes the words), with every
+        // hostile character the lexer lets through inside quotes.
+        for command in [
+            "grep -e 'x\u{202e}\u{200b}y\u{feff}е' /var/log/\u{2066}a.log",
+            "ls '/var/log/\u{202e}gol.txt'",
+            "systemctl stаtus '\u{202e}x'",
+            "uptime \u{9b}31m",
+        ] {
+            let c = classify(command);
+            let shown = classification_table(&c);
+            assert_escaped(&shown);
+            assert!(shown.lines().count() <= 4, "{shown}");
+        }
+        let c = classify("grep -e 'a\u{202e}b' /var/log/x.log");
+        assert_eq!(c.class, CommandClass::ReadOnly, "{}", c.reason);
+        let shown = classification_table(&c);
+        assert!(shown.contains("a\\u{202e}b"), "{shown}");
+        assert!(shown.contains("files:  [\"/var/log/x.log\"]"), "{shown}");
+        // What is plain stays byte-identical.
+        let plain = classification_table(&classify("df -h"));
+        assert_eq!(plain, "class:  read_only\nreason: `df` with these arguments only reads\nargv:   [\"df\",\"-h\"]");
+    }
+
+    #[test]
+    fn check_path_table_escapes_the_path_and_reason() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let name = "a\u{202e}gol.txt";
+        std::fs::write(root.join(name), "x").expect("file");
+        let rules =
+            FileRules::new(FilePolicy { file_roots: vec![format!("{}/**", root.display())], ..FilePolicy::default() })
+                .expect("rules");
+        let path = root.join(name).to_string_lossy().into_owned();
+        for verdict in [
+            rules.verify(&path, FileAccess::Read),
+            rules.verify(&format!("{path}\u{1b}[2K"), FileAccess::Read),
+            rules.verify("/etc/\u{202e}x\r", FileAccess::Read),
+        ] {
+            let shown = check_path_table(&verdict);
+            assert_escaped(&shown);
+            assert!(shown.lines().count() <= 3, "{shown}");
         }
     }
 }

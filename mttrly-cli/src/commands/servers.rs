@@ -4,7 +4,7 @@ use mttrly_core::MttrlyError;
 use mttrly_core::tools::servers::ServerStatus;
 use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
 use mttrly_proto::central::v1::{AddServerRequest, GetServerRequest, ListServersRequest, RemoveServerRequest, Server};
-use mttrly_proto::convert::{environment_from_wire, environment_to_wire};
+use mttrly_proto::convert::{environment_from_wire, environment_to_wire, server_status_from_wire};
 use serde::Serialize;
 
 use super::{ago, rfc3339};
@@ -100,12 +100,7 @@ pub(crate) async fn run(cmd: &ServersCommand, channel: Authed, printer: &Printer
                 .await
                 .map_err(|s| error(&s))?
                 .into_inner();
-            let status: ServerStatus = serde_json::from_str(&response.status_json).map_err(|e| {
-                MttrlyError::new(
-                    mttrly_core::ErrorCode::UnknownError,
-                    format!("central sent an unreadable status: {e}"),
-                )
-            })?;
+            let status: ServerStatus = server_status_from_wire(&response)?;
             match printer.format() {
                 OutputFormat::Json => printer.json(&status),
                 OutputFormat::Table => {

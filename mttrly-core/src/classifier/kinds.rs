@@ -126,6 +126,37 @@ const PS_FIELDS: &[&str] = &[
     "wchan",
 ];
 
+/// Directories `df` may be given by name: standard mount points, created by root at install, so
+/// an unprivileged user cannot make one of them a device node or a symlink to one. Any other
+/// directory is named with a trailing `/` (see [`Kind::MountPoint`]).
+const MOUNT_POINTS: &[&str] = &[
+    "/",
+    "/boot",
+    "/boot/efi",
+    "/data",
+    "/dev/shm",
+    "/home",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/root",
+    "/run",
+    "/srv",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/lib/containerd",
+    "/var/lib/docker",
+    "/var/lib/kubelet",
+    "/var/lib/mysql",
+    "/var/lib/postgresql",
+    "/var/log",
+    "/var/tmp",
+    "/var/www",
+];
+
 /// kubectl output formats without a file (`jsonpath-file=`, `go-template-file=` read one).
 const KUBE_OUTPUTS: &[&str] = &["json", "yaml", "wide", "name"];
 const KUBE_OUTPUT_PREFIXES: &[&str] = &["jsonpath=", "custom-columns=", "go-template="];
@@ -187,6 +218,11 @@ pub(crate) fn check(kind: Kind, value: &str) -> Result<(), String> {
         Kind::EnumList(list) => !value.is_empty() && value.split(',').all(|v| list.contains(&v)),
         Kind::File => value.starts_with('/') && value.len() <= 4096,
         Kind::Path => !value.is_empty() && !value.starts_with('-') && value.len() <= 4096,
+        // A trailing `/` makes the kernel refuse anything but a directory (`ENOTDIR`), whatever
+        // the name or a symlink in it points to.
+        Kind::MountPoint => {
+            MOUNT_POINTS.contains(&value) || (value.starts_with('/') && value.ends_with('/') && value.len() <= 4096)
+        }
         Kind::JournalMatch => {
             value == "+"
                 || value.split_once('=').is_some_and(|(field, _)| {
@@ -224,6 +260,11 @@ fn expected(kind: Kind) -> String {
         Kind::Enum(list) | Kind::EnumList(list) => format!("one of {}", list.join(", ")),
         Kind::File => "an absolute file path".to_owned(),
         Kind::Path => "a path".to_owned(),
+        Kind::MountPoint => {
+            "a standard mount point or a directory written with a trailing `/` (df opens its operands, and opening a \
+             device has effects)"
+                .to_owned()
+        }
         Kind::JournalMatch => "a journal match `FIELD=VALUE` or `+`".to_owned(),
         Kind::DateFormat => "an output format starting with `+` (any other operand sets the clock)".to_owned(),
         Kind::PsFields => "ps fields from the read-only list (no environment)".to_owned(),
@@ -257,5 +298,9 @@ mod tests {
         assert!(ok(Kind::JournalMatch, "_SYSTEMD_UNIT=nginx.service") && !ok(Kind::JournalMatch, "/usr/bin/x"));
         assert!(ok(Kind::DateFormat, "+%F") && !ok(Kind::DateFormat, "010100002000"));
         assert!(ok(Kind::File, "/var/log/syslog") && !ok(Kind::File, "var/log/syslog"));
+        assert!(ok(Kind::MountPoint, "/var") && ok(Kind::MountPoint, "/srv/app/") && ok(Kind::MountPoint, "/"));
+        assert!(
+            !ok(Kind::MountPoint, "/dev/watchdog") && !ok(Kind::MountPoint, "/tmp/x") && !ok(Kind::MountPoint, "var/")
+        );
     }
 }

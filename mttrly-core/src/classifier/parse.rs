@@ -105,10 +105,9 @@ impl<'a> Parser<'a> {
                 self.name
             ));
         };
-        // `--no-stream=false` is the flag turned off: it does not count as given.
-        if !(opt.arg == Arg::None && inline == Some("false")) {
-            self.seen.push(opt);
-        }
+        // `--no-stream=false` is the flag turned off: it does not count as given, and it undoes
+        // an earlier `--no-stream` (the last one wins).
+        self.note(opt, opt.arg == Arg::None && inline == Some("false"));
         match (opt.arg, inline) {
             (Arg::None | Arg::Optional(_), None) => Ok(0),
             (Arg::None, Some(v)) if self.program.style == Style::Pflag && matches!(v, "true" | "false") => Ok(0),
@@ -133,9 +132,7 @@ impl<'a> Parser<'a> {
                 return Err(format!("`{} -{c}`{within} {NOT_KNOWN}", self.name));
             };
             let rest = &body[at + c.len_utf8()..];
-            if !(opt.arg == Arg::None && rest == "=false") {
-                self.seen.push(opt);
-            }
+            self.note(opt, opt.arg == Arg::None && rest == "=false");
             // pflag accepts `-n=value`; getopt would take the `=` as part of the value.
             let attached = match rest.strip_prefix('=') {
                 Some(v) if self.program.style == Style::Pflag => v,
@@ -176,6 +173,15 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(0)
+    }
+
+    /// Records `opt` as given, or (`off`: a flag set to `false`) as no longer given.
+    fn note(&mut self, opt: &'static Opt, off: bool) {
+        if off {
+            self.seen.retain(|o| !std::ptr::eq(*o, opt));
+        } else {
+            self.seen.push(opt);
+        }
     }
 
     /// An option's value; `word` is the index of the argv word it ends.
@@ -242,6 +248,7 @@ impl<'a> Parser<'a> {
             pos.kinds = &pos.kinds[1..];
             pos.min = pos.min.saturating_sub(1);
             pos.max = pos.max.saturating_sub(1);
+            pos.min_if_any = pos.min_if_any.saturating_sub(1);
         }
         if self.positionals.len() > pos.max {
             let extra = self.positionals[pos.max].1;
@@ -253,6 +260,14 @@ impl<'a> Parser<'a> {
         }
         if self.positionals.len() < pos.min {
             return Err(format!("`{}` needs at least {} operand(s) to be read-only here", self.path(), pos.min));
+        }
+        if !self.positionals.is_empty() && self.positionals.len() < pos.min_if_any {
+            return Err(format!(
+                "`{}` with {} operand(s) never ends: it is read-only with none or {} (an interval needs its count)",
+                self.path(),
+                self.positionals.len(),
+                pos.min_if_any
+            ));
         }
         let positionals = std::mem::take(&mut self.positionals);
         for (i, (at, word)) in positionals.iter().enumerate() {

@@ -48,8 +48,14 @@ pub(crate) enum Kind {
     EnumList(&'static [&'static str]),
     /// A file the program opens and reads: it must pass the agent's file checks.
     File,
-    /// A path the program only looks up (stat, list, find the filesystem), never reads.
+    /// A path the program only looks up (stat, list, find the filesystem), never opens unless it
+    /// is a directory.
     Path,
+    /// A path `df` may be given. `df` *opens* each operand (to trigger an automount), and opening
+    /// a device node has effects of its own (`/dev/watchdog` arms a reboot, a tape rewinds), so
+    /// only what can only be a directory counts: a path ending with `/` (the kernel refuses it
+    /// unless it resolves to a directory) or a standard mount point that only root can create.
+    MountPoint,
     /// A journal match: `FIELD=VALUE` or `+`.
     JournalMatch,
     /// A `date` output format (`+%F %T`).
@@ -119,20 +125,28 @@ pub(crate) const fn opt_val(short: char, long: &'static str, kind: Kind) -> Opt 
 }
 
 /// Which positionals a node accepts: `kinds[i]` for the i-th (the last kind repeats), between
-/// `min` and `max` of them.
+/// `min` and `max` of them, and at least `min_if_any` once there is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Positionals {
     pub(crate) kinds: &'static [Kind],
     pub(crate) min: usize,
     pub(crate) max: usize,
+    /// With any positional, at least this many (`vmstat INTERVAL COUNT`: an interval alone
+    /// samples forever, so it only counts with its count).
+    pub(crate) min_if_any: usize,
 }
 
 /// No positionals at all.
-pub(crate) const NO_POSITIONALS: Positionals = Positionals { kinds: &[], min: 0, max: 0 };
+pub(crate) const NO_POSITIONALS: Positionals = Positionals { kinds: &[], min: 0, max: 0, min_if_any: 0 };
 
 /// Between `min` and `max` positionals, each of `kind`.
 pub(crate) const fn positionals(kind: &'static [Kind], min: usize, max: usize) -> Positionals {
-    Positionals { kinds: kind, min, max }
+    Positionals { kinds: kind, min, max, min_if_any: min }
+}
+
+/// None, or exactly `kinds.len()` of them (an interval and a count, never an interval alone).
+pub(crate) const fn none_or_all(kinds: &'static [Kind]) -> Positionals {
+    Positionals { kinds, min: 0, max: kinds.len(), min_if_any: kinds.len() }
 }
 
 /// A program or one of its subcommands.

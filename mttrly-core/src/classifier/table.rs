@@ -7,10 +7,18 @@
 //! `git diff` outside a repository reads any two files), `lsof` (its own parser, device caches),
 //! `docker inspect` and `kubectl get secret` (secrets), and every option that writes a file, reads
 //! a file the path allowlist has not checked, follows forever, or switches to another host.
+//!
+//! Beyond options, three things decide what an entry may be given: whether the program *opens* an
+//! operand it only seems to look up (`df` does, so its operands can only name directories: see
+//! [`Kind::MountPoint`]); whether it ends on its own (an interval without a count samples until
+//! killed, `docker stats` without `--no-stream`, or with it turned off again); and whether it
+//! prints an environment (`ps e`, `docker logs --details`, `docker inspect`). Unit `Environment=`
+//! shown by `systemctl show`/`cat` is left in: systemd shows it to every user over D-Bus, so it
+//! is not a secret store (systemd's documentation says so).
 
 use super::spec::{
-    Kind, NO_POSITIONALS, Node, Opt, Positionals, Program, Style, flag, gnu, node, opt_val, pflag, positionals, val,
-    with_subs,
+    Kind, NO_POSITIONALS, Node, Opt, Positionals, Program, Style, flag, gnu, node, none_or_all, opt_val, pflag,
+    positionals, val, with_subs,
 };
 
 const COLOR: Kind = Kind::Enum(&["always", "never", "auto"]);
@@ -42,7 +50,8 @@ const FILES: Positionals = positionals(&[Kind::File], 1, 8);
 const PATHS: Positionals = positionals(&[Kind::Path], 0, 16);
 const NAMES: Positionals = positionals(&[Kind::Name], 0, 32);
 const SOME_NAMES: Positionals = positionals(&[Kind::Name], 1, 32);
-const INTERVAL_COUNT: Positionals = positionals(&[Kind::Int], 0, 2);
+/// `INTERVAL COUNT` or nothing: an interval alone samples until killed.
+const INTERVAL_COUNT: Positionals = none_or_all(&[Kind::Int, Kind::Int]);
 
 const CAT: &[Opt] = &[
     flag('A', "show-all"),
@@ -149,7 +158,8 @@ const DOCKER_SUBS: &[Node] = &[
             flag('t', "timestamps"),
             val('\0', "since", Kind::Time),
             val('\0', "until", Kind::Time),
-            flag('\0', "details"),
+            // Not `--details`: it prints the attributes the log driver was given, which
+            // `--log-opt env=…` fills with the container's environment.
         ],
         ONE_CONTAINER,
     ),
@@ -483,6 +493,9 @@ const LS: &[Opt] = &[
     flag('p', ""),
     flag('Q', "quote-name"),
     flag('B', "ignore-backups"),
+    // Shell patterns of names not to list: matched against names, never read from a file.
+    val('I', "ignore", Kind::Text),
+    val('\0', "hide", Kind::Text),
     flag('\0', "si"),
     flag('\0', "full-time"),
     flag('\0', "group-directories-first"),
@@ -797,7 +810,7 @@ pub(crate) const IP_OBJECTS: &[(&[&str], &[&str])] = &[
 pub(crate) static PROGRAMS: &[Program] = &[
     gnu(node("cat", CAT, FILES)),
     gnu(node("date", DATE, positionals(&[Kind::DateFormat], 0, 1))),
-    gnu(node("df", DF, PATHS)),
+    gnu(node("df", DF, positionals(&[Kind::MountPoint], 0, 16))),
     gnu(node("dmesg", DMESG, NO_POSITIONALS)),
     pflag(with_subs("docker", &[], DOCKER_SUBS)),
     gnu(node("du", DU, PATHS)),
@@ -811,7 +824,9 @@ pub(crate) static PROGRAMS: &[Program] = &[
     gnu(node("iostat", IOSTAT, INTERVAL_COUNT)),
     Program { style: Style::Ip, root: node("ip", &[], NO_POSITIONALS), bsd_letters: "" },
     gnu(node("journalctl", JOURNALCTL, positionals(&[Kind::JournalMatch], 0, 16))),
-    pflag(with_subs("kubectl", &[val('n', "namespace", Kind::Name), val('\0', "context", Kind::Name)], KUBECTL_SUBS)),
+    // Not `--context`, `--cluster`, `--user`, `--kubeconfig`, `-s`: each points kubectl at another
+    // cluster or identity than the host's default.
+    pflag(with_subs("kubectl", &[val('n', "namespace", Kind::Name)], KUBECTL_SUBS)),
     gnu(node("last", LAST, positionals(&[Kind::Name], 0, 8))),
     gnu(node("ls", LS, PATHS)),
     gnu(node("lsblk", LSBLK, positionals(&[Kind::Path], 0, 8))),

@@ -99,7 +99,7 @@ pub struct Playbook {
 }
 
 /// A run's commands with every parameter substituted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rendered {
     /// Prechecks.
     pub prechecks: Vec<Step>,

@@ -40,10 +40,10 @@ fn patterns() -> &'static Patterns {
         let re = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("redactor block pattern {p}: {e}"));
         Patterns {
             marker: re(r"-{4,5} ?(BEGIN|END) ([A-Z0-9][A-Z0-9 _-]{0,60}?) ?-{4,5}"),
-            putty: re(r"(?m)^(Private|Public)-Lines:[ \t]*(\d{1,4})[ \t]*\r?$"),
+            putty: re(r"(?m)^[-+ ]?(Private|Public)-Lines:[ \t]*(\d{1,4})[ \t]*\r?$"),
             b64_pem: re(r"(?m)LS0tLS1CRUdJTi[A-Za-z0-9+/=]*(?:\r?\n[ \t]*[A-Za-z0-9+/=]{4,}\r?$)*"),
-            kind_secret: re(r#"(?m)^[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?[ \t]*,?[ \t]*\r?$"#),
-            yaml_data: re(r"(?m)^([ \t]*)(?:data|stringData):[ \t]*\r?$"),
+            kind_secret: re(r#"(?m)^[-+]?[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?[ \t]*,?[ \t]*\r?$"#),
+            yaml_data: re(r"(?m)^[-+]?([ \t]*)(?:data|stringData):[ \t]*\r?$"),
             json_data: re(r#""(?:data|stringData)"\s*:\s*\{"#),
             json_pair: re(r#""(?:[^"\\]|\\.)*"\s*:\s*"((?:[^"\\]|\\.)*)""#),
         }
@@ -200,15 +200,14 @@ fn walk_back(text: &str, to: usize) -> usize {
     let mut start = text[..to].rfind('\n').map_or(0, |i| i + 1);
     // Text before the marker on its own line must itself be body, or nothing above counts.
     let own = text[start..to].trim();
-    if !own.is_empty() && !own.bytes().all(is_b64) {
+    if !own.is_empty() && !own.bytes().all(is_b64) && !is_frame(own) {
         return to;
     }
     let mut lines = 0;
     while start > 0 && lines < MAX_BODY_LINES {
         let prev_end = start - 1;
         let prev_start = text[..prev_end].rfind('\n').map_or(0, |i| i + 1);
-        let line = text[prev_start..prev_end].trim();
-        if !(line.is_empty() || line.bytes().all(is_b64) || header_len(line) > 0) {
+        if !body_above(&text[prev_start..prev_end]) {
             break;
         }
         start = prev_start;
@@ -274,10 +273,14 @@ pub(super) fn k8s_secret(text: &str, out: &mut Vec<Finding>) {
     for c in p.yaml_data.captures_iter(text) {
         let (Some(all), Some(indent)) = (c.get(0), c.get(1)) else { continue };
         let parent = indent.as_str().len();
-        let mut at = text[all.end()..].find('\n').map_or(text.len(), |i| all.end() + i + 1);
+        let diff = diff_marked(text, all.start(), all.end());
+        let mut next = text[all.end()..].find('\n').map_or(text.len(), |i| all.end() + i + 1);
         let mut child = None::<usize>;
-        while at < text.len() {
-            let le = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        while next < text.len() {
+            let le = text[next..].find('\n').map_or(text.len(), |i| next + i);
+            // A diffed line's marker is not indentation.
+            let at =
+                if diff && next < le && matches!(text.as_bytes()[next], b'+' | b'-' | b' ') { next + 1 } else { next };
             let line = text[at..le].trim_end_matches('\r');
             let ind = line.len() - line.trim_start().len();
             if !line.trim().is_empty() {
@@ -303,7 +306,7 @@ pub(super) fn k8s_secret(text: &str, out: &mut Vec<Finding>) {
                     }
                 }
             }
-            at = le + 1;
+            next = le + 1;
         }
     }
     for m in p.json_data.find_iter(text) {
@@ -376,27 +379,7 @@ fn body_line(line: &str, prev_body: bool) -> Option<(usize, usize)> {
     if b.len() < min.min(AWS_SECRET_WIDTH) || b.len() > MAX_BODY_WIDTH + 64 {
         return None;
     }
-    let mut s = 0;
-    let mut e = b.len();
-    while s < e && (b[s] == b' ' || b[s] == b'\t') {
-        s += 1;
-    }
-    while e > s && matches!(b[e - 1], b' ' | b'\t' | b'\r' | b',') {
-        e -= 1;
-    }
-    if e > s + 1 && matches!(b[s], b'"' | b'\'') && b[e - 1] == b[s] {
-        s += 1;
-        e -= 1;
-    }
-    // `path:12:BODY` or `12:BODY` (grep -n, search hits printed by a command).
-    if let Some(colon) = line[s..e].rfind(':') {
-        let prefix = &line[s..s + colon];
-        if prefix.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'_' | b'-' | b':')) {
-            s += colon + 1;
-        } else {
-            return None;
-        }
-    }
+    let (s, e) = payload(line, min.min(AWS_SECRET_WIDTH))?;
     let body = &b[s..e];
     // 40 exactly: an AWS secret access key on its own line (a SHA-1 in hex is caught below).
     let aws_width = body.len() == AWS_SECRET_WIDTH && !prev_body;
@@ -424,11 +407,171 @@ fn body_line(line: &str, prev_body: bool) -> Option<(usize, usize)> {
             distinct += 1;
         }
     }
-    (upper && lower && digit && non_hex && distinct >= 16).then_some((s, e))
+    (upper && lower && digit && non_hex && distinct >= 16 && !encodes_text(body)).then_some((s, e))
+}
+
+/// The part of a line a tool or a log wrapped it in: a unified diff's `+`/`-` marker, a docker
+/// json-file record (`{"log":"…\\n",…}`), or a prefix [`LOG_FRAMING`] recognises (syslog and
+/// journal headers, RFC 3339 timestamps of `docker logs -t` / `kubectl logs --timestamps` / CRI
+/// files, kubectl's `[pod/…]`, compose's `web-1  | `). Returns the byte range of what the line
+/// carries, blanks around it trimmed. A key or a `.pgpass` line printed to a log, or shown in a
+/// diff, is the same line behind such a frame.
+///
+/// `candidate` is asked about the last word first: the framing pattern runs only where the line
+/// could be what the caller looks for (most log lines end in an ordinary word).
+pub(super) fn unframe(line: &str, candidate: impl Fn(&str) -> bool) -> (usize, usize) {
+    let b = line.as_bytes();
+    let (mut s, mut e) = (0, b.len());
+    while e > s && matches!(b[e - 1], b' ' | b'\t' | b'\r') {
+        e -= 1;
+    }
+    while s < e && matches!(b[s], b' ' | b'\t') {
+        s += 1;
+    }
+    // Frames nest (an application's own timestamp inside a docker record inside a syslog line,
+    // any of them in a diff; a diff of a patch file has two markers).
+    let mut markers = 0;
+    for _ in 0..MAX_FRAMES {
+        while markers < 2 && s < e && matches!(b[s], b'+' | b'-') {
+            s += 1;
+            markers += 1;
+        }
+        if let Some(open) = docker_record(&line[s..e]) {
+            s += open;
+            let rest = &line[s..e];
+            let b = rest.as_bytes();
+            let len = (0..b.len()).find(|&i| b[i] == b'"' && (i == 0 || b[i - 1] != b'\\')).unwrap_or(b.len());
+            e = s + rest[..len].trim_end_matches("\\n").trim_end_matches("\\r").len();
+            continue;
+        }
+        let Some(blank) = line[s..e].rfind([' ', '\t']) else { break };
+        let word = line[s + blank + 1..e].trim_start_matches(['+', '-']);
+        if !candidate(word) && !line[s..e].contains(DOCKER_LOG) {
+            break;
+        }
+        match log_framing().find(&line[s..=(s + blank)]) {
+            Some(m) if m.end() > 0 => s += m.end(),
+            _ => break,
+        }
+        while s < e && matches!(b[s], b' ' | b'\t') {
+            s += 1;
+        }
+    }
+    while s < e && matches!(b[s], b' ' | b'\t') {
+        s += 1;
+    }
+    (s, e)
+}
+
+/// Where a line's would-be key body is, once its frame ([`unframe`]), quotes, a trailing comma
+/// and a `grep -n`-style `path:12:` prefix are set aside.
+fn payload(line: &str, min: usize) -> Option<(usize, usize)> {
+    let b = line.as_bytes();
+    let (mut s, mut e) = unframe(line, |word| {
+        let word = word.trim_matches(['"', '\'', ',']);
+        let body = word.rsplit(':').next().unwrap_or(word);
+        body.len() >= min && body.bytes().all(is_b64)
+    });
+    while e > s && matches!(b[e - 1], b',' | b' ' | b'\t') {
+        e -= 1;
+    }
+    if e > s + 1 && matches!(b[s], b'"' | b'\'') && b[e - 1] == b[s] {
+        s += 1;
+        e -= 1;
+    }
+    let t = &line[s..e];
+    if t.contains([' ', '\t']) {
+        return None;
+    }
+    // `path:12:BODY` or `12:BODY`.
+    match t.rfind(':') {
+        Some(colon)
+            if t[..colon]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'_' | b'-' | b':')) =>
+        {
+            Some((s + colon + 1, e))
+        }
+        Some(_) => None,
+        None => Some((s, e)),
+    }
+}
+
+/// Whether the line holding `ls..le` is part of a unified diff: it starts with a `+`/`-` marker
+/// and the line after it starts with a marker or a context blank.
+pub(super) fn diff_marked(text: &str, ls: usize, le: usize) -> bool {
+    let b = text.as_bytes();
+    let ls = text[..ls].rfind('\n').map_or(0, |i| i + 1);
+    let next = text[le..].find('\n').map_or(text.len(), |i| le + i + 1);
+    matches!(b.get(ls), Some(b'+' | b'-')) && matches!(b.get(next), Some(b'+' | b'-' | b' '))
+}
+
+/// Most frames taken off one line.
+const MAX_FRAMES: usize = 4;
+
+/// The start of a docker json-file log record (`{"log":"`, or `{"log": "` as re-serialised).
+const DOCKER_LOG: &str = "{\"log\":";
+
+/// The length of a docker json-file record's opening up to its log string, if `t` starts one.
+fn docker_record(t: &str) -> Option<usize> {
+    let rest = t.strip_prefix(DOCKER_LOG)?.trim_start_matches([' ', '\t']);
+    rest.strip_prefix('"')?;
+    Some(t.len() - rest.len() + 1)
+}
+
+/// Whether `prefix` is nothing but a frame ([`unframe`]): the text before a marker on its line.
+fn is_frame(prefix: &str) -> bool {
+    let probe = format!("{} A", prefix.trim_end());
+    let (a, z) = unframe(&probe, |_| true);
+    &probe[a..z] == "A"
+}
+
+/// Whether a line above an END marker belongs to the key: blank, base64 or a header, once its
+/// frame is set aside.
+fn body_above(line: &str) -> bool {
+    let (a, z) = unframe(line, |_| true);
+    let p = &line[a..z];
+    p.is_empty() || p.bytes().all(is_b64) || header_len(p) > 0
+}
+
+/// Prefixes logs put before each line, anchored at its start (one frame; frames nest).
+const LOG_FRAMING: &str = concat!(
+    r"^(?:",
+    // A timestamp: syslog's `Nov 21 12:00:01`, or RFC 3339 / ISO 8601.
+    r"(?:[A-Z][a-z]{2} [ 0-9]?\d \d\d:\d\d:\d\d(?:\.\d+)?|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)",
+    // … then a syslog host and tag, or a CRI stream and flag, or nothing.
+    r"(?: \S+ [^\s:]+(?:\[\d+\])?:| (?:stdout|stderr) [FP])?",
+    // kubectl logs --prefix, docker compose logs.
+    r"|\[[^\]\s]+\]|[\w.-]+ *\|",
+    // … and the blank that ends the frame.
+    r")[ \t]"
+);
+
+fn log_framing() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(LOG_FRAMING).unwrap_or_else(|e| panic!("log framing pattern: {e}")))
+}
+
+/// Whether base64 `body` decodes to text (base64 of a JSON document, a config, a name): key
+/// material is binary DER or packet data, never text. A body whose first byte is not on a
+/// 4-character boundary of its encoding decodes to noise and is still taken for a key.
+fn encodes_text(body: &[u8]) -> bool {
+    let clean = body.iter().rposition(|c| *c != b'=').map_or(0, |k| k + 1);
+    let usable = clean - clean % 4;
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(&body[..usable]) else {
+        return false;
+    };
+    std::str::from_utf8(&decoded).is_ok_and(|s| s.chars().all(|c| !c.is_control() || c.is_ascii_whitespace()))
 }
 
 /// A `.pgpass` line, `host:port:database:user:password` (port a number or `*`): the password.
 fn pgpass(line: &str) -> Option<(usize, usize)> {
+    let (start, end) = unframe(line, |word| word.matches(':').count() >= 4);
+    pgpass_fields(&line[start..end]).map(|(s, e)| (start + s, start + e))
+}
+
+/// The password's range in an unframed `.pgpass` line.
+fn pgpass_fields(line: &str) -> Option<(usize, usize)> {
     let t = line.trim_end_matches('\r');
     if t.len() > 512 || t.is_empty() || t.bytes().any(|c| c.is_ascii_whitespace()) || t.starts_with('#') {
         return None;

@@ -115,16 +115,35 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         return None;
     }
     let key = &text[ks + lead..key_end];
+    if keys::is_random_run(key) {
+        return None;
+    }
     let before = if ks > 0 { bytes[ks - 1] } else { b'\n' };
-    // References to a variable (`$DB_PASSWORD`, `${DB_PASSWORD}`, `%DB_PASS%`) assign nothing.
-    if before == b'$' || before == b'%' || (before == b'{' && ks >= 2 && bytes[ks - 2] == b'$') {
+    // References to a variable (`$DB_PASSWORD`, `${DB_PASSWORD}`, `%DB_PASS%`) assign nothing;
+    // a `$name =` is an assignment all the same (PHP, Perl, PowerShell: `$db_password = "…";`).
+    if (before == b'$' && !assigns(bytes, key_end))
+        || before == b'%'
+        || (before == b'{' && ks >= 2 && bytes[ks - 2] == b'$')
+    {
         return None;
     }
-    // Inside a value (`arn:aws:secretsmanager:…:secret:db`, `a.b/token/x`), not a key.
-    if before == b':' && ks >= 2 && bytes[ks - 2].is_ascii_alphanumeric() {
+    // The host of a URL (`http://auth:8080`, `user@session-store:6379`), not a key.
+    if before == b'@' || (before == b'/' && ks >= 3 && &bytes[ks - 3..ks] == b"://") {
         return None;
     }
-    if before == b'/' && ks >= 2 && bytes[ks - 2] == b'<' {
+    // Inside a value (`arn:aws:secretsmanager:…:secret:db`, `a.b/token/x`), not a key; but an
+    // XML element in a namespace (`<ns:password>`) is one.
+    // (`before` is ASCII `:` when it is read, so `ks - 1` is a character boundary.)
+    let ns_start = if before == b':' {
+        text[..ks - 1].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    } else {
+        ""
+    };
+    let xml_ns = before == b':' && (ns_start.ends_with('<') || ns_start.ends_with("</"));
+    if before == b':' && ks >= 2 && bytes[ks - 2].is_ascii_alphanumeric() && !xml_ns {
+        return None;
+    }
+    if (before == b'/' && ks >= 2 && bytes[ks - 2] == b'<') || (xml_ns && ns_start.ends_with("</")) {
         return None; // a closing tag
     }
     let flag =
@@ -134,18 +153,23 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         b'"' | b'\'' | b'`' => Quote::Plain(before),
         _ => Quote::None,
     };
-    let xml_open = before == b'<';
+    let xml_open = before == b'<' || (xml_ns && ns_start.ends_with('<') && !ns_start.ends_with("</"));
     let query = matches!(before, b'?' | b'&');
     let ls = line_start(text, ks);
     let le = line_end(text, ke);
     let head = text[ls..ks].trim_end_matches(['"', '\'', '\\', '<']).trim();
-    let head = head.trim_start_matches(['#', '/', ';', '-', ' ', '\t']).trim();
+    // Comment leaders, and a unified diff's `+`/`-` marker: a diffed line is still at line start.
+    let head = head.trim_start_matches(['#', '/', ';', '-', '+', ' ', '\t']).trim();
     let at_line_start =
         head.is_empty() || ["export", "set", "setenv", "ENV", "env", "declare -x", "local"].contains(&head);
 
     let mut pos = key_end;
     let mut key_text = key;
     let mut class = keys::classify(key);
+    // `;PWD=` in an ODBC connection string is the password, not the shell's directory.
+    if class == KeyClass::Plain && before == b';' && key.eq_ignore_ascii_case("pwd") {
+        class = KeyClass::Secret;
+    }
     // Close the key's quote.
     match quote {
         Quote::Plain(sep) if pos < bytes.len() && bytes[pos] == sep => pos += 1,
@@ -167,7 +191,14 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
                 r += 1;
             }
             let after = skip_blanks(bytes, r);
-            if after < le && matches!(bytes[after], b':' | b'=') && !text[after..].starts_with("::") && r > w {
+            // Only when the added words themselves name a credential (`AWS Secret Key`, `Client
+            // Secret`): `ssl_session_cache shared:SSL:10m` is a directive and its value.
+            if after < le
+                && matches!(bytes[after], b':' | b'=')
+                && !text[after..].starts_with("::")
+                && r > w
+                && keys::classify(&text[sep..r]) != KeyClass::Plain
+            {
                 extended = format!("{key} {}", &text[sep..r]);
                 key_text = &extended;
                 class = keys::classify(key_text);
@@ -199,6 +230,24 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
 
     // The separator.
     let rest = &text[sep..le];
+    // Terraform `variable "db_password" { default = "…" }`: the default is the value.
+    let hcl_variable = head.split_whitespace().last().is_some_and(|w| w.trim_start_matches(['+', '-']) == "variable");
+    // Any other quoted key before ` {` opens a block: its own keys decide.
+    if quote != Quote::None && rest.starts_with('{') {
+        if !hcl_variable {
+            return None;
+        }
+        let (vs, ve) = hcl_default(text, sep + 1)?;
+        let value = &text[vs..ve];
+        let weak_miss = class == KeyClass::Weak && !keys::looks_random(value);
+        return (!keys::is_placeholder(value) && !weak_miss).then_some(Finding {
+            ctx: ks,
+            start: vs,
+            end: ve,
+            rule,
+            rank: super::RANK_KEY,
+        });
+    }
     let (v, ends) = if xml_open {
         // `<password>value</password>`
         if !rest.starts_with('>') {
@@ -221,6 +270,7 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     } else if quote != Quote::None
         && rest.starts_with(',')
         && matches!(bytes.get(skip_blanks(bytes, sep + 1)), Some(b'"' | b'\''))
+        && matches!(text[..ks - 1].trim_end().as_bytes().last(), Some(b'(' | b'[' | b','))
     {
         // PHP `define('DB_PASSWORD', 'value')`, a pair in a list.
         (skip_blanks(bytes, sep + 1), Ends::Word)
@@ -241,10 +291,13 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
             || ((strong || authorization) && quoted)
             || (authorization && starts_with_scheme(rest).is_some())
             || (strong && {
-                let word_end = rest.find([' ', '\t']).map_or(le, |i| sep + i);
+                // Inside a string (`"msg":"token refresh",…`, a docker record) the word ends
+                // with the string.
+                let stops: &[char] = if quote == Quote::None { &[' ', '\t'] } else { &[' ', '\t', '"', '\'', '\\'] };
+                let word_end = rest.find(stops).map_or(le, |i| sep + i);
                 let word = text[sep..word_end].trim_end_matches([';', ',', '.']);
                 let only_word = text[word_end..le].trim().is_empty() || text[word_end..le].trim() == ";";
-                (at_line_start && only_word) || keys::looks_like_password(word)
+                ((at_line_start && only_word) || keys::looks_like_password(word)) && !word.contains("://")
             });
         if !spaced {
             return None;
@@ -252,6 +305,13 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         (sep, Ends::Word)
     } else {
         return None;
+    };
+    // A YAML tag before the value: CloudFormation's references (`!Ref DbPassword`) name a
+    // secret kept elsewhere; other tags (`!vault |`, `!!binary`) only say how the value is read.
+    let v = match yaml_tag(&text[v.min(le)..le]) {
+        Some((_, true)) => return None,
+        Some((len, false)) => skip_blanks(bytes, v + len),
+        None => v,
     };
     // `Authorization: Bearer X`, `token: Bearer X`: the scheme stays readable.
     let schemed = authorization || class == KeyClass::Secret;
@@ -271,8 +331,26 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
             }
         }
     };
+    // A JSON scalar (`"auth":true,"mfa":"totp"`) ends where the next quoted key starts.
+    let ve = if quote != Quote::None && quote_at(bytes, vs).is_none() {
+        text[vs..ve]
+            .find([',', '}'])
+            .filter(|&i| i > 0 && matches!(bytes.get(vs + i + 1), Some(b'"' | b'}' | b' ')))
+            .map_or(ve, |i| vs + i)
+    } else {
+        ve
+    };
     let value = &text[vs..ve];
     if vs >= ve || keys::is_placeholder(value) || keys::AUTH_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(value)) {
+        return None;
+    }
+    // `host:port` (`server auth:9000`, `session-store:6379`): a port after a weak or plain word.
+    if vs == sep + 1
+        && bytes[sep] == b':'
+        && value.len() <= 5
+        && value.bytes().all(|c| c.is_ascii_digit())
+        && !keys::is_strong(key_text)
+    {
         return None;
     }
     if keys::ends_in_key(key_text) && keys::is_path(value) {
@@ -286,6 +364,74 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         return None;
     }
     Some(Finding { ctx: ks, start: vs, end: ve, rule, rank: super::RANK_KEY })
+}
+
+/// CloudFormation's intrinsic functions: the value is a reference, not a secret.
+const REFERENCE_TAGS: &[&str] = &["!Ref", "!GetAtt", "!ImportValue", "!FindInMap"];
+
+/// A leading YAML tag (`!vault `, `!!binary `, `!Ref `): its length with the blank after it, and
+/// whether it makes the value a reference.
+fn yaml_tag(v: &str) -> Option<(usize, bool)> {
+    let b = v.as_bytes();
+    if b.first() != Some(&b'!') {
+        return None;
+    }
+    let len = b.iter().take_while(|c| !c.is_ascii_whitespace()).count();
+    let name = &v[..len];
+    let word = name.trim_start_matches('!');
+    if word.is_empty() || !word.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b':' | b'.')) {
+        return None;
+    }
+    // A tag is followed by its value (or ends the line before a block).
+    if len < b.len() && !matches!(b[len], b' ' | b'\t') {
+        return None;
+    }
+    Some((len, REFERENCE_TAGS.contains(&name)))
+}
+
+/// Lines of a Terraform `variable` block searched for its `default`.
+const MAX_HCL_LINES: usize = 32;
+
+/// The `default = …` value inside the HCL block opened just before `from`: on the same line or
+/// on the block's following lines, up to its closing `}`.
+fn hcl_default(text: &str, from: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut at = from;
+    let mut depth = 1usize;
+    for _ in 0..MAX_HCL_LINES {
+        let le = line_end(text, at);
+        let line = &text[at..le];
+        let mut search = 0;
+        while let Some(i) = line[search..].find("default") {
+            let k = at + search + i;
+            let boundary = k == 0 || !is_key_byte(b[k - 1]);
+            let after = skip_blanks(b, k + "default".len());
+            if boundary && after < le && b[after] == b'=' && b.get(after + 1) != Some(&b'=') {
+                let v = skip_blanks(b, after + 1);
+                return extract(text, v, le, Ends::Word).filter(|(s, e)| s < e);
+            }
+            search += i + "default".len();
+        }
+        // Nested blocks (`validation { … }`) open and close inside; the variable's own `}` ends it.
+        for c in line.bytes() {
+            match c {
+                b'{' => depth += 1,
+                b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if depth == 0 || le >= text.len() {
+            return None;
+        }
+        at = le + 1;
+    }
+    None
+}
+
+/// Whether the key ending at `at` is followed by a plain assignment (`=`, not `==` or `=>`).
+fn assigns(b: &[u8], at: usize) -> bool {
+    let i = skip_blanks(b, at);
+    b.get(i) == Some(&b'=') && !matches!(b.get(i + 1), Some(b'=' | b'>'))
 }
 
 /// `value="` after an XML attribute holding the key name: the offset of the value.
@@ -378,13 +524,21 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
 
 fn block_scalar(text: &str, v: usize, le: usize) -> Option<(usize, usize)> {
     let ls = line_start(text, v);
-    let indent = text[ls..].len() - text[ls..].trim_start_matches([' ', '\t']).len();
+    // In a unified diff every line carries a one-character marker; indentation is read after it.
+    let diff = super::blocks::diff_marked(text, ls, le);
+    let skip = usize::from(diff);
+    let unmark = |from: usize, to: usize| {
+        let marked = skip > 0 && from < to && matches!(text.as_bytes()[from], b'+' | b'-' | b' ');
+        &text[from + usize::from(marked)..to]
+    };
+    let key_line = unmark(ls, le);
+    let indent = key_line.len() - key_line.trim_start_matches([' ', '\t']).len();
     let mut end = le;
     let mut at = le + 1;
     let start = at;
     while at < text.len() {
         let next_end = line_end(text, at);
-        let line = &text[at..next_end];
+        let line = unmark(at, next_end);
         let ind = line.len() - line.trim_start_matches([' ', '\t']).len();
         if !line.trim().is_empty() && ind <= indent {
             break;

@@ -31,6 +31,17 @@ const SECRET_WORDS: &[&str] = &[
     "apikey",
     "bindpw",
     "rootpw",
+    "sshpass",
+    "dbpass",
+    "rootpass",
+    "adminpass",
+    "userpass",
+    "smtppass",
+    "mailpass",
+    "ftppass",
+    "ldappass",
+    "redispass",
+    "mysqlpass",
     "requirepass",
     "masterauth",
     "masterpass",
@@ -114,8 +125,6 @@ const KEY_QUALIFIERS: &[&str] = &[
     "aes",
     "root",
     "admin",
-    "primary",
-    "secondary",
     "partner",
     "integration",
     "ingest",
@@ -126,6 +135,37 @@ const KEY_QUALIFIERS: &[&str] = &[
     "write",
     "tls",
     "ssl",
+];
+
+/// `X key` is an identifier, not a credential, for these X: a cache's, a table's or a
+/// message's key, a WebSocket handshake nonce (`X-Cache-Key`, `primary_key`, `Sec-WebSocket-Key`).
+const ID_KEY_QUALIFIERS: &[&str] = &[
+    "cache",
+    "foreign",
+    "sort",
+    "partition",
+    "routing",
+    "idempotency",
+    "dedup",
+    "dedupe",
+    "deduplication",
+    "socket",
+    "lookup",
+    "hash",
+    "range",
+    "row",
+    "shard",
+    "composite",
+    "unique",
+    "index",
+    "object",
+    "map",
+    "group",
+    "message",
+    "event",
+    "record",
+    "sequence",
+    "order",
 ];
 
 /// A last word saying the value is *about* a secret, not the secret: its name, kind, place,
@@ -510,8 +550,9 @@ fn ends_with_ci(word: &str, suffix: &str) -> bool {
 
 /// Classifies a key name.
 pub(super) fn classify(key: &str) -> KeyClass {
-    // The shell's working directory, not a password (`MYSQL_PWD` and `Pwd=` still are).
-    if key == "PWD" || key == "OLDPWD" {
+    // The shell's working directory, not a password (`MYSQL_PWD` and `Pwd=` still are); web
+    // servers' pass-through directives, whose value is an upstream.
+    if key == "PWD" || key == "OLDPWD" || PLAIN_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
         return KeyClass::Plain;
     }
     let (ranges, n) = words(key);
@@ -536,6 +577,9 @@ pub(super) fn classify(key: &str) -> KeyClass {
         if w.eq_ignore_ascii_case("key") && i > 0 && is_in(word(i - 1), KEY_QUALIFIERS) {
             return KeyClass::Secret;
         }
+        if w.eq_ignore_ascii_case("key") && i > 0 && is_in(word(i - 1), ID_KEY_QUALIFIERS) {
+            continue;
+        }
         if w.len() > 3
             && (SECRET_SUFFIXES.iter().any(|s| ends_with_ci(w, s))
                 || (ends_with_ci(w, "key") && is_in(&w[..w.len() - 3], KEY_QUALIFIERS)))
@@ -547,6 +591,14 @@ pub(super) fn classify(key: &str) -> KeyClass {
         }
     }
     if weak { KeyClass::Weak } else { KeyClass::Plain }
+}
+
+/// Whether a would-be key is a random token that merely ends in a credential word
+/// (`…cqedzlczKeunS5oPw` reads as `… Pw`): digits, and case flipping again and again.
+pub(super) fn is_random_run(key: &str) -> bool {
+    let b = key.as_bytes();
+    let flips = b.windows(2).filter(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase()).count();
+    key.len() >= 16 && flips >= 6 && b.iter().any(u8::is_ascii_digit)
 }
 
 /// Whether `key` is an Authorization-style header whose value starts with a scheme word.
@@ -646,6 +698,65 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "n/a",
 ];
 
+/// Whole keys that hold no secret although a credential word is in them.
+const PLAIN_KEYS: &[&str] = &[
+    "proxy_pass",
+    "fastcgi_pass",
+    "uwsgi_pass",
+    "scgi_pass",
+    "grpc_pass",
+    "memcached_pass",
+    "proxy_pass_header",
+    "proxy_pass_request_body",
+    "proxy_pass_request_headers",
+    "fastcgi_pass_header",
+];
+
+/// How code reads a value from somewhere else: an assignment from one of these names no secret.
+const CODE_REFERENCES: &[&str] = &[
+    "os.environ[",
+    "os.environ.get(",
+    "os.getenv(",
+    "getenv(",
+    "process.env.",
+    "process.env[",
+    "import.meta.env.",
+    "ENV[",
+    "ENV.fetch(",
+    "System.getenv(",
+    "Environment.GetEnvironmentVariable(",
+    "env(",
+    "env::var(",
+    "std::env::var(",
+    "Deno.env.get(",
+    "$_ENV[",
+    "$_SERVER[",
+    "$_POST[",
+    "$_GET[",
+    "$_REQUEST[",
+    "$this->",
+    "request.form[",
+    "request.args.get(",
+    "params[",
+    "config(",
+    "settings.",
+    "secrets.",
+    "vars.",
+    "var.",
+    "local.",
+    "data.",
+];
+
+/// A function call in code (`issue_token(user)`, `vault.read(path)`): a name with `_` or `.`
+/// in it, then `(`. A password merely holding a parenthesis has no such name in front of it.
+fn is_call(v: &str) -> bool {
+    let name = v.bytes().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.')).count();
+    name >= 3
+        && v.as_bytes().get(name) == Some(&b'(')
+        && v.as_bytes()[0].is_ascii_alphabetic()
+        && v[..name].contains(['_', '.'])
+}
+
 /// Whether `value` (quotes already removed) is a placeholder, a mask, a reference or empty.
 ///
 /// `changeme`, `password`, `admin` and other weak defaults are *not* placeholders: a value that
@@ -701,8 +812,12 @@ pub(super) fn is_placeholder(value: &str) -> bool {
     {
         return true;
     }
-    // References to a secret kept elsewhere (AWS ARNs, 1Password and Vault references).
+    // References to a secret kept elsewhere (AWS ARNs, 1Password and Vault references), and code
+    // reading it from the environment or a request (`os.environ["X"]`, `$_POST['password']`).
     if v.starts_with("arn:") || v.starts_with("op://") || v.starts_with("vault:") {
+        return true;
+    }
+    if CODE_REFERENCES.iter().any(|p| v.starts_with(p)) || is_call(v) {
         return true;
     }
     is_public_key(v)
@@ -828,6 +943,14 @@ mod tests {
         }
         assert_eq!(classify("key"), KeyClass::Weak);
         assert_eq!(classify("DATADOG_APP"), KeyClass::Weak);
+    }
+
+    #[test]
+    fn random_tokens_ending_in_a_credential_word_are_not_keys() {
+        assert!(is_random_run("tMuQyhIOjCYhBCn1iQdYEa4qcedzlczKeunS5oPw"));
+        for key in ["AWSSecretAccessKeyId", "spring.datasource.password", "X-Amz-Security-Token", "dbPassword2"] {
+            assert!(!is_random_run(key), "{key}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The typed inputs and outputs of the 40 tools, one file per toolset.
+//! The typed inputs and outputs of the catalog's tools, one file per toolset.
 //!
 //! Inputs reject unknown fields and carry their limits in their types (see [`crate::bounded`]),
 //! so the JSON Schema a client sees is exactly what the server enforces. Every field is
@@ -14,3 +14,6 @@ pub mod investigations;
 pub mod knowledge;
 pub mod playbooks;
 pub mod servers;
+mod toolset;
+
+pub use toolset::Toolset;

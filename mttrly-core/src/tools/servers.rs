@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Toolset;
 use super::common::{ConnectionStatus, FilesystemUsage, HostMetrics, ServerSummary, Severity};
 use crate::bounded::bounded_int;
-use crate::catalog::{ToolId, Toolset};
+use crate::catalog::ToolId;
 use crate::environment::Environment;
 use crate::ids::{AlertId, ServerId};
 use crate::plan::{Plan, PlanLimits};

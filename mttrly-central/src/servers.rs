@@ -1,0 +1,138 @@
+//! The server registry as operations of the app, not of a transport.
+//!
+//! Registering a server, removing one, the agent's enrollment command and finding the caller's
+//! server live here so that every entry point runs the same rules: the gRPC `ServerService`, the
+//! action engine (decommission, install-token rotation), quickstart, and the tool handlers. None
+//! of them reaches into another transport's module for business logic (a test in
+//! `tests/layers.rs` checks that the engine and quickstart never name `grpc::`).
+
+use mttrly_core::ids::{AccountId, ServerId};
+use mttrly_core::tools::common::ConnectionStatus;
+use mttrly_core::{Environment, ErrorCode, MttrlyError, Plan};
+
+use crate::db::accounts::TokenOwner;
+use crate::db::servers::ServerRow;
+use crate::db::{self, now_ms};
+use crate::secrets::{self, SecretKind};
+use crate::state::Central;
+
+/// A newly registered server and the install token its agent enrolls with (shown once). No
+/// `Debug`: the token is a secret and must not end up in a log line.
+pub struct Added {
+    /// The new server.
+    pub server_id: ServerId,
+    /// The install token (the secret; only its hash is stored).
+    pub install_token: String,
+    /// When the install token stops working (Unix ms).
+    pub expires_at: i64,
+}
+
+fn invalid(field: &str, message: &str) -> MttrlyError {
+    MttrlyError::new(ErrorCode::ValidationError, message).with_detail("field", field)
+}
+
+fn not_found(server_id: &ServerId) -> MttrlyError {
+    MttrlyError::new(ErrorCode::ServerNotFound, format!("no server {server_id} in this account"))
+        .with_detail("server_id", server_id.as_str())
+}
+
+/// Server names: 1 to 64 of letters, digits, `-`, `.`, `_`, starting with a letter or digit, so
+/// they are safe in shell commands, URLs and file names.
+pub fn check_name(name: &str) -> Result<(), MttrlyError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "name",
+            "server name must be 1 to 64 of letters, digits, `-`, `.`, `_`, starting with a letter or digit",
+        ))
+    }
+}
+
+/// The command a server owner runs to enroll and start the agent. With TLS it carries central's
+/// CA, which the agent pins.
+pub fn agent_command(central: &Central, install_token: &str) -> String {
+    let ca = central.tls.as_ref().map(|t| format!(" --ca-cert-b64 {}", t.ca_base64())).unwrap_or_default();
+    format!("mttrly-agent enroll --central {} --token {install_token}{ca} && mttrly-agent run", central.grpc_url)
+}
+
+/// Registers a server in `account` and issues its install token, within the plan's server limit
+/// (`PLAN_REQUIRED` beyond it; `db::servers::register` counts and inserts in one transaction, so
+/// two racing registrations cannot both take the last slot).
+pub async fn add(
+    central: &Central,
+    account: &AccountId,
+    plan: Plan,
+    name: String,
+    environment: Environment,
+) -> Result<Added, MttrlyError> {
+    check_name(&name)?;
+    let token = secrets::generate(SecretKind::Install);
+    let hash = secrets::hash(&token);
+    let expires_at = now_ms() + i64::from(central.config.install_token_ttl_minutes) * 60_000;
+    let account = account.clone();
+    let limit = plan.limits().servers;
+    let registered = central
+        .db
+        .call(move |conn| db::servers::register(conn, &account, &name, environment, &hash, expires_at, limit))
+        .await?;
+    let server_id = match registered {
+        db::servers::Registered::Added(id) => id,
+        db::servers::Registered::AtLimit { count } => {
+            return Err(MttrlyError::new(
+                ErrorCode::PlanRequired,
+                format!("the {} plan allows {limit} server(s) and this account has {count}", plan.display_name()),
+            )
+            .with_detail("current_plan", plan.as_str())
+            .with_detail("server_limit", limit));
+        }
+    };
+    Ok(Added { server_id, install_token: token, expires_at })
+}
+
+/// Removes an offline server of `account` from the registry; `SERVER_ONLINE` while its agent is
+/// connected, `SERVER_NOT_FOUND` for a server that is not the account's.
+pub async fn remove(central: &Central, account: &AccountId, server_id: &ServerId) -> Result<(), MttrlyError> {
+    let (a, s) = (account.clone(), server_id.clone());
+    central.db.call(move |conn| db::servers::get(conn, &a, &s)).await?.ok_or_else(|| not_found(server_id))?;
+    if central.agents.status(server_id, now_ms()).status == ConnectionStatus::Online {
+        return Err(MttrlyError::new(
+            ErrorCode::ServerOnline,
+            "the server's agent is connected; stop or uninstall the agent first, then remove the server",
+        )
+        .with_detail("server_id", server_id.as_str()));
+    }
+    let (a, s) = (account.clone(), server_id.clone());
+    if !central.db.call(move |conn| db::servers::decommission(conn, &a, &s)).await? {
+        return Err(not_found(server_id));
+    }
+    central.agents.remove(server_id);
+    central.write_alerts(account, server_id, central.alerts.forget(server_id, now_ms()));
+    tracing::info!(server_id = %server_id, "server decommissioned");
+    Ok(())
+}
+
+/// The caller's server, or `SERVER_NOT_FOUND` (also for another account's server: no leak).
+pub async fn find(central: &Central, caller: &TokenOwner, id: &ServerId) -> Result<ServerRow, MttrlyError> {
+    let (account, id2) = (caller.account_id.clone(), id.clone());
+    central.db.call(move |conn| db::servers::get(conn, &account, &id2)).await?.ok_or_else(|| not_found(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn server_names_are_safe_in_commands_urls_and_file_names() {
+        for good in ["web-1", "db.prod", "a", "x_y", &"a".repeat(64)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-web", ".hidden", "web 1", "web/1", "web;rm", "wéb", &"a".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}
