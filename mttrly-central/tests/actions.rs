@@ -3,8 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::Duration;
 
+use common::authed;
 use mttrly_central::config::Config;
 use mttrly_central::db::accounts::Role;
 use mttrly_central::server::{RunningCentral, start};
@@ -15,10 +18,9 @@ use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
 use mttrly_proto::central::v1::action_service_client::ActionServiceClient;
 use mttrly_proto::central::v1::audit_service_client::AuditServiceClient;
 use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
-use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
 use mttrly_proto::central::v1::{
-    AddServerRequest, ApproveActionRequest, CallToolRequest, GetActionRequest, ListActionsRequest, ListAuditRequest,
-    ListServersRequest, RejectActionRequest,
+    AddServerRequest, ApproveActionRequest, ListActionsRequest, ListAuditRequest, ListServersRequest,
+    RejectActionRequest,
 };
 use serde_json::Value;
 use tonic::transport::Channel;
@@ -30,18 +32,9 @@ struct Harness {
     admin: String,
 }
 
-fn config(dir: &std::path::Path) -> Config {
-    Config {
-        data_dir: dir.join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    }
-}
-
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
+    let cfg = common::config(dir.path());
     let init = mttrly_central::init::init(&cfg, None).unwrap();
     let central = start(cfg.clone()).await.unwrap();
     Harness { dir, config: cfg, central, admin: init.admin_token }
@@ -94,19 +87,7 @@ impl Harness {
     }
 
     async fn tool(&self, token: &str, tool: &str, args: Value) -> (bool, Value) {
-        let r = ToolServiceClient::new(self.channel().await)
-            .call_tool(authed(
-                token,
-                CallToolRequest {
-                    tool_id: tool.into(),
-                    arguments_json: args.to_string(),
-                    client_name: "claude-code".into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        (r.is_error, serde_json::from_str(&r.structured_json).unwrap())
+        common::call_tool(self.channel().await, token, tool, args).await
     }
 
     async fn approve(&self, token: &str, id: &str, sha: &str) -> Result<Value, ErrorCode> {
@@ -126,14 +107,7 @@ impl Harness {
     }
 
     async fn sha(&self, id: &str) -> String {
-        ActionServiceClient::new(self.channel().await)
-            .get_action(authed(&self.admin, GetActionRequest { action_id: id.into() }))
-            .await
-            .unwrap()
-            .into_inner()
-            .action
-            .unwrap()
-            .content_sha256
+        common::get_action(self.channel().await, &self.admin, id).await.content_sha256
     }
 
     async fn audit(&self) -> Vec<Value> {
@@ -148,12 +122,6 @@ impl Harness {
             .map(|j| serde_json::from_str(j).unwrap())
             .collect()
     }
-}
-
-fn authed<T>(token: &str, body: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(body);
-    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
 }
 
 #[tokio::test]
@@ -313,12 +281,7 @@ async fn online_servers_are_refused_before_anyone_is_asked() {
     let h = harness().await;
     let (server_id, token) = h.add_server("web-1", 2).await;
     let state = h.dir.path().join("agent");
-    mttrly_agent::enroll::enroll(h.central.grpc_url(), &token, None, &state, false).await.unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let agent = tokio::spawn(mttrly_agent::run(
-        mttrly_agent::RunOptions::new(state, mttrly_agent::policy::LocalPolicy::default()),
-        stopped,
-    ));
+    let (stop, agent) = common::run_agent(h.central.grpc_url(), &token, state).await;
     let sid = mttrly_core::ids::ServerId::parse(&server_id).unwrap();
     for _ in 0..100 {
         if h.central.central.agents.status(&sid, db::now_ms()).status

@@ -3,11 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::Duration;
 
+use common::{Harness, authed, code};
 use mttrly_central::agents::registry::{ActionGrant, TaskSpec};
 use mttrly_central::config::Config;
-use mttrly_central::server::{RunningCentral, StartError, start};
+use mttrly_central::server::{StartError, start};
 use mttrly_central::{db, secrets};
 use mttrly_core::capability::{
     Capability, CapabilityId, CapabilitySet, FileDiffParams, FileDiffRun, HostSample, NoParams, PlaybookList,
@@ -23,55 +26,28 @@ use mttrly_proto::central::v1::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
-
-struct Harness {
-    dir: tempfile::TempDir,
-    central: RunningCentral,
-    admin_token: String,
-}
 
 fn config(dir: &std::path::Path) -> Config {
-    Config {
-        data_dir: dir.join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        heartbeat_interval_seconds: 1,
-        offline_after_missed_heartbeats: 2,
-        ..Config::default()
-    }
+    let mut cfg = common::config(dir);
+    common::fast_heartbeats(&mut cfg);
+    cfg
 }
 
 async fn harness(plan: Plan) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.plan = plan;
-    let init = mttrly_central::init::init(&cfg, None).unwrap();
-    let central = start(cfg).await.unwrap();
-    Harness { dir, central, admin_token: init.admin_token }
-}
-
-async fn channel(h: &Harness) -> Channel {
-    Channel::from_shared(h.central.grpc_url().to_owned()).unwrap().connect().await.unwrap()
-}
-
-fn authed<T>(token: &str, body: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(body);
-    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
+    common::harness(|cfg| {
+        common::fast_heartbeats(cfg);
+        cfg.plan = plan;
+    })
+    .await
 }
 
 async fn add_server(h: &Harness, token: &str, name: &str) -> (String, String) {
-    let resp = ServerServiceClient::new(channel(h).await)
+    let resp = ServerServiceClient::new(h.channel().await)
         .add_server(authed(token, AddServerRequest { name: name.into(), environment: 2 }))
         .await
         .unwrap()
         .into_inner();
     (resp.server_id, resp.install_token)
-}
-
-fn code(status: &tonic::Status) -> ErrorCode {
-    mttrly_proto::status::from_status(status).code()
 }
 
 async fn wait_until(mut check: impl FnMut() -> bool, within: Duration) -> bool {
@@ -88,8 +64,8 @@ async fn wait_until(mut check: impl FnMut() -> bool, within: Duration) -> bool {
 #[tokio::test]
 async fn install_tokens_are_single_use_and_unknown_ones_are_refused() {
     let h = harness(Plan::DeploymentCrew).await;
-    let (_, token) = add_server(&h, &h.admin_token, "web-1").await;
-    let mut agents = AgentServiceClient::new(channel(&h).await);
+    let (_, token) = add_server(&h, &h.admin, "web-1").await;
+    let mut agents = AgentServiceClient::new(h.channel().await);
     let enroll = |t: &str| EnrollRequest { install_token: t.into(), hostname: "h".into(), agent_version: "t".into() };
     assert!(agents.enroll(enroll(&token)).await.is_ok());
     let again = agents.enroll(enroll(&token)).await.unwrap_err();
@@ -103,7 +79,7 @@ async fn install_tokens_are_single_use_and_unknown_ones_are_refused() {
 #[tokio::test]
 async fn expired_install_tokens_are_refused() {
     let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, _) = add_server(&h, &h.admin_token, "web-1").await;
+    let (server_id, _) = add_server(&h, &h.admin, "web-1").await;
     let token = "mttrly_i_expired-for-the-test";
     let hash = secrets::hash(token);
     let server = ServerId::parse(&server_id).unwrap();
@@ -113,7 +89,7 @@ async fn expired_install_tokens_are_refused() {
         .call(move |conn| db::servers::insert_install_token(conn, &hash, &server, db::now_ms() - 1))
         .await
         .unwrap();
-    let err = AgentServiceClient::new(channel(&h).await)
+    let err = AgentServiceClient::new(h.channel().await)
         .enroll(EnrollRequest { install_token: token.into(), hostname: "h".into(), agent_version: "t".into() })
         .await
         .unwrap_err();
@@ -137,7 +113,7 @@ async fn scripted_agent_announcing(
     version: &str,
     capabilities: Vec<String>,
 ) -> (String, mpsc::Sender<AgentMessage>, tonic::Streaming<mttrly_proto::agent::v1::CentralMessage>) {
-    let mut client = AgentServiceClient::new(channel(h).await);
+    let mut client = AgentServiceClient::new(h.channel().await);
     let creds = client
         .enroll(EnrollRequest { install_token: install_token.into(), hostname: "h".into(), agent_version: "t".into() })
         .await
@@ -165,7 +141,7 @@ async fn scripted_agent_announcing(
 #[tokio::test]
 async fn tasks_fail_fast_offline_and_clearly_when_the_agent_drops_mid_task() {
     let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
     let server = ServerId::parse(&server_id).unwrap();
     let registry = &h.central.central.agents;
 
@@ -196,7 +172,7 @@ async fn tasks_fail_fast_offline_and_clearly_when_the_agent_drops_mid_task() {
 #[tokio::test]
 async fn central_refuses_a_capability_the_agent_did_not_announce_naming_its_version() {
     let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
     let server = ServerId::parse(&server_id).unwrap();
     // An older agent: metrics only, plus a name from some newer build that central ignores.
     let announced = vec![CapabilityId::HostSample.as_str().to_owned(), "agent.teleport".to_owned()];
@@ -231,7 +207,7 @@ async fn central_refuses_a_capability_the_agent_did_not_announce_naming_its_vers
 #[tokio::test]
 async fn a_silent_agent_times_out_at_the_deadline_and_is_told_to_cancel() {
     let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
     let server = ServerId::parse(&server_id).unwrap();
     let (_secret, tx, mut inbound) = scripted_agent(&h, &token).await;
     let err =
@@ -248,7 +224,7 @@ async fn a_silent_agent_times_out_at_the_deadline_and_is_told_to_cancel() {
 #[tokio::test]
 async fn a_real_agent_answers_tasks_and_reports_heartbeats() {
     let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
     let state = h.dir.path().join("agent");
     mttrly_agent::enroll::enroll(h.central.grpc_url(), &token, None, &state, false).await.unwrap();
     let (stop, stopped) = watch::channel(false);
@@ -297,7 +273,7 @@ async fn a_real_agent_answers_tasks_and_reports_heartbeats() {
 #[tokio::test]
 async fn revoked_credentials_are_refused_and_the_stream_is_closed() {
     let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, token) = add_server(&h, &h.admin_token, "web-1").await;
+    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
     let (secret, agent_tx, mut inbound) = scripted_agent(&h, &token).await;
     let server = ServerId::parse(&server_id).unwrap();
 
@@ -319,11 +295,11 @@ async fn revoked_credentials_are_refused_and_the_stream_is_closed() {
     tx.send(AgentMessage { body: Some(agent_message::Body::Hello(Hello::default())) }).await.unwrap();
     let mut req = authed(&secret, ReceiverStream::new(rx));
     req.metadata_mut().insert("x-mttrly-server-id", server_id.parse().unwrap());
-    let err = AgentServiceClient::new(channel(&h).await).session(req).await.unwrap_err();
+    let err = AgentServiceClient::new(h.channel().await).session(req).await.unwrap_err();
     assert_eq!(code(&err), ErrorCode::AuthFailed);
 
     // The history is kept and the new token enrolls the same server.
-    let creds = AgentServiceClient::new(channel(&h).await)
+    let creds = AgentServiceClient::new(h.channel().await)
         .enroll(EnrollRequest { install_token: new_token.into(), hostname: "h".into(), agent_version: "t".into() })
         .await
         .unwrap()
@@ -336,7 +312,7 @@ async fn revoked_credentials_are_refused_and_the_stream_is_closed() {
 #[tokio::test]
 async fn another_account_sees_nothing_of_the_first() {
     let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, _) = add_server(&h, &h.admin_token, "web-1").await;
+    let (server_id, _) = add_server(&h, &h.admin, "web-1").await;
     // A second tenant with its own admin token.
     let other_token = secrets::generate(secrets::SecretKind::Human);
     let hash = secrets::hash(&other_token);
@@ -347,7 +323,7 @@ async fn another_account_sees_nothing_of_the_first() {
         .await
         .unwrap();
 
-    let mut servers = ServerServiceClient::new(channel(&h).await);
+    let mut servers = ServerServiceClient::new(h.channel().await);
     let listed = servers.list_servers(authed(&other_token, ListServersRequest {})).await.unwrap().into_inner();
     assert!(listed.servers.is_empty());
     let err =
@@ -365,7 +341,7 @@ async fn another_account_sees_nothing_of_the_first() {
         .unwrap_err();
     assert_eq!(code(&missing), code(&err));
 
-    let mut tools = ToolServiceClient::new(channel(&h).await);
+    let mut tools = ToolServiceClient::new(h.channel().await);
     for tool in ["mttrly_get_server_status", "mttrly_quick_triage"] {
         let resp = tools
             .call_tool(authed(
@@ -402,21 +378,21 @@ async fn another_account_sees_nothing_of_the_first() {
 #[tokio::test]
 async fn the_plan_server_limit_is_enforced_and_bad_input_changes_nothing() {
     let h = harness(Plan::Watchdog).await;
-    add_server(&h, &h.admin_token, "only-one").await;
-    let mut servers = ServerServiceClient::new(channel(&h).await);
+    add_server(&h, &h.admin, "only-one").await;
+    let mut servers = ServerServiceClient::new(h.channel().await);
     let err = servers
-        .add_server(authed(&h.admin_token, AddServerRequest { name: "two".into(), environment: 1 }))
+        .add_server(authed(&h.admin, AddServerRequest { name: "two".into(), environment: 1 }))
         .await
         .unwrap_err();
     assert_eq!(code(&err), ErrorCode::PlanRequired);
     for (name, env) in [("bad name; rm -rf /", 1), ("", 1), ("ok", 0), ("ok", 42)] {
         let err = servers
-            .add_server(authed(&h.admin_token, AddServerRequest { name: name.into(), environment: env }))
+            .add_server(authed(&h.admin, AddServerRequest { name: name.into(), environment: env }))
             .await
             .unwrap_err();
         assert_eq!(code(&err), ErrorCode::ValidationError, "{name:?} {env}");
     }
-    let listed = servers.list_servers(authed(&h.admin_token, ListServersRequest {})).await.unwrap().into_inner();
+    let listed = servers.list_servers(authed(&h.admin, ListServersRequest {})).await.unwrap().into_inner();
     assert_eq!(listed.servers.len(), 1);
     let err = servers.list_servers(authed("mttrly_h_wrong", ListServersRequest {})).await.unwrap_err();
     assert_eq!(code(&err), ErrorCode::AuthFailed);
@@ -447,13 +423,13 @@ async fn assistants_cannot_register_servers_or_mint_tokens() {
         })
         .await
         .unwrap();
-    let err = ServerServiceClient::new(channel(&h).await)
+    let err = ServerServiceClient::new(h.channel().await)
         .add_server(authed(&token, AddServerRequest { name: "x".into(), environment: 1 }))
         .await
         .unwrap_err();
     assert_eq!(code(&err), ErrorCode::Forbidden);
     // But it can read.
-    let listed = ServerServiceClient::new(channel(&h).await).list_servers(authed(&token, ListServersRequest {})).await;
+    let listed = ServerServiceClient::new(h.channel().await).list_servers(authed(&token, ListServersRequest {})).await;
     assert!(listed.is_ok());
     let _ = Environment::Production;
     h.central.shutdown().await;

@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::Duration;
 
-use mttrly_central::config::Config;
 use mttrly_central::server::start;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -31,12 +32,7 @@ async fn post_json(addr: std::net::SocketAddr, path: &str, body: &Value) -> (u16
 #[tokio::test]
 async fn redirect_uris_without_a_real_host_are_refused_at_registration() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        data_dir: dir.path().join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
+    let cfg = common::config(dir.path());
     mttrly_central::init::init(&cfg, None).unwrap();
     let central = start(cfg).await.unwrap();
     for bad in ["https:///evil.test/cb", "https://:8443/cb", "https://evil.test./cb", "http:///localhost/cb"] {

@@ -4,9 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::{Harness, Mcp, authed, header, http};
 use mttrly_central::config::Config;
 use mttrly_central::server::{RunningCentral, start};
 use mttrly_central::{db, secrets};
@@ -19,33 +22,15 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tonic::transport::Channel;
 
-fn config(dir: &std::path::Path) -> Config {
-    Config {
-        data_dir: dir.join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        heartbeat_interval_seconds: 1,
-        offline_after_missed_heartbeats: 2,
-        ..Config::default()
-    }
-}
-
-struct Harness {
-    dir: tempfile::TempDir,
-    central: RunningCentral,
-    admin: String,
-}
-
 async fn harness(tune: impl FnOnce(&mut Config)) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    tune(&mut cfg);
-    let init = mttrly_central::init::init(&cfg, None).unwrap();
-    let central = start(cfg).await.unwrap();
-    Harness { dir, central, admin: init.admin_token }
+    common::harness(|cfg| {
+        common::fast_heartbeats(cfg);
+        tune(cfg);
+    })
+    .await
 }
 
-impl Harness {
+impl common::Harness {
     /// A new assistant token of the admin.
     async fn assistant_token(&self) -> String {
         let token = secrets::generate(secrets::SecretKind::Assistant);
@@ -63,10 +48,6 @@ impl Harness {
         token
     }
 
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.central.grpc_url().to_owned()).unwrap().connect().await.unwrap()
-    }
-
     /// A new server: its id and install token.
     async fn add_server(&self, name: &str) -> (String, String) {
         let r = ServerServiceClient::new(self.channel().await)
@@ -78,103 +59,6 @@ impl Harness {
     }
 }
 
-fn authed<T>(token: &str, body: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(body);
-    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
-/// One HTTP/1.1 exchange with `Connection: close`: (status, lower-cased headers, body).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", addr.port());
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// The JSON error body of a refused request, or the JSON-RPC message inside an SSE body.
-fn json_of(body: &str) -> Value {
-    let data = body.lines().find_map(|l| l.strip_prefix("data: ")).filter(|d| !d.is_empty());
-    let start = body.find('{').unwrap_or(0);
-    let end = body.rfind('}').map_or(body.len(), |e| e + 1);
-    serde_json::from_str(data.unwrap_or(&body[start..end])).unwrap_or(Value::Null)
-}
-
-struct Mcp {
-    addr: SocketAddr,
-    token: String,
-}
-
-impl Mcp {
-    fn headers<'a>(bearer: &'a str, session: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
-        let mut h = vec![
-            ("Authorization", bearer),
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-            ("Mcp-Protocol-Version", "2025-06-18"),
-        ];
-        if let Some(id) = session {
-            h.push(("Mcp-Session-Id", id));
-        }
-        h
-    }
-
-    /// `initialize` then `initialized`: the session id, or the refusal (status, body).
-    async fn open(&self) -> Result<String, (u16, Vec<(String, String)>, Value)> {
-        let bearer = format!("Bearer {}", self.token);
-        let init = json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "load", "version": "1" } }
-        });
-        let (status, headers, body) = http(self.addr, "POST", &Self::headers(&bearer, None), &init.to_string()).await;
-        let Some(id) = header(&headers, "mcp-session-id").map(str::to_owned) else {
-            return Err((status, headers, json_of(&body)));
-        };
-        let done = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string();
-        let (status, _, _) = http(self.addr, "POST", &Self::headers(&bearer, Some(&id)), &done).await;
-        assert_eq!(status, 202);
-        Ok(id)
-    }
-
-    async fn call(&self, session: &str, tool: &str) -> Value {
-        let bearer = format!("Bearer {}", self.token);
-        let call =
-            json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": {} } });
-        let (status, _, body) =
-            http(self.addr, "POST", &Self::headers(&bearer, Some(session)), &call.to_string()).await;
-        assert_eq!(status, 200, "{body}");
-        json_of(&body)
-    }
-
-    async fn delete(&self, session: &str) -> u16 {
-        let bearer = format!("Bearer {}", self.token);
-        http(self.addr, "DELETE", &Self::headers(&bearer, Some(session)), "").await.0
-    }
-}
-
 #[tokio::test]
 async fn mcp_sessions_are_capped_per_token_and_per_user_and_ended_ones_free_their_slot() {
     let h = harness(|c| {
@@ -182,7 +66,7 @@ async fn mcp_sessions_are_capped_per_token_and_per_user_and_ended_ones_free_thei
         c.mcp_sessions_per_user = 5;
     })
     .await;
-    let first = Mcp { addr: h.central.http_addr, token: h.assistant_token().await };
+    let first = Mcp { addr: h.central.http_addr, token: h.assistant_token().await, client: "load" };
     let mut sessions = Vec::new();
     for _ in 0..3 {
         sessions.push(first.open().await.unwrap());
@@ -206,7 +90,7 @@ async fn mcp_sessions_are_capped_per_token_and_per_user_and_ended_ones_free_thei
     assert_eq!(http(first.addr, "POST", &Mcp::headers(&bearer, Some(&sessions[0])), &list).await.0, 404);
 
     // Another token of the same user has its own three, but the user's five are shared.
-    let second = Mcp { addr: h.central.http_addr, token: h.assistant_token().await };
+    let second = Mcp { addr: h.central.http_addr, token: h.assistant_token().await, client: "load" };
     second.open().await.unwrap();
     second.open().await.unwrap();
     let (status, _, body) = second.open().await.unwrap_err();
@@ -222,7 +106,7 @@ async fn one_token_over_several_mcp_sessions_shares_one_rate_limit() {
         c.rate_limit_account_per_minute = 1000;
     })
     .await;
-    let mcp = Mcp { addr: h.central.http_addr, token: h.assistant_token().await };
+    let mcp = Mcp { addr: h.central.http_addr, token: h.assistant_token().await, client: "load" };
     let mut sessions = Vec::new();
     for _ in 0..3 {
         sessions.push(mcp.open().await.unwrap());
@@ -244,7 +128,7 @@ async fn one_token_over_several_mcp_sessions_shares_one_rate_limit() {
     assert!((6..=7).contains(&ok), "ok {ok}, limited {limited}");
     assert_eq!(ok + limited, 12);
     // Another token is not affected.
-    let other = Mcp { addr: h.central.http_addr, token: h.assistant_token().await };
+    let other = Mcp { addr: h.central.http_addr, token: h.assistant_token().await, client: "load" };
     let session = other.open().await.unwrap();
     assert_eq!(other.call(&session, "mttrly_list_servers").await["result"]["isError"], false);
     h.central.shutdown().await;
@@ -426,12 +310,7 @@ async fn idle_connections_close_but_an_agent_stream_in_flight_does_not() {
     // An agent's session stream outlives several idle timeouts.
     let (server, token) = h.add_server("web-1").await;
     let state = h.dir.path().join("agent");
-    mttrly_agent::enroll::enroll(h.central.grpc_url(), &token, None, &state, false).await.unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let agent = tokio::spawn(mttrly_agent::run(
-        mttrly_agent::RunOptions::new(state, mttrly_agent::policy::LocalPolicy::default()),
-        stopped,
-    ));
+    let (stop, agent) = common::run_agent(h.central.grpc_url(), &token, state).await;
     let id = ServerId::parse(&server).unwrap();
     let registry = &h.central.central.agents;
     let connected = |ms: u64| async move {
@@ -451,7 +330,8 @@ async fn idle_connections_close_but_an_agent_stream_in_flight_does_not() {
 #[tokio::test]
 async fn a_restart_with_a_connected_agent_raises_no_offline_alert() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
+    let mut cfg = common::config(dir.path());
+    common::fast_heartbeats(&mut cfg);
     let init = mttrly_central::init::init(&cfg, None).unwrap();
     let central = start(cfg.clone()).await.unwrap();
     // Come back on the same port, as a real deployment does.
@@ -463,12 +343,7 @@ async fn a_restart_with_a_connected_agent_raises_no_offline_alert() {
         .unwrap()
         .into_inner();
     let state = dir.path().join("agent");
-    mttrly_agent::enroll::enroll(central.grpc_url(), &added.install_token, None, &state, false).await.unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let agent = tokio::spawn(mttrly_agent::run(
-        mttrly_agent::RunOptions::new(state, mttrly_agent::policy::LocalPolicy::default()),
-        stopped,
-    ));
+    let (stop, agent) = common::run_agent(central.grpc_url(), &added.install_token, state).await;
     let id = ServerId::parse(&added.server_id).unwrap();
     let online = |c: &RunningCentral| {
         c.central.agents.status(&id, db::now_ms()).metrics.is_some() && c.central.agents.connected() == 1

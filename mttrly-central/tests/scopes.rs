@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use mttrly_central::config::Config;
-use mttrly_central::server::{RunningCentral, start};
+mod common;
+
+use common::{Harness, authed, code};
 use mttrly_core::ErrorCode;
 use mttrly_proto::central::v1::account_service_client::AccountServiceClient;
 use mttrly_proto::central::v1::action_service_client::ActionServiceClient;
@@ -15,42 +16,12 @@ use mttrly_proto::central::v1::{
     AddServerRequest, ApproveActionRequest, CallToolRequest, CancelActionRequest, CreateTokenRequest, GetActionRequest,
     RejectActionRequest,
 };
-use tonic::transport::Channel;
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    central: RunningCentral,
-    admin: String,
-}
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        data_dir: dir.path().join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    let init = mttrly_central::init::init(&cfg, None).unwrap();
-    let central = start(cfg).await.unwrap();
-    Harness { _dir: dir, central, admin: init.admin_token }
+    common::harness(|_| {}).await
 }
 
-fn authed<T>(token: &str, body: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(body);
-    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
-fn code(status: &tonic::Status) -> ErrorCode {
-    mttrly_proto::status::from_status(status).code()
-}
-
-impl Harness {
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.central.grpc_url().to_owned()).unwrap().connect().await.unwrap()
-    }
-
+impl common::Harness {
     async fn create(&self, token: &str, human: bool, read_only: bool, toolsets: &str) -> Result<String, tonic::Status> {
         AccountServiceClient::new(self.channel().await)
             .create_token(authed(
@@ -127,14 +98,7 @@ impl Harness {
     }
 
     async fn status(&self, id: &str) -> String {
-        ActionServiceClient::new(self.channel().await)
-            .get_action(authed(&self.admin, GetActionRequest { action_id: id.into() }))
-            .await
-            .unwrap()
-            .into_inner()
-            .action
-            .unwrap()
-            .status
+        common::get_action(self.channel().await, &self.admin, id).await.status
     }
 }
 
@@ -250,21 +214,7 @@ async fn another_token_cannot_withdraw_an_action_by_claiming_the_same_client_nam
         .server_id;
     let call = |token: String, tool: &'static str, args: serde_json::Value| {
         let h = &h;
-        async move {
-            let reply = ToolServiceClient::new(h.channel().await)
-                .call_tool(authed(
-                    &token,
-                    CallToolRequest {
-                        tool_id: tool.into(),
-                        arguments_json: args.to_string(),
-                        client_name: "claude-code".into(),
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner();
-            (reply.is_error, serde_json::from_str::<serde_json::Value>(&reply.structured_json).unwrap())
-        }
+        async move { common::call_tool(h.channel().await, &token, tool, args).await }
     };
     // Two assistant tokens of the same human, both named "bot" (names are not unique).
     let first = h.create(&h.admin, false, false, "").await.unwrap();

@@ -5,12 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::time::Duration;
+mod common;
 
+use std::collections::BTreeSet;
+
+use common::{Harness, Mcp, authed, header};
 use mttrly_central::config::Config;
-use mttrly_central::server::{RunningCentral, start};
 use mttrly_central::{db, secrets};
 use mttrly_core::{Plan, Principal, ToolId, ToolSurface};
 use mttrly_proto::agent::v1::EnrollRequest;
@@ -22,43 +22,17 @@ use mttrly_proto::central::v1::{
     AddServerRequest, CallToolRequest, CreateTokenRequest, ListServersRequest, ListToolsRequest,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-use tonic::transport::Channel;
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    central: RunningCentral,
-    admin: String,
-}
 
 async fn harness(tune: impl FnOnce(&mut Config)) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        data_dir: dir.path().join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        rate_limit_principal_per_minute: 10_000,
-        rate_limit_account_per_minute: 10_000,
-        ..Config::default()
-    };
-    tune(&mut cfg);
-    let init = mttrly_central::init::init(&cfg, None).unwrap();
-    let central = start(cfg).await.unwrap();
-    Harness { _dir: dir, central, admin: init.admin_token }
+    common::harness(|cfg| {
+        cfg.rate_limit_principal_per_minute = 10_000;
+        cfg.rate_limit_account_per_minute = 10_000;
+        tune(cfg);
+    })
+    .await
 }
 
-fn authed<T>(token: &str, body: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(body);
-    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
-impl Harness {
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.central.grpc_url().to_owned()).unwrap().connect().await.unwrap()
-    }
-
+impl common::Harness {
     async fn token(&self, assistant: &str, read_only: bool, toolsets: &str) -> String {
         AccountServiceClient::new(self.channel().await)
             .create_token(authed(
@@ -107,7 +81,7 @@ impl Harness {
 
     /// The HTTP status of an MCP `initialize` with `token`, and the body.
     async fn mcp_initialize(&self, token: &str) -> (u16, Vec<(String, String)>, Value) {
-        let mcp = Mcp { addr: self.central.http_addr, token: token.to_owned() };
+        let mcp = Mcp { addr: self.central.http_addr, token: token.to_owned(), client: "reach" };
         match mcp.open().await {
             Ok(_) => (200, Vec::new(), Value::Null),
             Err(refused) => refused,
@@ -151,7 +125,7 @@ async fn one_answer_for(h: &Harness, who: &str, token: &str) -> BTreeSet<ToolId>
         .collect();
     assert_eq!(available.len() + restricted.len(), ToolId::ALL.len(), "{who}: every tool is one or the other");
 
-    let mcp = Mcp { addr: h.central.http_addr, token: token.to_owned() };
+    let mcp = Mcp { addr: h.central.http_addr, token: token.to_owned(), client: "reach" };
     let session = mcp.open().await.unwrap();
     let tools_list = mcp.request(&session, "tools/list", json!({})).await;
     let shown: BTreeSet<ToolId> = tools_list["result"]["tools"]
@@ -380,88 +354,4 @@ async fn a_credential_is_accepted_or_refused_alike_on_grpc_and_on_mcp() {
     assert_eq!(status, 401);
     assert!(body["message"].as_str().is_some_and(|m| m.contains("unknown, revoked or expired")), "{body}");
     h.central.shutdown().await;
-}
-
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", addr.port());
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// The JSON error body of a refused request, or the JSON-RPC message inside an SSE body.
-fn json_of(body: &str) -> Value {
-    let data = body.lines().find_map(|l| l.strip_prefix("data: ")).filter(|d| !d.is_empty());
-    let start = body.find('{').unwrap_or(0);
-    let end = body.rfind('}').map_or(body.len(), |e| e + 1);
-    serde_json::from_str(data.unwrap_or(&body[start..end])).unwrap_or(Value::Null)
-}
-
-struct Mcp {
-    addr: SocketAddr,
-    token: String,
-}
-
-impl Mcp {
-    fn headers<'a>(bearer: &'a str, session: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
-        let mut h = vec![
-            ("Authorization", bearer),
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-            ("Mcp-Protocol-Version", "2025-06-18"),
-        ];
-        if let Some(id) = session {
-            h.push(("Mcp-Session-Id", id));
-        }
-        h
-    }
-
-    /// `initialize` then `initialized`: the session id, or the refusal (status, headers, body).
-    async fn open(&self) -> Result<String, (u16, Vec<(String, String)>, Value)> {
-        let bearer = format!("Bearer {}", self.token);
-        let init = json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "reach", "version": "1" } }
-        });
-        let (status, headers, body) = http(self.addr, "POST", &Self::headers(&bearer, None), &init.to_string()).await;
-        let Some(id) = header(&headers, "mcp-session-id").map(str::to_owned) else {
-            return Err((status, headers, json_of(&body)));
-        };
-        let done = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string();
-        let (status, _, _) = http(self.addr, "POST", &Self::headers(&bearer, Some(&id)), &done).await;
-        assert_eq!(status, 202);
-        Ok(id)
-    }
-
-    async fn request(&self, session: &str, method: &str, params: Value) -> Value {
-        let bearer = format!("Bearer {}", self.token);
-        let call = json!({ "jsonrpc": "2.0", "id": 2, "method": method, "params": params });
-        let (status, _, body) =
-            http(self.addr, "POST", &Self::headers(&bearer, Some(session)), &call.to_string()).await;
-        assert_eq!(status, 200, "{body}");
-        json_of(&body)
-    }
 }

@@ -379,16 +379,21 @@ pub async fn approval_check(central: &Central, caller: &TokenOwner, action: &Act
         return ActionState::Expired.apply(ActionEvent::Approve).map(|_| ());
     }
     action.status.apply(ActionEvent::Approve)?;
+    let prior = prior_approvals(central, action).await?;
+    check_approval(&rule_for(central, action), &action.requested_by, &decider(caller, Source::Cli), &prior).map(|_| ())
+}
+
+/// The approvals already recorded for `action`, each as the user it counts against.
+async fn prior_approvals(central: &Central, action: &ActionRow) -> Result<Vec<PriorApproval>, MttrlyError> {
     let id = action.id.clone();
-    let prior: Vec<PriorApproval> = central
+    Ok(central
         .db
         .call(move |conn| db::actions::decisions(conn, &id))
         .await?
         .into_iter()
         .filter(|d| d.decision == Decision::Approve)
         .map(|d| PriorApproval { user_id: d.decided_by.accountable_user().clone() })
-        .collect();
-    check_approval(&rule_for(central, action), &action.requested_by, &decider(caller, Source::Cli), &prior).map(|_| ())
+        .collect())
 }
 
 /// Expires a pending action whose time is up (so a late decision sees `ACTION_EXPIRED`).
@@ -477,15 +482,7 @@ async fn decide_approve(
         .with_detail("content_sha256", action.content_sha256.as_str()));
     }
     let rule = rule_for(central, action);
-    let id = action.id.clone();
-    let prior: Vec<PriorApproval> = central
-        .db
-        .call(move |conn| db::actions::decisions(conn, &id))
-        .await?
-        .into_iter()
-        .filter(|d| d.decision == Decision::Approve)
-        .map(|d| PriorApproval { user_id: d.decided_by.accountable_user().clone() })
-        .collect();
+    let prior = prior_approvals(central, action).await?;
     let effect = check_approval(&rule, &action.requested_by, &decider(caller, channel), &prior)?;
     // One transaction: the decision, and (on quorum) pending → approved → running, conditional on
     // the action still being pending, so a racing second approval finds it already decided.
