@@ -7,7 +7,6 @@ use mttrly_core::{ErrorCode, MttrlyError};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::db::accounts::Role;
 use crate::db::{self, Db};
 use crate::secrets::{self, SecretKind};
 
@@ -29,19 +28,7 @@ pub struct Initialised {
     pub tls_ca_sha256: Option<String>,
 }
 
-/// Creates an account (a tenant) with its first admin, whose token hash is `token_hash`.
-pub fn create_tenant(
-    conn: &rusqlite::Connection,
-    name: &str,
-    plan: mttrly_core::Plan,
-    admin_name: &str,
-    token_hash: &[u8; 32],
-) -> Result<(AccountId, UserId), MttrlyError> {
-    let account = db::accounts::create_account(conn, name, plan)?;
-    let admin = db::accounts::create_user(conn, &account, admin_name, Role::Admin)?;
-    db::accounts::insert_token(conn, token_hash, &account, &admin, None, &mttrly_core::ToolSurface::ALL)?;
-    Ok((account, admin))
-}
+pub use crate::db::accounts::create_tenant;
 
 /// Creates the data directory (mode 0700) if needed.
 pub fn create_data_dir(path: &Path) -> Result<(), MttrlyError> {
@@ -67,22 +54,18 @@ pub fn init(config: &Config, tls: Option<&[String]>) -> Result<Initialised, Mttr
     let token = secrets::generate(SecretKind::Human);
     let hash = secrets::hash(&token);
     let (name, plan) = (config.account_name.clone(), config.plan);
-    let (account_id, admin_user_id) = db.call_blocking(|conn| {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
-        if db::accounts::first_account(&tx)?.is_some() {
-            return Err(MttrlyError::new(
-                ErrorCode::ValidationError,
-                format!(
-                    "{} is already initialised; its admin token was printed when it was created \
-                     (create more with `mttrly-cli tokens create --human`)",
-                    config.data_dir.display()
-                ),
-            ));
-        }
-        let created = create_tenant(&tx, &name, plan, "admin", &hash)?;
-        tx.commit().map_err(db::internal)?;
-        Ok(created)
-    })?;
+    let Some((account_id, admin_user_id)) =
+        db.call_blocking(|conn| db::accounts::init(conn, &name, plan, "admin", &hash))?
+    else {
+        return Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            format!(
+                "{} is already initialised; its admin token was printed when it was created \
+                 (create more with `mttrly-cli tokens create --human`)",
+                config.data_dir.display()
+            ),
+        ));
+    };
     let tls_ca_sha256 = match tls {
         Some(names) => Some(crate::tls::generate(&config.data_dir, names)?.ca_sha256()),
         None => None,

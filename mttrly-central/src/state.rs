@@ -124,17 +124,7 @@ impl Central {
 
 /// Applies alert changes to the database, in order.
 pub async fn write_alert_changes(db: &Db, changes: Vec<AlertChange>) -> Result<(), MttrlyError> {
-    db.call(move |conn| {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
-        for change in &changes {
-            match change {
-                AlertChange::Open(alert) => db::alerts::open(&tx, alert)?,
-                AlertChange::Resolve(id, at) => db::alerts::resolve(&tx, id, *at)?,
-            }
-        }
-        tx.commit().map_err(db::internal)
-    })
-    .await
+    db.call(move |conn| db::alerts::apply(conn, &changes)).await
 }
 
 /// Per-server cooldown windows (in memory: a restart forgets them, which only ever allows one

@@ -1,6 +1,7 @@
 //! The app layer's boundaries, checked on the source (ARCHITECTURE.md's claims about
 //! `mttrly-central`): transports are thin, so the engine, quickstart, the tool handlers and the
-//! app modules never reach into a transport module; and credentials become callers in one place.
+//! app modules never reach into a transport module; credentials become callers in one place; and
+//! SQLite is reached only through `db/`.
 
 use std::path::{Path, PathBuf};
 
@@ -91,4 +92,24 @@ fn transports_do_not_call_each_other() {
             assert!(found.is_empty(), "`{transport}` calls another transport (`{other}`):\n{}", found.join("\n"));
         }
     }
+}
+
+#[test]
+fn sqlite_is_reached_only_through_db() {
+    // ARCHITECTURE.md: `db/` is the only SQLite code; the audit writer keeps its own connection.
+    let db = src().join("db");
+    let writer = src().join("audit").join("writer.rs");
+    let mut found = Vec::new();
+    for file in rust_files(&src()) {
+        if file.starts_with(&db) || file == writer {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("rusqlite") || line.contains("TransactionBehavior") {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "SQLite outside `db/` (name a function in `db/` instead):\n{}", found.join("\n"));
 }

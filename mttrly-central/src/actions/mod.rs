@@ -151,25 +151,10 @@ pub async fn submit(
     let stored = action.clone();
     let payload = new.payload;
     let cap = central.config.max_pending_actions_per_server;
-    central
-        .db
-        .call(move |conn| {
-            // IMMEDIATE takes the write lock before counting, so concurrent submissions are
-            // serialised and none can slip past the cap between the count and the insert.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
-            if stored.status == ActionState::PendingApproval {
-                let (pending, first_expiry) = db::actions::pending_on_server(&tx, &stored.server_id, now)?;
-                if pending >= cap {
-                    return Err(pending_cap_reached(&stored, pending, cap, first_expiry, now));
-                }
-            }
-            db::actions::insert(&tx, &stored)?;
-            if let Some(bytes) = &payload {
-                db::actions::insert_payload(&tx, &stored.id, bytes)?;
-            }
-            tx.commit().map_err(db::internal)
-        })
-        .await?;
+    let created = central.db.call(move |conn| db::actions::create(conn, &stored, payload.as_deref(), cap, now)).await?;
+    if let db::actions::Created::CapReached { pending, first_expiry } = created {
+        return Err(pending_cap_reached(&action, pending, cap, first_expiry, now));
+    }
     let created = AuditEvent {
         at: jiff::Timestamp::now(),
         account_id: action.account_id.clone(),
@@ -487,27 +472,8 @@ async fn decide_approve(
     // One transaction: the decision, and (on quorum) pending → approved → running, conditional on
     // the action still being pending, so a racing second approval finds it already decided.
     let (id, who, sha) = (action.id.clone(), caller.principal.clone(), action.content_sha256.clone());
-    central
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
-            let now = now_ms();
-            if effect == ApprovalEffect::QuorumReached {
-                let moved =
-                    db::actions::transition(&tx, &id, ActionState::PendingApproval, ActionState::Approved, now, None)?
-                        && db::actions::transition(&tx, &id, ActionState::Approved, ActionState::Running, now, None)?;
-                if !moved {
-                    return Err(MttrlyError::new(
-                        ErrorCode::ValidationError,
-                        "the action was decided by someone else meanwhile",
-                    )
-                    .with_detail("action_id", id.as_str()));
-                }
-            }
-            db::actions::insert_decision(&tx, &id, &who, Decision::Approve, channel, &sha, None, now)?;
-            tx.commit().map_err(db::internal)
-        })
-        .await?;
+    let quorum = effect == ApprovalEffect::QuorumReached;
+    central.db.call(move |conn| db::actions::approve(conn, &id, &who, channel, &sha, quorum)).await?;
     Ok(effect)
 }
 
@@ -528,23 +494,7 @@ pub async fn reject(
         check_decider(&rule_for(central, &action), &decider(caller, channel))?;
         let (id2, who, sha) = (id.clone(), caller.principal.clone(), action.content_sha256.clone());
         let stored = reason.clone();
-        central
-            .db
-            .call(move |conn| {
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
-                let now = now_ms();
-                if !db::actions::transition(&tx, &id2, ActionState::PendingApproval, ActionState::Rejected, now, None)?
-                {
-                    return Err(MttrlyError::new(
-                        ErrorCode::ValidationError,
-                        "the action was decided by someone else meanwhile",
-                    ));
-                }
-                db::actions::insert_decision(&tx, &id2, &who, Decision::Reject, channel, &sha, stored.as_deref(), now)?;
-                tx.commit().map_err(db::internal)
-            })
-            .await
+        central.db.call(move |conn| db::actions::reject(conn, &id2, &who, channel, &sha, stored.as_deref())).await
     }
     .await;
     audit_decision(central, &action, &caller.principal, channel, events::Decision::Reject, reason.as_deref(), &result);

@@ -2,7 +2,7 @@
 
 use mttrly_core::ids::{AccountId, AssistantSessionId, UserId};
 use mttrly_core::{Plan, Principal, ToolSurface};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{internal, now_ms};
 use mttrly_core::MttrlyError;
@@ -209,4 +209,36 @@ pub fn plan(conn: &Connection, account: &AccountId) -> Result<Option<Plan>, Mttr
         .optional()
         .map_err(internal)?;
     Ok(row.and_then(|p| p.parse().ok()))
+}
+
+/// Creates an account (a tenant) with its first admin, whose token hash is `token_hash`.
+pub fn create_tenant(
+    conn: &Connection,
+    name: &str,
+    plan: Plan,
+    admin_name: &str,
+    token_hash: &[u8; 32],
+) -> Result<(AccountId, UserId), MttrlyError> {
+    let account = create_account(conn, name, plan)?;
+    let admin = create_user(conn, &account, admin_name, Role::Admin)?;
+    insert_token(conn, token_hash, &account, &admin, None, &ToolSurface::ALL)?;
+    Ok((account, admin))
+}
+
+/// Creates the first tenant (see [`create_tenant`]) in one IMMEDIATE transaction, unless the
+/// database already has an account: then `None`, and nothing is written.
+pub fn init(
+    conn: &mut Connection,
+    name: &str,
+    plan: Plan,
+    admin_name: &str,
+    token_hash: &[u8; 32],
+) -> Result<Option<(AccountId, UserId)>, MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    if first_account(&tx)?.is_some() {
+        return Ok(None);
+    }
+    let created = create_tenant(&tx, name, plan, admin_name, token_hash)?;
+    tx.commit().map_err(internal)?;
+    Ok(Some(created))
 }

@@ -4,7 +4,7 @@ use mttrly_core::action::{ActionContent, ActionState};
 use mttrly_core::ids::{AccountId, ActionId, ServerId};
 use mttrly_core::tools::actions::{ApprovalRecord, Decision, ExecutionResult};
 use mttrly_core::{Environment, MttrlyError, Principal, Source};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{internal, timestamp};
 
@@ -339,4 +339,95 @@ pub fn fail_interrupted(
     }
     tx.commit().map_err(internal)?;
     Ok(stuck)
+}
+
+/// What [`create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The action (and its payload) is stored.
+    Stored,
+    /// Refused: `pending` actions already wait on the server (the cap), the first of them
+    /// expiring at `first_expiry`. Nothing was written.
+    CapReached {
+        /// How many wait.
+        pending: u32,
+        /// When the first of them expires (ms).
+        first_expiry: Option<i64>,
+    },
+}
+
+/// Stores a new action and its payload in one IMMEDIATE transaction; a pending one only while
+/// fewer than `cap` actions wait on its server at `now`.
+pub fn create(
+    conn: &mut Connection,
+    stored: &ActionRow,
+    payload: Option<&[u8]>,
+    cap: u32,
+    now: i64,
+) -> Result<Created, MttrlyError> {
+    // IMMEDIATE takes the write lock before counting, so concurrent submissions are
+    // serialised and none can slip past the cap between the count and the insert.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    if stored.status == ActionState::PendingApproval {
+        let (pending, first_expiry) = pending_on_server(&tx, &stored.server_id, now)?;
+        if pending >= cap {
+            return Ok(Created::CapReached { pending, first_expiry });
+        }
+    }
+    insert(&tx, stored)?;
+    if let Some(bytes) = payload {
+        insert_payload(&tx, &stored.id, bytes)?;
+    }
+    tx.commit().map_err(internal)?;
+    Ok(Created::Stored)
+}
+
+/// Records an approval in one IMMEDIATE transaction; when it reaches the quorum, also moves the
+/// action pending → approved → running, conditional on it still being pending, so a racing
+/// second approval finds it already decided.
+pub fn approve(
+    conn: &mut Connection,
+    id: &ActionId,
+    who: &Principal,
+    channel: Source,
+    content_sha256: &str,
+    quorum_reached: bool,
+) -> Result<(), MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let now = super::now_ms();
+    if quorum_reached {
+        let moved = transition(&tx, id, ActionState::PendingApproval, ActionState::Approved, now, None)?
+            && transition(&tx, id, ActionState::Approved, ActionState::Running, now, None)?;
+        if !moved {
+            return Err(MttrlyError::new(
+                mttrly_core::ErrorCode::ValidationError,
+                "the action was decided by someone else meanwhile",
+            )
+            .with_detail("action_id", id.as_str()));
+        }
+    }
+    insert_decision(&tx, id, who, Decision::Approve, channel, content_sha256, None, now)?;
+    tx.commit().map_err(internal)
+}
+
+/// Records a rejection in one IMMEDIATE transaction, moving the action pending → rejected,
+/// conditional on it still being pending.
+pub fn reject(
+    conn: &mut Connection,
+    id: &ActionId,
+    who: &Principal,
+    channel: Source,
+    content_sha256: &str,
+    reason: Option<&str>,
+) -> Result<(), MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let now = super::now_ms();
+    if !transition(&tx, id, ActionState::PendingApproval, ActionState::Rejected, now, None)? {
+        return Err(MttrlyError::new(
+            mttrly_core::ErrorCode::ValidationError,
+            "the action was decided by someone else meanwhile",
+        ));
+    }
+    insert_decision(&tx, id, who, Decision::Reject, channel, content_sha256, reason, now)?;
+    tx.commit().map_err(internal)
 }

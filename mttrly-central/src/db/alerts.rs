@@ -4,9 +4,10 @@ use mttrly_core::MttrlyError;
 use mttrly_core::ids::{AccountId, AlertId, ServerId};
 use mttrly_core::tools::common::Severity;
 use mttrly_core::tools::servers::{Alert, AlertStatus};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
 
 use super::{internal, timestamp};
+use crate::alerts::engine::AlertChange;
 
 /// A newly opened alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,4 +185,16 @@ pub fn purge(conn: &Connection, now: i64, retention_ms_for: impl Fn(&str) -> i64
         removed += super::audit::purge(conn, &account, cutoff)?;
     }
     Ok(removed)
+}
+
+/// Applies the alert engine's changes in order, in one IMMEDIATE transaction.
+pub fn apply(conn: &mut Connection, changes: &[AlertChange]) -> Result<(), MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    for change in changes {
+        match change {
+            AlertChange::Open(alert) => open(&tx, alert)?,
+            AlertChange::Resolve(id, at) => resolve(&tx, id, *at)?,
+        }
+    }
+    tx.commit().map_err(internal)
 }

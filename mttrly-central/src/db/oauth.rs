@@ -2,7 +2,7 @@
 
 use mttrly_core::ids::{AccountId, UserId};
 use mttrly_core::{MttrlyError, Plan, Principal, ToolSurface};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::accounts::{Role, TokenOwner};
 use super::internal;
@@ -373,4 +373,16 @@ pub fn access_owner(
         // a fresh set of MCP sessions.
         credential: format!("oauth_{family}"),
     }))
+}
+
+/// Stores an access token and its refresh token together, in one IMMEDIATE transaction.
+pub fn insert_token_pair(
+    conn: &mut Connection,
+    access: &NewToken<'_>,
+    refresh: &NewToken<'_>,
+) -> Result<(), MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    insert_token(&tx, access)?;
+    insert_token(&tx, refresh)?;
+    tx.commit().map_err(internal)
 }

@@ -30,9 +30,8 @@ async fn issue(state: &AppState, grant: &db::oauth::CodeGrant, family: String) -
         .central
         .db
         .call(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db::internal)?;
-            db::oauth::insert_token(
-                &tx,
+            db::oauth::insert_token_pair(
+                conn,
                 &db::oauth::NewToken {
                     hash: a_hash,
                     kind: "access",
@@ -40,9 +39,6 @@ async fn issue(state: &AppState, grant: &db::oauth::CodeGrant, family: String) -
                     grant: &grant2,
                     expires_at: now + ACCESS_TTL_SECS * 1000,
                 },
-            )?;
-            db::oauth::insert_token(
-                &tx,
                 &db::oauth::NewToken {
                     hash: r_hash,
                     kind: "refresh",
@@ -50,8 +46,7 @@ async fn issue(state: &AppState, grant: &db::oauth::CodeGrant, family: String) -
                     grant: &grant2,
                     expires_at: now + REFRESH_TTL_MS,
                 },
-            )?;
-            tx.commit().map_err(db::internal)
+            )
         })
         .await;
     if let Err(e) = stored {
