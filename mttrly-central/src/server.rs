@@ -273,7 +273,7 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
 
 async fn alert_writer(
     central: Arc<Central>,
-    mut rx: mpsc::UnboundedReceiver<Vec<crate::alerts::engine::AlertChange>>,
+    mut rx: mpsc::UnboundedReceiver<Vec<crate::db::alerts::AlertChange>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {

@@ -6,8 +6,9 @@ use mttrly_core::MttrlyError;
 use tokio::sync::mpsc;
 
 use crate::agents::registry::AgentRegistry;
-use crate::alerts::engine::{AlertChange, AlertEngine};
+use crate::alerts::engine::AlertEngine;
 use crate::config::Config;
+use crate::db::alerts::AlertChange;
 use crate::db::{self, Db};
 
 /// Everything the request handlers share.

@@ -69,6 +69,24 @@ pub enum AuditKind {
     ApiCall,
 }
 
+impl AuditKind {
+    /// Every kind.
+    pub const ALL: [Self; 6] =
+        [Self::ToolCall, Self::ApprovalDecision, Self::ExecutionResult, Self::Alert, Self::AgentEvent, Self::ApiCall];
+
+    /// The name serde writes (and the audit table stores).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ToolCall => "tool_call",
+            Self::ApprovalDecision => "approval_decision",
+            Self::ExecutionResult => "execution_result",
+            Self::Alert => "alert",
+            Self::AgentEvent => "agent_event",
+            Self::ApiCall => "api_call",
+        }
+    }
+}
+
 /// How it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -106,4 +124,16 @@ pub struct AuditEvent {
     pub outcome: AuditOutcome,
     /// How long it took, in milliseconds, where that means something.
     pub duration_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_kind_names_are_what_serde_writes() {
+        for kind in AuditKind::ALL {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::Value::String(kind.as_str().to_owned())));
+        }
+    }
 }

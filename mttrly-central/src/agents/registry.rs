@@ -13,7 +13,7 @@ use std::time::Duration;
 use mttrly_core::capability::{CapabilityId, CapabilitySet};
 use mttrly_core::ids::{AccountId, ActionId, ServerId, TaskId};
 use mttrly_core::tools::common::{ConnectionStatus, HostMetrics};
-use mttrly_core::{ErrorCode, MttrlyError};
+use mttrly_core::{ErrorBody, ErrorCode, MttrlyError};
 use mttrly_proto::agent::v1::{
     self as wire, CancelTask, CentralMessage, OutputStream, TaskRequest, TaskStatus, central_message,
 };
@@ -378,16 +378,18 @@ impl AgentRegistry {
                     tasks.get(&result.task_id).is_some_and(|t| t.connection == connection && &t.server == server);
                 if owned && let Some(task) = tasks.remove(&result.task_id) {
                     let error = result.error.map(|e| {
+                        // Details that are not a JSON object are dropped (an empty object), as before.
+                        let details = serde_json::from_slice::<serde_json::Value>(&e.details_json)
+                            .ok()
+                            .filter(serde_json::Value::is_object)
+                            .unwrap_or(serde_json::Value::Null);
                         let code = e.code.parse().unwrap_or(ErrorCode::UnknownError);
-                        let mut err = MttrlyError::new(code, e.message);
-                        if let Ok(serde_json::Value::Object(details)) =
-                            serde_json::from_slice::<serde_json::Value>(&e.details_json)
-                        {
-                            for (k, v) in details {
-                                err = err.with_detail(&k, v);
-                            }
-                        }
-                        err
+                        MttrlyError::from_body(ErrorBody {
+                            code,
+                            message: e.message,
+                            suggested_action: code.suggested_action().to_owned(),
+                            details,
+                        })
                     });
                     let reply = TaskReply {
                         status: TaskStatus::try_from(result.status).unwrap_or(TaskStatus::Unspecified),

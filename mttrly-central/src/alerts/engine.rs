@@ -10,16 +10,7 @@ use mttrly_core::ids::{AccountId, AlertId, ServerId};
 use mttrly_core::tools::common::{ConnectionStatus, HostMetrics};
 
 use super::rules::{AlertRule, Measure};
-use crate::db::alerts::NewAlert;
-
-/// A decision to write.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AlertChange {
-    /// Open this alert.
-    Open(NewAlert),
-    /// Resolve this alert at this time (ms).
-    Resolve(AlertId, i64),
-}
+use crate::db::alerts::{AlertChange, NewAlert};
 
 #[derive(Default)]
 struct RuleState {

@@ -32,11 +32,6 @@ pub struct AuditLog {
     tx: mpsc::Sender<Message>,
 }
 
-/// The stored names of the kinds and sources (their serde names).
-fn name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 /// The JSON text of `value` with every secret redacted: string by string with the keys as
 /// context (`{"password": "…"}` whole, `"mysql -pX"` by content), so it stays valid JSON and a
 /// PEM body inside a string is seen as lines, not as `\n` escapes.
@@ -54,7 +49,7 @@ pub fn stored_row(event: &AuditEvent, seq: u64) -> ChainedRow {
         server_id: event.server_id.as_ref().map(ToString::to_string),
         actor_json: serde_json::to_string(&event.actor).unwrap_or_default(),
         source: event.source.as_str().to_owned(),
-        kind: name(&event.kind),
+        kind: event.kind.as_str().to_owned(),
         // The subject is free text for some events (a file path, a command): redacted too.
         subject: mttrly_core::redactor::redact(&event.subject).text.into_owned(),
         // Secrets never reach the audit log, whichever producer forgot to strip them.

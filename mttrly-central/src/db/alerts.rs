@@ -7,7 +7,6 @@ use mttrly_core::tools::servers::{Alert, AlertStatus};
 use rusqlite::{Connection, Row, TransactionBehavior, params};
 
 use super::{internal, timestamp};
-use crate::alerts::engine::AlertChange;
 
 /// A newly opened alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +29,13 @@ pub struct NewAlert {
     pub opened_at: i64,
 }
 
-fn severity_str(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
+/// A decision to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertChange {
+    /// Open this alert.
+    Open(NewAlert),
+    /// Resolve this alert at this time (ms).
+    Resolve(AlertId, i64),
 }
 
 fn parse_severity(s: &str) -> Severity {
@@ -57,7 +57,7 @@ pub fn open(conn: &Connection, alert: &NewAlert) -> Result<(), MttrlyError> {
             alert.server_id.as_str(),
             alert.rule,
             alert.subject,
-            severity_str(alert.severity),
+            alert.severity.as_str(),
             alert.summary,
             alert.opened_at
         ],
@@ -148,7 +148,7 @@ pub fn list(conn: &Connection, account: &AccountId, filter: &AlertFilter) -> Res
             params![
                 account.as_str(),
                 filter.server_id.as_ref().map(ServerId::as_str),
-                filter.severity.map(severity_str),
+                filter.severity.map(Severity::as_str),
                 status,
                 filter.since,
                 filter.limit

@@ -55,10 +55,7 @@ fn wire(row: &ActionRow, view: Option<&ActionView>) -> Action {
         server_id: row.server_id.to_string(),
         server_name: row.server_name.clone(),
         environment: environment_to_wire(row.environment),
-        action_type: serde_json::to_value(row.content.action_type())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        action_type: row.content.action_type().as_str().to_owned(),
         status: row.status.as_str().to_owned(),
         description: row.description.clone(),
         content_json: String::from_utf8(row.content.canonical_bytes()).unwrap_or_default(),

@@ -58,10 +58,7 @@ impl AlertService for AlertApi {
                 alert_id: a.alert_id.to_string(),
                 server_id: a.server_id.to_string(),
                 rule: a.rule,
-                severity: serde_json::to_value(a.severity)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                severity: a.severity.as_str().to_owned(),
                 status: match a.status {
                     AlertStatus::Open => "open",
                     AlertStatus::Resolved => "resolved",

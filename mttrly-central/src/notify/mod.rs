@@ -69,10 +69,7 @@ impl ApprovalPrompt {
             server_id: action.server_id.to_string(),
             server_name: display::text(&action.server_name).into_owned(),
             environment: action.environment.as_str().to_owned(),
-            action_type: serde_json::to_value(action.content.action_type())
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            action_type: action.content.action_type().as_str().to_owned(),
             description: display::text(&action.description).into_owned(),
             content: serde_json::to_value(&action.content).unwrap_or_default(),
             exactly: display::exact(&canonical).into_owned(),

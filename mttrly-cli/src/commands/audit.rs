@@ -1,5 +1,6 @@
 //! `mttrly-cli audit list | verify`.
 
+use mttrly_core::audit::{AuditActor, AuditOutcome};
 use mttrly_core::tools::actions::AuditEntry;
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::central::v1::audit_service_client::AuditServiceClient;
@@ -11,15 +12,11 @@ use crate::client::{Authed, error};
 use crate::output::Printer;
 
 fn actor(entry: &AuditEntry) -> String {
-    match serde_json::to_value(&entry.actor) {
-        Ok(v) => match v["type"].as_str() {
-            Some("human") => v["name"].as_str().unwrap_or("human").to_owned(),
-            Some("assistant") => format!("assistant:{}", v["client_name"].as_str().unwrap_or("?")),
-            Some("agent") => "agent".to_owned(),
-            Some(other) => other.to_owned(),
-            None => "?".to_owned(),
-        },
-        Err(_) => "?".to_owned(),
+    match &entry.actor {
+        AuditActor::Human { name, .. } => name.clone(),
+        AuditActor::Assistant { client_name, .. } => format!("assistant:{client_name}"),
+        AuditActor::Agent { .. } => "agent".to_owned(),
+        AuditActor::System => "system".to_owned(),
     }
 }
 
@@ -47,23 +44,19 @@ pub(crate) async fn run(cmd: &AuditCommand, channel: Authed, printer: &Printer) 
                     let rows: Vec<Vec<String>> = entries
                         .iter()
                         .map(|e| {
-                            let outcome = serde_json::to_value(e.outcome).ok();
-                            let outcome = match outcome.as_ref().and_then(|o| o["code"].as_str()) {
-                                Some(code) => code.to_owned(),
-                                None => "ok".to_owned(),
+                            let outcome = match e.outcome {
+                                AuditOutcome::Ok => "ok",
+                                AuditOutcome::Error { code } => code.as_str(),
                             };
                             vec![
                                 e.seq.to_string(),
                                 ago(e.at.as_millisecond()),
                                 e.source.to_string(),
                                 actor(e),
-                                serde_json::to_value(e.kind)
-                                    .ok()
-                                    .and_then(|k| k.as_str().map(str::to_owned))
-                                    .unwrap_or_default(),
+                                e.kind.as_str().to_owned(),
                                 e.subject.clone(),
                                 e.server_id.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
-                                outcome,
+                                outcome.to_owned(),
                             ]
                         })
                         .collect();

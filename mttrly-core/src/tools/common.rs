@@ -18,6 +18,20 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// Every severity, least serious first.
+    pub const ALL: [Self; 3] = [Self::Info, Self::Warning, Self::Critical];
+
+    /// The name serde writes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 /// Whether a server's agent is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -97,3 +111,18 @@ bounded_text!(
     /// allowlist after symlinks are resolved.
     ServerPath, min 1, max 4096
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_names_are_what_serde_writes() {
+        for severity in Severity::ALL {
+            assert_eq!(
+                serde_json::to_value(severity).ok(),
+                Some(serde_json::Value::String(severity.as_str().to_owned()))
+            );
+        }
+    }
+}
