@@ -84,7 +84,7 @@ handlers! {
         Err(refused) => refused,
         Ok(()) => crate::files::cleanup(ctx.policy.files(), content).await.into(),
     };
-    PlaybookList => |ctx, _, _| Outcome::ok(crate::playbooks::list(&ctx.policy));
+    PlaybookList => |ctx, _, _| playbook_list(ctx).await.into();
     PlaybookPlan => |ctx, _, p| crate::playbooks::plan(&ctx.policy, &p).into();
     PlaybookRun => |ctx, task, content| {
         match require_action(task, "playbooks run only as actions (with an action id central approved)") {
@@ -100,6 +100,15 @@ handlers! {
         Err(e) => Outcome::failed(e),
         Ok(()) => Outcome::ok(crate::diagnostics::discover(&ctx.policy).await),
     };
+}
+
+/// The playbook catalog with availability: looking programs up on `PATH` stats files, so it runs
+/// on the blocking pool.
+async fn playbook_list(ctx: &Context) -> Result<mttrly_core::capability::PlaybookOffers, MttrlyError> {
+    let policy = Arc::clone(&ctx.policy);
+    tokio::task::spawn_blocking(move || crate::playbooks::list(&policy))
+        .await
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("listing playbooks failed: {e}")))
 }
 
 /// Why a file change sent as a plain request is refused.
@@ -139,7 +148,7 @@ async fn run_script(ctx: &Context, task: &Task<'_>, content: ActionContent) -> O
                 );
             };
             // A regular file, not a symlink swapped in: the owner named a file, not a pointer.
-            match std::fs::symlink_metadata(path) {
+            match tokio::fs::symlink_metadata(path).await {
                 Ok(m) if m.file_type().is_file() => {}
                 _ => {
                     return Outcome::failed(denied(format!("managed script `{name}` ({path}) is not a regular file")));

@@ -318,7 +318,9 @@ async fn docker_logs(container: &str, lines: usize) -> Result<FileTail, MttrlyEr
     if !stderr.is_empty() {
         text.push_str(&stderr);
     }
-    Ok(lines_result(&format!("docker_logs:{container}"), &text, lines))
+    // Redacting up to 500 lines of arbitrary length is CPU work: off the runtime.
+    let source = format!("docker_logs:{container}");
+    blocking(move || Ok(lines_result(&source, &text, lines))).await
 }
 
 async fn docker_images(lines: usize) -> Result<FileTail, MttrlyError> {
@@ -328,7 +330,7 @@ async fn docker_images(lines: usize) -> Result<FileTail, MttrlyError> {
         let reason: String = stderr.lines().next().unwrap_or("docker images failed").chars().take(300).collect();
         return Err(MttrlyError::new(ErrorCode::UnknownError, reason));
     }
-    Ok(lines_result("docker_images", &stdout, lines))
+    blocking(move || Ok(lines_result("docker_images", &stdout, lines))).await
 }
 
 /// `file.write`: carries out an approved write. `content` is the approved [`ActionContent`] (the

@@ -36,12 +36,14 @@ pub(crate) struct Site {
     pub(crate) base_url: String,
     /// Allowed `Origin` values, normalised (`scheme://host[:port]`, lower case).
     allowed_origins: Vec<String>,
+    /// `base_url` + [`MCP_PATH`], built once: the gate needs it on every request.
+    resource: String,
 }
 
 impl Site {
     /// The MCP resource identifier tokens are bound to (RFC 8707).
     pub(crate) fn resource(&self) -> String {
-        format!("{}{MCP_PATH}", self.base_url)
+        self.resource.clone()
     }
 }
 
@@ -105,7 +107,8 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
     if !http_addr.ip().is_unspecified() {
         allowed_hosts.push(http_addr.ip().to_string());
     }
-    let site = Arc::new(Site { base_url, allowed_origins });
+    let resource = format!("{base_url}{MCP_PATH}");
+    let site = Arc::new(Site { base_url, allowed_origins, resource });
     let idle = Duration::from_secs(u64::from(central.config.mcp_session_idle_seconds));
     let table = Arc::new(SessionTable::new(SessionLimits {
         per_token: central.config.mcp_sessions_per_token,
@@ -256,8 +259,7 @@ async fn mcp_gate(State(state): State<AppState>, request: Request, next: Next) -
             );
         }
     }
-    let resource = state.site.resource();
-    let resource = crate::auth::Resource::Mcp(&resource);
+    let resource = crate::auth::Resource::Mcp(&state.site.resource);
     match crate::auth::resolve(&state.central, crate::auth::http_credential(request.headers()), resource).await {
         Ok(owner) => route_mcp(&state, owner, request, next).await,
         Err(crate::auth::AuthRefusal::Internal(e)) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),

@@ -34,12 +34,21 @@ impl AgentRegistry {
         if !C::REDACT {
             return capability::decode_as::<C>(&reply.answer);
         }
-        let mut value: Value = serde_json::from_slice(&reply.answer).map_err(|e| {
-            MttrlyError::new(ErrorCode::InternalError, format!("the agent's {} answer is malformed: {e}", C::ID))
-                .with_detail("capability", C::ID.as_str())
-        })?;
-        scrub(&mut value);
-        capability::decode_value::<C>(value)
+        // Host text can be large (a file tail, a search): parsing and redacting it is CPU work
+        // that must not hold up the runtime's worker.
+        let answer = reply.answer;
+        tokio::task::spawn_blocking(move || {
+            let mut value: Value = serde_json::from_slice(&answer).map_err(|e| {
+                MttrlyError::new(ErrorCode::InternalError, format!("the agent's {} answer is malformed: {e}", C::ID))
+                    .with_detail("capability", C::ID.as_str())
+            })?;
+            scrub(&mut value);
+            capability::decode_value::<C>(value)
+        })
+        .await
+        .map_err(|e| {
+            MttrlyError::new(ErrorCode::InternalError, format!("redacting the agent's {} answer failed: {e}", C::ID))
+        })?
     }
 }
 

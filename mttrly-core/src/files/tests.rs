@@ -660,3 +660,240 @@ mod control_props {
         }
     }
 }
+
+mod attack {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::os::unix::io::AsRawFd as _;
+
+    use super::*;
+
+    fn p(root: &Path, rel: &str) -> String {
+        format!("{}/{rel}", root.display())
+    }
+
+    fn refused(r: &FileRules, path: &str) {
+        for access in [FileAccess::Read, FileAccess::Write] {
+            let err = r.open(path, access).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::PolicyDenied, "{path}: {err}");
+            assert!(!err.to_string().contains("root:x"), "{path}: {err}");
+        }
+    }
+
+    /// A symlinked parent directory and `..` after a symlink are walked as the kernel walks them.
+    #[test]
+    fn symlinked_parents_and_dotdot_after_a_link_stay_out() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        std::fs::create_dir_all(root.join("secret/sub")).unwrap();
+        symlink(root.join("secret"), root.join("logs/out")).unwrap();
+        symlink(root.join("secret/sub"), root.join("logs/deep")).unwrap();
+        refused(&r, &p(&root, "logs/out/shadow"));
+        // `deep/..` is `secret` for the kernel, not `logs`.
+        refused(&r, &p(&root, "logs/deep/../shadow"));
+        // `**` matches the link's name, but the link is followed before the glob is asked.
+        refused(&r, &p(&root, "logs/out"));
+    }
+
+    /// `//`, `/./`, a trailing slash and `..` are normalised before the rules see the path.
+    #[test]
+    fn spelling_tricks_resolve_to_the_same_judgement() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        for ok in ["logs//nginx/access.log", "logs/./nginx/access.log", "logs/nginx/../nginx/access.log"] {
+            r.open(&p(&root, ok), FileAccess::Read).unwrap();
+        }
+        for bad in ["logs/../secret/shadow", "logs//..//secret/shadow", "logs/./../secret/./shadow"] {
+            refused(&r, &p(&root, bad));
+        }
+        // A trailing slash on a file is ENOTDIR for the kernel: refused, not read.
+        let err = r.open(&p(&root, "logs/nginx/access.log/"), FileAccess::Read).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PolicyDenied, "{err}");
+        // A missing directory followed by `..`: judged lexically where it would be (outside).
+        refused(&r, &p(&root, "logs/missing/../../secret/shadow"));
+        // ... and inside, never created as a write through a missing directory.
+        let err = r.check(&p(&root, "managed/missing/../new.conf"), FileAccess::Write).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PolicyDenied, "{err}");
+    }
+
+    /// /proc/self/root, /proc/self/cwd and /dev/fd/N are magic links: they resolve to the file they
+    /// name (judged by the rules) or stay under /proc (refused).
+    #[test]
+    fn proc_and_dev_fd_names_are_judged_by_what_they_resolve_to() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        refused(&r, &format!("/proc/self/root{}", p(&root, "secret/shadow")));
+        refused(&r, &format!("/proc/thread-self/root{}", p(&root, "secret/shadow")));
+        refused(&r, "/proc/self/cwd/etc/passwd");
+        refused(&r, "/proc/self/environ");
+        let secret = std::fs::File::open(root.join("secret/shadow")).unwrap();
+        refused(&r, &format!("/dev/fd/{}", secret.as_raw_fd()));
+        refused(&r, &format!("/proc/self/fd/{}", secret.as_raw_fd()));
+        refused(&r, "/dev/stdin");
+        // A pipe's descriptor has no file name: refused, never opened.
+        let (rx, _tx) = std::io::pipe().unwrap();
+        refused(&r, &format!("/dev/fd/{}", rx.as_raw_fd()));
+        // An allowed file through /proc/self/root is the allowed file, opened by its real name.
+        let ok = r.open(&format!("/proc/self/root{}", p(&root, "logs/nginx/access.log")), FileAccess::Read).unwrap();
+        assert_eq!(ok.allowed.path, root.join("logs/nginx/access.log"));
+        // Even a `/**` root cannot reach kernel interfaces.
+        let all = FileRules::new(FilePolicy { file_roots: vec!["/**".into()], ..FilePolicy::default() }).unwrap();
+        for bad in ["/proc/self/environ", "/dev/zero", "/dev/null", "/sys/kernel/notes"] {
+            let err = all.open(bad, FileAccess::Read).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::PolicyDenied, "{bad}: {err}");
+        }
+        let err = all.open(&format!("/dev/fd/{}", rx.as_raw_fd()), FileAccess::Read).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PolicyDenied, "{err}");
+    }
+
+    /// `hardlink_roots` is asked about the resolved path, and only adds to a file already allowed.
+    #[test]
+    fn hardlink_roots_do_not_widen_the_allowlist() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |pol| pol.hardlink_roots = vec!["/**".into()]);
+        std::fs::hard_link(root.join("secret/shadow"), root.join("secret/again")).unwrap();
+        refused(&r, &p(&root, "secret/again"));
+        refused(&r, &p(&root, "secret/shadow"));
+        // A link named under an allowed root but whose hardlink_roots match is only a symlink's target.
+        let narrow = rules(&root, |pol| pol.hardlink_roots = vec![p(&root, "app/*.log")]);
+        std::fs::hard_link(root.join("secret/shadow"), root.join("logs/shadow")).unwrap();
+        symlink(root.join("logs/shadow"), root.join("app/x.log")).unwrap();
+        assert_eq!(std::fs::metadata(root.join("logs/shadow")).unwrap().nlink(), 3);
+        refused(&narrow, &p(&root, "app/x.log"));
+        refused(&narrow, &p(&root, "logs/shadow"));
+    }
+
+    /// Names on disk that are not UTF-8 or hold control characters are never echoed.
+    #[test]
+    fn non_utf8_and_control_names_on_disk_are_not_echoed() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        let bad = root.join("logs").join(std::ffi::OsStr::from_bytes(b"e\x1b[31m\xff"));
+        std::fs::create_dir(&bad).unwrap();
+        std::fs::write(bad.join("f.log"), "x\n").unwrap();
+        symlink(bad.join("f.log"), root.join("logs/ok.log")).unwrap();
+        let err = r.open(&p(&root, "logs/ok.log"), FileAccess::Read).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PolicyDenied);
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        // A search over the root does not echo it either.
+        let hits = super::search::search(&r, "x", Some("**"), false, 10);
+        let text = format!("{hits:?}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+    }
+
+    /// A directory where a file was, or a FIFO/socket behind an allowed name, is never opened.
+    #[test]
+    fn files_that_become_directories_or_fifos_are_refused() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        let target = root.join("logs/nginx/access.log");
+        let allowed = r.check(&p(&root, "logs/nginx/access.log"), FileAccess::Read).unwrap();
+        std::fs::remove_file(&target).unwrap();
+        std::fs::create_dir(&target).unwrap();
+        assert!(open::open_checked(&allowed).is_err());
+        std::fs::remove_dir(&target).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(&target).status().unwrap().success());
+        // Opening a FIFO would block; the O_PATH handle is checked first.
+        let err = open::open_checked(&allowed).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PolicyDenied);
+        let err = r.open(&p(&root, "logs/nginx/access.log"), FileAccess::Read).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PolicyDenied);
+    }
+
+    /// A directory on the path flipped between the allowed directory and a symlink out while
+    /// reads run: nothing outside the roots is ever read.
+    #[test]
+    fn a_racing_directory_swap_never_leaks() {
+        use std::io::Read as _;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        std::fs::write(root.join("secret/access.log"), "root:x\n").unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flipper = {
+            let (root, stop) = (root.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (real, link, tmp) = (root.join("logs/nginx"), root.join("logs/link"), root.join("logs/real"));
+                symlink(root.join("secret"), &link).unwrap();
+                std::fs::rename(&real, &tmp).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::rename(&link, &real);
+                    let _ = std::fs::rename(&real, &link);
+                    let _ = std::fs::rename(&tmp, &real);
+                    let _ = std::fs::rename(&real, &tmp);
+                }
+            })
+        };
+        let (mut opened, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            match r.open(&p(&root, "logs/nginx/access.log"), FileAccess::Read) {
+                Ok(mut o) => {
+                    let mut text = String::new();
+                    o.file.read_to_string(&mut text).unwrap();
+                    assert!(!text.contains("root:x"), "{:?}", o.allowed);
+                    opened += 1;
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        flipper.join().unwrap();
+        eprintln!("race: {opened} opened, {refused} refused");
+    }
+
+    /// The command classifier's file checks are the same checked open.
+    #[test]
+    fn the_classifier_refuses_what_a_read_refuses() {
+        use crate::classifier::{CommandClass, RulesChecker, classify_with};
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        symlink(root.join("secret"), root.join("logs/out")).unwrap();
+        std::fs::hard_link(root.join("secret/shadow"), root.join("logs/hl.log")).unwrap();
+        let ok = format!("cat {}", p(&root, "logs/nginx/access.log"));
+        assert_eq!(classify_with(&ok, &mut RulesChecker::new(&r)).class, CommandClass::ReadOnly);
+        for cmd in [
+            format!("cat {}", p(&root, "logs/out/shadow")),
+            format!("tail -n 5 {}", p(&root, "logs/../secret/shadow")),
+            format!("grep root {}", p(&root, "logs/hl.log")),
+            format!("cat /proc/self/root{}", p(&root, "secret/shadow")),
+            "cat /dev/zero".to_owned(),
+            "tail -f /dev/stdin".to_owned(),
+        ] {
+            let c = classify_with(&cmd, &mut RulesChecker::new(&r));
+            assert_eq!(c.class, CommandClass::NeedsApproval, "{cmd}: {}", c.reason);
+        }
+    }
+
+    /// A search's path glob only filters what the roots already allow: a glob naming the secret
+    /// directory, `..`, or a symlinked directory under a root finds nothing outside.
+    #[test]
+    fn a_search_glob_cannot_escape_the_roots() {
+        let dir = tree();
+        let root = dir.path().canonicalize().unwrap();
+        let r = rules(&root, |_| {});
+        symlink(root.join("secret"), root.join("logs/out")).unwrap();
+        std::fs::hard_link(root.join("secret/shadow"), root.join("logs/hl.log")).unwrap();
+        let control = super::search::search(&r, "web", None, false, 10).unwrap();
+        assert_eq!(control.hits.len(), 1, "{control:?}");
+        for glob in [
+            None,
+            Some("**".to_owned()),
+            Some("/**".to_owned()),
+            Some(p(&root, "secret/**")),
+            Some(p(&root, "logs/../secret/*")),
+            Some(p(&root, "logs/out/*")),
+        ] {
+            let found = super::search::search(&r, "root:x", glob.as_deref(), false, 10).unwrap_or_default();
+            assert!(found.hits.is_empty(), "{glob:?}: {found:?}");
+        }
+    }
+}
