@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(&files, [&root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("mttrly_descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // Smaller per-call message buffers (src/codec.rs): an agent's session is one call for days.
+    tonic_prost_build::configure().codec_path("crate::codec::SmallBufferCodec").compile_fds(descriptors)?;
     Ok(())
 }

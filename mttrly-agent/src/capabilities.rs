@@ -3,19 +3,15 @@
 //! local policy is checked here, on the host, whatever central decided.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use mttrly_core::action::ActionContent;
 use mttrly_core::capability::{
-    self, Capability, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DiagnosticRun, End,
+    self, Capability, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DiagnosticRun,
     FileCleanup, FileDiffRun, FileRead, FileReadPrivileged, FileSearch, FileWrite, Handler, HostSample, Outcome,
-    PlaybookList, PlaybookPlan, PlaybookRun, ProcessRun, RealityDiscover, ScriptRun,
+    PlaybookList, PlaybookPlan, PlaybookRun, RealityDiscover, ScriptRun,
 };
-use mttrly_core::classifier::{Classification, CommandClass, RulesChecker, classify};
 use mttrly_core::tools::common::HostMetrics;
 use mttrly_core::{ErrorCode, MttrlyError};
 
-use crate::exec::{self, Limits, Program};
 use crate::metrics::MetricsCollector;
 use crate::policy::LocalPolicy;
 use crate::task::{Task, denied, require_action};
@@ -69,9 +65,11 @@ macro_rules! handlers {
 
 handlers! {
     HostSample => |ctx, _, _| sample(ctx).await.into();
-    CommandRun => |ctx, task, content| run_command(ctx, task, content).await;
-    CommandClassify => |ctx, _, ClassifyParams { command }| Outcome::ok(final_verdict(ctx, command).await.0);
-    ScriptRun => |ctx, task, content| run_script(ctx, task, content).await;
+    CommandRun => |ctx, task, content| crate::commands::run_command(&ctx.policy, task, content).await;
+    CommandClassify => |ctx, _, ClassifyParams { command }| {
+        Outcome::ok(crate::commands::final_verdict(&ctx.policy, command).await.0)
+    };
+    ScriptRun => |ctx, task, content| crate::commands::run_script(&ctx.policy, task, content).await;
     FileRead => |ctx, _, p| crate::files::read(ctx.policy.files(), p).await.into();
     FileReadPrivileged => |ctx, _, p| crate::files::read_privileged(ctx.policy.files(), p).await.into();
     FileSearch => |ctx, _, p| crate::files::search(ctx.policy.files(), p).await.into();
@@ -131,157 +129,12 @@ async fn sample(ctx: &Context) -> Result<HostMetrics, MttrlyError> {
         .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("metrics sampling failed: {e}")))
 }
 
-async fn run_script(ctx: &Context, task: &Task<'_>, content: ActionContent) -> Outcome<ProcessRun> {
-    use mttrly_core::tools::commands::ScriptSource;
-    if let Err(refused) = require_action(task, "scripts run only as actions a human approved") {
-        return refused;
-    }
-    let ActionContent::Script { script, args, timeout_seconds } = content else {
-        return Outcome::failed(MttrlyError::new(ErrorCode::ValidationError, "script.run expects a script action"));
-    };
-    let argv: Vec<String> = match script {
-        ScriptSource::Managed { name } => {
-            let Some(path) = ctx.policy.managed_scripts.get(name.as_str()) else {
-                return Outcome::failed(
-                    denied(format!("`{name}` is not one of this server's managed scripts"))
-                        .with_detail("script", name.as_str()),
-                );
-            };
-            // A regular file, not a symlink swapped in: the owner named a file, not a pointer.
-            match tokio::fs::symlink_metadata(path).await {
-                Ok(m) if m.file_type().is_file() => {}
-                _ => {
-                    return Outcome::failed(denied(format!("managed script `{name}` ({path}) is not a regular file")));
-                }
-            }
-            std::iter::once(path.clone()).chain(args).collect()
-        }
-        ScriptSource::Inline { content } => {
-            if !ctx.policy.commands_enabled {
-                return Outcome::failed(denied(
-                    "this server's local policy disables command execution (inline scripts)",
-                ));
-            }
-            // `sh -c BODY NAME ARGS...`: the arguments arrive as $1, $2, ... and are never parsed.
-            ["/bin/sh".to_owned(), "-c".to_owned(), content.into_inner(), "mttrly-script".to_owned()]
-                .into_iter()
-                .chain(args)
-                .collect()
-        }
-    };
-    let limits = Limits {
-        timeout: Duration::from_secs(u64::from(timeout_seconds.clamp(1, 3600))),
-        max_lines: ctx.policy.max_output_lines,
-        ..Limits::default()
-    };
-    finish(exec::run(&Program::Argv(argv), limits, ctx.policy.run_as(), task.chunks).await, timeout_seconds, "script")
-}
-
-/// The final verdict on `command` on this host: the classifier's, with each file it reads checked
-/// and opened as `mttrly_read_file` would (on the blocking pool). The open files come back in order.
-async fn final_verdict(ctx: &Context, command: String) -> (Classification, Vec<std::fs::File>) {
-    let verdict = classify(&command);
-    if !verdict.depends_on_files() {
-        return (verdict, Vec::new());
-    }
-    let rules = std::sync::Arc::clone(ctx.policy.files());
-    let checked = tokio::task::spawn_blocking(move || {
-        let mut checker = RulesChecker::new(&rules);
-        let verdict = verdict.check_files(&mut checker);
-        let files = checker.opened.into_iter().map(|f| f.file).collect::<Vec<_>>();
-        (verdict, files)
-    })
-    .await;
-    match checked {
-        Ok(done) => done,
-        Err(e) => {
-            (Classification::needs_approval(format!("the file checks could not run on this server: {e}")), Vec::new())
-        }
-    }
-}
-
-async fn run_command(ctx: &Context, task: &Task<'_>, content: ActionContent) -> Outcome<ProcessRun> {
-    if !ctx.policy.commands_enabled {
-        return Outcome::failed(denied("this server's local policy disables command execution"));
-    }
-    if let Err(refused) = require_action(task, "commands run only as actions (with an action id central approved)") {
-        return refused;
-    }
-    let ActionContent::Command { command, timeout_seconds } = content else {
-        return Outcome::failed(MttrlyError::new(ErrorCode::ValidationError, "command.run expects a command action"));
-    };
-    // Read-only commands run without a shell, exactly as classified here (not as central said),
-    // reading the descriptors checked and opened here (`/dev/fd/N`), never the paths again.
-    let (verdict, files) = final_verdict(ctx, command.clone()).await;
-    let program =
-        match verdict.argv_with_files(|i| format!("/dev/fd/{}", exec::FIRST_FD + i32::try_from(i).unwrap_or(0))) {
-            Some(argv) if verdict.class == CommandClass::ReadOnly => Program::Argv(argv),
-            _ if task.approved => Program::Shell(command),
-            _ => {
-                // Sent to run at once but not read-only here (another policy, a file swapped since
-                // central asked): it never falls through to a shell.
-                tracing::warn!(reason = %verdict.reason, "refused an unapproved command that is not read-only here");
-                return Outcome::failed(
-                    denied(format!(
-                        "this command needs a human's approval on this server, and none was given: {}",
-                        verdict.reason
-                    ))
-                    .with_detail("requires_approval", true),
-                );
-            }
-        };
-    let limits = Limits {
-        timeout: Duration::from_secs(u64::from(timeout_seconds.clamp(1, 3600))),
-        max_lines: ctx.policy.max_output_lines,
-        ..Limits::default()
-    };
-    let files = if matches!(program, Program::Argv(_)) { files } else { Vec::new() };
-    finish(
-        exec::run_with_files(&program, files, limits, ctx.policy.run_as(), task.chunks).await,
-        timeout_seconds,
-        "command",
-    )
-}
-
-/// Turns a finished process into the task's outcome.
-fn finish(run: std::io::Result<exec::Outcome>, timeout_seconds: u32, what: &str) -> Outcome<ProcessRun> {
-    match run {
-        Err(e) => Outcome::failed(MttrlyError::new(ErrorCode::InternalError, format!("cannot start the {what}: {e}"))),
-        Ok(out) => {
-            let end = match (out.timed_out, out.exit_code) {
-                (true, _) => End::TimedOut,
-                (false, Some(0)) => End::Succeeded,
-                _ => End::Failed,
-            };
-            let error = match end {
-                End::TimedOut => Some(
-                    MttrlyError::new(ErrorCode::Timeout, format!("killed after {timeout_seconds}s"))
-                        .with_detail("timeout_seconds", timeout_seconds),
-                ),
-                // A non-zero exit is the command's answer, not an error of mttrly: the status says
-                // `failed` and `exit_code` says how. Only a process that never exited is an error.
-                End::Failed if out.exit_code.is_some() => None,
-                End::Failed => Some(MttrlyError::new(
-                    ErrorCode::UnknownError,
-                    format!("the {what} was killed by a signal before it exited"),
-                )),
-                End::Succeeded => None,
-            };
-            Outcome {
-                end,
-                exit_code: out.exit_code,
-                answer: Some(ProcessRun { duration_ms: u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX) }),
-                truncated: out.truncated,
-                error,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
+    use mttrly_core::action::ActionContent;
+    use mttrly_core::capability::End;
     use serde_json::Value;
     use tokio::sync::mpsc;
 

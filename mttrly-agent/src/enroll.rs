@@ -82,3 +82,80 @@ pub async fn enroll(
     credentials.save(state_dir)?;
     Ok(credentials)
 }
+
+/// Central's CA certificate as the operator gave it: base64 of its PEM (`--ca-cert-b64`, what
+/// `mttrly-cli servers add` prints) or a PEM file (`--ca-cert`); `None` when neither was given.
+/// Only a PEM certificate is accepted, so a wrong argument fails here and not at the handshake.
+pub fn ca_certificate(b64: Option<&str>, file: Option<&Path>) -> Result<Option<String>, AgentError> {
+    use base64::Engine as _;
+    const B64_FLAG: &str = "--ca-cert-b64";
+    let unreadable = |origin: &str, source: Box<dyn std::error::Error + Send + Sync>| AgentError::CaCertificate {
+        origin: origin.to_owned(),
+        source,
+    };
+    let (origin, pem) = match (b64, file) {
+        (Some(b64), _) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| unreadable(B64_FLAG, Box::new(e)))?;
+            (B64_FLAG.to_owned(), String::from_utf8(bytes).map_err(|e| unreadable(B64_FLAG, Box::new(e)))?)
+        }
+        (None, Some(path)) => {
+            let origin = path.display().to_string();
+            let pem = std::fs::read_to_string(path).map_err(|source| AgentError::State {
+                what: "cannot read",
+                path: origin.clone(),
+                source,
+            })?;
+            (origin, pem)
+        }
+        (None, None) => return Ok(None),
+    };
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(AgentError::Invalid {
+            what: "CA certificate",
+            path: origin,
+            reason: "not a PEM certificate".to_owned(),
+        });
+    }
+    Ok(Some(pem))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn a_ca_certificate_is_read_from_base64_or_a_file_and_must_be_pem() {
+        assert!(ca_certificate(None, None).unwrap().is_none());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(PEM);
+        assert_eq!(ca_certificate(Some(&format!(" {b64}\n")), None).unwrap().as_deref(), Some(PEM));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, PEM).unwrap();
+        assert_eq!(ca_certificate(None, Some(&file)).unwrap().as_deref(), Some(PEM));
+        // The base64 argument wins when both are given (clap refuses both; the library is explicit).
+        assert_eq!(ca_certificate(Some(&b64), Some(&dir.path().join("missing"))).unwrap().as_deref(), Some(PEM));
+    }
+
+    #[test]
+    fn an_unreadable_ca_certificate_says_where_it_came_from_and_why() {
+        use std::error::Error as _;
+        let err = ca_certificate(Some("not base64!"), None).unwrap_err();
+        assert!(matches!(&err, AgentError::CaCertificate { origin, .. } if origin == "--ca-cert-b64"), "{err:?}");
+        // The decoder's reason is the source, not repeated in the message.
+        assert!(err.source().is_some() && !err.to_string().contains("symbol"), "{err}");
+        let not_text = base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe]);
+        assert!(matches!(ca_certificate(Some(&not_text), None), Err(AgentError::CaCertificate { .. })));
+        let not_pem = base64::engine::general_purpose::STANDARD.encode("hello");
+        let err = ca_certificate(Some(&not_pem), None).unwrap_err();
+        assert!(err.to_string().contains("--ca-cert-b64: not a PEM certificate"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = ca_certificate(None, Some(&dir.path().join("missing.pem"))).unwrap_err();
+        assert!(matches!(err, AgentError::State { .. }), "{err:?}");
+    }
+}

@@ -7,13 +7,17 @@
 
 pub mod backoff;
 pub mod capabilities;
+pub mod commands;
 pub mod credentials;
 pub mod diagnostics;
 pub mod enroll;
+pub mod env;
 pub mod exec;
 pub mod executed;
 pub mod files;
 pub mod host;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
 pub mod playbooks;
 pub mod policy;
@@ -86,6 +90,21 @@ pub enum AgentError {
         /// The server it is enrolled as.
         server_id: String,
     },
+    /// Central's CA certificate, as given on the command line, cannot be read.
+    #[error("cannot read central's CA certificate from {origin}")]
+    CaCertificate {
+        /// Where it was given (`--ca-cert-b64` or the file's path).
+        origin: String,
+        /// Why: not base64, or not text.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The host's counters cannot be read at all (for example `/proc` is not mounted).
+    #[error("cannot read this host's counters")]
+    HostCounters(#[source] sysinfo::Error),
+    /// SIGINT and SIGTERM cannot be listened for.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
     /// The central URL is not usable.
     #[error("invalid central URL `{0}`: expected http://HOST:PORT or https://HOST:PORT")]
     Url(String),

@@ -4,8 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mttrly_agent::env;
 use mttrly_agent::policy::LocalPolicy;
 use mttrly_agent::{AgentError, RunOptions};
+
+/// Where credentials and state live unless `--state-dir` or [`env::STATE_DIR`] says otherwise.
+const DEFAULT_STATE_DIR: &str = "/var/lib/mttrly-agent";
 
 /// mttrly-agent: connects this server outbound to mttrly central and does only what central's
 /// approval flow and this server's local policy both allow. It never listens on a port.
@@ -32,13 +36,13 @@ enum Command {
     /// Trade a single-use install token for this server's credentials (saved with mode 0600).
     Enroll {
         /// Central's gRPC URL, as printed by `mttrly-cli servers add`.
-        #[arg(long, env = "MTTRLY_CENTRAL")]
+        #[arg(long, env = env::CENTRAL)]
         central: String,
         /// The install token printed by `mttrly-cli servers add`.
-        #[arg(long, env = "MTTRLY_INSTALL_TOKEN", hide_env_values = true)]
+        #[arg(long, env = env::INSTALL_TOKEN, hide_env_values = true)]
         token: String,
         /// Where to keep credentials and state.
-        #[arg(long, env = "MTTRLY_AGENT_STATE_DIR", default_value = "/var/lib/mttrly-agent")]
+        #[arg(long, env = env::STATE_DIR, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
         /// Central's CA certificate, base64 of its PEM, as printed by `mttrly-cli servers add`
         /// (for https:// centrals; the agent trusts this CA only).
@@ -54,10 +58,10 @@ enum Command {
     /// Connect to central and stay connected (reconnecting with backoff) until SIGINT or SIGTERM.
     Run {
         /// Where the credentials are.
-        #[arg(long, env = "MTTRLY_AGENT_STATE_DIR", default_value = "/var/lib/mttrly-agent")]
+        #[arg(long, env = env::STATE_DIR, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
         /// The server owner's policy file (TOML); built-in defaults when absent.
-        #[arg(long, env = "MTTRLY_AGENT_POLICY")]
+        #[arg(long, env = env::POLICY)]
         policy: Option<PathBuf>,
     },
 }
@@ -66,7 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MTTRLY_LOG")
+            tracing_subscriber::EnvFilter::try_from_env(env::LOG)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
@@ -106,7 +110,8 @@ async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
     let output = cli.output;
     match cli.command {
         Command::Enroll { central, token, state_dir, ca_cert_b64, ca_cert, force } => {
-            let ca = read_ca(ca_cert_b64.as_deref(), ca_cert.as_deref()).map_err(|e| (output, e))?;
+            let ca = mttrly_agent::enroll::ca_certificate(ca_cert_b64.as_deref(), ca_cert.as_deref())
+                .map_err(|e| (output, e))?;
             let creds =
                 mttrly_agent::enroll::enroll(&central, &token, ca, &state_dir, force).await.map_err(|e| (output, e))?;
             match output {
@@ -128,9 +133,8 @@ async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
                 Some(path) => LocalPolicy::load(&path).map_err(|e| (output, e))?,
                 None => LocalPolicy::default(),
             };
-            let mut signal = mttrly_agent::signal::ShutdownSignal::listen().map_err(|source| {
-                (output, AgentError::State { what: "cannot install signal handlers", path: String::new(), source })
-            })?;
+            let mut signal =
+                mttrly_agent::signal::ShutdownSignal::listen().map_err(|e| (output, AgentError::Signals(e)))?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 signal.recv().await;
@@ -141,26 +145,26 @@ async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
     }
 }
 
-fn read_ca(b64: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, AgentError> {
-    use base64::Engine as _;
-    let invalid =
-        |path: &str, reason: String| AgentError::Invalid { what: "CA certificate", path: path.to_owned(), reason };
-    let pem = match (b64, file) {
-        (Some(b64), _) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|e| invalid("--ca-cert-b64", e.to_string()))?;
-            String::from_utf8(bytes).map_err(|e| invalid("--ca-cert-b64", e.to_string()))?
-        }
-        (None, Some(path)) => std::fs::read_to_string(path).map_err(|source| AgentError::State {
-            what: "cannot read",
-            path: path.display().to_string(),
-            source,
-        })?,
-        (None, None) => return Ok(None),
-    };
-    if !pem.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(invalid("CA", "not a PEM certificate".to_owned()));
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// Every variable the agent documents in `env.rs` is the one its arguments read.
+    #[test]
+    fn arguments_read_the_variables_env_rs_declares() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let env_of = |sub: &str, arg: &str| {
+            let sub = cli.find_subcommand(sub).unwrap_or_else(|| panic!("no subcommand {sub}"));
+            let arg = sub.get_arguments().find(|a| a.get_id() == arg).unwrap_or_else(|| panic!("no --{arg}"));
+            arg.get_env().and_then(|e| e.to_str()).map(str::to_owned)
+        };
+        assert_eq!(env_of("enroll", "central").as_deref(), Some(env::CENTRAL));
+        assert_eq!(env_of("enroll", "token").as_deref(), Some(env::INSTALL_TOKEN));
+        assert_eq!(env_of("enroll", "state_dir").as_deref(), Some(env::STATE_DIR));
+        assert_eq!(env_of("run", "state_dir").as_deref(), Some(env::STATE_DIR));
+        assert_eq!(env_of("run", "policy").as_deref(), Some(env::POLICY));
     }
-    Ok(Some(pem))
 }

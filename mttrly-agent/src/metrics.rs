@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use mttrly_proto::agent::v1::{Filesystem, HostMetrics};
 use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
 
+use crate::AgentError;
+
 /// Filesystem types that are not storage a human would call full.
 const VIRTUAL_FS: &[&str] = &[
     "autofs",
@@ -61,13 +63,13 @@ pub struct MetricsCollector {
 impl MetricsCollector {
     /// A collector primed with a first CPU sample. Fails when the host's counters cannot be read
     /// at all (for example `/proc` is not mounted); filesystems that cannot be listed are left out.
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, AgentError> {
         let system = System::new_with_specifics(
             RefreshKind::nothing()
                 .with_cpu(CpuRefreshKind::nothing().with_usage())
                 .with_memory(MemoryRefreshKind::everything()),
         )
-        .map_err(|e| format!("cannot read host counters: {e}"))?;
+        .map_err(AgentError::HostCounters)?;
         let disks =
             Disks::new_with_refreshed_list().map_err(|e| tracing::warn!(error = %e, "cannot list filesystems")).ok();
         Ok(Self { system, disks })

@@ -1,16 +1,17 @@
 //! `mttrly-agent run`: the outbound stream, held open for as long as the agent runs.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mttrly_core::MttrlyError;
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
 use mttrly_proto::agent::v1::{
-    AgentMessage, CentralMessage, Error as WireError, Heartbeat, Hello, OutputStream, TaskAck, TaskOutput, TaskRequest,
-    TaskResult, TaskStatus, agent_message, central_message,
+    AgentMessage, CentralMessage, Heartbeat, Hello, OutputStream, TaskAck, TaskOutput, TaskRequest, TaskResult,
+    TaskStatus, agent_message, central_message,
 };
+use mttrly_proto::convert::{task_error_to_wire, task_status_to_wire};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -55,12 +56,7 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
         path: options.state_dir.display().to_string(),
         reason: "not enrolled: run `mttrly-agent enroll --central URL --token TOKEN` first".to_owned(),
     })?;
-    let collector = MetricsCollector::new().map_err(|reason| AgentError::Invalid {
-        what: "host",
-        path: "/proc".to_owned(),
-        reason,
-    })?;
-    let collector = Arc::new(Mutex::new(collector));
+    let collector = Arc::new(Mutex::new(MetricsCollector::new()?));
     let ctx = Arc::new(Context { collector: Arc::clone(&collector), policy: Arc::new(options.policy.clone()) });
     let executed = Arc::new(Executed::load(&options.state_dir)?);
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_cap);
@@ -70,7 +66,7 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
         // waits for a connect timeout.
         let mut inner = shutdown.clone();
         let outcome = tokio::select! {
-            outcome = session(&credentials, &options.policy, &ctx, &executed, &mut inner) => outcome,
+            outcome = session(&options.state_dir, &credentials, &options.policy, &ctx, &executed, &mut inner) => outcome,
             () = stopped(&mut shutdown) => return Ok(()),
         };
         match outcome {
@@ -95,11 +91,8 @@ enum Ended {
     Closed,
 }
 
-fn send_error(e: &MttrlyError) -> AgentError {
-    AgentError::Central(e.clone())
-}
-
 async fn session(
+    state_dir: &Path,
     credentials: &Credentials,
     policy: &LocalPolicy,
     ctx: &Arc<Context>,
@@ -120,16 +113,16 @@ async fn session(
         policy: Some(policy.summary()),
         executed_action_ids: executed.recent(),
     };
-    tx.send(AgentMessage { body: Some(agent_message::Body::Hello(hello)) })
-        .await
-        .map_err(|_| send_error(&MttrlyError::new(mttrly_core::ErrorCode::InternalError, "outbound queue closed")))?;
+    tx.send(AgentMessage { body: Some(agent_message::Body::Hello(hello)) }).await.map_err(|_| {
+        AgentError::Central(MttrlyError::new(mttrly_core::ErrorCode::InternalError, "outbound queue closed"))
+    })?;
 
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     let metadata = request.metadata_mut();
     let bad = |what: &str| AgentError::Invalid {
         what: "credentials",
-        path: String::new(),
-        reason: format!("{what} is not valid in a header"),
+        path: crate::credentials::path(state_dir).display().to_string(),
+        reason: format!("the {what} is not valid in a header"),
     };
     metadata.insert(
         "authorization",
@@ -205,6 +198,7 @@ fn now() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// The result of a task that ran nothing: cancelled, or refused before it started.
 fn result(
     task_id: &str,
     status: TaskStatus,
@@ -219,11 +213,7 @@ fn result(
             status: status.into(),
             exit_code: None,
             result_json,
-            error: error.map(|e| WireError {
-                code: e.code().as_str().to_owned(),
-                message: e.message().to_owned(),
-                details_json: serde_json::to_vec(e.details()).unwrap_or_default(),
-            }),
+            error: error.map(task_error_to_wire),
             started_at_unix_ms: started,
             finished_at_unix_ms: finished,
             truncated: false,
@@ -243,7 +233,10 @@ fn admit_action(task: &TaskRequest, executed: &Executed) -> Result<bool, MttrlyE
         )
         .with_detail("action_id", task.action_id.as_str()));
     }
-    executed.claim(&task.action_id).map_err(|e| MttrlyError::new(mttrly_core::ErrorCode::InternalError, e.to_string()))
+    // The whole chain: the ledger's I/O error is the reason, not only which file it was.
+    executed
+        .claim(&task.action_id)
+        .map_err(|e| MttrlyError::new(mttrly_core::ErrorCode::InternalError, mttrly_core::ErrorChain(&e).to_string()))
 }
 
 async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, ctx: Arc<Context>, executed: Arc<Executed>) {
@@ -303,14 +296,10 @@ async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, ctx: Arc<Co
     let message = AgentMessage {
         body: Some(agent_message::Body::TaskResult(TaskResult {
             task_id: task.task_id.clone(),
-            status: crate::task::status(done.end).into(),
+            status: task_status_to_wire(done.end).into(),
             exit_code: done.exit_code,
             result_json: done.answer.unwrap_or_default(),
-            error: done.error.as_ref().map(|e| WireError {
-                code: e.code().as_str().to_owned(),
-                message: e.message().to_owned(),
-                details_json: serde_json::to_vec(e.details()).unwrap_or_default(),
-            }),
+            error: done.error.as_ref().map(task_error_to_wire),
             started_at_unix_ms: started,
             finished_at_unix_ms: now(),
             truncated: done.truncated,

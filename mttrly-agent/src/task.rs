@@ -2,9 +2,8 @@
 //! it, the bytes the approved content names by hash, and where streamed output goes. Kept apart
 //! from the dispatch so handler modules (`playbooks`, `files`) depend on it and not on each other.
 
-use mttrly_core::capability::{End, Outcome};
+use mttrly_core::capability::Outcome;
 use mttrly_core::{ErrorCode, MttrlyError};
-use mttrly_proto::agent::v1::TaskStatus;
 use tokio::sync::mpsc;
 
 /// The task context every [`mttrly_core::capability::Handler`] of this agent receives.
@@ -17,15 +16,6 @@ pub struct Task<'a> {
     pub payload: &'a [u8],
     /// Output chunks, already redacted, in order.
     pub chunks: &'a mpsc::Sender<String>,
-}
-
-/// The wire status of how a task ended.
-pub fn status(end: End) -> TaskStatus {
-    match end {
-        End::Succeeded => TaskStatus::Succeeded,
-        End::Failed => TaskStatus::Failed,
-        End::TimedOut => TaskStatus::TimedOut,
-    }
 }
 
 /// A refusal by this host's policy.

@@ -66,15 +66,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("central.db");
     let db = Db::open(&path).unwrap();
-    let (account, user) = db
-        .call_blocking(|conn| {
-            let account = db::accounts::create_account(conn, "bench", Plan::DeploymentCrew)?;
-            let user = db::accounts::create_user(conn, &account, "bench", db::accounts::Role::Admin)?;
-            Ok((account, user))
-        })
-        .unwrap();
-    let server_ids: Vec<ServerId> = (0..servers).map(|_| ServerId::generate()).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (account, user) = runtime.block_on(db.create_tenant("bench", Plan::DeploymentCrew, "bench", &[0; 32])).unwrap();
+    let server_ids: Vec<ServerId> = (0..servers).map(|_| ServerId::generate()).collect();
     let bus = Bus::default();
     let subscribers = arg("--subscribers", 2);
     let subscribed = subscribers > 0;
@@ -146,7 +140,7 @@ fn main() {
     for _ in 0..1_000 {
         let filter = db::audit::AuditFilter { server_id: Some(target.clone()), limit: 100, ..Default::default() };
         let t = Instant::now();
-        let page = db.call_blocking(|conn| db::audit::list(conn, &account, &filter)).unwrap();
+        let page = runtime.block_on(db.account(&account).audit().list(&filter)).unwrap();
         samples.push(t.elapsed());
         assert_eq!(page.len(), 100);
     }
@@ -159,7 +153,7 @@ fn main() {
     );
 
     let t = Instant::now();
-    let v = db.call_blocking(|conn| db::audit::verify(conn, &account)).unwrap();
+    let v = runtime.block_on(db.account(&account).audit().verify()).unwrap();
     println!(
         "audit verify: {} rows in {:.2}s, intact: {}",
         v.rows_checked,

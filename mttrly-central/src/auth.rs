@@ -124,17 +124,27 @@ pub async fn resolve(
     let Some(credential) = credential else { return Err(AuthRefusal::Missing) };
     let hash = secrets::hash(credential);
     match (SecretKind::of(credential), resource) {
-        (Some(SecretKind::Human | SecretKind::Assistant), _) => central
-            .db
-            .call(move |conn| crate::db::accounts::token_owner(conn, &hash))
-            .await
-            .map_err(AuthRefusal::Internal)?
-            .ok_or(AuthRefusal::Unknown),
+        (Some(SecretKind::Human | SecretKind::Assistant), _) => {
+            // Kept across requests; revocation stays immediate through the cache's hooks.
+            if let Some(owner) = central.auth_cache.get(&hash) {
+                return Ok(owner);
+            }
+            let ticket = central.auth_cache.ticket();
+            let owner = central
+                .db
+                .credentials()
+                .api_token(&hash)
+                .await
+                .map_err(AuthRefusal::Internal)?
+                .ok_or(AuthRefusal::Unknown)?;
+            central.auth_cache.keep(ticket, hash, &owner);
+            Ok(owner)
+        }
         (Some(SecretKind::OAuthAccess), Resource::Mcp(resource)) => {
-            let resource = resource.to_owned();
             match central
                 .db
-                .call(move |conn| crate::db::oauth::access_owner(conn, &hash, &resource, crate::db::now_ms()))
+                .credentials()
+                .oauth_access(&hash, resource, crate::db::now_ms())
                 .await
                 .map_err(AuthRefusal::Internal)?
             {
@@ -164,7 +174,7 @@ pub async fn resolve_agent(
         return Err(unknown());
     }
     let hash = secrets::hash(credential);
-    match central.db.call(move |conn| crate::db::servers::credential_owner(conn, &hash)).await? {
+    match central.db.credentials().agent(&hash).await? {
         Some((server, account)) if server == claimed => Ok((server, account)),
         _ => Err(unknown()),
     }

@@ -58,6 +58,8 @@ pub struct Config {
     /// Open HTTP connections (1 to 1000000). Connections beyond it are closed at once.
     pub http_max_connections: u32,
     /// Open gRPC connections (1 to 1000000): every agent holds one, so this is sized for a fleet.
+    /// Each is a file descriptor: central raises its open-files soft limit to the hard limit at
+    /// start and warns when that cannot hold both listeners' caps (raise `LimitNOFILE=`).
     pub grpc_max_connections: u32,
     /// Connections per listener still in their handshake (TLS, HTTP/2 preface, first request)
     /// (1 to 1000000). This is the cap an unauthenticated client can reach; beyond it new

@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use mttrly_core::{ErrorCode, MttrlyError};
 use serde_json::{Value, json};
 
+use crate::app_state::{AppState, Site};
 use crate::db::accounts::TokenOwner;
 use crate::mcp_sessions::{Lookup, SessionLimits, SessionTable};
 use crate::state::Central;
@@ -28,61 +29,6 @@ use crate::state::Central;
 pub const MCP_PATH: &str = "/mcp";
 /// The protected-resource metadata of `/mcp` (RFC 9728: the well-known prefix, then the path).
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
-
-/// What the HTTP layer needs to know about where it is reachable.
-#[derive(Debug, Clone)]
-pub(crate) struct Site {
-    /// The base URL clients use (`public_http_url`, or the listen address).
-    pub(crate) base_url: String,
-    /// Allowed `Origin` values, normalised (`scheme://host[:port]`, lower case).
-    allowed_origins: Vec<String>,
-    /// `base_url` + [`MCP_PATH`], built once: the gate needs it on every request.
-    resource: String,
-}
-
-impl Site {
-    /// The MCP resource identifier tokens are bound to (RFC 8707).
-    pub(crate) fn resource(&self) -> String {
-        self.resource.clone()
-    }
-}
-
-/// State shared by the HTTP handlers.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) central: Arc<Central>,
-    pub(crate) site: Arc<Site>,
-    /// Which user and token opened each MCP session. Every request on a session, including a
-    /// client's answer to a confirmation form, must come from that user; anyone else gets 404.
-    /// Also the per-token and per-user session caps, and the sessions' idle lifetime.
-    sessions: Arc<SessionTable>,
-    /// The MCP layer's sessions, to end the ones the table evicts or finds expired.
-    mcp_sessions: mttrly_mcp::http::Sessions,
-    /// Open OAuth client registration, bounded per minute.
-    pub(crate) registrations: Arc<MinuteLimiter>,
-}
-
-/// A fixed one-minute window counter.
-#[derive(Default)]
-pub(crate) struct MinuteLimiter(std::sync::Mutex<Option<(std::time::Instant, u32)>>);
-
-impl MinuteLimiter {
-    /// Whether one more event fits in this minute's `limit`.
-    pub(crate) fn admit(&self, limit: u32) -> bool {
-        let now = std::time::Instant::now();
-        let mut w = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match &mut *w {
-            Some((start, count)) if now.duration_since(*start) < std::time::Duration::from_secs(60) => {
-                if *count >= limit {
-                    return false;
-                }
-                *count += 1;
-            }
-            _ => *w = Some((now, 1)),
-        }
-        true
-    }
-}
 
 /// The HTTP router. `http_addr` is the bound listen address (the base URL when no public URL is
 /// configured).
@@ -108,7 +54,7 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         allowed_hosts.push(http_addr.ip().to_string());
     }
     let resource = format!("{base_url}{MCP_PATH}");
-    let site = Arc::new(Site { base_url, allowed_origins, resource });
+    let site = Arc::new(Site::new(base_url, allowed_origins, resource));
     let idle = Duration::from_secs(u64::from(central.config.mcp_session_idle_seconds));
     let table = Arc::new(SessionTable::new(SessionLimits {
         per_token: central.config.mcp_sessions_per_token,
@@ -259,7 +205,7 @@ async fn mcp_gate(State(state): State<AppState>, request: Request, next: Next) -
             );
         }
     }
-    let resource = crate::auth::Resource::Mcp(&state.site.resource);
+    let resource = crate::auth::Resource::Mcp(state.site.resource_str());
     match crate::auth::resolve(&state.central, crate::auth::http_credential(request.headers()), resource).await {
         Ok(owner) => route_mcp(&state, owner, request, next).await,
         Err(crate::auth::AuthRefusal::Internal(e)) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),

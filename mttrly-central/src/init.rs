@@ -7,7 +7,7 @@ use mttrly_core::{ErrorCode, MttrlyError};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::db::{self, Db};
+use crate::db::Db;
 use crate::secrets::{self, SecretKind};
 
 /// What `init` created. `admin_token` is shown once and never stored in plaintext.
@@ -27,8 +27,6 @@ pub struct Initialised {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca_sha256: Option<String>,
 }
-
-pub use crate::db::accounts::create_tenant;
 
 /// Creates the data directory (mode 0700) if needed.
 pub fn create_data_dir(path: &Path) -> Result<(), MttrlyError> {
@@ -53,10 +51,8 @@ pub fn init(config: &Config, tls: Option<&[String]>) -> Result<Initialised, Mttr
         .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("{e}: {}", source_text(&e))))?;
     let token = secrets::generate(SecretKind::Human);
     let hash = secrets::hash(&token);
-    let (name, plan) = (config.account_name.clone(), config.plan);
-    let Some((account_id, admin_user_id)) =
-        db.call_blocking(|conn| db::accounts::init(conn, &name, plan, "admin", &hash))?
-    else {
+    let plan = config.plan;
+    let Some((account_id, admin_user_id)) = db.init(&config.account_name, plan, "admin", &hash)? else {
         return Err(MttrlyError::new(
             ErrorCode::ValidationError,
             format!(

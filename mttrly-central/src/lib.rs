@@ -4,19 +4,24 @@
 //! and the gRPC (agents, CLI, API) and HTTP listeners. [`server::start`] returns the bound
 //! addresses so tests and `quickstart` run everything in-process on port 0.
 //!
-//! Architecture invariant: this is the only crate that touches SQLite, and SQLite work runs on
-//! the blocking pool ([`db::Db::call`]), never on a runtime worker.
+//! Architecture invariant: this is the only crate that touches SQLite; callers reach it through
+//! [`db::Db`]'s named operations, whose SQLite work runs on the blocking pool, never on a runtime
+//! worker.
 
 pub mod actions;
 pub mod agents;
 pub mod alerts;
+mod app_state;
 pub mod audit;
 pub mod auth;
+pub mod auth_cache;
+mod background;
 pub mod config;
 mod conn;
 pub mod db;
 pub mod env;
 pub mod events;
+mod fd_limit;
 pub mod grpc;
 pub mod http;
 mod http_serve;
@@ -32,6 +37,7 @@ pub mod secrets;
 pub mod server;
 pub mod servers;
 pub mod signal;
+pub mod signin;
 pub mod state;
 pub mod tls;
 pub mod tools;

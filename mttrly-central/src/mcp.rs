@@ -45,6 +45,10 @@ impl Backend for CentralBackend {
         Ok(tools::reach(&self.central, caller).filter(|(_, reach)| reach.is_listed()).map(|(tool, _)| tool).collect())
     }
 
+    async fn lists(&self, caller: &TokenOwner, tool: ToolId) -> Result<bool, MttrlyError> {
+        Ok(tools::reach_of(&self.central, caller, tool).is_listed())
+    }
+
     async fn call(
         &self,
         caller: &TokenOwner,

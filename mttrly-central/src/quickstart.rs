@@ -133,13 +133,7 @@ fn mint(config: &Config, assistant: Option<&str>) -> Result<String, QuickstartEr
     let kind = if assistant.is_some() { SecretKind::Assistant } else { SecretKind::Human };
     let token = secrets::generate(kind);
     let hash = secrets::hash(&token);
-    db.call_blocking(|conn| {
-        let (account, _) =
-            db::accounts::first_account(conn)?.ok_or_else(|| step("no account in the database".into()))?;
-        let admin = db::accounts::first_admin(conn, &account)?.ok_or_else(|| step("no admin in the account".into()))?;
-        db::accounts::insert_token(conn, &hash, &account, &admin, assistant, &mttrly_core::ToolSurface::ALL)
-    })
-    .map_err(QuickstartError::Tokens)?;
+    db.insert_first_admin_token(&hash, assistant).map_err(QuickstartError::Tokens)?;
     Ok(token)
 }
 
@@ -179,7 +173,7 @@ pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
     } else {
         let (account, plan) = central
             .db
-            .call(|conn| db::accounts::first_account(conn))
+            .first_account()
             .await
             .and_then(|found| found.ok_or_else(|| step("no account in the database".into())))
             .map_err(QuickstartError::Register)?;

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mttrly_proto::agent::v1::agent_service_server::AgentServiceServer;
 use mttrly_proto::central::v1::account_service_server::AccountServiceServer;
 use mttrly_proto::central::v1::action_service_server::ActionServiceServer;
 use mttrly_proto::central::v1::alert_service_server::AlertServiceServer;
@@ -22,7 +21,7 @@ use crate::config::Config;
 use crate::conn::{ConnLimits, TrackLayer, Tracker};
 use crate::db::{self, Db};
 use crate::grpc;
-use crate::state::{self, Central};
+use crate::state::Central;
 
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -107,7 +106,7 @@ impl RunningCentral {
                 tracing::warn!("a server task did not stop within the grace period");
             }
         }
-        flush(&self.central).await;
+        crate::background::flush_heartbeats(&self.central).await;
         self.central.audit.flush().await;
         // The writer thread ends with the last handle; callers may still hold the state.
         if Arc::strong_count(&self.central) == 1 {
@@ -149,14 +148,7 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let agents = AgentRegistry::new(config.offline_after());
-    let (servers, open_alerts) = db
-        .call(|conn| {
-            let servers = db::servers::all_live(conn)?;
-            let open = db::alerts::all_open(conn)?;
-            Ok((servers, open))
-        })
-        .await
-        .map_err(StartError::Load)?;
+    let (servers, open_alerts) = db.fleet().seed().await.map_err(StartError::Load)?;
     for row in servers {
         let metrics = row.metrics_json.as_deref().and_then(|j| serde_json::from_str(j).ok());
         agents.seed(row.id, row.account_id, row.last_seen_at, metrics);
@@ -164,13 +156,12 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     let alerts = AlertEngine::new(default_rules(), open_alerts);
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
     let events = crate::events::Bus::default();
-    let (audit, audit_thread) = crate::audit::AuditLog::start(&db_path, events.clone()).map_err(|source| {
-        StartError::Database(db::OpenError::Sqlite { path: db_path.display().to_string(), source })
-    })?;
+    let (audit, audit_thread) = crate::audit::AuditLog::start(&db_path, events.clone())
+        .map_err(|source| StartError::Database(db::OpenError::storage(&db_path, source)))?;
     let mut notifiers: Vec<Arc<dyn crate::notify::Notifier>> = Vec::new();
     for hook in &config.webhooks {
         let webhook = crate::notify::webhook::Webhook::from_config(hook, |k| std::env::var(k).ok()).map_err(|e| {
-            StartError::Config(mttrly_core::MttrlyError::new(mttrly_core::ErrorCode::ValidationError, e))
+            StartError::Config(mttrly_core::MttrlyError::new(mttrly_core::ErrorCode::ValidationError, e.to_string()))
         })?;
         notifiers.push(Arc::new(webhook));
     }
@@ -190,13 +181,7 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
             "actions interrupted by the last shutdown were marked failed (outcome unknown)"
         );
     }
-    let mut tasks = vec![
-        tokio::spawn(alert_writer(Arc::clone(&central), alert_rx, shutdown_rx.clone())),
-        tokio::spawn(heartbeat_flusher(Arc::clone(&central), shutdown_rx.clone())),
-        tokio::spawn(offline_sweeper(Arc::clone(&central), shutdown_rx.clone())),
-        tokio::spawn(retention_purger(Arc::clone(&central), shutdown_rx.clone())),
-        tokio::spawn(action_expirer(Arc::clone(&central), shutdown_rx.clone())),
-    ];
+    let mut tasks = crate::background::spawn(&central, alert_rx, &shutdown_rx);
     tasks.extend(subscribers);
 
     let (health_reporter, health) = mttrly_proto::health_reporter();
@@ -210,6 +195,11 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         handshake_timeout: central.config.handshake_timeout(),
         idle_timeout: Duration::from_secs(u64::from(idle_seconds)),
     };
+    // One descriptor per connection: the soft limit goes up to the hard one, with a warning when
+    // even that cannot hold the caps.
+    crate::fd_limit::raise(
+        u64::from(central.config.grpc_max_connections) + u64::from(central.config.http_max_connections),
+    );
     let grpc_tracker =
         Tracker::new("grpc", limits(central.config.grpc_max_connections, central.config.grpc_idle_timeout_seconds));
     let http_tracker =
@@ -223,13 +213,10 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
             )
             .map_err(StartError::Tls)?;
     }
-    let grpc_server = builder
-        .layer(TrackLayer)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+    let grpc_server = grpc::tuning::http2(builder.layer(TrackLayer))
         .add_service(health)
         .add_service(reflection)
-        .add_service(AgentServiceServer::new(grpc::agent::AgentApi::new(Arc::clone(&central))))
+        .add_service(grpc::agent::service(Arc::clone(&central)))
         .add_service(AccountServiceServer::new(grpc::account::AccountApi::new(Arc::clone(&central))))
         .add_service(ToolServiceServer::new(grpc::tools::ToolApi::new(Arc::clone(&central))))
         .add_service(ServerServiceServer::new(grpc::servers::ServerApi::new(Arc::clone(&central))))
@@ -269,120 +256,4 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     }));
     tracing::info!(%grpc_addr, %http_addr, "central listening");
     Ok(RunningCentral { grpc_addr, http_addr, central, shutdown, tasks, audit_thread })
-}
-
-async fn alert_writer(
-    central: Arc<Central>,
-    mut rx: mpsc::UnboundedReceiver<Vec<crate::db::alerts::AlertChange>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let changes = tokio::select! {
-            changes = rx.recv() => match changes {
-                Some(changes) => changes,
-                None => return,
-            },
-            _ = shutdown.changed() => {
-                // Write what is already queued, then stop.
-                let mut rest = Vec::new();
-                while let Ok(changes) = rx.try_recv() {
-                    rest.extend(changes);
-                }
-                if !rest.is_empty() && let Err(e) = state::write_alert_changes(&central.db, rest).await {
-                    tracing::error!(error = %e, "cannot write alert changes");
-                }
-                return;
-            }
-        };
-        if let Err(e) = state::write_alert_changes(&central.db, changes).await {
-            tracing::error!(error = %e, "cannot write alert changes");
-        }
-    }
-}
-
-async fn flush(central: &Central) {
-    let dirty = central.agents.take_dirty();
-    if dirty.is_empty() {
-        return;
-    }
-    let batch: Vec<_> = dirty
-        .into_iter()
-        .map(|(id, seen, metrics)| (id, seen, metrics.and_then(|m| serde_json::to_string(&m).ok()).unwrap_or_default()))
-        .collect();
-    if let Err(e) = central.db.call(move |conn| db::servers::flush_heartbeats(conn, &batch)).await {
-        tracing::error!(error = %e, "cannot flush heartbeats");
-    }
-}
-
-async fn heartbeat_flusher(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => flush(&central).await,
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// Judges agents offline and raises or resolves their alerts, once a second.
-///
-/// Nobody is judged offline during the grace period after start: every agent is disconnected
-/// when central starts, and judging then opened (and a moment later resolved) a critical alert for
-/// every server on every restart. Agents that come back resolve nothing and open nothing; one
-/// that does not is judged when the grace ends, as if central had been up all along.
-async fn offline_sweeper(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let grace_ends =
-        db::now_ms().saturating_add(i64::try_from(central.config.offline_grace().as_millis()).unwrap_or(i64::MAX));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let now = db::now_ms();
-                for (server, account, status, _) in central.agents.snapshot(now) {
-                    if now < grace_ends && status == mttrly_core::tools::common::ConnectionStatus::Offline {
-                        continue;
-                    }
-                    let changes = central.alerts.on_status(&account, &server, status, now);
-                    central.write_alerts(&account, &server, changes);
-                }
-            }
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-async fn action_expirer(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = crate::actions::expire(&central).await {
-                    tracing::error!(error = %e, "cannot expire pending actions");
-                }
-            }
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-async fn retention_purger(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let result = central.db.call(|conn| {
-                    db::alerts::purge(conn, db::now_ms(), |plan| {
-                        let days = plan.parse::<mttrly_core::Plan>().map_or(30, |p| p.limits().log_retention_days);
-                        i64::from(days) * 24 * 60 * 60 * 1000
-                    })
-                }).await;
-                match result {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "purged alerts and audit rows past retention"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "alert retention purge failed"),
-                }
-            }
-            _ = shutdown.changed() => return,
-        }
-    }
 }

@@ -61,7 +61,7 @@ pub fn agent_command(central: &Central, install_token: &str) -> String {
 }
 
 /// Registers a server in `account` and issues its install token, within the plan's server limit
-/// (`PLAN_REQUIRED` beyond it; `db::servers::register` counts and inserts in one transaction, so
+/// (`PLAN_REQUIRED` beyond it; the database counts and inserts in one transaction, so
 /// two racing registrations cannot both take the last slot).
 pub async fn add(
     central: &Central,
@@ -74,12 +74,9 @@ pub async fn add(
     let token = secrets::generate(SecretKind::Install);
     let hash = secrets::hash(&token);
     let expires_at = now_ms() + i64::from(central.config.install_token_ttl_minutes) * 60_000;
-    let account = account.clone();
     let limit = plan.limits().servers;
-    let registered = central
-        .db
-        .call(move |conn| db::servers::register(conn, &account, &name, environment, &hash, expires_at, limit))
-        .await?;
+    let registered =
+        central.db.account(account).servers().register(&name, environment, &hash, expires_at, limit).await?;
     let server_id = match registered {
         db::servers::Registered::Added(id) => id,
         db::servers::Registered::AtLimit { count } => {
@@ -97,8 +94,8 @@ pub async fn add(
 /// Removes an offline server of `account` from the registry; `SERVER_ONLINE` while its agent is
 /// connected, `SERVER_NOT_FOUND` for a server that is not the account's.
 pub async fn remove(central: &Central, account: &AccountId, server_id: &ServerId) -> Result<(), MttrlyError> {
-    let (a, s) = (account.clone(), server_id.clone());
-    central.db.call(move |conn| db::servers::get(conn, &a, &s)).await?.ok_or_else(|| not_found(server_id))?;
+    let servers = central.db.account(account).servers();
+    servers.get(server_id).await?.ok_or_else(|| not_found(server_id))?;
     if central.agents.status(server_id, now_ms()).status == ConnectionStatus::Online {
         return Err(MttrlyError::new(
             ErrorCode::ServerOnline,
@@ -106,8 +103,7 @@ pub async fn remove(central: &Central, account: &AccountId, server_id: &ServerId
         )
         .with_detail("server_id", server_id.as_str()));
     }
-    let (a, s) = (account.clone(), server_id.clone());
-    if !central.db.call(move |conn| db::servers::decommission(conn, &a, &s)).await? {
+    if !servers.decommission(server_id).await? {
         return Err(not_found(server_id));
     }
     central.agents.remove(server_id);
@@ -118,8 +114,7 @@ pub async fn remove(central: &Central, account: &AccountId, server_id: &ServerId
 
 /// The caller's server, or `SERVER_NOT_FOUND` (also for another account's server: no leak).
 pub async fn find(central: &Central, caller: &TokenOwner, id: &ServerId) -> Result<ServerRow, MttrlyError> {
-    let (account, id2) = (caller.account_id.clone(), id.clone());
-    central.db.call(move |conn| db::servers::get(conn, &account, &id2)).await?.ok_or_else(|| not_found(id))
+    central.db.account(&caller.account_id).servers().get(id).await?.ok_or_else(|| not_found(id))
 }
 
 #[cfg(test)]

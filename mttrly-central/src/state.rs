@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use mttrly_core::MttrlyError;
 use tokio::sync::mpsc;
 
 use crate::agents::registry::AgentRegistry;
 use crate::alerts::engine::AlertEngine;
 use crate::config::Config;
+use crate::db::Db;
 use crate::db::alerts::AlertChange;
-use crate::db::{self, Db};
 
 /// Everything the request handlers share.
 pub struct Central {
@@ -35,6 +34,8 @@ pub struct Central {
     pub events: crate::events::Bus,
     /// Per-server cooldowns of diagnostics and live discovery.
     pub cooldowns: Cooldowns,
+    /// Resolved API tokens; whatever revokes or narrows a credential calls its invalidation hook.
+    pub auth_cache: crate::auth_cache::AuthCache,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -67,6 +68,7 @@ impl Central {
             prompts,
             events,
             cooldowns: Cooldowns::default(),
+            auth_cache: crate::auth_cache::AuthCache::default(),
             alert_writes,
         })
     }
@@ -121,11 +123,6 @@ impl Central {
             tracing::warn!("alert writer stopped; alert changes dropped during shutdown");
         }
     }
-}
-
-/// Applies alert changes to the database, in order.
-pub async fn write_alert_changes(db: &Db, changes: Vec<AlertChange>) -> Result<(), MttrlyError> {
-    db.call(move |conn| db::alerts::apply(conn, &changes)).await
 }
 
 /// Per-server cooldown windows (in memory: a restart forgets them, which only ever allows one

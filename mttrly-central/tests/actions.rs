@@ -53,27 +53,14 @@ impl Harness {
             secrets::SecretKind::Human
         });
         let hash = secrets::hash(&token);
-        let (name, assistant) = (name.to_owned(), assistant.map(str::to_owned));
-        self.central
-            .central
-            .db
-            .call(move |conn| {
-                let (account, _) = db::accounts::first_account(conn)?.unwrap();
-                let user = match &assistant {
-                    Some(_) => db::accounts::first_admin(conn, &account)?.unwrap(),
-                    None => db::accounts::create_user(conn, &account, &name, role)?,
-                };
-                db::accounts::insert_token(
-                    conn,
-                    &hash,
-                    &account,
-                    &user,
-                    assistant.as_deref(),
-                    &mttrly_core::ToolSurface::ALL,
-                )
-            })
-            .await
-            .unwrap();
+        let db = &self.central.central.db;
+        let (account, _) = db.first_account().await.unwrap().unwrap();
+        let users = db.account(&account).users();
+        let user = match assistant {
+            Some(_) => users.first_admin().await.unwrap().unwrap(),
+            None => users.create(name, role).await.unwrap(),
+        };
+        users.insert_token(&hash, &user, assistant, &mttrly_core::ToolSurface::ALL).await.unwrap();
         token
     }
 
@@ -204,12 +191,7 @@ async fn expired_changed_and_cross_tenant_approvals_are_refused() {
     // Another tenant cannot see or decide it.
     let other = secrets::generate(secrets::SecretKind::Human);
     let hash = secrets::hash(&other);
-    h.central
-        .central
-        .db
-        .call(move |conn| mttrly_central::init::create_tenant(conn, "other", Plan::DeploymentCrew, "eve", &hash))
-        .await
-        .unwrap();
+    h.central.central.db.create_tenant("other", Plan::DeploymentCrew, "eve", &hash).await.unwrap();
     assert_eq!(h.approve(&other, &id, &sha).await.unwrap_err(), ErrorCode::ActionNotFound);
     let listed = ActionServiceClient::new(h.channel().await)
         .list_actions(authed(&other, ListActionsRequest::default()))
@@ -231,9 +213,8 @@ async fn expired_changed_and_cross_tenant_approvals_are_refused() {
     h.central
         .central
         .db
-        .call(move |conn| {
-            conn.execute("UPDATE actions SET expires_at = 1 WHERE id = ?1", [&stale]).map_err(db::internal)?;
-            Ok(())
+        .with_connection_for_tests(move |conn| {
+            conn.execute("UPDATE actions SET expires_at = 1 WHERE id = ?1", [&stale])
         })
         .await
         .unwrap();
@@ -313,9 +294,8 @@ async fn actions_left_running_by_a_crash_fail_and_are_never_resent() {
     h.central
         .central
         .db
-        .call(move |conn| {
-            conn.execute("UPDATE actions SET status = 'running' WHERE id = ?1", [&stuck]).map_err(db::internal)?;
-            Ok(())
+        .with_connection_for_tests(move |conn| {
+            conn.execute("UPDATE actions SET status = 'running' WHERE id = ?1", [&stuck])
         })
         .await
         .unwrap();

@@ -196,12 +196,7 @@ async fn tenants_see_only_their_own_audit_and_plans_gate_the_tool() {
 
     let other = secrets::generate(secrets::SecretKind::Human);
     let hash = secrets::hash(&other);
-    h.central
-        .central
-        .db
-        .call(move |conn| mttrly_central::init::create_tenant(conn, "other", Plan::DeploymentCrew, "eve", &hash))
-        .await
-        .unwrap();
+    h.central.central.db.create_tenant("other", Plan::DeploymentCrew, "eve", &hash).await.unwrap();
     assert!(entries(&h, &other, "").await.is_empty());
     let err = AuditServiceClient::new(channel(&h).await)
         .list_audit(authed(&other, ListAuditRequest { server_id: added.server_id.clone(), before_seq: 0, limit: 10 }))

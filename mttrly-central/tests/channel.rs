@@ -86,7 +86,12 @@ async fn expired_install_tokens_are_refused() {
     h.central
         .central
         .db
-        .call(move |conn| db::servers::insert_install_token(conn, &hash, &server, db::now_ms() - 1))
+        .with_connection_for_tests(move |conn| {
+            conn.execute(
+                "INSERT INTO install_tokens (token_hash, server_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?3)",
+                rusqlite::params![hash.as_slice(), server.as_str(), db::now_ms() - 1],
+            )
+        })
         .await
         .unwrap();
     let err = AgentServiceClient::new(h.channel().await)
@@ -280,13 +285,17 @@ async fn revoked_credentials_are_refused_and_the_stream_is_closed() {
     // Rotate: a new install token, the old credentials revoked, the live stream cut.
     let new_token = "mttrly_i_rotated-for-the-test";
     let hash = secrets::hash(new_token);
-    let s = server.clone();
-    h.central
+    let (account, _) = h.central.central.db.first_account().await.unwrap().unwrap();
+    let rotated = h
+        .central
         .central
         .db
-        .call(move |conn| db::servers::rotate_credentials(conn, &s, &hash, db::now_ms() + 60_000))
+        .account(&account)
+        .servers()
+        .rotate_credentials(&server, &hash, db::now_ms() + 60_000)
         .await
         .unwrap();
+    assert!(rotated);
     h.central.central.agents.kick(&server);
     let closed = tokio::time::timeout(Duration::from_secs(5), inbound.message()).await.unwrap();
     assert!(closed.is_err() || closed.is_ok_and(|m| m.is_none()), "the stream must end");
@@ -316,12 +325,7 @@ async fn another_account_sees_nothing_of_the_first() {
     // A second tenant with its own admin token.
     let other_token = secrets::generate(secrets::SecretKind::Human);
     let hash = secrets::hash(&other_token);
-    h.central
-        .central
-        .db
-        .call(move |conn| mttrly_central::init::create_tenant(conn, "other", Plan::DeploymentCrew, "eve", &hash))
-        .await
-        .unwrap();
+    h.central.central.db.create_tenant("other", Plan::DeploymentCrew, "eve", &hash).await.unwrap();
 
     let mut servers = ServerServiceClient::new(h.channel().await);
     let listed = servers.list_servers(authed(&other_token, ListServersRequest {})).await.unwrap().into_inner();
@@ -406,23 +410,11 @@ async fn assistants_cannot_register_servers_or_mint_tokens() {
     let h = harness(Plan::DeploymentCrew).await;
     let token = secrets::generate(secrets::SecretKind::Assistant);
     let hash = secrets::hash(&token);
-    h.central
-        .central
-        .db
-        .call(move |conn| {
-            let (account, _) = db::accounts::first_account(conn)?.unwrap();
-            let admin = db::accounts::first_admin(conn, &account)?.unwrap();
-            db::accounts::insert_token(
-                conn,
-                &hash,
-                &account,
-                &admin,
-                Some("claude-code"),
-                &mttrly_core::ToolSurface::ALL,
-            )
-        })
-        .await
-        .unwrap();
+    let db = &h.central.central.db;
+    let (account, _) = db.first_account().await.unwrap().unwrap();
+    let users = db.account(&account).users();
+    let admin = users.first_admin().await.unwrap().unwrap();
+    users.insert_token(&hash, &admin, Some("claude-code"), &mttrly_core::ToolSurface::ALL).await.unwrap();
     let err = ServerServiceClient::new(h.channel().await)
         .add_server(authed(&token, AddServerRequest { name: "x".into(), environment: 1 }))
         .await
@@ -452,4 +444,45 @@ async fn serve_refuses_an_uninitialised_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let err = start(config(dir.path())).await.err().unwrap();
     assert!(err.to_string().contains("mttrly-central init"), "{err}");
+}
+
+/// The stream's settings are sized for a fleet of idle agents (small initial message buffers,
+/// explicit HTTP/2 windows), and still carry an agent's largest messages both ways, byte for byte:
+/// a 1 MiB payload down (a file write's content), and up a 6 MiB answer (a full 4 MiB file tail
+/// once JSON-escaped), above tonic's default 4 MiB message limit.
+#[tokio::test]
+async fn a_megabyte_payload_and_a_multi_megabyte_answer_cross_an_agent_stream_intact() {
+    use mttrly_proto::agent::v1::{TaskResult, TaskStatus};
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
+    let server = ServerId::parse(&server_id).unwrap();
+    let (_secret, tx, mut inbound) = scripted_agent(&h, &token).await;
+    let payload: Vec<u8> = (0..1u32 << 20).map(|i| u8::try_from(i % 251).unwrap()).collect();
+    let answer: Vec<u8> = (0..6u32 << 20).map(|i| b'a' + u8::try_from(i % 26).unwrap()).collect();
+    let spec = TaskSpec {
+        capability: CapabilityId::FileWrite,
+        params_json: b"{}".to_vec(),
+        payload: payload.clone(),
+        deadline: Duration::from_secs(30),
+        action: None,
+    };
+    let agent = async {
+        let msg = inbound.message().await.unwrap().unwrap();
+        let Some(central_message::Body::TaskRequest(task)) = msg.body else { panic!("no task sent: {msg:?}") };
+        assert!(task.payload == payload, "the payload changed in transit ({} bytes)", task.payload.len());
+        let result = TaskResult {
+            task_id: task.task_id,
+            status: i32::from(TaskStatus::Succeeded),
+            result_json: answer.clone(),
+            ..Default::default()
+        };
+        tx.send(AgentMessage { body: Some(agent_message::Body::TaskResult(result)) }).await.unwrap();
+        (tx, inbound)
+    };
+    let (reply, stream) = tokio::join!(h.central.central.agents.send(&server, spec), agent);
+    let reply = reply.unwrap();
+    assert_eq!(reply.status, TaskStatus::Succeeded);
+    assert!(reply.answer == answer, "the answer changed in transit ({} bytes)", reply.answer.len());
+    drop(stream);
+    h.central.shutdown().await;
 }

@@ -12,7 +12,7 @@ use mttrly_central::audit::AuditLog;
 use mttrly_central::db::Db;
 use mttrly_central::db::actions::ActionRow;
 use mttrly_central::events::{Bus, Event, Next, Payload, Recorded};
-use mttrly_central::notify::{ApprovalPrompt, Notifier, Prompts};
+use mttrly_central::notify::{ApprovalPrompt, DeliveryError, Notifier, Prompts};
 use mttrly_core::action::{ActionContent, ActionState};
 use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
 use mttrly_core::ids::{AccountId, ActionId, ServerId, UserId};
@@ -215,9 +215,9 @@ impl Notifier for Counting {
     fn name(&self) -> String {
         "counting".into()
     }
-    fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), String> {
+    fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), DeliveryError> {
         self.delivered.lock().unwrap().push(prompt.action_id.clone());
-        if self.fail { Err("refused".into()) } else { Ok(()) }
+        if self.fail { Err(DeliveryError::Status(503)) } else { Ok(()) }
     }
     fn max_duration(&self) -> Duration {
         Duration::from_secs(1)
@@ -310,13 +310,17 @@ impl Notifier for Checking {
     fn name(&self) -> String {
         "checking".into()
     }
-    fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), String> {
+    fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), DeliveryError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let conn = rusqlite::Connection::open(&self.path).map_err(|e| e.to_string())?;
+        let conn = rusqlite::Connection::open(&self.path).map_err(|e| DeliveryError::Transport(Box::new(e)))?;
         let rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM audit_log WHERE subject = ?1", [&prompt.action_id], |r| r.get(0))
-            .map_err(|e| e.to_string())?;
-        if rows == 1 { Ok(()) } else { Err(format!("the creation of {} is not committed", prompt.action_id)) }
+            .map_err(|e| DeliveryError::Transport(Box::new(e)))?;
+        if rows == 1 {
+            Ok(())
+        } else {
+            Err(DeliveryError::Transport(format!("the creation of {} is not committed", prompt.action_id).into()))
+        }
     }
     fn max_duration(&self) -> Duration {
         Duration::from_secs(1)

@@ -35,16 +35,11 @@ impl common::Harness {
     async fn assistant_token(&self) -> String {
         let token = secrets::generate(secrets::SecretKind::Assistant);
         let hash = secrets::hash(&token);
-        self.central
-            .central
-            .db
-            .call(move |conn| {
-                let (account, _) = db::accounts::first_account(conn)?.unwrap();
-                let user = db::accounts::first_admin(conn, &account)?.unwrap();
-                db::accounts::insert_token(conn, &hash, &account, &user, Some("loop"), &mttrly_core::ToolSurface::ALL)
-            })
-            .await
-            .unwrap();
+        let db = &self.central.central.db;
+        let (account, _) = db.first_account().await.unwrap().unwrap();
+        let users = db.account(&account).users();
+        let user = users.first_admin().await.unwrap().unwrap();
+        users.insert_token(&hash, &user, Some("loop"), &mttrly_core::ToolSurface::ALL).await.unwrap();
         token
     }
 
@@ -176,12 +171,9 @@ async fn the_pending_cap_holds_under_concurrent_creation() {
     }
     let pending: u32 = {
         let id = ServerId::parse(&server).unwrap();
-        h.central
-            .central
-            .db
-            .call(move |conn| db::actions::pending_on_server(conn, &id, db::now_ms()).map(|(n, _)| n))
-            .await
-            .unwrap()
+        let db = &h.central.central.db;
+        let (account, _) = db.first_account().await.unwrap().unwrap();
+        db.account(&account).actions().pending_on_server(&id, db::now_ms()).await.unwrap().0
     };
     assert_eq!(pending, CAP);
     // The cap is per server: another server takes requests.
@@ -368,9 +360,8 @@ async fn a_restart_with_a_connected_agent_raises_no_offline_alert() {
     let count: i64 = central
         .central
         .db
-        .call(|conn| {
+        .with_connection_for_tests(|conn| {
             conn.query_row("SELECT COUNT(*) FROM alerts WHERE rule = 'agent_offline'", [], |r| r.get(0))
-                .map_err(|e| mttrly_core::MttrlyError::new(mttrly_core::ErrorCode::InternalError, e.to_string()))
         })
         .await
         .unwrap();

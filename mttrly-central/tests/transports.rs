@@ -215,36 +215,39 @@ async fn a_tool_beyond_the_plan_is_listed_on_mcp_and_callable_nowhere() {
 async fn oauth_access_token(h: &Harness, human: &str, resource: &str, expires_at: i64) -> String {
     let access = secrets::generate(secrets::SecretKind::OAuthAccess);
     let (hash, human_hash, resource) = (secrets::hash(&access), secrets::hash(human), resource.to_owned());
-    h.central
-        .central
-        .db
-        .call(move |conn| {
-            let owner = db::accounts::token_owner(conn, &human_hash)?.unwrap();
-            let Principal::Human { user_id, .. } = owner.principal else { unreachable!("a human token") };
-            let client_id = secrets::generate(secrets::SecretKind::OAuthClient);
-            let client = db::oauth::Client {
-                client_id: client_id.clone(),
-                client_name: "test-client".into(),
-                redirect_uris: vec!["https://app.example.com/cb".into()],
-            };
-            db::oauth::insert_client(conn, &client, db::now_ms())?;
-            let grant = db::oauth::CodeGrant {
-                client_id,
-                account_id: owner.account_id,
-                user_id,
-                redirect_uri: "https://app.example.com/cb".into(),
-                code_challenge: String::new(),
-                resource,
-                scope: "mcp".into(),
-                human_token_hash: human_hash.to_vec(),
-                surface: ToolSurface::ALL,
-                grant_expires_at: db::now_ms() + 3_600_000,
-            };
-            let family = secrets::generate(secrets::SecretKind::OAuthRefresh);
-            db::oauth::insert_token(
-                conn,
-                &db::oauth::NewToken { hash, kind: "access", family: &family, grant: &grant, expires_at },
-            )
+    let db = &h.central.central.db;
+    let owner = db.credentials().api_token(&human_hash).await.unwrap().unwrap();
+    let Principal::Human { user_id, .. } = owner.principal else { unreachable!("a human token") };
+    let client_id = secrets::generate(secrets::SecretKind::OAuthClient);
+    let client = db::oauth::Client {
+        client_id: client_id.clone(),
+        client_name: "test-client".into(),
+        redirect_uris: vec!["https://app.example.com/cb".into()],
+    };
+    db.oauth().insert_client(client, db::now_ms()).await.unwrap();
+    let grant = db::oauth::CodeGrant {
+        client_id,
+        account_id: owner.account_id,
+        user_id,
+        redirect_uri: "https://app.example.com/cb".into(),
+        code_challenge: String::new(),
+        resource,
+        scope: "mcp".into(),
+        human_token_hash: human_hash.to_vec(),
+        surface: ToolSurface::ALL,
+        grant_expires_at: db::now_ms() + 3_600_000,
+    };
+    // Its refresh token is never presented: only the access token is under test.
+    let family = secrets::generate(secrets::SecretKind::OAuthRefresh);
+    let unused_refresh = secrets::hash(&secrets::generate(secrets::SecretKind::OAuthRefresh));
+    db.oauth()
+        .insert_token_pair(db::oauth::TokenPair {
+            grant,
+            family,
+            access_hash: hash,
+            access_expires_at: expires_at,
+            refresh_hash: unused_refresh,
+            refresh_expires_at: expires_at,
         })
         .await
         .unwrap();
@@ -260,9 +263,8 @@ async fn a_credential_is_accepted_or_refused_alike_on_grpc_and_on_mcp() {
     h.central
         .central
         .db
-        .call(move |conn| {
+        .with_connection_for_tests(move |conn| {
             conn.execute("UPDATE api_tokens SET revoked_at = 1 WHERE token_hash = ?1", [hash.as_slice()])
-                .map_err(db::internal)
         })
         .await
         .unwrap();

@@ -11,6 +11,7 @@
 //! - [`action`]: the action state machine and action content.
 //! - [`audit`]: the audit event.
 //! - [`display`]: escaping for humans (what an approver reads is what is there).
+//! - [`second_factor`]: TOTP codes, recovery codes and the lockout, pure (the caller persists).
 //! - [`ids`], [`environment`], [`principal`]: shared domain types.
 
 pub mod access;
@@ -35,7 +36,9 @@ pub mod policy;
 pub mod principal;
 pub mod reality;
 pub mod redactor;
+pub mod role;
 pub mod schema;
+pub mod second_factor;
 pub mod surface;
 pub mod tools;
 
@@ -45,4 +48,5 @@ pub use error::{ErrorBody, ErrorCode, MttrlyError};
 pub use error_chain::ErrorChain;
 pub use plan::Plan;
 pub use principal::{Principal, Source};
+pub use role::Role;
 pub use surface::ToolSurface;

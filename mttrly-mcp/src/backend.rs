@@ -33,6 +33,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The tools this caller reaches, in catalog order: what `tools/list` advertises.
     fn tools(&self, caller: &Self::Caller) -> impl Future<Output = Result<Vec<ToolId>, MttrlyError>> + Send;
 
+    /// Whether [`Backend::tools`] lists `tool` for this caller: asked on every `tools/call`, so a
+    /// backend that can judge one tool without building the whole list should.
+    fn lists(&self, caller: &Self::Caller, tool: ToolId) -> impl Future<Output = Result<bool, MttrlyError>> + Send {
+        async move { Ok(self.tools(caller).await?.contains(&tool)) }
+    }
+
     /// Runs a catalog tool; returns its structured result (conforming to the tool's output
     /// schema) or the error to show the assistant. Audited by the backend with source `mcp`.
     fn call(

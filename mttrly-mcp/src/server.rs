@@ -96,6 +96,11 @@ impl<B: Backend> McpServer<B> {
         Ok(tools.into_iter().filter(|t| self.options.surface.check(t.spec()).is_ok()).collect())
     }
 
+    /// Whether `tool` is among [`Self::visible_tools`], judged for that tool alone.
+    async fn is_visible(&self, caller: &B::Caller, tool: ToolId) -> Result<bool, MttrlyError> {
+        Ok(self.options.surface.check(tool.spec()).is_ok() && self.backend.lists(caller, tool).await?)
+    }
+
     /// Every tool, `mttrly_approve_action` included, goes to the backend as it is: this server
     /// never asks the client to confirm anything, because a client's answer is not a human's.
     async fn run_tool(&self, caller: &B::Caller, tool: ToolId, arguments: Value) -> Result<Value, MttrlyError> {
@@ -152,7 +157,7 @@ impl<B: Backend> ServerHandler for McpServer<B> {
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = self.caller(&context)?;
         let tools = self.visible_tools(&caller).await.map_err(|e| internal(&e))?;
-        Ok(ListToolsResult::with_all_items(tools.into_iter().map(|t| tools::definition(t.spec())).collect()))
+        Ok(ListToolsResult::with_all_items(tools.into_iter().map(tools::cached).collect()))
     }
 
     async fn call_tool(
@@ -161,8 +166,11 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context)?;
-        let visible = self.visible_tools(&caller).await.map_err(|e| internal(&e))?;
-        let Some(tool) = request.name.parse::<ToolId>().ok().filter(|t| visible.contains(t)) else {
+        let visible = match request.name.parse::<ToolId>() {
+            Ok(tool) => self.is_visible(&caller, tool).await.map_err(|e| internal(&e))?.then_some(tool),
+            Err(_) => None,
+        };
+        let Some(tool) = visible else {
             // Unknown or unadvertised: a protocol error, as the MCP specification asks.
             return Err(ErrorData::invalid_params(format!("unknown tool: {}", request.name), None));
         };

@@ -1,8 +1,8 @@
 //! Catalog rows as MCP tool definitions.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use mttrly_core::ToolSpec;
+use mttrly_core::{ToolId, ToolSpec};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::Value;
 
@@ -29,6 +29,16 @@ pub fn definition(spec: &ToolSpec) -> Tool {
         .with_annotations(annotations)
 }
 
+/// The definition of `tool`, built once per process: the schemas are generated from types, which
+/// costs about 2 ms for the whole catalog, too much to pay on every `tools/list` (measured in
+/// BENCHMARKS.md, "MCP over Streamable HTTP"). A clone shares the schemas.
+pub fn cached(tool: ToolId) -> Tool {
+    static DEFINITIONS: OnceLock<Vec<Tool>> = OnceLock::new();
+    let all = DEFINITIONS.get_or_init(|| ToolId::ALL.iter().map(|t| definition(t.spec())).collect());
+    let index = ToolId::ALL.iter().position(|t| *t == tool);
+    index.and_then(|i| all.get(i)).cloned().unwrap_or_else(|| definition(tool.spec()))
+}
+
 #[cfg(test)]
 mod tests {
     use mttrly_core::ToolId;
@@ -39,6 +49,13 @@ mod tests {
     fn execute_command_definition_on_the_wire() {
         let tool = definition(ToolId::ExecuteCommand.spec());
         insta::assert_json_snapshot!("execute_command_tool", tool);
+    }
+
+    #[test]
+    fn the_cached_definition_is_the_definition() {
+        for tool in ToolId::ALL {
+            assert_eq!(cached(*tool), definition(tool.spec()), "{tool:?}");
+        }
     }
 
     #[test]

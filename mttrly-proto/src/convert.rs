@@ -1,5 +1,6 @@
 //! Conversions between wire types and `mttrly-core` domain types, in one place.
 
+use mttrly_core::capability::End;
 use mttrly_core::tools::common::{FilesystemUsage, HostMetrics};
 use mttrly_core::tools::servers::ServerStatus;
 use mttrly_core::{Environment, ErrorBody, ErrorCode, MttrlyError};
@@ -82,6 +83,38 @@ pub fn tool_result_from_wire(reply: &central::CallToolResponse) -> Result<Value,
     Err(MttrlyError::from_body(body))
 }
 
+/// How a task ended on the agent → the wire status of its `TaskResult`.
+pub fn task_status_to_wire(end: End) -> agent::TaskStatus {
+    match end {
+        End::Succeeded => agent::TaskStatus::Succeeded,
+        End::Failed => agent::TaskStatus::Failed,
+        End::TimedOut => agent::TaskStatus::TimedOut,
+    }
+}
+
+/// A task's error → the `TaskResult.error` the agent sends (code, message, details as JSON).
+pub fn task_error_to_wire(err: &MttrlyError) -> agent::Error {
+    agent::Error {
+        code: err.code().as_str().to_owned(),
+        message: err.message().to_owned(),
+        details_json: serde_json::to_vec(err.details()).unwrap_or_default(),
+    }
+}
+
+/// `TaskResult.error` → the seed error, through [`MttrlyError::from_body`]: an unknown code (a
+/// newer agent's) is `UNKNOWN_ERROR`, and details that are not a JSON object are dropped.
+pub fn task_error_from_wire(wire: agent::Error) -> MttrlyError {
+    let details =
+        serde_json::from_slice::<Value>(&wire.details_json).ok().filter(Value::is_object).unwrap_or(Value::Null);
+    let code = wire.code.parse().unwrap_or(ErrorCode::UnknownError);
+    MttrlyError::from_body(ErrorBody {
+        code,
+        message: wire.message,
+        suggested_action: code.suggested_action().to_owned(),
+        details,
+    })
+}
+
 /// A `GetServer` reply's status (the shape of `mttrly_get_server_status`'s output).
 pub fn server_status_from_wire(reply: &central::GetServerResponse) -> Result<ServerStatus, MttrlyError> {
     serde_json::from_str(&reply.status_json)
@@ -114,6 +147,17 @@ mod tests {
         let not_a_body =
             central::CallToolResponse { structured_json: "{}".into(), text: String::new(), is_error: true };
         assert_eq!(tool_result_from_wire(&not_a_body).map_err(|e| e.code()), Err(ErrorCode::InternalError));
+    }
+
+    #[test]
+    fn a_task_error_round_trips_and_a_newer_agents_error_stays_readable() {
+        let err = MttrlyError::new(ErrorCode::PolicyDenied, "no").with_detail("capability", "file.read");
+        assert_eq!(task_error_from_wire(task_error_to_wire(&err)), err);
+        let newer = agent::Error { code: "QUANTUM_FLUX".into(), message: "m".into(), details_json: b"[1]".to_vec() };
+        let read = task_error_from_wire(newer);
+        assert_eq!((read.code(), read.message()), (ErrorCode::UnknownError, "m"));
+        assert_eq!(read.details(), &serde_json::json!({}));
+        assert_eq!(task_status_to_wire(End::TimedOut), agent::TaskStatus::TimedOut);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod central {
 }
 
 pub mod client;
+pub mod codec;
 pub mod convert;
 pub mod status;
 

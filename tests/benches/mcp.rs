@@ -5,7 +5,10 @@
 //! 1. Saturation: 64 sessions (real rmcp clients), each calling back to back: calls/s.
 //! 2. Latency under load: 64 sessions speaking raw HTTP (keep-alive, one MCP session each) at a
 //!    fixed offered rate (open loop), so queueing behind the load generator is not counted.
-//! 3. One session alone.
+//! 3. One session, 64 keep-alive connections posting into it back to back (the shape of
+//!    `scripts/mcp-wrk.sh`, which measures the same from outside with wrk): its requests are
+//!    served concurrently, each answer matched to its JSON-RPC id.
+//! 4. One session alone.
 //!
 //! cargo bench -p mttrly-tests --bench mcp -- [--sessions 64] [--seconds 10] [--rate 2000]
 
@@ -92,8 +95,9 @@ fn main() {
         );
         // Raw HTTP sessions: back to back (the server's throughput), then at a fixed offered rate
         // (latency without counting queueing inside the load generator).
-        run_raw(&url, &token, sessions, seconds, None).await;
-        run_raw(&url, &token, sessions, seconds, Some(arg("--rate", 2000) as f64)).await;
+        run_raw(&url, &token, sessions, seconds, None, false).await;
+        run_raw(&url, &token, sessions, seconds, Some(arg("--rate", 2000) as f64), false).await;
+        run_raw(&url, &token, sessions, seconds, None, true).await;
 
         // One session alone: the latency without queueing behind 63 others.
         let solo = mcp::connect(&url, &token, None).await.0;
@@ -109,10 +113,16 @@ fn main() {
     });
 }
 
-async fn run_raw(url: &str, token: &str, sessions: usize, seconds: u64, rate: Option<f64>) {
+/// `sessions` clients, each on its own keep-alive connection: each its own MCP session, or all
+/// in one (`one_session`).
+async fn run_raw(url: &str, token: &str, sessions: usize, seconds: u64, rate: Option<f64>, one_session: bool) {
     let mut raw = Vec::new();
+    let shared = if one_session { Some(RawSession::open(url, token).await) } else { None };
     for _ in 0..sessions {
-        raw.push(RawSession::open(url, token).await);
+        raw.push(match &shared {
+            Some(s) => s.another_connection(),
+            None => RawSession::open(url, token).await,
+        });
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -147,8 +157,10 @@ async fn run_raw(url: &str, token: &str, sessions: usize, seconds: u64, rate: Op
     lat.sort();
     let q = |v: f64| lat[((lat.len() - 1) as f64 * v).round() as usize].as_secs_f64() * 1000.0;
     let mode = rate.map_or_else(|| "back to back".to_owned(), |r| format!("at {r:.0} calls/s offered"));
+    let shape =
+        if one_session { format!("{sessions} connections into one session") } else { format!("{sessions} sessions") };
     println!(
-        "raw HTTP, {sessions} sessions {mode}: median {:.2} ms, p99 {:.2} ms, {:.0} calls/s served",
+        "raw HTTP, {shape} {mode}: median {:.2} ms, p99 {:.2} ms, {:.0} calls/s served",
         q(0.5),
         q(0.99),
         lat.len() as f64 / elapsed.as_secs_f64()
@@ -162,6 +174,9 @@ struct RawSession {
     url: String,
     auth: String,
     session: String,
+    /// JSON-RPC ids, unique across every connection into the session (a duplicate id in flight
+    /// is a protocol error).
+    next_id: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RawSession {
@@ -183,9 +198,20 @@ impl RawSession {
             .unwrap();
         let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
         r.bytes().await.unwrap();
-        let s = Self { http, url: url.to_owned(), auth, session };
+        let s = Self { http, url: url.to_owned(), auth, session, next_id: std::sync::Arc::default() };
         s.post(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })).await;
         s
+    }
+
+    /// The same MCP session over a connection of its own.
+    fn another_connection(&self) -> Self {
+        Self {
+            http: reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build().unwrap(),
+            url: self.url.clone(),
+            auth: self.auth.clone(),
+            session: self.session.clone(),
+            next_id: std::sync::Arc::clone(&self.next_id),
+        }
     }
 
     async fn post(&self, body: &serde_json::Value) -> bytes::Bytes {
@@ -206,12 +232,16 @@ impl RawSession {
     }
 
     async fn list_servers(&self) {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let body = self
             .post(&json!({
-                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "jsonrpc": "2.0", "id": id, "method": "tools/call",
                 "params": { "name": "mttrly_list_servers", "arguments": {} }
             }))
             .await;
         assert!(body.windows(9).any(|w| w == b"\"servers\""), "{}", String::from_utf8_lossy(&body));
+        // The answer to this request, not another connection's.
+        let own = format!("\"id\":{id},");
+        assert!(body.windows(own.len()).any(|w| w == own.as_bytes()), "{}", String::from_utf8_lossy(&body));
     }
 }

@@ -1,17 +1,23 @@
-//! End-to-end scenarios. One test binary, one module per area.
+//! End-to-end scenarios and central's in-process tests. One test binary, one module per area;
+//! `common` is the in-process harness the central modules share.
 
 mod actions;
+mod architecture;
 mod audit;
 mod catalog;
 mod commands;
+mod common;
 mod contract;
 mod diagnostics;
 mod files;
+mod first_user;
 mod fleet;
 mod mcp;
+mod notify;
 mod oauth;
 mod playbooks;
 mod quickstart;
 mod redaction;
+mod scopes;
 mod standalone;
 mod tls;

@@ -285,15 +285,16 @@ fn a_session_belongs_to_the_user_who_opened_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let intruder = "mttrly_h_another-tenant-entirely-0000000000000";
     let central = TestCentral::start_with(dir.path(), &[], &[], |data| {
-        let conn = rusqlite::Connection::open(data.join("central.db")).expect("db");
-        mttrly_central::init::create_tenant(
-            &conn,
-            "other",
-            mttrly_core::Plan::DeploymentCrew,
-            "mallory",
-            &mttrly_central::secrets::hash(intruder),
-        )
-        .expect("second tenant");
+        let db = mttrly_central::db::Db::open(&data.join("central.db")).expect("db");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        runtime
+            .block_on(db.create_tenant(
+                "other",
+                mttrly_core::Plan::DeploymentCrew,
+                "mallory",
+                &mttrly_central::secrets::hash(intruder),
+            ))
+            .expect("second tenant");
     });
     let assistant = token(&central, &["--assistant", "claude-code"]);
     let init = json!({

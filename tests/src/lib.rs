@@ -1,8 +1,10 @@
-//! The end-to-end harness: real mttrly binaries as child processes, real servers on loopback,
-//! real SQLite files in temp dirs.
+//! The test harness: real mttrly binaries as child processes ([`TestCentral`], [`TestAgent`]),
+//! central in the test's own process ([`in_process`]), a simulated agent ([`sim`]), MCP clients
+//! ([`mcp`], [`in_process::mcp_raw`]); real servers on loopback, real SQLite files in temp dirs.
 
 #![allow(clippy::missing_panics_doc)]
 
+pub mod in_process;
 pub mod mcp;
 pub mod sim;
 
@@ -133,8 +135,10 @@ pub struct TestCentral {
 }
 
 /// Fast heartbeats so liveness tests take seconds: one a second, offline after two missed.
-const FAST: [(&str, &str); 2] =
-    [("MTTRLY_HEARTBEAT_INTERVAL_SECONDS", "1"), ("MTTRLY_OFFLINE_AFTER_MISSED_HEARTBEATS", "2")];
+const FAST: [(&str, &str); 2] = [
+    (mttrly_central::env::HEARTBEAT_INTERVAL_SECONDS, "1"),
+    (mttrly_central::env::OFFLINE_AFTER_MISSED_HEARTBEATS, "2"),
+];
 
 impl TestCentral {
     /// `init` a data dir under `root`, then `serve` it with fast heartbeats.
@@ -181,7 +185,7 @@ impl TestCentral {
             .arg(&self.data_dir)
             .args(["--grpc-listen", &format!("127.0.0.1:{}", self.grpc_port), "--http-listen", "127.0.0.1:0"])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("MTTRLY_LOG", "warn")
+            .env(mttrly_central::env::LOG, "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -377,7 +381,7 @@ impl TestAgent {
         }
         let child = run
             .arg(state_dir)
-            .env("MTTRLY_LOG", "warn")
+            .env(mttrly_agent::env::LOG, "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -428,6 +432,20 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
+    /// Parses what a server sent on a `Connection: close` exchange (a status line it cannot read
+    /// is status 0, so the test's assertion names what came back).
+    pub fn parse(raw: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(raw);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Self { status, headers, body: body.to_owned() }
+    }
+
     /// The first header with this (lower-case) name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
@@ -452,13 +470,5 @@ pub fn http_request(base: &str, method: &str, path: &str, headers: &[(&str, &str
     let mut raw = Vec::new();
     // An SSE response stays open; what arrived before the timeout is enough for these checks.
     let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    RawResponse { status, headers, body: body.to_owned() }
+    RawResponse::parse(&raw)
 }

@@ -12,11 +12,10 @@ use std::time::Duration;
 use mttrly_core::action::ActionContent;
 use mttrly_core::capability::{
     self, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DiagnosticParams, DiagnosticRun,
-    End, FileCleanup, FileDiffParams, FileDiffRun, FileDiffText, FileMatches, FileRead, FileReadParams,
-    FileReadPrivileged, FileRemoved, FileSearch, FileSearchParams, FileTail, FileWrite, FileWritten, Handler,
-    HostSample, NoParams, Outcome, Phase, PlaybookList, PlaybookOffer, PlaybookOffers, PlaybookPlan,
-    PlaybookPlanParams, PlaybookPlanned, PlaybookRan, PlaybookRun, PrivilegedReadParams, ProcessRun, RealityDiscover,
-    ScriptRun, StepRan,
+    FileCleanup, FileDiffParams, FileDiffRun, FileDiffText, FileMatches, FileRead, FileReadParams, FileReadPrivileged,
+    FileRemoved, FileSearch, FileSearchParams, FileTail, FileWrite, FileWritten, Handler, HostSample, NoParams,
+    Outcome, Phase, PlaybookList, PlaybookOffer, PlaybookOffers, PlaybookPlan, PlaybookPlanParams, PlaybookPlanned,
+    PlaybookRan, PlaybookRun, PrivilegedReadParams, ProcessRun, RealityDiscover, ScriptRun, StepRan,
 };
 use mttrly_core::classifier::{Classification, classify};
 use mttrly_core::diagnose::Evidence;
@@ -26,9 +25,9 @@ use mttrly_core::tools::files::{ReadTarget, RedactionCount, SearchMatch};
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
 use mttrly_proto::agent::v1::{
-    self as wire, AgentMessage, EnrollRequest, Heartbeat, Hello, TaskAck, TaskResult, TaskStatus, agent_message,
-    central_message,
+    self as wire, AgentMessage, EnrollRequest, Heartbeat, Hello, TaskAck, TaskResult, agent_message, central_message,
 };
+use mttrly_proto::convert::{task_error_to_wire, task_status_to_wire};
 use tokio::sync::{mpsc, oneshot};
 
 /// The simulated host's state, shared with the test.
@@ -407,19 +406,10 @@ async fn answer(host: &SimHost, offered: CapabilitySet, version: &str, task: wir
     };
     TaskResult {
         task_id: task.task_id,
-        status: match outcome.end {
-            End::Succeeded => TaskStatus::Succeeded,
-            End::Failed => TaskStatus::Failed,
-            End::TimedOut => TaskStatus::TimedOut,
-        }
-        .into(),
+        status: task_status_to_wire(outcome.end).into(),
         exit_code: outcome.exit_code,
         result_json: outcome.answer.unwrap_or_default(),
-        error: outcome.error.map(|e| wire::Error {
-            code: e.code().as_str().to_owned(),
-            message: e.message().to_owned(),
-            details_json: serde_json::to_vec(e.details()).unwrap_or_default(),
-        }),
+        error: outcome.error.as_ref().map(task_error_to_wire),
         started_at_unix_ms: started,
         finished_at_unix_ms: jiff::Timestamp::now().as_millisecond(),
         truncated: outcome.truncated,

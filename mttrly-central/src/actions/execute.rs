@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::agents::registry::{ActionGrant, TaskSpec};
 use crate::db::actions::ActionRow;
-use crate::db::{self, now_ms, timestamp};
+use crate::db::{now_ms, timestamp};
 use crate::secrets::{self, SecretKind};
 use crate::state::Central;
 
@@ -79,11 +79,16 @@ async fn central_side(central: &Arc<Central>, action: &ActionRow) -> Outcome {
             let token = secrets::generate(SecretKind::Install);
             let hash = secrets::hash(&token);
             let expires_at = now_ms() + i64::from(central.config.install_token_ttl_minutes) * 60_000;
-            let server = action.server_id.clone();
-            if let Err(e) =
-                central.db.call(move |conn| db::servers::rotate_credentials(conn, &server, &hash, expires_at)).await
-            {
-                return Outcome::failed(e);
+            let servers = central.db.account(&action.account_id).servers();
+            match servers.rotate_credentials(&action.server_id, &hash, expires_at).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Outcome::failed(
+                        MttrlyError::new(ErrorCode::ServerNotFound, "the server is no longer in this account")
+                            .with_detail("server_id", action.server_id.as_str()),
+                    );
+                }
+                Err(e) => return Outcome::failed(e),
             }
             central.agents.kick(&action.server_id);
             let command = crate::servers::agent_command(central, &token);
@@ -143,8 +148,7 @@ fn cap_lines(output: &mut String, max: usize) -> bool {
 
 async fn agent_side(central: &Central, action: &ActionRow, capability: CapabilityId) -> Outcome {
     let payload = if matches!(action.content, ActionContent::FileWrite { .. }) {
-        let id = action.id.clone();
-        match central.db.call(move |conn| db::actions::payload(conn, &id)).await {
+        match central.db.account(&action.account_id).actions().payload(&action.id).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => {
                 return Outcome::failed(MttrlyError::new(
@@ -195,8 +199,7 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: Capabilit
                 truncated = true;
             }
             // The plan's `Log lines` limit applies to everything returned.
-            let account = action.account_id.clone();
-            let plan = central.db.call(move |conn| db::accounts::plan(conn, &account)).await.ok().flatten();
+            let plan = central.db.account(&action.account_id).plan().await.ok().flatten();
             if let Some(plan) = plan {
                 let max = usize::try_from(plan.limits().log_lines).unwrap_or(usize::MAX);
                 truncated |= cap_lines(&mut output, max);
@@ -273,10 +276,11 @@ pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState,
         mttrly_core::redactor::redact_json(&mut error.details);
     }
     let state = if outcome.ok { ActionState::Succeeded } else { ActionState::Failed };
-    let (id, stored) = (action.id.clone(), result.clone());
     if let Err(e) = central
         .db
-        .call(move |conn| db::actions::transition(conn, &id, ActionState::Running, state, now_ms(), Some(&stored)))
+        .account(&action.account_id)
+        .actions()
+        .transition(&action.id, ActionState::Running, state, Some(result.clone()))
         .await
     {
         tracing::error!(action_id = %action.id, error = %e, "cannot record the action's outcome");

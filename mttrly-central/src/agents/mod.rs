@@ -1,4 +1,16 @@
-//! Agents connected to central.
+//! Agents connected to central, one module per job:
+//!
+//! - [`registry`]: the handle the rest of central holds ([`registry::AgentRegistry`]); it ties
+//!   the connection table to the pending tasks (a closed connection fails its tasks).
+//! - `live`: the connection table (who is connected, through which sender, announcing what).
+//! - `liveness`: heartbeats, online / offline, the batch of heartbeats to flush.
+//! - `tasks`: task specs, replies and the table of tasks waiting for an answer.
+//! - `dispatch`: `send`, a task down a stream and its answer back, within a deadline.
+//! - [`ask`]: the one typed call, `agents.ask::<C>(server, &params, deadline)`.
 
 pub mod ask;
+mod dispatch;
+mod live;
+mod liveness;
 pub mod registry;
+mod tasks;

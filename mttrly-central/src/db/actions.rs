@@ -1,12 +1,13 @@
 //! Actions and the human decisions on them.
 
+use std::collections::HashMap;
+
 use mttrly_core::action::{ActionContent, ActionState};
 use mttrly_core::ids::{AccountId, ActionId, ServerId};
-use mttrly_core::tools::actions::{ApprovalRecord, Decision, ExecutionResult};
-use mttrly_core::{Environment, MttrlyError, Principal, Source};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use mttrly_core::tools::actions::{ApprovalRecord, ExecutionResult};
+use mttrly_core::{Environment, ErrorCode, MttrlyError, Principal, Source};
 
-use super::{internal, timestamp};
+use super::{Account, now_ms, sqlite};
 
 /// An action as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,301 +48,7 @@ pub struct ActionRow {
     pub result: Option<ExecutionResult>,
 }
 
-fn state_name(s: ActionState) -> &'static str {
-    s.as_str()
-}
-
-fn parse_state(s: &str) -> Option<ActionState> {
-    ActionState::ALL.into_iter().find(|st| st.as_str() == s)
-}
-
-const COLUMNS: &str = "a.id, a.account_id, a.server_id, s.name, a.environment, a.content_json, a.content_sha256, \
-                       a.description, a.requested_by_json, a.requested_via, a.status, a.approvals_required, \
-                       a.created_at, a.updated_at, a.expires_at, a.result_json, a.reason";
-
-#[allow(clippy::unnecessary_wraps)] // the shape rusqlite's query_map wants
-fn row(r: &Row<'_>) -> rusqlite::Result<Option<ActionRow>> {
-    let get = |i| r.get::<_, String>(i);
-    let parsed = (|| {
-        Some(ActionRow {
-            id: ActionId::parse(&get(0).ok()?).ok()?,
-            account_id: AccountId::parse(&get(1).ok()?).ok()?,
-            server_id: ServerId::parse(&get(2).ok()?).ok()?,
-            server_name: get(3).ok()?,
-            environment: get(4).ok()?.parse().ok()?,
-            content: serde_json::from_str(&get(5).ok()?).ok()?,
-            content_sha256: get(6).ok()?,
-            description: get(7).ok()?,
-            requested_by: serde_json::from_str(&get(8).ok()?).ok()?,
-            requested_via: get(9).ok()?.parse().ok()?,
-            status: parse_state(&get(10).ok()?)?,
-            approvals_required: r.get(11).ok()?,
-            created_at: r.get(12).ok()?,
-            updated_at: r.get(13).ok()?,
-            expires_at: r.get(14).ok()?,
-            result: r.get::<_, Option<String>>(15).ok()?.and_then(|j| serde_json::from_str(&j).ok()),
-            reason: r.get::<_, Option<String>>(16).ok()?,
-        })
-    })();
-    Ok(parsed)
-}
-
-/// Stores a new action.
-/// Stores the bytes an action carries by hash.
-pub fn insert_payload(conn: &Connection, id: &ActionId, payload: &[u8]) -> Result<(), MttrlyError> {
-    conn.execute("INSERT INTO action_payloads (action_id, payload) VALUES (?1, ?2)", params![id.as_str(), payload])
-        .map_err(internal)?;
-    Ok(())
-}
-
-/// The bytes an action carries, if any.
-pub fn payload(conn: &Connection, id: &ActionId) -> Result<Option<Vec<u8>>, MttrlyError> {
-    conn.query_row("SELECT payload FROM action_payloads WHERE action_id = ?1", params![id.as_str()], |r| r.get(0))
-        .optional()
-        .map_err(internal)
-}
-
-/// How many actions wait for a decision on `server` at `now_ms` (expired ones no longer count,
-/// even before the sweeper marks them), and when the first of them expires.
-pub fn pending_on_server(conn: &Connection, server: &ServerId, now_ms: i64) -> Result<(u32, Option<i64>), MttrlyError> {
-    conn.query_row(
-        "SELECT COUNT(*), MIN(expires_at) FROM actions
-         WHERE server_id = ?1 AND status = 'pending_approval' AND expires_at > ?2",
-        params![server.as_str(), now_ms],
-        |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Option<i64>>(1)?)),
-    )
-    .map_err(internal)
-}
-
-/// Stores an action.
-pub fn insert(conn: &Connection, a: &ActionRow) -> Result<(), MttrlyError> {
-    conn.execute(
-        "INSERT INTO actions (id, account_id, server_id, environment, action_type, content_json, content_sha256,
-         description, requested_by_json, requested_via, status, approvals_required, created_at, updated_at, expires_at,
-         result_json, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
-            a.id.as_str(),
-            a.account_id.as_str(),
-            a.server_id.as_str(),
-            a.environment.as_str(),
-            a.content.action_type().as_str(),
-            String::from_utf8(a.content.canonical_bytes()).unwrap_or_default(),
-            a.content_sha256,
-            a.description,
-            serde_json::to_string(&a.requested_by).unwrap_or_default(),
-            a.requested_via.as_str(),
-            state_name(a.status),
-            a.approvals_required,
-            a.created_at,
-            a.updated_at,
-            a.expires_at,
-            a.result.as_ref().and_then(|r| serde_json::to_string(r).ok()),
-            a.reason,
-        ],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// The account's action, or `None` (also for another account's action).
-pub fn get(conn: &Connection, account: &AccountId, id: &ActionId) -> Result<Option<ActionRow>, MttrlyError> {
-    conn.query_row(
-        &format!(
-            "SELECT {COLUMNS} FROM actions a JOIN servers s ON s.id = a.server_id WHERE a.id = ?1 AND a.account_id = ?2"
-        ),
-        params![id.as_str(), account.as_str()],
-        row,
-    )
-    .optional()
-    .map(Option::flatten)
-    .map_err(internal)
-}
-
-/// The account's actions, newest first.
-pub fn list(
-    conn: &Connection,
-    account: &AccountId,
-    server: Option<&ServerId>,
-    status: Option<ActionState>,
-    limit: u32,
-) -> Result<Vec<ActionRow>, MttrlyError> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM actions a JOIN servers s ON s.id = a.server_id
-             WHERE a.account_id = ?1 AND (?2 IS NULL OR a.server_id = ?2) AND (?3 IS NULL OR a.status = ?3)
-             ORDER BY a.created_at DESC, a.id DESC LIMIT ?4"
-        ))
-        .map_err(internal)?;
-    let rows = stmt
-        .query_map(params![account.as_str(), server.map(ServerId::as_str), status.map(state_name), limit], row)
-        .map_err(internal)?;
-    let mut out = Vec::new();
-    for r in rows {
-        if let Some(a) = r.map_err(internal)? {
-            out.push(a);
-        }
-    }
-    Ok(out)
-}
-
-/// Moves an action from `from` to `to` if it is still in `from`; returns whether it moved. The
-/// condition makes concurrent decisions safe: only one of two racing approvals can win.
-pub fn transition(
-    conn: &Connection,
-    id: &ActionId,
-    from: ActionState,
-    to: ActionState,
-    now: i64,
-    result: Option<&ExecutionResult>,
-) -> Result<bool, MttrlyError> {
-    let changed = conn
-        .execute(
-            "UPDATE actions SET status = ?3, updated_at = ?4, result_json = COALESCE(?5, result_json)
-             WHERE id = ?1 AND status = ?2",
-            params![
-                id.as_str(),
-                state_name(from),
-                state_name(to),
-                now,
-                result.and_then(|r| serde_json::to_string(r).ok())
-            ],
-        )
-        .map_err(internal)?;
-    Ok(changed == 1)
-}
-
-/// Records a human decision.
-#[allow(clippy::too_many_arguments)]
-pub fn insert_decision(
-    conn: &Connection,
-    id: &ActionId,
-    decided_by: &Principal,
-    decision: Decision,
-    channel: Source,
-    content_sha256: &str,
-    reason: Option<&str>,
-    now: i64,
-) -> Result<(), MttrlyError> {
-    conn.execute(
-        "INSERT INTO approvals (action_id, user_id, decided_by_json, decision, channel, content_sha256, reason, decided_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            id.as_str(),
-            decided_by.accountable_user().as_str(),
-            serde_json::to_string(decided_by).unwrap_or_default(),
-            if decision == Decision::Approve { "approve" } else { "reject" },
-            channel.as_str(),
-            content_sha256,
-            reason,
-            now
-        ],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// How many approvals each of the account's pending actions has.
-pub fn approval_counts(
-    conn: &Connection,
-    account: &AccountId,
-) -> Result<std::collections::HashMap<ActionId, u32>, MttrlyError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT p.action_id, COUNT(*) FROM approvals p JOIN actions a ON a.id = p.action_id
-             WHERE a.account_id = ?1 AND a.status = 'pending_approval' AND p.decision = 'approve' GROUP BY p.action_id",
-        )
-        .map_err(internal)?;
-    let rows = stmt
-        .query_map(params![account.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
-        .map_err(internal)?;
-    let mut out = std::collections::HashMap::new();
-    for r in rows {
-        let (id, n) = r.map_err(internal)?;
-        if let Ok(id) = ActionId::parse(&id) {
-            out.insert(id, n);
-        }
-    }
-    Ok(out)
-}
-
-/// The decisions on an action, oldest first.
-pub fn decisions(conn: &Connection, id: &ActionId) -> Result<Vec<ApprovalRecord>, MttrlyError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT decided_by_json, decision, channel, decided_at, reason FROM approvals WHERE action_id = ?1 ORDER BY decided_at",
-        )
-        .map_err(internal)?;
-    let rows = stmt
-        .query_map(params![id.as_str()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Option<String>>(4)?,
-            ))
-        })
-        .map_err(internal)?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (by, decision, channel, at, reason) = r.map_err(internal)?;
-        let (Ok(decided_by), Ok(channel)) = (serde_json::from_str(&by), channel.parse()) else { continue };
-        out.push(ApprovalRecord {
-            decided_by,
-            decision: if decision == "approve" { Decision::Approve } else { Decision::Reject },
-            channel,
-            decided_at: timestamp(at),
-            reason,
-        });
-    }
-    Ok(out)
-}
-
-/// Expires every pending action past its expiry; returns them.
-pub fn expire_due(conn: &mut Connection, now: i64) -> Result<Vec<ActionRow>, MttrlyError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
-    let due: Vec<ActionRow> = {
-        let mut stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM actions a JOIN servers s ON s.id = a.server_id
-                 WHERE a.status = 'pending_approval' AND a.expires_at <= ?1"
-            ))
-            .map_err(internal)?;
-        let rows = stmt.query_map(params![now], row).map_err(internal)?;
-        rows.filter_map(|r| r.ok().flatten()).collect()
-    };
-    for a in &due {
-        transition(&tx, &a.id, ActionState::PendingApproval, ActionState::Expired, now, None)?;
-    }
-    tx.commit().map_err(internal)?;
-    Ok(due)
-}
-
-/// After a crash: actions left `approved` or `running` become `failed` with `result`, never
-/// re-sent. Returns them.
-pub fn fail_interrupted(
-    conn: &mut Connection,
-    now: i64,
-    result: &ExecutionResult,
-) -> Result<Vec<ActionRow>, MttrlyError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
-    let stuck: Vec<ActionRow> = {
-        let mut stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM actions a JOIN servers s ON s.id = a.server_id WHERE a.status IN ('approved', 'running')"
-            ))
-            .map_err(internal)?;
-        let rows = stmt.query_map([], row).map_err(internal)?;
-        rows.filter_map(|r| r.ok().flatten()).collect()
-    };
-    for a in &stuck {
-        transition(&tx, &a.id, a.status, ActionState::Failed, now, Some(result))?;
-    }
-    tx.commit().map_err(internal)?;
-    Ok(stuck)
-}
-
-/// What [`create`] did.
+/// What [`Actions::create`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
     /// The action (and its payload) is stored.
@@ -356,78 +63,145 @@ pub enum Created {
     },
 }
 
-/// Stores a new action and its payload in one IMMEDIATE transaction; a pending one only while
-/// fewer than `cap` actions wait on its server at `now`.
-pub fn create(
-    conn: &mut Connection,
-    stored: &ActionRow,
-    payload: Option<&[u8]>,
-    cap: u32,
-    now: i64,
-) -> Result<Created, MttrlyError> {
-    // IMMEDIATE takes the write lock before counting, so concurrent submissions are
-    // serialised and none can slip past the cap between the count and the insert.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-    if stored.status == ActionState::PendingApproval {
-        let (pending, first_expiry) = pending_on_server(&tx, &stored.server_id, now)?;
-        if pending >= cap {
-            return Ok(Created::CapReached { pending, first_expiry });
-        }
-    }
-    insert(&tx, stored)?;
-    if let Some(bytes) = payload {
-        insert_payload(&tx, &stored.id, bytes)?;
-    }
-    tx.commit().map_err(internal)?;
-    Ok(Created::Stored)
+/// A tenant's actions. Built by [`Account::actions`]; every operation on one action also
+/// filters on the account, so an id from another tenant finds nothing.
+pub struct Actions<'a> {
+    pub(super) account: Account<'a>,
 }
 
-/// Records an approval in one IMMEDIATE transaction; when it reaches the quorum, also moves the
-/// action pending → approved → running, conditional on it still being pending, so a racing
-/// second approval finds it already decided.
-pub fn approve(
-    conn: &mut Connection,
-    id: &ActionId,
-    who: &Principal,
-    channel: Source,
-    content_sha256: &str,
-    quorum_reached: bool,
-) -> Result<(), MttrlyError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-    let now = super::now_ms();
-    if quorum_reached {
-        let moved = transition(&tx, id, ActionState::PendingApproval, ActionState::Approved, now, None)?
-            && transition(&tx, id, ActionState::Approved, ActionState::Running, now, None)?;
-        if !moved {
-            return Err(MttrlyError::new(
-                mttrly_core::ErrorCode::ValidationError,
-                "the action was decided by someone else meanwhile",
-            )
-            .with_detail("action_id", id.as_str()));
+impl Actions<'_> {
+    /// Stores a new action (of this account) and its payload in one transaction; a pending one
+    /// only while fewer than `cap` actions wait on its server at `now` (ms), so concurrent
+    /// submissions cannot slip past the cap.
+    pub async fn create(
+        &self,
+        action: ActionRow,
+        payload: Option<Vec<u8>>,
+        cap: u32,
+        now: i64,
+    ) -> Result<Created, MttrlyError> {
+        if action.account_id != *self.account.id {
+            tracing::error!(action = %action.id, "refused to store an action under another account's handle");
+            return Err(MttrlyError::new(ErrorCode::InternalError, "internal database error"));
         }
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::actions::create(conn, &action, payload.as_deref(), cap, now))
+            .await
     }
-    insert_decision(&tx, id, who, Decision::Approve, channel, content_sha256, None, now)?;
-    tx.commit().map_err(internal)
-}
 
-/// Records a rejection in one IMMEDIATE transaction, moving the action pending → rejected,
-/// conditional on it still being pending.
-pub fn reject(
-    conn: &mut Connection,
-    id: &ActionId,
-    who: &Principal,
-    channel: Source,
-    content_sha256: &str,
-    reason: Option<&str>,
-) -> Result<(), MttrlyError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-    let now = super::now_ms();
-    if !transition(&tx, id, ActionState::PendingApproval, ActionState::Rejected, now, None)? {
-        return Err(MttrlyError::new(
-            mttrly_core::ErrorCode::ValidationError,
-            "the action was decided by someone else meanwhile",
-        ));
+    /// The account's action, or `None`.
+    pub async fn get(&self, id: &ActionId) -> Result<Option<ActionRow>, MttrlyError> {
+        let (account, id) = (self.account.id.clone(), id.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::actions::get(conn, &account, &id)).await
     }
-    insert_decision(&tx, id, who, Decision::Reject, channel, content_sha256, reason, now)?;
-    tx.commit().map_err(internal)
+
+    /// The account's actions, newest first, optionally of one server and in one state.
+    pub async fn list(
+        &self,
+        server: Option<&ServerId>,
+        status: Option<ActionState>,
+        limit: u32,
+    ) -> Result<Vec<ActionRow>, MttrlyError> {
+        let (account, server) = (self.account.id.clone(), server.cloned());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::actions::list(conn, &account, server.as_ref(), status, limit))
+            .await
+    }
+
+    /// Up to `limit` of the account's pending actions (optionally of one server), newest first,
+    /// with how many approvals each has: one trip for both.
+    pub async fn pending_with_approvals(
+        &self,
+        server: Option<&ServerId>,
+        limit: u32,
+    ) -> Result<(Vec<ActionRow>, HashMap<ActionId, u32>), MttrlyError> {
+        let (account, server) = (self.account.id.clone(), server.cloned());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| {
+                let pending = Some(ActionState::PendingApproval);
+                let rows = sqlite::actions::list(conn, &account, server.as_ref(), pending, limit)?;
+                Ok((rows, sqlite::actions::approval_counts(conn, &account)?))
+            })
+            .await
+    }
+
+    /// How many actions wait for a decision on `server` at `now` (ms; expired ones no longer
+    /// count, even before the sweeper marks them), and when the first of them expires.
+    pub async fn pending_on_server(&self, server: &ServerId, now: i64) -> Result<(u32, Option<i64>), MttrlyError> {
+        let (account, server) = (self.account.id.clone(), server.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::actions::pending_on_server(conn, &account, &server, now)).await
+    }
+
+    /// The decisions on an action, oldest first.
+    pub async fn decisions(&self, id: &ActionId) -> Result<Vec<ApprovalRecord>, MttrlyError> {
+        let (account, id) = (self.account.id.clone(), id.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::actions::decisions(conn, &account, &id)).await
+    }
+
+    /// The bytes an action carries (a file write's new content), if any.
+    pub async fn payload(&self, id: &ActionId) -> Result<Option<Vec<u8>>, MttrlyError> {
+        let (account, id) = (self.account.id.clone(), id.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::actions::payload(conn, &account, &id)).await
+    }
+
+    /// Moves an action from `from` to `to` (stamped now, with `result` if given) if it is still
+    /// in `from`; returns whether it moved. The condition makes racing moves safe: only one wins.
+    pub async fn transition(
+        &self,
+        id: &ActionId,
+        from: ActionState,
+        to: ActionState,
+        result: Option<ExecutionResult>,
+    ) -> Result<bool, MttrlyError> {
+        let (account, id) = (self.account.id.clone(), id.clone());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::actions::transition(conn, &account, &id, from, to, now_ms(), result.as_ref()))
+            .await
+    }
+
+    /// Records `who`'s approval of the content with `content_sha256` through `channel`, in one
+    /// transaction; when `quorum_reached`, also moves the action pending → approved → running,
+    /// conditional on it still being pending (`VALIDATION_ERROR` if someone decided meanwhile).
+    pub async fn approve(
+        &self,
+        id: &ActionId,
+        who: &Principal,
+        channel: Source,
+        content_sha256: &str,
+        quorum_reached: bool,
+    ) -> Result<(), MttrlyError> {
+        let (account, id, who, sha) = (self.account.id.clone(), id.clone(), who.clone(), content_sha256.to_owned());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::actions::approve(conn, &account, &id, &who, channel, &sha, quorum_reached))
+            .await
+    }
+
+    /// Records `who`'s rejection and moves the action pending → rejected, in one transaction,
+    /// conditional on it still being pending (`VALIDATION_ERROR` if someone decided meanwhile).
+    pub async fn reject(
+        &self,
+        id: &ActionId,
+        who: &Principal,
+        channel: Source,
+        content_sha256: &str,
+        reason: Option<&str>,
+    ) -> Result<(), MttrlyError> {
+        let (account, id, who, sha) = (self.account.id.clone(), id.clone(), who.clone(), content_sha256.to_owned());
+        let reason = reason.map(str::to_owned);
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::actions::reject(conn, &account, &id, &who, channel, &sha, reason.as_deref()))
+            .await
+    }
 }

@@ -1,12 +1,11 @@
-//! Alerts.
+//! Alerts: what the alert engine opens and resolves, and a tenant's view of them.
 
 use mttrly_core::MttrlyError;
 use mttrly_core::ids::{AccountId, AlertId, ServerId};
 use mttrly_core::tools::common::Severity;
 use mttrly_core::tools::servers::{Alert, AlertStatus};
-use rusqlite::{Connection, Row, TransactionBehavior, params};
 
-use super::{internal, timestamp};
+use super::{Account, sqlite};
 
 /// A newly opened alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,64 +37,7 @@ pub enum AlertChange {
     Resolve(AlertId, i64),
 }
 
-fn parse_severity(s: &str) -> Severity {
-    match s {
-        "critical" => Severity::Critical,
-        "warning" => Severity::Warning,
-        _ => Severity::Info,
-    }
-}
-
-/// Inserts an open alert.
-pub fn open(conn: &Connection, alert: &NewAlert) -> Result<(), MttrlyError> {
-    conn.execute(
-        "INSERT INTO alerts (id, account_id, server_id, rule, subject, severity, status, summary, opened_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8)",
-        params![
-            alert.id.as_str(),
-            alert.account_id.as_str(),
-            alert.server_id.as_str(),
-            alert.rule,
-            alert.subject,
-            alert.severity.as_str(),
-            alert.summary,
-            alert.opened_at
-        ],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// Resolves an open alert.
-pub fn resolve(conn: &Connection, id: &AlertId, at: i64) -> Result<(), MttrlyError> {
-    conn.execute(
-        "UPDATE alerts SET status = 'resolved', resolved_at = ?2 WHERE id = ?1 AND status = 'open'",
-        params![id.as_str(), at],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// Every open alert: `(server, rule, subject, alert id)`, to rebuild the engine's state at start.
-pub fn all_open(conn: &Connection) -> Result<Vec<(ServerId, String, String, AlertId)>, MttrlyError> {
-    let mut stmt =
-        conn.prepare("SELECT server_id, rule, subject, id FROM alerts WHERE status = 'open'").map_err(internal)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-        })
-        .map_err(internal)?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (server, rule, subject, id) = r.map_err(internal)?;
-        if let (Ok(server), Ok(id)) = (ServerId::parse(&server), AlertId::parse(&id)) {
-            out.push((server, rule, subject, id));
-        }
-    }
-    Ok(out)
-}
-
-/// Filters for [`list`].
+/// Filters for [`Alerts::list`].
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
     /// Only this server.
@@ -110,91 +52,16 @@ pub struct AlertFilter {
     pub limit: u32,
 }
 
-fn alert_row(r: &Row<'_>) -> rusqlite::Result<Option<Alert>> {
-    let id: String = r.get(0)?;
-    let server: String = r.get(1)?;
-    let status: String = r.get(5)?;
-    let (Ok(alert_id), Ok(server_id)) = (AlertId::parse(&id), ServerId::parse(&server)) else {
-        return Ok(None);
-    };
-    Ok(Some(Alert {
-        alert_id,
-        server_id,
-        rule: r.get(2)?,
-        severity: parse_severity(&r.get::<_, String>(4)?),
-        status: if status == "open" { AlertStatus::Open } else { AlertStatus::Resolved },
-        summary: r.get(6)?,
-        opened_at: timestamp(r.get(7)?),
-        resolved_at: r.get::<_, Option<i64>>(8)?.map(timestamp),
-    }))
+/// A tenant's alerts. Built by [`Account::alerts`]; the engine's writes go through
+/// [`super::servers::Fleet::apply_alert_changes`].
+pub struct Alerts<'a> {
+    pub(super) account: Account<'a>,
 }
 
-/// The account's alerts, newest first.
-pub fn list(conn: &Connection, account: &AccountId, filter: &AlertFilter) -> Result<Vec<Alert>, MttrlyError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, server_id, rule, subject, severity, status, summary, opened_at, resolved_at FROM alerts
-             WHERE account_id = ?1 AND (?2 IS NULL OR server_id = ?2) AND (?3 IS NULL OR severity = ?3)
-               AND (?4 IS NULL OR status = ?4) AND opened_at >= ?5
-             ORDER BY opened_at DESC, id DESC LIMIT ?6",
-        )
-        .map_err(internal)?;
-    let status = filter.status.map(|s| match s {
-        AlertStatus::Open => "open",
-        AlertStatus::Resolved => "resolved",
-    });
-    let rows = stmt
-        .query_map(
-            params![
-                account.as_str(),
-                filter.server_id.as_ref().map(ServerId::as_str),
-                filter.severity.map(Severity::as_str),
-                status,
-                filter.since,
-                filter.limit
-            ],
-            alert_row,
-        )
-        .map_err(internal)?;
-    let mut out = Vec::new();
-    for r in rows {
-        if let Some(alert) = r.map_err(internal)? {
-            out.push(alert);
-        }
+impl Alerts<'_> {
+    /// The account's alerts matching `filter`, newest first.
+    pub async fn list(&self, filter: &AlertFilter) -> Result<Vec<Alert>, MttrlyError> {
+        let (account, filter) = (self.account.id.clone(), filter.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::alerts::list(conn, &account, &filter)).await
     }
-    Ok(out)
-}
-
-/// Deletes resolved alerts older than each account's retention. Returns how many were removed.
-pub fn purge(conn: &Connection, now: i64, retention_ms_for: impl Fn(&str) -> i64) -> Result<usize, MttrlyError> {
-    let mut stmt = conn.prepare("SELECT id, plan FROM accounts").map_err(internal)?;
-    let accounts: Vec<(String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(internal)?
-        .collect::<Result<_, _>>()
-        .map_err(internal)?;
-    let mut removed = 0;
-    for (account, plan) in accounts {
-        let cutoff = now - retention_ms_for(&plan);
-        removed += conn
-            .execute(
-                "DELETE FROM alerts WHERE account_id = ?1 AND status = 'resolved' AND opened_at < ?2",
-                params![account, cutoff],
-            )
-            .map_err(internal)?;
-        removed += super::audit::purge(conn, &account, cutoff)?;
-    }
-    Ok(removed)
-}
-
-/// Applies the alert engine's changes in order, in one IMMEDIATE transaction.
-pub fn apply(conn: &mut Connection, changes: &[AlertChange]) -> Result<(), MttrlyError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-    for change in changes {
-        match change {
-            AlertChange::Open(alert) => open(&tx, alert)?,
-            AlertChange::Resolve(id, at) => resolve(&tx, id, *at)?,
-        }
-    }
-    tx.commit().map_err(internal)
 }

@@ -1,35 +1,85 @@
-//! The SQLite database: opening, migrations, and running queries off the async runtime.
+//! The storage seam: central's data as named async operations, never a connection.
 //!
-//! One file in WAL mode. Queries are plain functions over `&Connection` (in the sibling modules);
-//! [`Db::call`] runs them on tokio's blocking pool so no SQLite work ever blocks a runtime worker.
-//! Every query that touches tenant data takes the account id and filters on it.
+//! Callers see domain types (rows, filters, outcomes) and async methods; no SQL, no `rusqlite`
+//! type, no SQLite dialect crosses this module. The operations come in two kinds of handle:
+//!
+//! - **Tenant data** (servers, actions and decisions, alerts, audit rows, reality snapshots, users
+//!   and tokens of an account) is reached only through [`Db::account`], which binds the account
+//!   id: `db.account(&caller.account_id).actions().get(&id)`. Every query behind such a handle
+//!   filters on that account, so a handler cannot ask for tenant data without naming whose it is
+//!   (`tests/layers.rs` checks that tool handlers and the gRPC API's services, the agent service
+//!   aside, reach the database only this way).
+//! - **Operations with no tenant yet, or across all tenants**, each on its own named handle:
+//!   [`Db::credentials`] (a secret → its owner: the lookups that *find* the tenant),
+//!   [`Db::oauth`] (clients, codes and tokens of the authorization server),
+//!   [`Db::fleet`] (agent enrollment, hellos, heartbeat flushes, the alert writer and the start-up
+//!   seed: keyed by a server the caller already authenticated), [`Db::maintenance`] (expiry and
+//!   retention sweeps, crash recovery), and on `Db` itself [`Db::open`], [`Db::init`],
+//!   [`Db::create_tenant`] and [`Db::first_account`].
+//!
+//! Multi-step transactions are single operations here (action create with the pending cap,
+//! approve, reject, OAuth token pair, init, alert changes, server registration within the plan's
+//! limit), never composed by callers.
+//!
+//! Tests that need a state no operation produces (an expired action, a revoked token) use
+//! `Db::with_connection_for_tests`, compiled only with the `test-support` feature, which only the
+//! workspace's dev-dependencies enable.
+//!
+//! ## Backends
+//!
+//! Today the only backend is SQLite, in `sqlite/`: its connection, its migrations
+//! (`sqlite/migrations.rs`) and the SQL of every operation, one module per domain mirroring the
+//! handle modules here. PostgreSQL plugs in beside it, without touching a caller:
+//!
+//! 1. `db/postgres/` with the same module set (`accounts.rs`, `actions.rs`, ...), each function the
+//!    twin of its SQLite one (same arguments, same domain types, its own dialect), and its own
+//!    `postgres/migrations/` (schemas are per backend; both append-only).
+//! 2. [`Db`] holds an `enum Backend { Sqlite(Sqlite), Postgres(Postgres) }` in place of its
+//!    `sqlite` field, chosen by [`Db::open`] from the configured URL. Each handle method, today
+//!    `self.db.sqlite.call(move |conn| sqlite::<domain>::<op>(conn, ..))`, matches on it and calls
+//!    its twin; the methods' signatures and the domain types stay, so no caller changes.
+//! 3. The transactions named above become one PostgreSQL transaction each (`SERIALIZABLE`, or
+//!    `SELECT ... FOR UPDATE` on the counted rows, where SQLite relies on IMMEDIATE).
+//!
+//! The audit writer (`crate::audit::writer`) keeps its own connection on its own thread: it
+//! batches appends into one `synchronous = FULL` transaction per batch and keeps the hash chain's
+//! heads in memory, which a shared, request-serving connection cannot do without stalling every
+//! request behind an fsync. A PostgreSQL backend gives it its own connection the same way.
 
 pub mod accounts;
 pub mod actions;
 pub mod alerts;
 pub mod audit;
-mod migrations;
 pub mod oauth;
 pub mod reality;
 pub mod servers;
+mod sqlite;
+#[cfg(feature = "test-support")]
+mod testing;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
-use mttrly_core::{ErrorCode, MttrlyError};
-use rusqlite::Connection;
+use mttrly_core::ids::{AccountId, UserId};
+use mttrly_core::{MttrlyError, Plan};
+
+pub(crate) use sqlite::{busy_wait, internal};
+
+/// An error from a storage backend, boxed so that no backend's error type crosses the seam.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// SQLite refused the file.
+    /// The backend refused the database.
     #[error("cannot open database {path}")]
-    Sqlite {
+    Storage {
         /// The file.
         path: String,
-        /// What SQLite said.
+        /// What the backend said.
         #[source]
-        source: rusqlite::Error,
+        source: BackendError,
     },
     /// The file was written by a newer mttrly.
     #[error(
@@ -51,75 +101,168 @@ pub enum OpenError {
         path: String,
         /// What failed.
         #[source]
-        source: rusqlite_migration::Error,
+        source: BackendError,
     },
+}
+
+impl OpenError {
+    /// A backend refusal for `path` (also used by the audit writer, which opens its own
+    /// connection to the same database).
+    pub fn storage(path: &Path, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Storage { path: path.display().to_string(), source: Box::new(source) }
+    }
 }
 
 /// A handle to the database, cheap to clone.
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    sqlite: sqlite::Sqlite,
 }
 
 impl Db {
     /// Opens (creating if needed) and migrates the database at `path`. Refuses a database from a
     /// newer version instead of guessing.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let display = path.display().to_string();
-        let sqlite = |source| OpenError::Sqlite { path: display.clone(), source };
-        let mut conn = Connection::open(path).map_err(sqlite)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
-        conn.busy_handler(Some(busy_wait)).map_err(sqlite)?;
-        migrations::apply(&mut conn, &display)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { sqlite: sqlite::Sqlite::open(path)? })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, MttrlyError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, MttrlyError> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "database task panicked");
-            MttrlyError::new(ErrorCode::InternalError, "internal database error")
-        })?
+    /// The data of one tenant. Every operation behind it is scoped to `account`.
+    pub fn account<'a>(&'a self, account: &'a AccountId) -> Account<'a> {
+        Account { db: self, id: account }
     }
 
-    /// Runs `f` with the connection on the current thread. For startup code and tests only.
-    pub fn call_blocking<T>(
+    /// Non-tenant: the lookups that turn a presented secret into its owner.
+    pub fn credentials(&self) -> accounts::Credentials<'_> {
+        accounts::Credentials { db: self }
+    }
+
+    /// Non-tenant: the OAuth authorization server's clients, codes and tokens.
+    pub fn oauth(&self) -> oauth::OAuth<'_> {
+        oauth::OAuth { db: self }
+    }
+
+    /// Non-tenant: agents and the fleet-wide writers, keyed by a server already authenticated.
+    pub fn fleet(&self) -> servers::Fleet<'_> {
+        servers::Fleet { db: self }
+    }
+
+    /// Non-tenant: sweeps across every account (expiry, retention, crash recovery).
+    pub fn maintenance(&self) -> Maintenance<'_> {
+        Maintenance { db: self }
+    }
+
+    /// Non-tenant: creates the first tenant and its admin in one transaction, unless an account
+    /// exists (then `None`, nothing written). Blocking: `init` runs before any runtime exists.
+    pub fn init(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, MttrlyError>,
-    ) -> Result<T, MttrlyError> {
-        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut guard)
+        name: &str,
+        plan: Plan,
+        admin_name: &str,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(AccountId, UserId)>, MttrlyError> {
+        self.sqlite.call_blocking(|conn| sqlite::accounts::init(conn, name, plan, admin_name, token_hash))
+    }
+
+    /// Non-tenant, blocking (quickstart mints its tokens before the server starts, like `init`):
+    /// stores an API token of the first account's first admin, reaching every tool (an assistant
+    /// token when `assistant` names it). `INTERNAL_ERROR` when `init` has not run.
+    pub fn insert_first_admin_token(&self, hash: &[u8; 32], assistant: Option<&str>) -> Result<(), MttrlyError> {
+        self.sqlite.call_blocking(|conn| sqlite::accounts::insert_first_admin_token(conn, hash, assistant))
+    }
+
+    /// Non-tenant: creates another tenant with its first admin, whose token hash is `token_hash`.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        plan: Plan,
+        admin_name: &str,
+        token_hash: &[u8; 32],
+    ) -> Result<(AccountId, UserId), MttrlyError> {
+        let (name, admin, hash) = (name.to_owned(), admin_name.to_owned(), *token_hash);
+        self.sqlite.call(move |conn| sqlite::accounts::create_tenant(conn, &name, plan, &admin, &hash)).await
+    }
+
+    /// Non-tenant: the first account (by creation) and its plan, if `init` has run.
+    pub async fn first_account(&self) -> Result<Option<(AccountId, Plan)>, MttrlyError> {
+        self.sqlite.call(|conn| sqlite::accounts::first_account(conn)).await
     }
 }
 
-/// Waits for another connection's write lock in short steps (SQLite's default handler sleeps up to
-/// 100 ms at a time, which would add tens of milliseconds to a call that loses a race with the
-/// audit writer's commit). Gives up after about five seconds.
-pub fn busy_wait(attempt: i32) -> bool {
-    if attempt >= 20_000 {
-        return false;
-    }
-    std::thread::sleep(std::time::Duration::from_micros(250));
-    true
+/// One tenant's data: the only way to reach it. Built by [`Db::account`].
+#[derive(Clone, Copy)]
+pub struct Account<'a> {
+    db: &'a Db,
+    id: &'a AccountId,
 }
 
-/// Maps a SQLite error to `INTERNAL_ERROR`, logging the detail (which never reaches the caller).
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(internal)`
-pub fn internal(err: rusqlite::Error) -> MttrlyError {
-    tracing::error!(error = %err, "database error");
-    MttrlyError::new(ErrorCode::InternalError, "internal database error")
+impl<'a> Account<'a> {
+    /// Its servers.
+    pub fn servers(self) -> servers::Servers<'a> {
+        servers::Servers { account: self }
+    }
+
+    /// Its actions and the decisions on them.
+    pub fn actions(self) -> actions::Actions<'a> {
+        actions::Actions { account: self }
+    }
+
+    /// Its alerts.
+    pub fn alerts(self) -> alerts::Alerts<'a> {
+        alerts::Alerts { account: self }
+    }
+
+    /// Its audit log (reads; writes go through `crate::audit`).
+    pub fn audit(self) -> audit::Audit<'a> {
+        audit::Audit { account: self }
+    }
+
+    /// Its servers' latest service-reality snapshots.
+    pub fn reality(self) -> reality::Reality<'a> {
+        reality::Reality { account: self }
+    }
+
+    /// Its users and API tokens.
+    pub fn users(self) -> accounts::Users<'a> {
+        accounts::Users { account: self }
+    }
+
+    /// Its plan (`None` if the account is gone or its plan unknown to this build).
+    pub async fn plan(self) -> Result<Option<Plan>, MttrlyError> {
+        let account = self.id.clone();
+        self.db.sqlite.call(move |conn| sqlite::accounts::plan(conn, &account)).await
+    }
+}
+
+/// Sweeps across every account. Built by [`Db::maintenance`].
+pub struct Maintenance<'a> {
+    db: &'a Db,
+}
+
+impl Maintenance<'_> {
+    /// Expires every pending action past its expiry at `now` (ms); returns them.
+    pub async fn expire_due_actions(&self, now: i64) -> Result<Vec<actions::ActionRow>, MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::actions::expire_due(conn, now)).await
+    }
+
+    /// After a crash: actions left `approved` or `running` become `failed` with `result`, never
+    /// re-sent. Returns them.
+    pub async fn fail_interrupted_actions(
+        &self,
+        now: i64,
+        result: mttrly_core::tools::actions::ExecutionResult,
+    ) -> Result<Vec<actions::ActionRow>, MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::actions::fail_interrupted(conn, now, &result)).await
+    }
+
+    /// Deletes resolved alerts and audit rows older than each account's retention, which
+    /// `retention_ms_for` gives from the account's plan. Returns how many rows went.
+    pub async fn purge(
+        &self,
+        now: i64,
+        retention_ms_for: impl Fn(Option<Plan>) -> i64 + Send + 'static,
+    ) -> Result<usize, MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::alerts::purge(conn, now, retention_ms_for)).await
+    }
 }
 
 /// Milliseconds since the Unix epoch, the time format of every column.

@@ -1,11 +1,9 @@
-//! OAuth clients, codes and tokens. Codes and tokens are stored as SHA-256 hashes only.
+//! The OAuth authorization server's clients, codes and tokens (stored as SHA-256 hashes only).
 
 use mttrly_core::ids::{AccountId, UserId};
-use mttrly_core::{MttrlyError, Plan, Principal, ToolSurface};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use mttrly_core::{MttrlyError, ToolSurface};
 
-use super::accounts::{Role, TokenOwner};
-use super::internal;
+use super::{Db, sqlite};
 
 /// A registered client.
 #[derive(Debug, Clone)]
@@ -16,34 +14,6 @@ pub struct Client {
     pub client_name: String,
     /// Exact redirect URIs.
     pub redirect_uris: Vec<String>,
-}
-
-/// Registers a client.
-pub fn insert_client(conn: &Connection, c: &Client, now: i64) -> Result<(), MttrlyError> {
-    conn.execute(
-        "INSERT INTO oauth_clients (client_id, client_name, redirect_uris_json, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![c.client_id, c.client_name, serde_json::to_string(&c.redirect_uris).unwrap_or_default(), now],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// A client by id.
-pub fn client(conn: &Connection, id: &str) -> Result<Option<Client>, MttrlyError> {
-    conn.query_row(
-        "SELECT client_id, client_name, redirect_uris_json FROM oauth_clients WHERE client_id = ?1",
-        params![id],
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
-    )
-    .optional()
-    .map_err(internal)
-    .map(|row| {
-        row.map(|(client_id, client_name, uris)| Client {
-            client_id,
-            client_name,
-            redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
-        })
-    })
 }
 
 /// What a code was issued for.
@@ -71,57 +41,6 @@ pub struct CodeGrant {
     pub grant_expires_at: i64,
 }
 
-const GRANT_COLUMNS: &str = "client_id, account_id, user_id, redirect_uri, code_challenge, resource, scope, human_token_hash, read_only, toolsets, grant_expires_at";
-
-/// A grant from a row whose `GRANT_COLUMNS` start at column `at`.
-fn grant_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<CodeGrant>> {
-    let account: String = r.get(at + 1)?;
-    let user: String = r.get(at + 2)?;
-    let read_only: bool = r.get(at + 8)?;
-    let toolsets: Option<String> = r.get(at + 9)?;
-    let (Ok(account_id), Ok(user_id), Ok(surface)) =
-        (AccountId::parse(&account), UserId::parse(&user), ToolSurface::from_stored(read_only, toolsets.as_deref()))
-    else {
-        return Ok(None);
-    };
-    Ok(Some(CodeGrant {
-        client_id: r.get(at)?,
-        account_id,
-        user_id,
-        redirect_uri: r.get(at + 3)?,
-        code_challenge: r.get(at + 4)?,
-        resource: r.get(at + 5)?,
-        scope: r.get(at + 6)?,
-        human_token_hash: r.get(at + 7)?,
-        surface,
-        grant_expires_at: r.get(at + 10)?,
-    }))
-}
-
-/// Stores a code.
-pub fn insert_code(conn: &Connection, hash: &[u8; 32], g: &CodeGrant, expires_at: i64) -> Result<(), MttrlyError> {
-    conn.execute(
-        &format!("INSERT INTO oauth_codes (code_hash, {GRANT_COLUMNS}, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
-        params![
-            hash.as_slice(),
-            g.client_id,
-            g.account_id.as_str(),
-            g.user_id.as_str(),
-            g.redirect_uri,
-            g.code_challenge,
-            g.resource,
-            g.scope,
-            g.human_token_hash,
-            g.surface.read_only,
-            g.surface.toolsets_flag(),
-            g.grant_expires_at,
-            expires_at
-        ],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
 /// What presenting a code found.
 pub enum CodeUse {
     /// First use, unexpired: what it grants.
@@ -130,93 +49,6 @@ pub enum CodeUse {
     Replayed,
     /// Unknown or expired.
     Invalid,
-}
-
-/// Uses a code once. A second use revokes the tokens the first one issued (RFC 6749 §4.1.2).
-pub fn take_code(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<CodeUse, MttrlyError> {
-    let used = conn
-        .execute(
-            "UPDATE oauth_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
-            params![hash.as_slice(), now],
-        )
-        .map_err(internal)?;
-    if used == 0 {
-        let family: Option<Option<String>> = conn
-            .query_row(
-                "SELECT family FROM oauth_codes WHERE code_hash = ?1 AND used_at IS NOT NULL",
-                params![hash.as_slice()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(internal)?;
-        return Ok(match family {
-            Some(family) => {
-                if let Some(f) = family {
-                    revoke_family(conn, &f, now)?;
-                }
-                CodeUse::Replayed
-            }
-            None => CodeUse::Invalid,
-        });
-    }
-    let grant = conn
-        .query_row(
-            &format!("SELECT {GRANT_COLUMNS} FROM oauth_codes WHERE code_hash = ?1"),
-            params![hash.as_slice()],
-            |r| grant_at(r, 0),
-        )
-        .optional()
-        .map_err(internal)?
-        .flatten();
-    Ok(grant.map_or(CodeUse::Invalid, |g| CodeUse::Valid(Box::new(g))))
-}
-
-/// Records which token family a code's exchange started (for replay revocation).
-pub fn set_code_family(conn: &Connection, hash: &[u8; 32], family: &str) -> Result<(), MttrlyError> {
-    conn.execute("UPDATE oauth_codes SET family = ?2 WHERE code_hash = ?1", params![hash.as_slice(), family])
-        .map_err(internal)?;
-    Ok(())
-}
-
-/// A token row to store.
-pub struct NewToken<'a> {
-    /// SHA-256 of the token.
-    pub hash: [u8; 32],
-    /// `access` or `refresh`.
-    pub kind: &'a str,
-    /// The refresh family (one per authorization; reuse of a rotated refresh token revokes it).
-    pub family: &'a str,
-    /// What it was issued for.
-    pub grant: &'a CodeGrant,
-    /// When it expires (ms).
-    pub expires_at: i64,
-}
-
-/// Stores a token.
-pub fn insert_token(conn: &Connection, t: &NewToken<'_>) -> Result<(), MttrlyError> {
-    let g = t.grant;
-    conn.execute(
-        "INSERT INTO oauth_tokens (token_hash, kind, family, client_id, account_id, user_id, resource, scope,
-         human_token_hash, read_only, toolsets, grant_expires_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
-            t.hash.as_slice(),
-            t.kind,
-            t.family,
-            g.client_id,
-            g.account_id.as_str(),
-            g.user_id.as_str(),
-            g.resource,
-            g.scope,
-            g.human_token_hash,
-            g.surface.read_only,
-            g.surface.toolsets_flag(),
-            g.grant_expires_at,
-            t.expires_at.min(g.grant_expires_at)
-        ],
-    )
-    .map_err(internal)?;
-    Ok(())
 }
 
 /// What using a refresh token found.
@@ -229,60 +61,6 @@ pub enum Refresh {
     Invalid,
 }
 
-/// Uses a refresh token once. The grant must still be alive: its human token unrevoked and its
-/// absolute lifetime not over.
-pub fn use_refresh(conn: &Connection, hash: &[u8; 32], client_id: &str, now: i64) -> Result<Refresh, MttrlyError> {
-    let row = conn
-        .query_row(
-            "SELECT t.family, t.client_id, t.account_id, t.user_id, '' , '', t.resource, t.scope, t.human_token_hash,
-                    t.read_only, t.toolsets, t.grant_expires_at, t.expires_at, t.used_at, t.revoked_at,
-                    (SELECT h.revoked_at IS NULL FROM api_tokens h WHERE h.token_hash = t.human_token_hash)
-             FROM oauth_tokens t WHERE t.token_hash = ?1 AND t.kind = 'refresh'",
-            params![hash.as_slice()],
-            |r| {
-                let family: String = r.get(0)?;
-                let expires_at: i64 = r.get(12)?;
-                let used_at: Option<i64> = r.get(13)?;
-                let revoked_at: Option<i64> = r.get(14)?;
-                let human_alive: Option<bool> = r.get(15)?;
-                // Columns 1..=11 line up with GRANT_COLUMNS.
-                let grant = grant_at(r, 1)?;
-                Ok((family, expires_at, used_at, revoked_at, human_alive.unwrap_or(false), grant))
-            },
-        )
-        .optional()
-        .map_err(internal)?;
-    let Some((family, expires_at, used_at, revoked_at, human_alive, grant)) = row else {
-        return Ok(Refresh::Invalid);
-    };
-    let Some(grant) = grant else { return Ok(Refresh::Invalid) };
-    if grant.client_id != client_id
-        || revoked_at.is_some()
-        || expires_at <= now
-        || !human_alive
-        || grant.grant_expires_at <= now
-    {
-        return Ok(Refresh::Invalid);
-    }
-    if used_at.is_some() {
-        revoke_family(conn, &family, now)?;
-        return Ok(Refresh::Replayed);
-    }
-    conn.execute("UPDATE oauth_tokens SET used_at = ?2 WHERE token_hash = ?1", params![hash.as_slice(), now])
-        .map_err(internal)?;
-    Ok(Refresh::Valid(Box::new(grant), family))
-}
-
-/// Revokes every token of a family.
-pub fn revoke_family(conn: &Connection, family: &str, now: i64) -> Result<(), MttrlyError> {
-    conn.execute(
-        "UPDATE oauth_tokens SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL",
-        params![family, now],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
 /// Why an access token was refused.
 pub enum AccessRefusal {
     /// Unknown, expired or revoked.
@@ -291,98 +69,70 @@ pub enum AccessRefusal {
     WrongAudience,
 }
 
-/// The owner of a valid access token for `resource`.
-pub fn access_owner(
-    conn: &Connection,
-    hash: &[u8; 32],
-    resource: &str,
-    now: i64,
-) -> Result<Result<TokenOwner, AccessRefusal>, MttrlyError> {
-    let row = conn
-        .query_row(
-            "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, c.client_name, t.resource, t.expires_at,
-                    CASE WHEN t.revoked_at IS NOT NULL OR h.revoked_at IS NOT NULL OR h.token_hash IS NULL THEN 1 END,
-                    t.read_only, t.toolsets, t.family
-             FROM oauth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
-             JOIN oauth_clients c ON c.client_id = t.client_id
-             LEFT JOIN api_tokens h ON h.token_hash = t.human_token_hash
-             WHERE t.token_hash = ?1 AND t.kind = 'access'",
-            params![hash.as_slice()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, Option<i64>>(8)?,
-                    r.get::<_, bool>(9)?,
-                    r.get::<_, Option<String>>(10)?,
-                    r.get::<_, String>(11)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(internal)?;
-    let Some((
-        account,
-        plan,
-        user,
-        name,
-        role,
-        client_name,
-        token_resource,
-        expires_at,
-        revoked_at,
-        read_only,
-        toolsets,
-        family,
-    )) = row
-    else {
-        return Ok(Err(AccessRefusal::Invalid));
-    };
-    if revoked_at.is_some() || expires_at <= now {
-        return Ok(Err(AccessRefusal::Invalid));
-    }
-    if token_resource != resource {
-        return Ok(Err(AccessRefusal::WrongAudience));
-    }
-    let (Ok(account_id), Ok(plan), Ok(user_id)) =
-        (AccountId::parse(&account), plan.parse::<Plan>(), UserId::parse(&user))
-    else {
-        return Ok(Err(AccessRefusal::Invalid));
-    };
-    Ok(Ok(TokenOwner {
-        account_id,
-        plan,
-        principal: Principal::Assistant {
-            // One session id per access token; the MCP layer replaces it with the MCP session's.
-            session_id: super::accounts::derived_session_id(hash),
-            client_name,
-            on_behalf_of: user_id,
-        },
-        role: Role::parse(&role),
-        user_name: name,
-        // Never more than the human token the consent was given with.
-        scope: ToolSurface::from_stored(read_only, toolsets.as_deref())
-            .unwrap_or(ToolSurface { read_only: true, toolsets: Some(std::collections::BTreeSet::new()) }),
-        // Per grant, not per access token: refreshing must not buy a fresh rate-limit bucket or
-        // a fresh set of MCP sessions.
-        credential: format!("oauth_{family}"),
-    }))
+/// The tokens one exchange issues: an access token and its refresh token, of one family and one
+/// grant, stored together or not at all.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    /// What they are issued for.
+    pub grant: CodeGrant,
+    /// The refresh family (one per authorization; reuse of a rotated refresh token revokes it).
+    pub family: String,
+    /// SHA-256 of the access token.
+    pub access_hash: [u8; 32],
+    /// When the access token expires (ms; never after the grant).
+    pub access_expires_at: i64,
+    /// SHA-256 of the refresh token.
+    pub refresh_hash: [u8; 32],
+    /// When the refresh token expires (ms; never after the grant).
+    pub refresh_expires_at: i64,
 }
 
-/// Stores an access token and its refresh token together, in one IMMEDIATE transaction.
-pub fn insert_token_pair(
-    conn: &mut Connection,
-    access: &NewToken<'_>,
-    refresh: &NewToken<'_>,
-) -> Result<(), MttrlyError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-    insert_token(&tx, access)?;
-    insert_token(&tx, refresh)?;
-    tx.commit().map_err(internal)
+/// Non-tenant: the authorization server's state. A client exists before any account consents,
+/// and codes and tokens are found by their hash, which names the account. Built by [`Db::oauth`].
+pub struct OAuth<'a> {
+    pub(super) db: &'a Db,
+}
+
+impl OAuth<'_> {
+    /// Registers a client at `now` (ms).
+    pub async fn insert_client(&self, client: Client, now: i64) -> Result<(), MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::oauth::insert_client(conn, &client, now)).await
+    }
+
+    /// A client by id.
+    pub async fn client(&self, id: &str) -> Result<Option<Client>, MttrlyError> {
+        let id = id.to_owned();
+        self.db.sqlite.call(move |conn| sqlite::oauth::client(conn, &id)).await
+    }
+
+    /// Stores a code's hash and what it grants, until `expires_at` (ms).
+    pub async fn insert_code(&self, hash: &[u8; 32], grant: CodeGrant, expires_at: i64) -> Result<(), MttrlyError> {
+        let hash = *hash;
+        self.db.sqlite.call(move |conn| sqlite::oauth::insert_code(conn, &hash, &grant, expires_at)).await
+    }
+
+    /// Uses a code once at `now` (ms). A second use revokes the tokens the first one issued
+    /// (RFC 6749 §4.1.2).
+    pub async fn take_code(&self, hash: &[u8; 32], now: i64) -> Result<CodeUse, MttrlyError> {
+        let hash = *hash;
+        self.db.sqlite.call(move |conn| sqlite::oauth::take_code(conn, &hash, now)).await
+    }
+
+    /// Records which token family a code's exchange started (for replay revocation).
+    pub async fn set_code_family(&self, hash: &[u8; 32], family: &str) -> Result<(), MttrlyError> {
+        let (hash, family) = (*hash, family.to_owned());
+        self.db.sqlite.call(move |conn| sqlite::oauth::set_code_family(conn, &hash, &family)).await
+    }
+
+    /// Uses a refresh token of `client_id` once at `now` (ms). The grant must still be alive: its
+    /// human token unrevoked and its absolute lifetime not over.
+    pub async fn use_refresh(&self, hash: &[u8; 32], client_id: &str, now: i64) -> Result<Refresh, MttrlyError> {
+        let (hash, client) = (*hash, client_id.to_owned());
+        self.db.sqlite.call(move |conn| sqlite::oauth::use_refresh(conn, &hash, &client, now)).await
+    }
+
+    /// Stores an access token and its refresh token in one transaction.
+    pub async fn insert_token_pair(&self, pair: TokenPair) -> Result<(), MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::oauth::insert_token_pair(conn, &pair)).await
+    }
 }

@@ -1,35 +1,25 @@
 //! The latest service-reality snapshot per server.
 
 use mttrly_core::MttrlyError;
-use mttrly_core::ids::{AccountId, ServerId};
-use rusqlite::{Connection, OptionalExtension, params};
+use mttrly_core::ids::ServerId;
 
-use super::internal;
+use super::{Account, sqlite};
 
-/// Stores (replaces) a server's snapshot.
-pub fn put(
-    conn: &Connection,
-    account: &AccountId,
-    server: &ServerId,
-    at_ms: i64,
-    json: &str,
-) -> Result<(), MttrlyError> {
-    conn.execute(
-        "INSERT INTO service_reality (server_id, account_id, captured_at, snapshot_json) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (server_id) DO UPDATE SET captured_at = excluded.captured_at, snapshot_json = excluded.snapshot_json",
-        params![server.as_str(), account.as_str(), at_ms, json],
-    )
-    .map_err(internal)?;
-    Ok(())
+/// A tenant's reality snapshots, one per server. Built by [`Account::reality`].
+pub struct Reality<'a> {
+    pub(super) account: Account<'a>,
 }
 
-/// A server's snapshot JSON, scoped to the account.
-pub fn get(conn: &Connection, account: &AccountId, server: &ServerId) -> Result<Option<String>, MttrlyError> {
-    conn.query_row(
-        "SELECT snapshot_json FROM service_reality WHERE server_id = ?1 AND account_id = ?2",
-        params![server.as_str(), account.as_str()],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(internal)
+impl Reality<'_> {
+    /// Stores (replaces) `server`'s snapshot, captured at `at_ms`, as JSON.
+    pub async fn put(&self, server: &ServerId, at_ms: i64, json: String) -> Result<(), MttrlyError> {
+        let (account, server) = (self.account.id.clone(), server.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::reality::put(conn, &account, &server, at_ms, &json)).await
+    }
+
+    /// `server`'s snapshot JSON, if one was stored.
+    pub async fn get(&self, server: &ServerId) -> Result<Option<String>, MttrlyError> {
+        let (account, server) = (self.account.id.clone(), server.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::reality::get(conn, &account, &server)).await
+    }
 }

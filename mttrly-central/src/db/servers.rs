@@ -1,11 +1,11 @@
 //! The server registry, install tokens and agent credentials.
 
 use mttrly_core::capability::CapabilitySet;
-use mttrly_core::ids::{AccountId, ServerId};
-use mttrly_core::{Environment, ErrorCode, MttrlyError};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use mttrly_core::ids::{AccountId, AlertId, ServerId};
+use mttrly_core::{Environment, MttrlyError};
 
-use super::{internal, now_ms};
+use super::alerts::AlertChange;
+use super::{Account, Db, sqlite};
 
 /// A server as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,292 +48,6 @@ pub struct HostRow {
     pub policy_json: String,
 }
 
-const COLUMNS: &str = "id, account_id, name, environment, created_at, hostname, os, kernel, arch, agent_version, \
-                       capabilities, policy_json, last_seen_at, metrics_json";
-
-fn row(r: &Row<'_>) -> rusqlite::Result<Option<ServerRow>> {
-    let id: String = r.get(0)?;
-    let account: String = r.get(1)?;
-    let environment: String = r.get(3)?;
-    let hostname: Option<String> = r.get(5)?;
-    let host = match hostname {
-        Some(hostname) => Some(HostRow {
-            hostname,
-            os: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-            kernel: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-            arch: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-            agent_version: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-            capabilities: CapabilitySet::from_wire(
-                &r.get::<_, Option<String>>(10)?.unwrap_or_default().split(',').collect::<Vec<_>>(),
-            ),
-            policy_json: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-        }),
-        None => None,
-    };
-    let (Ok(id), Ok(account_id), Ok(environment)) =
-        (ServerId::parse(&id), AccountId::parse(&account), environment.parse::<Environment>())
-    else {
-        return Ok(None);
-    };
-    Ok(Some(ServerRow {
-        id,
-        account_id,
-        name: r.get(2)?,
-        environment,
-        created_at: r.get(4)?,
-        host,
-        last_seen_at: r.get(12)?,
-        metrics_json: r.get(13)?,
-    }))
-}
-
-/// How many live (not decommissioned) servers an account has.
-pub fn count_live(conn: &Connection, account: &AccountId) -> Result<u32, MttrlyError> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM servers WHERE account_id = ?1 AND decommissioned_at IS NULL",
-        params![account.as_str()],
-        |r| r.get(0),
-    )
-    .map_err(internal)
-}
-
-/// Registers a server. A name already used by a live server of the account is refused.
-pub fn insert(
-    conn: &Connection,
-    account: &AccountId,
-    name: &str,
-    environment: Environment,
-) -> Result<ServerId, MttrlyError> {
-    let id = ServerId::generate();
-    let result = conn.execute(
-        "INSERT INTO servers (id, account_id, name, environment, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id.as_str(), account.as_str(), name, environment.as_str(), now_ms()],
-    );
-    match result {
-        Ok(_) => Ok(id),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-            Err(MttrlyError::new(ErrorCode::ValidationError, format!("a server named `{name}` already exists"))
-                .with_detail("field", "name"))
-        }
-        Err(e) => Err(internal(e)),
-    }
-}
-
-/// A live server of the account, or `None` (also for another account's server).
-pub fn get(conn: &Connection, account: &AccountId, id: &ServerId) -> Result<Option<ServerRow>, MttrlyError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM servers WHERE id = ?1 AND account_id = ?2 AND decommissioned_at IS NULL"),
-        params![id.as_str(), account.as_str()],
-        row,
-    )
-    .optional()
-    .map(Option::flatten)
-    .map_err(internal)
-}
-
-/// The account's live servers, by name.
-pub fn list(conn: &Connection, account: &AccountId) -> Result<Vec<ServerRow>, MttrlyError> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM servers WHERE account_id = ?1 AND decommissioned_at IS NULL ORDER BY name"
-        ))
-        .map_err(internal)?;
-    let rows = stmt.query_map(params![account.as_str()], row).map_err(internal)?;
-    let mut out = Vec::new();
-    for r in rows {
-        if let Some(server) = r.map_err(internal)? {
-            out.push(server);
-        }
-    }
-    Ok(out)
-}
-
-/// Every live server of every account (to seed the live registry at start).
-pub fn all_live(conn: &Connection) -> Result<Vec<ServerRow>, MttrlyError> {
-    let mut stmt =
-        conn.prepare(&format!("SELECT {COLUMNS} FROM servers WHERE decommissioned_at IS NULL")).map_err(internal)?;
-    let rows = stmt.query_map([], row).map_err(internal)?;
-    let mut out = Vec::new();
-    for r in rows {
-        if let Some(server) = r.map_err(internal)? {
-            out.push(server);
-        }
-    }
-    Ok(out)
-}
-
-/// Marks a server decommissioned and revokes its credentials and unused install tokens.
-pub fn decommission(conn: &mut Connection, account: &AccountId, id: &ServerId) -> Result<bool, MttrlyError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
-    let now = now_ms();
-    let changed = tx
-        .execute(
-            "UPDATE servers SET decommissioned_at = ?3 WHERE id = ?1 AND account_id = ?2 AND decommissioned_at IS NULL",
-            params![id.as_str(), account.as_str(), now],
-        )
-        .map_err(internal)?;
-    if changed == 1 {
-        revoke_all(&tx, id, now)?;
-    }
-    tx.commit().map_err(internal)?;
-    Ok(changed == 1)
-}
-
-fn revoke_all(conn: &Connection, id: &ServerId, now: i64) -> Result<(), MttrlyError> {
-    conn.execute(
-        "UPDATE agent_credentials SET revoked_at = ?2 WHERE server_id = ?1 AND revoked_at IS NULL",
-        params![id.as_str(), now],
-    )
-    .map_err(internal)?;
-    conn.execute(
-        "UPDATE install_tokens SET used_at = ?2 WHERE server_id = ?1 AND used_at IS NULL",
-        params![id.as_str(), now],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// Stores a new install token's hash.
-pub fn insert_install_token(
-    conn: &Connection,
-    hash: &[u8; 32],
-    server: &ServerId,
-    expires_at: i64,
-) -> Result<(), MttrlyError> {
-    conn.execute(
-        "INSERT INTO install_tokens (token_hash, server_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![hash.as_slice(), server.as_str(), now_ms(), expires_at],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// Revokes the server's credentials and pending install tokens, and stores a new install token:
-/// the old agent stops working at once and the server's history is kept.
-pub fn rotate_credentials(
-    conn: &mut Connection,
-    server: &ServerId,
-    new_token_hash: &[u8; 32],
-    expires_at: i64,
-) -> Result<(), MttrlyError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
-    revoke_all(&tx, server, now_ms())?;
-    insert_install_token(&tx, new_token_hash, server, expires_at)?;
-    tx.commit().map_err(internal)
-}
-
-/// Trades an install token for agent credentials, in one transaction: the token is marked used,
-/// any older credentials of the server are revoked, and the new secret's hash is stored.
-///
-/// Unknown, used and expired tokens are all `AUTH_FAILED`, each with its own message.
-pub fn enroll(
-    conn: &mut Connection,
-    token_hash: &[u8; 32],
-    secret_hash: &[u8; 32],
-    now: i64,
-) -> Result<(ServerId, AccountId), MttrlyError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
-    let found = tx
-        .query_row(
-            "SELECT t.server_id, t.expires_at, t.used_at, s.account_id, s.decommissioned_at
-             FROM install_tokens t JOIN servers s ON s.id = t.server_id WHERE t.token_hash = ?1",
-            params![token_hash.as_slice()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(internal)?;
-    let refuse = |msg: &str| Err(MttrlyError::new(ErrorCode::AuthFailed, msg));
-    let Some((server, expires_at, used_at, account, decommissioned)) = found else {
-        return refuse("unknown install token: create a new one with `mttrly-cli servers add`");
-    };
-    if used_at.is_some() || decommissioned.is_some() {
-        return refuse("this install token was already used (install tokens are single-use): issue a new one");
-    }
-    if expires_at <= now {
-        return refuse("this install token has expired: issue a new one");
-    }
-    let (Ok(server), Ok(account)) = (ServerId::parse(&server), AccountId::parse(&account)) else {
-        return Err(MttrlyError::new(ErrorCode::InternalError, "corrupt install token row"));
-    };
-    tx.execute("UPDATE install_tokens SET used_at = ?2 WHERE token_hash = ?1", params![token_hash.as_slice(), now])
-        .map_err(internal)?;
-    tx.execute(
-        "UPDATE agent_credentials SET revoked_at = ?2 WHERE server_id = ?1 AND revoked_at IS NULL",
-        params![server.as_str(), now],
-    )
-    .map_err(internal)?;
-    tx.execute(
-        "INSERT INTO agent_credentials (secret_hash, server_id, created_at) VALUES (?1, ?2, ?3)",
-        params![secret_hash.as_slice(), server.as_str(), now],
-    )
-    .map_err(internal)?;
-    tx.commit().map_err(internal)?;
-    Ok((server, account))
-}
-
-/// The live server an agent secret belongs to, if the secret is current.
-pub fn credential_owner(
-    conn: &Connection,
-    secret_hash: &[u8; 32],
-) -> Result<Option<(ServerId, AccountId)>, MttrlyError> {
-    let row = conn
-        .query_row(
-            "SELECT s.id, s.account_id FROM agent_credentials c JOIN servers s ON s.id = c.server_id
-             WHERE c.secret_hash = ?1 AND c.revoked_at IS NULL AND s.decommissioned_at IS NULL",
-            params![secret_hash.as_slice()],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-        )
-        .optional()
-        .map_err(internal)?;
-    Ok(row.and_then(|(s, a)| Some((ServerId::parse(&s).ok()?, AccountId::parse(&a).ok()?))))
-}
-
-/// Records what an agent said in `Hello`.
-pub fn record_hello(conn: &Connection, server: &ServerId, host: &HostRow, now: i64) -> Result<(), MttrlyError> {
-    conn.execute(
-        "UPDATE servers SET hostname = ?2, os = ?3, kernel = ?4, arch = ?5, agent_version = ?6, capabilities = ?7,
-         policy_json = ?8, last_seen_at = ?9 WHERE id = ?1",
-        params![
-            server.as_str(),
-            host.hostname,
-            host.os,
-            host.kernel,
-            host.arch,
-            host.agent_version,
-            host.capabilities.to_wire().join(","),
-            host.policy_json,
-            now
-        ],
-    )
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// Writes a batch of heartbeats (last seen and latest metrics) in one transaction.
-pub fn flush_heartbeats(conn: &mut Connection, batch: &[(ServerId, i64, String)]) -> Result<(), MttrlyError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
-    {
-        let mut stmt = tx
-            .prepare_cached("UPDATE servers SET last_seen_at = ?2, metrics_json = ?3 WHERE id = ?1")
-            .map_err(internal)?;
-        for (server, seen, metrics) in batch {
-            stmt.execute(params![server.as_str(), seen, metrics]).map_err(internal)?;
-        }
-    }
-    tx.commit().map_err(internal)
-}
-
 /// What registering a server did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registered {
@@ -346,25 +60,117 @@ pub enum Registered {
     },
 }
 
-/// Registers a server of `account` and stores its install token's hash, unless the account
-/// already has `limit` live servers. The count and the inserts are one IMMEDIATE transaction, so
-/// two racing registrations cannot both take the last slot.
-pub fn register(
-    conn: &mut Connection,
-    account: &AccountId,
-    name: &str,
-    environment: Environment,
-    install_hash: &[u8; 32],
-    expires_at: i64,
-    limit: u32,
-) -> Result<Registered, MttrlyError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
-    let count = count_live(&tx, account)?;
-    if count >= limit {
-        return Ok(Registered::AtLimit { count });
+/// A tenant's servers. Built by [`Account::servers`].
+pub struct Servers<'a> {
+    pub(super) account: Account<'a>,
+}
+
+impl Servers<'_> {
+    /// How many live (not decommissioned) servers the account has.
+    pub async fn count_live(&self) -> Result<u32, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.call(move |conn| sqlite::servers::count_live(conn, &account)).await
     }
-    let id = insert(&tx, account, name, environment)?;
-    insert_install_token(&tx, install_hash, &id, expires_at)?;
-    tx.commit().map_err(internal)?;
-    Ok(Registered::Added(id))
+
+    /// The account's live servers, by name.
+    pub async fn list(&self) -> Result<Vec<ServerRow>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.call(move |conn| sqlite::servers::list(conn, &account)).await
+    }
+
+    /// A live server of the account, or `None` (also for another account's server).
+    pub async fn get(&self, id: &ServerId) -> Result<Option<ServerRow>, MttrlyError> {
+        let (account, id) = (self.account.id.clone(), id.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::servers::get(conn, &account, &id)).await
+    }
+
+    /// Registers a server and stores its install token's hash, unless the account already has
+    /// `limit` live servers; the count and the inserts are one transaction, so two racing
+    /// registrations cannot both take the last slot. A name already used by a live server of the
+    /// account is `VALIDATION_ERROR`.
+    pub async fn register(
+        &self,
+        name: &str,
+        environment: Environment,
+        install_hash: &[u8; 32],
+        expires_at: i64,
+        limit: u32,
+    ) -> Result<Registered, MttrlyError> {
+        let (account, name, hash) = (self.account.id.clone(), name.to_owned(), *install_hash);
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::servers::register(conn, &account, &name, environment, &hash, expires_at, limit))
+            .await
+    }
+
+    /// Marks a live server decommissioned and revokes its credentials and unused install tokens;
+    /// `false` if the account has no such live server.
+    pub async fn decommission(&self, id: &ServerId) -> Result<bool, MttrlyError> {
+        let (account, id) = (self.account.id.clone(), id.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::servers::decommission(conn, &account, &id)).await
+    }
+
+    /// Revokes the server's credentials and pending install tokens and stores a new install
+    /// token, in one transaction: the old agent stops working at once, the history is kept.
+    /// `false` (nothing written) if the server is not the account's.
+    pub async fn rotate_credentials(
+        &self,
+        id: &ServerId,
+        new_token_hash: &[u8; 32],
+        expires_at: i64,
+    ) -> Result<bool, MttrlyError> {
+        let (account, id, hash) = (self.account.id.clone(), id.clone(), *new_token_hash);
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::servers::rotate_credentials(conn, &account, &id, &hash, expires_at))
+            .await
+    }
+}
+
+/// Non-tenant: what agents and the fleet-wide writers do, keyed by a server the caller has
+/// already authenticated (an install token, an agent session) or across every account (the
+/// start-up seed, the heartbeat flush, the alert writer). Built by [`Db::fleet`].
+pub struct Fleet<'a> {
+    pub(super) db: &'a Db,
+}
+
+impl Fleet<'_> {
+    /// Trades an install token's hash for agent credentials in one transaction: the token is
+    /// marked used, older credentials of its server revoked, the new secret's hash stored.
+    /// Unknown, used and expired tokens are all `AUTH_FAILED`, each with its own message.
+    pub async fn enroll(
+        &self,
+        token_hash: &[u8; 32],
+        secret_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<(ServerId, AccountId), MttrlyError> {
+        let (token, secret) = (*token_hash, *secret_hash);
+        self.db.sqlite.call(move |conn| sqlite::servers::enroll(conn, &token, &secret, now)).await
+    }
+
+    /// Records what a (authenticated) server's agent said in `Hello`.
+    pub async fn record_hello(&self, server: &ServerId, host: HostRow, now: i64) -> Result<(), MttrlyError> {
+        let server = server.clone();
+        self.db.sqlite.call(move |conn| sqlite::servers::record_hello(conn, &server, &host, now)).await
+    }
+
+    /// Writes a batch of heartbeats (server, last seen in ms, latest metrics JSON) in one
+    /// transaction.
+    pub async fn flush_heartbeats(&self, batch: Vec<(ServerId, i64, String)>) -> Result<(), MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::servers::flush_heartbeats(conn, &batch)).await
+    }
+
+    /// Every live server of every account and every open alert (server, rule, subject, id): what
+    /// the live registry and the alert engine start from.
+    pub async fn seed(&self) -> Result<(Vec<ServerRow>, Vec<(ServerId, String, String, AlertId)>), MttrlyError> {
+        self.db.sqlite.call(|conn| Ok((sqlite::servers::all_live(conn)?, sqlite::alerts::all_open(conn)?))).await
+    }
+
+    /// Applies the alert engine's changes (each carrying its account) in order, in one
+    /// transaction.
+    pub async fn apply_alert_changes(&self, changes: Vec<AlertChange>) -> Result<(), MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::alerts::apply(conn, &changes)).await
+    }
 }

@@ -9,7 +9,6 @@ use tonic::{Request, Response};
 
 use super::{GrpcResult, status};
 use crate::auth::{authenticate, require_operator};
-use crate::db;
 use crate::secrets::{self, SecretKind};
 use crate::state::Central;
 
@@ -112,13 +111,13 @@ impl AccountService for AccountApi {
         let kind = if assistant.is_some() { SecretKind::Assistant } else { SecretKind::Human };
         let token = secrets::generate(kind);
         let hash = secrets::hash(&token);
-        let account = owner.account_id.clone();
-        let user = owner.principal.accountable_user().clone();
-        let name = assistant.clone();
+        let user = owner.principal.accountable_user();
         let result = self
             .central
             .db
-            .call(move |conn| db::accounts::insert_token(conn, &hash, &account, &user, name.as_deref(), &scope))
+            .account(&owner.account_id)
+            .users()
+            .insert_token(&hash, user, assistant.as_deref(), &scope)
             .await;
         // The token itself never reaches the audit log.
         let params = serde_json::json!({

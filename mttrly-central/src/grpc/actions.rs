@@ -115,11 +115,12 @@ impl ActionService for ActionApi {
         if let Some(server) = &server {
             crate::servers::find(&self.central, &owner, server).await.map_err(|e| status(&e))?;
         }
-        let account = owner.account_id.clone();
         let rows = self
             .central
             .db
-            .call(move |conn| db::actions::list(conn, &account, server.as_ref(), state, limit))
+            .account(&owner.account_id)
+            .actions()
+            .list(server.as_ref(), state, limit)
             .await
             .map_err(|e| status(&e))?;
         Ok(Response::new(ListActionsResponse { actions: rows.iter().map(|r| wire(r, None)).collect() }))

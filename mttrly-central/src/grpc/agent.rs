@@ -7,13 +7,13 @@ use std::time::Duration;
 use mttrly_core::capability::CapabilitySet;
 use mttrly_core::ids::ServerId;
 use mttrly_core::{ErrorCode, MttrlyError};
-use mttrly_proto::agent::v1::agent_service_server::AgentService;
+use mttrly_proto::agent::v1::agent_service_server::{AgentService, AgentServiceServer};
 use mttrly_proto::agent::v1::{
     AgentMessage, CentralMessage, EnrollRequest, EnrollResponse, Hello, Welcome, agent_message, central_message,
 };
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{GrpcResult, status};
@@ -28,8 +28,20 @@ use crate::state::Central;
 const PROTOCOL_REVISION: u32 = 1;
 /// How long an agent has to say hello after opening its stream.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Messages queued towards one agent before sends wait.
+/// Messages queued towards one agent before sends wait (the queue grows to it only while a
+/// burst of tasks is in flight; see [`crate::agents::registry::AgentSender`]).
 const OUTBOUND_QUEUE: usize = 64;
+
+/// The largest message an agent may send. Its biggest answer is a file tail of up to 4 MiB
+/// (`mttrly_core::files::tail::MAX_TAIL_BYTES`), which JSON can escape to several times its size
+/// (`\u00XX` for a control byte, six times); tonic's default limit, 4 MiB, ended the session of an
+/// agent answering a full tail.
+pub const MAX_AGENT_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The agent service as central mounts it, with its message limit.
+pub fn service(central: Arc<Central>) -> AgentServiceServer<AgentApi> {
+    AgentServiceServer::new(AgentApi::new(central)).max_decoding_message_size(MAX_AGENT_MESSAGE_BYTES)
+}
 
 /// The agent service.
 pub struct AgentApi {
@@ -83,12 +95,8 @@ impl AgentService for AgentApi {
         let token_hash = secrets::hash(&req.install_token);
         let secret = secrets::generate(SecretKind::Agent);
         let secret_hash = secrets::hash(&secret);
-        let (server_id, account) = self
-            .central
-            .db
-            .call(move |conn| db::servers::enroll(conn, &token_hash, &secret_hash, now_ms()))
-            .await
-            .map_err(|e| status(&e))?;
+        let (server_id, account) =
+            self.central.db.fleet().enroll(&token_hash, &secret_hash, now_ms()).await.map_err(|e| status(&e))?;
         self.central.audit(events::agent_event(
             &account,
             &server_id,
@@ -129,14 +137,7 @@ impl AgentService for AgentApi {
         let host = host_row(&hello);
         let announced = Announced { agent_version: host.agent_version.clone(), capabilities: host.capabilities };
         let now = now_ms();
-        {
-            let server = server.clone();
-            self.central
-                .db
-                .call(move |conn| db::servers::record_hello(conn, &server, &host, now))
-                .await
-                .map_err(|e| status(&e))?;
-        }
+        self.central.db.fleet().record_hello(&server, host, now).await.map_err(|e| status(&e))?;
 
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let welcome = CentralMessage {
@@ -146,7 +147,7 @@ impl AgentService for AgentApi {
                 protocol_revision: PROTOCOL_REVISION.min(hello.protocol_revision.max(1)),
             })),
         };
-        tx.send(Ok(welcome)).await.map_err(|_| Status::cancelled("agent went away"))?;
+        tx.send(Box::new(welcome)).await.map_err(|_| Status::cancelled("agent went away"))?;
         let connection = self.central.agents.connect(&server, &account, tx, announced, now);
         let changes =
             self.central.alerts.on_status(&account, &server, mttrly_core::tools::common::ConnectionStatus::Online, now);
@@ -185,7 +186,7 @@ impl AgentService for AgentApi {
             ));
             tracing::info!(server_id = %server, connection, "agent disconnected");
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|message| Ok(*message)))))
     }
 }
 

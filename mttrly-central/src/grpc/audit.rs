@@ -58,9 +58,7 @@ impl AuditService for AuditApi {
     async fn verify_audit(&self, request: Request<VerifyAuditRequest>) -> GrpcResult<VerifyAuditResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         self.central.audit.flush().await;
-        let account = owner.account_id.clone();
-        let verification =
-            self.central.db.call(move |conn| crate::db::audit::verify(conn, &account)).await.map_err(|e| status(&e))?;
+        let verification = self.central.db.account(&owner.account_id).audit().verify().await.map_err(|e| status(&e))?;
         let (first_bad_seq, problem) = verification.first_bad.unwrap_or((0, String::new()));
         Ok(Response::new(VerifyAuditResponse {
             ok: problem.is_empty(),

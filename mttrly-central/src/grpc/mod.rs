@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod audit;
 pub mod servers;
 pub mod tools;
+pub(crate) mod tuning;
 
 use mttrly_core::MttrlyError;
 

@@ -68,8 +68,7 @@ impl ServerService for ServerApi {
 
     async fn list_servers(&self, request: Request<ListServersRequest>) -> GrpcResult<ListServersResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
-        let account = owner.account_id.clone();
-        let rows = self.central.db.call(move |conn| db::servers::list(conn, &account)).await.map_err(|e| status(&e))?;
+        let rows = self.central.db.account(&owner.account_id).servers().list().await.map_err(|e| status(&e))?;
         let now = now_ms();
         let servers = rows.iter().map(|row| wire_server(&self.central, row, now)).collect();
         Ok(Response::new(ListServersResponse { servers }))

@@ -88,12 +88,36 @@ impl ApprovalPrompt {
     }
 }
 
+/// Why a prompt was not delivered. Each notifier (webhook today; chat channels next) reports one
+/// of these, so the fail-closed decision and the logs read the same whatever the channel.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The prompt could not be encoded for the channel.
+    #[error("the prompt could not be encoded")]
+    Encode(#[source] serde_json::Error),
+    /// The receiver answered with an unsuccessful HTTP status.
+    #[error("the receiver answered HTTP {0}")]
+    Status(u16),
+    /// No answer: connection refused, timeout, TLS failure.
+    #[error("the receiver could not be reached")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Every attempt failed; the last failure is the source.
+    #[error("{attempts} attempts failed")]
+    Exhausted {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's failure.
+        #[source]
+        last: Box<DeliveryError>,
+    },
+}
+
 /// Delivers approval prompts. Blocking: called on the blocking pool.
 pub trait Notifier: Send + Sync {
     /// A name for logs and error details.
     fn name(&self) -> String;
     /// Delivers one prompt (with its own retries and timeout); `Err` explains the last failure.
-    fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), String>;
+    fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), DeliveryError>;
     /// The longest [`Notifier::deliver`] can take, every retry and backoff included.
     fn max_duration(&self) -> std::time::Duration;
 }

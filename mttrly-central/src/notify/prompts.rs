@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use mttrly_core::ErrorChain;
 use mttrly_core::action::ActionState;
 use mttrly_core::ids::ActionId;
 use tokio::sync::{oneshot, watch};
@@ -118,7 +119,7 @@ impl Prompts {
                 for n in &notifiers {
                     match n.deliver(&prompt) {
                         Ok(()) => delivery.delivered = true,
-                        Err(e) => delivery.failures.push(format!("{}: {e}", n.name())),
+                        Err(e) => delivery.failures.push(format!("{}: {}", n.name(), ErrorChain(&e))),
                     }
                 }
                 delivery

@@ -10,7 +10,9 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{ApprovalPrompt, Notifier};
+use mttrly_core::ErrorChain;
+
+use super::{ApprovalPrompt, DeliveryError, Notifier};
 
 /// A webhook's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,19 +61,39 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// What is wrong with a `[[webhooks]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookConfigError {
+    /// Not an http(s) URL.
+    #[error("webhook url `{0}` must start with http:// or https://")]
+    Url(String),
+    /// `secret_env` names an unset variable.
+    #[error("webhook secret variable {0} is not set")]
+    SecretUnset(String),
+    /// Both or neither of `secret` and `secret_env`.
+    #[error("a webhook needs exactly one of `secret` or `secret_env`")]
+    SecretChoice,
+    /// A secret too short to sign with.
+    #[error("a webhook secret must be at least 16 characters")]
+    SecretTooShort,
+}
+
 impl Webhook {
     /// Builds a webhook from its configuration, reading the secret from the environment when asked.
-    pub fn from_config(config: &WebhookConfig, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_config(
+        config: &WebhookConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, WebhookConfigError> {
         if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
-            return Err(format!("webhook url `{}` must start with http:// or https://", config.url));
+            return Err(WebhookConfigError::Url(config.url.clone()));
         }
         let secret = match (&config.secret, &config.secret_env) {
             (Some(s), None) => s.clone(),
-            (None, Some(var)) => env(var).ok_or_else(|| format!("webhook secret variable {var} is not set"))?,
-            _ => return Err("a webhook needs exactly one of `secret` or `secret_env`".to_owned()),
+            (None, Some(var)) => env(var).ok_or_else(|| WebhookConfigError::SecretUnset(var.clone()))?,
+            _ => return Err(WebhookConfigError::SecretChoice),
         };
         if secret.len() < 16 {
-            return Err("a webhook secret must be at least 16 characters".to_owned());
+            return Err(WebhookConfigError::SecretTooShort);
         }
         Ok(Self {
             url: config.url.clone(),
@@ -89,7 +111,7 @@ impl Webhook {
         self
     }
 
-    fn attempt(&self, agent: &ureq::Agent, body: &[u8], delivery: &str) -> Result<(), String> {
+    fn attempt(&self, agent: &ureq::Agent, body: &[u8], delivery: &str) -> Result<(), DeliveryError> {
         let timestamp = jiff::Timestamp::now().as_second();
         let response = agent
             .post(&self.url)
@@ -102,8 +124,8 @@ impl Webhook {
             .send(body);
         match response {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("HTTP {}", r.status())),
-            Err(e) => Err(e.to_string()),
+            Ok(r) => Err(DeliveryError::Status(r.status().as_u16())),
+            Err(e) => Err(DeliveryError::Transport(Box::new(e))),
         }
     }
 }
@@ -113,12 +135,12 @@ impl Notifier for Webhook {
         format!("webhook {}", self.url)
     }
 
-    fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), String> {
-        let body = serde_json::to_vec(prompt).map_err(|e| e.to_string())?;
+    fn deliver(&self, prompt: &ApprovalPrompt) -> Result<(), DeliveryError> {
+        let body = serde_json::to_vec(prompt).map_err(DeliveryError::Encode)?;
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(self.timeout)).http_status_as_error(false).build().into();
         let delivery = mttrly_core::ids::TaskId::generate().to_string();
-        let mut last = String::new();
+        let mut last = None;
         for attempt in 0..=self.retries {
             if attempt > 0 {
                 std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt - 1));
@@ -126,12 +148,13 @@ impl Notifier for Webhook {
             match self.attempt(&agent, &body, &delivery) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    tracing::warn!(url = %self.url, attempt, error = %e, "approval prompt delivery failed");
-                    last = e;
+                    tracing::warn!(url = %self.url, attempt, error = %ErrorChain(&e), "approval prompt delivery failed");
+                    last = Some(e);
                 }
             }
         }
-        Err(format!("{} attempts failed; last: {last}", self.retries + 1))
+        let last = last.unwrap_or(DeliveryError::Status(0));
+        Err(DeliveryError::Exhausted { attempts: self.retries + 1, last: Box::new(last) })
     }
 
     fn max_duration(&self) -> Duration {

@@ -12,8 +12,8 @@ use serde_json::json;
 use super::page::{escape, page, redirect_to};
 use super::register::{acceptable_redirect, redirect_host};
 use super::{CODE_TTL_MS, GRANT_TTL_MS, SCOPE};
+use crate::app_state::AppState;
 use crate::db::{self, now_ms};
-use crate::http::AppState;
 use crate::secrets::{self, SecretKind};
 
 /// The checked parameters of an authorization request.
@@ -37,11 +37,11 @@ async fn check_request(state: &AppState, q: &HashMap<String, String>) -> Result<
     let Some(client_id) = get("client_id") else {
         return Err(AuthError::Page("the request names no client_id".into()));
     };
-    let id = client_id.to_owned();
     let client = state
         .central
         .db
-        .call(move |conn| db::oauth::client(conn, &id))
+        .oauth()
+        .client(client_id)
         .await
         .map_err(|e| AuthError::Page(e.message().to_owned()))?
         .ok_or_else(|| AuthError::Page("unknown client: register it first".into()))?;
@@ -196,12 +196,7 @@ pub(crate) async fn authorize_decide(
         grant_expires_at: now_ms() + GRANT_TTL_MS,
     };
     let code_hash = secrets::hash(&code);
-    let stored = grant.clone();
-    let result = state
-        .central
-        .db
-        .call(move |conn| db::oauth::insert_code(conn, &code_hash, &stored, now_ms() + CODE_TTL_MS))
-        .await;
+    let result = state.central.db.oauth().insert_code(&code_hash, grant.clone(), now_ms() + CODE_TTL_MS).await;
     state.central.audit(crate::audit::events::api_call(
         &owner,
         "OAuthConsent",

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{REGISTRATIONS_PER_MINUTE, oauth_error};
+use crate::app_state::AppState;
 use crate::db::{self, now_ms};
-use crate::http::AppState;
 use crate::secrets::{self, SecretKind};
 
 /// Whether a redirect URI may be registered: https, http on loopback only, or a private-use
@@ -150,9 +150,8 @@ pub(crate) async fn register(
         client_name: name,
         redirect_uris: uris,
     };
-    let stored = client.clone();
     let now = now_ms();
-    if let Err(e) = state.central.db.call(move |conn| db::oauth::insert_client(conn, &stored, now)).await {
+    if let Err(e) = state.central.db.oauth().insert_client(client.clone(), now).await {
         return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.message());
     }
     let mut r = (

@@ -12,8 +12,8 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use super::{ACCESS_TTL_SECS, REFRESH_TTL_MS, oauth_error};
+use crate::app_state::AppState;
 use crate::db::{self, now_ms};
-use crate::http::AppState;
 use crate::secrets::{self, SecretKind};
 
 fn s256(verifier: &str) -> String {
@@ -24,29 +24,18 @@ async fn issue(state: &AppState, grant: &db::oauth::CodeGrant, family: String) -
     let access = secrets::generate(SecretKind::OAuthAccess);
     let refresh = secrets::generate(SecretKind::OAuthRefresh);
     let (a_hash, r_hash) = (secrets::hash(&access), secrets::hash(&refresh));
-    let grant2 = grant.clone();
     let now = now_ms();
     let stored = state
         .central
         .db
-        .call(move |conn| {
-            db::oauth::insert_token_pair(
-                conn,
-                &db::oauth::NewToken {
-                    hash: a_hash,
-                    kind: "access",
-                    family: &family,
-                    grant: &grant2,
-                    expires_at: now + ACCESS_TTL_SECS * 1000,
-                },
-                &db::oauth::NewToken {
-                    hash: r_hash,
-                    kind: "refresh",
-                    family: &family,
-                    grant: &grant2,
-                    expires_at: now + REFRESH_TTL_MS,
-                },
-            )
+        .oauth()
+        .insert_token_pair(db::oauth::TokenPair {
+            grant: grant.clone(),
+            family,
+            access_hash: a_hash,
+            access_expires_at: now + ACCESS_TTL_SECS * 1000,
+            refresh_hash: r_hash,
+            refresh_expires_at: now + REFRESH_TTL_MS,
         })
         .await;
     if let Err(e) = stored {
@@ -110,7 +99,7 @@ pub(crate) async fn token(
                 );
             }
             let hash = secrets::hash(code);
-            let grant = match state.central.db.call(move |conn| db::oauth::take_code(conn, &hash, now_ms())).await {
+            let grant = match state.central.db.oauth().take_code(&hash, now_ms()).await {
                 Ok(db::oauth::CodeUse::Valid(g)) => g,
                 Ok(db::oauth::CodeUse::Replayed) => {
                     tracing::warn!(client_id, "an authorization code was used twice; its tokens are revoked");
@@ -140,8 +129,7 @@ pub(crate) async fn token(
                 );
             }
             let family = uuid_like();
-            let (hash, fam) = (secrets::hash(code), family.clone());
-            if let Err(e) = state.central.db.call(move |conn| db::oauth::set_code_family(conn, &hash, &fam)).await {
+            if let Err(e) = state.central.db.oauth().set_code_family(&secrets::hash(code), &family).await {
                 return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.message());
             }
             issue(&state, &grant, family).await
@@ -150,8 +138,7 @@ pub(crate) async fn token(
             let Some(refresh) = get("refresh_token") else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
             };
-            let (hash, client) = (secrets::hash(refresh), client_id.to_owned());
-            match state.central.db.call(move |conn| db::oauth::use_refresh(conn, &hash, &client, now_ms())).await {
+            match state.central.db.oauth().use_refresh(&secrets::hash(refresh), client_id, now_ms()).await {
                 Ok(db::oauth::Refresh::Valid(grant, family)) => issue(&state, &grant, family).await,
                 Ok(db::oauth::Refresh::Replayed) => {
                     tracing::warn!(client_id, "a rotated refresh token was used again; its grant is revoked");

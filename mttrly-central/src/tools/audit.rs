@@ -25,8 +25,7 @@ pub(crate) async fn audit_log(
         before_seq: input.before_seq,
         limit,
     };
-    let account = caller.account_id.clone();
-    let entries = central.db.call(move |conn| crate::db::audit::list(conn, &account, &filter)).await?;
+    let entries = central.db.account(&caller.account_id).audit().list(&filter).await?;
     let next_before_seq = if entries.len() == usize::try_from(limit).unwrap_or(usize::MAX) {
         entries.last().map(|e| e.seq)
     } else {

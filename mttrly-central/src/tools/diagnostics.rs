@@ -81,8 +81,7 @@ async fn discover(
     };
     let json = serde_json::to_string(&reality)
         .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("cannot encode the snapshot: {e}")))?;
-    let (account, id, at) = (caller.account_id.clone(), server.id.clone(), now.as_millisecond());
-    central.db.call(move |conn| db::reality::put(conn, &account, &id, at, &json)).await?;
+    central.db.account(&caller.account_id).reality().put(&server.id, now.as_millisecond(), json).await?;
     Ok(reality)
 }
 
@@ -93,8 +92,7 @@ pub(crate) async fn get_reality(
     input: GetServiceRealityInput,
 ) -> Result<ServiceReality, MttrlyError> {
     let server = crate::servers::find(central, caller, &input.server_id).await?;
-    let (account, id) = (caller.account_id.clone(), server.id.clone());
-    if let Some(json) = central.db.call(move |conn| db::reality::get(conn, &account, &id)).await? {
+    if let Some(json) = central.db.account(&caller.account_id).reality().get(&server.id).await? {
         let mut cached: ServiceReality = serde_json::from_str(&json)
             .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("stored snapshot is malformed: {e}")))?;
         cached.origin = SnapshotOrigin::Cached;

@@ -11,7 +11,7 @@ use mttrly_core::tools::servers::{
 use crate::db::accounts::TokenOwner;
 use crate::db::alerts::AlertFilter;
 use crate::db::servers::ServerRow;
-use crate::db::{self, now_ms, timestamp};
+use crate::db::{now_ms, timestamp};
 use crate::state::Central;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -21,8 +21,7 @@ pub(crate) async fn capabilities(
     caller: &TokenOwner,
     _input: GetCapabilitiesInput,
 ) -> Result<Capabilities, MttrlyError> {
-    let account = caller.account_id.clone();
-    let servers_registered = central.db.call(move |conn| db::servers::count_live(conn, &account)).await?;
+    let servers_registered = central.db.account(&caller.account_id).servers().count_live().await?;
     let mut available_tools = Vec::new();
     let mut restricted_tools = Vec::new();
     for (tool_id, reach) in super::reach(central, caller) {
@@ -70,8 +69,7 @@ pub(crate) async fn list(
     caller: &TokenOwner,
     input: ListServersInput,
 ) -> Result<ServerList, MttrlyError> {
-    let account = caller.account_id.clone();
-    let rows = central.db.call(move |conn| db::servers::list(conn, &account)).await?;
+    let rows = central.db.account(&caller.account_id).servers().list().await?;
     let now = now_ms();
     let servers = rows
         .iter()
@@ -87,7 +85,6 @@ async fn open_alerts(
     caller: &TokenOwner,
     server: &ServerId,
 ) -> Result<Vec<mttrly_core::tools::servers::Alert>, MttrlyError> {
-    let account = caller.account_id.clone();
     let filter = AlertFilter {
         server_id: Some(server.clone()),
         status: Some(AlertStatus::Open),
@@ -95,7 +92,7 @@ async fn open_alerts(
         limit: 500,
         ..AlertFilter::default()
     };
-    central.db.call(move |conn| db::alerts::list(conn, &account, &filter)).await
+    central.db.account(&caller.account_id).alerts().list(&filter).await
 }
 
 pub(crate) async fn status(
@@ -145,8 +142,7 @@ pub(crate) async fn alerts(
         since: now_ms() - i64::from(retention_days) * DAY_MS,
         limit: input.limit.get(),
     };
-    let account = caller.account_id.clone();
-    let alerts = central.db.call(move |conn| db::alerts::list(conn, &account, &filter)).await?;
+    let alerts = central.db.account(&caller.account_id).alerts().list(&filter).await?;
     Ok(AlertList { alerts, retention_days })
 }
 

@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
 use mttrly_central::server::start;
+use mttrly_tests::RawResponse;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::common;
 
 async fn post_json(addr: std::net::SocketAddr, path: &str, body: &Value) -> (u16, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -23,10 +24,8 @@ async fn post_json(addr: std::net::SocketAddr, path: &str, body: &Value) -> (u16
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let response = RawResponse::parse(&raw);
+    (response.status, serde_json::from_str(&response.body).unwrap_or(Value::Null))
 }
 
 #[tokio::test]

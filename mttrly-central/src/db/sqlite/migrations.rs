@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations, SchemaVersion};
 
-use super::OpenError;
+use crate::db::OpenError;
 
 const MIGRATIONS: &[&str] = &[
     // 1: accounts, users, tokens, servers, enrollment, alerts.
@@ -227,9 +227,10 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-pub(super) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {
+pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {
     let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
-    let migration = |source| OpenError::Migration { path: path.to_owned(), source };
+    let migration =
+        |source: rusqlite_migration::Error| OpenError::Migration { path: path.to_owned(), source: Box::new(source) };
     let current = migrations.current_version(conn).map_err(migration)?;
     if let SchemaVersion::Outside(found) | SchemaVersion::Inside(found) = current
         && found.get() > MIGRATIONS.len()

@@ -4,9 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Harness, authed, code};
 use mttrly_core::ErrorCode;
 use mttrly_proto::central::v1::account_service_client::AccountServiceClient;
 use mttrly_proto::central::v1::action_service_client::ActionServiceClient;
@@ -16,6 +13,8 @@ use mttrly_proto::central::v1::{
     AddServerRequest, ApproveActionRequest, CallToolRequest, CancelActionRequest, CreateTokenRequest, GetActionRequest,
     RejectActionRequest,
 };
+
+use crate::common::{self, Harness, authed, code};
 
 async fn harness() -> Harness {
     common::harness(|_| {}).await

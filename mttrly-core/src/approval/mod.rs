@@ -6,6 +6,9 @@
 //! lives. [`check_decision`] is pure, so every rule is testable without a database, and the action
 //! engine calls nothing else to judge a decision.
 
+pub mod config;
+pub mod feasibility;
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -14,23 +17,65 @@ use crate::environment::Environment;
 use crate::error::{ErrorCode, MttrlyError};
 use crate::ids::UserId;
 use crate::principal::{Principal, Source};
+use crate::role::Role;
 
-/// The least role that may approve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+/// Who may approve under a rule: people holding one of `roles`, and the people named in `users`.
+/// Viewers never decide, whatever a rule lists (a configuration naming them is refused at start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approvers {
+    /// Roles whose holders may approve.
+    pub roles: Vec<Role>,
+    /// People who may approve whatever their role (by user name), as long as it is not viewer.
+    pub users: Vec<String>,
+}
+
+impl Approvers {
+    /// Operators and admins: the built-in set.
+    pub fn operators_and_admins() -> Self {
+        Self { roles: vec![Role::Operator, Role::Admin], users: Vec::new() }
+    }
+
+    /// Whether a person named `name` with `role` is eligible.
+    pub fn admits(&self, name: &str, role: Role) -> bool {
+        role.may_decide() && (self.roles.contains(&role) || self.users.iter().any(|u| u == name))
+    }
+
+    /// The set in words, for refusals and `policy approvals`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.roles.iter().map(|r| format!("{r}s")).collect();
+        parts.extend(self.users.iter().map(|u| format!("user {u}")));
+        if parts.is_empty() { "nobody".to_owned() } else { parts.join(", ") }
+    }
+}
+
+/// Whether a decision needs a fresh second-factor code from the person deciding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ApproverRole {
-    /// Operators and admins.
-    Operator,
-    /// Admins only.
-    Admin,
+pub enum SecondFactor {
+    /// The channel's own sign-in is enough.
+    #[default]
+    None,
+    /// A TOTP code typed at decision time (never through an assistant).
+    Totp,
+}
+
+impl SecondFactor {
+    /// The configuration name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Totp => "totp",
+        }
+    }
 }
 
 /// An approval rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRule {
-    /// The least role that may approve.
-    pub approver_role: ApproverRole,
+    /// Who may approve.
+    pub approvers: Approvers,
     /// How many distinct humans must approve.
     pub quorum: u32,
     /// Whether the human who asked (or on whose behalf the assistant asked) may approve.
@@ -41,6 +86,8 @@ pub struct ApprovalRule {
     /// How long a pending action waits for a decision.
     #[serde(with = "seconds")]
     pub ttl: Duration,
+    /// Whether each approval needs a fresh second-factor code.
+    pub second_factor: SecondFactor,
 }
 
 mod seconds {
@@ -72,18 +119,20 @@ impl ApprovalRule {
     pub fn default_for(environment: Environment) -> Self {
         match environment {
             Environment::Production => Self {
-                approver_role: ApproverRole::Operator,
+                approvers: Approvers::operators_and_admins(),
                 quorum: 1,
                 requester_may_approve: false,
                 channels: HUMAN_CHANNELS.to_vec(),
                 ttl: DEFAULT_TTL,
+                second_factor: SecondFactor::None,
             },
             Environment::Staging | Environment::Development => Self {
-                approver_role: ApproverRole::Operator,
+                approvers: Approvers::operators_and_admins(),
                 quorum: 1,
                 requester_may_approve: true,
                 channels: HUMAN_CHANNELS.to_vec(),
                 ttl: DEFAULT_TTL,
+                second_factor: SecondFactor::None,
             },
         }
     }
@@ -150,7 +199,7 @@ fn forbidden(message: impl Into<String>) -> MttrlyError {
 /// Checks that `decider` may decide on an action under `rule`.
 /// Applies to approvals and rejections alike (a rejection needs no quorum, but the same person).
 pub fn check_decider(rule: &ApprovalRule, decider: &Decider<'_>) -> Result<UserId, MttrlyError> {
-    let Principal::Human { user_id, .. } = decider.principal else {
+    let Principal::Human { user_id, name } = decider.principal else {
         return Err(forbidden(
             "an assistant can never approve or reject an action; a human must decide, for example with `mttrly-cli actions approve ID`",
         )
@@ -175,8 +224,9 @@ pub fn check_decider(rule: &ApprovalRule, decider: &Decider<'_>) -> Result<UserI
     if !decider.may_decide {
         return Err(forbidden("deciding on actions needs the operator or admin role"));
     }
-    if rule.approver_role == ApproverRole::Admin && !decider.is_admin {
-        return Err(forbidden("this action's rule needs an admin to decide"));
+    let role = if decider.is_admin { Role::Admin } else { Role::Operator };
+    if !rule.approvers.admits(name, role) {
+        return Err(forbidden(format!("under this action's rule only {} may decide", rule.approvers.describe())));
     }
     Ok(user_id.clone())
 }
@@ -329,8 +379,10 @@ mod tests {
     fn roles_gate_decisions() {
         let a = UserId::generate();
         let p = human(&a);
-        let rule =
-            ApprovalRule { approver_role: ApproverRole::Admin, ..ApprovalRule::default_for(Environment::Staging) };
+        let rule = ApprovalRule {
+            approvers: Approvers { roles: vec![Role::Admin], users: Vec::new() },
+            ..ApprovalRule::default_for(Environment::Staging)
+        };
         assert!(check_approval(&rule, &p, &decider(&p, Source::Cli), &[]).is_err());
         let admin = Decider { is_admin: true, ..decider(&p, Source::Cli) };
         assert!(check_approval(&rule, &p, &admin, &[]).is_ok());

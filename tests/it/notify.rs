@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use mttrly_central::config::Config;
 use mttrly_central::notify::webhook::{WebhookConfig, signature};
-use mttrly_central::server::start;
 use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
 use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
 use mttrly_proto::central::v1::{AddServerRequest, CallToolRequest};
 use serde_json::Value;
 use tonic::transport::Channel;
+
+use crate::common::{InProcessCentral, authed};
 
 const SECRET: &str = "a-webhook-secret-of-some-length";
 
@@ -44,29 +44,17 @@ async fn receiver(status: StatusCode) -> (String, Arc<Mutex<Received>>) {
 }
 
 async fn central_with(url: &str, retries: u32) -> (tempfile::TempDir, mttrly_central::server::RunningCentral, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        data_dir: dir.path().join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        webhooks: vec![WebhookConfig {
+    let InProcessCentral { dir, central, admin } = InProcessCentral::start(|cfg| {
+        cfg.webhooks = vec![WebhookConfig {
             url: url.into(),
             secret: Some(SECRET.into()),
             secret_env: None,
             timeout_seconds: 2,
             retries,
-        }],
-        ..Config::default()
-    };
-    let init = mttrly_central::init::init(&cfg, None).unwrap();
-    let central = start(cfg).await.unwrap();
-    (dir, central, init.admin_token)
-}
-
-fn authed<T>(token: &str, body: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(body);
-    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
+        }];
+    })
+    .await;
+    (dir, central, admin)
 }
 
 async fn request_decommission(central: &mttrly_central::server::RunningCentral, token: &str) -> (bool, Value) {

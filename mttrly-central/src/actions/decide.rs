@@ -1,0 +1,70 @@
+//! What every human decision shares: who may decide, the approvals already given, and the expiry
+//! a late decision runs into. `mttrly_core::approval` judges; this gathers what it judges.
+
+use mttrly_core::action::{ActionEvent, ActionState};
+use mttrly_core::approval::{Decider, PriorApproval, check_approval};
+use mttrly_core::tools::actions::Decision;
+use mttrly_core::{MttrlyError, Source};
+
+use super::{DECISION_CHANNELS, not_found, rule_for};
+use crate::db::accounts::{Role, TokenOwner};
+use crate::db::actions::ActionRow;
+use crate::db::now_ms;
+use crate::state::Central;
+
+pub(super) fn decider(caller: &TokenOwner, channel: Source) -> Decider<'_> {
+    Decider {
+        principal: &caller.principal,
+        is_admin: caller.role == Role::Admin,
+        may_decide: caller.role != Role::Viewer,
+        // The token's own scope, not the deployment's: a deployment that hides the actions tools
+        // from assistants still needs its humans to decide.
+        token_may_decide: caller.scope.check(mttrly_core::ToolId::ApproveAction.spec()).is_ok(),
+        channel,
+        existing_channels: DECISION_CHANNELS,
+    }
+}
+
+/// Whether `caller` could approve `action` through the CLI right now, or why not: what
+/// `actions show` tells the human before they try. Checks exactly what an approval checks,
+/// without recording anything.
+pub async fn approval_check(central: &Central, caller: &TokenOwner, action: &ActionRow) -> Result<(), MttrlyError> {
+    if action.status == ActionState::PendingApproval && action.expires_at <= now_ms() {
+        return ActionState::Expired.apply(ActionEvent::Approve).map(|_| ());
+    }
+    action.status.apply(ActionEvent::Approve)?;
+    let prior = prior_approvals(central, action).await?;
+    check_approval(&rule_for(central, action), &action.requested_by, &decider(caller, Source::Cli), &prior).map(|_| ())
+}
+
+/// The approvals already recorded for `action`, each as the user it counts against.
+pub(super) async fn prior_approvals(central: &Central, action: &ActionRow) -> Result<Vec<PriorApproval>, MttrlyError> {
+    Ok(central
+        .db
+        .account(&action.account_id)
+        .actions()
+        .decisions(&action.id)
+        .await?
+        .into_iter()
+        .filter(|d| d.decision == Decision::Approve)
+        .map(|d| PriorApproval { user_id: d.decided_by.accountable_user().clone() })
+        .collect())
+}
+
+/// Expires a pending action whose time is up (so a late decision sees `ACTION_EXPIRED`).
+pub(super) async fn expire_if_due(central: &Central, action: &ActionRow) -> Result<(), MttrlyError> {
+    if action.status == ActionState::PendingApproval && action.expires_at <= now_ms() {
+        central
+            .db
+            .account(&action.account_id)
+            .actions()
+            .transition(&action.id, ActionState::PendingApproval, ActionState::Expired, None)
+            .await?;
+        return Err(ActionState::Expired
+            .apply(ActionEvent::Approve)
+            .err()
+            .unwrap_or_else(|| not_found(&action.id))
+            .with_detail("action_id", action.id.as_str()));
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Creating an action: pending approval (within the per-server cap, its prompt delivered or the
+//! action failed closed), or run at once when policy says it is read-only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mttrly_core::action::{ActionContent, ActionState};
+use mttrly_core::approval::ApprovalRule;
+use mttrly_core::audit::{AuditEvent, AuditKind, AuditOutcome};
+use mttrly_core::ids::ActionId;
+use mttrly_core::tools::actions::ActionSubmission;
+use mttrly_core::{ErrorCode, MttrlyError, Source};
+
+use super::execute;
+use super::record::system_event;
+use crate::db::accounts::TokenOwner;
+use crate::db::actions::{ActionRow, Created};
+use crate::db::servers::ServerRow;
+use crate::db::{now_ms, timestamp};
+use crate::events::{self, Payload, Recorded};
+use crate::state::Central;
+
+/// A request for a new action.
+#[derive(Debug, Clone)]
+pub struct NewAction {
+    /// The target server (already checked to belong to the caller's account).
+    pub server: ServerRow,
+    /// Exactly what runs.
+    pub content: ActionContent,
+    /// One line for the approver, written by central from the content (never the caller's words).
+    pub description: String,
+    /// The requester's reason, kept apart from the description: shown last and labelled.
+    pub reason: Option<String>,
+    /// Whether it may run at once without approval (read-only by policy).
+    pub run_at_once: bool,
+    /// Bytes the content names by hash (a file write's new content), stored with the action and
+    /// sent to the agent, which checks them against the approved hash.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// The next step a user should take for an action, in words.
+fn next_step(action: &ActionRow) -> String {
+    match action.status {
+        ActionState::PendingApproval => format!(
+            "{} must approve this action before it runs, outside this conversation: `mttrly-cli actions approve {}` (expires at {}).",
+            if ApprovalRule::default_for(action.environment).requester_may_approve {
+                "A human"
+            } else {
+                "A human other than the one who asked (four eyes)"
+            },
+            action.id,
+            timestamp(action.expires_at)
+        ),
+        ActionState::Approved | ActionState::Running => {
+            format!("It is running; check with mttrly_get_action_result (action_id {}).", action.id)
+        }
+        _ => format!("It is {}; see mttrly_get_action_result for details.", action.status),
+    }
+}
+
+/// Creates an action: pending approval, or approved and started at once when `run_at_once`.
+pub async fn submit(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    via: Source,
+    new: NewAction,
+) -> Result<ActionSubmission, MttrlyError> {
+    let now = now_ms();
+    let rule = ApprovalRule::default_for(new.server.environment);
+    let ttl = i64::try_from(central.config.action_ttl().as_millis()).unwrap_or(i64::MAX);
+    let action = ActionRow {
+        id: ActionId::generate(),
+        account_id: caller.account_id.clone(),
+        server_id: new.server.id.clone(),
+        server_name: new.server.name.clone(),
+        environment: new.server.environment,
+        content_sha256: new.content.content_sha256(),
+        content: new.content,
+        description: new.description,
+        reason: new.reason,
+        requested_by: caller.principal.clone(),
+        requested_via: via,
+        status: if new.run_at_once { ActionState::Running } else { ActionState::PendingApproval },
+        approvals_required: if new.run_at_once { 0 } else { rule.quorum },
+        created_at: now,
+        updated_at: now,
+        expires_at: now.saturating_add(ttl),
+        result: None,
+    };
+    let cap = central.config.max_pending_actions_per_server;
+    let created =
+        central.db.account(&caller.account_id).actions().create(action.clone(), new.payload, cap, now).await?;
+    if let Created::CapReached { pending, first_expiry } = created {
+        return Err(pending_cap_reached(&action, pending, cap, first_expiry, now));
+    }
+    let created = AuditEvent {
+        at: jiff::Timestamp::now(),
+        account_id: action.account_id.clone(),
+        server_id: Some(action.server_id.clone()),
+        actor: caller.principal.clone().into(),
+        source: via,
+        kind: AuditKind::ToolCall,
+        subject: action.id.to_string(),
+        parameters: serde_json::json!({
+            "created": action.content.action_type(),
+            "content": action.content,
+            "content_sha256": action.content_sha256,
+            "status": action.status,
+        }),
+        outcome: AuditOutcome::Ok,
+        duration_ms: None,
+    };
+    let created = Recorded::new(created, Payload::ActionCreated(Arc::new(action.clone())));
+    if action.status == ActionState::PendingApproval {
+        prompt_or_fail_closed(central, &action, created).await?;
+    } else {
+        central.audit(created);
+    }
+    let mut result = None;
+    let mut status = action.status;
+    if new.run_at_once {
+        let done = execute::run(Arc::clone(central), action.clone()).await;
+        status = done.0;
+        result = Some(done.1);
+    }
+    Ok(ActionSubmission {
+        action_id: action.id.clone(),
+        server_id: action.server_id.clone(),
+        action_type: action.content.action_type(),
+        status,
+        requires_approval: !new.run_at_once,
+        description: action.description.clone(),
+        expires_at: (status == ActionState::PendingApproval).then(|| timestamp(action.expires_at)),
+        result,
+        next_step: next_step(&ActionRow { status, ..action }),
+    })
+}
+
+/// `RATE_LIMITED` for a server that already has `cap` actions waiting: the seed has no quota
+/// code, and this is one in kind (retry once a slot frees, when the oldest expires at the latest).
+fn pending_cap_reached(action: &ActionRow, pending: u32, cap: u32, first_expiry: Option<i64>, now: i64) -> MttrlyError {
+    let retry_ms = first_expiry.map_or(1000, |at| at.saturating_sub(now).max(1000));
+    let retry = u64::try_from(retry_ms).unwrap_or(1000).div_ceil(1000);
+    tracing::warn!(server = %action.server_id, pending, cap, "refused a new action: too many pending on this server");
+    MttrlyError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "server {} already has {pending} actions waiting for a human (the limit is {cap}); \
+             decide or cancel some (`mttrly-cli actions list`), or retry when one expires",
+            action.server_name
+        ),
+    )
+    .with_detail("scope", "pending_actions_per_server")
+    .with_detail("server_id", action.server_id.as_str())
+    .with_detail("limit", cap)
+    .with_detail("current", pending)
+    .with_detail("retry_after_seconds", retry)
+}
+
+/// How long past the notifiers' own worst case a submitter waits for its prompt's creation event
+/// to be committed and picked up, before it counts the prompt as undelivered.
+const PROMPT_QUEUE_SLACK: Duration = Duration::from_secs(30);
+
+/// Records the creation and, once it is durable, has the prompt task deliver the approval prompt
+/// (`created` is the creation's audit event); when prompts are required and none could be
+/// delivered, fails the action closed and returns `APPROVAL_NOTIFICATION_FAILED` naming it.
+async fn prompt_or_fail_closed(
+    central: &Arc<Central>,
+    action: &ActionRow,
+    created: Recorded,
+) -> Result<(), MttrlyError> {
+    let required = central.config.prompt_required();
+    let failures = if central.prompts.is_empty() {
+        central.audit(created);
+        if !required {
+            return Ok(());
+        }
+        Vec::new()
+    } else {
+        let ticket = central.prompts.record_and_wait(&central.audit, created, Arc::new(action.clone()));
+        let deadline = central.prompts.max_delivery_time() + PROMPT_QUEUE_SLACK;
+        let delivery = central.prompts.outcome(ticket, deadline).await;
+        if delivery.delivered || !required {
+            return Ok(());
+        }
+        delivery.failures
+    };
+    central
+        .db
+        .account(&action.account_id)
+        .actions()
+        .transition(&action.id, ActionState::PendingApproval, ActionState::FailedClosed, None)
+        .await?;
+    let err = MttrlyError::new(
+        ErrorCode::ApprovalNotificationFailed,
+        format!(
+            "no approval prompt could be delivered for action {}; it was failed closed and will not run",
+            action.id
+        ),
+    )
+    .with_detail("action_id", action.id.as_str())
+    .with_detail("failures", failures);
+    central.audit(Recorded::new(
+        system_event(
+            action,
+            AuditKind::ApprovalDecision,
+            serde_json::json!({ "decision": events::Decision::FailedClosed.as_str() }),
+            ErrorCode::ApprovalNotificationFailed,
+        ),
+        Payload::ActionDecided { action: action.into(), decision: events::Decision::FailedClosed },
+    ));
+    Err(err)
+}

@@ -1,0 +1,31 @@
+//! The retention purge: resolved alerts and audit rows past their account's plan retention go,
+//! once an hour.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::db;
+use crate::state::Central;
+
+/// Purges once an hour (and once at start) until shutdown.
+pub(super) async fn retention_purger(central: Arc<Central>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let result = central.db.maintenance().purge(db::now_ms(), |plan| {
+                    let days = plan.map_or(30, |p| p.limits().log_retention_days);
+                    i64::from(days) * 24 * 60 * 60 * 1000
+                }).await;
+                match result {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "purged alerts and audit rows past retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "alert retention purge failed"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

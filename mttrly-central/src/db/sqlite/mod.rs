@@ -1,0 +1,91 @@
+//! The SQLite backend: one file in WAL mode, its migrations, and the SQL of every operation.
+//!
+//! Nothing here is visible outside `db/`: the handles in the parent module are the only callers.
+//! Each sibling module holds the queries of one domain as plain functions over a `Connection`;
+//! [`Sqlite::call`] runs them on tokio's blocking pool so no SQLite work ever blocks a runtime
+//! worker. Multi-step transactions are single functions here (IMMEDIATE, so they serialise with
+//! every other writer, the audit writer's own connection included).
+
+pub(in crate::db) mod accounts;
+pub(in crate::db) mod actions;
+pub(in crate::db) mod alerts;
+pub(in crate::db) mod audit;
+mod migrations;
+pub(in crate::db) mod oauth;
+pub(in crate::db) mod reality;
+pub(in crate::db) mod servers;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use mttrly_core::{ErrorCode, MttrlyError};
+use rusqlite::Connection;
+
+use super::OpenError;
+
+/// The one shared connection, behind a mutex (SQLite serialises writers anyway; reads are short).
+#[derive(Clone)]
+pub(in crate::db) struct Sqlite {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub(in crate::db) fn open(path: &Path) -> Result<Self, OpenError> {
+        let display = path.display().to_string();
+        let sqlite = |source: rusqlite::Error| OpenError::Storage { path: display.clone(), source: Box::new(source) };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
+        conn.busy_handler(Some(busy_wait)).map_err(sqlite)?;
+        migrations::apply(&mut conn, &display)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub(in crate::db) async fn call<T, F>(&self, f: F) -> Result<T, MttrlyError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, MttrlyError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "database task panicked");
+            MttrlyError::new(ErrorCode::InternalError, "internal database error")
+        })?
+    }
+
+    /// Runs `f` with the connection on the current thread: for the `init` command, which runs
+    /// before any runtime exists.
+    pub(in crate::db) fn call_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, MttrlyError>,
+    ) -> Result<T, MttrlyError> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+/// Waits for another connection's write lock in short steps (SQLite's default handler sleeps up to
+/// 100 ms at a time, which would add tens of milliseconds to a call that loses a race with the
+/// audit writer's commit). Gives up after about five seconds.
+pub(crate) fn busy_wait(attempt: i32) -> bool {
+    if attempt >= 20_000 {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_micros(250));
+    true
+}
+
+/// Maps a SQLite error to `INTERNAL_ERROR`, logging the detail (which never reaches the caller).
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(internal)`
+pub(crate) fn internal(err: rusqlite::Error) -> MttrlyError {
+    tracing::error!(error = %err, "database error");
+    MttrlyError::new(ErrorCode::InternalError, "internal database error")
+}

@@ -1,0 +1,114 @@
+//! The seam's promise, on a real file: an account handle reaches its own tenant's rows and
+//! nothing of another's, whichever operation is used.
+
+#![allow(clippy::unwrap_used)]
+
+use mttrly_core::action::{ActionContent, ActionState};
+use mttrly_core::ids::{AccountId, ActionId, ServerId};
+use mttrly_core::{Environment, ErrorCode, Plan, Principal, Source};
+
+use super::Db;
+use super::actions::{ActionRow, Created};
+use super::servers::Registered;
+
+struct Tenant {
+    account: AccountId,
+    admin: Principal,
+    server: ServerId,
+}
+
+async fn tenant(db: &Db, name: &str, token: u8) -> Tenant {
+    let (account, user) = db.create_tenant(name, Plan::DeploymentCrew, "admin", &[token; 32]).await.unwrap();
+    let servers = db.account(&account).servers();
+    let registered = servers.register("web-1", Environment::Staging, &[token + 100; 32], i64::MAX, 10).await;
+    let Registered::Added(server) = registered.unwrap() else { panic!("under the limit") };
+    Tenant { account, admin: Principal::Human { user_id: user, name: "admin".into() }, server }
+}
+
+/// A pending action on `t`'s server, created at `now` (ms), expiring ten minutes later.
+fn pending_action(t: &Tenant, now: i64) -> ActionRow {
+    let content = ActionContent::Command { command: "uptime".into(), timeout_seconds: 10 };
+    ActionRow {
+        id: ActionId::generate(),
+        account_id: t.account.clone(),
+        server_id: t.server.clone(),
+        server_name: "web-1".into(),
+        environment: Environment::Staging,
+        content_sha256: content.content_sha256(),
+        content,
+        description: "uptime".into(),
+        reason: None,
+        requested_by: t.admin.clone(),
+        requested_via: Source::Cli,
+        status: ActionState::PendingApproval,
+        approvals_required: 1,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + 600_000,
+        result: None,
+    }
+}
+
+#[tokio::test]
+async fn an_account_handle_never_reaches_another_accounts_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("central.db")).unwrap();
+    let (a, b) = (tenant(&db, "a", 1).await, tenant(&db, "b", 2).await);
+    let now = super::now_ms();
+    let action = pending_action(&a, now);
+    let id = action.id.clone();
+    let stored = db.account(&a.account).actions().create(action, Some(b"bytes".to_vec()), 5, super::now_ms()).await;
+    assert_eq!(stored.unwrap(), Created::Stored);
+
+    // B's handle, given A's ids: nothing found, nothing moved, nothing decided.
+    let theirs = db.account(&b.account);
+    assert!(theirs.actions().get(&id).await.unwrap().is_none());
+    assert!(theirs.actions().payload(&id).await.unwrap().is_none());
+    assert_eq!(theirs.actions().pending_on_server(&a.server, super::now_ms()).await.unwrap().0, 0);
+    let moved = theirs.actions().transition(&id, ActionState::PendingApproval, ActionState::Cancelled, None).await;
+    assert!(!moved.unwrap());
+    let sha = "0".repeat(64);
+    assert!(theirs.actions().reject(&id, &b.admin, Source::Cli, &sha, None).await.is_err());
+    assert!(theirs.actions().approve(&id, &b.admin, Source::Cli, &sha, true).await.is_err());
+    assert!(theirs.actions().list(None, None, 100).await.unwrap().is_empty());
+    assert!(theirs.servers().get(&a.server).await.unwrap().is_none());
+    assert!(!theirs.servers().rotate_credentials(&a.server, &[9; 32], i64::MAX).await.unwrap());
+    assert!(!theirs.servers().decommission(&a.server).await.unwrap());
+    // An action row of A can not be stored through B's handle either.
+    let err = theirs.actions().create(pending_action(&a, now), None, 5, super::now_ms()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InternalError);
+
+    // A's own handle sees all of it, untouched by B's attempts.
+    let ours = db.account(&a.account);
+    let row = ours.actions().get(&id).await.unwrap().unwrap();
+    assert_eq!(row.status, ActionState::PendingApproval);
+    assert!(ours.actions().decisions(&id).await.unwrap().is_empty());
+    assert_eq!(ours.actions().payload(&id).await.unwrap().as_deref(), Some(&b"bytes"[..]));
+    assert_eq!(ours.actions().pending_on_server(&a.server, super::now_ms()).await.unwrap().0, 1);
+    assert!(ours.servers().get(&a.server).await.unwrap().is_some());
+    ours.actions().reject(&id, &a.admin, Source::Cli, &row.content_sha256, Some("no")).await.unwrap();
+    assert_eq!(ours.actions().decisions(&id).await.unwrap().len(), 1);
+    assert!(ours.servers().rotate_credentials(&a.server, &[9; 32], i64::MAX).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_pending_cap_counts_only_live_pending_actions_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("central.db")).unwrap();
+    let a = tenant(&db, "a", 1).await;
+    let actions = db.account(&a.account).actions();
+    let now = super::now_ms();
+    for _ in 0..2 {
+        assert_eq!(actions.create(pending_action(&a, now), None, 2, now).await.unwrap(), Created::Stored);
+    }
+    let Created::CapReached { pending, first_expiry } =
+        actions.create(pending_action(&a, now), None, 2, now).await.unwrap()
+    else {
+        panic!("the third pending action must hit the cap of two");
+    };
+    assert_eq!((pending, first_expiry), (2, Some(now + 600_000)));
+    // Expired by the sweep: no longer counted.
+    let expired = db.maintenance().expire_due_actions(now + 600_000).await.unwrap();
+    assert_eq!(expired.len(), 2);
+    assert_eq!(actions.create(pending_action(&a, now), None, 2, now).await.unwrap(), Created::Stored);
+}

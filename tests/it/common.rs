@@ -1,0 +1,38 @@
+//! What the in-process modules of this binary share (`first_user`, `notify`, `scopes`, and the
+//! central tests that move here next): the harness of [`mttrly_tests::in_process`], re-exported,
+//! and [`Harness`].
+//!
+//! [`Harness`] is declared here rather than used from `mttrly_tests` because modules add their
+//! own helper methods to it (`impl common::Harness { … }`), and an inherent impl needs its type
+//! in this crate. It is [`InProcessCentral`] field for field, so a module can take it apart
+//! (`h.central.shutdown()` consumes the central).
+
+#![allow(dead_code, unused_imports, reason = "each module uses part of the harness")]
+
+use mttrly_central::config::Config;
+use mttrly_central::server::RunningCentral;
+pub(crate) use mttrly_tests::in_process::{
+    InProcessCentral, Mcp, RunningAgent, authed, call_tool, code, config, fast_heartbeats, get_action, header, http,
+    json_of, run_agent,
+};
+use tonic::transport::Channel;
+
+/// An initialised, running central and its admin token.
+pub(crate) struct Harness {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) central: RunningCentral,
+    pub(crate) admin: String,
+}
+
+/// A central on [`config`], adjusted by `tune` before `init`.
+pub(crate) async fn harness(tune: impl FnOnce(&mut Config)) -> Harness {
+    let InProcessCentral { dir, central, admin } = InProcessCentral::start(tune).await;
+    Harness { dir, central, admin }
+}
+
+impl Harness {
+    /// A new gRPC channel to this central.
+    pub(crate) async fn channel(&self) -> Channel {
+        mttrly_tests::in_process::channel(&self.central).await
+    }
+}
