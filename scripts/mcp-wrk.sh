@@ -15,6 +15,8 @@
 #      TOOL=mttrly_list_servers (another tool called without arguments, or `ping`, `tools/list`:
 #      the cost's layers; TOOL_ERROR=1 when the tool answers a tool error, e.g. a validation error)
 #      CENTRAL_BIN=path (another central binary, e.g. an older build for a before/after; implies NO_BUILD)
+#      SERVER_CPUS=0 WRK_CPUS=1 (pin the servers and wrk to these CPUs with taskset, e.g. to see
+#      what one core of server does when wrk has the other to itself)
 #      KEEP=1 (copy the servers' logs to target/)  PERF=1 (record `perf record -g` of central during the measured run into target/mcp-wrk.perf)
 set -euo pipefail
 
@@ -28,6 +30,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 node_dir="$root/target/mcp-wrk-node"
 work=$(mktemp -d)
 pids=()
+# taskset prefixes (empty: unpinned).
+server_pin=()
+wrk_pin=()
+[ -n "${SERVER_CPUS:-}" ] && server_pin=(taskset -c "$SERVER_CPUS")
+[ -n "${WRK_CPUS:-}" ] && wrk_pin=(taskset -c "$WRK_CPUS")
 
 cleanup() {
     for pid in "${pids[@]}"; do
@@ -91,7 +98,7 @@ load() {
     # The warm-up checks every answer (a result, the request's own, not a tool error); the
     # measured run leaves that to the warm-up (CHECK=1 checks it too, at wrk's expense).
     local checked
-    checked=$(MCP_CHECK=1 wrk -t "$threads" -c "$connections" -d "${warmup}s" --timeout 10s -s "$root/scripts/mcp-wrk.lua" "$url")
+    checked=$(MCP_CHECK=1 "${wrk_pin[@]}" wrk -t "$threads" -c "$connections" -d "${warmup}s" --timeout 10s -s "$root/scripts/mcp-wrk.lua" "$url")
     if ! grep -q '^RESULT.* failed=0 errors=0$' <<<"$checked"; then
         echo "$name: the warm-up got failed answers: $checked" >&2
         exit 1
@@ -104,7 +111,7 @@ load() {
     fi
     local before after out
     before=$(cpu_seconds "$pid")
-    out=$(wrk -t "$threads" -c "$connections" -d "${duration}s" --timeout 10s -s "$root/scripts/mcp-wrk.lua" "$url")
+    out=$("${wrk_pin[@]}" wrk -t "$threads" -c "$connections" -d "${duration}s" --timeout 10s -s "$root/scripts/mcp-wrk.lua" "$url")
     after=$(cpu_seconds "$pid")
     [ -n "$perf_pid" ] && wait "$perf_pid"
     local result
@@ -124,7 +131,7 @@ start_central() {
     fi
     # The load is one token calling as fast as it can: lift the tool-call rate limits only.
     printf 'rate_limit_principal_per_minute = 1000000000\nrate_limit_account_per_minute = 1000000000\n' >"$work/central.toml"
-    "$bin" --output json quickstart --config "$work/central.toml" \
+    "${server_pin[@]}" "$bin" --output json quickstart --config "$work/central.toml" \
         --data-dir "$work/data" --http-listen 127.0.0.1:0 --grpc-listen 127.0.0.1:0 >"$work/central.json" 2>"$work/central.log" &
     central_pid=$!
     pids+=("$central_pid")
@@ -140,7 +147,7 @@ start_central() {
 start_ts() {
     need_sdk
     cp "$root/scripts/mcp-wrk-ts-server.mjs" "$node_dir/server.mjs"
-    node "$node_dir/server.mjs" 0 >"$work/ts.log" 2>&1 &
+    "${server_pin[@]}" node "$node_dir/server.mjs" 0 >"$work/ts.log" 2>&1 &
     ts_pid=$!
     pids+=("$ts_pid")
     for _ in $(seq 100); do
@@ -151,7 +158,7 @@ start_ts() {
 }
 
 need_wrk
-echo "$(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$threads -c$connections -d${duration}s into one MCP session"
+echo "$(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$threads -c$connections -d${duration}s into one MCP session${SERVER_CPUS:+; servers on CPU $SERVER_CPUS}${WRK_CPUS:+, wrk on CPU $WRK_CPUS}"
 case $which_servers in central | both) start_central ;; esac
 case $which_servers in ts | both) start_ts ;; esac
 # Each round runs the servers back to back, so a round compares them under the same machine load.

@@ -13,10 +13,10 @@
 //! without a known prefix is refused as unknown without touching the database.
 
 use mttrly_core::ids::{AccountId, AssistantSessionId, ServerId};
-use mttrly_core::{ErrorCode, MttrlyError, Principal};
+use mttrly_core::{ErrorCode, MttrlyError, Principal, Role};
 use tonic::metadata::MetadataMap;
 
-use crate::db::accounts::{Role, TokenOwner};
+use crate::db::accounts::TokenOwner;
 use crate::secrets::{self, SecretKind};
 use crate::state::Central;
 
@@ -127,6 +127,7 @@ pub async fn resolve(
         (Some(SecretKind::Human | SecretKind::Assistant), _) => {
             // Kept across requests; revocation stays immediate through the cache's hooks.
             if let Some(owner) = central.auth_cache.get(&hash) {
+                record_use(central, &hash);
                 return Ok(owner);
             }
             let ticket = central.auth_cache.ticket();
@@ -138,6 +139,7 @@ pub async fn resolve(
                 .map_err(AuthRefusal::Internal)?
                 .ok_or(AuthRefusal::Unknown)?;
             central.auth_cache.keep(ticket, hash, &owner);
+            record_use(central, &hash);
             Ok(owner)
         }
         (Some(SecretKind::OAuthAccess), Resource::Mcp(resource)) => {
@@ -156,6 +158,18 @@ pub async fn resolve(
         (Some(kind), _) => Err(AuthRefusal::NotHere(kind)),
         (None, _) => Err(AuthRefusal::Unknown),
     }
+}
+
+/// Notes a use of an API token; its first use in a minute is written to the database on a spawned
+/// task, never on the request (see `crate::tokens::Usage` for why not a write per request).
+fn record_use(central: &Central, hash: &[u8; 32]) {
+    let Some(at) = central.token_usage.due(hash, crate::db::now_ms()) else { return };
+    let (db, hash) = (central.db.clone(), *hash);
+    tokio::spawn(async move {
+        if let Err(e) = db.credentials().touch(vec![(hash, at)]).await {
+            tracing::warn!(error = %e, "could not record a token's last use");
+        }
+    });
 }
 
 /// The server an agent's session credential stands for, and its account. Only an agent

@@ -106,7 +106,7 @@ mod tests {
     use mttrly_core::{Plan, Principal, ToolSurface};
 
     use super::*;
-    use crate::db::accounts::Role;
+    use mttrly_core::Role;
 
     fn owner(name: &str) -> TokenOwner {
         TokenOwner {

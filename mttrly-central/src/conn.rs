@@ -268,6 +268,10 @@ impl<IO> Guarded<IO> {
         }
         loop {
             let Some(at) = self.state.deadline() else {
+                // A request in flight: no deadline until it ends. An agent's session lasts for
+                // days, so its timer (armed for the handshake) goes rather than sit in memory.
+                self.timer = None;
+                self.timer_at = None;
                 return false;
             };
             if Instant::now() >= at {

@@ -40,4 +40,6 @@ pub mod signal;
 pub mod signin;
 pub mod state;
 pub mod tls;
+pub mod tokens;
 pub mod tools;
+pub mod users;

@@ -232,23 +232,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let info = &quick.info;
             match cli.output {
                 Output::Json => println!("{}", json!(info)),
-                Output::Table => println!(
-                    "mttrly is running.\n\n  gRPC:      {}\n  HTTP:      {}\n  MCP:       {}\n  data dir:  {}\n  server:    {} (this machine, agent connected)\n\n\
-                     admin token:     {}\nassistant token: {}\n\n\
-                     try:  mttrly-cli --central {} --token {} servers list\n\
-                     MCP:  claude mcp add --transport http mttrly {} --header \"Authorization: Bearer {}\"\n\nCtrl-C stops everything.",
-                    info.grpc_url,
-                    info.http_url,
-                    info.mcp_url,
-                    info.data_dir,
-                    info.server_id,
-                    info.admin_token,
-                    info.assistant_token,
-                    info.grpc_url,
-                    info.admin_token,
-                    info.mcp_url,
-                    info.assistant_token
-                ),
+                Output::Table => println!("{}", info.banner()),
             }
             signal.recv().await;
             tracing::info!("shutting down");

@@ -89,6 +89,33 @@ impl Quickstart {
     }
 }
 
+impl QuickstartInfo {
+    /// The text quickstart prints for people. Tokens appear only in `export` lines the reader
+    /// pastes into their shell, never inside a command to run: a command line with a token ends up
+    /// in shell history and in `ps` for every user of the machine; the commands after it read the
+    /// variables (`mttrly-cli` takes `MTTRLY_CENTRAL` and `MTTRLY_TOKEN` itself).
+    pub fn banner(&self) -> String {
+        format!(
+            "mttrly is running.\n\n  gRPC:      {}\n  HTTP:      {}\n  MCP:       {}\n  data dir:  {}\n  server:    {} (this machine, agent connected)\n\n\
+             Paste these into your shell (the tokens are secrets; they are also in {}/quickstart.json, mode 0600):\n\n\
+             export MTTRLY_CENTRAL={}\nexport MTTRLY_TOKEN={}\nexport MTTRLY_ASSISTANT_TOKEN={}\n\n\
+             try:  mttrly-cli servers list\n\
+             MCP:  claude mcp add --transport http mttrly {} --header \"Authorization: Bearer $MTTRLY_ASSISTANT_TOKEN\"\n\n\
+             Ctrl-C stops everything.",
+            self.grpc_url,
+            self.http_url,
+            self.mcp_url,
+            self.data_dir,
+            self.server_id,
+            self.data_dir,
+            self.grpc_url,
+            self.admin_token,
+            self.assistant_token,
+            self.mcp_url,
+        )
+    }
+}
+
 fn step(message: String) -> MttrlyError {
     MttrlyError::new(ErrorCode::InternalError, message)
 }
@@ -210,4 +237,32 @@ pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
         data_dir: running.central.config.data_dir.display().to_string(),
     };
     Ok(Quickstart { central: running, info, agent_stop, agent })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_exports_the_tokens_and_never_puts_one_in_a_command() {
+        let info = QuickstartInfo {
+            grpc_url: "http://127.0.0.1:50051".into(),
+            http_url: "http://127.0.0.1:8080".into(),
+            mcp_url: "http://127.0.0.1:8080/mcp".into(),
+            admin_token: "mttrly_h_ADMIN".into(),
+            assistant_token: "mttrly_a_ASSISTANT".into(),
+            server_id: "srv_x".into(),
+            data_dir: "/tmp/d".into(),
+        };
+        let text = info.banner();
+        assert!(text.contains("\nexport MTTRLY_TOKEN=mttrly_h_ADMIN\n"), "{text}");
+        assert!(text.contains("\nexport MTTRLY_ASSISTANT_TOKEN=mttrly_a_ASSISTANT\n"), "{text}");
+        assert!(text.contains("\nexport MTTRLY_CENTRAL=http://127.0.0.1:50051\n"), "{text}");
+        for line in text.lines().filter(|l| !l.starts_with("export ")) {
+            assert!(
+                !line.contains("mttrly_h_") && !line.contains("mttrly_a_"),
+                "a token outside an export line: {line}"
+            );
+        }
+    }
 }

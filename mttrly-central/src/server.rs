@@ -10,6 +10,7 @@ use mttrly_proto::central::v1::alert_service_server::AlertServiceServer;
 use mttrly_proto::central::v1::audit_service_server::AuditServiceServer;
 use mttrly_proto::central::v1::server_service_server::ServerServiceServer;
 use mttrly_proto::central::v1::tool_service_server::ToolServiceServer;
+use mttrly_proto::central::v1::user_service_server::UserServiceServer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
@@ -222,7 +223,8 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         .add_service(ServerServiceServer::new(grpc::servers::ServerApi::new(Arc::clone(&central))))
         .add_service(AlertServiceServer::new(grpc::alerts::AlertApi::new(Arc::clone(&central))))
         .add_service(AuditServiceServer::new(grpc::audit::AuditApi::new(Arc::clone(&central))))
-        .add_service(ActionServiceServer::new(grpc::actions::ActionApi::new(Arc::clone(&central))));
+        .add_service(ActionServiceServer::new(grpc::actions::ActionApi::new(Arc::clone(&central))))
+        .add_service(UserServiceServer::new(grpc::users::UserApi::new(Arc::clone(&central))));
     let mut grpc_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         // Accepted sockets get TCP_NODELAY here (the builder's setting only applies to listeners

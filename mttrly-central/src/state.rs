@@ -36,6 +36,8 @@ pub struct Central {
     pub cooldowns: Cooldowns,
     /// Resolved API tokens; whatever revokes or narrows a credential calls its invalidation hook.
     pub auth_cache: crate::auth_cache::AuthCache,
+    /// When API tokens were last used, written at most once a minute per token.
+    pub token_usage: crate::tokens::Usage,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -69,6 +71,7 @@ impl Central {
             events,
             cooldowns: Cooldowns::default(),
             auth_cache: crate::auth_cache::AuthCache::default(),
+            token_usage: crate::tokens::Usage::default(),
             alert_writes,
         })
     }

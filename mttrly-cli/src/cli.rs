@@ -1,7 +1,7 @@
 //! The command-line grammar. Names here are a contract with users and scripts.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mttrly_core::{Environment, Plan, ToolKind, Toolset};
+use mttrly_core::{Environment, Plan, Role, ToolKind, Toolset};
 
 /// The central used when neither --central nor MTTRLY_CENTRAL is given (quickstart's default).
 pub(crate) const DEFAULT_CENTRAL: &str = "http://127.0.0.1:50051";
@@ -14,8 +14,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "MTTRLY_CENTRAL", default_value = DEFAULT_CENTRAL)]
     pub central: String,
 
-    /// Your token (printed by `mttrly-central init` or `quickstart`).
-    #[arg(long, global = true, env = "MTTRLY_TOKEN", hide_env_values = true)]
+    /// Your token (printed by `mttrly-central init` or `quickstart`). Without a value, only in
+    /// `users add NAME --role R --token`: print a token for the new user (yours then comes from
+    /// MTTRLY_TOKEN).
+    #[arg(long, global = true, env = "MTTRLY_TOKEN", hide_env_values = true, num_args = 0..=1, default_missing_value = "")]
     pub token: Option<String>,
 
     /// Central's CA certificate (PEM), for an https:// central (`DATA_DIR/tls/ca.pem`).
@@ -55,9 +57,14 @@ pub enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Bearer tokens for assistants (MCP clients without OAuth) and humans.
+    /// Bearer tokens for assistants (MCP clients without OAuth) and humans: create, list, revoke.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// The account's people and their roles (changes need the admin role).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Who your token belongs to: user, role, account and plan.
+    Whoami,
     /// The catalog of MCP tools (works offline, without a central).
     #[command(subcommand)]
     Tools(ToolsCommand),
@@ -213,6 +220,56 @@ pub enum AuditCommand {
 pub enum TokensCommand {
     /// Create a token (shown once).
     Create(TokensCreateArgs),
+    /// List live tokens and OAuth grants (an admin sees the account's, others their own); never
+    /// a secret.
+    List,
+    /// Revoke a token or OAuth grant by its id (from `tokens list`), at once, everywhere.
+    Revoke {
+        /// The id (tkn_… or oauth_…).
+        id: String,
+    },
+}
+
+/// `mttrly-cli users ...`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user. With --token (no value) or --print-token, prints a human token for them at once
+    /// (for automation).
+    Add(UsersAddArgs),
+    /// List the account's users.
+    List,
+    /// Change a user's role (the last admin cannot be demoted).
+    SetRole {
+        /// The user's name.
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Remove a user: their tokens and OAuth grants stop working at once; their history stays in
+    /// the audit log (the last admin cannot be removed).
+    Remove {
+        /// The user's name.
+        name: String,
+    },
+}
+
+/// Arguments of `users add`.
+#[derive(Debug, Args)]
+pub struct UsersAddArgs {
+    /// The user's name (letters, digits, `.`, `-`, `_`; unique in the account).
+    pub name: String,
+    /// admin, operator or viewer.
+    #[arg(long, value_parser = parse_role)]
+    pub role: Role,
+    /// Their e-mail address.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Print a human token for the new user now (shown once); the same as a bare `--token`, and
+    /// usable with `--token YOURS`. Required until invite links, which come with browser sign-in,
+    /// exist.
+    #[arg(long)]
+    pub print_token: bool,
 }
 
 /// Arguments of `tokens create`.
@@ -268,6 +325,10 @@ pub struct ToolsSchemaArgs {
 
 fn parse_plan(s: &str) -> Result<Plan, String> {
     s.parse().map_err(|e: mttrly_core::plan::UnknownPlan| e.to_string())
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: mttrly_core::role::UnknownRole| e.to_string())
 }
 
 fn parse_environment(s: &str) -> Result<Environment, String> {

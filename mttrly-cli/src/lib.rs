@@ -46,13 +46,41 @@ pub fn run(cli: &Cli) -> ExitCode {
 /// Runs a command against central; `Ok(false)` when it printed an outcome that is a failure
 /// (an approved action that failed), so the exit status can say so.
 async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<bool, MttrlyError> {
-    let channel = client::connect(&cli.central, cli.token.as_deref(), cli.ca_cert.as_deref()).await?;
+    let (token, bare_token) = caller_token(cli)?;
+    let channel = client::connect(&cli.central, token.as_deref(), cli.ca_cert.as_deref()).await?;
     match command {
         Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await.map(|()| true),
         Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await.map(|()| true),
         Command::Actions(cmd) => commands::actions::run(cmd, channel, printer).await,
         Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await.map(|()| true),
         Command::Audit(cmd) => commands::audit::run(cmd, channel, printer).await.map(|()| true),
+        Command::Users(cmd) => commands::users::run(cmd, bare_token, channel, printer).await.map(|()| true),
+        Command::Whoami => commands::users::whoami(channel, printer).await.map(|()| true),
         Command::Tools(_) | Command::Policy(_) => Ok(true),
+    }
+}
+
+/// The caller's own token, and whether `--token` was given without a value. A bare `--token` is
+/// `users add`'s request for the new user's token (the grammar the issue promised: `users add
+/// NAME --role R --token`); clap cannot have a subcommand flag share the global option's name, so
+/// the global option takes an optional value and the bare form is told apart here. The caller's
+/// own token then comes from `MTTRLY_TOKEN`. Anywhere else a bare `--token` is a mistake.
+fn caller_token(cli: &Cli) -> Result<(Option<String>, bool), MttrlyError> {
+    if cli.token.as_deref() != Some("") {
+        return Ok((cli.token.clone(), false));
+    }
+    if !matches!(&cli.command, Command::Users(cli::UsersCommand::Add(_))) {
+        return Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            "--token needs a value: your token (or set MTTRLY_TOKEN)",
+        )
+        .with_detail("field", "token"));
+    }
+    match std::env::var("MTTRLY_TOKEN") {
+        Ok(mine) if !mine.is_empty() => Ok((Some(mine), true)),
+        _ => Err(MttrlyError::new(
+            ErrorCode::AuthFailed,
+            "a bare --token asks for the new user's token, so yours must come from MTTRLY_TOKEN; or pass --token YOURS with --print-token",
+        )),
     }
 }

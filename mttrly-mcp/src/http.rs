@@ -61,7 +61,13 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let inner = Arc::clone(&self.0);
-        Box::pin(async move { Ok(inner.handle(request).await.map(axum::body::Body::new)) })
+        // A POST's answer stream: one write for a fast answer (see `sse.rs`). A GET opens the
+        // session's standalone stream, which has no answer to wait for.
+        let post = request.method() == http::Method::POST;
+        Box::pin(async move {
+            let response = inner.handle(request).await.map(axum::body::Body::new);
+            Ok(if post { crate::sse::coalesce_first_message(response).await } else { response })
+        })
     }
 }
 

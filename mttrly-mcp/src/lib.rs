@@ -16,6 +16,7 @@ pub mod remote;
 mod resources;
 mod result;
 pub mod server;
+mod sse;
 pub mod tools;
 
 pub use backend::{Backend, Session};

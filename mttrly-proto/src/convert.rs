@@ -3,7 +3,7 @@
 use mttrly_core::capability::End;
 use mttrly_core::tools::common::{FilesystemUsage, HostMetrics};
 use mttrly_core::tools::servers::ServerStatus;
-use mttrly_core::{Environment, ErrorBody, ErrorCode, MttrlyError};
+use mttrly_core::{Environment, ErrorBody, ErrorCode, MttrlyError, Role};
 use serde_json::Value;
 
 use crate::agent::v1 as agent;
@@ -27,6 +27,13 @@ pub fn environment_to_wire(env: Environment) -> i32 {
         Environment::Development => central::Environment::Development,
     }
     .into()
+}
+
+/// Wire role name (`admin`, `operator`, `viewer`) → domain, or `VALIDATION_ERROR` naming `field`.
+pub fn role_from_wire(value: &str, field: &str) -> Result<Role, MttrlyError> {
+    value
+        .parse::<Role>()
+        .map_err(|e| MttrlyError::new(ErrorCode::ValidationError, e.to_string()).with_detail("field", field))
 }
 
 fn percent(used: u64, total: u64) -> f64 {
@@ -124,6 +131,16 @@ pub fn server_status_from_wire(reply: &central::GetServerResponse) -> Result<Ser
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_come_from_their_wire_names_or_a_validation_error() {
+        for role in Role::ALL {
+            assert_eq!(role_from_wire(role.as_str(), "role").unwrap(), role);
+        }
+        let err = role_from_wire("root", "role").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationError);
+        assert_eq!(err.details().get("field").and_then(|f| f.as_str()), Some("role"));
+    }
 
     #[test]
     fn a_tool_error_body_comes_back_as_the_same_error() {

@@ -34,7 +34,7 @@ pub mod status;
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mttrly_descriptor.bin"));
 
 /// The fully qualified names of every gRPC service in the contract.
-pub const SERVICE_NAMES: [&str; 7] = [
+pub const SERVICE_NAMES: [&str; 8] = [
     "mttrly.agent.v1.AgentService",
     "mttrly.central.v1.AccountService",
     "mttrly.central.v1.ToolService",
@@ -42,6 +42,7 @@ pub const SERVICE_NAMES: [&str; 7] = [
     "mttrly.central.v1.AlertService",
     "mttrly.central.v1.ActionService",
     "mttrly.central.v1.AuditService",
+    "mttrly.central.v1.UserService",
 ];
 
 /// The name central's certificate always carries and clients verify, whatever address they dial:

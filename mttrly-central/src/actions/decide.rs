@@ -4,10 +4,10 @@
 use mttrly_core::action::{ActionEvent, ActionState};
 use mttrly_core::approval::{Decider, PriorApproval, check_approval};
 use mttrly_core::tools::actions::Decision;
-use mttrly_core::{MttrlyError, Source};
+use mttrly_core::{MttrlyError, Role, Source};
 
 use super::{DECISION_CHANNELS, not_found, rule_for};
-use crate::db::accounts::{Role, TokenOwner};
+use crate::db::accounts::TokenOwner;
 use crate::db::actions::ActionRow;
 use crate::db::now_ms;
 use crate::state::Central;

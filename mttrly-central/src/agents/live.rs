@@ -15,6 +15,8 @@ use mttrly_core::tools::common::HostMetrics;
 use mttrly_proto::agent::v1::CentralMessage;
 use tokio::sync::mpsc;
 
+use super::deadlines::Deadlines;
+
 /// The sending half of an agent's stream. Messages are boxed: tokio's channel allocates its
 /// slots 32 at a time, up front, and a `CentralMessage` is about 160 bytes, so every idle agent
 /// would otherwise hold a 5 KB block for the few tasks it ever gets.
@@ -47,13 +49,41 @@ pub(super) struct LiveAgent {
     pub(super) metrics: Option<Box<HostMetrics>>,
     /// A heartbeat not yet written to the database.
     pub(super) dirty: bool,
+    /// The last judgement found it offline: its next heartbeat must be judged at once.
+    pub(super) judged_offline: bool,
+    /// When it is next judged (its live entry in [`Deadlines`]); `None` while nothing about it
+    /// can change by time alone (offline, never seen).
+    pub(super) check_at: Option<i64>,
 }
 
 impl LiveAgent {
     fn new(account_id: AccountId) -> Self {
-        Self { account_id, connection: None, last_seen_ms: None, metrics: None, dirty: false }
+        Self {
+            account_id,
+            connection: None,
+            last_seen_ms: None,
+            metrics: None,
+            dirty: false,
+            judged_offline: false,
+            check_at: None,
+        }
+    }
+
+    /// Moves the next judgement to `at_ms` if that is earlier than the one already queued;
+    /// returns whether an entry must be pushed on [`Deadlines`] (with the table's lock held or
+    /// after it is released: a check is found by its instant, not by when it was pushed).
+    pub(super) fn arm(&mut self, at_ms: i64) -> bool {
+        if self.check_at.is_some_and(|queued| queued <= at_ms) {
+            return false;
+        }
+        self.check_at = Some(at_ms);
+        true
     }
 }
+
+/// A check "at the next sweep": earlier than any instant, so the next sweep takes it whatever its
+/// clock says.
+pub(super) const NEXT_SWEEP: i64 = i64::MIN;
 
 /// Why a task cannot be sent to a server's agent.
 pub(super) enum Unreachable {
@@ -63,10 +93,11 @@ pub(super) enum Unreachable {
     NotAnnounced(String),
 }
 
-/// The table of known servers.
+/// The table of known servers, and when each is next judged.
 #[derive(Default)]
 pub(super) struct LiveTable {
     agents: Mutex<HashMap<ServerId, LiveAgent>>,
+    pub(super) deadlines: Deadlines,
 }
 
 impl LiveTable {
@@ -76,7 +107,7 @@ impl LiveTable {
     }
 
     /// Seeds a server's last-seen time and metrics from the database (at start), unless it is
-    /// already known.
+    /// already known. It is judged at the first sweep (which the grace period tempers).
     pub(super) fn seed(
         &self,
         server: ServerId,
@@ -84,11 +115,15 @@ impl LiveTable {
         last_seen_ms: Option<i64>,
         metrics: Option<HostMetrics>,
     ) {
-        self.lock().entry(server).or_insert_with(|| LiveAgent {
-            last_seen_ms,
-            metrics: metrics.map(Box::new),
-            ..LiveAgent::new(account_id)
-        });
+        let mut agents = self.lock();
+        if agents.contains_key(&server) {
+            return;
+        }
+        let mut agent = LiveAgent { last_seen_ms, metrics: metrics.map(Box::new), ..LiveAgent::new(account_id) };
+        agent.arm(NEXT_SWEEP);
+        agents.insert(server.clone(), agent);
+        drop(agents);
+        self.deadlines.push(NEXT_SWEEP, server);
     }
 
     /// Installs connection `id` for `server`, seen now. Returns the id of the connection it
@@ -107,27 +142,56 @@ impl LiveTable {
         let replaced = entry.connection.replace(Connection { id, sender, announced });
         entry.last_seen_ms = Some(now_ms);
         entry.dirty = true;
+        let push = entry.arm(NEXT_SWEEP);
+        drop(agents);
+        if push {
+            self.deadlines.push(NEXT_SWEEP, server.clone());
+        }
         replaced.map(|c| c.id)
     }
 
     /// Forgets connection `id` of `server` if it is still the current one (a stale id, already
-    /// replaced, changes nothing).
+    /// replaced, changes nothing). Without a stream the server is offline: judged at the next
+    /// sweep.
     pub(super) fn disconnect(&self, server: &ServerId, id: u64) {
-        if let Some(agent) = self.lock().get_mut(server)
+        let mut agents = self.lock();
+        if let Some(agent) = agents.get_mut(server)
             && agent.connection.as_ref().is_some_and(|c| c.id == id)
         {
             agent.connection = None;
+            if agent.arm(NEXT_SWEEP) {
+                drop(agents);
+                self.deadlines.push(NEXT_SWEEP, server.clone());
+            }
         }
     }
 
-    /// Closes the server's stream, returning the closed connection's id.
+    /// Closes the server's stream, returning the closed connection's id (judged at the next
+    /// sweep, like a disconnect).
     pub(super) fn close(&self, server: &ServerId) -> Option<u64> {
-        self.lock().get_mut(server).and_then(|a| a.connection.take()).map(|c| c.id)
+        let mut agents = self.lock();
+        let agent = agents.get_mut(server)?;
+        let closed = agent.connection.take()?;
+        if agent.arm(NEXT_SWEEP) {
+            drop(agents);
+            self.deadlines.push(NEXT_SWEEP, server.clone());
+        }
+        Some(closed.id)
     }
 
-    /// Closes every stream, returning their ids.
+    /// Closes every stream, returning their ids (each judged at the next sweep).
     pub(super) fn close_all(&self) -> Vec<u64> {
-        self.lock().values_mut().filter_map(|a| a.connection.take()).map(|c| c.id).collect()
+        let mut agents = self.lock();
+        let mut closed = Vec::new();
+        for (server, agent) in agents.iter_mut() {
+            if let Some(c) = agent.connection.take() {
+                closed.push(c.id);
+                if agent.arm(NEXT_SWEEP) {
+                    self.deadlines.push(NEXT_SWEEP, server.clone());
+                }
+            }
+        }
+        closed
     }
 
     /// Forgets a server entirely.

@@ -1,6 +1,11 @@
 //! Liveness: heartbeats, the online / offline judgement, and the batch of heartbeats not yet
 //! written to SQLite.
 //!
+//! A server is judged only when its status can have changed (see [`super::deadlines`]): an
+//! online server is checked again at the instant its last heartbeat grows too old, a stream that
+//! opens or closes and a heartbeat after an offline judgement are checked at the next sweep.
+//! Between those, a judgement every second (as the sweep once did) would find the same status.
+//!
 //! A heartbeat only updates memory and marks the entry dirty; the heartbeat flusher takes the
 //! dirty entries every couple of seconds and writes them in one transaction, so ten thousand
 //! agents heartbeating every ten seconds cost one small transaction, not a thousand writes a
@@ -9,7 +14,18 @@
 use mttrly_core::ids::{AccountId, ServerId};
 use mttrly_core::tools::common::{ConnectionStatus, HostMetrics};
 
-use super::live::{LiveAgent, LiveTable};
+use super::live::{LiveAgent, LiveTable, NEXT_SWEEP};
+
+/// A server whose check came due, with the status it was found in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    /// The server.
+    pub server: ServerId,
+    /// Its account.
+    pub account: AccountId,
+    /// Online, offline or never connected, now.
+    pub status: ConnectionStatus,
+}
 
 /// The per-server view the tools read.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +61,10 @@ impl LiveTable {
                 None => agent.metrics = Some(Box::new(metrics)),
             }
             agent.dirty = true;
+            // Back after an offline judgement: judged (and its alert resolved) at the next sweep.
+            if agent.judged_offline && agent.arm(NEXT_SWEEP) {
+                self.deadlines.push(NEXT_SWEEP, server.clone());
+            }
         }
     }
 
@@ -60,16 +80,52 @@ impl LiveTable {
         }
     }
 
-    /// Every known server with its account, status and last heartbeat.
-    pub(super) fn snapshot(
-        &self,
-        now_ms: i64,
-        offline_after_ms: i64,
-    ) -> Vec<(ServerId, AccountId, ConnectionStatus, Option<i64>)> {
-        self.lock()
-            .iter()
-            .map(|(id, a)| (id.clone(), a.account_id.clone(), classify(a, now_ms, offline_after_ms), a.last_seen_ms))
-            .collect()
+    /// Judges every server whose check is due at `now_ms`, and arms each online one's next check
+    /// at the instant its last heartbeat grows too old (the first at which [`classify`] says
+    /// offline). Offline and never-seen servers stay unarmed until something about them changes
+    /// (or the caller [`Self::recheck`]s them).
+    pub(super) fn judge_due(&self, now_ms: i64, offline_after_ms: i64) -> Vec<Judged> {
+        let due = self.deadlines.pop_due(now_ms);
+        if due.is_empty() {
+            return Vec::new();
+        }
+        let mut judged = Vec::with_capacity(due.len());
+        let mut rearm = Vec::new();
+        let mut agents = self.lock();
+        for (at, server) in due {
+            let Some(agent) = agents.get_mut(&server) else { continue };
+            if agent.check_at != Some(at) {
+                continue; // moved earlier since, and judged then
+            }
+            agent.check_at = None;
+            let status = classify(agent, now_ms, offline_after_ms);
+            agent.judged_offline = status == ConnectionStatus::Offline;
+            if status == ConnectionStatus::Online
+                && let Some(seen) = agent.last_seen_ms
+            {
+                let stale_at = seen.saturating_add(offline_after_ms).saturating_add(1);
+                if agent.arm(stale_at) {
+                    rearm.push((stale_at, server.clone()));
+                }
+            }
+            judged.push(Judged { server, account: agent.account_id.clone(), status });
+        }
+        drop(agents);
+        for (at, server) in rearm {
+            self.deadlines.push(at, server);
+        }
+        judged
+    }
+
+    /// Judges `server` again at `at_ms` (or earlier, if a check is already queued before it).
+    pub(super) fn recheck(&self, server: &ServerId, at_ms: i64) {
+        let mut agents = self.lock();
+        if let Some(agent) = agents.get_mut(server)
+            && agent.arm(at_ms)
+        {
+            drop(agents);
+            self.deadlines.push(at_ms, server.clone());
+        }
     }
 
     /// Takes the heartbeats not yet written to the database.

@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mttrly_core::ids::{AccountId, ServerId};
-use mttrly_core::tools::common::{ConnectionStatus, HostMetrics};
+use mttrly_core::tools::common::HostMetrics;
 use mttrly_proto::agent::v1 as wire;
 
 use super::live::LiveTable;
 pub use super::live::{AgentSender, Announced};
-pub use super::liveness::LiveStatus;
+pub use super::liveness::{Judged, LiveStatus};
 use super::tasks::PendingTasks;
 pub use super::tasks::{ActionGrant, TaskReply, TaskSpec};
 
@@ -102,9 +102,25 @@ impl AgentRegistry {
         self.live.status(server, now_ms, self.offline_after_ms)
     }
 
-    /// Every known server with its account and status: for the offline sweep.
-    pub fn snapshot(&self, now_ms: i64) -> Vec<(ServerId, AccountId, ConnectionStatus, Option<i64>)> {
-        self.live.snapshot(now_ms, self.offline_after_ms)
+    /// The servers whose status may have changed by `now_ms`, judged: for the offline sweep.
+    /// Each known server is judged at the first sweep, then again only when its stream opens or
+    /// closes, when its heartbeats grow too old, when a heartbeat follows an offline judgement,
+    /// or when asked to ([`Self::recheck`]).
+    pub fn judge_due(&self, now_ms: i64) -> Vec<Judged> {
+        self.live.judge_due(now_ms, self.offline_after_ms)
+    }
+
+    /// Judges `server` again at `at_ms` (sooner if already due sooner): for an alert rule's sustain window or the
+    /// end of the start-up grace period, which only the caller knows about.
+    pub fn recheck(&self, server: &ServerId, at_ms: i64) {
+        self.live.recheck(server, at_ms);
+    }
+
+    /// Checks queued for the offline sweep, stale ones included (for tests: they must not pile
+    /// up with heartbeats).
+    #[cfg(test)]
+    pub(crate) fn queued_checks(&self) -> usize {
+        self.live.deadlines.len()
     }
 
     /// How many servers have an open stream.
@@ -126,6 +142,7 @@ impl AgentRegistry {
 #[cfg(test)]
 mod tests {
     use mttrly_core::capability::{CapabilityId, CapabilitySet, NoParams};
+    use mttrly_core::tools::common::ConnectionStatus;
     use mttrly_core::{ErrorCode, MttrlyError};
     use mttrly_proto::agent::v1::central_message;
     use tokio::sync::mpsc;

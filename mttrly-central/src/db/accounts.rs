@@ -1,39 +1,9 @@
 //! Accounts, users and API tokens: who a credential belongs to, and a tenant's people.
 
 use mttrly_core::ids::{AccountId, AssistantSessionId, ServerId, UserId};
-use mttrly_core::{MttrlyError, Plan, Principal, ToolSurface};
+use mttrly_core::{MttrlyError, Plan, Principal, Role, ToolSurface};
 
 use super::{Account, Db, sqlite};
-
-/// A user's role within an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Everything, including managing users and tokens.
-    Admin,
-    /// Servers, approvals.
-    Operator,
-    /// Read only.
-    Viewer,
-}
-
-impl Role {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Operator => "operator",
-            Self::Viewer => "viewer",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Self {
-        match s {
-            "admin" => Self::Admin,
-            "operator" => Self::Operator,
-            _ => Self::Viewer,
-        }
-    }
-}
 
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +95,7 @@ impl Users<'_> {
         user: &UserId,
         assistant: Option<&str>,
         scope: &ToolSurface,
-    ) -> Result<(), MttrlyError> {
+    ) -> Result<String, MttrlyError> {
         let (account, hash, user) = (self.account.id.clone(), *hash, user.clone());
         let (assistant, scope) = (assistant.map(str::to_owned), scope.clone());
         self.account
@@ -135,5 +105,218 @@ impl Users<'_> {
                 sqlite::accounts::insert_token(conn, &hash, &account, &user, assistant.as_deref(), &scope)
             })
             .await
+    }
+}
+
+/// A living user of an account (removed users keep their row for the audit, but are never listed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The stable id (audit rows name it).
+    pub id: UserId,
+    /// Unique among the account's living users.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// Where to reach them, if given.
+    pub email: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// Why a change to the account's users was not made; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRefusal {
+    /// No living user of this account has that name.
+    NotFound,
+    /// A living user of this account already has that name.
+    NameTaken,
+    /// The change would leave the account without an admin.
+    LastAdmin,
+}
+
+/// What kind of credential a token row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A person's API token (the CLI).
+    Human,
+    /// An assistant's API token (an MCP client without OAuth).
+    Assistant,
+    /// An OAuth grant to an MCP client (its access and refresh tokens, one family).
+    OAuth,
+}
+
+impl TokenKind {
+    /// The printed name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Assistant => "assistant",
+            Self::OAuth => "oauth",
+        }
+    }
+}
+
+/// The public id of an OAuth grant: its refresh family, which is no secret (it already keys the
+/// grant's rate-limit bucket).
+pub(crate) const OAUTH_GRANT_PREFIX: &str = "oauth_";
+
+/// A live credential as its owner and their admins see it: never the secret, never its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// The public id (`tkn_…` for API tokens, `oauth_…` for grants): what `revoke` takes.
+    pub id: String,
+    /// Human, assistant or OAuth grant.
+    pub kind: TokenKind,
+    /// The person it acts for.
+    pub owner_id: UserId,
+    /// Their name.
+    pub owner_name: String,
+    /// The assistant's or OAuth client's name; `None` for a human token.
+    pub name: Option<String>,
+    /// The tools it may reach.
+    pub scope: ToolSurface,
+    /// Unix milliseconds; `None` for a grant made before creation times were kept.
+    pub created_at: Option<i64>,
+    /// Unix milliseconds, to the minute; `None` if never used.
+    pub last_used_at: Option<i64>,
+}
+
+/// A revoked credential: what the caller's auth cache must forget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// An API token, by its hash.
+    ApiToken([u8; 32]),
+    /// An OAuth grant (its tokens are never cached).
+    OAuthGrant,
+}
+
+/// A user removed, with everything that stood for them revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Who it was.
+    pub user: User,
+    /// How many API tokens and OAuth tokens were revoked with them.
+    pub revoked_tokens: usize,
+}
+
+impl Users<'_> {
+    /// The account's living users, oldest first.
+    pub async fn list(&self) -> Result<Vec<User>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.call(move |conn| sqlite::accounts::list_users(conn, &account)).await
+    }
+
+    /// Adds a user with `role` and a human token (its hash), in one transaction: the name must be
+    /// free among the living. Returns the user and the token's public id.
+    pub async fn add_with_token(
+        &self,
+        name: &str,
+        role: Role,
+        email: Option<&str>,
+        token_hash: &[u8; 32],
+    ) -> Result<Result<(User, String), UserRefusal>, MttrlyError> {
+        let (account, name, email, hash) =
+            (self.account.id.clone(), name.to_owned(), email.map(str::to_owned), *token_hash);
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| {
+                sqlite::accounts::add_user_with_token(conn, &account, &name, role, email.as_deref(), &hash)
+            })
+            .await
+    }
+
+    /// Changes a user's role, unless that leaves the account without an admin. Returns the user
+    /// as they were before.
+    pub async fn set_role(&self, name: &str, role: Role) -> Result<Result<User, UserRefusal>, MttrlyError> {
+        let (account, name) = (self.account.id.clone(), name.to_owned());
+        self.account.db.sqlite.call(move |conn| sqlite::accounts::set_role(conn, &account, &name, role)).await
+    }
+
+    /// Removes a user, unless they are the last admin, and revokes every API token and OAuth
+    /// token that stands for them, in one transaction. Their row stays for the audit.
+    pub async fn remove(&self, name: &str) -> Result<Result<Removed, UserRefusal>, MttrlyError> {
+        let (account, name) = (self.account.id.clone(), name.to_owned());
+        self.account.db.sqlite.call(move |conn| sqlite::accounts::remove_user(conn, &account, &name)).await
+    }
+
+    /// The account's live credentials (API tokens and OAuth grants), or only `owner`'s.
+    pub async fn tokens(&self, owner: Option<&UserId>) -> Result<Vec<TokenRow>, MttrlyError> {
+        let (account, owner) = (self.account.id.clone(), owner.cloned());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::accounts::list_tokens(conn, &account, owner.as_ref(), super::now_ms()))
+            .await
+    }
+
+    /// Revokes one live credential of the account by its public id (only if `owner` holds it,
+    /// when given). `None`: no such live credential here (another account's id included).
+    pub async fn revoke_token(&self, id: &str, owner: Option<&UserId>) -> Result<Option<Revoked>, MttrlyError> {
+        let (account, id, owner) = (self.account.id.clone(), id.to_owned(), owner.cloned());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::accounts::revoke_token(conn, &account, &id, owner.as_ref(), super::now_ms()))
+            .await
+    }
+}
+
+impl Credentials<'_> {
+    /// Records when API tokens were last used (hash, Unix ms), in one transaction. Called at most
+    /// once a minute per token (see `crate::tokens::Usage`), never once per request.
+    pub async fn touch(&self, uses: Vec<([u8; 32], i64)>) -> Result<(), MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::accounts::touch_tokens(conn, &uses)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mttrly_core::Role;
+
+    use super::{TokenKind, UserRefusal};
+    use crate::db::Db;
+
+    #[tokio::test]
+    async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let (account, _) = db.create_tenant("a", mttrly_core::Plan::DeploymentCrew, "ann", &[1; 32]).await.unwrap();
+        let users = db.account(&account).users();
+        users.add_with_token("ben", Role::Admin, None, &[2; 32]).await.unwrap().unwrap();
+        for _ in 0..20 {
+            let (first, second) = (db.account(&account).users(), db.account(&account).users());
+            let (x, y) = tokio::join!(first.set_role("ann", Role::Operator), second.set_role("ben", Role::Operator));
+            let refused = [x.unwrap(), y.unwrap()].into_iter().filter(|r| r == &Err(UserRefusal::LastAdmin)).count();
+            assert_eq!(refused, 1, "exactly one demotion wins");
+            let admins = users.list().await.unwrap().into_iter().filter(|u| u.role == Role::Admin).count();
+            assert_eq!(admins, 1);
+            users.set_role("ann", Role::Admin).await.unwrap().unwrap();
+            users.set_role("ben", Role::Admin).await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_is_revoked_only_by_its_account_and_when_asked_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let (a, _) = db.create_tenant("a", mttrly_core::Plan::DeploymentCrew, "ann", &[1; 32]).await.unwrap();
+        let (b, _) = db.create_tenant("b", mttrly_core::Plan::DeploymentCrew, "bea", &[3; 32]).await.unwrap();
+        let (ben, ben_token) =
+            db.account(&a).users().add_with_token("ben", Role::Viewer, None, &[2; 32]).await.unwrap().unwrap();
+        let listed = db.account(&a).users().tokens(None).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|t| t.kind == TokenKind::Human && t.id.starts_with("tkn_") && t.id.len() == 36));
+        let ann_token = listed.iter().find(|t| t.owner_name == "ann").unwrap().id.clone();
+
+        assert_eq!(db.account(&b).users().revoke_token(&ben_token, None).await.unwrap(), None, "another account");
+        assert_eq!(db.account(&a).users().revoke_token(&ann_token, Some(&ben.id)).await.unwrap(), None, "not his");
+        assert!(db.credentials().api_token(&[1; 32]).await.unwrap().is_some());
+        let revoked = db.account(&a).users().revoke_token(&ben_token, Some(&ben.id)).await.unwrap();
+        assert_eq!(revoked, Some(super::Revoked::ApiToken([2; 32])));
+        assert!(db.credentials().api_token(&[2; 32]).await.unwrap().is_none());
+        assert_eq!(db.account(&a).users().tokens(Some(&ben.id)).await.unwrap(), vec![]);
     }
 }

@@ -94,7 +94,7 @@ impl Actions<'_> {
     /// The account's action, or `None`.
     pub async fn get(&self, id: &ActionId) -> Result<Option<ActionRow>, MttrlyError> {
         let (account, id) = (self.account.id.clone(), id.clone());
-        self.account.db.sqlite.call(move |conn| sqlite::actions::get(conn, &account, &id)).await
+        self.account.db.sqlite.read(move |conn| sqlite::actions::get(conn, &account, &id)).await
     }
 
     /// The account's actions, newest first, optionally of one server and in one state.
@@ -108,7 +108,7 @@ impl Actions<'_> {
         self.account
             .db
             .sqlite
-            .call(move |conn| sqlite::actions::list(conn, &account, server.as_ref(), status, limit))
+            .read(move |conn| sqlite::actions::list(conn, &account, server.as_ref(), status, limit))
             .await
     }
 
@@ -123,7 +123,7 @@ impl Actions<'_> {
         self.account
             .db
             .sqlite
-            .call(move |conn| {
+            .read(move |conn| {
                 let pending = Some(ActionState::PendingApproval);
                 let rows = sqlite::actions::list(conn, &account, server.as_ref(), pending, limit)?;
                 Ok((rows, sqlite::actions::approval_counts(conn, &account)?))
@@ -135,19 +135,19 @@ impl Actions<'_> {
     /// count, even before the sweeper marks them), and when the first of them expires.
     pub async fn pending_on_server(&self, server: &ServerId, now: i64) -> Result<(u32, Option<i64>), MttrlyError> {
         let (account, server) = (self.account.id.clone(), server.clone());
-        self.account.db.sqlite.call(move |conn| sqlite::actions::pending_on_server(conn, &account, &server, now)).await
+        self.account.db.sqlite.read(move |conn| sqlite::actions::pending_on_server(conn, &account, &server, now)).await
     }
 
     /// The decisions on an action, oldest first.
     pub async fn decisions(&self, id: &ActionId) -> Result<Vec<ApprovalRecord>, MttrlyError> {
         let (account, id) = (self.account.id.clone(), id.clone());
-        self.account.db.sqlite.call(move |conn| sqlite::actions::decisions(conn, &account, &id)).await
+        self.account.db.sqlite.read(move |conn| sqlite::actions::decisions(conn, &account, &id)).await
     }
 
     /// The bytes an action carries (a file write's new content), if any.
     pub async fn payload(&self, id: &ActionId) -> Result<Option<Vec<u8>>, MttrlyError> {
         let (account, id) = (self.account.id.clone(), id.clone());
-        self.account.db.sqlite.call(move |conn| sqlite::actions::payload(conn, &account, &id)).await
+        self.account.db.sqlite.read(move |conn| sqlite::actions::payload(conn, &account, &id)).await
     }
 
     /// Moves an action from `from` to `to` (stamped now, with `result` if given) if it is still

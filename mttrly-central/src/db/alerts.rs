@@ -62,6 +62,6 @@ impl Alerts<'_> {
     /// The account's alerts matching `filter`, newest first.
     pub async fn list(&self, filter: &AlertFilter) -> Result<Vec<Alert>, MttrlyError> {
         let (account, filter) = (self.account.id.clone(), filter.clone());
-        self.account.db.sqlite.call(move |conn| sqlite::alerts::list(conn, &account, &filter)).await
+        self.account.db.sqlite.read(move |conn| sqlite::alerts::list(conn, &account, &filter)).await
     }
 }

@@ -29,13 +29,13 @@ impl Audit<'_> {
     /// The account's rows matching `filter`, newest first.
     pub async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, MttrlyError> {
         let (account, filter) = (self.account.id.clone(), filter.clone());
-        self.account.db.sqlite.call(move |conn| sqlite::audit::list(conn, &account, &filter)).await
+        self.account.db.sqlite.read(move |conn| sqlite::audit::list(conn, &account, &filter)).await
     }
 
     /// Recomputes the account's hash chain from the first row and checks it against the stored
     /// head.
     pub async fn verify(&self) -> Result<Verification, MttrlyError> {
         let account = self.account.id.clone();
-        self.account.db.sqlite.call(move |conn| sqlite::audit::verify(conn, &account)).await
+        self.account.db.sqlite.read(move |conn| sqlite::audit::verify(conn, &account)).await
     }
 }

@@ -36,7 +36,8 @@
 //!    `postgres/migrations/` (schemas are per backend; both append-only).
 //! 2. [`Db`] holds an `enum Backend { Sqlite(Sqlite), Postgres(Postgres) }` in place of its
 //!    `sqlite` field, chosen by [`Db::open`] from the configured URL. Each handle method, today
-//!    `self.db.sqlite.call(move |conn| sqlite::<domain>::<op>(conn, ..))`, matches on it and calls
+//!    `self.db.sqlite.call(move |conn| sqlite::<domain>::<op>(conn, ..))` (or `.read(..)` for a
+//!    read-only operation, which SQLite serves from its reader threads), matches on it and calls
 //!    its twin; the methods' signatures and the domain types stay, so no caller changes.
 //! 3. The transactions named above become one PostgreSQL transaction each (`SERIALIZABLE`, or
 //!    `SELECT ... FOR UPDATE` on the counted rows, where SQLite relies on IMMEDIATE).
@@ -184,7 +185,7 @@ impl Db {
 
     /// Non-tenant: the first account (by creation) and its plan, if `init` has run.
     pub async fn first_account(&self) -> Result<Option<(AccountId, Plan)>, MttrlyError> {
-        self.sqlite.call(|conn| sqlite::accounts::first_account(conn)).await
+        self.sqlite.read(sqlite::accounts::first_account).await
     }
 }
 
@@ -229,7 +230,7 @@ impl<'a> Account<'a> {
     /// Its plan (`None` if the account is gone or its plan unknown to this build).
     pub async fn plan(self) -> Result<Option<Plan>, MttrlyError> {
         let account = self.id.clone();
-        self.db.sqlite.call(move |conn| sqlite::accounts::plan(conn, &account)).await
+        self.db.sqlite.read(move |conn| sqlite::accounts::plan(conn, &account)).await
     }
 }
 

@@ -102,7 +102,7 @@ impl OAuth<'_> {
     /// A client by id.
     pub async fn client(&self, id: &str) -> Result<Option<Client>, MttrlyError> {
         let id = id.to_owned();
-        self.db.sqlite.call(move |conn| sqlite::oauth::client(conn, &id)).await
+        self.db.sqlite.read(move |conn| sqlite::oauth::client(conn, &id)).await
     }
 
     /// Stores a code's hash and what it grants, until `expires_at` (ms).

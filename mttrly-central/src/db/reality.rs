@@ -20,6 +20,6 @@ impl Reality<'_> {
     /// `server`'s snapshot JSON, if one was stored.
     pub async fn get(&self, server: &ServerId) -> Result<Option<String>, MttrlyError> {
         let (account, server) = (self.account.id.clone(), server.clone());
-        self.account.db.sqlite.call(move |conn| sqlite::reality::get(conn, &account, &server)).await
+        self.account.db.sqlite.read(move |conn| sqlite::reality::get(conn, &account, &server)).await
     }
 }

@@ -69,19 +69,19 @@ impl Servers<'_> {
     /// How many live (not decommissioned) servers the account has.
     pub async fn count_live(&self) -> Result<u32, MttrlyError> {
         let account = self.account.id.clone();
-        self.account.db.sqlite.call(move |conn| sqlite::servers::count_live(conn, &account)).await
+        self.account.db.sqlite.read(move |conn| sqlite::servers::count_live(conn, &account)).await
     }
 
     /// The account's live servers, by name.
     pub async fn list(&self) -> Result<Vec<ServerRow>, MttrlyError> {
         let account = self.account.id.clone();
-        self.account.db.sqlite.call(move |conn| sqlite::servers::list(conn, &account)).await
+        self.account.db.sqlite.read(move |conn| sqlite::servers::list(conn, &account)).await
     }
 
     /// A live server of the account, or `None` (also for another account's server).
     pub async fn get(&self, id: &ServerId) -> Result<Option<ServerRow>, MttrlyError> {
         let (account, id) = (self.account.id.clone(), id.clone());
-        self.account.db.sqlite.call(move |conn| sqlite::servers::get(conn, &account, &id)).await
+        self.account.db.sqlite.read(move |conn| sqlite::servers::get(conn, &account, &id)).await
     }
 
     /// Registers a server and stores its install token's hash, unless the account already has

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use mttrly_core::{ErrorCode, MttrlyError, Principal};
 use mttrly_proto::central::v1::account_service_server::AccountService;
-use mttrly_proto::central::v1::{CreateTokenRequest, CreateTokenResponse, WhoAmIRequest, WhoAmIResponse};
+use mttrly_proto::central::v1::{
+    CreateTokenRequest, CreateTokenResponse, ListTokensRequest, ListTokensResponse, RevokeTokenRequest,
+    RevokeTokenResponse, TokenInfo, WhoAmIRequest, WhoAmIResponse,
+};
 use tonic::{Request, Response};
 
 use super::{GrpcResult, status};
@@ -50,6 +53,20 @@ fn wider_than_caller(mine: &mttrly_core::ToolSurface, asked: &mttrly_core::ToolS
     .with_detail("caller_toolsets", mine.toolsets_flag())
 }
 
+fn token_to_wire(t: &crate::db::accounts::TokenRow) -> TokenInfo {
+    TokenInfo {
+        id: t.id.clone(),
+        kind: t.kind.as_str().to_owned(),
+        owner_id: t.owner_id.to_string(),
+        owner_name: t.owner_name.clone(),
+        name: t.name.clone().unwrap_or_default(),
+        read_only: t.scope.read_only,
+        toolsets: t.scope.toolsets_flag().unwrap_or_default(),
+        created_at: t.created_at.unwrap_or(0),
+        last_used_at: t.last_used_at.unwrap_or(0),
+    }
+}
+
 #[tonic::async_trait]
 impl AccountService for AccountApi {
     async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> GrpcResult<WhoAmIResponse> {
@@ -64,7 +81,22 @@ impl AccountService for AccountApi {
             principal_type: principal_type.to_owned(),
             user_id: owner.principal.accountable_user().to_string(),
             name,
+            role: owner.role.as_str().to_owned(),
+            user_name: owner.user_name.clone(),
         }))
+    }
+
+    async fn list_tokens(&self, request: Request<ListTokensRequest>) -> GrpcResult<ListTokensResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let tokens = crate::tokens::list(&self.central, &owner).await.map_err(|e| status(&e))?;
+        Ok(Response::new(ListTokensResponse { tokens: tokens.iter().map(token_to_wire).collect() }))
+    }
+
+    async fn revoke_token(&self, request: Request<RevokeTokenRequest>) -> GrpcResult<RevokeTokenResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let id = request.into_inner().id;
+        crate::tokens::revoke(&self.central, &owner, id.trim()).await.map_err(|e| status(&e))?;
+        Ok(Response::new(RevokeTokenResponse {}))
     }
 
     async fn create_token(&self, request: Request<CreateTokenRequest>) -> GrpcResult<CreateTokenResponse> {
@@ -127,8 +159,9 @@ impl AccountService for AccountApi {
             "toolsets": req.toolsets,
         });
         self.central.audit(crate::audit::events::api_call(&owner, "CreateToken", None, params, &result));
-        result.map_err(|e| status(&e))?;
+        let token_id = result.map_err(|e| status(&e))?;
         Ok(Response::new(CreateTokenResponse {
+            token_id,
             token,
             principal_type: if assistant.is_some() { "assistant" } else { "human" }.to_owned(),
         }))

@@ -8,11 +8,12 @@ pub mod audit;
 pub mod servers;
 pub mod tools;
 pub(crate) mod tuning;
+pub mod users;
 
 use mttrly_core::MttrlyError;
 
 /// The services this central serves (and so advertises through reflection).
-pub const MOUNTED: [&str; 7] = [
+pub const MOUNTED: [&str; 8] = [
     "mttrly.agent.v1.AgentService",
     "mttrly.central.v1.AccountService",
     "mttrly.central.v1.ToolService",
@@ -20,6 +21,7 @@ pub const MOUNTED: [&str; 7] = [
     "mttrly.central.v1.AlertService",
     "mttrly.central.v1.AuditService",
     "mttrly.central.v1.ActionService",
+    "mttrly.central.v1.UserService",
 ];
 
 /// Converts a library error into a gRPC status (the one conversion, in `mttrly-proto`).

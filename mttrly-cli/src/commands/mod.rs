@@ -7,6 +7,7 @@ pub(crate) mod policy;
 pub(crate) mod servers;
 pub(crate) mod tokens;
 pub(crate) mod tools;
+pub(crate) mod users;
 
 /// "12s ago" for a Unix-millisecond time; "never" for 0.
 pub(crate) fn ago(unix_ms: i64) -> String {

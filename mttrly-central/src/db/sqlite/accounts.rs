@@ -5,7 +5,12 @@ use mttrly_core::{MttrlyError, Plan, Principal, ToolSurface};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::internal;
-use crate::db::accounts::{Role, TokenOwner, credential_key, derived_session_id};
+use mttrly_core::Role;
+
+use crate::db::accounts::{
+    OAUTH_GRANT_PREFIX, Removed, Revoked, TokenKind, TokenOwner, TokenRow, User, UserRefusal, credential_key,
+    derived_session_id,
+};
 use crate::db::now_ms;
 
 /// Creates an account.
@@ -35,7 +40,8 @@ pub(in crate::db) fn create_user(
     Ok(id)
 }
 
-/// Stores the hash of a new token. `assistant` is the assistant's name for assistant tokens.
+/// Stores the hash of a new token and returns its public id (random, `tkn_` and 32 hex digits).
+/// `assistant` is the assistant's name for assistant tokens.
 pub(in crate::db) fn insert_token(
     conn: &Connection,
     hash: &[u8; 32],
@@ -43,11 +49,12 @@ pub(in crate::db) fn insert_token(
     user: &UserId,
     assistant: Option<&str>,
     scope: &ToolSurface,
-) -> Result<(), MttrlyError> {
+) -> Result<String, MttrlyError> {
     let kind = if assistant.is_some() { "assistant" } else { "human" };
-    conn.execute(
-        "INSERT INTO api_tokens (token_hash, account_id, user_id, kind, assistant_name, created_at, read_only, toolsets)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    conn.query_row(
+        "INSERT INTO api_tokens (token_hash, account_id, user_id, kind, assistant_name, created_at, read_only, toolsets, id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'tkn_' || lower(hex(randomblob(16))))
+         RETURNING id",
         params![
             hash.as_slice(),
             account.as_str(),
@@ -58,9 +65,9 @@ pub(in crate::db) fn insert_token(
             scope.read_only,
             scope.toolsets_flag()
         ],
+        |r| r.get::<_, String>(0),
     )
-    .map_err(internal)?;
-    Ok(())
+    .map_err(internal)
 }
 
 /// Looks up the owner of a token hash; `None` for unknown or revoked tokens.
@@ -69,7 +76,7 @@ pub(in crate::db) fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<O
         .query_row(
             "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, t.kind, t.assistant_name, t.read_only, t.toolsets
              FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
-             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
+             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND u.removed_at IS NULL",
             params![hash.as_slice()],
             |r| {
                 Ok((
@@ -111,15 +118,11 @@ pub(in crate::db) fn token_owner(conn: &Connection, hash: &[u8; 32]) -> Result<O
         tracing::error!(%account, "token row has a malformed scope; refusing it");
         return Ok(None);
     };
-    Ok(Some(TokenOwner {
-        account_id,
-        plan,
-        principal,
-        role: Role::parse(&role),
-        user_name: name,
-        scope,
-        credential: credential_key(hash),
-    }))
+    let Ok(role) = role.parse::<Role>() else {
+        tracing::error!(%account, %role, "user row has an unknown role; refusing the token");
+        return Ok(None);
+    };
+    Ok(Some(TokenOwner { account_id, plan, principal, role, user_name: name, scope, credential: credential_key(hash) }))
 }
 
 /// The first account (by creation), if `init` has run.
@@ -197,5 +200,245 @@ pub(in crate::db) fn insert_first_admin_token(
     let missing = |what: &str| MttrlyError::new(mttrly_core::ErrorCode::InternalError, what);
     let (account, _) = first_account(conn)?.ok_or_else(|| missing("no account in the database"))?;
     let admin = first_admin(conn, &account)?.ok_or_else(|| missing("no admin in the account"))?;
-    insert_token(conn, hash, &account, &admin, assistant, &ToolSurface::ALL)
+    insert_token(conn, hash, &account, &admin, assistant, &ToolSurface::ALL).map(drop)
+}
+
+/// The columns [`user_at`] reads.
+const USER_COLUMNS: &str = "id, name, role, email, created_at";
+
+/// A user from [`USER_COLUMNS`]; `None` (logged) for a row this build cannot read.
+fn user_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<User>> {
+    let (id, name, role) = (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?);
+    let (Ok(id), Ok(role)) = (UserId::parse(&id), role.parse::<Role>()) else {
+        tracing::error!(%id, %role, "user row with a malformed id or an unknown role; skipped");
+        return Ok(None);
+    };
+    Ok(Some(User { id, name, role, email: r.get(3)?, created_at: r.get(4)? }))
+}
+
+/// The account's living users, oldest first.
+pub(in crate::db) fn list_users(conn: &Connection, account: &AccountId) -> Result<Vec<User>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE account_id = ?1 AND removed_at IS NULL ORDER BY created_at, id"
+        ))
+        .map_err(internal)?;
+    let rows = stmt.query_map(params![account.as_str()], user_at).map_err(internal)?;
+    let mut users = Vec::new();
+    for row in rows {
+        users.extend(row.map_err(internal)?);
+    }
+    Ok(users)
+}
+
+/// The living user of the account with this name.
+fn living_user(conn: &Connection, account: &AccountId, name: &str) -> Result<Option<User>, MttrlyError> {
+    conn.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = ?1 AND name = ?2 AND removed_at IS NULL"),
+        params![account.as_str(), name],
+        user_at,
+    )
+    .optional()
+    .map(Option::flatten)
+    .map_err(internal)
+}
+
+/// How many living admins the account has.
+fn admins(conn: &Connection, account: &AccountId) -> Result<i64, MttrlyError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM users WHERE account_id = ?1 AND role = 'admin' AND removed_at IS NULL",
+        params![account.as_str()],
+        |r| r.get(0),
+    )
+    .map_err(internal)
+}
+
+/// Whether taking `user` out of the admins leaves the account without one.
+fn is_last_admin(conn: &Connection, account: &AccountId, user: &User) -> Result<bool, MttrlyError> {
+    Ok(user.role == Role::Admin && admins(conn, account)? <= 1)
+}
+
+/// Adds a user and their first human token in one IMMEDIATE transaction.
+pub(in crate::db) fn add_user_with_token(
+    conn: &mut Connection,
+    account: &AccountId,
+    name: &str,
+    role: Role,
+    email: Option<&str>,
+    token_hash: &[u8; 32],
+) -> Result<Result<(User, String), UserRefusal>, MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    if living_user(&tx, account, name)?.is_some() {
+        return Ok(Err(UserRefusal::NameTaken));
+    }
+    let id = create_user(&tx, account, name, role)?;
+    tx.execute("UPDATE users SET email = ?2 WHERE id = ?1", params![id.as_str(), email]).map_err(internal)?;
+    let token_id = insert_token(&tx, token_hash, account, &id, None, &ToolSurface::ALL)?;
+    let user = living_user(&tx, account, name)?.ok_or_else(|| {
+        MttrlyError::new(mttrly_core::ErrorCode::InternalError, "the new user could not be read back")
+    })?;
+    tx.commit().map_err(internal)?;
+    Ok(Ok((user, token_id)))
+}
+
+/// Changes a living user's role in one IMMEDIATE transaction (so two demotions cannot both see
+/// another admin), unless it demotes the last admin. Returns the user as they were.
+pub(in crate::db) fn set_role(
+    conn: &mut Connection,
+    account: &AccountId,
+    name: &str,
+    role: Role,
+) -> Result<Result<User, UserRefusal>, MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let Some(user) = living_user(&tx, account, name)? else { return Ok(Err(UserRefusal::NotFound)) };
+    if role != Role::Admin && is_last_admin(&tx, account, &user)? {
+        return Ok(Err(UserRefusal::LastAdmin));
+    }
+    tx.execute("UPDATE users SET role = ?2 WHERE id = ?1", params![user.id.as_str(), role.as_str()])
+        .map_err(internal)?;
+    tx.commit().map_err(internal)?;
+    Ok(Ok(user))
+}
+
+/// Removes a living user (unless the last admin) and revokes their API tokens and OAuth tokens,
+/// in one IMMEDIATE transaction.
+pub(in crate::db) fn remove_user(
+    conn: &mut Connection,
+    account: &AccountId,
+    name: &str,
+) -> Result<Result<Removed, UserRefusal>, MttrlyError> {
+    let now = now_ms();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let Some(user) = living_user(&tx, account, name)? else { return Ok(Err(UserRefusal::NotFound)) };
+    if is_last_admin(&tx, account, &user)? {
+        return Ok(Err(UserRefusal::LastAdmin));
+    }
+    tx.execute("UPDATE users SET removed_at = ?2 WHERE id = ?1", params![user.id.as_str(), now]).map_err(internal)?;
+    let api = tx
+        .execute(
+            "UPDATE api_tokens SET revoked_at = ?3 WHERE account_id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+            params![account.as_str(), user.id.as_str(), now],
+        )
+        .map_err(internal)?;
+    let oauth = tx
+        .execute(
+            "UPDATE oauth_tokens SET revoked_at = ?3 WHERE account_id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+            params![account.as_str(), user.id.as_str(), now],
+        )
+        .map_err(internal)?;
+    tx.commit().map_err(internal)?;
+    Ok(Ok(Removed { user, revoked_tokens: api + oauth }))
+}
+
+/// A token row from the shared column order of both halves of [`list_tokens`]'s query.
+fn token_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<TokenRow>> {
+    let (id, kind, owner, read_only, toolsets) = (
+        r.get::<_, String>(0)?,
+        r.get::<_, String>(1)?,
+        r.get::<_, String>(2)?,
+        r.get::<_, bool>(5)?,
+        r.get::<_, Option<String>>(6)?,
+    );
+    let kind = match kind.as_str() {
+        "human" => TokenKind::Human,
+        "assistant" => TokenKind::Assistant,
+        _ => TokenKind::OAuth,
+    };
+    let (Ok(owner_id), Ok(scope)) = (UserId::parse(&owner), ToolSurface::from_stored(read_only, toolsets.as_deref()))
+    else {
+        tracing::error!(%id, "token row with a malformed owner or scope; skipped");
+        return Ok(None);
+    };
+    Ok(Some(TokenRow {
+        id,
+        kind,
+        owner_id,
+        owner_name: r.get(3)?,
+        name: r.get(4)?,
+        scope,
+        created_at: r.get(7)?,
+        last_used_at: r.get(8)?,
+    }))
+}
+
+/// The account's live API tokens and OAuth grants (a grant is live while one of its tokens is
+/// unrevoked and unexpired), or only `owner`'s; oldest first.
+pub(in crate::db) fn list_tokens(
+    conn: &Connection,
+    account: &AccountId,
+    owner: Option<&UserId>,
+    now: i64,
+) -> Result<Vec<TokenRow>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT t.id, t.kind, t.user_id, u.name, t.assistant_name, t.read_only, t.toolsets, t.created_at, t.last_used_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.account_id = ?1 AND t.revoked_at IS NULL AND u.removed_at IS NULL AND (?2 IS NULL OR t.user_id = ?2)
+             UNION ALL
+             SELECT ?4 || o.family, 'oauth', o.user_id, u.name, c.client_name, MAX(o.read_only), MAX(o.toolsets),
+                    MIN(o.created_at), MAX(o.used_at)
+             FROM oauth_tokens o JOIN users u ON u.id = o.user_id JOIN oauth_clients c ON c.client_id = o.client_id
+             WHERE o.account_id = ?1 AND (?2 IS NULL OR o.user_id = ?2) AND u.removed_at IS NULL
+             GROUP BY o.family
+             HAVING SUM(o.revoked_at IS NULL AND o.expires_at > ?3) > 0
+             ORDER BY 8, 1",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str(), owner.map(UserId::as_str), now, OAUTH_GRANT_PREFIX], token_at)
+        .map_err(internal)?;
+    let mut tokens = Vec::new();
+    for row in rows {
+        tokens.extend(row.map_err(internal)?);
+    }
+    Ok(tokens)
+}
+
+/// Revokes one live credential of the account by its public id (held by `owner`, when given).
+pub(in crate::db) fn revoke_token(
+    conn: &Connection,
+    account: &AccountId,
+    id: &str,
+    owner: Option<&UserId>,
+    now: i64,
+) -> Result<Option<Revoked>, MttrlyError> {
+    let owner = owner.map(UserId::as_str);
+    if let Some(family) = id.strip_prefix(OAUTH_GRANT_PREFIX) {
+        let revoked = conn
+            .execute(
+                "UPDATE oauth_tokens SET revoked_at = ?4
+                 WHERE family = ?1 AND account_id = ?2 AND (?3 IS NULL OR user_id = ?3) AND revoked_at IS NULL",
+                params![family, account.as_str(), owner, now],
+            )
+            .map_err(internal)?;
+        return Ok((revoked > 0).then_some(Revoked::OAuthGrant));
+    }
+    let hash = conn
+        .query_row(
+            "UPDATE api_tokens SET revoked_at = ?4
+             WHERE id = ?1 AND account_id = ?2 AND (?3 IS NULL OR user_id = ?3) AND revoked_at IS NULL
+             RETURNING token_hash",
+            params![id, account.as_str(), owner, now],
+            |r| r.get::<_, Vec<u8>>(0),
+        )
+        .optional()
+        .map_err(internal)?;
+    Ok(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).map(Revoked::ApiToken))
+}
+
+/// Records last uses (hash, Unix ms) in one transaction; a use never moves the time back.
+pub(in crate::db) fn touch_tokens(conn: &mut Connection, uses: &[([u8; 32], i64)]) -> Result<(), MttrlyError> {
+    let tx = conn.transaction().map_err(internal)?;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE api_tokens SET last_used_at = ?2
+                 WHERE token_hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+            )
+            .map_err(internal)?;
+        for (hash, at) in uses {
+            stmt.execute(params![hash.as_slice(), at]).map_err(internal)?;
+        }
+    }
+    tx.commit().map_err(internal)
 }

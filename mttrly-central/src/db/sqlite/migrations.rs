@@ -225,6 +225,23 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE actions ADD COLUMN reason TEXT;
     ",
+    // 9: people and tokens you can see and kill. A token gets a public id (`tkn_…`, random, never
+    // derived from the secret or its hash) and a last use (written at most once a minute per
+    // token, see `tokens::Usage`); a user an e-mail and a removal time (removed users keep their
+    // row so the audit log and old actions still name them; a name is unique among the living);
+    // an OAuth token its creation time, so a grant can say when it was given.
+    "
+    ALTER TABLE api_tokens ADD COLUMN id TEXT;
+    UPDATE api_tokens SET id = 'tkn_' || lower(hex(randomblob(16))) WHERE id IS NULL;
+    CREATE UNIQUE INDEX api_tokens_id ON api_tokens(id);
+    CREATE INDEX api_tokens_user ON api_tokens(user_id);
+    ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;
+    ALTER TABLE users ADD COLUMN email TEXT;
+    ALTER TABLE users ADD COLUMN removed_at INTEGER;
+    CREATE UNIQUE INDEX users_living_name ON users(account_id, name) WHERE removed_at IS NULL;
+    ALTER TABLE oauth_tokens ADD COLUMN created_at INTEGER;
+    CREATE INDEX oauth_tokens_user ON oauth_tokens(account_id, user_id);
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {
@@ -261,5 +278,34 @@ mod tests {
         let err = crate::db::Db::open(&path).err().expect("refused");
         assert!(matches!(err, OpenError::TooNew { found: 99, .. }), "{err}");
         assert!(err.to_string().contains("newer than this mttrly-central understands"));
+    }
+
+    #[test]
+    fn tokens_issued_before_public_ids_get_one_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = Connection::open(&path).unwrap();
+        let before = Migrations::new(MIGRATIONS[..8].iter().map(|sql| M::up(sql)).collect());
+        before.to_latest(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts VALUES ('acc_1', 'a', 'watchdog', 1);
+             INSERT INTO users VALUES ('usr_1', 'acc_1', 'ann', 'admin', 1);
+             INSERT INTO api_tokens (token_hash, account_id, user_id, kind, created_at) VALUES (x'01', 'acc_1', 'usr_1', 'human', 1);
+             INSERT INTO api_tokens (token_hash, account_id, user_id, kind, created_at) VALUES (x'02', 'acc_1', 'usr_1', 'human', 1);",
+        )
+        .unwrap();
+        drop(conn);
+        drop(crate::db::Db::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM api_tokens ORDER BY token_hash")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.iter().all(|id| id.starts_with("tkn_") && id.len() == 36), "{ids:?}");
+        assert_ne!(ids[0], ids[1]);
     }
 }

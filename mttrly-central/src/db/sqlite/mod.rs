@@ -1,10 +1,13 @@
 //! The SQLite backend: one file in WAL mode, its migrations, and the SQL of every operation.
 //!
 //! Nothing here is visible outside `db/`: the handles in the parent module are the only callers.
-//! Each sibling module holds the queries of one domain as plain functions over a `Connection`;
-//! [`Sqlite::call`] runs them on tokio's blocking pool so no SQLite work ever blocks a runtime
-//! worker. Multi-step transactions are single functions here (IMMEDIATE, so they serialise with
-//! every other writer, the audit writer's own connection included).
+//! Each sibling module holds the queries of one domain as plain functions over a `Connection`.
+//! Two ways in, so no SQLite work ever blocks a runtime worker: [`Sqlite::call`] runs an operation
+//! that writes (or must see its own transaction) on tokio's blocking pool with the one writer
+//! connection; [`Sqlite::read`] runs a read-only operation on one of the reader threads
+//! (`readers.rs`: each its own read-only connection, beside the writer thanks to WAL).
+//! Multi-step transactions are single functions here (IMMEDIATE, so they serialise with every
+//! other writer, the audit writer's own connection included).
 
 pub(in crate::db) mod accounts;
 pub(in crate::db) mod actions;
@@ -12,6 +15,7 @@ pub(in crate::db) mod alerts;
 pub(in crate::db) mod audit;
 mod migrations;
 pub(in crate::db) mod oauth;
+mod readers;
 pub(in crate::db) mod reality;
 pub(in crate::db) mod servers;
 
@@ -23,10 +27,14 @@ use rusqlite::Connection;
 
 use super::OpenError;
 
-/// The one shared connection, behind a mutex (SQLite serialises writers anyway; reads are short).
+/// Most reader threads (and read-only connections) one database gets.
+const MAX_READERS: usize = 4;
+
+/// The writer connection behind a mutex (SQLite serialises writers anyway), and the readers.
 #[derive(Clone)]
 pub(in crate::db) struct Sqlite {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<readers::Readers>,
 }
 
 impl Sqlite {
@@ -40,10 +48,26 @@ impl Sqlite {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
         conn.busy_handler(Some(busy_wait)).map_err(sqlite)?;
         migrations::apply(&mut conn, &display)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        // Readers open after the migrations, on the file the writer put in WAL mode (a path, never
+        // `:memory:`: each connection would get a database of its own). One per core, at least two
+        // so a long read never queues the short ones behind it.
+        let count = std::thread::available_parallelism().map_or(2, usize::from).clamp(2, MAX_READERS);
+        let readers = readers::Readers::start(path, count).map_err(sqlite)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), readers: Arc::new(readers) })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs a read-only `f` on a reader thread's own connection. It sees every write whose
+    /// operation has returned; a statement that writes fails there (the connection is read-only),
+    /// so an operation that writes, or reads inside its own transaction, uses [`Sqlite::call`].
+    pub(in crate::db) async fn read<T, F>(&self, f: F) -> Result<T, MttrlyError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, MttrlyError> + Send + 'static,
+    {
+        self.readers.read(f).await
+    }
+
+    /// Runs `f` with the writer connection on the blocking pool.
     pub(in crate::db) async fn call<T, F>(&self, f: F) -> Result<T, MttrlyError>
     where
         T: Send + 'static,

@@ -5,7 +5,7 @@ use mttrly_core::{MttrlyError, Plan, Principal, ToolSurface};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::internal;
-use crate::db::accounts::{Role, TokenOwner, derived_session_id};
+use crate::db::accounts::{TokenOwner, derived_session_id};
 use crate::db::oauth::{AccessRefusal, Client, CodeGrant, CodeUse, Refresh, TokenPair};
 
 /// Registers a client.
@@ -157,8 +157,8 @@ fn insert_token(conn: &Connection, t: &NewToken<'_>) -> Result<(), MttrlyError> 
     let g = t.grant;
     conn.execute(
         "INSERT INTO oauth_tokens (token_hash, kind, family, client_id, account_id, user_id, resource, scope,
-         human_token_hash, read_only, toolsets, grant_expires_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         human_token_hash, read_only, toolsets, grant_expires_at, expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             t.hash.as_slice(),
             t.kind,
@@ -172,7 +172,8 @@ fn insert_token(conn: &Connection, t: &NewToken<'_>) -> Result<(), MttrlyError> 
             g.surface.read_only,
             g.surface.toolsets_flag(),
             g.grant_expires_at,
-            t.expires_at.min(g.grant_expires_at)
+            t.expires_at.min(g.grant_expires_at),
+            crate::db::now_ms()
         ],
     )
     .map_err(internal)?;
@@ -311,7 +312,10 @@ pub(in crate::db) fn access_owner(
             client_name,
             on_behalf_of: user_id,
         },
-        role: Role::parse(&role),
+        role: match role.parse() {
+            Ok(role) => role,
+            Err(_) => return Ok(Err(AccessRefusal::Invalid)),
+        },
         user_name: name,
         // Never more than the human token the consent was given with.
         scope: ToolSurface::from_stored(read_only, toolsets.as_deref())

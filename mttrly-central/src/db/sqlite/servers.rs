@@ -86,11 +86,10 @@ pub(in crate::db) fn get(
     account: &AccountId,
     id: &ServerId,
 ) -> Result<Option<ServerRow>, MttrlyError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM servers WHERE id = ?1 AND account_id = ?2 AND decommissioned_at IS NULL"),
-        params![id.as_str(), account.as_str()],
-        row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM servers WHERE id = ?1 AND account_id = ?2 AND decommissioned_at IS NULL"
+    ))
+    .and_then(|mut stmt| stmt.query_row(params![id.as_str(), account.as_str()], row))
     .optional()
     .map(Option::flatten)
     .map_err(internal)

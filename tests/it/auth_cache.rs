@@ -4,9 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Mcp, harness, http, json_of};
+use crate::common::{Mcp, harness, http, json_of};
 use serde_json::json;
 
 #[tokio::test]
@@ -19,8 +17,8 @@ async fn a_revoked_token_is_refused_at_once_on_the_mcp_session_it_opened() {
         assert_eq!(answer["result"]["isError"], false, "{answer}");
     }
 
-    // No operation revokes a token yet (the next issue adds `tokens revoke`): revoke it in the
-    // database, then call the hook that operation will call.
+    // A change made behind the operations' back (the row edited directly) followed by the hook
+    // is what every revoking operation does (`tokens revoke` end to end: `tests/it/users.rs`).
     let hash = mttrly_central::secrets::hash(&h.admin);
     h.central
         .central

@@ -3,15 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::authed;
+use crate::common::{self, authed};
 use mttrly_central::config::Config;
-use mttrly_central::db::accounts::Role;
 use mttrly_central::server::{RunningCentral, start};
 use mttrly_central::{db, secrets};
+use mttrly_core::Role;
 use mttrly_core::{ErrorCode, Plan};
 use mttrly_proto::agent::v1::EnrollRequest;
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;

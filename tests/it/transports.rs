@@ -5,11 +5,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Harness, Mcp, authed, header};
+use crate::common::{self, Harness, Mcp, authed, header};
 use mttrly_central::config::Config;
 use mttrly_central::{db, secrets};
 use mttrly_core::{Plan, Principal, ToolId, ToolSurface};

@@ -1,0 +1,244 @@
+//! The read side of the SQLite backend: a few dedicated threads, each owning its own read-only
+//! connection to the WAL database.
+//!
+//! Why not `spawn_blocking` onto the one shared connection, as writes do: under load every read
+//! then paid a blocking-pool hand-off (a thread woken per query) plus a wait on the connection's
+//! mutex behind every other read and write, and the profile of the MCP call path showed those
+//! two costs larger than the query itself. In WAL mode SQLite lets any number of readers run
+//! beside the one writer, each seeing the last committed state when its statement starts, so each
+//! reader thread keeps its own connection (and its own prepared-statement cache) and drains its
+//! own queue: a reader that is already busy picks up the next job without being woken, and a job
+//! goes to the reader with the fewest jobs in flight, so one slow read never holds up the others
+//! while an idle one waits.
+//!
+//! Read-your-write holds: every write operation commits before its `await` returns (autocommit or
+//! an explicit transaction on the writer connection), and a reader's statement starts a fresh
+//! read transaction, so a read issued after a write completed sees it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use mttrly_core::{ErrorCode, MttrlyError};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::busy_wait;
+
+/// Prepared statements kept per reader connection: every read query of every domain fits, so a
+/// hot query is parsed once per reader, not once per call.
+const STATEMENT_CACHE: usize = 64;
+
+/// One queued read: runs on a reader thread with that thread's connection.
+type Job = Box<dyn FnOnce(&Connection) + Send>;
+
+/// The reader threads' queues. The threads stop when the last handle (every `Db` clone) is gone.
+pub(super) struct Readers {
+    lanes: Box<[Lane]>,
+}
+
+struct Lane {
+    jobs: mpsc::Sender<Job>,
+    /// Jobs sent to this reader and not finished yet.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Undoes a lane's in-flight count when its job ends, however it ends (answered, panicked, or
+/// dropped unrun because the thread is gone).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Readers {
+    /// Opens `count` read-only connections to the (already migrated) database at `path` and
+    /// starts one thread for each.
+    pub(super) fn start(path: &Path, count: usize) -> Result<Self, rusqlite::Error> {
+        let mut lanes = Vec::with_capacity(count);
+        for index in 0..count.max(1) {
+            let conn = open(path)?;
+            let (jobs, queue) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name(format!("mttrly-db-read-{index}"))
+                .spawn(move || run(&conn, &queue))
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            lanes.push(Lane { jobs, in_flight: Arc::new(AtomicUsize::new(0)) });
+        }
+        Ok(Self { lanes: lanes.into_boxed_slice() })
+    }
+
+    /// Runs `f` on the least busy reader and waits for its answer without blocking the runtime.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, MttrlyError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, MttrlyError> + Send + 'static,
+    {
+        let lane = self.least_busy();
+        lane.in_flight.fetch_add(1, Ordering::Relaxed);
+        let guard = InFlight(Arc::clone(&lane.in_flight));
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            // Counted out before the caller hears back, so its next read sees this lane idle.
+            drop(guard);
+            // The caller may have gone away (a dropped request): nobody to tell.
+            let _ = answer.send(result);
+        });
+        lane.jobs.send(job).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+
+    fn least_busy(&self) -> &Lane {
+        // `start` makes at least one lane. Ties go to the lowest index, so a light load keeps one
+        // reader hot instead of waking every thread in turn.
+        let mut best = &self.lanes[0];
+        let mut fewest = best.in_flight.load(Ordering::Relaxed);
+        for lane in &self.lanes[1..] {
+            if fewest == 0 {
+                break;
+            }
+            let in_flight = lane.in_flight.load(Ordering::Relaxed);
+            if in_flight < fewest {
+                (best, fewest) = (lane, in_flight);
+            }
+        }
+        best
+    }
+}
+
+/// A reader connection: read-only at open (so a write on it fails loudly, never silently
+/// succeeds beside the writer), shared cache off, its own statement cache.
+fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_handler(Some(busy_wait))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// A reader thread: runs its queue's jobs in order until every sender is gone. A panicking job
+/// (a bug) drops its answer, which the caller sees as an internal error, and the reader goes on.
+fn run(conn: &Connection, queue: &mpsc::Receiver<Job>) {
+    while let Ok(job) = queue.recv() {
+        if catch_unwind(AssertUnwindSafe(|| job(conn))).is_err() {
+            tracing::error!("database read panicked");
+        }
+    }
+}
+
+fn stopped() -> MttrlyError {
+    tracing::error!("database reader stopped");
+    MttrlyError::new(ErrorCode::InternalError, "internal database error")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::super::Sqlite;
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, Sqlite) {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Sqlite::open(&dir.path().join("central.db")).unwrap();
+        (dir, sqlite)
+    }
+
+    async fn scratch(sqlite: &Sqlite) {
+        sqlite
+            .call(|conn| conn.execute_batch("CREATE TABLE scratch (n INTEGER)").map_err(super::super::internal))
+            .await
+            .unwrap();
+    }
+
+    async fn count(sqlite: &Sqlite) -> i64 {
+        sqlite
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM scratch", [], |r| r.get(0)).map_err(super::super::internal)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Read-your-write: an action created and read at once must be found, so a read issued
+    /// after a write's operation returned sees it, every time (the schema change included).
+    #[tokio::test]
+    async fn a_read_sees_every_write_that_returned_before_it() {
+        let (_dir, sqlite) = open();
+        scratch(&sqlite).await;
+        for n in 1..=200 {
+            sqlite
+                .call(move |conn| conn.execute("INSERT INTO scratch VALUES (?1)", [n]).map_err(super::super::internal))
+                .await
+                .unwrap();
+            assert_eq!(count(&sqlite).await, n, "the reader missed write {n}");
+        }
+    }
+
+    /// A write sent to a reader by mistake fails instead of racing the writer connection.
+    #[tokio::test]
+    async fn a_reader_refuses_to_write() {
+        let (_dir, sqlite) = open();
+        scratch(&sqlite).await;
+        let refused =
+            sqlite.read(|conn| Ok(conn.execute("INSERT INTO scratch VALUES (1)", []).is_err())).await.unwrap();
+        assert!(refused, "a reader connection accepted a write");
+        assert_eq!(count(&sqlite).await, 0);
+    }
+
+    /// A long read (an audit verification, a large listing) does not queue the next read
+    /// behind it: the next one goes to an idle reader.
+    #[tokio::test]
+    async fn a_slow_read_does_not_hold_up_the_next() {
+        let (_dir, sqlite) = open();
+        scratch(&sqlite).await;
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let slow = tokio::spawn({
+            let sqlite = sqlite.clone();
+            async move {
+                sqlite
+                    .read(move |_| {
+                        released.recv_timeout(Duration::from_secs(10)).map_err(|_| {
+                            MttrlyError::new(ErrorCode::InternalError, "the test never released the slow read")
+                        })
+                    })
+                    .await
+            }
+        });
+        // The slow read is on its reader before the next read is dispatched.
+        while sqlite.readers.lanes.iter().all(|lane| lane.in_flight.load(Ordering::Relaxed) == 0) {
+            tokio::task::yield_now().await;
+        }
+        let next = tokio::time::timeout(Duration::from_secs(5), count(&sqlite)).await;
+        release.send(()).unwrap();
+        assert_eq!(next.expect("the second read waited for the slow one"), 0);
+        slow.await.unwrap().unwrap();
+    }
+
+    /// A read that panics (a bug) answers an internal error and its reader keeps serving.
+    #[tokio::test]
+    async fn a_panicking_read_answers_an_error_and_the_reader_goes_on() {
+        let (_dir, sqlite) = open();
+        scratch(&sqlite).await;
+        let err = sqlite.read(|_| -> Result<(), MttrlyError> { panic!("a bug in a query") }).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InternalError);
+        for _ in 0..4 {
+            assert_eq!(count(&sqlite).await, 0);
+        }
+        // The panicking job is counted out while its reader unwinds, which may end just after
+        // the caller heard of it.
+        let idle = || sqlite.readers.lanes.iter().all(|lane| lane.in_flight.load(Ordering::Relaxed) == 0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !idle() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(idle(), "a lane still counts a finished job");
+    }
+}

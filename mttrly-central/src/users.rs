@@ -1,0 +1,232 @@
+//! An account's people as operations of the app: add (with a human token for automation), list,
+//! change a role, remove. The gRPC `UserService` is a thin adapter over these; the coming
+//! channels (invites, the dashboard, SSO's just-in-time creation) call the same functions, so the
+//! rules below hold whichever way a person arrives.
+//!
+//! The rules: only human admins change users (`FORBIDDEN` otherwise); the last admin can neither
+//! be demoted nor removed (checked inside the storage transaction, so two admins demoting each
+//! other at once cannot both succeed); a removed user's API tokens and OAuth grants are revoked
+//! in the same transaction and the auth cache forgets every credential at once, so an open MCP
+//! session of theirs fails on its next request; their rows stay, so the audit log and old
+//! actions still name them. Every change is audited, refused or not; a token never is.
+
+use mttrly_core::approval::config::valid_user_name;
+use mttrly_core::{ErrorCode, MttrlyError, Role};
+
+use crate::db::accounts::{Removed, TokenOwner, User, UserRefusal};
+use crate::secrets::{self, SecretKind};
+use crate::state::Central;
+
+/// A user just added, with their human token (shown once). No `Debug`: the token is a secret.
+pub struct Added {
+    /// The new user.
+    pub user: User,
+    /// Their human API token (only its hash is stored).
+    pub token: String,
+    /// The token's public id (what `tokens revoke` takes).
+    pub token_id: String,
+}
+
+/// The longest e-mail address accepted (RFC 5321's path limit).
+const MAX_EMAIL_LEN: usize = 254;
+
+fn invalid(field: &str, message: impl Into<String>) -> MttrlyError {
+    MttrlyError::new(ErrorCode::ValidationError, message).with_detail("field", field)
+}
+
+/// Only human admins manage users.
+fn require_admin(caller: &TokenOwner) -> Result<(), MttrlyError> {
+    if !caller.principal.is_human() {
+        return Err(MttrlyError::new(
+            ErrorCode::Forbidden,
+            "users are managed by humans; assistant tokens cannot change them",
+        ));
+    }
+    if caller.role != Role::Admin {
+        return Err(MttrlyError::new(ErrorCode::Forbidden, "managing users needs the admin role"));
+    }
+    Ok(())
+}
+
+/// A user name as central stores it (shared with the approval rules' `user:NAME`).
+pub fn check_name(name: &str) -> Result<(), MttrlyError> {
+    if valid_user_name(name) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "name",
+            "a user name is 1 to 64 of letters, digits, `.`, `-`, `_`, starting with a letter or digit",
+        ))
+    }
+}
+
+/// The shape of an e-mail address: one `@`, a non-empty local part, a dotted domain, no spaces or
+/// control characters. Whether it is deliverable is the mail system's business.
+pub fn check_email(email: &str) -> Result<(), MttrlyError> {
+    let shaped = email.len() <= MAX_EMAIL_LEN
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.split('.').count() >= 2
+                && domain.split('.').all(|label| !label.is_empty())
+        });
+    if shaped {
+        Ok(())
+    } else {
+        Err(invalid("email", format!("`{email}` is not an e-mail address (name@example.com)")))
+    }
+}
+
+/// The error for a refused change, naming the user.
+fn refused(refusal: &UserRefusal, name: &str) -> MttrlyError {
+    match refusal {
+        UserRefusal::NotFound => MttrlyError::new(
+            ErrorCode::NotFound,
+            format!("no user `{name}` in this account; `mttrly-cli users list` shows them"),
+        )
+        .with_detail("name", name),
+        UserRefusal::NameTaken => invalid("name", format!("a user named `{name}` already exists in this account")),
+        UserRefusal::LastAdmin => MttrlyError::new(
+            ErrorCode::ValidationError,
+            format!("`{name}` is the account's last admin; make someone else admin first (`mttrly-cli users set-role NAME admin`)"),
+        )
+        .with_detail("name", name),
+    }
+}
+
+/// The account's living users, for any human of the account.
+pub async fn list(central: &Central, caller: &TokenOwner) -> Result<Vec<User>, MttrlyError> {
+    if !caller.principal.is_human() {
+        return Err(MttrlyError::new(ErrorCode::Forbidden, "assistant tokens cannot list users"));
+    }
+    central.db.account(&caller.account_id).users().list().await
+}
+
+/// Adds a user. With `with_token` they get a human token at once (for automation); without, an
+/// invite link would be printed, which comes with browser sign-in: until then that is refused,
+/// saying to pass `--token`.
+pub async fn add(
+    central: &Central,
+    caller: &TokenOwner,
+    name: &str,
+    role: Role,
+    email: Option<&str>,
+    with_token: bool,
+) -> Result<Added, MttrlyError> {
+    let result = add_unaudited(central, caller, name, role, email, with_token).await;
+    // The token never reaches the audit log; that one was issued does.
+    let params = serde_json::json!({
+        "name": name,
+        "role": role.as_str(),
+        "email": email,
+        "token_issued": result.is_ok(),
+        "user_id": result.as_ref().ok().map(|a| a.user.id.to_string()),
+        "token_id": result.as_ref().ok().map(|a| a.token_id.clone()),
+    });
+    central.audit(crate::audit::events::api_call(caller, "AddUser", None, params, &result));
+    result
+}
+
+async fn add_unaudited(
+    central: &Central,
+    caller: &TokenOwner,
+    name: &str,
+    role: Role,
+    email: Option<&str>,
+    with_token: bool,
+) -> Result<Added, MttrlyError> {
+    require_admin(caller)?;
+    check_name(name)?;
+    if let Some(email) = email {
+        check_email(email)?;
+    }
+    if !with_token {
+        return Err(invalid(
+            "token",
+            "invite links come with browser sign-in, which this central does not serve yet; pass --token (or --print-token) to print a human token for the new user now",
+        ));
+    }
+    let token = secrets::generate(SecretKind::Human);
+    let hash = secrets::hash(&token);
+    let users = central.db.account(&caller.account_id).users();
+    match users.add_with_token(name, role, email, &hash).await? {
+        Ok((user, token_id)) => Ok(Added { user, token, token_id }),
+        Err(refusal) => Err(refused(&refusal, name)),
+    }
+}
+
+/// Changes a user's role (never the last admin's away from admin). Returns the user as they were.
+pub async fn set_role(central: &Central, caller: &TokenOwner, name: &str, role: Role) -> Result<User, MttrlyError> {
+    let result = async {
+        require_admin(caller)?;
+        let before = central.db.account(&caller.account_id).users().set_role(name, role).await?;
+        let before = before.map_err(|r| refused(&r, name))?;
+        // Every credential of theirs (and only the cache knows which are open) now resolves to
+        // the new role on its next request.
+        central.auth_cache.invalidate_all();
+        Ok(before)
+    }
+    .await;
+    let params = serde_json::json!({
+        "name": name,
+        "role": role.as_str(),
+        "previous_role": result.as_ref().ok().map(|u| u.role.as_str()),
+    });
+    central.audit(crate::audit::events::api_call(caller, "SetUserRole", None, params, &result));
+    result
+}
+
+/// Removes a user (never the last admin); their tokens and grants die with them, at once.
+pub async fn remove(central: &Central, caller: &TokenOwner, name: &str) -> Result<Removed, MttrlyError> {
+    let result = async {
+        require_admin(caller)?;
+        let removed = central.db.account(&caller.account_id).users().remove(name).await?;
+        let removed = removed.map_err(|r| refused(&r, name))?;
+        central.auth_cache.invalidate_all();
+        Ok(removed)
+    }
+    .await;
+    let params = serde_json::json!({
+        "name": name,
+        "user_id": result.as_ref().ok().map(|r| r.user.id.to_string()),
+        "revoked_tokens": result.as_ref().ok().map(|r| r.revoked_tokens),
+    });
+    central.audit(crate::audit::events::api_call(caller, "RemoveUser", None, params, &result));
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e_mail_addresses_are_checked_for_shape() {
+        for ok in ["bob@example.com", "b.o+b@mail.example.org"] {
+            assert!(check_email(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "bob",
+            "@example.com",
+            "bob@",
+            "bob@example",
+            "bob@@example.com",
+            "bob @example.com",
+            "bob@example..com",
+            "bob@exa\nmple.com",
+        ] {
+            assert_eq!(check_email(bad).unwrap_err().code(), ErrorCode::ValidationError, "{bad:?}");
+        }
+        assert!(check_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn names_follow_the_approval_rules_vocabulary() {
+        assert!(check_name("bob").is_ok());
+        assert!(check_name("bob.smith-2").is_ok());
+        for bad in ["", "-bob", "bob smith", "bob;rm", &"b".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `mttrly-cli users add|list|set-role|remove` and `mttrly-cli whoami`.
+
+use mttrly_core::MttrlyError;
+use mttrly_proto::central::v1::account_service_client::AccountServiceClient;
+use mttrly_proto::central::v1::user_service_client::UserServiceClient;
+use mttrly_proto::central::v1::{
+    AddUserRequest, ListUsersRequest, RemoveUserRequest, SetUserRoleRequest, User, WhoAmIRequest,
+};
+use serde_json::{Value, json};
+
+use super::rfc3339;
+use crate::cli::{OutputFormat, UsersCommand};
+use crate::client::{Authed, error};
+use crate::output::Printer;
+
+/// A user as `--output json` prints it (field names are a contract with scripts).
+fn user_json(u: &User) -> Value {
+    json!({
+        "user_id": u.user_id,
+        "name": u.name,
+        "role": u.role,
+        "email": (!u.email.is_empty()).then_some(&u.email),
+        "created_at": rfc3339(u.created_at),
+    })
+}
+
+/// `bare_token`: `--token` was given without a value, which in `users add` asks for the new
+/// user's token (see `caller_token` in `lib.rs`).
+pub(crate) async fn run(
+    cmd: &UsersCommand,
+    bare_token: bool,
+    channel: Authed,
+    printer: &Printer,
+) -> Result<(), MttrlyError> {
+    let mut client = UserServiceClient::new(channel);
+    match cmd {
+        UsersCommand::Add(args) => {
+            let added = client
+                .add_user(AddUserRequest {
+                    name: args.name.clone(),
+                    role: args.role.as_str().to_owned(),
+                    email: args.email.clone().unwrap_or_default(),
+                    issue_token: args.print_token || bare_token,
+                })
+                .await
+                .map_err(|s| error(&s))?
+                .into_inner();
+            let user = added.user.unwrap_or_default();
+            match printer.format() {
+                OutputFormat::Json => printer.json(&json!({
+                    "user_id": user.user_id,
+                    "name": user.name,
+                    "role": user.role,
+                    "token": added.token,
+                    "token_id": added.token_id,
+                })),
+                OutputFormat::Table => {
+                    printer.text(&format!(
+                        "added {} ({}, {})\n\n{}'s human token (shown once; hand it over privately):\n  {}\n\nthey use it with: export MTTRLY_TOKEN=…",
+                        user.name, user.role, user.user_id, user.name, added.token
+                    ));
+                    Ok(())
+                }
+            }
+        }
+        UsersCommand::List => {
+            let users = client.list_users(ListUsersRequest {}).await.map_err(|s| error(&s))?.into_inner().users;
+            match printer.format() {
+                OutputFormat::Json => printer.json(&users.iter().map(user_json).collect::<Vec<_>>()),
+                OutputFormat::Table => {
+                    let rows: Vec<Vec<String>> = users
+                        .iter()
+                        .map(|u| {
+                            vec![
+                                u.name.clone(),
+                                u.role.clone(),
+                                if u.email.is_empty() { "-".to_owned() } else { u.email.clone() },
+                                super::ago(u.created_at),
+                                u.user_id.clone(),
+                            ]
+                        })
+                        .collect();
+                    printer.table(&["NAME", "ROLE", "EMAIL", "CREATED", "ID"], &rows);
+                    Ok(())
+                }
+            }
+        }
+        UsersCommand::SetRole { name, role } => {
+            let before = client
+                .set_user_role(SetUserRoleRequest { name: name.clone(), role: role.as_str().to_owned() })
+                .await
+                .map_err(|s| error(&s))?
+                .into_inner();
+            match printer.format() {
+                OutputFormat::Json => {
+                    printer.json(&json!({ "name": name, "role": role.as_str(), "previous_role": before.previous_role }))
+                }
+                OutputFormat::Table => {
+                    printer.text(&format!("{name}: {} → {role}", before.previous_role));
+                    Ok(())
+                }
+            }
+        }
+        UsersCommand::Remove { name } => {
+            let removed =
+                client.remove_user(RemoveUserRequest { name: name.clone() }).await.map_err(|s| error(&s))?.into_inner();
+            match printer.format() {
+                OutputFormat::Json => printer.json(&json!({
+                    "name": name,
+                    "user_id": removed.user_id,
+                    "revoked_tokens": removed.revoked_tokens,
+                })),
+                OutputFormat::Table => {
+                    printer.text(&format!(
+                        "removed {name} ({}); {} token(s) revoked; their history stays in the audit log",
+                        removed.user_id, removed.revoked_tokens
+                    ));
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// `mttrly-cli whoami`.
+pub(crate) async fn whoami(channel: Authed, printer: &Printer) -> Result<(), MttrlyError> {
+    let me = AccountServiceClient::new(channel).who_am_i(WhoAmIRequest {}).await.map_err(|s| error(&s))?.into_inner();
+    match printer.format() {
+        OutputFormat::Json => printer.json(&json!({
+            "user_id": me.user_id,
+            "user_name": me.user_name,
+            "role": me.role,
+            "principal_type": me.principal_type,
+            "name": me.name,
+            "account_id": me.account_id,
+            "plan": me.plan,
+        })),
+        OutputFormat::Table => {
+            let who = if me.principal_type == "assistant" {
+                format!("assistant {} acting for {} ({})", me.name, me.user_name, me.user_id)
+            } else {
+                format!("{} ({})", me.user_name, me.user_id)
+            };
+            printer.text(&format!("{who}\nrole:    {}\naccount: {} (plan {})", me.role, me.account_id, me.plan));
+            Ok(())
+        }
+    }
+}
