@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Harness, authed, code};
+use crate::common::{self, Harness, authed, code};
 use mttrly_central::agents::registry::{ActionGrant, TaskSpec};
 use mttrly_central::config::Config;
 use mttrly_central::server::{StartError, start};

@@ -4,12 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Harness, Mcp, authed, header, http};
+use crate::common::{self, Harness, Mcp, authed, header, http};
 use mttrly_central::config::Config;
 use mttrly_central::server::{RunningCentral, start};
 use mttrly_central::{db, secrets};
