@@ -131,8 +131,11 @@ impl OAuth<'_> {
         self.db.sqlite.call(move |conn| sqlite::oauth::use_refresh(conn, &hash, &client, now)).await
     }
 
-    /// Stores an access token and its refresh token in one transaction.
-    pub async fn insert_token_pair(&self, pair: TokenPair) -> Result<(), MttrlyError> {
+    /// Stores an access token and its refresh token in one transaction, unless the grant (the
+    /// family) was revoked meanwhile: `Ok(false)` then, and nothing is stored. Checked inside the
+    /// transaction, so a revocation (`tokens revoke oauth_…`, or a replayed refresh token) that
+    /// lands between a refresh's check and this insert cannot be undone by it.
+    pub async fn insert_token_pair(&self, pair: TokenPair) -> Result<bool, MttrlyError> {
         self.db.sqlite.call(move |conn| sqlite::oauth::insert_token_pair(conn, &pair)).await
     }
 }

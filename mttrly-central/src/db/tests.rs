@@ -112,3 +112,46 @@ async fn the_pending_cap_counts_only_live_pending_actions_of_the_server() {
     assert_eq!(expired.len(), 2);
     assert_eq!(actions.create(pending_action(&a, now), None, 2, now).await.unwrap(), Created::Stored);
 }
+
+/// A refresh checked before a revocation must not store a live pair after it: the insert itself
+/// refuses a family with any revoked token.
+#[tokio::test]
+async fn a_revoked_grant_cannot_be_brought_back_by_a_refresh_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("central.db")).unwrap();
+    let t = tenant(&db, "a", 1).await;
+    let Principal::Human { user_id, .. } = &t.admin else { unreachable!() };
+    let client = crate::db::oauth::Client {
+        client_id: "c1".into(),
+        client_name: "client".into(),
+        redirect_uris: vec!["http://127.0.0.1/cb".into()],
+    };
+    db.oauth().insert_client(client, 0).await.unwrap();
+    let grant = crate::db::oauth::CodeGrant {
+        client_id: "c1".into(),
+        account_id: t.account.clone(),
+        user_id: user_id.clone(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        code_challenge: "x".into(),
+        resource: "http://127.0.0.1/mcp".into(),
+        scope: "mcp".into(),
+        human_token_hash: vec![1; 32],
+        surface: mttrly_core::ToolSurface::ALL,
+        grant_expires_at: i64::MAX,
+    };
+    let pair = |n: u8| crate::db::oauth::TokenPair {
+        grant: grant.clone(),
+        family: "fam_1".into(),
+        access_hash: [n; 32],
+        access_expires_at: i64::MAX,
+        refresh_hash: [n + 1; 32],
+        refresh_expires_at: i64::MAX,
+    };
+    assert!(db.oauth().insert_token_pair(pair(10)).await.unwrap(), "a live grant gets its pair");
+    let revoked = db.account(&t.account).users().revoke_token("oauth_fam_1", None).await.unwrap();
+    assert!(revoked.is_some(), "the grant is revoked");
+    assert!(!db.oauth().insert_token_pair(pair(20)).await.unwrap(), "nothing stored after the revocation");
+    assert!(
+        db.oauth().insert_token_pair(crate::db::oauth::TokenPair { family: "fam_2".into(), ..pair(30) }).await.unwrap()
+    );
+}

@@ -38,8 +38,12 @@ async fn issue(state: &AppState, grant: &db::oauth::CodeGrant, family: String) -
             refresh_expires_at: now + REFRESH_TTL_MS,
         })
         .await;
-    if let Err(e) = stored {
-        return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.message());
+    match stored {
+        Ok(true) => {}
+        Ok(false) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "this sign-in was revoked; sign in again");
+        }
+        Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.message()),
     }
     let mut r = Json(json!({
         "access_token": access,

@@ -140,7 +140,7 @@ pub(in crate::db) fn first_account(conn: &Connection) -> Result<Option<(AccountI
 pub(in crate::db) fn first_admin(conn: &Connection, account: &AccountId) -> Result<Option<UserId>, MttrlyError> {
     let row = conn
         .query_row(
-            "SELECT id FROM users WHERE account_id = ?1 AND role = 'admin' ORDER BY created_at, id LIMIT 1",
+            "SELECT id FROM users WHERE account_id = ?1 AND role = 'admin' AND removed_at IS NULL ORDER BY created_at, id LIMIT 1",
             params![account.as_str()],
             |r| r.get::<_, String>(0),
         )

@@ -327,10 +327,23 @@ pub(in crate::db) fn access_owner(
 }
 
 /// Stores an access token and its refresh token together, in one IMMEDIATE transaction.
-pub(in crate::db) fn insert_token_pair(conn: &mut Connection, pair: &TokenPair) -> Result<(), MttrlyError> {
+pub(in crate::db) fn insert_token_pair(conn: &mut Connection, pair: &TokenPair) -> Result<bool, MttrlyError> {
     let token = |hash, kind, expires_at| NewToken { hash, kind, family: &pair.family, grant: &pair.grant, expires_at };
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let revoked = tx
+        .query_row(
+            "SELECT 1 FROM oauth_tokens WHERE family = ?1 AND revoked_at IS NOT NULL LIMIT 1",
+            params![pair.family],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(internal)?
+        .is_some();
+    if revoked {
+        return Ok(false);
+    }
     insert_token(&tx, &token(pair.access_hash, "access", pair.access_expires_at))?;
     insert_token(&tx, &token(pair.refresh_hash, "refresh", pair.refresh_expires_at))?;
-    tx.commit().map_err(internal)
+    tx.commit().map_err(internal)?;
+    Ok(true)
 }

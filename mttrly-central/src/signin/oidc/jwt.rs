@@ -274,7 +274,11 @@ fn check_claims(claims: Claims, expected: &Expected<'_>) -> Result<Claims, IdTok
     }
     let audiences: Vec<&str> = match claims.0.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        // Every entry must be a string: a number or object is not an audience this check can
+        // compare, and silently dropping it would let `["mttrly", 5]` skip the `azp` rule.
+        Some(Value::Array(list)) if !list.is_empty() && list.iter().all(Value::is_string) => {
+            list.iter().filter_map(Value::as_str).collect()
+        }
         _ => return Err(claim("aud", "is missing")),
     };
     if !audiences.contains(&expected.client_id) {
@@ -290,19 +294,22 @@ fn check_claims(claims: Claims, expected: &Expected<'_>) -> Result<Claims, IdTok
     }
     let number = |name: &'static str| claims.0.get(name).and_then(Value::as_i64);
     match number("exp") {
-        Some(exp) if exp + LEEWAY_SECS > expected.now => {}
+        Some(exp) if exp.saturating_add(LEEWAY_SECS) > expected.now => {}
         Some(_) => return Err(claim("exp", "is in the past: the token expired")),
         None => return Err(claim("exp", "is missing")),
     }
     match number("iat") {
-        Some(iat) if iat - LEEWAY_SECS <= expected.now => {}
+        Some(iat) if iat.saturating_sub(LEEWAY_SECS) <= expected.now => {}
         Some(_) => return Err(claim("iat", "is in the future")),
         None => return Err(claim("iat", "is missing")),
     }
     if let Some(nbf) = number("nbf")
-        && nbf - LEEWAY_SECS > expected.now
+        && nbf.saturating_sub(LEEWAY_SECS) > expected.now
     {
         return Err(claim("nbf", "is in the future"));
+    }
+    if expected.nonce.is_empty() {
+        return Err(claim("nonce", "cannot be checked: this sign-in sent none"));
     }
     match claims.str("nonce") {
         Some(nonce) if constant_time_eq(nonce.as_bytes(), expected.nonce.as_bytes()) => {}
@@ -455,6 +462,11 @@ mod tests {
                     c.as_object_mut().unwrap().remove("aud");
                 }),
             ),
+            ("aud", Box::new(|c| c["aud"] = json!([CLIENT, 5]))),
+            ("aud", Box::new(|c| c["aud"] = json!([]))),
+            ("exp", Box::new(|c| c["exp"] = json!(i64::MIN))),
+            ("iat", Box::new(|c| c["iat"] = json!(i64::MAX))),
+            ("nbf", Box::new(|c| c["nbf"] = json!(i64::MAX))),
             ("azp", Box::new(|c| c["aud"] = json!([CLIENT, "other"]))),
             ("azp", Box::new(|c| c["azp"] = json!("other"))),
             ("exp", Box::new(|c| c["exp"] = json!(NOW - LEEWAY_SECS - 1))),
@@ -487,6 +499,16 @@ mod tests {
         c["aud"] = json!([CLIENT, "other"]);
         c["azp"] = json!(CLIENT);
         assert!(validate(&s.sign(&json!({"alg": "ES256"}), &c), &s.jwks(), &expected()).is_ok());
+    }
+
+    #[test]
+    fn a_sign_in_without_a_nonce_accepts_no_token() {
+        let s = signer();
+        let mut c = claims();
+        c["nonce"] = json!("");
+        let token = s.sign(&json!({"alg": "ES256"}), &c);
+        let none = Expected { nonce: "", ..expected() };
+        assert!(matches!(validate(&token, &s.jwks(), &none), Err(IdTokenError::Claim { claim: "nonce", .. })));
     }
 
     #[test]
