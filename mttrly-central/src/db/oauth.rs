@@ -111,17 +111,11 @@ impl OAuth<'_> {
         self.db.sqlite.call(move |conn| sqlite::oauth::insert_code(conn, &hash, &grant, expires_at)).await
     }
 
-    /// Uses a code once at `now` (ms). A second use revokes the tokens the first one issued
-    /// (RFC 6749 §4.1.2).
-    pub async fn take_code(&self, hash: &[u8; 32], now: i64) -> Result<CodeUse, MttrlyError> {
-        let hash = *hash;
-        self.db.sqlite.call(move |conn| sqlite::oauth::take_code(conn, &hash, now)).await
-    }
-
-    /// Records which token family a code's exchange started (for replay revocation).
-    pub async fn set_code_family(&self, hash: &[u8; 32], family: &str) -> Result<(), MttrlyError> {
+    /// Uses a code once at `now` (ms), recording the token `family` its exchange starts in the
+    /// same statement. A second use revokes the tokens the first one issued (RFC 6749 §4.1.2).
+    pub async fn take_code(&self, hash: &[u8; 32], family: &str, now: i64) -> Result<CodeUse, MttrlyError> {
         let (hash, family) = (*hash, family.to_owned());
-        self.db.sqlite.call(move |conn| sqlite::oauth::set_code_family(conn, &hash, &family)).await
+        self.db.sqlite.call(move |conn| sqlite::oauth::take_code(conn, &hash, &family, now)).await
     }
 
     /// Uses a refresh token of `client_id` once at `now` (ms). The grant must still be alive: its

@@ -103,7 +103,8 @@ pub(crate) async fn token(
                 );
             }
             let hash = secrets::hash(code);
-            let grant = match state.central.db.oauth().take_code(&hash, now_ms()).await {
+            let family = uuid_like();
+            let grant = match state.central.db.oauth().take_code(&hash, &family, now_ms()).await {
                 Ok(db::oauth::CodeUse::Valid(g)) => g,
                 Ok(db::oauth::CodeUse::Replayed) => {
                     tracing::warn!(client_id, "an authorization code was used twice; its tokens are revoked");
@@ -131,10 +132,6 @@ pub(crate) async fn token(
                     "invalid_grant",
                     "the code_verifier does not match the code_challenge",
                 );
-            }
-            let family = uuid_like();
-            if let Err(e) = state.central.db.oauth().set_code_family(&secrets::hash(code), &family).await {
-                return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.message());
             }
             issue(&state, &grant, family).await
         }

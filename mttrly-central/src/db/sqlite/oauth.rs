@@ -92,12 +92,18 @@ pub(in crate::db) fn insert_code(
     Ok(())
 }
 
-/// Uses a code once. A second use revokes the tokens the first one issued (RFC 6749 §4.1.2).
-pub(in crate::db) fn take_code(conn: &Connection, hash: &[u8; 32], now: i64) -> Result<CodeUse, MttrlyError> {
+/// Uses a code once, recording in the same statement the token family its exchange starts, so a
+/// replay arriving at any moment after finds the family to revoke (RFC 6749 §4.1.2).
+pub(in crate::db) fn take_code(
+    conn: &Connection,
+    hash: &[u8; 32],
+    family: &str,
+    now: i64,
+) -> Result<CodeUse, MttrlyError> {
     let used = conn
         .execute(
-            "UPDATE oauth_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
-            params![hash.as_slice(), now],
+            "UPDATE oauth_codes SET used_at = ?2, family = ?3 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+            params![hash.as_slice(), now, family],
         )
         .map_err(internal)?;
     if used == 0 {
@@ -129,13 +135,6 @@ pub(in crate::db) fn take_code(conn: &Connection, hash: &[u8; 32], now: i64) -> 
         .map_err(internal)?
         .flatten();
     Ok(grant.map_or(CodeUse::Invalid, |g| CodeUse::Valid(Box::new(g))))
-}
-
-/// Records which token family a code's exchange started (for replay revocation).
-pub(in crate::db) fn set_code_family(conn: &Connection, hash: &[u8; 32], family: &str) -> Result<(), MttrlyError> {
-    conn.execute("UPDATE oauth_codes SET family = ?2 WHERE code_hash = ?1", params![hash.as_slice(), family])
-        .map_err(internal)?;
-    Ok(())
 }
 
 /// A token row to store.
