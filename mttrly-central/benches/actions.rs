@@ -177,7 +177,13 @@ async fn main() {
         let done = actions
             .approve_action(authed(
                 &token,
-                ApproveActionRequest { action_id: id, content_sha256: sha, wait_seconds: 10, via_mcp: false },
+                ApproveActionRequest {
+                    action_id: id,
+                    content_sha256: sha,
+                    wait_seconds: 10,
+                    via_mcp: false,
+                    second_factor_code: String::new(),
+                },
             ))
             .await
             .unwrap()

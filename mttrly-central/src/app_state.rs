@@ -38,6 +38,12 @@ impl Site {
     }
 }
 
+/// Central's public HTTP base URL: `public_http_url` when configured, else the bound listen
+/// address. One function, since the gRPC login service names pages under it too.
+pub(crate) fn public_base_url(config: &crate::config::Config, http_addr: std::net::SocketAddr) -> String {
+    config.public_http_url.clone().map_or_else(|| format!("http://{http_addr}"), |u| u.trim_end_matches('/').to_owned())
+}
+
 /// State shared by the HTTP handlers.
 #[derive(Clone)]
 pub(crate) struct AppState {

@@ -91,6 +91,9 @@ fn not_here(kind: SecretKind) -> &'static str {
         SecretKind::OAuthRefresh => {
             "this is an OAuth refresh token: exchange it at the token endpoint for an access token"
         }
+        SecretKind::DeviceCode => {
+            "this is a device code: only `mttrly-cli login` polls with it; call with a CLI or assistant token"
+        }
         SecretKind::OAuthClient | SecretKind::OAuthCode | SecretKind::Human | SecretKind::Assistant => {
             "this is not a bearer token; call with a CLI or assistant token"
         }

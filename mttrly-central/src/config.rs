@@ -91,6 +91,14 @@ pub struct Config {
     /// `Host` names (or `host:port`) `/mcp` answers to, against DNS rebinding. Loopback names and
     /// the host of `public_http_url` are always allowed.
     pub mcp_allowed_hosts: Vec<String>,
+    /// Approval rules: `[approvals.ENV]`, `[approvals.ENV.action.TYPE]`,
+    /// `[approvals.ENV.playbook.NAME]` (see `mttrly_core::approval::config`). Checked at start
+    /// into [`Config::approval_policy`]; a scope left out keeps the built-in rule, with
+    /// `action_ttl_minutes` as its ttl.
+    pub approvals: mttrly_core::approval::config::ApprovalsConfig,
+    /// Single sign-on through an OpenID Connect provider (`[oidc]`, see
+    /// `crate::signin::oidc::config`). Checked at start, discovery and keys included.
+    pub oidc: Option<crate::signin::oidc::config::OidcConfig>,
 }
 
 impl Default for Config {
@@ -125,6 +133,8 @@ impl Default for Config {
             public_http_url: None,
             mcp_allowed_origins: Vec::new(),
             mcp_allowed_hosts: Vec::new(),
+            approvals: mttrly_core::approval::config::ApprovalsConfig::new(),
+            oidc: None,
         }
     }
 }
@@ -239,7 +249,16 @@ impl Config {
                 )));
             }
         }
-        Ok(())
+        self.approval_policy().map(|_| ())
+    }
+
+    /// The checked approval rules: the `[approvals]` tables layered over the built-in rules, with
+    /// `action_ttl_minutes` as the ttl where no table sets one. `VALIDATION_ERROR` lists every
+    /// problem at once (in the message, one per line, and as `details.problems`), so a bad file
+    /// is fixed in one pass rather than one restart per typo.
+    pub fn approval_policy(&self) -> Result<mttrly_core::approval::config::ApprovalPolicy, MttrlyError> {
+        mttrly_core::approval::config::ApprovalPolicy::from_config(&self.approvals, Some(self.action_ttl()))
+            .map_err(|e| invalid(e.to_string()).with_detail("problems", e.problems))
     }
 
     /// The limit fields, in the order of [`env::LIMITS`] and [`Self::limit_ranges`].
@@ -348,6 +367,25 @@ mod tests {
         assert!(err.message().contains("mcp_sessions_per_token"), "{err}");
         let config = Config { handshake_timeout_seconds: 301, ..Config::default() };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn approvals_are_checked_with_every_problem_and_action_ttl_is_their_default_ttl() {
+        use mttrly_core::Environment;
+        use mttrly_core::action::ActionType;
+        let config: Config =
+            toml::from_str("action_ttl_minutes = 12\n[approvals.production.action.command]\nquorum = 2\n").unwrap();
+        let policy = config.approval_policy().unwrap();
+        let staging = policy.rule_for(Environment::Staging, ActionType::Command, None);
+        assert_eq!(staging.ttl, std::time::Duration::from_secs(12 * 60));
+        assert_eq!(policy.rule_for(Environment::Production, ActionType::Command, None).quorum, 2);
+        assert_eq!(policy.rule_for(Environment::Production, ActionType::Script, None).quorum, 1);
+        let config: Config =
+            toml::from_str("[approvals.production]\nquorum = 0\nsecond_factor = \"sms\"\n[approvals.qa]\n").unwrap();
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationError);
+        assert_eq!(err.details()["problems"].as_array().map(Vec::len), Some(3), "{err}");
+        assert!(err.message().contains("quorum: 0") && err.message().contains("`sms`"), "{err}");
     }
 
     #[test]

@@ -91,6 +91,7 @@ impl Tracker {
             in_flight: AtomicUsize::new(0),
             last_done_ms: AtomicU64::new(0),
             reader: Mutex::new(None),
+            peer: std::sync::OnceLock::new(),
         });
         Some(Guarded { io, state, timer: None, timer_at: None, closed: false })
     }
@@ -143,6 +144,9 @@ struct ConnState {
     /// The task reading the connection, woken when the last request ends so it arms the idle
     /// timer.
     reader: Mutex<Option<Waker>>,
+    /// The peer's address, when the stream knows it (`mttrly-cli login`'s confirmation page
+    /// shows where a device login came from).
+    peer: std::sync::OnceLock<Option<std::net::SocketAddr>>,
 }
 
 impl ConnState {
@@ -177,6 +181,11 @@ impl ConnHandle {
     /// [`InFlight::arrived`] is called, until the guard drops.
     pub(crate) fn begin(&self) -> InFlight {
         InFlight(Arc::new(RequestState { conn: Arc::clone(&self.0), phase: AtomicU8::new(ARRIVING) }))
+    }
+
+    /// The peer's address, if known.
+    pub(crate) fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.0.peer.get().copied().flatten()
     }
 }
 
@@ -344,6 +353,7 @@ impl tonic::transport::server::Connected for Guarded<tokio::net::TcpStream> {
     type ConnectInfo = ConnHandle;
 
     fn connect_info(&self) -> ConnHandle {
+        let _ = self.state.peer.set(self.io.peer_addr().ok());
         self.handle()
     }
 }

@@ -33,11 +33,7 @@ pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/
 /// The HTTP router. `http_addr` is the bound listen address (the base URL when no public URL is
 /// configured).
 pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router {
-    let base_url = central
-        .config
-        .public_http_url
-        .clone()
-        .map_or_else(|| format!("http://{http_addr}"), |u| u.trim_end_matches('/').to_owned());
+    let base_url = crate::app_state::public_base_url(&central.config, http_addr);
     let mut allowed_origins: Vec<String> =
         central.config.mcp_allowed_origins.iter().map(|o| normalise_origin(o)).collect();
     allowed_origins.push(normalise_origin(&base_url));
@@ -79,6 +75,13 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         .route("/oauth/register", axum::routing::post(crate::oauth::register))
         .route("/oauth/authorize", get(crate::oauth::authorize_page).post(crate::oauth::authorize_decide))
         .route("/oauth/token", axum::routing::post(crate::oauth::token))
+        .route("/", get(crate::signin::web::pages::home))
+        .route("/signin", get(crate::signin::web::pages::signin_form).post(crate::signin::web::pages::signin_submit))
+        .route("/signout", axum::routing::post(crate::signin::web::pages::signout))
+        .route("/device", get(crate::signin::device_flow::page::show).post(crate::signin::device_flow::page::submit))
+        .route("/invite/{secret}", get(crate::signin::web::invite::show).post(crate::signin::web::invite::submit))
+        .route(crate::signin::oidc::flow::START_PATH, get(crate::signin::oidc::flow::start))
+        .route(crate::signin::oidc::flow::CALLBACK_PATH, get(crate::signin::oidc::flow::callback))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .nest_service(MCP_PATH, mcp)
         .layer(middleware::from_fn_with_state(state.clone(), mcp_gate))

@@ -8,10 +8,12 @@
 //! [`db::Db`]'s named operations, whose SQLite work runs on the blocking pool, never on a runtime
 //! worker.
 
+pub mod accounts;
 pub mod actions;
 pub mod agents;
 pub mod alerts;
 mod app_state;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod auth_cache;
@@ -33,6 +35,7 @@ pub mod oauth;
 #[cfg(feature = "quickstart-agent")]
 pub mod quickstart;
 pub mod ratelimit;
+pub mod second_factor;
 pub mod secrets;
 pub mod server;
 pub mod servers;
@@ -43,3 +46,4 @@ pub mod tls;
 pub mod tokens;
 pub mod tools;
 pub mod users;
+mod web;

@@ -46,6 +46,12 @@ enum Command {
         #[arg(long = "tls-name", requires = "tls")]
         tls_names: Vec<String>,
     },
+    /// Accounts (tenants) on this central, for those who host several teams: create, list.
+    /// Works on the data directory directly, like `init`, and may run while central serves.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
     /// Serve gRPC (agents, CLI, API) and HTTP until SIGINT or SIGTERM.
     Serve {
         #[command(flatten)]
@@ -60,6 +66,30 @@ enum Command {
         common: Common,
         #[command(flatten)]
         listen: Listen,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Create an account with its first admin and print that admin's single-use invite link
+    /// (valid 72 hours), where they set a password and a second factor. No token is printed:
+    /// the admin gets one with `mttrly-cli login` after signing in.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// The account's name (letters, digits, `.`, `-`, `_`; unique on this central).
+        name: String,
+        /// The account's plan.
+        #[arg(long, value_parser = parse_plan)]
+        plan: Plan,
+        /// The first admin's user name.
+        #[arg(long, default_value = "admin")]
+        admin: String,
+    },
+    /// List the accounts: id, name, plan, users, servers, created.
+    List {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -204,6 +234,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Accounts { command } => accounts(command, cli.output).await,
         Command::Serve { common, listen } => {
             let config = load(&common, Some(&listen))?;
             let mut signal = listen_for_signals()?;
@@ -237,6 +268,73 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             signal.recv().await;
             tracing::info!("shutting down");
             quick.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+/// Opens an initialised data directory's database (never creates one: a typo in `--data-dir`
+/// must not make a fresh, empty central).
+fn open_initialised(config: &Config) -> Result<mttrly_central::db::Db, Failure> {
+    let path = config.database_path();
+    if !path.exists() {
+        return Err(Failure {
+            code: "VALIDATION_ERROR",
+            message: format!(
+                "{} is not initialised (no {}); run `mttrly-central init` or `quickstart` first",
+                config.data_dir.display(),
+                path.display()
+            ),
+        });
+    }
+    mttrly_central::db::Db::open(&path).map_err(|e| failure("INTERNAL_ERROR", &e))
+}
+
+async fn accounts(command: AccountsCommand, output: Output) -> Result<(), Failure> {
+    match command {
+        AccountsCommand::Create { common, name, plan, admin } => {
+            let config = load(&common, None)?;
+            let db = open_initialised(&config)?;
+            let created = mttrly_central::accounts::create(&config, &db, &name, plan, &admin).await?;
+            match output {
+                Output::Json => println!("{}", json!(created)),
+                Output::Table => println!(
+                    "created account {} ({}, plan {})\n\n\
+                     first admin `{}`: send them this single-use link (valid until {}):\n  {}\n\n\
+                     There they set a password and a second factor; then `mttrly-cli login` gives them a CLI token.",
+                    created.name,
+                    created.account_id,
+                    created.plan,
+                    created.admin_name,
+                    jiff::Timestamp::from_millisecond(created.expires_at)
+                        .map_or_else(|_| "?".to_owned(), |t| t.to_string()),
+                    created.invite_url
+                ),
+            }
+            Ok(())
+        }
+        AccountsCommand::List { common } => {
+            let config = load(&common, None)?;
+            let db = open_initialised(&config)?;
+            let rows = mttrly_central::accounts::list(&db).await?;
+            match output {
+                Output::Json => println!("{}", json!(rows)),
+                Output::Table => {
+                    println!("{:<36}  {:<20}  {:<16}  {:>5}  {:>7}  CREATED", "ID", "NAME", "PLAN", "USERS", "SERVERS");
+                    for r in rows {
+                        let created = jiff::Timestamp::from_millisecond(r.created_at)
+                            .map_or_else(|_| "?".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M").to_string());
+                        println!(
+                            "{:<36}  {:<20}  {:<16}  {:>5}  {:>7}  {created}",
+                            r.id.as_str(),
+                            r.name,
+                            r.plan.as_str(),
+                            r.users,
+                            r.servers
+                        );
+                    }
+                }
+            }
             Ok(())
         }
     }

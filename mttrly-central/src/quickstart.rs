@@ -35,6 +35,11 @@ pub struct QuickstartInfo {
     pub server_id: String,
     /// The data directory.
     pub data_dir: String,
+    /// While the admin has no password and second factor yet: a single-use link (72 hours) where
+    /// they set both, for everything done in a browser (OAuth consent for MCP clients,
+    /// `mttrly-cli login`, approving from another device). Each run replaces the previous link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_setup_url: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -101,7 +106,7 @@ impl QuickstartInfo {
              export MTTRLY_CENTRAL={}\nexport MTTRLY_TOKEN={}\nexport MTTRLY_ASSISTANT_TOKEN={}\n\n\
              try:  mttrly-cli servers list\n\
              MCP:  claude mcp add --transport http mttrly {} --header \"Authorization: Bearer $MTTRLY_ASSISTANT_TOKEN\"\n\n\
-             Ctrl-C stops everything.",
+             {}Ctrl-C stops everything.",
             self.grpc_url,
             self.http_url,
             self.mcp_url,
@@ -112,6 +117,10 @@ impl QuickstartInfo {
             self.admin_token,
             self.assistant_token,
             self.mcp_url,
+            self.admin_setup_url.as_deref().map_or_else(String::new, |url| format!(
+                "Sign-in for the browser (OAuth consent, `mttrly-cli login`, approving from another device):\n\
+                 set your password and second factor at {url}\n(single use, 72 hours; shown until you do)\n\n"
+            )),
         )
     }
 }
@@ -171,6 +180,24 @@ fn local_server_name() -> String {
     if name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) { name } else { "this-host".to_owned() }
 }
 
+/// An invite link for the first admin while they have no confirmed second factor (so no browser
+/// sign-in yet); `None` once they have one. Replaces the link an earlier run printed.
+async fn admin_setup_url(central: &crate::state::Central, base_url: &str) -> Result<Option<String>, MttrlyError> {
+    let Some((account, _)) = central.db.first_account().await? else { return Ok(None) };
+    let users = central.db.account(&account).users();
+    let Some(admin) = users.first_admin().await? else { return Ok(None) };
+    if crate::second_factor::enrolled(central, &account, &admin).await? {
+        return Ok(None);
+    }
+    let Some(user) = users.list().await?.into_iter().find(|u| u.id == admin) else { return Ok(None) };
+    let (secret, hash) = crate::signin::invite::fresh();
+    let expires_at = db::now_ms().saturating_add(crate::signin::invite::TTL_MS);
+    match central.db.account(&account).people().reinvite(&user.name, &hash, expires_at).await? {
+        Ok(_) => Ok(Some(crate::signin::invite::url(base_url, &secret))),
+        Err(refusal) => Err(step(format!("cannot make the admin's sign-in link: {refusal:?}"))),
+    }
+}
+
 /// Starts everything and returns once the local agent has enrolled.
 pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
     crate::init::create_data_dir(&config.data_dir).map_err(QuickstartError::DataDir)?;
@@ -227,6 +254,7 @@ pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
     let (agent_stop, stopped) = watch::channel(false);
     let options = mttrly_agent::RunOptions::new(state_dir, mttrly_agent::policy::LocalPolicy::default());
     let agent = tokio::spawn(mttrly_agent::run(options, stopped));
+    let admin_setup_url = admin_setup_url(central, &running.http_url()).await.map_err(QuickstartError::Tokens)?;
     let info = QuickstartInfo {
         grpc_url: running.grpc_url().to_owned(),
         http_url: running.http_url(),
@@ -235,6 +263,7 @@ pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
         assistant_token: tokens.assistant_token,
         server_id,
         data_dir: running.central.config.data_dir.display().to_string(),
+        admin_setup_url,
     };
     Ok(Quickstart { central: running, info, agent_stop, agent })
 }
@@ -253,9 +282,11 @@ mod tests {
             assistant_token: "mttrly_a_ASSISTANT".into(),
             server_id: "srv_x".into(),
             data_dir: "/tmp/d".into(),
+            admin_setup_url: Some("http://127.0.0.1:8080/invite/SECRET".into()),
         };
         let text = info.banner();
         assert!(text.contains("\nexport MTTRLY_TOKEN=mttrly_h_ADMIN\n"), "{text}");
+        assert!(text.contains("second factor at http://127.0.0.1:8080/invite/SECRET\n"), "{text}");
         assert!(text.contains("\nexport MTTRLY_ASSISTANT_TOKEN=mttrly_a_ASSISTANT\n"), "{text}");
         assert!(text.contains("\nexport MTTRLY_CENTRAL=http://127.0.0.1:50051\n"), "{text}");
         for line in text.lines().filter(|l| !l.starts_with("export ")) {

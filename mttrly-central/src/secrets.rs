@@ -26,11 +26,13 @@ pub enum SecretKind {
     OAuthAccess,
     /// An OAuth refresh token (rotated on every use).
     OAuthRefresh,
+    /// A device code of `mttrly-cli login` (RFC 8628): the CLI polls with it, nothing else takes it.
+    DeviceCode,
 }
 
 impl SecretKind {
     /// Every kind.
-    pub const ALL: [SecretKind; 8] = [
+    pub const ALL: [SecretKind; 9] = [
         Self::Human,
         Self::Assistant,
         Self::Install,
@@ -39,6 +41,7 @@ impl SecretKind {
         Self::OAuthCode,
         Self::OAuthAccess,
         Self::OAuthRefresh,
+        Self::DeviceCode,
     ];
 
     /// The kind a presented secret claims by its prefix, or `None` for anything central never
@@ -57,6 +60,7 @@ impl SecretKind {
             Self::OAuthCode => "mttrly_k_",
             Self::OAuthAccess => "mttrly_o_",
             Self::OAuthRefresh => "mttrly_r_",
+            Self::DeviceCode => "mttrly_d_",
         }
     }
 }

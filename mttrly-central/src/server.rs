@@ -8,6 +8,7 @@ use mttrly_proto::central::v1::account_service_server::AccountServiceServer;
 use mttrly_proto::central::v1::action_service_server::ActionServiceServer;
 use mttrly_proto::central::v1::alert_service_server::AlertServiceServer;
 use mttrly_proto::central::v1::audit_service_server::AuditServiceServer;
+use mttrly_proto::central::v1::login_service_server::LoginServiceServer;
 use mttrly_proto::central::v1::server_service_server::ServerServiceServer;
 use mttrly_proto::central::v1::tool_service_server::ToolServiceServer;
 use mttrly_proto::central::v1::user_service_server::UserServiceServer;
@@ -121,6 +122,7 @@ impl RunningCentral {
 /// addresses are live.
 pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
     config.validate().map_err(StartError::Config)?;
+    let approvals = config.approval_policy().map_err(StartError::Config)?;
     let db_path = config.database_path();
     if !db_path.exists() {
         return Err(StartError::NotInitialised { path: config.data_dir.display().to_string() });
@@ -133,6 +135,14 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         tracing::warn!(addr = %config.grpc_listen, "serving plaintext gRPC on a non-loopback address (--insecure)");
     }
     let db = Db::open(&db_path)?;
+    // Single sign-on is checked end to end (the table, the secret, the account, the provider's
+    // discovery and keys) before anything listens: a sign-in that cannot work stops the start.
+    let oidc = match &config.oidc {
+        Some(oidc) => {
+            Some(crate::signin::oidc::client::OidcClient::start(oidc, &db).await.map_err(StartError::Config)?)
+        }
+        None => None,
+    };
 
     let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen)
         .await
@@ -172,7 +182,11 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         prompts.spawn(&events, audit.clone(), shutdown_rx.clone()),
         crate::events::log::spawn(&events, shutdown_rx.clone()),
     ];
-    let central = Central::new(config, db, agents, alerts, grpc_url, tls.clone(), audit, events, prompts, alert_tx);
+    let central =
+        Central::new(config, approvals, db, agents, alerts, grpc_url, tls.clone(), audit, events, prompts, alert_tx);
+    if let Some(oidc) = oidc {
+        let _ = central.oidc.set(oidc);
+    }
 
     // Actions a crash left running are failed before anything else can look at them.
     let recovered = crate::actions::recover(&central).await.map_err(StartError::Load)?;
@@ -182,6 +196,9 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
             "actions interrupted by the last shutdown were marked failed (outcome unknown)"
         );
     }
+    // Whether every account's people can satisfy every approval rule: WARN lines with the fix,
+    // before the first request, so a team learns it from the log rather than from an expiry.
+    crate::approvals::report_at_start(&central).await;
     let mut tasks = crate::background::spawn(&central, alert_rx, &shutdown_rx);
     tasks.extend(subscribers);
 
@@ -224,7 +241,14 @@ pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
         .add_service(AlertServiceServer::new(grpc::alerts::AlertApi::new(Arc::clone(&central))))
         .add_service(AuditServiceServer::new(grpc::audit::AuditApi::new(Arc::clone(&central))))
         .add_service(ActionServiceServer::new(grpc::actions::ActionApi::new(Arc::clone(&central))))
-        .add_service(UserServiceServer::new(grpc::users::UserApi::new(Arc::clone(&central))));
+        .add_service(UserServiceServer::new(grpc::users::UserApi::new(
+            Arc::clone(&central),
+            crate::app_state::public_base_url(&central.config, http_addr),
+        )))
+        .add_service(LoginServiceServer::new(grpc::login::LoginApi::new(
+            Arc::clone(&central),
+            crate::app_state::public_base_url(&central.config, http_addr),
+        )));
     let mut grpc_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         // Accepted sockets get TCP_NODELAY here (the builder's setting only applies to listeners

@@ -14,6 +14,9 @@ use crate::db::alerts::AlertChange;
 pub struct Central {
     /// The configuration it started with.
     pub config: Config,
+    /// The approval rules, checked from `config.approvals` at start: the one place the action
+    /// engine asks which rule governs an action.
+    pub approvals: mttrly_core::approval::config::ApprovalPolicy,
     /// The database.
     pub db: Db,
     /// Live agents.
@@ -38,6 +41,13 @@ pub struct Central {
     pub auth_cache: crate::auth_cache::AuthCache,
     /// When API tokens were last used, written at most once a minute per token.
     pub token_usage: crate::tokens::Usage,
+    /// Single sign-on through the `[oidc]` provider, set once at start when configured (discovery
+    /// and keys already fetched).
+    pub oidc: std::sync::OnceLock<Arc<crate::signin::oidc::client::OidcClient>>,
+    /// `mttrly-cli login`'s guessing limits: device logins started, wrong codes per person.
+    pub device_logins: crate::signin::device_flow::Guards,
+    /// The key TOTP secrets are sealed with (the data directory's `second_factor.key`).
+    pub second_factor_key: crate::second_factor::KeyCell,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -46,6 +56,7 @@ impl Central {
     #[allow(clippy::too_many_arguments)] // one place assembles everything the handlers share
     pub fn new(
         config: Config,
+        approvals: mttrly_core::approval::config::ApprovalPolicy,
         db: Db,
         agents: AgentRegistry,
         alerts: AlertEngine,
@@ -60,6 +71,7 @@ impl Central {
             crate::ratelimit::Limits::new(config.rate_limit_account_per_minute, config.rate_limit_principal_per_minute);
         Arc::new(Self {
             config,
+            approvals,
             db,
             agents,
             alerts,
@@ -72,6 +84,9 @@ impl Central {
             cooldowns: Cooldowns::default(),
             auth_cache: crate::auth_cache::AuthCache::default(),
             token_usage: crate::tokens::Usage::default(),
+            oidc: std::sync::OnceLock::new(),
+            device_logins: crate::signin::device_flow::Guards::default(),
+            second_factor_key: crate::second_factor::KeyCell::default(),
             alert_writes,
         })
     }

@@ -1,13 +1,14 @@
-//! An account's people as operations of the app: add (with a human token for automation), list,
-//! change a role, remove. The gRPC `UserService` is a thin adapter over these; the coming
+//! An account's people as operations of the app: add (with an invite link, or a human token for
+//! automation), invite again, list, change a role, remove. The gRPC `UserService` is a thin adapter over these; the coming
 //! channels (invites, the dashboard, SSO's just-in-time creation) call the same functions, so the
 //! rules below hold whichever way a person arrives.
 //!
 //! The rules: only human admins change users (`FORBIDDEN` otherwise); the last admin can neither
 //! be demoted nor removed (checked inside the storage transaction, so two admins demoting each
 //! other at once cannot both succeed); a removed user's API tokens and OAuth grants are revoked
-//! in the same transaction and the auth cache forgets every credential at once, so an open MCP
-//! session of theirs fails on its next request; their rows stay, so the audit log and old
+//! in the same transaction (with their browser sessions and invites) and the auth cache forgets
+//! every credential at once, so an open MCP session or browser page of theirs fails on its next
+//! request; their rows stay, so the audit log and old
 //! actions still name them. Every change is audited, refused or not; a token never is.
 
 use mttrly_core::approval::config::valid_user_name;
@@ -17,14 +18,33 @@ use crate::db::accounts::{Removed, TokenOwner, User, UserRefusal};
 use crate::secrets::{self, SecretKind};
 use crate::state::Central;
 
-/// A user just added, with their human token (shown once). No `Debug`: the token is a secret.
+/// A user just added, with what lets them in (shown once). No `Debug`: both are secrets.
 pub struct Added {
     /// The new user.
     pub user: User,
-    /// Their human API token (only its hash is stored).
-    pub token: String,
-    /// The token's public id (what `tokens revoke` takes).
-    pub token_id: String,
+    /// Their way in.
+    pub credential: Credential,
+}
+
+/// What a new user gets.
+pub enum Credential {
+    /// A human API token at once (`--token`, for automation).
+    Token {
+        /// The token (only its hash is stored).
+        token: String,
+        /// Its public id (what `tokens revoke` takes).
+        token_id: String,
+    },
+    /// A single-use invite link: a password and a second factor, set in the browser.
+    Invite(Invite),
+}
+
+/// An invite link, shown once (only its secret's hash is stored).
+pub struct Invite {
+    /// `{base}/invite/<secret>`.
+    pub url: String,
+    /// When it stops working (Unix ms).
+    pub expires_at: i64,
 }
 
 /// The longest e-mail address accepted (RFC 5321's path limit).
@@ -103,9 +123,8 @@ pub async fn list(central: &Central, caller: &TokenOwner) -> Result<Vec<User>, M
     central.db.account(&caller.account_id).users().list().await
 }
 
-/// Adds a user. With `with_token` they get a human token at once (for automation); without, an
-/// invite link would be printed, which comes with browser sign-in: until then that is refused,
-/// saying to pass `--token`.
+/// Adds a user. With `with_token` they get a human token at once (for automation); without, a
+/// single-use invite link on the site at `base_url`, valid 72 hours (`signin::invite`).
 pub async fn add(
     central: &Central,
     caller: &TokenOwner,
@@ -113,18 +132,52 @@ pub async fn add(
     role: Role,
     email: Option<&str>,
     with_token: bool,
+    base_url: &str,
 ) -> Result<Added, MttrlyError> {
-    let result = add_unaudited(central, caller, name, role, email, with_token).await;
-    // The token never reaches the audit log; that one was issued does.
+    let result = add_unaudited(central, caller, name, role, email, with_token, base_url).await;
+    // Neither the token nor the link reaches the audit log; that one was issued does.
+    let (token_id, invite_expires) = match result.as_ref().map(|a| &a.credential) {
+        Ok(Credential::Token { token_id, .. }) => (Some(token_id.clone()), None),
+        Ok(Credential::Invite(invite)) => (None, Some(invite.expires_at)),
+        Err(_) => (None, None),
+    };
     let params = serde_json::json!({
         "name": name,
         "role": role.as_str(),
         "email": email,
-        "token_issued": result.is_ok(),
+        "token_issued": token_id.is_some(),
+        "invite_issued": invite_expires.is_some(),
+        "invite_expires_at": invite_expires,
         "user_id": result.as_ref().ok().map(|a| a.user.id.to_string()),
-        "token_id": result.as_ref().ok().map(|a| a.token_id.clone()),
+        "token_id": token_id,
     });
     central.audit(crate::audit::events::api_call(caller, "AddUser", None, params, &result));
+    result
+}
+
+/// A fresh invite link for an existing user (a lost phone, a forgotten password): their earlier
+/// invites die; using it replaces their password and second factor. Admins only; audited.
+pub async fn invite(
+    central: &Central,
+    caller: &TokenOwner,
+    name: &str,
+    base_url: &str,
+) -> Result<(User, Invite), MttrlyError> {
+    let result = async {
+        require_admin(caller)?;
+        let (secret, hash) = crate::signin::invite::fresh();
+        let expires_at = crate::db::now_ms().saturating_add(crate::signin::invite::TTL_MS);
+        let people = central.db.account(&caller.account_id).people();
+        let user = people.reinvite(name, &hash, expires_at).await?.map_err(|r| refused(&r, name))?;
+        Ok((user, Invite { url: crate::signin::invite::url(base_url, &secret), expires_at }))
+    }
+    .await;
+    let params = serde_json::json!({
+        "name": name,
+        "user_id": result.as_ref().ok().map(|(u, _)| u.id.to_string()),
+        "invite_expires_at": result.as_ref().ok().map(|(_, i)| i.expires_at),
+    });
+    central.audit(crate::audit::events::api_call(caller, "InviteUser", None, params, &result));
     result
 }
 
@@ -135,6 +188,7 @@ async fn add_unaudited(
     role: Role,
     email: Option<&str>,
     with_token: bool,
+    base_url: &str,
 ) -> Result<Added, MttrlyError> {
     require_admin(caller)?;
     check_name(name)?;
@@ -142,16 +196,22 @@ async fn add_unaudited(
         check_email(email)?;
     }
     if !with_token {
-        return Err(invalid(
-            "token",
-            "invite links come with browser sign-in, which this central does not serve yet; pass --token (or --print-token) to print a human token for the new user now",
-        ));
+        let (secret, hash) = crate::signin::invite::fresh();
+        let expires_at = crate::db::now_ms().saturating_add(crate::signin::invite::TTL_MS);
+        let people = central.db.account(&caller.account_id).people();
+        return match people.add_with_invite(name, role, email, &hash, expires_at).await? {
+            Ok(user) => {
+                let url = crate::signin::invite::url(base_url, &secret);
+                Ok(Added { user, credential: Credential::Invite(Invite { url, expires_at }) })
+            }
+            Err(refusal) => Err(refused(&refusal, name)),
+        };
     }
     let token = secrets::generate(SecretKind::Human);
     let hash = secrets::hash(&token);
     let users = central.db.account(&caller.account_id).users();
     match users.add_with_token(name, role, email, &hash).await? {
-        Ok((user, token_id)) => Ok(Added { user, token, token_id }),
+        Ok((user, token_id)) => Ok(Added { user, credential: Credential::Token { token, token_id } }),
         Err(refusal) => Err(refused(&refusal, name)),
     }
 }

@@ -31,6 +31,17 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+
+    /// Whether `--token`'s value came from MTTRLY_TOKEN rather than the command line (set by
+    /// [`crate::parse`]; `whoami` says where the token came from).
+    #[arg(skip)]
+    pub token_from_env: bool,
+
+    /// Whether `--central` is clap's default, neither given nor in MTTRLY_CENTRAL (set by
+    /// [`crate::parse`]): only then does the credentials file's central apply. False unless
+    /// known, so a central the user named is never replaced.
+    #[arg(skip)]
+    pub central_defaulted: bool,
 }
 
 /// Output format.
@@ -64,13 +75,47 @@ pub enum Command {
     #[command(subcommand)]
     Users(UsersCommand),
     /// Who your token belongs to: user, role, account and plan.
+    ///
+    /// Also says where the token came from: --token, MTTRLY_TOKEN or the credentials file.
     Whoami,
+    /// Sign in through your browser and keep the token for every command.
+    ///
+    /// Prints a URL and a short code; open the URL where you are signed in to central, check that
+    /// the page names this computer, and allow it. The new token (yours, with your role) goes to
+    /// $XDG_CONFIG_HOME/mttrly/credentials.toml (else ~/.config/mttrly/credentials.toml), readable
+    /// by you alone, and every command uses it when neither --token nor MTTRLY_TOKEN is given (and
+    /// its central when neither --central nor MTTRLY_CENTRAL is). The token is never printed.
+    Login,
+    /// Revoke the stored token and delete the credentials file.
+    ///
+    /// The token is revoked on its central when that is reachable; the file is deleted either way.
+    Logout,
     /// The catalog of MCP tools (works offline, without a central).
     #[command(subcommand)]
     Tools(ToolsCommand),
     /// Try mttrly's safety rules locally before rolling them out (nothing is executed).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Your own second factor (TOTP): enrol an authenticator app from the terminal, or see its
+    /// state. Needs your human token (not an assistant's).
+    #[command(subcommand)]
+    Totp(TotpCommand),
+}
+
+/// `mttrly-cli totp ...`
+#[derive(Debug, Subcommand)]
+pub enum TotpCommand {
+    /// Enrol (or replace) your TOTP second factor: prints an otpauth:// URI and a QR code to scan
+    /// with an authenticator app, asks for a code from it to confirm, then prints 10 single-use
+    /// recovery codes once. If a factor is already enrolled, first asks for a current code from
+    /// it (or a recovery code); the old factor works until the new one is confirmed. Codes are
+    /// read from the terminal, never from the command line.
+    #[command(after_help = "Lost your phone and your recovery codes? An admin can send you a fresh invite link: \
+                            mttrly-cli users invite NAME")]
+    Enroll,
+    /// Whether you have a second factor, how many recovery codes are left, and any lock after
+    /// wrong codes.
+    Status,
 }
 
 /// `mttrly-cli policy ...`
@@ -112,6 +157,24 @@ pub enum PolicyCommand {
         #[arg(long)]
         write: bool,
     },
+    /// The effective approval rule of every scope (environment, action type, playbook): who may
+    /// approve, how many, whether the requester may (four eyes, solo mode), the channels, the ttl
+    /// and the second factor. From the running central (any human token), with whether your
+    /// account's people can satisfy each rule and the fix when not. With --config, checks a
+    /// central config file offline instead (its [approvals] tables and action_ttl_minutes): exit
+    /// status 1 with every problem listed when it would not start.
+    Approvals {
+        /// A central config file (TOML) to check without a central, e.g. before a restart.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
+}
+
+impl PolicyCommand {
+    /// Whether the command runs on this machine alone (no central, no token).
+    pub(crate) fn is_offline(&self) -> bool {
+        !matches!(self, Self::Approvals { config: None })
+    }
 }
 
 /// `mttrly-cli servers ...`
@@ -233,9 +296,16 @@ pub enum TokensCommand {
 /// `mttrly-cli users ...`
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Add a user. With --token (no value) or --print-token, prints a human token for them at once
-    /// (for automation).
+    /// Add a user and print their single-use invite link (72 hours: they set a password and a
+    /// second factor in the browser). With --token (no value) or --print-token, prints a human
+    /// token for them instead (for automation).
     Add(UsersAddArgs),
+    /// A fresh invite link for an existing user (a lost phone or password): their earlier links
+    /// stop working; using it replaces their password and second factor.
+    Invite {
+        /// The user's name.
+        name: String,
+    },
     /// List the account's users.
     List,
     /// Change a user's role (the last admin cannot be demoted).
@@ -265,9 +335,8 @@ pub struct UsersAddArgs {
     /// Their e-mail address.
     #[arg(long)]
     pub email: Option<String>,
-    /// Print a human token for the new user now (shown once); the same as a bare `--token`, and
-    /// usable with `--token YOURS`. Required until invite links, which come with browser sign-in,
-    /// exist.
+    /// Print a human token for the new user now (shown once) instead of an invite link; the same
+    /// as a bare `--token`, and usable with `--token YOURS`.
     #[arg(long)]
     pub print_token: bool,
 }

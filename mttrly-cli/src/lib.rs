@@ -7,6 +7,7 @@
 mod cli;
 mod client;
 mod commands;
+mod credentials;
 mod output;
 
 use std::process::ExitCode;
@@ -15,12 +16,25 @@ pub use cli::{Cli, Command, OutputFormat};
 use mttrly_core::{ErrorCode, MttrlyError};
 use output::Printer;
 
+/// Parses the process's command line (exiting on a bad one, as clap does), noting where
+/// `--token` and `--central` came from: the credentials file `login` wrote stands in only for
+/// what was given neither as a flag nor in the environment.
+pub fn parse() -> Cli {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.token_from_env = matches.value_source("token") == Some(ValueSource::EnvVariable);
+    cli.central_defaulted = matches.value_source("central") == Some(ValueSource::DefaultValue);
+    cli
+}
+
 /// Runs a parsed command line and returns the process exit status.
 pub fn run(cli: &Cli) -> ExitCode {
     let printer = Printer::new(cli.output);
     let result = match &cli.command {
         Command::Tools(cmd) => commands::tools::run(cmd, &printer),
-        Command::Policy(cmd) => match commands::policy::run(cmd, &printer) {
+        Command::Policy(cmd) if cmd.is_offline() => match commands::policy::run(cmd, &printer) {
             // A denied path: the verdict is already printed; the status says it.
             Ok(false) => return ExitCode::from(1),
             other => other.map(|_| ()),
@@ -46,8 +60,20 @@ pub fn run(cli: &Cli) -> ExitCode {
 /// Runs a command against central; `Ok(false)` when it printed an outcome that is a failure
 /// (an approved action that failed), so the exit status can say so.
 async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<bool, MttrlyError> {
+    match command {
+        Command::Login => return commands::login::login(cli, printer).await.map(|()| true),
+        Command::Logout => return commands::login::logout(cli, printer).await.map(|()| true),
+        _ => {}
+    }
     let (token, bare_token) = caller_token(cli)?;
-    let channel = client::connect(&cli.central, token.as_deref(), cli.ca_cert.as_deref()).await?;
+    let caller = credentials::caller(
+        &cli.central,
+        cli.central_defaulted,
+        token,
+        bare_token || cli.token_from_env,
+        cli.ca_cert.as_deref(),
+    )?;
+    let channel = client::connect(&caller.central, caller.token.as_deref(), caller.ca_cert.as_deref()).await?;
     match command {
         Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await.map(|()| true),
         Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await.map(|()| true),
@@ -55,8 +81,10 @@ async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<b
         Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await.map(|()| true),
         Command::Audit(cmd) => commands::audit::run(cmd, channel, printer).await.map(|()| true),
         Command::Users(cmd) => commands::users::run(cmd, bare_token, channel, printer).await.map(|()| true),
-        Command::Whoami => commands::users::whoami(channel, printer).await.map(|()| true),
-        Command::Tools(_) | Command::Policy(_) => Ok(true),
+        Command::Whoami => commands::users::whoami(channel, printer, &caller.source).await.map(|()| true),
+        Command::Policy(cmd) => commands::policy::run_remote(cmd, channel, printer).await,
+        Command::Totp(cmd) => commands::totp::run(cmd, channel, printer).await.map(|()| true),
+        Command::Tools(_) | Command::Login | Command::Logout => Ok(true),
     }
 }
 

@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 fn main() -> ExitCode {
-    let cli = mttrly_cli::Cli::parse();
+    let cli = mttrly_cli::parse();
     mttrly_cli::run(&cli)
 }

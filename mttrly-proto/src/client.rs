@@ -25,12 +25,19 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 /// Connects to `central` with `token`; an `https://` central needs its CA certificate.
 pub async fn connect(central: &str, token: Option<&str>, ca_cert: Option<&Path>) -> Result<Authed, MttrlyError> {
     let token = token.ok_or_else(|| {
-        MttrlyError::new(ErrorCode::AuthFailed, "no token: pass --token or set MTTRLY_TOKEN")
+        MttrlyError::new(ErrorCode::AuthFailed, "no token: run `mttrly-cli login`, pass --token or set MTTRLY_TOKEN")
             .with_detail("hint", "`mttrly-central init` and `quickstart` print an admin token")
     })?;
     let header = format!("Bearer {token}").parse().map_err(|_| {
         MttrlyError::new(ErrorCode::AuthFailed, "the token contains characters not allowed in a header")
     })?;
+    let channel = connect_anonymous(central, ca_cert).await?;
+    Ok(InterceptedService::new(channel, Bearer(header)))
+}
+
+/// Connects to `central` without a token: only for `LoginService`, which the caller uses to get
+/// one (every other service refuses a call without a token).
+pub async fn connect_anonymous(central: &str, ca_cert: Option<&Path>) -> Result<Channel, MttrlyError> {
     let invalid_url = || {
         MttrlyError::new(
             ErrorCode::ValidationError,
@@ -63,5 +70,5 @@ pub async fn connect(central: &str, token: Option<&str>, ca_cert: Option<&Path>)
         MttrlyError::new(ErrorCode::ConnectionError, format!("cannot reach central at {central}: {e}"))
             .with_detail("hint", "is mttrly-central running? check --central or MTTRLY_CENTRAL")
     })?;
-    Ok(InterceptedService::new(channel, Bearer(header)))
+    Ok(channel)
 }

@@ -84,6 +84,7 @@ impl Harness {
                     content_sha256: sha.into(),
                     wait_seconds: 10,
                     via_mcp: false,
+                    second_factor_code: String::new(),
                 },
             ))
             .await

@@ -1,7 +1,9 @@
 //! End-to-end scenarios and central's in-process tests. One test binary, one module per area;
 //! `common` is the in-process harness the central modules share.
 
+mod accounts;
 mod actions;
+mod approvals;
 mod architecture;
 mod audit;
 mod auth_cache;
@@ -18,6 +20,7 @@ mod files;
 mod first_user;
 mod fleet;
 mod limits;
+mod login;
 mod mcp;
 mod notify;
 mod oauth;
@@ -25,6 +28,8 @@ mod playbooks;
 mod quickstart;
 mod redaction;
 mod scopes;
+mod signin;
+mod sso;
 mod standalone;
 mod tls;
 mod transports;

@@ -1,10 +1,17 @@
 //! OAuth 2.1 end to end over real HTTP: discovery, dynamic registration, the authorization code
-//! with PKCE S256 through the consent page, the token calling `/mcp`, refresh rotation and its
-//! replay detection, and the refusals (wrong verifier, reused code, wrong redirect, plain PKCE,
-//! another resource).
+//! with PKCE S256 through the consent page of a person signed in in the browser (central's own
+//! sign-in, through `login::sign_up`), the token calling `/mcp`, refresh rotation and its replay
+//! detection, the refusals (wrong verifier, reused code, wrong redirect, plain PKCE, another
+//! resource, a consent without a session, without this session's CSRF token or from another
+//! site), and the grant bound to the person (revoked with `tokens revoke oauth_…`, dead with
+//! `users remove`).
+
+use std::cell::RefCell;
 
 use mttrly_tests::{RawResponse, TestCentral, http_request};
 use serde_json::{Value, json};
+
+use crate::login::{Browser, signed_in};
 
 const VERIFIER: &str = "mttrly-test-verifier-0123456789-abcdefghijklmnop";
 const CHALLENGE: &str = "C9Eh3DAjL3z19MNierO69n6t9wNopjgg6-J2xUBrGN0";
@@ -56,6 +63,8 @@ struct Flow<'a> {
     central: &'a TestCentral,
     client_id: String,
     resource: String,
+    /// The person consenting, signed in.
+    browser: RefCell<Browser>,
 }
 
 impl Flow<'_> {
@@ -69,10 +78,15 @@ impl Flow<'_> {
         )
     }
 
-    fn authorize(&self, decision: &str, token: &str, method: &str) -> RawResponse {
-        self.post_form(
+    /// The consent form as the signed-in person's browser posts it, with `csrf` (this session's
+    /// token unless a test says otherwise).
+    fn authorize_with(&self, decision: &str, method: &str, csrf: Option<&str>) -> RawResponse {
+        let mut browser = self.browser.borrow_mut();
+        // One token per session: any of its forms carries it.
+        let session_csrf = browser.csrf("/device");
+        browser.post(
             "/oauth/authorize",
-            &form(&[
+            &[
                 ("response_type", "code"),
                 ("client_id", &self.client_id),
                 ("redirect_uri", REDIRECT),
@@ -81,18 +95,23 @@ impl Flow<'_> {
                 ("state", "xyz"),
                 ("resource", &self.resource),
                 ("scope", "mcp"),
-                ("token", token),
+                ("csrf", csrf.unwrap_or(&session_csrf)),
                 ("decision", decision),
-            ]),
+            ],
         )
     }
 
+    fn authorize(&self, decision: &str, method: &str) -> RawResponse {
+        self.authorize_with(decision, method, None)
+    }
+
     fn code(&self) -> String {
-        let r = self.authorize("approve", &self.central.admin_token, "S256");
+        let r = self.authorize("approve", "S256");
         assert_eq!(r.status, 302, "{r:?}");
         let location = r.header("location").expect("location").to_owned();
         assert!(location.starts_with(REDIRECT), "{location}");
         assert_eq!(query_param(&location, "state").as_deref(), Some("xyz"));
+        assert_eq!(query_param(&location, "iss").as_deref(), Some(self.central.http_url.as_str()));
         query_param(&location, "code").expect("code")
     }
 
@@ -172,9 +191,14 @@ fn register_authorize_token_call_refresh() {
     );
     assert_eq!(reg.status, 201, "{reg:?}");
     let client_id = json_of(&reg)["client_id"].as_str().expect("client_id").to_owned();
-    let flow = Flow { central: &central, client_id, resource: resource.clone() };
+    let flow = Flow {
+        central: &central,
+        client_id,
+        resource: resource.clone(),
+        browser: RefCell::new(signed_in(&central, "ann", "admin")),
+    };
 
-    // The consent page names the client (escaped) and never redirects to an unregistered URI.
+    // Without a session, the authorization URL sends the browser to sign in and back to itself.
     let q = form(&[
         ("response_type", "code"),
         ("client_id", &flow.client_id),
@@ -184,23 +208,53 @@ fn register_authorize_token_call_refresh() {
         ("state", "xyz"),
         ("resource", &resource),
     ]);
-    let page = http_request(&base, "GET", &format!("/oauth/authorize?{q}"), &[], "");
+    let authorize_url = format!("/oauth/authorize?{q}");
+    let anonymous = http_request(&base, "GET", &authorize_url, &[], "");
+    assert_eq!(anonymous.status, 303, "{anonymous:?}");
+    assert_eq!(anonymous.header("location"), Some(format!("/signin?next={}", enc(&authorize_url)).as_str()));
+    // Signed in: the consent page names the person and the client (escaped), with no token field.
+    let page = flow.browser.borrow_mut().get(&authorize_url);
     assert_eq!(page.status, 200, "{page:?}");
     assert!(page.body.contains("Test &lt;Client&gt;") && !page.body.contains("<Client>"), "{}", page.body);
+    assert!(page.body.contains("Signed in as <b>ann</b>"), "{}", page.body);
+    assert!(page.body.contains("name=\"csrf\"") && !page.body.contains("name=\"token\""), "{}", page.body);
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    // An unregistered redirect URI: a page, never a redirect, signed in or not.
     let evil = q.replace(&enc(REDIRECT), &enc("http://127.0.0.1:1/evil"));
-    let refused = http_request(&base, "GET", &format!("/oauth/authorize?{evil}"), &[], "");
-    assert_eq!(refused.status, 400);
-    assert!(refused.header("location").is_none());
+    for refused in [
+        http_request(&base, "GET", &format!("/oauth/authorize?{evil}"), &[], ""),
+        flow.browser.borrow_mut().get(&format!("/oauth/authorize?{evil}")),
+    ] {
+        assert_eq!(refused.status, 400, "{refused:?}");
+        assert!(refused.header("location").is_none());
+    }
 
-    // PKCE plain is refused (back to the client with an error); a wrong login re-asks; deny says so.
-    let plain = flow.authorize("approve", &central.admin_token, "plain");
+    // PKCE plain is refused (back to the client with an error); deny says so.
+    let plain = flow.authorize("approve", "plain");
     assert_eq!(plain.status, 302);
     assert_eq!(query_param(plain.header("location").expect("loc"), "error").as_deref(), Some("invalid_request"));
-    let wrong = flow.authorize("approve", "mttrly_h_not-a-real-token", "S256");
-    assert_eq!(wrong.status, 401);
-    let denied = flow.authorize("deny", "", "S256");
+    let denied = flow.authorize("deny", "S256");
     assert_eq!(query_param(denied.header("location").expect("loc"), "error").as_deref(), Some("access_denied"));
+    // A consent without this session's CSRF token, from another site, or without a session is
+    // refused with a page: no code, no redirect.
+    let forged = flow.authorize_with("approve", "S256", Some("00"));
+    assert_eq!((forged.status, forged.header("location")), (403, None), "{forged:?}");
+    let csrf = flow.browser.borrow_mut().csrf("/device");
+    let approve = [
+        ("response_type", "code"),
+        ("client_id", flow.client_id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+        ("state", "xyz"),
+        ("resource", resource.as_str()),
+        ("csrf", csrf.as_str()),
+        ("decision", "approve"),
+    ];
+    let cross_site = flow.browser.borrow_mut().post_from("https://evil.example", "/oauth/authorize", &approve);
+    assert_eq!((cross_site.status, cross_site.header("location")), (403, None), "{cross_site:?}");
+    let no_session = flow.post_form("/oauth/authorize", &form(&approve));
+    assert_eq!((no_session.status, no_session.header("location")), (401, None), "{no_session:?}");
 
     // The code, with the right verifier, once.
     let code = flow.code();
@@ -238,34 +292,38 @@ fn register_authorize_token_call_refresh() {
     // A malformed verifier is refused before anything is looked up.
     assert_eq!(json_of(&flow.exchange(&flow.code(), "short"))["error"], "invalid_request");
 
-    // A grant never reaches more than the human token it was given with.
-    let reader =
-        central.cli_json(&["tokens", "create", "--human", "--read-only"])["token"].as_str().expect("t").to_owned();
-    let r = flow.authorize("approve", &reader, "S256");
-    let code4 = query_param(r.header("location").expect("loc"), "code").expect("code");
-    let access4 = json_of(&flow.exchange(&code4, VERIFIER))["access_token"].as_str().expect("access4").to_owned();
-    let init = flow.mcp_initialize(&access4);
-    assert_eq!(init.status, 200);
-    let session = init.header("mcp-session-id").expect("session").to_owned();
-    let bearer4 = format!("Bearer {access4}");
-    let list = http_request(
-        &base,
-        "POST",
-        "/mcp",
-        &[
-            ("Authorization", &bearer4),
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-            ("Mcp-Session-Id", &session),
-            ("Mcp-Protocol-Version", "2025-06-18"),
-        ],
-        &json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }).to_string(),
-    );
-    assert!(
-        list.body.contains("\"name\":\"mttrly_list_servers\"")
-            && !list.body.contains("\"name\":\"mttrly_execute_command\""),
-        "a read-only human token gives a read-only grant"
-    );
+    // The grant is the person's: listed as theirs, it acts as their assistant, and it ends when
+    // revoked (`tokens revoke oauth_…`)…
+    let code4 = flow.code();
+    let signed4 = json_of(&flow.exchange(&code4, VERIFIER));
+    let access4 = signed4["access_token"].as_str().expect("access4").to_owned();
+    assert_eq!(flow.mcp_initialize(&access4).status, 200);
+    let grants = central.cli_json(&["tokens", "list"]);
+    let grant = grants
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .rfind(|t| t["kind"] == "oauth" && t["owner"] == "ann")
+        .unwrap_or_else(|| panic!("ann's grant in {grants}"))["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    central.cli_json(&["tokens", "revoke", &grant]);
+    assert_eq!(flow.mcp_initialize(&access4).status, 401, "a revoked grant's access token is refused");
+    assert_eq!(json_of(&flow.refresh(signed4["refresh_token"].as_str().expect("r4")))["error"], "invalid_grant");
+    // …or when the person is removed (an operator here: the last admin cannot be).
+    let olly = Flow {
+        central: &central,
+        client_id: flow.client_id.clone(),
+        resource: resource.clone(),
+        browser: RefCell::new(signed_in(&central, "olly", "operator")),
+    };
+    let olly_tokens = json_of(&olly.exchange(&olly.code(), VERIFIER));
+    let olly_access = olly_tokens["access_token"].as_str().expect("access").to_owned();
+    assert_eq!(olly.mcp_initialize(&olly_access).status, 200);
+    central.cli_json(&["users", "remove", "olly"]);
+    assert_eq!(olly.mcp_initialize(&olly_access).status, 401, "a removed person's grant is dead");
+    assert_eq!(json_of(&olly.refresh(olly_tokens["refresh_token"].as_str().expect("r")))["error"], "invalid_grant");
 
     // Tokens are stored hashed: no token appears in the database file.
     let mut db = std::fs::read(central.data_dir.join("central.db")).expect("db");
@@ -286,8 +344,13 @@ fn a_token_for_another_resource_is_refused_at_mcp() {
         &json!({ "redirect_uris": [REDIRECT] }).to_string(),
     );
     let client_id = json_of(&reg)["client_id"].as_str().expect("client_id").to_owned();
-    let flow = Flow { central: &central, client_id, resource: "https://other.example/mcp".to_owned() };
-    let r = flow.authorize("approve", &central.admin_token, "S256");
+    let flow = Flow {
+        central: &central,
+        client_id,
+        resource: "https://other.example/mcp".to_owned(),
+        browser: RefCell::new(signed_in(&central, "ann", "admin")),
+    };
+    let r = flow.authorize("approve", "S256");
     assert_eq!(query_param(r.header("location").expect("loc"), "error").as_deref(), Some("invalid_target"));
 }
 
@@ -309,7 +372,8 @@ fn a_refreshed_access_token_shares_the_sign_ins_session_cap() {
         &json!({ "redirect_uris": [REDIRECT], "client_name": "cap", "token_endpoint_auth_method": "none" }).to_string(),
     );
     let client_id = json_of(&reg)["client_id"].as_str().expect("client_id").to_owned();
-    let flow = Flow { central: &central, client_id, resource };
+    let flow =
+        Flow { central: &central, client_id, resource, browser: RefCell::new(signed_in(&central, "ann", "admin")) };
     let signed_in = json_of(&flow.exchange(&flow.code(), VERIFIER));
     let access = signed_in["access_token"].as_str().expect("access").to_owned();
     assert_eq!(flow.mcp_initialize(&access).status, 200);

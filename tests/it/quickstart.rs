@@ -28,6 +28,9 @@ fn quickstart_prints_one_json_line_and_serves_a_live_local_agent() {
     };
 
     let (mut child, info) = start();
+    // The admin has no password or second factor yet: the run says where to set them.
+    let setup = info["admin_setup_url"].as_str().expect("admin_setup_url on a fresh data dir");
+    assert!(setup.starts_with(&format!("{}/invite/", info["http_url"].as_str().expect("http"))), "{setup}");
     for field in ["mcp_url", "grpc_url", "http_url", "admin_token", "assistant_token", "server_id", "data_dir"] {
         assert!(info[field].as_str().is_some_and(|v| !v.is_empty()), "missing {field}: {info}");
     }

@@ -73,7 +73,13 @@ impl common::Harness {
         ActionServiceClient::new(self.channel().await)
             .approve_action(authed(
                 token,
-                ApproveActionRequest { action_id: id.into(), content_sha256: sha.into(), wait_seconds: 5, via_mcp },
+                ApproveActionRequest {
+                    action_id: id.into(),
+                    content_sha256: sha.into(),
+                    wait_seconds: 5,
+                    via_mcp,
+                    second_factor_code: String::new(),
+                },
             ))
             .await
             .map(|r| r.into_inner().action.unwrap().status)

@@ -231,7 +231,7 @@ async fn oauth_access_token(h: &Harness, human: &str, resource: &str, expires_at
         code_challenge: String::new(),
         resource,
         scope: "mcp".into(),
-        human_token_hash: human_hash.to_vec(),
+        human_token_hash: Some(human_hash.to_vec()),
         surface: ToolSurface::ALL,
         grant_expires_at: db::now_ms() + 3_600_000,
     };

@@ -69,10 +69,12 @@ fn a_second_human_approves_what_the_admins_assistant_asked_for_on_production() {
     let central = TestCentral::start(dir.path());
     let admin = central.admin_token.clone();
 
-    // Invites come with browser sign-in: without --print-token, a clear refusal, nothing added.
-    let refused = error_as(&central, &admin, &["users", "add", "bob", "--role", "operator"]);
-    assert_eq!(refused["code"], "VALIDATION_ERROR", "{refused}");
-    assert!(refused["message"].as_str().unwrap().contains("--print-token"), "{refused}");
+    // Without --print-token, an invite link (the browser flow is tests/it/signin.rs); the invited
+    // user is removed again so the rest of this scenario sees three people.
+    let invited = cli_json_as(&central, &admin, &["users", "add", "dee", "--role", "viewer"]);
+    assert!(invited["invite_url"].as_str().unwrap().contains("/invite/"), "{invited}");
+    assert!(invited.get("token").is_none(), "{invited}");
+    cli_json_as(&central, &admin, &["users", "remove", "dee"]);
 
     // The grammar: a bare `--token` asks for the new user's token; the admin's own comes
     // from MTTRLY_TOKEN.
@@ -384,9 +386,9 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-/// An MCP client authorized by `human` through OAuth (registration, consent, code exchange with
-/// PKCE): its access token.
-fn oauth_access_token(central: &TestCentral, human: &str) -> String {
+/// An MCP client authorized through OAuth (registration, consent by the person signed in in
+/// `browser`, code exchange with PKCE): its access token.
+fn oauth_access_token(central: &TestCentral, browser: &mut crate::login::Browser) -> String {
     use mttrly_tests::http_request;
     const VERIFIER: &str = "mttrly-test-verifier-0123456789-abcdefghijklmnop";
     const CHALLENGE: &str = "C9Eh3DAjL3z19MNierO69n6t9wNopjgg6-J2xUBrGN0";
@@ -410,9 +412,10 @@ fn oauth_access_token(central: &TestCentral, human: &str) -> String {
             .to_string(),
     );
     let client_id = serde_json::from_str::<Value>(&reg.body).unwrap()["client_id"].as_str().unwrap().to_owned();
-    let consent = post(
+    let csrf = browser.csrf("/device");
+    let consent = browser.post(
         "/oauth/authorize",
-        &form(&[
+        &[
             ("response_type", "code"),
             ("client_id", &client_id),
             ("redirect_uri", REDIRECT),
@@ -421,9 +424,9 @@ fn oauth_access_token(central: &TestCentral, human: &str) -> String {
             ("state", "s"),
             ("resource", &resource),
             ("scope", "mcp"),
-            ("token", human),
+            ("csrf", &csrf),
             ("decision", "approve"),
-        ]),
+        ],
     );
     assert_eq!(consent.status, 302, "{consent:?}");
     let location = consent.header("location").unwrap().to_owned();
@@ -470,7 +473,10 @@ fn oauth_grants_are_listed_as_tokens_and_revoked_the_same_way() {
     let admin = central.admin_token.clone();
     let bob = cli_json_as(&central, &admin, &["users", "add", "bob", "--role", "operator", "--print-token"]);
     let bob_token = bob["token"].as_str().unwrap().to_owned();
-    let access = oauth_access_token(&central, &bob_token);
+    // Consent is given in bob's signed-in browser (an invite sets his password and TOTP).
+    let invite = cli_json_as(&central, &admin, &["users", "invite", "bob"]);
+    let mut browser = crate::login::sign_up(&central.http_url, invite["invite_url"].as_str().unwrap());
+    let access = oauth_access_token(&central, &mut browser);
     assert_eq!(mcp_initialize_status(&central, &access), 200);
 
     let mine = cli_json_as(&central, &bob_token, &["tokens", "list"]);

@@ -8,6 +8,10 @@ use crate::db::actions::ActionRow;
 use crate::events::{self, Payload, Recorded};
 use crate::state::Central;
 
+/// Records a decision (or a refused attempt) on `action`. `facts` are what the decision proved
+/// beyond the decision itself (a verified second factor, a solo approval), added to the
+/// parameters so the audit log says how an approval was made, not only that it was.
+#[allow(clippy::too_many_arguments)] // every field of the row is a fact of this one decision
 pub(super) fn audit_decision(
     central: &Central,
     action: &ActionRow,
@@ -15,9 +19,19 @@ pub(super) fn audit_decision(
     channel: Source,
     decision: events::Decision,
     reason: Option<&str>,
+    facts: &[(&'static str, serde_json::Value)],
     result: &Result<(), MttrlyError>,
 ) {
     let what = decision.as_str();
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("decision".into(), what.into());
+    parameters.insert("content_sha256".into(), action.content_sha256.clone().into());
+    if let Some(reason) = reason {
+        parameters.insert("reason".into(), reason.into());
+    }
+    for (key, value) in facts {
+        parameters.insert((*key).into(), value.clone());
+    }
     let event = AuditEvent {
         at: jiff::Timestamp::now(),
         account_id: action.account_id.clone(),
@@ -26,12 +40,7 @@ pub(super) fn audit_decision(
         source: channel,
         kind: AuditKind::ApprovalDecision,
         subject: action.id.to_string(),
-        parameters: match reason {
-            Some(reason) => {
-                serde_json::json!({ "decision": what, "content_sha256": action.content_sha256, "reason": reason })
-            }
-            None => serde_json::json!({ "decision": what, "content_sha256": action.content_sha256 }),
-        },
+        parameters: serde_json::Value::Object(parameters),
         outcome: match result {
             Ok(()) => AuditOutcome::Ok,
             Err(e) => AuditOutcome::Error { code: e.code() },

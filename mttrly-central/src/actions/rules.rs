@@ -1,16 +1,34 @@
 //! Which approval rule an action falls under, and which human channels can decide it here.
+//!
+//! The rule comes from the checked `[approvals]` configuration ([`Central::approvals`]): the
+//! playbook's table, else the action type's, else the environment's, else the built-in rule with
+//! `action_ttl_minutes`. Every place that needs a rule (submit's expiry and quorum, approve,
+//! reject, cancel, `actions show`, the assistant's instructions) asks here, so no two of them can
+//! disagree about which rule governs an action.
 
-use mttrly_core::Source;
+use mttrly_core::action::ActionContent;
 use mttrly_core::approval::ApprovalRule;
+use mttrly_core::{Environment, Source};
 
 use crate::db::actions::ActionRow;
 use crate::state::Central;
 
 /// The approval rule for an action.
 pub fn rule_for(central: &Central, action: &ActionRow) -> ApprovalRule {
-    let mut rule = ApprovalRule::default_for(action.environment);
-    rule.ttl = central.config.action_ttl();
-    rule
+    rule_for_content(central, action.environment, &action.content)
+}
+
+/// The approval rule for `content` on a server of `environment` (before the action exists).
+pub(super) fn rule_for_content(central: &Central, environment: Environment, content: &ActionContent) -> ApprovalRule {
+    central.approvals.rule_for(environment, content.action_type(), playbook_of(content))
+}
+
+/// The playbook a content runs, which selects an `[approvals.ENV.playbook.NAME]` table.
+fn playbook_of(content: &ActionContent) -> Option<&str> {
+    match content {
+        ActionContent::Playbook { playbook_id, .. } => Some(playbook_id.as_str()),
+        _ => None,
+    }
 }
 
 /// The human channels this central offers for decisions. Today only the CLI (the gRPC

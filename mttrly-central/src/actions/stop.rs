@@ -37,7 +37,16 @@ pub async fn reject(
             .await
     }
     .await;
-    audit_decision(central, &action, &caller.principal, channel, events::Decision::Reject, reason.as_deref(), &result);
+    audit_decision(
+        central,
+        &action,
+        &caller.principal,
+        channel,
+        events::Decision::Reject,
+        reason.as_deref(),
+        &[],
+        &result,
+    );
     result?;
     view(central, caller, id).await
 }
@@ -82,7 +91,7 @@ pub async fn cancel(
     }
     .await;
     let what = if withdraw { events::Decision::Withdraw } else { events::Decision::Cancel };
-    audit_decision(central, &action, &caller.principal, channel, what, reason.as_deref(), &result);
+    audit_decision(central, &action, &caller.principal, channel, what, reason.as_deref(), &[], &result);
     result?;
     view(central, caller, id).await
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mttrly_core::action::{ActionContent, ActionState};
-use mttrly_core::approval::ApprovalRule;
+use mttrly_core::approval::{ApprovalRule, SecondFactor};
 use mttrly_core::audit::{AuditEvent, AuditKind, AuditOutcome};
 use mttrly_core::ids::ActionId;
 use mttrly_core::tools::actions::ActionSubmission;
@@ -38,19 +38,28 @@ pub struct NewAction {
     pub payload: Option<Vec<u8>>,
 }
 
-/// The next step a user should take for an action, in words.
-fn next_step(action: &ActionRow) -> String {
+/// The next step a user should take for an action, in words: who must approve it and how (from
+/// the action's own rule), and, when nobody in the account can, why and the fix (`warning`), so
+/// the assistant can tell its human at once instead of letting the action expire.
+fn next_step(action: &ActionRow, rule: &ApprovalRule, warning: Option<&str>) -> String {
     match action.status {
-        ActionState::PendingApproval => format!(
-            "{} must approve this action before it runs, outside this conversation: `mttrly-cli actions approve {}` (expires at {}).",
-            if ApprovalRule::default_for(action.environment).requester_may_approve {
-                "A human"
-            } else {
-                "A human other than the one who asked (four eyes)"
-            },
-            action.id,
-            timestamp(action.expires_at)
-        ),
+        ActionState::PendingApproval => {
+            let mut step = format!(
+                "{} must approve this action before it runs, outside this conversation: `mttrly-cli actions approve {}`{} (expires at {}).",
+                if rule.requester_may_approve { "A human" } else { "A human other than the one who asked (four eyes)" },
+                action.id,
+                if rule.second_factor == SecondFactor::Totp {
+                    ", which asks them for a fresh TOTP code (never share a code with an assistant)"
+                } else {
+                    ""
+                },
+                timestamp(action.expires_at)
+            );
+            if let Some(warning) = warning {
+                step.push_str(&format!(" Warning: {warning}"));
+            }
+            step
+        }
         ActionState::Approved | ActionState::Running => {
             format!("It is running; check with mttrly_get_action_result (action_id {}).", action.id)
         }
@@ -66,8 +75,8 @@ pub async fn submit(
     new: NewAction,
 ) -> Result<ActionSubmission, MttrlyError> {
     let now = now_ms();
-    let rule = ApprovalRule::default_for(new.server.environment);
-    let ttl = i64::try_from(central.config.action_ttl().as_millis()).unwrap_or(i64::MAX);
+    let rule = super::rules::rule_for_content(central, new.server.environment, &new.content);
+    let ttl = i64::try_from(rule.ttl.as_millis()).unwrap_or(i64::MAX);
     let action = ActionRow {
         id: ActionId::generate(),
         account_id: caller.account_id.clone(),
@@ -116,6 +125,15 @@ pub async fn submit(
     } else {
         central.audit(created);
     }
+    // Advice only: a failure to read the account's people never fails the request.
+    let warning = if action.status == ActionState::PendingApproval {
+        crate::approvals::action_warning(central, &action).await.unwrap_or_else(|e| {
+            tracing::warn!(action = %action.id, error = %e, "cannot check whether anyone can approve an action");
+            None
+        })
+    } else {
+        None
+    };
     let mut result = None;
     let mut status = action.status;
     if new.run_at_once {
@@ -132,7 +150,7 @@ pub async fn submit(
         description: action.description.clone(),
         expires_at: (status == ActionState::PendingApproval).then(|| timestamp(action.expires_at)),
         result,
-        next_step: next_step(&ActionRow { status, ..action }),
+        next_step: next_step(&ActionRow { status, ..action }, &rule, warning.as_deref()),
     })
 }
 

@@ -12,6 +12,8 @@
 //! - **Operations with no tenant yet, or across all tenants**, each on its own named handle:
 //!   [`Db::credentials`] (a secret → its owner: the lookups that *find* the tenant),
 //!   [`Db::oauth`] (clients, codes and tokens of the authorization server),
+//!   [`Db::device_logins`] (`mttrly-cli login`'s device codes, tenantless until a person approves),
+//!   [`Db::oidc_logins`] (browsers' pending single sign-ons, single-use) and [`Db::account_named`],
 //!   [`Db::fleet`] (agent enrollment, hellos, heartbeat flushes, the alert writer and the start-up
 //!   seed: keyed by a server the caller already authenticated), [`Db::maintenance`] (expiry and
 //!   retention sweeps, crash recovery), and on `Db` itself [`Db::open`], [`Db::init`],
@@ -51,10 +53,14 @@ pub mod accounts;
 pub mod actions;
 pub mod alerts;
 pub mod audit;
+pub mod device;
 pub mod oauth;
+pub mod oidc;
+pub mod people;
 pub mod reality;
 pub mod servers;
 mod sqlite;
+pub mod tenants;
 #[cfg(feature = "test-support")]
 mod testing;
 #[cfg(test)]
@@ -137,9 +143,26 @@ impl Db {
         accounts::Credentials { db: self }
     }
 
+    /// Non-tenant: what a browser presents (a session cookie, an invite link, a name on the
+    /// sign-in page) → its tenant and person. Only `crate::signin` and `crate::second_factor` call it.
+    pub fn signins(&self) -> people::SignIns<'_> {
+        people::SignIns { db: self }
+    }
+
     /// Non-tenant: the OAuth authorization server's clients, codes and tokens.
     pub fn oauth(&self) -> oauth::OAuth<'_> {
         oauth::OAuth { db: self }
+    }
+
+    /// Non-tenant: `mttrly-cli login`'s device logins, which have no account until a human
+    /// approves one.
+    pub fn device_logins(&self) -> device::DeviceLogins<'_> {
+        device::DeviceLogins { db: self }
+    }
+
+    /// Non-tenant: the accounts themselves, for `mttrly-central accounts create | list`.
+    pub fn tenants(&self) -> tenants::Tenants<'_> {
+        tenants::Tenants { db: self }
     }
 
     /// Non-tenant: agents and the fleet-wide writers, keyed by a server already authenticated.
@@ -225,6 +248,11 @@ impl<'a> Account<'a> {
     /// Its users and API tokens.
     pub fn users(self) -> accounts::Users<'a> {
         accounts::Users { account: self }
+    }
+
+    /// Its people's sign-in data: credentials, second factors, invites, browser sessions.
+    pub fn people(self) -> people::People<'a> {
+        people::People { account: self }
     }
 
     /// Its plan (`None` if the account is gone or its plan unknown to this build).

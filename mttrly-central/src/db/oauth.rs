@@ -33,8 +33,10 @@ pub struct CodeGrant {
     pub resource: String,
     /// The granted scope.
     pub scope: String,
-    /// The human token the consent was given with: revoking it ends the grant.
-    pub human_token_hash: Vec<u8>,
+    /// The human token the consent was given with, when it was given by pasting one: revoking it
+    /// ends the grant. `None` for a consent given in a signed-in browser: the grant is bound to
+    /// the user alone (it ends when they are removed or the grant is revoked).
+    pub human_token_hash: Option<Vec<u8>>,
     /// The tool surface of that token: the grant can never reach more.
     pub surface: ToolSurface,
     /// When the whole grant ends, however often it is refreshed (ms).
@@ -119,7 +121,8 @@ impl OAuth<'_> {
     }
 
     /// Uses a refresh token of `client_id` once at `now` (ms). The grant must still be alive: its
-    /// human token unrevoked and its absolute lifetime not over.
+    /// user not removed, its human token (if it was given with one) unrevoked and its absolute
+    /// lifetime not over.
     pub async fn use_refresh(&self, hash: &[u8; 32], client_id: &str, now: i64) -> Result<Refresh, MttrlyError> {
         let (hash, client) = (*hash, client_id.to_owned());
         self.db.sqlite.call(move |conn| sqlite::oauth::use_refresh(conn, &hash, &client, now)).await

@@ -135,7 +135,7 @@ async fn a_revoked_grant_cannot_be_brought_back_by_a_refresh_in_flight() {
         code_challenge: "x".into(),
         resource: "http://127.0.0.1/mcp".into(),
         scope: "mcp".into(),
-        human_token_hash: vec![1; 32],
+        human_token_hash: Some(vec![1; 32]),
         surface: mttrly_core::ToolSurface::ALL,
         grant_expires_at: i64::MAX,
     };

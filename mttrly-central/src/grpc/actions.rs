@@ -8,23 +8,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mttrly_core::action::ActionState;
+use mttrly_core::approval::config::Scope;
 use mttrly_core::ids::{ActionId, ServerId};
 use mttrly_core::tools::actions::ActionView;
 use mttrly_core::{ErrorCode, MttrlyError, Source};
 use mttrly_proto::central::v1::action_service_server::ActionService;
 use mttrly_proto::central::v1::{
-    Action, ApproveActionRequest, ApproveActionResponse, CancelActionRequest, CancelActionResponse, GetActionRequest,
-    GetActionResponse, ListActionsRequest, ListActionsResponse, RejectActionRequest, RejectActionResponse,
+    Action, ApprovalRule, ApproveActionRequest, ApproveActionResponse, CancelActionRequest, CancelActionResponse,
+    GetActionRequest, GetActionResponse, ListActionsRequest, ListActionsResponse, ListApprovalRulesRequest,
+    ListApprovalRulesResponse, RejectActionRequest, RejectActionResponse,
 };
 use mttrly_proto::convert::environment_to_wire;
 use tonic::{Request, Response};
 
 use super::{GrpcResult, status};
-use crate::actions;
 use crate::auth::authenticate;
 use crate::db;
 use crate::db::actions::ActionRow;
 use crate::state::Central;
+use crate::{actions, approvals};
 
 /// The longest an approval call waits for the execution to finish.
 const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -66,6 +68,8 @@ fn wire(row: &ActionRow, view: Option<&ActionView>) -> Action {
         expires_at_unix_ms: if row.status == ActionState::PendingApproval { row.expires_at } else { 0 },
         view_json: view.and_then(|v| serde_json::to_string(v).ok()).unwrap_or_default(),
         approval_check: String::new(),
+        approval_warning: String::new(),
+        second_factor: String::new(),
     }
 }
 
@@ -85,7 +89,14 @@ impl ActionApi {
             Ok(()) => "ok".to_owned(),
             Err(e) => e.message().to_owned(),
         };
-        Ok(Action { approval_check: check, ..wire(&row, Some(&view)) })
+        let warning = approvals::action_warning(&self.central, &row).await.map_err(|e| status(&e))?;
+        let rule = actions::rule_for(&self.central, &row);
+        Ok(Action {
+            approval_check: check,
+            approval_warning: warning.unwrap_or_default(),
+            second_factor: rule.second_factor.as_str().to_owned(),
+            ..wire(&row, Some(&view))
+        })
     }
 }
 
@@ -137,8 +148,9 @@ impl ActionService for ActionApi {
         let req = request.into_inner();
         let id = action_id(&req.action_id)?;
         let seen = (!req.content_sha256.is_empty()).then_some(req.content_sha256.as_str());
+        let code = (!req.second_factor_code.is_empty()).then_some(req.second_factor_code.as_str());
         let wait = Duration::from_secs(u64::from(req.wait_seconds)).min(MAX_WAIT);
-        let view = actions::approve(&self.central, &owner, &id, seen, channel(req.via_mcp), wait)
+        let view = actions::approve(&self.central, &owner, &id, seen, code, channel(req.via_mcp), wait)
             .await
             .map_err(|e| status(&e))?;
         Ok(Response::new(ApproveActionResponse { action: Some(self.full(&owner, &id, Some(view)).await?) }))
@@ -161,6 +173,42 @@ impl ActionService for ActionApi {
         let view =
             actions::cancel(&self.central, &owner, &id, None, channel(req.via_mcp)).await.map_err(|e| status(&e))?;
         Ok(Response::new(CancelActionResponse { action: Some(self.full(&owner, &id, Some(view)).await?) }))
+    }
+
+    async fn list_approval_rules(
+        &self,
+        request: Request<ListApprovalRulesRequest>,
+    ) -> GrpcResult<ListApprovalRulesResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let rules = approvals::effective(&self.central, &owner).await.map_err(|e| status(&e))?;
+        Ok(Response::new(ListApprovalRulesResponse { rules: rules.iter().map(rule_to_wire).collect() }))
+    }
+}
+
+fn rule_to_wire(effective: &approvals::EffectiveRule) -> ApprovalRule {
+    let rule = &effective.rule;
+    let (action_type, playbook) = match &effective.scope {
+        Scope::Environment(_) => (String::new(), String::new()),
+        Scope::ActionType(_, t) => (t.as_str().to_owned(), String::new()),
+        Scope::Playbook(_, p) => (String::new(), p.clone()),
+    };
+    let mut approvers: Vec<String> = rule.approvers.roles.iter().map(|r| r.as_str().to_owned()).collect();
+    approvers.extend(rule.approvers.users.iter().map(|u| format!("user:{u}")));
+    ApprovalRule {
+        scope: effective.scope.to_string(),
+        environment: environment_to_wire(approvals::scope_environment(&effective.scope)),
+        action_type,
+        playbook,
+        approvers,
+        quorum: rule.quorum,
+        requester_may_approve: rule.requester_may_approve,
+        channels: rule.channels.iter().map(|c| c.as_str().to_owned()).collect(),
+        usable_channels: effective.usable_channels.iter().map(|c| c.as_str().to_owned()).collect(),
+        ttl_minutes: u32::try_from(rule.ttl.as_secs() / 60).unwrap_or(u32::MAX),
+        second_factor: rule.second_factor.as_str().to_owned(),
+        no_four_eyes: approvals::no_four_eyes(rule),
+        solo_mode: approvals::solo_mode(rule),
+        infeasible: effective.infeasible.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 

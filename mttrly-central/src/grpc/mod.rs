@@ -5,6 +5,7 @@ pub mod actions;
 pub mod agent;
 pub mod alerts;
 pub mod audit;
+pub mod login;
 pub mod servers;
 pub mod tools;
 pub(crate) mod tuning;
@@ -13,7 +14,7 @@ pub mod users;
 use mttrly_core::MttrlyError;
 
 /// The services this central serves (and so advertises through reflection).
-pub const MOUNTED: [&str; 8] = [
+pub const MOUNTED: [&str; 9] = [
     "mttrly.agent.v1.AgentService",
     "mttrly.central.v1.AccountService",
     "mttrly.central.v1.ToolService",
@@ -22,6 +23,7 @@ pub const MOUNTED: [&str; 8] = [
     "mttrly.central.v1.AuditService",
     "mttrly.central.v1.ActionService",
     "mttrly.central.v1.UserService",
+    "mttrly.central.v1.LoginService",
 ];
 
 /// Converts a library error into a gRPC status (the one conversion, in `mttrly-proto`).

@@ -18,9 +18,9 @@ use super::{GrpcResult, status};
 use crate::audit::events;
 use crate::auth::{authenticate, require_operator};
 use crate::db::{self, now_ms};
-use crate::servers;
 use crate::state::Central;
 use crate::tools::servers as handlers;
+use crate::{approvals, servers};
 
 /// The server service.
 pub struct ServerApi {
@@ -58,11 +58,23 @@ impl ServerService for ServerApi {
         let server = result.as_ref().ok().map(|added| added.server_id.clone());
         self.central.audit(events::api_call(&owner, "AddServer", server, params, &result));
         let added = result.map_err(|e| status(&e))?;
+        // Whether anyone can approve a change on the new server, said now rather than during an
+        // incident. Advice: the server is registered whatever this finds (or fails to read).
+        let approval_warning = match environment_from_wire(req.environment) {
+            Some(environment) => approvals::environment_warning(&self.central, &owner.account_id, environment)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot check the approval rules for a new server");
+                    None
+                }),
+            None => None,
+        };
         Ok(Response::new(AddServerResponse {
             server_id: added.server_id.to_string(),
             agent_command: servers::agent_command(&self.central, &added.install_token),
             install_token: added.install_token,
             install_token_expires_at_unix_ms: added.expires_at,
+            approval_warning: approval_warning.unwrap_or_default(),
         }))
     }
 

@@ -1,11 +1,14 @@
-//! `mttrly.central.v1.UserService`: a thin adapter over [`crate::users`].
+//! `mttrly.central.v1.UserService`: a thin adapter over [`crate::users`] and, for a person's own
+//! second factor, [`crate::second_factor`].
 
 use std::sync::Arc;
 
 use mttrly_proto::central::v1::user_service_server::UserService;
 use mttrly_proto::central::v1::{
-    AddUserRequest, AddUserResponse, ListUsersRequest, ListUsersResponse, RemoveUserRequest, RemoveUserResponse,
-    SetUserRoleRequest, SetUserRoleResponse, User,
+    AddUserRequest, AddUserResponse, ConfirmTotpEnrollmentRequest, ConfirmTotpEnrollmentResponse, GetTotpStatusRequest,
+    GetTotpStatusResponse, InviteUserRequest, InviteUserResponse, ListUsersRequest, ListUsersResponse,
+    RemoveUserRequest, RemoveUserResponse, SetUserRoleRequest, SetUserRoleResponse, StartTotpEnrollmentRequest,
+    StartTotpEnrollmentResponse, User,
 };
 use mttrly_proto::convert::role_from_wire;
 use tonic::{Request, Response};
@@ -18,12 +21,14 @@ use crate::state::Central;
 /// The user service.
 pub struct UserApi {
     central: Arc<Central>,
+    /// The public HTTP base URL invite links live under.
+    base_url: String,
 }
 
 impl UserApi {
-    /// Serves `central`'s users.
-    pub fn new(central: Arc<Central>) -> Self {
-        Self { central }
+    /// Serves `central`'s users; invite links point at `base_url`.
+    pub fn new(central: Arc<Central>, base_url: String) -> Self {
+        Self { central, base_url }
     }
 }
 
@@ -50,14 +55,21 @@ impl UserService for UserApi {
         let req = request.into_inner();
         let role = role_from_wire(&req.role, "role").map_err(|e| status(&e))?;
         let email = Some(req.email.trim()).filter(|e| !e.is_empty());
-        let added = crate::users::add(&self.central, &owner, &req.name, role, email, req.issue_token)
+        let added = crate::users::add(&self.central, &owner, &req.name, role, email, req.issue_token, &self.base_url)
             .await
             .map_err(|e| status(&e))?;
-        Ok(Response::new(AddUserResponse {
-            user: Some(to_wire(&added.user)),
-            token: added.token,
-            token_id: added.token_id,
-        }))
+        let mut response = AddUserResponse { user: Some(to_wire(&added.user)), ..AddUserResponse::default() };
+        match added.credential {
+            crate::users::Credential::Token { token, token_id } => {
+                response.token = token;
+                response.token_id = token_id;
+            }
+            crate::users::Credential::Invite(invite) => {
+                response.invite_url = invite.url;
+                response.expires_at = invite.expires_at;
+            }
+        }
+        Ok(Response::new(response))
     }
 
     async fn set_user_role(&self, request: Request<SetUserRoleRequest>) -> GrpcResult<SetUserRoleResponse> {
@@ -75,6 +87,53 @@ impl UserService for UserApi {
         Ok(Response::new(RemoveUserResponse {
             user_id: removed.user.id.to_string(),
             revoked_tokens: u32::try_from(removed.revoked_tokens).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn invite_user(&self, request: Request<InviteUserRequest>) -> GrpcResult<InviteUserResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let name = request.into_inner().name;
+        let (user, invite) =
+            crate::users::invite(&self.central, &owner, &name, &self.base_url).await.map_err(|e| status(&e))?;
+        Ok(Response::new(InviteUserResponse {
+            user: Some(to_wire(&user)),
+            invite_url: invite.url,
+            expires_at: invite.expires_at,
+        }))
+    }
+
+    async fn get_totp_status(&self, request: Request<GetTotpStatusRequest>) -> GrpcResult<GetTotpStatusResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let s = crate::second_factor::status(&self.central, &owner).await.map_err(|e| status(&e))?;
+        Ok(Response::new(GetTotpStatusResponse {
+            enrolled: s.enrolled,
+            recovery_codes_left: s.recovery_codes_left,
+            locked_until: s.locked_until.unwrap_or(0),
+        }))
+    }
+
+    async fn start_totp_enrollment(
+        &self,
+        request: Request<StartTotpEnrollmentRequest>,
+    ) -> GrpcResult<StartTotpEnrollmentResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let code = request.into_inner().current_code;
+        let code = Some(code.as_str()).filter(|c| !c.trim().is_empty());
+        let enrolment =
+            crate::second_factor::start_enrolment(&self.central, &owner, code).await.map_err(|e| status(&e))?;
+        Ok(Response::new(StartTotpEnrollmentResponse { otpauth_uri: enrolment.otpauth_uri, secret: enrolment.secret }))
+    }
+
+    async fn confirm_totp_enrollment(
+        &self,
+        request: Request<ConfirmTotpEnrollmentRequest>,
+    ) -> GrpcResult<ConfirmTotpEnrollmentResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let code = request.into_inner().code;
+        let codes =
+            crate::second_factor::confirm_enrolment(&self.central, &owner, &code).await.map_err(|e| status(&e))?;
+        Ok(Response::new(ConfirmTotpEnrollmentResponse {
+            recovery_codes: codes.iter().map(ToString::to_string).collect(),
         }))
     }
 }

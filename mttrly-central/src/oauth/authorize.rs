@@ -1,20 +1,23 @@
-//! The authorization request: checking it, the login and consent page, and the human's decision
-//! (an authorization code bound to the PKCE challenge and the MCP resource).
+//! The authorization request: checking it, the consent page for the person signed in in this
+//! browser (the same session as every other page of central: `signin::web`), and their decision
+//! (an authorization code bound to the PKCE challenge, the MCP resource and the person).
 
 use std::collections::HashMap;
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
+use mttrly_core::{MttrlyError, ToolSurface};
 use serde_json::json;
 
-use super::page::{escape, page, redirect_to};
 use super::register::{acceptable_redirect, redirect_host};
 use super::{CODE_TTL_MS, GRANT_TTL_MS, SCOPE};
 use crate::app_state::AppState;
 use crate::db::{self, now_ms};
 use crate::secrets::{self, SecretKind};
+use crate::signin::web::{SignedIn, audit, check_csrf, check_origin, csrf_input, refused, safe_next, see_other};
+use crate::web::page::{escape, page, redirect_to, urlencode};
 
 /// The checked parameters of an authorization request.
 struct AuthRequest {
@@ -99,7 +102,7 @@ fn fail(e: AuthError, st: Option<&str>, iss: &str) -> Response {
     }
 }
 
-fn consent(req: &AuthRequest, q: &HashMap<String, String>, error: Option<&str>) -> Response {
+fn consent(signed: &SignedIn, req: &AuthRequest, q: &HashMap<String, String>) -> Response {
     let hidden: String = [
         "client_id",
         "redirect_uri",
@@ -118,41 +121,64 @@ fn consent(req: &AuthRequest, q: &HashMap<String, String>, error: Option<&str>) 
         .split_once("://")
         .and_then(|(_, r)| redirect_host(r.split(['/', '?']).next().unwrap_or("")))
         .unwrap_or(&req.redirect_uri);
-    let err = error.map(|e| format!("<p class=\"err\">{}</p>", escape(e))).unwrap_or_default();
     let body = format!(
-        "<p><b>{name}</b> wants to use mttrly as your assistant: read server status, alerts and logs, run diagnostics, \
+        "<p>Signed in as <b>{user}</b> ({role}).</p>\
+         <p><b>{name}</b> wants to use mttrly as your assistant: read server status, alerts and logs, run diagnostics, \
          and <b>request</b> changes. Every change still waits for a human's approval.</p>\
-         <p>It will send you back to <code>{host}</code>. Resource: <code>{res}</code>.</p>{err}\
-         <form method=\"post\" action=\"/oauth/authorize\">{hidden}\
-         <label>Your mttrly token (from <code>mttrly-cli tokens create --human</code>)<br>\
-         <input type=\"password\" name=\"token\" autocomplete=\"off\" required></label><br>\
-         <button name=\"decision\" value=\"approve\">Allow</button><button name=\"decision\" value=\"deny\" formnovalidate>Deny</button></form>",
+         <p>It will send you back to <code>{host}</code>. Resource: <code>{res}</code>.</p>\
+         <form method=\"post\" action=\"/oauth/authorize\">{hidden}{csrf}\
+         <button name=\"decision\" value=\"approve\">Allow</button> \
+         <button name=\"decision\" value=\"deny\">Deny</button></form>\
+         <p>Not {user}? <a href=\"/\">Sign out first</a>.</p>",
+        user = escape(&signed.name),
+        role = escape(signed.role.as_str()),
         name = escape(&req.client.client_name),
         host = escape(host),
         res = escape(&req.resource),
+        csrf = csrf_input(signed),
     );
-    page(if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK }, "Allow access to mttrly?", &body)
+    page(StatusCode::OK, "Allow access to mttrly?", &body)
 }
 
-/// GET: the login and consent page.
+/// GET: the consent page for the signed-in person. The request is checked first (a bad one gets
+/// its error page without a detour through sign-in); then, without a session, the browser goes
+/// to `/signin?next=` this very URL and comes back here once signed in.
 pub(crate) async fn authorize_page(
     State(state): State<AppState>,
+    signed: Option<SignedIn>,
+    uri: Uri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match check_request(&state, &q).await {
-        Ok(req) => consent(&req, &q, None),
+    let req = match check_request(&state, &q).await {
+        Ok(req) => req,
         // Before the human acted, an error is a page, never a redirect: a self-registered client
         // could otherwise use this endpoint to bounce browsers to its URI (RFC 9700 §4.11.2).
-        Err(AuthError::Redirect(_, code, why)) => fail(AuthError::Page(format!("{code}: {why}")), None, ""),
-        Err(e) => fail(e, None, ""),
-    }
+        Err(AuthError::Redirect(_, code, why)) => return fail(AuthError::Page(format!("{code}: {why}")), None, ""),
+        Err(e) => return fail(e, None, ""),
+    };
+    let Some(signed) = signed else {
+        let here = uri.path_and_query().map_or("/oauth/authorize", axum::http::uri::PathAndQuery::as_str);
+        return match safe_next(here) {
+            Some(next) => see_other(&format!("/signin?next={}", urlencode(&next)), None),
+            None => fail(AuthError::Page("this authorization request is too long to sign in with".into()), None, ""),
+        };
+    };
+    consent(&signed, &req, &q)
 }
 
-/// POST: the human's decision.
+/// POST: the signed-in person's decision. The form must come from this site with this session's
+/// CSRF token (otherwise a page elsewhere could make a signed-in browser consent); refused forms
+/// get a page, never a redirect to the client.
 pub(crate) async fn authorize_decide(
     State(state): State<AppState>,
+    signed: SignedIn,
+    headers: HeaderMap,
     Form(q): Form<HashMap<String, String>>,
 ) -> Response {
+    let csrf = q.get("csrf").map_or("", String::as_str);
+    if let Err(e) = check_origin(&state.site, &headers).and_then(|()| check_csrf(&signed, csrf)) {
+        return refused(&e);
+    }
     let iss = state.site.base_url.clone();
     let req = match check_request(&state, &q).await {
         Ok(req) => req,
@@ -165,45 +191,34 @@ pub(crate) async fn authorize_decide(
         }
         p
     };
+    let params =
+        json!({ "client_id": req.client.client_id, "client_name": req.client.client_name, "resource": req.resource });
     if q.get("decision").map(String::as_str) != Some("approve") {
+        let denied: Result<(), MttrlyError> = Ok(());
+        audit(&state, &signed.account_id, &signed.user_id, &signed.name, "OAuthConsentDenied", params, &denied);
         let p =
             with_state(vec![("error", "access_denied".into()), ("error_description", "the user denied access".into())]);
         return redirect_to(&req.redirect_uri, &p.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
     }
-    // The consent form is one more transport for a human's API token: the same resolution as
-    // the gRPC API (an OAuth access token never mints another grant).
-    let token = q.get("token").map_or("", |t| t.trim());
-    let presented = (!token.is_empty() && token.len() <= 256).then_some(token);
-    let owner = crate::auth::resolve(&state.central, presented, crate::auth::Resource::Api).await.ok();
-    let Some(owner) = owner.filter(|o| o.principal.is_human()) else {
-        return consent(
-            &req,
-            &q,
-            Some("That is not a valid human token. Create one with `mttrly-cli tokens create --human`."),
-        );
-    };
     let code = secrets::generate(SecretKind::OAuthCode);
+    // Bound to the person, not to a token: the grant ends when they are removed or it is revoked
+    // (`tokens revoke oauth_…`). Their whole surface; their role, read afresh on every use of an
+    // access token, still decides what they may do.
     let grant = db::oauth::CodeGrant {
         client_id: req.client.client_id.clone(),
-        account_id: owner.account_id.clone(),
-        user_id: owner.principal.accountable_user().clone(),
+        account_id: signed.account_id.clone(),
+        user_id: signed.user_id.clone(),
         redirect_uri: req.redirect_uri.clone(),
         code_challenge: req.code_challenge.clone(),
         resource: req.resource.clone(),
         scope: SCOPE.to_owned(),
-        human_token_hash: secrets::hash(token).to_vec(),
-        surface: owner.scope.clone(),
+        human_token_hash: None,
+        surface: ToolSurface::ALL,
         grant_expires_at: now_ms() + GRANT_TTL_MS,
     };
     let code_hash = secrets::hash(&code);
-    let result = state.central.db.oauth().insert_code(&code_hash, grant.clone(), now_ms() + CODE_TTL_MS).await;
-    state.central.audit(crate::audit::events::api_call(
-        &owner,
-        "OAuthConsent",
-        None,
-        json!({ "client_id": req.client.client_id, "client_name": req.client.client_name, "resource": req.resource }),
-        &result,
-    ));
+    let result = state.central.db.oauth().insert_code(&code_hash, grant, now_ms() + CODE_TTL_MS).await;
+    audit(&state, &signed.account_id, &signed.user_id, &signed.name, "OAuthConsent", params, &result);
     if let Err(e) = result {
         return page(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,14 +1,15 @@
 //! Central as an OAuth 2.1 authorization server for MCP clients.
 //!
 //! RFC 8414 metadata, RFC 7591 dynamic registration of public clients, the authorization code
-//! grant with PKCE (S256 only), a login and consent page where the human signs in with their own
-//! mttrly token, single-use codes that live a minute, exact redirect URI matching, access tokens
-//! bound to the MCP resource (RFC 8707) and rotating refresh tokens whose reuse revokes the whole
-//! grant. Every code and token is stored as its SHA-256 only.
+//! grant with PKCE (S256 only), a consent page for the person signed in in the browser (central's
+//! own sign-in, `signin::web`; the grant is bound to that person and dies with them), single-use
+//! codes that live a minute, exact redirect URI matching, access tokens bound to the MCP resource
+//! (RFC 8707) and rotating refresh tokens whose reuse revokes the whole grant. Every code and
+//! token is stored as its SHA-256 only.
 
 //!
 //! One module per job: [`register`] (RFC 7591 and the redirect URI rules), [`authorize`] (the
-//! authorization request, the consent decision), [`page`] (what the browser gets: HTML, redirects)
+//! authorization request, the consent decision; its HTML and redirects come from `crate::web::page`)
 //! and [`token`] (the token endpoint, PKCE, issuing and rotating tokens).
 
 use axum::Json;
@@ -20,7 +21,6 @@ use serde_json::{Value, json};
 use crate::app_state::AppState;
 
 mod authorize;
-mod page;
 mod register;
 mod token;
 

@@ -89,14 +89,23 @@ fn human_must_decide(central: &Central, action: &ActionRow, asked: Decision) -> 
         Decision::Approve => (&approve, &reject),
         Decision::Reject => (&reject, &approve),
     };
+    // A rule that asks for a second factor is said so: the code is the human's to type into the
+    // CLI, and an assistant asking for it would be asking for the one thing it must never hold.
+    let totp = rule.second_factor == mttrly_core::approval::SecondFactor::Totp;
     let message = format!(
         "an assistant cannot approve or reject actions, and an answer from an MCP client is not proof that a human looked. \
-         {who} must decide: ask the user to {} (or to {}); {}. Nothing was changed.",
+         {who} must decide: ask the user to {} (or to {}); {}.{} Nothing was changed.",
         first.join(" or "),
         second.join(" or "),
         channels_sentence(&usable),
+        if totp {
+            " Approving needs a fresh TOTP code, which the human types into the CLI when it asks; never ask them for the code."
+        } else {
+            ""
+        },
     );
     MttrlyError::new(ErrorCode::Forbidden, message)
+        .with_detail("second_factor", rule.second_factor.as_str())
         .with_detail("action_id", action.id.as_str())
         .with_detail("allowed_channels", channels)
         .with_detail("hint", approve.join(" or "))

@@ -50,6 +50,12 @@ fn json(a: &Action) -> Value {
                     map.insert("you_may_approve".into(), check.is_ok().into());
                     map.insert("you_cannot_approve_because".into(), check.err().into());
                 }
+                if !a.second_factor.is_empty() {
+                    map.insert("second_factor".into(), a.second_factor.clone().into());
+                }
+                // Always present in one action's JSON: null when someone can approve it.
+                let warning = (!a.approval_warning.is_empty()).then(|| a.approval_warning.clone());
+                map.insert("approval_warning".into(), warning.into());
             }
             value
         }
@@ -150,12 +156,23 @@ fn render(a: &Action) -> String {
             field(&mut out, "decision", &line);
         }
     }
+    let pending = a.status == "pending_approval";
+    if pending && needs_code(a) {
+        field(&mut out, "rule", "each approval needs a fresh TOTP code from the approving human");
+    }
+    if pending && !a.approval_warning.is_empty() {
+        field(&mut out, "warning", &display::text(&a.approval_warning));
+    }
     match approval_check(a) {
-        Some(Ok(())) if a.status == "pending_approval" => {
+        Some(Ok(())) if pending => {
             field(
                 &mut out,
                 "you",
-                &format!("may approve: `mttrly-cli actions approve {}`", display::exact(&a.action_id)),
+                &format!(
+                    "may approve: `mttrly-cli actions approve {}`{}",
+                    display::exact(&a.action_id),
+                    if needs_code(a) { " (it asks for your TOTP code)" } else { "" }
+                ),
             );
         }
         Some(Err(why)) if a.status == "pending_approval" => {
@@ -229,6 +246,38 @@ fn confirm(prompt: &str) -> Result<bool, MttrlyError> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
+/// Whether the action's rule asks each approver for a fresh TOTP code.
+fn needs_code(a: &Action) -> bool {
+    a.second_factor == "totp"
+}
+
+/// Reads the approving human's TOTP (or recovery) code: asked on the terminal, or one line of
+/// standard input for scripts. Never a flag, so a code never lands in shell history; and it is
+/// asked for last, right before the call, because it is only valid for a minute or so.
+fn read_code(action_id: &str) -> Result<String, MttrlyError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!(
+            "Approving {} needs a fresh code: TOTP code from your authenticator app (or a recovery code): ",
+            display::exact(action_id)
+        );
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("cannot read stdin: {e}")))?;
+    let code = line.trim();
+    if code.is_empty() {
+        return Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            "no code entered: this action's rule needs a fresh TOTP code to approve; nothing was changed",
+        ));
+    }
+    Ok(code.to_owned())
+}
+
 /// The most characters of an action's description in `actions list` (the full text is in `show`).
 const WHAT_WIDTH: usize = 80;
 
@@ -286,6 +335,13 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
                     return Err(MttrlyError::new(ErrorCode::ValidationError, "not approved: nothing was changed"));
                 }
             }
+            // Asked only when the approval can count: central refuses for other reasons (four
+            // eyes, role) before it looks at a code, so asking then would only waste one.
+            let code = if needs_code(&action) && !matches!(approval_check(&action), Some(Err(_))) {
+                read_code(action_id)?
+            } else {
+                String::new()
+            };
             // Only when central expects the approval to count: a refusal comes without a promise.
             if printer.format() == OutputFormat::Table && *wait > 0 && !matches!(approval_check(&action), Some(Err(_)))
             {
@@ -298,6 +354,7 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
                     action_id: action_id.clone(),
                     content_sha256: action.content_sha256.clone(),
                     wait_seconds: *wait,
+                    second_factor_code: code,
                 })
                 .await
                 .map_err(|s| error(&s))?

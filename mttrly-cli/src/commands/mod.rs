@@ -3,10 +3,12 @@
 pub(crate) mod actions;
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod login;
 pub(crate) mod policy;
 pub(crate) mod servers;
 pub(crate) mod tokens;
 pub(crate) mod tools;
+pub(crate) mod totp;
 pub(crate) mod users;
 
 /// "12s ago" for a Unix-millisecond time; "never" for 0.

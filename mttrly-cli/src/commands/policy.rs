@@ -1,5 +1,5 @@
-//! `mttrly-cli policy classify | redact | check-path`: the safety rules, tried locally, with
-//! nothing executed.
+//! `mttrly-cli policy classify | redact | check-path | approvals`: the safety rules, tried locally,
+//! with nothing executed; `approvals` also asks the running central for its effective rules.
 
 use std::path::Path;
 
@@ -9,14 +9,29 @@ use mttrly_core::policy::PolicyFile;
 use mttrly_core::{MttrlyError, display};
 
 use crate::cli::{OutputFormat, PolicyCommand};
+use crate::client::Authed;
 use crate::output::Printer;
+
+mod approvals;
 
 /// Runs a policy command; `Ok(false)` means "denied" (exit status 1, verdict already printed).
 pub(crate) fn run(cmd: &PolicyCommand, printer: &Printer) -> Result<bool, MttrlyError> {
-    if let PolicyCommand::CheckPath { path, policy, privileged, write } = cmd {
-        return check_path(path, policy.as_deref(), *privileged, *write, printer);
+    match cmd {
+        PolicyCommand::CheckPath { path, policy, privileged, write } => {
+            check_path(path, policy.as_deref(), *privileged, *write, printer)
+        }
+        PolicyCommand::Approvals { config: Some(file) } => approvals::offline(file, printer).map(|()| true),
+        _ => run_text_tools(cmd, printer).map(|()| true),
     }
-    run_text_tools(cmd, printer).map(|()| true)
+}
+
+/// Runs a policy command that asks central (`policy approvals` without `--config`).
+pub(crate) async fn run_remote(cmd: &PolicyCommand, channel: Authed, printer: &Printer) -> Result<bool, MttrlyError> {
+    match cmd {
+        PolicyCommand::Approvals { config: None } => approvals::remote(channel, printer).await.map(|()| true),
+        // Every other policy command runs offline (`PolicyCommand::is_offline`).
+        _ => run(cmd, printer),
+    }
 }
 
 fn check_path(
@@ -114,7 +129,7 @@ fn classify_here(command: &str, policy: Option<&Path>) -> Result<Classification,
 
 fn run_text_tools(cmd: &PolicyCommand, printer: &Printer) -> Result<(), MttrlyError> {
     match cmd {
-        PolicyCommand::CheckPath { .. } => Ok(()),
+        PolicyCommand::CheckPath { .. } | PolicyCommand::Approvals { .. } => Ok(()),
         PolicyCommand::Classify { command, policy } => {
             let c = classify_here(command, policy.as_deref())?;
             match printer.format() {

@@ -49,12 +49,15 @@ pub(crate) async fn run(cmd: &ServersCommand, channel: Authed, printer: &Printer
                 .await
                 .map_err(|s| error(&s))?
                 .into_inner();
+            // Whether anyone in the account can approve a change there: null / no line when so.
+            let warning = (!added.approval_warning.is_empty()).then_some(added.approval_warning.as_str());
             match printer.format() {
                 OutputFormat::Json => printer.json(&serde_json::json!({
                     "server_id": added.server_id,
                     "install_token": added.install_token,
                     "install_token_expires_at": rfc3339(added.install_token_expires_at_unix_ms),
                     "agent_command": added.agent_command,
+                    "approval_warning": warning,
                 })),
                 OutputFormat::Table => {
                     printer.text(&format!(
@@ -64,6 +67,10 @@ pub(crate) async fn run(cmd: &ServersCommand, channel: Authed, printer: &Printer
                         rfc3339(added.install_token_expires_at_unix_ms).unwrap_or_default(),
                         added.agent_command
                     ));
+                    // On stderr, so stdout stays the registration a script may parse.
+                    for line in warning.iter().flat_map(|w| w.lines()) {
+                        eprintln!("warning: {}", mttrly_core::display::text(line));
+                    }
                     Ok(())
                 }
             }

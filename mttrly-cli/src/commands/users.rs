@@ -1,10 +1,10 @@
-//! `mttrly-cli users add|list|set-role|remove` and `mttrly-cli whoami`.
+//! `mttrly-cli users add|invite|list|set-role|remove` and `mttrly-cli whoami`.
 
 use mttrly_core::MttrlyError;
 use mttrly_proto::central::v1::account_service_client::AccountServiceClient;
 use mttrly_proto::central::v1::user_service_client::UserServiceClient;
 use mttrly_proto::central::v1::{
-    AddUserRequest, ListUsersRequest, RemoveUserRequest, SetUserRoleRequest, User, WhoAmIRequest,
+    AddUserRequest, InviteUserRequest, ListUsersRequest, RemoveUserRequest, SetUserRoleRequest, User, WhoAmIRequest,
 };
 use serde_json::{Value, json};
 
@@ -46,6 +46,9 @@ pub(crate) async fn run(
                 .map_err(|s| error(&s))?
                 .into_inner();
             let user = added.user.unwrap_or_default();
+            if added.token.is_empty() {
+                return print_invite(printer, &user, &added.invite_url, added.expires_at, "added");
+            }
             match printer.format() {
                 OutputFormat::Json => printer.json(&json!({
                     "user_id": user.user_id,
@@ -62,6 +65,12 @@ pub(crate) async fn run(
                     Ok(())
                 }
             }
+        }
+        UsersCommand::Invite { name } => {
+            let invited =
+                client.invite_user(InviteUserRequest { name: name.clone() }).await.map_err(|s| error(&s))?.into_inner();
+            let user = invited.user.unwrap_or_default();
+            print_invite(printer, &user, &invited.invite_url, invited.expires_at, "new invite for")
         }
         UsersCommand::List => {
             let users = client.list_users(ListUsersRequest {}).await.map_err(|s| error(&s))?.into_inner().users;
@@ -122,8 +131,34 @@ pub(crate) async fn run(
     }
 }
 
-/// `mttrly-cli whoami`.
-pub(crate) async fn whoami(channel: Authed, printer: &Printer) -> Result<(), MttrlyError> {
+/// Prints an invite link (the JSON field names are a contract with scripts).
+fn print_invite(printer: &Printer, user: &User, url: &str, expires_at: i64, what: &str) -> Result<(), MttrlyError> {
+    let expires = rfc3339(expires_at).unwrap_or_default();
+    match printer.format() {
+        OutputFormat::Json => printer.json(&json!({
+            "user_id": user.user_id,
+            "name": user.name,
+            "role": user.role,
+            "invite_url": url,
+            "expires_at": expires,
+        })),
+        OutputFormat::Table => {
+            printer.text(&format!(
+                "{what} {} ({}, {})\n\nsend them this single-use link privately; it works until {expires}:\n  {url}\n\nthey choose a password and add an authenticator app there; earlier links for them no longer work",
+                user.name, user.role, user.user_id
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// `mttrly-cli whoami`; `source` is where the token came from (flag, environment, credentials
+/// file), so a person can tell which of several tokens is in use.
+pub(crate) async fn whoami(
+    channel: Authed,
+    printer: &Printer,
+    source: &crate::credentials::TokenSource,
+) -> Result<(), MttrlyError> {
     let me = AccountServiceClient::new(channel).who_am_i(WhoAmIRequest {}).await.map_err(|s| error(&s))?.into_inner();
     match printer.format() {
         OutputFormat::Json => printer.json(&json!({
@@ -134,6 +169,11 @@ pub(crate) async fn whoami(channel: Authed, printer: &Printer) -> Result<(), Mtt
             "name": me.name,
             "account_id": me.account_id,
             "plan": me.plan,
+            "token_source": source.as_str(),
+            "credentials_file": match source {
+                crate::credentials::TokenSource::File(path) => Some(path.display().to_string()),
+                _ => None,
+            },
         })),
         OutputFormat::Table => {
             let who = if me.principal_type == "assistant" {
@@ -141,7 +181,13 @@ pub(crate) async fn whoami(channel: Authed, printer: &Printer) -> Result<(), Mtt
             } else {
                 format!("{} ({})", me.user_name, me.user_id)
             };
-            printer.text(&format!("{who}\nrole:    {}\naccount: {} (plan {})", me.role, me.account_id, me.plan));
+            printer.text(&format!(
+                "{who}\nrole:    {}\naccount: {} (plan {})\ntoken:   from {}",
+                me.role,
+                me.account_id,
+                me.plan,
+                source.describe()
+            ));
             Ok(())
         }
     }

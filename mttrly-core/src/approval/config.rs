@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ApprovalRule, Approvers, HUMAN_CHANNELS, SecondFactor};
 use crate::action::ActionType;
@@ -41,25 +41,31 @@ pub const MAX_TTL_MINUTES: u64 = 24 * 60;
 pub const MAX_QUORUM: u32 = 10;
 
 /// One `[approvals.…]` table as written: every key optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Roles (`admin`, `operator`) and people (`user:NAME`) who may approve.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub approvers: Option<Vec<String>>,
     /// Distinct humans needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u32>,
     /// Whether the requester's human may be one of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub requester_may_approve: Option<bool>,
     /// Channels a decision may come through.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<String>>,
     /// Minutes a pending action waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl_minutes: Option<u64>,
     /// `none` or `totp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub second_factor: Option<String>,
 }
 
 /// An `[approvals.ENV]` table: its own keys plus per-action-type and per-playbook overrides.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentConfig {
     /// The environment's own keys.

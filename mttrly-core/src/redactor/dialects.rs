@@ -104,6 +104,13 @@ enum Ends {
     Xml,
 }
 
+/// Whether `text` ends with a `[REDACTED:rule]` marker.
+fn ends_with_marker(text: &str) -> bool {
+    text.strip_suffix(']').and_then(|t| t.rfind("[REDACTED:").map(|at| &t[at + 10..])).is_some_and(|rule| {
+        !rule.is_empty() && rule.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
+
 fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     let bytes = text.as_bytes();
     // The key proper, without leading dashes (flags) or trailing dots (sentence ends).
@@ -140,7 +147,11 @@ fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         ""
     };
     let xml_ns = before == b':' && (ns_start.ends_with('<') || ns_start.ends_with("</"));
-    if before == b':' && ks >= 2 && bytes[ks - 2].is_ascii_alphanumeric() && !xml_ns {
+    // A marker this redactor wrote stands for the value text it replaced, so it counts as that
+    // text here: otherwise redacting twice would find a key the first pass rightly did not.
+    // (Only read when `before` is the ASCII `:`, so `ks - 1` is a character boundary.)
+    let after_value = || ks >= 2 && (bytes[ks - 2].is_ascii_alphanumeric() || ends_with_marker(&text[..ks - 1]));
+    if before == b':' && !xml_ns && after_value() {
         return None;
     }
     if (before == b'/' && ks >= 2 && bytes[ks - 2] == b'<') || (xml_ns && ns_start.ends_with("</")) {

@@ -28,12 +28,12 @@ const fn rule(
 /// names the merged replacement.
 pub static RULES: &[RedactionRule] = &[
     // mttrly's own secrets (`mttrly-central/src/secrets.rs`): human, assistant, install, agent,
-    // OAuth code, access and refresh tokens. `mttrly_c_` is a public OAuth client id.
+    // OAuth code, access and refresh tokens, device codes. `mttrly_c_` is a public OAuth client id.
     rule(
         "mttrly_token",
-        "mttrly's own bearer secrets (mttrly_h_/a_/i_/s_/k_/o_/r_)",
+        "mttrly's own bearer secrets (mttrly_h_/a_/i_/s_/k_/o_/r_/d_)",
         &["mttrly_"],
-        r"\bmttrly_[haiskor]_[A-Za-z0-9_-]{20,}",
+        r"\bmttrly_[haiskord]_[A-Za-z0-9_-]{20,}",
         0,
         Check::Any,
     ),

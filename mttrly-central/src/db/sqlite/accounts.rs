@@ -326,6 +326,17 @@ pub(in crate::db) fn remove_user(
             params![account.as_str(), user.id.as_str(), now],
         )
         .map_err(internal)?;
+    // Their browser sessions end and their invites die with them (`db/sqlite/people.rs`).
+    tx.execute(
+        "UPDATE web_sessions SET ended_at = ?3 WHERE account_id = ?1 AND user_id = ?2 AND ended_at IS NULL",
+        params![account.as_str(), user.id.as_str(), now],
+    )
+    .map_err(internal)?;
+    tx.execute(
+        "UPDATE invites SET revoked_at = ?3 WHERE account_id = ?1 AND user_id = ?2 AND used_at IS NULL AND revoked_at IS NULL",
+        params![account.as_str(), user.id.as_str(), now],
+    )
+    .map_err(internal)?;
     tx.commit().map_err(internal)?;
     Ok(Ok(Removed { user, revoked_tokens: api + oauth }))
 }

@@ -242,6 +242,162 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE oauth_tokens ADD COLUMN created_at INTEGER;
     CREATE INDEX oauth_tokens_user ON oauth_tokens(account_id, user_id);
     ",
+    // 10: people sign in without an identity provider. Per user: an argon2id password hash, the
+    // TOTP secret sealed with the data directory's key (`second_factor.key`: a copy of the database
+    // alone gives no second factor), the last accepted step (a code is never accepted twice, also
+    // across restarts), the lockout count; single-use recovery codes (hashes). Invites (the hash of
+    // the link's secret; the password and the TOTP secret chosen on the invite page wait on the
+    // invite until its first code confirms them). Browser sessions (the hash of the cookie's
+    // secret). Every row carries its account and every query filters on it.
+    "
+    CREATE TABLE user_credentials (
+        user_id TEXT PRIMARY KEY REFERENCES users(id),
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        password_hash TEXT,
+        totp_sealed BLOB,
+        totp_pending BLOB,
+        totp_last_step INTEGER,
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX user_credentials_account ON user_credentials(account_id);
+    CREATE TABLE recovery_codes (
+        user_id TEXT NOT NULL REFERENCES users(id),
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        code_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        used_at INTEGER,
+        PRIMARY KEY (user_id, code_hash)
+    ) STRICT;
+    CREATE TABLE invites (
+        invite_hash BLOB PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        revoked_at INTEGER,
+        password_hash TEXT,
+        totp_pending BLOB
+    ) STRICT;
+    CREATE INDEX invites_user ON invites(account_id, user_id);
+    CREATE TABLE web_sessions (
+        session_hash BLOB PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        method TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        ended_at INTEGER
+    ) STRICT;
+    CREATE INDEX web_sessions_user ON web_sessions(account_id, user_id);
+    ",
+    // 11: `mttrly-cli login` (RFC 8628 device authorization) and OAuth consent on browser sign-in.
+    // A device login is found by the hash of its device code (the CLI's secret) or by its user
+    // code (what the human types); it names the approving human once decided, and the public id
+    // of the token it delivered (exactly once). OAuth codes and tokens may now be bound to the
+    // user alone (a consent given in a signed-in browser): `human_token_hash` becomes nullable,
+    // which SQLite can only do by rebuilding the tables (rows copied as they are, so grants given
+    // with a pasted token keep working and keep dying with that token).
+    "
+    CREATE TABLE device_logins (
+        device_hash BLOB PRIMARY KEY,
+        user_code TEXT NOT NULL,
+        client_name TEXT NOT NULL,
+        client_host TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        interval_secs INTEGER NOT NULL,
+        last_poll_at INTEGER,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'delivered')),
+        account_id TEXT REFERENCES accounts(id),
+        user_id TEXT REFERENCES users(id),
+        decided_at INTEGER,
+        token_id TEXT
+    ) STRICT;
+    CREATE UNIQUE INDEX device_logins_user_code ON device_logins(user_code);
+    CREATE INDEX device_logins_expiry ON device_logins(expires_at);
+
+    CREATE TABLE oauth_codes_v11 (
+        code_hash BLOB PRIMARY KEY,
+        client_id TEXT NOT NULL REFERENCES oauth_clients(client_id),
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        redirect_uri TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        human_token_hash BLOB,
+        read_only INTEGER NOT NULL DEFAULT 0,
+        toolsets TEXT,
+        grant_expires_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        family TEXT
+    ) STRICT;
+    INSERT INTO oauth_codes_v11 (code_hash, client_id, account_id, user_id, redirect_uri, code_challenge, resource,
+        scope, human_token_hash, read_only, toolsets, grant_expires_at, expires_at, used_at, family)
+    SELECT code_hash, client_id, account_id, user_id, redirect_uri, code_challenge, resource,
+        scope, human_token_hash, read_only, toolsets, grant_expires_at, expires_at, used_at, family FROM oauth_codes;
+    DROP TABLE oauth_codes;
+    ALTER TABLE oauth_codes_v11 RENAME TO oauth_codes;
+
+    CREATE TABLE oauth_tokens_v11 (
+        token_hash BLOB PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+        family TEXT NOT NULL,
+        client_id TEXT NOT NULL REFERENCES oauth_clients(client_id),
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        resource TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        human_token_hash BLOB,
+        read_only INTEGER NOT NULL DEFAULT 0,
+        toolsets TEXT,
+        grant_expires_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        revoked_at INTEGER,
+        created_at INTEGER
+    ) STRICT;
+    INSERT INTO oauth_tokens_v11 (token_hash, kind, family, client_id, account_id, user_id, resource, scope,
+        human_token_hash, read_only, toolsets, grant_expires_at, expires_at, used_at, revoked_at, created_at)
+    SELECT token_hash, kind, family, client_id, account_id, user_id, resource, scope,
+        human_token_hash, read_only, toolsets, grant_expires_at, expires_at, used_at, revoked_at, created_at
+    FROM oauth_tokens;
+    DROP TABLE oauth_tokens;
+    ALTER TABLE oauth_tokens_v11 RENAME TO oauth_tokens;
+    CREATE INDEX oauth_tokens_family ON oauth_tokens(family);
+    CREATE INDEX oauth_tokens_user ON oauth_tokens(account_id, user_id);
+    ",
+    // 12: sign-in through an OpenID Connect provider. A pending login (between the redirect to the
+    // provider and its callback) is found by the hash of the random key in the browser's cookie,
+    // and deleted by the statement that reads it (single use). A subject binding says which user
+    // a provider's subject is, per account and issuer: one subject per user and issuer, so a
+    // second person at the provider claiming the same e-mail cannot take the user over.
+    "
+    CREATE TABLE oidc_pending_logins (
+        key_hash BLOB PRIMARY KEY,
+        state TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        code_verifier TEXT NOT NULL,
+        next TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX oidc_pending_logins_expiry ON oidc_pending_logins(expires_at);
+    CREATE TABLE oidc_subjects (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, issuer, subject)
+    ) STRICT;
+    CREATE UNIQUE INDEX oidc_subjects_user ON oidc_subjects(account_id, issuer, user_id);
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {
@@ -278,6 +434,60 @@ mod tests {
         let err = crate::db::Db::open(&path).err().expect("refused");
         assert!(matches!(err, OpenError::TooNew { found: 99, .. }), "{err}");
         assert!(err.to_string().contains("newer than this mttrly-central understands"));
+    }
+
+    #[test]
+    fn oauth_grants_given_with_a_pasted_token_survive_the_rebuild_that_lets_grants_bind_a_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = Connection::open(&path).unwrap();
+        let before = Migrations::new(MIGRATIONS[..10].iter().map(|sql| M::up(sql)).collect());
+        before.to_latest(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts VALUES ('acc_1', 'a', 'watchdog', 1);
+             INSERT INTO users (id, account_id, name, role, created_at) VALUES ('usr_1', 'acc_1', 'ann', 'admin', 1);
+             INSERT INTO oauth_clients VALUES ('c1', 'Cursor', '[]', 1);
+             INSERT INTO oauth_codes (code_hash, client_id, account_id, user_id, redirect_uri, code_challenge, resource,
+                 scope, human_token_hash, grant_expires_at, expires_at) VALUES
+                 (x'0a', 'c1', 'acc_1', 'usr_1', 'r', 'ch', 'res', 'mcp', x'01', 9, 9);
+             INSERT INTO oauth_tokens (token_hash, kind, family, client_id, account_id, user_id, resource, scope,
+                 human_token_hash, read_only, toolsets, grant_expires_at, expires_at, created_at) VALUES
+                 (x'0b', 'access', 'fam', 'c1', 'acc_1', 'usr_1', 'res', 'mcp', x'01', 1, 'servers', 9, 9, 5);",
+        )
+        .unwrap();
+        drop(conn);
+        drop(crate::db::Db::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let token: (Vec<u8>, bool, String, i64) = conn
+            .query_row(
+                "SELECT human_token_hash, read_only, toolsets, created_at FROM oauth_tokens WHERE token_hash = x'0b'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(token, (vec![1], true, "servers".to_owned(), 5), "the grant keeps its token binding and scope");
+        let code: Vec<u8> = conn
+            .query_row("SELECT human_token_hash FROM oauth_codes WHERE code_hash = x'0a'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(code, vec![1]);
+        // A grant bound to the person alone now fits.
+        conn.execute(
+            "INSERT INTO oauth_tokens (token_hash, kind, family, client_id, account_id, user_id, resource, scope,
+                 human_token_hash, grant_expires_at, expires_at) VALUES
+                 (x'0c', 'access', 'fam2', 'c1', 'acc_1', 'usr_1', 'res', 'mcp', NULL, 9, 9)",
+            [],
+        )
+        .unwrap();
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'oauth_tokens' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            indexes.contains(&"oauth_tokens_family".to_owned()) && indexes.contains(&"oauth_tokens_user".to_owned())
+        );
     }
 
     #[test]

@@ -13,11 +13,15 @@ pub(in crate::db) mod accounts;
 pub(in crate::db) mod actions;
 pub(in crate::db) mod alerts;
 pub(in crate::db) mod audit;
+pub(in crate::db) mod device;
 mod migrations;
 pub(in crate::db) mod oauth;
+pub(in crate::db) mod oidc;
+pub(in crate::db) mod people;
 mod readers;
 pub(in crate::db) mod reality;
 pub(in crate::db) mod servers;
+pub(in crate::db) mod tenants;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -179,7 +179,8 @@ fn insert_token(conn: &Connection, t: &NewToken<'_>) -> Result<(), MttrlyError> 
     Ok(())
 }
 
-/// Uses a refresh token once. The grant must still be alive: its human token unrevoked and its
+/// Uses a refresh token once. The grant must still be alive: its user not removed, the human
+/// token it was given with (if any: a browser consent binds the user alone) unrevoked, and its
 /// absolute lifetime not over.
 pub(in crate::db) fn use_refresh(
     conn: &Connection,
@@ -191,7 +192,9 @@ pub(in crate::db) fn use_refresh(
         .query_row(
             "SELECT t.family, t.client_id, t.account_id, t.user_id, '' , '', t.resource, t.scope, t.human_token_hash,
                     t.read_only, t.toolsets, t.grant_expires_at, t.expires_at, t.used_at, t.revoked_at,
-                    (SELECT h.revoked_at IS NULL FROM api_tokens h WHERE h.token_hash = t.human_token_hash)
+                    (SELECT u.removed_at IS NULL FROM users u WHERE u.id = t.user_id)
+                    AND (t.human_token_hash IS NULL
+                         OR (SELECT h.revoked_at IS NULL FROM api_tokens h WHERE h.token_hash = t.human_token_hash))
              FROM oauth_tokens t WHERE t.token_hash = ?1 AND t.kind = 'refresh'",
             params![hash.as_slice()],
             |r| {
@@ -248,7 +251,9 @@ pub(in crate::db) fn access_owner(
     let row = conn
         .query_row(
             "SELECT t.account_id, a.plan, t.user_id, u.name, u.role, c.client_name, t.resource, t.expires_at,
-                    CASE WHEN t.revoked_at IS NOT NULL OR h.revoked_at IS NOT NULL OR h.token_hash IS NULL THEN 1 END,
+                    CASE WHEN t.revoked_at IS NOT NULL OR u.removed_at IS NOT NULL
+                              OR (t.human_token_hash IS NOT NULL AND (h.revoked_at IS NOT NULL OR h.token_hash IS NULL))
+                         THEN 1 END,
                     t.read_only, t.toolsets, t.family
              FROM oauth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
              JOIN oauth_clients c ON c.client_id = t.client_id
@@ -316,7 +321,8 @@ pub(in crate::db) fn access_owner(
             Err(_) => return Ok(Err(AccessRefusal::Invalid)),
         },
         user_name: name,
-        // Never more than the human token the consent was given with.
+        // Never more than the human token the consent was given with (after a browser consent: the
+        // user's whole surface; their role still decides what they may do).
         scope: ToolSurface::from_stored(read_only, toolsets.as_deref())
             .unwrap_or(ToolSurface { read_only: true, toolsets: Some(std::collections::BTreeSet::new()) }),
         // Per grant, not per access token: refreshing must not buy a fresh rate-limit bucket or

@@ -10,15 +10,17 @@
 //! role_claim = "groups"                             # optional: a claim listing groups
 //! role_map = { sre-leads = "admin", sre = "operator" }
 //! create_users = false                              # just-in-time creation (needs role_claim)
+//! account = "default"                               # optional: the account people sign into
+//! display_name = "Okta"                             # optional: "Sign in with Okta"
 //! ```
 
 use std::collections::BTreeMap;
 
 use mttrly_core::Role;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The `[oidc]` table as written.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     /// The provider's issuer identifier: discovery is read from `ISSUER/.well-known/openid-configuration`
@@ -45,9 +47,28 @@ pub struct OidcConfig {
     /// Extra scopes to ask for besides `openid email profile` (e.g. `groups`).
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// The button's label on the sign-in page.
+    /// The button's label on the sign-in page ("Sign in with …"; default `SSO`).
     #[serde(default)]
     pub display_name: Option<String>,
+    /// The account (by name) whose users sign in through this provider; default: the first
+    /// account, the one `init` created. The table belongs to the deployment, so one provider
+    /// serves one account; a user with the same e-mail in another account is never signed in.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// The client secret, set by code that embeds central (tests) instead of the variable named
+    /// by `client_secret_env`. Never read from nor written to a file: the key is refused there.
+    #[serde(skip)]
+    pub client_secret: Option<ClientSecret>,
+}
+
+/// A client secret, which `Debug` never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(pub String);
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(…)")
+    }
 }
 
 /// What is wrong with an `[oidc]` table.
@@ -96,6 +117,14 @@ impl OidcConfig {
             if !ok {
                 return bad(format!("allowed_domains: `{domain}` is not a lower-case domain name"));
             }
+        }
+        if let Some(label) = &self.display_name
+            && (label.trim().is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control))
+        {
+            return bad("display_name must be 1–64 printable characters".into());
+        }
+        if self.account.as_deref().is_some_and(str::is_empty) {
+            return bad("account must name an account (or be left out for the first one)".into());
         }
         if !self.role_map.is_empty() && self.role_claim.is_none() {
             return bad("role_map needs role_claim (the claim that lists groups)".into());
@@ -187,6 +216,8 @@ mod tests {
             (Box::new(|c| c.role_claim = None), SECRET, "role_map needs role_claim"),
             (Box::new(|c| c.role_map.clear()), SECRET, "create_users needs"),
             (Box::new(|c| c.scopes = vec!["a b".into()]), SECRET, "scope token"),
+            (Box::new(|c| c.display_name = Some("x\n".into())), SECRET, "display_name"),
+            (Box::new(|c| c.account = Some(String::new())), SECRET, "account"),
         ];
         for (mutate, secret, expected) in cases {
             let mut c = config();
@@ -197,6 +228,20 @@ mod tests {
         let mut c = config();
         c.issuer = "http://127.0.0.1:9000".into();
         c.validate(SECRET).unwrap();
+    }
+
+    #[test]
+    fn central_reads_the_table_and_never_a_secret_from_the_file() {
+        let base = "[oidc]\nissuer = 'https://idp.example.com'\nclient_id = 'x'\nclient_secret_env = 'X'\n";
+        let c: crate::config::Config =
+            toml::from_str(&format!("{base}account = 'ops'\ndisplay_name = 'Okta'")).unwrap();
+        let oidc = c.oidc.unwrap();
+        assert_eq!((oidc.account.as_deref(), oidc.display_name.as_deref()), (Some("ops"), Some("Okta")));
+        assert_eq!(oidc.client_secret, None);
+        assert!(toml::from_str::<crate::config::Config>(&format!("{base}client_secret = 'leak'")).is_err());
+        assert_eq!(toml::from_str::<crate::config::Config>("").unwrap().oidc, None, "off by default");
+        let secret = ClientSecret("0123456789abcdef".into());
+        assert_eq!(format!("{secret:?}"), "ClientSecret(…)");
     }
 
     #[test]

@@ -90,6 +90,8 @@ mod tests {
             create_users: false,
             scopes: Vec::new(),
             display_name: None,
+            account: None,
+            client_secret: None,
         }
     }
 

@@ -4,11 +4,11 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-pub(super) fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>{t} · mttrly</title><style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}\
@@ -32,7 +32,7 @@ pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     r
 }
 
-pub(super) fn redirect_to(uri: &str, params: &[(&str, &str)]) -> Response {
+pub(crate) fn redirect_to(uri: &str, params: &[(&str, &str)]) -> Response {
     let mut target = uri.to_owned();
     let mut sep = if uri.contains('?') { '&' } else { '?' };
     for (k, v) in params {
@@ -50,7 +50,7 @@ pub(super) fn redirect_to(uri: &str, params: &[(&str, &str)]) -> Response {
     r
 }
 
-pub(super) fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

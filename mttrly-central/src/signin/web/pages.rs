@@ -1,0 +1,228 @@
+//! `GET/POST /signin`, `POST /signout` and the signed-in home `GET /`.
+//!
+//! Sign-in asks for a name (or e-mail), the password and a TOTP code (or a recovery code) on one
+//! form, and answers every failure with the same words and status, whatever failed: an unknown
+//! name, a wrong password, a wrong code, a lock. An unknown name still costs one password hash
+//! (the dummy), so timing does not tell names apart either. Wrong passwords and wrong codes both
+//! count toward the person's lockout (5 → 15 minutes; `second_factor`), and while locked nothing
+//! they type is accepted.
+//!
+//! The same name can exist in several accounts (tenants); the password decides which person
+//! signs in (at most a handful are tried, each costing a hash).
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use mttrly_core::ids::{AccountId, UserId};
+use mttrly_core::second_factor::Lockout;
+use mttrly_core::{ErrorCode, MttrlyError, Source};
+use serde::Deserialize;
+
+use super::{
+    SignInMethod, SignedIn, check_csrf, check_origin, check_pre_session, csrf_input, current, end_session,
+    internal_error, needs_https, pre_input, pre_session, refused, safe_next, see_other, start_session, transport,
+    with_cookie,
+};
+use crate::app_state::AppState;
+use crate::web::page::{escape, page};
+
+/// The one answer to every failed sign-in.
+const FAILED: &str = "The name, password or code is wrong, or this sign-in is locked after too many attempts \
+                      (it unlocks 15 minutes after the last one).";
+/// Longest name or e-mail looked up.
+const MAX_LOGIN: usize = 254;
+
+/// `?next=`.
+#[derive(Deserialize)]
+pub(crate) struct NextQuery {
+    next: Option<String>,
+}
+
+/// What the sign-in form sends.
+#[derive(Deserialize)]
+pub(crate) struct SignInForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// A form carrying only its CSRF token.
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The sign-in page. `sso` is the single sign-on link (`oidc::flow::signin_link`), above the form.
+fn signin_page(sso: &str, token: &str, next: &str, login: &str, error: Option<&str>) -> Response {
+    let (status, error) = match error {
+        Some(e) => (StatusCode::UNAUTHORIZED, format!("<p class=\"err\">{}</p>", escape(e))),
+        None => (StatusCode::OK, String::new()),
+    };
+    let body = format!(
+        "{error}{sso}<form method=\"post\" action=\"/signin\">{csrf}<input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <p><label>Name or e-mail<br><input name=\"login\" value=\"{login}\" autocomplete=\"username\" required></label></p>\
+         <p><label>Password<br><input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label></p>\
+         <p><label>Code from your authenticator app (or a recovery code)<br><input name=\"code\" autocomplete=\"one-time-code\" required></label></p>\
+         <button type=\"submit\">Sign in</button></form>\
+         <p>No password yet? Open the invite link an admin sent you (<code>mttrly-cli users invite NAME</code> makes a new one).</p>",
+        csrf = pre_input(token),
+        next = escape(next),
+        login = escape(login),
+    );
+    page(status, "Sign in", &body)
+}
+
+/// `GET /signin`.
+pub(crate) async fn signin_form(
+    State(state): State<AppState>,
+    Query(query): Query<NextQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(transport) = transport(&state.site) else { return needs_https() };
+    let next = query.next.as_deref().and_then(safe_next).unwrap_or_else(|| "/".to_owned());
+    match current(&state, &headers).await {
+        Ok(Some(_)) => return see_other(&next, None),
+        Ok(None) => {}
+        Err(e) => return internal_error(&e),
+    }
+    let (token, cookie) = pre_session(transport, &headers);
+    let sso = crate::signin::oidc::flow::signin_link(&state, &next);
+    with_cookie(signin_page(&sso, &token, &next, "", None), cookie)
+}
+
+/// `POST /signin`.
+pub(crate) async fn signin_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let Some(transport) = transport(&state.site) else { return needs_https() };
+    if let Err(e) = check_pre_session(&state.site, transport, &headers, &form.csrf) {
+        return refused(&e);
+    }
+    let next = safe_next(&form.next).unwrap_or_else(|| "/".to_owned());
+    match authenticate(&state, &form).await {
+        Ok(Some((account, user))) => {
+            match start_session(&state, &headers, &account, &user, SignInMethod::Password).await {
+                Ok(cookie) => see_other(&next, Some(cookie)),
+                Err(e) => internal_error(&e),
+            }
+        }
+        Ok(None) => {
+            let sso = crate::signin::oidc::flow::signin_link(&state, &next);
+            signin_page(&sso, &form.csrf, &next, form.login.trim(), Some(FAILED))
+        }
+        Err(e) => internal_error(&e),
+    }
+}
+
+/// Who the form proves to be, or `None` (every failure alike; each audited in its account).
+async fn authenticate(state: &AppState, form: &SignInForm) -> Result<Option<(AccountId, UserId)>, MttrlyError> {
+    let central = &state.central;
+    let login = form.login.trim();
+    let candidates = if login.is_empty() || login.len() > MAX_LOGIN {
+        Vec::new()
+    } else {
+        central.db.signins().candidates(login).await?
+    };
+    let password = form.password.clone();
+    let hashes: Vec<String> = candidates.iter().map(|c| c.password_hash.clone()).collect();
+    let matched = tokio::task::spawn_blocking(move || {
+        if hashes.is_empty() {
+            // The same work as for a real name.
+            crate::signin::password::verify(&password, None);
+            return None;
+        }
+        hashes.iter().position(|h| crate::signin::password::verify(&password, Some(h)))
+    })
+    .await
+    .map_err(|_| MttrlyError::new(ErrorCode::InternalError, "checking the password failed"))?;
+    let now = crate::db::now_ms();
+    let policy = Lockout::default();
+    let refused = |why: &str| MttrlyError::new(ErrorCode::AuthFailed, why.to_owned());
+    let Some(candidate) = matched.and_then(|i| candidates.get(i)) else {
+        for c in &candidates {
+            central.db.account(&c.account_id).people().record_failure(&c.user_id, policy, now).await?;
+            let failed: Result<(), _> = Err(refused("wrong password"));
+            super::audit(
+                state,
+                &c.account_id,
+                &c.user_id,
+                &c.name,
+                "SignIn",
+                serde_json::json!({ "refusal": "password" }),
+                &failed,
+            );
+        }
+        return Ok(None);
+    };
+    let (account, user) = (&candidate.account_id, &candidate.user_id);
+    if let Err(until) = policy.admit(&candidate.lockout, now) {
+        let failed: Result<(), _> = Err(MttrlyError::new(ErrorCode::RateLimited, format!("locked until {until}")));
+        super::audit(
+            state,
+            account,
+            user,
+            &candidate.name,
+            "SignIn",
+            serde_json::json!({ "refusal": "locked" }),
+            &failed,
+        );
+        return Ok(None);
+    }
+    match crate::second_factor::verify_from(central, account, user, &form.code, Source::Dashboard).await {
+        Ok(()) => Ok(Some((account.clone(), user.clone()))),
+        Err(e) if matches!(e.code(), ErrorCode::AuthFailed | ErrorCode::RateLimited | ErrorCode::Forbidden) => {
+            let failed: Result<(), _> = Err(e);
+            super::audit(
+                state,
+                account,
+                user,
+                &candidate.name,
+                "SignIn",
+                serde_json::json!({ "refusal": "second_factor" }),
+                &failed,
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /signout`.
+pub(crate) async fn signout(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(e) = check_origin(&state.site, &headers).and_then(|()| check_csrf(&signed, &form.csrf)) {
+        return refused(&e);
+    }
+    match end_session(&state, &signed).await {
+        Ok(cookie) => see_other("/signin", cookie),
+        Err(e) => internal_error(&e),
+    }
+}
+
+/// `GET /`: who is signed in, and the way out (the dashboard replaces this page).
+pub(crate) async fn home(signed: SignedIn) -> Response {
+    let body = format!(
+        "<p>Signed in as <b>{name}</b> ({role}, through {method}).</p>\
+         <form method=\"post\" action=\"/signout\">{csrf}<button type=\"submit\">Sign out</button></form>",
+        name = escape(&signed.name),
+        role = escape(signed.role.as_str()),
+        method = signed.method.as_str(),
+        csrf = csrf_input(&signed),
+    );
+    page(StatusCode::OK, "mttrly", &body)
+}
