@@ -125,6 +125,11 @@ const PASSWORD: &str = "correct horse battery staple";
 /// password, enrols the TOTP key the page shows with a code computed from it, and keeps the
 /// session cookie that sets.
 pub(crate) fn sign_up(base: &str, invite_url: &str) -> Browser {
+    sign_up_keeping_key(base, invite_url).0
+}
+
+/// [`sign_up`], also returning the TOTP key enrolled and the step whose code was used.
+pub(crate) fn sign_up_keeping_key(base: &str, invite_url: &str) -> (Browser, TotpSecret, u64) {
     let path = &invite_url[invite_url.find("/invite/").expect("an invite path")..];
     let mut b = Browser::new(base);
     let csrf = b.csrf(path);
@@ -139,7 +144,7 @@ pub(crate) fn sign_up(base: &str, invite_url: &str) -> Browser {
     let done = b.post(path, &[("csrf", &csrf), ("step", "code"), ("code", &code)]);
     assert_eq!(done.status, 200, "{done:?}");
     assert!(b.cookies.iter().any(|(k, _)| k == "mttrly_session"), "a session cookie: {done:?}");
-    b
+    (b, totp, now / 30)
 }
 
 /// `users add NAME --role ROLE` through the real CLI, then [`sign_up`].
@@ -149,7 +154,7 @@ pub(crate) fn signed_in(central: &TestCentral, name: &str, role: &str) -> Browse
 }
 
 /// Looks the code up on `/device` and allows (or denies) it; returns the outcome page.
-fn decide(b: &mut Browser, user_code: &str, decision: &str) -> RawResponse {
+pub(crate) fn decide(b: &mut Browser, user_code: &str, decision: &str) -> RawResponse {
     let csrf = b.csrf(&format!("/device?code={user_code}"));
     let confirm = b.post("/device", &[("csrf", &csrf), ("code", user_code)]);
     assert_eq!(confirm.status, 200, "{confirm:?}");
@@ -157,7 +162,7 @@ fn decide(b: &mut Browser, user_code: &str, decision: &str) -> RawResponse {
 }
 
 /// `mttrly-cli` with only this config home: no token, no central from the caller's environment.
-fn cli_in(config_home: &std::path::Path) -> Command {
+pub(crate) fn cli_in(config_home: &std::path::Path) -> Command {
     let mut c = Command::new(mttrly_tests::binary("mttrly-cli"));
     c.env("XDG_CONFIG_HOME", config_home)
         .env("HOME", config_home)
@@ -168,7 +173,7 @@ fn cli_in(config_home: &std::path::Path) -> Command {
 
 /// `mttrly-cli login` started in the background: the child, and the user code and complete URL
 /// it printed (read from its stderr; the rest of stderr is collected for the test's checks).
-fn start_cli_login(
+pub(crate) fn start_cli_login(
     central: &TestCentral,
     config_home: &std::path::Path,
 ) -> (std::process::Child, String, String, mpsc::Receiver<String>) {
@@ -202,7 +207,7 @@ fn start_cli_login(
 }
 
 /// Waits for a child to end (within `within`), returning its output.
-fn wait_output(mut child: std::process::Child, within: Duration) -> std::process::Output {
+pub(crate) fn wait_output(mut child: std::process::Child, within: Duration) -> std::process::Output {
     let deadline = std::time::Instant::now() + within;
     while child.try_wait().unwrap().is_none() {
         assert!(std::time::Instant::now() < deadline, "the CLI did not finish in {within:?}");
@@ -229,7 +234,7 @@ fn drain(lines: &mpsc::Receiver<String>) -> Vec<String> {
     all
 }
 
-fn json_of(out: &std::process::Output) -> Value {
+pub(crate) fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: stdout {:?} stderr {:?}", out.stdout, String::from_utf8_lossy(&out.stderr)))
 }

@@ -31,6 +31,7 @@ mod scopes;
 mod signin;
 mod sso;
 mod standalone;
+mod team;
 mod tls;
 mod transports;
 mod users;
