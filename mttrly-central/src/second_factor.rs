@@ -2,7 +2,8 @@
 //! (or re-enrol) a TOTP secret, say whether someone is enrolled.
 //!
 //! The rules are `mttrly_core::second_factor`'s (RFC 6238 with ±1 step, the last accepted step
-//! refused, single-use recovery codes, 5 failures → 15 minutes); this module persists their state
+//! refused, single-use recovery codes, 5 wrong codes → 15 minutes; wrong passwords have their
+//! own counter, kept by the sign-in page, and never lock codes); this module persists their state
 //! and makes each check-and-set one conditional write, so two concurrent uses of one code cannot
 //! both succeed (`db::people`), across restarts too (the step is stored, not remembered).
 //!
@@ -219,7 +220,7 @@ fn locked(until_ms: i64) -> MttrlyError {
         crate::db::timestamp(until_ms).round(jiff::Unit::Second).unwrap_or_else(|_| crate::db::timestamp(until_ms));
     MttrlyError::new(
         ErrorCode::RateLimited,
-        format!("too many wrong codes: second-factor checks are locked until {until} (UTC)"),
+        format!("too many wrong codes: TOTP checks are locked until {until} (UTC); a recovery code still works"),
     )
     .with_detail("locked_until", until.to_string())
 }
@@ -234,6 +235,12 @@ struct Attempt {
 /// accepted step persisted), single-use recovery codes. Audited (source `api`). Errors:
 /// AUTH_FAILED (wrong code), RATE_LIMITED (locked out; message says until when), FORBIDDEN (not
 /// enrolled, with the fix: `mttrly-cli totp enroll` or the invite link).
+///
+/// Only wrong codes count toward the lock, and only this function and enrolment count them: the
+/// caller is someone who already proved something (a password on the sign-in page, a human
+/// token for an approval), never an anonymous guess at a name. A replay of the last accepted
+/// step is refused uncounted; a recovery code is accepted even while TOTP is locked and lifts
+/// the lock.
 pub async fn verify(central: &Central, account: &AccountId, user: &UserId, code: &str) -> Result<(), MttrlyError> {
     verify_from(central, account, user, code, Source::Api).await
 }
@@ -293,17 +300,19 @@ async fn check(
     };
     let policy = Lockout::default();
     let now = crate::db::now_ms();
-    if let Err(until) = policy.admit(&factor.lockout, now) {
-        attempt.refusal = Some("locked");
-        return Err(locked(until));
-    }
     let refusal = if let Some(hash) = recovery::hash_typed(code) {
+        // Checked even while TOTP is locked: 80 bits cannot be guessed in any number of tries,
+        // and a recovery code is how a person gets past a lock someone else's guesses caused.
         attempt.method = "recovery_code";
         if people.use_recovery_code(user, &hash, now).await? {
             return Ok(());
         }
         "wrong"
     } else {
+        if let Err(until) = policy.admit(&factor.lockout, now) {
+            attempt.refusal = Some("locked");
+            return Err(locked(until));
+        }
         let secret = open(central, account, user, &sealed).await?;
         match secret.verify(code, unix_now(now), factor.last_step) {
             Ok(step) => {
@@ -319,6 +328,11 @@ async fn check(
         }
     };
     attempt.refusal = Some(refusal);
+    if refusal == "replayed" {
+        // The person's own last code again (a double-submit, a second approval within the same
+        // 30 s): refused, never counted, or a valid code typed twice would lock its owner out.
+        return Err(wrong_code());
+    }
     let after = people.record_failure(user, policy, now).await?;
     match after.locked_until_ms {
         Some(until) if until > now => Err(locked(until)),

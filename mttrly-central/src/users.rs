@@ -107,6 +107,10 @@ fn refused(refusal: &UserRefusal, name: &str) -> MttrlyError {
         )
         .with_detail("name", name),
         UserRefusal::NameTaken => invalid("name", format!("a user named `{name}` already exists in this account")),
+        UserRefusal::EmailTaken => invalid(
+            "email",
+            "another user of this account already has this e-mail address (compared without case); each person's must be their own",
+        ),
         UserRefusal::LastAdmin => MttrlyError::new(
             ErrorCode::ValidationError,
             format!("`{name}` is the account's last admin; make someone else admin first (`mttrly-cli users set-role NAME admin`)"),
@@ -156,15 +160,27 @@ pub async fn add(
 }
 
 /// A fresh invite link for an existing user (a lost phone, a forgotten password): their earlier
-/// invites die; using it replaces their password and second factor. Admins only; audited.
+/// invites die; using it replaces their password and second factor. Admins only; audited (with
+/// `resets_second_factor` when the user had one enrolled).
+///
+/// Whoever opens the link chooses the user's new second factor, so re-inviting someone who has
+/// one is taking it over: an admin token alone (a leaked one, quickstart's `quickstart.json`) must
+/// not be enough. It needs the calling admin's own fresh code (`second_factor_code`, typed by them
+/// just now), an admin without a second factor cannot do it at all, and nobody re-invites
+/// themselves past their own factor (`mttrly-cli totp enroll` asks for a current code, or a
+/// recovery code stands in for a lost phone). A user with no enrolled factor has nothing to take
+/// and is re-invited as before.
 pub async fn invite(
     central: &Central,
     caller: &TokenOwner,
     name: &str,
+    second_factor_code: Option<&str>,
     base_url: &str,
 ) -> Result<(User, Invite), MttrlyError> {
+    let mut resets_second_factor = false;
     let result = async {
         require_admin(caller)?;
+        resets_second_factor = check_factor_reset(central, caller, name, second_factor_code).await?;
         let (secret, hash) = crate::signin::invite::fresh();
         let expires_at = crate::db::now_ms().saturating_add(crate::signin::invite::TTL_MS);
         let people = central.db.account(&caller.account_id).people();
@@ -176,9 +192,57 @@ pub async fn invite(
         "name": name,
         "user_id": result.as_ref().ok().map(|(u, _)| u.id.to_string()),
         "invite_expires_at": result.as_ref().ok().map(|(_, i)| i.expires_at),
+        "resets_second_factor": resets_second_factor,
     });
     central.audit(crate::audit::events::api_call(caller, "InviteUser", None, params, &result));
     result
+}
+
+/// Whether re-inviting `name` replaces an enrolled second factor, after checking the caller may
+/// do that: not for themselves, and only with a fresh code of their own enrolled factor.
+async fn check_factor_reset(
+    central: &Central,
+    caller: &TokenOwner,
+    name: &str,
+    code: Option<&str>,
+) -> Result<bool, MttrlyError> {
+    let users = central.db.account(&caller.account_id).users().list().await?;
+    // A missing user is reported by the re-invite itself, with the same words as elsewhere.
+    let Some(target) = users.iter().find(|u| u.name == name) else { return Ok(false) };
+    if !crate::second_factor::enrolled(central, &caller.account_id, &target.id).await? {
+        return Ok(false);
+    }
+    let mttrly_core::Principal::Human { user_id: me, .. } = &caller.principal else {
+        return Err(MttrlyError::new(ErrorCode::Forbidden, "users are managed by humans"));
+    };
+    if *me == target.id {
+        return Err(MttrlyError::new(
+            ErrorCode::Forbidden,
+            "you have a second factor enrolled, and an invite for yourself would replace it without it:              re-enrol with `mttrly-cli totp enroll` (it asks for a current code, or one of your recovery codes)",
+        )
+        .with_detail("name", name));
+    }
+    if !crate::second_factor::enrolled(central, &caller.account_id, me).await? {
+        return Err(MttrlyError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "`{name}` has a second factor enrolled, which the invite would replace; that needs a fresh code of                  your own second factor, and you have none: enrol first with `mttrly-cli totp enroll`"
+            ),
+        )
+        .with_detail("name", name));
+    }
+    let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Err(MttrlyError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "`{name}` has a second factor enrolled, which the invite would replace: confirm with a fresh code of                  your own (`mttrly-cli users invite {name}` asks for it)"
+            ),
+        )
+        .with_detail("name", name)
+        .with_detail("second_factor_code", "required"));
+    };
+    crate::second_factor::verify_from(central, &caller.account_id, me, code, mttrly_core::Source::Cli).await?;
+    Ok(true)
 }
 
 async fn add_unaudited(

@@ -301,7 +301,8 @@ pub enum UsersCommand {
     /// token for them instead (for automation).
     Add(UsersAddArgs),
     /// A fresh invite link for an existing user (a lost phone or password): their earlier links
-    /// stop working; using it replaces their password and second factor.
+    /// stop working; using it replaces their password and second factor. When they have a second
+    /// factor enrolled, asks for a fresh code of your own (terminal, or one line of stdin).
     Invite {
         /// The user's name.
         name: String,

@@ -43,6 +43,12 @@ fn accounts_are_created_with_an_admin_invite_listed_and_refused_when_taken_or_ma
     assert!(!data.exists(), "nothing was created");
 
     let init = ok(&central(&data, &["init"]));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("central.db")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the database (password hashes, sealed factors, audit) is the owner's only");
+    }
     let first = init["account_id"].as_str().unwrap().to_owned();
 
     let created = ok(&central(&data, &["accounts", "create", "blue", "--plan", "watchdog", "--admin", "carol"]));

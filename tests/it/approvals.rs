@@ -37,7 +37,7 @@ fn approvals(value: Value) -> ApprovalsConfig {
     serde_json::from_value(value).unwrap()
 }
 
-async fn add_user(h: &Harness, name: &str, role: &str) -> String {
+pub(crate) async fn add_user(h: &Harness, name: &str, role: &str) -> String {
     UserServiceClient::new(h.channel().await)
         .add_user(authed(
             &h.admin,
@@ -49,7 +49,7 @@ async fn add_user(h: &Harness, name: &str, role: &str) -> String {
         .token
 }
 
-async fn add_server(h: &Harness, name: &str, env: mttrly_core::Environment) -> AddServerResponse {
+pub(crate) async fn add_server(h: &Harness, name: &str, env: mttrly_core::Environment) -> AddServerResponse {
     ServerServiceClient::new(h.channel().await)
         .add_server(authed(
             &h.admin,
@@ -61,7 +61,7 @@ async fn add_server(h: &Harness, name: &str, env: mttrly_core::Environment) -> A
 }
 
 /// Asks for `tool` as `token` and returns the pending action's id.
-async fn request(h: &Harness, token: &str, tool: &str, args: Value) -> String {
+pub(crate) async fn request(h: &Harness, token: &str, tool: &str, args: Value) -> String {
     let (is_error, answer) = call_tool(h.channel().await, token, tool, args).await;
     assert!(!is_error, "{tool}: {answer}");
     assert_eq!(answer["status"], "pending_approval", "{answer}");
@@ -69,7 +69,7 @@ async fn request(h: &Harness, token: &str, tool: &str, args: Value) -> String {
 }
 
 /// Approves `id` as `token` (bound to the content shown), with a second-factor code if given.
-async fn approve(h: &Harness, token: &str, id: &str, code: &str) -> Result<Action, tonic::Status> {
+pub(crate) async fn approve(h: &Harness, token: &str, id: &str, code: &str) -> Result<Action, tonic::Status> {
     let shown = get_action(h.channel().await, token, id).await;
     ActionServiceClient::new(h.channel().await)
         .approve_action(authed(
@@ -102,7 +102,7 @@ fn rule<'a>(rules: &'a [ApprovalRule], scope: &str) -> &'a ApprovalRule {
 }
 
 /// The refusal's error body.
-fn body(status: &tonic::Status) -> mttrly_core::MttrlyError {
+pub(crate) fn body(status: &tonic::Status) -> mttrly_core::MttrlyError {
     mttrly_proto::status::from_status(status)
 }
 
@@ -269,7 +269,7 @@ async fn an_invalid_approvals_config_is_refused_at_start_with_every_problem() {
 
 /// Starts a TOTP enrolment for `token`'s owner and confirms it with the current code; returns the
 /// secret, the step the confirmation used (now spent) and the recovery codes.
-async fn enroll_totp(h: &Harness, token: &str) -> (TotpSecret, u64, Vec<String>) {
+pub(crate) async fn enroll_totp(h: &Harness, token: &str) -> (TotpSecret, u64, Vec<String>) {
     let started = UserServiceClient::new(h.channel().await)
         .start_totp_enrollment(authed(token, StartTotpEnrollmentRequest { current_code: String::new() }))
         .await
@@ -290,17 +290,17 @@ async fn failures(h: &Harness, account: &mttrly_core::ids::AccountId, user: &mtt
     h.central.central.db.account(account).people().factor(user).await.unwrap().unwrap().lockout.failures
 }
 
-fn now_step() -> u64 {
+pub(crate) fn now_step() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_second()).unwrap() / STEP_SECONDS
 }
 
-fn code_at(secret: &TotpSecret, step: u64) -> String {
+pub(crate) fn code_at(secret: &TotpSecret, step: u64) -> String {
     format!("{:06}", secret.code_at(step))
 }
 
 /// Runs `mttrly-cli ARGS` against `h` as `token` on a blocking thread (the central runs on this
 /// test's runtime), with `stdin` piped in.
-async fn cli(h: &Harness, token: &str, args: &[&str], stdin: &str) -> std::process::Output {
+pub(crate) async fn cli(h: &Harness, token: &str, args: &[&str], stdin: &str) -> std::process::Output {
     let mut command = Command::new(mttrly_tests::binary("mttrly-cli"));
     command.args(["--central", h.central.grpc_url(), "--token", token]).args(args);
     let stdin = stdin.to_owned();

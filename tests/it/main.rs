@@ -27,6 +27,7 @@ mod oauth;
 mod playbooks;
 mod quickstart;
 mod redaction;
+mod resets;
 mod scopes;
 mod signin;
 mod sso;

@@ -155,6 +155,11 @@ impl Harness {
     /// Goes through an invite as its person would (resuming at the code step if the password
     /// was chosen before).
     async fn enrol(&self, path: &str) -> Enrolled {
+        self.enrol_as(path, PASSWORD).await
+    }
+
+    /// [`Self::enrol`] choosing `password`.
+    async fn enrol_as(&self, path: &str, password: &str) -> Enrolled {
         let mut browser = Browser::new(&self.base());
         let page = browser.get(path).await;
         assert_eq!(page.status, 200, "{path} {:?} {}", page.location, page.body);
@@ -163,7 +168,7 @@ impl Harness {
             browser
                 .post(
                     path,
-                    &[("csrf", &csrf), ("step", "password"), ("password", PASSWORD), ("password_again", PASSWORD)],
+                    &[("csrf", &csrf), ("step", "password"), ("password", password), ("password_again", password)],
                 )
                 .await
         } else {
@@ -393,11 +398,13 @@ async fn a_code_is_never_accepted_twice_also_after_a_restart() {
 }
 
 #[tokio::test]
-async fn five_wrong_codes_or_passwords_lock_for_fifteen_minutes() {
+async fn five_wrong_codes_lock_codes_and_five_wrong_passwords_lock_only_password_sign_in() {
     let h = harness(|_| {}).await;
     let path = h.invite("bob", "viewer").await;
     let bob = h.enrol(&path).await;
     let user = h.user_id("bob").await;
+    let account = h.account().await;
+    let central = &h.central.central;
     let mut browser = Browser::new(&h.base());
     let wrong = if code_at(&bob.secret, now_step()) == "999999" { "999998" } else { "999999" };
     for _ in 0..5 {
@@ -406,15 +413,12 @@ async fn five_wrong_codes_or_passwords_lock_for_fifteen_minutes() {
     // Locked: even the right password and the next code are refused, and nothing is spent.
     let right = code_at(&bob.secret, bob.last_step + 1);
     assert_eq!(h.sign_in(&mut browser, "bob", PASSWORD, &right, "/").await.status, 401);
-    let account = h.account().await;
-    let locked = mttrly_central::second_factor::verify(&h.central.central, &account, &user, &right).await;
+    let locked = mttrly_central::second_factor::verify(central, &account, &user, &right).await;
     let err = locked.unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimited, "{err:?}");
     assert!(err.message().contains("locked until"), "{err:?}");
     // Fifteen minutes, not more: move the lock to its end (the hatch) and the same code works.
-    let until: i64 = h
-        .central
-        .central
+    let until: i64 = central
         .db
         .with_connection_for_tests(|c| c.query_row("SELECT locked_until FROM user_credentials", [], |r| r.get(0)))
         .await
@@ -424,15 +428,32 @@ async fn five_wrong_codes_or_passwords_lock_for_fifteen_minutes() {
     h.sql("UPDATE user_credentials SET locked_until = ?2 - 1 WHERE user_id = ?1", user.as_str()).await;
     assert_eq!(h.sign_in(&mut browser, "bob", PASSWORD, &right, "/").await.status, 303);
 
-    // Wrong passwords count the same way.
+    // Wrong passwords have their own counter: five lock sign-in by password (the right password
+    // with a recovery code is refused unchecked, nothing spent) ...
     let mut other = Browser::new(&h.base());
     for _ in 0..5 {
-        assert_eq!(h.sign_in(&mut other, "bob", "a wrong password here", &right, "/").await.status, 401);
+        assert_eq!(h.sign_in(&mut other, "bob", "a wrong password here", wrong, "/").await.status, 401);
     }
     assert_eq!(h.sign_in(&mut other, "bob", PASSWORD, &bob.recovery[0], "/").await.status, 401, "locked by passwords");
-    let left = h.central.central.db.account(&h.account().await).people().factor(&user).await.unwrap().unwrap();
-    assert_eq!(left.recovery_left, 10, "a locked attempt spends nothing");
+    let factor = central.db.account(&account).people().factor(&user).await.unwrap().unwrap();
+    assert_eq!(factor.recovery_left, 10, "a locked attempt spends nothing");
     assert!(other.session().is_none());
+    let password_lock = factor.password_lockout.locked_until_ms.unwrap() - now_ms();
+    assert!((14 * 60_000..=15 * 60_000).contains(&password_lock), "{password_lock}");
+    // ... and never the person's codes: the second factor's counter is untouched, a fresh code
+    // (what an approval with `second_factor = "totp"` checks) is accepted.
+    assert_eq!((factor.lockout.failures, factor.lockout.locked_until_ms), (0, None), "{factor:?}");
+    let fresh = code_at(&bob.secret, bob.last_step + 2);
+    if now_step() + 1 >= bob.last_step + 2 {
+        mttrly_central::second_factor::verify(central, &account, &user, &fresh).await.unwrap();
+    } else {
+        mttrly_central::second_factor::verify(central, &account, &user, &bob.recovery[1]).await.unwrap();
+    }
+    // Fifteen minutes later the right password works again, and clears the count.
+    h.sql("UPDATE user_credentials SET password_locked_until = ?2 - 1 WHERE user_id = ?1", user.as_str()).await;
+    assert_eq!(h.sign_in(&mut other, "bob", PASSWORD, &bob.recovery[2], "/").await.status, 303);
+    let factor = central.db.account(&account).people().factor(&user).await.unwrap().unwrap();
+    assert_eq!(factor.password_lockout, mttrly_core::second_factor::LockoutState::default());
 }
 
 // The CLI runs as a child process while central serves in this runtime: two workers.
@@ -505,9 +526,14 @@ async fn expired_used_replaced_and_unknown_invites_change_nothing() {
 }
 
 impl Harness {
+    /// A fresh invite for `name`, who has a second factor: replacing it needs a code of the
+    /// admin's own (`tests/it/resets.rs`), so the admin enrols here and confirms with a recovery code.
     async fn invite_again(&self, name: &str) -> String {
+        let (_, _, recovery) = crate::approvals::enroll_totp(self, &self.admin).await;
+        let request =
+            mttrly_proto::central::v1::InviteUserRequest { name: name.into(), second_factor_code: recovery[0].clone() };
         let invited = UserServiceClient::new(self.channel().await)
-            .invite_user(authed(&self.admin, mttrly_proto::central::v1::InviteUserRequest { name: name.into() }))
+            .invite_user(authed(&self.admin, request))
             .await
             .unwrap()
             .into_inner();
@@ -672,16 +698,20 @@ async fn another_tenants_people_stay_on_their_side_of_the_wall() {
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(browser.body_role("admin").await, "B's bob is B's admin");
 
-    // Same name, two tenants: the password decides, and each lands in its own account.
+    // Same name, two tenants: `bob` alone names nobody; `account/bob` names one, in its account.
     let mut as_a = Browser::new(&h.base());
-    h.sign_in(&mut as_a, "bob", PASSWORD, &code_at(&bob_a.secret, bob_a.last_step + 1), "/").await;
+    let a_code = code_at(&bob_a.secret, bob_a.last_step + 1);
+    assert_eq!(h.sign_in(&mut as_a, "bob", PASSWORD, &a_code, "/").await.status, 401, "ambiguous");
+    h.sign_in(&mut as_a, "default/bob", PASSWORD, &a_code, "/").await;
     assert!(as_a.body_role("viewer").await);
     let session_a =
         db.signins().session(&mttrly_central::secrets::hash(&as_a.session().unwrap())).await.unwrap().unwrap();
     assert_eq!(session_a.account_id, a);
     // A's password with B's code (or the reverse) is nobody.
     let mut mixed = Browser::new(&h.base());
-    let r = h.sign_in(&mut mixed, "bob", PASSWORD, &code_at(&b_secret, now_step() + 1), "/").await;
+    let r = h.sign_in(&mut mixed, "default/bob", PASSWORD, &code_at(&b_secret, now_step() + 1), "/").await;
+    assert_eq!(r.status, 401);
+    let r = h.sign_in(&mut mixed, "other/bob", PASSWORD, &code_at(&b_secret, now_step() + 1), "/").await;
     assert_eq!(r.status, 401);
     // App operations keyed by another account's id behave as if the person did not exist.
     let central = &h.central.central;
@@ -885,4 +915,260 @@ async fn two_concurrent_uses_of_one_code_let_exactly_one_through() {
             assert_eq!(refused.code(), ErrorCode::AuthFailed, "{refused:?}");
         }
     }
+}
+
+// Red-team probes (review of issue 12): sign-in names one person before any password is checked,
+// wrong passwords and wrong codes lock different things, a replay is not a failure.
+
+impl Harness {
+    /// Adds `name` to `account` through the storage operation (any account, with an e-mail) and
+    /// enrols them through the invite pages with `password`.
+    async fn enrol_in(
+        &self,
+        account: &mttrly_core::ids::AccountId,
+        name: &str,
+        email: Option<&str>,
+        password: &str,
+    ) -> Enrolled {
+        let secret = hex::encode(mttrly_central::secrets::hash(&format!("{account}/{name}")))[..43].to_owned();
+        let hash = mttrly_central::secrets::hash(&secret);
+        let people = self.central.central.db.account(account).people();
+        people
+            .add_with_invite(name, mttrly_core::Role::Admin, email, &hash, now_ms() + 3_600_000)
+            .await
+            .unwrap()
+            .unwrap();
+        self.enrol_as(&format!("/invite/{secret}"), password).await
+    }
+
+    async fn counters(
+        &self,
+        account: &mttrly_core::ids::AccountId,
+        user: &mttrly_core::ids::UserId,
+    ) -> (mttrly_core::second_factor::LockoutState, mttrly_core::second_factor::LockoutState) {
+        let factor = self.central.central.db.account(account).people().factor(user).await.unwrap().unwrap();
+        (factor.lockout, factor.password_lockout)
+    }
+
+    async fn sign_in_rows(&self, account: &mttrly_core::ids::AccountId) -> usize {
+        self.central.central.audit.flush().await;
+        let filter =
+            mttrly_central::db::audit::AuditFilter { server_id: None, subject: None, before_seq: None, limit: 1000 };
+        let rows = self.central.central.db.account(account).audit().list(&filter).await.unwrap();
+        rows.iter().filter(|r| format!("{r:?}").contains("\"SignIn\"")).count()
+    }
+}
+
+fn error_text(answer: &Answer) -> String {
+    answer.body.split("class=\"err\">").nth(1).unwrap().split('<').next().unwrap().to_owned()
+}
+
+/// The reviewer's oracle: a tenant's admin makes their own `bob` and `carol` with a guessed
+/// password (right for A's bob, wrong for A's carol) and signs in by the bare name. Before, the
+/// password was tried on every account's `bob` and a right guess answered differently (A's bob
+/// matched, then failed on the code) from a wrong one (their own user signed in). Now the bare
+/// name names nobody: both guesses read the same, and A's people have nothing counted and nothing
+/// audited. `account/name` signs in the right one in each account.
+#[tokio::test]
+async fn another_tenant_cannot_test_password_guesses_against_this_ones_people() {
+    let h = harness(|_| {}).await;
+    let db = &h.central.central.db;
+    let a = h.account().await;
+    let bob_a = h.enrol(&h.invite("bob", "operator").await).await;
+    let carol_a = h.enrol_as(&h.invite("carol", "operator").await, "her very own long passphrase").await;
+    let (bob_id, carol_id) = (h.user_id("bob").await, h.user_id("carol").await);
+
+    let (b, _) = db.create_tenant("other", mttrly_core::Plan::DeploymentCrew, "root", &[42; 32]).await.unwrap();
+    let guess = PASSWORD;
+    let bob_b = h.enrol_in(&b, "bob", None, guess).await;
+    let carol_b = h.enrol_in(&b, "carol", None, guess).await;
+    let signed_in_a = h.sign_in_rows(&a).await;
+
+    let mut attacker = Browser::new(&h.base());
+    let right = h.sign_in(&mut attacker, "bob", guess, &code_at(&bob_b.secret, bob_b.last_step + 1), "/").await;
+    let wrong = h.sign_in(&mut attacker, "carol", guess, &code_at(&carol_b.secret, carol_b.last_step + 1), "/").await;
+    assert_eq!((right.status, wrong.status), (401, 401), "no difference between a right and a wrong guess");
+    assert_eq!(error_text(&right), error_text(&wrong));
+    // The same answer as a unique name with a wrong password, or a name nobody has.
+    let nobody = h.sign_in(&mut attacker, "nobody-at-all", guess, "123456", "/").await;
+    assert_eq!((nobody.status, error_text(&nobody)), (401, error_text(&right)));
+    assert!(attacker.session().is_none());
+    for user in [&bob_id, &carol_id] {
+        let (codes, passwords) = h.counters(&a, user).await;
+        assert_eq!((codes.failures, passwords.failures), (0, 0), "the victims' counters are untouched");
+    }
+    assert_eq!(h.sign_in_rows(&a).await, signed_in_a, "nothing recorded in the victims' account");
+    // Any number of tries: a bare shared name never locks anyone.
+    for _ in 0..6 {
+        assert_eq!(h.sign_in(&mut attacker, "bob", "wrong guess number n", "123456", "/").await.status, 401);
+    }
+    assert_eq!(h.counters(&a, &bob_id).await.1.failures, 0);
+
+    // `account/name` names one person, and signs them into their own account.
+    let mut as_a = Browser::new(&h.base());
+    let ok = h.sign_in(&mut as_a, "default/bob", PASSWORD, &code_at(&bob_a.secret, bob_a.last_step + 1), "/").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let session = db.signins().session(&mttrly_central::secrets::hash(&as_a.session().unwrap())).await.unwrap();
+    assert_eq!(session.unwrap().account_id, a);
+    let mut as_b = Browser::new(&h.base());
+    let ok = h.sign_in(&mut as_b, "other/carol", guess, &code_at(&carol_b.secret, carol_b.last_step + 1), "/").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let session = db.signins().session(&mttrly_central::secrets::hash(&as_b.session().unwrap())).await.unwrap();
+    assert_eq!(session.unwrap().account_id, b);
+    // The tenant's own guess against `default/carol` is an ordinary wrong password, counted on
+    // carol's password counter only (5 → 15 minutes), never on her codes.
+    let r = h.sign_in(&mut attacker, "default/carol", guess, "123456", "/").await;
+    assert_eq!((r.status, error_text(&r)), (401, error_text(&right)));
+    let (codes, passwords) = h.counters(&a, &carol_id).await;
+    assert_eq!((codes.failures, passwords.failures), (0, 1));
+    let mut carol = Browser::new(&h.base());
+    let code = code_at(&carol_a.secret, carol_a.last_step + 1);
+    let ok = h.sign_in(&mut carol, "default/carol", "her very own long passphrase", &code, "/").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(h.counters(&a, &carol_id).await.1.failures, 0, "the right password clears the count");
+
+    // Only a central with several accounts mentions `account/name`.
+    let page = Browser::new(&h.base()).get("/signin").await;
+    assert!(page.body.contains("sign in as account/name"), "{}", page.body);
+    let single = harness(|_| {}).await;
+    let page = Browser::new(&single.base()).get("/signin").await;
+    assert!(!page.body.contains("account/name"), "{}", page.body);
+}
+
+/// A name or e-mail that two living users share is refused like a wrong password, without a
+/// password check on either; the e-mail alone works once it is unique again.
+#[tokio::test]
+async fn an_ambiguous_login_is_refused_generically() {
+    let h = harness(|_| {}).await;
+    let db = &h.central.central.db;
+    let a = h.account().await;
+    let ann = h.enrol_in(&a, "ann", Some("Ann@Example.com"), PASSWORD).await;
+    let (b, _) = db.create_tenant("other", mttrly_core::Plan::DeploymentCrew, "root", &[42; 32]).await.unwrap();
+    let ann_b = h.enrol_in(&b, "annie", Some("ann@example.com"), "another tenant's passphrase").await;
+    let mut browser = Browser::new(&h.base());
+    let code = code_at(&ann.secret, ann.last_step + 1);
+    let r = h.sign_in(&mut browser, "ANN@example.com", PASSWORD, &code, "/").await;
+    assert_eq!(r.status, 401, "one e-mail, two accounts");
+    let r = h
+        .sign_in(
+            &mut browser,
+            "annie",
+            "another tenant's passphrase",
+            &code_at(&ann_b.secret, ann_b.last_step + 1),
+            "/",
+        )
+        .await;
+    assert_eq!(r.status, 303, "a unique name works: {}", r.body);
+    // Once B's annie is gone, the e-mail names ann alone (compared without case).
+    db.account(&b).users().remove("annie").await.unwrap().unwrap();
+    let mut fresh = Browser::new(&h.base());
+    let r = h.sign_in(&mut fresh, "ANN@example.com", PASSWORD, &code, "/").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+}
+
+/// A replay of the last accepted code is refused but never counted: a double-submit cannot lock
+/// its owner out.
+#[tokio::test]
+async fn a_replayed_code_is_refused_and_not_counted() {
+    let h = harness(|_| {}).await;
+    let bob = h.enrol(&h.invite("bob", "viewer").await).await;
+    let (account, user) = (h.account().await, h.user_id("bob").await);
+    let central = &h.central.central;
+    let spent = code_at(&bob.secret, bob.last_step);
+    for _ in 0..7 {
+        let err = mttrly_central::second_factor::verify(central, &account, &user, &spent).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::AuthFailed, "{err:?}");
+    }
+    let mut browser = Browser::new(&h.base());
+    for _ in 0..3 {
+        assert_eq!(h.sign_in(&mut browser, "bob", PASSWORD, &spent, "/").await.status, 401);
+    }
+    let (codes, passwords) = h.counters(&account, &user).await;
+    assert_eq!((codes, passwords), Default::default(), "nothing counted");
+    let ok = h.sign_in(&mut browser, "bob", PASSWORD, &code_at(&bob.secret, bob.last_step + 1), "/").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    // A wrong code still counts.
+    let wrong = format!("{:06}", (bob.secret.code_at(bob.last_step + 2) + 1) % 1_000_000);
+    let wrong = if wrong == code_at(&bob.secret, bob.last_step + 3) { "000001".to_owned() } else { wrong };
+    let _ = mttrly_central::second_factor::verify(central, &account, &user, &wrong).await.unwrap_err();
+    assert_eq!(h.counters(&account, &user).await.0.failures, 1);
+}
+
+/// Five wrong codes lock TOTP checks; a recovery code still works (at sign-in and for an
+/// approval's check), is spent, and lifts the lock.
+#[tokio::test]
+async fn a_recovery_code_works_while_totp_is_locked_and_lifts_the_lock() {
+    let h = harness(|_| {}).await;
+    let bob = h.enrol(&h.invite("bob", "viewer").await).await;
+    let (account, user) = (h.account().await, h.user_id("bob").await);
+    let central = &h.central.central;
+    let wrong = if code_at(&bob.secret, now_step()) == "999999" { "999998" } else { "999999" };
+    let wrong = if code_at(&bob.secret, now_step() + 1) == wrong { "999997" } else { wrong };
+    for _ in 0..5 {
+        let _ = mttrly_central::second_factor::verify(central, &account, &user, wrong).await.unwrap_err();
+    }
+    let next = code_at(&bob.secret, bob.last_step + 1);
+    let err = mttrly_central::second_factor::verify(central, &account, &user, &next).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited, "{err:?}");
+    assert!(err.message().contains("recovery code still works"), "{err:?}");
+    // A wrong recovery code while locked: refused, the lock not extended.
+    let until = h.counters(&account, &user).await.0.locked_until_ms;
+    let bogus = "0000-0000-0000-0000";
+    assert!(!bob.recovery.contains(&bogus.to_owned()));
+    assert!(mttrly_central::second_factor::verify(central, &account, &user, bogus).await.is_err());
+    assert_eq!(h.counters(&account, &user).await.0.locked_until_ms, until);
+    // The right password and a recovery code sign in while locked; the lock is gone after.
+    let mut browser = Browser::new(&h.base());
+    let ok = h.sign_in(&mut browser, "bob", PASSWORD, &bob.recovery[0], "/").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(h.counters(&account, &user).await.0, mttrly_core::second_factor::LockoutState::default());
+    mttrly_central::second_factor::verify(central, &account, &user, &next).await.unwrap();
+    let left = central.db.account(&account).people().factor(&user).await.unwrap().unwrap().recovery_left;
+    assert_eq!(left, 9, "spent");
+}
+
+/// E-mails are unique among an account's living users, compared without case, whichever way a
+/// user is added; another account, or a removed user's address, does not count.
+#[tokio::test]
+async fn a_duplicate_e_mail_is_refused_naming_the_field() {
+    let h = harness(|_| {}).await;
+    let add = |name: &str, email: &str, issue_token: bool| {
+        let request = AddUserRequest { name: name.into(), role: "viewer".into(), email: email.into(), issue_token };
+        let channel = h.channel();
+        let admin = h.admin.clone();
+        async move { UserServiceClient::new(channel.await).add_user(authed(&admin, request)).await }
+    };
+    add("bob", "bob@example.com", false).await.unwrap();
+    for (name, email, token) in [("dup", "BOB@example.com", false), ("dup2", "Bob@Example.COM", true)] {
+        let err = add(name, email, token).await.unwrap_err();
+        let body = mttrly_proto::status::from_status(&err);
+        assert_eq!(body.code(), ErrorCode::ValidationError, "{err:?}");
+        assert_eq!(body.details()["field"], "email", "{err:?}");
+    }
+    let users = h.central.central.db.account(&h.account().await).users().list().await.unwrap();
+    assert!(users.iter().all(|u| !u.name.starts_with("dup")), "nothing was added");
+    // Another account may hold the same address; a removed user's is free again.
+    let (b, _) = h
+        .central
+        .central
+        .db
+        .create_tenant("other", mttrly_core::Plan::DeploymentCrew, "root", &[42; 32])
+        .await
+        .unwrap();
+    let other = h.central.central.db.account(&b).people();
+    other
+        .add_with_invite("bob", mttrly_core::Role::Viewer, Some("BOB@example.com"), &[7; 32], now_ms() + 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    let again = other
+        .add_with_invite("bobby", mttrly_core::Role::Viewer, Some("bob@EXAMPLE.com"), &[8; 32], now_ms() + 1000)
+        .await
+        .unwrap();
+    assert!(again.is_err(), "the storage operation checks too");
+    UserServiceClient::new(h.channel().await)
+        .remove_user(authed(&h.admin, mttrly_proto::central::v1::RemoveUserRequest { name: "bob".into() }))
+        .await
+        .unwrap();
+    add("robert", "BOB@example.com", true).await.unwrap();
 }

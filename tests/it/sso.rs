@@ -531,6 +531,8 @@ async fn users_are_created_just_in_time_with_the_mapped_role_and_never_raised() 
         person("idp-drifter", "drifter@example.com", true, &["unmapped"]),
         person("idp-ops", "ops@example.com", true, &["viewers"]),
         person("idp-ann", "ann@example.com", true, &["leads"]),
+        person("idp-exlead", "exlead@example.com", true, &["unmapped"]),
+        json!({ "sub": "idp-noclaim", "email": "noclaim@example.com", "email_verified": true }),
     ];
     let (_provider, h) = sso(&accounts, |c| {
         c.role_claim = Some("groups".into());
@@ -546,6 +548,10 @@ async fn users_are_created_just_in_time_with_the_mapped_role_and_never_raised() 
     // groups say admin: not raised.
     add_user(&h, "ops", Role::Admin, "ops@example.com").await;
     add_user(&h, "ann", Role::Viewer, "ann@example.com").await;
+    // Two admins who left every mapped group at the provider (one's claim lists only unmapped
+    // groups, the other's has no groups claim at all): lowered to viewer.
+    add_user(&h, "exlead", Role::Admin, "exlead@example.com").await;
+    add_user(&h, "noclaim", Role::Admin, "noclaim@example.com").await;
     let base = base(&h);
 
     let mut dave = Browser::new();
@@ -555,19 +561,23 @@ async fn users_are_created_just_in_time_with_the_mapped_role_and_never_raised() 
     refused(&Browser::new().sign_in(&base, None, "idp-drifter").await, 403, "No user here matches");
     assert_eq!(Browser::new().sign_in(&base, None, "idp-ops").await.status, 303);
     assert_eq!(Browser::new().sign_in(&base, None, "idp-ann").await.status, 303);
+    assert_eq!(Browser::new().sign_in(&base, None, "idp-exlead").await.status, 303);
+    assert_eq!(Browser::new().sign_in(&base, None, "idp-noclaim").await.status, 303);
 
     let users: BTreeMap<String, Role> = users(&h).await.into_iter().collect();
     assert_eq!(users.get("dave"), Some(&Role::Operator));
     assert_eq!(users.get("lead"), Some(&Role::Admin));
     assert_eq!(users.get("ops"), Some(&Role::Viewer), "lowered by the group claim");
     assert_eq!(users.get("ann"), Some(&Role::Viewer), "never raised by the group claim");
+    assert_eq!(users.get("exlead"), Some(&Role::Viewer), "no mapped group left: the weakest role");
+    assert_eq!(users.get("noclaim"), Some(&Role::Viewer), "no groups claim: no mapped group");
     assert!(!users.contains_key("drifter"));
     let created = audited(&h, "SsoCreateUser").await;
     assert_eq!(created.len(), 2, "{created:?}");
     assert!(created.iter().any(|p| p.contains("\"dave\"") && p.contains("\"operator\"")), "{created:?}");
     let lowered = audited(&h, "SsoLowerRole").await;
-    assert_eq!(lowered.len(), 1, "{lowered:?}");
-    assert!(lowered[0].contains("\"previous_role\":\"admin\""), "{lowered:?}");
+    assert_eq!(lowered.len(), 3, "{lowered:?}");
+    assert!(lowered.iter().all(|p| p.contains("\"previous_role\":\"admin\"")), "{lowered:?}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mttrly_core::action::{ActionEvent, ActionState};
 use mttrly_core::approval::{ApprovalEffect, SecondFactor, check_approval};
 use mttrly_core::ids::ActionId;
-use mttrly_core::tools::actions::ActionView;
+use mttrly_core::tools::actions::{ActionView, Introduction};
 use mttrly_core::{ErrorCode, MttrlyError, Source};
 
 use super::decide::{decider, expire_if_due, prior_approvals};
@@ -20,23 +20,28 @@ use crate::events;
 use crate::state::Central;
 
 /// What an approval proved beyond itself, for the audit log.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Proved {
     /// A fresh second-factor code was verified for the approving human.
     second_factor: bool,
     /// The approving human is the one who requested the action (or whose assistant did): only
     /// possible under a rule with `requester_may_approve` (in production: solo mode, with TOTP).
     solo: bool,
+    /// The requester's human added (or re-invited) the approving human before this decision.
+    introduced: Option<Introduction>,
 }
 
 impl Proved {
-    fn facts(self) -> Vec<(&'static str, serde_json::Value)> {
+    fn facts(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut facts = Vec::new();
         if self.second_factor {
             facts.push(("second_factor", SecondFactor::Totp.as_str().into()));
         }
         if self.solo {
             facts.push(("solo", true.into()));
+        }
+        if let Some(found) = &self.introduced {
+            facts.extend(super::introduced::facts(found));
         }
         facts
     }
@@ -120,7 +125,15 @@ async fn decide_approve(
     // Only a human who may approve gets here, so a code is checked (and a wrong one counted
     // toward their lockout) only for someone the rule would otherwise accept.
     let approver = caller.principal.accountable_user();
-    let mut proved = Proved { second_factor: false, solo: approver == action.requested_by.accountable_user() };
+    let requester = action.requested_by.accountable_user();
+    let mut proved = Proved { second_factor: false, solo: approver == requester, introduced: None };
+    if !proved.solo {
+        // An add or re-invite a moment ago may still be on its way into the audit log.
+        central.audit.flush().await;
+        proved.introduced =
+            super::introduced::by_requester(central, &action.account_id, requester, approver, crate::db::now_ms())
+                .await?;
+    }
     if rule.second_factor == SecondFactor::Totp {
         let Some(code) = second_factor_code.map(str::trim).filter(|c| !c.is_empty()) else {
             return Err(second_factor_required(action));

@@ -7,13 +7,14 @@
 //!
 //! One module per job: [`submit`](submit()) creates, `read` answers, `decide` gathers what every
 //! decision checks, `approve` and `stop` (reject, cancel) decide, `execute` runs, `expire` and
-//! `recover` are the sweeps, `record` builds the audit events the engine writes on its own, and
+//! `recover` are the sweeps, `introduced` says who brought an approver in, `record` builds the audit events the engine writes on its own, and
 //! `rules` says which rule and channels apply.
 
 mod approve;
 mod decide;
 pub mod execute;
 mod expire;
+mod introduced;
 mod read;
 mod record;
 mod recover;

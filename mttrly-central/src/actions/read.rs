@@ -19,7 +19,8 @@ pub async fn load(central: &Central, caller: &TokenOwner, id: &ActionId) -> Resu
 /// The full view of the caller's action.
 pub async fn view(central: &Central, caller: &TokenOwner, id: &ActionId) -> Result<ActionView, MttrlyError> {
     let action = load(central, caller, id).await?;
-    let approvals = central.db.account(&caller.account_id).actions().decisions(id).await?;
+    let mut approvals = central.db.account(&caller.account_id).actions().decisions(id).await?;
+    super::introduced::mark(central, &caller.account_id, &action.requested_by, &mut approvals).await?;
     Ok(ActionView {
         action_id: action.id,
         server_id: action.server_id,

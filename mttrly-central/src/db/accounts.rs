@@ -130,6 +130,8 @@ pub enum UserRefusal {
     NotFound,
     /// A living user of this account already has that name.
     NameTaken,
+    /// A living user of this account already has that e-mail (compared without case).
+    EmailTaken,
     /// The change would leave the account without an admin.
     LastAdmin,
 }

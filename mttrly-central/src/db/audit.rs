@@ -1,7 +1,7 @@
 //! Reading the audit log. Writes belong to `crate::audit::writer`, the one writer.
 
 use mttrly_core::MttrlyError;
-use mttrly_core::ids::ServerId;
+use mttrly_core::ids::{ServerId, UserId};
 use mttrly_core::tools::actions::AuditEntry;
 
 use super::{Account, sqlite};
@@ -30,6 +30,15 @@ impl Audit<'_> {
     pub async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, MttrlyError> {
         let (account, filter) = (self.account.id.clone(), filter.clone());
         self.account.db.sqlite.read(move |conn| sqlite::audit::list(conn, &account, &filter)).await
+    }
+
+    /// The account's recorded introductions of `user`: every `AddUser` and `InviteUser` row that
+    /// names them (by `user_id`), newest first, at or before `until_ms`. Who brought a person in
+    /// (or handed out a link that sets their credentials) is what tells an approval by a colleague
+    /// from one by an admin's sock puppet (`actions::introduced`).
+    pub async fn introductions(&self, user: &UserId, until_ms: i64) -> Result<Vec<AuditEntry>, MttrlyError> {
+        let (account, user) = (self.account.id.clone(), user.clone());
+        self.account.db.sqlite.read(move |conn| sqlite::audit::introductions(conn, &account, &user, until_ms)).await
     }
 
     /// Recomputes the account's hash chain from the first row and checks it against the stored

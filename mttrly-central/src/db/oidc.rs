@@ -235,7 +235,17 @@ mod tests {
         add(&db, &ours, "bob", "Bob@Example.com", 3).await;
         add(&db, &theirs, "carol", "carol@example.com", 4).await;
         add(&db, &ours, "twin-1", "twin@example.com", 5).await;
-        add(&db, &ours, "twin-2", "twin@example.com", 6).await;
+        // Two living users with one e-mail: refused by every add since e-mails became unique, but
+        // a database from before may hold them.
+        let ours_id = ours.as_str().to_owned();
+        db.with_connection_for_tests(move |c| {
+            c.execute(
+                "INSERT INTO users (id, account_id, name, role, created_at, email) VALUES (?1, ?2, 'twin-2', 'operator', ?3, 'twin@example.com')",
+                rusqlite::params![mttrly_core::ids::UserId::generate().as_str(), ours_id, crate::db::now_ms()],
+            )
+        })
+        .await
+        .unwrap();
         let sso = db.account(&ours).sso();
 
         let bob = sso.sign_in(vouched("s-bob", "bob@example.com"), None).await.unwrap().unwrap();

@@ -38,10 +38,13 @@ pub struct Factor {
     pub pending: Option<Sealed>,
     /// The last accepted TOTP step.
     pub last_step: Option<u64>,
-    /// Consecutive failures and the lock.
+    /// Consecutive wrong second-factor codes and their lock (TOTP checks: approvals, sign-in's
+    /// code, `totp enroll`).
     pub lockout: LockoutState,
     /// Unused recovery codes left.
     pub recovery_left: u32,
+    /// Consecutive wrong passwords on the sign-in page and their lock (sign-in by password only).
+    pub password_lockout: LockoutState,
 }
 
 /// How a browser session was opened (kept with the session, shown in the audit).
@@ -113,7 +116,8 @@ pub struct InviteRow {
     pub pending: Option<Sealed>,
 }
 
-/// Someone who may sign in with a password, found by name or e-mail.
+/// The one person a sign-in's login names, who can sign in with a password (one is set and a
+/// second factor confirmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     /// The tenant.
@@ -124,8 +128,21 @@ pub struct Candidate {
     pub name: String,
     /// Their password hash (PHC).
     pub password_hash: String,
-    /// Their lockout state.
-    pub lockout: LockoutState,
+}
+
+/// Whether a password may be checked now ([`People::password_attempt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordAttempt {
+    /// Counted as a failure already (so parallel guesses cannot pass the limit); a right password
+    /// clears it ([`People::password_accepted`]). The state after counting.
+    Admitted(LockoutState),
+    /// Sign-in by password is locked until then (Unix ms); nothing counted.
+    Locked {
+        /// Unix ms.
+        until: i64,
+    },
+    /// Not a living user of this account.
+    Unknown,
 }
 
 /// Why an invite step was not taken; nothing was written.
@@ -172,8 +189,9 @@ impl People<'_> {
         self.account.db.sqlite.call(move |conn| sqlite::people::accept_step(conn, &account, &user, step, now)).await
     }
 
-    /// Uses a recovery code (single use: one conditional UPDATE) unless the user is locked at
-    /// `now`; resets the failure count. `false`: no such unused code.
+    /// Uses a recovery code (single use: one conditional UPDATE), even while TOTP checks are
+    /// locked (a recovery code cannot be guessed); resets the second factor's failure count and
+    /// lock. `false`: no such unused code.
     pub async fn use_recovery_code(
         &self,
         user: &UserId,
@@ -188,8 +206,8 @@ impl People<'_> {
             .await
     }
 
-    /// Counts a failed attempt (password or second factor) at `now` under `policy`, in one
-    /// transaction; returns the new state.
+    /// Counts a wrong second-factor code at `now` under `policy`, in one transaction; returns
+    /// the new state. Wrong passwords have their own counter ([`Self::password_attempt`]).
     pub async fn record_failure(
         &self,
         user: &UserId,
@@ -204,6 +222,30 @@ impl People<'_> {
             .await
     }
 
+    /// Admits a password check at `now` under `policy`: unless sign-in by password is locked,
+    /// counts it as a failure in the same transaction, before the password is looked at (of
+    /// parallel guesses, at most `max_failures` are ever checked per lock period). This counter
+    /// is the password's alone: it never locks second-factor checks.
+    pub async fn password_attempt(
+        &self,
+        user: &UserId,
+        policy: mttrly_core::second_factor::Lockout,
+        now: i64,
+    ) -> Result<PasswordAttempt, MttrlyError> {
+        let (account, user) = (self.account.id.clone(), user.clone());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::people::password_attempt(conn, &account, &user, policy, now))
+            .await
+    }
+
+    /// The password was right: clears the count [`Self::password_attempt`] made.
+    pub async fn password_accepted(&self, user: &UserId, now: i64) -> Result<(), MttrlyError> {
+        let (account, user) = (self.account.id.clone(), user.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::people::password_accepted(conn, &account, &user, now)).await
+    }
+
     /// Keeps a TOTP secret shown for (re-)enrolment until a code confirms it.
     pub async fn set_pending(&self, user: &UserId, pending: Sealed) -> Result<bool, MttrlyError> {
         let (account, user) = (self.account.id.clone(), user.clone());
@@ -211,7 +253,8 @@ impl People<'_> {
     }
 
     /// Confirms the pending secret (only if it is still `pending`): it becomes the user's secret
-    /// with `step` accepted, the recovery codes are replaced by `codes`, the failure count reset.
+    /// with `step` accepted, the recovery codes are replaced by `codes`, the failure count reset,
+    /// and the user's unused invites end (each would replace this factor).
     /// `false`: the pending secret changed or is gone.
     pub async fn confirm_pending(
         &self,
@@ -359,11 +402,19 @@ impl SignIns<'_> {
         self.db.sqlite.read(move |conn| sqlite::people::invite(conn, &hash)).await
     }
 
-    /// The living users, in any account, whose name or e-mail is `login` and who have a password
-    /// and a confirmed second factor.
-    pub async fn candidates(&self, login: &str) -> Result<Vec<Candidate>, MttrlyError> {
+    /// The one person `login` names on the whole central, if they can sign in with a password:
+    /// `ACCOUNT/NAME`, or a name or e-mail only one living user has. Ambiguous (the same name in
+    /// two accounts), unknown, or not set up yet: `None`. A password is then only ever compared
+    /// with this one person's, never tried across accounts (which would tell a tenant whether
+    /// its guess is another tenant's password).
+    pub async fn resolve(&self, login: &str) -> Result<Option<Candidate>, MttrlyError> {
         let login = login.to_owned();
-        self.db.sqlite.read(move |conn| sqlite::people::candidates(conn, &login)).await
+        self.db.sqlite.read(move |conn| sqlite::people::resolve(conn, &login)).await
+    }
+
+    /// Whether the central holds more than one account.
+    pub async fn shared(&self) -> Result<bool, MttrlyError> {
+        self.db.sqlite.read(sqlite::people::shared).await
     }
 }
 
@@ -372,7 +423,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use mttrly_core::Role;
-    use mttrly_core::second_factor::{Lockout, RecoveryCode};
+    use mttrly_core::second_factor::{Lockout, LockoutState, RecoveryCode};
 
     use super::{InviteRefusal, Sealed, SignInMethod};
     use crate::db::Db;
@@ -409,7 +460,9 @@ mod tests {
         let factor = db.account(&a).people().factor(&bob.id).await.unwrap().unwrap();
         assert_eq!((factor.sealed, factor.last_step, factor.recovery_left), (Some(Sealed(vec![1, 2, 3])), Some(5), 1));
         assert!(db.account(&b).people().factor(&bob.id).await.unwrap().is_none(), "another account's user");
-        assert_eq!(db.signins().candidates("bob").await.unwrap().len(), 1);
+        assert_eq!(db.signins().resolve("bob").await.unwrap().map(|c| c.user_id), Some(bob.id.clone()));
+        assert_eq!(db.signins().resolve("a/bob").await.unwrap().map(|c| c.user_id), Some(bob.id.clone()));
+        assert_eq!(db.signins().resolve("b/bob").await.unwrap(), None, "another account");
     }
 
     #[tokio::test]
@@ -446,7 +499,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn five_failures_lock_and_a_locked_user_gets_nothing_accepted() {
+    async fn five_wrong_codes_lock_totp_steps_and_a_recovery_code_lifts_the_lock() {
         let (_dir, db, a, _) = two_tenants().await;
         let now = crate::db::now_ms();
         let people = db.account(&a).people();
@@ -460,12 +513,40 @@ mod tests {
         }
         assert_eq!(state.locked_until_ms, Some(now + Lockout::default().lock_ms));
         assert!(!people.accept_step(&bob.id, 11, now + 1).await.unwrap());
-        assert!(!people.use_recovery_code(&bob.id, &code.hash(), now + 1).await.unwrap());
-        let later = now + Lockout::default().lock_ms;
-        assert!(people.use_recovery_code(&bob.id, &code.hash(), later).await.unwrap());
-        assert!(!people.use_recovery_code(&bob.id, &code.hash(), later).await.unwrap(), "single use");
+        // A recovery code still works while TOTP is locked, once, and lifts the lock.
+        assert!(people.use_recovery_code(&bob.id, &code.hash(), now + 1).await.unwrap());
+        assert!(!people.use_recovery_code(&bob.id, &code.hash(), now + 1).await.unwrap(), "single use");
         let factor = people.factor(&bob.id).await.unwrap().unwrap();
-        assert_eq!((factor.lockout.failures, factor.recovery_left), (0, 0));
+        assert_eq!((factor.lockout, factor.recovery_left), (LockoutState::default(), 0));
+        assert!(people.accept_step(&bob.id, 11, now + 1).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_have_their_own_lock() {
+        use super::PasswordAttempt;
+        let (_dir, db, a, b) = two_tenants().await;
+        let now = crate::db::now_ms();
+        let people = db.account(&a).people();
+        let bob = people.add_with_invite("bob", Role::Viewer, None, &[9; 32], now + 1000).await.unwrap().unwrap();
+        people.invite_choose(&[9; 32], "$pw", Sealed(vec![1]), now).await.unwrap().unwrap();
+        people.complete_invite(&[9; 32], Sealed(vec![1]), 10, vec![], now).await.unwrap().unwrap();
+        let policy = Lockout::default();
+        for i in 1..=5 {
+            let attempt = people.password_attempt(&bob.id, policy, now).await.unwrap();
+            assert!(matches!(attempt, PasswordAttempt::Admitted(s) if s.failures == i), "{attempt:?}");
+        }
+        let until = now + policy.lock_ms;
+        assert_eq!(people.password_attempt(&bob.id, policy, now + 1).await.unwrap(), PasswordAttempt::Locked { until });
+        let factor = people.factor(&bob.id).await.unwrap().unwrap();
+        assert_eq!(factor.password_lockout.locked_until_ms, Some(until));
+        assert_eq!(factor.lockout, LockoutState::default(), "the second factor's counter is untouched");
+        assert!(people.accept_step(&bob.id, 11, now + 1).await.unwrap(), "codes still work");
+        // After the lock, a right password clears the count; another account cannot touch it.
+        assert!(matches!(people.password_attempt(&bob.id, policy, until).await.unwrap(), PasswordAttempt::Admitted(_)));
+        people.password_accepted(&bob.id, until).await.unwrap();
+        assert_eq!(people.factor(&bob.id).await.unwrap().unwrap().password_lockout, LockoutState::default());
+        let other = db.account(&b).people().password_attempt(&bob.id, policy, until).await.unwrap();
+        assert_eq!(other, PasswordAttempt::Unknown, "another account's user");
     }
 
     #[tokio::test]

@@ -92,9 +92,11 @@ impl UserService for UserApi {
 
     async fn invite_user(&self, request: Request<InviteUserRequest>) -> GrpcResult<InviteUserResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
-        let name = request.into_inner().name;
-        let (user, invite) =
-            crate::users::invite(&self.central, &owner, &name, &self.base_url).await.map_err(|e| status(&e))?;
+        let req = request.into_inner();
+        let code = Some(req.second_factor_code.as_str()).filter(|c| !c.trim().is_empty());
+        let (user, invite) = crate::users::invite(&self.central, &owner, &req.name, code, &self.base_url)
+            .await
+            .map_err(|e| status(&e))?;
         Ok(Response::new(InviteUserResponse {
             user: Some(to_wire(&user)),
             invite_url: invite.url,

@@ -3,7 +3,7 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use mttrly_core::display;
-use mttrly_core::tools::actions::{ActionView, Decision, ExecutionResult};
+use mttrly_core::tools::actions::{ActionView, ApprovalRecord, Decision, ExecutionResult, IntroducedBy};
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::central::v1::action_service_client::ActionServiceClient;
 use mttrly_proto::central::v1::{
@@ -154,6 +154,9 @@ fn render(a: &Action) -> String {
                 line.push_str(&format!(" — their reason: {}", display::assistant_text(reason)));
             }
             field(&mut out, "decision", &line);
+            if d.approver_added_by_requester {
+                field(&mut out, "note", &introduced_note(v, d));
+            }
         }
     }
     let pending = a.status == "pending_approval";
@@ -189,6 +192,41 @@ fn render(a: &Action) -> String {
         out.push('\n');
     }
     out.trim_end().to_owned()
+}
+
+/// The line under an approval whose approver the requester's human added or re-invited: four
+/// eyes may have been one person with two accounts, and the reviewer should know.
+fn introduced_note(v: &ActionView, d: &ApprovalRecord) -> String {
+    let approver = match &d.decided_by {
+        mttrly_core::Principal::Human { name, .. } => display::text(name).into_owned(),
+        other @ mttrly_core::Principal::Assistant { .. } => display::text(&other.to_string()).into_owned(),
+    };
+    let requested = match &v.requested_by {
+        mttrly_core::Principal::Human { .. } => "who requested this action",
+        mttrly_core::Principal::Assistant { .. } => "whose assistant requested this action",
+    };
+    match &d.approver_introduced {
+        Some(i) => {
+            let how = match i.how {
+                IntroducedBy::Added => "added",
+                IntroducedBy::Reinvited => "sent an invite link",
+            };
+            let secs = (d.decided_at.as_millisecond() - i.at.as_millisecond()).max(0) / 1000;
+            format!("{approver} was {how} by {}, {requested}, {} before approving", display::text(&i.by), span(secs))
+        }
+        None => format!("{approver} was added or re-invited by the human {requested}"),
+    }
+}
+
+/// "40 seconds", "3 minutes", "2 hours", "5 days".
+fn span(secs: i64) -> String {
+    let (n, unit) = match secs {
+        ..60 => (secs, "second"),
+        60..3600 => (secs / 60, "minute"),
+        3600..86_400 => (secs / 3600, "hour"),
+        _ => (secs / 86_400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn render_result(out: &mut String, a: &Action, r: &ExecutionResult) {
@@ -251,16 +289,15 @@ fn needs_code(a: &Action) -> bool {
     a.second_factor == "totp"
 }
 
-/// Reads the approving human's TOTP (or recovery) code: asked on the terminal, or one line of
-/// standard input for scripts. Never a flag, so a code never lands in shell history; and it is
-/// asked for last, right before the call, because it is only valid for a minute or so.
-fn read_code(action_id: &str) -> Result<String, MttrlyError> {
+/// Reads a TOTP (or recovery) code the human types right now: asked on the terminal with `prompt`,
+/// or one line of standard input for scripts. Never a flag, so a code never lands in shell
+/// history; and callers ask for it last, right before the call, because it is only valid for a
+/// minute or so. `nothing_typed` is the error's message when the line is empty. Also used by
+/// `users invite` (a re-invite that replaces someone's second factor).
+pub(crate) fn read_code(prompt: &str, nothing_typed: &str) -> Result<String, MttrlyError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!(
-            "Approving {} needs a fresh code: TOTP code from your authenticator app (or a recovery code): ",
-            display::exact(action_id)
-        );
+        eprint!("{prompt}: TOTP code from your authenticator app (or a recovery code): ");
         let _ = std::io::stderr().flush();
     }
     let mut line = String::new();
@@ -270,10 +307,7 @@ fn read_code(action_id: &str) -> Result<String, MttrlyError> {
         .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("cannot read stdin: {e}")))?;
     let code = line.trim();
     if code.is_empty() {
-        return Err(MttrlyError::new(
-            ErrorCode::ValidationError,
-            "no code entered: this action's rule needs a fresh TOTP code to approve; nothing was changed",
-        ));
+        return Err(MttrlyError::new(ErrorCode::ValidationError, nothing_typed));
     }
     Ok(code.to_owned())
 }
@@ -338,7 +372,10 @@ pub(crate) async fn run(cmd: &ActionsCommand, channel: Authed, printer: &Printer
             // Asked only when the approval can count: central refuses for other reasons (four
             // eyes, role) before it looks at a code, so asking then would only waste one.
             let code = if needs_code(&action) && !matches!(approval_check(&action), Some(Err(_))) {
-                read_code(action_id)?
+                read_code(
+                    &format!("Approving {} needs a fresh code", display::exact(action_id)),
+                    "no code entered: this action's rule needs a fresh TOTP code to approve; nothing was changed",
+                )?
             } else {
                 String::new()
             };

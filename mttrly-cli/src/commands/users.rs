@@ -67,8 +67,24 @@ pub(crate) async fn run(
             }
         }
         UsersCommand::Invite { name } => {
-            let invited =
-                client.invite_user(InviteUserRequest { name: name.clone() }).await.map_err(|s| error(&s))?.into_inner();
+            let request = |second_factor_code: String| InviteUserRequest { name: name.clone(), second_factor_code };
+            // Asked only when central says the invite would replace an enrolled second factor
+            // (re-inviting someone without one needs no code, as before), and right before the
+            // call that uses it, since a code lives a minute or so.
+            let invited = match client.invite_user(request(String::new())).await.map_err(|s| error(&s)) {
+                Err(e) if needs_code(&e) => {
+                    let code = super::actions::read_code(
+                        &format!(
+                            "{} has a second factor, which the new invite replaces; confirm with a fresh code of your own",
+                            mttrly_core::display::text(name)
+                        ),
+                        "no code entered: re-inviting a user with a second factor needs a fresh code of your own; nothing was changed",
+                    )?;
+                    client.invite_user(request(code)).await.map_err(|s| error(&s))?
+                }
+                other => other?,
+            }
+            .into_inner();
             let user = invited.user.unwrap_or_default();
             print_invite(printer, &user, &invited.invite_url, invited.expires_at, "new invite for")
         }
@@ -129,6 +145,12 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// Whether central refused a re-invite only for want of the caller's own second-factor code.
+fn needs_code(e: &MttrlyError) -> bool {
+    e.code() == mttrly_core::ErrorCode::Forbidden
+        && e.details().get("second_factor_code").and_then(Value::as_str) == Some("required")
 }
 
 /// Prints an invite link (the JSON field names are a contract with scripts).

@@ -132,6 +132,36 @@ pub struct ApprovalRecord {
     pub decided_at: jiff::Timestamp,
     /// The reason given, if any.
     pub reason: Option<String>,
+    /// The approving human was added to the account, or sent an invite link (which sets their
+    /// password and second factor), by the requester's own human before deciding: possibly an
+    /// admin's second identity approving for them. Admins manage people, so it is allowed; it is
+    /// never hidden.
+    #[serde(default)]
+    pub approver_added_by_requester: bool,
+    /// The latest such introduction, when `approver_added_by_requester`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver_introduced: Option<Introduction>,
+}
+
+/// How the requester's human brought an approver in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntroducedBy {
+    /// Added them as a user (`users add`).
+    Added,
+    /// Sent them a fresh invite link (`users invite`).
+    Reinvited,
+}
+
+/// When and by whom an approving human was brought into the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Introduction {
+    /// Added or re-invited.
+    pub how: IntroducedBy,
+    /// The name of the human who did it (the requester's human).
+    pub by: String,
+    /// When.
+    pub at: jiff::Timestamp,
 }
 
 /// An action and everything known about it.

@@ -271,6 +271,11 @@ pub(in crate::db) fn add_user_with_token(
     if living_user(&tx, account, name)?.is_some() {
         return Ok(Err(UserRefusal::NameTaken));
     }
+    if let Some(email) = email
+        && super::people::email_taken(&tx, account, email)?
+    {
+        return Ok(Err(UserRefusal::EmailTaken));
+    }
     let id = create_user(&tx, account, name, role)?;
     tx.execute("UPDATE users SET email = ?2 WHERE id = ?1", params![id.as_str(), email]).map_err(internal)?;
     let token_id = insert_token(&tx, token_hash, account, &id, None, &ToolSurface::ALL)?;

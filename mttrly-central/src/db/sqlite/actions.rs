@@ -281,6 +281,9 @@ pub(in crate::db) fn decisions(
             channel,
             decided_at: timestamp(at),
             reason,
+            // Filled in by `actions::introduced`, from the audit log.
+            approver_added_by_requester: false,
+            approver_introduced: None,
         });
     }
     Ok(out)

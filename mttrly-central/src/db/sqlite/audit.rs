@@ -1,7 +1,7 @@
 //! Reading the audit log (writes belong to `crate::audit::writer`): the SQL.
 
 use mttrly_core::MttrlyError;
-use mttrly_core::ids::{AccountId, ServerId};
+use mttrly_core::ids::{AccountId, ServerId, UserId};
 use mttrly_core::tools::actions::AuditEntry;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -40,6 +40,33 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<Option<AuditEntry>> {
 
 const COLUMNS: &str =
     "seq, at, server_id, actor_json, source, kind, subject, parameters_json, outcome_json, duration_ms";
+
+/// The account's `AddUser` and `InviteUser` rows naming `user`, newest first, at or before
+/// `until_ms` (the subject index narrows to those two subjects; the user is matched in the
+/// parameters, where both events record it).
+pub(in crate::db) fn introductions(
+    conn: &Connection,
+    account: &AccountId,
+    user: &UserId,
+    until_ms: i64,
+) -> Result<Vec<AuditEntry>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM audit_log
+             WHERE account_id = ?1 AND subject IN ('AddUser', 'InviteUser') AND at <= ?3
+               AND json_extract(parameters_json, '$.user_id') = ?2
+             ORDER BY seq DESC"
+        ))
+        .map_err(internal)?;
+    let rows = stmt.query_map(params![account.as_str(), user.as_str(), until_ms], entry).map_err(internal)?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(e) = r.map_err(internal)? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
 
 /// The account's audit rows, newest first.
 pub(in crate::db) fn list(

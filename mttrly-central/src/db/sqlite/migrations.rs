@@ -398,6 +398,18 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE UNIQUE INDEX oidc_subjects_user ON oidc_subjects(account_id, issuer, user_id);
     ",
+    // 13: password failures get their own counter and lock, apart from the second factor's
+    // (`failures`, `locked_until`): wrong passwords typed by anyone who knows a name lock only
+    // sign-in by password, never the person's approval codes. The sign-in page finds one user
+    // from a name or an e-mail across the central (or `account/name`), and every insert checks
+    // an e-mail against the account's living users: indexes for those lookups, not unique ones
+    // (a database from before may already hold two users with one e-mail).
+    "
+    ALTER TABLE user_credentials ADD COLUMN password_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE user_credentials ADD COLUMN password_locked_until INTEGER;
+    CREATE INDEX users_living_login_name ON users(name) WHERE removed_at IS NULL;
+    CREATE INDEX users_living_email ON users(lower(email)) WHERE removed_at IS NULL AND email IS NOT NULL;
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

@@ -46,6 +46,7 @@ impl Sqlite {
     pub(in crate::db) fn open(path: &Path) -> Result<Self, OpenError> {
         let display = path.display().to_string();
         let sqlite = |source: rusqlite::Error| OpenError::Storage { path: display.clone(), source: Box::new(source) };
+        owner_only(path);
         let mut conn = Connection::open(path).map_err(sqlite)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
@@ -116,4 +117,31 @@ pub(crate) fn busy_wait(attempt: i32) -> bool {
 pub(crate) fn internal(err: rusqlite::Error) -> MttrlyError {
     tracing::error!(error = %err, "database error");
     MttrlyError::new(ErrorCode::InternalError, "internal database error")
+}
+
+/// Makes the database file readable by its owner only (SQLite gives the `-wal` and `-shm` files
+/// the database file's mode): it holds password hashes, sealed second factors and the audit log.
+/// A new file is created 0600 before SQLite opens it, so there is no moment it is readable by
+/// others; an existing one is tightened. Failures are logged, not fatal: the data directory itself
+/// is 0700.
+fn owner_only(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let result = match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map(drop)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make the database file private (0600)");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }

@@ -1,5 +1,5 @@
 //! Sign-in data: the SQL. Every tenant query filters on the account; the non-tenant lookups
-//! (`session`, `end_presented`, `invite`, `candidates`) return the account they found.
+//! (`session`, `end_presented`, `invite`, `resolve`, `shared`) return the account they found.
 
 use mttrly_core::ids::{AccountId, UserId};
 use mttrly_core::second_factor::{Lockout, LockoutState, RecoveryCodeHash};
@@ -9,7 +9,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::internal;
 use crate::db::accounts::{User, UserRefusal};
 use crate::db::now_ms;
-use crate::db::people::{Candidate, Factor, InviteRefusal, InviteRow, Sealed, SessionRow, SignInMethod};
+use crate::db::people::{
+    Candidate, Factor, InviteRefusal, InviteRow, PasswordAttempt, Sealed, SessionRow, SignInMethod,
+};
 
 fn step_of(v: Option<i64>) -> Option<u64> {
     v.and_then(|s| u64::try_from(s).ok())
@@ -58,7 +60,8 @@ pub(in crate::db) fn factor(
         .query_row(
             "SELECT totp_sealed, totp_pending, totp_last_step, failures, locked_until,
                     (SELECT COUNT(*) FROM recovery_codes r
-                     WHERE r.account_id = c.account_id AND r.user_id = c.user_id AND r.used_at IS NULL)
+                     WHERE r.account_id = c.account_id AND r.user_id = c.user_id AND r.used_at IS NULL),
+                    password_failures, password_locked_until
              FROM user_credentials c WHERE c.user_id = ?1 AND c.account_id = ?2",
             params![user.as_str(), account.as_str()],
             |r| {
@@ -69,6 +72,7 @@ pub(in crate::db) fn factor(
                     last_step: step_of(r.get(2)?),
                     lockout: lockout_of(r.get(3)?, r.get(4)?),
                     recovery_left: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                    password_lockout: lockout_of(r.get(6)?, r.get(7)?),
                 })
             },
         )
@@ -81,6 +85,7 @@ pub(in crate::db) fn factor(
         last_step: None,
         lockout: LockoutState::default(),
         recovery_left: 0,
+        password_lockout: LockoutState::default(),
     })))
 }
 
@@ -112,18 +117,9 @@ pub(in crate::db) fn use_recovery_code(
     now: i64,
 ) -> Result<bool, MttrlyError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-    let unlocked = tx
-        .query_row(
-            "SELECT 1 FROM user_credentials c JOIN users u ON u.id = c.user_id
-             WHERE c.user_id = ?1 AND c.account_id = ?2 AND u.removed_at IS NULL
-               AND (c.locked_until IS NULL OR c.locked_until <= ?3)",
-            params![user.as_str(), account.as_str(), now],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(internal)?
-        .is_some();
-    if !unlocked {
+    // No lock check: a recovery code (80 bits) cannot be guessed, so it stays the way out of a
+    // TOTP lock that someone else's wrong codes caused.
+    if living(&tx, account, user)?.is_none() {
         return Ok(false);
     }
     let used = tx
@@ -174,6 +170,53 @@ pub(in crate::db) fn record_failure(
     .map_err(internal)?;
     tx.commit().map_err(internal)?;
     Ok(after)
+}
+
+pub(in crate::db) fn password_attempt(
+    conn: &mut Connection,
+    account: &AccountId,
+    user: &UserId,
+    policy: Lockout,
+    now: i64,
+) -> Result<PasswordAttempt, MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    if !ensure_row(&tx, account, user, now)? {
+        return Ok(PasswordAttempt::Unknown);
+    }
+    let before = tx
+        .query_row(
+            "SELECT password_failures, password_locked_until FROM user_credentials WHERE user_id = ?1 AND account_id = ?2",
+            params![user.as_str(), account.as_str()],
+            |r| Ok(lockout_of(r.get(0)?, r.get(1)?)),
+        )
+        .map_err(internal)?;
+    if let Err(until) = policy.admit(&before, now) {
+        return Ok(PasswordAttempt::Locked { until });
+    }
+    let after = policy.on_failure(&before, now);
+    tx.execute(
+        "UPDATE user_credentials SET password_failures = ?3, password_locked_until = ?4, updated_at = ?5
+         WHERE user_id = ?1 AND account_id = ?2",
+        params![user.as_str(), account.as_str(), after.failures, after.locked_until_ms, now],
+    )
+    .map_err(internal)?;
+    tx.commit().map_err(internal)?;
+    Ok(PasswordAttempt::Admitted(after))
+}
+
+pub(in crate::db) fn password_accepted(
+    conn: &Connection,
+    account: &AccountId,
+    user: &UserId,
+    now: i64,
+) -> Result<(), MttrlyError> {
+    conn.execute(
+        "UPDATE user_credentials SET password_failures = 0, password_locked_until = NULL, updated_at = ?3
+         WHERE user_id = ?1 AND account_id = ?2",
+        params![user.as_str(), account.as_str(), now],
+    )
+    .map_err(internal)?;
+    Ok(())
 }
 
 pub(in crate::db) fn set_pending(
@@ -244,6 +287,13 @@ pub(in crate::db) fn confirm_pending(
         return Ok(false);
     }
     replace_codes(&tx, account, user, codes, now)?;
+    // An unused invite link would replace the factor just confirmed, and it may have been issued
+    // while there was none to protect (no admin code asked: `users::invite`): it ends here.
+    tx.execute(
+        "UPDATE invites SET revoked_at = ?3 WHERE account_id = ?1 AND user_id = ?2 AND used_at IS NULL AND revoked_at IS NULL",
+        params![account.as_str(), user.as_str(), now],
+    )
+    .map_err(internal)?;
     tx.commit().map_err(internal)?;
     Ok(true)
 }
@@ -272,6 +322,19 @@ fn living_by_name(conn: &Connection, account: &AccountId, name: &str) -> Result<
         return Err(MttrlyError::new(ErrorCode::InternalError, "internal database error"));
     };
     Ok(Some(User { id, name, role, email, created_at }))
+}
+
+/// Whether a living user of the account has `email`, compared without case (checked in the
+/// transaction that inserts, so two adds at once cannot both take it; no unique index, which a
+/// database already holding a duplicate could not get).
+pub(in crate::db) fn email_taken(conn: &Connection, account: &AccountId, email: &str) -> Result<bool, MttrlyError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND removed_at IS NULL AND email IS NOT NULL
+                        AND lower(email) = lower(?2))",
+        params![account.as_str(), email],
+        |r| r.get(0),
+    )
+    .map_err(internal)
 }
 
 pub(in crate::db) fn insert_invite(
@@ -308,6 +371,11 @@ pub(in crate::db) fn add_with_invite(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
     if living_by_name(&tx, account, name)?.is_some() {
         return Ok(Err(UserRefusal::NameTaken));
+    }
+    if let Some(email) = email
+        && email_taken(&tx, account, email)?
+    {
+        return Ok(Err(UserRefusal::EmailTaken));
     }
     let id = UserId::generate();
     tx.execute(
@@ -410,7 +478,7 @@ pub(in crate::db) fn complete_invite(
     tx.execute(
         "UPDATE user_credentials
          SET password_hash = ?3, totp_sealed = ?4, totp_pending = NULL, totp_last_step = ?5, failures = 0,
-             locked_until = NULL, updated_at = ?6
+             locked_until = NULL, password_failures = 0, password_locked_until = NULL, updated_at = ?6
          WHERE user_id = ?1 AND account_id = ?2",
         params![user.as_str(), account.as_str(), password, pending, step_to(step), now],
     )
@@ -558,36 +626,57 @@ pub(in crate::db) fn invite(conn: &Connection, hash: &[u8; 32]) -> Result<Option
     }))
 }
 
-/// At most this many people share a login across accounts (each costs a password hash).
-const MAX_CANDIDATES: usize = 8;
+/// The columns [`candidate_at`] reads: the user, and whether they can sign in by password.
+const CANDIDATE_COLUMNS: &str = "u.account_id, u.id, u.name, c.password_hash, c.totp_sealed IS NOT NULL";
 
-pub(in crate::db) fn candidates(conn: &Connection, login: &str) -> Result<Vec<Candidate>, MttrlyError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT u.account_id, u.id, u.name, c.password_hash, c.failures, c.locked_until
-             FROM users u JOIN user_credentials c ON c.user_id = u.id AND c.account_id = u.account_id
-             WHERE u.removed_at IS NULL AND c.password_hash IS NOT NULL AND c.totp_sealed IS NOT NULL
-               AND (u.name = ?1 OR (u.email IS NOT NULL AND lower(u.email) = lower(?1)))
-             ORDER BY u.created_at, u.id LIMIT ?2",
-        )
-        .map_err(internal)?;
-    let rows = stmt
-        .query_map(params![login, i64::try_from(MAX_CANDIDATES).unwrap_or(8)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Option<i64>>(5)?,
+type CandidateRow = (String, String, String, Option<String>, Option<bool>);
+
+fn candidate_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<CandidateRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+/// The one living user `login` names, across the central: `ACCOUNT/NAME` (an account's name, a
+/// slash, a user name), or a bare name or e-mail that only one living user has. Two or more
+/// (another tenant has a `bob` too), or none: `None`, the same as a user who has no password or
+/// no confirmed second factor yet. At most two rows are read.
+pub(in crate::db) fn resolve(conn: &Connection, login: &str) -> Result<Option<Candidate>, MttrlyError> {
+    let scoped = login
+        .rsplit_once('/')
+        .filter(|(account, name)| !account.is_empty() && mttrly_core::approval::config::valid_user_name(name));
+    let rows: Vec<CandidateRow> = if let Some((account, name)) = scoped {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CANDIDATE_COLUMNS}
+                 FROM users u JOIN accounts a ON a.id = u.account_id
+                 LEFT JOIN user_credentials c ON c.user_id = u.id AND c.account_id = u.account_id
+                 WHERE u.removed_at IS NULL AND a.name = ?1 AND u.name = ?2 LIMIT 2"
             ))
-        })
-        .map_err(internal)?;
-    let mut found = Vec::new();
-    for row in rows {
-        let (account, user, name, password_hash, failures, locked_until) = row.map_err(internal)?;
-        let (Ok(account_id), Ok(user_id)) = (AccountId::parse(&account), UserId::parse(&user)) else { continue };
-        found.push(Candidate { account_id, user_id, name, password_hash, lockout: lockout_of(failures, locked_until) });
+            .map_err(internal)?;
+        stmt.query_map(params![account, name], candidate_at).map_err(internal)?.collect::<Result<_, _>>()
+    } else {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CANDIDATE_COLUMNS}
+                 FROM users u LEFT JOIN user_credentials c ON c.user_id = u.id AND c.account_id = u.account_id
+                 WHERE u.removed_at IS NULL
+                   AND (u.name = ?1 OR (u.email IS NOT NULL AND lower(u.email) = lower(?1)))
+                 LIMIT 2"
+            ))
+            .map_err(internal)?;
+        stmt.query_map(params![login], candidate_at).map_err(internal)?.collect::<Result<_, _>>()
     }
-    Ok(found)
+    .map_err(internal)?;
+    let mut rows = rows.into_iter();
+    let (Some(one), None) = (rows.next(), rows.next()) else { return Ok(None) };
+    let (account, user, name, Some(password_hash), Some(true)) = one else { return Ok(None) };
+    let (Ok(account_id), Ok(user_id)) = (AccountId::parse(&account), UserId::parse(&user)) else {
+        tracing::error!(%account, "user row with malformed ids; refusing it");
+        return Ok(None);
+    };
+    Ok(Some(Candidate { account_id, user_id, name, password_hash }))
+}
+
+/// Whether the central holds more than one account (the sign-in page then explains `account/name`).
+pub(in crate::db) fn shared(conn: &Connection) -> Result<bool, MttrlyError> {
+    conn.query_row("SELECT COUNT(*) > 1 FROM (SELECT 1 FROM accounts LIMIT 2)", [], |r| r.get(0)).map_err(internal)
 }

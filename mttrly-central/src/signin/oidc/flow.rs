@@ -292,11 +292,16 @@ async fn finish(state: &AppState, client: &OidcClient, headers: &HeaderMap, quer
             return refusal(StatusCode::FORBIDDEN, what, &r);
         }
     };
+    // With a role claim configured, the claim is the provider's word on the person's rights: no
+    // mapped group (left every mapped group, or the claim is missing, as Entra ID does for people
+    // in too many groups) means the weakest role, so leaving the leads' group at the provider
+    // takes the rights away here at the next sign-in. Creation still needs a mapped group.
+    let lower_to = config.role_claim.as_ref().map(|_| person.mapped_role.unwrap_or(mttrly_core::Role::Viewer));
     let vouched = Vouched {
         issuer: client.issuer().to_owned(),
         subject: person.subject.clone(),
         verified_email: person.verified_email.clone(),
-        mapped_role: person.mapped_role,
+        mapped_role: lower_to,
     };
     let create = match (config.create_users, person.mapped_role) {
         (true, Some(role)) => {

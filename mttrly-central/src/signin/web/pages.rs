@@ -1,14 +1,21 @@
 //! `GET/POST /signin`, `POST /signout` and the signed-in home `GET /`.
 //!
-//! Sign-in asks for a name (or e-mail), the password and a TOTP code (or a recovery code) on one
-//! form, and answers every failure with the same words and status, whatever failed: an unknown
-//! name, a wrong password, a wrong code, a lock. An unknown name still costs one password hash
-//! (the dummy), so timing does not tell names apart either. Wrong passwords and wrong codes both
-//! count toward the person's lockout (5 → 15 minutes; `second_factor`), and while locked nothing
-//! they type is accepted.
+//! Sign-in asks for a login, the password and a TOTP code (or a recovery code) on one form, and
+//! answers every failure with the same words and status, whatever failed: an unknown name, a
+//! wrong password, a wrong code, a lock.
 //!
-//! The same name can exist in several accounts (tenants); the password decides which person
-//! signs in (at most a handful are tried, each costing a hash).
+//! The login names exactly one person before any password is looked at: `ACCOUNT/NAME`, or a
+//! name or e-mail that only one living user on the whole central has. A password is compared with
+//! that one person's hash and nobody else's. Trying it against every account's `bob` would let a
+//! tenant's admin create their own `bob`, set a guessed password, and learn from the answer
+//! whether it is another tenant's bob's password, unlimited. An ambiguous or unknown login costs
+//! the same one hash (the dummy) and records nothing anywhere.
+//!
+//! Two counters, both 5 → 15 minutes. Wrong passwords count on the password's own (so anyone who
+//! knows a name can at worst hold up that person's sign-in by password, never their approvals);
+//! each attempt is counted before the hash is checked and cleared by the right password, so
+//! parallel guesses cannot pass the limit. Wrong codes, typed after the right password, count on
+//! the second factor's (`second_factor::verify_from`).
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -25,11 +32,14 @@ use super::{
     with_cookie,
 };
 use crate::app_state::AppState;
+use crate::db::people::PasswordAttempt;
 use crate::web::page::{escape, page};
 
 /// The one answer to every failed sign-in.
 const FAILED: &str = "The name, password or code is wrong, or this sign-in is locked after too many attempts \
                       (it unlocks 15 minutes after the last one).";
+/// Said on the sign-in page of a central that holds several accounts.
+const SHARED: &str = "If your team shares this central with others, sign in as account/name.";
 /// Longest name or e-mail looked up.
 const MAX_LOGIN: usize = 254;
 
@@ -61,14 +71,16 @@ pub(crate) struct CsrfForm {
     csrf: String,
 }
 
-/// The sign-in page. `sso` is the single sign-on link (`oidc::flow::signin_link`), above the form.
-fn signin_page(sso: &str, token: &str, next: &str, login: &str, error: Option<&str>) -> Response {
+/// The sign-in page. `sso` is the single sign-on link (`oidc::flow::signin_link`), above the form;
+/// `shared`: the central holds more than one account (the page says how to name yours).
+fn signin_page(sso: &str, shared: bool, token: &str, next: &str, login: &str, error: Option<&str>) -> Response {
     let (status, error) = match error {
         Some(e) => (StatusCode::UNAUTHORIZED, format!("<p class=\"err\">{}</p>", escape(e))),
         None => (StatusCode::OK, String::new()),
     };
+    let shared = if shared { format!("<p>{SHARED}</p>") } else { String::new() };
     let body = format!(
-        "{error}{sso}<form method=\"post\" action=\"/signin\">{csrf}<input type=\"hidden\" name=\"next\" value=\"{next}\">\
+        "{error}{sso}{shared}<form method=\"post\" action=\"/signin\">{csrf}<input type=\"hidden\" name=\"next\" value=\"{next}\">\
          <p><label>Name or e-mail<br><input name=\"login\" value=\"{login}\" autocomplete=\"username\" required></label></p>\
          <p><label>Password<br><input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label></p>\
          <p><label>Code from your authenticator app (or a recovery code)<br><input name=\"code\" autocomplete=\"one-time-code\" required></label></p>\
@@ -94,9 +106,13 @@ pub(crate) async fn signin_form(
         Ok(None) => {}
         Err(e) => return internal_error(&e),
     }
+    let shared = match state.central.db.signins().shared().await {
+        Ok(shared) => shared,
+        Err(e) => return internal_error(&e),
+    };
     let (token, cookie) = pre_session(transport, &headers);
     let sso = crate::signin::oidc::flow::signin_link(&state, &next);
-    with_cookie(signin_page(&sso, &token, &next, "", None), cookie)
+    with_cookie(signin_page(&sso, shared, &token, &next, "", None), cookie)
 }
 
 /// `POST /signin`.
@@ -118,80 +134,74 @@ pub(crate) async fn signin_submit(
             }
         }
         Ok(None) => {
+            let shared = match state.central.db.signins().shared().await {
+                Ok(shared) => shared,
+                Err(e) => return internal_error(&e),
+            };
             let sso = crate::signin::oidc::flow::signin_link(&state, &next);
-            signin_page(&sso, &form.csrf, &next, form.login.trim(), Some(FAILED))
+            signin_page(&sso, shared, &form.csrf, &next, form.login.trim(), Some(FAILED))
         }
         Err(e) => internal_error(&e),
     }
 }
 
-/// Who the form proves to be, or `None` (every failure alike; each audited in its account).
+/// Who the form proves to be, or `None` (every failure alike; each audited in the account of the
+/// one person the login named; an ambiguous or unknown login is audited nowhere). One password
+/// hash per request, whatever happens.
 async fn authenticate(state: &AppState, form: &SignInForm) -> Result<Option<(AccountId, UserId)>, MttrlyError> {
     let central = &state.central;
     let login = form.login.trim();
-    let candidates = if login.is_empty() || login.len() > MAX_LOGIN {
-        Vec::new()
-    } else {
-        central.db.signins().candidates(login).await?
-    };
-    let password = form.password.clone();
-    let hashes: Vec<String> = candidates.iter().map(|c| c.password_hash.clone()).collect();
-    let matched = tokio::task::spawn_blocking(move || {
-        if hashes.is_empty() {
-            // The same work as for a real name.
-            crate::signin::password::verify(&password, None);
-            return None;
-        }
-        hashes.iter().position(|h| crate::signin::password::verify(&password, Some(h)))
-    })
-    .await
-    .map_err(|_| MttrlyError::new(ErrorCode::InternalError, "checking the password failed"))?;
+    let candidate =
+        if login.is_empty() || login.len() > MAX_LOGIN { None } else { central.db.signins().resolve(login).await? };
     let now = crate::db::now_ms();
     let policy = Lockout::default();
-    let refused = |why: &str| MttrlyError::new(ErrorCode::AuthFailed, why.to_owned());
-    let Some(candidate) = matched.and_then(|i| candidates.get(i)) else {
-        for c in &candidates {
-            central.db.account(&c.account_id).people().record_failure(&c.user_id, policy, now).await?;
-            let failed: Result<(), _> = Err(refused("wrong password"));
-            super::audit(
-                state,
-                &c.account_id,
-                &c.user_id,
-                &c.name,
-                "SignIn",
-                serde_json::json!({ "refusal": "password" }),
-                &failed,
-            );
-        }
-        return Ok(None);
+    let attempt = match &candidate {
+        Some(c) => central.db.account(&c.account_id).people().password_attempt(&c.user_id, policy, now).await?,
+        None => PasswordAttempt::Unknown,
     };
+    // Only an admitted attempt's hash is checked; every other path checks the dummy instead.
+    let stored = match (&candidate, attempt) {
+        (Some(c), PasswordAttempt::Admitted(_)) => Some(c.password_hash.clone()),
+        _ => None,
+    };
+    let password = form.password.clone();
+    let matched = tokio::task::spawn_blocking(move || crate::signin::password::verify(&password, stored.as_deref()))
+        .await
+        .map_err(|_| MttrlyError::new(ErrorCode::InternalError, "checking the password failed"))?;
+    let Some(candidate) = candidate else { return Ok(None) };
     let (account, user) = (&candidate.account_id, &candidate.user_id);
-    if let Err(until) = policy.admit(&candidate.lockout, now) {
-        let failed: Result<(), _> = Err(MttrlyError::new(ErrorCode::RateLimited, format!("locked until {until}")));
+    let refuse = |refusal: &str, error: MttrlyError| {
+        let failed: Result<(), _> = Err(error);
         super::audit(
             state,
             account,
             user,
             &candidate.name,
             "SignIn",
-            serde_json::json!({ "refusal": "locked" }),
+            serde_json::json!({ "refusal": refusal }),
             &failed,
         );
-        return Ok(None);
+    };
+    match attempt {
+        PasswordAttempt::Admitted(_) if matched => {}
+        PasswordAttempt::Admitted(after) => {
+            let refusal = if after.locked_until_ms.is_some() { "password_locked_now" } else { "password" };
+            refuse(refusal, MttrlyError::new(ErrorCode::AuthFailed, "wrong password"));
+            return Ok(None);
+        }
+        PasswordAttempt::Locked { until } => {
+            let error = MttrlyError::new(ErrorCode::RateLimited, format!("sign-in by password locked until {until}"));
+            refuse("password_locked", error);
+            return Ok(None);
+        }
+        // Removed between the lookup and the count.
+        PasswordAttempt::Unknown => return Ok(None),
     }
+    central.db.account(account).people().password_accepted(user, now).await?;
     match crate::second_factor::verify_from(central, account, user, &form.code, Source::Dashboard).await {
         Ok(()) => Ok(Some((account.clone(), user.clone()))),
         Err(e) if matches!(e.code(), ErrorCode::AuthFailed | ErrorCode::RateLimited | ErrorCode::Forbidden) => {
-            let failed: Result<(), _> = Err(e);
-            super::audit(
-                state,
-                account,
-                user,
-                &candidate.name,
-                "SignIn",
-                serde_json::json!({ "refusal": "second_factor" }),
-                &failed,
-            );
+            refuse("second_factor", e);
             Ok(None)
         }
         Err(e) => Err(e),
