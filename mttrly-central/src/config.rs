@@ -76,6 +76,9 @@ pub struct Config {
     pub grpc_idle_timeout_seconds: u32,
     /// Webhooks that receive approval prompts (signed JSON).
     pub webhooks: Vec<crate::notify::webhook::WebhookConfig>,
+    /// Inbound alerts from monitoring (`[hooks]`, `[hooks.alertmanager]`, `[hooks.grafana]`): off
+    /// until a source is configured. Secrets are named by environment variable and read at start.
+    pub hooks: crate::hooks::HooksConfig,
     /// Whether an action needing approval must have had its prompt delivered; when no notifier
     /// can deliver it, the action is failed closed. Defaults to true when webhooks are configured.
     pub require_approval_prompt: Option<bool>,
@@ -128,6 +131,7 @@ impl Default for Config {
             http_idle_timeout_seconds: 120,
             grpc_idle_timeout_seconds: 600,
             webhooks: Vec::new(),
+            hooks: crate::hooks::HooksConfig::default(),
             require_approval_prompt: None,
             tools: mttrly_core::ToolSurface::ALL,
             public_http_url: None,

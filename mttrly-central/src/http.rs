@@ -69,6 +69,16 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
     let state = AppState { central, site, sessions: table, mcp_sessions, registrations: Arc::default() };
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/hooks/alertmanager",
+            axum::routing::post(crate::hooks::alertmanager::receive)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::hooks::MAX_BODY)),
+        )
+        .route(
+            "/hooks/grafana",
+            axum::routing::post(crate::hooks::grafana::receive)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::hooks::MAX_BODY)),
+        )
         .route(RESOURCE_METADATA_PATH, get(resource_metadata))
         .route("/.well-known/oauth-protected-resource", get(resource_metadata))
         .route("/.well-known/oauth-authorization-server", get(crate::oauth::metadata))

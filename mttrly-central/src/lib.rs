@@ -25,6 +25,7 @@ pub mod env;
 pub mod events;
 mod fd_limit;
 pub mod grpc;
+pub mod hooks;
 pub mod http;
 mod http_serve;
 pub mod init;

@@ -120,8 +120,9 @@ impl RunningCentral {
 
 /// Opens the database and starts serving. Listeners bind before this returns, so the returned
 /// addresses are live.
-pub async fn start(config: Config) -> Result<RunningCentral, StartError> {
+pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
     config.validate().map_err(StartError::Config)?;
+    config.hooks.resolve(|k| std::env::var(k).ok()).map_err(StartError::Config)?;
     let approvals = config.approval_policy().map_err(StartError::Config)?;
     let db_path = config.database_path();
     if !db_path.exists() {

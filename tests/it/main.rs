@@ -19,6 +19,7 @@ mod events;
 mod files;
 mod first_user;
 mod fleet;
+mod hooks;
 mod limits;
 mod login;
 mod mcp;

@@ -64,4 +64,26 @@ impl Alerts<'_> {
         let (account, filter) = (self.account.id.clone(), filter.clone());
         self.account.db.sqlite.read(move |conn| sqlite::alerts::list(conn, &account, &filter)).await
     }
+
+    /// Opens an alert from a monitoring system unless the same (server, rule, subject) is already
+    /// open, so a redelivered notification opens nothing. Returns whether it was opened.
+    pub async fn open_if_new(&self, alert: NewAlert) -> Result<bool, MttrlyError> {
+        self.account.db.sqlite.call(move |conn| sqlite::alerts::open_if_new(conn, &alert)).await
+    }
+
+    /// Resolves the account's open alerts with this rule and subject at `at` (ms): a monitoring
+    /// system's "resolved" names the alert, not our id. Returns `(alert, server)` per resolved one.
+    pub async fn resolve_matching(
+        &self,
+        rule: &str,
+        subject: &str,
+        at: i64,
+    ) -> Result<Vec<(AlertId, ServerId)>, MttrlyError> {
+        let (account, rule, subject) = (self.account.id.clone(), rule.to_owned(), subject.to_owned());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::alerts::resolve_matching(conn, &account, &rule, &subject, at))
+            .await
+    }
 }

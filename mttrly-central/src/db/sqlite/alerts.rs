@@ -48,6 +48,59 @@ pub(in crate::db) fn resolve(conn: &Connection, id: &AlertId, at: i64) -> Result
     Ok(())
 }
 
+/// Opens an alert unless one with the same (server, rule, subject) is already open (the partial
+/// unique index decides, so two deliveries racing each other still open one). Returns whether it
+/// was opened.
+pub(in crate::db) fn open_if_new(conn: &Connection, alert: &NewAlert) -> Result<bool, MttrlyError> {
+    let n = conn
+        .execute(
+            "INSERT INTO alerts (id, account_id, server_id, rule, subject, severity, status, summary, opened_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8) ON CONFLICT DO NOTHING",
+            params![
+                alert.id.as_str(),
+                alert.account_id.as_str(),
+                alert.server_id.as_str(),
+                alert.rule,
+                alert.subject,
+                alert.severity.as_str(),
+                alert.summary,
+                alert.opened_at
+            ],
+        )
+        .map_err(internal)?;
+    Ok(n > 0)
+}
+
+/// Resolves the account's open alerts with this rule and subject. Returns `(alert, server)` for
+/// each one resolved (none when nothing was open).
+pub(in crate::db) fn resolve_matching(
+    conn: &Connection,
+    account: &AccountId,
+    rule: &str,
+    subject: &str,
+    at: i64,
+) -> Result<Vec<(AlertId, ServerId)>, MttrlyError> {
+    let mut stmt = conn
+        .prepare(
+            "UPDATE alerts SET status = 'resolved', resolved_at = ?4
+             WHERE account_id = ?1 AND rule = ?2 AND subject = ?3 AND status = 'open' RETURNING id, server_id",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str(), rule, subject, at], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (id, server) = r.map_err(internal)?;
+        if let (Ok(id), Ok(server)) = (AlertId::parse(&id), ServerId::parse(&server)) {
+            out.push((id, server));
+        }
+    }
+    Ok(out)
+}
+
 /// Every open alert: `(server, rule, subject, alert id)`, to rebuild the engine's state at start.
 pub(in crate::db) fn all_open(conn: &Connection) -> Result<Vec<(ServerId, String, String, AlertId)>, MttrlyError> {
     let mut stmt =
