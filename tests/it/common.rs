@@ -36,3 +36,16 @@ impl Harness {
         mttrly_tests::in_process::channel(&self.central).await
     }
 }
+
+/// Percent-encodes a form or query value (RFC 3986 unreserved characters kept).
+pub(crate) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -36,18 +36,7 @@ pub(crate) struct Browser {
 
 /// `application/x-www-form-urlencoded` of `pairs`.
 pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    };
-    pairs.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect::<Vec<_>>().join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={}", crate::common::urlencode(v))).collect::<Vec<_>>().join("&")
 }
 
 /// The value of the first `name="NAME" value="…"` input in a page.

@@ -6,6 +6,7 @@
 //! site), and the grant bound to the person (revoked with `tokens revoke oauth_…`, dead with
 //! `users remove`).
 
+use crate::common::urlencode;
 use std::cell::RefCell;
 
 use mttrly_tests::{RawResponse, TestCentral, http_request};
@@ -17,20 +18,8 @@ const VERIFIER: &str = "mttrly-test-verifier-0123456789-abcdefghijklmnop";
 const CHALLENGE: &str = "C9Eh3DAjL3z19MNierO69n6t9wNopjgg6-J2xUBrGN0";
 const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn form(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect::<Vec<_>>().join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&")
 }
 
 fn json_of(r: &RawResponse) -> Value {
@@ -211,7 +200,7 @@ fn register_authorize_token_call_refresh() {
     let authorize_url = format!("/oauth/authorize?{q}");
     let anonymous = http_request(&base, "GET", &authorize_url, &[], "");
     assert_eq!(anonymous.status, 303, "{anonymous:?}");
-    assert_eq!(anonymous.header("location"), Some(format!("/signin?next={}", enc(&authorize_url)).as_str()));
+    assert_eq!(anonymous.header("location"), Some(format!("/signin?next={}", urlencode(&authorize_url)).as_str()));
     // Signed in: the consent page names the person and the client (escaped), with no token field.
     let page = flow.browser.borrow_mut().get(&authorize_url);
     assert_eq!(page.status, 200, "{page:?}");
@@ -220,7 +209,7 @@ fn register_authorize_token_call_refresh() {
     assert!(page.body.contains("name=\"csrf\"") && !page.body.contains("name=\"token\""), "{}", page.body);
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
     // An unregistered redirect URI: a page, never a redirect, signed in or not.
-    let evil = q.replace(&enc(REDIRECT), &enc("http://127.0.0.1:1/evil"));
+    let evil = q.replace(&urlencode(REDIRECT), &urlencode("http://127.0.0.1:1/evil"));
     for refused in [
         http_request(&base, "GET", &format!("/oauth/authorize?{evil}"), &[], ""),
         flow.browser.borrow_mut().get(&format!("/oauth/authorize?{evil}")),

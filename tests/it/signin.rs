@@ -18,7 +18,7 @@ use mttrly_proto::central::v1::AddUserRequest;
 use mttrly_proto::central::v1::user_service_client::UserServiceClient;
 use serde_json::Value;
 
-use crate::common::{Harness, authed, harness};
+use crate::common::{Harness, authed, harness, urlencode};
 
 /// A browser that keeps cookies (one site) and follows no redirect on its own.
 struct Browser {
@@ -34,18 +34,6 @@ struct Answer {
     status: u16,
     location: Option<String>,
     body: String,
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 impl Browser {

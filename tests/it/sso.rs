@@ -41,7 +41,7 @@ use mttrly_proto::central::v1::{
     RevokeTokenRequest, StartDeviceLoginRequest, WhoAmIRequest, WhoAmIResponse,
 };
 
-use crate::common::{Harness, harness};
+use crate::common::{Harness, harness, urlencode};
 
 const CLIENT_ID: &str = "mttrly-central";
 const CLIENT_SECRET: &str = "a-test-client-secret-0123456789";
@@ -301,18 +301,6 @@ impl Browser {
         let callback = self.through_provider(central, next, login).await;
         self.get(&callback).await
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The first form of a page: its action and its inputs (name, value).

@@ -13,7 +13,7 @@ use mttrly_proto::central::v1::{
 use mttrly_tests::TestCentral;
 use serde_json::{Value, json};
 
-use crate::common::{Harness, Mcp, authed, code, harness, http};
+use crate::common::{Harness, Mcp, authed, code, harness, http, urlencode};
 
 /// The error body a failed `--output json` CLI call printed on stderr.
 fn cli_error(out: &std::process::Output) -> Value {
@@ -373,19 +373,6 @@ async fn another_accounts_admin_can_neither_see_nor_touch_these_users_and_tokens
     h.central.shutdown().await;
 }
 
-/// Percent-encodes a form value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// An MCP client authorized through OAuth (registration, consent by the person signed in in
 /// `browser`, code exchange with PKCE): its access token.
 fn oauth_access_token(central: &TestCentral, browser: &mut crate::login::Browser) -> String {
@@ -394,8 +381,9 @@ fn oauth_access_token(central: &TestCentral, browser: &mut crate::login::Browser
     const CHALLENGE: &str = "C9Eh3DAjL3z19MNierO69n6t9wNopjgg6-J2xUBrGN0";
     const REDIRECT: &str = "http://127.0.0.1:53682/callback";
     let base = &central.http_url;
-    let form =
-        |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect::<Vec<_>>().join("&");
+    let form = |pairs: &[(&str, &str)]| {
+        pairs.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&")
+    };
     let post = |path: &str, body: &str| {
         http_request(base, "POST", path, &[("Content-Type", "application/x-www-form-urlencoded")], body)
     };
