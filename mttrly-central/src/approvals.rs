@@ -52,12 +52,15 @@ pub struct EffectiveRule {
 /// (`with_totp`); otherwise `has_totp` is false and no rule reads it.
 pub async fn members(central: &Central, account: &AccountId, with_totp: bool) -> Result<Vec<Member>, MttrlyError> {
     let users = central.db.account(account).users().list().await?;
-    let mut out = Vec::with_capacity(users.len());
-    for user in users {
-        let has_totp = with_totp && crate::second_factor::enrolled(central, account, &user.id).await?;
-        out.push(Member { id: user.id, name: user.name, role: user.role, has_totp });
-    }
-    Ok(out)
+    let enrolled = if with_totp {
+        central.db.account(account).people().enrolled_users().await?
+    } else {
+        std::collections::HashSet::new()
+    };
+    Ok(users
+        .into_iter()
+        .map(|user| Member { has_totp: enrolled.contains(&user.id), id: user.id, name: user.name, role: user.role })
+        .collect())
 }
 
 /// Whether any of `rules` asks for a second factor.

@@ -50,6 +50,29 @@ fn ensure_row(conn: &Connection, account: &AccountId, user: &UserId, now: i64) -
     Ok(true)
 }
 
+pub(in crate::db) fn enrolled_users(
+    conn: &Connection,
+    account: &AccountId,
+) -> Result<std::collections::HashSet<UserId>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT c.user_id FROM user_credentials c JOIN users u ON u.id = c.user_id AND u.account_id = c.account_id
+             WHERE c.account_id = ?1 AND c.totp_sealed IS NOT NULL AND u.removed_at IS NULL",
+        )
+        .map_err(internal)?;
+    let rows = stmt.query_map(params![account.as_str()], |r| r.get::<_, String>(0)).map_err(internal)?;
+    let mut out = std::collections::HashSet::new();
+    for row in rows {
+        let id = row.map_err(internal)?;
+        if let Ok(parsed) = UserId::parse(&id) {
+            out.insert(parsed);
+        } else {
+            tracing::error!(%id, "credentials row with a malformed user id; skipped");
+        }
+    }
+    Ok(out)
+}
+
 pub(in crate::db) fn factor(
     conn: &Connection,
     account: &AccountId,
