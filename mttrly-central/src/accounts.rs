@@ -61,7 +61,10 @@ pub async fn create(
             plan,
             admin_user_id,
             admin_name: admin_name.to_owned(),
-            invite_url: crate::signin::invite::url(&base_url(config), &secret),
+            invite_url: crate::signin::invite::url(
+                &crate::app_state::public_base_url(config, config.http_listen),
+                &secret,
+            ),
             expires_at,
         }),
         Err(TenantRefusal::NameTaken) => Err(MttrlyError::new(
@@ -75,13 +78,4 @@ pub async fn create(
 /// Every account, oldest first.
 pub async fn list(db: &Db) -> Result<Vec<AccountRow>, MttrlyError> {
     db.tenants().list().await
-}
-
-/// Where people reach central's pages: `public_http_url`, else the HTTP listen address (the same
-/// rule the running server uses for its own links).
-pub fn base_url(config: &Config) -> String {
-    config
-        .public_http_url
-        .as_deref()
-        .map_or_else(|| format!("http://{}", config.http_listen), |u| u.trim_end_matches('/').to_owned())
 }
