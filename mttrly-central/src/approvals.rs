@@ -16,7 +16,7 @@ use mttrly_core::approval::{ApprovalRule, SecondFactor};
 use mttrly_core::ids::{AccountId, UserId};
 use mttrly_core::{Environment, ErrorCode, MttrlyError, Role, Source};
 
-use crate::actions::{DECISION_CHANNELS, rule_for};
+use crate::actions::rule_for;
 use crate::db::accounts::TokenOwner;
 use crate::db::actions::ActionRow;
 use crate::state::Central;
@@ -70,16 +70,21 @@ fn any_totp<'a>(mut rules: impl Iterator<Item = &'a ApprovalRule>) -> bool {
 
 /// Whether `members` can ever satisfy `rule` through the channels this central offers: the
 /// worst case, a request by one of the eligible people themselves.
-pub fn check(rule: &ApprovalRule, members: &[Member]) -> Result<(), Infeasible> {
+pub fn check(rule: &ApprovalRule, members: &[Member], channels: &[Source]) -> Result<(), Infeasible> {
     let people: Vec<Person<'_>> =
         members.iter().map(|m| Person { name: &m.name, role: m.role, has_totp: m.has_totp }).collect();
-    feasibility::check(rule, &people, DECISION_CHANNELS)
+    feasibility::check(rule, &people, channels)
 }
 
 /// Whether `members` can satisfy `rule` for a request by `requester` in particular (an action
 /// that exists): exact rather than the worst case, so a request by someone who could not have
 /// approved it anyway (a viewer's assistant) is not reported for the four-eyes subtraction.
-pub fn check_for_requester(rule: &ApprovalRule, members: &[Member], requester: &UserId) -> Result<(), Infeasible> {
+pub fn check_for_requester(
+    rule: &ApprovalRule,
+    members: &[Member],
+    requester: &UserId,
+    channels: &[Source],
+) -> Result<(), Infeasible> {
     let requester_counts = !rule.requester_may_approve
         && members.iter().any(|m| {
             &m.id == requester
@@ -87,11 +92,11 @@ pub fn check_for_requester(rule: &ApprovalRule, members: &[Member], requester: &
                 && (rule.second_factor != SecondFactor::Totp || m.has_totp)
         });
     if requester_counts || rule.requester_may_approve {
-        return check(rule, members);
+        return check(rule, members, channels);
     }
     // The requester is not among the eligible: every eligible person is "another human".
     let others = ApprovalRule { requester_may_approve: true, ..rule.clone() };
-    check(&others, members)
+    check(&others, members, channels)
 }
 
 /// Whether a rule lets the requester's own human approve without a second factor: no four eyes.
@@ -121,8 +126,8 @@ pub async fn effective(central: &Central, caller: &TokenOwner) -> Result<Vec<Eff
     Ok(effective
         .into_iter()
         .map(|(scope, rule)| EffectiveRule {
-            usable_channels: rule.usable_channels(DECISION_CHANNELS),
-            infeasible: check(&rule, &members).err(),
+            usable_channels: rule.usable_channels(&central.decision_channels),
+            infeasible: check(&rule, &members, &central.decision_channels).err(),
             scope,
             rule,
         })
@@ -147,7 +152,9 @@ pub async fn environment_warning(
     let members = members(central, account, any_totp(scopes.iter().map(|(_, r)| r))).await?;
     let lines: Vec<String> = scopes
         .into_iter()
-        .filter_map(|(scope, rule)| check(&rule, &members).err().map(|why| describe(&scope, &why)))
+        .filter_map(|(scope, rule)| {
+            check(&rule, &members, &central.decision_channels).err().map(|why| describe(&scope, &why))
+        })
         .collect();
     Ok((!lines.is_empty()).then(|| lines.join("\n")))
 }
@@ -160,9 +167,11 @@ pub async fn action_warning(central: &Central, action: &ActionRow) -> Result<Opt
     }
     let rule = rule_for(central, action);
     let members = members(central, &action.account_id, rule.second_factor == SecondFactor::Totp).await?;
-    Ok(check_for_requester(&rule, &members, action.requested_by.accountable_user()).err().map(|why| {
-        format!("nobody can approve this action under its rule ({} environment): {why}", action.environment)
-    }))
+    Ok(check_for_requester(&rule, &members, action.requested_by.accountable_user(), &central.decision_channels)
+        .err()
+        .map(|why| {
+            format!("nobody can approve this action under its rule ({} environment): {why}", action.environment)
+        }))
 }
 
 /// A scope's problem in one line: `approvals.production: …; fix: …`.
@@ -209,7 +218,7 @@ pub async fn report_at_start(central: &Central) {
             }
         };
         for (scope, rule) in &effective {
-            if let Err(why) = check(rule, &members) {
+            if let Err(why) = check(rule, &members, &central.decision_channels) {
                 tracing::warn!(
                     account = %account,
                     scope = %scope,
@@ -226,6 +235,9 @@ mod tests {
 
     use super::*;
 
+    /// A central whose only decision channel is the CLI.
+    const CLI: &[Source] = &[Source::Cli];
+
     fn member(name: &str, role: Role, has_totp: bool) -> Member {
         Member { id: UserId::generate(), name: name.to_owned(), role, has_totp }
     }
@@ -234,9 +246,9 @@ mod tests {
     fn a_one_person_account_cannot_satisfy_production_and_a_teammate_fixes_it() {
         let rule = ApprovalRule::default_for(Environment::Production);
         let admin = member("admin", Role::Admin, false);
-        let err = check(&rule, std::slice::from_ref(&admin)).unwrap_err();
+        let err = check(&rule, std::slice::from_ref(&admin), CLI).unwrap_err();
         assert!(err.to_string().contains("mttrly-cli users add NAME --role operator"), "{err}");
-        assert!(check(&rule, &[admin, member("bob", Role::Operator, false)]).is_ok());
+        assert!(check(&rule, &[admin, member("bob", Role::Operator, false)], CLI).is_ok());
     }
 
     #[test]
@@ -248,13 +260,13 @@ mod tests {
         let admin = member("admin", Role::Admin, false);
         let viewer = member("vic", Role::Viewer, false);
         let people = [admin.clone(), viewer.clone()];
-        assert!(check_for_requester(&rule, &people, &admin.id).is_err());
-        assert!(check_for_requester(&rule, &people, &viewer.id).is_ok());
+        assert!(check_for_requester(&rule, &people, &admin.id, CLI).is_err());
+        assert!(check_for_requester(&rule, &people, &viewer.id, CLI).is_ok());
         // Solo mode is satisfiable by the requester alone, with a second factor.
         let solo = ApprovalRule { requester_may_approve: true, second_factor: SecondFactor::Totp, ..rule };
-        assert!(check_for_requester(&solo, &people, &admin.id).is_err(), "no TOTP enrolled");
+        assert!(check_for_requester(&solo, &people, &admin.id, CLI).is_err(), "no TOTP enrolled");
         let enrolled = [Member { has_totp: true, ..admin.clone() }, viewer];
-        assert!(check_for_requester(&solo, &enrolled, &admin.id).is_ok());
+        assert!(check_for_requester(&solo, &enrolled, &admin.id, CLI).is_ok());
     }
 
     #[test]

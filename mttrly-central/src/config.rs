@@ -80,7 +80,8 @@ pub struct Config {
     /// until a source is configured. Secrets are named by environment variable and read at start.
     pub hooks: crate::hooks::HooksConfig,
     /// Whether an action needing approval must have had its prompt delivered; when no notifier
-    /// can deliver it, the action is failed closed. Defaults to true when webhooks are configured.
+    /// can deliver it, the action is failed closed. Defaults to true when webhooks or a chat
+    /// provider (`[telegram]`, `[slack]`) are configured.
     pub require_approval_prompt: Option<bool>,
     /// The tools this deployment exposes (read-only mode, toolsets); tokens can narrow it further.
     pub tools: mttrly_core::ToolSurface,
@@ -102,6 +103,13 @@ pub struct Config {
     /// Single sign-on through an OpenID Connect provider (`[oidc]`, see
     /// `crate::signin::oidc::config`). Checked at start, discovery and keys included.
     pub oidc: Option<crate::signin::oidc::config::OidcConfig>,
+    /// Approvals in Slack (`[slack]`, see `crate::chat::slack::config`): off until configured;
+    /// the bot token and signing secret are named by environment variable and read at start.
+    pub slack: Option<crate::chat::slack::config::SlackConfig>,
+    /// Approvals in Telegram (`[telegram]`, see `crate::chat::telegram::config`): off until
+    /// configured; the bot token (and the webhook secret) are named by environment variable and
+    /// read at start.
+    pub telegram: Option<crate::chat::telegram::TelegramConfig>,
 }
 
 impl Default for Config {
@@ -139,6 +147,8 @@ impl Default for Config {
             mcp_allowed_hosts: Vec::new(),
             approvals: mttrly_core::approval::config::ApprovalsConfig::new(),
             oidc: None,
+            slack: None,
+            telegram: None,
         }
     }
 }
@@ -313,11 +323,6 @@ impl Config {
     /// The SQLite file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("central.db")
-    }
-
-    /// Whether approval prompts must be delivered (fail closed otherwise).
-    pub fn prompt_required(&self) -> bool {
-        self.require_approval_prompt.unwrap_or(!self.webhooks.is_empty())
     }
 
     /// How long a pending action lives.

@@ -79,19 +79,40 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
             axum::routing::post(crate::hooks::grafana::receive)
                 .layer(axum::extract::DefaultBodyLimit::max(crate::hooks::MAX_BODY)),
         )
+        .route(
+            "/hooks/pagerduty",
+            axum::routing::post(crate::hooks::pagerduty::receive)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::hooks::MAX_BODY)),
+        )
+        .route(
+            "/hooks/telegram",
+            axum::routing::post(crate::chat::telegram::receiver::webhook)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::chat::telegram::receiver::MAX_BODY)),
+        )
+        .route(
+            "/hooks/slack/interactions",
+            axum::routing::post(crate::chat::slack::handlers::interactions)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::chat::slack::MAX_BODY)),
+        )
+        .route(
+            "/hooks/slack/commands",
+            axum::routing::post(crate::chat::slack::handlers::commands)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::chat::slack::MAX_BODY)),
+        )
         .route(RESOURCE_METADATA_PATH, get(resource_metadata))
         .route("/.well-known/oauth-protected-resource", get(resource_metadata))
         .route("/.well-known/oauth-authorization-server", get(crate::oauth::metadata))
         .route("/oauth/register", axum::routing::post(crate::oauth::register))
         .route("/oauth/authorize", get(crate::oauth::authorize_page).post(crate::oauth::authorize_decide))
         .route("/oauth/token", axum::routing::post(crate::oauth::token))
-        .route("/", get(crate::signin::web::pages::home))
         .route("/signin", get(crate::signin::web::pages::signin_form).post(crate::signin::web::pages::signin_submit))
         .route("/signout", axum::routing::post(crate::signin::web::pages::signout))
         .route("/device", get(crate::signin::device_flow::page::show).post(crate::signin::device_flow::page::submit))
         .route("/invite/{secret}", get(crate::signin::web::invite::show).post(crate::signin::web::invite::submit))
         .route(crate::signin::oidc::flow::START_PATH, get(crate::signin::oidc::flow::start))
         .route(crate::signin::oidc::flow::CALLBACK_PATH, get(crate::signin::oidc::flow::callback))
+        // The dashboard (issue 14): `/`, `/actions/…`, `/servers`, `/events`, `/assets/…`.
+        .merge(crate::dashboard::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .nest_service(MCP_PATH, mcp)
         .layer(middleware::from_fn_with_state(state.clone(), mcp_gate))

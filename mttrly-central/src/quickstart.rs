@@ -192,8 +192,12 @@ async fn admin_setup_url(central: &crate::state::Central, base_url: &str) -> Res
     let Some(user) = users.list().await?.into_iter().find(|u| u.id == admin) else { return Ok(None) };
     let (secret, hash) = crate::signin::invite::fresh();
     let expires_at = db::now_ms().saturating_add(crate::signin::invite::TTL_MS);
-    match central.db.account(&account).people().reinvite(&user.name, &hash, expires_at).await? {
+    // Gated in the re-invite's own transaction: if the admin enrolled a factor since the check
+    // above, the link would replace it, so none is made (they sign in with their factor).
+    let gate = crate::db::accounts::FactorGate::Checked { code_verified: false };
+    match central.db.account(&account).people().reinvite_gated(&user.name, &hash, expires_at, gate).await? {
         Ok(_) => Ok(Some(crate::signin::invite::url(base_url, &secret))),
+        Err(crate::db::accounts::UserRefusal::SecondFactorRequired) => Ok(None),
         Err(refusal) => Err(step(format!("cannot make the admin's sign-in link: {refusal:?}"))),
     }
 }

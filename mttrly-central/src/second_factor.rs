@@ -13,6 +13,15 @@
 //! copy of the database alone gives nobody a second factor. Losing the key file loses every
 //! enrolment (people re-enrol through a fresh invite: `mttrly-cli users invite NAME`).
 //!
+//! A first enrolment through a bearer token (`mttrly-cli totp enroll`) works only in an account
+//! that does not use second factors yet (no living admin has one). Once one does, a factor is what
+//! lets an admin token past the gates of `crate::users`, and a token that could enrol a first one
+//! on the spot (a leaked factor-less admin token, the attacker's own authenticator) would pass
+//! them all: there a person's first factor comes through an invite link, which an admin issues
+//! with a code of their own. Judged when the enrolment starts (a clear refusal) and again inside
+//! the confirming transaction (an admin enrolling in between counts). Re-enrolment by someone who
+//! has a factor needs a current code of it, as before; enrolment needs a token of full scope.
+//!
 //! Every verification and enrolment is audited (which method, which refusal; never the code).
 
 use std::path::{Path, PathBuf};
@@ -23,8 +32,9 @@ use mttrly_core::{ErrorCode, MttrlyError, Source};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use serde_json::json;
 
+use crate::db::accounts::FactorGate;
 use crate::db::accounts::TokenOwner;
-use crate::db::people::{Factor, Sealed};
+use crate::db::people::{Factor, PendingRefusal, Sealed};
 use crate::state::Central;
 
 /// The key file's name in the data directory.
@@ -379,6 +389,18 @@ fn human(caller: &TokenOwner) -> Result<UserId, MttrlyError> {
     }
 }
 
+/// The refusal of a first enrolment by token in an account that uses second factors.
+fn first_factor_by_invite(caller: &TokenOwner) -> MttrlyError {
+    MttrlyError::new(
+        ErrorCode::Forbidden,
+        format!(
+            "this account's admins use second factors, so a first second factor is never enrolled with a token alone: \
+             it comes through an invite link; ask an admin for `mttrly-cli users invite {}`",
+            caller.user_name
+        ),
+    )
+}
+
 /// A secret to enrol, shown once: the authenticator app scans the URI.
 pub struct Enrolment {
     /// The secret in base32 (for typing into an app by hand).
@@ -389,7 +411,8 @@ pub struct Enrolment {
 
 /// Starts (re-)enrolment of the caller's own TOTP: a new secret waits until a code from it is
 /// confirmed ([`confirm_enrolment`]); the current factor stays valid meanwhile. Re-enrolment
-/// needs a current code (or recovery code) of the enrolled factor.
+/// needs a current code (or recovery code) of the enrolled factor; a first enrolment is refused
+/// in an account that uses second factors (module doc).
 pub async fn start_enrolment(
     central: &Central,
     caller: &TokenOwner,
@@ -397,6 +420,7 @@ pub async fn start_enrolment(
 ) -> Result<Enrolment, MttrlyError> {
     let result = async {
         let user = human(caller)?;
+        crate::users::require_full_scope(caller)?;
         if enrolled(central, &caller.account_id, &user).await? {
             let Some(code) = current_code.filter(|c| !c.trim().is_empty()) else {
                 return Err(MttrlyError::new(
@@ -405,6 +429,8 @@ pub async fn start_enrolment(
                 ));
             };
             verify_from(central, &caller.account_id, &user, code, Source::Cli).await?;
+        } else if central.db.account(&caller.account_id).users().uses_second_factors().await? {
+            return Err(first_factor_by_invite(caller));
         }
         let (secret, sealed) = seal_new(central, &caller.account_id, &user).await?;
         if !central.db.account(&caller.account_id).people().set_pending(&user, sealed).await? {
@@ -426,6 +452,7 @@ pub async fn confirm_enrolment(
 ) -> Result<Vec<RecoveryCode>, MttrlyError> {
     let result = async {
         let user = human(caller)?;
+        crate::users::require_full_scope(caller)?;
         let people = central.db.account(&caller.account_id).people();
         let factor = people.factor(&user).await?.ok_or_else(not_enrolled)?;
         let Some(pending) = factor.pending else {
@@ -448,11 +475,16 @@ pub async fn confirm_enrolment(
         };
         let codes = fresh_recovery_codes();
         let hashes = codes.iter().map(RecoveryCode::hash).collect();
-        if !people.confirm_pending(&user, pending, step, hashes).await? {
-            return Err(MttrlyError::new(
-                ErrorCode::ValidationError,
-                "another enrolment was started meanwhile: finish that one, or start again with `mttrly-cli totp enroll`",
-            ));
+        let gate = FactorGate::Checked { code_verified: false };
+        match people.confirm_pending_gated(&user, pending, step, hashes, gate).await? {
+            Ok(()) => {}
+            Err(PendingRefusal::FirstFactorByInvite) => return Err(first_factor_by_invite(caller)),
+            Err(PendingRefusal::Changed) => {
+                return Err(MttrlyError::new(
+                    ErrorCode::ValidationError,
+                    "another enrolment was started meanwhile: finish that one, or start again with `mttrly-cli totp enroll`",
+                ));
+            }
         }
         Ok(codes)
     }

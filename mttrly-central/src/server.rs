@@ -177,16 +177,65 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
         })?;
         notifiers.push(Arc::new(webhook));
     }
-    let prompts = crate::notify::Prompts::new(notifiers);
+    // Chat providers: each configured one is a channel approval messages go out through.
+    let mut chat_channels: Vec<Arc<dyn crate::chat::ChatChannel>> = Vec::new();
+    let slack = match &config.slack {
+        Some(slack) => {
+            let slack =
+                crate::chat::slack::Slack::from_config(slack, |k| std::env::var(k).ok()).map_err(StartError::Config)?;
+            chat_channels.push(Arc::clone(&slack) as Arc<dyn crate::chat::ChatChannel>);
+            Some(slack)
+        }
+        None => None,
+    };
+    let telegram = match config.telegram.as_mut() {
+        Some(section) => {
+            section.resolve(|k| std::env::var(k).ok()).map_err(StartError::Config)?;
+            let telegram = crate::chat::telegram::Telegram::new(section).map_err(StartError::Config)?;
+            chat_channels.push(Arc::clone(&telegram) as Arc<dyn crate::chat::ChatChannel>);
+            Some(telegram)
+        }
+        None => None,
+    };
+    let providers: Vec<mttrly_core::ChatProvider> = chat_channels.iter().map(|c| c.provider()).collect();
+    let mut decision_channels = crate::chat::decision_channels(&providers);
+    // Central always serves HTTP, so its dashboard is always a way to decide.
+    decision_channels.insert(1, mttrly_core::Source::Dashboard);
+    let chat = (!chat_channels.is_empty())
+        .then(|| crate::chat::Chat::new(chat_channels, db.clone(), approvals.clone(), decision_channels.clone()));
+    let prompts = crate::notify::Prompts::new(notifiers, chat.clone());
     // Subscribed before anything is recorded, so they see every event from the first.
-    let subscribers = [
+    let mut subscribers = vec![
         prompts.spawn(&events, audit.clone(), shutdown_rx.clone()),
         crate::events::log::spawn(&events, shutdown_rx.clone()),
     ];
-    let central =
-        Central::new(config, approvals, db, agents, alerts, grpc_url, tls.clone(), audit, events, prompts, alert_tx);
+    if let Some(chat) = &chat {
+        subscribers.push(chat.spawn_followups(&events, shutdown_rx.clone()));
+    }
+    let central = Central::new(
+        config,
+        approvals,
+        db,
+        agents,
+        alerts,
+        grpc_url,
+        tls.clone(),
+        audit,
+        events,
+        prompts,
+        chat,
+        decision_channels,
+        alert_tx,
+    );
     if let Some(oidc) = oidc {
         let _ = central.oidc.set(oidc);
+    }
+    let _ = central.stopping.set(shutdown_rx.clone());
+    if let Some(slack) = slack {
+        let _ = central.slack.set(slack);
+    }
+    if let Some(telegram) = telegram {
+        let _ = central.telegram.set(telegram);
     }
 
     // Actions a crash left running are failed before anything else can look at them.
@@ -202,6 +251,11 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
     crate::approvals::report_at_start(&central).await;
     let mut tasks = crate::background::spawn(&central, alert_rx, &shutdown_rx);
     tasks.extend(subscribers);
+    if let Some(receiver) =
+        central.telegram.get().and_then(|t| crate::chat::telegram::receiver::spawn(t, &central, shutdown_rx.clone()))
+    {
+        tasks.push(receiver);
+    }
 
     let (health_reporter, health) = mttrly_proto::health_reporter();
     for name in grpc::MOUNTED {

@@ -48,6 +48,21 @@ pub struct Central {
     pub device_logins: crate::signin::device_flow::Guards,
     /// The key TOTP secrets are sealed with (the data directory's `second_factor.key`).
     pub second_factor_key: crate::second_factor::KeyCell,
+    /// The human channels this central offers for decisions: the CLI, the dashboard (central
+    /// always serves HTTP), and each configured chat provider. Refusals and instructions name
+    /// only these.
+    pub decision_channels: Vec<mttrly_core::Source>,
+    /// The chat router, when a chat provider is configured (`[telegram]`, `[slack]`).
+    pub chat: Option<Arc<crate::chat::Chat>>,
+    /// The Slack app (`[slack]`), set once at start when configured: the interaction and
+    /// slash-command routes verify requests with its signing secret and answer through it.
+    pub slack: std::sync::OnceLock<Arc<crate::chat::slack::Slack>>,
+    /// The Telegram bot (`[telegram]`), set once at start when configured: `POST /hooks/telegram`
+    /// reaches it in webhook mode.
+    pub telegram: std::sync::OnceLock<Arc<crate::chat::telegram::Telegram>>,
+    /// Turns `true` when central stops, set once at start: long-lived responses (the dashboard's
+    /// live events) end on it so a graceful shutdown never waits for them.
+    pub stopping: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>>,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -65,6 +80,8 @@ impl Central {
         audit: crate::audit::AuditLog,
         events: crate::events::Bus,
         prompts: Arc<crate::notify::Prompts>,
+        chat: Option<Arc<crate::chat::Chat>>,
+        decision_channels: Vec<mttrly_core::Source>,
         alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
     ) -> Arc<Self> {
         let limits =
@@ -87,8 +104,20 @@ impl Central {
             oidc: std::sync::OnceLock::new(),
             device_logins: crate::signin::device_flow::Guards::default(),
             second_factor_key: crate::second_factor::KeyCell::default(),
+            decision_channels,
+            chat,
+            slack: std::sync::OnceLock::new(),
+            telegram: std::sync::OnceLock::new(),
+            stopping: std::sync::OnceLock::new(),
             alert_writes,
         })
+    }
+
+    /// Whether an action needing approval must have reached someone (fail closed otherwise):
+    /// `require_approval_prompt` when set, else whenever webhooks or a chat provider are
+    /// configured (a team that set up a channel expects to be told, not to find out at expiry).
+    pub fn prompt_required(&self) -> bool {
+        self.config.require_approval_prompt.unwrap_or(!self.config.webhooks.is_empty() || self.chat.is_some())
     }
 
     /// Records an event in the audit log (queued; written in order within milliseconds, then

@@ -99,7 +99,10 @@ pub async fn revoke(central: &Central, caller: &TokenOwner, id: &str) -> Result<
 
 async fn revoke_unaudited(central: &Central, caller: &TokenOwner, id: &str) -> Result<(), MttrlyError> {
     require_human(caller)?;
-    let only = (caller.role != Role::Admin).then(|| caller.principal.accountable_user());
+    // Admins revoke anyone's, with a full token: a read-only or toolset-scoped token manages
+    // nobody else's credentials (revoking them all mid-incident would be its own outage).
+    let only = (caller.role != Role::Admin || caller.scope != mttrly_core::ToolSurface::ALL)
+        .then(|| caller.principal.accountable_user());
     let revoked = central.db.account(&caller.account_id).users().revoke_token(id, only).await?;
     match revoked {
         Some(Revoked::ApiToken(hash)) => {

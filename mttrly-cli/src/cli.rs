@@ -1,7 +1,7 @@
 //! The command-line grammar. Names here are a contract with users and scripts.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mttrly_core::{Environment, Plan, Role, ToolKind, Toolset};
+use mttrly_core::{ChatProvider, Environment, Plan, Role, ToolKind, Toolset};
 
 /// The central used when neither --central nor MTTRLY_CENTRAL is given (quickstart's default).
 pub(crate) const DEFAULT_CENTRAL: &str = "http://127.0.0.1:50051";
@@ -298,7 +298,9 @@ pub enum TokensCommand {
 pub enum UsersCommand {
     /// Add a user and print their single-use invite link (72 hours: they set a password and a
     /// second factor in the browser). With --token (no value) or --print-token, prints a human
-    /// token for them instead (for automation).
+    /// token for them instead (for automation). Once an admin of the account has a second factor,
+    /// a new admin, a token (any role) or a removed user's name asks for a fresh code of your own
+    /// (terminal, or one line of stdin).
     Add(UsersAddArgs),
     /// A fresh invite link for an existing user (a lost phone or password): their earlier links
     /// stop working; using it replaces their password and second factor. When they have a second
@@ -309,7 +311,9 @@ pub enum UsersCommand {
     },
     /// List the account's users.
     List,
-    /// Change a user's role (the last admin cannot be demoted).
+    /// Change a user's role (the last admin cannot be demoted). Making someone an admin, once an
+    /// admin of the account has a second factor, asks for a fresh code of your own (terminal, or
+    /// one line of stdin).
     SetRole {
         /// The user's name.
         name: String,
@@ -323,6 +327,29 @@ pub enum UsersCommand {
         /// The user's name.
         name: String,
     },
+    /// Link your chat account so approval messages reach you there: prints a single-use code
+    /// (10 minutes) to send to the bot (Telegram: `/start CODE`) or the app (Slack:
+    /// `/mttrly link CODE`).
+    Link {
+        /// telegram or slack.
+        #[arg(value_parser = parse_chat_provider)]
+        provider: ChatProvider,
+    },
+    /// Remove a chat link (yours; admins: anyone's with --user).
+    Unlink {
+        /// telegram or slack.
+        #[arg(value_parser = parse_chat_provider)]
+        provider: ChatProvider,
+        /// Whose link (admins only); default: yours.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List your chat links.
+    Links,
+}
+
+fn parse_chat_provider(s: &str) -> Result<ChatProvider, String> {
+    s.trim().to_ascii_lowercase().parse().map_err(|_| format!("unknown chat provider `{s}`: use telegram or slack"))
 }
 
 /// Arguments of `users add`.

@@ -111,6 +111,19 @@ pub(crate) fn caller(
     };
     let (token, source) = match (token, stored) {
         (Some(token), _) => (Some(token), if from_env { TokenSource::Env } else { TokenSource::Flag }),
+        // The saved token belongs to the central it was issued by: sent to another one (a
+        // `--central` flag, a stale `MTTRLY_CENTRAL`), it would hand that central's operator, or
+        // anyone on the path, a full human token for the first.
+        (None, Some((_, stored))) if !same_central(&stored.central, &central) => {
+            return Err(MttrlyError::new(
+                ErrorCode::AuthFailed,
+                format!(
+                    "your saved login is for {}, not {central}: run `mttrly-cli login --central {central}`, \
+                     or pass --token",
+                    stored.central
+                ),
+            ));
+        }
         (None, Some((path, stored))) => (Some(stored.token), TokenSource::File(path)),
         (None, None) => (None, TokenSource::Nowhere),
     };
@@ -217,6 +230,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), MttrlyError> {
     let mut file = options.open(path).map_err(|e| io_error("create", path, &e))?;
     file.write_all(bytes).map_err(|e| io_error("write", path, &e))?;
     file.sync_all().map_err(|e| io_error("flush", path, &e))
+}
+
+/// Whether two central URLs name the same central (scheme, host and port; case and a trailing
+/// slash do not matter).
+fn same_central(a: &str, b: &str) -> bool {
+    let norm = |u: &str| u.trim().trim_end_matches('/').to_ascii_lowercase();
+    norm(a) == norm(b)
 }
 
 #[cfg(test)]

@@ -47,6 +47,6 @@ pub use environment::Environment;
 pub use error::{ErrorBody, ErrorCode, MttrlyError};
 pub use error_chain::ErrorChain;
 pub use plan::Plan;
-pub use principal::{Principal, Source};
+pub use principal::{ChatProvider, Principal, Source};
 pub use role::Role;
 pub use surface::ToolSurface;

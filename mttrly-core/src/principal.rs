@@ -71,6 +71,8 @@ pub enum Source {
     Dashboard,
     /// A Telegram approval message.
     Telegram,
+    /// A Slack approval message.
+    Slack,
     /// The gRPC API, called by a third party.
     Api,
     /// The agent itself (events it reports, fixes it makes).
@@ -79,7 +81,8 @@ pub enum Source {
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 6] = [Self::Mcp, Self::Cli, Self::Dashboard, Self::Telegram, Self::Api, Self::Agent];
+    pub const ALL: [Source; 7] =
+        [Self::Mcp, Self::Cli, Self::Dashboard, Self::Telegram, Self::Slack, Self::Api, Self::Agent];
 
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
@@ -88,6 +91,7 @@ impl Source {
             Self::Cli => "cli",
             Self::Dashboard => "dashboard",
             Self::Telegram => "telegram",
+            Self::Slack => "slack",
             Self::Api => "api",
             Self::Agent => "agent",
         }
@@ -97,6 +101,55 @@ impl Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A chat service people link their account on, to be told about actions and decide them there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChatProvider {
+    /// Telegram, through a bot.
+    Telegram,
+    /// Slack, through an app.
+    Slack,
+}
+
+impl ChatProvider {
+    /// Every provider.
+    pub const ALL: [ChatProvider; 2] = [Self::Telegram, Self::Slack];
+
+    /// The wire name (also the source decisions through it are recorded under).
+    pub const fn as_str(self) -> &'static str {
+        self.source().as_str()
+    }
+
+    /// The channel decisions through this provider are recorded under.
+    pub const fn source(self) -> Source {
+        match self {
+            Self::Telegram => Source::Telegram,
+            Self::Slack => Source::Slack,
+        }
+    }
+
+    /// The name people know it by.
+    pub const fn display_name(self) -> &'static str {
+        match self {
+            Self::Telegram => "Telegram",
+            Self::Slack => "Slack",
+        }
+    }
+}
+
+impl fmt::Display for ChatProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ChatProvider {
+    type Err = UnknownSource;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| UnknownSource(s.to_owned()))
     }
 }
 

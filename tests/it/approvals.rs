@@ -41,7 +41,13 @@ pub(crate) async fn add_user(h: &Harness, name: &str, role: &str) -> String {
     UserServiceClient::new(h.channel().await)
         .add_user(authed(
             &h.admin,
-            AddUserRequest { name: name.into(), role: role.into(), email: String::new(), issue_token: true },
+            AddUserRequest {
+                name: name.into(),
+                role: role.into(),
+                email: String::new(),
+                issue_token: true,
+                second_factor_code: String::new(),
+            },
         ))
         .await
         .unwrap()
@@ -132,7 +138,7 @@ async fn configured_rules_decide_quorum_approvers_overrides_and_ttl() {
     let effective = rules(&h, &bob).await.unwrap();
     let prod = rule(&effective, "approvals.production");
     assert_eq!((prod.quorum, prod.ttl_minutes, prod.requester_may_approve), (2, 45, false), "{prod:?}");
-    assert_eq!(prod.usable_channels, ["cli"], "only channels this central offers: {prod:?}");
+    assert_eq!(prod.usable_channels, ["cli", "dashboard"], "only channels this central offers: {prod:?}");
     assert!(prod.infeasible.is_empty(), "admin, bob, carol, dave: two others for anyone: {prod:?}");
     let decommission = rule(&effective, "approvals.production.action.decommission");
     assert_eq!((decommission.quorum, decommission.approvers.as_slice()), (1, &["user:carol".to_owned()][..]));
@@ -490,7 +496,13 @@ async fn the_rules_are_for_humans_of_the_account_and_feasibility_is_per_account(
     UserServiceClient::new(h.channel().await)
         .add_user(authed(
             &eve,
-            AddUserRequest { name: "olga".into(), role: "operator".into(), email: String::new(), issue_token: true },
+            AddUserRequest {
+                name: "olga".into(),
+                role: "operator".into(),
+                email: String::new(),
+                issue_token: true,
+                second_factor_code: String::new(),
+            },
         ))
         .await
         .unwrap();
@@ -655,7 +667,7 @@ fn a_rule_nobody_can_satisfy_is_reported_at_start_in_servers_add_actions_show_an
     let listed = central.json(&admin, &["policy", "approvals"]);
     let prod = listed["rules"].as_array().unwrap().iter().find(|r| r["scope"] == "approvals.production").unwrap();
     assert_eq!((prod["feasible"].as_bool(), prod["quorum"].as_u64()), (Some(false), Some(1)), "{prod}");
-    assert_eq!(prod["usable_channels"], json!(["cli"]), "{prod}");
+    assert_eq!(prod["usable_channels"], json!(["cli", "dashboard"]), "{prod}");
 
     // A teammate: the warning is gone everywhere, for the same action too.
     central.json(&admin, &["users", "add", "bob", "--role", "operator", "--print-token"]);

@@ -271,7 +271,7 @@ async fn prompts_ride_the_bus_and_are_delivered_exactly_once_even_after_a_lag() 
         let bus = Bus::new(8);
         let log = start(&bus);
         let notifier = Arc::new(Counting { delivered: Mutex::new(Vec::new()), fail });
-        let prompts = Prompts::new(vec![Arc::clone(&notifier) as Arc<dyn Notifier>]);
+        let prompts = Prompts::new(vec![Arc::clone(&notifier) as Arc<dyn Notifier>], None);
         let (stop_tx, stop) = watch::channel(false);
         let task = prompts.spawn(&bus, log.audit.clone(), stop);
         let account = AccountId::generate();
@@ -332,9 +332,10 @@ async fn a_prompt_waits_for_its_creation_to_be_durable_and_stopping_answers_unde
     let bus = Bus::default();
     let log = start(&bus);
     let calls = Arc::new(AtomicUsize::new(0));
-    let prompts = Prompts::new(vec![
-        Arc::new(Checking { path: log.path.clone(), calls: Arc::clone(&calls) }) as Arc<dyn Notifier>
-    ]);
+    let prompts = Prompts::new(
+        vec![Arc::new(Checking { path: log.path.clone(), calls: Arc::clone(&calls) }) as Arc<dyn Notifier>],
+        None,
+    );
     let (stop_tx, stop) = watch::channel(false);
     let task = prompts.spawn(&bus, log.audit.clone(), stop);
     let account = AccountId::generate();

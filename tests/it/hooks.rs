@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use mttrly_central::hooks::{AlertmanagerHook, GrafanaHook};
+use mttrly_central::hooks::{AlertmanagerHook, GrafanaHook, PagerDutyHook};
 use mttrly_proto::central::v1::alert_service_client::AlertServiceClient;
 use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
-use mttrly_proto::central::v1::{AddServerRequest, Alert, ListAlertsRequest};
+use mttrly_proto::central::v1::{AddServerRequest, Alert, ListAlertsRequest, ListAlertsResponse};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -36,12 +36,15 @@ impl Harness {
     }
 
     async fn alerts(&self) -> Vec<Alert> {
+        self.list(ListAlertsRequest::default()).await.alerts
+    }
+
+    async fn list(&self, request: ListAlertsRequest) -> ListAlertsResponse {
         AlertServiceClient::new(self.channel().await)
-            .list_alerts(authed(&self.admin, ListAlertsRequest::default()))
+            .list_alerts(authed(&self.admin, request))
             .await
             .unwrap()
             .into_inner()
-            .alerts
     }
 
     /// POSTs `body` to `/hooks/alertmanager` with `authorization` (when given): status and JSON.
@@ -232,13 +235,72 @@ async fn bad_json_is_a_validation_error_and_oversized_bodies_are_refused() {
 }
 
 #[tokio::test]
-async fn an_alert_for_an_unknown_host_is_reported_not_stored_on_another_server() {
+async fn an_alert_for_an_unknown_host_is_kept_and_listed_not_dropped() {
     let h = with_alertmanager().await;
-    h.add_server_named("web-1").await;
-    let outcome = h.deliver_ok(notification("firing", &[am_alert("firing", "DiskFull", "nowhere:9100", "a1")])).await;
-    assert_eq!(outcome["opened"], 0);
-    assert_eq!(outcome["unmatched"], json!(["DiskFull@nowhere"]));
-    assert!(h.alerts().await.is_empty());
+    let web = h.add_server_named("web-1").await;
+    let firing = notification("firing", &[am_alert("firing", "DiskFull", "nowhere:9100", "a1")]);
+    let outcome = h.deliver_ok(firing.clone()).await;
+    assert_eq!((outcome["opened"].clone(), outcome["unmatched"].clone()), (json!(1), json!(["DiskFull@nowhere"])));
+    // Redelivered: still one.
+    let outcome = h.deliver_ok(firing).await;
+    assert_eq!((outcome["opened"].clone(), outcome["already_open"].clone()), (json!(0), json!(1)), "{outcome}");
+    // No host label at all: kept too, with no host.
+    let mut hostless = am_alert("firing", "Watchdog", "x", "b2");
+    hostless["labels"].as_object_mut().unwrap().remove("instance");
+    h.deliver_ok(notification("firing", &[hostless])).await;
+
+    // gRPC: never on a server, listed apart with the host seen.
+    let reply = h.list(ListAlertsRequest::default()).await;
+    assert!(reply.alerts.is_empty(), "{:?}", reply.alerts);
+    assert_eq!(reply.unmatched_alerts.len(), 2, "{:?}", reply.unmatched_alerts);
+    let disk = reply.unmatched_alerts.iter().find(|a| a.name == "DiskFull").unwrap();
+    assert_eq!(
+        (disk.source.as_str(), disk.host.as_str(), disk.severity.as_str(), disk.status.as_str()),
+        ("alertmanager", "nowhere", "critical", "open")
+    );
+    assert_eq!(disk.labels.get("instance").map(String::as_str), Some("nowhere:9100"));
+    assert!(disk.summary.contains("DiskFull on nowhere:9100"), "{}", disk.summary);
+    assert_eq!(reply.unmatched_alerts.iter().find(|a| a.name == "Watchdog").unwrap().host, "");
+    // Asking about one server leaves them out.
+    let reply = h.list(ListAlertsRequest { server_id: web.clone(), ..ListAlertsRequest::default() }).await;
+    assert!(reply.unmatched_alerts.is_empty());
+
+    // MCP: `unmatched_alerts` beside `alerts`, left out when the call names a server.
+    let mcp = Mcp { addr: h.central.http_addr, token: h.admin.clone(), client: "claude-code" };
+    let session = mcp.open().await.unwrap();
+    let reply = mcp.call(&session, "mttrly_get_alerts").await;
+    let out = &reply["result"]["structuredContent"];
+    assert_eq!(out["alerts"], json!([]), "{reply}");
+    let listed = out["unmatched_alerts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 2, "{reply}");
+    let disk = listed.iter().find(|a| a["name"] == "DiskFull").unwrap();
+    assert_eq!((disk["host"].clone(), disk["source"].clone()), (json!("nowhere"), json!("alertmanager")));
+    assert_eq!(disk["labels"]["alertname"], "DiskFull");
+    let reply = mcp
+        .request(&session, "tools/call", json!({ "name": "mttrly_get_alerts", "arguments": { "server_id": web } }))
+        .await;
+    assert_eq!(reply["result"]["structuredContent"]["unmatched_alerts"], json!([]), "{reply}");
+
+    // The CLI shows them where the server would be.
+    let out = crate::approvals::cli(&h, &h.admin, &["alerts", "list"], "").await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && table.contains("(unknown: nowhere)") && table.contains("(unknown: ?)"), "{table}");
+    let out = crate::approvals::cli(&h, &h.admin, &["--output", "json", "alerts", "list"], "").await;
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["unmatched_alerts"].as_array().map(Vec::len), Some(2), "{listed}");
+
+    // A server enrolled later under that name does not adopt them; "resolved" still closes them.
+    h.add_server_named("nowhere").await;
+    let outcome =
+        h.deliver_ok(notification("resolved", &[am_alert("resolved", "DiskFull", "nowhere:9100", "a1")])).await;
+    assert_eq!(outcome["resolved"], 1, "{outcome}");
+    let reply = h.list(ListAlertsRequest::default()).await;
+    assert!(reply.alerts.is_empty());
+    let disk = reply.unmatched_alerts.iter().find(|a| a.name == "DiskFull").unwrap();
+    assert_eq!(disk.status, "resolved");
+    assert!(disk.resolved_at_unix_ms > 0);
+    let open = h.list(ListAlertsRequest { status: "open".into(), ..ListAlertsRequest::default() }).await;
+    assert_eq!(open.unmatched_alerts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["Watchdog"]);
     h.central.shutdown().await;
 }
 
@@ -330,5 +392,365 @@ async fn grafana_deliveries_are_verified_by_hmac_and_mapped_like_alertmanagers()
 
     let (status, err) = h.deliver_grafana(Some(&hmac_hex(secret.as_bytes(), b"{nope")), "{nope".into()).await;
     assert_eq!((status, err["code"].clone()), (400, json!("VALIDATION_ERROR")));
+    h.central.shutdown().await;
+}
+
+async fn with_pagerduty() -> Harness {
+    harness(|cfg| cfg.hooks.pagerduty = Some(PagerDutyHook { signing_secret_env: TOKEN_ENV.into() })).await
+}
+
+impl Harness {
+    /// POSTs `body` to `/hooks/pagerduty` with `signature` (when given): status and JSON.
+    async fn deliver_pagerduty(&self, signature: Option<&str>, body: &str) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/hooks/pagerduty", self.central.http_url()))
+            .header("Content-Type", "application/json")
+            .header("X-Webhook-Id", "3bf9b2c8-4d6f-4a0b-9a6c-1e2f3a4b5c6d")
+            .body(body.to_owned());
+        if let Some(s) = signature {
+            req = req.header("X-PagerDuty-Signature", s);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Delivers `body` signed with the configured secret; it must answer 200.
+    async fn deliver_pagerduty_ok(&self, body: &str) -> Value {
+        let (status, outcome) =
+            self.deliver_pagerduty(Some(&format!("v1={}", hmac_hex(token().as_bytes(), body.as_bytes()))), body).await;
+        assert_eq!(status, 200, "{outcome}");
+        outcome
+    }
+}
+
+/// A PagerDuty V3 webhook delivery (recorded shape, from PagerDuty's developer docs' incident
+/// event example), for incident `incident` of service `service`, with `custom_fields`.
+fn pagerduty_event(event_id: &str, event_type: &str, incident: &str, service: &str, custom_fields: &Value) -> String {
+    let status = event_type.strip_prefix("incident.").unwrap_or("triggered");
+    json!({
+        "event": {
+            "id": event_id,
+            "event_type": event_type,
+            "resource_type": "incident",
+            "occurred_at": jiff::Timestamp::now().to_string(),
+            "agent": { "html_url": "https://acme.pagerduty.com/users/PLH1HKV", "id": "PLH1HKV",
+                "self": "https://api.pagerduty.com/users/PLH1HKV", "summary": "Tenex Engineer", "type": "user_reference" },
+            "client": { "name": "PagerDuty" },
+            "data": {
+                "id": incident,
+                "type": "incident",
+                "self": format!("https://api.pagerduty.com/incidents/{incident}"),
+                "html_url": format!("https://acme.pagerduty.com/incidents/{incident}"),
+                "number": 2,
+                "status": status,
+                "incident_key": "d3640fbd41094207a1c11e58e46b1662",
+                "created_at": "2020-04-09T15:16:27Z",
+                "title": "A little bump in the road",
+                "service": { "html_url": "https://acme.pagerduty.com/services/PF9KMXH", "id": "PF9KMXH",
+                    "self": "https://api.pagerduty.com/services/PF9KMXH", "summary": service, "type": "service_reference" },
+                "assignees": [{ "html_url": "https://acme.pagerduty.com/users/PTUXL6G", "id": "PTUXL6G",
+                    "self": "https://api.pagerduty.com/users/PTUXL6G", "summary": "User 123", "type": "user_reference" }],
+                "escalation_policy": { "html_url": "https://acme.pagerduty.com/escalation_policies/PUS0KTE", "id": "PUS0KTE",
+                    "self": "https://api.pagerduty.com/escalation_policies/PUS0KTE", "summary": "Default",
+                    "type": "escalation_policy_reference" },
+                "teams": [],
+                "priority": { "html_url": "https://acme.pagerduty.com/account/incident_priorities", "id": "PSO75BM",
+                    "self": "https://api.pagerduty.com/priorities/PSO75BM", "summary": "P1", "type": "priority_reference" },
+                "urgency": "high",
+                "conference_bridge": null,
+                "resolve_reason": null,
+                "custom_fields": custom_fields
+            }
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn pagerduty_is_not_found_until_configured() {
+    let h = harness(|_| {}).await;
+    let body = pagerduty_event("e1", "incident.triggered", "Q1", "web-1", &json!([]));
+    let (status, _) =
+        h.deliver_pagerduty(Some(&format!("v1={}", hmac_hex(token().as_bytes(), body.as_bytes()))), &body).await;
+    assert_eq!(status, 404);
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn pagerduty_forged_signatures_are_refused_and_a_rotation_pair_with_one_valid_is_accepted() {
+    let h = with_pagerduty().await;
+    h.add_server_named("web-1").await;
+    let secret = token();
+    let body = pagerduty_event("e1", "incident.triggered", "Q1", "web-1", &json!([]));
+    let other = pagerduty_event("e2", "incident.triggered", "Q2", "web-1", &json!([]));
+    let good = hmac_hex(secret.as_bytes(), body.as_bytes());
+    let forged = hmac_hex(b"not-the-secret", body.as_bytes());
+    let replayed = hmac_hex(secret.as_bytes(), other.as_bytes());
+    for sig in [
+        None,
+        Some(String::new()),
+        Some(format!("v1={forged}")),
+        Some(format!("v1={replayed}")),
+        Some(format!("v1={forged},v1={replayed}")),
+        Some(good.clone()),
+        Some(format!("v0={good}")),
+        Some(format!("v1={}", &good[..32])),
+        Some(format!("v1={}", good.to_uppercase().replace('A', "B"))),
+    ] {
+        let (status, err) = h.deliver_pagerduty(sig.as_deref(), &body).await;
+        assert_eq!(status, 401, "{sig:?}: {err}");
+        assert_eq!(err["code"], "AUTH_FAILED");
+    }
+    // Refused before the body is read: garbage with a wrong signature is 401, not 400.
+    let (status, _) = h.deliver_pagerduty(Some(&format!("v1={forged}")), "{nope").await;
+    assert_eq!(status, 401);
+    assert!(h.list(ListAlertsRequest::default()).await.alerts.is_empty());
+
+    // During a rotation PagerDuty signs with both secrets: the old one first here.
+    let (status, outcome) = h.deliver_pagerduty(Some(&format!("v1={forged},v1={good}")), &body).await;
+    assert_eq!((status, outcome["opened"].clone()), (200, json!(1)), "{outcome}");
+    assert_eq!(h.alerts().await.len(), 1);
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn pagerduty_incidents_open_once_resolve_and_other_events_change_nothing() {
+    let h = with_pagerduty().await;
+    let web = h.add_server_named("web-1").await;
+    let triggered = pagerduty_event("01E1", "incident.triggered", "PGR0VU2", "web-1", &json!([]));
+    let outcome = h.deliver_pagerduty_ok(&triggered).await;
+    assert_eq!(outcome["opened"], 1, "{outcome}");
+    // PagerDuty delivers at least once: the same event again, and a later event of the incident.
+    let outcome = h.deliver_pagerduty_ok(&triggered).await;
+    assert_eq!((outcome["opened"].clone(), outcome["already_open"].clone()), (json!(0), json!(1)), "{outcome}");
+    for event_type in ["incident.acknowledged", "incident.priority_updated", "incident.annotated"] {
+        let outcome =
+            h.deliver_pagerduty_ok(&pagerduty_event("01E2", event_type, "PGR0VU2", "web-1", &json!([]))).await;
+        assert_eq!(outcome["ignored"], 1, "{event_type}: {outcome}");
+    }
+    let ping = json!({ "event": { "id": "01E3", "event_type": "pagey.ping", "resource_type": "pagey",
+        "occurred_at": "2026-12-02T10:00:00Z", "agent": null, "client": null,
+        "data": { "message": "Hello from your friend Pagey!", "type": "ping" } } })
+    .to_string();
+    assert_eq!(h.deliver_pagerduty_ok(&ping).await["ignored"], 1);
+
+    let alerts = h.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(
+        (a.server_id.as_str(), a.rule.as_str(), a.severity.as_str(), a.status.as_str()),
+        (web.as_str(), "pagerduty:incident", "critical", "open")
+    );
+    assert!(
+        a.summary.starts_with("[pagerduty] #2 A little bump in the road — service web-1, urgency high, priority P1")
+    );
+    assert!(a.summary.contains("https://acme.pagerduty.com/incidents/PGR0VU2"), "{}", a.summary);
+
+    let resolved = pagerduty_event("01E4", "incident.resolved", "PGR0VU2", "web-1", &json!([]));
+    assert_eq!(h.deliver_pagerduty_ok(&resolved).await["resolved"], 1);
+    assert_eq!(h.deliver_pagerduty_ok(&resolved).await["unknown_resolved"], 1);
+    let alerts = h.alerts().await;
+    assert_eq!((alerts.len(), alerts[0].status.as_str()), (1, "resolved"), "{alerts:?}");
+
+    // An incident event without an incident is malformed.
+    let bad =
+        json!({ "event": { "id": "x", "event_type": "incident.triggered", "data": { "title": "no id" } } }).to_string();
+    let (status, err) =
+        h.deliver_pagerduty(Some(&format!("v1={}", hmac_hex(token().as_bytes(), bad.as_bytes()))), &bad).await;
+    assert_eq!((status, err["code"].clone()), (400, json!("VALIDATION_ERROR")), "{err}");
+    h.central.shutdown().await;
+}
+
+#[tokio::test]
+async fn pagerduty_maps_by_custom_field_then_service_else_keeps_the_alert_unmatched() {
+    let h = with_pagerduty().await;
+    let db = h.add_server_named("db-1").await;
+    let api = h.add_server_named("api").await;
+    // A `host` custom field wins over the service.
+    let outcome = h
+        .deliver_pagerduty_ok(&pagerduty_event("e1", "incident.triggered", "Q1", "api", &json!([
+            { "name": "host", "value": "db-1", "display_name": "Host", "data_type": "string", "field_type": "single_value" }
+        ])))
+        .await;
+    assert_eq!(outcome["opened"], 1);
+    // No field: the service names the server.
+    h.deliver_pagerduty_ok(&pagerduty_event("e2", "incident.triggered", "Q2", "API", &json!([]))).await;
+    // Neither matches: kept, listed with the host tried first.
+    let outcome = h
+        .deliver_pagerduty_ok(&pagerduty_event(
+            "e3",
+            "incident.triggered",
+            "Q3",
+            "Checkout",
+            &json!({ "host": "gone-1" }),
+        ))
+        .await;
+    assert_eq!(outcome["unmatched"], json!(["A little bump in the road@gone-1"]), "{outcome}");
+    let reply = h.list(ListAlertsRequest::default()).await;
+    let mut servers: Vec<&str> = reply.alerts.iter().map(|a| a.server_id.as_str()).collect();
+    servers.sort_unstable();
+    let mut expected = vec![db.as_str(), api.as_str()];
+    expected.sort_unstable();
+    assert_eq!(servers, expected);
+    assert_eq!(reply.unmatched_alerts.len(), 1);
+    let kept = &reply.unmatched_alerts[0];
+    assert_eq!((kept.source.as_str(), kept.host.as_str()), ("pagerduty", "gone-1"));
+    assert_eq!(kept.labels.get("service").map(String::as_str), Some("Checkout"));
+    assert_eq!(kept.labels.get("incident_id").map(String::as_str), Some("Q3"));
+    // Its "resolved" closes it.
+    let outcome =
+        h.deliver_pagerduty_ok(&pagerduty_event("e4", "incident.resolved", "Q3", "Checkout", &json!({}))).await;
+    assert_eq!(outcome["resolved"], 1, "{outcome}");
+    assert_eq!(h.list(ListAlertsRequest::default()).await.unmatched_alerts[0].status, "resolved");
+    h.central.shutdown().await;
+}
+
+/// Where the Debian package `prometheus-alertmanager` installs Alertmanager.
+const ALERTMANAGER: &str = "prometheus-alertmanager";
+
+/// A real Alertmanager process, killed when dropped.
+struct RealAlertmanager {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for RealAlertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RealAlertmanager {
+    /// Starts Alertmanager with one webhook receiver pointed at `central`'s `/hooks/alertmanager`
+    /// with `token`, notifying at once (`group_wait: 0s`) and flushing changes every second.
+    async fn start(dir: &std::path::Path, central: &str, token: &str) -> Self {
+        let binary = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .chain([std::path::PathBuf::from("/usr/bin")])
+            .map(|d| d.join(ALERTMANAGER))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "`{ALERTMANAGER}` is not installed: run .ci/run, which installs the Debian package \
+                     prometheus-alertmanager (apt-get install -y --no-install-recommends prometheus-alertmanager)"
+                )
+            });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: mttrly\n  group_by: ['alertname', 'instance']\n  group_wait: 0s\n  \
+                 group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: mttrly\n    webhook_configs:\n      \
+                 - url: '{central}/hooks/alertmanager'\n        send_resolved: true\n        http_config:\n          \
+                 authorization:\n            type: Bearer\n            credentials: '{token}'\n"
+            ),
+        )
+        .unwrap();
+        let storage = dir.join("alertmanager-data");
+        std::fs::create_dir_all(&storage).unwrap();
+        let log = dir.join("alertmanager.log");
+        let child = std::process::Command::new(&binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", storage.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let am = Self { child, url: format!("http://127.0.0.1:{port}"), log };
+        let client = reqwest::Client::new();
+        let ready = am
+            .wait_for(|| {
+                let req = client.get(format!("{}/-/ready", am.url));
+                async move { req.send().await.is_ok_and(|r| r.status().is_success()) }
+            })
+            .await;
+        assert!(ready, "Alertmanager did not become ready: {}", am.logs());
+        am
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `check` every 100 ms for at most 30 s.
+    async fn wait_for<F: std::future::Future<Output = bool>>(&self, mut check: impl FnMut() -> F) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// Posts alerts through Alertmanager's API v2, as Prometheus does.
+    async fn post(&self, alerts: &Value) {
+        let resp =
+            reqwest::Client::new().post(format!("{}/api/v2/alerts", self.url)).json(alerts).send().await.unwrap();
+        assert!(resp.status().is_success(), "{}: {}", resp.status(), resp.text().await.unwrap_or_default());
+    }
+}
+
+/// Alerts as Prometheus posts them to Alertmanager, ending at `ends_at`.
+fn prometheus_alerts(ends_at: jiff::Timestamp) -> Value {
+    let starts_at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    let alert = |name: &str, instance: &str| {
+        json!({
+            "labels": { "alertname": name, "instance": instance, "job": "node", "severity": "critical" },
+            "annotations": { "summary": format!("{name} on {instance}") },
+            "startsAt": starts_at.to_string(),
+            "endsAt": ends_at.to_string(),
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+        })
+    };
+    json!([alert("RealDiskFull", "web-1:9100"), alert("RealDiskFull", "ghost-9:9100")])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alertmanager_opens_and_resolves_alerts_on_central() {
+    let h = with_alertmanager().await;
+    let web = h.add_server_named("web-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let am = RealAlertmanager::start(dir.path(), &h.central.http_url(), &token()).await;
+
+    // Firing for an hour: Alertmanager notifies at once (group_wait 0s).
+    am.post(&prometheus_alerts(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600))).await;
+    let opened = am
+        .wait_for(|| async {
+            let reply = h.list(ListAlertsRequest::default()).await;
+            reply.alerts.len() == 1 && reply.unmatched_alerts.len() == 1
+        })
+        .await;
+    let reply = h.list(ListAlertsRequest::default()).await;
+    assert!(opened, "central never showed the alerts: {reply:?}\n{}", am.logs());
+    let a = &reply.alerts[0];
+    assert_eq!(
+        (a.server_id.as_str(), a.rule.as_str(), a.status.as_str(), a.severity.as_str()),
+        (web.as_str(), "alertmanager:RealDiskFull", "open", "critical")
+    );
+    assert_eq!(reply.unmatched_alerts[0].host, "ghost-9");
+
+    // Prometheus stops seeing them: posted again with endsAt in the past, Alertmanager sends them
+    // as resolved at its next flush.
+    am.post(&prometheus_alerts(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1))).await;
+    let resolved = am
+        .wait_for(|| async {
+            let reply = h.list(ListAlertsRequest::default()).await;
+            reply.alerts.iter().all(|a| a.status == "resolved")
+                && reply.unmatched_alerts.iter().all(|a| a.status == "resolved")
+        })
+        .await;
+    let reply = h.list(ListAlertsRequest::default()).await;
+    assert!(resolved, "central never showed them resolved: {reply:?}\n{}", am.logs());
+    // Every notification Alertmanager sent, repeats included, kept one alert per fingerprint.
+    assert_eq!((reply.alerts.len(), reply.unmatched_alerts.len()), (1, 1), "{reply:?}");
+    drop(am);
     h.central.shutdown().await;
 }

@@ -286,6 +286,15 @@ fn cli_login_through_the_browser_keeps_a_private_token_that_works_until_revoked(
         &cli_in(&home).env("MTTRLY_TOKEN", &central.admin_token).args(["--output", "json", "whoami"]).output().unwrap(),
     );
     assert_eq!(from_env["token_source"], "env", "{from_env}");
+    // The saved token goes only to the central it came from: another `--central` (or a stale
+    // MTTRLY_CENTRAL) is refused before anything is sent, naming both.
+    let elsewhere = "http://127.0.0.1:9";
+    let refused = cli_in(&home).args(["--output", "json", "--central", elsewhere, "whoami"]).output().unwrap();
+    let err: Value = serde_json::from_slice(&refused.stderr).unwrap();
+    assert!(!refused.status.success(), "{err}");
+    assert!(err["message"].as_str().is_some_and(|m| m.contains("saved login is for")), "{err}");
+    let same = cli_in(&home).env("MTTRLY_CENTRAL", format!("{}/", central.grpc_url)).args(["whoami"]).output().unwrap();
+    assert!(same.status.success(), "the same central, spelled with a slash: {}", String::from_utf8_lossy(&same.stderr));
 
     // An ordinary human token of bob's, named after the login, listed and revocable.
     let tokens = central.cli_json(&["tokens", "list"]);

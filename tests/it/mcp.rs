@@ -82,8 +82,8 @@ async fn the_response_flow_the_assistant_proposes_and_a_human_approves_with_the_
     let message = refused["message"].as_str().expect("message");
     assert!(message.contains(&format!("`mttrly-cli actions approve {id}`")), "{refused}");
     assert!(message.contains(&format!("`mttrly-cli actions reject {id}`")), "{refused}");
-    assert_eq!(refused["details"]["allowed_channels"], json!(["cli"]), "{refused}");
-    assert!(!message.contains("telegram") && !message.contains("dashboard"), "only channels that exist: {refused}");
+    assert_eq!(refused["details"]["allowed_channels"], json!(["cli", "dashboard"]), "{refused}");
+    assert!(!message.contains("telegram") && !message.contains("slack"), "only channels that exist: {refused}");
     assert!(forms.lock().expect("lock").is_empty(), "no form is ever shown");
     assert!(!marker.exists());
 

@@ -129,7 +129,13 @@ impl Harness {
         let added = UserServiceClient::new(self.channel().await)
             .add_user(authed(
                 &self.admin,
-                AddUserRequest { name: name.into(), role: role.into(), email: String::new(), issue_token: false },
+                AddUserRequest {
+                    name: name.into(),
+                    role: role.into(),
+                    email: String::new(),
+                    issue_token: false,
+                    second_factor_code: String::new(),
+                },
             ))
             .await
             .unwrap()
@@ -639,7 +645,10 @@ async fn a_removed_users_session_ends_at_once() {
     let mut browser = bob.browser;
     assert!(browser.signed_in_as("bob").await);
     UserServiceClient::new(h.channel().await)
-        .remove_user(authed(&h.admin, mttrly_proto::central::v1::RemoveUserRequest { name: "bob".into() }))
+        .remove_user(authed(
+            &h.admin,
+            mttrly_proto::central::v1::RemoveUserRequest { name: "bob".into(), second_factor_code: String::new() },
+        ))
         .await
         .unwrap();
     let home = browser.get("/").await;
@@ -1121,7 +1130,13 @@ async fn a_recovery_code_works_while_totp_is_locked_and_lifts_the_lock() {
 async fn a_duplicate_e_mail_is_refused_naming_the_field() {
     let h = harness(|_| {}).await;
     let add = |name: &str, email: &str, issue_token: bool| {
-        let request = AddUserRequest { name: name.into(), role: "viewer".into(), email: email.into(), issue_token };
+        let request = AddUserRequest {
+            name: name.into(),
+            role: "viewer".into(),
+            email: email.into(),
+            issue_token,
+            second_factor_code: String::new(),
+        };
         let channel = h.channel();
         let admin = h.admin.clone();
         async move { UserServiceClient::new(channel.await).add_user(authed(&admin, request)).await }
@@ -1155,7 +1170,10 @@ async fn a_duplicate_e_mail_is_refused_naming_the_field() {
         .unwrap();
     assert!(again.is_err(), "the storage operation checks too");
     UserServiceClient::new(h.channel().await)
-        .remove_user(authed(&h.admin, mttrly_proto::central::v1::RemoveUserRequest { name: "bob".into() }))
+        .remove_user(authed(
+            &h.admin,
+            mttrly_proto::central::v1::RemoveUserRequest { name: "bob".into(), second_factor_code: String::new() },
+        ))
         .await
         .unwrap();
     add("robert", "BOB@example.com", true).await.unwrap();

@@ -125,7 +125,7 @@ async fn http_mode_never_decides_whatever_the_token_or_the_client_answers() {
     let refused =
         mcp::call_err(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
     assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
-    assert_eq!(refused["details"]["allowed_channels"], json!(["cli"]), "{refused}");
+    assert_eq!(refused["details"]["allowed_channels"], json!(["cli", "dashboard"]), "{refused}");
     let refused = mcp::call_err(&session, "mttrly_cancel_action", json!({ "action_id": id })).await;
     assert_eq!(refused["code"], "FORBIDDEN", "another principal's request is not withdrawn: {refused}");
     assert!(forms.lock().expect("lock").is_empty(), "no form is shown");

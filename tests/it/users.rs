@@ -258,7 +258,13 @@ impl Harness {
         UserServiceClient::new(self.channel().await)
             .add_user(authed(
                 &self.admin,
-                AddUserRequest { name: name.into(), role: role.into(), email: String::new(), issue_token: true },
+                AddUserRequest {
+                    name: name.into(),
+                    role: role.into(),
+                    email: String::new(),
+                    issue_token: true,
+                    second_factor_code: String::new(),
+                },
             ))
             .await
             .unwrap()
@@ -317,7 +323,7 @@ async fn removing_a_user_or_revoking_a_token_ends_open_mcp_sessions_at_once() {
     // Bob removed: the same, for every token of his.
     assert_eq!(h.who(&bob).await.as_deref(), Ok("bob"));
     UserServiceClient::new(h.channel().await)
-        .remove_user(authed(&h.admin, RemoveUserRequest { name: "bob".into() }))
+        .remove_user(authed(&h.admin, RemoveUserRequest { name: "bob".into(), second_factor_code: String::new() }))
         .await
         .unwrap();
     assert_eq!(h.who(&bob).await, Err(ErrorCode::AuthFailed));
@@ -365,7 +371,7 @@ async fn another_accounts_admin_can_neither_see_nor_touch_these_users_and_tokens
         .unwrap_err();
     assert_eq!(code(&err), ErrorCode::NotFound);
     let err = UserServiceClient::new(h.channel().await)
-        .remove_user(authed(&eve, RemoveUserRequest { name: "bob".into() }))
+        .remove_user(authed(&eve, RemoveUserRequest { name: "bob".into(), second_factor_code: String::new() }))
         .await
         .unwrap_err();
     assert_eq!(code(&err), ErrorCode::NotFound);

@@ -4,9 +4,12 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+pub mod fake_slack;
+pub mod fake_telegram;
 pub mod in_process;
 pub mod mcp;
 pub mod sim;
+pub mod webdriver;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};

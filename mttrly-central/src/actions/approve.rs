@@ -121,7 +121,7 @@ async fn decide_approve(
     }
     let rule = rule_for(central, action);
     let prior = prior_approvals(central, action).await?;
-    let effect = check_approval(&rule, &action.requested_by, &decider(caller, channel), &prior)?;
+    let effect = check_approval(&rule, &action.requested_by, &decider(central, caller, channel), &prior)?;
     // Only a human who may approve gets here, so a code is checked (and a wrong one counted
     // toward their lockout) only for someone the rule would otherwise accept.
     let approver = caller.principal.accountable_user();

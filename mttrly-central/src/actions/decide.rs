@@ -6,13 +6,13 @@ use mttrly_core::approval::{Decider, PriorApproval, check_approval};
 use mttrly_core::tools::actions::Decision;
 use mttrly_core::{MttrlyError, Role, Source};
 
-use super::{DECISION_CHANNELS, not_found, rule_for};
+use super::{not_found, rule_for};
 use crate::db::accounts::TokenOwner;
 use crate::db::actions::ActionRow;
 use crate::db::now_ms;
 use crate::state::Central;
 
-pub(super) fn decider(caller: &TokenOwner, channel: Source) -> Decider<'_> {
+pub(super) fn decider<'a>(central: &'a Central, caller: &'a TokenOwner, channel: Source) -> Decider<'a> {
     Decider {
         principal: &caller.principal,
         is_admin: caller.role == Role::Admin,
@@ -21,7 +21,7 @@ pub(super) fn decider(caller: &TokenOwner, channel: Source) -> Decider<'_> {
         // from assistants still needs its humans to decide.
         token_may_decide: caller.scope.check(mttrly_core::ToolId::ApproveAction.spec()).is_ok(),
         channel,
-        existing_channels: DECISION_CHANNELS,
+        existing_channels: &central.decision_channels,
     }
 }
 
@@ -29,25 +29,45 @@ pub(super) fn decider(caller: &TokenOwner, channel: Source) -> Decider<'_> {
 /// `actions show` tells the human before they try. Checks exactly what an approval checks,
 /// without recording anything.
 pub async fn approval_check(central: &Central, caller: &TokenOwner, action: &ActionRow) -> Result<(), MttrlyError> {
+    approval_check_via(central, caller, action, Source::Cli).await
+}
+
+/// [`approval_check`] for a decision through `channel`: the dashboard asks it for its own
+/// channel, so a rule that leaves the dashboard out shows no buttons there.
+pub async fn approval_check_via(
+    central: &Central,
+    caller: &TokenOwner,
+    action: &ActionRow,
+    channel: Source,
+) -> Result<(), MttrlyError> {
     if action.status == ActionState::PendingApproval && action.expires_at <= now_ms() {
         return ActionState::Expired.apply(ActionEvent::Approve).map(|_| ());
     }
     action.status.apply(ActionEvent::Approve)?;
     let prior = prior_approvals(central, action).await?;
-    check_approval(&rule_for(central, action), &action.requested_by, &decider(caller, Source::Cli), &prior).map(|_| ())
+    check_approval(&rule_for(central, action), &action.requested_by, &decider(central, caller, channel), &prior)
+        .map(|_| ())
 }
 
-/// The approvals already recorded for `action`, each as the user it counts against.
+/// The approvals already recorded for `action` that still count, each as the user it counts
+/// against: only by people who are still living users of the account and whom the rule would
+/// still admit (role and approver list). An approval by someone removed since (the usual answer to
+/// a compromised account) or demoted below the rule no longer counts toward the quorum; it stays
+/// in the record and the audit log.
 pub(super) async fn prior_approvals(central: &Central, action: &ActionRow) -> Result<Vec<PriorApproval>, MttrlyError> {
-    Ok(central
-        .db
-        .account(&action.account_id)
-        .actions()
-        .decisions(&action.id)
-        .await?
+    let account = central.db.account(&action.account_id);
+    let decisions = account.actions().decisions(&action.id).await?;
+    if !decisions.iter().any(|d| d.decision == Decision::Approve) {
+        return Ok(Vec::new());
+    }
+    let rule = rule_for(central, action);
+    let living = account.users().list().await?;
+    Ok(decisions
         .into_iter()
         .filter(|d| d.decision == Decision::Approve)
-        .map(|d| PriorApproval { user_id: d.decided_by.accountable_user().clone() })
+        .map(|d| d.decided_by.accountable_user().clone())
+        .filter(|user| living.iter().any(|u| &u.id == user && rule.approvers.admits(&u.name, u.role)))
+        .map(|user_id| PriorApproval { user_id })
         .collect())
 }
 

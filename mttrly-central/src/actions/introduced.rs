@@ -17,8 +17,16 @@ use mttrly_core::{MttrlyError, Principal};
 
 use crate::state::Central;
 
-/// The latest time `requester` added or re-invited `approver`, at or before `until_ms`; `None` when
-/// they never did, or when they are the same person (that is a solo approval, recorded as such).
+/// How many introductions back the chain is followed: a sock puppet hidden behind more than this
+/// many admins is not marked (each step is one more person who had to cooperate).
+const MAX_CHAIN: usize = 4;
+
+/// The latest time `requester` added or re-invited `approver`, at or before `until_ms`, directly
+/// or through people the requester introduced (the requester adds `relay`, `relay` adds `sock`:
+/// `sock` is marked, `by` naming the chain), or the other way round within the last seven days
+/// (the approver introduced the requester); `None` when no such chain exists within
+/// [`MAX_CHAIN`] steps, or when they are the same person (that is a solo approval, recorded as
+/// such).
 pub(super) async fn by_requester(
     central: &Central,
     account: &AccountId,
@@ -29,19 +37,67 @@ pub(super) async fn by_requester(
     if requester == approver {
         return Ok(None);
     }
-    let rows = central.db.account(account).audit().introductions(approver, until_ms).await?;
-    Ok(rows.into_iter().find_map(|row| {
-        let AuditActor::Human { user_id, name } = row.actor else { return None };
-        if user_id != *requester || row.outcome != AuditOutcome::Ok {
-            return None;
+    if let Some(found) = chain(central, account, requester, approver, until_ms).await? {
+        return Ok(Some(found));
+    }
+    // The other way round: the approver brought the requester in lately (a leaked admin token
+    // adds a sock, the sock's assistant asks, the admin token approves). Only recent
+    // introductions count this way: whoever onboarded a team approves its requests for years.
+    let found = chain(central, account, approver, requester, until_ms).await?;
+    Ok(found
+        .filter(|f| until_ms.saturating_sub(f.at.as_millisecond()) <= REVERSE_WINDOW_MS)
+        .map(|f| Introduction { by: format!("{} (the approver, who introduced the requester)", f.by), ..f }))
+}
+
+/// How recent an introduction of the requester by the approver must be to mark the approval.
+const REVERSE_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Whether `requester` introduced `approver` at or before `until_ms`, directly or through people
+/// `requester` introduced, within [`MAX_CHAIN`] steps (the search walks back from `approver`).
+async fn chain(
+    central: &Central,
+    account: &AccountId,
+    requester: &UserId,
+    approver: &UserId,
+    until_ms: i64,
+) -> Result<Option<Introduction>, MttrlyError> {
+    // Breadth first, backwards from the approver: who introduced them, and before that moment,
+    // who introduced those people. `via` is the chain from the approver's introducer down.
+    let mut frontier: Vec<(UserId, i64, Option<Introduction>, Vec<String>)> =
+        vec![(approver.clone(), until_ms, None, Vec::new())];
+    let mut seen = std::collections::HashSet::from([approver.clone()]);
+    for _ in 0..MAX_CHAIN {
+        let mut next = Vec::new();
+        for (person, until, first, via) in frontier {
+            let rows = central.db.account(account).audit().introductions(&person, until).await?;
+            for row in rows {
+                let AuditActor::Human { user_id, name } = row.actor else { continue };
+                if row.outcome != AuditOutcome::Ok {
+                    continue;
+                }
+                let how = match row.subject.as_str() {
+                    "AddUser" => IntroducedBy::Added,
+                    "InviteUser" => IntroducedBy::Reinvited,
+                    _ => continue,
+                };
+                let step = first.clone().unwrap_or(Introduction { how, by: name.clone(), at: row.at });
+                if user_id == *requester {
+                    let by = if via.is_empty() { name } else { format!("{name} (through {})", via.join(", ")) };
+                    return Ok(Some(Introduction { by, ..step }));
+                }
+                if seen.insert(user_id.clone()) {
+                    let mut chain = vec![name];
+                    chain.extend(via.iter().cloned());
+                    next.push((user_id, row.at.as_millisecond(), Some(step), chain));
+                }
+            }
         }
-        let how = match row.subject.as_str() {
-            "AddUser" => IntroducedBy::Added,
-            "InviteUser" => IntroducedBy::Reinvited,
-            _ => return None,
-        };
-        Some(Introduction { how, by: name, at: row.at })
-    }))
+        if next.is_empty() {
+            break;
+        }
+        frontier = next;
+    }
+    Ok(None)
 }
 
 /// Marks each approval in `records` (an action's decisions, requested by `requested_by`) whose

@@ -26,11 +26,11 @@ use mttrly_core::ids::ActionId;
 use mttrly_core::{ErrorCode, MttrlyError};
 
 pub use approve::approve;
-pub use decide::approval_check;
+pub use decide::{approval_check, approval_check_via};
 pub use expire::expire;
 pub use read::{load, pending, view};
 pub use recover::recover;
-pub use rules::{DECISION_CHANNELS, rule_for, usable_channels};
+pub use rules::{rule_for, rule_with, usable_channels};
 pub use stop::{cancel, reject};
 pub use submit::{NewAction, submit};
 

@@ -8,6 +8,7 @@
 
 use mttrly_core::action::ActionContent;
 use mttrly_core::approval::ApprovalRule;
+use mttrly_core::approval::config::ApprovalPolicy;
 use mttrly_core::{Environment, Source};
 
 use crate::db::actions::ActionRow;
@@ -15,7 +16,13 @@ use crate::state::Central;
 
 /// The approval rule for an action.
 pub fn rule_for(central: &Central, action: &ActionRow) -> ApprovalRule {
-    rule_for_content(central, action.environment, &action.content)
+    rule_with(&central.approvals, action)
+}
+
+/// The approval rule `policy` gives an action: for the chat router, which holds the policy
+/// without the rest of central.
+pub fn rule_with(policy: &ApprovalPolicy, action: &ActionRow) -> ApprovalRule {
+    policy.rule_for(action.environment, action.content.action_type(), playbook_of(&action.content))
 }
 
 /// The approval rule for `content` on a server of `environment` (before the action exists).
@@ -31,12 +38,10 @@ fn playbook_of(content: &ActionContent) -> Option<&str> {
     }
 }
 
-/// The human channels this central offers for decisions. Today only the CLI (the gRPC
-/// `ActionService` with a human's token); the dashboard and chat add themselves here when they
-/// exist, so refusals and instructions never point to a channel nobody can use.
-pub const DECISION_CHANNELS: &[Source] = &[Source::Cli];
-
 /// The channels that can decide `action` on this central, in the rule's order (empty: nobody can).
+/// The channels central offers are [`Central::decision_channels`]: the CLI (the gRPC
+/// `ActionService` with a human's token) and each configured chat provider, so refusals and
+/// instructions never point to a channel nobody can use.
 pub fn usable_channels(central: &Central, action: &ActionRow) -> Vec<Source> {
-    rule_for(central, action).usable_channels(DECISION_CHANNELS)
+    rule_for(central, action).usable_channels(&central.decision_channels)
 }

@@ -28,7 +28,7 @@ pub async fn reject(
         if action.status != ActionState::PendingApproval {
             return Err(action.status.apply(ActionEvent::Reject).err().unwrap_or_else(|| not_found(id)));
         }
-        check_decider(&rule_for(central, &action), &decider(caller, channel))?;
+        check_decider(&rule_for(central, &action), &decider(central, caller, channel))?;
         central
             .db
             .account(&action.account_id)
@@ -69,7 +69,7 @@ pub async fn cancel(
             return Err(action.status.apply(ActionEvent::Cancel).err().unwrap_or_else(|| not_found(id)));
         }
         if !withdraw {
-            check_decider(&rule_for(central, &action), &decider(caller, channel))?;
+            check_decider(&rule_for(central, &action), &decider(central, caller, channel))?;
         } else if caller.scope.check(mttrly_core::ToolId::CancelAction.spec()).is_err() {
             // Even a withdrawal changes state: a read-only or actions-less token changes nothing.
             return Err(MttrlyError::new(

@@ -187,7 +187,7 @@ async fn prompt_or_fail_closed(
     action: &ActionRow,
     created: Recorded,
 ) -> Result<(), MttrlyError> {
-    let required = central.config.prompt_required();
+    let required = central.prompt_required();
     let failures = if central.prompts.is_empty() {
         central.audit(created);
         if !required {

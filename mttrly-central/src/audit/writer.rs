@@ -197,6 +197,10 @@ fn write_batch(
     heads: &mut Heads,
     events: &[(Box<Recorded>, Option<Ack>)],
 ) -> Result<Vec<(ChainedRow, [u8; 32])>, MttrlyError> {
+    // Redaction and serialisation are pure and most of a row's cost: done before the transaction,
+    // so the database's one write lock (which every other writer waits for) is held only for the
+    // inserts. Under inbound alert load this is what kept the alert writes waiting.
+    let prepared: Vec<ChainedRow> = events.iter().map(|(recorded, _)| stored_row(&recorded.audit, 0)).collect();
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
     let mut rows = Vec::with_capacity(events.len());
     let mut touched: HashMap<String, (u64, [u8; 32])> = HashMap::new();
@@ -208,14 +212,13 @@ fn write_batch(
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .map_err(internal)?;
-        for (recorded, _) in events {
-            let event = &recorded.audit;
-            let account = event.account_id.to_string();
+        for ((recorded, _), mut row) in events.iter().zip(prepared) {
+            let account = recorded.audit.account_id.to_string();
             let (seq, prev) = match touched.get(&account) {
                 Some(head) => *head,
                 None => head(heads, &tx, &account)?,
             };
-            let row = stored_row(event, seq + 1);
+            row.seq = seq + 1;
             let hash = row_hash(&prev, &account, &row);
             insert
                 .execute(params![

@@ -134,6 +134,40 @@ pub enum UserRefusal {
     EmailTaken,
     /// The change would leave the account without an admin.
     LastAdmin,
+    /// The change needs the caller's fresh second-factor code (see `crate::users`: the account
+    /// uses second factors and the change creates or raises admin power, hands out a token,
+    /// reuses a removed user's name, re-invites anyone, or demotes or removes someone with an
+    /// enrolled factor; or, in any account, it re-invites someone with an enrolled factor), and
+    /// none was verified. Judged inside the change's own
+    /// transaction, on the facts as they are then.
+    SecondFactorRequired,
+}
+
+/// Whether a change's transaction checks the second-factor rule of `crate::users`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorGate {
+    /// Not checked: callers that act on the data directory or on a proof of their own (tests,
+    /// quickstart's first admin, SSO's just-in-time creation), never a bearer token's request.
+    Unchecked,
+    /// Checked in the transaction; `code_verified` says whether the caller's own fresh code was
+    /// verified just before (the verification needs the lockout state, so it runs first).
+    Checked {
+        /// The caller typed a fresh code of their own enrolled factor, and it was accepted.
+        code_verified: bool,
+    },
+}
+
+/// What the second-factor rule looks at, read before a change to decide whether to ask for the
+/// caller's code (the change's transaction judges the same facts again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardFacts {
+    /// A living admin of the account has a confirmed second factor ("the account uses second
+    /// factors").
+    pub factors_in_use: bool,
+    /// A removed user of the account had this name.
+    pub name_removed: bool,
+    /// The living user with this name, if any, and whether they have a confirmed second factor.
+    pub target: Option<(User, bool)>,
 }
 
 /// What kind of credential a token row is.
@@ -208,8 +242,22 @@ impl Users<'_> {
         self.account.db.sqlite.call(move |conn| sqlite::accounts::list_users(conn, &account)).await
     }
 
+    /// Whether a living admin of the account has a confirmed second factor ("the account uses
+    /// second factors", `crate::users`).
+    pub async fn uses_second_factors(&self) -> Result<bool, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::accounts::factors_in_use(conn, &account)).await
+    }
+
+    /// What the second-factor rule of `crate::users` looks at for a change about `name`.
+    pub async fn guard_facts(&self, name: &str) -> Result<GuardFacts, MttrlyError> {
+        let (account, name) = (self.account.id.clone(), name.to_owned());
+        self.account.db.sqlite.read(move |conn| sqlite::accounts::guard_facts(conn, &account, &name)).await
+    }
+
     /// Adds a user with `role` and a human token (its hash), in one transaction: the name must be
-    /// free among the living. Returns the user and the token's public id.
+    /// free among the living. Returns the user and the token's public id. Not gated (see
+    /// [`FactorGate::Unchecked`]); requests go through [`Self::add_with_token_gated`].
     pub async fn add_with_token(
         &self,
         name: &str,
@@ -217,29 +265,69 @@ impl Users<'_> {
         email: Option<&str>,
         token_hash: &[u8; 32],
     ) -> Result<Result<(User, String), UserRefusal>, MttrlyError> {
+        self.add_with_token_gated(name, role, email, token_hash, FactorGate::Unchecked).await
+    }
+
+    /// [`Self::add_with_token`], refused with [`UserRefusal::SecondFactorRequired`] inside the
+    /// transaction when `gate` is checked, the account uses second factors and no code was
+    /// verified (a token skips enrolment, whatever the role).
+    pub async fn add_with_token_gated(
+        &self,
+        name: &str,
+        role: Role,
+        email: Option<&str>,
+        token_hash: &[u8; 32],
+        gate: FactorGate,
+    ) -> Result<Result<(User, String), UserRefusal>, MttrlyError> {
         let (account, name, email, hash) =
             (self.account.id.clone(), name.to_owned(), email.map(str::to_owned), *token_hash);
         self.account
             .db
             .sqlite
             .call(move |conn| {
-                sqlite::accounts::add_user_with_token(conn, &account, &name, role, email.as_deref(), &hash)
+                sqlite::accounts::add_user_with_token(conn, &account, &name, role, email.as_deref(), &hash, gate)
             })
             .await
     }
 
     /// Changes a user's role, unless that leaves the account without an admin. Returns the user
-    /// as they were before.
+    /// as they were before. Not gated; requests go through [`Self::set_role_gated`].
     pub async fn set_role(&self, name: &str, role: Role) -> Result<Result<User, UserRefusal>, MttrlyError> {
+        self.set_role_gated(name, role, FactorGate::Unchecked).await
+    }
+
+    /// [`Self::set_role`], refused with [`UserRefusal::SecondFactorRequired`] inside the
+    /// transaction when `gate` is checked, no code was verified, and either the change makes a
+    /// non-admin an admin, or lowers someone who has a confirmed second factor, in an account
+    /// that uses second factors.
+    pub async fn set_role_gated(
+        &self,
+        name: &str,
+        role: Role,
+        gate: FactorGate,
+    ) -> Result<Result<User, UserRefusal>, MttrlyError> {
         let (account, name) = (self.account.id.clone(), name.to_owned());
-        self.account.db.sqlite.call(move |conn| sqlite::accounts::set_role(conn, &account, &name, role)).await
+        self.account.db.sqlite.call(move |conn| sqlite::accounts::set_role(conn, &account, &name, role, gate)).await
     }
 
     /// Removes a user, unless they are the last admin, and revokes every API token and OAuth
-    /// token that stands for them, in one transaction. Their row stays for the audit.
+    /// token that stands for them, in one transaction. Their row stays for the audit. Not gated;
+    /// requests go through [`Self::remove_gated`].
     pub async fn remove(&self, name: &str) -> Result<Result<Removed, UserRefusal>, MttrlyError> {
+        self.remove_gated(name, FactorGate::Unchecked).await
+    }
+
+    /// [`Self::remove`], refused with [`UserRefusal::SecondFactorRequired`] inside the
+    /// transaction when `gate` is checked, the account uses second factors, the user has a
+    /// confirmed one and no code was verified (removing a person a factor protects is
+    /// out-ranking them).
+    pub async fn remove_gated(
+        &self,
+        name: &str,
+        gate: FactorGate,
+    ) -> Result<Result<Removed, UserRefusal>, MttrlyError> {
         let (account, name) = (self.account.id.clone(), name.to_owned());
-        self.account.db.sqlite.call(move |conn| sqlite::accounts::remove_user(conn, &account, &name)).await
+        self.account.db.sqlite.call(move |conn| sqlite::accounts::remove_user(conn, &account, &name, gate)).await
     }
 
     /// The account's live credentials (API tokens and OAuth grants), or only `owner`'s.
@@ -298,6 +386,74 @@ mod tests {
             users.set_role("ann", Role::Admin).await.unwrap().unwrap();
             users.set_role("ben", Role::Admin).await.unwrap().unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn the_second_factor_gate_is_judged_inside_each_changes_transaction() {
+        use super::FactorGate;
+        use crate::db::people::Sealed;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let (a, ann) = db.create_tenant("a", mttrly_core::Plan::DeploymentCrew, "ann", &[1; 32]).await.unwrap();
+        let (users, people) = (db.account(&a).users(), db.account(&a).people());
+        let (no_code, code) =
+            (FactorGate::Checked { code_verified: false }, FactorGate::Checked { code_verified: true });
+        let far = crate::db::now_ms() + 60_000;
+
+        // No admin has a factor: nothing needs a code.
+        users.add_with_token_gated("ben", Role::Viewer, None, &[2; 32], no_code).await.unwrap().unwrap();
+        users.set_role_gated("ben", Role::Admin, no_code).await.unwrap().unwrap();
+        users.set_role_gated("ben", Role::Viewer, no_code).await.unwrap().unwrap();
+        assert!(!users.guard_facts("ben").await.unwrap().factors_in_use);
+
+        // Ann (an admin) enrols: the account uses second factors. Ben started enrolling before
+        // that, by token; his confirmation lands after it and is refused in its transaction.
+        let ben = users.list().await.unwrap().into_iter().find(|u| u.name == "ben").unwrap().id;
+        people.set_pending(&ben, Sealed(vec![9])).await.unwrap();
+        people.set_pending(&ann, Sealed(vec![1])).await.unwrap();
+        assert_eq!(people.confirm_pending_gated(&ann, Sealed(vec![1]), 5, vec![], no_code).await.unwrap(), Ok(()));
+        let first = people.confirm_pending_gated(&ben, Sealed(vec![9]), 5, vec![], no_code).await.unwrap();
+        assert_eq!(first, Err(crate::db::people::PendingRefusal::FirstFactorByInvite));
+        // Ann re-enrols (she has a factor): not a first one.
+        people.set_pending(&ann, Sealed(vec![2])).await.unwrap();
+        assert_eq!(people.confirm_pending_gated(&ann, Sealed(vec![2]), 6, vec![], no_code).await.unwrap(), Ok(()));
+        let facts = users.guard_facts("ann").await.unwrap();
+        assert!(facts.factors_in_use && facts.target.is_some_and(|(_, enrolled)| enrolled));
+        let refused = Some(UserRefusal::SecondFactorRequired);
+        assert_eq!(
+            users.add_with_token_gated("cy", Role::Viewer, None, &[3; 32], no_code).await.unwrap().err(),
+            refused
+        );
+        let admin_invite = people.add_with_invite_gated("cy", Role::Admin, None, &[4; 32], far, no_code).await;
+        assert_eq!(admin_invite.unwrap().err(), refused);
+        assert_eq!(users.set_role_gated("ben", Role::Admin, no_code).await.unwrap().err(), refused);
+        assert_eq!(people.reinvite_gated("ann", &[5; 32], far, no_code).await.unwrap().err(), refused);
+        assert!(users.list().await.unwrap().iter().all(|u| u.name != "cy"), "nothing written");
+        assert_eq!(users.list().await.unwrap().iter().find(|u| u.name == "ben").unwrap().role, Role::Viewer);
+        // An operator's invite raises nobody and stays code-free; a re-invite, even of someone
+        // without a factor, does not (the link makes whoever opens it that person).
+        people.add_with_invite_gated("dee", Role::Operator, None, &[6; 32], far, no_code).await.unwrap().unwrap();
+        assert_eq!(people.reinvite_gated("dee", &[7; 32], far, no_code).await.unwrap().err(), refused);
+        let (_, had_factor) = people.reinvite_gated("dee", &[7; 32], far, code).await.unwrap().unwrap();
+        assert!(!had_factor);
+        // A removed user's name is taken again only with a code.
+        users.remove("dee").await.unwrap().unwrap();
+        assert!(users.guard_facts("dee").await.unwrap().name_removed);
+        let reuse = people.add_with_invite_gated("dee", Role::Viewer, None, &[8; 32], far, no_code).await;
+        assert_eq!(reuse.unwrap().err(), refused);
+        people.add_with_invite_gated("dee", Role::Viewer, None, &[8; 32], far, code).await.unwrap().unwrap();
+        // With a verified code, each goes through.
+        users.add_with_token_gated("cy", Role::Admin, None, &[3; 32], code).await.unwrap().unwrap();
+        users.set_role_gated("ben", Role::Admin, code).await.unwrap().unwrap();
+        let (_, had_factor) = people.reinvite_gated("ann", &[5; 32], far, code).await.unwrap().unwrap();
+        assert!(had_factor);
+        // Lowering or removing the factor holder (no longer the last admin) needs a code; lowering
+        // someone without one does not.
+        assert_eq!(users.set_role_gated("ann", Role::Viewer, no_code).await.unwrap().err(), refused);
+        assert_eq!(users.remove_gated("ann", no_code).await.unwrap().err(), refused);
+        users.set_role_gated("cy", Role::Operator, no_code).await.unwrap().unwrap();
+        users.set_role_gated("ann", Role::Operator, code).await.unwrap().unwrap();
+        users.remove_gated("ann", code).await.unwrap().unwrap();
     }
 
     #[tokio::test]

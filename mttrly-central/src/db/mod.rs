@@ -53,6 +53,7 @@ pub mod accounts;
 pub mod actions;
 pub mod alerts;
 pub mod audit;
+pub mod chat;
 pub mod device;
 pub mod oauth;
 pub mod oidc;
@@ -147,6 +148,12 @@ impl Db {
     /// sign-in page) → its tenant and person. Only `crate::signin` and `crate::second_factor` call it.
     pub fn signins(&self) -> people::SignIns<'_> {
         people::SignIns { db: self }
+    }
+
+    /// Non-tenant: what a chat service presents (a link code, a tap, a chat user id), turned into
+    /// the tenant and person it belongs to.
+    pub fn chat_lookups(&self) -> chat::ChatLookups<'_> {
+        chat::ChatLookups { db: self }
     }
 
     /// Non-tenant: the OAuth authorization server's clients, codes and tokens.
@@ -248,6 +255,11 @@ impl<'a> Account<'a> {
     /// Its users and API tokens.
     pub fn users(self) -> accounts::Users<'a> {
         accounts::Users { account: self }
+    }
+
+    /// Its people's chat links and the approval messages sent to them.
+    pub fn chat(self) -> chat::Chat<'a> {
+        chat::Chat { account: self }
     }
 
     /// Its people's sign-in data: credentials, second factors, invites, browser sessions.

@@ -111,8 +111,13 @@ pub struct SignedIn {
     pub matched: Matched,
     /// The role they had before the group claim lowered it (their role now is in the user).
     pub demoted_from: Option<Role>,
-    /// The group claim asked for a lower role but they are the account's last admin.
+    /// The group claim asked for a lower role but they are the account's last admin, or its last
+    /// admin with a second factor (lowering them would switch off the second-factor gate).
     pub kept_last_admin: bool,
+    /// Names just-in-time creation passed over because a removed user had them (approval rules
+    /// name people, `user:NAME`: a newcomer under an old name would satisfy the old person's
+    /// rules). Empty unless a user was created.
+    pub skipped_removed_names: Vec<String>,
 }
 
 /// Why nobody was signed in; nothing was written.
@@ -127,7 +132,7 @@ pub enum SsoRefusal {
     Ambiguous,
     /// The living user with this e-mail is bound to another subject of this provider.
     BoundToOther,
-    /// Every name tried for a new user is taken.
+    /// Every name tried for a new user is taken (by a living user, or once by a removed one).
     NameTaken,
 }
 
@@ -212,6 +217,47 @@ mod tests {
             .unwrap();
     }
 
+    /// Gives every living admin named in `names` a confirmed factor (sealed bytes; never opened).
+    async fn factor(db: &Db, account: &AccountId, names: &[&'static str]) {
+        let account = account.as_str().to_owned();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        db.with_connection_for_tests(move |c| {
+            for name in &names {
+                c.execute(
+                    "INSERT INTO user_credentials (user_id, account_id, totp_sealed, updated_at)
+                     SELECT id, account_id, x'00', 0 FROM users WHERE account_id = ?1 AND name = ?2",
+                    rusqlite::params![account, name],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_group_claim_never_lowers_the_last_admin_with_a_second_factor() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let ours = tenant(&db, "ours", 1).await;
+        add(&db, &ours, "lead", "lead@example.com", 3).await;
+        db.account(&ours).users().set_role("lead", Role::Admin).await.unwrap().unwrap();
+        factor(&db, &ours, &["lead"]).await;
+        let lowered = Vouched { mapped_role: Some(Role::Viewer), ..vouched("s-lead", "lead@example.com") };
+        let sso = db.account(&ours).sso();
+        // Two admins, but only the lead has a factor: lowering her would switch the gate off.
+        let kept = sso.sign_in(lowered.clone(), None).await.unwrap().unwrap();
+        assert!(kept.kept_last_admin && kept.demoted_from.is_none());
+        assert_eq!(
+            db.account(&ours).users().list().await.unwrap().iter().find(|u| u.name == "lead").unwrap().role,
+            Role::Admin
+        );
+        // Once another admin has one too, the claim applies.
+        factor(&db, &ours, &["admin"]).await;
+        let applied = sso.sign_in(lowered, None).await.unwrap().unwrap();
+        assert_eq!((applied.kept_last_admin, applied.demoted_from), (false, Some(Role::Admin)));
+    }
+
     #[tokio::test]
     async fn a_pending_login_is_taken_once_and_only_while_live() {
         let dir = tempfile::tempdir().unwrap();
@@ -268,5 +314,33 @@ mod tests {
         let names: Vec<String> = db.account(&ours).users().list().await.unwrap().into_iter().map(|u| u.name).collect();
         assert_eq!(names, ["admin", "bob", "twin-1", "twin-2"], "nothing created by a refusal");
         assert_eq!(db.account(&theirs).users().list().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn just_in_time_creation_passes_over_the_names_removed_users_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let (ours, theirs) = (tenant(&db, "ours", 1).await, tenant(&db, "theirs", 2).await);
+        add(&db, &ours, "bob", "old-bob@example.com", 3).await;
+        add(&db, &ours, "bob-2", "bob2@example.com", 4).await;
+        db.account(&ours).users().remove("bob").await.unwrap().unwrap();
+        // Another tenant's removed `bob-3` is no concern of this one.
+        add(&db, &theirs, "bob-3", "x@example.com", 5).await;
+        db.account(&theirs).users().remove("bob-3").await.unwrap().unwrap();
+        let sso = db.account(&ours).sso();
+        let names = ["bob", "bob-2", "bob-3"].map(String::from).to_vec();
+        let created = sso
+            .sign_in(vouched("s-new", "bob@example.com"), Some(Create { names, role: Role::Viewer }))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(&created.matched, Matched::Created(u) if u.name == "bob-3"), "{created:?}");
+        assert_eq!(created.skipped_removed_names, ["bob"], "a living name is not a removed one");
+        // Only removed names left: refused, nothing created.
+        let only = Create { names: vec!["bob".into()], role: Role::Viewer };
+        assert_eq!(
+            sso.sign_in(vouched("s-newer", "b@example.com"), Some(only)).await.unwrap(),
+            Err(SsoRefusal::NameTaken)
+        );
     }
 }

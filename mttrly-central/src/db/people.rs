@@ -15,6 +15,7 @@ use mttrly_core::ids::{AccountId, UserId};
 use mttrly_core::second_factor::{LockoutState, RecoveryCodeHash};
 use mttrly_core::{MttrlyError, Role};
 
+use super::accounts::{FactorGate, User, UserRefusal};
 use super::{Account, Db, sqlite};
 
 /// A TOTP secret sealed by `crate::second_factor` (nonce and ciphertext); opaque here.
@@ -160,6 +161,15 @@ pub enum InviteRefusal {
     NotReady,
 }
 
+/// Why a pending TOTP enrolment was not confirmed; nothing was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingRefusal {
+    /// The pending secret changed (another enrolment started) or is gone.
+    Changed,
+    /// A first factor, in an account that uses second factors: only an invite gives one there.
+    FirstFactorByInvite,
+}
+
 /// A user added with an invite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invited {
@@ -262,7 +272,8 @@ impl People<'_> {
     /// Confirms the pending secret (only if it is still `pending`): it becomes the user's secret
     /// with `step` accepted, the recovery codes are replaced by `codes`, the failure count reset,
     /// and the user's unused invites end (each would replace this factor).
-    /// `false`: the pending secret changed or is gone.
+    /// `false`: the pending secret changed or is gone. Not gated (tests, set-up); a bearer
+    /// token's request goes through [`Self::confirm_pending_gated`].
     pub async fn confirm_pending(
         &self,
         user: &UserId,
@@ -270,16 +281,33 @@ impl People<'_> {
         step: u64,
         codes: Vec<RecoveryCodeHash>,
     ) -> Result<bool, MttrlyError> {
+        Ok(self.confirm_pending_gated(user, pending, step, codes, FactorGate::Unchecked).await?.is_ok())
+    }
+
+    /// [`Self::confirm_pending`], refused with [`PendingRefusal::FirstFactorByInvite`] inside the
+    /// transaction when `gate` is checked, the user has no confirmed factor yet and the account
+    /// uses second factors (a living admin has one): a bearer token alone must not give its
+    /// holder a first factor there, or it passes every gate with codes of its own choosing
+    /// (`crate::users`); that first factor comes through an invite an admin confirmed with theirs.
+    pub async fn confirm_pending_gated(
+        &self,
+        user: &UserId,
+        pending: Sealed,
+        step: u64,
+        codes: Vec<RecoveryCodeHash>,
+        gate: FactorGate,
+    ) -> Result<Result<(), PendingRefusal>, MttrlyError> {
         let (account, user) = (self.account.id.clone(), user.clone());
         self.account
             .db
             .sqlite
-            .call(move |conn| sqlite::people::confirm_pending(conn, &account, &user, &pending.0, step, &codes))
+            .call(move |conn| sqlite::people::confirm_pending(conn, &account, &user, &pending.0, step, &codes, gate))
             .await
     }
 
     /// Adds a user with an invite (its secret's hash, valid until `expires_at`), in one
-    /// transaction; the name must be free among the living.
+    /// transaction; the name must be free among the living. Not gated (see
+    /// [`FactorGate::Unchecked`]); requests go through [`Self::add_with_invite_gated`].
     pub async fn add_with_invite(
         &self,
         name: &str,
@@ -287,31 +315,59 @@ impl People<'_> {
         email: Option<&str>,
         invite_hash: &[u8; 32],
         expires_at: i64,
-    ) -> Result<Result<super::accounts::User, super::accounts::UserRefusal>, MttrlyError> {
+    ) -> Result<Result<User, UserRefusal>, MttrlyError> {
+        self.add_with_invite_gated(name, role, email, invite_hash, expires_at, FactorGate::Unchecked).await
+    }
+
+    /// [`Self::add_with_invite`], refused with [`UserRefusal::SecondFactorRequired`] inside the
+    /// transaction when `gate` is checked, the account uses second factors, no code was verified
+    /// and the new user is an admin or takes a removed user's name.
+    pub async fn add_with_invite_gated(
+        &self,
+        name: &str,
+        role: Role,
+        email: Option<&str>,
+        invite_hash: &[u8; 32],
+        expires_at: i64,
+        gate: FactorGate,
+    ) -> Result<Result<User, UserRefusal>, MttrlyError> {
         let (account, name, email, hash) =
             (self.account.id.clone(), name.to_owned(), email.map(str::to_owned), *invite_hash);
         self.account
             .db
             .sqlite
             .call(move |conn| {
-                sqlite::people::add_with_invite(conn, &account, &name, role, email.as_deref(), &hash, expires_at)
+                sqlite::people::add_with_invite(conn, &account, &name, role, email.as_deref(), &hash, expires_at, gate)
             })
             .await
     }
 
     /// A fresh invite for a living user by name; their earlier invites die in the same
-    /// transaction.
+    /// transaction. Not gated; requests go through [`Self::reinvite_gated`].
     pub async fn reinvite(
         &self,
         name: &str,
         invite_hash: &[u8; 32],
         expires_at: i64,
-    ) -> Result<Result<super::accounts::User, super::accounts::UserRefusal>, MttrlyError> {
+    ) -> Result<Result<User, UserRefusal>, MttrlyError> {
+        Ok(self.reinvite_gated(name, invite_hash, expires_at, FactorGate::Unchecked).await?.map(|(user, _)| user))
+    }
+
+    /// [`Self::reinvite`], refused with [`UserRefusal::SecondFactorRequired`] inside the
+    /// transaction when `gate` is checked, the user has a confirmed second factor (which the
+    /// invite would replace) and no code was verified. Also says whether they had one.
+    pub async fn reinvite_gated(
+        &self,
+        name: &str,
+        invite_hash: &[u8; 32],
+        expires_at: i64,
+        gate: FactorGate,
+    ) -> Result<Result<(User, bool), UserRefusal>, MttrlyError> {
         let (account, name, hash) = (self.account.id.clone(), name.to_owned(), *invite_hash);
         self.account
             .db
             .sqlite
-            .call(move |conn| sqlite::people::reinvite(conn, &account, &name, &hash, expires_at))
+            .call(move |conn| sqlite::people::reinvite(conn, &account, &name, &hash, expires_at, gate))
             .await
     }
 

@@ -155,3 +155,62 @@ async fn a_revoked_grant_cannot_be_brought_back_by_a_refresh_in_flight() {
         db.oauth().insert_token_pair(crate::db::oauth::TokenPair { family: "fam_2".into(), ..pair(30) }).await.unwrap()
     );
 }
+
+#[tokio::test]
+async fn unmatched_alerts_stay_in_their_account_open_once_and_go_with_retention_once_resolved() {
+    use std::collections::BTreeMap;
+
+    use mttrly_core::ids::AlertId;
+    use mttrly_core::tools::common::Severity;
+    use mttrly_core::tools::servers::AlertStatus;
+
+    use super::alerts::{AlertFilter, InboundApplied, InboundChange, NewUnmatchedAlert};
+
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("central.db")).unwrap();
+    let (a, b) = (tenant(&db, "a", 1).await, tenant(&db, "b", 2).await);
+    let now = super::now_ms();
+    let new = |at: i64| NewUnmatchedAlert {
+        id: AlertId::generate(),
+        source: "alertmanager".into(),
+        fingerprint: "f1".into(),
+        name: "DiskFull".into(),
+        host: Some("ghost".into()),
+        severity: Severity::Critical,
+        summary: "DiskFull on ghost".into(),
+        labels: BTreeMap::from([("instance".to_owned(), "ghost:9100".to_owned())]),
+        opened_at: at,
+    };
+    let resolve = || InboundChange::Resolve {
+        source: "alertmanager".into(),
+        rule: "alertmanager:DiskFull".into(),
+        subject: "f1".into(),
+        at: now,
+    };
+    let applied = db
+        .account(&a.account)
+        .alerts()
+        .apply_inbound(vec![InboundChange::OpenUnmatched(new(now - 10 * DAY)), InboundChange::OpenUnmatched(new(now))])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![InboundApplied::Opened(true), InboundApplied::Opened(false)]);
+    let all = AlertFilter { limit: 100, ..AlertFilter::default() };
+    // Another account neither sees nor resolves it.
+    assert!(db.account(&b.account).alerts().list_unmatched(&all).await.unwrap().is_empty());
+    assert_eq!(
+        db.account(&b.account).alerts().apply_inbound(vec![resolve()]).await.unwrap(),
+        vec![InboundApplied::Resolved(Vec::new())]
+    );
+    let listed = db.account(&a.account).alerts().list_unmatched(&all).await.unwrap();
+    assert_eq!((listed.len(), listed[0].status, listed[0].host.as_deref()), (1, AlertStatus::Open, Some("ghost")));
+    assert_eq!(listed[0].labels.get("instance").map(String::as_str), Some("ghost:9100"));
+
+    let resolved = db.account(&a.account).alerts().apply_inbound(vec![resolve()]).await.unwrap();
+    let [InboundApplied::Resolved(ids)] = resolved.as_slice() else { panic!("{resolved:?}") };
+    assert_eq!((ids.len(), ids[0].0.clone(), ids[0].1.clone()), (1, listed[0].alert_id.clone(), None));
+    assert_eq!(db.account(&a.account).alerts().list_unmatched(&all).await.unwrap()[0].status, AlertStatus::Resolved);
+    // Opened ten days ago and resolved: a one-day retention removes it.
+    assert!(db.maintenance().purge(now, |_| DAY).await.unwrap() >= 1);
+    assert!(db.account(&a.account).alerts().list_unmatched(&all).await.unwrap().is_empty());
+}

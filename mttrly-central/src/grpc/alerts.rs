@@ -6,7 +6,7 @@ use mttrly_core::ids::ServerId;
 use mttrly_core::tools::servers::{AlertLimit, AlertStatus, GetAlertsInput};
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::central::v1::alert_service_server::AlertService;
-use mttrly_proto::central::v1::{Alert, ListAlertsRequest, ListAlertsResponse};
+use mttrly_proto::central::v1::{Alert, ListAlertsRequest, ListAlertsResponse, UnmatchedAlert};
 use tonic::{Request, Response};
 
 use super::{GrpcResult, status};
@@ -23,6 +23,13 @@ impl AlertApi {
     /// Serves `central`'s alerts.
     pub fn new(central: Arc<Central>) -> Self {
         Self { central }
+    }
+}
+
+fn status_word(status: AlertStatus) -> &'static str {
+    match status {
+        AlertStatus::Open => "open",
+        AlertStatus::Resolved => "resolved",
     }
 }
 
@@ -59,16 +66,28 @@ impl AlertService for AlertApi {
                 server_id: a.server_id.to_string(),
                 rule: a.rule,
                 severity: a.severity.as_str().to_owned(),
-                status: match a.status {
-                    AlertStatus::Open => "open",
-                    AlertStatus::Resolved => "resolved",
-                }
-                .to_owned(),
+                status: status_word(a.status).to_owned(),
                 summary: a.summary,
                 opened_at_unix_ms: a.opened_at.as_millisecond(),
                 resolved_at_unix_ms: a.resolved_at.map_or(0, jiff::Timestamp::as_millisecond),
             })
             .collect();
-        Ok(Response::new(ListAlertsResponse { alerts }))
+        let unmatched_alerts = list
+            .unmatched_alerts
+            .into_iter()
+            .map(|a| UnmatchedAlert {
+                alert_id: a.alert_id.to_string(),
+                source: a.source,
+                name: a.name,
+                host: a.host.unwrap_or_default(),
+                severity: a.severity.as_str().to_owned(),
+                status: status_word(a.status).to_owned(),
+                summary: a.summary,
+                labels: a.labels.into_iter().collect(),
+                opened_at_unix_ms: a.opened_at.as_millisecond(),
+                resolved_at_unix_ms: a.resolved_at.map_or(0, jiff::Timestamp::as_millisecond),
+            })
+            .collect();
+        Ok(Response::new(ListAlertsResponse { alerts, unmatched_alerts }))
     }
 }

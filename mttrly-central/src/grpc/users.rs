@@ -10,6 +10,10 @@ use mttrly_proto::central::v1::{
     RemoveUserRequest, RemoveUserResponse, SetUserRoleRequest, SetUserRoleResponse, StartTotpEnrollmentRequest,
     StartTotpEnrollmentResponse, User,
 };
+use mttrly_proto::central::v1::{
+    ChatLink, LinkChatRequest, LinkChatResponse, ListChatLinksRequest, ListChatLinksResponse, UnlinkChatRequest,
+    UnlinkChatResponse,
+};
 use mttrly_proto::convert::role_from_wire;
 use tonic::{Request, Response};
 
@@ -42,8 +46,57 @@ fn to_wire(user: &accounts::User) -> User {
     }
 }
 
+/// A provider named on the wire, or `VALIDATION_ERROR` listing the known ones.
+fn provider_from_wire(name: &str) -> Result<mttrly_core::ChatProvider, mttrly_core::MttrlyError> {
+    name.trim().to_ascii_lowercase().parse().map_err(|_| {
+        mttrly_core::MttrlyError::new(
+            mttrly_core::ErrorCode::ValidationError,
+            format!("unknown chat provider `{name}`: use telegram or slack"),
+        )
+        .with_detail("field", "provider")
+    })
+}
+
 #[tonic::async_trait]
 impl UserService for UserApi {
+    async fn link_chat(&self, request: Request<LinkChatRequest>) -> GrpcResult<LinkChatResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let provider = provider_from_wire(&request.into_inner().provider).map_err(|e| status(&e))?;
+        let code = crate::chat::links::issue(&self.central, &owner, provider).await.map_err(|e| status(&e))?;
+        Ok(Response::new(LinkChatResponse {
+            instructions: crate::chat::links::instructions(provider, &code.code),
+            code: code.code,
+            provider: provider.as_str().to_owned(),
+            expires_at: code.expires_at,
+        }))
+    }
+
+    async fn unlink_chat(&self, request: Request<UnlinkChatRequest>) -> GrpcResult<UnlinkChatResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let req = request.into_inner();
+        let provider = provider_from_wire(&req.provider).map_err(|e| status(&e))?;
+        let name = Some(req.name.trim()).filter(|n| !n.is_empty());
+        let removed =
+            crate::chat::links::unlink(&self.central, &owner, provider, name).await.map_err(|e| status(&e))?;
+        Ok(Response::new(UnlinkChatResponse { removed }))
+    }
+
+    async fn list_chat_links(&self, request: Request<ListChatLinksRequest>) -> GrpcResult<ListChatLinksResponse> {
+        let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let links = crate::chat::links::list(&self.central, &owner).await.map_err(|e| status(&e))?;
+        Ok(Response::new(ListChatLinksResponse {
+            links: links
+                .into_iter()
+                .map(|l| ChatLink {
+                    provider: l.provider.as_str().to_owned(),
+                    external_id: l.external_id,
+                    label: l.label,
+                    linked_at: l.linked_at,
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_users(&self, request: Request<ListUsersRequest>) -> GrpcResult<ListUsersResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         let users = crate::users::list(&self.central, &owner).await.map_err(|e| status(&e))?;
@@ -55,9 +108,10 @@ impl UserService for UserApi {
         let req = request.into_inner();
         let role = role_from_wire(&req.role, "role").map_err(|e| status(&e))?;
         let email = Some(req.email.trim()).filter(|e| !e.is_empty());
-        let added = crate::users::add(&self.central, &owner, &req.name, role, email, req.issue_token, &self.base_url)
-            .await
-            .map_err(|e| status(&e))?;
+        let code = Some(req.second_factor_code.as_str()).filter(|c| !c.trim().is_empty());
+        let new = crate::users::NewUser { name: &req.name, role, email, with_token: req.issue_token };
+        let added =
+            crate::users::add(&self.central, &owner, new, code, &self.base_url).await.map_err(|e| status(&e))?;
         let mut response = AddUserResponse { user: Some(to_wire(&added.user)), ..AddUserResponse::default() };
         match added.credential {
             crate::users::Credential::Token { token, token_id } => {
@@ -76,14 +130,17 @@ impl UserService for UserApi {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         let req = request.into_inner();
         let role = role_from_wire(&req.role, "role").map_err(|e| status(&e))?;
-        let before = crate::users::set_role(&self.central, &owner, &req.name, role).await.map_err(|e| status(&e))?;
+        let code = Some(req.second_factor_code.as_str()).filter(|c| !c.trim().is_empty());
+        let before =
+            crate::users::set_role(&self.central, &owner, &req.name, role, code).await.map_err(|e| status(&e))?;
         Ok(Response::new(SetUserRoleResponse { previous_role: before.role.as_str().to_owned() }))
     }
 
     async fn remove_user(&self, request: Request<RemoveUserRequest>) -> GrpcResult<RemoveUserResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
-        let name = request.into_inner().name;
-        let removed = crate::users::remove(&self.central, &owner, &name).await.map_err(|e| status(&e))?;
+        let req = request.into_inner();
+        let code = Some(req.second_factor_code.as_str()).filter(|c| !c.trim().is_empty());
+        let removed = crate::users::remove(&self.central, &owner, &req.name, code).await.map_err(|e| status(&e))?;
         Ok(Response::new(RemoveUserResponse {
             user_id: removed.user.id.to_string(),
             revoked_tokens: u32::try_from(removed.revoked_tokens).unwrap_or(u32::MAX),

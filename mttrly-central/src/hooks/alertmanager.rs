@@ -7,26 +7,20 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use mttrly_core::ids::{AccountId, AlertId, ServerId};
+use axum::response::Response;
 use mttrly_core::tools::common::Severity;
 use mttrly_core::{ErrorCode, MttrlyError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::{Inbound, apply, error, respond};
 use crate::app_state::AppState;
-use crate::db::alerts::NewAlert;
-use crate::state::Central;
 
 /// The `source` part of the rule id of every alert this receiver opens.
 const SOURCE: &str = "alertmanager";
-
-/// The longest summary stored (annotations can be long; the assistant gets the gist and the link).
-const MAX_SUMMARY: usize = 2000;
 
 /// A webhook notification (Alertmanager's `webhook_config`, version 4; Grafana's unified alerting
 /// webhook sends the same alert shape). Only what is mapped is read; other fields (`groupKey`,
@@ -61,21 +55,6 @@ enum AmStatus {
     Resolved,
 }
 
-/// What a delivery did, so an operator testing the receiver sees why nothing appeared.
-#[derive(Debug, Default, Serialize)]
-pub(super) struct Outcome {
-    /// Alerts newly opened.
-    opened: u32,
-    /// Firing alerts already open (redeliveries).
-    already_open: u32,
-    /// Alerts resolved.
-    resolved: u32,
-    /// Resolved alerts that matched nothing open.
-    unknown_resolved: u32,
-    /// Firing alerts whose host matches no server: `alertname@host` (not stored yet).
-    unmatched: Vec<String>,
-}
-
 /// The receiver.
 pub(crate) async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let central = &state.central;
@@ -103,115 +82,38 @@ pub(crate) async fn receive(State(state): State<AppState>, headers: HeaderMap, b
             );
         }
     };
-    respond(apply(central, SOURCE, notification).await, SOURCE)
-}
-
-/// The answer to an authenticated, parsed delivery.
-pub(super) fn respond(result: Result<Outcome, MttrlyError>, source: &'static str) -> Response {
-    match result {
-        Ok(outcome) => (StatusCode::OK, Json(outcome)).into_response(),
-        Err(e) => {
-            tracing::error!(source, error = %e, "cannot apply hook delivery");
-            let status =
-                if e.code() == ErrorCode::NotFound { StatusCode::NOT_FOUND } else { StatusCode::INTERNAL_SERVER_ERROR };
-            error(status, &e)
-        }
-    }
-}
-
-pub(super) fn error(status: StatusCode, err: &MttrlyError) -> Response {
-    (status, Json(serde_json::to_value(err.body()).unwrap_or(serde_json::Value::Null))).into_response()
-}
-
-/// Opens and resolves the notification's alerts as `source`'s (the rule is `<source>:<alertname>`).
-pub(super) async fn apply(
-    central: &Central,
-    source: &'static str,
-    notification: Notification,
-) -> Result<Outcome, MttrlyError> {
-    let account = super::target_account(central).await?;
-    let servers = central.db.account(&account).servers().list().await?;
     let label = central.config.hooks.server_label.as_deref();
-    let mut outcome = Outcome::default();
-    for alert in notification.alerts {
-        let name = alert.labels.get("alertname").cloned().unwrap_or_else(|| "unnamed".to_owned());
-        let rule = format!("{source}:{name}");
-        let fingerprint =
-            if alert.fingerprint.is_empty() { fingerprint_of(&alert.labels) } else { alert.fingerprint.clone() };
-        match alert.status {
-            AmStatus::Resolved => {
-                let at = millis(alert.ends_at.as_deref()).unwrap_or_else(crate::db::now_ms);
-                let resolved = central.db.account(&account).alerts().resolve_matching(&rule, &fingerprint, at).await?;
-                if resolved.is_empty() {
-                    outcome.unknown_resolved += 1;
-                }
-                for (id, server) in resolved {
-                    outcome.resolved += 1;
-                    record_resolved(central, source, &account, &server, &id);
-                }
-            }
-            AmStatus::Firing => {
-                let host = super::host_of(&alert.labels, label);
-                let Some(server) = host.as_deref().and_then(|h| super::server_named(&servers, h)) else {
-                    let host = host.unwrap_or_else(|| "?".to_owned());
-                    tracing::warn!(source, alert = %name, %host, "inbound alert matches no server");
-                    outcome.unmatched.push(format!("{name}@{host}"));
-                    continue;
-                };
-                let new = NewAlert {
-                    id: AlertId::generate(),
-                    account_id: account.clone(),
-                    server_id: server.id.clone(),
-                    rule,
-                    subject: fingerprint,
-                    severity: severity(alert.labels.get("severity").map(String::as_str)),
-                    summary: summary(source, &name, &alert),
-                    opened_at: millis(alert.starts_at.as_deref()).unwrap_or_else(crate::db::now_ms),
-                };
-                let record = new.clone();
-                if central.db.account(&account).alerts().open_if_new(new).await? {
-                    outcome.opened += 1;
-                    record_opened(central, source, &record, &alert);
+    respond(apply(central, SOURCE, inbound(SOURCE, label, notification)).await, SOURCE)
+}
+
+/// The notification's alerts in the one model every source maps to (rule `<source>:<alertname>`,
+/// keyed by the fingerprint, the host from `[hooks] server_label` or the default labels).
+pub(super) fn inbound(source: &str, label: Option<&str>, notification: Notification) -> Vec<Inbound> {
+    notification
+        .alerts
+        .into_iter()
+        .map(|alert| {
+            let name = alert.labels.get("alertname").cloned().unwrap_or_else(|| "unnamed".to_owned());
+            let fingerprint =
+                if alert.fingerprint.is_empty() { fingerprint_of(&alert.labels) } else { alert.fingerprint.clone() };
+            let firing = alert.status == AmStatus::Firing;
+            Inbound {
+                rule: format!("{source}:{name}"),
+                hosts: super::host_of(&alert.labels, label).into_iter().collect(),
+                severity: severity(alert.labels.get("severity").map(String::as_str)),
+                summary: summary(source, &name, &alert),
+                at: if firing {
+                    millis(alert.starts_at.as_deref()).unwrap_or_else(crate::db::now_ms)
                 } else {
-                    outcome.already_open += 1;
-                }
+                    millis(alert.ends_at.as_deref()).unwrap_or_else(crate::db::now_ms)
+                },
+                firing,
+                name,
+                fingerprint,
+                labels: alert.labels,
             }
-        }
-    }
-    Ok(outcome)
-}
-
-fn record_opened(central: &Central, source: &str, a: &NewAlert, alert: &AmAlert) {
-    central.audit(crate::events::Recorded::new(
-        crate::audit::events::alert(
-            &a.account_id,
-            &a.server_id,
-            a.id.as_str(),
-            serde_json::json!({
-                "change": "opened", "source": source, "rule": a.rule, "severity": a.severity,
-                "summary": a.summary, "labels": alert.labels, "annotations": alert.annotations,
-                "generator_url": alert.generator_url, "fingerprint": a.subject,
-            }),
-        ),
-        crate::events::Payload::AlertOpened {
-            alert_id: a.id.clone(),
-            rule: a.rule.clone(),
-            severity: a.severity,
-            summary: a.summary.clone(),
-        },
-    ));
-}
-
-fn record_resolved(central: &Central, source: &str, account: &AccountId, server: &ServerId, id: &AlertId) {
-    central.audit(crate::events::Recorded::new(
-        crate::audit::events::alert(
-            account,
-            server,
-            id.as_str(),
-            serde_json::json!({ "change": "resolved", "source": source }),
-        ),
-        crate::events::Payload::AlertResolved { alert_id: id.clone() },
-    ));
+        })
+        .collect()
 }
 
 /// Alertmanager's usual severities; anything else (or none) is a warning.
@@ -236,13 +138,7 @@ fn summary(source: &str, name: &str, alert: &AmAlert) -> String {
     if !alert.generator_url.is_empty() {
         s.push_str(&format!(" | {}", alert.generator_url));
     }
-    if s.len() > MAX_SUMMARY {
-        let mut end = MAX_SUMMARY;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
+    super::clip(&mut s);
     s
 }
 

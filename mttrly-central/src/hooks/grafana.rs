@@ -12,7 +12,8 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use mttrly_core::{ErrorCode, MttrlyError};
 use sha2::Sha256;
 
-use super::alertmanager::{Notification, apply, error, respond};
+use super::alertmanager::{Notification, inbound};
+use super::{apply, error, respond};
 use crate::app_state::AppState;
 
 /// The `source` part of the rule id of every alert this receiver opens.
@@ -47,7 +48,8 @@ pub(crate) async fn receive(State(state): State<AppState>, headers: HeaderMap, b
             );
         }
     };
-    respond(apply(central, SOURCE, notification).await, SOURCE)
+    let label = central.config.hooks.server_label.as_deref();
+    respond(apply(central, SOURCE, inbound(SOURCE, label, notification)).await, SOURCE)
 }
 
 /// Whether `signature` (hex) is the HMAC-SHA256 of `body` under `secret`, compared in constant

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use super::{ApprovalPrompt, Notifier};
 use crate::audit::AuditLog;
+use crate::chat::Chat;
 use crate::db::actions::ActionRow;
 use crate::events::{Bus, Next, Payload, Recorded};
 
@@ -35,6 +36,9 @@ pub struct Delivery {
     pub failures: Vec<String>,
 }
 
+/// The longest the chat router may take to reach every eligible approver of one action.
+const CHAT_DELIVERY_TIME: Duration = Duration::from_secs(15);
+
 struct Waiter {
     action: Arc<ActionRow>,
     answer: oneshot::Sender<Delivery>,
@@ -43,6 +47,8 @@ struct Waiter {
 /// The approval prompt notifiers and the submitters waiting on them.
 pub struct Prompts {
     notifiers: Vec<Arc<dyn Notifier>>,
+    /// The chat router: approval messages to each eligible approver who linked a chat account.
+    chat: Option<Arc<Chat>>,
     /// The waits, and whether the prompt task has stopped (then nothing new is registered).
     waiting: Mutex<Waiting>,
 }
@@ -60,20 +66,23 @@ pub struct Ticket {
 }
 
 impl Prompts {
-    /// The prompt notifiers (possibly none).
-    pub fn new(notifiers: Vec<Arc<dyn Notifier>>) -> Arc<Self> {
-        Arc::new(Self { notifiers, waiting: Mutex::new(Waiting::default()) })
+    /// The prompt notifiers and the chat router (possibly neither).
+    pub fn new(notifiers: Vec<Arc<dyn Notifier>>, chat: Option<Arc<Chat>>) -> Arc<Self> {
+        let chat = chat.filter(|c| !c.is_empty());
+        Arc::new(Self { notifiers, chat, waiting: Mutex::new(Waiting::default()) })
     }
 
-    /// Whether no notifier is configured (then no prompt can be delivered).
+    /// Whether nothing is configured to deliver prompts (then no prompt can be delivered).
     pub fn is_empty(&self) -> bool {
-        self.notifiers.is_empty()
+        self.notifiers.is_empty() && self.chat.is_none()
     }
 
     /// The longest one delivery can take through every notifier, retries included: how long a
-    /// submitter waits before it counts the prompt as undelivered.
+    /// submitter waits before it counts the prompt as undelivered. Chat messages go out beside
+    /// the webhooks, each with its own timeout.
     pub fn max_delivery_time(&self) -> Duration {
-        self.notifiers.iter().map(|n| n.max_duration()).sum()
+        let webhooks: Duration = self.notifiers.iter().map(|n| n.max_duration()).sum();
+        if self.chat.is_some() { webhooks.max(CHAT_DELIVERY_TIME) } else { webhooks }
     }
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
@@ -108,24 +117,48 @@ impl Prompts {
         }
     }
 
-    /// Delivers through every notifier on the blocking pool and answers the waiter.
+    /// Delivers through every notifier (on the blocking pool) and every chat channel at once,
+    /// and answers the waiter: delivered when any webhook took the prompt or any eligible
+    /// approver got a chat message.
     fn deliver(self: &Arc<Self>, waiter: Waiter) {
         let prompts = Arc::clone(self);
         tokio::spawn(async move {
             let prompt = ApprovalPrompt::pending(&waiter.action);
             let notifiers = prompts.notifiers.clone();
-            let delivery = tokio::task::spawn_blocking(move || {
-                let mut delivery = Delivery { delivered: false, failures: Vec::new() };
-                for n in &notifiers {
-                    match n.deliver(&prompt) {
-                        Ok(()) => delivery.delivered = true,
-                        Err(e) => delivery.failures.push(format!("{}: {}", n.name(), ErrorChain(&e))),
-                    }
+            let webhooks = async move {
+                if notifiers.is_empty() {
+                    return Delivery { delivered: false, failures: Vec::new() };
                 }
-                delivery
-            })
-            .await
-            .unwrap_or_else(|e| Delivery { delivered: false, failures: vec![format!("notifier task failed: {e}")] });
+                tokio::task::spawn_blocking(move || {
+                    let mut delivery = Delivery { delivered: false, failures: Vec::new() };
+                    for n in &notifiers {
+                        match n.deliver(&prompt) {
+                            Ok(()) => delivery.delivered = true,
+                            Err(e) => delivery.failures.push(format!("{}: {}", n.name(), ErrorChain(&e))),
+                        }
+                    }
+                    delivery
+                })
+                .await
+                .unwrap_or_else(|e| Delivery { delivered: false, failures: vec![format!("notifier task failed: {e}")] })
+            };
+            let chat = async {
+                match &prompts.chat {
+                    Some(chat) => {
+                        let announced = tokio::time::timeout(CHAT_DELIVERY_TIME, chat.announce(&waiter.action))
+                            .await
+                            .unwrap_or_else(|_| crate::chat::Announced {
+                                failures: vec![format!("chat: no delivery within {} s", CHAT_DELIVERY_TIME.as_secs())],
+                                ..Default::default()
+                            });
+                        Delivery { delivered: announced.delivered > 0, failures: announced.failures }
+                    }
+                    None => Delivery { delivered: false, failures: Vec::new() },
+                }
+            };
+            let (mut delivery, chat) = tokio::join!(webhooks, chat);
+            delivery.delivered |= chat.delivered;
+            delivery.failures.extend(chat.failures);
             // The submitter may have stopped waiting; the outcome is in the logs either way.
             let _ = waiter.answer.send(delivery);
         });

@@ -3,7 +3,7 @@
 //! `users add NAME` (and `users invite NAME`, for someone who lost their phone) makes a
 //! single-use link valid for 72 hours: `{base}/invite/<secret>`, 256 random bits of which only the
 //! SHA-256 is stored. The secret rides in the path, not a query string, and every page sets
-//! `Referrer-Policy: no-referrer`, so it leaves the browser only toward central.
+//! `Referrer-Policy: same-origin`, so it leaves the browser only toward central.
 //!
 //! Opening it takes two steps. The password step stores the chosen password's hash and a fresh
 //! TOTP secret *on the invite*; nothing of the person's changes yet. The code step verifies a

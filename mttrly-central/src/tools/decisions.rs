@@ -24,7 +24,7 @@ use crate::db::now_ms;
 use crate::state::Central;
 
 /// How a human decides through `channel`, for instructions. Only channels central offers are ever
-/// passed here (see [`actions::DECISION_CHANNELS`]).
+/// passed here (see [`Central::decision_channels`]).
 fn how(channel: Source, action: &ActionRow, decision: Decision) -> String {
     let verb = match decision {
         Decision::Approve => "approve",
@@ -34,6 +34,7 @@ fn how(channel: Source, action: &ActionRow, decision: Decision) -> String {
         Source::Cli => format!("`mttrly-cli actions {verb} {}`", action.id),
         Source::Dashboard => format!("{verb} it on the dashboard"),
         Source::Telegram => format!("{verb} it from the Telegram approval message"),
+        Source::Slack => format!("{verb} it from the Slack approval message"),
         Source::Mcp | Source::Api | Source::Agent => format!("{verb} it through {channel}"),
     }
 }

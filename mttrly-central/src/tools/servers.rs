@@ -142,8 +142,12 @@ pub(crate) async fn alerts(
         since: now_ms() - i64::from(retention_days) * DAY_MS,
         limit: input.limit.get(),
     };
-    let alerts = central.db.account(&caller.account_id).alerts().list(&filter).await?;
-    Ok(AlertList { alerts, retention_days })
+    let db = central.db.account(&caller.account_id);
+    let alerts = db.alerts().list(&filter).await?;
+    // Alerts for no known host belong to no server: a call about one server leaves them out.
+    let unmatched_alerts =
+        if filter.server_id.is_some() { Vec::new() } else { db.alerts().list_unmatched(&filter).await? };
+    Ok(AlertList { alerts, retention_days, unmatched_alerts })
 }
 
 pub(crate) async fn triage(

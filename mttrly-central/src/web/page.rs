@@ -1,4 +1,4 @@
-//! What the browser gets: the HTML page (escaped, never framed, no referrer) and the redirects
+//! What the browser gets: the HTML page (escaped, never framed, no referrer to other sites) and the redirects
 //! back to a client.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -28,7 +28,9 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
         ),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on a
+    // form's POST, which the origin check (rightly) refuses; other sites still get no referrer.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     r
 }
 

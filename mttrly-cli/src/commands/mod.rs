@@ -3,6 +3,7 @@
 pub(crate) mod actions;
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod chat_links;
 pub(crate) mod login;
 pub(crate) mod policy;
 pub(crate) mod servers;

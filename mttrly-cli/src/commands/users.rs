@@ -34,17 +34,32 @@ pub(crate) async fn run(
 ) -> Result<(), MttrlyError> {
     let mut client = UserServiceClient::new(channel);
     match cmd {
+        UsersCommand::Link { provider } => super::chat_links::link(&mut client, printer, *provider).await,
+        UsersCommand::Unlink { provider, user } => {
+            super::chat_links::unlink(&mut client, printer, *provider, user.as_deref()).await
+        }
+        UsersCommand::Links => super::chat_links::list(&mut client, printer).await,
         UsersCommand::Add(args) => {
-            let added = client
-                .add_user(AddUserRequest {
-                    name: args.name.clone(),
-                    role: args.role.as_str().to_owned(),
-                    email: args.email.clone().unwrap_or_default(),
-                    issue_token: args.print_token || bare_token,
-                })
-                .await
-                .map_err(|s| error(&s))?
-                .into_inner();
+            let request = |second_factor_code: String| AddUserRequest {
+                name: args.name.clone(),
+                role: args.role.as_str().to_owned(),
+                email: args.email.clone().unwrap_or_default(),
+                issue_token: args.print_token || bare_token,
+                second_factor_code,
+            };
+            // Asked only when central says so (an account whose admins use second factors, and a
+            // new admin, a token, or a removed user's name), right before the call that uses it.
+            let added = match client.add_user(request(String::new())).await.map_err(|s| error(&s)) {
+                Err(e) if needs_code(&e) => {
+                    let code = own_code(&format!(
+                        "adding {} needs a fresh code of your own (this account's admins use second factors)",
+                        mttrly_core::display::text(&args.name)
+                    ))?;
+                    client.add_user(request(code)).await.map_err(|s| error(&s))?
+                }
+                other => other?,
+            }
+            .into_inner();
             let user = added.user.unwrap_or_default();
             if added.token.is_empty() {
                 return print_invite(printer, &user, &added.invite_url, added.expires_at, "added");
@@ -68,18 +83,16 @@ pub(crate) async fn run(
         }
         UsersCommand::Invite { name } => {
             let request = |second_factor_code: String| InviteUserRequest { name: name.clone(), second_factor_code };
-            // Asked only when central says the invite would replace an enrolled second factor
-            // (re-inviting someone without one needs no code, as before), and right before the
-            // call that uses it, since a code lives a minute or so.
+            // Asked only when central says so (the invite would replace an enrolled second factor,
+            // or the account's admins use second factors), and right before the call that uses
+            // it, since a code lives a minute or so.
             let invited = match client.invite_user(request(String::new())).await.map_err(|s| error(&s)) {
                 Err(e) if needs_code(&e) => {
-                    let code = super::actions::read_code(
-                        &format!(
-                            "{} has a second factor, which the new invite replaces; confirm with a fresh code of your own",
-                            mttrly_core::display::text(name)
-                        ),
-                        "no code entered: re-inviting a user with a second factor needs a fresh code of your own; nothing was changed",
-                    )?;
+                    let code = own_code(&format!(
+                        "a new invite for {} (it makes whoever opens it that person, with a second factor of their \
+                         choosing) needs a fresh code of your own",
+                        mttrly_core::display::text(name)
+                    ))?;
                     client.invite_user(request(code)).await.map_err(|s| error(&s))?
                 }
                 other => other?,
@@ -111,11 +124,23 @@ pub(crate) async fn run(
             }
         }
         UsersCommand::SetRole { name, role } => {
-            let before = client
-                .set_user_role(SetUserRoleRequest { name: name.clone(), role: role.as_str().to_owned() })
-                .await
-                .map_err(|s| error(&s))?
-                .into_inner();
+            let request = |second_factor_code: String| SetUserRoleRequest {
+                name: name.clone(),
+                role: role.as_str().to_owned(),
+                second_factor_code,
+            };
+            let before = match client.set_user_role(request(String::new())).await.map_err(|s| error(&s)) {
+                Err(e) if needs_code(&e) => {
+                    let code = own_code(&format!(
+                        "changing {}'s role needs a fresh code of your own (they have a second factor, or this \
+                         account's admins use them)",
+                        mttrly_core::display::text(name)
+                    ))?;
+                    client.set_user_role(request(code)).await.map_err(|s| error(&s))?
+                }
+                other => other?,
+            }
+            .into_inner();
             match printer.format() {
                 OutputFormat::Json => {
                     printer.json(&json!({ "name": name, "role": role.as_str(), "previous_role": before.previous_role }))
@@ -127,8 +152,18 @@ pub(crate) async fn run(
             }
         }
         UsersCommand::Remove { name } => {
-            let removed =
-                client.remove_user(RemoveUserRequest { name: name.clone() }).await.map_err(|s| error(&s))?.into_inner();
+            let request = |second_factor_code: String| RemoveUserRequest { name: name.clone(), second_factor_code };
+            let removed = match client.remove_user(request(String::new())).await.map_err(|s| error(&s)) {
+                Err(e) if needs_code(&e) => {
+                    let code = own_code(&format!(
+                        "{} has a second factor enrolled: removing them needs a fresh code of your own",
+                        mttrly_core::display::text(name)
+                    ))?;
+                    client.remove_user(request(code)).await.map_err(|s| error(&s))?
+                }
+                other => other?,
+            }
+            .into_inner();
             match printer.format() {
                 OutputFormat::Json => printer.json(&json!({
                     "name": name,
@@ -151,6 +186,20 @@ pub(crate) async fn run(
 fn needs_code(e: &MttrlyError) -> bool {
     e.code() == mttrly_core::ErrorCode::Forbidden
         && e.details().get("second_factor_code").and_then(Value::as_str) == Some("required")
+}
+
+/// The caller's own fresh code for a change central refused for want of one (`what` says which),
+/// from the terminal or one line of stdin. Nothing typed: an error that keeps the
+/// `second_factor_code: "required"` detail, so a script reading `--output json` knows to pipe one.
+fn own_code(what: &str) -> Result<String, MttrlyError> {
+    let nothing = format!("no code entered: {what}; nothing was changed");
+    super::actions::read_code(what, &nothing).map_err(|e| {
+        if e.code() == mttrly_core::ErrorCode::ValidationError {
+            e.with_detail("second_factor_code", "required")
+        } else {
+            e
+        }
+    })
 }
 
 /// Prints an invite link (the JSON field names are a contract with scripts).

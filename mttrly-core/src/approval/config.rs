@@ -447,6 +447,19 @@ mod tests {
     }
 
     #[test]
+    fn chat_services_are_decision_channels() {
+        let policy = parse(
+            "[approvals.production]\nchannels = [\"slack\"]\n[approvals.staging]\nchannels = [\"telegram\", \"cli\"]",
+        )
+        .unwrap();
+        assert_eq!(policy.rule_for(Environment::Production, ActionType::Command, None).channels, [Source::Slack]);
+        assert_eq!(
+            policy.rule_for(Environment::Staging, ActionType::Command, None).channels,
+            [Source::Telegram, Source::Cli]
+        );
+    }
+
+    #[test]
     fn an_empty_approver_or_channel_list_is_refused() {
         let err = parse("[approvals.staging]\napprovers = []\nchannels = []").unwrap_err();
         assert_eq!(err.problems.len(), 2, "{err}");

@@ -107,7 +107,7 @@ mod seconds {
 /// The channels through which a *human* can decide: each authenticates the person and shows them
 /// the action itself. MCP is not one of them: a form answered by an MCP client proves only that a
 /// client answered, and the assistant drives that client. Neither is the raw API (`api`).
-pub const HUMAN_CHANNELS: &[Source] = &[Source::Cli, Source::Dashboard, Source::Telegram];
+pub const HUMAN_CHANNELS: &[Source] = &[Source::Cli, Source::Dashboard, Source::Telegram, Source::Slack];
 
 /// The default time-to-live of a pending action (the seed's 30 minutes).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 60);

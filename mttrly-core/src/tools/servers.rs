@@ -159,6 +159,36 @@ pub struct AlertList {
     pub alerts: Vec<Alert>,
     /// How many days back alerts are kept on this plan.
     pub retention_days: u32,
+    /// Alerts from monitoring (Alertmanager, Grafana, PagerDuty) whose host matches no server,
+    /// newest first; left out when the call names a server.
+    #[serde(default)]
+    pub unmatched_alerts: Vec<UnmatchedAlert>,
+}
+
+/// An alert a monitoring system sent for a host that matches no server of the account: kept so
+/// the assistant still sees it (a typo in a label, a host not enrolled yet, a service-level page).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UnmatchedAlert {
+    /// The alert's id.
+    pub alert_id: AlertId,
+    /// Where it came from: `alertmanager`, `grafana` or `pagerduty`.
+    pub source: String,
+    /// Its name at the source (Alertmanager's `alertname`, a PagerDuty incident's title).
+    pub name: String,
+    /// The host value the source named (a label, or PagerDuty's service), if any.
+    pub host: Option<String>,
+    /// How serious it is.
+    pub severity: Severity,
+    /// Open or resolved.
+    pub status: AlertStatus,
+    /// What was observed, for a human.
+    pub summary: String,
+    /// The source's labels (PagerDuty: its custom fields and body details).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// When it started.
+    pub opened_at: jiff::Timestamp,
+    /// When it resolved.
+    pub resolved_at: Option<jiff::Timestamp>,
 }
 
 /// Arguments of `mttrly_quick_triage`.

@@ -8,8 +8,8 @@ use super::internal;
 use mttrly_core::Role;
 
 use crate::db::accounts::{
-    OAUTH_GRANT_PREFIX, Removed, Revoked, TokenKind, TokenOwner, TokenRow, User, UserRefusal, credential_key,
-    derived_session_id,
+    FactorGate, GuardFacts, OAUTH_GRANT_PREFIX, Removed, Revoked, TokenKind, TokenOwner, TokenRow, User, UserRefusal,
+    credential_key, derived_session_id,
 };
 use crate::db::now_ms;
 
@@ -258,6 +258,76 @@ fn is_last_admin(conn: &Connection, account: &AccountId, user: &User) -> Result<
     Ok(user.role == Role::Admin && admins(conn, account)? <= 1)
 }
 
+/// Whether a living admin of the account has a confirmed second factor: "the account uses
+/// second factors" (`crate::users`).
+pub(in crate::db) fn factors_in_use(conn: &Connection, account: &AccountId) -> Result<bool, MttrlyError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users u JOIN user_credentials c ON c.user_id = u.id AND c.account_id = u.account_id
+                        WHERE u.account_id = ?1 AND u.role = 'admin' AND u.removed_at IS NULL
+                          AND c.totp_sealed IS NOT NULL)",
+        params![account.as_str()],
+        |r| r.get(0),
+    )
+    .map_err(internal)
+}
+
+/// Whether a removed user of the account had this name.
+pub(in crate::db) fn name_removed(conn: &Connection, account: &AccountId, name: &str) -> Result<bool, MttrlyError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND name = ?2 AND removed_at IS NOT NULL)",
+        params![account.as_str(), name],
+        |r| r.get(0),
+    )
+    .map_err(internal)
+}
+
+/// Whether this user of the account has a confirmed second factor.
+pub(in crate::db) fn has_factor(conn: &Connection, account: &AccountId, user: &UserId) -> Result<bool, MttrlyError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM user_credentials WHERE account_id = ?1 AND user_id = ?2 AND totp_sealed IS NOT NULL)",
+        params![account.as_str(), user.as_str()],
+        |r| r.get(0),
+    )
+    .map_err(internal)
+}
+
+/// The facts the second-factor rule looks at for a change about `name`.
+pub(in crate::db) fn guard_facts(
+    conn: &Connection,
+    account: &AccountId,
+    name: &str,
+) -> Result<GuardFacts, MttrlyError> {
+    let target = match living_user(conn, account, name)? {
+        Some(user) => {
+            let enrolled = has_factor(conn, account, &user.id)?;
+            Some((user, enrolled))
+        }
+        None => None,
+    };
+    Ok(GuardFacts {
+        factors_in_use: factors_in_use(conn, account)?,
+        name_removed: name_removed(conn, account, name)?,
+        target,
+    })
+}
+
+/// Whether `gate` refuses an addition of `name` with `role` (`with_token`: a token that skips
+/// enrolment), judged in the adding transaction.
+pub(in crate::db) fn addition_refused(
+    conn: &Connection,
+    account: &AccountId,
+    name: &str,
+    role: Role,
+    with_token: bool,
+    gate: FactorGate,
+) -> Result<bool, MttrlyError> {
+    let FactorGate::Checked { code_verified: false } = gate else { return Ok(false) };
+    if !factors_in_use(conn, account)? {
+        return Ok(false);
+    }
+    Ok(with_token || role == Role::Admin || name_removed(conn, account, name)?)
+}
+
 /// Adds a user and their first human token in one IMMEDIATE transaction.
 pub(in crate::db) fn add_user_with_token(
     conn: &mut Connection,
@@ -266,6 +336,7 @@ pub(in crate::db) fn add_user_with_token(
     role: Role,
     email: Option<&str>,
     token_hash: &[u8; 32],
+    gate: FactorGate,
 ) -> Result<Result<(User, String), UserRefusal>, MttrlyError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
     if living_user(&tx, account, name)?.is_some() {
@@ -275,6 +346,9 @@ pub(in crate::db) fn add_user_with_token(
         && super::people::email_taken(&tx, account, email)?
     {
         return Ok(Err(UserRefusal::EmailTaken));
+    }
+    if addition_refused(&tx, account, name, role, true, gate)? {
+        return Ok(Err(UserRefusal::SecondFactorRequired));
     }
     let id = create_user(&tx, account, name, role)?;
     tx.execute("UPDATE users SET email = ?2 WHERE id = ?1", params![id.as_str(), email]).map_err(internal)?;
@@ -293,11 +367,28 @@ pub(in crate::db) fn set_role(
     account: &AccountId,
     name: &str,
     role: Role,
+    gate: FactorGate,
 ) -> Result<Result<User, UserRefusal>, MttrlyError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
     let Some(user) = living_user(&tx, account, name)? else { return Ok(Err(UserRefusal::NotFound)) };
     if role != Role::Admin && is_last_admin(&tx, account, &user)? {
         return Ok(Err(UserRefusal::LastAdmin));
+    }
+    let unverified = gate == (FactorGate::Checked { code_verified: false });
+    if unverified && role == Role::Admin && user.role != Role::Admin && factors_in_use(&tx, account)? {
+        return Ok(Err(UserRefusal::SecondFactorRequired));
+    }
+    // Roles order from most to least powerful: a greater role is a weaker one. Lowering an admin
+    // protected by a second factor is out-ranking them and can switch the gate off: where the
+    // account uses second factors it needs a factor of the caller's own too (elsewhere a token may
+    // enrol one first, so a code would prove nothing).
+    if unverified
+        && role > user.role
+        && user.role == Role::Admin
+        && has_factor(&tx, account, &user.id)?
+        && factors_in_use(&tx, account)?
+    {
+        return Ok(Err(UserRefusal::SecondFactorRequired));
     }
     tx.execute("UPDATE users SET role = ?2 WHERE id = ?1", params![user.id.as_str(), role.as_str()])
         .map_err(internal)?;
@@ -306,17 +397,27 @@ pub(in crate::db) fn set_role(
 }
 
 /// Removes a living user (unless the last admin) and revokes their API tokens and OAuth tokens,
-/// in one IMMEDIATE transaction.
+/// in one IMMEDIATE transaction. A checked `gate` without a verified code refuses the removal
+/// of an admin with a confirmed second factor in an account that uses second factors (judged
+/// here, so an enrolment landing after the caller's look still counts).
 pub(in crate::db) fn remove_user(
     conn: &mut Connection,
     account: &AccountId,
     name: &str,
+    gate: FactorGate,
 ) -> Result<Result<Removed, UserRefusal>, MttrlyError> {
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
     let Some(user) = living_user(&tx, account, name)? else { return Ok(Err(UserRefusal::NotFound)) };
     if is_last_admin(&tx, account, &user)? {
         return Ok(Err(UserRefusal::LastAdmin));
+    }
+    if gate == (FactorGate::Checked { code_verified: false })
+        && user.role == Role::Admin
+        && has_factor(&tx, account, &user.id)?
+        && factors_in_use(&tx, account)?
+    {
+        return Ok(Err(UserRefusal::SecondFactorRequired));
     }
     tx.execute("UPDATE users SET removed_at = ?2 WHERE id = ?1", params![user.id.as_str(), now]).map_err(internal)?;
     let api = tx
@@ -429,7 +530,10 @@ pub(in crate::db) fn revoke_token(
             .map_err(internal)?;
         return Ok((revoked > 0).then_some(Revoked::OAuthGrant));
     }
-    let hash = conn
+    // One transaction: the token, and the chat links its holder made with it (a link decides as
+    // its person, so it must not outlive the credential that vouched for it).
+    let tx = conn.unchecked_transaction().map_err(internal)?;
+    let hash = tx
         .query_row(
             "UPDATE api_tokens SET revoked_at = ?4
              WHERE id = ?1 AND account_id = ?2 AND (?3 IS NULL OR user_id = ?3) AND revoked_at IS NULL
@@ -439,7 +543,12 @@ pub(in crate::db) fn revoke_token(
         )
         .optional()
         .map_err(internal)?;
-    Ok(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).map(Revoked::ApiToken))
+    let hash = hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok());
+    if let Some(hash) = &hash {
+        super::chat::forget_credential(&tx, &credential_key(hash))?;
+    }
+    tx.commit().map_err(internal)?;
+    Ok(hash.map(Revoked::ApiToken))
 }
 
 /// Records last uses (hash, Unix ms) in one transaction; a use never moves the time back.

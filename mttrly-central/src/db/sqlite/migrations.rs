@@ -410,6 +410,79 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_living_login_name ON users(name) WHERE removed_at IS NULL;
     CREATE INDEX users_living_email ON users(lower(email)) WHERE removed_at IS NULL AND email IS NOT NULL;
     ",
+    // 14: alerts from monitoring whose host matches no server are kept, not dropped: they have no
+    // server to hang on (`alerts.server_id` is NOT NULL), so they get their own table, keyed like
+    // the matched ones (one open row per account, source and fingerprint, so a redelivery opens
+    // nothing), with the host value the monitoring named and its labels (a JSON object). A server
+    // enrolled later under that name does not adopt them: they stay listed as unmatched until
+    // resolved or purged by retention. A monitoring system's "resolved" names its key, not a
+    // server: the one-open-alert index is rebuilt account first (the same constraint, as a server
+    // belongs to one account), so resolving by key finds its rows without scanning the account,
+    // and each insert still updates one index of random keys, not two.
+    "
+    CREATE TABLE unmatched_alerts (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        source TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        name TEXT NOT NULL,
+        host TEXT,
+        severity TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        summary TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        opened_at INTEGER NOT NULL,
+        resolved_at INTEGER
+    ) STRICT;
+    CREATE INDEX unmatched_alerts_account_time ON unmatched_alerts(account_id, opened_at DESC);
+    CREATE UNIQUE INDEX unmatched_alerts_one_open ON unmatched_alerts(account_id, source, fingerprint)
+        WHERE status = 'open';
+    DROP INDEX alerts_one_open;
+    CREATE UNIQUE INDEX alerts_one_open ON alerts(account_id, rule, subject, server_id) WHERE status = 'open';
+    ",
+    // 15: chat approvals. A person links a chat account (Telegram user, Slack user) with a
+    // single-use code (stored hashed); one chat account maps to exactly one user, a user has at
+    // most one link per provider; a link remembers the API token whose holder made it (its
+    // credential key) and dies when that token is revoked. Every approval message sent is kept
+    // with the content hash it showed and whether it showed the content whole (only then may a
+    // tap on it approve), so a tap is bound to what that message said, and follow-ups edit it.
+    "
+    CREATE TABLE chat_links (
+        provider TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        chat_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        linked_at INTEGER NOT NULL,
+        credential TEXT NOT NULL,
+        PRIMARY KEY (provider, external_id)
+    ) STRICT;
+    CREATE UNIQUE INDEX chat_links_user ON chat_links(account_id, user_id, provider);
+    CREATE TABLE chat_link_codes (
+        code_hash BLOB PRIMARY KEY,
+        provider TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        expires_at INTEGER NOT NULL,
+        credential TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX chat_links_credential ON chat_links(credential);
+    CREATE INDEX chat_link_codes_user ON chat_link_codes(account_id, user_id, provider);
+    CREATE TABLE chat_messages (
+        provider TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        action_id TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        content_sha256 TEXT NOT NULL,
+        approvable INTEGER NOT NULL,
+        sent_at INTEGER NOT NULL,
+        PRIMARY KEY (provider, chat_id, message_id)
+    ) STRICT;
+    CREATE INDEX chat_messages_action ON chat_messages(account_id, action_id);
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

@@ -13,6 +13,7 @@ pub(in crate::db) mod accounts;
 pub(in crate::db) mod actions;
 pub(in crate::db) mod alerts;
 pub(in crate::db) mod audit;
+pub(in crate::db) mod chat;
 pub(in crate::db) mod device;
 mod migrations;
 pub(in crate::db) mod oauth;

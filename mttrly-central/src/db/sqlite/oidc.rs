@@ -101,6 +101,7 @@ pub(in crate::db) fn sign_in(
         .map(Option::flatten)
         .map_err(internal)?;
 
+    let mut skipped_removed_names = Vec::new();
     let matched = match bound {
         Some((user, false)) => Matched::Bound(user),
         bound => {
@@ -129,7 +130,8 @@ pub(in crate::db) fn sign_in(
                 [] if bound_to_removed => return Ok(Err(SsoRefusal::Removed)),
                 [] => {
                     let Some(create) = create else { return Ok(Err(SsoRefusal::Unknown)) };
-                    let Some(user) = create_user(&tx, account, create, vouched.verified_email.as_deref(), now)? else {
+                    let email = vouched.verified_email.as_deref();
+                    let Some(user) = create_user(&tx, account, create, email, now, &mut skipped_removed_names)? else {
                         return Ok(Err(SsoRefusal::NameTaken));
                     };
                     bind(&tx, account, vouched, &user.id, now)?;
@@ -158,7 +160,22 @@ pub(in crate::db) fn sign_in(
                 |r| r.get(0),
             )
             .map_err(internal)?;
-        if user.role == Role::Admin && admins <= 1 {
+        // Nor the last admin with a second factor: an identity provider's claim (a group
+        // missing from a token, too many groups for the claim) must not switch off the
+        // account's second-factor gate, which only a factor holder's own code may do.
+        let last_factor_admin = user.role == Role::Admin
+            && super::accounts::has_factor(&tx, account, &user.id)?
+            && tx
+                .query_row(
+                    "SELECT COUNT(*) FROM users u JOIN user_credentials c
+                       ON c.user_id = u.id AND c.account_id = u.account_id AND c.totp_sealed IS NOT NULL
+                     WHERE u.account_id = ?1 AND u.role = 'admin' AND u.removed_at IS NULL",
+                    params![account.as_str()],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(internal)?
+                <= 1;
+        if user.role == Role::Admin && (admins <= 1 || last_factor_admin) {
             kept_last_admin = true;
         } else {
             tx.execute(
@@ -171,7 +188,7 @@ pub(in crate::db) fn sign_in(
         }
     }
     tx.commit().map_err(internal)?;
-    Ok(Ok(SignedIn { matched: rebuild(user), demoted_from, kept_last_admin }))
+    Ok(Ok(SignedIn { matched: rebuild(user), demoted_from, kept_last_admin, skipped_removed_names }))
 }
 
 /// Living users of the account whose e-mail is `email` (compared case-insensitively).
@@ -201,23 +218,34 @@ fn bind(conn: &Connection, account: &AccountId, vouched: &Vouched, user: &UserId
     Ok(())
 }
 
-/// Creates a user under the first free name of `create.names`; `None` if every name is taken.
+/// Creates a user under the first name of `create.names` that nobody of the account ever had;
+/// `None` if every name is taken. A name a removed user had is never handed to someone new
+/// (approval rules name people, `approvers = ["user:NAME"]`; `users add` of such a name needs a
+/// factor holder's fresh code, which no sign-in has): it is passed over and pushed to `skipped`,
+/// for the audit.
 fn create_user(
     conn: &Connection,
     account: &AccountId,
     create: &Create,
     email: Option<&str>,
     now: i64,
+    skipped: &mut Vec<String>,
 ) -> Result<Option<User>, MttrlyError> {
     for name in &create.names {
-        let taken: bool = conn
+        // (living, removed): whether a living user has the name, whether a removed one had it.
+        let (living, removed): (bool, bool) = conn
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND name = ?2 AND removed_at IS NULL)",
+                "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND name = ?2 AND removed_at IS NULL),
+                        EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND name = ?2 AND removed_at IS NOT NULL)",
                 params![account.as_str(), name],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(internal)?;
-        if taken {
+        if living {
+            continue;
+        }
+        if removed {
+            skipped.push(name.clone());
             continue;
         }
         let id = UserId::generate();

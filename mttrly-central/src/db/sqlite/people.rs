@@ -7,10 +7,10 @@ use mttrly_core::{ErrorCode, MttrlyError, Role};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::internal;
-use crate::db::accounts::{User, UserRefusal};
+use crate::db::accounts::{FactorGate, User, UserRefusal};
 use crate::db::now_ms;
 use crate::db::people::{
-    Candidate, Factor, InviteRefusal, InviteRow, PasswordAttempt, Sealed, SessionRow, SignInMethod,
+    Candidate, Factor, InviteRefusal, InviteRow, PasswordAttempt, PendingRefusal, Sealed, SessionRow, SignInMethod,
 };
 
 fn step_of(v: Option<i64>) -> Option<u64> {
@@ -293,9 +293,18 @@ pub(in crate::db) fn confirm_pending(
     pending: &[u8],
     step: u64,
     codes: &[RecoveryCodeHash],
-) -> Result<bool, MttrlyError> {
+    gate: FactorGate,
+) -> Result<Result<(), PendingRefusal>, MttrlyError> {
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    // Judged here, not only when the enrolment started: an admin enrolling in between switches
+    // the account to second factors, and a first factor by token is then refused.
+    if matches!(gate, FactorGate::Checked { .. })
+        && !super::accounts::has_factor(&tx, account, user)?
+        && super::accounts::factors_in_use(&tx, account)?
+    {
+        return Ok(Err(PendingRefusal::FirstFactorByInvite));
+    }
     let changed = tx
         .execute(
             "UPDATE user_credentials
@@ -307,7 +316,7 @@ pub(in crate::db) fn confirm_pending(
         )
         .map_err(internal)?;
     if changed != 1 {
-        return Ok(false);
+        return Ok(Err(PendingRefusal::Changed));
     }
     replace_codes(&tx, account, user, codes, now)?;
     // An unused invite link would replace the factor just confirmed, and it may have been issued
@@ -318,7 +327,7 @@ pub(in crate::db) fn confirm_pending(
     )
     .map_err(internal)?;
     tx.commit().map_err(internal)?;
-    Ok(true)
+    Ok(Ok(()))
 }
 
 /// A living user of the account by name.
@@ -381,6 +390,7 @@ pub(in crate::db) fn insert_invite(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // the new row's fields, its invite and the gate: one transaction
 pub(in crate::db) fn add_with_invite(
     conn: &mut Connection,
     account: &AccountId,
@@ -389,6 +399,7 @@ pub(in crate::db) fn add_with_invite(
     email: Option<&str>,
     hash: &[u8; 32],
     expires_at: i64,
+    gate: FactorGate,
 ) -> Result<Result<User, UserRefusal>, MttrlyError> {
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
@@ -399,6 +410,9 @@ pub(in crate::db) fn add_with_invite(
         && email_taken(&tx, account, email)?
     {
         return Ok(Err(UserRefusal::EmailTaken));
+    }
+    if super::accounts::addition_refused(&tx, account, name, role, false, gate)? {
+        return Ok(Err(UserRefusal::SecondFactorRequired));
     }
     let id = UserId::generate();
     tx.execute(
@@ -419,13 +433,24 @@ pub(in crate::db) fn reinvite(
     name: &str,
     hash: &[u8; 32],
     expires_at: i64,
-) -> Result<Result<User, UserRefusal>, MttrlyError> {
+    gate: FactorGate,
+) -> Result<Result<(User, bool), UserRefusal>, MttrlyError> {
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
     let Some(user) = living_by_name(&tx, account, name)? else { return Ok(Err(UserRefusal::NotFound)) };
+    // Judged here, not before: a user who enrols between an earlier look and this write would
+    // otherwise get an invite that replaces their new factor without anyone's code.
+    // In an account that uses second factors every re-invite needs the caller's code, whoever
+    // the target: the link makes whoever opens it that person, with a factor of their choosing.
+    let enrolled = super::accounts::has_factor(&tx, account, &user.id)?;
+    if gate == (FactorGate::Checked { code_verified: false })
+        && (enrolled || super::accounts::factors_in_use(&tx, account)?)
+    {
+        return Ok(Err(UserRefusal::SecondFactorRequired));
+    }
     insert_invite(&tx, account, &user.id, hash, expires_at, now)?;
     tx.commit().map_err(internal)?;
-    Ok(Ok(user))
+    Ok(Ok((user, enrolled)))
 }
 
 /// The invite's state for a step at `now`, within the account.

@@ -424,6 +424,7 @@ fn audit_changes(state: &AppState, client: &OidcClient, subject: &str, signed_in
             let params = json!({
                 "name": user.name, "role": user.role.as_str(), "email": user.email,
                 "user_id": user.id.to_string(), "issuer": client.issuer(), "subject": subject,
+                "skipped_removed_names": signed_in.skipped_removed_names,
             });
             state.central.audit(event(client, actor(), "SsoCreateUser", params, true));
         }
@@ -440,7 +441,10 @@ fn audit_changes(state: &AppState, client: &OidcClient, subject: &str, signed_in
         state.central.auth_cache.invalidate_all();
     }
     if signed_in.kept_last_admin {
-        tracing::warn!(user = %user.name, "the group claim maps the account's last admin to a lower role; kept admin");
+        tracing::warn!(
+            user = %user.name,
+            "the group claim maps the account's last admin (or its last admin with a second factor) to a lower role; kept admin"
+        );
     }
 }
 

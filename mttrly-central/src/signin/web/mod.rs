@@ -64,6 +64,14 @@ pub(crate) struct SignedIn {
     hash: [u8; 32],
 }
 
+impl SignedIn {
+    /// The stable, non-secret key of this session (from its hash): what the dashboard's decisions
+    /// count against in place of a token's.
+    pub(crate) fn session_key(&self) -> String {
+        crate::db::accounts::credential_key(&self.hash)
+    }
+}
+
 impl std::fmt::Debug for SignedIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignedIn").field("user_id", &self.user_id).field("name", &self.name).finish_non_exhaustive()

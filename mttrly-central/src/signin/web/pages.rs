@@ -1,4 +1,4 @@
-//! `GET/POST /signin`, `POST /signout` and the signed-in home `GET /`.
+//! `GET/POST /signin` and `POST /signout` (the signed-in home `GET /` is the dashboard's).
 //!
 //! Sign-in asks for a login, the password and a TOTP code (or a recovery code) on one form, and
 //! answers every failure with the same words and status, whatever failed: an unknown name, a
@@ -27,9 +27,8 @@ use mttrly_core::{ErrorCode, MttrlyError, Source};
 use serde::Deserialize;
 
 use super::{
-    SignInMethod, SignedIn, check_csrf, check_origin, check_pre_session, csrf_input, current, end_session,
-    internal_error, needs_https, pre_input, pre_session, refused, safe_next, see_other, start_session, transport,
-    with_cookie,
+    SignInMethod, SignedIn, check_csrf, check_origin, check_pre_session, current, end_session, internal_error,
+    needs_https, pre_input, pre_session, refused, safe_next, see_other, start_session, transport, with_cookie,
 };
 use crate::app_state::AppState;
 use crate::db::people::PasswordAttempt;
@@ -222,17 +221,4 @@ pub(crate) async fn signout(
         Ok(cookie) => see_other("/signin", cookie),
         Err(e) => internal_error(&e),
     }
-}
-
-/// `GET /`: who is signed in, and the way out (the dashboard replaces this page).
-pub(crate) async fn home(signed: SignedIn) -> Response {
-    let body = format!(
-        "<p>Signed in as <b>{name}</b> ({role}, through {method}).</p>\
-         <form method=\"post\" action=\"/signout\">{csrf}<button type=\"submit\">Sign out</button></form>",
-        name = escape(&signed.name),
-        role = escape(signed.role.as_str()),
-        method = signed.method.as_str(),
-        csrf = csrf_input(&signed),
-    );
-    page(StatusCode::OK, "mttrly", &body)
 }

@@ -1,0 +1,368 @@
+//! Approvals in chat: the right humans are told where they linked themselves, decide there, and
+//! see the outcome in the same message.
+//!
+//! The shape, provider by provider the same:
+//! - [`ChatChannel`] is what a provider (Telegram, Slack) implements: post an
+//!   [`ApprovalMessage`] to a person, and edit it later. Receiving (a bot's updates, an
+//!   interaction endpoint) is the provider's own module; whatever it receives comes back here.
+//! - [`Chat`] routes: for each action that needs a decision it finds the people who could
+//!   approve it through that provider right now (the approval rule's own check, for each living
+//!   user), posts to every one of them who linked an account, and records each message with the
+//!   content hash it showed ([`Chat::announce`], called with the webhooks by
+//!   `notify::Prompts`, so the fail-closed decision counts chat deliveries). Follow-ups
+//!   ([`Chat::spawn_followups`], an event-bus subscriber) edit every message of an action when it
+//!   is decided, runs, or expires.
+//! - [`links`] turns a single-use code sent to the bot into a link (one chat account ↔ one
+//!   person); [`decide`] turns a tap into a decision by that person, bound to the message's hash.
+//!
+//! A chat service is outside this machine: no request to it ever runs on a runtime worker with a
+//! lock held, and each has its own timeout, so a dead service delays nothing but its own messages.
+
+pub mod decide;
+pub mod links;
+pub mod message;
+pub mod slack;
+pub mod telegram;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mttrly_core::action::ActionState;
+use mttrly_core::approval::config::ApprovalPolicy;
+use mttrly_core::approval::{Decider, SecondFactor, check_approval};
+use mttrly_core::audit::AuditOutcome;
+use mttrly_core::ids::{AccountId, ActionId, UserId};
+use mttrly_core::tools::actions::Decision as RecordedDecision;
+use mttrly_core::{ChatProvider, ErrorChain, MttrlyError, Principal, Source};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use message::{ApprovalMessage, Status};
+
+use crate::db::Db;
+use crate::db::actions::ActionRow;
+pub use crate::db::chat::{Posted, Recipient};
+use crate::events::{Bus, Decision, Next, Payload};
+use crate::notify::{ApprovalPrompt, DeliveryError};
+
+/// A boxed future a channel returns (object-safe, `'static`: it owns what it needs).
+pub type ChannelFuture<T> = Pin<Box<dyn Future<Output = Result<T, DeliveryError>> + Send + 'static>>;
+
+/// A chat service approval messages go out through.
+pub trait ChatChannel: Send + Sync + 'static {
+    /// Which service.
+    fn provider(&self) -> ChatProvider;
+    /// Posts `message` to `to` (their private chat with the bot or app); the message carries
+    /// Approve / Reject controls while [`ApprovalMessage::decidable`] (Approve only while
+    /// [`ApprovalMessage::approvable`]). Returns where it landed.
+    fn post(&self, to: Recipient, message: ApprovalMessage) -> ChannelFuture<Posted>;
+    /// Replaces the message at `posted` with `message` (a decided message loses its controls).
+    fn edit(&self, posted: Posted, message: ApprovalMessage) -> ChannelFuture<()>;
+}
+
+/// What one announcement reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announced {
+    /// Messages posted to eligible approvers.
+    pub delivered: usize,
+    /// What failed, one line each (`telegram to alice: …`), for the fail-closed error and logs.
+    pub failures: Vec<String>,
+    /// Eligible approvers found (linked or not).
+    pub eligible: usize,
+}
+
+/// The chat router: the configured channels and what routing needs to pick the people.
+pub struct Chat {
+    channels: Vec<Arc<dyn ChatChannel>>,
+    db: Db,
+    approvals: ApprovalPolicy,
+    decision_channels: Vec<Source>,
+}
+
+/// How long a follow-up edit may take before it is given up (the message keeps its last state).
+const EDIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Chat {
+    /// A router over `channels`, judging eligibility with `approvals` among `decision_channels`
+    /// (every human channel this central offers).
+    pub fn new(
+        channels: Vec<Arc<dyn ChatChannel>>,
+        db: Db,
+        approvals: ApprovalPolicy,
+        decision_channels: Vec<Source>,
+    ) -> Arc<Self> {
+        Arc::new(Self { channels, db, approvals, decision_channels })
+    }
+
+    /// Whether no chat channel is configured.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+
+    /// The configured channel for `provider`.
+    pub fn channel(&self, provider: ChatProvider) -> Option<&Arc<dyn ChatChannel>> {
+        self.channels.iter().find(|c| c.provider() == provider)
+    }
+
+    /// The people of `action`'s account who could approve it through `provider` now: the
+    /// approval rule's own check ([`check_approval`]) run for each living user, as if they
+    /// tapped Approve. The second factor is asked for at the tap, not here.
+    async fn eligible(&self, action: &ActionRow, provider: ChatProvider) -> Result<Vec<UserId>, MttrlyError> {
+        let rule = crate::actions::rule_with(&self.approvals, action);
+        let users = self.db.account(&action.account_id).users().list().await?;
+        Ok(users
+            .into_iter()
+            .filter(|user| {
+                let principal = Principal::Human { user_id: user.id.clone(), name: user.name.clone() };
+                let decider = Decider {
+                    principal: &principal,
+                    is_admin: user.role == mttrly_core::Role::Admin,
+                    may_decide: user.role.may_decide(),
+                    token_may_decide: true,
+                    channel: provider.source(),
+                    existing_channels: &self.decision_channels,
+                };
+                check_approval(&rule, &action.requested_by, &decider, &[]).is_ok()
+            })
+            .map(|user| user.id)
+            .collect())
+    }
+
+    /// The message for `action` in `status`.
+    async fn message(&self, action: &ActionRow, status: Status) -> ApprovalMessage {
+        let (requester_human, requester_assistant) = match &action.requested_by {
+            Principal::Human { name, .. } => (name.clone(), None),
+            Principal::Assistant { client_name, on_behalf_of, .. } => {
+                let users = self.db.account(&action.account_id).users().list().await.unwrap_or_default();
+                let human = users
+                    .into_iter()
+                    .find(|u| &u.id == on_behalf_of)
+                    .map_or_else(|| on_behalf_of.to_string(), |u| u.name);
+                (human, Some(client_name.clone()))
+            }
+        };
+        let rule = crate::actions::rule_with(&self.approvals, action);
+        ApprovalMessage {
+            prompt: ApprovalPrompt::pending(action),
+            requester_human: mttrly_core::display::text(&requester_human).into_owned(),
+            requester_assistant: requester_assistant.map(|a| mttrly_core::display::text(&a).into_owned()),
+            second_factor: rule.second_factor == SecondFactor::Totp,
+            output: match status {
+                Status::Succeeded { .. } | Status::Failed { .. } => {
+                    action.result.as_ref().and_then(|r| message::output_tail(&r.output))
+                }
+                _ => None,
+            },
+            status,
+        }
+    }
+
+    /// Tells every eligible approver with a linked account, on every channel, that `action`
+    /// waits for them; records each message sent.
+    pub async fn announce(&self, action: &ActionRow) -> Announced {
+        let mut announced = Announced::default();
+        let message = self.message(action, Status::of(action)).await;
+        let mut sends = Vec::new();
+        for channel in &self.channels {
+            let provider = channel.provider();
+            let recipients = match self.eligible(action, provider).await {
+                Ok(users) => {
+                    announced.eligible = announced.eligible.max(users.len());
+                    self.db.account(&action.account_id).chat().recipients(provider, users).await
+                }
+                Err(e) => Err(e),
+            };
+            let recipients = match recipients {
+                Ok(r) => r,
+                Err(e) => {
+                    announced.failures.push(format!("{provider}: {}", ErrorChain(&e)));
+                    continue;
+                }
+            };
+            if recipients.is_empty() {
+                announced.failures.push(format!("{provider}: no eligible approver has linked a {provider} account"));
+            }
+            for to in recipients {
+                let send = channel.post(to.clone(), message.clone());
+                sends.push(async move { (provider, to, send.await) });
+            }
+        }
+        let sent_at = crate::db::now_ms();
+        let approvable = message.approvable();
+        for (provider, to, result) in futures_join_all(sends).await {
+            match result {
+                Ok(posted) => {
+                    let chat = self.db.account(&action.account_id).chat();
+                    match chat
+                        .record_message(
+                            provider,
+                            posted,
+                            &action.id,
+                            &to.user_id,
+                            &action.content_sha256,
+                            approvable,
+                            sent_at,
+                        )
+                        .await
+                    {
+                        Ok(()) => announced.delivered += 1,
+                        Err(e) => {
+                            announced.failures.push(format!("{provider} to {}: {}", to.user_name, ErrorChain(&e)));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(action = %action.id, %provider, to = %to.user_name, error = %ErrorChain(&e), "approval message not delivered");
+                    announced.failures.push(format!("{provider} to {}: {}", to.user_name, ErrorChain(&e)));
+                }
+            }
+        }
+        announced
+    }
+
+    /// Edits every message about `action` to show `status`.
+    async fn follow_up(&self, action: &ActionRow, status: Status) {
+        let message = self.message(action, status).await;
+        for channel in &self.channels {
+            let provider = channel.provider();
+            let rows = match self.db.account(&action.account_id).chat().messages(provider, &action.id).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(action = %action.id, error = %ErrorChain(&e), "could not read the chat messages to update");
+                    continue;
+                }
+            };
+            let edits = rows.into_iter().map(|row| {
+                let edit = channel.edit(row.posted, message.clone());
+                async move { tokio::time::timeout(EDIT_TIMEOUT, edit).await }
+            });
+            for result in futures_join_all(edits.collect()).await {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(action = %action.id, %provider, error = %ErrorChain(&e), "approval message not updated");
+                    }
+                    Err(_) => tracing::warn!(action = %action.id, %provider, "approval message update timed out"),
+                }
+            }
+        }
+    }
+
+    /// The status an event leaves an action in, reading what the event does not carry.
+    async fn status_after(
+        &self,
+        account: &AccountId,
+        id: &ActionId,
+        payload: &Payload,
+        actor: &str,
+    ) -> Option<(ActionRow, Status)> {
+        let action = self.db.account(account).actions().get(id).await.ok().flatten()?;
+        let approvers = || async {
+            self.db
+                .account(account)
+                .actions()
+                .decisions(id)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| d.decision == RecordedDecision::Approve)
+                .map(|d| d.decided_by.to_string())
+                .collect::<Vec<_>>()
+        };
+        let status = match payload {
+            Payload::ActionDecided { decision: Decision::Approve, .. } => {
+                let approved_by = approvers().await;
+                if action.status == ActionState::PendingApproval {
+                    let remaining =
+                        action.approvals_required.saturating_sub(u32::try_from(approved_by.len()).unwrap_or(u32::MAX));
+                    Status::Pending { approved_by, remaining: remaining.max(1) }
+                } else if matches!(action.status, ActionState::Approved | ActionState::Running) {
+                    Status::Running { approved_by }
+                } else {
+                    // Already past running (a fast command): the execution event says how it ended.
+                    return None;
+                }
+            }
+            Payload::ActionDecided { decision: Decision::Reject, .. } => Status::Rejected { by: actor.to_owned() },
+            Payload::ActionDecided { decision: Decision::Cancel | Decision::Withdraw, .. } => {
+                Status::Cancelled { by: actor.to_owned() }
+            }
+            Payload::ActionDecided { decision: Decision::FailedClosed, .. } => Status::FailedClosed,
+            Payload::ActionExecuted { status: ActionState::Succeeded, exit_code, .. } => {
+                Status::Succeeded { exit_code: *exit_code }
+            }
+            Payload::ActionExecuted { exit_code, .. } => Status::Failed { exit_code: *exit_code },
+            Payload::ActionExpired { .. } => Status::Expired,
+            _ => return None,
+        };
+        Some((action, status))
+    }
+
+    /// Subscribes to `bus` and edits the messages of every action decided, executed or expired,
+    /// in event order, until `stop` changes.
+    pub fn spawn_followups(self: &Arc<Self>, bus: &Bus, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        let mut events = bus.subscribe();
+        let chat = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match events.next_or_stop(&mut stop).await {
+                    Next::Event(event) => {
+                        if event.outcome != AuditOutcome::Ok {
+                            continue;
+                        }
+                        let id = match &event.payload {
+                            Payload::ActionDecided { action, .. }
+                            | Payload::ActionExecuted { action, .. }
+                            | Payload::ActionExpired { action } => action.id.clone(),
+                            _ => continue,
+                        };
+                        let actor = match &event.actor {
+                            mttrly_core::audit::AuditActor::Human { name, .. } => name.clone(),
+                            mttrly_core::audit::AuditActor::Assistant { client_name, .. } => {
+                                format!("assistant {client_name}")
+                            }
+                            _ => "central".to_owned(),
+                        };
+                        if let Some((action, status)) =
+                            chat.status_after(&event.account_id, &id, &event.payload, &actor).await
+                        {
+                            chat.follow_up(&action, status).await;
+                        }
+                    }
+                    Next::Lagged(missed) => {
+                        tracing::warn!(
+                            missed,
+                            "chat follow-ups fell behind the event bus; some messages keep an older state"
+                        );
+                    }
+                    Next::Closed => break,
+                }
+            }
+        })
+    }
+}
+
+/// Awaits every future, concurrently, in order (a tiny `join_all`: sends to a handful of people).
+async fn futures_join_all<F: Future + Send + 'static>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        match handle.await {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::error!(error = %e, "a chat delivery task failed"),
+        }
+    }
+    out
+}
+
+/// Which human channels this central offers for decisions with `chat` configured.
+pub fn decision_channels(providers: &[ChatProvider]) -> Vec<Source> {
+    let mut channels = vec![Source::Cli];
+    channels.extend(providers.iter().map(|p| p.source()));
+    channels
+}

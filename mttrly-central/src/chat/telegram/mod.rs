@@ -1,0 +1,168 @@
+//! Approvals in Telegram: a bot posts each approval message to the private chat of every eligible
+//! approver who linked their Telegram account, with Approve / Reject buttons, and edits it as the
+//! action is decided, runs and ends.
+//!
+//! - [`config`]: `[telegram]` (the bot token by variable name, `api_url`, `mode`).
+//! - [`api`]: the Bot API client (JSON POSTs, the answer envelope, retries, the token kept out
+//!   of every error).
+//! - [`layout`]: an approval message as `sendMessage` / `editMessageText` parameters.
+//! - [`receiver`]: what the bot receives (by `getUpdates` long polling, or `POST /hooks/telegram`
+//!   in webhook mode): `/start CODE` links, button taps decide, a typed code completes a decision
+//!   that needs a second factor.
+//!
+//! [`Telegram`] is the [`ChatChannel`]: the router (`chat::Chat`) decides who is told; this module
+//! only speaks Telegram.
+
+pub mod api;
+pub mod config;
+pub mod layout;
+pub mod receiver;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use mttrly_core::ChatProvider;
+use mttrly_core::ids::ActionId;
+use serde_json::Value;
+
+pub use config::{Mode, TelegramConfig};
+
+use crate::chat::{ApprovalMessage, ChannelFuture, ChatChannel, Posted, Recipient};
+use crate::notify::DeliveryError;
+use api::{ApiError, BotApi};
+
+/// How long posting one approval message may take, retries included (the router gives every
+/// channel 15 s in all; a dead Telegram must not use it all up on one person).
+pub const POST_BUDGET: Duration = Duration::from_secs(8);
+
+/// How long an edit may take, retries included.
+const EDIT_BUDGET: Duration = Duration::from_secs(8);
+
+/// How long a request for a second-factor code waits for the code.
+pub const CODE_WAIT: Duration = Duration::from_secs(120);
+
+/// A decision that waits for the person to type their code.
+#[derive(Debug, Clone)]
+pub(crate) struct AwaitingCode {
+    /// The approval message tapped (the decision stays bound to it).
+    pub(crate) posted: Posted,
+    /// The action, for the replies.
+    pub(crate) action_id: ActionId,
+    /// When the wait ends.
+    pub(crate) until: Instant,
+}
+
+/// The Telegram channel: the bot's client, how it receives, and the decisions waiting for a code.
+pub struct Telegram {
+    api: Arc<BotApi>,
+    mode: Mode,
+    webhook_secret: Option<config::Secret>,
+    /// By Telegram user id: at most one decision waits for a code per person (the latest tap).
+    awaiting: Mutex<HashMap<i64, AwaitingCode>>,
+}
+
+impl std::fmt::Debug for Telegram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telegram").field("mode", &self.mode).finish_non_exhaustive()
+    }
+}
+
+impl Telegram {
+    /// The channel for a resolved `[telegram]` section (its secrets read by
+    /// [`TelegramConfig::resolve`]).
+    pub fn new(config: &TelegramConfig) -> Result<Arc<Self>, mttrly_core::MttrlyError> {
+        let Some(token) = &config.token else {
+            return Err(mttrly_core::MttrlyError::new(
+                mttrly_core::ErrorCode::InternalError,
+                "[telegram] was not resolved before the bot started",
+            ));
+        };
+        Ok(Arc::new(Self {
+            api: BotApi::new(&config.api_url, &token.0),
+            mode: config.mode,
+            webhook_secret: config.webhook_secret.clone(),
+            awaiting: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// How updates arrive.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The Bot API client.
+    pub fn api(&self) -> &Arc<BotApi> {
+        &self.api
+    }
+
+    /// Remembers that `user`'s decision on `posted` waits for their code (replacing an older one).
+    pub(crate) fn await_code(&self, user: i64, posted: Posted, action_id: ActionId) {
+        let mut awaiting = self.awaiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        awaiting.retain(|_, a| a.until > now);
+        awaiting.insert(user, AwaitingCode { posted, action_id, until: now + CODE_WAIT });
+    }
+
+    /// Takes `user`'s decision waiting for a code, if one still waits.
+    pub(crate) fn take_awaiting(&self, user: i64) -> Option<AwaitingCode> {
+        let mut awaiting = self.awaiting.lock().unwrap_or_else(PoisonError::into_inner);
+        awaiting.remove(&user).filter(|a| a.until > Instant::now())
+    }
+
+    /// Calls `method` with `body`, within `budget`; a failure is logged (never with the token).
+    pub(crate) async fn call_logged(&self, method: &'static str, body: Value, budget: Duration) -> Option<Value> {
+        match self.api.call::<Value>(method, body, budget).await {
+            Ok(v) => Some(v),
+            Err((e, attempts)) => {
+                tracing::warn!(method, attempts, error = %e, "Telegram call failed");
+                None
+            }
+        }
+    }
+}
+
+/// A failed call as the router reports it.
+fn delivery_error(error: ApiError, attempts: u32) -> DeliveryError {
+    let last = match error.status() {
+        Some(status) if !error.is_temporary() => {
+            tracing::warn!(status, description = error.description(), "Telegram refused an approval message");
+            DeliveryError::Status(status)
+        }
+        _ => DeliveryError::Transport(Box::new(error)),
+    };
+    if attempts > 1 { DeliveryError::Exhausted { attempts, last: Box::new(last) } } else { last }
+}
+
+impl ChatChannel for Telegram {
+    fn provider(&self) -> ChatProvider {
+        ChatProvider::Telegram
+    }
+
+    fn post(&self, to: Recipient, message: ApprovalMessage) -> ChannelFuture<Posted> {
+        let api = Arc::clone(&self.api);
+        Box::pin(async move {
+            let body = layout::send(&to.chat_id, &message);
+            let sent: api::Message =
+                api.call("sendMessage", body, POST_BUDGET).await.map_err(|(e, n)| delivery_error(e, n))?;
+            Ok(Posted { chat_id: sent.chat.id.to_string(), message_id: sent.message_id.to_string() })
+        })
+    }
+
+    fn edit(&self, posted: Posted, message: ApprovalMessage) -> ChannelFuture<()> {
+        let api = Arc::clone(&self.api);
+        Box::pin(async move {
+            let body = layout::edit(&posted, &message);
+            match api.call::<Value>("editMessageText", body, EDIT_BUDGET).await {
+                Ok(_) => Ok(()),
+                // Two follow-ups showing the same state: the message already says it.
+                Err((ApiError::Refused { status: 400, description, .. }, _))
+                    if description.contains("message is not modified") =>
+                {
+                    Ok(())
+                }
+                Err((e, n)) => Err(delivery_error(e, n)),
+            }
+        })
+    }
+}

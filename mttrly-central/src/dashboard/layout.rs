@@ -1,0 +1,137 @@
+//! The page shell and the headers every dashboard response carries.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+use mttrly_core::MttrlyError;
+
+use super::assets;
+use crate::signin::web::SignedIn;
+
+/// No inline script or style, nothing from elsewhere; forms post only here; never framed.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The request header `app.js` sends to get only a page's `<main>` (and the response header that
+/// says a fragment came back, not a sign-in page after a redirect).
+pub(super) const FRAGMENT_HEADER: &str = "x-mttrly-fragment";
+
+/// Which page this is: the navigation marks it, and `app.js` reads `data-live` to know which
+/// events refresh it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Live {
+    /// The pending actions.
+    Pending,
+    /// One action's page.
+    Action(String),
+    /// The servers.
+    Servers,
+}
+
+impl Live {
+    /// The page's own address: what `app.js` fetches again (the address bar may show a form's
+    /// POST target after a refusal).
+    fn url(&self) -> String {
+        match self {
+            Self::Pending => "/".to_owned(),
+            Self::Action(id) => format!("/actions/{}", crate::web::page::urlencode(id)),
+            Self::Servers => "/servers".to_owned(),
+        }
+    }
+
+    fn attribute(&self) -> String {
+        match self {
+            Self::Pending => "pending".to_owned(),
+            Self::Action(id) => format!("action:{id}"),
+            Self::Servers => "servers".to_owned(),
+        }
+    }
+}
+
+/// Whether the request asks for the fragment only.
+pub(super) fn wants_fragment(headers: &HeaderMap) -> bool {
+    headers.get(FRAGMENT_HEADER).is_some_and(|v| v.as_bytes() == b"1")
+}
+
+/// A whole page (or only its main part when `fragment`), with the security headers.
+pub(super) fn page(
+    status: StatusCode,
+    signed: &SignedIn,
+    title: &str,
+    live: &Live,
+    fragment: bool,
+    main: &Markup,
+) -> Response {
+    if fragment {
+        let mut response = respond(status, main.clone());
+        response.headers_mut().insert(FRAGMENT_HEADER, HeaderValue::from_static("1"));
+        return response;
+    }
+    let current = |l: Live| if &l == live { Some("page") } else { None };
+    let doc = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · mttrly" }
+                link rel="stylesheet" href=(assets::css_url());
+                script src=(assets::js_url()) defer {}
+            }
+            body {
+                header.top {
+                    nav aria-label="Dashboard" {
+                        a href="/" aria-current=[current(Live::Pending)] { "Pending actions" }
+                        a href="/servers" aria-current=[current(Live::Servers)] { "Servers" }
+                    }
+                    div.who {
+                        span {
+                            "Signed in as " b { (signed.name) } " (" (signed.role.as_str()) ", through "
+                            (signed.method.as_str()) ")"
+                        }
+                        form.inline method="post" action="/signout" {
+                            input type="hidden" name="csrf" value=(signed.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main #main data-live=(live.attribute()) data-url=(live.url()) { (main) }
+            }
+        }
+    };
+    respond(status, doc)
+}
+
+/// An HTML response with the dashboard's security headers.
+pub(super) fn respond(status: StatusCode, markup: Markup) -> Response {
+    let mut response = (status, Html(markup.into_string())).into_response();
+    secure(response.headers_mut());
+    response
+}
+
+/// The headers every dashboard response carries.
+pub(super) fn secure(h: &mut HeaderMap) {
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on a
+    // form's POST, which the origin check refuses; other sites still get no referrer (a link in
+    // an action's content never tells its site where it was found).
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The page for an error reading central's own data (the detail goes to the log).
+pub(super) fn failed(signed: &SignedIn, live: &Live, fragment: bool, e: &MttrlyError) -> Response {
+    tracing::warn!(error = %mttrly_core::ErrorChain(e), "dashboard page failed");
+    let main = html! {
+        h1 { "Something went wrong" }
+        p.err { "Central could not answer. Try again in a moment." }
+    };
+    page(StatusCode::INTERNAL_SERVER_ERROR, signed, "Error", live, fragment, &main)
+}
+
+/// The HTTP status of a refused request, from its error code.
+pub(super) fn status_of(e: &MttrlyError) -> StatusCode {
+    StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+}
