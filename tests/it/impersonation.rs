@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use crate::approvals::{add_server, add_user, approve, body, cli, code_at, enroll_totp, now_step, request};
 use crate::common::{Harness, authed, code, get_action, harness};
 use crate::resets::{add, set_role};
+use crate::telegram::link;
 
 /// `UserService.InviteUser` as `token`: the invite URL.
 async fn invite(h: &Harness, token: &str, name: &str, code: &str) -> Result<String, tonic::Status> {
@@ -168,10 +169,7 @@ async fn an_approve_tap_on_a_message_too_long_to_show_whole_is_refused() {
     let url = fake.url.clone();
     let h = harness(move |cfg| cfg.telegram = Some(TelegramConfig::polling(TOKEN_ENV, &url))).await;
     let bob = add_user(&h, "bob", "operator").await;
-    let out = cli(&h, &bob, &["--output", "json", "users", "link", "telegram"], "").await;
-    let link: Value = serde_json::from_slice(&out.stdout).unwrap();
-    fake.say(BOB, &format!("/start {}", link["code"].as_str().unwrap()));
-    fake.sent_to(BOB.0, "Linked").await;
+    link(&h, &fake, &bob, BOB).await;
 
     let db = add_server(&h, "db-1", Environment::Production).await;
     // 4,093 characters (the limit is 4,096): the headline repeats the command and Telegram's
@@ -330,10 +328,7 @@ async fn a_chat_link_made_with_a_token_dies_when_that_token_is_revoked() {
     let url = fake.url.clone();
     let h = harness(move |cfg| cfg.telegram = Some(TelegramConfig::polling(TOKEN_ENV, &url))).await;
     let leaked = add_user(&h, "bob", "operator").await;
-    let out = cli(&h, &leaked, &["--output", "json", "users", "link", "telegram"], "").await;
-    let link: Value = serde_json::from_slice(&out.stdout).unwrap();
-    fake.say(ATTACKER, &format!("/start {}", link["code"].as_str().unwrap()));
-    fake.sent_to(ATTACKER.0, "Linked").await;
+    link(&h, &fake, &leaked, ATTACKER).await;
 
     // The leak is noticed: the admin revokes bob's token (the only credential bob has).
     let tokens = AccountServiceClient::new(h.channel().await)
@@ -356,10 +351,7 @@ async fn a_chat_link_made_with_a_token_dies_when_that_token_is_revoked() {
     assert!(listed.iter().all(|t| t.owner_name != "bob"), "nothing of bob's is left to see: {listed:?}");
     // Carol, linked too, so that the request below reaches someone once the fix drops bob's link.
     let carol = add_user(&h, "carol", "operator").await;
-    let out = cli(&h, &carol, &["--output", "json", "users", "link", "telegram"], "").await;
-    let link: Value = serde_json::from_slice(&out.stdout).unwrap();
-    fake.say((1002, "carol"), &format!("/start {}", link["code"].as_str().unwrap()));
-    fake.sent_to(1002, "Linked").await;
+    link(&h, &fake, &carol, (1002, "carol")).await;
 
     let db = add_server(&h, "db-1", Environment::Production).await;
     let action = request(&h, &h.admin, "mttrly_decommission_server", json!({ "server_id": db.server_id })).await;
@@ -405,10 +397,7 @@ async fn a_read_only_token_cannot_mint_a_chat_link_that_decides() {
         .token;
     // Carol, linked too, so that every request reaches someone whatever bob's token may do.
     let carol = add_user(&h, "carol", "operator").await;
-    let out = cli(&h, &carol, &["--output", "json", "users", "link", "telegram"], "").await;
-    let link: Value = serde_json::from_slice(&out.stdout).unwrap();
-    fake.say((1002, "carol"), &format!("/start {}", link["code"].as_str().unwrap()));
-    fake.sent_to(1002, "Linked").await;
+    link(&h, &fake, &carol, (1002, "carol")).await;
 
     let out = cli(&h, &read_only, &["--output", "json", "users", "link", "telegram"], "").await;
     let minted = out.status.success();

@@ -56,7 +56,7 @@ async fn link_code(h: &Harness, token: &str) -> String {
 }
 
 /// Links the Telegram account `who` to `token`'s owner, as a person does.
-async fn link(h: &Harness, fake: &FakeTelegram, token: &str, who: (i64, &str)) {
+pub(crate) async fn link(h: &Harness, fake: &FakeTelegram, token: &str, who: (i64, &str)) {
     let code = link_code(h, token).await;
     fake.say(who, &format!("/start {code}"));
     fake.sent_to(who.0, "Linked").await;

@@ -201,6 +201,22 @@ async fn answer(state: &AppState, signed: &SignedIn, id: &str, result: Result<()
     }
 }
 
+/// What every decision form checks before the engine sees it: the request came from this site,
+/// carries the session's CSRF token, names an action, and the signed-in person is still a
+/// caller (living, with their role now).
+async fn checked(
+    state: &AppState,
+    signed: &SignedIn,
+    id: &str,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<(ActionId, crate::db::accounts::TokenOwner), MttrlyError> {
+    check_origin(&state.site, headers)?;
+    check_csrf(signed, csrf)?;
+    let action = ActionId::parse(id).map_err(|_| not_found(id))?;
+    Ok((action, super::owner(state, signed).await?))
+}
+
 /// `POST /actions/{id}/approve`.
 pub(super) async fn approve(
     State(state): State<AppState>,
@@ -210,23 +226,13 @@ pub(super) async fn approve(
     Form(form): Form<ApproveForm>,
 ) -> Response {
     let result = async {
-        check_origin(&state.site, &headers)?;
-        check_csrf(&signed, &form.csrf)?;
-        let action = ActionId::parse(&id).map_err(|_| not_found(&id))?;
-        let owner = super::owner(&state, &signed).await?;
+        let (action, owner) = checked(&state, &signed, &id, &headers, &form.csrf).await?;
         let code = Some(form.code.trim()).filter(|c| !c.is_empty());
         // Always bound to what the page showed: an empty hash matches nothing.
-        crate::actions::approve(
-            &state.central,
-            &owner,
-            &action,
-            Some(form.seen_sha256.trim()),
-            code,
-            Source::Dashboard,
-            Duration::ZERO,
-        )
-        .await
-        .map(|_| ())
+        let seen = Some(form.seen_sha256.trim());
+        crate::actions::approve(&state.central, &owner, &action, seen, code, Source::Dashboard, Duration::ZERO)
+            .await
+            .map(|_| ())
     }
     .await;
     answer(&state, &signed, &id, result).await
@@ -241,10 +247,7 @@ pub(super) async fn reject(
     Form(form): Form<RejectForm>,
 ) -> Response {
     let result = async {
-        check_origin(&state.site, &headers)?;
-        check_csrf(&signed, &form.csrf)?;
-        let action = ActionId::parse(&id).map_err(|_| not_found(&id))?;
-        let owner = super::owner(&state, &signed).await?;
+        let (action, owner) = checked(&state, &signed, &id, &headers, &form.csrf).await?;
         let reason = Some(form.reason.trim().to_owned()).filter(|r| !r.is_empty());
         crate::actions::reject(&state.central, &owner, &action, reason, Source::Dashboard).await.map(|_| ())
     }
