@@ -63,6 +63,9 @@ pub struct Central {
     /// Turns `true` when central stops, set once at start: long-lived responses (the dashboard's
     /// live events) end on it so a graceful shutdown never waits for them.
     pub stopping: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>>,
+    /// The group-commit queue in front of inbound alert writes (`hooks::batch`), started by the
+    /// first delivery.
+    pub inbound: std::sync::OnceLock<crate::hooks::batch::Batcher>,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -109,6 +112,7 @@ impl Central {
             slack: std::sync::OnceLock::new(),
             telegram: std::sync::OnceLock::new(),
             stopping: std::sync::OnceLock::new(),
+            inbound: std::sync::OnceLock::new(),
             alert_writes,
         })
     }

@@ -6,6 +6,7 @@
 //! not use a source exposes nothing for it.
 
 pub mod alertmanager;
+pub mod batch;
 pub mod grafana;
 pub mod pagerduty;
 
@@ -298,7 +299,9 @@ pub(super) async fn apply(
             })
         })
         .collect();
-    let applied = db.alerts().apply_inbound(changes).await?;
+    let batcher =
+        central.inbound.get_or_init(|| batch::Batcher::start(central.db.clone(), central.stopping.get().cloned()));
+    let applied = batcher.apply(account.clone(), changes).await?;
     for ((alert, open), applied) in alerts.iter().zip(opens).zip(applied) {
         match (open, applied) {
             (Some((id, server)), InboundApplied::Opened(true)) => {
