@@ -553,6 +553,14 @@ async fn pagerduty_incidents_open_once_resolve_and_other_events_change_nothing()
     assert_eq!(h.deliver_pagerduty_ok(&resolved).await["unknown_resolved"], 1);
     let alerts = h.alerts().await;
     assert_eq!((alerts.len(), alerts[0].status.as_str()), (1, "resolved"), "{alerts:?}");
+    // The triggered event retried after the resolution (a webhook delivered out of order) is
+    // stale: nothing opens again.
+    assert_eq!(h.deliver_pagerduty_ok(&triggered).await["opened"], 0);
+    assert!(h.alerts().await.iter().all(|a| a.status == "resolved"));
+    // The incident triggered again, later: it opens.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let again = pagerduty_event("01E5", "incident.triggered", "PGR0VU2", "web-1", &json!([]));
+    assert_eq!(h.deliver_pagerduty_ok(&again).await["opened"], 1);
 
     // An incident event without an incident is malformed.
     let bad =

@@ -49,9 +49,22 @@ pub(in crate::db) fn resolve(conn: &Connection, id: &AlertId, at: i64) -> Result
 }
 
 /// Opens an alert unless one with the same (server, rule, subject) is already open (the partial
-/// unique index decides, so two deliveries racing each other still open one). Returns whether it
-/// was opened.
+/// unique index decides, so two deliveries racing each other still open one), or one under the
+/// same key was resolved at or after this event's time (a stale redelivery: a webhook retried
+/// after the event that resolved it). Returns whether it was opened.
 fn open_if_new(conn: &Connection, account: &AccountId, alert: &NewAlert) -> Result<bool, MttrlyError> {
+    let stale: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM alerts WHERE account_id = ?1 AND rule = ?2 AND subject = ?3
+                            AND status = 'resolved' AND resolved_at >= ?4)",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![account.as_str(), alert.rule, alert.subject, alert.opened_at], |r| r.get(0))
+        })
+        .map_err(internal)?;
+    if stale {
+        return Ok(false);
+    }
     let n = conn
         .prepare_cached(
             "INSERT INTO alerts (id, account_id, server_id, rule, subject, severity, status, summary, opened_at)
@@ -73,8 +86,21 @@ fn open_if_new(conn: &Connection, account: &AccountId, alert: &NewAlert) -> Resu
     Ok(n > 0)
 }
 
-/// Keeps an alert for no known server unless the same (source, fingerprint) is open.
+/// Keeps an alert for no known server unless the same (source, fingerprint) is open, or was
+/// resolved at or after this event's time (a stale redelivery).
 fn open_unmatched_if_new(conn: &Connection, account: &AccountId, a: &NewUnmatchedAlert) -> Result<bool, MttrlyError> {
+    let stale: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM unmatched_alerts WHERE account_id = ?1 AND source = ?2 AND fingerprint = ?3
+                            AND status = 'resolved' AND resolved_at >= ?4)",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![account.as_str(), a.source, a.fingerprint, a.opened_at], |r| r.get(0))
+        })
+        .map_err(internal)?;
+    if stale {
+        return Ok(false);
+    }
     let labels = serde_json::to_string(&a.labels)
         .map_err(|e| MttrlyError::new(mttrly_core::ErrorCode::InternalError, format!("alert labels: {e}")))?;
     let n = conn

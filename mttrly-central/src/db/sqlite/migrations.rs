@@ -483,6 +483,15 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX chat_messages_action ON chat_messages(account_id, action_id);
     ",
+    // 16: a monitoring event older than the last resolution of its key is stale (a webhook
+    // retried after the event that resolved it): inbound opens look for a resolution at or after
+    // their own time. Partial indexes of the resolved rows only, so opening an alert (an insert
+    // of an open row) maintains no extra index.
+    "
+    CREATE INDEX alerts_resolved_key ON alerts(account_id, rule, subject, resolved_at) WHERE status = 'resolved';
+    CREATE INDEX unmatched_alerts_resolved_key ON unmatched_alerts(account_id, source, fingerprint, resolved_at)
+        WHERE status = 'resolved';
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {
