@@ -31,17 +31,18 @@ use std::time::Duration;
 
 use mttrly_core::action::ActionState;
 use mttrly_core::approval::config::ApprovalPolicy;
-use mttrly_core::approval::{Decider, SecondFactor, check_approval};
+use mttrly_core::approval::{ApprovalRule, Decider, SecondFactor, check_approval};
 use mttrly_core::audit::AuditOutcome;
 use mttrly_core::ids::{AccountId, ActionId, UserId};
 use mttrly_core::tools::actions::Decision as RecordedDecision;
-use mttrly_core::{ChatProvider, ErrorChain, MttrlyError, Principal, Source};
+use mttrly_core::{ChatProvider, ErrorChain, Principal, Source};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use message::{ApprovalMessage, Status};
 
 use crate::db::Db;
+use crate::db::accounts::User;
 use crate::db::actions::ActionRow;
 pub use crate::db::chat::{Posted, Recipient};
 use crate::events::{Bus, Decision, Next, Payload};
@@ -109,11 +110,9 @@ impl Chat {
     /// The people of `action`'s account who could approve it through `provider` now: the
     /// approval rule's own check ([`check_approval`]) run for each living user, as if they
     /// tapped Approve. The second factor is asked for at the tap, not here.
-    async fn eligible(&self, action: &ActionRow, provider: ChatProvider) -> Result<Vec<UserId>, MttrlyError> {
-        let rule = crate::actions::rule_with(&self.approvals, action);
-        let users = self.db.account(&action.account_id).users().list().await?;
-        Ok(users
-            .into_iter()
+    fn eligible(&self, action: &ActionRow, rule: &ApprovalRule, provider: ChatProvider, users: &[User]) -> Vec<UserId> {
+        users
+            .iter()
             .filter(|user| {
                 let principal = Principal::Human { user_id: user.id.clone(), name: user.name.clone() };
                 let decider = Decider {
@@ -124,26 +123,25 @@ impl Chat {
                     channel: provider.source(),
                     existing_channels: &self.decision_channels,
                 };
-                check_approval(&rule, &action.requested_by, &decider, &[]).is_ok()
+                check_approval(rule, &action.requested_by, &decider, &[]).is_ok()
             })
-            .map(|user| user.id)
-            .collect())
+            .map(|user| user.id.clone())
+            .collect()
     }
 
-    /// The message for `action` in `status`.
-    async fn message(&self, action: &ActionRow, status: Status) -> ApprovalMessage {
+    /// The message for `action` in `status`, naming the requester's human from `users` (the
+    /// account's living users, read once by the caller).
+    fn message(action: &ActionRow, rule: &ApprovalRule, status: Status, users: &[User]) -> ApprovalMessage {
         let (requester_human, requester_assistant) = match &action.requested_by {
             Principal::Human { name, .. } => (name.clone(), None),
             Principal::Assistant { client_name, on_behalf_of, .. } => {
-                let users = self.db.account(&action.account_id).users().list().await.unwrap_or_default();
                 let human = users
-                    .into_iter()
+                    .iter()
                     .find(|u| &u.id == on_behalf_of)
-                    .map_or_else(|| on_behalf_of.to_string(), |u| u.name);
+                    .map_or_else(|| on_behalf_of.to_string(), |u| u.name.clone());
                 (human, Some(client_name.clone()))
             }
         };
-        let rule = crate::actions::rule_with(&self.approvals, action);
         ApprovalMessage {
             prompt: ApprovalPrompt::pending(action),
             requester_human: mttrly_core::display::text(&requester_human).into_owned(),
@@ -163,17 +161,22 @@ impl Chat {
     /// waits for them; records each message sent.
     pub async fn announce(&self, action: &ActionRow) -> Announced {
         let mut announced = Announced::default();
-        let message = self.message(action, Status::of(action)).await;
+        // One read of the account's people and one rule serve every channel and the message.
+        let users = match self.db.account(&action.account_id).users().list().await {
+            Ok(users) => users,
+            Err(e) => {
+                announced.failures.push(format!("chat: {}", ErrorChain(&e)));
+                return announced;
+            }
+        };
+        let rule = crate::actions::rule_with(&self.approvals, action);
+        let message = Self::message(action, &rule, Status::of(action), &users);
         let mut sends = Vec::new();
         for channel in &self.channels {
             let provider = channel.provider();
-            let recipients = match self.eligible(action, provider).await {
-                Ok(users) => {
-                    announced.eligible = announced.eligible.max(users.len());
-                    self.db.account(&action.account_id).chat().recipients(provider, users).await
-                }
-                Err(e) => Err(e),
-            };
+            let eligible = self.eligible(action, &rule, provider, &users);
+            announced.eligible = announced.eligible.max(eligible.len());
+            let recipients = self.db.account(&action.account_id).chat().recipients(provider, eligible).await;
             let recipients = match recipients {
                 Ok(r) => r,
                 Err(e) => {
@@ -224,7 +227,9 @@ impl Chat {
 
     /// Edits every message about `action` to show `status`.
     async fn follow_up(&self, action: &ActionRow, status: Status) {
-        let message = self.message(action, status).await;
+        let users = self.db.account(&action.account_id).users().list().await.unwrap_or_default();
+        let rule = crate::actions::rule_with(&self.approvals, action);
+        let message = Self::message(action, &rule, status, &users);
         for channel in &self.channels {
             let provider = channel.provider();
             let rows = match self.db.account(&action.account_id).chat().messages(provider, &action.id).await {

@@ -48,21 +48,27 @@ pub(in crate::db) fn resolve(conn: &Connection, id: &AlertId, at: i64) -> Result
     Ok(())
 }
 
+/// Whether an alert under this key (matched: rule and subject; unmatched: source and
+/// fingerprint) was resolved at or after `at`: an open from before that is a stale redelivery.
+/// Both queries use the partial indexes of resolved rows (migration 16).
+const STALE_MATCHED: &str = "SELECT EXISTS (SELECT 1 FROM alerts WHERE account_id = ?1 AND rule = ?2 AND subject = ?3
+                               AND status = 'resolved' AND resolved_at >= ?4)";
+const STALE_UNMATCHED: &str = "SELECT EXISTS (SELECT 1 FROM unmatched_alerts
+                                 WHERE account_id = ?1 AND source = ?2 AND fingerprint = ?3
+                                   AND status = 'resolved' AND resolved_at >= ?4)";
+
+fn stale(conn: &Connection, query: &str, account: &AccountId, key: (&str, &str), at: i64) -> Result<bool, MttrlyError> {
+    conn.prepare_cached(query)
+        .and_then(|mut stmt| stmt.query_row(params![account.as_str(), key.0, key.1, at], |r| r.get(0)))
+        .map_err(internal)
+}
+
 /// Opens an alert unless one with the same (server, rule, subject) is already open (the partial
 /// unique index decides, so two deliveries racing each other still open one), or one under the
 /// same key was resolved at or after this event's time (a stale redelivery: a webhook retried
 /// after the event that resolved it). Returns whether it was opened.
 fn open_if_new(conn: &Connection, account: &AccountId, alert: &NewAlert) -> Result<bool, MttrlyError> {
-    let stale: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM alerts WHERE account_id = ?1 AND rule = ?2 AND subject = ?3
-                            AND status = 'resolved' AND resolved_at >= ?4)",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_row(params![account.as_str(), alert.rule, alert.subject, alert.opened_at], |r| r.get(0))
-        })
-        .map_err(internal)?;
-    if stale {
+    if stale(conn, STALE_MATCHED, account, (&alert.rule, &alert.subject), alert.opened_at)? {
         return Ok(false);
     }
     let n = conn
@@ -89,16 +95,7 @@ fn open_if_new(conn: &Connection, account: &AccountId, alert: &NewAlert) -> Resu
 /// Keeps an alert for no known server unless the same (source, fingerprint) is open, or was
 /// resolved at or after this event's time (a stale redelivery).
 fn open_unmatched_if_new(conn: &Connection, account: &AccountId, a: &NewUnmatchedAlert) -> Result<bool, MttrlyError> {
-    let stale: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM unmatched_alerts WHERE account_id = ?1 AND source = ?2 AND fingerprint = ?3
-                            AND status = 'resolved' AND resolved_at >= ?4)",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_row(params![account.as_str(), a.source, a.fingerprint, a.opened_at], |r| r.get(0))
-        })
-        .map_err(internal)?;
-    if stale {
+    if stale(conn, STALE_UNMATCHED, account, (&a.source, &a.fingerprint), a.opened_at)? {
         return Ok(false);
     }
     let labels = serde_json::to_string(&a.labels)
