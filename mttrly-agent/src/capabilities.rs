@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use mttrly_core::capability::{
     self, Capability, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DiagnosticRun,
-    FileCleanup, FileDiffRun, FileRead, FileReadPrivileged, FileSearch, FileWrite, Handler, HostSample, Outcome,
-    PlaybookList, PlaybookPlan, PlaybookRun, RealityDiscover, ScriptRun,
+    FileCleanup, FileCurrent, FileDiffRun, FileRead, FileReadPrivileged, FileSearch, FileWrite, Handler, HostSample,
+    Outcome, PlaybookList, PlaybookPlan, PlaybookRun, RealityDiscover, ScriptRun,
 };
 use mttrly_core::tools::common::HostMetrics;
 use mttrly_core::{ErrorCode, MttrlyError};
@@ -82,6 +82,7 @@ handlers! {
         Err(refused) => refused,
         Ok(()) => crate::files::cleanup(ctx.policy.files(), content).await.into(),
     };
+    FileCurrent => |ctx, _, p| crate::files::current(ctx.policy.files(), p).await.into();
     PlaybookList => |ctx, _, _| playbook_list(ctx).await.into();
     PlaybookPlan => |ctx, _, p| crate::playbooks::plan(&ctx.policy, &p).into();
     PlaybookRun => |ctx, task, content| {

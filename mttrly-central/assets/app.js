@@ -27,12 +27,42 @@
     }
   }
 
-  // A reload waits while someone is typing in a form of the page (a code, a reason).
+  // A reload waits while someone is typing in a form of the page (a code, a reason), or while
+  // the pointer rests on a decision's buttons: a list that moved under the pointer could put
+  // another action's Approve button where this one's was.
   let wanted = false;
   let running = false;
+  let overDecision = false;
   function typing() {
     const a = document.activeElement;
-    return !!a && main.contains(a) && a.tagName === "INPUT" && a.value !== "";
+    return overDecision || (!!a && main.contains(a) && a.tagName === "INPUT" && a.value !== "");
+  }
+  main.addEventListener("pointerover", function (e) {
+    overDecision = !!(e.target.closest && e.target.closest(".decide"));
+  });
+  main.addEventListener("pointerout", function (e) {
+    const to = e.relatedTarget;
+    overDecision = !!(to && to.closest && main.contains(to) && to.closest(".decide"));
+    if (!overDecision && wanted) setTimeout(refresh, 0);
+  });
+
+  // Which actions the page lists, in order.
+  function listed() {
+    return Array.from(main.querySelectorAll("article.action")).map(function (a) { return a.id; }).join(" ");
+  }
+
+  // After the list of actions changed (one appeared, went, or moved), its Approve buttons wait a
+  // moment, so a click meant for what was there cannot land on what moved into its place.
+  const SETTLE_MS = 1500;
+  function settle() {
+    const buttons = Array.from(main.querySelectorAll("button.approve"));
+    if (buttons.length === 0) return;
+    main.dataset.settling = "1";
+    for (const b of buttons) b.disabled = true;
+    setTimeout(function () {
+      for (const b of buttons) b.disabled = false;
+      delete main.dataset.settling;
+    }, SETTLE_MS);
   }
 
   async function refresh() {
@@ -59,7 +89,9 @@
       }
       // A refusal shown after a form (data-keep) stays until the person leaves the page.
       const keep = main.querySelector("[data-keep]");
+      const before = listed();
       main.innerHTML = await response.text();
+      if (listed() !== before) settle();
       if (keep) main.prepend(keep);
       main.dataset.refreshed = String(Date.now());
       countdown();
@@ -78,10 +110,14 @@
   const live = main.dataset.live || "";
   const source = new EventSource("/events");
   source.addEventListener("action", function (e) {
-    if (live === "pending" || live === "action:" + e.data) refresh();
+    // A server's page lists its recent actions; which server an action is on is not in the event.
+    if (live === "pending" || live === "action:" + e.data || live.startsWith("server:")) refresh();
   });
-  source.addEventListener("server", function () {
-    if (live === "servers") refresh();
+  source.addEventListener("output", function (e) {
+    if (live === "action:" + e.data) refresh();
+  });
+  source.addEventListener("server", function (e) {
+    if (live === "servers" || live === "alerts" || live === "server:" + e.data) refresh();
   });
   source.addEventListener("resync", refresh);
   // Whatever happened between rendering this page and the feed opening (or while it was

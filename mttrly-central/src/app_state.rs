@@ -15,16 +15,24 @@ use crate::state::Central;
 pub(crate) struct Site {
     /// The base URL clients use (`public_http_url`, or the listen address).
     pub(crate) base_url: String,
-    /// Allowed `Origin` values, normalised (`scheme://host[:port]`, lower case).
+    /// `Origin` values allowed on `/mcp`, normalised (`scheme://host[:port]`, lower case): the
+    /// site's own and the browser-based MCP clients an operator allowed (`mcp_allowed_origins`).
     pub(crate) allowed_origins: Vec<String>,
+    /// `Origin` values a form of this site may be posted from: the site's own only. An origin
+    /// allowed for MCP clients may call `/mcp` with a token, never post a decision, a sign-in or
+    /// an admin change with a person's cookie.
+    pub(crate) form_origins: Vec<String>,
     /// The MCP endpoint's URL, built once: the gate needs it on every request.
     resource: String,
 }
 
 impl Site {
-    /// A site reachable at `base_url`, whose MCP endpoint is `resource`.
-    pub(crate) fn new(base_url: String, allowed_origins: Vec<String>, resource: String) -> Self {
-        Self { base_url, allowed_origins, resource }
+    /// A site reachable at `base_url` (and at `form_origins`, its own origins), whose MCP
+    /// endpoint is `resource` and also answers browser clients from `mcp_origins`.
+    pub(crate) fn new(base_url: String, form_origins: Vec<String>, mcp_origins: Vec<String>, resource: String) -> Self {
+        let mut allowed_origins = mcp_origins;
+        allowed_origins.extend(form_origins.iter().cloned());
+        Self { base_url, allowed_origins, form_origins, resource }
     }
 
     /// The MCP resource identifier tokens are bound to (RFC 8707).

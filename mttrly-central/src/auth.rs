@@ -235,11 +235,11 @@ pub fn as_assistant(owner: &TokenOwner, session_id: AssistantSessionId, client_n
 /// that assistant's requests as if they were its own.
 pub fn relayed_assistant(owner: &TokenOwner, client_name: &str) -> TokenOwner {
     use sha2::Digest as _;
-    let name: String = client_name.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect();
+    let name = mttrly_core::display::client_name(client_name);
     let user = owner.principal.accountable_user().clone();
     let digest = sha2::Sha256::digest(format!("{}/{user}/{}/{name}", owner.account_id, owner.credential).as_bytes());
     let session_id = crate::db::accounts::derived_session_id(&digest);
-    as_assistant(owner, session_id, if name.is_empty() { "mcp-client" } else { &name })
+    as_assistant(owner, session_id, &name)
 }
 
 /// Refuses assistants and read-only humans: for changes only a person with at least the

@@ -51,6 +51,9 @@ pub struct Config {
     pub mcp_sessions_per_user: u32,
     /// Seconds without a request after which an MCP session ends and frees its slot (10 to 86400).
     pub mcp_session_idle_seconds: u32,
+    /// Seconds an MCP `mttrly_approve_action` call that sent its user to the action's dashboard
+    /// page (URL-mode elicitation) waits for a human to decide there (1 to 3600).
+    pub mcp_approval_wait_seconds: u32,
     /// Actions waiting for a human on one server (1 to 10000). Beyond it, new requests for that
     /// server are refused with `RATE_LIMITED` until one is decided or expires, so a looping
     /// assistant cannot bury the requests that matter.
@@ -131,6 +134,7 @@ impl Default for Config {
             mcp_sessions_per_token: 32,
             mcp_sessions_per_user: 64,
             mcp_session_idle_seconds: 300,
+            mcp_approval_wait_seconds: 600,
             max_pending_actions_per_server: 20,
             http_max_connections: 4096,
             grpc_max_connections: 100_000,
@@ -276,7 +280,7 @@ impl Config {
     }
 
     /// The limit fields, in the order of [`env::LIMITS`] and [`Self::limit_ranges`].
-    fn limit_fields(&mut self) -> [&mut u32; 10] {
+    fn limit_fields(&mut self) -> [&mut u32; 11] {
         [
             &mut self.mcp_sessions_per_token,
             &mut self.mcp_sessions_per_user,
@@ -288,12 +292,13 @@ impl Config {
             &mut self.handshake_timeout_seconds,
             &mut self.http_idle_timeout_seconds,
             &mut self.grpc_idle_timeout_seconds,
+            &mut self.mcp_approval_wait_seconds,
         ]
     }
 
     /// The limits against hostile load, with their allowed ranges (one table, so a new limit
     /// cannot be added without a range).
-    fn limit_ranges(&self) -> [(&'static str, u32, std::ops::RangeInclusive<u32>); 10] {
+    fn limit_ranges(&self) -> [(&'static str, u32, std::ops::RangeInclusive<u32>); 11] {
         [
             ("mcp_sessions_per_token", self.mcp_sessions_per_token, 1..=10_000),
             ("mcp_sessions_per_user", self.mcp_sessions_per_user, 1..=10_000),
@@ -305,6 +310,7 @@ impl Config {
             ("handshake_timeout_seconds", self.handshake_timeout_seconds, 1..=300),
             ("http_idle_timeout_seconds", self.http_idle_timeout_seconds, 1..=86_400),
             ("grpc_idle_timeout_seconds", self.grpc_idle_timeout_seconds, 1..=86_400),
+            ("mcp_approval_wait_seconds", self.mcp_approval_wait_seconds, 1..=3_600),
         ]
     }
 

@@ -32,7 +32,7 @@ pub const MCP_ALLOWED_HOSTS: &str = "MCP_ALLOWED_HOSTS";
 /// The limits against hostile load (see `Config` for each one's meaning): live MCP sessions per
 /// token and per user, MCP session idle lifetime, pending actions per server, connection caps,
 /// the handshake timeout and the idle connection timeouts.
-pub const LIMITS: [&str; 10] = [
+pub const LIMITS: [&str; 11] = [
     "MTTRLY_MCP_SESSIONS_PER_TOKEN",
     "MTTRLY_MCP_SESSIONS_PER_USER",
     "MTTRLY_MCP_SESSION_IDLE_SECONDS",
@@ -43,4 +43,5 @@ pub const LIMITS: [&str; 10] = [
     "MTTRLY_HANDSHAKE_TIMEOUT_SECONDS",
     "MTTRLY_HTTP_IDLE_TIMEOUT_SECONDS",
     "MTTRLY_GRPC_IDLE_TIMEOUT_SECONDS",
+    "MTTRLY_MCP_APPROVAL_WAIT_SECONDS",
 ];

@@ -34,12 +34,11 @@ pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/
 /// configured).
 pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router {
     let base_url = crate::app_state::public_base_url(&central.config, http_addr);
-    let mut allowed_origins: Vec<String> =
-        central.config.mcp_allowed_origins.iter().map(|o| normalise_origin(o)).collect();
-    allowed_origins.push(normalise_origin(&base_url));
+    let mcp_origins: Vec<String> = central.config.mcp_allowed_origins.iter().map(|o| normalise_origin(o)).collect();
+    let mut own_origins = vec![normalise_origin(&base_url)];
     if http_addr.ip().is_loopback() {
-        allowed_origins.push(normalise_origin(&format!("http://localhost:{}", http_addr.port())));
-        allowed_origins.push(normalise_origin(&format!("http://127.0.0.1:{}", http_addr.port())));
+        own_origins.push(normalise_origin(&format!("http://localhost:{}", http_addr.port())));
+        own_origins.push(normalise_origin(&format!("http://127.0.0.1:{}", http_addr.port())));
     }
     let mut allowed_hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];
     allowed_hosts.extend(central.config.mcp_allowed_hosts.iter().cloned());
@@ -50,7 +49,7 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         allowed_hosts.push(http_addr.ip().to_string());
     }
     let resource = format!("{base_url}{MCP_PATH}");
-    let site = Arc::new(Site::new(base_url, allowed_origins, resource));
+    let site = Arc::new(Site::new(base_url, own_origins, mcp_origins, resource));
     let idle = Duration::from_secs(u64::from(central.config.mcp_session_idle_seconds));
     let table = Arc::new(SessionTable::new(SessionLimits {
         per_token: central.config.mcp_sessions_per_token,
@@ -61,7 +60,11 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
     let mcp_sessions = mttrly_mcp::http::Sessions::new(idle + SESSION_SWEEP);
     let mcp = mttrly_mcp::http::service_with_sessions(
         Arc::new(crate::mcp::CentralBackend::new(Arc::clone(&central))),
-        mttrly_mcp::server::Options::default(),
+        mttrly_mcp::server::Options {
+            surface: mttrly_core::ToolSurface::default(),
+            human_wait: Duration::from_secs(u64::from(central.config.mcp_approval_wait_seconds)),
+            ..mttrly_mcp::server::Options::default()
+        },
         mttrly_mcp::http::HttpOptions { allowed_hosts, allowed_origins: Vec::new() },
         &mcp_sessions,
     );

@@ -7,12 +7,16 @@
 //! (see `tools::decisions`), whatever the client claims a human confirmed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use mttrly_core::ids::ActionId;
 use mttrly_core::{MttrlyError, Source, ToolId};
 use mttrly_mcp::{Backend, Session};
 use serde_json::Value;
+use tokio::time::Instant;
 
 use crate::db::accounts::TokenOwner;
+use crate::events::{Event, Next, Payload};
 use crate::state::Central;
 use crate::tools;
 
@@ -58,5 +62,66 @@ impl Backend for CentralBackend {
     ) -> Result<Value, MttrlyError> {
         let assistant = as_assistant(caller, session);
         tools::call_audited(&self.central, &assistant, Source::Mcp, tool, arguments).await
+    }
+
+    /// Reads the action again whenever the event bus says something happened to it (and every
+    /// few seconds, should the bus have dropped events for a slow reader), until it ends or the
+    /// deadline passes; returns early when central stops.
+    async fn await_action(
+        &self,
+        caller: &TokenOwner,
+        session: &Session,
+        action_id: &str,
+        deadline: Instant,
+    ) -> Result<Value, MttrlyError> {
+        /// The longest between two reads when no event arrives.
+        const RECHECK: Duration = Duration::from_secs(5);
+        let assistant = as_assistant(caller, session);
+        let id = ActionId::parse(action_id)
+            .map_err(|e| MttrlyError::new(mttrly_core::ErrorCode::ValidationError, format!("action_id: {e}")))?;
+        // Subscribed before the first read: nothing between the read and the wait is missed.
+        let mut events = self.central.events.subscribe();
+        let mut stop = self.central.stopping.get().cloned();
+        let mut closed = false;
+        loop {
+            let view = crate::actions::view(&self.central, &assistant, &id).await?;
+            let now = Instant::now();
+            if view.status.is_terminal() || now >= deadline || closed || stop.as_ref().is_some_and(|s| *s.borrow()) {
+                return serde_json::to_value(view).map_err(|e| {
+                    MttrlyError::new(mttrly_core::ErrorCode::InternalError, format!("cannot encode the action: {e}"))
+                });
+            }
+            let until = deadline.min(now + RECHECK);
+            let about_it = async {
+                loop {
+                    let next = match stop.as_mut() {
+                        Some(stop) => events.next_or_stop(stop).await,
+                        None => events.next().await,
+                    };
+                    match next {
+                        Next::Event(event) if event.account_id == assistant.account_id && about(&event, &id) => {
+                            return false;
+                        }
+                        Next::Event(_) => {}
+                        // Missed some: read again.
+                        Next::Lagged(_) => return false,
+                        // Stopping (or the bus is gone): read once more and answer; waiting on
+                        // a closed channel would return at once, again and again.
+                        Next::Closed => return true,
+                    }
+                }
+            };
+            closed = tokio::time::timeout_at(until, about_it).await.unwrap_or(false);
+        }
+    }
+}
+
+/// Whether `event` changed action `id`.
+fn about(event: &Event, id: &ActionId) -> bool {
+    match &event.payload {
+        Payload::ActionDecided { action, .. }
+        | Payload::ActionExecuted { action, .. }
+        | Payload::ActionExpired { action } => action.id == *id,
+        _ => false,
     }
 }

@@ -27,6 +27,8 @@ pub struct QuickstartInfo {
     pub http_url: String,
     /// The MCP endpoint (Streamable HTTP) for assistants.
     pub mcp_url: String,
+    /// The web dashboard (pending actions, servers, alerts, audit), on central's public address.
+    pub dashboard_url: String,
     /// A human admin token for `mttrly-cli --token`.
     pub admin_token: String,
     /// An assistant token for MCP clients without OAuth.
@@ -101,12 +103,13 @@ impl QuickstartInfo {
     /// variables (`mttrly-cli` takes `MTTRLY_CENTRAL` and `MTTRLY_TOKEN` itself).
     pub fn banner(&self) -> String {
         format!(
-            "mttrly is running.\n\n  gRPC:      {}\n  HTTP:      {}\n  MCP:       {}\n  data dir:  {}\n  server:    {} (this machine, agent connected)\n\n\
+            "mttrly is running.\n\n  Dashboard: {}\n  gRPC:      {}\n  HTTP:      {}\n  MCP:       {}\n  data dir:  {}\n  server:    {} (this machine, agent connected)\n\n\
              Paste these into your shell (the tokens are secrets; they are also in {}/quickstart.json, mode 0600):\n\n\
              export MTTRLY_CENTRAL={}\nexport MTTRLY_TOKEN={}\nexport MTTRLY_ASSISTANT_TOKEN={}\n\n\
              try:  mttrly-cli servers list\n\
              MCP:  claude mcp add --transport http mttrly {} --header \"Authorization: Bearer $MTTRLY_ASSISTANT_TOKEN\"\n\n\
              {}Ctrl-C stops everything.",
+            self.dashboard_url,
             self.grpc_url,
             self.http_url,
             self.mcp_url,
@@ -263,6 +266,7 @@ pub async fn start(config: Config) -> Result<Quickstart, QuickstartError> {
         grpc_url: running.grpc_url().to_owned(),
         http_url: running.http_url(),
         mcp_url: running.mcp_url(),
+        dashboard_url: format!("{}/", running.central.site_url.get().cloned().unwrap_or_else(|| running.http_url())),
         admin_token: tokens.admin_token,
         assistant_token: tokens.assistant_token,
         server_id,
@@ -282,6 +286,7 @@ mod tests {
             grpc_url: "http://127.0.0.1:50051".into(),
             http_url: "http://127.0.0.1:8080".into(),
             mcp_url: "http://127.0.0.1:8080/mcp".into(),
+            dashboard_url: "http://127.0.0.1:8080/".into(),
             admin_token: "mttrly_h_ADMIN".into(),
             assistant_token: "mttrly_a_ASSISTANT".into(),
             server_id: "srv_x".into(),
@@ -290,6 +295,7 @@ mod tests {
         };
         let text = info.banner();
         assert!(text.contains("\nexport MTTRLY_TOKEN=mttrly_h_ADMIN\n"), "{text}");
+        assert!(text.contains("\n  Dashboard: http://127.0.0.1:8080/\n"), "{text}");
         assert!(text.contains("second factor at http://127.0.0.1:8080/invite/SECRET\n"), "{text}");
         assert!(text.contains("\nexport MTTRLY_ASSISTANT_TOKEN=mttrly_a_ASSISTANT\n"), "{text}");
         assert!(text.contains("\nexport MTTRLY_CENTRAL=http://127.0.0.1:50051\n"), "{text}");

@@ -199,10 +199,23 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
     };
     let providers: Vec<mttrly_core::ChatProvider> = chat_channels.iter().map(|c| c.provider()).collect();
     let mut decision_channels = crate::chat::decision_channels(&providers);
-    // Central always serves HTTP, so its dashboard is always a way to decide.
-    decision_channels.insert(1, mttrly_core::Source::Dashboard);
-    let chat = (!chat_channels.is_empty())
-        .then(|| crate::chat::Chat::new(chat_channels, db.clone(), approvals.clone(), decision_channels.clone()));
+    // The dashboard is a way to decide wherever a person can sign in to it: over HTTPS, or plain
+    // HTTP on loopback (sessions never travel over plain HTTP to another host). Elsewhere nothing
+    // names it or links to it: a refusal or a chat message pointing at a page that cannot sign
+    // anyone in would send people nowhere.
+    let site_url = crate::app_state::public_base_url(&config, http_addr);
+    if crate::signin::web::transport_of(&site_url).is_some() {
+        decision_channels.insert(1, mttrly_core::Source::Dashboard);
+    }
+    let chat = (!chat_channels.is_empty()).then(|| {
+        crate::chat::Chat::new(
+            chat_channels,
+            db.clone(),
+            approvals.clone(),
+            decision_channels.clone(),
+            site_url.clone(),
+        )
+    });
     let prompts = crate::notify::Prompts::new(notifiers, chat.clone());
     // Subscribed before anything is recorded, so they see every event from the first.
     let mut subscribers = vec![
@@ -231,6 +244,7 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
         let _ = central.oidc.set(oidc);
     }
     let _ = central.stopping.set(shutdown_rx.clone());
+    let _ = central.site_url.set(crate::app_state::public_base_url(&central.config, http_addr));
     if let Some(slack) = slack {
         let _ = central.slack.set(slack);
     }

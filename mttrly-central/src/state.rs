@@ -66,6 +66,9 @@ pub struct Central {
     /// The group-commit queue in front of inbound alert writes (`hooks::batch`), started by the
     /// first delivery.
     pub inbound: std::sync::OnceLock<crate::hooks::batch::Batcher>,
+    /// Central's public HTTP address (`public_http_url`, else the bound listener), set once at
+    /// start: links to an action's dashboard page (IDE approvals, chat messages) start with it.
+    pub site_url: std::sync::OnceLock<String>,
     alert_writes: mpsc::UnboundedSender<Vec<AlertChange>>,
 }
 
@@ -113,8 +116,15 @@ impl Central {
             telegram: std::sync::OnceLock::new(),
             stopping: std::sync::OnceLock::new(),
             inbound: std::sync::OnceLock::new(),
+            site_url: std::sync::OnceLock::new(),
             alert_writes,
         })
+    }
+
+    /// The address of action `id`'s dashboard page, where a signed-in human sees exactly what
+    /// will run and decides; `None` before the HTTP listener is up (never in a running central).
+    pub fn action_page(&self, id: &mttrly_core::ids::ActionId) -> Option<String> {
+        self.site_url.get().map(|base| format!("{base}/actions/{id}"))
     }
 
     /// Whether an action needing approval must have reached someone (fail closed otherwise):

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use mttrly_core::{ErrorCode, MttrlyError, Role};
+use mttrly_core::{ErrorCode, MttrlyError, Role, Source};
 
 use crate::db::accounts::{Revoked, TokenOwner, TokenRow};
 use crate::state::Central;
@@ -86,14 +86,17 @@ pub async fn list(central: &Central, caller: &TokenOwner) -> Result<Vec<TokenRow
 
 /// Revokes a credential by its public id (`tkn_…` or `oauth_…`), effective at once; audited.
 pub async fn revoke(central: &Central, caller: &TokenOwner, id: &str) -> Result<(), MttrlyError> {
+    revoke_from(central, caller, id, Source::Api).await
+}
+
+/// [`revoke`] asked through `source` (the dashboard's Revoke button): the same checks, the same
+/// cache hook and the same audit row, naming the channel it came through.
+pub async fn revoke_from(central: &Central, caller: &TokenOwner, id: &str, source: Source) -> Result<(), MttrlyError> {
     let result = revoke_unaudited(central, caller, id).await;
-    central.audit(crate::audit::events::api_call(
-        caller,
-        "RevokeToken",
-        None,
-        serde_json::json!({ "token_id": id }),
-        &result,
-    ));
+    let mut event =
+        crate::audit::events::api_call(caller, "RevokeToken", None, serde_json::json!({ "token_id": id }), &result);
+    event.source = source;
+    central.audit(event);
     result
 }
 

@@ -146,6 +146,9 @@ capabilities! {
     DiagnosticRun => "diagnostic.run", params: DiagnosticParams, answer: Evidence, redact: true;
     /// Discover services, ports and runtimes and return the evidence.
     RealityDiscover => "reality.discover", params: NoParams, answer: Evidence, redact: true;
+    /// The current content of the managed file a pending write would replace (read-only, under
+    /// the write's own path rules), redacted on the host: the approver's diff.
+    FileCurrent => "file.current", params: FileCurrentParams, answer: FileCurrentText, redact: true;
 }
 
 impl fmt::Display for CapabilityId {
@@ -515,6 +518,53 @@ pub struct FileWritten {
     pub bytes_written: u64,
     /// Where the previous content was kept, when there was one.
     pub backup: Option<String>,
+}
+
+/// `file.current`: the managed path a pending write names, exactly as the write will be given it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileCurrentParams {
+    /// The path.
+    pub path: ServerPath,
+}
+
+/// What a managed file holds now, for the diff an approver reads before a write replaces it.
+/// The agent answers only for a path its write would accept (the same checks, the same symlink
+/// and `..` resolution), so this reveals nothing beyond files an assistant may already write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::struct_excessive_bools, reason = "independent wire facts the approver's page reads one by one")]
+pub struct FileCurrentText {
+    /// The resolved path the write would replace.
+    pub path: String,
+    /// Whether a file is there (a write may create it).
+    pub exists: bool,
+    /// Its size in bytes (0 when absent).
+    pub size_bytes: u64,
+    /// SHA-256 of its raw bytes (before redaction), lowercase hex; absent when it was not read
+    /// whole (absent file, or larger than [`FileCurrentText::MAX_BYTES`]).
+    pub sha256: Option<String>,
+    /// Its text, redacted on the host; absent when missing, binary, or too large.
+    pub content: Option<String>,
+    /// Whether it is not text ([`FileCurrentText::text_of`] refused it).
+    pub binary: bool,
+    /// Whether it is larger than [`FileCurrentText::MAX_BYTES`], so it was not read whole.
+    pub truncated: bool,
+    /// Whether it is one of the owner's managed env files, so `content` also went through the
+    /// key-based pass ([`crate::redactor::env_values`]); central masks the new content the same.
+    pub env_file: bool,
+    /// What the redactor removed.
+    pub redactions: Vec<RedactionCount>,
+}
+
+impl FileCurrentText {
+    /// The most a read takes: the write's own cap (a write can never be larger), so the read adds
+    /// no volume a write could not.
+    pub const MAX_BYTES: usize = crate::tools::files::Base64Content::MAX_DECODED_BYTES;
+
+    /// The one rule both ends use to call bytes text: valid UTF-8 without a NUL byte. Anything
+    /// else is shown by size and hash only.
+    pub fn text_of(bytes: &[u8]) -> Option<&str> {
+        std::str::from_utf8(bytes).ok().filter(|t| !t.contains('\0'))
+    }
 }
 
 /// A managed file removed.

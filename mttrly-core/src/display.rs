@@ -147,6 +147,31 @@ pub fn labelled_reason(reason: Option<&str>) -> Option<String> {
     Some(format!("{ASSISTANT_LABEL}: {}", assistant_text(reason)))
 }
 
+/// The longest name an MCP client may give itself.
+pub const CLIENT_NAME_MAX: usize = 64;
+
+/// An MCP client's self-reported name (`initialize`'s `clientInfo.name`) as it is recorded and
+/// shown: one token of ASCII letters, digits, `.`, `_` and `-` (anything else becomes `-`, runs
+/// of them one), at most [`CLIENT_NAME_MAX`] characters, `mcp-client` when nothing is left. The
+/// name is the client's claim and is shown beside people's names (`assistant NAME for alice`):
+/// as a single token it cannot read as more facts (`claude for alice (approved by carol)`).
+pub fn client_name(raw: &str) -> String {
+    let mut name = String::new();
+    for c in raw.chars() {
+        let keep = c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        let c = if keep { c } else { '-' };
+        if c == '-' && (name.is_empty() || name.ends_with('-')) {
+            continue;
+        }
+        name.push(c);
+        if name.len() >= CLIENT_NAME_MAX {
+            break;
+        }
+    }
+    let name = name.trim_end_matches('-');
+    if name.is_empty() { "mcp-client".to_owned() } else { name.to_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -257,6 +282,25 @@ mod tests {
         #[test]
         fn nothing_is_dropped_escapes_only_grow(s in any::<String>()) {
             prop_assert!(text(&s).chars().count() >= s.chars().count());
+        }
+    }
+
+    #[test]
+    fn a_client_name_is_one_plain_token() {
+        assert_eq!(client_name("claude-code"), "claude-code");
+        assert_eq!(client_name("Claude Desktop 1.2"), "Claude-Desktop-1.2");
+        assert_eq!(client_name("claude for alice (approved by carol)"), "claude-for-alice-approved-by-carol");
+        assert_eq!(client_name("\u{202e}\u{1b}[31m"), "31m");
+        assert_eq!(client_name("  \n "), "mcp-client");
+        assert_eq!(client_name(&"x".repeat(500)).len(), CLIENT_NAME_MAX);
+    }
+
+    proptest! {
+        #[test]
+        fn client_names_hold_only_the_token_characters(raw in ".{0,200}") {
+            let name = client_name(&raw);
+            prop_assert!(!name.is_empty() && name.len() <= CLIENT_NAME_MAX);
+            prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')), "{}", name);
         }
     }
 }

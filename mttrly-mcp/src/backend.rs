@@ -2,6 +2,8 @@
 
 use std::future::Future;
 
+use tokio::time::Instant;
+
 use mttrly_core::ids::AssistantSessionId;
 use mttrly_core::{MttrlyError, ToolId};
 use serde_json::Value;
@@ -47,5 +49,18 @@ pub trait Backend: Send + Sync + 'static {
         session: &Session,
         tool: ToolId,
         arguments: Value,
+    ) -> impl Future<Output = Result<Value, MttrlyError>> + Send;
+
+    /// Waits until action `action_id` has reached an end (run, failed, rejected, expired,
+    /// cancelled) or `deadline` passes, then returns its view, as `mttrly_get_action_result`
+    /// would show it to this session. Decides nothing and shows nothing that tool would not:
+    /// the MCP server uses it to report the outcome of a decision a human made on the action's
+    /// page (see `crate::page`).
+    fn await_action(
+        &self,
+        caller: &Self::Caller,
+        session: &Session,
+        action_id: &str,
+        deadline: Instant,
     ) -> impl Future<Output = Result<Value, MttrlyError>> + Send;
 }

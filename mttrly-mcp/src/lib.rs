@@ -7,10 +7,13 @@
 //! central over gRPC. Either way this crate owns what is MCP-specific: the session, results and
 //! errors on the wire, prompts and resources. Nothing here decides an action: MCP is not a
 //! decision channel (a form a client answers proves nothing about a human), so
-//! `mttrly_approve_action` runs like any tool and the backend answers how a human decides.
+//! `mttrly_approve_action` runs like any tool and the backend answers how a human decides; a
+//! client with URL-mode elicitation is then asked to open the action's dashboard page for its user,
+//! and the call reports what the human decided there ([`page`]).
 
 pub mod backend;
 pub mod http;
+mod page;
 mod prompts;
 pub mod remote;
 mod resources;
@@ -20,4 +23,5 @@ mod sse;
 pub mod tools;
 
 pub use backend::{Backend, Session};
+pub use page::WaitSlots;
 pub use server::McpServer;

@@ -73,7 +73,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .await
         .map_err(|e| format!("[{}] {}", e.code(), e.message()))?;
     let backend = Arc::new(RemoteCentral::new(channel));
-    let options = Options { surface };
+    let options = Options { surface, human_wait: mttrly_mcp::server::DEFAULT_HUMAN_WAIT, ..Options::default() };
     match cli.http {
         None => {
             let server = McpServer::with_caller(backend, Arc::new(options), ());

@@ -5,11 +5,16 @@
 
 use std::future::Future;
 
+use std::time::Duration;
+
+use mttrly_core::action::ActionState;
 use mttrly_core::{MttrlyError, ToolId};
+use mttrly_proto::central::v1::action_service_client::ActionServiceClient;
 use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
-use mttrly_proto::central::v1::{CallToolRequest, ListToolsRequest};
+use mttrly_proto::central::v1::{CallToolRequest, GetActionRequest, ListToolsRequest};
 use mttrly_proto::client::Authed;
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use crate::backend::{Backend, Session};
 
@@ -73,5 +78,41 @@ impl Backend for RemoteCentral {
 
     async fn call(&self, (): &(), session: &Session, tool: ToolId, arguments: Value) -> Result<Value, MttrlyError> {
         self.call_raw(session, tool, arguments).await
+    }
+
+    /// Polls central's `GetAction` (a read that is not a tool call, so waiting leaves no audit
+    /// rows) from once a second, backing off to every five, until the action ends or the deadline passes, then fetches its view
+    /// with one `mttrly_get_action_result` call, audited like any other.
+    async fn await_action(
+        &self,
+        (): &(),
+        session: &Session,
+        action_id: &str,
+        deadline: Instant,
+    ) -> Result<Value, MttrlyError> {
+        /// Between the first two polls; each later wait is half as long again, up to [`MAX_POLL`].
+        const POLL: Duration = Duration::from_secs(1);
+        /// The longest between two polls.
+        const MAX_POLL: Duration = Duration::from_secs(5);
+        let mut poll = POLL;
+        loop {
+            let action = ActionServiceClient::new(self.channel.clone())
+                .get_action(GetActionRequest { action_id: action_id.to_owned() })
+                .await
+                .map_err(|s| status(&s))?
+                .into_inner()
+                .action;
+            let ended = action
+                .as_ref()
+                .and_then(|a| ActionState::ALL.into_iter().find(|s| s.as_str() == a.status))
+                .is_some_and(ActionState::is_terminal);
+            let now = Instant::now();
+            if ended || now >= deadline {
+                break;
+            }
+            tokio::time::sleep_until(deadline.min(now + poll)).await;
+            poll = (poll * 3 / 2).min(MAX_POLL);
+        }
+        self.call_raw(session, ToolId::GetActionResult, json!({ "action_id": action_id })).await
     }
 }

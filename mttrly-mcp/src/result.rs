@@ -13,6 +13,14 @@ pub(crate) fn success(value: Value) -> CallToolResult {
     result
 }
 
+/// A successful call whose outcome someone else decided: `summary` first, in words, then the
+/// structured result as in [`success`].
+pub(crate) fn success_with_summary(summary: String, value: Value) -> CallToolResult {
+    let mut result = success(value);
+    result.content.insert(0, ContentBlock::text(summary));
+    result
+}
+
 /// A failed call: `isError: true` with the core error body `{code, message, suggested_action,
 /// details}` as structured content, and a readable line for the assistant.
 pub(crate) fn failure(err: &MttrlyError) -> CallToolResult {

@@ -16,14 +16,25 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
 use crate::backend::{Backend, Session};
-use crate::{prompts, resources, result, tools};
+use crate::{page, prompts, resources, result, tools};
 
 /// What an MCP server exposes on top of what the backend allows. It can only narrow.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Advertise and allow only these tools (after the backend's own list); `None` for all.
     pub surface: mttrly_core::ToolSurface,
+    /// How long a `mttrly_approve_action` / `mttrly_cancel_action` call that sent the user to the
+    /// action's page waits for a human to decide there ([`crate::page`]); zero uses
+    /// [`DEFAULT_HUMAN_WAIT`].
+    pub human_wait: std::time::Duration,
+    /// The calls waiting for a human on an action's page, shared by every session of this
+    /// server: bounded per caller and in all ([`crate::page::WaitSlots`]).
+    pub page_waits: Arc<crate::page::WaitSlots>,
 }
+
+/// How long a call waits for a human on the action's page unless told otherwise: long enough to
+/// sign in, read and decide; short enough that an assistant is not stuck when nobody comes.
+pub const DEFAULT_HUMAN_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The MCP server for one session.
 pub struct McpServer<B: Backend> {
@@ -112,13 +123,6 @@ fn internal(err: &MttrlyError) -> ErrorData {
     ErrorData::internal_error(format!("{}: {}", err.code(), err.message()), None)
 }
 
-/// The client's name, cleaned for audit rows: printable ASCII, at most 64 characters.
-fn clean_client_name(name: &str) -> String {
-    let cleaned: String =
-        name.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect::<String>().trim().to_owned();
-    if cleaned.is_empty() { "mcp-client".to_owned() } else { cleaned }
-}
-
 impl<B: Backend> ServerHandler for McpServer<B> {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().build();
@@ -133,8 +137,9 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         info
     }
 
-    /// The protocol revisions this server is tested with. It sends no server-to-client requests
-    /// (no elicitation): nothing a client answers can stand for a human's decision.
+    /// The protocol revisions this server is tested with. Its only server-to-client request is
+    /// URL-mode elicitation pointing at an action's page ([`crate::page`]); nothing a client
+    /// answers stands for a human's decision.
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
     }
@@ -145,7 +150,7 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         self.caller(&context)?;
-        let _ = self.client_name.set(clean_client_name(&request.client_info.name));
+        let _ = self.client_name.set(mttrly_core::display::client_name(&request.client_info.name));
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
@@ -175,7 +180,37 @@ impl<B: Backend> ServerHandler for McpServer<B> {
             return Err(ErrorData::invalid_params(format!("unknown tool: {}", request.name), None));
         };
         let arguments = request.arguments.map_or(Value::Null, Value::Object);
+        // What the assistant asked for, to say the outcome against it (see `page`).
+        let asked = match (tool, arguments.get("decision").and_then(Value::as_str)) {
+            (ToolId::CancelAction, _) => "cancel",
+            (_, Some("reject")) => "reject",
+            _ => "approve",
+        };
         let outcome = self.run_tool(&caller, tool, arguments).await;
+        let page = match &outcome {
+            Err(refused) if matches!(tool, ToolId::ApproveAction | ToolId::CancelAction) => page::page_of(refused),
+            _ => None,
+        };
+        let slot = page.as_ref().and_then(|_| self.options.page_waits.take(&self.backend.caller_key(&caller)));
+        if let (Err(refused), Some((action_id, url)), Some(_slot)) = (outcome.as_ref(), page, slot) {
+            // A human decides on the action's page; the call waits for what they decided.
+            let wait = if self.options.human_wait.is_zero() { DEFAULT_HUMAN_WAIT } else { self.options.human_wait };
+            let session = self.session();
+            let visit = page::Visit {
+                backend: self.backend.as_ref(),
+                caller: &caller,
+                session: &session,
+                peer: &context.peer,
+                progress: context.meta.get_progress_token(),
+                wait,
+                asked,
+            };
+            return Ok(tokio::select! {
+                answer = visit.answer(refused.clone(), &action_id, &url) => answer,
+                () = context.ct.cancelled() => result::failure(refused),
+            }
+            .into());
+        }
         Ok(match outcome {
             Ok(value) => result::success(value),
             Err(err) => result::failure(&err),

@@ -50,6 +50,17 @@ impl Backend for Rendezvous {
             Err(_) => Err(MttrlyError::new(ErrorCode::Timeout, "the other calls of this session never started")),
         }
     }
+
+    /// This backend creates no actions, so none is ever waited for.
+    async fn await_action(
+        &self,
+        _caller: &String,
+        _session: &Session,
+        action_id: &str,
+        _deadline: tokio::time::Instant,
+    ) -> Result<Value, MttrlyError> {
+        Err(MttrlyError::new(ErrorCode::ActionNotFound, format!("no action {action_id} here")))
+    }
 }
 
 /// One HTTP/1.1 POST on its own connection; returns the response head and the de-chunked body.

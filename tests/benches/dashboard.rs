@@ -1,9 +1,20 @@
-//! The dashboard's two biggest pages, rendered server-side for a signed-in person over loopback
-//! HTTP (issue 14's bar: median under 30 ms): the pending actions with 200 actions waiting (each
+//! The dashboard's biggest pages, rendered server-side for a signed-in person over loopback HTTP
+//! (issue 14's bar: median under 30 ms): the pending actions with 200 actions waiting (each
 //! judged for this person: rule, four eyes, approvals so far), and the servers with 10,000
-//! servers. The rows are written straight into central's database (the plan's server limit and
-//! the per-server pending cap would otherwise stop at a few); the person signs in through their
-//! invite and the sign-in form, as in the browser tests.
+//! servers as a person gets them: the first page (100 rows under the fleet's totals), a filtered
+//! page, the alerting ones, and one server's own page with a day of metrics history. The rows are
+//! written straight into central's database (the plan's server limit and the per-server pending
+//! cap would otherwise stop at a few); the person signs in through their invite and the sign-in
+//! form, as in the browser tests.
+//!
+//! It also times the pieces the servers page used to spend its time on (every row read whole,
+//! every metrics JSON parsed, every open alert listed), and what the metrics history costs: one
+//! sample of 10,000 servers inside the heartbeat flush, and the database's growth per sampled
+//! hour.
+//!
+//! Last, a new pending action reaching an open page (issue 14's bar: under 100 ms): from the
+//! assistant's request to the page's live feed naming it, and to the page's `<main>` fetched
+//! again with it, as `app.js` does.
 //!
 //! cargo bench -p mttrly-tests --bench dashboard -- [--requests 200]
 
@@ -23,6 +34,12 @@ use mttrly_tests::in_process::{InProcessCentral, authed};
 
 const PENDING: usize = 200;
 const SERVERS: usize = 10_000;
+/// Servers with an open alert (one each).
+const ALERTING: usize = 150;
+/// Rows on a page of `/servers`.
+const PAGE: usize = 100;
+/// Minutes of history sampled for every server.
+const SAMPLED_MINUTES: i64 = 60;
 const PASSWORD: &str = "correct horse battery staple";
 
 fn now_step() -> u64 {
@@ -120,7 +137,7 @@ async fn signed_in(h: &InProcessCentral) -> Http {
 
 /// Writes `SERVERS` servers and `PENDING` pending actions (requested by the admin's assistant,
 /// spread over the first servers) into the account.
-async fn seed(h: &InProcessCentral) {
+async fn seed(h: &InProcessCentral) -> Vec<String> {
     let (account, _) = h.central.central.db.first_account().await.unwrap().unwrap();
     let admin = h.central.central.db.account(&account).users().list().await.unwrap().remove(0);
     let now = mttrly_central::db::now_ms();
@@ -141,6 +158,7 @@ async fn seed(h: &InProcessCentral) {
     })
     .unwrap();
     let account_id = account.to_string();
+    let ids = servers.clone();
     h.central
         .central
         .db
@@ -151,10 +169,18 @@ async fn seed(h: &InProcessCentral) {
                     r#"{{"collected_at":"2026-12-01T10:00:00Z","cpu_percent":{}.5,"memory_total_bytes":8000000000,"memory_used_bytes":4000000000,"memory_percent":50.0,"swap_total_bytes":0,"swap_used_bytes":0,"load_average":[0.5,0.4,0.3],"uptime_seconds":1000,"filesystems":[{{"mount_point":"/","fs_type":"ext4","total_bytes":100,"used_bytes":42,"used_percent":42.0}}]}}"#,
                     i % 100
                 );
+                let environment = ["production", "staging", "development"][i % 3];
                 tx.execute(
                     "INSERT INTO servers (id, account_id, name, environment, created_at, agent_version, last_seen_at, metrics_json)
-                     VALUES (?1, ?2, ?3, 'production', ?4, '0.1.0', ?4, ?5)",
-                    rusqlite::params![id, account_id, format!("web-{i}"), now, metrics],
+                     VALUES (?1, ?2, ?3, ?4, ?5, '0.1.0', ?5, ?6)",
+                    rusqlite::params![id, account_id, format!("web-{i}"), environment, now, metrics],
+                )?;
+            }
+            for id in servers.iter().step_by(SERVERS / ALERTING).take(ALERTING) {
+                tx.execute(
+                    "INSERT INTO alerts (id, account_id, server_id, rule, subject, severity, status, summary, opened_at)
+                     VALUES (?1, ?2, ?3, 'disk_usage', '/', 'warning', 'open', 'disk / at 91%', ?4)",
+                    rusqlite::params![mttrly_core::ids::AlertId::generate().to_string(), account_id, id, now],
                 )?;
             }
             for (i, (id, content, sha)) in actions.iter().enumerate() {
@@ -181,6 +207,95 @@ async fn seed(h: &InProcessCentral) {
         })
         .await
         .unwrap();
+    ids
+}
+
+/// Samples every server's metrics `SAMPLED_MINUTES` times (the last hour, a minute apart) through
+/// the heartbeat flush; prints what one sample of the fleet costs and how much the database grew.
+async fn sample_history(h: &InProcessCentral) {
+    let db = &h.central.central.db;
+    let size = || async {
+        db.with_connection_for_tests(|c| {
+            c.query_row("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .await
+        .unwrap()
+    };
+    let before = size().await;
+    let now = mttrly_central::db::now_ms();
+    let mut took = Vec::new();
+    for k in (1..=SAMPLED_MINUTES).rev() {
+        let start = Instant::now();
+        db.fleet().flush_heartbeats(Vec::new(), Some(now - k * 60_000)).await.unwrap();
+        took.push(start.elapsed());
+    }
+    took.sort();
+    let rows: i64 = db
+        .with_connection_for_tests(|c| c.query_row("SELECT COUNT(*) FROM server_metrics", [], |r| r.get(0)))
+        .await
+        .unwrap();
+    let grown = size().await - before;
+    println!(
+        "metrics history: one sample of {SERVERS} servers in the flush: median {:?}, max {:?}; \
+         {SAMPLED_MINUTES} samples each: {rows} rows, database +{:.1} MB (≈ {:.0} MB per day at this rate)",
+        took[took.len() / 2],
+        took[took.len() - 1],
+        grown as f64 / 1e6,
+        grown as f64 / 1e6 * 24.0 * 60.0 / SAMPLED_MINUTES as f64
+    );
+}
+
+/// What the servers page used to do for every request, piece by piece: read every row whole,
+/// parse every metrics JSON, list every open alert.
+async fn profile_the_old_page(h: &InProcessCentral) {
+    let (account, _) = h.central.central.db.first_account().await.unwrap().unwrap();
+    let db = h.central.central.db.account(&account);
+    let mut read = Vec::new();
+    let mut parse = Vec::new();
+    let mut alerts = Vec::new();
+    let mut briefs = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        let rows = db.servers().list().await.unwrap();
+        read.push(start.elapsed());
+        let start = Instant::now();
+        let parsed = rows
+            .iter()
+            .filter_map(|r| {
+                r.metrics_json
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str::<mttrly_core::tools::common::HostMetrics>(j).ok())
+            })
+            .count();
+        parse.push(start.elapsed());
+        assert!(parsed >= SERVERS, "every seeded server (and the live one once its metrics are flushed)");
+        let start = Instant::now();
+        let open = mttrly_central::db::alerts::AlertFilter {
+            status: Some(mttrly_core::tools::servers::AlertStatus::Open),
+            limit: u32::MAX,
+            ..Default::default()
+        };
+        assert_eq!(db.alerts().list(&open).await.unwrap().len(), ALERTING);
+        alerts.push(start.elapsed());
+        let start = Instant::now();
+        assert_eq!(db.servers().briefs().await.unwrap().len(), SERVERS + 1);
+        db.servers().open_alert_counts().await.unwrap();
+        briefs.push(start.elapsed());
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    println!(
+        "servers page pieces (medians of 20): before: every row read whole {:?}, every metrics JSON parsed (as HostMetrics; the page parsed a slimmer view) {:?}, \
+         every open alert listed {:?}; now: every row in brief + one grouped alert count {:?}",
+        median(&mut read),
+        median(&mut parse),
+        median(&mut alerts),
+        median(&mut briefs)
+    );
 }
 
 async fn measure(http: &mut Http, path: &str, requests: usize, expect: &str, count: usize) -> (Duration, Duration) {
@@ -199,18 +314,140 @@ async fn measure(http: &mut Http, path: &str, requests: usize, expect: &str, cou
     (took[took.len() / 2], took[(took.len() * 99 / 100).min(took.len() - 1)])
 }
 
+/// A server with a real agent connected, registered before the seeding fills the plan: the live
+/// measurement's actions are asked for on it.
+async fn online_server(h: &InProcessCentral) -> (String, mttrly_tests::in_process::RunningAgent) {
+    use mttrly_proto::central::v1::AddServerRequest;
+    use mttrly_proto::central::v1::server_service_client::ServerServiceClient;
+    let added = ServerServiceClient::new(h.channel().await)
+        .add_server(authed(
+            &h.admin,
+            AddServerRequest {
+                name: "live-1".into(),
+                environment: mttrly_proto::convert::environment_to_wire(mttrly_core::Environment::Production),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let agent = mttrly_tests::in_process::run_agent(
+        h.central.grpc_url(),
+        &added.install_token,
+        h.dir.path().join("live-agent"),
+    )
+    .await;
+    let id = ServerId::parse(&added.server_id).unwrap();
+    while h.central.central.agents.status(&id, mttrly_central::db::now_ms()).status
+        != mttrly_core::tools::common::ConnectionStatus::Online
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (added.server_id, agent)
+}
+
+/// A new pending action reaching an open page, as `app.js` gets it: from the assistant's
+/// request (`mttrly_execute_command` over gRPC) to the page's live feed naming the action
+/// (`event: action`), and to the page's `<main>` fetched again showing it. Each round adds one
+/// action to the pending page (which already holds the seeded ones).
+async fn live(h: &InProcessCentral, http: &Http, server: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let cookies = http.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let mut feed =
+        http.http.get(format!("{}/events", http.base)).header(reqwest::header::COOKIE, &cookies).send().await.unwrap();
+    assert_eq!(feed.status(), 200);
+    let (mut heard_at, mut shown_at) = (Vec::new(), Vec::new());
+    let mut buffer = String::new();
+    for i in 0..rounds {
+        let channel = h.channel().await;
+        let args = serde_json::json!({ "server_id": server, "command": format!("systemctl restart live-{i}") });
+        let started = Instant::now();
+        let asked = tokio::spawn({
+            let admin = h.admin.clone();
+            async move { mttrly_tests::in_process::call_tool(channel, &admin, "mttrly_execute_command", args).await }
+        });
+        // The feed's next `action` event is this action's (nothing else creates or decides any).
+        let id = loop {
+            if let Some(at) = buffer.find("event: action\ndata: ") {
+                let rest = &buffer[at + "event: action\ndata: ".len()..];
+                if let Some(end) = rest.find('\n') {
+                    let id = rest[..end].to_owned();
+                    buffer = rest[end..].to_owned();
+                    break id;
+                }
+            }
+            let chunk = feed.chunk().await.unwrap().expect("the feed stays open");
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+        };
+        heard_at.push(started.elapsed());
+        let page = http
+            .http
+            .get(format!("{}/", http.base))
+            .header(reqwest::header::COOKIE, &cookies)
+            .header("X-Mttrly-Fragment", "1")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        shown_at.push(started.elapsed());
+        assert!(page.contains(&format!("id=\"action-{id}\"")), "the page shows the new action");
+        let (is_error, answer) = asked.await.unwrap();
+        assert!(!is_error && answer["action_id"] == id.as_str(), "{answer}");
+    }
+    (heard_at, shown_at)
+}
+
+fn median_p99(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |percent: usize| samples[(samples.len() * percent / 100).min(samples.len() - 1)];
+    (at(50), at(99))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let requests: usize = args.windows(2).find(|w| w[0] == "--requests").and_then(|w| w[1].parse().ok()).unwrap_or(200);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let h = InProcessCentral::start(|_| {}).await;
-        seed(&h).await;
+        let h = InProcessCentral::start(|cfg| {
+            cfg.max_pending_actions_per_server = 10_000;
+            cfg.rate_limit_principal_per_minute = 100_000;
+            cfg.rate_limit_account_per_minute = 100_000;
+        })
+        .await;
+        let (live_server, _agent) = online_server(&h).await;
+        let servers = seed(&h).await;
+        sample_history(&h).await;
+        profile_the_old_page(&h).await;
         let mut http = signed_in(&h).await;
         let (median, p99) = measure(&mut http, "/", requests, "<article class=\"action\"", PENDING).await;
         println!("dashboard GET / ({PENDING} pending actions): {requests} requests, median {median:?}, p99 {p99:?}");
-        let (median, p99) = measure(&mut http, "/servers", requests, "<th scope=\"row\">", SERVERS).await;
-        println!("dashboard GET /servers ({SERVERS} servers): {requests} requests, median {median:?}, p99 {p99:?}");
+        let row = "<th scope=\"row\"><a href=\"/servers/";
+        // The first page: the totals of all 10,000 and 100 rows.
+        let (median, p99) = measure(&mut http, "/servers", requests, row, PAGE).await;
+        let (_, body) = http.get("/servers").await;
+        // The seeded servers and the one whose agent the live measurement uses.
+        assert!(body.contains("10,001 servers"), "the totals count every server");
+        assert!(body.contains(&format!("{ALERTING} alerting")), "and every alerting one");
+        println!("dashboard GET /servers ({SERVERS} servers, first page): {requests} requests, median {median:?}, p99 {p99:?}");
+        // Filtered by name and environment: web-1000..web-1999 and web-100..199 etc., staging only.
+        let path = "/servers?q=web-1&env=staging&page=2";
+        let (median, p99) = measure(&mut http, path, requests, row, PAGE).await;
+        println!("dashboard GET {path}: {requests} requests, median {median:?}, p99 {p99:?}");
+        let path = "/servers?state=alerting";
+        let (median, p99) = measure(&mut http, path, requests, row, PAGE).await;
+        println!("dashboard GET {path} ({ALERTING} alerting): {requests} requests, median {median:?}, p99 {p99:?}");
+        let path = format!("/servers/{}?hours=24", servers[0]);
+        let (median, p99) = measure(&mut http, &path, requests, "<polyline", 4).await;
+        println!(
+            "dashboard GET /servers/{{id}}?hours=24 ({SAMPLED_MINUTES} samples): {requests} requests, median {median:?}, p99 {p99:?}"
+        );
+        let rounds = requests.min(200);
+        let (heard, shown) = live(&h, &http, &live_server, rounds).await;
+        let ((heard_median, heard_p99), (shown_median, shown_p99)) = (median_p99(heard), median_p99(shown));
+        println!(
+            "dashboard live: a new pending action, {rounds} rounds: on the open page's feed median {heard_median:?}, \
+             p99 {heard_p99:?}; on the page (its <main> fetched again, {PENDING}+ pending) median {shown_median:?}, p99 {shown_p99:?}"
+        );
         h.central.shutdown().await;
     });
 }

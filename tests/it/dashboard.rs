@@ -21,13 +21,13 @@ use serde_json::{Value, json};
 use crate::approvals::{add_server, code_at, now_step};
 use crate::common::{Harness, RunningAgent, authed, call_tool, get_action, harness, run_agent, urlencode};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 /// How long anything live may take to show.
-const LIVE: Duration = Duration::from_secs(15);
+pub(crate) const LIVE: Duration = Duration::from_secs(15);
 
 /// A person with a password and TOTP: their name, their authenticator's secret, and the last
 /// step a code was accepted for (a code never counts twice).
-struct Person {
+pub(crate) struct Person {
     name: String,
     secret: TotpSecret,
     last_step: u64,
@@ -35,7 +35,7 @@ struct Person {
 
 impl Person {
     /// A code for a step after the last one used, waiting until the clock allows it (±1 step).
-    async fn fresh_code(&mut self) -> String {
+    pub(crate) async fn fresh_code(&mut self) -> String {
         let step = self.last_step + 1;
         while now_step() + 1 < step {
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -46,19 +46,19 @@ impl Person {
 }
 
 /// A cookie-keeping HTTP client for the invite pages (set-up, not under test here).
-struct Http {
-    http: reqwest::Client,
+pub(crate) struct Http {
+    pub(crate) http: reqwest::Client,
     base: String,
-    jar: BTreeMap<String, String>,
+    pub(crate) jar: BTreeMap<String, String>,
 }
 
 impl Http {
-    fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Self { http, base: base.to_owned(), jar: BTreeMap::new() }
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, String) {
+    pub(crate) async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, String) {
         let cookies = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         let request = if cookies.is_empty() { request } else { request.header(reqwest::header::COOKIE, cookies) };
         let response = request.send().await.unwrap();
@@ -69,12 +69,29 @@ impl Http {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
-    async fn get(&mut self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&mut self, path: &str) -> (u16, String) {
         let request = self.http.get(format!("{}{path}", self.base));
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    /// Signs `who` in through `/signin` with password and a fresh code; the session cookie stays
+    /// in the jar, so later requests are theirs.
+    pub(crate) async fn sign_in(&mut self, who: &mut Person) {
+        let (status, page) = self.get("/signin").await;
+        assert_eq!(status, 200, "{page}");
+        let csrf = hidden(&page, "csrf");
+        let code = who.fresh_code().await;
+        let name = who.name.clone();
+        let (status, page) = self
+            .post(
+                "/signin",
+                &[("csrf", &csrf), ("next", "/"), ("login", &name), ("password", PASSWORD), ("code", &code)],
+            )
+            .await;
+        assert_eq!(status, 303, "signed in: {page}");
+    }
+
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
         let body = form.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&");
         let request = self
             .http
@@ -87,14 +104,14 @@ impl Http {
 }
 
 /// The value of the hidden input `name` in a page.
-fn hidden(body: &str, name: &str) -> String {
+pub(crate) fn hidden(body: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let at = body.find(&marker).unwrap_or_else(|| panic!("no {name} in {body}")) + marker.len();
     body[at..].split('"').next().unwrap().to_owned()
 }
 
 /// Adds `name` with `role` and goes through their invite: password, then TOTP.
-async fn person(h: &Harness, name: &str, role: &str) -> Person {
+pub(crate) async fn person(h: &Harness, name: &str, role: &str) -> Person {
     let base = h.central.http_url();
     let added = UserServiceClient::new(h.channel().await)
         .add_user(authed(
@@ -130,7 +147,7 @@ async fn person(h: &Harness, name: &str, role: &str) -> Person {
 }
 
 /// A production server with a real agent online: its id and the agent.
-async fn online_production(h: &Harness) -> (String, RunningAgent) {
+pub(crate) async fn online_production(h: &Harness) -> (String, RunningAgent) {
     let added = add_server(h, "web-1", mttrly_core::Environment::Production).await;
     let agent = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
     let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
@@ -146,7 +163,7 @@ async fn online_production(h: &Harness) -> (String, RunningAgent) {
 }
 
 /// The admin's assistant asks to run `command` on `server`; the pending action's id.
-async fn request(h: &Harness, server: &str, command: &str, reason: &str) -> String {
+pub(crate) async fn request(h: &Harness, server: &str, command: &str, reason: &str) -> String {
     let args = json!({ "server_id": server, "command": command, "reason": reason });
     let (is_error, answer) = call_tool(h.channel().await, &h.admin, "mttrly_execute_command", args).await;
     assert!(!is_error, "{answer}");
@@ -156,7 +173,7 @@ async fn request(h: &Harness, server: &str, command: &str, reason: &str) -> Stri
 
 /// Signs `who` in through the sign-in page, typing a fresh code; lands on the pending page with
 /// its live feed connected.
-async fn sign_in(browser: &Browser, base: &str, who: &mut Person) {
+pub(crate) async fn sign_in(browser: &Browser, base: &str, who: &mut Person) {
     browser.goto(&format!("{base}/")).await;
     assert!(browser.url().await.contains("/signin"), "signed out, `/` leads to the sign-in page");
     let login = browser.wait_for("input[name=login]", LIVE).await;
@@ -169,15 +186,25 @@ async fn sign_in(browser: &Browser, base: &str, who: &mut Person) {
     assert!(browser.text_of("header.top").await.contains(&format!("Signed in as {}", who.name)));
 }
 
+/// The Approve button at `selector` once it takes clicks: after the list of actions changed,
+/// the page holds its Approve buttons for a moment (`app.js`, `settle`).
+pub(crate) async fn settled(browser: &Browser, selector: &str) -> mttrly_tests::webdriver::Element {
+    let button = browser.wait_for(selector, LIVE).await;
+    browser
+        .wait_until(&format!("const b = document.querySelector({selector:?}); return !!b && !b.disabled;"), LIVE)
+        .await;
+    button
+}
+
 /// The action's status as central stores it.
-async fn status_of(h: &Harness, id: &str) -> String {
+pub(crate) async fn status_of(h: &Harness, id: &str) -> String {
     get_action(h.channel().await, &h.admin, id).await.status
 }
 
 /// Takes a screenshot of the viewport (always: it must be a PNG); with
 /// `MTTRLY_DOCS_SCREENSHOTS=1` it is written to the repository's `docs/NAME.png`, which the
 /// README shows (otherwise each run would rewrite the committed images).
-async fn screenshot(browser: &Browser, name: &str) {
+pub(crate) async fn screenshot(browser: &Browser, name: &str) {
     let png = base64::engine::general_purpose::STANDARD.decode(browser.screenshot_base64().await).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     if std::env::var_os("MTTRLY_DOCS_SCREENSHOTS").is_some_and(|v| v == "1") {
@@ -188,7 +215,7 @@ async fn screenshot(browser: &Browser, name: &str) {
 
 /// POSTs a form from inside the page (same origin, the session's cookie), as a script forging a
 /// request would; the HTTP status.
-async fn post_from_page(browser: &Browser, path: &str, fields: Value) -> u16 {
+pub(crate) async fn post_from_page(browser: &Browser, path: &str, fields: Value) -> u16 {
     let status = browser
         .execute_async(
             "const done = arguments[arguments.length - 1];
@@ -223,6 +250,10 @@ async fn a_pending_action_appears_live_is_approved_with_a_fresh_code_and_its_res
     let card = format!("#action-{id}");
     browser.wait_for(&card, LIVE).await;
     assert_eq!(browser.execute("return window.sameDocument;", json!([])).await, "yes", "no reload");
+    // The list just changed: its Approve buttons wait a moment before they take a click.
+    let held =
+        browser.execute(&format!("return document.querySelector('{card} button.approve').disabled;"), json!([])).await;
+    assert_eq!(held, true, "an Approve button that just moved into place is held");
 
     let shown = get_action(h.channel().await, &h.admin, &id).await;
     let text = browser.text_of(&card).await;
@@ -251,7 +282,7 @@ async fn a_pending_action_appears_live_is_approved_with_a_fresh_code_and_its_res
 
     // A wrong code is refused on the action's page, nothing decided.
     browser.type_into(&browser.wait_for(&format!("{card} input[name=code]"), LIVE).await, "000000").await;
-    browser.click(&browser.wait_for(&format!("{card} button.approve"), LIVE).await).await;
+    browser.click(&settled(&browser, &format!("{card} button.approve")).await).await;
     browser.wait_for("main[data-connected] p.err[role=alert]", LIVE).await;
     let refusal = browser.text_of("p.err[role=alert]").await;
     assert!(refusal.starts_with("Refused:"), "{refusal}");
@@ -262,7 +293,7 @@ async fn a_pending_action_appears_live_is_approved_with_a_fresh_code_and_its_res
     let code = bob.fresh_code().await;
     let form = format!("#action-{id} form.approve");
     browser.type_into(&browser.wait_for(&format!("{form} input[name=code]"), LIVE).await, &code).await;
-    browser.click(&browser.wait_for(&format!("{form} button.approve"), LIVE).await).await;
+    browser.click(&settled(&browser, &format!("{form} button.approve")).await).await;
     browser.wait_for(&format!("main[data-live='action:{id}']"), LIVE).await;
     browser.wait_for("main[data-connected] .status .state.succeeded", LIVE).await;
     assert!(marker.exists(), "the agent ran it");
@@ -458,4 +489,59 @@ async fn headers_assets_and_signed_out_requests() {
         tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = events.chunk().await {} }).await;
     assert!(ended.is_ok(), "the feed ends when central stops");
     stopping.await.unwrap();
+}
+
+/// An action's page follows its execution: while the command runs, what it printed so far is on
+/// the page (redacted) and the live feed names the action each time it prints; the result then
+/// replaces it. Plain HTTP: the feed is read as a browser's `EventSource` would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_actions_output_reaches_its_page_while_it_runs() {
+    let h = harness(|_| {}).await;
+    let base = h.central.http_url();
+    let (server, _agent) = online_production(&h).await;
+    let mut bob = person(&h, "bob", "operator").await;
+    let mut page = Http::new(&base);
+    page.sign_in(&mut bob).await;
+    let marker = h.dir.path().join("finished");
+    let command = format!(
+        "echo first-line token=ghp_0123456789abcdefABCDEFGHIJ0123456789; sleep 4; echo second-line; touch {}",
+        marker.display()
+    );
+    let id = request(&h, &server, &command, "watch it run").await;
+
+    // The live feed, with Bob's cookie.
+    let cookies = page.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let mut feed =
+        page.http.get(format!("{base}/events")).header(reqwest::header::COOKIE, cookies).send().await.unwrap();
+    assert_eq!(feed.status(), 200);
+
+    let (_, shown) = page.get(&format!("/actions/{id}")).await;
+    let (csrf, seen) = (hidden(&shown, "csrf"), hidden(&shown, "seen_sha256"));
+    let (status, answer) =
+        page.post(&format!("/actions/{id}/approve"), &[("csrf", &csrf), ("seen_sha256", &seen)]).await;
+    assert_eq!(status, 303, "{answer}");
+
+    // The feed names the action when it prints.
+    let wanted = format!("event: output\ndata: {id}\n");
+    let mut heard = String::new();
+    let until = tokio::time::Instant::now() + LIVE;
+    while !heard.contains(&wanted) {
+        let chunk = tokio::time::timeout_at(until, feed.chunk()).await.expect("an output event in time");
+        heard.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("the feed stays open")));
+    }
+    // The page shows the first line, redacted, before the command ends.
+    let (_, running) = page.get(&format!("/actions/{id}")).await;
+    assert!(running.contains("Output so far"), "{running}");
+    // What it printed is redacted (the command itself, exactly what runs, is shown as approved).
+    assert!(running.contains("<pre class=\"output\">first-line token=[REDACTED:github_token]\n</pre>"), "{running}");
+    assert!(!marker.exists(), "it is still running");
+
+    for _ in 0..200 {
+        if status_of(&h, &id).await == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, done) = page.get(&format!("/actions/{id}")).await;
+    assert!(done.contains("second-line\n</pre>") && !done.contains("Output so far"), "the result replaces it: {done}");
 }

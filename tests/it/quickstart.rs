@@ -31,9 +31,16 @@ fn quickstart_prints_one_json_line_and_serves_a_live_local_agent() {
     // The admin has no password or second factor yet: the run says where to set them.
     let setup = info["admin_setup_url"].as_str().expect("admin_setup_url on a fresh data dir");
     assert!(setup.starts_with(&format!("{}/invite/", info["http_url"].as_str().expect("http"))), "{setup}");
-    for field in ["mcp_url", "grpc_url", "http_url", "admin_token", "assistant_token", "server_id", "data_dir"] {
+    for field in
+        ["mcp_url", "grpc_url", "http_url", "dashboard_url", "admin_token", "assistant_token", "server_id", "data_dir"]
+    {
         assert!(info[field].as_str().is_some_and(|v| !v.is_empty()), "missing {field}: {info}");
     }
+    // The dashboard is central's own root; signed out, it leads to the sign-in page.
+    let dashboard = info["dashboard_url"].as_str().expect("dashboard_url");
+    assert_eq!(dashboard, format!("{}/", info["http_url"].as_str().expect("http")));
+    let root = mttrly_tests::http_request(dashboard.trim_end_matches('/'), "GET", "/", &[], "");
+    assert_eq!(root.status, 303, "{root:?}");
     let cli = |args: &[&str]| -> Value {
         let out = Command::new(binary("mttrly-cli"))
             .args(["--central", info["grpc_url"].as_str().expect("url")])

@@ -327,8 +327,7 @@ async fn an_invite_sets_a_password_and_totp_then_sign_in_asks_for_both() {
 
     // The audit log has the sign-ins and the invite, never a password or a code.
     h.central.central.audit.flush().await;
-    let filter =
-        mttrly_central::db::audit::AuditFilter { server_id: None, subject: None, before_seq: None, limit: 1000 };
+    let filter = mttrly_central::db::audit::AuditFilter { limit: 1000, ..Default::default() };
     let rows = h.central.central.db.account(&h.account().await).audit().list(&filter).await.unwrap();
     let text = format!("{rows:?}");
     for subject in ["AcceptInvite", "SignIn", "SignOut", "VerifySecondFactor", "AddUser"] {
@@ -949,8 +948,7 @@ impl Harness {
 
     async fn sign_in_rows(&self, account: &mttrly_core::ids::AccountId) -> usize {
         self.central.central.audit.flush().await;
-        let filter =
-            mttrly_central::db::audit::AuditFilter { server_id: None, subject: None, before_seq: None, limit: 1000 };
+        let filter = mttrly_central::db::audit::AuditFilter { limit: 1000, ..Default::default() };
         let rows = self.central.central.db.account(account).audit().list(&filter).await.unwrap();
         rows.iter().filter(|r| format!("{r:?}").contains("\"SignIn\"")).count()
     }

@@ -133,11 +133,38 @@ async fn http_mode_never_decides_whatever_the_token_or_the_client_answers() {
     assert_eq!(still["status"], "pending_approval", "{still}");
     assert!(!marker.exists());
 
-    // The human decides with the CLI.
+    // A client with URL-mode elicitation is sent to the action's page on central and waits; the
+    // client's "accept" decides nothing; the human decides (here with the CLI) and the waiting call
+    // reports the outcome, relayed through central's API.
+    let (session, forms, pages) = mcp::connect_with_pages(&url, "unused", Some(Human::OpensPages)).await;
+    let call = tokio::spawn({
+        let id = id.clone();
+        async move {
+            let result =
+                mcp::call(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+            (session, result)
+        }
+    });
+    let page = format!("{}/actions/{id}", central.http_url.trim_end_matches('/'));
+    for _ in 0..300 {
+        if !pages.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pages.lock().expect("lock").clone(), vec![page], "sent to the action's page on central");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!call.is_finished() && !marker.exists(), "the client's accept decided nothing");
     let approved = tokio::task::block_in_place(|| central.cli_json(&["actions", "approve", &id, "--yes"]));
     assert_eq!(approved["status"], "succeeded", "{approved}");
     assert_eq!(approved["approvals"][0]["channel"], "cli", "{approved}");
     assert!(marker.exists());
+    let (_session, reported) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), call).await.expect("in time").expect("joined");
+    assert_ne!(reported.is_error, Some(true), "{reported:?}");
+    let view = reported.structured_content.expect("the action");
+    assert_eq!(view["status"], "succeeded", "the waiting call reports the outcome: {view}");
+    assert!(forms.lock().expect("lock").is_empty(), "never a form");
     // A browser page on another origin is refused.
     let evil = mttrly_tests::http_request(
         url.trim_end_matches("/mcp"),

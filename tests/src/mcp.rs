@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult,
-    ElicitationAction, Implementation,
+    ElicitationAction, ElicitationCapability, FormElicitationCapability, Implementation, UrlElicitationCapability,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -22,6 +22,11 @@ pub enum Human {
     AcceptsUnticked,
     /// Declines.
     Declines,
+    /// A client with URL-mode elicitation too, accepting everything: it "opens" every page it is
+    /// sent to (records it) and ticks every form, as an auto-accepting client would.
+    OpensPages,
+    /// A client with URL-mode elicitation whose user declines to open the page.
+    DeclinesPages,
 }
 
 /// The test client: declares elicitation support (unless built without) and records every form.
@@ -30,15 +35,24 @@ pub struct TestClient {
     human: Option<Human>,
     /// The messages of the forms shown, in order.
     pub forms: Arc<Mutex<Vec<String>>>,
+    /// The pages the client was asked to open (URL-mode elicitation), in order.
+    pub pages: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientHandler for TestClient {
     fn get_info(&self) -> ClientConfig {
-        let capabilities = if self.human.is_some() {
+        let mut capabilities = if self.human.is_some() {
             ClientCapabilities::builder().enable_elicitation().build()
         } else {
             ClientCapabilities::default()
         };
+        if matches!(self.human, Some(Human::OpensPages | Human::DeclinesPages)) {
+            capabilities.elicitation = Some(
+                ElicitationCapability::new()
+                    .with_form(FormElicitationCapability::new())
+                    .with_url(UrlElicitationCapability::new()),
+            );
+        }
         ClientConfig::new(capabilities, Implementation::new("mttrly-e2e", "1.0.0"))
     }
 
@@ -47,15 +61,20 @@ impl ClientHandler for TestClient {
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
-            self.forms.lock().expect("lock").push(message.clone());
+        match &request {
+            ElicitRequestParams::FormElicitationParams { message, .. } => {
+                self.forms.lock().expect("lock").push(message.clone());
+            }
+            ElicitRequestParams::UrlElicitationParams { url, .. } => self.pages.lock().expect("lock").push(url.clone()),
+            _ => {}
         }
         let mut result = ElicitResult::new(match self.human {
-            Some(Human::Confirms | Human::AcceptsUnticked) => ElicitationAction::Accept,
+            Some(Human::Confirms | Human::AcceptsUnticked | Human::OpensPages) => ElicitationAction::Accept,
             _ => ElicitationAction::Decline,
         });
+        let is_form = matches!(request, ElicitRequestParams::FormElicitationParams { .. });
         result.content = match self.human {
-            Some(Human::Confirms) => Some(serde_json::json!({ "confirm": true })),
+            Some(Human::Confirms | Human::OpensPages) if is_form => Some(serde_json::json!({ "confirm": true })),
             Some(Human::AcceptsUnticked) => Some(serde_json::json!({ "confirm": false })),
             _ => None,
         };
@@ -68,13 +87,24 @@ pub type Session = RunningService<RoleClient, TestClient>;
 
 /// Connects to `url` with `token`; `human` is `None` for a client without elicitation.
 pub async fn connect(url: &str, token: &str, human: Option<Human>) -> (Session, Arc<Mutex<Vec<String>>>) {
+    let (session, forms, _) = connect_with_pages(url, token, human).await;
+    (session, forms)
+}
+
+/// [`connect`], also returning the pages the client is asked to open.
+pub async fn connect_with_pages(
+    url: &str,
+    token: &str,
+    human: Option<Human>,
+) -> (Session, Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>) {
     let forms = Arc::new(Mutex::new(Vec::new()));
+    let pages = Arc::new(Mutex::new(Vec::new()));
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned()),
     );
-    let client = TestClient { human, forms: Arc::clone(&forms) };
+    let client = TestClient { human, forms: Arc::clone(&forms), pages: Arc::clone(&pages) };
     let session = client.serve(transport).await.unwrap_or_else(|e| panic!("MCP session to {url}: {e}"));
-    (session, forms)
+    (session, forms, pages)
 }
 
 /// Calls a tool; returns the raw result.

@@ -12,10 +12,11 @@ use std::time::Duration;
 use mttrly_core::action::ActionContent;
 use mttrly_core::capability::{
     self, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DiagnosticParams, DiagnosticRun,
-    FileCleanup, FileDiffParams, FileDiffRun, FileDiffText, FileMatches, FileRead, FileReadParams, FileReadPrivileged,
-    FileRemoved, FileSearch, FileSearchParams, FileTail, FileWrite, FileWritten, Handler, HostSample, NoParams,
-    Outcome, Phase, PlaybookList, PlaybookOffer, PlaybookOffers, PlaybookPlan, PlaybookPlanParams, PlaybookPlanned,
-    PlaybookRan, PlaybookRun, PrivilegedReadParams, ProcessRun, RealityDiscover, ScriptRun, StepRan,
+    FileCleanup, FileCurrent, FileCurrentParams, FileCurrentText, FileDiffParams, FileDiffRun, FileDiffText,
+    FileMatches, FileRead, FileReadParams, FileReadPrivileged, FileRemoved, FileSearch, FileSearchParams, FileTail,
+    FileWrite, FileWritten, Handler, HostSample, NoParams, Outcome, Phase, PlaybookList, PlaybookOffer, PlaybookOffers,
+    PlaybookPlan, PlaybookPlanParams, PlaybookPlanned, PlaybookRan, PlaybookRun, PrivilegedReadParams, ProcessRun,
+    RealityDiscover, ScriptRun, StepRan,
 };
 use mttrly_core::classifier::{Classification, classify};
 use mttrly_core::diagnose::Evidence;
@@ -218,6 +219,28 @@ impl Handler<FileCleanup, SimTask> for SimHost {
             Some(old) => Outcome::ok(FileRemoved { path, bytes_freed: old.len() as u64 }),
             None => Outcome::failed(MttrlyError::new(ErrorCode::NotFound, format!("`{path}` does not exist"))),
         }
+    }
+}
+
+/// The simulated host's files are all managed: the current text of a path, redacted as the real
+/// agent redacts it; a path it does not hold is a file a write would create.
+impl Handler<FileCurrent, SimTask> for SimHost {
+    async fn handle(&self, _: &SimTask, p: FileCurrentParams) -> Outcome<FileCurrentText> {
+        use sha2::Digest as _;
+        let path = p.path.into_inner();
+        let held = lock(&self.files).get(&path).cloned();
+        let (content, redactions) = held.as_deref().map(redacted).unzip();
+        Outcome::ok(FileCurrentText {
+            exists: held.is_some(),
+            size_bytes: held.as_ref().map_or(0, |t| t.len() as u64),
+            sha256: held.as_ref().map(|t| hex::encode(sha2::Sha256::digest(t.as_bytes()))),
+            content,
+            binary: false,
+            truncated: false,
+            env_file: false,
+            redactions: redactions.unwrap_or_default(),
+            path,
+        })
     }
 }
 

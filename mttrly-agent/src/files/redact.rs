@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use mttrly_core::redactor::redact;
+use mttrly_core::redactor::{env_values, redact};
 use mttrly_core::tools::files::RedactionCount;
 
 /// Redacts text, counting what each rule removed (the counts go back with the answer).
@@ -27,56 +27,17 @@ impl Redactions {
     }
 
     /// A managed env file: every value whose key names a secret is replaced whole (quoted or
-    /// not, however short), on top of the generic rules. A value the generic rules already
-    /// replaced is left as it is.
+    /// not, however short), on top of the generic rules ([`mttrly_core::redactor::env_values`],
+    /// shared with central so a pending write's new content is masked the same way). A value the
+    /// generic rules already replaced is left as it is.
     pub(super) fn env_values(&mut self, text: &str) -> String {
-        let mut hits = 0u32;
-        let out: Vec<String> = text
-            .lines()
-            .map(|line| {
-                let trimmed = line.trim_start();
-                let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
-                match body.split_once('=') {
-                    Some((key, value))
-                        if !key.trim().is_empty()
-                            && !key.trim_start().starts_with('#')
-                            && !value.trim().is_empty()
-                            && !value.contains("[REDACTED")
-                            && SECRET_KEY_PARTS.iter().any(|p| key.to_ascii_uppercase().contains(p)) =>
-                    {
-                        hits += 1;
-                        format!("{}=[REDACTED:env_secret]", &line[..line.len() - value.len() - 1])
-                    }
-                    _ => line.to_owned(),
-                }
-            })
-            .collect();
+        let (out, hits) = env_values(text);
         if hits > 0 {
             *self.0.entry("env_secret").or_default() += hits;
         }
-        out.join("\n")
+        out
     }
 }
-
-/// Keys whose values are secrets in an env file, matched anywhere in the key.
-const SECRET_KEY_PARTS: &[&str] = &[
-    "PASS",
-    "SECRET",
-    "TOKEN",
-    "KEY",
-    "AUTH",
-    "CREDENTIAL",
-    "PRIVATE",
-    "SALT",
-    "SIGN",
-    "CERT",
-    "COOKIE",
-    "SESSION",
-    "DSN",
-    "CONNECTION",
-    "DATABASE_URL",
-    "WEBHOOK",
-];
 
 #[cfg(test)]
 mod tests {

@@ -161,6 +161,8 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: Capabilit
     } else {
         Vec::new()
     };
+    // Pages following this action see what it prints while it runs.
+    let _watching = central.agents.live_output().watch(&action.account_id, &action.id);
     let reply = central
         .agents
         .send(

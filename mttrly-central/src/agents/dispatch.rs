@@ -33,7 +33,7 @@ impl AgentRegistry {
         })?;
         let TaskSpec { capability, params_json, payload, deadline, action } = spec;
         let task_id = TaskId::generate();
-        let reply_rx = self.tasks.insert(task_id.as_str(), server, connection);
+        let reply_rx = self.tasks.insert(task_id.as_str(), server, connection, action.as_ref().map(|a| a.id.clone()));
         let guard = PendingGuard::new(&self.tasks, task_id.to_string(), sender.clone());
 
         let deadline_ms =

@@ -9,11 +9,13 @@
 //! - `tasks`: task specs, replies and the table of tasks waiting for an answer.
 //! - `dispatch`: `send`, a task down a stream and its answer back, within a deadline.
 //! - [`ask`]: the one typed call, `agents.ask::<C>(server, &params, deadline)`.
+//! - [`output`]: what running actions printed so far, for pages that follow them live.
 
 pub mod ask;
 mod deadlines;
 mod dispatch;
 mod live;
 mod liveness;
+pub mod output;
 pub mod registry;
 mod tasks;

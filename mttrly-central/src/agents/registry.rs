@@ -97,9 +97,33 @@ impl AgentRegistry {
         self.live.heartbeat(server, connection, metrics, now_ms);
     }
 
+    /// What running actions printed so far (tasks that carry an action feed it).
+    pub fn live_output(&self) -> &super::output::LiveOutput {
+        &self.tasks.output
+    }
+
     /// The server's live status.
     pub fn status(&self, server: &ServerId, now_ms: i64) -> LiveStatus {
         self.live.status(server, now_ms, self.offline_after_ms)
+    }
+
+    /// Online, offline or never connected for each of `servers`, in order, under one lock and
+    /// without copying metrics: the dashboard classifies a whole account (its totals, its state
+    /// filter) on every servers page.
+    pub fn connection_states<'s>(
+        &self,
+        servers: impl IntoIterator<Item = &'s ServerId>,
+        now_ms: i64,
+    ) -> Vec<mttrly_core::tools::common::ConnectionStatus> {
+        let agents = self.live.lock();
+        servers
+            .into_iter()
+            .map(|server| {
+                agents.get(server).map_or(mttrly_core::tools::common::ConnectionStatus::Pending, |agent| {
+                    super::liveness::classify(agent, now_ms, self.offline_after_ms)
+                })
+            })
+            .collect()
     }
 
     /// The servers whose status may have changed by `now_ms`, judged: for the offline sweep.

@@ -16,6 +16,7 @@ use mttrly_proto::agent::v1::{self as wire, CancelTask, CentralMessage, OutputSt
 use tokio::sync::oneshot;
 
 use super::live::AgentSender;
+use super::output::LiveOutput;
 
 /// What an agent answered to a task.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,12 +86,16 @@ struct PendingTask {
     connection: u64,
     reply: oneshot::Sender<TaskReply>,
     output: Vec<(OutputStream, Vec<u8>)>,
+    /// The action the task runs, whose output pages may follow live ([`LiveOutput`]).
+    action: Option<ActionId>,
 }
 
 /// The tasks waiting for an answer, by task id.
 #[derive(Default)]
 pub(super) struct PendingTasks {
     tasks: Mutex<HashMap<String, PendingTask>>,
+    /// What running actions printed so far.
+    pub(super) output: LiveOutput,
 }
 
 impl PendingTasks {
@@ -100,10 +105,18 @@ impl PendingTasks {
 
     /// Registers a task about to go down `connection` of `server`; its answer arrives on the
     /// returned receiver (closed when the connection ends first).
-    pub(super) fn insert(&self, task_id: &str, server: &ServerId, connection: u64) -> oneshot::Receiver<TaskReply> {
+    pub(super) fn insert(
+        &self,
+        task_id: &str,
+        server: &ServerId,
+        connection: u64,
+        action: Option<ActionId>,
+    ) -> oneshot::Receiver<TaskReply> {
         let (reply, rx) = oneshot::channel();
-        self.lock()
-            .insert(task_id.to_owned(), PendingTask { server: server.clone(), connection, reply, output: Vec::new() });
+        self.lock().insert(
+            task_id.to_owned(),
+            PendingTask { server: server.clone(), connection, reply, output: Vec::new(), action },
+        );
         rx
     }
 
@@ -119,6 +132,9 @@ impl PendingTasks {
                     && &task.server == server
                 {
                     let stream = OutputStream::try_from(out.stream).unwrap_or(OutputStream::Unspecified);
+                    if let Some(action) = &task.action {
+                        self.output.append(action, &out.data);
+                    }
                     task.output.push((stream, out.data));
                 }
             }

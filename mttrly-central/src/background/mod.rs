@@ -1,11 +1,12 @@
 //! Central's background loops, one module per job, each a task that runs until shutdown:
-//! the alert writer, the heartbeat flush, the offline sweep, the action expiry sweep and the
-//! retention purge. `server::start` spawns them once the state is assembled.
+//! the alert writer, the heartbeat flush, the offline sweep, the action expiry sweep, the
+//! retention purge and the running actions' output notices. `server::start` spawns them once the state is assembled.
 
 mod alert_writer;
 mod expiry;
 mod heartbeats;
 mod offline;
+mod output_notices;
 mod retention;
 
 use std::sync::Arc;
@@ -31,5 +32,6 @@ pub(crate) fn spawn(
         tokio::spawn(offline::offline_sweeper(Arc::clone(central), shutdown.clone())),
         tokio::spawn(retention::retention_purger(Arc::clone(central), shutdown.clone())),
         tokio::spawn(expiry::action_expirer(Arc::clone(central), shutdown.clone())),
+        tokio::spawn(output_notices::output_notices(Arc::clone(central), shutdown.clone())),
     ]
 }

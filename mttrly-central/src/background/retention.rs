@@ -1,12 +1,12 @@
 //! The retention purge: resolved alerts and audit rows past their account's plan retention go,
-//! once an hour.
+//! and metrics samples older than a day (`db::metrics::KEPT_MS`), once an hour.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::db;
+use crate::db::{self, metrics::KEPT_MS};
 use crate::state::Central;
 
 /// Purges once an hour (and once at start) until shutdown.
@@ -15,7 +15,8 @@ pub(super) async fn retention_purger(central: Arc<Central>, mut shutdown: watch:
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let result = central.db.maintenance().purge(db::now_ms(), |plan| {
+                let now = db::now_ms();
+                let result = central.db.maintenance().purge(now, |plan| {
                     let days = plan.map_or(30, |p| p.limits().log_retention_days);
                     i64::from(days) * 24 * 60 * 60 * 1000
                 }).await;
@@ -23,6 +24,11 @@ pub(super) async fn retention_purger(central: Arc<Central>, mut shutdown: watch:
                     Ok(n) if n > 0 => tracing::info!(removed = n, "purged alerts and audit rows past retention"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "alert retention purge failed"),
+                }
+                match central.db.maintenance().purge_metrics(now - KEPT_MS).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "purged metrics history older than a day"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "metrics history purge failed"),
                 }
             }
             _ = shutdown.changed() => return,

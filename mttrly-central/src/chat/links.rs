@@ -141,6 +141,18 @@ pub async fn unlink(
     provider: ChatProvider,
     name: Option<&str>,
 ) -> Result<bool, MttrlyError> {
+    unlink_from(central, caller, provider, name, mttrly_core::Source::Api).await
+}
+
+/// [`unlink`] asked through `source` (the dashboard's Unlink button): the same checks and the
+/// same audit row, naming the channel it came through.
+pub async fn unlink_from(
+    central: &Central,
+    caller: &TokenOwner,
+    provider: ChatProvider,
+    name: Option<&str>,
+    source: mttrly_core::Source,
+) -> Result<bool, MttrlyError> {
     let result = async {
         let Principal::Human { user_id, name: me } = &caller.principal else {
             return Err(MttrlyError::new(ErrorCode::Forbidden, "chat links are managed by humans"));
@@ -169,7 +181,9 @@ pub async fn unlink(
         "name": name,
         "removed": result.as_ref().ok(),
     });
-    central.audit(crate::audit::events::api_call(caller, "UnlinkChat", None, params, &result));
+    let mut event = crate::audit::events::api_call(caller, "UnlinkChat", None, params, &result);
+    event.source = source;
+    central.audit(event);
     result
 }
 

@@ -146,6 +146,9 @@ pub struct ApprovalMessage {
     pub status: Status,
     /// The end of what the action printed, once it ran (redacted when stored, escaped here).
     pub output: Option<String>,
+    /// The action's dashboard page: its whole life, and where a signed-in human can read
+    /// content too long for a chat message and decide on it.
+    pub page: Option<String>,
 }
 
 impl ApprovalMessage {
@@ -189,11 +192,18 @@ impl ApprovalMessage {
                 units <= MAX_EXACT_CHARS
             })
             .collect();
-        format!(
-            "{cut}…\n[cut: the whole content is too long for a chat message, so it cannot be approved here; \
-             read it with `mttrly-cli actions show {}`]",
-            self.prompt.action_id
-        )
+        match &self.page {
+            Some(page) => format!(
+                "{cut}…\n[cut: the whole content is too long for a chat message, so it cannot be approved here; \
+                 read it, and decide, on its page {page} or with `mttrly-cli actions show {}`]",
+                self.prompt.action_id
+            ),
+            None => format!(
+                "{cut}…\n[cut: the whole content is too long for a chat message, so it cannot be approved here; \
+                 read it with `mttrly-cli actions show {}`]",
+                self.prompt.action_id
+            ),
+        }
     }
 
     /// Who asked: `assistant claude-code for alice`, or `alice`.
@@ -220,6 +230,9 @@ impl ApprovalMessage {
         ];
         if self.second_factor {
             facts.push(("Second factor", "approving asks for a fresh TOTP code".to_owned()));
+        }
+        if let Some(page) = &self.page {
+            facts.push(("Page", page.clone()));
         }
         if let Some(output) = &self.output {
             facts.push(("Output (end)", output.clone()));
@@ -275,6 +288,7 @@ pub(crate) fn sample(exactly: &str, status: Status) -> ApprovalMessage {
         second_factor: false,
         status,
         output: None,
+        page: Some("https://mttrly.example.com/actions/act_1".into()),
     }
 }
 

@@ -80,6 +80,8 @@ pub struct Chat {
     db: Db,
     approvals: ApprovalPolicy,
     decision_channels: Vec<Source>,
+    /// Central's public HTTP address: messages link to the action's dashboard page.
+    site_url: String,
 }
 
 /// How long a follow-up edit may take before it is given up (the message keeps its last state).
@@ -93,8 +95,9 @@ impl Chat {
         db: Db,
         approvals: ApprovalPolicy,
         decision_channels: Vec<Source>,
+        site_url: String,
     ) -> Arc<Self> {
-        Arc::new(Self { channels, db, approvals, decision_channels })
+        Arc::new(Self { channels, db, approvals, decision_channels, site_url })
     }
 
     /// Whether no chat channel is configured.
@@ -131,7 +134,7 @@ impl Chat {
 
     /// The message for `action` in `status`, naming the requester's human from `users` (the
     /// account's living users, read once by the caller).
-    fn message(action: &ActionRow, rule: &ApprovalRule, status: Status, users: &[User]) -> ApprovalMessage {
+    fn message(&self, action: &ActionRow, rule: &ApprovalRule, status: Status, users: &[User]) -> ApprovalMessage {
         let (requester_human, requester_assistant) = match &action.requested_by {
             Principal::Human { name, .. } => (name.clone(), None),
             Principal::Assistant { client_name, on_behalf_of, .. } => {
@@ -154,6 +157,12 @@ impl Chat {
                 _ => None,
             },
             status,
+            // Only where the dashboard can decide this action: the rule's channels, among the ones
+            // central offers.
+            page: rule
+                .usable_channels(&self.decision_channels)
+                .contains(&Source::Dashboard)
+                .then(|| format!("{}/actions/{}", self.site_url, action.id)),
         }
     }
 
@@ -170,7 +179,7 @@ impl Chat {
             }
         };
         let rule = crate::actions::rule_with(&self.approvals, action);
-        let message = Self::message(action, &rule, Status::of(action), &users);
+        let message = self.message(action, &rule, Status::of(action), &users);
         let mut sends = Vec::new();
         for channel in &self.channels {
             let provider = channel.provider();
@@ -229,7 +238,7 @@ impl Chat {
     async fn follow_up(&self, action: &ActionRow, status: Status) {
         let users = self.db.account(&action.account_id).users().list().await.unwrap_or_default();
         let rule = crate::actions::rule_with(&self.approvals, action);
-        let message = Self::message(action, &rule, status, &users);
+        let message = self.message(action, &rule, status, &users);
         for channel in &self.channels {
             let provider = channel.provider();
             let rows = match self.db.account(&action.account_id).chat().messages(provider, &action.id).await {

@@ -56,6 +56,8 @@ struct Life {
     decisions: Vec<mttrly_core::tools::actions::ApprovalRecord>,
     rows: Vec<AuditEntry>,
     names: Names,
+    /// What it printed so far, while it runs.
+    running: Option<crate::agents::output::Shown>,
 }
 
 fn not_found(id: &str) -> MttrlyError {
@@ -68,13 +70,17 @@ async fn gather(state: &AppState, signed: &SignedIn, id: &ActionId) -> Result<Li
     let view = crate::actions::view(&state.central, &owner, id).await?;
     let received =
         u32::try_from(view.approvals.iter().filter(|d| d.decision == Decision::Approve).count()).unwrap_or(u32::MAX);
-    let card = pending::judge(state, &owner, action, received).await?;
+    let mut card = pending::judge(state, &owner, action, received).await?;
+    card.diff = super::diff::for_actions(&state.central, &owner.account_id, &[&card.action]).await.pop().flatten();
     // A decision a moment ago may still be on its way into the audit log.
     state.central.audit.flush().await;
     let filter = AuditFilter { subject: Some(id.to_string()), limit: MAX_ROWS, ..AuditFilter::default() };
     let mut rows = state.central.db.account(&owner.account_id).audit().list(&filter).await?;
     rows.reverse();
-    Ok(Life { card, decisions: view.approvals, rows, names: pending::names(state, &owner).await? })
+    let running = matches!(card.action.status, ActionState::Approved | ActionState::Running)
+        .then(|| state.central.agents.live_output().shown(&owner.account_id, id))
+        .flatten();
+    Ok(Life { card, decisions: view.approvals, rows, names: pending::names(state, &owner).await?, running })
 }
 
 /// The page for action `id`, with `notice` (a refusal) above it.
@@ -133,6 +139,17 @@ fn body(life: &Life, csrf: &str, may_decide: bool) -> Markup {
                 }
             }
         }
+        @if let Some(out) = &life.running {
+            section.running {
+                h2 { "Output so far" }
+                p.note {
+                    "Live while it runs (redacted"
+                    @if out.cut { "; only the last " (crate::agents::output::MAX_TAIL / 1024) " KiB" }
+                    "); the whole output is stored with the result."
+                }
+                pre.output { (display::lines(&out.text)) }
+            }
+        }
         @if let Some(result) = &a.result {
             section.result {
                 h2 { "Result" }
@@ -167,7 +184,7 @@ fn body(life: &Life, csrf: &str, may_decide: bool) -> Markup {
     }
 }
 
-fn actor(actor: &AuditActor, names: &Names) -> String {
+pub(super) fn actor(actor: &AuditActor, names: &Names) -> String {
     match actor {
         AuditActor::Human { name, .. } => display::text(name).into_owned(),
         AuditActor::Assistant { client_name, on_behalf_of, .. } => {

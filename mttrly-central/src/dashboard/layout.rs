@@ -26,6 +26,14 @@ pub(super) enum Live {
     Action(String),
     /// The servers.
     Servers,
+    /// One server's page (its id).
+    Server(String),
+    /// The alerts.
+    Alerts,
+    /// The audit log.
+    Audit,
+    /// People, tokens, grants, chat links and the approval rules (admins).
+    Admin,
 }
 
 impl Live {
@@ -36,6 +44,10 @@ impl Live {
             Self::Pending => "/".to_owned(),
             Self::Action(id) => format!("/actions/{}", crate::web::page::urlencode(id)),
             Self::Servers => "/servers".to_owned(),
+            Self::Server(id) => format!("/servers/{}", crate::web::page::urlencode(id)),
+            Self::Alerts => "/alerts".to_owned(),
+            Self::Audit => "/audit".to_owned(),
+            Self::Admin => "/admin".to_owned(),
         }
     }
 
@@ -44,6 +56,10 @@ impl Live {
             Self::Pending => "pending".to_owned(),
             Self::Action(id) => format!("action:{id}"),
             Self::Servers => "servers".to_owned(),
+            Self::Server(id) => format!("server:{id}"),
+            Self::Alerts => "alerts".to_owned(),
+            Self::Audit => "audit".to_owned(),
+            Self::Admin => "admin".to_owned(),
         }
     }
 }
@@ -59,6 +75,20 @@ pub(super) fn page(
     signed: &SignedIn,
     title: &str,
     live: &Live,
+    fragment: bool,
+    main: &Markup,
+) -> Response {
+    page_at(status, signed, title, live, &live.url(), fragment, main)
+}
+
+/// [`page`] for a page whose address carries its filters (`/audit?source=cli`): `url` is what
+/// `app.js` fetches again, so a live refresh keeps them.
+pub(super) fn page_at(
+    status: StatusCode,
+    signed: &SignedIn,
+    title: &str,
+    live: &Live,
+    url: &str,
     fragment: bool,
     main: &Markup,
 ) -> Response {
@@ -83,6 +113,11 @@ pub(super) fn page(
                     nav aria-label="Dashboard" {
                         a href="/" aria-current=[current(Live::Pending)] { "Pending actions" }
                         a href="/servers" aria-current=[current(Live::Servers)] { "Servers" }
+                        a href="/alerts" aria-current=[current(Live::Alerts)] { "Alerts" }
+                        a href="/audit" aria-current=[current(Live::Audit)] { "Audit" }
+                        @if signed.role == mttrly_core::Role::Admin {
+                            a href="/admin" aria-current=[current(Live::Admin)] { "Admin" }
+                        }
                     }
                     div.who {
                         span {
@@ -95,7 +130,7 @@ pub(super) fn page(
                         }
                     }
                 }
-                main #main data-live=(live.attribute()) data-url=(live.url()) { (main) }
+                main #main data-live=(live.attribute()) data-url=(url) { (main) }
             }
         }
     };

@@ -2,7 +2,8 @@
 //!
 //! Only the signed-in person's account: each event on the bus is checked against it before
 //! anything leaves. What is sent is only *which* thing changed (`action` with the action id,
-//! `server` with the server id, `resync` after events were missed); the page fetches the facts
+//! `server` with the server id, `output` with the id of a running action that printed something,
+//! `resync` after events were missed); the page fetches the facts
 //! itself, through the same signed-in pages, so nothing here needs its own rendering or
 //! permission rules. The session is looked up again at least once a minute while the feed is
 //! open: a signed-out or removed person's feed ends. Comments keep idle connections open through
@@ -15,7 +16,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::layout;
@@ -46,6 +47,7 @@ fn message(event: &Event) -> Option<(&'static str, String)> {
 pub(super) async fn events(State(state): State<AppState>, signed: SignedIn, headers: HeaderMap) -> Response {
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
     let mut subscription = state.central.events.subscribe();
+    let mut printed = state.central.agents.live_output().subscribe();
     let mut stop = state.central.stopping.get().cloned();
     tokio::spawn(async move {
         let mut checked = Instant::now();
@@ -53,7 +55,7 @@ pub(super) async fn events(State(state): State<AppState>, signed: SignedIn, head
             if stop.as_ref().is_some_and(|s| *s.borrow()) {
                 return;
             }
-            let next = tokio::select! {
+            let sse = tokio::select! {
                 // The page went away: stop holding a place on the bus.
                 () = tx.closed() => return,
                 next = async {
@@ -61,15 +63,24 @@ pub(super) async fn events(State(state): State<AppState>, signed: SignedIn, head
                         Some(stop) => subscription.next_or_stop(stop).await,
                         None => subscription.next().await,
                     }
-                } => next,
-            };
-            let sse = match next {
-                Next::Closed => return,
-                Next::Lagged(_) => Some(SseEvent::default().event("resync").data("")),
-                Next::Event(event) if event.account_id == signed.account_id => {
-                    message(&event).map(|(name, id)| SseEvent::default().event(name).data(id))
-                }
-                Next::Event(_) => None,
+                } => match next {
+                    Next::Closed => return,
+                    Next::Lagged(_) => Some(SseEvent::default().event("resync").data("")),
+                    Next::Event(event) if event.account_id == signed.account_id => {
+                        message(&event).map(|(name, id)| SseEvent::default().event(name).data(id))
+                    }
+                    Next::Event(_) => None,
+                },
+                // A running action printed something (not an audited event: it has its own feed).
+                heard = printed.recv() => match heard {
+                    Ok((account, action)) if account == signed.account_id => {
+                        Some(SseEvent::default().event("output").data(action.to_string()))
+                    }
+                    Ok(_) => None,
+                    // Missed some: the page reads everything again.
+                    Err(broadcast::error::RecvError::Lagged(_)) => Some(SseEvent::default().event("resync").data("")),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
             };
             let Some(sse) = sse else { continue };
             if checked.elapsed() >= RECHECK {

@@ -22,10 +22,16 @@
 //! to `/events` and reloads the page's `<main>` as a fragment (`X-Mttrly-Fragment: 1`).
 
 mod action;
+mod admin;
+mod alerts;
 mod assets;
+mod audit;
+mod chart;
+mod diff;
 mod layout;
 mod live;
 mod pending;
+mod server;
 mod servers;
 mod show;
 
@@ -45,6 +51,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/actions/{id}/approve", post(action::approve))
         .route("/actions/{id}/reject", post(action::reject))
         .route("/servers", get(servers::page))
+        .route("/servers/{id}", get(server::page))
+        .route("/alerts", get(alerts::page))
+        .route("/audit", get(audit::page))
+        .route("/audit.csv", get(audit::csv))
+        .route("/audit.json", get(audit::json))
+        .route("/admin", get(admin::page))
+        .route("/admin/tokens/{id}/revoke", post(admin::revoke))
+        .route("/admin/links/unlink", post(admin::unlink))
         .route("/events", get(live::events))
         .route(assets::CSS_PATH, get(assets::css))
         .route(assets::JS_PATH, get(assets::js))

@@ -28,6 +28,8 @@ pub(super) struct Card {
     pub may_approve: Result<(), MttrlyError>,
     /// Whether approving asks for a fresh TOTP code.
     pub totp: bool,
+    /// A file write's diff against the current file ([`super::diff`]), under "Exactly what runs".
+    pub diff: Option<Markup>,
 }
 
 /// Whether `owner` may approve `action` here, and whether the rule asks for a code.
@@ -43,7 +45,7 @@ pub(super) async fn judge(
         other => other,
     };
     let totp = crate::actions::rule_for(&state.central, &action).second_factor == SecondFactor::Totp;
-    Ok(Card { action, received, may_approve, totp })
+    Ok(Card { action, received, may_approve, totp, diff: None })
 }
 
 /// The account's people by id.
@@ -63,6 +65,11 @@ async fn gather(state: &AppState, signed: &SignedIn) -> Result<(Vec<Card>, Names
         cards.push(judge(state, &owner, action, received).await?);
     }
     cards.sort_by_key(|c| c.action.expires_at);
+    let rows: Vec<&ActionRow> = cards.iter().map(|c| &c.action).collect();
+    let diffs = super::diff::for_actions(&state.central, &owner.account_id, &rows).await;
+    for (card, diff) in cards.iter_mut().zip(diffs) {
+        card.diff = diff;
+    }
     Ok((cards, names(state, &owner).await?))
 }
 
@@ -105,7 +112,7 @@ pub(super) fn card(c: &Card, names: &Names, csrf: &str, may_decide: bool, linked
             dl.facts {
                 dt { "Server" } dd { (display::text(&a.server_name)) " (" (a.environment.as_str()) ")" }
                 dt { "Action" } dd { (a.content.action_type().as_str()) " " code { (a.id) } }
-                dt { "Exactly what runs" } dd { (show::content(&a.content)) }
+                dt { "Exactly what runs" } dd { (show::content(&a.content)) @if let Some(diff) = &c.diff { (diff) } }
                 dt { "Content SHA-256" } dd { code.hash { (a.content_sha256) } }
                 dt { "Requested by" } dd { (show::principal(&a.requested_by, names)) " via " (a.requested_via.as_str()) }
                 dt { "Approvals" } dd { (c.received) " of " (a.approvals_required) " received" }

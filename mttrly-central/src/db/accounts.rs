@@ -340,6 +340,13 @@ impl Users<'_> {
             .await
     }
 
+    /// When each live OAuth grant of the account ends however often it is refreshed (Unix ms), by
+    /// its public id (`oauth_…`); API tokens never expire and are not in it.
+    pub async fn grant_ends(&self) -> Result<std::collections::HashMap<String, i64>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::accounts::grant_ends(conn, &account)).await
+    }
+
     /// Revokes one live credential of the account by its public id (only if `owner` holds it,
     /// when given). `None`: no such live credential here (another account's id included).
     pub async fn revoke_token(&self, id: &str, owner: Option<&UserId>) -> Result<Option<Revoked>, MttrlyError> {

@@ -1,23 +1,53 @@
 //! Reading the audit log. Writes belong to `crate::audit::writer`, the one writer.
 
-use mttrly_core::MttrlyError;
+use mttrly_core::audit::AuditKind;
 use mttrly_core::ids::{ServerId, UserId};
 use mttrly_core::tools::actions::AuditEntry;
+use mttrly_core::{MttrlyError, Source};
 
 use super::{Account, sqlite};
 use crate::audit::chain::Verification;
 
-/// Filters for [`Audit::list`].
+/// Filters for [`Audit::list`]. Every filter narrows (they combine with AND); the default
+/// matches every row. The SQL binds every value as a parameter.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     /// Only rows about this server.
     pub server_id: Option<ServerId>,
     /// Only rows about this subject (an action id, a tool id).
     pub subject: Option<String>,
+    /// Only rows by this actor.
+    pub actor: Option<ActorFilter>,
+    /// Only rows that came through this channel.
+    pub source: Option<Source>,
+    /// Only rows of this kind.
+    pub kind: Option<AuditKind>,
+    /// Only rows at or after this time (ms).
+    pub since_ms: Option<i64>,
+    /// Only rows before this time (ms, exclusive).
+    pub until_ms: Option<i64>,
     /// Only rows older than this sequence number.
     pub before_seq: Option<u64>,
     /// At most this many.
     pub limit: u32,
+}
+
+/// Whose rows: a kind of actor, or one person (their own acts, or their assistants' acts for
+/// them: an assistant's row names the human it acts for, who answers for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActorFilter {
+    /// Any person acting themselves.
+    AnyHuman,
+    /// Any assistant session.
+    AnyAssistant,
+    /// Any server's agent.
+    Agent,
+    /// Central itself.
+    System,
+    /// This person, acting themselves.
+    Human(UserId),
+    /// Assistant sessions acting for this person.
+    AssistantFor(UserId),
 }
 
 /// A tenant's audit log. Built by [`Account::audit`].

@@ -126,6 +126,12 @@ impl Chat<'_> {
         self.account.db.sqlite.read(move |conn| sqlite::chat::links(conn, &account, &user)).await
     }
 
+    /// Every living user's links, with whose each is (the admin page lists them all in one read).
+    pub async fn all_links(&self) -> Result<Vec<(UserId, String, Link)>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::chat::all_links(conn, &account)).await
+    }
+
     /// Where to reach each of `users` (living users of this account) on `provider`; people
     /// without a link are left out.
     pub async fn recipients(&self, provider: ChatProvider, users: Vec<UserId>) -> Result<Vec<Recipient>, MttrlyError> {

@@ -55,6 +55,7 @@ pub mod alerts;
 pub mod audit;
 pub mod chat;
 pub mod device;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod people;

@@ -179,6 +179,38 @@ pub struct Invited {
     pub expires_at: i64,
 }
 
+/// One person of the account as the admin page lists them: living or removed, with how they can
+/// sign in (never a secret, only whether one is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterEntry {
+    /// The user.
+    pub user: User,
+    /// Unix ms, when removed; their row stays for the audit.
+    pub removed_at: Option<i64>,
+    /// A password is set (sign-in by password and TOTP).
+    pub has_password: bool,
+    /// A TOTP second factor is confirmed.
+    pub has_second_factor: bool,
+    /// Bound to a subject of an OpenID Connect provider (single sign-on).
+    pub has_sso: bool,
+}
+
+/// An invite link still open (unused, not replaced, unexpired, its user living): who and until
+/// when. Never the secret, which only its hash stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenInvite {
+    /// The person the link makes whoever opens it.
+    pub user_id: UserId,
+    /// Their name.
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub expires_at: i64,
+}
+
 /// One tenant's sign-in data. Built by [`Account::people`].
 pub struct People<'a> {
     pub(super) account: Account<'a>,
@@ -196,6 +228,19 @@ impl People<'_> {
     pub async fn enrolled_users(&self) -> Result<std::collections::HashSet<UserId>, MttrlyError> {
         let account = self.account.id.clone();
         self.account.db.sqlite.read(move |conn| sqlite::people::enrolled_users(conn, &account)).await
+    }
+
+    /// Every user of the account, removed ones included (marked), oldest first, with whether each
+    /// has a password, a confirmed second factor and a single sign-on binding: one read.
+    pub async fn roster(&self) -> Result<Vec<RosterEntry>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::people::roster(conn, &account)).await
+    }
+
+    /// The account's invite links still open at `now` (ms), soonest to expire first.
+    pub async fn open_invites(&self, now: i64) -> Result<Vec<OpenInvite>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::people::open_invites(conn, &account, now)).await
     }
 
     /// Records an accepted TOTP step, only if it is later than the stored one and the user is not

@@ -1,5 +1,7 @@
 //! The server registry, install tokens and agent credentials.
 
+use std::collections::HashMap;
+
 use mttrly_core::capability::CapabilitySet;
 use mttrly_core::ids::{AccountId, AlertId, ServerId};
 use mttrly_core::{Environment, MttrlyError};
@@ -26,6 +28,17 @@ pub struct ServerRow {
     pub last_seen_at: Option<i64>,
     /// The last metrics (JSON of `mttrly_core::tools::common::HostMetrics`), as last flushed.
     pub metrics_json: Option<String>,
+}
+
+/// A server as the servers page lists it before paging: enough to count, filter and order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerBrief {
+    /// Its id.
+    pub id: ServerId,
+    /// Its name.
+    pub name: String,
+    /// Its environment.
+    pub environment: Environment,
 }
 
 /// What an agent reported about its host.
@@ -76,6 +89,27 @@ impl Servers<'_> {
     pub async fn list(&self) -> Result<Vec<ServerRow>, MttrlyError> {
         let account = self.account.id.clone();
         self.account.db.sqlite.read(move |conn| sqlite::servers::list(conn, &account)).await
+    }
+
+    /// The account's live servers in brief (id, name, environment), by name: what the servers
+    /// page counts, filters and pages through before it reads the full rows of one page.
+    pub async fn briefs(&self) -> Result<Vec<ServerBrief>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::servers::briefs(conn, &account)).await
+    }
+
+    /// The account's live servers among `ids`, in the order of `ids` (unknown ones and another
+    /// account's left out).
+    pub async fn get_many(&self, ids: Vec<ServerId>) -> Result<Vec<ServerRow>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::servers::get_many(conn, &account, &ids)).await
+    }
+
+    /// How many open alerts each of the account's servers has (servers with none left out), in
+    /// one grouped query.
+    pub async fn open_alert_counts(&self) -> Result<HashMap<ServerId, u32>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::servers::open_alert_counts(conn, &account)).await
     }
 
     /// A live server of the account, or `None` (also for another account's server).
@@ -157,9 +191,14 @@ impl Fleet<'_> {
     }
 
     /// Writes a batch of heartbeats (server, last seen in ms, latest metrics JSON) in one
-    /// transaction.
-    pub async fn flush_heartbeats(&self, batch: Vec<(ServerId, i64, String)>) -> Result<(), MttrlyError> {
-        self.db.sqlite.call(move |conn| sqlite::servers::flush_heartbeats(conn, &batch)).await
+    /// transaction; with `sample_at` (ms), the same transaction then appends a metrics sample
+    /// for every live server heard from in the minute before it ([`super::metrics`]).
+    pub async fn flush_heartbeats(
+        &self,
+        batch: Vec<(ServerId, i64, String)>,
+        sample_at: Option<i64>,
+    ) -> Result<(), MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::servers::flush_heartbeats(conn, &batch, sample_at)).await
     }
 
     /// Every live server of every account and every open alert (server, rule, subject, id): what

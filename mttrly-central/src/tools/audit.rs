@@ -24,6 +24,7 @@ pub(crate) async fn audit_log(
         subject: input.action_id.map(|a| a.to_string()),
         before_seq: input.before_seq,
         limit,
+        ..AuditFilter::default()
     };
     let entries = central.db.account(&caller.account_id).audit().list(&filter).await?;
     let next_before_seq = if entries.len() == usize::try_from(limit).unwrap_or(usize::MAX) {

@@ -5,7 +5,10 @@
 //! form "the human" accepted — proves only that the client answered, and the assistant drives
 //! the client. So no decision is ever made here: `mttrly_approve_action` answers `FORBIDDEN` with
 //! the exact commands a human runs, naming only the channels this central offers (or saying first
-//! that none of them is accepted for the action's environment). `mttrly_cancel_action` withdraws
+//! that none of them is accepted for the action's environment), with the action's dashboard page
+//! (`details.action_url`) when the dashboard is one of them: `mttrly-mcp` sends a client with
+//! URL-mode elicitation there and reports what the human signed in there decided; a client's
+//! answer still decides nothing. `mttrly_cancel_action` withdraws
 //! a pending action only for the principal that requested it: that can never cause a run, needs no
 //! human, and is audited as that principal's withdrawal.
 
@@ -25,14 +28,17 @@ use crate::state::Central;
 
 /// How a human decides through `channel`, for instructions. Only channels central offers are ever
 /// passed here (see [`Central::decision_channels`]).
-fn how(channel: Source, action: &ActionRow, decision: Decision) -> String {
+fn how(central: &Central, channel: Source, action: &ActionRow, decision: Decision) -> String {
     let verb = match decision {
         Decision::Approve => "approve",
         Decision::Reject => "reject",
     };
     match channel {
         Source::Cli => format!("`mttrly-cli actions {verb} {}`", action.id),
-        Source::Dashboard => format!("{verb} it on the dashboard"),
+        Source::Dashboard => match central.action_page(&action.id) {
+            Some(url) => format!("{verb} it on the dashboard at {url}"),
+            None => format!("{verb} it on the dashboard"),
+        },
         Source::Telegram => format!("{verb} it from the Telegram approval message"),
         Source::Slack => format!("{verb} it from the Slack approval message"),
         Source::Mcp | Source::Api | Source::Agent => format!("{verb} it through {channel}"),
@@ -78,8 +84,8 @@ fn human_must_decide(central: &Central, action: &ActionRow, asked: Decision) -> 
         .with_detail("action_id", action.id.as_str())
         .with_detail("allowed_channels", channels);
     }
-    let approve: Vec<String> = usable.iter().map(|c| how(*c, action, Decision::Approve)).collect();
-    let reject: Vec<String> = usable.iter().map(|c| how(*c, action, Decision::Reject)).collect();
+    let approve: Vec<String> = usable.iter().map(|c| how(central, *c, action, Decision::Approve)).collect();
+    let reject: Vec<String> = usable.iter().map(|c| how(central, *c, action, Decision::Reject)).collect();
     let rule = actions::rule_for(central, action);
     let who = if rule.requester_may_approve {
         "A human"
@@ -100,12 +106,19 @@ fn human_must_decide(central: &Central, action: &ActionRow, asked: Decision) -> 
         second.join(" or "),
         channels_sentence(&usable),
         if totp {
-            " Approving needs a fresh TOTP code, which the human types into the CLI when it asks; never ask them for the code."
+            " Approving needs a fresh TOTP code, which the human types into the CLI or the dashboard page when it asks; never ask them for the code."
         } else {
             ""
         },
     );
-    MttrlyError::new(ErrorCode::Forbidden, message)
+    let refused = MttrlyError::new(ErrorCode::Forbidden, message);
+    // The page where a signed-in human decides: an MCP server opens it for the user through
+    // URL-mode elicitation (`mttrly-mcp`), and a client without that shows it from here.
+    let refused = match central.action_page(&action.id).filter(|_| usable.contains(&Source::Dashboard)) {
+        Some(url) => refused.with_detail("action_url", url),
+        None => refused,
+    };
+    refused
         .with_detail("second_factor", rule.second_factor.as_str())
         .with_detail("action_id", action.id.as_str())
         .with_detail("allowed_channels", channels)

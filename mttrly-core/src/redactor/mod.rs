@@ -22,6 +22,7 @@
 
 mod blocks;
 mod dialects;
+mod env;
 mod json;
 mod keys;
 mod rules;
@@ -34,6 +35,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::Regex;
 use serde::Serialize;
 
+pub use env::{SECRET_KEY_PARTS, env_values};
 pub use json::redact_json;
 pub use rules::RULES;
 pub use stream::StreamRedactor;

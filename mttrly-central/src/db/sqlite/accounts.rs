@@ -511,6 +511,28 @@ pub(in crate::db) fn list_tokens(
     Ok(tokens)
 }
 
+/// Each live grant's absolute end, by public id.
+pub(in crate::db) fn grant_ends(
+    conn: &Connection,
+    account: &AccountId,
+) -> Result<std::collections::HashMap<String, i64>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT ?2 || family, MAX(grant_expires_at) FROM oauth_tokens
+             WHERE account_id = ?1 AND revoked_at IS NULL GROUP BY family",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str(), OAUTH_GRANT_PREFIX], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(internal)?;
+    let mut ends = std::collections::HashMap::new();
+    for row in rows {
+        let (id, end) = row.map_err(internal)?;
+        ends.insert(id, end);
+    }
+    Ok(ends)
+}
+
 /// Revokes one live credential of the account by its public id (held by `owner`, when given).
 pub(in crate::db) fn revoke_token(
     conn: &Connection,

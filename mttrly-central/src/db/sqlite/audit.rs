@@ -3,11 +3,12 @@
 use mttrly_core::MttrlyError;
 use mttrly_core::ids::{AccountId, ServerId, UserId};
 use mttrly_core::tools::actions::AuditEntry;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::internal;
 use crate::audit::chain::{self, ChainedRow, Verification};
-use crate::db::audit::AuditFilter;
+use crate::db::audit::{ActorFilter, AuditFilter};
 use crate::db::timestamp;
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<Option<AuditEntry>> {
@@ -68,44 +69,20 @@ pub(in crate::db) fn introductions(
     Ok(out)
 }
 
-/// The account's audit rows, newest first.
+/// The account's audit rows matching `filter`, newest first.
+///
+/// The statement is assembled from fixed fragments, one per filter present, and every value is
+/// bound as a parameter. Server and subject narrow through their indexes (SQLite picks the one
+/// that matches); the actor, source, kind and time filters are checked on the rows the chosen
+/// index walks, newest first, so a page costs the rows walked until `limit` match.
 pub(in crate::db) fn list(
     conn: &Connection,
     account: &AccountId,
     filter: &AuditFilter,
 ) -> Result<Vec<AuditEntry>, MttrlyError> {
-    let before = filter.before_seq.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    // One statement per filter shape, so SQLite always walks the matching index backwards.
-    let (sql, key): (String, Option<String>) = match (&filter.server_id, &filter.subject) {
-        (Some(server), _) => (
-            format!(
-                "SELECT {COLUMNS} FROM audit_log WHERE account_id = ?1 AND server_id = ?2 AND seq < ?3
-                 {} ORDER BY seq DESC LIMIT ?4",
-                if filter.subject.is_some() { "AND subject = ?5" } else { "" }
-            ),
-            Some(server.to_string()),
-        ),
-        (None, Some(subject)) => (
-            format!(
-                "SELECT {COLUMNS} FROM audit_log WHERE account_id = ?1 AND subject = ?2 AND seq < ?3
-                 ORDER BY seq DESC LIMIT ?4"
-            ),
-            Some(subject.clone()),
-        ),
-        (None, None) => (
-            format!("SELECT {COLUMNS} FROM audit_log WHERE account_id = ?1 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"),
-            None,
-        ),
-    };
+    let (sql, values) = list_query(account, filter);
     let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
-    let rows = match (&filter.server_id, &filter.subject) {
-        (Some(_), Some(subject)) => {
-            stmt.query_map(params![account.as_str(), key, before, filter.limit, subject], entry)
-        }
-        (None, None) => stmt.query_map(params![account.as_str(), Option::<String>::None, before, filter.limit], entry),
-        _ => stmt.query_map(params![account.as_str(), key, before, filter.limit], entry),
-    }
-    .map_err(internal)?;
+    let rows = stmt.query_map(params_from_iter(values), entry).map_err(internal)?;
     let mut out = Vec::new();
     for r in rows {
         if let Some(e) = r.map_err(internal)? {
@@ -113,6 +90,59 @@ pub(in crate::db) fn list(
         }
     }
     Ok(out)
+}
+
+/// The SQL for [`list`] and its parameters, in order.
+fn list_query(account: &AccountId, filter: &AuditFilter) -> (String, Vec<SqlValue>) {
+    let before = filter.before_seq.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE account_id = ?");
+    let mut values = vec![SqlValue::Text(account.to_string())];
+    let mut and = |clause: &str, value: SqlValue| {
+        sql.push_str(" AND ");
+        sql.push_str(clause);
+        values.push(value);
+    };
+    if let Some(server) = &filter.server_id {
+        and("server_id = ?", SqlValue::Text(server.to_string()));
+    }
+    if let Some(subject) = &filter.subject {
+        and("subject = ?", SqlValue::Text(subject.clone()));
+    }
+    and("seq < ?", SqlValue::Integer(before));
+    match &filter.actor {
+        None => {}
+        Some(ActorFilter::AnyHuman) => and("json_extract(actor_json, '$.type') = ?", text("human")),
+        Some(ActorFilter::AnyAssistant) => and("json_extract(actor_json, '$.type') = ?", text("assistant")),
+        Some(ActorFilter::Agent) => and("json_extract(actor_json, '$.type') = ?", text("agent")),
+        Some(ActorFilter::System) => and("json_extract(actor_json, '$.type') = ?", text("system")),
+        Some(ActorFilter::Human(user)) => {
+            and("json_extract(actor_json, '$.type') = ?", text("human"));
+            and("json_extract(actor_json, '$.user_id') = ?", text(user.as_str()));
+        }
+        Some(ActorFilter::AssistantFor(user)) => {
+            and("json_extract(actor_json, '$.type') = ?", text("assistant"));
+            and("json_extract(actor_json, '$.on_behalf_of') = ?", text(user.as_str()));
+        }
+    }
+    if let Some(source) = filter.source {
+        and("source = ?", text(source.as_str()));
+    }
+    if let Some(kind) = filter.kind {
+        and("kind = ?", text(kind.as_str()));
+    }
+    if let Some(since) = filter.since_ms {
+        and("at >= ?", SqlValue::Integer(since));
+    }
+    if let Some(until) = filter.until_ms {
+        and("at < ?", SqlValue::Integer(until));
+    }
+    sql.push_str(" ORDER BY seq DESC LIMIT ?");
+    values.push(SqlValue::Integer(i64::from(filter.limit)));
+    (sql, values)
+}
+
+fn text(s: &str) -> SqlValue {
+    SqlValue::Text(s.to_owned())
 }
 
 /// Re-computes the account's whole chain, streaming rows in order.
@@ -178,4 +208,129 @@ pub(in crate::db) fn verify(conn: &Connection, account: &AccountId) -> Result<Ve
 /// remaining row's stored link is the new anchor.
 pub(in crate::db) fn purge(conn: &Connection, account: &str, cutoff: i64) -> Result<usize, MttrlyError> {
     conn.execute("DELETE FROM audit_log WHERE account_id = ?1 AND at < ?2", params![account, cutoff]).map_err(internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
+    use mttrly_core::ids::{AssistantSessionId, ServerId};
+    use mttrly_core::{Plan, Source};
+
+    use crate::audit::AuditLog;
+    use crate::db::Db;
+    use crate::db::audit::{ActorFilter, AuditFilter};
+
+    fn median(mut samples: Vec<Duration>) -> f64 {
+        samples.sort();
+        samples[samples.len() / 2].as_secs_f64() * 1000.0
+    }
+
+    /// What the dashboard's audit filters and the chain's verification cost on a log of
+    /// `MTTRLY_AUDIT_ROWS` rows (default 100 000), in a release build:
+    /// `cargo test --release -p mttrly-central --lib -- --ignored --nocapture audit_filters_and_verify_timing`.
+    #[test]
+    #[ignore = "a measurement, not a check: run by hand in a release build"]
+    #[allow(clippy::unwrap_used, clippy::cast_possible_wrap, clippy::print_stdout)]
+    fn audit_filters_and_verify_timing() {
+        let rows: usize = std::env::var("MTTRLY_AUDIT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.db");
+        let db = Db::open(&path).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let (account, user) = rt.block_on(db.create_tenant("t", Plan::DeploymentCrew, "t", &[0; 32])).unwrap();
+        let servers: Vec<ServerId> = (0..100).map(|_| ServerId::generate()).collect();
+        let (audit, writer) = AuditLog::start(&path, crate::events::Bus::default()).unwrap();
+        let session = AssistantSessionId::generate();
+        let start_ms = jiff::Timestamp::now().as_millisecond() - rows as i64 * 1000;
+        for i in 0..rows {
+            // Mostly assistant tool calls over MCP; one row in a thousand a CLI decision by a person.
+            let rare = i % 1000 == 0;
+            audit.append(AuditEvent {
+                at: jiff::Timestamp::from_millisecond(start_ms + i as i64 * 1000).unwrap(),
+                account_id: account.clone(),
+                server_id: Some(servers[i % servers.len()].clone()),
+                actor: if rare {
+                    AuditActor::Human { user_id: user.clone(), name: "t".into() }
+                } else {
+                    AuditActor::Assistant {
+                        session_id: session.clone(),
+                        client_name: "claude-code".into(),
+                        on_behalf_of: user.clone(),
+                    }
+                },
+                source: if rare { Source::Cli } else { Source::Mcp },
+                kind: if rare { AuditKind::ApprovalDecision } else { AuditKind::ToolCall },
+                subject: "mttrly_get_server_status".into(),
+                parameters: serde_json::json!({ "n": i }),
+                outcome: AuditOutcome::Ok,
+                duration_ms: Some(2),
+            });
+        }
+        rt.block_on(audit.flush());
+        let log = db.account(&account);
+        let middle = start_ms + (rows as i64 / 2) * 1000;
+        let cases: Vec<(&str, AuditFilter)> = vec![
+            ("no filter", AuditFilter::default()),
+            ("server (index)", AuditFilter { server_id: Some(servers[7].clone()), ..AuditFilter::default() }),
+            ("source=mcp (common)", AuditFilter { source: Some(Source::Mcp), ..AuditFilter::default() }),
+            ("source=cli (1 in 1000)", AuditFilter { source: Some(Source::Cli), ..AuditFilter::default() }),
+            ("source=slack (none)", AuditFilter { source: Some(Source::Slack), ..AuditFilter::default() }),
+            (
+                "kind=approval_decision (1 in 1000)",
+                AuditFilter { kind: Some(AuditKind::ApprovalDecision), ..AuditFilter::default() },
+            ),
+            (
+                "actor=human:USER (1 in 1000)",
+                AuditFilter { actor: Some(ActorFilter::Human(user.clone())), ..AuditFilter::default() },
+            ),
+            (
+                "actor=assistant (common)",
+                AuditFilter { actor: Some(ActorFilter::AnyAssistant), ..AuditFilter::default() },
+            ),
+            ("time: the older half", AuditFilter { until_ms: Some(middle), ..AuditFilter::default() }),
+            (
+                "time: an hour in the middle",
+                AuditFilter { since_ms: Some(middle), until_ms: Some(middle + 3_600_000), ..AuditFilter::default() },
+            ),
+        ];
+        for (name, filter) in cases {
+            let filter = AuditFilter { limit: 101, ..filter };
+            let mut samples = Vec::new();
+            let mut found = 0;
+            for _ in 0..9 {
+                let t = Instant::now();
+                found = rt.block_on(log.audit().list(&filter)).unwrap().len();
+                samples.push(t.elapsed());
+            }
+            println!("{rows} rows, {name}: {found} rows in {:.1} ms (median of 9)", median(samples));
+        }
+        let export = AuditFilter { limit: 1000, ..AuditFilter::default() };
+        let t = Instant::now();
+        let mut page = export.clone();
+        let mut total = 0;
+        loop {
+            let got = rt.block_on(log.audit().list(&page)).unwrap();
+            total += got.len();
+            match got.last() {
+                Some(last) if got.len() == 1000 => page.before_seq = Some(last.seq),
+                _ => break,
+            }
+        }
+        println!(
+            "{rows} rows, export reads (1000 a read): {total} rows in {:.0} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let v = rt.block_on(log.audit().verify()).unwrap();
+            assert!(v.first_bad.is_none());
+            samples.push(t.elapsed());
+        }
+        println!("{rows} rows, verify: {:.0} ms (median of 5)", median(samples));
+        drop(audit);
+        writer.join().unwrap();
+    }
 }

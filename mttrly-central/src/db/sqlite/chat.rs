@@ -89,6 +89,40 @@ pub(in crate::db) fn links(conn: &Connection, account: &AccountId, user: &UserId
     Ok(links)
 }
 
+pub(in crate::db) fn all_links(
+    conn: &Connection,
+    account: &AccountId,
+) -> Result<Vec<(UserId, String, Link)>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT l.user_id, u.name, l.provider, l.external_id, l.label, l.linked_at FROM chat_links l
+             JOIN users u ON u.id = l.user_id AND u.account_id = l.account_id AND u.removed_at IS NULL
+             WHERE l.account_id = ?1 ORDER BY u.name, l.provider",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(internal)?;
+    let mut links = Vec::new();
+    for row in rows {
+        let (user, name, provider, external_id, label, linked_at) = row.map_err(internal)?;
+        // A provider this build does not know (a newer central wrote it) is not shown.
+        if let (Ok(user), Ok(provider)) = (UserId::parse(&user), provider.parse()) {
+            links.push((user, name, Link { provider, external_id, label, linked_at }));
+        }
+    }
+    Ok(links)
+}
+
 pub(in crate::db) fn recipients(
     conn: &Connection,
     account: &AccountId,

@@ -492,6 +492,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX unmatched_alerts_resolved_key ON unmatched_alerts(account_id, source, fingerprint, resolved_at)
         WHERE status = 'resolved';
     ",
+    // 17: a bounded metrics history for the servers' charts: one row per server and hour, its
+    // minute samples appended to `samples` as fixed-width hex (`db::metrics` documents the
+    // format), so a sample is an append to a row the heartbeat flush already writes, not a row of
+    // its own: ten thousand servers keep 240,000 rows a day, not 14 million. A rowid table with a
+    // unique index, not WITHOUT ROWID: a full hour's row (900 bytes) is too big for a clustered key.
+    // Rows older than a day go with the retention purge.
+    "
+    CREATE TABLE server_metrics (
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        hour INTEGER NOT NULL,
+        samples TEXT NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX server_metrics_server_hour ON server_metrics(server_id, hour);
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

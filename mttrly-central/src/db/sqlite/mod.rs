@@ -15,6 +15,7 @@ pub(in crate::db) mod alerts;
 pub(in crate::db) mod audit;
 pub(in crate::db) mod chat;
 pub(in crate::db) mod device;
+pub(in crate::db) mod metrics;
 mod migrations;
 pub(in crate::db) mod oauth;
 pub(in crate::db) mod oidc;

@@ -10,7 +10,8 @@ use super::internal;
 use crate::db::accounts::{FactorGate, User, UserRefusal};
 use crate::db::now_ms;
 use crate::db::people::{
-    Candidate, Factor, InviteRefusal, InviteRow, PasswordAttempt, PendingRefusal, Sealed, SessionRow, SignInMethod,
+    Candidate, Factor, InviteRefusal, InviteRow, OpenInvite, PasswordAttempt, PendingRefusal, RosterEntry, Sealed,
+    SessionRow, SignInMethod,
 };
 
 fn step_of(v: Option<i64>) -> Option<u64> {
@@ -69,6 +70,70 @@ pub(in crate::db) fn enrolled_users(
         } else {
             tracing::error!(%id, "credentials row with a malformed user id; skipped");
         }
+    }
+    Ok(out)
+}
+
+pub(in crate::db) fn roster(conn: &Connection, account: &AccountId) -> Result<Vec<RosterEntry>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT u.id, u.name, u.role, u.email, u.created_at, u.removed_at,
+                    c.password_hash IS NOT NULL, c.totp_sealed IS NOT NULL,
+                    EXISTS (SELECT 1 FROM oidc_subjects o WHERE o.account_id = u.account_id AND o.user_id = u.id)
+             FROM users u LEFT JOIN user_credentials c ON c.user_id = u.id AND c.account_id = u.account_id
+             WHERE u.account_id = ?1 ORDER BY u.removed_at IS NOT NULL, u.created_at, u.id",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str()], |r| {
+            let (id, role) = (r.get::<_, String>(0)?, r.get::<_, String>(2)?);
+            let (Ok(id), Ok(role)) = (UserId::parse(&id), role.parse::<Role>()) else {
+                tracing::error!(%id, %role, "user row with a malformed id or an unknown role; skipped");
+                return Ok(None);
+            };
+            Ok(Some(RosterEntry {
+                user: User { id, name: r.get(1)?, role, email: r.get(3)?, created_at: r.get(4)? },
+                removed_at: r.get(5)?,
+                has_password: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
+                has_second_factor: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+                has_sso: r.get(8)?,
+            }))
+        })
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.extend(row.map_err(internal)?);
+    }
+    Ok(out)
+}
+
+pub(in crate::db) fn open_invites(
+    conn: &Connection,
+    account: &AccountId,
+    now: i64,
+) -> Result<Vec<OpenInvite>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT u.id, u.name, u.role, i.created_at, i.expires_at
+             FROM invites i JOIN users u ON u.id = i.user_id AND u.account_id = i.account_id
+             WHERE i.account_id = ?1 AND i.used_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > ?2
+               AND u.removed_at IS NULL
+             ORDER BY i.expires_at, u.name",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str(), now], |r| {
+            let (id, role) = (r.get::<_, String>(0)?, r.get::<_, String>(2)?);
+            let (Ok(user_id), Ok(role)) = (UserId::parse(&id), role.parse::<Role>()) else {
+                tracing::error!(%id, %role, "invite of a user row this build cannot read; skipped");
+                return Ok(None);
+            };
+            Ok(Some(OpenInvite { user_id, name: r.get(1)?, role, created_at: r.get(3)?, expires_at: r.get(4)? }))
+        })
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.extend(row.map_err(internal)?);
     }
     Ok(out)
 }

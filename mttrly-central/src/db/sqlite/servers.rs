@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::internal;
 use crate::db::now_ms;
-use crate::db::servers::{HostRow, Registered, ServerRow};
+use crate::db::servers::{HostRow, Registered, ServerBrief, ServerRow};
 
 const COLUMNS: &str = "id, account_id, name, environment, created_at, hostname, os, kernel, arch, agent_version, \
                        capabilities, policy_json, last_seen_at, metrics_json";
@@ -107,6 +107,79 @@ pub(in crate::db) fn list(conn: &Connection, account: &AccountId) -> Result<Vec<
     for r in rows {
         if let Some(server) = r.map_err(internal)? {
             out.push(server);
+        }
+    }
+    Ok(out)
+}
+
+/// The account's live servers in brief, by name.
+pub(in crate::db) fn briefs(conn: &Connection, account: &AccountId) -> Result<Vec<ServerBrief>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, name, environment FROM servers WHERE account_id = ?1 AND decommissioned_at IS NULL
+             ORDER BY name",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str()], |r| {
+            let (id, environment) = (r.get_ref(0)?.as_str()?, r.get_ref(2)?.as_str()?);
+            let (Ok(id), Ok(environment)) = (ServerId::parse(id), environment.parse::<Environment>()) else {
+                return Ok(None);
+            };
+            Ok(Some(ServerBrief { id, name: r.get(1)?, environment }))
+        })
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(brief) = r.map_err(internal)? {
+            out.push(brief);
+        }
+    }
+    Ok(out)
+}
+
+/// The account's live servers among `ids`, in the order of `ids`.
+pub(in crate::db) fn get_many(
+    conn: &Connection,
+    account: &AccountId,
+    ids: &[ServerId],
+) -> Result<Vec<ServerRow>, MttrlyError> {
+    let wanted = serde_json::to_string(&ids.iter().map(ServerId::as_str).collect::<Vec<_>>())
+        .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("cannot list server ids: {e}")))?;
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM servers WHERE account_id = ?1 AND decommissioned_at IS NULL
+             AND id IN (SELECT value FROM json_each(?2))"
+        ))
+        .map_err(internal)?;
+    let rows = stmt.query_map(params![account.as_str(), wanted], row).map_err(internal)?;
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for r in rows {
+        if let Some(server) = r.map_err(internal)? {
+            found.insert(server.id.clone(), server);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// How many open alerts each of the account's servers has, in one grouped query.
+pub(in crate::db) fn open_alert_counts(
+    conn: &Connection,
+    account: &AccountId,
+) -> Result<std::collections::HashMap<ServerId, u32>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT server_id, COUNT(*) FROM alerts WHERE account_id = ?1 AND status = 'open' GROUP BY server_id",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+        .map_err(internal)?;
+    let mut out = std::collections::HashMap::new();
+    for r in rows {
+        let (server, count) = r.map_err(internal)?;
+        if let Ok(server) = ServerId::parse(&server) {
+            out.insert(server, count);
         }
     }
     Ok(out)
@@ -310,8 +383,9 @@ pub(in crate::db) fn record_hello(
 pub(in crate::db) fn flush_heartbeats(
     conn: &mut Connection,
     batch: &[(ServerId, i64, String)],
+    sample_at: Option<i64>,
 ) -> Result<(), MttrlyError> {
-    if batch.is_empty() {
+    if batch.is_empty() && sample_at.is_none() {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(internal)?;
@@ -322,6 +396,9 @@ pub(in crate::db) fn flush_heartbeats(
         for (server, seen, metrics) in batch {
             stmt.execute(params![server.as_str(), seen, metrics]).map_err(internal)?;
         }
+    }
+    if let Some(at) = sample_at {
+        super::metrics::sample(&tx, at)?;
     }
     tx.commit().map_err(internal)
 }

@@ -81,7 +81,12 @@ impl std::fmt::Debug for SignedIn {
 /// How cookies travel on this site, or `None` when no session may be set (plain HTTP to a
 /// non-loopback address).
 pub(crate) fn transport(site: &Site) -> Option<Transport> {
-    let url = site.base_url.to_ascii_lowercase();
+    transport_of(&site.base_url)
+}
+
+/// [`transport`] for a site at `base_url`.
+pub(crate) fn transport_of(base_url: &str) -> Option<Transport> {
+    let url = base_url.to_ascii_lowercase();
     if url.starts_with("https://") {
         return Some(Transport::Https);
     }
@@ -298,7 +303,7 @@ pub(crate) fn check_origin(site: &Site, headers: &HeaderMap) -> Result<(), Mttrl
     let refused = || MttrlyError::new(ErrorCode::Forbidden, "this form was sent from another site");
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().map_err(|_| refused())?.trim_end_matches('/').to_ascii_lowercase();
-        if !site.allowed_origins.contains(&origin) {
+        if !site.form_origins.contains(&origin) {
             return Err(refused());
         }
     }
@@ -429,7 +434,7 @@ mod tests {
 
     #[test]
     fn sessions_travel_only_over_https_or_loopback() {
-        let site = |url: &str| Site::new(url.to_owned(), vec![], format!("{url}/mcp"));
+        let site = |url: &str| Site::new(url.to_owned(), vec![], vec![], format!("{url}/mcp"));
         assert_eq!(transport(&site("https://central.example")), Some(Transport::Https));
         assert_eq!(transport(&site("HTTPS://central.example:8443")), Some(Transport::Https));
         for loopback in ["http://127.0.0.1:8080", "http://localhost:3000", "http://[::1]:80", "http://127.1.2.3"] {
@@ -444,14 +449,21 @@ mod tests {
 
     #[test]
     fn a_cross_site_post_is_refused_by_origin_or_fetch_metadata() {
-        let site =
-            Site::new("https://c.example".into(), vec!["https://c.example".into()], "https://c.example/mcp".into());
+        let site = Site::new(
+            "https://c.example".into(),
+            vec!["https://c.example".into()],
+            vec!["https://mcp-client.example".into()],
+            "https://c.example/mcp".into(),
+        );
         let mut h = HeaderMap::new();
         assert!(check_origin(&site, &h).is_ok(), "no browser headers: the token decides");
         h.insert(header::ORIGIN, HeaderValue::from_static("https://c.example"));
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
         assert!(check_origin(&site, &h).is_ok());
         h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(check_origin(&site, &h).is_err());
+        // A browser MCP client's origin may call `/mcp`, never post a form with a cookie.
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://mcp-client.example"));
         assert!(check_origin(&site, &h).is_err());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(check_origin(&site, &h).is_err());

@@ -1,0 +1,456 @@
+//! The approver's diff of a pending file write (issue 14: "a unified diff for file writes"): the
+//! bytes the action would write (its stored payload, bound by the content's SHA-256) against what
+//! the managed file holds now, asked from the server's agent (`file.current`, under the write's
+//! own path rules). Both sides are masked by the same redactor, so an unchanged secret line reads
+//! the same on both sides (no false change) and no secret is ever shown; what runs is still bound
+//! by the hash, never by this picture of it.
+//!
+//! The page must never wait on an agent: each ask has a short deadline ([`ASK_DEADLINE`]), the
+//! writes of one page are asked concurrently, and a server that cannot answer (offline, too old
+//! to offer `file.current`, refusing the path) is named with the reason, and the new content is
+//! shown alone, masked, as added lines. Every line goes through `display::exact`, so an escape
+//! sequence, a CR or a bidi override in a file is shown as a visible escape, never acted on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maud::{Markup, html};
+use mttrly_core::action::{ActionContent, ActionState};
+use mttrly_core::capability::{FileCurrent, FileCurrentParams, FileCurrentText};
+use mttrly_core::ids::{AccountId, ActionId, ServerId};
+use mttrly_core::redactor::{env_values, redact};
+use mttrly_core::tools::common::ServerPath;
+use mttrly_core::{ErrorCode, MttrlyError, display};
+use similar::{ChangeTag, TextDiff};
+
+use crate::db::actions::ActionRow;
+use crate::state::Central;
+
+/// How long one page waits for an agent's `file.current`.
+pub(super) const ASK_DEADLINE: Duration = Duration::from_secs(3);
+
+/// The most file writes one page asks agents about; the others say so and link to their page.
+const MAX_ASKED: usize = 50;
+
+/// The most diff lines shown; a longer diff says how many were left out, never silently.
+const MAX_LINES: usize = 20_000;
+
+/// Lines of context around each change.
+const CONTEXT: usize = 3;
+
+/// How long computing one diff may take before `similar` settles for a less minimal (still
+/// correct) one.
+const DIFF_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The label every diff carries.
+pub(super) const MASKED: &str = "Secrets masked on both sides; what runs is bound by the SHA-256 above.";
+
+/// The write an action carries, as the page shows it.
+#[derive(Debug, Clone)]
+pub(super) struct Write {
+    /// The managed path, as the assistant named it.
+    pub path: String,
+    /// The new content's SHA-256 (bound by the action's content hash).
+    pub sha256: String,
+    /// The new content's size.
+    pub size_bytes: u64,
+}
+
+/// The current side: what the agent answered, or why there is none.
+#[derive(Debug)]
+pub(super) enum Current {
+    /// The agent's answer, masked on the host and again by central.
+    Read(FileCurrentText),
+    /// Not asked or not answered, with the reason shown to the human.
+    Unknown(String),
+}
+
+/// Fills `diffs[i]` for every file write among `actions` (the rest stay `None`), asking the
+/// agents concurrently, each within [`ASK_DEADLINE`]. Only pending writes are compared with the
+/// file: once decided, the file may already hold the new content, so the new content is shown
+/// alone.
+pub(super) async fn for_actions(
+    central: &Arc<Central>,
+    account: &AccountId,
+    actions: &[&ActionRow],
+) -> Vec<Option<Markup>> {
+    let mut diffs: Vec<Option<Markup>> = actions.iter().map(|_| None).collect();
+    let mut jobs = tokio::task::JoinSet::new();
+    let mut asked = 0usize;
+    for (i, a) in actions.iter().enumerate() {
+        let ActionContent::FileWrite { path, sha256, size_bytes } = &a.content else { continue };
+        let write = Write { path: path.clone(), sha256: sha256.clone(), size_bytes: *size_bytes };
+        let ask = if a.status != ActionState::PendingApproval {
+            Some("This action is no longer pending, so the file was not compared with it: the new content alone, masked, as added lines.".to_owned())
+        } else if asked >= MAX_ASKED {
+            Some(format!(
+                "More than {MAX_ASKED} file writes wait on this page: open this action's own page to compare it with the current file. The new content alone, masked, as added lines."
+            ))
+        } else {
+            asked += 1;
+            None
+        };
+        let (central, account, id, server) = (Arc::clone(central), account.clone(), a.id.clone(), a.server_id.clone());
+        jobs.spawn(async move { (i, one(&central, &account, &id, &server, write, ask).await) });
+    }
+    while let Some(done) = jobs.join_next().await {
+        match done {
+            Ok((i, markup)) => diffs[i] = Some(markup),
+            Err(e) => tracing::warn!(error = %e, "a file write's diff task failed"),
+        }
+    }
+    diffs
+}
+
+/// One write's diff: its payload from the database, the current file from the agent (unless
+/// `skip` says why not), the diff computed off the runtime.
+async fn one(
+    central: &Central,
+    account: &AccountId,
+    id: &ActionId,
+    server: &ServerId,
+    write: Write,
+    skip: Option<String>,
+) -> Markup {
+    let payload = central.db.account(account).actions().payload(id).await;
+    let current = match skip {
+        Some(why) => Current::Unknown(why),
+        None => ask(central, server, &write.path).await,
+    };
+    let new = match payload {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(error = %e, action = %id, "cannot load a file write's payload");
+            None
+        }
+    };
+    let shown = write.clone();
+    tokio::task::spawn_blocking(move || render(&write, new.as_deref(), &current)).await.unwrap_or_else(|_| {
+        html! { section.filediff { p.why { "The diff of `" (display::exact(&shown.path)) "` could not be computed." } } }
+    })
+}
+
+/// Asks the server's agent for the current file, within [`ASK_DEADLINE`] whatever happens.
+async fn ask(central: &Central, server: &ServerId, path: &str) -> Current {
+    let Ok(path) = ServerPath::new(path) else {
+        return Current::Unknown("the path is not one an agent reads.".to_owned());
+    };
+    let params = FileCurrentParams { path };
+    let asked = central.agents.ask::<FileCurrent>(server, &params, ASK_DEADLINE);
+    match tokio::time::timeout(ASK_DEADLINE, asked).await {
+        Ok(Ok(current)) => Current::Read(current),
+        Ok(Err(e)) => Current::Unknown(unavailable(&e)),
+        Err(_) => Current::Unknown(format!("the server's agent did not answer within {} s.", ASK_DEADLINE.as_secs())),
+    }
+}
+
+/// Why the current file is not shown, in words for the approver.
+fn unavailable(e: &MttrlyError) -> String {
+    let said = display::text(e.message());
+    match e.code() {
+        ErrorCode::ServerOffline => "the server's agent is offline.".to_owned(),
+        ErrorCode::ContractVersionUnsupported => {
+            format!("the server's agent is too old to show the current file ({said}).")
+        }
+        ErrorCode::Timeout => format!("the server's agent did not answer within {} s.", ASK_DEADLINE.as_secs()),
+        ErrorCode::PolicyDenied | ErrorCode::ValidationError => {
+            format!("the server's agent refused to read it ({said}); it will refuse the write the same way.")
+        }
+        _ => format!("the server's agent could not read it ({said})."),
+    }
+}
+
+/// The new content masked exactly as the current one was: the agent's pass (the generic rules,
+/// then the key-based pass of a managed env file), then central's second pass over every agent
+/// answer (`agents::ask`). `env_file` unknown (no answer) masks as an env file: over-masking a
+/// `KEY_PATH=` line is safe, showing a short `DB_PASS=x` is not.
+fn mask(new: &str, env_file: bool) -> String {
+    let host = redact(new).text;
+    let host = if env_file { env_values(&host).0 } else { host.into_owned() };
+    redact(&host).text.into_owned()
+}
+
+/// The whole section for one write.
+pub(super) fn render(w: &Write, new: Option<&[u8]>, current: &Current) -> Markup {
+    let path = display::exact(&w.path);
+    html! {
+        section.filediff {
+            h3 { "Changes to " code { (path) } }
+            p.masked { (MASKED) }
+            dl.filefacts {
+                dt { "After the write" } dd { (w.size_bytes) " bytes, SHA-256 " code.hash { (w.sha256) } }
+                @if let Current::Read(c) = current {
+                    dt { "Now" } dd { (now(c)) }
+                }
+            }
+            (body(w, new, current))
+        }
+    }
+}
+
+/// The current file's facts, in a line.
+fn now(c: &FileCurrentText) -> Markup {
+    html! {
+        @if !c.exists {
+            "does not exist"
+        } @else {
+            (c.size_bytes) " bytes"
+            @if let Some(sha) = &c.sha256 { ", SHA-256 " code.hash { (display::exact(sha)) } }
+        }
+    }
+}
+
+fn body(w: &Write, new: Option<&[u8]>, current: &Current) -> Markup {
+    let path = display::exact(&w.path);
+    let Some(new) = new else {
+        return html! { p.why { "The new content is not stored with this action: only its size and SHA-256 are known." } };
+    };
+    let Some(new_text) = FileCurrentText::text_of(new) else {
+        return html! { p.why { "The new content is not text (not UTF-8, or it holds NUL bytes): no diff. Compare the sizes and SHA-256s." } };
+    };
+    let c = match current {
+        Current::Unknown(why) => {
+            return html! {
+                p.why { "The current file is not shown: " (why) " The new content alone, masked, as added lines:" }
+                (unified(&format!("{path} (current content unknown)"), "", &format!("{path} (after the write)"), &mask(new_text, true)))
+            };
+        }
+        Current::Read(c) => c,
+    };
+    if c.sha256.as_deref() == Some(w.sha256.as_str()) {
+        return html! { p.same { "No change: the current file's SHA-256 equals the new content's. The write leaves the same bytes." } };
+    }
+    if c.binary {
+        return html! { p.why { "The current file is not text (not UTF-8, or it holds NUL bytes): no diff. Compare the sizes and SHA-256s." } };
+    }
+    if c.truncated {
+        return html! {
+            p.why {
+                "The current file is " (c.size_bytes) " bytes, more than the " (FileCurrentText::MAX_BYTES)
+                " bytes read for a diff: it is not compared, and the write replaces it whole. The new content alone, masked, as added lines:"
+            }
+            (unified(&format!("{path} (now, not read)"), "", &format!("{path} (after the write)"), &mask(new_text, c.env_file)))
+        };
+    }
+    let masked_new = mask(new_text, c.env_file);
+    if !c.exists {
+        return html! {
+            p.why { "The file does not exist yet: the write creates it. Every line is added:" }
+            (unified("/dev/null", "", &format!("{path} (after the write)"), &masked_new))
+        };
+    }
+    let old = c.content.as_deref().unwrap_or_default();
+    if old == masked_new {
+        return html! {
+            p.same {
+                "No visible change: the SHA-256s differ, but the two read the same once masked; the difference is inside a masked secret."
+            }
+        };
+    }
+    unified(&format!("{path} (now)"), old, &format!("{path} (after the write)"), &masked_new)
+}
+
+/// A unified diff, line by line, each line through `display::exact`, in a box that scrolls
+/// sideways and down on its own (the page never does). Cut at [`MAX_LINES`], saying so.
+fn unified(old_name: &str, old: &str, new_name: &str, new: &str) -> Markup {
+    let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_lines(old, new);
+    let mut lines: Vec<(&'static str, String)> =
+        vec![("file", format!("--- {old_name}")), ("file", format!("+++ {new_name}"))];
+    let mut total = lines.len();
+    for hunk in diff.unified_diff().context_radius(CONTEXT).iter_hunks() {
+        total += 1;
+        if total <= MAX_LINES {
+            lines.push(("hunk", hunk.header().to_string()));
+        }
+        for change in hunk.iter_changes() {
+            let (class, sign) = match change.tag() {
+                ChangeTag::Delete => ("del", '-'),
+                ChangeTag::Insert => ("ins", '+'),
+                ChangeTag::Equal => ("ctx", ' '),
+            };
+            let value = change.value();
+            let line = value.strip_suffix('\n').unwrap_or(value);
+            total += 1;
+            if total <= MAX_LINES {
+                lines.push((class, format!("{sign}{}", display::exact(line))));
+            }
+            if change.missing_newline() {
+                total += 1;
+                if total <= MAX_LINES {
+                    lines.push(("note", "\\ No newline at end of file".to_owned()));
+                }
+            }
+        }
+    }
+    html! {
+        @if total > MAX_LINES {
+            p.cut { "This diff has " (total) " lines; the first " (MAX_LINES) " are shown, the other " (total - MAX_LINES) " are not." }
+        }
+        div.scroll.diffbox {
+            pre.diff {
+                @for (class, line) in &lines {
+                    span class=(class) { (line) } "\n"
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AWS: &str = "AKIAIOSFODNN7EXAMPLE";
+    const GHP: &str = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+
+    fn write(new: &[u8]) -> Write {
+        use sha2::Digest as _;
+        Write {
+            path: "/srv/app/app.conf".to_owned(),
+            sha256: hex::encode(sha2::Sha256::digest(new)),
+            size_bytes: new.len() as u64,
+        }
+    }
+
+    /// The answer a real agent gives for `old` (masked on the host and by central's second pass).
+    fn read(old: &str) -> Current {
+        use sha2::Digest as _;
+        Current::Read(FileCurrentText {
+            path: "/srv/app/app.conf".to_owned(),
+            exists: true,
+            size_bytes: old.len() as u64,
+            sha256: Some(hex::encode(sha2::Sha256::digest(old.as_bytes()))),
+            content: Some(mask(old, false)),
+            binary: false,
+            truncated: false,
+            env_file: false,
+            redactions: Vec::new(),
+        })
+    }
+
+    fn html(new: &[u8], current: &Current) -> String {
+        render(&write(new), Some(new), current).into_string()
+    }
+
+    #[test]
+    fn a_change_is_a_unified_diff_with_headers_hunks_and_marked_lines() {
+        let old = "a\nb\nworkers = 2\nc\n";
+        let new = "a\nb\nworkers = 4\nc\n";
+        let page = html(new.as_bytes(), &read(old));
+        assert!(
+            page.contains("--- /srv/app/app.conf (now)") && page.contains("+++ /srv/app/app.conf (after the write)"),
+            "{page}"
+        );
+        assert!(page.contains("@@ -1,4 +1,4 @@"), "{page}");
+        assert!(page.contains("<span class=\"del\">-workers = 2</span>"), "{page}");
+        assert!(page.contains("<span class=\"ins\">+workers = 4</span>"), "{page}");
+        assert!(page.contains("<span class=\"ctx\"> b</span>"), "{page}");
+        assert!(page.contains(MASKED), "{page}");
+        assert!(page.contains("div class=\"scroll diffbox\""), "{page}");
+    }
+
+    #[test]
+    fn hostile_lines_are_visible_escapes_and_inert() {
+        let new = "ok\n\u{1b}[2Jclear\r\nname \u{202e}gnp.exe\n<script>alert(1)</script>\n";
+        let page = html(new.as_bytes(), &read("ok\n"));
+        assert!(page.contains("+\\x1b[2Jclear\\r"), "{page}");
+        assert!(page.contains("+name \\u{202e}gnp.exe"), "{page}");
+        assert!(page.contains("+&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+        assert!(!page.contains('\u{1b}') && !page.contains('\r') && !page.contains('\u{202e}'), "{page}");
+        assert!(!page.contains("<script"), "{page}");
+    }
+
+    #[test]
+    fn secrets_are_masked_on_both_sides_and_an_unchanged_secret_is_no_change() {
+        let old = format!("aws_access_key_id = {AWS}\nworkers = 2\ntoken: {GHP}\n");
+        let new = format!("aws_access_key_id = {AWS}\nworkers = 4\ntoken: {GHP}\n");
+        let page = html(new.as_bytes(), &read(&old));
+        assert!(!page.contains(AWS) && !page.contains(GHP), "{page}");
+        assert!(page.contains("[REDACTED:"), "{page}");
+        // The secret lines are context, never a change.
+        assert_eq!(page.matches("class=\"del\"").count(), 1, "{page}");
+        assert_eq!(page.matches("class=\"ins\"").count(), 1, "{page}");
+        assert!(page.contains("-workers = 2") && page.contains("+workers = 4"), "{page}");
+        // A rotated secret alone: the hashes differ, the masked texts do not; said so.
+        let rotated = format!("aws_access_key_id = AKIAI44QH8DHBEXAMPLE\nworkers = 2\ntoken: {GHP}\n");
+        let page = html(rotated.as_bytes(), &read(&old));
+        assert!(page.contains("No visible change") && !page.contains("AKIAI44QH8DHBEXAMPLE"), "{page}");
+    }
+
+    #[test]
+    fn a_new_file_is_all_added_and_identical_bytes_say_no_change() {
+        let missing = Current::Read(FileCurrentText {
+            path: "/srv/app/app.conf".to_owned(),
+            exists: false,
+            size_bytes: 0,
+            sha256: None,
+            content: None,
+            binary: false,
+            truncated: false,
+            env_file: false,
+            redactions: Vec::new(),
+        });
+        let page = html(b"one\ntwo\n", &missing);
+        assert!(page.contains("does not exist yet") && page.contains("--- /dev/null"), "{page}");
+        assert!(page.contains("+one") && page.contains("+two") && !page.contains("class=\"del\""), "{page}");
+        let page = html(b"same\n", &read("same\n"));
+        assert!(page.contains("No change") && !page.contains("class=\"ins\""), "{page}");
+    }
+
+    #[test]
+    fn binary_content_has_no_diff_only_sizes_and_hashes() {
+        let page = html(b"\x00\xff\xfebinary", &read("text\n"));
+        assert!(page.contains("not text") && !page.contains("pre class=\"diff\""), "{page}");
+        let Current::Read(mut c) = read("x") else { unreachable!() };
+        c.binary = true;
+        c.content = None;
+        let page = html(b"text\n", &Current::Read(c));
+        assert!(page.contains("current file is not text") && !page.contains("pre class=\"diff\""), "{page}");
+    }
+
+    #[test]
+    fn an_unknown_current_file_says_why_and_shows_the_new_content_masked() {
+        let new = format!("workers = 4\nDB_PASS=x\nkey = {AWS}\n");
+        let page = html(new.as_bytes(), &Current::Unknown("the server's agent is offline.".to_owned()));
+        assert!(
+            page.contains("the server&#39;s agent is offline.") || page.contains("the server's agent is offline."),
+            "{page}"
+        );
+        assert!(page.contains("+workers = 4") && !page.contains(AWS), "{page}");
+        // Not knowing whether it is an env file, a short secret value is masked anyway.
+        assert!(page.contains("+DB_PASS=[REDACTED:env_secret]") && !page.contains("DB_PASS=x"), "{page}");
+        assert!(!page.contains("class=\"del\""), "{page}");
+    }
+
+    #[test]
+    fn an_env_file_is_masked_by_key_on_the_new_side_as_on_the_old() {
+        let Current::Read(mut c) = read("") else { unreachable!() };
+        let old = "PORT=8080\nDB_PASS=x\n";
+        c.content = Some(env_values(&redact(old).text).0);
+        c.env_file = true;
+        c.size_bytes = old.len() as u64;
+        let page = html(b"PORT=9090\nDB_PASS=x\n", &Current::Read(c));
+        assert!(page.contains("-PORT=8080") && page.contains("+PORT=9090"), "{page}");
+        assert!(page.contains(" DB_PASS=[REDACTED:env_secret]") && !page.contains("DB_PASS=x"), "{page}");
+    }
+
+    #[test]
+    fn an_errors_reason_names_what_happened() {
+        let old = MttrlyError::new(ErrorCode::ContractVersionUnsupported, "does not offer `file.current`");
+        assert!(unavailable(&old).contains("too old"));
+        let denied = MttrlyError::new(ErrorCode::PolicyDenied, "`/etc/shadow` is not in the managed files");
+        assert!(unavailable(&denied).contains("refused"));
+        assert_eq!(unavailable(&MttrlyError::new(ErrorCode::ServerOffline, "x")), "the server's agent is offline.");
+    }
+
+    #[test]
+    fn a_huge_diff_says_how_much_is_not_shown() {
+        let new = (0..MAX_LINES + 50).fold(String::new(), |mut text, i| {
+            text.push_str(&format!("line {i}\n"));
+            text
+        });
+        let page = html(new.as_bytes(), &read(""));
+        assert!(page.contains("the other"), "cut without saying so");
+        assert_eq!(page.matches("class=\"ins\"").count(), MAX_LINES - 3);
+    }
+}
