@@ -275,6 +275,10 @@ async fn an_admin_sees_people_invites_tokens_grants_links_and_rules_and_revokes_
     // Revoke the token: the gRPC call it made a moment ago (now cached) is refused at once, and
     // the chat link made with it ends with it.
     assert_eq!(whoami(&h, &ops).await, Ok(()));
+    // A crafted "revoked" link cannot make the page claim a live token was revoked.
+    let (_, crafted) = http.get(&format!("/admin?revoked={ops_id}")).await;
+    assert!(crafted.contains(&format!("{ops_id} is NOT revoked")), "{crafted}");
+    assert!(!crafted.contains(&format!("Revoked <code>{ops_id}</code>")), "{crafted}");
     let csrf = hidden(&page, "csrf");
     let (status, _) = http.post(&format!("/admin/tokens/{ops_id}/revoke"), &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);

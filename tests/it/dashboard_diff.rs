@@ -126,6 +126,9 @@ async fn a_pending_write_shows_its_diff_with_secrets_masked_on_both_sides() {
         assert_eq!(diff.matches("class=\"del\"").count(), 1, "{path}: {diff}");
         assert_eq!(diff.matches("class=\"ins\"").count(), 1, "{path}: {diff}");
         assert!(!page.contains(AWS_KEY), "{path}: the secret is on the page");
+        // Nor the current file's raw hash, which would let a reader test guesses of the secret.
+        assert!(!page.contains(&sha256(OLD)), "{path}: the current file's raw SHA-256 is on the page");
+        assert!(diff.contains("different bytes from after the write"), "{path}: {diff}");
     }
 
     // The same bytes again: the raw SHA-256s match (the hash survives both redaction passes).

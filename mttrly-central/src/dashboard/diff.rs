@@ -34,6 +34,10 @@ const MAX_ASKED: usize = 50;
 
 /// The most diff lines shown; a longer diff says how many were left out, never silently.
 const MAX_LINES: usize = 20_000;
+/// The most text one diff shows (after escaping: a control character shows as several). Lines
+/// alone do not bound it: a megabyte of control characters would be a few lines of megabytes,
+/// and the pending page holds many diffs.
+const MAX_SHOWN_BYTES: usize = 256 * 1024;
 
 /// Lines of context around each change.
 const CONTEXT: usize = 3;
@@ -180,7 +184,7 @@ pub(super) fn render(w: &Write, new: Option<&[u8]>, current: &Current) -> Markup
             dl.filefacts {
                 dt { "After the write" } dd { (w.size_bytes) " bytes, SHA-256 " code.hash { (w.sha256) } }
                 @if let Current::Read(c) = current {
-                    dt { "Now" } dd { (now(c)) }
+                    dt { "Now" } dd { (now(c, w)) }
                 }
             }
             (body(w, new, current))
@@ -188,14 +192,20 @@ pub(super) fn render(w: &Write, new: Option<&[u8]>, current: &Current) -> Markup
     }
 }
 
-/// The current file's facts, in a line.
-fn now(c: &FileCurrentText) -> Markup {
+/// The current file's facts, in a line. Its raw SHA-256 is never shown: beside its masked text,
+/// the hash of the raw bytes would let anyone reading the page test guesses of a short masked
+/// secret offline. Only whether it equals the write's new content is said.
+fn now(c: &FileCurrentText, w: &Write) -> Markup {
     html! {
         @if !c.exists {
             "does not exist"
         } @else {
             (c.size_bytes) " bytes"
-            @if let Some(sha) = &c.sha256 { ", SHA-256 " code.hash { (display::exact(sha)) } }
+            @match &c.sha256 {
+                Some(sha) if sha.eq_ignore_ascii_case(&w.sha256) => ", the same bytes as after the write",
+                Some(_) => ", different bytes from after the write",
+                None => "",
+            }
         }
     }
 }
@@ -257,11 +267,16 @@ fn unified(old_name: &str, old: &str, new_name: &str, new: &str) -> Markup {
     let mut lines: Vec<(&'static str, String)> =
         vec![("file", format!("--- {old_name}")), ("file", format!("+++ {new_name}"))];
     let mut total = lines.len();
+    let mut bytes = 0usize;
+    let mut push = |lines: &mut Vec<(&'static str, String)>, total: usize, class: &'static str, line: String| {
+        if total <= MAX_LINES && bytes <= MAX_SHOWN_BYTES {
+            bytes += line.len();
+            lines.push((class, line));
+        }
+    };
     for hunk in diff.unified_diff().context_radius(CONTEXT).iter_hunks() {
         total += 1;
-        if total <= MAX_LINES {
-            lines.push(("hunk", hunk.header().to_string()));
-        }
+        push(&mut lines, total, "hunk", hunk.header().to_string());
         for change in hunk.iter_changes() {
             let (class, sign) = match change.tag() {
                 ChangeTag::Delete => ("del", '-'),
@@ -271,20 +286,19 @@ fn unified(old_name: &str, old: &str, new_name: &str, new: &str) -> Markup {
             let value = change.value();
             let line = value.strip_suffix('\n').unwrap_or(value);
             total += 1;
-            if total <= MAX_LINES {
-                lines.push((class, format!("{sign}{}", display::exact(line))));
-            }
+            push(&mut lines, total, class, format!("{sign}{}", display::exact(line)));
             if change.missing_newline() {
                 total += 1;
-                if total <= MAX_LINES {
-                    lines.push(("note", "\\ No newline at end of file".to_owned()));
-                }
+                push(&mut lines, total, "note", "\\ No newline at end of file".to_owned());
             }
         }
     }
     html! {
-        @if total > MAX_LINES {
-            p.cut { "This diff has " (total) " lines; the first " (MAX_LINES) " are shown, the other " (total - MAX_LINES) " are not." }
+        @if total > lines.len() {
+            p.cut {
+                "This diff has " (total) " lines; the first " (lines.len()) " are shown (at most " (MAX_LINES)
+                " lines or " (MAX_SHOWN_BYTES / 1024) " KiB), the other " (total - lines.len()) " are not."
+            }
         }
         div.scroll.diffbox {
             pre.diff {
@@ -452,5 +466,14 @@ mod tests {
         let page = html(new.as_bytes(), &read(""));
         assert!(page.contains("the other"), "cut without saying so");
         assert_eq!(page.matches("class=\"ins\"").count(), MAX_LINES - 3);
+    }
+
+    #[test]
+    fn a_diff_of_control_characters_is_bounded_in_bytes_not_only_lines() {
+        // Two thousand lines of a thousand control characters: eight megabytes once escaped.
+        let new = format!("{}\n", "\u{1}".repeat(1000)).repeat(2000);
+        let page = html(new.as_bytes(), &read(""));
+        assert!(page.len() < 2 * MAX_SHOWN_BYTES, "{} bytes rendered", page.len());
+        assert!(page.contains("the other") && page.contains("KiB"), "cut without saying so");
     }
 }

@@ -67,6 +67,11 @@ pub(super) fn page(facts: &Facts, csrf: &str, notice: &Notice) -> Markup {
         h1 { "Admin" }
         @match notice {
             Notice::None => {},
+            // The notice comes from a link anyone could craft: it is said only when the
+            // credential is indeed no longer live, and the opposite is said when it is.
+            Notice::Revoked(id) if facts.tokens.iter().chain(&facts.grants).any(|t| &t.id == id) => {
+                p.err role="alert" data-keep { (id) " is NOT revoked: it still works. Revoke it below." }
+            },
             Notice::Revoked(id) => p.notice.done role="status" data-keep {
                 "Revoked " code { (id) } ": it stops working at once, open sessions included."
             },
