@@ -146,13 +146,14 @@ pub(super) async fn page(
     layout::page_at(status, &signed, "Audit log", &Live::Audit, &url, fragment, &main)
 }
 
-/// The page's own query, normalised (what a live refresh fetches again). Never `verify=1`: a
-/// verification recomputes the whole chain and runs once, when a person asks, not again on every
-/// live refresh of the page that showed it.
+/// The page's own query, normalised (what a live refresh fetches again).
 fn self_query(req: &Request) -> String {
     let mut q = req.given.query();
     if let Ok(Some(before)) = req.filter.as_ref().map(|f| f.before_seq) {
         push(&mut q, &format!("before_seq={before}"));
+    }
+    if req.verify {
+        push(&mut q, "verify=1");
     }
     q
 }
