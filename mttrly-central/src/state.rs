@@ -124,7 +124,7 @@ impl Central {
     /// The address of action `id`'s dashboard page, where a signed-in human sees exactly what
     /// will run and decides; `None` before the HTTP listener is up (never in a running central).
     pub fn action_page(&self, id: &mttrly_core::ids::ActionId) -> Option<String> {
-        self.site_url.get().map(|base| format!("{base}/actions/{id}"))
+        self.site_url.get().map(|base| format!("{base}{}", crate::dashboard::action_path(id)))
     }
 
     /// Whether an action needing approval must have reached someone (fail closed otherwise):

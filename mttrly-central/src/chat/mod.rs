@@ -162,7 +162,7 @@ impl Chat {
             page: rule
                 .usable_channels(&self.decision_channels)
                 .contains(&Source::Dashboard)
-                .then(|| format!("{}/actions/{}", self.site_url, action.id)),
+                .then(|| format!("{}{}", self.site_url, crate::dashboard::action_path(&action.id))),
         }
     }
 

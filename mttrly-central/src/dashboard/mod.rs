@@ -43,6 +43,12 @@ use crate::app_state::AppState;
 use crate::db::accounts::TokenOwner;
 use crate::signin::web::SignedIn;
 
+/// The path of action `id`'s page (`/actions/{id}`): the one place that knows it, for the
+/// dashboard's own links and for the absolute links chat messages and IDE approvals carry.
+pub(crate) fn action_path(id: &mttrly_core::ids::ActionId) -> String {
+    format!("/actions/{id}")
+}
+
 /// The dashboard's routes (merged into central's HTTP router).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()

@@ -106,7 +106,7 @@ pub(super) fn card(c: &Card, names: &Names, csrf: &str, may_decide: bool, linked
     html! {
         article.action #(format!("action-{}", a.id)) data-sha256=(a.content_sha256) {
             h2 {
-                @if linked { a href=(format!("/actions/{}", a.id)) { (description) } } @else { (description) }
+                @if linked { a href=(super::action_path(&a.id)) { (description) } } @else { (description) }
                 " " span.env.(a.environment.as_str()) { (a.environment.as_str()) }
             }
             dl.facts {

@@ -226,7 +226,7 @@ fn body(v: &View) -> Markup {
                         tbody {
                             @for a in &v.actions {
                                 tr {
-                                    th scope="row" { a href=(format!("/actions/{}", a.id)) { (display::text(&a.description)) } }
+                                    th scope="row" { a href=(super::action_path(&a.id)) { (display::text(&a.description)) } }
                                     td { span.state.(a.status.as_str()) { (a.status.as_str()) } }
                                     td { (show::time(a.created_at)) }
                                     td { (show::principal(&a.requested_by, &v.names)) }
