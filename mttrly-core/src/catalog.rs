@@ -17,7 +17,9 @@ use crate::input::parse_input;
 use crate::plan::Plan;
 use crate::schema::schema_for;
 pub use crate::tools::Toolset;
-use crate::tools::{actions, commands, diagnostics, files, install, investigations, knowledge, playbooks, servers};
+use crate::tools::{
+    actions, commands, deploys, diagnostics, files, install, investigations, knowledge, playbooks, proactive, servers, timeline,
+};
 
 /// Whether a tool only looks, or changes something (possibly after approval). This is the seed's
 /// split (21 read, 19 execute); some execute tools, such as reading the audit log, live in the
@@ -271,11 +273,11 @@ catalog! {
         "Refresh Reality",
         "Run a live service reality refresh for a server and wait for the fresh snapshot, with a hard per-server cooldown window.";
     GetServerTimeline => "mttrly_get_server_timeline", Read, DeploymentBro, Investigations, READ_ONLY | IDEMPOTENT,
-        investigations::GetServerTimelineInput => investigations::ServerTimeline,
+        timeline::GetServerTimelineInput => timeline::ServerTimeline,
         "Get Server Timeline",
         "Get a unified recent timeline for a server that merges incidents, deploys, and audit events into one ordered stream.";
     RunDeployVerifier => "mttrly_run_deploy_verifier", Read, DeploymentBro, Investigations, READ_ONLY | OPEN_WORLD,
-        investigations::RunDeployVerifierInput => investigations::DeployVerification,
+        deploys::RunDeployVerifierInput => deploys::DeployVerification,
         "Run Deploy Verifier",
         "Run the generic deploy verifier for a server. Returns healthcheck outcome, active incident context, and latest deploy status.";
     ReadFile => "mttrly_read_file", Read, DeploymentBro, Files, READ_ONLY | IDEMPOTENT | OPEN_WORLD,
@@ -307,7 +309,7 @@ catalog! {
         "Search Knowledge",
         "Search saved postmortems, recipes, and notes using full-text search. Optionally filter to a server.";
     GetMorningBrief => "mttrly_get_morning_brief", Read, DeploymentBro, Knowledge, READ_ONLY | IDEMPOTENT,
-        knowledge::GetMorningBriefInput => knowledge::MorningBrief,
+        proactive::GetMorningBriefInput => proactive::MorningBrief,
         "Get Morning Brief",
         "Get the current proactive brief for the user, including newly detected anomalies and recent knowledge artifacts.";
     GetInvestigationBypass => "mttrly_get_investigation_bypass", Read, DeploymentBro, Investigations, READ_ONLY | IDEMPOTENT,
@@ -315,7 +317,7 @@ catalog! {
         "Get Investigation Bypass",
         "Read the current bypass state for an investigation. Use between exec calls to verify the bypass is still active without consuming an action slot.";
     AcknowledgeProactiveEvent => "mttrly_acknowledge_proactive_event", Read, DeploymentBro, Knowledge, IDEMPOTENT,
-        knowledge::AcknowledgeProactiveEventInput => knowledge::ProactiveEventAck,
+        proactive::AcknowledgeProactiveEventInput => proactive::ProactiveEventAck,
         "Acknowledge Proactive Event",
         "Mark a proactive event as accepted or as a false positive on behalf of the user. Drives the false-positive budget that mutes noisy detectors.";
 
@@ -385,7 +387,7 @@ catalog! {
         "Start Investigation",
         "Start or resume a server investigation bound to the current MCP session. Requires a short-lived MCP session.";
     GenerateRetrospective => "mttrly_generate_retrospective", Execute, DeploymentBro, Investigations, NO_HINTS,
-        investigations::GenerateRetrospectiveInput => investigations::Retrospective,
+        timeline::GenerateRetrospectiveInput => timeline::Retrospective,
         "Generate Retrospective",
         "Generate a deterministic retrospective from the current server timeline, verifier state, and stored knowledge. Persists a postmortem entry.";
     AcquireInvestigationBypass => "mttrly_acquire_investigation_bypass", Execute, DeploymentBro, Investigations, NO_HINTS,

@@ -159,6 +159,18 @@ typed_id!(
     /// A knowledge artifact (postmortem, recipe, note).
     KnowledgeId, "knowledge", "kno"
 );
+typed_id!(
+    /// A second-factor grant that lets an investigation's exec calls skip per-command approval.
+    BypassId, "bypass", "byp"
+);
+typed_id!(
+    /// A deploy recorded from CI, the CLI, or detected by an agent.
+    DeployId, "deploy", "dep"
+);
+typed_id!(
+    /// One run of the deploy verifier, kept for the retrospective and the timeline.
+    VerificationId, "verification", "ver"
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,13 +7,16 @@
 pub mod actions;
 pub mod commands;
 pub mod common;
+pub mod deploys;
 pub mod diagnostics;
 pub mod files;
 pub mod install;
 pub mod investigations;
 pub mod knowledge;
 pub mod playbooks;
+pub mod proactive;
 pub mod servers;
+pub mod timeline;
 mod toolset;
 
 pub use toolset::Toolset;
