@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mttrly_core::capability::{
-    self, Capability, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DiagnosticRun,
-    FileCleanup, FileCurrent, FileDiffRun, FileRead, FileReadPrivileged, FileSearch, FileWrite, Handler, HostSample,
-    Outcome, PlaybookList, PlaybookPlan, PlaybookRun, RealityDiscover, ScriptRun,
+    self, Capability, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DeployVerify,
+    DiagnosticRun, FileCleanup, FileCurrent, FileDiffRun, FileRead, FileReadPrivileged, FileSearch, FileWrite, Handler,
+    HostSample, Outcome, PlaybookList, PlaybookPlan, PlaybookRun, RealityDiscover, ScriptRun,
 };
 use mttrly_core::tools::common::HostMetrics;
 use mttrly_core::{ErrorCode, MttrlyError};
@@ -99,6 +99,7 @@ handlers! {
         Err(e) => Outcome::failed(e),
         Ok(()) => Outcome::ok(crate::diagnostics::discover(&ctx.policy).await),
     };
+    DeployVerify => |ctx, _, p| crate::deploys::verify(&ctx.policy, p).await.into();
 }
 
 /// The playbook catalog with availability: looking programs up on `PATH` stats files, so it runs

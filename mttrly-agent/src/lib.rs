@@ -9,6 +9,8 @@ pub mod backoff;
 pub mod capabilities;
 pub mod commands;
 pub mod credentials;
+pub mod deploys;
+pub mod detectors;
 pub mod diagnostics;
 pub mod enroll;
 pub mod env;
@@ -26,7 +28,7 @@ pub mod signal;
 pub mod task;
 
 pub use credentials::Credentials;
-pub use session::{RunOptions, run};
+pub use session::{RunOptions, Sampler, run};
 
 /// The agent's version, reported in `Hello` and at enrollment.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use mttrly_core::MttrlyError;
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
 use mttrly_proto::agent::v1::{
-    AgentMessage, CentralMessage, Heartbeat, Hello, OutputStream, TaskAck, TaskOutput, TaskRequest, TaskResult,
-    TaskStatus, agent_message, central_message,
+    AgentMessage, CentralMessage, Heartbeat, Hello, HostMetrics, OutputStream, TaskAck, TaskOutput, TaskRequest,
+    TaskResult, TaskStatus, agent_message, central_message,
 };
 use mttrly_proto::convert::{task_error_to_wire, task_status_to_wire};
 use tokio::sync::{mpsc, watch};
@@ -19,6 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::backoff::Backoff;
 use crate::capabilities::Context;
 use crate::credentials::Credentials;
+use crate::detectors::{Bank, DetectorConfig, Finding};
 use crate::executed::Executed;
 use crate::metrics::MetricsCollector;
 use crate::policy::LocalPolicy;
@@ -36,12 +37,41 @@ pub struct RunOptions {
     pub backoff_base: Duration,
     /// Longest reconnect delay.
     pub backoff_cap: Duration,
+    /// How the proactive detectors judge the heartbeat samples.
+    pub detectors: DetectorConfig,
+    /// Where heartbeat samples come from instead of the host's counters. `None` (the binary's only
+    /// setting: nothing on its command line or environment reaches this) reads the host. Set by
+    /// an embedding program, such as the end-to-end tests that drive a metric to raise an event.
+    pub sampler: Option<Sampler>,
+}
+
+/// A source of heartbeat samples (see [`RunOptions::sampler`]).
+#[derive(Clone)]
+pub struct Sampler(pub Arc<dyn Fn() -> HostMetrics + Send + Sync>);
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sampler")
+    }
 }
 
 impl RunOptions {
-    /// Defaults: reconnect after 1 s, backing off to 60 s.
+    /// Defaults: reconnect after 1 s, backing off to 60 s; the detectors as the owner's policy
+    /// says (`proactive_detectors`, `proactive_persist_intervals`).
     pub fn new(state_dir: PathBuf, policy: LocalPolicy) -> Self {
-        Self { state_dir, policy, backoff_base: Duration::from_secs(1), backoff_cap: Duration::from_secs(60) }
+        let detectors = DetectorConfig {
+            enabled: policy.proactive_detectors,
+            persist: policy.proactive_persist_intervals,
+            ..DetectorConfig::default()
+        };
+        Self {
+            state_dir,
+            policy,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+            detectors,
+            sampler: None,
+        }
     }
 }
 
@@ -58,6 +88,13 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
     })?;
     let collector = Arc::new(Mutex::new(MetricsCollector::new()?));
     let ctx = Arc::new(Context { collector: Arc::clone(&collector), policy: Arc::new(options.policy.clone()) });
+    // The detectors outlive sessions: a reconnect neither forgets the baselines nor raises an
+    // episode's event twice.
+    let sampling = Arc::new(Sampling {
+        collector,
+        sampler: options.sampler.clone(),
+        bank: Mutex::new(Bank::new(options.detectors)),
+    });
     let executed = Arc::new(Executed::load(&options.state_dir)?);
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_cap);
     loop {
@@ -66,7 +103,7 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
         // waits for a connect timeout.
         let mut inner = shutdown.clone();
         let outcome = tokio::select! {
-            outcome = session(&options.state_dir, &credentials, &options.policy, &ctx, &executed, &mut inner) => outcome,
+            outcome = session(&options.state_dir, &credentials, &options.policy, &ctx, &sampling, &executed, &mut inner) => outcome,
             () = stopped(&mut shutdown) => return Ok(()),
         };
         match outcome {
@@ -91,11 +128,32 @@ enum Ended {
     Closed,
 }
 
+/// Where heartbeat samples come from, and the detectors that judge them.
+struct Sampling {
+    collector: Arc<Mutex<MetricsCollector>>,
+    sampler: Option<Sampler>,
+    bank: Mutex<Bank>,
+}
+
+impl Sampling {
+    /// One heartbeat's sample and the proactive events it raises. Blocking (reads /proc).
+    fn sample(&self) -> (HostMetrics, Vec<Finding>) {
+        let metrics = match &self.sampler {
+            Some(Sampler(sampler)) => sampler(),
+            None => self.collector.lock().unwrap_or_else(PoisonError::into_inner).sample(),
+        };
+        let mut findings = Vec::new();
+        self.bank.lock().unwrap_or_else(PoisonError::into_inner).observe(&metrics, &mut findings);
+        (metrics, findings)
+    }
+}
+
 async fn session(
     state_dir: &Path,
     credentials: &Credentials,
     policy: &LocalPolicy,
     ctx: &Arc<Context>,
+    sampling: &Arc<Sampling>,
     executed: &Arc<Executed>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Ended, AgentError> {
@@ -144,17 +202,28 @@ async fn session(
     let interval = Duration::from_secs(u64::from(welcome.heartbeat_interval_seconds.max(1)));
     let mut heartbeat = tokio::time::interval(interval);
     let mut running: HashMap<String, AbortHandle> = HashMap::new();
+    // Deploy detection for this session (the owner's `[deploys.*] watch`/`unit`; none: nothing runs).
+    let _deploy_watch = crate::deploys::spawn(&ctx.policy, state_dir, tx.clone());
 
     loop {
         tokio::select! {
             _ = heartbeat.tick() => {
-                let collector = Arc::clone(&ctx.collector);
-                let metrics = tokio::task::spawn_blocking(move || collector.lock().unwrap_or_else(PoisonError::into_inner).sample())
-                    .await
-                    .ok();
-                let beat = Heartbeat { sent_at_unix_ms: jiff::Timestamp::now().as_millisecond(), metrics };
+                let sampling = Arc::clone(sampling);
+                let (metrics, findings) = match tokio::task::spawn_blocking(move || sampling.sample()).await {
+                    Ok((metrics, findings)) => (Some(metrics), findings),
+                    Err(_) => (None, Vec::new()),
+                };
+                let sent_at = jiff::Timestamp::now().as_millisecond();
+                let beat = Heartbeat { sent_at_unix_ms: sent_at, metrics };
                 if tx.send(AgentMessage { body: Some(agent_message::Body::Heartbeat(beat)) }).await.is_err() {
                     return Ok(Ended::Closed);
+                }
+                for finding in &findings {
+                    tracing::info!(metric = %finding.metric, value = finding.raise.value, "proactive event");
+                    let event = agent_message::Body::ProactiveEvent(finding.to_wire(sent_at));
+                    if tx.send(AgentMessage { body: Some(event) }).await.is_err() {
+                        return Ok(Ended::Closed);
+                    }
                 }
             }
             message = inbound.message() => match message {

@@ -111,7 +111,8 @@
   const source = new EventSource("/events");
   source.addEventListener("action", function (e) {
     // A server's page lists its recent actions; which server an action is on is not in the event.
-    if (live === "pending" || live === "action:" + e.data || live.startsWith("server:")) refresh();
+    // An investigation's page lists the actions run under it; which one is not in the event.
+    if (live === "pending" || live === "action:" + e.data || live.startsWith("server:") || live.startsWith("investigation")) refresh();
   });
   source.addEventListener("output", function (e) {
     if (live === "action:" + e.data) refresh();

@@ -287,6 +287,7 @@ mod tests {
                 rule: RuleConfig::default(),
                 action: [("command".to_owned(), RuleConfig { quorum: Some(2), ..RuleConfig::default() })].into(),
                 playbook: [("restart-nginx".to_owned(), RuleConfig::default())].into(),
+                bypass: None,
             },
         );
         let policy = ApprovalPolicy::from_config(&config, None).unwrap();

@@ -58,6 +58,12 @@ pub struct Config {
     /// server are refused with `RATE_LIMITED` until one is decided or expires, so a looping
     /// assistant cannot bury the requests that matter.
     pub max_pending_actions_per_server: u32,
+    /// Minutes an investigation stays open without a call under it (1 to 1440). Past it, the
+    /// sweep closes it and revokes its bypass; activity under it renews the time.
+    pub investigation_idle_minutes: u32,
+    /// The longest an investigation bypass may last once granted, in minutes (5 to 60): longer
+    /// requests are refused, so an unattended grant cannot outlive an incident.
+    pub bypass_max_minutes: u32,
     /// Open HTTP connections (1 to 1000000). Connections beyond it are closed at once.
     pub http_max_connections: u32,
     /// Open gRPC connections (1 to 1000000): every agent holds one, so this is sized for a fleet.
@@ -136,6 +142,8 @@ impl Default for Config {
             mcp_session_idle_seconds: 300,
             mcp_approval_wait_seconds: 600,
             max_pending_actions_per_server: 20,
+            investigation_idle_minutes: 60,
+            bypass_max_minutes: 60,
             http_max_connections: 4096,
             grpc_max_connections: 100_000,
             max_handshaking_connections: 1024,
@@ -280,7 +288,7 @@ impl Config {
     }
 
     /// The limit fields, in the order of [`env::LIMITS`] and [`Self::limit_ranges`].
-    fn limit_fields(&mut self) -> [&mut u32; 11] {
+    fn limit_fields(&mut self) -> [&mut u32; 13] {
         [
             &mut self.mcp_sessions_per_token,
             &mut self.mcp_sessions_per_user,
@@ -293,12 +301,14 @@ impl Config {
             &mut self.http_idle_timeout_seconds,
             &mut self.grpc_idle_timeout_seconds,
             &mut self.mcp_approval_wait_seconds,
+            &mut self.investigation_idle_minutes,
+            &mut self.bypass_max_minutes,
         ]
     }
 
     /// The limits against hostile load, with their allowed ranges (one table, so a new limit
     /// cannot be added without a range).
-    fn limit_ranges(&self) -> [(&'static str, u32, std::ops::RangeInclusive<u32>); 11] {
+    fn limit_ranges(&self) -> [(&'static str, u32, std::ops::RangeInclusive<u32>); 13] {
         [
             ("mcp_sessions_per_token", self.mcp_sessions_per_token, 1..=10_000),
             ("mcp_sessions_per_user", self.mcp_sessions_per_user, 1..=10_000),
@@ -311,6 +321,8 @@ impl Config {
             ("http_idle_timeout_seconds", self.http_idle_timeout_seconds, 1..=86_400),
             ("grpc_idle_timeout_seconds", self.grpc_idle_timeout_seconds, 1..=86_400),
             ("mcp_approval_wait_seconds", self.mcp_approval_wait_seconds, 1..=3_600),
+            ("investigation_idle_minutes", self.investigation_idle_minutes, 1..=1_440),
+            ("bypass_max_minutes", self.bypass_max_minutes, 5..=60),
         ]
     }
 

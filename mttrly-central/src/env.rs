@@ -31,8 +31,9 @@ pub const MCP_ALLOWED_ORIGINS: &str = "MCP_ALLOWED_ORIGINS";
 pub const MCP_ALLOWED_HOSTS: &str = "MCP_ALLOWED_HOSTS";
 /// The limits against hostile load (see `Config` for each one's meaning): live MCP sessions per
 /// token and per user, MCP session idle lifetime, pending actions per server, connection caps,
-/// the handshake timeout and the idle connection timeouts.
-pub const LIMITS: [&str; 11] = [
+/// the handshake timeout and the idle connection timeouts, an investigation's idle lifetime and
+/// the longest bypass.
+pub const LIMITS: [&str; 13] = [
     "MTTRLY_MCP_SESSIONS_PER_TOKEN",
     "MTTRLY_MCP_SESSIONS_PER_USER",
     "MTTRLY_MCP_SESSION_IDLE_SECONDS",
@@ -44,4 +45,6 @@ pub const LIMITS: [&str; 11] = [
     "MTTRLY_HTTP_IDLE_TIMEOUT_SECONDS",
     "MTTRLY_GRPC_IDLE_TIMEOUT_SECONDS",
     "MTTRLY_MCP_APPROVAL_WAIT_SECONDS",
+    "MTTRLY_INVESTIGATION_IDLE_MINUTES",
+    "MTTRLY_BYPASS_MAX_MINUTES",
 ];

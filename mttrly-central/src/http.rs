@@ -69,7 +69,14 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         &mcp_sessions,
     );
     tokio::spawn(sweep_sessions(Arc::downgrade(&table), mcp_sessions.downgrade()));
-    let state = AppState { central, site, sessions: table, mcp_sessions, registrations: Arc::default() };
+    let state = AppState {
+        central,
+        site,
+        sessions: table,
+        mcp_sessions,
+        registrations: Arc::default(),
+        verifications: Arc::default(),
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route(
@@ -81,6 +88,11 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
             "/hooks/grafana",
             axum::routing::post(crate::hooks::grafana::receive)
                 .layer(axum::extract::DefaultBodyLimit::max(crate::hooks::MAX_BODY)),
+        )
+        .route(
+            "/hooks/deploy",
+            axum::routing::post(crate::hooks::deploy::receive)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::hooks::deploy::MAX_BODY)),
         )
         .route(
             "/hooks/pagerduty",

@@ -310,6 +310,15 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
         .add_service(AlertServiceServer::new(grpc::alerts::AlertApi::new(Arc::clone(&central))))
         .add_service(AuditServiceServer::new(grpc::audit::AuditApi::new(Arc::clone(&central))))
         .add_service(ActionServiceServer::new(grpc::actions::ActionApi::new(Arc::clone(&central))))
+        .add_service(mttrly_proto::central::v1::deploy_service_server::DeployServiceServer::new(
+            grpc::deploys::DeployApi::new(Arc::clone(&central)),
+        ))
+        .add_service(mttrly_proto::central::v1::knowledge_service_server::KnowledgeServiceServer::new(
+            grpc::knowledge::KnowledgeApi::new(Arc::clone(&central)),
+        ))
+        .add_service(mttrly_proto::central::v1::investigation_service_server::InvestigationServiceServer::new(
+            grpc::investigations::InvestigationApi::new(Arc::clone(&central)),
+        ))
         .add_service(UserServiceServer::new(grpc::users::UserApi::new(
             Arc::clone(&central),
             crate::app_state::public_base_url(&central.config, http_addr),

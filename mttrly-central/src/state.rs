@@ -23,6 +23,8 @@ pub struct Central {
     pub agents: AgentRegistry,
     /// The alert rules' state.
     pub alerts: AlertEngine,
+    /// Heartbeats held just under an alert rule's threshold (proactive near-miss events).
+    pub near_misses: crate::proactive::near_miss::NearMisses,
     /// The URL agents and the CLI reach central's gRPC at.
     pub grpc_url: String,
     /// Central's TLS material, when it serves TLS.
@@ -98,6 +100,7 @@ impl Central {
             db,
             agents,
             alerts,
+            near_misses: crate::proactive::near_miss::NearMisses::default(),
             grpc_url,
             tls,
             audit,

@@ -65,9 +65,19 @@ pub enum Command {
     /// Alerts opened by threshold rules.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Deploys: record one from a CI script or by hand, list what CI, people and agents recorded.
+    #[command(subcommand)]
+    Deploys(DeploysCommand),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Investigations assistants opened, and their bypasses: list, show, grant (with your TOTP
+    /// code), revoke, close.
+    #[command(subcommand)]
+    Investigations(InvestigationsCommand),
+    /// Postmortems, recipes and notes that assistants find with mttrly_search_knowledge.
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
     /// Bearer tokens for assistants (MCP clients without OAuth) and humans: create, list, revoke.
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -100,6 +110,54 @@ pub enum Command {
     /// state. Needs your human token (not an assistant's).
     #[command(subcommand)]
     Totp(TotpCommand),
+}
+
+/// `mttrly-cli investigations ...`
+#[derive(Debug, Subcommand)]
+pub enum InvestigationsCommand {
+    /// The account's open investigations (with --all, closed ones too), newest first.
+    List {
+        /// Closed investigations too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One investigation: its bypass and the actions run under it.
+    Show {
+        /// The investigation id (inv_…).
+        investigation_id: String,
+    },
+    /// Grant a pending bypass after reviewing it: asks for your TOTP code (never a flag, so it
+    /// never lands in shell history). You may narrow what was asked, never widen it.
+    Grant {
+        /// The bypass id (byp_…), as the assistant's answer names it.
+        bypass_id: String,
+        /// Fewer minutes than asked.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(5..=60))]
+        minutes: Option<u32>,
+        /// Fewer actions than asked.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+        max_actions: Option<u32>,
+        /// Cover only this tool (execute_command or execute_script); repeat for both.
+        #[arg(long = "tool")]
+        tools: Vec<String>,
+        /// Allow only commands starting with these words, e.g. --pattern "systemctl restart nginx";
+        /// repeat for more. Each must lie within a pattern that was asked for.
+        #[arg(long = "pattern")]
+        patterns: Vec<String>,
+        /// Do not ask for confirmation (the code is still asked for).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Revoke an investigation's bypass now (idempotent).
+    Revoke {
+        /// The investigation id (inv_…).
+        investigation_id: String,
+    },
+    /// Close an investigation; its bypass is revoked with it.
+    Close {
+        /// The investigation id (inv_…).
+        investigation_id: String,
+    },
 }
 
 /// `mttrly-cli totp ...`
@@ -244,6 +302,51 @@ pub enum ActionsCommand {
     },
 }
 
+/// `mttrly-cli knowledge ...`
+#[derive(Debug, Subcommand)]
+pub enum KnowledgeCommand {
+    /// Store an entry (central redacts secrets before storing it).
+    Add {
+        /// What it is.
+        #[arg(long, value_parser = ["postmortem", "recipe", "note"])]
+        kind: String,
+        /// Its title (1 to 200 characters).
+        #[arg(long)]
+        title: String,
+        /// Its text; without --body or --file, read from stdin.
+        #[arg(long)]
+        body: Option<String>,
+        /// Read the text from this file (`-` for stdin).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// The server it concerns (its searches rank it first).
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List entries, newest first.
+    List {
+        /// Only this kind.
+        #[arg(long, value_parser = ["postmortem", "recipe", "note"])]
+        kind: Option<String>,
+        /// Only this server's entries.
+        #[arg(long)]
+        server: Option<String>,
+        /// At most this many (default 50, at most 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Print one entry with its provenance.
+    Show {
+        /// The entry (`kno_…`).
+        id: String,
+    },
+    /// Remove an entry: it is no longer found by any search.
+    Remove {
+        /// The entry (`kno_…`).
+        id: String,
+    },
+}
+
 /// `mttrly-cli alerts ...`
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
@@ -256,6 +359,72 @@ pub enum AlertsCommand {
         #[arg(long, value_parser = ["open", "resolved"])]
         status: Option<String>,
     },
+}
+
+/// `mttrly-cli deploys ...`
+#[derive(Debug, Subcommand)]
+pub enum DeploysCommand {
+    /// Record a deploy (or a later report of it: the same --id again is the same deploy, and its
+    /// status only moves forward, e.g. started then succeeded).
+    #[command(disable_version_flag = true)]
+    Record(DeploysRecordArgs),
+    /// List deploys, newest first.
+    List {
+        /// Only this server's (id or name).
+        #[arg(long)]
+        server: Option<String>,
+        /// Only this service's.
+        #[arg(long)]
+        service: Option<String>,
+        /// At most this many (1 to 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// Arguments of `deploys record`.
+#[derive(Debug, Args)]
+pub struct DeploysRecordArgs {
+    /// Your id for this deploy (a CI run id): recording it again updates the same deploy.
+    #[arg(long)]
+    pub id: String,
+    /// The server (id or name).
+    #[arg(long)]
+    pub server: String,
+    /// The service deployed.
+    #[arg(long)]
+    pub service: String,
+    /// The version deployed.
+    #[arg(long)]
+    pub version: String,
+    /// started, succeeded, failed or rolled_back.
+    #[arg(long, value_parser = ["started", "succeeded", "failed", "rolled_back"])]
+    pub status: String,
+    /// The commit (hex).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// The repository URL (http or https).
+    #[arg(long)]
+    pub repo_url: Option<String>,
+    /// The environment name (production, staging, ...).
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// When it began (RFC 3339); now when absent.
+    #[arg(long, value_parser = parse_time)]
+    pub started_at: Option<i64>,
+    /// When it ended (RFC 3339); now when absent and the status is not `started`.
+    #[arg(long, value_parser = parse_time)]
+    pub finished_at: Option<i64>,
+    /// A link to the CI run or release page (http or https).
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+/// An RFC 3339 time as Unix milliseconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    s.parse::<jiff::Timestamp>()
+        .map(jiff::Timestamp::as_millisecond)
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-12-03T10:00:00Z: {e}"))
 }
 
 /// `mttrly-cli audit ...`

@@ -77,9 +77,12 @@ async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<b
     match command {
         Command::Servers(cmd) => commands::servers::run(cmd, channel, printer).await.map(|()| true),
         Command::Alerts(cmd) => commands::alerts::run(cmd, channel, printer).await.map(|()| true),
+        Command::Deploys(cmd) => commands::deploys::run(cmd, channel, printer).await.map(|()| true),
+        Command::Knowledge(cmd) => commands::knowledge::run(cmd, channel, printer).await.map(|()| true),
         Command::Actions(cmd) => commands::actions::run(cmd, channel, printer).await,
         Command::Tokens(cmd) => commands::tokens::run(cmd, channel, printer).await.map(|()| true),
         Command::Audit(cmd) => commands::audit::run(cmd, channel, printer).await.map(|()| true),
+        Command::Investigations(cmd) => commands::investigations::run(cmd, channel, printer).await.map(|()| true),
         Command::Users(cmd) => commands::users::run(cmd, bare_token, channel, printer).await.map(|()| true),
         Command::Whoami => commands::users::whoami(channel, printer, &caller.source).await.map(|()| true),
         Command::Policy(cmd) => commands::policy::run_remote(cmd, channel, printer).await,

@@ -27,6 +27,7 @@ use crate::error::{ErrorCode, MttrlyError};
 use crate::ids::ServerId;
 use crate::playbook::Rendered;
 use crate::tools::common::{HostMetrics, ServerPath};
+use crate::tools::deploys::{DeployProbe, DeployProbeParams};
 use crate::tools::diagnostics::ProbeKind;
 use crate::tools::files::{
     FileContent, FileDiff, PathGlob, ReadTarget, RedactionCount, SearchMatch, SearchQuery, SearchResults,
@@ -149,6 +150,10 @@ capabilities! {
     /// The current content of the managed file a pending write would replace (read-only, under
     /// the write's own path rules), redacted on the host: the approver's diff.
     FileCurrent => "file.current", params: FileCurrentParams, answer: FileCurrentText, redact: true;
+    /// The deploy verifier's host-side checks for one service of the owner's `[deploys.SERVICE]`
+    /// policy: the configured healthcheck's samples, error lines in its log since the deploy, its
+    /// unit's state (read-only; only URLs the policy lists are probed).
+    DeployVerify => "deploy.verify", params: DeployProbeParams, answer: DeployProbe, redact: true;
 }
 
 impl fmt::Display for CapabilityId {

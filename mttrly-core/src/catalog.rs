@@ -18,7 +18,8 @@ use crate::plan::Plan;
 use crate::schema::schema_for;
 pub use crate::tools::Toolset;
 use crate::tools::{
-    actions, commands, deploys, diagnostics, files, install, investigations, knowledge, playbooks, proactive, servers, timeline,
+    actions, commands, deploys, diagnostics, files, install, investigations, knowledge, playbooks, proactive, servers,
+    timeline,
 };
 
 /// Whether a tool only looks, or changes something (possibly after approval). This is the seed's
@@ -311,7 +312,7 @@ catalog! {
     GetMorningBrief => "mttrly_get_morning_brief", Read, DeploymentBro, Knowledge, READ_ONLY | IDEMPOTENT,
         proactive::GetMorningBriefInput => proactive::MorningBrief,
         "Get Morning Brief",
-        "Get the current proactive brief for the user, including newly detected anomalies and recent knowledge artifacts.";
+        "Get what is new for the calling human since their previous brief (the last 24 hours for a first one): anomalies the agents' detectors raised (one line per server and metric), muted detectors with why and until when, open alerts, actions waiting or failed, deploys and new knowledge. Each call moves the user's cursor to now.";
     GetInvestigationBypass => "mttrly_get_investigation_bypass", Read, DeploymentBro, Investigations, READ_ONLY | IDEMPOTENT,
         investigations::GetInvestigationBypassInput => investigations::BypassState,
         "Get Investigation Bypass",
@@ -319,7 +320,7 @@ catalog! {
     AcknowledgeProactiveEvent => "mttrly_acknowledge_proactive_event", Read, DeploymentBro, Knowledge, IDEMPOTENT,
         proactive::AcknowledgeProactiveEventInput => proactive::ProactiveEventAck,
         "Acknowledge Proactive Event",
-        "Mark a proactive event as accepted or as a false positive on behalf of the user. Drives the false-positive budget that mutes noisy detectors.";
+        "Mark a proactive event as accepted (real) or as a false positive on behalf of the user; acknowledging twice counts once. Three false positives in a row, or more than half of five or more, mute that detector for the server and metric for a day, doubling each time up to 30 days; muted events are still stored and shown in the brief.";
 
     // ---- Execute tools (19) ----
     RunPlaybook => "mttrly_run_playbook", Execute, DeploymentBro, Playbooks, DESTRUCTIVE | OPEN_WORLD,
@@ -385,7 +386,7 @@ catalog! {
     StartInvestigation => "mttrly_start_investigation", Execute, DeploymentBro, Investigations, IDEMPOTENT,
         investigations::StartInvestigationInput => investigations::Investigation,
         "Start Investigation",
-        "Start or resume a server investigation bound to the current MCP session. Requires a short-lived MCP session.";
+        "Start or resume a server investigation bound to you, your client and the server (a server-minted handle, not an MCP session; resumed when you already have one open there). Pass its investigation_id to execute_command/execute_script and the bypass tools. Short-lived: it closes after a short idle time.";
     GenerateRetrospective => "mttrly_generate_retrospective", Execute, DeploymentBro, Investigations, NO_HINTS,
         timeline::GenerateRetrospectiveInput => timeline::Retrospective,
         "Generate Retrospective",
@@ -393,7 +394,7 @@ catalog! {
     AcquireInvestigationBypass => "mttrly_acquire_investigation_bypass", Execute, DeploymentBro, Investigations, NO_HINTS,
         investigations::AcquireInvestigationBypassInput => investigations::BypassState,
         "Acquire Investigation Bypass",
-        "Acquire a session-wide approval bypass on an open investigation. Requires 2FA. Subsequent execute_command/execute_script on the investigation server skip per-command approval until expiry, max actions, or revoke.";
+        "Request an approval bypass on an open investigation: which of execute_command/execute_script, optional argv prefixes, minutes and max actions. Requires 2FA: a human grants it with a fresh TOTP code outside this conversation (the answer names the command and page; never ask anyone for a code). Once active, execute_command/execute_script calls with the investigation_id on its server that it covers skip per-command approval until expiry, max actions, or revoke.";
     RevokeInvestigationBypass => "mttrly_revoke_investigation_bypass", Execute, DeploymentBro, Investigations, IDEMPOTENT,
         investigations::RevokeInvestigationBypassInput => investigations::BypassState,
         "Revoke Investigation Bypass",

@@ -22,6 +22,7 @@ pub mod bounded;
 pub mod capability;
 pub mod catalog;
 pub mod classifier;
+pub mod deploys;
 pub mod diagnose;
 pub mod display;
 pub mod environment;

@@ -12,6 +12,7 @@ use crate::files::{FilePolicy, FileRules};
 /// The policy file (TOML). Unknown keys are refused, so a typo never silently keeps a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[allow(clippy::struct_excessive_bools, reason = "an owner's policy file is a set of independent switches")]
 pub struct PolicyFile {
     /// Whether shell commands may run at all.
     pub commands_enabled: bool,
@@ -44,6 +45,16 @@ pub struct PolicyFile {
     /// Managed scripts by name (`rotate-keys = "/opt/ops/rotate-keys.sh"`): the only scripts
     /// `mttrly_execute_script` may run by name (always with a human's approval).
     pub managed_scripts: std::collections::BTreeMap<String, String>,
+    /// `[deploys.SERVICE]`: what marks a release of each service (watched paths, its unit), its
+    /// log and its healthcheck, for deploy detection and the deploy verifier. Empty: nothing is
+    /// watched and nothing is probed.
+    pub deploys: std::collections::BTreeMap<String, crate::deploys::ServiceDeploys>,
+    /// How often the watched release paths and units are checked, in seconds (1 to 3600).
+    pub deploy_watch_seconds: u64,
+    /// Whether the proactive detectors judge this host's metrics (anomaly events to central).
+    pub proactive_detectors: bool,
+    /// Heartbeats in a row both detectors must agree before an event is raised (1 to 60).
+    pub proactive_persist_intervals: u32,
 }
 
 impl Default for PolicyFile {
@@ -63,6 +74,10 @@ impl Default for PolicyFile {
             playbooks_dir: None,
             managed_scripts: std::collections::BTreeMap::new(),
             diagnostics_enabled: true,
+            deploys: std::collections::BTreeMap::new(),
+            deploy_watch_seconds: 10,
+            proactive_detectors: true,
+            proactive_persist_intervals: 3,
         }
     }
 }
@@ -83,6 +98,13 @@ impl PolicyFile {
         policy.playbook_catalog().map_err(|e| invalid(path, e.message()))?;
         if let Some((name, script)) = policy.managed_scripts.iter().find(|(_, p)| !p.starts_with('/')) {
             return Err(invalid(path, format!("managed script `{name}` must be an absolute path, not `{script}`")));
+        }
+        crate::deploys::validate(&policy.deploys).map_err(|e| invalid(path, e))?;
+        if !(1..=3600).contains(&policy.deploy_watch_seconds) {
+            return Err(invalid(path, "deploy_watch_seconds must be between 1 and 3600"));
+        }
+        if !(1..=60).contains(&policy.proactive_persist_intervals) {
+            return Err(invalid(path, "proactive_persist_intervals must be between 1 and 60"));
         }
         Ok(policy)
     }

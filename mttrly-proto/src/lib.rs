@@ -34,7 +34,7 @@ pub mod status;
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mttrly_descriptor.bin"));
 
 /// The fully qualified names of every gRPC service in the contract.
-pub const SERVICE_NAMES: [&str; 9] = [
+pub const SERVICE_NAMES: [&str; 11] = [
     "mttrly.agent.v1.AgentService",
     "mttrly.central.v1.AccountService",
     "mttrly.central.v1.ToolService",
@@ -44,6 +44,8 @@ pub const SERVICE_NAMES: [&str; 9] = [
     "mttrly.central.v1.AuditService",
     "mttrly.central.v1.UserService",
     "mttrly.central.v1.LoginService",
+    "mttrly.central.v1.KnowledgeService",
+    "mttrly.central.v1.InvestigationService",
 ];
 
 /// The name central's certificate always carries and clients verify, whatever address they dial:

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use mttrly_central::db::alerts::{InboundChange, NewAlert, NewUnmatchedAlert};
 use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
@@ -87,6 +88,20 @@ impl Session {
             .unwrap();
         let (status, headers) = (r.status().as_u16(), r.headers().clone());
         (status, headers, r.text().await.unwrap())
+    }
+
+    /// What a live refresh fetches: `<main>`'s content only.
+    async fn fragment(&self, path: &str) -> String {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, &self.cookies)
+            .header("X-Mttrly-Fragment", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.text().await.unwrap()
     }
 
     /// A page that must answer 200.
@@ -383,11 +398,60 @@ async fn audit_filters_paging_exports_verification_and_isolation() {
         )
         .unwrap();
     assert_eq!(changed, 1);
+    // A live refresh of the verified page shows the latest result again (with its age) instead of
+    // recomputing the whole chain on every event; a person's own request recomputes at once.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refreshed = s.fragment("/audit?verify=1").await;
+    assert!(refreshed.contains("Chain verified") && refreshed.contains("second"), "{refreshed}");
     let broken = s.page("/audit?verify=1&source=api").await;
     assert!(broken.contains(&format!("Chain broken at row {tampered_seq}")), "{broken}");
     assert!(broken.contains("edited"), "{broken}");
     // The filters stay with the verification.
     assert!(broken.contains("data-url=\"/audit?source=api&amp;verify=1\""), "{broken}");
+}
+
+/// An export streams for as long as the log is long, but not past its session: signed out (or
+/// expired, or removed) midway, the download ends with an error instead of going on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_ends_when_its_session_does() {
+    let h = harness(|_| {}).await;
+    let acct = account(&h).await;
+    for i in 0..20_000 {
+        let params = json!({ "n": i });
+        h.central.central.audit.append(row(
+            &acct,
+            1,
+            None,
+            AuditActor::System,
+            Source::Api,
+            AuditKind::ApiCall,
+            "bulk",
+            params,
+        ));
+    }
+    h.central.central.audit.flush().await;
+    let mut viewer = person(&h, "vera", "viewer").await;
+    let s = Session::sign_in(&h.central.http_url(), &mut viewer, "vera").await;
+    // Whole while signed in.
+    let (status, _, whole) = s.fetch("/audit.json?source=api").await;
+    assert_eq!(status, 200);
+    assert!(whole.matches("\"subject\":\"bulk\"").count() >= 20_000, "{}", whole.len());
+    // Ended right after the download starts: the rest never comes.
+    let r = s
+        .http
+        .get(format!("{}/audit.json?source=api", s.base))
+        .header(reqwest::header::COOKIE, &s.cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let conn = rusqlite::Connection::open(h.dir.path().join("data").join("central.db")).unwrap();
+    conn.execute("UPDATE web_sessions SET ended_at = 1 WHERE ended_at IS NULL", []).unwrap();
+    let body = r.text().await;
+    match body {
+        Err(_) => {}
+        Ok(text) => panic!("the export went on after its session ended: {} bytes, complete", text.len()),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

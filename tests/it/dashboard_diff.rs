@@ -179,6 +179,20 @@ async fn an_older_agent_gets_the_new_content_alone_and_the_reason() {
     assert!(diff.contains("<span class=\"ins\">+workers = 4</span>"), "{diff}");
     assert!(diff.contains("<span class=\"ins\">+key = [REDACTED:"), "{diff}");
     assert!(!page.contains(AWS_KEY), "{page}");
+
+    // The pending page shows at most ten diffs (each up to 256 KiB, fetched again on every live
+    // refresh); the others link to their own page, which still shows theirs whole.
+    let mut ids = vec![id];
+    for i in 0..11 {
+        ids.push(write(&h, &sim.server_id, &format!("/srv/app/{i}.conf"), &format!("n = {i}\n")).await);
+    }
+    let (status, page) = http.get("/").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("<section class=\"filediff\">").count(), 10, "{page}");
+    assert_eq!(page.matches("More than 10 file writes are on this page").count(), 2, "{page}");
+    let linked =
+        ids.iter().filter(|id| page.contains(&format!("href=\"/actions/{id}\">open the action's page"))).count();
+    assert_eq!(linked, 2, "{page}");
     tokio::task::spawn_blocking(move || drop(sim)).await.unwrap();
 }
 

@@ -11,17 +11,18 @@ use std::time::Duration;
 
 use mttrly_core::action::ActionContent;
 use mttrly_core::capability::{
-    self, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DiagnosticParams, DiagnosticRun,
-    FileCleanup, FileCurrent, FileCurrentParams, FileCurrentText, FileDiffParams, FileDiffRun, FileDiffText,
-    FileMatches, FileRead, FileReadParams, FileReadPrivileged, FileRemoved, FileSearch, FileSearchParams, FileTail,
-    FileWrite, FileWritten, Handler, HostSample, NoParams, Outcome, Phase, PlaybookList, PlaybookOffer, PlaybookOffers,
-    PlaybookPlan, PlaybookPlanParams, PlaybookPlanned, PlaybookRan, PlaybookRun, PrivilegedReadParams, ProcessRun,
-    RealityDiscover, ScriptRun, StepRan,
+    self, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DeployVerify, DiagnosticParams,
+    DiagnosticRun, FileCleanup, FileCurrent, FileCurrentParams, FileCurrentText, FileDiffParams, FileDiffRun,
+    FileDiffText, FileMatches, FileRead, FileReadParams, FileReadPrivileged, FileRemoved, FileSearch, FileSearchParams,
+    FileTail, FileWrite, FileWritten, Handler, HostSample, NoParams, Outcome, Phase, PlaybookList, PlaybookOffer,
+    PlaybookOffers, PlaybookPlan, PlaybookPlanParams, PlaybookPlanned, PlaybookRan, PlaybookRun, PrivilegedReadParams,
+    ProcessRun, RealityDiscover, ScriptRun, StepRan,
 };
 use mttrly_core::classifier::{Classification, classify};
 use mttrly_core::diagnose::Evidence;
 use mttrly_core::playbook::Catalog;
 use mttrly_core::tools::common::HostMetrics;
+use mttrly_core::tools::deploys::{DeployProbe, DeployProbeParams, HealthEvidence, LogEvidence, UnitEvidence};
 use mttrly_core::tools::files::{ReadTarget, RedactionCount, SearchMatch};
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
@@ -38,6 +39,8 @@ pub struct SimHost {
     pub files: Mutex<BTreeMap<String, String>>,
     /// Every action content it was asked to carry out, in order.
     pub actions: Mutex<Vec<ActionContent>>,
+    /// What `deploy.verify` answers per service (the services its "policy" configures).
+    pub deploys: Mutex<BTreeMap<String, DeployProbe>>,
 }
 
 /// A simulated task's context: what the real agent's `Task` carries, minus the output stream.
@@ -313,6 +316,36 @@ impl Handler<PlaybookRun, SimTask> for SimHost {
 impl Handler<DiagnosticRun, SimTask> for SimHost {
     async fn handle(&self, _: &SimTask, _: DiagnosticParams) -> Outcome<Evidence> {
         Outcome::ok(Evidence { metrics: Some(metrics()), cpu_count: Some(2), commands: BTreeMap::new() })
+    }
+}
+
+impl Handler<DeployVerify, SimTask> for SimHost {
+    async fn handle(&self, _: &SimTask, p: DeployProbeParams) -> Outcome<DeployProbe> {
+        let deploys = lock(&self.deploys);
+        let not_configured = |service: Option<String>| DeployProbe {
+            service,
+            healthcheck: HealthEvidence::NotConfigured,
+            logs: LogEvidence::NotConfigured,
+            unit: UnitEvidence::NotConfigured,
+        };
+        let probe = match p.service {
+            Some(name) => deploys.get(&name).cloned().unwrap_or_else(|| not_configured(Some(name))),
+            None if deploys.len() == 1 => deploys.values().next().cloned().unwrap_or_else(|| not_configured(None)),
+            None if deploys.is_empty() => not_configured(None),
+            None => {
+                return Outcome::failed(
+                    MttrlyError::new(ErrorCode::ValidationError, "several services are configured; name one")
+                        .with_detail("field", "service"),
+                );
+            }
+        };
+        // Like the real agent: only the configured URL may be probed.
+        if let Some(asked) = p.healthcheck_url
+            && !matches!(&probe.healthcheck, HealthEvidence::Probed { url, .. } if *url == asked)
+        {
+            return Outcome::failed(denied("the simulated host probes only its configured healthcheck URL"));
+        }
+        Outcome::ok(probe)
     }
 }
 

@@ -32,7 +32,7 @@ pub use read::{load, pending, view};
 pub use recover::recover;
 pub use rules::{rule_for, rule_with, usable_channels};
 pub use stop::{cancel, reject};
-pub use submit::{NewAction, submit};
+pub use submit::{NewAction, submit, submit_linked};
 
 /// `ACTION_NOT_FOUND`, also for another account's action (no leak that it exists).
 fn not_found(id: &ActionId) -> MttrlyError {

@@ -14,7 +14,7 @@ use mttrly_core::{ErrorCode, MttrlyError, Source};
 use super::execute;
 use super::record::system_event;
 use crate::db::accounts::TokenOwner;
-use crate::db::actions::{ActionRow, Created};
+use crate::db::actions::{ActionLink, ActionRow, Created};
 use crate::db::servers::ServerRow;
 use crate::db::{now_ms, timestamp};
 use crate::events::{self, Payload, Recorded};
@@ -74,10 +74,24 @@ pub async fn submit(
     via: Source,
     new: NewAction,
 ) -> Result<ActionSubmission, MttrlyError> {
+    submit_linked(central, caller, via, new, ActionLink::default()).await
+}
+
+/// [`submit`] under an investigation (`link`): the action is linked to it, and with a bypass
+/// claim it runs at once when a slot of the bypass is taken in the create transaction; otherwise
+/// it is an ordinary pending action (a bypass that ran out is never an error). The creation's
+/// audit row names the investigation, and the bypass with the slots left when one was used.
+pub async fn submit_linked(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    via: Source,
+    new: NewAction,
+    link: ActionLink,
+) -> Result<ActionSubmission, MttrlyError> {
     let now = now_ms();
     let rule = super::rules::rule_for_content(central, new.server.environment, &new.content);
     let ttl = i64::try_from(rule.ttl.as_millis()).unwrap_or(i64::MAX);
-    let action = ActionRow {
+    let mut action = ActionRow {
         id: ActionId::generate(),
         account_id: caller.account_id.clone(),
         server_id: new.server.id.clone(),
@@ -97,10 +111,39 @@ pub async fn submit(
         result: None,
     };
     let cap = central.config.max_pending_actions_per_server;
-    let created =
-        central.db.account(&caller.account_id).actions().create(action.clone(), new.payload, cap, now).await?;
-    if let Created::CapReached { pending, first_expiry } = created {
-        return Err(pending_cap_reached(&action, pending, cap, first_expiry, now));
+    let created = central
+        .db
+        .account(&caller.account_id)
+        .actions()
+        .create_linked(action.clone(), new.payload, cap, now, link.clone())
+        .await?;
+    let mut run_at_once = new.run_at_once;
+    let mut bypass_facts = None;
+    match created {
+        Created::CapReached { pending, first_expiry } => {
+            return Err(pending_cap_reached(&action, pending, cap, first_expiry, now));
+        }
+        Created::Bypassed { remaining } => {
+            if let Some(claim) = &link.bypass {
+                action = action.under_bypass(claim.description.clone());
+                bypass_facts = Some((claim.bypass_id.clone(), remaining));
+            }
+            run_at_once = true;
+        }
+        Created::Stored => {}
+    }
+    let mut parameters = serde_json::json!({
+        "created": action.content.action_type(),
+        "content": action.content,
+        "content_sha256": action.content_sha256,
+        "status": action.status,
+    });
+    if let Some(investigation) = &link.investigation_id {
+        parameters["investigation_id"] = investigation.as_str().into();
+    }
+    if let Some((bypass, remaining)) = &bypass_facts {
+        parameters["bypass_id"] = bypass.as_str().into();
+        parameters["remaining_actions"] = (*remaining).into();
     }
     let created = AuditEvent {
         at: jiff::Timestamp::now(),
@@ -110,12 +153,7 @@ pub async fn submit(
         source: via,
         kind: AuditKind::ToolCall,
         subject: action.id.to_string(),
-        parameters: serde_json::json!({
-            "created": action.content.action_type(),
-            "content": action.content,
-            "content_sha256": action.content_sha256,
-            "status": action.status,
-        }),
+        parameters,
         outcome: AuditOutcome::Ok,
         duration_ms: None,
     };
@@ -136,7 +174,7 @@ pub async fn submit(
     };
     let mut result = None;
     let mut status = action.status;
-    if new.run_at_once {
+    if run_at_once {
         let done = execute::run(Arc::clone(central), action.clone()).await;
         status = done.0;
         result = Some(done.1);
@@ -146,7 +184,7 @@ pub async fn submit(
         server_id: action.server_id.clone(),
         action_type: action.content.action_type(),
         status,
-        requires_approval: !new.run_at_once,
+        requires_approval: !run_at_once,
         description: action.description.clone(),
         expires_at: (status == ActionState::PendingApproval).then(|| timestamp(action.expires_at)),
         result,

@@ -132,7 +132,7 @@ impl LiveOutput {
         let (raw, cut) = {
             let entries = self.lock();
             let entry = entries.get(action).filter(|e| &e.account == account)?;
-            (String::from_utf8_lossy(&entry.tail).into_owned(), entry.cut)
+            (String::from_utf8_lossy(whole_lines(&entry.tail, entry.cut)).into_owned(), entry.cut)
         };
         Some(Shown { text: mttrly_core::redactor::redact(&raw).text.into_owned(), cut })
     }
@@ -141,6 +141,17 @@ impl LiveOutput {
     pub fn subscribe(&self) -> broadcast::Receiver<(AccountId, ActionId)> {
         self.notices.subscribe()
     }
+}
+
+/// The tail from its first whole line on, once earlier output was dropped: the cut fell at an
+/// arbitrary byte, and the piece of line before the first newline may be the end of a secret whose
+/// start (`password=`, the key's name, the `-----BEGIN` line) is gone, which no redactor can then
+/// recognise. A tail that is one single cut line shows nothing.
+fn whole_lines(tail: &[u8], cut: bool) -> &[u8] {
+    if !cut {
+        return tail;
+    }
+    tail.iter().position(|&b| b == b'\n').map_or(&[], |i| &tail[i + 1..])
 }
 
 #[cfg(test)]
@@ -174,6 +185,25 @@ mod tests {
         out.append(&action, &vec![b'x'; MAX_TAIL + 10]);
         let shown = out.shown(&account, &action).unwrap_or_else(|| panic!("watched"));
         assert!(shown.cut && shown.text.len() <= MAX_TAIL, "{}", shown.text.len());
+    }
+
+    #[test]
+    fn a_cut_tail_starts_at_a_whole_line() {
+        let out = LiveOutput::default();
+        let (account, action) = (AccountId::generate(), ActionId::generate());
+        let _watching = out.watch(&account, &action);
+        // The secret's name scrolls out; only the value's last bytes would remain mid-line.
+        out.append(&action, b"export API_TOKEN=0123456789abcdef0123456789abcdef\n");
+        out.append(&action, &vec![b'y'; MAX_TAIL - 20]);
+        out.append(&action, b"\nlast line\n");
+        let shown = out.shown(&account, &action).unwrap_or_else(|| panic!("watched"));
+        assert!(shown.cut);
+        assert!(shown.text.starts_with('y') && shown.text.ends_with("\nlast line\n"), "{:?}", &shown.text[..20]);
+        assert!(!shown.text.contains("abcdef"), "a piece of the cut line is shown");
+        let long = ActionId::generate();
+        let _w = out.watch(&account, &long);
+        out.append(&long, &vec![b'z'; MAX_TAIL + 5]);
+        assert_eq!(out.shown(&account, &long).unwrap_or_else(|| panic!("watched")).text, "");
     }
 
     #[test]

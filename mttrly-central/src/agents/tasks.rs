@@ -147,7 +147,11 @@ impl PendingTasks {
                     let _ = task.reply.send(reply);
                 }
             }
-            Body::TaskAck(_) | Body::Hello(_) | Body::Heartbeat(_) => {}
+            Body::TaskAck(_)
+            | Body::Hello(_)
+            | Body::Heartbeat(_)
+            | Body::DeployDetected(_)
+            | Body::ProactiveEvent(_) => {}
         }
     }
 

@@ -59,6 +59,11 @@ impl AlertEngine {
         Self { rules, state: Mutex::new(state) }
     }
 
+    /// The rules it judges by (the near-miss watch reads the same ones).
+    pub fn rules(&self) -> &[AlertRule] {
+        &self.rules
+    }
+
     /// Evaluates the metric rules against a heartbeat.
     pub fn on_metrics(&self, account: &AccountId, server: &ServerId, m: &HostMetrics, now_ms: i64) -> Vec<AlertChange> {
         let observations = self.rules.iter().flat_map(move |rule| {

@@ -5,6 +5,7 @@
 mod alert_writer;
 mod expiry;
 mod heartbeats;
+mod investigations;
 mod offline;
 mod output_notices;
 mod retention;
@@ -32,6 +33,7 @@ pub(crate) fn spawn(
         tokio::spawn(offline::offline_sweeper(Arc::clone(central), shutdown.clone())),
         tokio::spawn(retention::retention_purger(Arc::clone(central), shutdown.clone())),
         tokio::spawn(expiry::action_expirer(Arc::clone(central), shutdown.clone())),
+        tokio::spawn(investigations::investigation_sweeper(Arc::clone(central), shutdown.clone())),
         tokio::spawn(output_notices::output_notices(Arc::clone(central), shutdown.clone())),
     ]
 }

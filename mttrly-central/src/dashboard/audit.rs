@@ -4,8 +4,9 @@
 //!
 //! The chain is not verified on every view: `Audit::verify` recomputes the account's whole chain
 //! (every row hashed again, linearly in the log's size), and this page is fetched again on every
-//! live refresh. It runs when asked (`?verify=1`, the "Verify the chain" button), once for that
-//! request, and says when it ran.
+//! live refresh. It runs when asked (`?verify=1`, the "Verify the chain" button), at most once at
+//! a time per account; a live refresh of a verified page shows the latest result with its age
+//! ([`verified`]).
 //!
 //! Who may see: anyone signed in to the account, viewers too, as over gRPC (`ListAudit` and
 //! `VerifyAudit` ask only for a caller of the account). Only the signed-in person's account, always:
@@ -13,9 +14,9 @@
 
 mod export;
 mod query;
+pub(crate) mod verified;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,6 +30,7 @@ use mttrly_core::{ErrorCode, MttrlyError, Source, display};
 pub(super) use self::export::{csv, json};
 use self::query::Given;
 pub(super) use self::query::{Params, invalid};
+use self::verified::Checked;
 use super::layout::{self, Live};
 use super::show::{self, Names};
 use crate::app_state::AppState;
@@ -53,17 +55,13 @@ async fn known(state: &AppState, signed: &SignedIn) -> Result<Known, MttrlyError
     Ok(Known { servers, names })
 }
 
-/// A finished verification and how long it took.
-struct Checked {
-    verification: Verification,
-    took: Duration,
-}
-
 /// One page of rows.
 struct Rows {
     entries: Vec<AuditEntry>,
     /// The `before_seq` of the next (older) page, when there is one.
     older: Option<u64>,
+    /// Rows of this page that could not be decoded (left out, said on the page).
+    undecodable: u32,
 }
 
 /// The parsed request: the filters as given, and the filter they ask for, or why not.
@@ -87,22 +85,16 @@ fn request(raw: Option<&str>, known: &Known) -> Request {
 }
 
 async fn rows(state: &AppState, signed: &SignedIn, filter: &AuditFilter) -> Result<Rows, MttrlyError> {
-    let page = usize::try_from(PAGE).unwrap_or(usize::MAX);
-    let filter = AuditFilter { limit: PAGE + 1, ..filter.clone() };
-    let mut entries = state.central.db.account(&signed.account_id).audit().list(&filter).await?;
-    let older = if entries.len() > page {
-        entries.truncate(page);
-        entries.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    Ok(Rows { entries, older })
+    let filter = AuditFilter { limit: PAGE, ..filter.clone() };
+    let page = state.central.db.account(&signed.account_id).audit().page(&filter).await?;
+    // A full page may be the last one: the "Older" link then leads to an empty page, which says so.
+    Ok(Rows { older: page.older(PAGE), undecodable: page.undecodable, entries: page.entries })
 }
 
-async fn verify(state: &AppState, signed: &SignedIn) -> Result<Checked, MttrlyError> {
-    let started = Instant::now();
-    let verification = state.central.db.account(&signed.account_id).audit().verify().await?;
-    Ok(Checked { verification, took: started.elapsed() })
+/// The chain's verification: recomputed for a person's own request, the latest shown again for a
+/// live refresh (`fragment`) ([`verified`]).
+async fn verify(state: &AppState, signed: &SignedIn, fragment: bool) -> Result<Checked, MttrlyError> {
+    state.verifications.check(&state.central, &signed.account_id, !fragment).await
 }
 
 /// `GET /audit`.
@@ -133,7 +125,7 @@ pub(super) async fn page(
                 Err(e) => return layout::failed(&signed, &Live::Audit, fragment, &e),
             };
             let checked = if req.verify {
-                match verify(&state, &signed).await {
+                match verify(&state, &signed, fragment).await {
                     Ok(c) => Some(c),
                     Err(e) => return layout::failed(&signed, &Live::Audit, fragment, &e),
                 }
@@ -193,6 +185,12 @@ fn body(req: &Request, known: &Known, rows: Result<&Rows, &MttrlyError>, checked
                     a href=(link("/audit.csv", &filters)) download { "CSV" } " · "
                     a href=(link("/audit.json", &filters)) download { "JSON" }
                 }
+                @if rows.undecodable > 0 {
+                    p.err role="alert" {
+                        (rows.undecodable) " row(s) of this page cannot be read by this version of mttrly and are not shown "
+                        "(written by a newer version, or changed outside mttrly: verify the chain)."
+                    }
+                }
                 @if rows.entries.is_empty() {
                     p.empty { "No audit row matches these filters." }
                 } @else {
@@ -218,15 +216,15 @@ fn chain(req: &Request, checked: Option<&Checked>) -> Markup {
     html! {
         section.chain {
             @match checked {
-                Some(Checked { verification: Verification { rows_checked, first_bad: None }, took }) => {
+                Some(c @ Checked { verification: Verification { rows_checked, first_bad: None }, took, .. }) => {
                     p.verified {
                         strong { "Chain verified" } ": all " (rows_checked) " rows of this account's log check out"
-                        " (recomputed in " (took.as_millis()) " ms)."
+                        " (recomputed in " (took.as_millis()) " ms" (ago(c)) ")."
                     }
                 }
-                Some(Checked { verification: Verification { rows_checked, first_bad: Some((seq, why)) }, .. }) => {
+                Some(c @ Checked { verification: Verification { rows_checked, first_bad: Some((seq, why)) }, .. }) => {
                     p.broken role="alert" {
-                        strong { "Chain broken at row " (seq) } ": " (why) " (" (rows_checked) " rows read). "
+                        strong { "Chain broken at row " (seq) } ": " (why) " (" (rows_checked) " rows read" (ago(c)) "). "
                         "The database was changed outside mttrly: restore it from a backup and investigate."
                     }
                 }
@@ -244,6 +242,15 @@ fn chain(req: &Request, checked: Option<&Checked>) -> Markup {
                 button type="submit" { @if checked.is_some() { "Verify again" } @else { "Verify the chain" } }
             }
         }
+    }
+}
+
+/// When a verification shown again finished (nothing for one computed for this request).
+fn ago(checked: &Checked) -> String {
+    match checked.age().as_secs() {
+        0 => String::new(),
+        1 => ", 1 second ago".to_owned(),
+        s => format!(", {s} seconds ago"),
     }
 }
 

@@ -29,8 +29,10 @@ use crate::state::Central;
 /// How long one page waits for an agent's `file.current`.
 pub(super) const ASK_DEADLINE: Duration = Duration::from_secs(3);
 
-/// The most file writes one page asks agents about; the others say so and link to their page.
-const MAX_ASKED: usize = 50;
+/// The most diffs one page shows (and so the most agents it asks about a current file): each may be [`MAX_SHOWN_BYTES`] of text and costs a
+/// payload read, and the pending page is fetched again on every live refresh. The others link to
+/// their action's own page, which shows its diff whole.
+const MAX_DIFFS: usize = 10;
 
 /// The most diff lines shown; a longer diff says how many were left out, never silently.
 const MAX_LINES: usize = 20_000;
@@ -80,20 +82,23 @@ pub(super) async fn for_actions(
 ) -> Vec<Option<Markup>> {
     let mut diffs: Vec<Option<Markup>> = actions.iter().map(|_| None).collect();
     let mut jobs = tokio::task::JoinSet::new();
-    let mut asked = 0usize;
+    let mut shown = 0usize;
     for (i, a) in actions.iter().enumerate() {
         let ActionContent::FileWrite { path, sha256, size_bytes } = &a.content else { continue };
+        shown += 1;
+        if shown > MAX_DIFFS {
+            diffs[i] = Some(html! {
+                p.cut {
+                    "More than " (MAX_DIFFS) " file writes are on this page, so this one's diff is not shown here: "
+                    a href=(super::action_path(&a.id)) { "open the action's page" } " to see it whole."
+                }
+            });
+            continue;
+        }
         let write = Write { path: path.clone(), sha256: sha256.clone(), size_bytes: *size_bytes };
-        let ask = if a.status != ActionState::PendingApproval {
-            Some("This action is no longer pending, so the file was not compared with it: the new content alone, masked, as added lines.".to_owned())
-        } else if asked >= MAX_ASKED {
-            Some(format!(
-                "More than {MAX_ASKED} file writes wait on this page: open this action's own page to compare it with the current file. The new content alone, masked, as added lines."
-            ))
-        } else {
-            asked += 1;
-            None
-        };
+        let ask = (a.status != ActionState::PendingApproval).then(|| {
+            "This action is no longer pending, so the file was not compared with it: the new content alone, masked, as added lines.".to_owned()
+        });
         let (central, account, id, server) = (Arc::clone(central), account.clone(), a.id.clone(), a.server_id.clone());
         jobs.spawn(async move { (i, one(&central, &account, &id, &server, write, ask).await) });
     }

@@ -34,6 +34,10 @@ pub(super) enum Live {
     Audit,
     /// People, tokens, grants, chat links and the approval rules (admins).
     Admin,
+    /// The investigations.
+    Investigations,
+    /// One investigation's page (its id).
+    Investigation(String),
 }
 
 impl Live {
@@ -48,6 +52,8 @@ impl Live {
             Self::Alerts => "/alerts".to_owned(),
             Self::Audit => "/audit".to_owned(),
             Self::Admin => "/admin".to_owned(),
+            Self::Investigations => "/investigations".to_owned(),
+            Self::Investigation(id) => format!("/investigations/{}", crate::web::page::urlencode(id)),
         }
     }
 
@@ -60,6 +66,8 @@ impl Live {
             Self::Alerts => "alerts".to_owned(),
             Self::Audit => "audit".to_owned(),
             Self::Admin => "admin".to_owned(),
+            Self::Investigations => "investigations".to_owned(),
+            Self::Investigation(id) => format!("investigation:{id}"),
         }
     }
 }

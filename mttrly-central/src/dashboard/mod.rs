@@ -28,6 +28,7 @@ mod assets;
 mod audit;
 mod chart;
 mod diff;
+mod investigation;
 mod layout;
 mod live;
 mod pending;
@@ -42,6 +43,8 @@ use mttrly_core::{ErrorCode, MttrlyError, Principal, ToolSurface};
 use crate::app_state::AppState;
 use crate::db::accounts::TokenOwner;
 use crate::signin::web::SignedIn;
+
+pub(crate) use self::audit::verified::Verifications;
 
 /// The path of action `id`'s page (`/actions/{id}`): the one place that knows it, for the
 /// dashboard's own links and for the absolute links chat messages and IDE approvals carry.
@@ -65,6 +68,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin", get(admin::page))
         .route("/admin/tokens/{id}/revoke", post(admin::revoke))
         .route("/admin/links/unlink", post(admin::unlink))
+        .route("/investigations", get(investigation::list))
+        .route("/investigations/{id}", get(investigation::page))
+        .route("/investigations/{id}/grant", post(investigation::grant))
+        .route("/investigations/{id}/revoke", post(investigation::revoke))
+        .route("/investigations/{id}/close", post(investigation::close))
         .route("/events", get(live::events))
         .route(assets::CSS_PATH, get(assets::css))
         .route(assets::JS_PATH, get(assets::js))

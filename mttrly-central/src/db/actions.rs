@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use mttrly_core::action::{ActionContent, ActionState};
-use mttrly_core::ids::{AccountId, ActionId, ServerId};
+use mttrly_core::ids::{AccountId, ActionId, BypassId, InvestigationId, ServerId};
 use mttrly_core::tools::actions::{ApprovalRecord, ExecutionResult};
 use mttrly_core::{Environment, ErrorCode, MttrlyError, Principal, Source};
 
@@ -48,11 +48,46 @@ pub struct ActionRow {
     pub result: Option<ExecutionResult>,
 }
 
+impl ActionRow {
+    /// This action as it runs under an investigation bypass: running at once, with the grant as
+    /// the one human approval that covers it (so the agent runs it as human-approved), and
+    /// `description` (which names the bypass and its granter) for the approver-facing text.
+    #[must_use]
+    pub fn under_bypass(self, description: String) -> Self {
+        Self { status: ActionState::Running, approvals_required: 1, description, ..self }
+    }
+}
+
+/// What links a new action to an investigation, and the bypass it may run under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionLink {
+    /// The caller's investigation the action is created under.
+    pub investigation_id: Option<InvestigationId>,
+    /// The investigation's active bypass, already checked to cover this call: a slot of it is
+    /// taken in the create transaction if one is left (else the action waits as usual).
+    pub bypass: Option<BypassClaim>,
+}
+
+/// A bypass an action asks to run under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BypassClaim {
+    /// The bypass.
+    pub bypass_id: BypassId,
+    /// The action's description if it runs under it.
+    pub description: String,
+}
+
 /// What [`Actions::create`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
     /// The action (and its payload) is stored.
     Stored,
+    /// Stored running under its bypass (see [`ActionRow::under_bypass`]), one slot taken in the
+    /// same transaction; `remaining` slots are left.
+    Bypassed {
+        /// Slots left after this one.
+        remaining: u32,
+    },
     /// Refused: `pending` actions already wait on the server (the cap), the first of them
     /// expiring at `first_expiry`. Nothing was written.
     CapReached {
@@ -84,10 +119,28 @@ impl Actions<'_> {
             tracing::error!(action = %action.id, "refused to store an action under another account's handle");
             return Err(MttrlyError::new(ErrorCode::InternalError, "internal database error"));
         }
+        self.create_linked(action, payload, cap, now, ActionLink::default()).await
+    }
+
+    /// [`Actions::create`] under an investigation: the action is linked to it (and its activity
+    /// renewed) and, with a bypass claim, runs under the bypass when a slot is taken in the same
+    /// transaction, so 2N concurrent calls on N slots run exactly N.
+    pub async fn create_linked(
+        &self,
+        action: ActionRow,
+        payload: Option<Vec<u8>>,
+        cap: u32,
+        now: i64,
+        link: ActionLink,
+    ) -> Result<Created, MttrlyError> {
+        if action.account_id != *self.account.id {
+            tracing::error!(action = %action.id, "refused to store an action under another account's handle");
+            return Err(MttrlyError::new(ErrorCode::InternalError, "internal database error"));
+        }
         self.account
             .db
             .sqlite
-            .call(move |conn| sqlite::actions::create(conn, &action, payload.as_deref(), cap, now))
+            .call(move |conn| sqlite::actions::create_linked(conn, &action, payload.as_deref(), cap, now, &link))
             .await
     }
 

@@ -32,6 +32,28 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// One page of the log as read ([`Audit::page`]): the rows, and how far the scan got. A row that
+/// no longer decodes (written by a newer version, or changed outside mttrly) is not in `entries`
+/// but is counted, so a reader paging on `last_scanned` neither stops early at it nor loops.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    /// The decoded rows, newest first.
+    pub entries: Vec<AuditEntry>,
+    /// How many rows matched and were read (decoded or not).
+    pub scanned: u32,
+    /// How many of them could not be decoded.
+    pub undecodable: u32,
+    /// The sequence number of the last (oldest) row read.
+    pub last_scanned: Option<u64>,
+}
+
+impl AuditPage {
+    /// The `before_seq` of the next (older) page, when the scan filled `limit` (so more may match).
+    pub fn older(&self, limit: u32) -> Option<u64> {
+        if self.scanned >= limit { self.last_scanned } else { None }
+    }
+}
+
 /// Whose rows: a kind of actor, or one person (their own acts, or their assistants' acts for
 /// them: an assistant's row names the human it acts for, who answers for it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +82,16 @@ impl Audit<'_> {
     pub async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, MttrlyError> {
         let (account, filter) = (self.account.id.clone(), filter.clone());
         self.account.db.sqlite.read(move |conn| sqlite::audit::list(conn, &account, &filter)).await
+    }
+
+    /// One page of rows matching `filter`, with where the scan stopped ([`AuditPage`]): what
+    /// pages through the whole log (the dashboard's pages and exports) uses this, not [`list`],
+    /// so an undecodable row cannot end the paging early.
+    ///
+    /// [`list`]: Self::list
+    pub async fn page(&self, filter: &AuditFilter) -> Result<AuditPage, MttrlyError> {
+        let (account, filter) = (self.account.id.clone(), filter.clone());
+        self.account.db.sqlite.read(move |conn| sqlite::audit::page(conn, &account, &filter)).await
     }
 
     /// The account's recorded introductions of `user`: every `AddUser` and `InviteUser` row that

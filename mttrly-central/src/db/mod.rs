@@ -54,19 +54,24 @@ pub mod actions;
 pub mod alerts;
 pub mod audit;
 pub mod chat;
+pub mod deploys;
 pub mod device;
+pub mod investigations;
+pub mod knowledge;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod people;
+pub mod proactive;
 pub mod reality;
 pub mod servers;
 mod sqlite;
 pub mod tenants;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 mod testing;
 #[cfg(test)]
 mod tests;
+pub mod timeline;
 
 use std::path::Path;
 
@@ -258,6 +263,11 @@ impl<'a> Account<'a> {
         accounts::Users { account: self }
     }
 
+    /// Its deploys and deploy verifications.
+    pub fn deploys(self) -> deploys::Deploys<'a> {
+        deploys::Deploys { account: self }
+    }
+
     /// Its people's chat links and the approval messages sent to them.
     pub fn chat(self) -> chat::Chat<'a> {
         chat::Chat { account: self }
@@ -266,6 +276,21 @@ impl<'a> Account<'a> {
     /// Its people's sign-in data: credentials, second factors, invites, browser sessions.
     pub fn people(self) -> people::People<'a> {
         people::People { account: self }
+    }
+
+    /// Proactive events, their budgets and the users' brief cursors.
+    pub fn proactive(self) -> proactive::Proactive<'a> {
+        proactive::Proactive { account: self }
+    }
+
+    /// Its knowledge base: postmortems, recipes, notes and their full-text index.
+    pub fn knowledge(self) -> knowledge::Knowledge<'a> {
+        knowledge::Knowledge { account: self }
+    }
+
+    /// Its servers' merged timelines (alerts, deploys, investigations, actions, audit rows).
+    pub fn timeline(self) -> timeline::Timeline<'a> {
+        timeline::Timeline { account: self }
     }
 
     /// Its plan (`None` if the account is gone or its plan unknown to this build).

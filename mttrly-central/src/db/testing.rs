@@ -19,4 +19,22 @@ impl Db {
     {
         self.sqlite.call(move |conn| f(conn).map_err(super::internal)).await
     }
+
+    /// Registers a server named `name` in `account` straight in the registry, for the unit tests
+    /// of modules that need a server row but no `Central` (the app's `servers::add` holds the
+    /// rules; this skips them deliberately).
+    pub async fn server_for_tests(
+        &self,
+        account: &mttrly_core::ids::AccountId,
+        name: &str,
+        environment: mttrly_core::Environment,
+        install_hash: &[u8; 32],
+    ) -> Result<mttrly_core::ids::ServerId, MttrlyError> {
+        match self.account(account).servers().register(name, environment, install_hash, i64::MAX, u32::MAX).await? {
+            super::servers::Registered::Added(id) => Ok(id),
+            super::servers::Registered::AtLimit { .. } => {
+                Err(MttrlyError::new(mttrly_core::ErrorCode::InternalError, "the test server was not added"))
+            }
+        }
+    }
 }

@@ -191,7 +191,7 @@ impl AgentService for AgentApi {
 }
 
 fn handle(
-    central: &Central,
+    central: &Arc<Central>,
     server: &ServerId,
     account: &mttrly_core::ids::AccountId,
     connection: u64,
@@ -203,10 +203,17 @@ fn handle(
             let metrics = beat.metrics.unwrap_or_default();
             let metrics = mttrly_proto::convert::metrics_from_wire(&metrics, db::timestamp(now));
             let changes = central.alerts.on_metrics(account, server, &metrics, now);
+            for near_miss in central.near_misses.on_metrics(central.alerts.rules(), server, &metrics, now) {
+                crate::proactive::ingest::store(central, account, near_miss);
+            }
             central.agents.heartbeat(server, connection, metrics, now);
             central.write_alerts(account, server, changes);
         }
         agent_message::Body::Hello(_) => tracing::debug!(server_id = %server, "ignoring a second Hello"),
+        agent_message::Body::DeployDetected(seen) => crate::deploys::detected(central, server, account, &seen),
+        agent_message::Body::ProactiveEvent(event) => {
+            crate::proactive::ingest::on_agent_message(central, account, server, &event);
+        }
         other => central.agents.task_message(server, connection, other),
     }
 }

@@ -5,6 +5,9 @@ pub mod actions;
 pub mod agent;
 pub mod alerts;
 pub mod audit;
+pub mod deploys;
+pub mod investigations;
+pub mod knowledge;
 pub mod login;
 pub mod servers;
 pub mod tools;
@@ -14,7 +17,7 @@ pub mod users;
 use mttrly_core::MttrlyError;
 
 /// The services this central serves (and so advertises through reflection).
-pub const MOUNTED: [&str; 9] = [
+pub const MOUNTED: [&str; 12] = [
     "mttrly.agent.v1.AgentService",
     "mttrly.central.v1.AccountService",
     "mttrly.central.v1.ToolService",
@@ -24,6 +27,9 @@ pub const MOUNTED: [&str; 9] = [
     "mttrly.central.v1.ActionService",
     "mttrly.central.v1.UserService",
     "mttrly.central.v1.LoginService",
+    "mttrly.central.v1.DeployService",
+    "mttrly.central.v1.KnowledgeService",
+    "mttrly.central.v1.InvestigationService",
 ];
 
 /// Converts a library error into a gRPC status (the one conversion, in `mttrly-proto`).

@@ -7,6 +7,7 @@
 
 pub mod alertmanager;
 pub mod batch;
+pub mod deploy;
 pub mod grafana;
 pub mod pagerduty;
 
@@ -51,6 +52,8 @@ pub struct HooksConfig {
     pub grafana: Option<GrafanaHook>,
     /// `[hooks.pagerduty]`: PagerDuty's V3 webhook subscription.
     pub pagerduty: Option<PagerDutyHook>,
+    /// `[hooks.deploy]`: deploys recorded by a CI (`POST /hooks/deploy`, HMAC-signed).
+    pub deploy: Option<deploy::DeployHook>,
     /// The Alertmanager bearer token, read from `token_env` at start (never from the file).
     #[serde(skip)]
     alertmanager_token: Option<HookSecret>,
@@ -60,6 +63,9 @@ pub struct HooksConfig {
     /// The PagerDuty signing secret, read from `signing_secret_env` at start.
     #[serde(skip)]
     pagerduty_secret: Option<HookSecret>,
+    /// The deploy hook's HMAC secret, read from `hmac_secret_env` at start.
+    #[serde(skip)]
+    deploy_secret: Option<HookSecret>,
 }
 
 /// `[hooks.pagerduty]`.
@@ -114,6 +120,10 @@ impl HooksConfig {
         self.pagerduty_secret = match &self.pagerduty {
             None => None,
             Some(hook) => Some(read_secret(&env, "[hooks.pagerduty] signing_secret_env", &hook.signing_secret_env)?),
+        };
+        self.deploy_secret = match &self.deploy {
+            None => None,
+            Some(hook) => Some(read_secret(&env, "[hooks.deploy] hmac_secret_env", &hook.hmac_secret_env)?),
         };
         Ok(())
     }

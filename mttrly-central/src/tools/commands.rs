@@ -1,4 +1,5 @@
-//! The `commands` toolset: `mttrly_execute_command`.
+//! The `commands` toolset: `mttrly_execute_command`, `mttrly_execute_script` (under an
+//! investigation, linked to it, and run at once when its active bypass covers the call).
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use mttrly_core::{ErrorCode, MttrlyError, Source};
 use crate::actions::{self, NewAction};
 use crate::db::accounts::TokenOwner;
 use crate::db::now_ms;
+use crate::investigations;
 use crate::state::Central;
 
 /// How long central waits for an agent's verdict on a command's files.
@@ -62,13 +64,17 @@ pub(crate) async fn execute_command(
     let class = verdict(central, &server.id, &command, provisional).await;
     let run_at_once = class.class == CommandClass::ReadOnly;
     let mut description = format!("Run `{command}` on {} ({})", server.name, server.environment);
+    let call = investigations::ExecCall::Command(&command);
+    let investigation = input.investigation_id.as_ref();
+    let link =
+        investigations::link_for(central, caller, &server, investigation, call, &description, run_at_once).await?;
     if !run_at_once {
         description.push_str(&format!(" — needs approval: {}", class.reason));
     }
     let reason = input.reason.as_ref().map(|r| r.as_str().to_owned());
     let content = ActionContent::Command { command, timeout_seconds: input.timeout_seconds.get() };
     let new = NewAction { server, content, description, reason, run_at_once, payload: None };
-    actions::submit(central, caller, source, new).await
+    actions::submit_linked(central, caller, source, new, link).await
 }
 
 /// Scripts always wait for a human: a managed script by name (the agent resolves the name against
@@ -96,12 +102,16 @@ pub(crate) async fn execute_script(
         ),
     };
     let reason = input.reason.as_ref().map(|r| r.as_str().to_owned());
+    let call = investigations::ExecCall::Script(&input.script, &args);
+    let investigation = input.investigation_id.as_ref();
+    let link = investigations::link_for(central, caller, &server, investigation, call, &description, false).await?;
     let content = ActionContent::Script { script: input.script, args, timeout_seconds: input.timeout_seconds.get() };
-    actions::submit(
+    actions::submit_linked(
         central,
         caller,
         source,
         NewAction { server, content, description, reason, run_at_once: false, payload: None },
+        link,
     )
     .await
 }

@@ -15,7 +15,10 @@ use mttrly_core::{ErrorCode, MttrlyError, Source};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{actions, audit, commands, decisions, diagnostics, files, playbooks, servers};
+use super::{
+    actions, audit, commands, decisions, deploys, diagnostics, files, investigations, knowledge, playbooks, proactive,
+    servers, timeline,
+};
 use crate::db::accounts::TokenOwner;
 use crate::state::Central;
 
@@ -101,26 +104,26 @@ handlers! { (central, caller, source) =>
     RunDiagnostic => diagnostics::run_diagnostic(central, caller),
     GetServiceReality => diagnostics::get_reality(central, caller),
     RefreshReality => diagnostics::refresh_reality(central, caller),
+    RunDeployVerifier => deploys::run_verifier(central, caller),
+    GetMorningBrief => proactive::morning_brief(central, caller),
+    AcknowledgeProactiveEvent => proactive::acknowledge(central, caller, source),
     // Never a decision: they answer how a human decides (see `decisions`); the requester may
     // withdraw its own pending request.
     ApproveAction => decisions::approve(central, caller),
-    CancelAction => decisions::cancel(central, caller, source);
+    CancelAction => decisions::cancel(central, caller, source),
+    GetServerTimeline => timeline::timeline(central, caller),
+    GenerateRetrospective => timeline::retrospective(central, caller, source),
+    SearchKnowledge => knowledge::search(central, caller),
+    StartInvestigation => investigations::start(central, caller),
+    GetInvestigationBypass => investigations::get_bypass(central, caller),
+    AcquireInvestigationBypass => investigations::acquire_bypass(central, caller),
+    RevokeInvestigationBypass => investigations::revoke_bypass(central, caller);
     not_built:
-    GetServerTimeline,
-    RunDeployVerifier,
     CompareSourceToDist,
     GetInstallHealth,
-    SearchKnowledge,
-    GetMorningBrief,
-    GetInvestigationBypass,
-    AcknowledgeProactiveEvent,
     BootstrapRecover,
     RepairInstall,
     UpdateAgent,
-    StartInvestigation,
-    GenerateRetrospective,
-    AcquireInvestigationBypass,
-    RevokeInvestigationBypass,
 }
 
 #[cfg(test)]

@@ -9,12 +9,17 @@ pub(crate) mod actions;
 pub(crate) mod audit;
 pub(crate) mod commands;
 pub(crate) mod decisions;
+pub(crate) mod deploys;
 pub(crate) mod diagnostics;
 pub(crate) mod files;
 mod handlers;
+pub(crate) mod investigations;
+pub(crate) mod knowledge;
 pub(crate) mod playbooks;
+pub(crate) mod proactive;
 mod reach;
 pub(crate) mod servers;
+pub(crate) mod timeline;
 
 use mttrly_core::catalog::ToolId;
 use std::sync::Arc;

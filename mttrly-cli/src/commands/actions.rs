@@ -266,7 +266,7 @@ fn ended_badly(status: &str) -> bool {
     matches!(status, "failed" | "failed_closed" | "expired" | "cancelled" | "rejected")
 }
 
-fn confirm(prompt: &str) -> Result<bool, MttrlyError> {
+pub(crate) fn confirm(prompt: &str) -> Result<bool, MttrlyError> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(MttrlyError::new(

@@ -9,6 +9,7 @@
 //! channels = ["cli", "dashboard"]
 //! ttl_minutes = 30
 //! second_factor = "totp"                 # none | totp
+//! bypass = "forbidden"                   # allowed | forbidden: investigation bypasses here
 //!
 //! [approvals.production.action.file_write]      # that environment, one action type
 //! quorum = 1
@@ -77,6 +78,11 @@ pub struct EnvironmentConfig {
     /// `[approvals.ENV.playbook.NAME]`.
     #[serde(default)]
     pub playbook: BTreeMap<String, RuleConfig>,
+    /// `allowed` or `forbidden`: whether a human may grant an investigation bypass (exec calls
+    /// that skip per-command approval for a while) on this environment's servers. Environment
+    /// scope only. Default: forbidden in production, allowed elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass: Option<String>,
 }
 
 /// The whole `[approvals]` table, keyed by environment name.
@@ -118,6 +124,7 @@ pub struct ApprovalPolicy {
     environments: BTreeMap<Environment, ApprovalRule>,
     actions: BTreeMap<(Environment, ActionType), ApprovalRule>,
     playbooks: BTreeMap<(Environment, String), ApprovalRule>,
+    bypasses: BTreeMap<Environment, bool>,
 }
 
 impl Default for ApprovalPolicy {
@@ -133,7 +140,12 @@ impl ApprovalPolicy {
     /// rule sets none (central's older `action_ttl_minutes` setting).
     pub fn from_config(config: &ApprovalsConfig, default_ttl: Option<Duration>) -> Result<Self, ApprovalConfigError> {
         let mut problems = Vec::new();
-        let mut policy = Self { environments: BTreeMap::new(), actions: BTreeMap::new(), playbooks: BTreeMap::new() };
+        let mut policy = Self {
+            environments: BTreeMap::new(),
+            actions: BTreeMap::new(),
+            playbooks: BTreeMap::new(),
+            bypasses: BTreeMap::new(),
+        };
         for name in config.keys() {
             if name.parse::<Environment>().is_err() {
                 problems.push(format!(
@@ -147,10 +159,23 @@ impl ApprovalPolicy {
             if let Some(ttl) = default_ttl {
                 base.ttl = ttl;
             }
+            policy.bypasses.insert(env, default_bypass_allowed(env));
             let Some(table) = config.get(env.as_str()) else {
                 policy.environments.insert(env, base);
                 continue;
             };
+            match table.bypass.as_deref() {
+                None => {}
+                Some("allowed") => {
+                    policy.bypasses.insert(env, true);
+                }
+                Some("forbidden") => {
+                    policy.bypasses.insert(env, false);
+                }
+                Some(other) => {
+                    problems.push(format!("approvals.{env}.bypass: `{other}` is not one of allowed, forbidden"));
+                }
+            }
             let scope = Scope::Environment(env);
             let rule = layer(&base, &table.rule, &scope, &mut problems);
             check(&rule, env, &scope, &mut problems);
@@ -196,6 +221,12 @@ impl ApprovalPolicy {
         self.environments.get(&environment).cloned().unwrap_or_else(|| ApprovalRule::default_for(environment))
     }
 
+    /// Whether a human may grant an investigation bypass on a server of `environment`
+    /// (`[approvals.ENV] bypass`; by default forbidden in production, allowed elsewhere).
+    pub fn bypass_allowed(&self, environment: Environment) -> bool {
+        self.bypasses.get(&environment).copied().unwrap_or_else(|| default_bypass_allowed(environment))
+    }
+
     /// Every scope with its effective rule, environments first, for `policy approvals` and the
     /// start-up feasibility report.
     pub fn effective(&self) -> Vec<(Scope, ApprovalRule)> {
@@ -206,6 +237,11 @@ impl ApprovalPolicy {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
+}
+
+/// The built-in answer: production never skips per-command approval unless its owner says so.
+const fn default_bypass_allowed(environment: Environment) -> bool {
+    !matches!(environment, Environment::Production)
 }
 
 fn names<'a>(items: impl Iterator<Item = &'a str>) -> String {
@@ -438,6 +474,19 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn bypasses_are_forbidden_in_production_unless_its_table_allows_them() {
+        let builtin = parse("").unwrap();
+        assert!(!builtin.bypass_allowed(Environment::Production));
+        assert!(builtin.bypass_allowed(Environment::Staging) && builtin.bypass_allowed(Environment::Development));
+        let set =
+            parse("[approvals.production]\nbypass = \"allowed\"\n[approvals.staging]\nbypass = \"forbidden\"").unwrap();
+        assert!(set.bypass_allowed(Environment::Production) && !set.bypass_allowed(Environment::Staging));
+        let err = parse("[approvals.staging]\nbypass = \"sometimes\"").unwrap_err();
+        assert!(err.problems[0].contains("approvals.staging.bypass"), "{err}");
+        assert!(parse("[approvals.staging.action.command]\nbypass = \"allowed\"").is_err(), "environment scope only");
     }
 
     #[test]

@@ -118,6 +118,16 @@ pub fn classify(command: &str) -> Classification {
     Classification { class: CommandClass::ReadOnly, reason, argv: Some(words), files, file_words }
 }
 
+/// The words of `command` as the lexer reads them (quotes and escapes resolved), or `None` when
+/// it is too long or uses any shell feature beyond words: what an investigation bypass's argv
+/// patterns match, so a pattern never sees text a shell would read differently.
+pub fn argv(command: &str) -> Option<Vec<String>> {
+    if command.len() > MAX_LEN {
+        return None;
+    }
+    lexer::words(command).ok().filter(|words| !words.is_empty())
+}
+
 /// Classifies `command` and checks its files with `checker`: the final verdict on this host.
 pub fn classify_with(command: &str, checker: &mut dyn FileChecker) -> Classification {
     classify(command).check_files(checker)

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::Reason;
 use crate::bounded::{BoundedVec, bounded_int, bounded_text};
-use crate::ids::ServerId;
+use crate::ids::{InvestigationId, ServerId};
 
 bounded_text!(
     /// A shell command line (1 to 4096 characters).
@@ -31,6 +31,11 @@ pub struct ExecuteCommandInput {
     /// Why it is needed, shown to the approver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// Your investigation of this server (`mttrly_start_investigation`), if any: the action is
+    /// linked to it, and runs at once when its bypass is active and covers the call (otherwise
+    /// it waits for approval as usual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub investigation_id: Option<InvestigationId>,
 }
 
 bounded_text!(
@@ -81,4 +86,9 @@ pub struct ExecuteScriptInput {
     /// Why it is needed, shown to the approver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// Your investigation of this server (`mttrly_start_investigation`), if any: the action is
+    /// linked to it, and runs at once when its bypass is active and covers the call (otherwise
+    /// it waits for approval as usual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub investigation_id: Option<InvestigationId>,
 }

@@ -8,7 +8,7 @@ use mttrly_core::{MttrlyError, Principal, Source};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::internal;
-use crate::db::actions::{ActionRow, Created};
+use crate::db::actions::{ActionLink, ActionRow, Created};
 use crate::db::{now_ms, timestamp};
 
 fn state_name(s: ActionState) -> &'static str {
@@ -335,16 +335,33 @@ pub(in crate::db) fn fail_interrupted(
 
 /// Stores a new action and its payload in one IMMEDIATE transaction; a pending one only while
 /// fewer than `cap` actions wait on its server at `now`.
-pub(in crate::db) fn create(
+pub(in crate::db) fn create_linked(
     conn: &mut Connection,
-    stored: &ActionRow,
+    requested: &ActionRow,
     payload: Option<&[u8]>,
     cap: u32,
     now: i64,
+    link: &ActionLink,
 ) -> Result<Created, MttrlyError> {
     // IMMEDIATE takes the write lock before counting, so concurrent submissions are
-    // serialised and none can slip past the cap between the count and the insert.
+    // serialised and none can slip past the cap between the count and the insert (nor two of
+    // them take the same bypass slot).
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let mut bypassed = None;
+    if let (Some(investigation), Some(claim)) = (&link.investigation_id, &link.bypass)
+        && let Some(remaining) =
+            super::investigations::take_slot(&tx, &requested.account_id, investigation, &claim.bypass_id, now)?
+    {
+        bypassed = Some((remaining, claim));
+    }
+    let under_bypass;
+    let stored = match bypassed {
+        Some((_, claim)) => {
+            under_bypass = requested.clone().under_bypass(claim.description.clone());
+            &under_bypass
+        }
+        None => requested,
+    };
     if stored.status == ActionState::PendingApproval {
         let (pending, first_expiry) = pending_on_server(&tx, &stored.account_id, &stored.server_id, now)?;
         if pending >= cap {
@@ -355,8 +372,15 @@ pub(in crate::db) fn create(
     if let Some(bytes) = payload {
         insert_payload(&tx, &stored.id, bytes)?;
     }
+    if let Some(investigation) = &link.investigation_id {
+        let bypass = bypassed.map(|(_, claim)| &claim.bypass_id);
+        super::investigations::link_action(&tx, &stored.account_id, &stored.id, investigation, bypass, now)?;
+    }
     tx.commit().map_err(internal)?;
-    Ok(Created::Stored)
+    Ok(match bypassed {
+        Some((remaining, _)) => Created::Bypassed { remaining },
+        None => Created::Stored,
+    })
 }
 
 /// Records an approval in one IMMEDIATE transaction; when it reaches the quorum, also moves the

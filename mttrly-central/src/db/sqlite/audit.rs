@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::internal;
 use crate::audit::chain::{self, ChainedRow, Verification};
-use crate::db::audit::{ActorFilter, AuditFilter};
+use crate::db::audit::{ActorFilter, AuditFilter, AuditPage};
 use crate::db::timestamp;
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<Option<AuditEntry>> {
@@ -80,16 +80,29 @@ pub(in crate::db) fn list(
     account: &AccountId,
     filter: &AuditFilter,
 ) -> Result<Vec<AuditEntry>, MttrlyError> {
+    Ok(page(conn, account, filter)?.entries)
+}
+
+/// One page of [`list`], with where the scan stopped: a row that no longer decodes is left out
+/// of `entries` but still counts as scanned, so paging by `last_scanned` goes on past it.
+pub(in crate::db) fn page(
+    conn: &Connection,
+    account: &AccountId,
+    filter: &AuditFilter,
+) -> Result<AuditPage, MttrlyError> {
     let (sql, values) = list_query(account, filter);
     let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
-    let rows = stmt.query_map(params_from_iter(values), entry).map_err(internal)?;
-    let mut out = Vec::new();
-    for r in rows {
-        if let Some(e) = r.map_err(internal)? {
-            out.push(e);
+    let mut rows = stmt.query(params_from_iter(values)).map_err(internal)?;
+    let mut page = AuditPage::default();
+    while let Some(row) = rows.next().map_err(internal)? {
+        page.scanned += 1;
+        page.last_scanned = row.get::<_, i64>(0).ok().and_then(|s| u64::try_from(s).ok()).or(page.last_scanned);
+        match entry(row).map_err(internal)? {
+            Some(e) => page.entries.push(e),
+            None => page.undecodable += 1,
         }
     }
-    Ok(out)
+    Ok(page)
 }
 
 /// The SQL for [`list`] and its parameters, in order.
@@ -225,6 +238,50 @@ mod tests {
     fn median(mut samples: Vec<Duration>) -> f64 {
         samples.sort();
         samples[samples.len() / 2].as_secs_f64() * 1000.0
+    }
+
+    /// A row that no longer decodes is counted but not returned, and paging goes on past it: the
+    /// dashboard's "Older" link and the exports page on where the scan stopped.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn paging_goes_on_past_an_undecodable_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.db");
+        let db = Db::open(&path).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let (account, _user) = rt.block_on(db.create_tenant("t", Plan::DeploymentCrew, "t", &[0; 32])).unwrap();
+        let (audit, _writer) = AuditLog::start(&path, crate::events::Bus::default()).unwrap();
+        for i in 0..5 {
+            audit.append(AuditEvent {
+                at: jiff::Timestamp::now(),
+                account_id: account.clone(),
+                server_id: None,
+                actor: AuditActor::System,
+                source: Source::Cli,
+                kind: AuditKind::ApiCall,
+                subject: format!("row {i}"),
+                parameters: serde_json::json!({}),
+                outcome: AuditOutcome::Ok,
+                duration_ms: None,
+            });
+        }
+        rt.block_on(audit.flush());
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute("UPDATE audit_log SET actor_json = '{' WHERE subject = 'row 2'", []).unwrap();
+        let log = db.account(&account);
+        let mut filter = AuditFilter { limit: 2, ..AuditFilter::default() };
+        let (mut subjects, mut undecodable) = (Vec::new(), 0);
+        for _ in 0..10 {
+            let page = rt.block_on(log.audit().page(&filter)).unwrap();
+            subjects.extend(page.entries.iter().map(|e| e.subject.clone()));
+            undecodable += page.undecodable;
+            match page.older(filter.limit) {
+                Some(older) => filter.before_seq = Some(older),
+                None => break,
+            }
+        }
+        assert_eq!(subjects, ["row 4", "row 3", "row 1", "row 0"]);
+        assert_eq!(undecodable, 1);
     }
 
     /// What the dashboard's audit filters and the chain's verification cost on a log of

@@ -506,6 +506,193 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE UNIQUE INDEX server_metrics_server_hour ON server_metrics(server_id, hour);
     ",
+    // H1 (issue 15) investigations and their bypasses: an investigation is a handle bound to a
+    // human, a client (OAuth grant or API token) and a server; at most one open per binding (the
+    // partial unique index makes start-or-resume race-free). `version` is the compare-and-swap
+    // that bypass requests race on. A bypass is pending until a human grants it with a TOTP
+    // code, then active until its time, its count or a revoke ends it; at most one pending or
+    // active per investigation. Actions created under an investigation (or a bypass) name it.
+    "
+    CREATE TABLE investigations (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        user_id TEXT NOT NULL,
+        client TEXT NOT NULL,
+        client_name TEXT NOT NULL,
+        title TEXT NOT NULL,
+        alert_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+        opened_at INTEGER NOT NULL,
+        last_activity_at INTEGER NOT NULL,
+        closed_at INTEGER,
+        close_reason TEXT,
+        version INTEGER NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX investigations_open_binding ON investigations(account_id, user_id, client, server_id)
+        WHERE status = 'open';
+    CREATE INDEX investigations_account_time ON investigations(account_id, opened_at);
+    CREATE INDEX investigations_server_time ON investigations(account_id, server_id, opened_at);
+    CREATE INDEX investigations_open_activity ON investigations(last_activity_at) WHERE status = 'open';
+    CREATE TABLE investigation_bypasses (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        investigation_id TEXT NOT NULL REFERENCES investigations(id),
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        tools_json TEXT NOT NULL,
+        pins_json TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'revoked', 'expired', 'exhausted')),
+        requested_at INTEGER NOT NULL,
+        requested_by_json TEXT NOT NULL,
+        reason TEXT,
+        duration_minutes INTEGER NOT NULL,
+        granted_by TEXT,
+        granted_by_name TEXT,
+        granted_at INTEGER,
+        expires_at INTEGER NOT NULL,
+        max_actions INTEGER NOT NULL,
+        actions_used INTEGER NOT NULL DEFAULT 0,
+        revoked_at INTEGER
+    ) STRICT;
+    CREATE UNIQUE INDEX investigation_bypasses_live ON investigation_bypasses(investigation_id)
+        WHERE status IN ('pending', 'active');
+    CREATE INDEX investigation_bypasses_investigation ON investigation_bypasses(account_id, investigation_id, requested_at);
+    CREATE INDEX investigation_bypasses_live_expiry ON investigation_bypasses(expires_at) WHERE status IN ('pending', 'active');
+    ALTER TABLE actions ADD COLUMN investigation_id TEXT;
+    ALTER TABLE actions ADD COLUMN bypass_id TEXT;
+    CREATE INDEX actions_investigation ON actions(account_id, investigation_id) WHERE investigation_id IS NOT NULL;
+    ",
+    // H3 (issue 15) knowledge and the server timeline. Knowledge: postmortems, recipes and notes,
+    // redacted before they are stored, with their author and channel; `removed_at` is a soft
+    // delete. `knowledge_fts` is an external-content FTS5 index of title and body (porter stemming
+    // over unicode61: "restarting" finds "restart"), kept in step by triggers inside the writing
+    // transaction, so an entry is searchable the moment it exists and unfindable the moment it is
+    // removed. `seq` is an explicit INTEGER PRIMARY KEY because the index points at rowids and
+    // VACUUM may renumber implicit ones. The timeline reads one server's audit rows, resolved
+    // alerts and actions by time: an index each (the audit log's existing one is by sequence).
+    "
+    CREATE TABLE knowledge (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        kind TEXT NOT NULL CHECK (kind IN ('postmortem', 'recipe', 'note')),
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        server_id TEXT REFERENCES servers(id),
+        author_json TEXT NOT NULL,
+        source TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        removed_at INTEGER
+    ) STRICT;
+    CREATE INDEX knowledge_account_time ON knowledge(account_id, created_at) WHERE removed_at IS NULL;
+    CREATE INDEX knowledge_account_hash ON knowledge(account_id, content_sha256) WHERE removed_at IS NULL;
+    CREATE VIRTUAL TABLE knowledge_fts USING fts5(
+        title, body, content = 'knowledge', content_rowid = 'seq', tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER knowledge_fts_insert AFTER INSERT ON knowledge WHEN new.removed_at IS NULL BEGIN
+        INSERT INTO knowledge_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
+    END;
+    CREATE TRIGGER knowledge_fts_remove AFTER UPDATE OF removed_at ON knowledge
+        WHEN old.removed_at IS NULL AND new.removed_at IS NOT NULL BEGIN
+        INSERT INTO knowledge_fts (knowledge_fts, rowid, title, body) VALUES ('delete', old.seq, old.title, old.body);
+    END;
+    CREATE INDEX audit_log_server_time ON audit_log(account_id, server_id, at, seq);
+    CREATE INDEX alerts_server_resolved ON alerts(server_id, resolved_at) WHERE resolved_at IS NOT NULL;
+    CREATE INDEX actions_server_time ON actions(server_id, created_at);
+    ",
+    // H4 (issue 15) proactive events: what the agents' detectors (and central's near-miss watch)
+    // raised, each with the state it was stored in (`muted` when its key's budget was spent: muted
+    // events are kept and counted, never dropped) and the one acknowledgement that counted. A
+    // false-positive budget per (detector, server, metric) with its run, totals, mutes and the
+    // running mute. Each user's brief cursor: the end of their previous brief's window.
+    "
+    CREATE TABLE proactive_events (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        detector TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        value REAL NOT NULL,
+        baseline REAL NOT NULL,
+        intervals INTEGER NOT NULL,
+        details_json TEXT NOT NULL,
+        detected_at INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('new', 'accepted', 'false_positive', 'muted')),
+        muted_until INTEGER,
+        mute_reason TEXT,
+        ack_verdict TEXT CHECK (ack_verdict IN ('accepted', 'false_positive')),
+        ack_note TEXT,
+        acked_by TEXT,
+        acked_by_name TEXT,
+        acked_at INTEGER
+    ) STRICT;
+    CREATE INDEX proactive_events_account_time ON proactive_events(account_id, detected_at);
+    CREATE INDEX proactive_events_key ON proactive_events(account_id, server_id, detector, metric, detected_at);
+    CREATE TABLE proactive_budgets (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        detector TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        fp_run INTEGER NOT NULL,
+        fp_total INTEGER NOT NULL,
+        acked_total INTEGER NOT NULL,
+        mutes INTEGER NOT NULL,
+        muted_until INTEGER,
+        mute_reason TEXT,
+        muted_events INTEGER NOT NULL,
+        PRIMARY KEY (account_id, server_id, detector, metric)
+    ) STRICT;
+    CREATE TABLE brief_cursors (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        user_id TEXT NOT NULL,
+        last_brief_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, user_id)
+    ) STRICT;
+    ",
+    // H2 (issue 15) deploys and their verifications. A deploy is keyed by its sender's id
+    // (`external_id`, unique per account: the same CI id again is the same deploy; the agent's
+    // is derived from server, service and release hash); `updated_at` is when a later report last
+    // moved it. Every verifier run is kept with its whole evidence, so the timeline and the
+    // retrospective read the latest verdict of a deploy or a server.
+    "
+    CREATE TABLE deploys (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        external_id TEXT NOT NULL,
+        service TEXT NOT NULL,
+        version TEXT NOT NULL,
+        commit_sha TEXT,
+        repo_url TEXT,
+        environment TEXT,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        status TEXT NOT NULL CHECK (status IN ('started', 'succeeded', 'failed', 'rolled_back')),
+        source TEXT NOT NULL CHECK (source IN ('webhook', 'cli', 'agent')),
+        url TEXT,
+        recorded_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX deploys_external ON deploys(account_id, external_id);
+    CREATE INDEX deploys_server_time ON deploys(account_id, server_id, started_at);
+    CREATE INDEX deploys_account_time ON deploys(account_id, started_at);
+    CREATE TABLE deploy_verifications (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        server_id TEXT NOT NULL REFERENCES servers(id),
+        deploy_id TEXT REFERENCES deploys(id),
+        service TEXT,
+        verdict TEXT NOT NULL CHECK (verdict IN ('pass', 'fail', 'inconclusive', 'error')),
+        evidence_json TEXT NOT NULL,
+        checked_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX deploy_verifications_server_time ON deploy_verifications(account_id, server_id, checked_at);
+    CREATE INDEX deploy_verifications_deploy ON deploy_verifications(account_id, deploy_id, checked_at)
+        WHERE deploy_id IS NOT NULL;
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

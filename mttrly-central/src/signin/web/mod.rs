@@ -70,6 +70,17 @@ impl SignedIn {
     pub(crate) fn session_key(&self) -> String {
         crate::db::accounts::credential_key(&self.hash)
     }
+
+    /// Whether this session is still live, for the same person in the same account: what a
+    /// long response (an audit export streaming for minutes) checks as it goes, since the
+    /// request's own check was at its start. A failed read counts as not valid.
+    pub(crate) async fn still_valid(&self, state: &AppState) -> bool {
+        let Ok(Some(row)) = state.central.db.signins().session(&self.hash).await else { return false };
+        let times = session::Times { created_ms: row.created_at, last_seen_ms: row.last_seen_at };
+        row.account_id == self.account_id
+            && row.user_id == self.user_id
+            && session::alive(times, crate::db::now_ms(), IDLE, ABSOLUTE)
+    }
 }
 
 impl std::fmt::Debug for SignedIn {

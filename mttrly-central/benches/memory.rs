@@ -1,0 +1,319 @@
+//! Incident memory (issue 15), release build, the storage layer on a real SQLite file:
+//!
+//! - `mttrly_get_server_timeline`'s query: the first page (100 items) and a deep page of a server
+//!   with 1,000,000 audit rows (plus alerts and actions), merged from every source;
+//! - `mttrly_search_knowledge`'s query over 10,000 entries: median and p99, and the same search
+//!   on a `unicode61` index beside the production `porter unicode61` one (the tokenizer choice).
+//!
+//! cargo bench -p mttrly-central --bench memory
+
+#![allow(clippy::unwrap_used, clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+use std::time::{Duration, Instant};
+
+use mttrly_central::db::Db;
+use mttrly_central::db::knowledge::{KnowledgeSearch, NewKnowledge};
+use mttrly_central::db::servers::Registered;
+use mttrly_central::db::timeline::TimelineQuery;
+use mttrly_core::ids::KnowledgeId;
+use mttrly_core::tools::knowledge::{KnowledgeKind, KnowledgeSource, fts_match, search_terms};
+use mttrly_core::tools::timeline::{TimelineEvent, TimelineItem};
+use mttrly_core::{Environment, Plan, Principal};
+
+const AUDIT_ROWS: i64 = 1_000_000;
+const DOCS: usize = 10_000;
+
+fn report(name: &str, mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+    println!("{name}: median {:.3} ms, p99 {:.3} ms ({} runs)", p(0.5), p(0.99), samples.len());
+    p(0.5)
+}
+
+/// A small deterministic generator (xorshift), so every run indexes the same corpus.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[(self.next() % words.len() as u64) as usize]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "nginx",
+    "502",
+    "upstream",
+    "timeout",
+    "disk",
+    "full",
+    "var",
+    "log",
+    "rotate",
+    "postgres",
+    "replication",
+    "lag",
+    "memory",
+    "oom",
+    "killer",
+    "restart",
+    "restarting",
+    "deploy",
+    "rollback",
+    "checkout",
+    "api",
+    "latency",
+    "cpu",
+    "load",
+    "certificate",
+    "expired",
+    "dns",
+    "resolver",
+    "cache",
+    "redis",
+    "eviction",
+    "queue",
+    "backlog",
+    "worker",
+    "crash",
+    "loop",
+    "systemd",
+    "unit",
+    "failed",
+    "kernel",
+    "swap",
+    "inode",
+    "exhausted",
+    "connection",
+    "refused",
+    "firewall",
+    "port",
+    "tls",
+    "handshake",
+    "error",
+    "rate",
+    "spike",
+    "traffic",
+    "burst",
+    "config",
+    "drift",
+    "cron",
+    "job",
+    "stuck",
+    "lock",
+    "deadlock",
+    "index",
+    "bloat",
+    "vacuum",
+    "backup",
+    "snapshot",
+    "restore",
+    "volume",
+];
+
+fn text(rng: &mut Rng, words: usize) -> String {
+    (0..words).map(|_| rng.pick(WORDS)).collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("central.db")).unwrap();
+    let (account, user) = db.create_tenant("bench", Plan::DeploymentCrew, "admin", &[7; 32]).await.unwrap();
+    let Registered::Added(server) = db
+        .account(&account)
+        .servers()
+        .register("web-1", Environment::Production, &[8; 32], i64::MAX, 10)
+        .await
+        .unwrap()
+    else {
+        panic!("under the limit")
+    };
+    let Registered::Added(other) = db
+        .account(&account)
+        .servers()
+        .register("web-2", Environment::Production, &[9; 32], i64::MAX, 10)
+        .await
+        .unwrap()
+    else {
+        panic!("under the limit")
+    };
+
+    // 1,000,000 audit rows on the server (a row every 100 ms over ~28 hours: mostly tool calls,
+    // some alert copies and action creations the timeline leaves out), 200,000 on another server,
+    // 2,000 alerts and 5,000 actions.
+    let now = mttrly_central::db::now_ms();
+    let start = now - AUDIT_ROWS * 100;
+    let (acc, srv, oth, by) = (
+        account.to_string(),
+        server.to_string(),
+        other.to_string(),
+        serde_json::json!({ "type": "human", "user_id": user.as_str(), "name": "admin" }).to_string(),
+    );
+    let loaded = Instant::now();
+    db.with_connection_for_tests(move |c| {
+        let tx = c.transaction()?;
+        {
+            let mut audit = tx.prepare(
+                "INSERT INTO audit_log (account_id, seq, at, server_id, actor_json, source, kind, subject,
+                     parameters_json, outcome_json, duration_ms, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, '{\"type\":\"system\"}', 'mcp', ?5, ?6, '{}', '{\"status\":\"ok\"}', 3, x'00', x'00')",
+            )?;
+            for seq in 1..=AUDIT_ROWS + AUDIT_ROWS / 5 {
+                let server = if seq % 6 == 0 { &oth } else { &srv };
+                let at = start + seq * 83;
+                let (kind, subject) = match seq % 10 {
+                    0 => ("alert", "alt_0"),
+                    1 => ("tool_call", "act_0"),
+                    _ => ("tool_call", "mttrly_get_server_status"),
+                };
+                audit.execute(rusqlite::params![acc, seq, at, server, kind, subject])?;
+            }
+            let mut alerts = tx.prepare(
+                "INSERT INTO alerts (id, account_id, server_id, rule, subject, severity, status, summary, opened_at, resolved_at)
+                 VALUES (?1, ?2, ?3, 'cpu', ?4, 'warning', 'resolved', 'load high', ?5, ?6)",
+            )?;
+            for i in 0..2_000_i64 {
+                let at = start + i * 50_000;
+                alerts.execute(rusqlite::params![format!("alt_{i:032x}"), acc, srv, format!("s{i}"), at, at + 60_000])?;
+            }
+            let mut actions = tx.prepare(
+                "INSERT INTO actions (id, account_id, server_id, environment, action_type, content_json, content_sha256,
+                     description, requested_by_json, requested_via, status, approvals_required, created_at, updated_at, expires_at)
+                 VALUES (?1, ?2, ?3, 'production', 'command', '{}', '00', 'Run `uptime`', ?4, 'mcp', 'succeeded', 0, ?5, ?5, ?5)",
+            )?;
+            for i in 0..5_000_i64 {
+                let at = start + i * 20_000 + 7;
+                actions.execute(rusqlite::params![format!("act_{i:032x}"), acc, srv, by, at])?;
+            }
+        }
+        tx.commit()?;
+        c.execute_batch("ANALYZE")?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    println!("loaded 1.2M audit rows, 2k alerts, 5k actions in {:.1} s", loaded.elapsed().as_secs_f64());
+
+    let timeline = db.account(&account).timeline();
+    let query = |before| TimelineQuery {
+        server_id: server.clone(),
+        since_ms: now - 30 * 86_400_000,
+        until_ms: None,
+        before,
+        events: TimelineEvent::ALL.to_vec(),
+        limit: 101,
+    };
+    let first = timeline.page(&query(None)).await.unwrap();
+    assert_eq!(first.len(), 101);
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let page = timeline.page(&query(None)).await.unwrap();
+        samples.push(t.elapsed());
+        assert_eq!(page.len(), 101);
+    }
+    let first_ms = report("timeline first page (100 items) of 1M audit rows", samples);
+    // A deep page: from the middle of the history.
+    let middle: TimelineItem = {
+        let mut q = query(None);
+        q.since_ms = start + AUDIT_ROWS * 40;
+        q.until_ms = Some(start + AUDIT_ROWS * 42);
+        q.limit = 1;
+        timeline.page(&q).await.unwrap().remove(0)
+    };
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let page = timeline.page(&query(Some(middle.key()))).await.unwrap();
+        samples.push(t.elapsed());
+        assert_eq!(page.len(), 101);
+    }
+    report("timeline page from a cursor mid-history", samples);
+
+    // 10,000 knowledge entries of 60 to 260 words, a fifth about the server.
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let author = Principal::Human { user_id: user.clone(), name: "admin".into() };
+    let loaded = Instant::now();
+    for i in 0..DOCS {
+        let words = 60 + (rng.next() % 200) as usize;
+        let body = text(&mut rng, words);
+        let new = NewKnowledge {
+            id: KnowledgeId::generate(),
+            kind: [KnowledgeKind::Postmortem, KnowledgeKind::Recipe, KnowledgeKind::Note][i % 3],
+            title: text(&mut rng, 6),
+            content_sha256: format!("{i:064x}"),
+            body,
+            server_id: (i % 5 == 0).then(|| server.clone()),
+            author: author.clone(),
+            source: KnowledgeSource::Cli,
+            created_at: now,
+        };
+        db.account(&account).knowledge().add(new, false).await.unwrap();
+    }
+    println!("indexed {DOCS} entries in {:.1} s", loaded.elapsed().as_secs_f64());
+    let queries: Vec<String> = (0..500)
+        .map(|_| {
+            let words = 2 + (rng.next() % 2) as usize;
+            text(&mut rng, words)
+        })
+        .collect();
+    let knowledge = db.account(&account).knowledge();
+    let mut samples = Vec::new();
+    let mut hits = 0;
+    for q in &queries {
+        let search = KnowledgeSearch {
+            fts_match: fts_match(&search_terms(q)).unwrap(),
+            server_id: Some(server.clone()),
+            server_only: false,
+            kind: None,
+            created_until_ms: None,
+            limit: 10,
+        };
+        let t = Instant::now();
+        hits += knowledge.search(&search).await.unwrap().len();
+        samples.push(t.elapsed());
+    }
+    let search_ms = report(&format!("knowledge search over {DOCS} entries (2-3 words, top 10; {hits} hits)"), samples);
+
+    // The tokenizer: the same corpus in a `unicode61` index, the same queries, raw SQL on one
+    // connection for both (so only the index differs).
+    let queries_raw = queries.clone();
+    let (porter, plain) = db
+        .with_connection_for_tests(move |c| {
+            c.execute_batch(
+                "CREATE VIRTUAL TABLE bench_u61 USING fts5(title, body, content = 'knowledge', content_rowid = 'seq',
+                     tokenize = 'unicode61 remove_diacritics 2');
+                 INSERT INTO bench_u61 (bench_u61) VALUES ('rebuild');",
+            )?;
+            let time = |table: &str| -> rusqlite::Result<Vec<Duration>> {
+                let mut stmt = c.prepare(&format!(
+                    "SELECT k.id, snippet({table}, -1, '«', '»', '…', 32), bm25({table}, 10.0, 1.0) AS r
+                     FROM {table} JOIN knowledge k ON k.seq = {table}.rowid WHERE {table} MATCH ?1 ORDER BY r LIMIT 10"
+                ))?;
+                let mut out = Vec::new();
+                for q in &queries_raw {
+                    let expr = fts_match(&search_terms(q)).unwrap();
+                    let t = Instant::now();
+                    let n = stmt.query_map([expr], |r| r.get::<_, String>(0))?.count();
+                    out.push(t.elapsed());
+                    std::hint::black_box(n);
+                }
+                Ok(out)
+            };
+            Ok((time("knowledge_fts")?, time("bench_u61")?))
+        })
+        .await
+        .unwrap();
+    report("  raw query, porter unicode61 (production)", porter);
+    report("  raw query, unicode61", plain);
+
+    assert!(first_ms < 10.0, "timeline first page {first_ms:.2} ms is over the 10 ms budget");
+    assert!(search_ms < 5.0, "knowledge search {search_ms:.2} ms is over the 5 ms budget");
+}

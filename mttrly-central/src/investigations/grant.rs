@@ -1,0 +1,210 @@
+//! A human grants a pending bypass with a fresh TOTP code.
+//!
+//! Everything that can refuse the grant is checked before the code is (so a refused grant never
+//! spends a code or counts toward a lockout): the grant is still pending and its investigation
+//! open; the environment allows bypasses; the environment's approval rule for each covered
+//! tool admits this person as a decider through this channel (role, named approvers, channels,
+//! and four eyes: under `requester_may_approve = false` the human whose assistant asked cannot
+//! grant it; there is no admin override) and asks for no quorum beyond one; the granted scope
+//! narrows the request. Then the code (`second_factor::verify_from`: replay- and lockout-safe),
+//! then the pending → active move, conditional in one transaction. Every attempt is audited,
+//! refused ones with their code.
+
+use std::sync::Arc;
+
+use mttrly_core::action::ActionType;
+use mttrly_core::approval::{Decider, check_approval};
+use mttrly_core::audit::{AuditEvent, AuditKind, AuditOutcome};
+use mttrly_core::ids::BypassId;
+use mttrly_core::tools::investigations::{BypassState, BypassStatus, BypassTool, GrantScope, InvestigationStatus};
+use mttrly_core::{ErrorCode, MttrlyError, Principal, Role, Source};
+
+use super::bypass::{forbidden_here, state_of};
+use super::closed;
+use crate::db::accounts::TokenOwner;
+use crate::db::investigations::{BypassRow, Granted};
+use crate::db::{now_ms, timestamp};
+use crate::events::{Payload, Recorded};
+use crate::state::Central;
+
+/// What a human grants: the bypass, the scope they confirm (`None`: exactly as asked), and the
+/// code they typed just now.
+#[derive(Debug, Clone)]
+pub struct GrantRequest {
+    /// The pending bypass.
+    pub bypass_id: BypassId,
+    /// The narrowed scope, or `None` for the request as it stands.
+    pub scope: Option<GrantScope>,
+    /// The TOTP (or recovery) code typed by the granting human.
+    pub code: String,
+}
+
+fn forbidden(message: impl Into<String>) -> MttrlyError {
+    MttrlyError::new(ErrorCode::Forbidden, message)
+}
+
+/// `NOT_FOUND` for a bypass that is not this account's (or does not exist).
+fn bypass_not_found(id: &BypassId) -> MttrlyError {
+    MttrlyError::new(ErrorCode::NotFound, format!("no bypass {id} in this account"))
+        .with_detail("bypass_id", id.as_str())
+}
+
+/// The action type whose approval rule governs a bypass of `tool`.
+const fn action_type(tool: BypassTool) -> ActionType {
+    match tool {
+        BypassTool::ExecuteCommand => ActionType::Command,
+        BypassTool::ExecuteScript => ActionType::Script,
+    }
+}
+
+/// Grants `request.bypass_id` as `caller` (a human) through `channel`; returns the bypass's state.
+pub async fn grant(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    request: GrantRequest,
+    channel: Source,
+) -> Result<BypassState, MttrlyError> {
+    let account = central.db.account(&caller.account_id).investigations();
+    let bypass = account.bypass(&request.bypass_id).await?.ok_or_else(|| bypass_not_found(&request.bypass_id))?;
+    let result = decide(central, caller, &bypass, &request, channel).await;
+    audit(central, caller, &bypass, request.scope.as_ref(), channel, &result);
+    let row = result?;
+    let investigation =
+        account.get(&row.investigation_id).await?.ok_or_else(|| bypass_not_found(&request.bypass_id))?;
+    Ok(state_of(central, &investigation, Some(&row), now_ms()))
+}
+
+async fn decide(
+    central: &Central,
+    caller: &TokenOwner,
+    bypass: &BypassRow,
+    request: &GrantRequest,
+    channel: Source,
+) -> Result<BypassRow, MttrlyError> {
+    let Principal::Human { user_id, name } = &caller.principal else {
+        return Err(forbidden(
+            "an assistant can never grant a bypass; a human grants it with `mttrly-cli investigations grant ID` and their own TOTP code",
+        ));
+    };
+    let now = now_ms();
+    let investigations = central.db.account(&caller.account_id).investigations();
+    let investigation =
+        investigations.get(&bypass.investigation_id).await?.ok_or_else(|| bypass_not_found(&bypass.id))?;
+    if investigation.status == InvestigationStatus::Closed {
+        return Err(closed(&investigation));
+    }
+    let status = bypass.status_at(now);
+    if status != BypassStatus::Pending {
+        return Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            format!("bypass {} is {}, not waiting for a grant; nothing was changed", bypass.id, status.as_str()),
+        )
+        .with_detail("bypass_id", bypass.id.as_str())
+        .with_detail("status", status.as_str()));
+    }
+    let server = crate::servers::find(central, caller, &bypass.server_id).await?;
+    if !central.approvals.bypass_allowed(server.environment) {
+        return Err(forbidden_here(server.environment));
+    }
+    let scope = request.scope.clone().unwrap_or_else(|| bypass.scope.clone());
+    if let Err(wider) = scope.narrows(&bypass.scope) {
+        return Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            format!("a grant may narrow the request, never widen it: {}; nothing was changed", wider.join("; ")),
+        )
+        .with_detail("bypass_id", bypass.id.as_str())
+        .with_detail("widenings", wider));
+    }
+    let decider = Decider {
+        principal: &caller.principal,
+        is_admin: caller.role == Role::Admin,
+        may_decide: caller.role != Role::Viewer,
+        // The same test an approval makes: a read-only or narrowly scoped token decides nothing.
+        token_may_decide: caller.scope.check(mttrly_core::ToolId::ApproveAction.spec()).is_ok(),
+        channel,
+        existing_channels: &central.decision_channels,
+    };
+    for tool in scope.tools.iter() {
+        let rule = central.approvals.rule_for(server.environment, action_type(tool), None);
+        check_approval(&rule, &bypass.requested_by, &decider, &[]).map_err(|e| {
+            MttrlyError::new(
+                e.code(),
+                format!("{} (the approval rule of {} on {} servers)", e.message(), tool.as_str(), server.environment),
+            )
+            .with_detail("bypass_id", bypass.id.as_str())
+        })?;
+        if rule.quorum > 1 {
+            return Err(forbidden(format!(
+                "{} on {} servers needs {} approvers per action; a bypass is granted by one person, so it is not available there",
+                tool.as_str(),
+                server.environment,
+                rule.quorum
+            )));
+        }
+    }
+    let code = request.code.trim();
+    if code.is_empty() {
+        return Err(forbidden(format!(
+            "granting bypass {} needs a fresh TOTP code from you: run `mttrly-cli investigations grant {}`, which asks for it. \
+             Never give a code to an assistant",
+            bypass.id, bypass.id
+        ))
+        .with_detail("bypass_id", bypass.id.as_str()));
+    }
+    crate::second_factor::verify_from(central, &caller.account_id, user_id, code, channel).await?;
+    match investigations.grant(&bypass.id, scope, (user_id.clone(), name.clone()), now_ms()).await? {
+        Granted::Active(row) => Ok(*row),
+        Granted::NotPending => Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            format!(
+                "bypass {} stopped waiting for a grant meanwhile (revoked, lapsed or its investigation closed)",
+                bypass.id
+            ),
+        )
+        .with_detail("bypass_id", bypass.id.as_str())),
+    }
+}
+
+/// Records the grant (or the refused attempt) as a decision on the bypass.
+fn audit(
+    central: &Central,
+    caller: &TokenOwner,
+    bypass: &BypassRow,
+    scope: Option<&GrantScope>,
+    channel: Source,
+    result: &Result<BypassRow, MttrlyError>,
+) {
+    let shown = match result {
+        Ok(granted) => &granted.scope,
+        Err(_) => scope.unwrap_or(&bypass.scope),
+    };
+    let mut parameters = serde_json::json!({
+        "decision": "grant_bypass",
+        "investigation_id": bypass.investigation_id.as_str(),
+        "tools": shown.tools,
+        "patterns": shown.patterns,
+        "duration_minutes": shown.minutes,
+        "max_actions": shown.max_actions,
+        "narrowed": *shown != bypass.scope,
+    });
+    if let Ok(granted) = result {
+        parameters["second_factor"] = "totp".into();
+        parameters["expires_at"] = timestamp(granted.expires_at).to_string().into();
+    }
+    let event = AuditEvent {
+        at: jiff::Timestamp::now(),
+        account_id: caller.account_id.clone(),
+        server_id: Some(bypass.server_id.clone()),
+        actor: caller.principal.clone().into(),
+        source: channel,
+        kind: AuditKind::ApprovalDecision,
+        subject: bypass.id.to_string(),
+        parameters,
+        outcome: match result {
+            Ok(_) => AuditOutcome::Ok,
+            Err(e) => AuditOutcome::Error { code: e.code() },
+        },
+        duration_ms: None,
+    };
+    central.audit(Recorded::new(event, Payload::ApiCall));
+}

@@ -1,0 +1,394 @@
+//! The retrospective: a pure function of (timeline, latest verifier run, related knowledge,
+//! template version) to Markdown and the same content as JSON. No I/O, no clock, no language
+//! model: the same inputs, in any order, give the same bytes and so the same content hash.
+//!
+//! Sections are the union of Google's SRE and PagerDuty's postmortem templates. Every measure
+//! names the two moments it spans (from the records, with their references) and says `n/a` when
+//! one is missing, never 0. Definitions follow Datadog's: time to detect is (suspected) impact
+//! start → detection, the others run from detection. What only people know (what users saw, what
+//! went well or badly, follow-ups) is marked "to be filled by a human", never made up.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use mttrly_core::audit::AuditActor;
+use mttrly_core::ids::ServerId;
+use mttrly_core::redactor;
+use mttrly_core::tools::timeline::{
+    ActionTaken, Impact, Measure, Moment, RelatedKnowledge, RetrospectiveReport, TimelineEvent, TimelineItem,
+    VerifierState,
+};
+use sha2::{Digest, Sha256};
+
+/// The template this build writes. A change to the layout or the wording is a new version.
+pub const TEMPLATE_VERSION: u32 = 1;
+
+/// What a human fills in.
+pub const TO_BE_FILLED: &str = "To be filled by a human.";
+
+/// Everything a retrospective is written from.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// Its title.
+    pub title: String,
+    /// The server.
+    pub server_id: ServerId,
+    /// The server's name.
+    pub server_name: String,
+    /// The window's start (ms).
+    pub window_from_ms: i64,
+    /// The window's end (ms).
+    pub window_to_ms: i64,
+    /// The window's timeline items, in any order.
+    pub timeline: Vec<TimelineItem>,
+    /// The latest verifier run, if any.
+    pub verifier: Option<VerifierState>,
+    /// Related knowledge, in any order.
+    pub related: Vec<RelatedKnowledge>,
+    /// The template version to write.
+    pub template_version: u32,
+}
+
+/// A written retrospective.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The content as data.
+    pub report: RetrospectiveReport,
+    /// The Markdown (redacted).
+    pub markdown: String,
+    /// SHA-256 (hex) of the Markdown.
+    pub content_sha256: String,
+}
+
+fn ts(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// "1h 02m 03s", "4m 05s", "12s", "250 ms".
+pub fn duration_text(ms: i64) -> String {
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s:02}s"),
+        _ => format!("{h}h {m:02}m {s:02}s"),
+    }
+}
+
+/// Who, for a reader.
+pub fn actor_text(actor: Option<&AuditActor>) -> String {
+    match actor {
+        Some(AuditActor::Human { name, user_id }) => {
+            if name.is_empty() {
+                user_id.to_string()
+            } else {
+                name.clone()
+            }
+        }
+        Some(AuditActor::Assistant { client_name, on_behalf_of, .. }) => {
+            format!("assistant {client_name} for {on_behalf_of}")
+        }
+        Some(AuditActor::Agent { .. }) => "the server's agent".to_owned(),
+        Some(AuditActor::System) => "central".to_owned(),
+        None => "unknown".to_owned(),
+    }
+}
+
+/// A table cell: one line, no column breaks.
+fn cell(text: &str) -> String {
+    text.replace(['\n', '\r'], " ").replace('|', "\\|")
+}
+
+fn moment(label: &str, item: &TimelineItem) -> Moment {
+    Moment { label: label.to_owned(), at: item.at, reference: item.reference.clone() }
+}
+
+fn measure(name: &str, from: Option<Moment>, to: Option<Moment>) -> Measure {
+    let duration_ms = match (&from, &to) {
+        (Some(f), Some(t)) => Some(t.at.as_millisecond() - f.at.as_millisecond()),
+        _ => None,
+    };
+    Measure { name: name.to_owned(), from, to, duration_ms }
+}
+
+fn is_person(actor: Option<&AuditActor>) -> bool {
+    matches!(actor, Some(AuditActor::Human { .. } | AuditActor::Assistant { .. }))
+}
+
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 3,
+        "warning" => 2,
+        "info" => 1,
+        _ => 0,
+    }
+}
+
+fn measures(items: &[TimelineItem]) -> (Vec<Measure>, Option<i64>) {
+    let detected = items.iter().find(|i| i.event == TimelineEvent::IncidentOpened);
+    let det_ms = detected.map(|d| d.at.as_millisecond());
+    let after = |i: &&TimelineItem| det_ms.is_some_and(|d| i.at.as_millisecond() >= d);
+    let started = det_ms.and_then(|d| {
+        items.iter().rev().find(|i| i.event == TimelineEvent::DeployStarted && i.at.as_millisecond() <= d)
+    });
+    let acknowledged = items.iter().filter(after).find(|i| {
+        matches!(i.event, TimelineEvent::InvestigationOpened | TimelineEvent::ActionRequested)
+            || (i.event == TimelineEvent::Audited && is_person(i.actor.as_ref()))
+    });
+    // Mitigated: the first fix that worked, an action that succeeded or a deploy that finished
+    // (succeeded or rolled back), at the moment it finished.
+    let mitigated = items
+        .iter()
+        .filter(after)
+        .filter_map(|i| match i.event {
+            TimelineEvent::ActionRequested if i.status.as_deref() == Some("succeeded") => i.finished_at.map(|at| {
+                Moment { label: format!("action succeeded: {}", i.summary), at, reference: i.reference.clone() }
+            }),
+            TimelineEvent::DeployFinished if matches!(i.status.as_deref(), Some("succeeded" | "rolled_back")) => {
+                Some(moment(&format!("deploy finished: {}", i.status.as_deref().unwrap_or_default()), i))
+            }
+            _ => None,
+        })
+        .min_by(|a, b| (a.at, &a.reference).cmp(&(b.at, &b.reference)));
+    let opened: BTreeSet<&str> =
+        items.iter().filter(|i| i.event == TimelineEvent::IncidentOpened).map(|i| i.reference.as_str()).collect();
+    let resolved: BTreeSet<&str> =
+        items.iter().filter(|i| i.event == TimelineEvent::IncidentResolved).map(|i| i.reference.as_str()).collect();
+    let all_resolved = !opened.is_empty() && opened.is_subset(&resolved);
+    let resolution =
+        if all_resolved { items.iter().rev().find(|i| i.event == TimelineEvent::IncidentResolved) } else { None };
+    let detection = detected.map(|d| moment("first alert opened", d));
+    let alerting_ms = match (det_ms, resolution) {
+        (Some(d), Some(r)) => Some(r.at.as_millisecond() - d),
+        _ => None,
+    };
+    let list = vec![
+        measure("time_to_detect", started.map(|s| moment("deploy started (suspected start)", s)), detection.clone()),
+        measure("time_to_acknowledge", detection.clone(), acknowledged.map(|a| moment("first response", a))),
+        measure("time_to_mitigate", detection.clone(), mitigated),
+        measure("time_to_resolve", detection, resolution.map(|r| moment("last alert resolved", r))),
+    ];
+    (list, alerting_ms)
+}
+
+fn actions(items: &[TimelineItem]) -> Vec<ActionTaken> {
+    items
+        .iter()
+        .filter(|i| i.event == TimelineEvent::ActionRequested)
+        .map(|a| ActionTaken {
+            action_id: a.reference.clone(),
+            summary: a.summary.clone(),
+            requested_by: actor_text(a.actor.as_ref()),
+            decided_by: items
+                .iter()
+                // A decision's audit item reads "DECISION on ACTION" with the decision as status.
+                .filter(|d| {
+                    d.event == TimelineEvent::Audited
+                        && d.subject.as_deref() == Some(a.reference.as_str())
+                        && d.status.as_ref().is_some_and(|s| d.summary == format!("{s} on {}", a.reference))
+                })
+                .map(|d| format!("{} ({})", actor_text(d.actor.as_ref()), d.status.as_deref().unwrap_or("decision")))
+                .collect(),
+            status: a.status.clone().unwrap_or_default(),
+            requested_at: a.at,
+            finished_at: a.finished_at,
+        })
+        .collect()
+}
+
+fn impact(items: &[TimelineItem], alerting_ms: Option<i64>) -> Impact {
+    let opened: Vec<&TimelineItem> = items.iter().filter(|i| i.event == TimelineEvent::IncidentOpened).collect();
+    let resolved: BTreeSet<&str> =
+        items.iter().filter(|i| i.event == TimelineEvent::IncidentResolved).map(|i| i.reference.as_str()).collect();
+    let worst = opened
+        .iter()
+        .filter_map(|i| i.status.as_deref().and_then(|s| s.split(',').next()))
+        .max_by_key(|s| (severity_rank(s), s.to_owned()))
+        .map(str::to_owned);
+    Impact {
+        incidents: u32::try_from(opened.len()).unwrap_or(u32::MAX),
+        worst_severity: worst,
+        still_open: u32::try_from(opened.iter().filter(|i| !resolved.contains(i.reference.as_str())).count())
+            .unwrap_or(u32::MAX),
+        alerting_ms,
+        user_impact: TO_BE_FILLED.to_owned(),
+    }
+}
+
+fn summary(inputs: &Inputs, items: &[TimelineItem], actions: &[ActionTaken], impact: &Impact) -> String {
+    let mut text = format!(
+        "{} alert(s) on {} between {} and {}",
+        impact.incidents,
+        inputs.server_name,
+        ts(inputs.window_from_ms),
+        ts(inputs.window_to_ms)
+    );
+    if let Some(first) = items.iter().find(|i| i.event == TimelineEvent::IncidentOpened) {
+        let _ = write!(text, "; the first: {}", first.summary);
+    }
+    let succeeded = actions.iter().filter(|a| a.status == "succeeded").count();
+    let _ = write!(text, ". {} action(s) requested, {succeeded} succeeded", actions.len());
+    if impact.still_open > 0 {
+        let _ = write!(text, "; {} alert(s) still open", impact.still_open);
+    }
+    match &inputs.verifier {
+        Some(v) => {
+            let _ = write!(text, ". Latest deploy verifier verdict: {}.", v.verdict);
+        }
+        None => text.push_str(". No deploy verifier run."),
+    }
+    text
+}
+
+/// Writes the retrospective. Pure: see the module's doc.
+pub fn write(inputs: &Inputs) -> Written {
+    let mut items = inputs.timeline.clone();
+    items.sort_by_key(TimelineItem::key);
+    items.dedup_by(|a, b| a.key() == b.key());
+    let mut related = inputs.related.clone();
+    related.sort_by(|a, b| a.knowledge_id.cmp(&b.knowledge_id));
+    related.dedup_by(|a, b| a.knowledge_id == b.knowledge_id);
+    let (measures, alerting_ms) = measures(&items);
+    let actions = actions(&items);
+    let impact = impact(&items, alerting_ms);
+    let summary = summary(inputs, &items, &actions, &impact);
+    let report = RetrospectiveReport {
+        template_version: inputs.template_version,
+        title: inputs.title.clone(),
+        server_id: inputs.server_id.clone(),
+        server_name: inputs.server_name.clone(),
+        window_from: ts(inputs.window_from_ms),
+        window_to: ts(inputs.window_to_ms),
+        summary,
+        impact,
+        measures,
+        actions,
+        verifier: inputs.verifier.clone(),
+        related,
+        timeline: items,
+        went_well: TO_BE_FILLED.to_owned(),
+        went_badly: TO_BE_FILLED.to_owned(),
+        follow_ups: TO_BE_FILLED.to_owned(),
+    };
+    let markdown = redactor::redact(&markdown(&report)).text.into_owned();
+    let content_sha256 = hex::encode(Sha256::digest(markdown.as_bytes()));
+    Written { report, markdown, content_sha256 }
+}
+
+fn moment_text(m: Option<&Moment>) -> String {
+    m.map_or_else(|| "n/a".to_owned(), |m| format!("{} — `{}` at {}", cell(&m.label), cell(&m.reference), m.at))
+}
+
+/// The Markdown of `report`.
+fn markdown(r: &RetrospectiveReport) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}\n", cell(&r.title));
+    let _ = writeln!(
+        md,
+        "_Retrospective template v{}, written by mttrly from the server's records (no language model). \
+         Sections marked \"{TO_BE_FILLED}\" are for people to write._\n",
+        r.template_version
+    );
+    let _ = writeln!(md, "- **Server:** {} (`{}`)", cell(&r.server_name), r.server_id);
+    let _ = writeln!(md, "- **Window:** {} → {}", r.window_from, r.window_to);
+    let _ = writeln!(md, "- **Status:** draft\n");
+    let _ = writeln!(md, "## Summary\n\n{}\n", r.summary);
+    let _ = writeln!(md, "## Impact\n");
+    let i = &r.impact;
+    let _ = writeln!(
+        md,
+        "- Alerts: {} (worst severity: {}); still open: {}",
+        i.incidents,
+        i.worst_severity.as_deref().unwrap_or("n/a"),
+        i.still_open
+    );
+    let _ = writeln!(md, "- Alerting time: {}", i.alerting_ms.map_or_else(|| "n/a".to_owned(), duration_text));
+    let _ = writeln!(md, "- What users saw: {}\n", i.user_impact);
+    let _ = writeln!(md, "## Detection, acknowledgement, mitigation, resolution\n");
+    let _ = writeln!(md, "| Measure | From | To | Duration |\n|---|---|---|---|");
+    for m in &r.measures {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            m.name,
+            moment_text(m.from.as_ref()),
+            moment_text(m.to.as_ref()),
+            m.duration_ms.map_or_else(|| "n/a".to_owned(), duration_text)
+        );
+    }
+    let _ = writeln!(md, "\n## Actions taken\n");
+    if r.actions.is_empty() {
+        let _ = writeln!(md, "None recorded.\n");
+    } else {
+        let _ = writeln!(md, "| Action | What | Requested by | Decided by | Status | Requested | Finished |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        for a in &r.actions {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                a.action_id,
+                cell(&a.summary),
+                cell(&a.requested_by),
+                if a.decided_by.is_empty() { "—".to_owned() } else { cell(&a.decided_by.join(", ")) },
+                a.status,
+                a.requested_at,
+                a.finished_at.map_or_else(|| "n/a".to_owned(), |t| t.to_string())
+            );
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Deploy verification\n");
+    match &r.verifier {
+        Some(v) => {
+            let _ = writeln!(
+                md,
+                "Latest verifier run `{}`{}: **{}** at {}.\n",
+                cell(&v.verification_id),
+                v.deploy_id.as_ref().map_or_else(String::new, |d| format!(" on deploy `{}`", cell(d))),
+                cell(&v.verdict),
+                v.checked_at
+            );
+        }
+        None => {
+            let _ = writeln!(md, "n/a: no verifier run on this server before the window's end.\n");
+        }
+    }
+    let _ = writeln!(md, "## Related knowledge\n");
+    if r.related.is_empty() {
+        let _ = writeln!(md, "None found.\n");
+    } else {
+        for k in &r.related {
+            let _ = writeln!(md, "- `{}` ({}): {}", k.knowledge_id, k.kind.as_str(), cell(&k.title));
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Timeline\n");
+    if r.timeline.is_empty() {
+        let _ = writeln!(md, "No records in the window.\n");
+    } else {
+        let _ = writeln!(md, "| Time (UTC) | Source | What | Who | Reference |\n|---|---|---|---|---|");
+        for t in &r.timeline {
+            let who = if t.actor.is_some() { actor_text(t.actor.as_ref()) } else { "—".to_owned() };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | `{}` |",
+                t.at,
+                serde_json::to_value(t.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                cell(&t.summary),
+                cell(&who),
+                cell(&t.reference)
+            );
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## What went well\n\n{}\n", r.went_well);
+    let _ = writeln!(md, "## What went badly\n\n{}\n", r.went_badly);
+    let _ = writeln!(md, "## Follow-ups\n\n{}", r.follow_ups);
+    md
+}
+
+#[cfg(test)]
+mod tests;

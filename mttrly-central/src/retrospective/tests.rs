@@ -1,0 +1,175 @@
+use mttrly_core::audit::AuditActor;
+use mttrly_core::ids::{AssistantSessionId, KnowledgeId, ServerId, UserId};
+use mttrly_core::tools::knowledge::KnowledgeKind;
+use mttrly_core::tools::timeline::{RelatedKnowledge, TimelineEvent, TimelineItem, VerifierState};
+
+use super::{Inputs, TEMPLATE_VERSION, TO_BE_FILLED, write};
+
+const T0: i64 = 1_780_000_000_000;
+
+fn item(event: TimelineEvent, at: i64, reference: &str, summary: &str) -> TimelineItem {
+    TimelineItem {
+        at: jiff::Timestamp::from_millisecond(at).unwrap(),
+        source: event.source(),
+        event,
+        reference: reference.to_owned(),
+        summary: summary.to_owned(),
+        actor: None,
+        status: None,
+        subject: None,
+        finished_at: None,
+        investigation_id: None,
+    }
+}
+
+fn ann() -> AuditActor {
+    AuditActor::Human { user_id: UserId::parse("usr_0000000000000000000000000000000a").unwrap(), name: "ann".into() }
+}
+
+fn assistant() -> AuditActor {
+    AuditActor::Assistant {
+        session_id: AssistantSessionId::parse("ses_0000000000000000000000000000000b").unwrap(),
+        client_name: "claude-code".into(),
+        on_behalf_of: UserId::parse("usr_0000000000000000000000000000000a").unwrap(),
+    }
+}
+
+fn story() -> Inputs {
+    let action = "act_00000000000000000000000000000001";
+    let mut deploy = item(
+        TimelineEvent::DeployStarted,
+        T0,
+        "dep_00000000000000000000000000000001",
+        "deploy of api 1.4.2 started (recorded by webhook)",
+    );
+    deploy.status = Some("started".into());
+    let mut opened = item(
+        TimelineEvent::IncidentOpened,
+        T0 + 120_000,
+        "alt_00000000000000000000000000000001",
+        "critical alert opened: 5xx rate 12% (http_errors on api)",
+    );
+    opened.status = Some("critical, resolved".into());
+    let mut call = item(TimelineEvent::Audited, T0 + 180_000, "audit:41", "called mttrly_get_server_status");
+    call.actor = Some(assistant());
+    call.status = Some("ok".into());
+    let mut requested = item(
+        TimelineEvent::ActionRequested,
+        T0 + 240_000,
+        action,
+        "Run `systemctl restart api` on web-1 (production) | needs approval",
+    );
+    requested.actor = Some(assistant());
+    requested.status = Some("succeeded".into());
+    requested.finished_at = Some(jiff::Timestamp::from_millisecond(T0 + 300_000).unwrap());
+    let mut approved = item(TimelineEvent::Audited, T0 + 270_000, "audit:44", &format!("approve on {action}"));
+    approved.actor = Some(ann());
+    approved.status = Some("approve".into());
+    approved.subject = Some(action.into());
+    let mut resolved = item(
+        TimelineEvent::IncidentResolved,
+        T0 + 420_000,
+        "alt_00000000000000000000000000000001",
+        "alert resolved: 5xx rate 12% (http_errors on api)",
+    );
+    resolved.status = Some("critical, resolved".into());
+    Inputs {
+        title: "5xx on api after 1.4.2".into(),
+        server_id: ServerId::parse("srv_00000000000000000000000000000001").unwrap(),
+        server_name: "web-1".into(),
+        window_from_ms: T0 - 3_600_000,
+        window_to_ms: T0 + 3_600_000,
+        timeline: vec![deploy, opened, call, requested, approved, resolved],
+        verifier: Some(VerifierState {
+            verification_id: "ver_00000000000000000000000000000001".into(),
+            deploy_id: Some("dep_00000000000000000000000000000001".into()),
+            verdict: "fail".into(),
+            checked_at: jiff::Timestamp::from_millisecond(T0 + 200_000).unwrap(),
+        }),
+        related: vec![
+            RelatedKnowledge {
+                knowledge_id: KnowledgeId::parse("kno_00000000000000000000000000000002").unwrap(),
+                kind: KnowledgeKind::Recipe,
+                title: "Restart api when 5xx spike".into(),
+            },
+            RelatedKnowledge {
+                knowledge_id: KnowledgeId::parse("kno_00000000000000000000000000000001").unwrap(),
+                kind: KnowledgeKind::Note,
+                title: "api 1.4 needs warm caches".into(),
+            },
+        ],
+        template_version: TEMPLATE_VERSION,
+    }
+}
+
+#[test]
+fn the_same_records_in_any_order_give_the_same_hash() {
+    let first = write(&story());
+    for rotation in 1..6 {
+        let mut shuffled = story();
+        shuffled.timeline.rotate_left(rotation);
+        shuffled.timeline.swap(0, 5 - rotation.min(5));
+        shuffled.related.reverse();
+        let again = write(&shuffled);
+        assert_eq!(again.content_sha256, first.content_sha256, "rotation {rotation}");
+        assert_eq!(again.report, first.report);
+    }
+    // And a different record gives a different hash.
+    let mut changed = story();
+    changed.timeline[0].summary.push('!');
+    assert_ne!(write(&changed).content_sha256, first.content_sha256);
+}
+
+#[test]
+fn every_measure_names_its_two_moments() {
+    let written = write(&story());
+    let by_name = |n: &str| written.report.measures.iter().find(|m| m.name == n).cloned().unwrap();
+    let ttd = by_name("time_to_detect");
+    assert_eq!(ttd.from.as_ref().unwrap().reference, "dep_00000000000000000000000000000001");
+    assert_eq!(ttd.to.as_ref().unwrap().reference, "alt_00000000000000000000000000000001");
+    assert_eq!(ttd.duration_ms, Some(120_000));
+    assert_eq!(by_name("time_to_acknowledge").duration_ms, Some(60_000), "the assistant's first call");
+    assert_eq!(by_name("time_to_mitigate").duration_ms, Some(180_000), "the restart finished");
+    assert_eq!(by_name("time_to_resolve").duration_ms, Some(300_000));
+    assert_eq!(written.report.actions.len(), 1);
+    assert_eq!(written.report.actions[0].decided_by, ["ann (approve)"]);
+    assert!(written.markdown.contains("| time_to_detect | deploy started (suspected start) — `dep_"));
+    assert!(written.markdown.contains("\\| needs approval"), "a pipe in a summary cannot break the table");
+}
+
+#[test]
+fn a_missing_moment_is_na_never_zero() {
+    let mut open = story();
+    open.timeline.retain(|i| i.event != TimelineEvent::IncidentResolved && i.event != TimelineEvent::DeployStarted);
+    open.verifier = None;
+    let written = write(&open);
+    for name in ["time_to_detect", "time_to_resolve"] {
+        let m = written.report.measures.iter().find(|m| m.name == name).unwrap();
+        assert_eq!(m.duration_ms, None, "{name}");
+    }
+    assert!(written.markdown.contains("| time_to_detect | n/a | first alert opened"));
+    assert!(written.markdown.contains("| time_to_resolve | first alert opened"));
+    assert!(!written.markdown.contains("| 0 ms |"));
+    assert!(written.markdown.contains("n/a: no verifier run"));
+    assert_eq!(written.report.impact.still_open, 1);
+    let nothing = write(&Inputs { timeline: vec![], related: vec![], verifier: None, ..story() });
+    assert!(nothing.report.measures.iter().all(|m| m.duration_ms.is_none()));
+}
+
+#[test]
+fn what_only_people_know_is_left_to_them_and_secrets_are_redacted() {
+    let mut leaky = story();
+    leaky.timeline[2].summary = "called with AKIAIOSFODNN7EXAMPLE".into();
+    let written = write(&leaky);
+    assert_eq!(written.report.went_well, TO_BE_FILLED);
+    assert_eq!(written.report.follow_ups, TO_BE_FILLED);
+    assert_eq!(written.markdown.matches(TO_BE_FILLED).count(), 5, "{}", written.markdown);
+    assert!(!written.markdown.contains("AKIAIOSFODNN7EXAMPLE"));
+}
+
+#[test]
+fn snapshot_of_one_retrospective() {
+    let written = write(&story());
+    insta::assert_snapshot!("retrospective_markdown", written.markdown);
+    insta::assert_snapshot!("retrospective_hash", written.content_sha256);
+}
