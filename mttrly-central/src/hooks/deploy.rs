@@ -81,11 +81,13 @@ pub(crate) fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8], now: i64) 
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let stamp = header(TIMESTAMP_HEADER).ok_or(Refusal::NoTimestamp)?;
     let at: i64 = stamp.parse().map_err(|_| Refusal::NoTimestamp)?;
-    if now - at > MAX_SKEW_SECONDS {
-        return Err(Refusal::Stale(now - at));
+    // Checked: the stamp is the sender's, unauthenticated yet, and may be any i64.
+    let behind = now.checked_sub(at).ok_or(Refusal::NoTimestamp)?;
+    if behind > MAX_SKEW_SECONDS {
+        return Err(Refusal::Stale(behind));
     }
-    if at - now > MAX_SKEW_SECONDS {
-        return Err(Refusal::Future(at - now));
+    if -behind > MAX_SKEW_SECONDS {
+        return Err(Refusal::Future(-behind));
     }
     let given = header(SIGNATURE_HEADER)
         .and_then(|s| s.strip_prefix("sha256="))
@@ -202,6 +204,11 @@ mod tests {
         let mut h = signed(b"k", &now, body);
         h.insert(TIMESTAMP_HEADER, HeaderValue::from_static("2026-12-03T00:00:00Z"));
         assert_eq!(verify(b"k", &h, body, NOW), Err(Refusal::NoTimestamp));
+        // Extreme stamps neither overflow nor pass.
+        for extreme in [i64::MIN, i64::MAX] {
+            let h = signed(b"k", &extreme.to_string(), body);
+            assert!(verify(b"k", &h, body, NOW).is_err(), "{extreme}");
+        }
         for bad in ["", "sha1=00", "abcd", "sha256=zz", "sha256=00"] {
             let mut h = signed(b"k", &now, body);
             h.insert(SIGNATURE_HEADER, HeaderValue::from_str(bad).unwrap());

@@ -473,6 +473,14 @@ impl GrantScope {
     /// no patterns only when the request had none). Returns every widening at once.
     pub fn narrows(&self, requested: &Self) -> Result<(), Vec<String>> {
         let mut wider = Vec::new();
+        // Not wider, but useless and harmful: an active grant with no time or no slot blocks a
+        // new request on the investigation (`BYPASS_ALREADY_ACTIVE`) until it lapses.
+        if self.minutes < BypassMinutes::MIN {
+            wider.push(format!("a grant lasts at least {} minutes", BypassMinutes::MIN));
+        }
+        if self.max_actions < 1 {
+            wider.push("a grant allows at least one command".to_owned());
+        }
         if self.minutes > requested.minutes {
             wider.push(format!("{} minutes is more than the {} asked for", self.minutes, requested.minutes));
         }
