@@ -23,7 +23,7 @@ use super::pending::{self, Card};
 use super::show::{self, Names};
 use crate::app_state::AppState;
 use crate::db::audit::AuditFilter;
-use crate::signin::web::{SignedIn, check_csrf, check_origin, see_other};
+use crate::signin::web::{SignedIn, check_csrf, check_origin};
 
 /// The most audit rows an action's page shows.
 const MAX_ROWS: u32 = 500;
@@ -209,11 +209,7 @@ pub(super) async fn page(
 /// The answer to a decision: back to the page, or the page with the refusal.
 async fn answer(state: &AppState, signed: &SignedIn, id: &str, result: Result<(), MttrlyError>) -> Response {
     match result {
-        Ok(()) => {
-            let mut r = see_other(&format!("/actions/{}", crate::web::page::urlencode(id)), None);
-            layout::secure(r.headers_mut());
-            r
-        }
+        Ok(()) => layout::back_to(&format!("/actions/{}", crate::web::page::urlencode(id))),
         Err(e) => render(state, signed, id, false, Some((layout::status_of(&e), &e))).await,
     }
 }

@@ -26,7 +26,7 @@ use super::show;
 use crate::app_state::AppState;
 use crate::db::accounts::TokenOwner;
 use crate::investigations::{self, GrantRequest, InvestigationView};
-use crate::signin::web::{SignedIn, check_csrf, check_origin, see_other};
+use crate::signin::web::{SignedIn, check_csrf, check_origin};
 
 /// How many investigations the list shows.
 const LISTED: u32 = 200;
@@ -272,11 +272,7 @@ pub(super) async fn page(
 /// Back to the page, or the page with the refusal.
 async fn answer(state: &AppState, signed: &SignedIn, id: &str, result: Result<(), MttrlyError>) -> Response {
     match result {
-        Ok(()) => {
-            let mut r = see_other(&format!("/investigations/{}", crate::web::page::urlencode(id)), None);
-            layout::secure(r.headers_mut());
-            r
-        }
+        Ok(()) => layout::back_to(&format!("/investigations/{}", crate::web::page::urlencode(id))),
         Err(e) => render(state, signed, id, false, Some((layout::status_of(&e), &e))).await,
     }
 }

@@ -152,6 +152,14 @@ pub(super) fn respond(status: StatusCode, markup: Markup) -> Response {
     response
 }
 
+/// The answer to a form that worked: `303 See Other` back to `path` (post/redirect/get, so a
+/// reload never posts twice), with the headers every dashboard response carries.
+pub(super) fn back_to(path: &str) -> axum::response::Response {
+    let mut r = crate::signin::web::see_other(path, None);
+    secure(r.headers_mut());
+    r
+}
+
 /// The headers every dashboard response carries.
 pub(super) fn secure(h: &mut HeaderMap) {
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));

@@ -42,7 +42,7 @@ use serde::Deserialize;
 use super::layout::{self, Live};
 use crate::app_state::AppState;
 use crate::db::accounts::TokenOwner;
-use crate::signin::web::{SignedIn, check_csrf, check_origin, see_other};
+use crate::signin::web::{SignedIn, check_csrf, check_origin};
 
 /// What a Revoke form sends.
 #[derive(Deserialize)]
@@ -143,11 +143,7 @@ async fn checked(
 /// (a non-admin gets the admins-only page, nothing else).
 async fn answer(state: &AppState, signed: &SignedIn, result: Result<String, MttrlyError>) -> Response {
     match result {
-        Ok(query) => {
-            let mut r = see_other(&format!("/admin?{query}"), None);
-            layout::secure(r.headers_mut());
-            r
-        }
+        Ok(query) => layout::back_to(&format!("/admin?{query}")),
         Err(e) if signed.role != Role::Admin && e.code() == ErrorCode::Forbidden => {
             tracing::info!(user = %signed.name, "a non-admin's admin form was refused");
             forbidden(signed, false)
