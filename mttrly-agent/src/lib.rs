@@ -18,6 +18,7 @@ pub mod exec;
 pub mod executed;
 pub mod files;
 pub mod host;
+pub mod install;
 #[cfg(test)]
 mod layers;
 pub mod metrics;

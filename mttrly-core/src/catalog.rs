@@ -19,7 +19,7 @@ use crate::schema::schema_for;
 pub use crate::tools::Toolset;
 use crate::tools::{
     actions, commands, deploys, diagnostics, files, install, investigations, knowledge, playbooks, proactive, servers,
-    timeline,
+    timeline, updates,
 };
 
 /// Whether a tool only looks, or changes something (possibly after approval). This is the seed's
@@ -380,7 +380,7 @@ catalog! {
         "Delete Offline Server",
         "Remove an offline/dead server from the Central registry only. Requires approval and does not clean files, users, or systemd on the host.";
     UpdateAgent => "mttrly_update_agent", Execute, DeploymentBro, Install, DESTRUCTIVE | OPEN_WORLD,
-        install::UpdateAgentInput => actions::ActionSubmission,
+        updates::UpdateAgentInput => actions::ActionSubmission,
         "Update Agent",
         "Update the mttrly agent on a server through the canonical core update capability. Always returns a pending approval action.";
     StartInvestigation => "mttrly_start_investigation", Execute, DeploymentBro, Investigations, IDEMPOTENT,

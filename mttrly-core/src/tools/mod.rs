@@ -17,6 +17,7 @@ pub mod playbooks;
 pub mod proactive;
 pub mod servers;
 pub mod timeline;
+pub mod updates;
 mod toolset;
 
 pub use toolset::Toolset;

@@ -1,0 +1,3 @@
+//! The agent's installation on its host: where it lives ([`layout`]).
+
+pub mod layout;
