@@ -99,7 +99,8 @@ struct Common {
     /// against hostile load (mcp_sessions_per_token, mcp_sessions_per_user,
     /// mcp_session_idle_seconds, max_pending_actions_per_server, http_max_connections,
     /// grpc_max_connections, max_handshaking_connections, handshake_timeout_seconds,
-    /// http_idle_timeout_seconds, grpc_idle_timeout_seconds, mcp_approval_wait_seconds) are also
+    /// http_idle_timeout_seconds, grpc_idle_timeout_seconds, mcp_approval_wait_seconds,
+    /// investigation_idle_minutes, bypass_max_minutes) are also
     /// read from MTTRLY_<KEY>.
     #[arg(long)]
     config: Option<PathBuf>,
