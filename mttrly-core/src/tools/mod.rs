@@ -17,7 +17,7 @@ pub mod playbooks;
 pub mod proactive;
 pub mod servers;
 pub mod timeline;
-pub mod updates;
 mod toolset;
+pub mod updates;
 
 pub use toolset::Toolset;
