@@ -5,12 +5,15 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mttrly_core::capability::{
-    self, Capability, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DeployVerify,
-    DiagnosticRun, FileCleanup, FileCurrent, FileDiffRun, FileRead, FileReadPrivileged, FileSearch, FileWrite, Handler,
-    HostSample, Outcome, PlaybookList, PlaybookPlan, PlaybookRun, RealityDiscover, ScriptRun,
+    self, AgentUpdate, AgentUpdateStatus, Capability, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify,
+    CommandRun, DeployVerify, DiagnosticRun, FileCleanup, FileCurrent, FileDiffRun, FileRead, FileReadPrivileged,
+    FileSearch, FileWrite, FilesCompare, Handler, HostSample, Outcome, PlaybookList, PlaybookPlan, PlaybookRun,
+    RealityDiscover, ScriptRun,
 };
 use mttrly_core::tools::common::HostMetrics;
 use mttrly_core::{ErrorCode, MttrlyError};
+
+use mttrly_core::capability::{InstallHealth, InstallRepair};
 
 use crate::metrics::MetricsCollector;
 use crate::policy::LocalPolicy;
@@ -22,6 +25,10 @@ pub struct Context {
     pub collector: Arc<Mutex<MetricsCollector>>,
     /// The owner's policy.
     pub policy: Arc<LocalPolicy>,
+    /// The self-updater (issue 16).
+    pub update: Arc<crate::update::Updater>,
+    /// Where this agent's installation lives (`/` unless run with `--install-root`).
+    pub layout: crate::install::layout::Layout,
 }
 
 /// The capabilities this agent offers, announced in `Hello`: every row of the table (a row the
@@ -100,6 +107,17 @@ handlers! {
         Ok(()) => Outcome::ok(crate::diagnostics::discover(&ctx.policy).await),
     };
     DeployVerify => |ctx, _, p| crate::deploys::verify(&ctx.policy, p).await.into();
+    AgentUpdate => |ctx, task, content| ctx.update.stage(task, task.action_id, content).await;
+    AgentUpdateStatus => |ctx, _, p| ctx.update.status(&p).into();
+    FilesCompare => |ctx, _, p| crate::files::compare(&ctx.policy, p).await.into();
+    InstallHealth => |ctx, _, p| crate::install::install_health(&ctx.layout, p).await.into();
+    InstallRepair => |ctx, task, content| {
+        if task.action && task.approved {
+            crate::install::repair::request(&ctx.layout, task.action_id, &content).await.into()
+        } else {
+            Outcome::failed(denied("install repairs run only as actions a human approved"))
+        }
+    };
 }
 
 /// The playbook catalog with availability: looking programs up on `PATH` stats files, so it runs
@@ -148,6 +166,8 @@ mod tests {
         Context {
             collector: Arc::new(Mutex::new(MetricsCollector::new().unwrap())),
             policy: Arc::new(LocalPolicy::load(&policy_file).unwrap()),
+            update: Arc::new(crate::update::Updater::new(dir, &LocalPolicy::default(), None)),
+            layout: crate::install::layout::Layout::under(dir.join("install")),
         }
     }
 
@@ -170,7 +190,7 @@ mod tests {
             }
             out
         });
-        let task = Task { action: true, approved, payload: &[], chunks: &tx };
+        let task = Task { action: true, action_id: "act_test", approved, payload: &[], chunks: &tx };
         let outcome = invoke(ctx, capability.as_str(), &serde_json::to_vec(params).unwrap(), &task).await;
         drop(tx);
         let result = outcome.answer.map_or(Value::Null, |bytes| serde_json::from_slice(&bytes).unwrap());
@@ -182,7 +202,7 @@ mod tests {
         let (_dir, root) = setup();
         let ctx = context(&root);
         let (tx, _rx) = mpsc::channel::<String>(1);
-        let task = Task { action: false, approved: false, payload: &[], chunks: &tx };
+        let task = Task { action: false, action_id: "", approved: false, payload: &[], chunks: &tx };
         let outcome = invoke(&ctx, "agent.teleport", b"null", &task).await;
         let error = outcome.error.unwrap();
         assert_eq!(error.code(), ErrorCode::PolicyDenied);

@@ -27,6 +27,7 @@ pub mod policy;
 pub mod session;
 pub mod signal;
 pub mod task;
+pub mod update;
 
 pub use credentials::Credentials;
 pub use session::{RunOptions, Sampler, run};
@@ -108,6 +109,9 @@ pub enum AgentError {
     /// SIGINT and SIGTERM cannot be listened for.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// Installing, uninstalling, checking or repairing the installation failed.
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
     /// The central URL is not usable.
     #[error("invalid central URL `{0}`: expected http://HOST:PORT or https://HOST:PORT")]
     Url(String),

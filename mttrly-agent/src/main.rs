@@ -55,6 +55,45 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Install this agent as a hardened systemd service (as root): the system user `mttrly-agent`,
+    /// the state dir (0700) with credentials (0600, enrolled with the token), the versions dir
+    /// with this binary, the units, and a root-owned receipt (/etc/mttrly-agent/install.json);
+    /// then enable and start. Running it again is harmless. Without systemd it says so and prints
+    /// the foreground command. With --root DIR everything is laid down under DIR and nothing on
+    /// this host is touched (no user created, no systemctl): the service user of such a staged
+    /// install is whoever runs it (its uid/gid own the files and are recorded in the receipt);
+    /// the units still name `User=mttrly-agent` for the image.
+    Install {
+        /// Central's gRPC URL, as printed by `mttrly-cli servers add`.
+        #[arg(long, env = env::CENTRAL)]
+        central: String,
+        /// The single-use install token (read from the environment by the install script, so it
+        /// never appears in a URL or a process list). Unused when credentials are already there.
+        #[arg(long, env = env::INSTALL_TOKEN, hide_env_values = true)]
+        token: String,
+        /// Central's CA certificate, base64 of its PEM (for https:// centrals).
+        #[arg(long)]
+        ca_cert_b64: Option<String>,
+        /// Stage the install under this directory instead of the host.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Lay everything down but do not enable or start the service.
+        #[arg(long)]
+        no_start: bool,
+        /// The owner's policy file to install as /etc/mttrly-agent/policy.toml (validated first;
+        /// its `service_capabilities` become the unit's capabilities).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Remove what `install` laid down, exactly as its receipt lists (as root, or under --root).
+    Uninstall {
+        /// The staged install's directory.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Keep the state dir (credentials, ledger, versions) for a later reinstall.
+        #[arg(long)]
+        keep_state: bool,
+    },
     /// Connect to central and stay connected (reconnecting with backoff) until SIGINT or SIGTERM.
     Run {
         /// Where the credentials are.
@@ -63,11 +102,45 @@ enum Command {
         /// The server owner's policy file (TOML); built-in defaults when absent.
         #[arg(long, env = env::POLICY)]
         policy: Option<PathBuf>,
+        /// The root of this agent's installation, for install health and repair: `/` on a host,
+        /// the directory of an install staged with `install --root DIR`.
+        #[arg(long, default_value = "/")]
+        install_root: PathBuf,
+    },
+    /// As root, performs a pending repair the agent requested (started by the path unit
+    /// mttrly-agent-repair.path): recomputes the plan from the root-owned receipt and performs it
+    /// only if its hash equals the approved one. Prints the result.
+    Repair {
+        /// Perform the pending request (`repair-request.json` in the state dir).
+        #[arg(long, required = true)]
+        pending: bool,
+        /// A staged install's directory.
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Internal: started by the agent before it restarts into a new version; kills that version
+    /// if it neither commits nor rolls back by the update's deadline (see `update::watchdog`).
+    #[command(hide = true)]
+    UpdateWatchdog {
+        /// The versions directory holding the update marker.
+        #[arg(long)]
+        versions_dir: PathBuf,
+        /// The process to watch.
+        #[arg(long)]
+        pid: i32,
+        /// The update action.
+        #[arg(long)]
+        action: String,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The watchdog needs no runtime and no logging setup beyond stderr.
+    if let Command::UpdateWatchdog { versions_dir, pid, action } = &cli.command {
+        mttrly_agent::update::watchdog::watch(versions_dir, *pid, action);
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env(env::LOG)
@@ -128,7 +201,60 @@ async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
             }
             Ok(())
         }
-        Command::Run { state_dir, policy } => {
+        Command::Install { central, token, ca_cert_b64, root, no_start, policy } => {
+            let ca = mttrly_agent::enroll::ca_certificate(ca_cert_b64.as_deref(), None).map_err(|e| (output, e))?;
+            let binary = std::env::current_exe().map_err(|source| {
+                (output, AgentError::State { what: "cannot find", path: "this executable".into(), source })
+            })?;
+            let opts = mttrly_agent::install::setup::InstallOptions {
+                layout: layout_of(root),
+                central,
+                token,
+                ca_pem: ca,
+                policy,
+                no_start,
+                binary,
+            };
+            let done = mttrly_agent::install::setup::install(&opts).await.map_err(|e| (output, e.into()))?;
+            print_installed(output, &done);
+            Ok(())
+        }
+        Command::Uninstall { root, keep_state } => {
+            let done = mttrly_agent::install::setup::uninstall(&layout_of(root), keep_state)
+                .map_err(|e| (output, e.into()))?;
+            match output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({ "removed": done.removed, "kept": done.kept, "removed_user": done.removed_user })
+                ),
+                Output::Table => {
+                    println!(
+                        "removed {} path(s){}",
+                        done.removed.len(),
+                        if done.removed_user { " and the user mttrly-agent" } else { "" }
+                    );
+                    for kept in &done.kept {
+                        println!("kept {}", kept.display());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Repair { pending: _, root } => {
+            let result =
+                mttrly_agent::install::repair::perform_pending(&layout_of(root)).map_err(|e| (output, e.into()))?;
+            match (output, result) {
+                (Output::Json, result) => println!("{}", serde_json::to_string(&result).unwrap_or_default()),
+                (Output::Table, None) => println!("no pending repair"),
+                (Output::Table, Some(r)) => match (&r.outcome, &r.error) {
+                    (Some(o), _) => println!("repaired ({}): {} change(s)", o.strategy.as_str(), o.changed.len()),
+                    (None, Some(e)) => println!("refused: {e}"),
+                    (None, None) => println!("nothing done"),
+                },
+            }
+            Ok(())
+        }
+        Command::Run { state_dir, policy, install_root } => {
             let policy = match policy {
                 Some(path) => LocalPolicy::load(&path).map_err(|e| (output, e))?,
                 None => LocalPolicy::default(),
@@ -140,8 +266,49 @@ async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
                 signal.recv().await;
                 let _ = stop.send(true);
             });
-            mttrly_agent::run(RunOptions::new(state_dir, policy), stopped).await.map_err(|e| (output, e))
+            let mut options = RunOptions::new(state_dir, policy);
+            options.install = layout_of(Some(install_root));
+            mttrly_agent::run(options, stopped).await.map_err(|e| (output, e))
         }
+        Command::UpdateWatchdog { .. } => Ok(()),
+    }
+}
+
+fn layout_of(root: Option<PathBuf>) -> mttrly_agent::install::layout::Layout {
+    root.map_or_else(mttrly_agent::install::layout::Layout::system, mttrly_agent::install::layout::Layout::under)
+}
+
+fn print_installed(output: Output, done: &mttrly_agent::install::setup::Installed) {
+    use mttrly_agent::install::setup::Started;
+    let started = match &done.started {
+        Started::Systemd => "started by systemd".to_owned(),
+        Started::NoSystemd { foreground } => {
+            format!("this host has no systemd: run the agent in the foreground with\n  {foreground}")
+        }
+        Started::Staged => "staged: nothing on this host was started".to_owned(),
+        Started::NotStarted => {
+            "not started (--no-start): systemctl enable --now mttrly-agent-repair.path mttrly-agent.service".to_owned()
+        }
+    };
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "server_id": done.receipt.server_id,
+                "version": done.receipt.version,
+                "binary_sha256": done.receipt.binary_sha256,
+                "enrolled": done.enrolled,
+                "systemd": matches!(done.started, Started::Systemd),
+                "started": started,
+            })
+        ),
+        Output::Table => println!(
+            "installed mttrly-agent {} as {} ({}); {}",
+            done.receipt.version,
+            done.receipt.server_id,
+            if done.enrolled { "enrolled" } else { "existing credentials kept" },
+            started
+        ),
     }
 }
 

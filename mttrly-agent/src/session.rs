@@ -24,7 +24,7 @@ use crate::executed::Executed;
 use crate::metrics::MetricsCollector;
 use crate::policy::LocalPolicy;
 use crate::task::Task;
-use crate::{AgentError, PROTOCOL_REVISION, VERSION, capabilities, enroll, host};
+use crate::{AgentError, PROTOCOL_REVISION, capabilities, enroll, host};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -43,6 +43,9 @@ pub struct RunOptions {
     /// setting: nothing on its command line or environment reaches this) reads the host. Set by
     /// an embedding program, such as the end-to-end tests that drive a metric to raise an event.
     pub sampler: Option<Sampler>,
+    /// Where this agent's installation lives, for install health and repair (`/` on a host; a
+    /// staged or test install's root with `run --install-root`).
+    pub install: crate::install::layout::Layout,
 }
 
 /// A source of heartbeat samples (see [`RunOptions::sampler`]).
@@ -71,6 +74,7 @@ impl RunOptions {
             backoff_cap: Duration::from_secs(60),
             detectors,
             sampler: None,
+            install: crate::install::layout::Layout::system(),
         }
     }
 }
@@ -87,7 +91,16 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
         reason: "not enrolled: run `mttrly-agent enroll --central URL --token TOKEN` first".to_owned(),
     })?;
     let collector = Arc::new(Mutex::new(MetricsCollector::new()?));
-    let ctx = Arc::new(Context { collector: Arc::clone(&collector), policy: Arc::new(options.policy.clone()) });
+    // The self-updater settles an update left under way before anything else (issue 16).
+    let update = Arc::new(crate::update::Updater::new(&options.state_dir, &options.policy, Some(credentials.clone())));
+    update.on_start();
+    update.spawn_trial_deadline();
+    let ctx = Arc::new(Context {
+        collector: Arc::clone(&collector),
+        policy: Arc::new(options.policy.clone()),
+        update,
+        layout: options.install.clone(),
+    });
     // The detectors outlive sessions: a reconnect neither forgets the baselines nor raises an
     // episode's event twice.
     let sampling = Arc::new(Sampling {
@@ -161,7 +174,7 @@ async fn session(
     let (tx, rx) = mpsc::channel::<AgentMessage>(64);
     let facts = host::facts();
     let hello = Hello {
-        agent_version: VERSION.to_owned(),
+        agent_version: ctx.update.version().to_owned(),
         protocol_revision: PROTOCOL_REVISION,
         hostname: facts.hostname,
         os: facts.os,
@@ -199,6 +212,8 @@ async fn session(
         Err(s) => return Err(AgentError::Central(mttrly_proto::status::from_status(&s))),
     };
     tracing::info!(server_id = %welcome.server_id, "connected to central");
+    // Connected and welcomed: a new version on trial has passed its self-test and commits.
+    ctx.update.connected();
     let interval = Duration::from_secs(u64::from(welcome.heartbeat_interval_seconds.max(1)));
     let mut heartbeat = tokio::time::interval(interval);
     let mut running: HashMap<String, AbortHandle> = HashMap::new();
@@ -355,6 +370,7 @@ async fn run_task(task: TaskRequest, tx: mpsc::Sender<AgentMessage>, ctx: Arc<Co
     let is_action = !task.action_id.is_empty();
     let context = Task {
         action: is_action,
+        action_id: &task.action_id,
         approved: is_action && task.human_approved,
         payload: &task.payload,
         chunks: &chunk_tx,

@@ -10,6 +10,8 @@ use tokio::sync::mpsc;
 pub struct Task<'a> {
     /// The task carries an action id (central committed it as running).
     pub action: bool,
+    /// That action id (empty for plain requests): the update fetches its release by it.
+    pub action_id: &'a str,
     /// A human approved that action (actions started at once as read-only were not).
     pub approved: bool,
     /// Bytes the approved content names by hash (a file write's new content).

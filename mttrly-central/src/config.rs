@@ -119,6 +119,10 @@ pub struct Config {
     /// configured; the bot token (and the webhook secret) are named by environment variable and
     /// read at start.
     pub telegram: Option<crate::chat::telegram::TelegramConfig>,
+    /// A directory of agent binaries central serves for `curl … /install.sh | sh` installs, one
+    /// per target: `DIR/<arch>-<os>/mttrly-agent` (`x86_64-linux`, `aarch64-linux`). The
+    /// `mttrly-agent` next to central's own executable is always served for central's own target.
+    pub agent_dist_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -161,6 +165,7 @@ impl Default for Config {
             oidc: None,
             slack: None,
             telegram: None,
+            agent_dist_dir: None,
         }
     }
 }

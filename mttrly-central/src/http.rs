@@ -79,6 +79,10 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
     };
     Router::new()
         .route("/healthz", get(healthz))
+        // Issue 16: the install script and the agent binaries it downloads (no authentication:
+        // the one-liner pins each binary's SHA-256 and carries the install token itself).
+        .route("/install.sh", get(crate::dist::install_script))
+        .route("/dist/mttrly-agent/{target}", get(crate::dist::binary))
         .route(
             "/hooks/alertmanager",
             axum::routing::post(crate::hooks::alertmanager::receive)

@@ -24,6 +24,7 @@ mod conn;
 pub mod dashboard;
 pub mod db;
 pub mod deploys;
+pub mod dist;
 pub mod env;
 pub mod events;
 mod fd_limit;
@@ -42,6 +43,7 @@ pub mod proactive;
 #[cfg(feature = "quickstart-agent")]
 pub mod quickstart;
 pub mod ratelimit;
+pub mod releases;
 pub mod retrospective;
 pub mod second_factor;
 pub mod secrets;

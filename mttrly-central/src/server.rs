@@ -316,6 +316,9 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
         .add_service(mttrly_proto::central::v1::knowledge_service_server::KnowledgeServiceServer::new(
             grpc::knowledge::KnowledgeApi::new(Arc::clone(&central)),
         ))
+        .add_service(mttrly_proto::central::v1::release_service_server::ReleaseServiceServer::new(
+            grpc::releases::ReleaseApi::new(Arc::clone(&central)),
+        ))
         .add_service(mttrly_proto::central::v1::investigation_service_server::InvestigationServiceServer::new(
             grpc::investigations::InvestigationApi::new(Arc::clone(&central)),
         ))

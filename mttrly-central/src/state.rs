@@ -25,6 +25,8 @@ pub struct Central {
     pub alerts: AlertEngine,
     /// Heartbeats held just under an alert rule's threshold (proactive near-miss events).
     pub near_misses: crate::proactive::near_miss::NearMisses,
+    /// The per-server bound on agents' proactive events and detected deploys.
+    pub report_limits: crate::proactive::flood::ReportLimits,
     /// The URL agents and the CLI reach central's gRPC at.
     pub grpc_url: String,
     /// Central's TLS material, when it serves TLS.
@@ -101,6 +103,7 @@ impl Central {
             agents,
             alerts,
             near_misses: crate::proactive::near_miss::NearMisses::default(),
+            report_limits: crate::proactive::flood::ReportLimits::default(),
             grpc_url,
             tls,
             audit,

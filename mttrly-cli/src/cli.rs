@@ -106,6 +106,9 @@ pub enum Command {
     /// Try mttrly's safety rules locally before rolling them out (nothing is executed).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Signed agent releases: make keys (offline), publish a release, list what is published.
+    #[command(subcommand)]
+    Releases(crate::commands::releases::ReleasesCommand),
     /// Your own second factor (TOTP): enrol an authenticator app from the terminal, or see its
     /// state. Needs your human token (not an assistant's).
     #[command(subcommand)]
@@ -140,8 +143,9 @@ pub enum InvestigationsCommand {
         /// Cover only this tool (execute_command or execute_script); repeat for both.
         #[arg(long = "tool")]
         tools: Vec<String>,
-        /// Allow only commands starting with these words, e.g. --pattern "systemctl restart nginx";
-        /// repeat for more. Each must lie within a pattern that was asked for.
+        /// Allow only exactly this command, e.g. --pattern "systemctl restart nginx"; end it with
+        /// " *" to allow further (harmless) arguments. Repeat for more. Each must lie within a
+        /// pattern that was asked for.
         #[arg(long = "pattern")]
         patterns: Vec<String>,
         /// Do not ask for confirmation (the code is still asked for).

@@ -34,6 +34,7 @@ pub fn run(cli: &Cli) -> ExitCode {
     let printer = Printer::new(cli.output);
     let result = match &cli.command {
         Command::Tools(cmd) => commands::tools::run(cmd, &printer),
+        Command::Releases(cmd) if cmd.is_offline() => commands::releases::run_offline(cmd, &printer),
         Command::Policy(cmd) if cmd.is_offline() => match commands::policy::run(cmd, &printer) {
             // A denied path: the verdict is already printed; the status says it.
             Ok(false) => return ExitCode::from(1),
@@ -87,6 +88,7 @@ async fn run_remote(cli: &Cli, command: &Command, printer: &Printer) -> Result<b
         Command::Whoami => commands::users::whoami(channel, printer, &caller.source).await.map(|()| true),
         Command::Policy(cmd) => commands::policy::run_remote(cmd, channel, printer).await,
         Command::Totp(cmd) => commands::totp::run(cmd, channel, printer).await.map(|()| true),
+        Command::Releases(cmd) => commands::releases::run(cmd, channel, printer).await.map(|()| true),
         Command::Tools(_) | Command::Login | Command::Logout => Ok(true),
     }
 }

@@ -280,18 +280,46 @@ pub enum ActionContent {
         /// The file.
         path: String,
     },
-    /// Updating the agent.
+    /// Updating the agent to a signed release (issue 16): everything the approver saw, and the
+    /// signatures the agent checks again against the roots it trusts.
     AgentUpdate {
-        /// The version to install; central's current one when absent.
-        target_version: Option<String>,
+        /// The version running when the update was requested.
+        from_version: String,
+        /// The release's version.
+        to_version: String,
+        /// The release's target (`x86_64-linux`).
+        target: String,
+        /// SHA-256 of the release's binary, hex.
+        sha256: String,
+        /// The binary's size in bytes.
+        size_bytes: u64,
+        /// When the release's manifest expires (RFC 3339): the agent refuses it after.
+        manifest_expires_at: String,
+        /// Whether the release is older than `from_version`.
+        downgrade: bool,
+        /// Whether the request explicitly allowed a downgrade.
+        allow_downgrade: bool,
+        /// The release bundle's JSON (`mttrly_core::release::ReleaseBundle`).
+        bundle_json: String,
     },
-    /// Repairing the installation.
+    /// Repairing the installation (issue 16): the plan the approver saw, bound by its hash. The
+    /// host's root oneshot recomputes the plan from the receipt and performs it only while its
+    /// hash is still `plan_hash`.
     InstallRepair {
         /// How.
         strategy: RepairStrategy,
-        /// The issue to fix, for issue-driven repair.
-        issue_code: Option<String>,
+        /// For `issue`: the findings named (empty: every repairable one).
+        finding_codes: Vec<String>,
+        /// Every change the plan makes, in order.
+        changes: Vec<crate::tools::install::PlannedChange>,
+        /// The plan's hash.
+        plan_hash: String,
     },
+    /// Re-issuing the agent's install (issue 16, `mttrly_bootstrap_recover`): rotates the agent
+    /// credentials and shows the approver, once, the one-liner with a fresh install token, the
+    /// pinned binary hash and central's CA. Same risk, and so the same approval rules, as an
+    /// install-token rotation (its action type).
+    BootstrapRecovery,
     /// Rotating the agent's credentials and issuing a reinstall command.
     InstallTokenRotation,
     /// Removing the server from the registry.
@@ -300,8 +328,8 @@ pub enum ActionContent {
 
 impl ActionContent {
     /// The agent capability that carries this action out, or `None` for what central does itself
-    /// (install-token rotation, decommissioning) and for what no agent offers yet (agent updates,
-    /// install repairs: central refuses those with a clear error instead of sending an unknown
+    /// (install-token rotation, decommissioning) and for what no agent offers yet (install
+    /// repairs: central refuses those with a clear error instead of sending an unknown
     /// name). Exhaustive on purpose: a new action type must say where it runs.
     pub const fn capability(&self) -> Option<crate::capability::CapabilityId> {
         use crate::capability::CapabilityId;
@@ -311,9 +339,9 @@ impl ActionContent {
             Self::Playbook { .. } => Some(CapabilityId::PlaybookRun),
             Self::FileWrite { .. } => Some(CapabilityId::FileWrite),
             Self::FileCleanup { .. } => Some(CapabilityId::FileCleanup),
-            Self::AgentUpdate { .. } | Self::InstallRepair { .. } | Self::InstallTokenRotation | Self::Decommission => {
-                None
-            }
+            Self::AgentUpdate { .. } => Some(CapabilityId::AgentUpdate),
+            Self::InstallRepair { .. } => Some(CapabilityId::InstallRepair),
+            Self::InstallTokenRotation | Self::BootstrapRecovery | Self::Decommission => None,
         }
     }
 
@@ -339,7 +367,7 @@ impl ActionContent {
             Self::FileCleanup { .. } => ActionType::FileCleanup,
             Self::AgentUpdate { .. } => ActionType::AgentUpdate,
             Self::InstallRepair { .. } => ActionType::InstallRepair,
-            Self::InstallTokenRotation => ActionType::InstallTokenRotation,
+            Self::InstallTokenRotation | Self::BootstrapRecovery => ActionType::InstallTokenRotation,
             Self::Decommission => ActionType::Decommission,
         }
     }

@@ -30,9 +30,11 @@ use crate::tools::common::{HostMetrics, ServerPath};
 use crate::tools::deploys::{DeployProbe, DeployProbeParams};
 use crate::tools::diagnostics::ProbeKind;
 use crate::tools::files::{
-    FileContent, FileDiff, PathGlob, ReadTarget, RedactionCount, SearchMatch, SearchQuery, SearchResults,
+    CompareParams, FileContent, FileDiff, PathGlob, ReadTarget, RedactionCount, SearchMatch, SearchQuery,
+    SearchResults, TreeReport,
 };
 use crate::tools::playbooks::{ParamName, ParamValue, PlaybookId, PlaybookSummary};
+use crate::tools::updates::{UpdateReport, UpdateStaged, UpdateStatusParams};
 
 /// A capability: its id, what it takes, what it answers, and whether central redacts the answer
 /// a second time (every answer that carries text read on the host does).
@@ -154,6 +156,21 @@ capabilities! {
     /// policy: the configured healthcheck's samples, error lines in its log since the deploy, its
     /// unit's state (read-only; only URLs the policy lists are probed).
     DeployVerify => "deploy.verify", params: DeployProbeParams, answer: DeployProbe, redact: true;
+    /// Verify a signed release against the agent's own roots, fetch and stage its binary, then
+    /// restart into it under a health gate (an approved `agent_update` action).
+    AgentUpdate => "agent.update", params: ActionContent, answer: UpdateStaged, redact: false;
+    /// Where an update action stands on the agent: in progress, committed or rolled back.
+    AgentUpdateStatus => "agent.update_status", params: UpdateStatusParams, answer: UpdateReport, redact: false;
+    /// A bounded, read-only comparison of a source tree with its build output (both under the
+    /// owner's file allowlist; symlinks compared by target, never followed; nothing read leaves
+    /// but sizes, hashes, mtimes and names).
+    FilesCompare => "files.compare", params: CompareParams, answer: TreeReport, redact: true;
+    /// The installation compared with its root-owned receipt: findings and a plan (with its
+    /// hash) per repair strategy (read-only).
+    InstallHealth => "install.health", params: crate::tools::install::InstallHealthParams, answer: crate::tools::install::InstallReport, redact: false;
+    /// Hand an approved repair plan to the host's root oneshot and report what it changed (an
+    /// approved `install_repair` action; refused when the host's plan hash differs).
+    InstallRepair => "install.repair", params: ActionContent, answer: crate::tools::install::RepairOutcome, redact: false;
 }
 
 impl fmt::Display for CapabilityId {

@@ -300,11 +300,14 @@ catalog! {
     CompareSourceToDist => "mttrly_compare_source_to_dist", Read, DeploymentBro, Files, READ_ONLY | IDEMPOTENT | OPEN_WORLD,
         files::CompareSourceToDistInput => files::TreeComparison,
         "Compare Source To Dist",
-        "Compare a source tree to dist output on a server through the canonical read-only compare capability.";
+        "Compare a source tree with its build output on a server (both allowlisted directories), read-only and bounded: \
+         when a deploy may have shipped a stale or partial build. Returns a verdict (up_to_date, stale_build, differs, \
+         incomplete), counts per status, the newest mtime on each side, and the first differing paths with sizes, \
+         SHA-256 and rpm -V-style flags; partial with the cap that stopped it.";
     GetInstallHealth => "mttrly_get_install_health", Read, DeploymentBro, Install, READ_ONLY | IDEMPOTENT | OPEN_WORLD,
         install::GetInstallHealthInput => install::InstallHealth,
         "Get Install Health",
-        "Read installer-owned health state, drift, and repair planning for a server through the canonical recovery backend path.";
+        "Compare a server's agent install with its root-owned install receipt: binary version and hash, unit files, service state and restarts, state-dir and credential modes and owners, policy validity, plus central's view (connection, last heartbeat, clock skew). Returns findings (expected, actual, ok|drift|missing, severity, the strategies that repair each) and one repair plan per strategy with its plan_hash for mttrly_repair_install.";
     SearchKnowledge => "mttrly_search_knowledge", Read, DeploymentBro, Knowledge, READ_ONLY | IDEMPOTENT,
         knowledge::SearchKnowledgeInput => knowledge::KnowledgeResults,
         "Search Knowledge",
@@ -312,7 +315,7 @@ catalog! {
     GetMorningBrief => "mttrly_get_morning_brief", Read, DeploymentBro, Knowledge, READ_ONLY | IDEMPOTENT,
         proactive::GetMorningBriefInput => proactive::MorningBrief,
         "Get Morning Brief",
-        "Get what is new for the calling human since their previous brief (the last 24 hours for a first one): anomalies the agents' detectors raised (one line per server and metric), muted detectors with why and until when, open alerts, actions waiting or failed, deploys and new knowledge. Each call moves the user's cursor to now.";
+        "Get what is new since `since` (the previous brief's `next_since`; the last 24 hours without it): anomalies the agents' detectors raised (one line per server and metric), muted detectors with why and until when, open alerts, actions waiting or failed, deploys and new knowledge. Reading changes nothing; when `more` is true, call again with `since` set to `next_since` for the rest.";
     GetInvestigationBypass => "mttrly_get_investigation_bypass", Read, DeploymentBro, Investigations, READ_ONLY | IDEMPOTENT,
         investigations::GetInvestigationBypassInput => investigations::BypassState,
         "Get Investigation Bypass",
@@ -320,7 +323,7 @@ catalog! {
     AcknowledgeProactiveEvent => "mttrly_acknowledge_proactive_event", Read, DeploymentBro, Knowledge, IDEMPOTENT,
         proactive::AcknowledgeProactiveEventInput => proactive::ProactiveEventAck,
         "Acknowledge Proactive Event",
-        "Mark a proactive event as accepted (real) or as a false positive on behalf of the user; acknowledging twice counts once. Three false positives in a row, or more than half of five or more, mute that detector for the server and metric for a day, doubling each time up to 30 days; muted events are still stored and shown in the brief.";
+        "Suggest that a proactive event is real (accepted) or a false positive. From an assistant this is recorded as its suggestion, shown to people, and never mutes anything; a person's own verdict (their token, no assistant in between) counts once in the detector's false-positive budget: three in a row, or more than half of five or more recent verdicts, mute that detector for the server and metric for a day, doubling each time up to 30 days; muted events are still stored and shown in the brief.";
 
     // ---- Execute tools (19) ----
     RunPlaybook => "mttrly_run_playbook", Execute, DeploymentBro, Playbooks, DESTRUCTIVE | OPEN_WORLD,
@@ -363,14 +366,14 @@ catalog! {
         commands::ExecuteScriptInput => actions::ActionSubmission,
         "Execute Script",
         "Execute an allowlisted managed script or an inline batch script on a server through the canonical script capability. Active investigation bypasses can execute immediately; otherwise returns pending_approval.";
-    BootstrapRecover => "mttrly_bootstrap_recover", Execute, DeploymentBro, Install, READ_ONLY | IDEMPOTENT,
-        install::BootstrapRecoverInput => install::BootstrapCommand,
+    BootstrapRecover => "mttrly_bootstrap_recover", Execute, DeploymentBro, Install, DESTRUCTIVE,
+        install::BootstrapRecoverInput => actions::ActionSubmission,
         "Bootstrap Recover",
-        "Generate the canonical bootstrap recovery one-liner for a server and install token.";
+        "Re-install a gone or broken agent while keeping the server's id and history. Always returns a pending approval action; on approval central rotates the agent's credentials and shows the approver, once, a one-liner with a fresh single-use install token, the pinned binary SHA-256 and central's CA. Never send an install token: you never choose or see one.";
     RepairInstall => "mttrly_repair_install", Execute, DeploymentBro, Install, DESTRUCTIVE | OPEN_WORLD,
         install::RepairInstallInput => actions::ActionSubmission,
         "Repair Install",
-        "Run canonical install recovery strategies such as issue-driven repair, full install-state convergence, wrapper reprovision, or agent uninstall. Always returns a pending approval action.";
+        "Repair a server's agent install with one strategy: issue (the findings named), converge (everything back to the receipt, then restart), reprovision (rewrite units and the repair binary), uninstall. Always returns a pending approval action listing every change and the plan hash; the host performs it only if its own recomputed plan still has that hash, and the result lists what changed. Read mttrly_get_install_health first.";
     RegenerateInstallToken => "mttrly_regenerate_install_token", Execute, Watchdog, Servers, DESTRUCTIVE,
         servers::RegenerateInstallTokenInput => actions::ActionSubmission,
         "Regenerate Install Token",

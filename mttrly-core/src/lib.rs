@@ -37,6 +37,7 @@ pub mod policy;
 pub mod principal;
 pub mod reality;
 pub mod redactor;
+pub mod release;
 pub mod role;
 pub mod schema;
 pub mod second_factor;

@@ -55,6 +55,16 @@ pub struct PolicyFile {
     pub proactive_detectors: bool,
     /// Heartbeats in a row both detectors must agree before an event is raised (1 to 60).
     pub proactive_persist_intervals: u32,
+    /// Linux capabilities the installed service keeps (`CAP_NET_BIND_SERVICE`, ...): the
+    /// installer writes them as the unit's `CapabilityBoundingSet=` and `AmbientCapabilities=`.
+    /// Empty by default: the agent runs with none.
+    pub service_capabilities: Vec<String>,
+    /// `[compare]`: whether source-to-dist comparisons run here and their largest caps.
+    pub compare: crate::tools::files::ComparePolicy,
+    /// `[updates]`: the release root keys this host trusts besides those compiled into the agent
+    /// (`trusted_root_keys = ["ed25519:<base64>"]`). Only the owner, who writes this root-owned
+    /// file, can add a root: the agent never can.
+    pub updates: crate::release::UpdatesPolicy,
 }
 
 impl Default for PolicyFile {
@@ -78,8 +88,19 @@ impl Default for PolicyFile {
             deploy_watch_seconds: 10,
             proactive_detectors: true,
             proactive_persist_intervals: 3,
+            service_capabilities: Vec::new(),
+            compare: crate::tools::files::ComparePolicy::default(),
+            updates: crate::release::UpdatesPolicy::default(),
         }
     }
+}
+
+/// `CAP_` then upper-case letters and underscores (what systemd's capability directives take).
+fn is_capability_name(name: &str) -> bool {
+    name.len() <= 40
+        && name
+            .strip_prefix("CAP_")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
 }
 
 fn invalid(path: &Path, reason: impl std::fmt::Display) -> MttrlyError {
@@ -105,6 +126,13 @@ impl PolicyFile {
         }
         if !(1..=60).contains(&policy.proactive_persist_intervals) {
             return Err(invalid(path, "proactive_persist_intervals must be between 1 and 60"));
+        }
+        policy.compare.validate().map_err(|e| invalid(path, e))?;
+        if let Some(bad) = policy.service_capabilities.iter().find(|c| !is_capability_name(c)) {
+            return Err(invalid(
+                path,
+                format!("service capability `{bad}` is not a capability name like CAP_NET_BIND_SERVICE"),
+            ));
         }
         Ok(policy)
     }

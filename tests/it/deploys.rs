@@ -343,11 +343,21 @@ async fn people_record_and_list_deploys_with_the_cli_and_assistants_cannot() {
     assert_eq!(h.deploy_list(&h.admin, "").await.len(), 1);
 }
 
-/// Writes an agent policy under `dir` and returns its path.
-fn policy(dir: &Path, body: &str) -> std::path::PathBuf {
-    let path = dir.join("policy.toml");
-    std::fs::write(&path, body).unwrap();
-    path
+/// A real agent for the server `install_token` enrolls, running with the policy `body` (written
+/// under `dir`, its state there too), once central sees it online.
+async fn agent_with_policy(
+    h: &Harness,
+    install_token: &str,
+    server: &str,
+    dir: &Path,
+    body: &str,
+) -> mttrly_tests::TestAgent {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, body).unwrap();
+    let agent =
+        mttrly_tests::TestAgent::start_with_policy(h.central.grpc_url(), install_token, &dir.join("state"), &policy);
+    h.deploy_agent_online(server).await;
+    agent
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,12 +372,8 @@ async fn a_real_agent_reports_a_release_flip_once_as_an_agent_deploy() {
     }
     let current = dir.path().join("current");
     std::os::unix::fs::symlink(releases.join("41"), &current).unwrap();
-    let policy =
-        policy(dir.path(), &format!("deploy_watch_seconds = 1\n[deploys.web]\nwatch = [\"{}\"]\n", current.display()));
-    let state = dir.path().join("state");
-    let _agent =
-        mttrly_tests::TestAgent::start_with_policy(h.central.grpc_url(), &added.install_token, &state, &policy);
-    h.deploy_agent_online(&added.server_id).await;
+    let watch = format!("deploy_watch_seconds = 1\n[deploys.web]\nwatch = [\"{}\"]\n", current.display());
+    let _agent = agent_with_policy(&h, &added.install_token, &added.server_id, dir.path(), &watch).await;
     // The baseline: the agent's first look is not a deploy.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(h.deploy_list(&h.admin, &added.server_id).await.is_empty());
@@ -442,24 +448,15 @@ async fn the_verifier_gives_its_four_verdicts_with_a_real_agent_and_probes_only_
     let log = logs.join("web.log");
     let before = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1200)).to_string();
     std::fs::write(&log, format!("{before} ERROR an old failure, before the deploy\n{before} INFO started\n")).unwrap();
-    let policy = policy(
-        dir.path(),
-        &format!(
-            "file_roots = [\"{}/*.log\"]\n\
-             [deploys.web]\nlog_file = \"{}\"\n\
-             [deploys.web.healthcheck]\nurl = \"{url}\"\nbody_contains = \"status: ok\"\nsamples = 3\ninterval_ms = 20\n\
-             [deploys.worker]\n",
-            logs.display(),
-            log.display(),
-        ),
+    let policy = format!(
+        "file_roots = [\"{}/*.log\"]\n\
+         [deploys.web]\nlog_file = \"{}\"\n\
+         [deploys.web.healthcheck]\nurl = \"{url}\"\nbody_contains = \"status: ok\"\nsamples = 3\ninterval_ms = 20\n\
+         [deploys.worker]\n",
+        logs.display(),
+        log.display(),
     );
-    let _agent = mttrly_tests::TestAgent::start_with_policy(
-        h.central.grpc_url(),
-        &added.install_token,
-        &dir.path().join("s"),
-        &policy,
-    );
-    h.deploy_agent_online(&server).await;
+    let _agent = agent_with_policy(&h, &added.install_token, &server, dir.path(), &policy).await;
     let bot = assistant(&h, &h.admin).await;
 
     // Before any deploy is recorded: a healthy service is still only inconclusive.

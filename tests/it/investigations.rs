@@ -25,7 +25,8 @@ struct Setup {
     h: Harness,
     server: String,
     assistant: String,
-    _agent: RunningAgent,
+    /// Runs for the setup's life; a test stops it to take the server offline.
+    agent: RunningAgent,
 }
 
 async fn setup(env: Environment, approvals: Value) -> Setup {
@@ -43,7 +44,7 @@ async fn setup(env: Environment, approvals: Value) -> Setup {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let assistant = token(&h, &h.admin.clone(), "claude-code").await;
-    Setup { h, server: added.server_id, assistant, _agent: agent }
+    Setup { h, server: added.server_id, assistant, agent }
 }
 
 /// A new assistant token of `owner`'s human, named `name`.
@@ -378,8 +379,9 @@ async fn who_may_grant_follows_the_environment_rule_and_production_forbids_bypas
     let s = setup(Environment::Staging, json!({ "staging": { "requester_may_approve": false } })).await;
     let (secret, enrolled_at, _) = enroll_totp(&s.h, &s.h.admin).await;
     let investigation = s.start().await;
-    let bypass = s.acquire(&investigation, 2, json!([["touch"]])).await;
     let (ok, other) = (s.h.dir.path().join("inv-ok"), s.h.dir.path().join("inv-other"));
+    let touch = |p: &std::path::Path| json!(["touch", p.display().to_string()]);
+    let bypass = s.acquire(&investigation, 2, json!([touch(&ok), touch(&other)])).await;
     let own = s.grant_by_cli(&s.h.admin, &bypass, &[], &code_at(&secret, enrolled_at + 1)).await;
     assert_eq!(stderr_code(&own), "FORBIDDEN");
     assert!(String::from_utf8_lossy(&own.stderr).contains("four-eyes"));
@@ -477,7 +479,9 @@ async fn the_investigation_page_grants_in_chromium_and_fits_a_phone() {
     let s = setup(Environment::Staging, json!({})).await;
     let base = s.h.central.http_url();
     let investigation = s.start().await;
-    let bypass = s.acquire(&investigation, 3, json!([["touch"], ["systemctl", "restart", "nginx"]])).await;
+    let fix = s.h.dir.path().join("browser-fix");
+    let patterns = json!([["touch", fix.display().to_string()], ["systemctl", "restart", "nginx"]]);
+    let bypass = s.acquire(&investigation, 3, patterns).await;
     let mut bob = person(&s.h, "bob", "operator").await;
     let driver = Driver::start().await;
     let browser = driver.browser(1280, 900).await;
@@ -492,7 +496,11 @@ async fn the_investigation_page_grants_in_chromium_and_fits_a_phone() {
     browser.wait_for(&format!("{live} form.grant"), LIVE).await;
     let facts = browser.text_of("section.bypass").await;
     assert!(
-        facts.contains("pending") && facts.contains(&bypass) && facts.contains("systemctl restart nginx"),
+        facts.contains("pending")
+            && facts.contains(&bypass)
+            && facts.contains(r#""systemctl" "restart" "nginx" exactly"#)
+            && facts.contains("web-1 (staging)")
+            && facts.contains("clean up the disk"),
         "{facts}"
     );
     screenshot(&browser, "dashboard-investigation-desktop").await;
@@ -515,9 +523,138 @@ async fn the_investigation_page_grants_in_chromium_and_fits_a_phone() {
     assert_eq!(s.bypass(&investigation).await["granted_by"]["name"], "bob");
 
     // A fix under it shows up on the open page by itself.
-    let ran = s.exec(&investigation, &format!("touch {}", s.h.dir.path().join("browser-fix").display())).await;
+    let ran = s.exec(&investigation, &format!("touch {}", fix.display())).await;
     assert_eq!(ran["requires_approval"], false, "{ran}");
     browser.wait_until("return /ran under bypass/.test(document.querySelector('main').textContent);", LIVE).await;
     screenshot(&browser, "dashboard-investigation-granted").await;
+    s.h.central.shutdown().await;
+}
+
+/// The text `mttrly-cli investigations show` prints (text mode).
+async fn shown_by_cli(s: &Setup, investigation: &str) -> String {
+    let out = cli(&s.h, &s.h.admin, &["investigations", "show", investigation], "").await;
+    assert!(out.status.success(), "mttrly-cli failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Red-team mends: a pattern covers exactly its argv unless it asks to be a prefix (a final
+/// `*`); under a prefix, extra words that would make the command something else (`find -exec`)
+/// are not covered; compound commands and absolute paths never match; the grant screens show
+/// the stored grant with its words quoted, exact or prefix, the server and the assistant's
+/// labelled reason; and a bypassed run says whose grant it ran under, not "1 approval needed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patterns_are_exact_unless_a_prefix_and_a_prefix_never_grows_into_another_command() {
+    let s = setup(Environment::Staging, json!({})).await;
+    let (_, _, recovery) = enroll_totp(&s.h, &s.h.admin).await;
+    let dir = s.h.dir.path().join("exact");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b, escaped) = (dir.join("a"), dir.join("b"), dir.join("escaped"));
+    let d = |p: &std::path::Path| p.display().to_string();
+    let investigation = s.start().await;
+    let bypass = s.acquire(&investigation, 5, json!([["touch", d(&a)], ["find", d(&dir), "*"]])).await;
+
+    // What a granting person sees is the stored grant, rendered the same way everywhere.
+    let exact_shown = format!(r#""touch" "{}" exactly"#, d(&a));
+    let prefix_shown = format!(r#""find" "{}" and any further arguments"#, d(&dir));
+    let text = shown_by_cli(&s, &investigation).await;
+    for fact in [exact_shown.as_str(), prefix_shown.as_str(), "web-1 (staging)", "15 minutes, at most 5 actions"] {
+        assert!(text.contains(fact), "the CLI must show {fact:?}:\n{text}");
+    }
+    let mut bob = person(&s.h, "bob", "operator").await;
+    let mut http = Http::new(&s.h.central.http_url());
+    http.sign_in(&mut bob).await;
+    let (status, page) = http.get(&format!("/investigations/{investigation}")).await;
+    assert_eq!(status, 200, "{page}");
+    let quoted = |t: &str| t.replace('"', "&quot;");
+    for fact in [
+        quoted(&exact_shown),
+        quoted(&prefix_shown),
+        "web-1 (staging)".to_owned(),
+        "reason (unverified): clean up the disk".to_owned(),
+        "15 minutes, at most 5 actions".to_owned(),
+    ] {
+        assert!(page.contains(&fact), "the page must show {fact:?}:\n{page}");
+    }
+    stdout(&s.grant_by_cli(&s.h.admin, &bypass, &[], &recovery[0]).await);
+
+    // Not covered: more words after an exact pattern, a prefix growing `-exec`, a compound
+    // command whose every part is covered, another spelling of the program.
+    for line in [
+        format!("touch {} {}", d(&a), d(&b)),
+        format!("find {} -exec touch {} +", d(&dir), d(&escaped)),
+        format!("touch {} && touch {}", d(&a), d(&a)),
+        format!("/usr/bin/touch {}", d(&a)),
+        format!("env touch {}", d(&b)),
+    ] {
+        let waits = s.exec(&investigation, &line).await;
+        assert_eq!(waits["status"], "pending_approval", "{line}: {waits}");
+    }
+    assert!(!escaped.exists() && !b.exists() && !a.exists(), "nothing ran");
+    // Covered: the exact argv, and the prefix with nothing more.
+    let ran = s.exec(&investigation, &format!("touch '{}'", d(&a))).await;
+    assert_eq!((ran["status"].as_str(), ran["requires_approval"].as_bool()), (Some("succeeded"), Some(false)), "{ran}");
+    assert!(a.exists());
+    let listed = s.exec(&investigation, &format!("find {}", d(&dir))).await;
+    assert_eq!(listed["requires_approval"], false, "{listed}");
+    assert_eq!(s.bypass(&investigation).await["actions_used"], 2);
+
+    // The run says whose grant it ran under, not that an approval is missing.
+    let action = ran["action_id"].as_str().unwrap();
+    let view = s.ok("mttrly_get_action_result", json!({ "action_id": action })).await;
+    assert_eq!(view["approvals_required"], 0, "{view}");
+    assert_eq!(view["ran_under_bypass"]["bypass_id"], bypass.as_str(), "{view}");
+    assert_eq!(view["ran_under_bypass"]["investigation_id"], investigation.as_str());
+    assert_eq!(view["ran_under_bypass"]["granted_by"]["name"], "admin");
+    assert!(view["ran_under_bypass"]["granted_at"].is_string(), "{view}");
+    let (status, page) = http.get(&format!("/actions/{action}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("No per-command approval: it ran under bypass") && page.contains(&bypass), "{page}");
+    assert!(page.contains("granted by"), "{page}");
+    s.h.central.central.audit.flush().await;
+    let filter =
+        mttrly_central::db::audit::AuditFilter { subject: Some(action.to_owned()), limit: 50, ..Default::default() };
+    let rows = s.h.central.central.db.account(&s.account().await).audit().list(&filter).await.unwrap();
+    let created = rows.iter().find(|r| r.parameters.get("created").is_some()).unwrap();
+    assert_eq!(created.parameters["bypass_id"], bypass.as_str());
+    assert_eq!(created.parameters["bypass_granted_by"]["name"], "admin", "{:?}", created.parameters);
+    assert!(created.parameters["bypass_granted_at"].is_string());
+    s.h.central.shutdown().await;
+}
+
+/// A run under a bypass that never reaches the agent (offline) is failed and its slot comes back
+/// in the same transaction: nothing ran, so nothing of the grant was used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_never_reaches_the_agent_gives_its_slot_back() {
+    let s = setup(Environment::Staging, json!({})).await;
+    let (_, _, recovery) = enroll_totp(&s.h, &s.h.admin).await;
+    let investigation = s.start().await;
+    let bypass = s.acquire(&investigation, 1, json!([])).await;
+    stdout(&s.grant_by_cli(&s.h.admin, &bypass, &[], &recovery[0]).await);
+    s.agent.0.send(true).unwrap();
+    let sid = mttrly_core::ids::ServerId::parse(&s.server).unwrap();
+    for _ in 0..200 {
+        if s.h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
+            != mttrly_core::tools::common::ConnectionStatus::Online
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failed = s.exec(&investigation, "touch /tmp/never-dispatched").await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let state = s.bypass(&investigation).await;
+    assert_eq!(
+        (state["status"].as_str(), state["actions_used"].as_u64(), state["remaining_actions"].as_u64()),
+        (Some("active"), Some(0), Some(1)),
+        "the slot came back: {state}"
+    );
+    s.h.central.central.audit.flush().await;
+    let filter = mttrly_central::db::audit::AuditFilter {
+        subject: Some(failed["action_id"].as_str().unwrap().to_owned()),
+        limit: 50,
+        ..Default::default()
+    };
+    let rows = s.h.central.central.db.account(&s.account().await).audit().list(&filter).await.unwrap();
+    assert!(rows.iter().any(|r| r.parameters["bypass_slot_returned"] == true), "{rows:?}");
     s.h.central.shutdown().await;
 }

@@ -1,8 +1,9 @@
 //! Proactive events end to end (issue 15, item 7): a real agent whose CPU series the test drives
-//! raises events through its detectors → central stores them → the brief shows them → three
-//! false-positive acknowledgements mute the detector → the fourth event is stored muted and the
-//! brief says so and why → another user's brief is their own → another tenant's event id is not
-//! found, exactly like an unknown one.
+//! raises events through its detectors → central stores them → the brief shows them → an
+//! assistant's false-positive acknowledgement is only a suggestion → three false-positive verdicts
+//! by people mute the detector → the fourth event is stored muted and the brief from the previous
+//! brief's `next_since` says so and why → reading a brief moves nothing → another tenant's event
+//! id is not found, exactly like an unknown one.
 //!
 //! The agent runs in this process (the real `mttrly_agent::run`, its real stream to a real
 //! central) with a [`mttrly_agent::Sampler`] in place of the host's counters: the only seam, set
@@ -94,7 +95,22 @@ async fn episode(h: &Harness, dial: &Dial) -> (String, String) {
     (event.0, event.1)
 }
 
+/// A person's own verdict: `CallTool` with their token and no MCP client behind it (the API a
+/// CLI uses), so the call is theirs, not an assistant's.
 async fn ack(h: &Harness, token: &str, id: &str, verdict: &str) -> (bool, Value) {
+    use mttrly_proto::central::v1::CallToolRequest;
+    use mttrly_proto::central::v1::tool_service_client::ToolServiceClient;
+    let request = CallToolRequest {
+        tool_id: "mttrly_acknowledge_proactive_event".into(),
+        arguments_json: json!({ "event_id": id, "verdict": verdict }).to_string(),
+        client_name: String::new(),
+    };
+    let r = ToolServiceClient::new(h.channel().await).call_tool(authed(token, request)).await.unwrap().into_inner();
+    (r.is_error, serde_json::from_str(&r.structured_json).unwrap())
+}
+
+/// The same through an MCP client (`claude-code`): the assistant's, on the token's human's behalf.
+async fn assistant_ack(h: &Harness, token: &str, id: &str, verdict: &str) -> (bool, Value) {
     call_tool(
         h.channel().await,
         token,
@@ -104,8 +120,10 @@ async fn ack(h: &Harness, token: &str, id: &str, verdict: &str) -> (bool, Value)
     .await
 }
 
-async fn brief(h: &Harness, token: &str) -> Value {
-    let (error, out) = call_tool(h.channel().await, token, "mttrly_get_morning_brief", json!({})).await;
+/// The brief from `since` (the previous brief's `next_since`), or of the last 24 hours.
+async fn brief(h: &Harness, token: &str, since: Option<&Value>) -> Value {
+    let args = since.map_or_else(|| json!({}), |s| json!({ "since": s }));
+    let (error, out) = call_tool(h.channel().await, token, "mttrly_get_morning_brief", args).await;
     assert!(!error, "{out}");
     out
 }
@@ -140,8 +158,9 @@ async fn events_flow_from_a_real_agent_to_the_brief_and_a_noisy_detector_is_mute
     // 1: raised, stored new, shown in Alice's first brief.
     let (first, state) = episode(&h, &dial).await;
     assert_eq!(state, "new");
-    let b = brief(&h, &alice).await;
+    let b = brief(&h, &alice, None).await;
     assert_eq!(b["first_brief"], true);
+    assert_eq!((b["more"].clone(), b["more_items"].clone()), (json!(false), json!(0)));
     let anomalies = b["anomalies"].as_array().unwrap();
     assert_eq!(anomalies.len(), 1, "{b}");
     assert_eq!(anomalies[0]["latest"]["event_id"], first.as_str());
@@ -149,11 +168,28 @@ async fn events_flow_from_a_real_agent_to_the_brief_and_a_noisy_detector_is_mute
     assert_eq!(anomalies[0]["occurrences"], 1);
     assert!(anomalies[0]["latest"]["summary"].as_str().unwrap().starts_with("cpu_percent rose at"), "{b}");
     assert_eq!(b["muted"], json!([]));
+    let since = b["next_since"].clone();
+
+    // An assistant's verdict is a suggestion: shown on the event, counted nowhere.
+    let (error, s) = assistant_ack(&h, &alice, &first, "false_positive").await;
+    assert!(!error, "{s}");
+    assert_eq!(
+        (s["recorded_as"].clone(), s["counted"].clone(), s["state"].clone()),
+        (json!("suggestion"), json!(false), json!("new"))
+    );
+    assert_eq!(s["false_positive_budget_remaining"], 3);
+    let shown = brief(&h, &alice, None).await;
+    let suggestion = &shown["anomalies"][0]["latest"]["suggestion"];
+    assert_eq!(
+        (suggestion["verdict"].clone(), suggestion["client_name"].clone()),
+        (json!("false_positive"), json!("claude-code"))
+    );
 
     // Acknowledging twice counts once.
     let (error, a) = ack(&h, &alice, &first, "false_positive").await;
     assert!(!error, "{a}");
     assert_eq!((a["counted"].clone(), a["false_positive_budget_remaining"].clone()), (json!(true), json!(2)));
+    assert_eq!(a["recorded_as"], "verdict");
     let (_, again) = ack(&h, &bob, &first, "false_positive").await;
     assert_eq!((again["counted"].clone(), again["false_positive_budget_remaining"].clone()), (json!(false), json!(2)));
     let (error, flip) = ack(&h, &alice, &first, "accepted").await;
@@ -172,8 +208,9 @@ async fn events_flow_from_a_real_agent_to_the_brief_and_a_noisy_detector_is_mute
     // 4: stored, muted, not dropped; the brief says so and why.
     let (fourth, state) = episode(&h, &dial).await;
     assert_eq!(state, "muted");
-    let b = brief(&h, &alice).await;
+    let b = brief(&h, &alice, Some(&since)).await;
     assert_eq!(b["first_brief"], false);
+    assert_eq!(b["since"], since);
     let anomalies = b["anomalies"].as_array().unwrap();
     assert_eq!(anomalies.len(), 1, "events 2 and 3, one line: {b}");
     assert_eq!(
@@ -190,14 +227,17 @@ async fn events_flow_from_a_real_agent_to_the_brief_and_a_noisy_detector_is_mute
     let day = until.as_millisecond() - jiff::Timestamp::now().as_millisecond();
     assert!((23 * 3_600_000..=24 * 3_600_000).contains(&day), "a first mute lasts a day: {day} ms");
 
-    // Alice's next brief is empty; Bob's first brief is his own: all four, the 24 h window.
-    let again = brief(&h, &alice).await;
+    // Reading moved nothing: the same call answers the same. From its end, nothing new; without
+    // a `since`, Bob sees the whole 24 h window.
+    let reread = brief(&h, &alice, Some(&since)).await;
+    assert_eq!((reread["anomalies"].clone(), reread["since"].clone()), (b["anomalies"].clone(), b["since"].clone()));
+    let again = brief(&h, &alice, Some(&b["next_since"])).await;
     assert_eq!(
         (again["anomalies"].clone(), again["muted"].as_array().unwrap().len()),
         (json!([]), 1),
         "the mute still runs"
     );
-    let b = brief(&h, &bob).await;
+    let b = brief(&h, &bob, None).await;
     assert_eq!(b["first_brief"], true);
     assert_eq!(b["anomalies"][0]["occurrences"], 3);
     assert_eq!(b["muted"][0]["muted_events"], 1);
@@ -210,7 +250,7 @@ async fn events_flow_from_a_real_agent_to_the_brief_and_a_noisy_detector_is_mute
     assert!(error, "{theirs}");
     assert_eq!(theirs["code"], unknown["code"]);
     assert_eq!(theirs["code"], "NOT_FOUND");
-    let b = brief(&h, &eve).await;
+    let b = brief(&h, &eve, None).await;
     assert_eq!((b["anomalies"].clone(), b["muted"].clone()), (json!([]), json!([])));
     assert_eq!(stored(&h).await.iter().find(|e| e.0 == fourth).map(|e| e.1.as_str()), Some("muted"), "untouched");
 

@@ -14,16 +14,19 @@ use mttrly_core::capability::{
     self, CapabilityId, CapabilitySet, ClassifyParams, CommandClassify, CommandRun, DeployVerify, DiagnosticParams,
     DiagnosticRun, FileCleanup, FileCurrent, FileCurrentParams, FileCurrentText, FileDiffParams, FileDiffRun,
     FileDiffText, FileMatches, FileRead, FileReadParams, FileReadPrivileged, FileRemoved, FileSearch, FileSearchParams,
-    FileTail, FileWrite, FileWritten, Handler, HostSample, NoParams, Outcome, Phase, PlaybookList, PlaybookOffer,
-    PlaybookOffers, PlaybookPlan, PlaybookPlanParams, PlaybookPlanned, PlaybookRan, PlaybookRun, PrivilegedReadParams,
-    ProcessRun, RealityDiscover, ScriptRun, StepRan,
+    FileTail, FileWrite, FileWritten, FilesCompare, Handler, HostSample, NoParams, Outcome, Phase, PlaybookList,
+    PlaybookOffer, PlaybookOffers, PlaybookPlan, PlaybookPlanParams, PlaybookPlanned, PlaybookRan, PlaybookRun,
+    PrivilegedReadParams, ProcessRun, RealityDiscover, ScriptRun, StepRan,
 };
 use mttrly_core::classifier::{Classification, classify};
 use mttrly_core::diagnose::Evidence;
 use mttrly_core::playbook::Catalog;
 use mttrly_core::tools::common::HostMetrics;
 use mttrly_core::tools::deploys::{DeployProbe, DeployProbeParams, HealthEvidence, LogEvidence, UnitEvidence};
-use mttrly_core::tools::files::{ReadTarget, RedactionCount, SearchMatch};
+use mttrly_core::tools::files::{
+    CompareCap, CompareEntry, CompareParams, CompareRun, CompareStatus, CompareTally, EntryKind, EntrySide,
+    MISSING_FLAGS, ReadTarget, RedactionCount, SearchMatch, TreeReport, flags as files_flags,
+};
 use mttrly_core::{ErrorCode, MttrlyError};
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
 use mttrly_proto::agent::v1::{
@@ -319,6 +322,71 @@ impl Handler<DiagnosticRun, SimTask> for SimHost {
     }
 }
 
+/// The simulated host has no versions directory to update: it refuses as an agent run from a
+/// bare binary would, and knows of no update (issue 16's real updates are tested with real agents).
+impl Handler<capability::AgentUpdate, SimTask> for SimHost {
+    async fn handle(&self, _: &SimTask, _: ActionContent) -> Outcome<mttrly_core::tools::updates::UpdateStaged> {
+        Outcome::failed(MttrlyError::new(
+            ErrorCode::PolicyDenied,
+            "this agent does not run from an installed versions directory, so it cannot update itself",
+        ))
+    }
+}
+
+/// The simulated host was not installed by `mttrly-agent install`: no receipt, no plans (issue
+/// 16's install health and repair are tested with real agents in installed temp roots).
+impl Handler<capability::InstallHealth, SimTask> for SimHost {
+    async fn handle(
+        &self,
+        _: &SimTask,
+        _: mttrly_core::tools::install::InstallHealthParams,
+    ) -> Outcome<mttrly_core::tools::install::InstallReport> {
+        use mttrly_core::tools::install::{Finding, FindingStatus, InstallReport};
+        Outcome::ok(InstallReport {
+            installed: false,
+            receipt_version: None,
+            current_version: None,
+            findings: vec![Finding {
+                code: "receipt".to_owned(),
+                subject: "/etc/mttrly-agent/install.json".to_owned(),
+                expected: "an install receipt (written by `mttrly-agent install`)".to_owned(),
+                actual: "absent".to_owned(),
+                status: FindingStatus::Missing,
+                severity: mttrly_core::tools::common::Severity::Warning,
+                repaired_by: Vec::new(),
+            }],
+            plans: Vec::new(),
+            checked_at: jiff::Timestamp::now(),
+        })
+    }
+}
+
+impl Handler<capability::InstallRepair, SimTask> for SimHost {
+    async fn handle(&self, _: &SimTask, _: ActionContent) -> Outcome<mttrly_core::tools::install::RepairOutcome> {
+        Outcome::failed(MttrlyError::new(
+            ErrorCode::ValidationError,
+            "this agent was not installed by `mttrly-agent install` (no install receipt): nothing to repair",
+        ))
+    }
+}
+
+impl Handler<capability::AgentUpdateStatus, SimTask> for SimHost {
+    async fn handle(
+        &self,
+        _: &SimTask,
+        _: mttrly_core::tools::updates::UpdateStatusParams,
+    ) -> Outcome<mttrly_core::tools::updates::UpdateReport> {
+        Outcome::ok(mttrly_core::tools::updates::UpdateReport {
+            running_version: env!("CARGO_PKG_VERSION").to_owned(),
+            state: mttrly_core::tools::updates::UpdateState::Unknown,
+            from_version: None,
+            to_version: None,
+            reason: None,
+            detail: None,
+        })
+    }
+}
+
 impl Handler<DeployVerify, SimTask> for SimHost {
     async fn handle(&self, _: &SimTask, p: DeployProbeParams) -> Outcome<DeployProbe> {
         let deploys = lock(&self.deploys);
@@ -352,6 +420,63 @@ impl Handler<DeployVerify, SimTask> for SimHost {
 impl Handler<RealityDiscover, SimTask> for SimHost {
     async fn handle(&self, _: &SimTask, _: NoParams) -> Outcome<Evidence> {
         Outcome::ok(Evidence::default())
+    }
+}
+
+impl Handler<FilesCompare, SimTask> for SimHost {
+    /// The simulated host's files under each root, compared by SHA-256 through the same tally as
+    /// the real agent (so counts, bounds and the verdict agree). Its files have no mtimes, and its
+    /// ignore globs are matched as literal path components.
+    async fn handle(&self, _: &SimTask, p: CompareParams) -> Outcome<TreeReport> {
+        use sha2::Digest as _;
+        let files = lock(&self.files).clone();
+        let limits = p.limits.within_types();
+        let under = |root: &str| -> BTreeMap<String, String> {
+            let prefix = format!("{}/", root.trim_end_matches('/'));
+            files
+                .iter()
+                .filter_map(|(path, text)| path.strip_prefix(&prefix).map(|rel| (rel.to_owned(), text.clone())))
+                .collect()
+        };
+        let (source, dist) = (under(p.source_dir.as_str()), under(p.dist_dir.as_str()));
+        let paths: std::collections::BTreeSet<&String> = source.keys().chain(dist.keys()).collect();
+        let mut tally = CompareTally::new(limits.max_entries);
+        let (mut examined, mut stopped_by) = (0u32, None);
+        let side = |text: &String| EntrySide {
+            kind: EntryKind::File,
+            size: Some(text.len() as u64),
+            sha256: Some(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
+            mtime: None,
+            symlink_target: None,
+        };
+        for rel in paths {
+            if rel.split('/').any(|part| p.ignore.iter().any(|g| g == part)) {
+                tally.ignored();
+                continue;
+            }
+            if examined >= limits.max_files {
+                stopped_by = Some(CompareCap::MaxFiles);
+                break;
+            }
+            examined += 1;
+            let (here, there) = (source.get(rel).map(side), dist.get(rel).map(side));
+            let (status, flags) = match (&here, &there) {
+                (Some(left), Some(right)) if left == right => (CompareStatus::Identical, files_flags(left, right)),
+                (Some(left), Some(right)) => (CompareStatus::Modified, files_flags(left, right)),
+                (Some(_), None) => (CompareStatus::OnlyInSource, MISSING_FLAGS.to_owned()),
+                _ => (CompareStatus::OnlyInDist, MISSING_FLAGS.to_owned()),
+            };
+            tally.push(CompareEntry { path: rel.clone(), status, flags, source: here, dist: there, reason: None });
+        }
+        Outcome::ok(tally.finish(CompareRun {
+            source_dir: p.source_dir.as_str().to_owned(),
+            dist_dir: p.dist_dir.as_str().to_owned(),
+            stopped_by,
+            examined,
+            bytes_hashed: 0,
+            elapsed_ms: 0,
+            limits,
+        }))
     }
 }
 

@@ -7,8 +7,14 @@
 //! mtime, inode) moved. A unit counts when it restarted (its main process's start time moved) with
 //! an executable whose content differs. The last fingerprints are kept in the state directory, so
 //! a release that landed while the agent was down or disconnected is still reported, and the same
-//! release is never reported twice (central is idempotent on it anyway). The first look at a
+//! change is never reported twice (central is idempotent on it anyway). The first look at a
 //! service only records its baseline: an agent's first start is not a deploy.
+//!
+//! Each change is its own deploy, also when it returns to an earlier release: a rollback A → B →
+//! A is three releases and two deploys, not B folded back into A's first. So what is sent as the
+//! fingerprint names the transition (the release before, the release after, and the service's
+//! count of changes), not the release alone: central keys deploys on it, a re-send of the same
+//! transition after a reconnect is the same deploy, and a later return to A is a new one.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -44,6 +50,19 @@ struct Seen {
 struct ServiceSeen {
     fingerprint: String,
     parts: BTreeMap<String, Seen>,
+    /// Changes seen so far (a state written before this field counts from 0).
+    #[serde(default)]
+    transitions: u64,
+}
+
+/// The id of the change from release `before` to `after`, the service's `seq`-th.
+fn transition_id(before: &str, after: &str, seq: u64) -> String {
+    let mut hash = Sha256::new();
+    for part in [before, after, &seq.to_string()] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(hash.finalize())
 }
 
 /// The watcher's memory, persisted between ticks and runs.
@@ -57,7 +76,8 @@ struct State {
 pub struct Change {
     /// The service.
     pub service: String,
-    /// The new fingerprint.
+    /// The change's id: the release before, the release after and the change's number, hashed
+    /// (the same change sent twice has the same id; a return to an earlier release a new one).
     pub fingerprint: String,
     /// A short label for the release.
     pub version: String,
@@ -142,13 +162,15 @@ impl Watcher {
                 fingerprint.update([0]);
             }
             now.fingerprint = hex::encode(fingerprint.finalize());
+            now.transitions = before.as_ref().map_or(0, |b| b.transitions);
             if let Some(before) = before
                 && before.fingerprint != now.fingerprint
             {
+                now.transitions = now.transitions.saturating_add(1);
                 found.push(Change {
                     service: name.clone(),
                     version: version_of(service, &now.fingerprint),
-                    fingerprint: now.fingerprint.clone(),
+                    fingerprint: transition_id(&before.fingerprint, &now.fingerprint, now.transitions),
                     changes: moved,
                 });
             }
@@ -405,6 +427,43 @@ mod tests {
         w.save().unwrap();
         let reloaded: State = serde_json::from_slice(&std::fs::read(dir.path().join(STATE_FILE)).unwrap()).unwrap();
         assert_eq!(reloaded, w.state);
+    }
+
+    /// A → B → A: two deploys, the rollback its own, not folded into A's first appearance; and a
+    /// tick replayed from the same saved state (the stream ended before the change was queued)
+    /// names the same change again.
+    #[test]
+    fn a_rollback_is_a_deploy_of_its_own_and_a_replayed_change_keeps_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("app");
+        std::fs::write(&bin, "build A").unwrap();
+        let mut w = watcher(dir.path(), vec![bin.display().to_string()]);
+        let none = BTreeMap::new();
+        assert!(w.tick(&none).is_empty());
+        std::fs::write(&bin, "build B").unwrap();
+        let to_b = w.tick(&none);
+        w.save().unwrap();
+        std::fs::write(&bin, "build A").unwrap();
+        let saved = w.state.clone();
+        let back_to_a = w.tick(&none);
+        assert_eq!((to_b.len(), back_to_a.len()), (1, 1));
+        assert_ne!(to_b[0].fingerprint, back_to_a[0].fingerprint, "the rollback is a deploy of its own");
+        // Forward again to B: a third change, not the first one again.
+        std::fs::write(&bin, "build B").unwrap();
+        let again_b = w.tick(&none);
+        assert_ne!(again_b[0].fingerprint, to_b[0].fingerprint, "B again is a new deploy");
+        // The rollback's tick replayed from the state saved before it: the same id.
+        w.state = saved;
+        std::fs::write(&bin, "build A").unwrap();
+        let replayed = w.tick(&none);
+        assert_eq!(replayed[0].fingerprint, back_to_a[0].fingerprint);
+        // Central keys deploys on it: three distinct external ids.
+        let server = mttrly_core::ids::ServerId::generate();
+        let ids: std::collections::BTreeSet<_> = [&to_b[0], &back_to_a[0], &again_b[0]]
+            .iter()
+            .map(|c| mttrly_core::deploys::detected_external_id(&server, "web", &c.fingerprint))
+            .collect();
+        assert_eq!(ids.len(), 3);
     }
 
     #[test]

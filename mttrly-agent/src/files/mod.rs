@@ -1,13 +1,15 @@
 //! File capabilities, one module per job: reads of allowlisted files and managed env files
 //! ([`read`]), the Docker CLI behind the Docker read targets ([`docker`]), literal search
 //! ([`search`]), unified diffs ([`diff`]), approved changes to managed files ([`write`]) and the
-//! current content a pending write would replace, for its approver's diff ([`current`]).
+//! current content a pending write would replace, for its approver's diff ([`current`]), and the
+//! bounded source-to-dist comparison of two allowlisted trees ([`compare`]).
 //!
 //! Every path goes through the owner's file rules on this host ([`mttrly_core::files`]) and every
 //! byte that leaves is redacted here ([`redact`]), before it reaches central. Each public
 //! function takes the parameters of its row in [`mttrly_core::capability`] and returns that row's
 //! answer; `capabilities.rs` binds them to the [`mttrly_core::capability::Handler`] table.
 
+mod compare;
 mod current;
 mod diff;
 mod docker;
@@ -16,6 +18,7 @@ mod redact;
 mod search;
 mod write;
 
+pub use compare::{compare, compare_trees};
 pub use current::current;
 pub use diff::diff;
 pub use read::{read, read_privileged};

@@ -13,6 +13,14 @@ pub const SERVICE: &str = "mttrly-agent";
 pub const BINARY: &str = "mttrly-agent";
 /// The symlink in the versions directory that names the version systemd starts.
 pub const CURRENT: &str = "current";
+/// The versions directory's name inside the state directory.
+pub const VERSIONS: &str = "versions";
+/// The path unit that starts the root repair oneshot when a repair request appears.
+pub const REPAIR_PATH_UNIT: &str = "mttrly-agent-repair.path";
+/// The root oneshot the path unit starts (`mttrly-agent repair --pending`).
+pub const REPAIR_SERVICE_UNIT: &str = "mttrly-agent-repair.service";
+/// The agent's own unit.
+pub const SERVICE_UNIT: &str = "mttrly-agent.service";
 
 /// The paths of one installation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +81,7 @@ impl Layout {
 
     /// Every installed version, one directory each (`versions/<version>/mttrly-agent`).
     pub fn versions_dir(&self) -> PathBuf {
-        self.state_dir().join("versions")
+        self.state_dir().join(VERSIONS)
     }
 
     /// One version's directory.
@@ -96,6 +104,58 @@ impl Layout {
     pub fn current_binary(&self) -> PathBuf {
         self.current_link().join(BINARY)
     }
+
+    /// The root-owned install receipt: what the installer laid down (the agent reads it, and
+    /// cannot forge it, so health and repair compare the host against it).
+    pub fn receipt(&self) -> PathBuf {
+        self.config_dir().join("install.json")
+    }
+
+    /// The systemd directory the units go in.
+    pub fn unit_dir(&self) -> PathBuf {
+        self.at("/etc/systemd/system")
+    }
+
+    /// The path unit watching for repair requests.
+    pub fn repair_path_unit(&self) -> PathBuf {
+        self.unit_dir().join(REPAIR_PATH_UNIT)
+    }
+
+    /// The root oneshot performing repair requests.
+    pub fn repair_service_unit(&self) -> PathBuf {
+        self.unit_dir().join(REPAIR_SERVICE_UNIT)
+    }
+
+    /// The root-owned copy of the binary the repair oneshot runs. Not the one in the versions
+    /// directory: the service user can write that one, and root must never run a file the
+    /// unprivileged agent could have replaced.
+    pub fn repair_binary(&self) -> PathBuf {
+        self.at("/usr/local/libexec/mttrly-agent/mttrly-agent")
+    }
+
+    /// Where the agent asks for a root repair (written by the agent, watched by the path unit).
+    pub fn repair_request(&self) -> PathBuf {
+        self.state_dir().join("repair-request.json")
+    }
+
+    /// Where the root oneshot reports what a repair changed (read back by the agent).
+    pub fn repair_result(&self) -> PathBuf {
+        self.state_dir().join("repair-result.json")
+    }
+
+    /// `path` as the installed system sees it (`/etc/...` for `ROOT/etc/...`): what units and
+    /// the receipt name, so a staged image is correct once it boots.
+    pub fn inside(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.root) {
+            Ok(rest) => Path::new("/").join(rest),
+            Err(_) => path.to_path_buf(),
+        }
+    }
+
+    /// The path under this root of a path as the installed system names it.
+    pub fn outside(&self, system_path: &Path) -> PathBuf {
+        self.root.join(system_path.strip_prefix("/").unwrap_or(system_path))
+    }
 }
 
 #[cfg(test)]
@@ -113,10 +173,16 @@ mod tests {
             layout.versions_dir(),
             layout.version_binary("1.2.3"),
             layout.current_binary(),
+            layout.receipt(),
+            layout.repair_binary(),
+            layout.repair_request(),
+            layout.repair_path_unit(),
         ] {
             assert!(path.starts_with("/tmp/staged"), "{}", path.display());
         }
         assert!(!layout.is_system());
+        assert_eq!(layout.inside(&layout.unit_file()), Path::new("/etc/systemd/system/mttrly-agent.service"));
+        assert_eq!(layout.outside(Path::new("/etc/mttrly-agent/install.json")), layout.receipt());
         assert_eq!(Layout::system().unit_file(), Path::new("/etc/systemd/system/mttrly-agent.service"));
     }
 }

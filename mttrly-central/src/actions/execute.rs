@@ -122,15 +122,43 @@ async fn central_side(central: &Arc<Central>, action: &ActionRow) -> Outcome {
                 Err(e) => Outcome::failed(e),
             }
         }
-        // No agent capability carries these out yet (`ActionContent::capability`): refused by
-        // name rather than sent to an agent that could only answer "unknown capability".
-        ActionContent::AgentUpdate { .. } | ActionContent::InstallRepair { .. } => Outcome::failed(
-            MttrlyError::new(
-                ErrorCode::ContractVersionUnsupported,
-                format!("no agent capability carries out `{}` actions yet", action.content.action_type()),
-            )
-            .with_detail("action_type", action.content.action_type().to_string()),
-        ),
+        // Issue 16: like a rotation, online or not (a broken agent may still be connected), with
+        // a short-lived token and the install one-liner (pinned binary hash, CA) shown once.
+        ActionContent::BootstrapRecovery => {
+            let token = secrets::generate(SecretKind::Install);
+            let Some(command) = crate::dist::one_liner(central, &token) else {
+                return Outcome::failed(MttrlyError::new(
+                    ErrorCode::ValidationError,
+                    "central serves no agent binary to re-install from: put mttrly-agent next to mttrly-central, or set agent_dist_dir",
+                ));
+            };
+            let minutes = central.config.install_token_ttl_minutes.min(15);
+            let expires_at = now_ms() + i64::from(minutes) * 60_000;
+            let servers = central.db.account(&action.account_id).servers();
+            match servers.rotate_credentials(&action.server_id, &secrets::hash(&token), expires_at).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Outcome::failed(
+                        MttrlyError::new(ErrorCode::ServerNotFound, "the server is no longer in this account")
+                            .with_detail("server_id", action.server_id.as_str()),
+                    );
+                }
+                Err(e) => return Outcome::failed(e),
+            }
+            central.agents.kick(&action.server_id);
+            Outcome {
+                ok: true,
+                exit_code: None,
+                output: "agent credentials rotated; run the one-liner on the host as root to re-install".to_owned(),
+                truncated: false,
+                error: None,
+                data: Some(json!({
+                    "install_token_expires_at": timestamp(expires_at),
+                    "install_command": "shown once to whoever approved and waited; recover again to get a new one",
+                })),
+                once: Some(json!({ "install_command": command, "install_token_expires_at": timestamp(expires_at) })),
+            }
+        }
         _ => Outcome::failed(MttrlyError::new(ErrorCode::InternalError, "not a central-side action")),
     }
 }
@@ -233,6 +261,27 @@ async fn agent_side(central: &Central, action: &ActionRow, capability: Capabilit
     }
 }
 
+/// An agent update: the agent verifies and stages the release (the task), then restarts into it;
+/// `crate::releases::follow` waits for the new version's verdict (committed or rolled back).
+async fn update_side(central: &Central, action: &ActionRow) -> Outcome {
+    let staged = agent_side(central, action, CapabilityId::AgentUpdate).await;
+    let staged = match staged.error {
+        None if staged.ok => Ok(()),
+        Some(e) => Err(e),
+        None => Err(MttrlyError::new(ErrorCode::UnknownError, "the agent could not stage the update")),
+    };
+    let followed = crate::releases::follow::follow(central, action, staged).await;
+    Outcome {
+        ok: followed.ok,
+        exit_code: None,
+        output: followed.output,
+        truncated: false,
+        error: followed.error,
+        data: followed.data,
+        once: None,
+    }
+}
+
 /// The agent's answer as stored with the action, checked against the capability's answer type.
 /// A malformed answer is logged and left out: the status, exit code and output still say what
 /// happened, and nothing unchecked is stored.
@@ -251,6 +300,7 @@ fn answer_data(capability: CapabilityId, answer: &[u8]) -> Option<Value> {
 pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState, ExecutionResult, Option<Value>) {
     let started = now_ms();
     let outcome = match action.content.capability() {
+        Some(CapabilityId::AgentUpdate) => update_side(&central, &action).await,
         Some(capability) => agent_side(&central, &action, capability).await,
         None => central_side(&central, &action).await,
     };
@@ -278,15 +328,20 @@ pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState,
         mttrly_core::redactor::redact_json(&mut error.details);
     }
     let state = if outcome.ok { ActionState::Succeeded } else { ActionState::Failed };
-    if let Err(e) = central
-        .db
-        .account(&action.account_id)
-        .actions()
-        .transition(&action.id, ActionState::Running, state, Some(result.clone()))
-        .await
-    {
+    // Never sent to the agent: nothing ran, so a bypass slot it took comes back in the same
+    // transaction that records the failure.
+    let undispatched =
+        action.content.capability().is_some() && outcome.error.as_ref().is_some_and(crate::agents::never_dispatched);
+    let actions = central.db.account(&action.account_id).actions();
+    let recorded = if undispatched {
+        actions.fail_undispatched(&action.id, result.clone()).await.map(|(_, returned)| returned)
+    } else {
+        actions.transition(&action.id, ActionState::Running, state, Some(result.clone())).await.map(|_| false)
+    };
+    let slot_returned = recorded.unwrap_or_else(|e| {
         tracing::error!(action_id = %action.id, error = %e, "cannot record the action's outcome");
-    }
+        false
+    });
     let executed =
         crate::events::Payload::ActionExecuted { action: (&action).into(), status: state, exit_code: result.exit_code };
     let event = AuditEvent {
@@ -302,6 +357,7 @@ pub async fn run_once(central: Arc<Central>, action: ActionRow) -> (ActionState,
             "status": state.as_str(),
             "exit_code": result.exit_code,
             "truncated": result.truncated,
+            "bypass_slot_returned": slot_returned.then_some(true),
         }),
         outcome: match &outcome.error {
             None => AuditOutcome::Ok,

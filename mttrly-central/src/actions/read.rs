@@ -21,6 +21,7 @@ pub async fn view(central: &Central, caller: &TokenOwner, id: &ActionId) -> Resu
     let action = load(central, caller, id).await?;
     let mut approvals = central.db.account(&caller.account_id).actions().decisions(id).await?;
     super::introduced::mark(central, &caller.account_id, &action.requested_by, &mut approvals).await?;
+    let ran_under_bypass = crate::investigations::ran_under(central, &caller.account_id, &action.id).await?;
     Ok(ActionView {
         action_id: action.id,
         server_id: action.server_id,
@@ -30,7 +31,9 @@ pub async fn view(central: &Central, caller: &TokenOwner, id: &ActionId) -> Resu
         content: action.content,
         reason: action.reason,
         requested_by: action.requested_by,
-        approvals_required: action.approvals_required,
+        // Stored as 1 (the agent runs it as human-approved); the grant is that approval.
+        approvals_required: if ran_under_bypass.is_some() { 0 } else { action.approvals_required },
+        ran_under_bypass,
         created_at: timestamp(action.created_at),
         updated_at: timestamp(action.updated_at),
         expires_at: (action.status == ActionState::PendingApproval).then(|| timestamp(action.expires_at)),

@@ -126,7 +126,7 @@ pub async fn submit_linked(
         Created::Bypassed { remaining } => {
             if let Some(claim) = &link.bypass {
                 action = action.under_bypass(claim.description.clone());
-                bypass_facts = Some((claim.bypass_id.clone(), remaining));
+                bypass_facts = Some((claim.clone(), remaining));
             }
             run_at_once = true;
         }
@@ -141,9 +141,11 @@ pub async fn submit_linked(
     if let Some(investigation) = &link.investigation_id {
         parameters["investigation_id"] = investigation.as_str().into();
     }
-    if let Some((bypass, remaining)) = &bypass_facts {
-        parameters["bypass_id"] = bypass.as_str().into();
+    if let Some((claim, remaining)) = &bypass_facts {
+        parameters["bypass_id"] = claim.bypass_id.as_str().into();
         parameters["remaining_actions"] = (*remaining).into();
+        parameters["bypass_granted_by"] = serde_json::to_value(&claim.granted_by).unwrap_or_default();
+        parameters["bypass_granted_at"] = claim.granted_at.map(|t| timestamp(t).to_string()).into();
     }
     let created = AuditEvent {
         at: jiff::Timestamp::now(),

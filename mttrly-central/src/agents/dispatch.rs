@@ -75,6 +75,16 @@ impl AgentRegistry {
     }
 }
 
+/// Whether an error from [`AgentRegistry::send`] means the task never reached the agent: no
+/// stream was open, the agent did not announce the capability, or the stream closed before the
+/// request was queued. Every error after the request went down the stream names its `task_id`
+/// (the agent may have started it), so only these leave it certain that nothing ran (what lets
+/// central give back an investigation bypass's slot).
+pub(crate) fn never_dispatched(error: &MttrlyError) -> bool {
+    matches!(error.code(), ErrorCode::ServerOffline | ErrorCode::ContractVersionUnsupported)
+        && error.details().get("task_id").is_none()
+}
+
 /// The refusal of a capability the agent did not announce: it is older (or newer) than this
 /// central, so the fix is on the server, and the message says which version is there.
 fn not_announced(server: &ServerId, capability: CapabilityId, version: &str) -> MttrlyError {

@@ -19,3 +19,5 @@ mod liveness;
 pub mod output;
 pub mod registry;
 mod tasks;
+
+pub(crate) use dispatch::never_dispatched;

@@ -33,7 +33,29 @@ impl Tracked {
 
 /// One observation: the rule, the subject it is about (a mount point, `memory`, `agent`) and the
 /// measured value.
-type Observation<'a> = (&'a AlertRule, &'a str, f64);
+pub type Observation<'a> = (&'a AlertRule, &'a str, f64);
+
+/// What a heartbeat measures for each metric rule: one observation per rule and subject (every
+/// mounted filesystem for a disk rule). The one reading of a heartbeat by the rules, shared by the
+/// engine and the near-miss watch so the two cannot judge different numbers.
+pub fn observations<'a>(
+    rules: &'a [AlertRule],
+    m: &'a HostMetrics,
+) -> impl Iterator<Item = Observation<'a>> + Clone + 'a {
+    rules.iter().flat_map(move |rule| {
+        let filesystems: &[_] = if rule.measure == Measure::DiskUsedPercent { &m.filesystems } else { &[] };
+        let single = match rule.measure {
+            Measure::MemoryPercent => Some(("memory", m.memory_percent)),
+            Measure::CpuPercent => Some(("cpu", m.cpu_percent)),
+            Measure::DiskUsedPercent | Measure::AgentOffline => None,
+        };
+        filesystems
+            .iter()
+            .map(|fs| (fs.mount_point.as_str(), fs.used_percent))
+            .chain(single)
+            .map(move |(subject, value)| (rule, subject, value))
+    })
+}
 
 /// The alert engine.
 pub struct AlertEngine {
@@ -66,20 +88,7 @@ impl AlertEngine {
 
     /// Evaluates the metric rules against a heartbeat.
     pub fn on_metrics(&self, account: &AccountId, server: &ServerId, m: &HostMetrics, now_ms: i64) -> Vec<AlertChange> {
-        let observations = self.rules.iter().flat_map(move |rule| {
-            let filesystems: &[_] = if rule.measure == Measure::DiskUsedPercent { &m.filesystems } else { &[] };
-            let single = match rule.measure {
-                Measure::MemoryPercent => Some(("memory", m.memory_percent)),
-                Measure::CpuPercent => Some(("cpu", m.cpu_percent)),
-                Measure::DiskUsedPercent | Measure::AgentOffline => None,
-            };
-            filesystems
-                .iter()
-                .map(|fs| (fs.mount_point.as_str(), fs.used_percent))
-                .chain(single)
-                .map(move |(subject, value)| (rule, subject, value))
-        });
-        self.evaluate(account, server, observations, now_ms)
+        self.evaluate(account, server, observations(&self.rules, m), now_ms)
     }
 
     /// Evaluates the offline rule against a server's connection status.

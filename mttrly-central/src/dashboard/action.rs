@@ -23,7 +23,7 @@ use super::pending::{self, Card};
 use super::show::{self, Names};
 use crate::app_state::AppState;
 use crate::db::audit::AuditFilter;
-use crate::signin::web::{SignedIn, check_csrf, check_origin};
+use crate::signin::web::SignedIn;
 
 /// The most audit rows an action's page shows.
 const MAX_ROWS: u32 = 500;
@@ -58,6 +58,8 @@ struct Life {
     names: Names,
     /// What it printed so far, while it runs.
     running: Option<crate::agents::output::Shown>,
+    /// The bypass it ran under instead of a per-command approval, if it did.
+    bypass: Option<mttrly_core::tools::investigations::RanUnderBypass>,
 }
 
 fn not_found(id: &str) -> MttrlyError {
@@ -71,6 +73,9 @@ async fn gather(state: &AppState, signed: &SignedIn, id: &ActionId) -> Result<Li
     let received =
         u32::try_from(view.approvals.iter().filter(|d| d.decision == Decision::Approve).count()).unwrap_or(u32::MAX);
     let mut card = pending::judge(state, &owner, action, received).await?;
+    // A bypassed run is stored needing one approval (the agent runs it as human-approved); the
+    // grant was that approval, so the card must not claim one is missing.
+    card.action.approvals_required = view.approvals_required;
     card.diff = super::diff::for_actions(&state.central, &owner.account_id, &[&card.action]).await.pop().flatten();
     // A decision a moment ago may still be on its way into the audit log.
     state.central.audit.flush().await;
@@ -80,7 +85,14 @@ async fn gather(state: &AppState, signed: &SignedIn, id: &ActionId) -> Result<Li
     let running = matches!(card.action.status, ActionState::Approved | ActionState::Running)
         .then(|| state.central.agents.live_output().shown(&owner.account_id, id))
         .flatten();
-    Ok(Life { card, decisions: view.approvals, rows, names: pending::names(state, &owner).await?, running })
+    Ok(Life {
+        card,
+        decisions: view.approvals,
+        rows,
+        names: pending::names(state, &owner).await?,
+        running,
+        bypass: view.ran_under_bypass,
+    })
 }
 
 /// The page for action `id`, with `notice` (a refusal) above it.
@@ -122,7 +134,15 @@ fn body(life: &Life, csrf: &str, may_decide: bool) -> Markup {
         (pending::card(&life.card, &life.names, csrf, may_decide && pending, false))
         section {
             h2 { "Decisions" }
-            @if life.decisions.is_empty() { p { "None yet." } }
+            @if let Some(b) = &life.bypass {
+                p.bypassed {
+                    "No per-command approval: it ran under bypass "
+                    a href=(crate::investigations::page_path(&b.investigation_id)) { (b.bypass_id.as_str()) }
+                    @if let Some(by) = &b.granted_by { ", granted by " (show::principal(by, &life.names)) }
+                    @if let Some(at) = b.granted_at { " at " (show::time(at.as_millisecond())) }
+                    " with a fresh second factor."
+                }
+            } @else if life.decisions.is_empty() { p { "None yet." } }
             ul.decisions {
                 @for d in &life.decisions {
                     li {
@@ -214,9 +234,7 @@ async fn answer(state: &AppState, signed: &SignedIn, id: &str, result: Result<()
     }
 }
 
-/// What every decision form checks before the engine sees it: the request came from this site,
-/// carries the session's CSRF token, names an action, and the signed-in person is still a
-/// caller (living, with their role now).
+/// The action a decision form names, behind the shared form guard.
 async fn checked(
     state: &AppState,
     signed: &SignedIn,
@@ -224,10 +242,7 @@ async fn checked(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<(ActionId, crate::db::accounts::TokenOwner), MttrlyError> {
-    check_origin(&state.site, headers)?;
-    check_csrf(signed, csrf)?;
-    let action = ActionId::parse(id).map_err(|_| not_found(id))?;
-    Ok((action, super::owner(state, signed).await?))
+    layout::form_guard(state, signed, headers, csrf, id, |raw| ActionId::parse(raw).map_err(|_| not_found(raw))).await
 }
 
 /// `POST /actions/{id}/approve`.

@@ -16,7 +16,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use mttrly_core::ids::{BypassId, InvestigationId};
 use mttrly_core::tools::investigations::{
-    ArgvPrefix, BypassState, BypassStatus, BypassTool, BypassTools, GrantScope, InvestigationStatus,
+    ArgvPattern, BypassState, BypassStatus, BypassTool, BypassTools, GrantScope, InvestigationStatus,
 };
 use mttrly_core::{ErrorCode, MttrlyError, Source, display};
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use super::show;
 use crate::app_state::AppState;
 use crate::db::accounts::TokenOwner;
 use crate::investigations::{self, GrantRequest, InvestigationView};
-use crate::signin::web::{SignedIn, check_csrf, check_origin};
+use crate::signin::web::SignedIn;
 
 /// How many investigations the list shows.
 const LISTED: u32 = 200;
@@ -159,7 +159,7 @@ fn body(view: &InvestigationView, names: &show::Names, csrf: &str, may_decide: b
         p { a href="/investigations" { "All investigations" } }
         dl.facts.investigation {
             dt { "Status" } dd { strong.state.(i.status.as_str()) { (i.status.as_str()) } }
-            dt { "Server" } dd { a href=(format!("/servers/{}", i.server_id)) { (i.server_id.as_str()) } }
+            dt { "Server" } dd { (server_link(view)) }
             dt { "Title" } dd { (display::text(&i.title)) " " span.note { "(the assistant's words)" } }
             dt { "Opened for" } dd {
                 (names.get(&i.user_id).map_or_else(|| i.user_id.to_string(), |n| display::text(n).into_owned()))
@@ -175,7 +175,7 @@ fn body(view: &InvestigationView, names: &show::Names, csrf: &str, may_decide: b
         }
         section.bypass {
             h2 { "Bypass" }
-            (bypass_facts(b, names))
+            (bypass_facts(view, names))
             @if b.status == BypassStatus::Pending && open && may_decide {
                 @if let Some(id) = &b.bypass_id { (grant_form(&path, id, b, csrf)) }
             }
@@ -212,18 +212,38 @@ fn body(view: &InvestigationView, names: &show::Names, csrf: &str, may_decide: b
     }
 }
 
-fn bypass_facts(b: &BypassState, names: &show::Names) -> Markup {
+/// The server as a person must see it before granting: its name (escaped) and environment as
+/// central stores them, linked to its page.
+fn server_link(view: &InvestigationView) -> Markup {
+    let id = &view.investigation.server_id;
+    html! {
+        a href=(format!("/servers/{id}")) {
+            @match &view.server {
+                Some((name, environment)) => { (display::text(name)) " (" (environment.as_str()) ")" }
+                None => { (id.as_str()) " (no longer in this account)" }
+            }
+        }
+    }
+}
+
+/// The bypass's facts, rendered from the stored row (the same scope the engine enforces): every
+/// pattern's words quoted and escaped, exact or "and any further arguments"; the assistant's
+/// reason last, labelled as its words.
+fn bypass_facts(view: &InvestigationView, names: &show::Names) -> Markup {
+    let b = &view.bypass;
     html! {
         dl.facts {
             dt { "State" } dd { strong { (status_word(b)) } }
             @if let Some(id) = &b.bypass_id {
                 dt { "Bypass" } dd { (id.as_str()) }
+                dt { "Server" } dd { (server_link(view)) }
                 dt { "Covers" } dd { (b.tools.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) }
-                dt { "Only commands starting with" } dd {
-                    @if b.patterns.is_empty() { "anything (no patterns)" }
-                    @for (n, p) in b.patterns.iter().enumerate() {
-                        @if n > 0 { " or " }
-                        code.argv { (display::text(&p.to_string())) }
+                dt { "Commands" } dd {
+                    @if b.patterns.is_empty() { strong.warn { "any call of these tools (no patterns)" } }
+                    ul.patterns {
+                        @for p in &b.patterns {
+                            li { code.argv { (p.shown()) } }
+                        }
                     }
                 }
                 dt { "For" } dd { (b.duration_minutes) " minutes, at most " (b.max_actions) " actions (" (b.actions_used) " used)" }
@@ -232,6 +252,13 @@ fn bypass_facts(b: &BypassState, names: &show::Names) -> Markup {
                 }
                 @if let Some(by) = &b.granted_by {
                     dt { "Granted by" } dd { (show::principal(by, names)) }
+                }
+                @if let Some(at) = b.granted_at {
+                    dt { "Granted at" } dd { (show::time(at.as_millisecond())) }
+                }
+                dt { "Why" } dd.text {
+                    (display::labelled_reason(b.reason.as_deref())
+                        .unwrap_or_else(|| format!("{}: none given", display::ASSISTANT_LABEL)))
                 }
             }
         }
@@ -243,7 +270,7 @@ fn grant_form(path: &str, id: &BypassId, b: &BypassState, csrf: &str) -> Markup 
         form.grant method="post" action=(format!("{path}/grant")) {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="bypass_id" value=(id.as_str());
-            p.note { "You may narrow what was asked, never widen it. Empty fields keep the request as it stands." }
+            p.note { "You grant exactly what is shown above. You may narrow it, never widen it; empty fields keep the request as it stands." }
             label { "Minutes (at most " (b.duration_minutes) ")" input type="number" name="minutes" min="5" max=(b.duration_minutes) inputmode="numeric"; }
             label { "Actions (at most " (b.max_actions) ")" input type="number" name="max_actions" min="1" max=(b.max_actions) inputmode="numeric"; }
             label { "Tools"
@@ -252,7 +279,7 @@ fn grant_form(path: &str, id: &BypassId, b: &BypassState, csrf: &str) -> Markup 
                     @for t in &b.tools { option value=(t.as_str()) { "only " (t.as_str()) } }
                 }
             }
-            label { "Patterns, one per line (argv words)" textarea name="patterns" rows="2" {} }
+            label { "Commands, one per line: exactly these words; end a line with * to allow further (harmless) arguments" textarea name="patterns" rows="2" {} }
             label { "Your TOTP code" input type="text" name="code" autocomplete="one-time-code" inputmode="numeric" required; }
             button.approve type="submit" { "Grant bypass" }
         }
@@ -277,7 +304,7 @@ async fn answer(state: &AppState, signed: &SignedIn, id: &str, result: Result<()
     }
 }
 
-/// Origin, CSRF, the id, and the signed-in person as a caller.
+/// The investigation a form names, behind the shared form guard.
 async fn checked(
     state: &AppState,
     signed: &SignedIn,
@@ -285,10 +312,8 @@ async fn checked(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<(InvestigationId, TokenOwner), MttrlyError> {
-    check_origin(&state.site, headers)?;
-    check_csrf(signed, csrf)?;
-    let investigation = InvestigationId::parse(id).map_err(|_| not_found(id))?;
-    Ok((investigation, super::owner(state, signed).await?))
+    layout::form_guard(state, signed, headers, csrf, id, |raw| InvestigationId::parse(raw).map_err(|_| not_found(raw)))
+        .await
 }
 
 fn invalid(message: impl Into<String>) -> MttrlyError {
@@ -317,11 +342,7 @@ fn narrowed(form: &GrantForm, asked: &GrantScope) -> Result<Option<GrantScope>, 
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
-            .map(|line| {
-                let words = mttrly_core::classifier::argv(line)
-                    .ok_or_else(|| invalid(format!("pattern `{}` must be plain words", display::text(line))))?;
-                ArgvPrefix::from_words(&words).map_err(invalid)
-            })
+            .map(|line| ArgvPattern::parse_line(line).map_err(invalid))
             .collect::<Result<_, _>>()?;
     }
     Ok(Some(scope))
@@ -355,6 +376,38 @@ pub(super) async fn grant(
     answer(&state, &signed, &id, result).await
 }
 
+/// What a person may do to an investigation with a plain form: both only take power away.
+#[derive(Debug, Clone, Copy)]
+enum Withdraw {
+    /// Revoke its bypass (idempotent).
+    Revoke,
+    /// Close it (revoking its bypass).
+    Close,
+}
+
+/// A plain form's operation on investigation `id`, behind the form guard.
+async fn withdraw(
+    state: &AppState,
+    signed: &SignedIn,
+    id: &str,
+    headers: &HeaderMap,
+    csrf: &str,
+    op: Withdraw,
+) -> Response {
+    let result = async {
+        let (investigation, owner) = checked(state, signed, id, headers, csrf).await?;
+        let done = match op {
+            Withdraw::Revoke => {
+                investigations::revoke_as_human(&state.central, &owner, &investigation, Source::Dashboard).await
+            }
+            Withdraw::Close => investigations::close(&state.central, &owner, &investigation, Source::Dashboard).await,
+        };
+        done.map(|_| ())
+    }
+    .await;
+    answer(state, signed, id, result).await
+}
+
 /// `POST /investigations/{id}/revoke`.
 pub(super) async fn revoke(
     State(state): State<AppState>,
@@ -363,12 +416,7 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Form(form): Form<PlainForm>,
 ) -> Response {
-    let result = async {
-        let (investigation, owner) = checked(&state, &signed, &id, &headers, &form.csrf).await?;
-        investigations::revoke_as_human(&state.central, &owner, &investigation, Source::Dashboard).await.map(|_| ())
-    }
-    .await;
-    answer(&state, &signed, &id, result).await
+    withdraw(&state, &signed, &id, &headers, &form.csrf, Withdraw::Revoke).await
 }
 
 /// `POST /investigations/{id}/close`.
@@ -379,10 +427,5 @@ pub(super) async fn close(
     headers: HeaderMap,
     Form(form): Form<PlainForm>,
 ) -> Response {
-    let result = async {
-        let (investigation, owner) = checked(&state, &signed, &id, &headers, &form.csrf).await?;
-        investigations::close(&state.central, &owner, &investigation, Source::Dashboard).await.map(|_| ())
-    }
-    .await;
-    answer(&state, &signed, &id, result).await
+    withdraw(&state, &signed, &id, &headers, &form.csrf, Withdraw::Close).await
 }

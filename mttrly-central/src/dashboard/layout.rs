@@ -123,6 +123,7 @@ pub(super) fn page_at(
                         a href="/servers" aria-current=[current(Live::Servers)] { "Servers" }
                         a href="/alerts" aria-current=[current(Live::Alerts)] { "Alerts" }
                         a href="/audit" aria-current=[current(Live::Audit)] { "Audit" }
+                        a href="/investigations" aria-current=[current(Live::Investigations)] { "Investigations" }
                         @if signed.role == mttrly_core::Role::Admin {
                             a href="/admin" aria-current=[current(Live::Admin)] { "Admin" }
                         }
@@ -185,4 +186,22 @@ pub(super) fn failed(signed: &SignedIn, live: &Live, fragment: bool, e: &MttrlyE
 /// The HTTP status of a refused request, from its error code.
 pub(super) fn status_of(e: &MttrlyError) -> StatusCode {
     StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// What every state-changing form checks before an engine sees it: the request came from this
+/// site (`check_origin`), carries the session's CSRF token (`check_csrf`), names a well-formed
+/// id (`parse` gives the page's own "not found" otherwise), and the signed-in person is still a
+/// caller, with their role as it is now. One guard for every form, so no form forgets one.
+pub(super) async fn form_guard<T>(
+    state: &crate::app_state::AppState,
+    signed: &crate::signin::web::SignedIn,
+    headers: &axum::http::HeaderMap,
+    csrf: &str,
+    id: &str,
+    parse: impl FnOnce(&str) -> Result<T, mttrly_core::MttrlyError>,
+) -> Result<(T, crate::db::accounts::TokenOwner), mttrly_core::MttrlyError> {
+    crate::signin::web::check_origin(&state.site, headers)?;
+    crate::signin::web::check_csrf(signed, csrf)?;
+    let id = parse(id)?;
+    Ok((id, super::owner(state, signed).await?))
 }

@@ -75,6 +75,10 @@ pub struct BypassClaim {
     pub bypass_id: BypassId,
     /// The action's description if it runs under it.
     pub description: String,
+    /// Who granted it (recorded with the action's creation when it runs under it).
+    pub granted_by: Option<mttrly_core::Principal>,
+    /// When it was granted (ms).
+    pub granted_at: Option<i64>,
 }
 
 /// What [`Actions::create`] did.
@@ -217,6 +221,18 @@ impl Actions<'_> {
             .db
             .sqlite
             .call(move |conn| sqlite::actions::transition(conn, &account, &id, from, to, now_ms(), result.as_ref()))
+            .await
+    }
+
+    /// Marks a running action failed with `result` because it never reached its agent, giving
+    /// back the bypass slot it took in the same transaction (see
+    /// `sqlite::actions::fail_undispatched`). Returns (moved, slot returned).
+    pub async fn fail_undispatched(&self, id: &ActionId, result: ExecutionResult) -> Result<(bool, bool), MttrlyError> {
+        let (account, id) = (self.account.id.clone(), id.clone());
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::actions::fail_undispatched(conn, &account, &id, &result, now_ms()))
             .await
     }
 

@@ -9,7 +9,7 @@
 //! are one commit.
 
 use mttrly_core::ids::{AccountId, ActionId, AlertId, BypassId, InvestigationId, ServerId, UserId};
-use mttrly_core::tools::investigations::{ArgvPrefix, BypassStatus, BypassTools, GrantScope, InvestigationStatus};
+use mttrly_core::tools::investigations::{ArgvPattern, BypassStatus, BypassTools, GrantScope, InvestigationStatus};
 use mttrly_core::{MttrlyError, Principal};
 
 use super::{Account, Maintenance, sqlite};
@@ -251,6 +251,15 @@ impl Investigations<'_> {
         self.account.db.sqlite.read(move |conn| sqlite::investigations::bypass(conn, &account, &id)).await
     }
 
+    /// The bypass `action` ran under, if it ran under one.
+    pub async fn bypass_of_action(
+        &self,
+        action: &mttrly_core::ids::ActionId,
+    ) -> Result<Option<BypassRow>, MttrlyError> {
+        let (account, action) = (self.account.id.clone(), action.clone());
+        self.account.db.sqlite.read(move |conn| sqlite::investigations::bypass_of_action(conn, &account, &action)).await
+    }
+
     /// Grants a pending bypass with `scope` (already checked to narrow the request) by `granter`
     /// at `now`: active until `now + scope.minutes`. Conditional on it still pending, not lapsed,
     /// and its investigation open; bumps the investigation's version.
@@ -321,7 +330,7 @@ pub(super) fn scope_from_columns(
     max_actions: u32,
 ) -> Option<GrantScope> {
     let tools: BypassTools = serde_json::from_str(tools_json).ok()?;
-    let patterns: Vec<ArgvPrefix> = serde_json::from_str(pins_json).ok()?;
+    let patterns: Vec<ArgvPattern> = serde_json::from_str(pins_json).ok()?;
     Some(GrantScope { tools, patterns, minutes, max_actions })
 }
 

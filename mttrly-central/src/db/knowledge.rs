@@ -34,6 +34,17 @@ pub struct NewKnowledge {
     pub created_at: i64,
 }
 
+/// What storing a window's entry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// No entry had the window: a new one.
+    Created,
+    /// The window's entry already said the same.
+    Unchanged,
+    /// The window's entry was rewritten with the new content.
+    Updated,
+}
+
 /// A search, its terms already turned into a safe `MATCH` expression.
 #[derive(Debug, Clone)]
 pub struct KnowledgeSearch {
@@ -74,6 +85,21 @@ impl Knowledge<'_> {
     pub async fn add(&self, entry: NewKnowledge, reuse_identical: bool) -> Result<(KnowledgeEntry, bool), MttrlyError> {
         let account = self.account.id.clone();
         self.account.db.sqlite.call(move |conn| sqlite::knowledge::add(conn, &account, &entry, reuse_identical)).await
+    }
+
+    /// Stores `entry` as the one living entry of `window_key` (a retrospective's incident
+    /// window): created, left unchanged, or rewritten in place with the same id.
+    pub async fn upsert_window(
+        &self,
+        entry: NewKnowledge,
+        window_key: String,
+    ) -> Result<(KnowledgeEntry, Upserted), MttrlyError> {
+        let account = self.account.id.clone();
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::knowledge::upsert_window(conn, &account, &entry, &window_key))
+            .await
     }
 
     /// A living entry.

@@ -64,6 +64,7 @@ pub mod oidc;
 pub mod people;
 pub mod proactive;
 pub mod reality;
+pub mod releases;
 pub mod servers;
 mod sqlite;
 pub mod tenants;
@@ -286,6 +287,11 @@ impl<'a> Account<'a> {
     /// Its knowledge base: postmortems, recipes, notes and their full-text index.
     pub fn knowledge(self) -> knowledge::Knowledge<'a> {
         knowledge::Knowledge { account: self }
+    }
+
+    /// Its signed agent releases.
+    pub fn releases(self) -> releases::Releases<'a> {
+        releases::Releases { account: self }
     }
 
     /// Its servers' merged timelines (alerts, deploys, investigations, actions, audit rows).

@@ -1,16 +1,17 @@
-//! Proactive events, their false-positive budgets, and each user's brief cursor.
+//! Proactive events, their false-positive budgets, and the brief's reads.
 //!
 //! An event's row and its budget change in one transaction: the state an event is stored with
-//! (`new` or `muted`) is decided from the budget as it is when the row is written, and an
+//! (`new` or `muted`) is decided from the budget as it is when the row is written, and a person's
 //! acknowledgement counts in the budget exactly once (a second identical acknowledgement changes
-//! nothing). The SQL is in `sqlite/proactive.rs`; the rules in `crate::proactive::budget`.
+//! nothing); an assistant's is a suggestion and counts nowhere. A brief only reads. The SQL is in
+//! `sqlite/proactive.rs`; the rules in `crate::proactive::budget`.
 
-use mttrly_core::MttrlyError;
-use mttrly_core::ids::{EventId, ServerId, UserId};
+use mttrly_core::ids::{EventId, ServerId};
 use mttrly_core::tools::common::Severity;
 use mttrly_core::tools::proactive::{
     BriefAction, BriefAlert, BriefDeploy, BriefKnowledge, EventVerdict, ProactiveEvent, ProactiveEventAck,
 };
+use mttrly_core::{MttrlyError, Principal, Source};
 
 use super::{Account, sqlite};
 
@@ -50,13 +51,14 @@ pub enum AckOutcome {
     Done(ProactiveEventAck),
 }
 
-/// Who acknowledged.
+/// Who acknowledged, and through what: the principal that really acted (a person, or an
+/// assistant session on a person's behalf), never just the accountable human.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Acker {
-    /// The accountable user.
-    pub user_id: UserId,
-    /// Their display name.
-    pub name: String,
+    /// The person, or the assistant and whom it acts for.
+    pub principal: Principal,
+    /// The channel (CLI, chat, dashboard, MCP).
+    pub via: Source,
 }
 
 /// A muted key as the brief reads it.
@@ -78,15 +80,19 @@ pub struct MuteRow {
     pub latest_event_id: Option<EventId>,
 }
 
-/// Everything a brief shows, read in the transaction that moves the cursor.
+/// Everything a brief shows, read in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BriefRows {
     /// The window's start (ms).
     pub since: i64,
-    /// The window's end (ms).
+    /// The window's end (ms): `now`, or earlier when a section was cut at its limit.
     pub until: i64,
-    /// Whether the user had no cursor.
+    /// When it was read (ms).
+    pub now: i64,
+    /// Whether the caller gave no start.
     pub first: bool,
+    /// Rows after `until` left for the next brief.
+    pub more_items: u64,
     /// Announced events in the window (not muted), oldest first.
     pub events: Vec<ProactiveEvent>,
     /// Muted keys.
@@ -136,15 +142,28 @@ impl Proactive<'_> {
             .await
     }
 
-    /// Reads `user`'s brief up to `now` (ms) and moves their cursor there, in one transaction, so
-    /// two briefs never overlap or leave a gap. A first brief looks back `first_window_ms`.
-    pub async fn brief(&self, user: &UserId, now: i64, first_window_ms: i64) -> Result<BriefRows, MttrlyError> {
-        let (account, user) = (self.account.id.clone(), user.clone());
+    /// Reads the brief of `(since, now]` (ms), or of `(now - first_window_ms, now]` without a
+    /// `since`. Changes nothing: the end of the window it returns is the next call's `since`.
+    pub async fn brief(&self, since: Option<i64>, now: i64, first_window_ms: i64) -> Result<BriefRows, MttrlyError> {
+        let account = self.account.id.clone();
+        let start = since.unwrap_or_else(|| now.saturating_sub(first_window_ms));
         self.account
             .db
             .sqlite
-            .call(move |conn| sqlite::proactive::brief(conn, &account, &user, now, first_window_ms))
+            .read(move |conn| sqlite::proactive::brief(conn, &account, start, now, since.is_none()))
             .await
+    }
+}
+
+impl super::Maintenance<'_> {
+    /// Removes proactive events, deploys and deploy verifications past each account's retention
+    /// (`retention_ms_for` its plan) and the budgets left with nothing; returns the rows removed.
+    pub async fn purge_incident_memory(
+        &self,
+        now: i64,
+        retention_ms_for: impl Fn(Option<mttrly_core::Plan>) -> i64 + Send + 'static,
+    ) -> Result<usize, MttrlyError> {
+        self.db.sqlite.call(move |conn| sqlite::proactive::purge_incident_memory(conn, now, retention_ms_for)).await
     }
 }
 
@@ -152,7 +171,7 @@ impl Proactive<'_> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use mttrly_core::tools::proactive::EventState;
+    use mttrly_core::tools::proactive::{AckRecordedAs, EventState};
     use mttrly_core::{Environment, Plan};
 
     use super::*;
@@ -176,8 +195,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_budget_mutes_acks_count_once_and_briefs_are_per_user_and_per_tenant() {
+    struct Setup {
+        _dir: tempfile::TempDir,
+        db: Db,
+        account: mttrly_core::ids::AccountId,
+        other: mttrly_core::ids::AccountId,
+        alice: Acker,
+        eve: Acker,
+        server: ServerId,
+    }
+
+    async fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("central.db")).unwrap();
         let (account, alice) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
@@ -191,9 +219,30 @@ mod tests {
         else {
             panic!("under the limit")
         };
+        let human = |user_id, name: &str| Acker {
+            principal: Principal::Human { user_id, name: name.into() },
+            via: Source::Cli,
+        };
+        Setup { alice: human(alice, "alice"), eve: human(eve, "eve"), _dir: dir, db, account, other, server }
+    }
+
+    fn assistant_of(human: &Acker) -> Acker {
+        Acker {
+            principal: Principal::Assistant {
+                session_id: mttrly_core::ids::AssistantSessionId::generate(),
+                client_name: "claude-code".into(),
+                on_behalf_of: human.principal.accountable_user().clone(),
+            },
+            via: Source::Mcp,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_budget_mutes_acks_count_once_and_briefs_are_per_tenant_and_pure() {
+        let Setup { _dir, db, account, other, alice, eve, server, .. } = setup().await;
         let mine = db.account(&account).proactive();
         let theirs = db.account(&other).proactive();
-        let by = Acker { user_id: alice.clone(), name: "alice".into() };
+        let by = alice;
         let now = 1_800_000_000_000;
 
         let mut ids = Vec::new();
@@ -226,28 +275,171 @@ mod tests {
         assert_eq!(muted.state, EventState::Muted);
         assert!(mine.get(&muted.event_id).await.unwrap().is_some());
         assert_eq!(theirs.get(&muted.event_id).await.unwrap(), None);
-        let eve_by = Acker { user_id: eve.clone(), name: "eve".into() };
-        let outcome =
-            theirs.acknowledge(&muted.event_id, EventVerdict::Accepted, None, eve_by, now + 30).await.unwrap();
+        let outcome = theirs.acknowledge(&muted.event_id, EventVerdict::Accepted, None, eve, now + 30).await.unwrap();
         assert_eq!(outcome, AckOutcome::NotFound);
         assert_eq!(mine.get(&muted.event_id).await.unwrap().unwrap().state, EventState::Muted, "untouched");
 
-        // Alice's first brief: the 24 h window; the next one starts where it ended.
-        let brief = mine.brief(&alice, now + 40, DAY).await.unwrap();
+        // Without `since`: the last 24 h. Reading twice reads the same: nothing moved.
+        let brief = mine.brief(None, now + 40, DAY).await.unwrap();
         assert!(brief.first);
-        assert_eq!((brief.since, brief.until), (now + 40 - DAY, now + 40));
+        assert_eq!((brief.since, brief.until, brief.more_items), (now + 40 - DAY, now + 40, 0));
         assert_eq!(brief.events.len(), 3, "the three announced ones");
         assert_eq!(brief.mutes.len(), 1);
         assert_eq!(brief.mutes[0].muted_events, 1);
         assert_eq!(brief.mutes[0].latest_event_id.as_ref(), Some(&muted.event_id));
         assert!(brief.mutes[0].reason.starts_with("3 false positives in a row"), "{}", brief.mutes[0].reason);
-        let next = mine.brief(&alice, now + 50, DAY).await.unwrap();
+        assert_eq!(mine.brief(None, now + 40, DAY).await.unwrap(), brief, "a brief is a pure read");
+        // From where it ended: nothing new.
+        let next = mine.brief(Some(brief.until), now + 50, DAY).await.unwrap();
         assert!(!next.first && next.events.is_empty());
         assert_eq!(next.since, now + 40);
         assert_eq!(next.mutes.len(), 1, "a running mute is still said, with nothing new held back");
         assert_eq!(next.mutes[0].muted_events, 0);
         // Eve's brief is her tenant's: nothing of Alice's.
-        let eves = theirs.brief(&eve, now + 50, DAY).await.unwrap();
+        let eves = theirs.brief(None, now + 50, DAY).await.unwrap();
         assert!(eves.events.is_empty() && eves.mutes.is_empty());
+    }
+
+    /// A window holding more than a brief shows is cut at the last item shown, never past one it
+    /// did not show: before, the cursor jumped to now and everything after the limit was lost, so
+    /// an agent flooding events blinded the account's brief for good.
+    #[tokio::test]
+    async fn a_crowded_window_ends_at_the_last_item_shown_and_the_rest_waits() {
+        let Setup { _dir, db, account, .. } = setup().await;
+        let mine = db.account(&account).proactive();
+        let now = 1_800_000_000_000;
+        let total = sqlite::proactive::BRIEF_EVENTS_FOR_TESTS + 25;
+        db.with_connection_for_tests(move |conn| {
+            let tx = conn.transaction()?;
+            for i in 0..total {
+                let at = now + i64::try_from(i).unwrap_or(0);
+                tx.execute(
+                    "INSERT INTO proactive_events (id, account_id, server_id, detector, metric, severity, summary, value,
+                         baseline, intervals, details_json, detected_at, state)
+                     VALUES (?1, ?2, ?3, 'ewma+mad', 'cpu_percent', 'warning', 's', 1.0, 0.0, 3, '{}', ?4, 'new')",
+                    rusqlite::params![EventId::generate().as_str(), account_str(&tx)?, server_str(&tx)?, at],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+        .unwrap();
+        let end = now + 100_000;
+        let first = mine.brief(Some(now - 1), end, DAY).await.unwrap();
+        assert_eq!(first.events.len(), sqlite::proactive::BRIEF_EVENTS_FOR_TESTS);
+        let last_shown = first.events.last().unwrap().detected_at.as_millisecond();
+        assert_eq!(first.until, last_shown, "the window ends at the last item shown");
+        assert_eq!(first.more_items, 25);
+        let rest = mine.brief(Some(first.until), end, DAY).await.unwrap();
+        assert_eq!((rest.events.len(), rest.until, rest.more_items), (25, end, 0), "nothing lost");
+        let mut seen: Vec<_> = first.events.iter().chain(&rest.events).map(|e| e.event_id.clone()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), total, "every event once");
+    }
+
+    fn account_str(conn: &rusqlite::Connection) -> rusqlite::Result<String> {
+        conn.query_row("SELECT id FROM accounts WHERE name = 'a'", [], |r| r.get(0))
+    }
+
+    fn server_str(conn: &rusqlite::Connection) -> rusqlite::Result<String> {
+        conn.query_row("SELECT id FROM servers WHERE name = 'web'", [], |r| r.get(0))
+    }
+
+    /// An assistant's acknowledgement is a suggestion: it is kept with the client it came
+    /// through and shown on the event, but it neither sets the event's state nor counts in the
+    /// budget, so no number of them mutes a detector. A person's verdict still does.
+    #[tokio::test]
+    async fn an_assistants_acknowledgement_is_a_suggestion_and_never_mutes() {
+        let Setup { _dir, db, account, alice, server, .. } = setup().await;
+        let mine = db.account(&account).proactive();
+        let now = 1_800_000_000_000;
+        let bot = assistant_of(&alice);
+        for i in 0..5 {
+            let e = mine.record(event(&server, now + i)).await.unwrap();
+            let AckOutcome::Done(ack) =
+                mine.acknowledge(&e.event_id, EventVerdict::FalsePositive, None, bot.clone(), now + 10).await.unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!((ack.recorded_as, ack.counted, ack.state), (AckRecordedAs::Suggestion, false, EventState::New));
+            assert!(!ack.detector_muted, "an assistant muted the detector at its {}th false positive", i + 1);
+            let stored = mine.get(&e.event_id).await.unwrap().unwrap();
+            let suggestion = stored.suggestion.unwrap();
+            assert_eq!(
+                (suggestion.verdict, suggestion.client_name.as_str()),
+                (EventVerdict::FalsePositive, "claude-code")
+            );
+            assert_eq!(&suggestion.on_behalf_of, alice.principal.accountable_user());
+            assert_eq!(stored.state, EventState::New);
+        }
+        assert_eq!(mine.record(event(&server, now + 20)).await.unwrap().state, EventState::New, "not muted");
+        // The person's verdict on a suggested event counts.
+        let e = mine.record(event(&server, now + 30)).await.unwrap();
+        let AckOutcome::Done(ack) =
+            mine.acknowledge(&e.event_id, EventVerdict::FalsePositive, None, alice, now + 40).await.unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((ack.recorded_as, ack.counted), (AckRecordedAs::Verdict, true));
+        let acked_via: String = db
+            .with_connection_for_tests(move |c| {
+                c.query_row("SELECT acked_via FROM proactive_events WHERE id = ?1", [e.event_id.as_str()], |r| r.get(0))
+            })
+            .await
+            .unwrap();
+        assert_eq!(acked_via, "cli");
+    }
+
+    /// Past the plan's retention, events, deploys and their verifications go, and a budget with
+    /// no event left and no running mute goes with them; a running mute stays.
+    #[tokio::test]
+    async fn the_retention_purge_takes_old_incident_memory() {
+        let Setup { _dir, db, account, alice, server, .. } = setup().await;
+        let mine = db.account(&account).proactive();
+        let old = 1_000;
+        let recent = 100 * DAY;
+        let e = mine.record(event(&server, old)).await.unwrap();
+        mine.acknowledge(&e.event_id, EventVerdict::FalsePositive, None, alice, old).await.unwrap();
+        let mut other_metric = event(&server, recent);
+        other_metric.metric = "load_1".into();
+        let kept = mine.record(other_metric).await.unwrap();
+        let acc = account.as_str().to_owned();
+        let srv = server.as_str().to_owned();
+        db.with_connection_for_tests(move |c| {
+            c.execute(
+                "INSERT INTO deploys (id, account_id, server_id, external_id, service, version, started_at, status, source,
+                     recorded_at, updated_at) VALUES ('dep_old', ?1, ?2, 'x1', 'web', '1', ?3, 'succeeded', 'cli', ?3, ?3)",
+                rusqlite::params![acc, srv, old],
+            )?;
+            c.execute(
+                "INSERT INTO deploy_verifications (id, account_id, server_id, deploy_id, verdict, evidence_json, checked_at)
+                 VALUES ('ver_old', ?1, ?2, 'dep_old', 'pass', '{}', ?3)",
+                rusqlite::params![acc, srv, recent],
+            )?;
+            c.execute(
+                "INSERT INTO proactive_budgets (account_id, server_id, detector, metric, fp_run, fp_total, acked_total,
+                     mutes, muted_until, muted_events) VALUES (?1, ?2, 'near_miss', 'memory_percent', 0, 0, 0, 1, ?3, 0)",
+                rusqlite::params![acc, srv, recent + DAY],
+            )
+        })
+        .await
+        .unwrap();
+        let removed = db.maintenance().purge_incident_memory(recent + 1, |_| 30 * DAY).await.unwrap();
+        assert_eq!(removed, 4, "the old event, its budget, the old deploy and its verification");
+        assert!(mine.get(&e.event_id).await.unwrap().is_none());
+        assert!(mine.get(&kept.event_id).await.unwrap().is_some());
+        let left: (i64, i64, i64) = db
+            .with_connection_for_tests(|c| {
+                c.query_row(
+                    "SELECT (SELECT count(*) FROM deploys), (SELECT count(*) FROM deploy_verifications),
+                         (SELECT count(*) FROM proactive_budgets)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, (0, 0, 1), "the running mute's budget stays");
     }
 }

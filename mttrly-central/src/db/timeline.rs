@@ -52,6 +52,9 @@ pub struct TimelineQuery {
     pub events: Vec<TimelineEvent>,
     /// At most this many.
     pub limit: u32,
+    /// The oldest items first instead of the newest (the retrospective reads a window's start);
+    /// `before` still bounds from above.
+    pub oldest_first: bool,
 }
 
 /// A tenant's server timelines. Built by [`Account::timeline`].
@@ -60,7 +63,8 @@ pub struct Timeline<'a> {
 }
 
 impl Timeline<'_> {
-    /// The newest `query.limit` items before the cursor, newest first, in the timeline's order.
+    /// The newest `query.limit` items before the cursor, newest first, in the timeline's order
+    /// (or the oldest, oldest first, with `oldest_first`).
     pub async fn page(&self, query: &TimelineQuery) -> Result<Vec<TimelineItem>, MttrlyError> {
         let (account, query) = (self.account.id.clone(), query.clone());
         self.account.db.sqlite.read(move |conn| sqlite::timeline::page(conn, &account, &query)).await

@@ -54,6 +54,10 @@ fn to_deploy(server: &ServerId, seen: &DeployDetected, now: i64) -> Result<NewDe
 /// hold up the agent's task results).
 pub fn detected(central: &Arc<Central>, server: &ServerId, account: &AccountId, seen: &DeployDetected) {
     let now = now_ms();
+    let kind = crate::proactive::flood::ReportKind::DeployDetected;
+    if !crate::proactive::flood::admit(central, account, server, kind, now) {
+        return;
+    }
     let deploy = match to_deploy(server, seen, now) {
         Ok(d) => d,
         Err(e) => {

@@ -5,7 +5,7 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 
 use mttrly_core::ids::{BypassId, InvestigationId};
-use mttrly_core::tools::investigations::{ArgvPrefix, BypassTool, BypassTools, GrantScope};
+use mttrly_core::tools::investigations::{ArgvPattern, BypassTool, BypassTools, GrantScope};
 use mttrly_core::{ErrorCode, MttrlyError, Source};
 use mttrly_proto::central::v1::investigation_service_server::InvestigationService;
 use mttrly_proto::central::v1::{
@@ -74,7 +74,7 @@ async fn narrowed(
         scope.patterns = req
             .patterns
             .iter()
-            .map(|p| ArgvPrefix::from_words(&p.words))
+            .map(|p| ArgvPattern::from_words(&p.words))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid("patterns", e))?;
     }

@@ -9,6 +9,7 @@ pub mod deploys;
 pub mod investigations;
 pub mod knowledge;
 pub mod login;
+pub mod releases;
 pub mod servers;
 pub mod tools;
 pub(crate) mod tuning;
@@ -17,7 +18,7 @@ pub mod users;
 use mttrly_core::MttrlyError;
 
 /// The services this central serves (and so advertises through reflection).
-pub const MOUNTED: [&str; 12] = [
+pub const MOUNTED: [&str; 13] = [
     "mttrly.agent.v1.AgentService",
     "mttrly.central.v1.AccountService",
     "mttrly.central.v1.ToolService",
@@ -29,6 +30,7 @@ pub const MOUNTED: [&str; 12] = [
     "mttrly.central.v1.LoginService",
     "mttrly.central.v1.DeployService",
     "mttrly.central.v1.KnowledgeService",
+    "mttrly.central.v1.ReleaseService",
     "mttrly.central.v1.InvestigationService",
 ];
 

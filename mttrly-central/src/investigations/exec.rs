@@ -83,6 +83,8 @@ pub async fn link_for(
                 mttrly_core::display::text(granter),
                 row.id
             ),
+            granted_by: bypass.granter(),
+            granted_at: bypass.granted_at,
             bypass_id: bypass.id,
         });
     }

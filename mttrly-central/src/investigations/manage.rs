@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mttrly_core::audit::{AuditEvent, AuditKind, AuditOutcome};
 use mttrly_core::ids::{BypassId, InvestigationId};
-use mttrly_core::tools::investigations::BypassState;
+use mttrly_core::tools::investigations::{BypassState, RanUnderBypass};
 use mttrly_core::{ErrorCode, MttrlyError, Source};
 
 use super::bypass::state_of;
@@ -30,6 +30,9 @@ pub struct InvestigationView {
     pub actions: Vec<LinkedAction>,
     /// When it closes by itself unless something happens under it (ms; open ones only).
     pub idle_expires_at: Option<i64>,
+    /// The server's name and environment as central stores them (`None` in lists, or once the
+    /// server left the account): what a person granting a bypass must see.
+    pub server: Option<(String, mttrly_core::Environment)>,
 }
 
 fn view(
@@ -41,7 +44,13 @@ fn view(
     let now = now_ms();
     let idle_expires_at = (row.status == mttrly_core::tools::investigations::InvestigationStatus::Open)
         .then(|| row.last_activity_at.saturating_add(super::idle_ms(central)));
-    InvestigationView { bypass: state_of(central, &row, latest, now), investigation: row, actions, idle_expires_at }
+    InvestigationView {
+        bypass: state_of(central, &row, latest, now),
+        investigation: row,
+        actions,
+        idle_expires_at,
+        server: None,
+    }
 }
 
 fn not_in_account(id: &InvestigationId) -> MttrlyError {
@@ -71,7 +80,10 @@ pub async fn show(
     let row = investigations.get(id).await?.ok_or_else(|| not_in_account(id))?;
     let latest = investigations.latest_bypass(id).await?;
     let actions = investigations.actions(id, SHOWN_ACTIONS).await?;
-    Ok(view(central, row, latest.as_ref(), actions))
+    let server = central.db.account(&caller.account_id).servers().get(&row.server_id).await?;
+    let mut shown = view(central, row, latest.as_ref(), actions);
+    shown.server = server.map(|s| (s.name, s.environment));
+    Ok(shown)
 }
 
 /// The investigation a bypass of the account belongs to.
@@ -81,6 +93,21 @@ pub async fn of_bypass(central: &Central, caller: &TokenOwner, id: &BypassId) ->
         MttrlyError::new(ErrorCode::NotFound, format!("no bypass {id} in this account"))
             .with_detail("bypass_id", id.as_str())
     })
+}
+
+/// The bypass action `id` of the account ran under, if it did: which, granted by whom, when.
+pub async fn ran_under(
+    central: &Central,
+    account: &mttrly_core::ids::AccountId,
+    id: &mttrly_core::ids::ActionId,
+) -> Result<Option<RanUnderBypass>, MttrlyError> {
+    let bypass = central.db.account(account).investigations().bypass_of_action(id).await?;
+    Ok(bypass.map(|b| RanUnderBypass {
+        granted_by: b.granter(),
+        granted_at: b.granted_at.map(crate::db::timestamp),
+        bypass_id: b.id,
+        investigation_id: b.investigation_id,
+    }))
 }
 
 /// Closes an investigation (and revokes its bypass) as a person; closing a closed one answers it
@@ -154,6 +181,8 @@ impl InvestigationView {
             "investigation": {
                 "investigation_id": i.id.as_str(),
                 "server_id": i.server_id.as_str(),
+                "server_name": self.server.as_ref().map(|(name, _)| name.as_str()),
+                "environment": self.server.as_ref().map(|(_, env)| env.as_str()),
                 "user_id": i.user_id.as_str(),
                 "client_name": i.client_name,
                 "title": i.title,

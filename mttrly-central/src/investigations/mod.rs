@@ -37,7 +37,7 @@ use crate::state::Central;
 pub use bypass::{acquire, get_bypass, revoke, state_of};
 pub use exec::{ExecCall, link_for};
 pub use grant::{GrantRequest, grant};
-pub use manage::{InvestigationView, close, list, of_bypass, revoke_as_human, show};
+pub use manage::{InvestigationView, close, list, of_bypass, ran_under, revoke_as_human, show};
 pub use start::start;
 pub use sweep::sweep;
 

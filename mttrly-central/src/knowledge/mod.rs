@@ -23,7 +23,7 @@ use mttrly_core::{ErrorCode, MttrlyError, Source};
 use sha2::{Digest, Sha256};
 
 use crate::db::accounts::TokenOwner;
-use crate::db::knowledge::{KnowledgeFilter, KnowledgeSearch, NewKnowledge};
+use crate::db::knowledge::{KnowledgeFilter, KnowledgeSearch, NewKnowledge, Upserted};
 use crate::db::now_ms;
 use crate::state::Central;
 
@@ -113,9 +113,11 @@ pub async fn add(central: &Central, caller: &TokenOwner, input: AddKnowledge) ->
     Ok(entry)
 }
 
-/// Stores a retrospective's Markdown as a postmortem (unless an identical one is stored: then
-/// that one, `true` beside it), searchable as soon as this returns. `markdown` is central's text,
-/// already redacted; the server is the caller's (checked by the handler).
+/// Stores a retrospective's Markdown as the postmortem of its incident window (`window_key`):
+/// one entry per window, rewritten in place when the window's records changed (an open incident
+/// regenerated), returned with `true` when it already said the same. Searchable as soon as this
+/// returns. `title` and `markdown` are central's text, already redacted; the server is the
+/// caller's (checked by the handler).
 pub(crate) async fn store_postmortem(
     central: &Central,
     caller: &TokenOwner,
@@ -123,6 +125,7 @@ pub(crate) async fn store_postmortem(
     title: String,
     markdown: String,
     server_id: ServerId,
+    window_key: String,
 ) -> Result<(KnowledgeEntry, bool), MttrlyError> {
     let new = NewKnowledge {
         id: KnowledgeId::generate(),
@@ -135,11 +138,13 @@ pub(crate) async fn store_postmortem(
         source: KnowledgeSource::Retrospective,
         created_at: now_ms(),
     };
-    let (entry, reused) = central.db.account(&caller.account_id).knowledge().add(new, true).await?;
-    if !reused {
-        central.audit(change_event(caller, via, "knowledge.add", &entry));
+    let (entry, outcome) = central.db.account(&caller.account_id).knowledge().upsert_window(new, window_key).await?;
+    match outcome {
+        Upserted::Created => central.audit(change_event(caller, via, "knowledge.add", &entry)),
+        Upserted::Updated => central.audit(change_event(caller, via, "knowledge.update", &entry)),
+        Upserted::Unchanged => {}
     }
-    Ok((entry, reused))
+    Ok((entry, outcome == Upserted::Unchanged))
 }
 
 /// One living entry.

@@ -59,7 +59,10 @@ pub fn assemble(rows: BriefRows) -> MorningBrief {
     });
     MorningBrief {
         since: timestamp(rows.since),
-        generated_at: timestamp(rows.until),
+        generated_at: timestamp(rows.now),
+        next_since: timestamp(rows.until),
+        more: rows.until < rows.now,
+        more_items: rows.more_items,
         first_brief: rows.first,
         anomalies,
         muted,
@@ -94,6 +97,7 @@ mod tests {
             detected_at: timestamp(at),
             state: EventState::New,
             muted_until: None,
+            suggestion: None,
         }
     }
 
@@ -101,7 +105,9 @@ mod tests {
         BriefRows {
             since: 0,
             until: 100,
+            now: 100,
             first: true,
+            more_items: 0,
             events,
             mutes: Vec::new(),
             alerts: Vec::new(),

@@ -131,7 +131,11 @@ fn audit_stored(central: &Central, account: &AccountId, stored: &ProactiveEvent)
 /// An agent's `proactive_event` message: checked, then stored; a refused one is logged and
 /// audited as refused (the stream has no reply for it).
 pub fn on_agent_message(central: &Arc<Central>, account: &AccountId, server: &ServerId, wire: &WireEvent) {
-    match from_agent(server, wire, now_ms()) {
+    let now = now_ms();
+    if !super::flood::admit(central, account, server, super::flood::ReportKind::ProactiveEvent, now) {
+        return;
+    }
+    match from_agent(server, wire, now) {
         Ok(event) => store(central, account, event),
         Err(why) => {
             tracing::warn!(server_id = %server, reason = %why, "refused a proactive event");

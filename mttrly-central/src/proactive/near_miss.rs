@@ -10,6 +10,11 @@
 //! near band holds no state, and judging a healthy heartbeat allocates nothing. An episode raises
 //! one event; it ends when the measure leaves the band (below it, or over the threshold, where the
 //! alert rule takes over), and only then can the same (rule, subject) raise again.
+//!
+//! State also ends when what it watched is gone: a (rule, subject) a heartbeat no longer reports
+//! (an unmounted filesystem, a rule taken out) is dropped with that heartbeat, and a server not
+//! heard from for [`STALE_MS`] is dropped by a sweep at most once per [`SWEEP_MS`]. So the watch
+//! holds state only for what is still reported, and a run never spans a gap in the heartbeats.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +22,7 @@ use std::sync::{Mutex, PoisonError};
 use mttrly_core::ids::ServerId;
 use mttrly_core::tools::common::{HostMetrics, Severity};
 
+use crate::alerts::engine::observations;
 use crate::alerts::rules::{AlertRule, Measure};
 use crate::db::proactive::NewEvent;
 
@@ -29,18 +35,38 @@ pub const NEAR_INTERVALS: u32 = 3;
 /// The detector name on near-miss events (it keys their false-positive budget).
 pub const DETECTOR: &str = "near_miss";
 
+/// A server silent this long loses its near-miss state (its runs would span the gap).
+pub const STALE_MS: i64 = 10 * 60 * 1000;
+
+/// How often, at most, a heartbeat sweeps out silent servers.
+pub const SWEEP_MS: i64 = 60 * 1000;
+
 /// One (rule, subject) of a server in the band, or raised and not yet out of it.
 struct Tracked {
     rule: &'static str,
     subject: Box<str>,
     run: u32,
     raised: bool,
+    /// Whether the heartbeat being judged reported it.
+    seen: bool,
+}
+
+/// One server's tracked (rule, subject)s and when it last reported.
+struct Server {
+    seen_at: i64,
+    tracked: Vec<Tracked>,
+}
+
+#[derive(Default)]
+struct State {
+    servers: HashMap<ServerId, Server>,
+    swept_at: i64,
 }
 
 /// The near-miss watch over every server.
 #[derive(Default)]
 pub struct NearMisses {
-    state: Mutex<HashMap<ServerId, Vec<Tracked>>>,
+    state: Mutex<State>,
 }
 
 /// The metric name an event of `rule` about `subject` carries (the agents' names, so a near miss
@@ -57,31 +83,28 @@ fn metric(measure: Measure, subject: &str) -> Option<String> {
 impl NearMisses {
     /// Judges a heartbeat received at `now` (ms) against `rules`; returns the events to store.
     pub fn on_metrics(&self, rules: &[AlertRule], server: &ServerId, m: &HostMetrics, now: i64) -> Vec<NewEvent> {
-        let observations = rules.iter().flat_map(|rule| {
-            let filesystems: &[_] = if rule.measure == Measure::DiskUsedPercent { &m.filesystems } else { &[] };
-            let single = match rule.measure {
-                Measure::MemoryPercent => Some(("memory", m.memory_percent)),
-                Measure::CpuPercent => Some(("cpu", m.cpu_percent)),
-                Measure::DiskUsedPercent | Measure::AgentOffline => None,
-            };
-            filesystems
-                .iter()
-                .map(|fs| (fs.mount_point.as_str(), fs.used_percent))
-                .chain(single)
-                .map(move |(s, v)| (rule, s, v))
-        });
+        let observations = observations(rules, m);
         let near = |rule: &AlertRule, value: f64| {
             value.is_finite() && value >= NEAR_FRACTION * rule.threshold && value < rule.threshold
         };
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if !state.contains_key(server) {
+        if now.saturating_sub(state.swept_at) >= SWEEP_MS {
+            state.swept_at = now;
+            state.servers.retain(|_, s| now.saturating_sub(s.seen_at) < STALE_MS);
+        }
+        if !state.servers.contains_key(server) {
             if !observations.clone().any(|(rule, _, value)| rule.measure != Measure::AgentOffline && near(rule, value))
             {
                 return Vec::new();
             }
-            state.insert(server.clone(), Vec::new());
+            state.servers.insert(server.clone(), Server { seen_at: now, tracked: Vec::new() });
         }
-        let Some(tracked) = state.get_mut(server) else { return Vec::new() };
+        let Some(entry) = state.servers.get_mut(server) else { return Vec::new() };
+        entry.seen_at = now;
+        let tracked = &mut entry.tracked;
+        for t in tracked.iter_mut() {
+            t.seen = false;
+        }
         let mut raised = Vec::new();
         for (rule, subject, value) in observations {
             let Some(metric) = metric(rule.measure, subject).filter(|_| rule.threshold > 0.0) else { continue };
@@ -93,10 +116,11 @@ impl NearMisses {
                 continue;
             }
             let i = position.unwrap_or_else(|| {
-                tracked.push(Tracked { rule: rule.id, subject: subject.into(), run: 0, raised: false });
+                tracked.push(Tracked { rule: rule.id, subject: subject.into(), run: 0, raised: false, seen: true });
                 tracked.len() - 1
             });
             let t = &mut tracked[i];
+            t.seen = true;
             t.run = t.run.saturating_add(1);
             if t.raised || t.run < NEAR_INTERVALS {
                 continue;
@@ -124,8 +148,10 @@ impl NearMisses {
                 detected_at: now,
             });
         }
+        // What this heartbeat no longer reports (an unmounted filesystem, a removed rule) is gone.
+        tracked.retain(|t| t.seen);
         if tracked.is_empty() {
-            state.remove(server);
+            state.servers.remove(server);
         }
         raised
     }
@@ -133,7 +159,7 @@ impl NearMisses {
     /// How many (server, rule, subject)s hold state: a healthy fleet holds none.
     #[cfg(test)]
     fn tracked(&self) -> usize {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).values().map(Vec::len).sum()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).servers.values().map(|s| s.tracked.len()).sum()
     }
 }
 
@@ -143,6 +169,31 @@ mod tests {
 
     use super::*;
     use crate::alerts::rules::default_rules;
+
+    #[test]
+    fn a_vanished_mount_and_a_silent_server_are_forgotten() {
+        let watch = NearMisses::default();
+        let rules = default_rules();
+        let (server, other) = (ServerId::generate(), ServerId::generate());
+        // /var in the band for two heartbeats, then unmounted: its run must not survive.
+        for _ in 0..2 {
+            watch.on_metrics(&rules, &server, &metrics(10.0, 10.0, 80.0), 1);
+        }
+        assert_eq!(watch.tracked(), 1);
+        let mut gone = metrics(10.0, 10.0, 80.0);
+        gone.filesystems.clear();
+        assert!(watch.on_metrics(&rules, &server, &gone, 2).is_empty());
+        assert_eq!(watch.tracked(), 0, "the unmounted filesystem's state is dropped");
+        // Remounted: a new run from one, not the old run's third heartbeat.
+        assert!(watch.on_metrics(&rules, &server, &metrics(10.0, 10.0, 80.0), 3).is_empty());
+        // A server that stops reporting is swept out by another server's heartbeat.
+        watch.on_metrics(&rules, &other, &metrics(10.0, 85.0, 10.0), 4);
+        watch.on_metrics(&rules, &other, &metrics(10.0, 85.0, 10.0), STALE_MS / 2);
+        assert_eq!(watch.tracked(), 2);
+        let raised = watch.on_metrics(&rules, &other, &metrics(10.0, 85.0, 10.0), 3 + STALE_MS);
+        assert_eq!(raised.len(), 1, "the reporting server's run went on to its third heartbeat");
+        assert_eq!(watch.tracked(), 1, "the silent server's state is gone");
+    }
 
     fn metrics(cpu: f64, memory: f64, disk: f64) -> HostMetrics {
         HostMetrics {

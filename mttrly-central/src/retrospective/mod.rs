@@ -15,8 +15,8 @@ use mttrly_core::audit::AuditActor;
 use mttrly_core::ids::ServerId;
 use mttrly_core::redactor;
 use mttrly_core::tools::timeline::{
-    ActionTaken, Impact, Measure, Moment, RelatedKnowledge, RetrospectiveReport, TimelineEvent, TimelineItem,
-    VerifierState,
+    ActionTaken, Impact, Measure, Moment, OmittedItems, RelatedKnowledge, RetrospectiveReport, TimelineEvent,
+    TimelineItem, VerifierState,
 };
 use sha2::{Digest, Sha256};
 
@@ -41,6 +41,10 @@ pub struct Inputs {
     pub window_to_ms: i64,
     /// The window's timeline items, in any order.
     pub timeline: Vec<TimelineItem>,
+    /// Routine items of the window left out of `timeline`, if any.
+    pub omitted: Option<OmittedItems>,
+    /// An assistant's words for the incident (its title), kept labelled as its own.
+    pub assistant_title: Option<String>,
     /// The latest verifier run, if any.
     pub verifier: Option<VerifierState>,
     /// Related knowledge, in any order.
@@ -269,6 +273,8 @@ pub fn write(inputs: &Inputs) -> Written {
         verifier: inputs.verifier.clone(),
         related,
         timeline: items,
+        omitted: inputs.omitted.clone(),
+        assistant_title: inputs.assistant_title.clone(),
         went_well: TO_BE_FILLED.to_owned(),
         went_badly: TO_BE_FILLED.to_owned(),
         follow_ups: TO_BE_FILLED.to_owned(),
@@ -294,6 +300,9 @@ fn markdown(r: &RetrospectiveReport) -> String {
     );
     let _ = writeln!(md, "- **Server:** {} (`{}`)", cell(&r.server_name), r.server_id);
     let _ = writeln!(md, "- **Window:** {} → {}", r.window_from, r.window_to);
+    if let Some(words) = &r.assistant_title {
+        let _ = writeln!(md, "- **The assistant's title** (its words, not checked by mttrly): {}", cell(words));
+    }
     let _ = writeln!(md, "- **Status:** draft\n");
     let _ = writeln!(md, "## Summary\n\n{}\n", r.summary);
     let _ = writeln!(md, "## Impact\n");
@@ -366,6 +375,17 @@ fn markdown(r: &RetrospectiveReport) -> String {
         md.push('\n');
     }
     let _ = writeln!(md, "## Timeline\n");
+    if let Some(o) = &r.omitted {
+        let _ = writeln!(
+            md,
+            "_{}{} routine item(s) between {} and {} are summarised here, not listed: the window's first and last \
+             items are listed, and every alert, deploy, investigation, action, decision, failure and person's act._\n",
+            if o.at_least { "At least " } else { "" },
+            o.count,
+            o.from,
+            o.to
+        );
+    }
     if r.timeline.is_empty() {
         let _ = writeln!(md, "No records in the window.\n");
     } else {

@@ -80,6 +80,8 @@ fn story() -> Inputs {
         window_from_ms: T0 - 3_600_000,
         window_to_ms: T0 + 3_600_000,
         timeline: vec![deploy, opened, call, requested, approved, resolved],
+        omitted: None,
+        assistant_title: None,
         verifier: Some(VerifierState {
             verification_id: "ver_00000000000000000000000000000001".into(),
             deploy_id: Some("dep_00000000000000000000000000000001".into()),

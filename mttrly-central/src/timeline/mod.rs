@@ -6,10 +6,13 @@
 //! where a row outlived its purge. Summaries go through the redactor again on the way out, as
 //! every text a host, a CI or an assistant wrote does wherever it is shown.
 
+use std::collections::BTreeSet;
+
+use mttrly_core::audit::AuditActor;
 use mttrly_core::ids::ServerId;
 use mttrly_core::redactor;
 use mttrly_core::tools::timeline::{
-    GetServerTimelineInput, ServerTimeline, TimelineEvent, TimelineItem, TimelineKey, TimelineSource,
+    GetServerTimelineInput, OmittedItems, ServerTimeline, TimelineEvent, TimelineItem, TimelineKey, TimelineSource,
 };
 use mttrly_core::{ErrorCode, MttrlyError};
 
@@ -20,8 +23,17 @@ use crate::state::Central;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// The most items a retrospective reads from its window (newest kept when there are more).
-pub const MAX_WINDOW_ITEMS: usize = 2000;
+/// Routine items a retrospective keeps from each end of its window.
+pub const ENDS_KEPT: usize = 250;
+
+/// Most alerts, deploys, investigations and actions a retrospective reads from its window.
+pub const MAX_DECISIVE: usize = 5_000;
+
+/// Most audit rows a retrospective scans for the decisive ones among them (newest first).
+pub const MAX_SCANNED: usize = 20_000;
+
+/// A page of the window scans.
+const SCAN_PAGE: u32 = 500;
 
 fn bad_cursor() -> MttrlyError {
     MttrlyError::new(
@@ -76,6 +88,7 @@ pub async fn page(
         before,
         events: events_of(input.sources.as_ref().map(mttrly_core::bounded::BoundedVec::as_slice)),
         limit: limit.saturating_add(1),
+        oldest_first: false,
     };
     let mut items = central.db.account(&caller.account_id).timeline().page(&query).await?;
     let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
@@ -89,35 +102,141 @@ pub async fn page(
     })
 }
 
-/// Every item of `server` (already checked) between `from_ms` and `to_ms`, oldest first, at most
-/// [`MAX_WINDOW_ITEMS`] (the newest), within the plan's retention.
+/// A retrospective's window: what it lists, and what it summarised.
+#[derive(Debug, Clone, Default)]
+pub struct WindowItems {
+    /// The items listed, oldest first.
+    pub items: Vec<TimelineItem>,
+    /// The routine items left out, if any.
+    pub omitted: Option<OmittedItems>,
+}
+
+/// Whether an item must be in a retrospective however long the window: anything but an audit
+/// row (alerts, deploys, investigations, actions), and audit rows of a person's act, of a
+/// failure or refusal (status other than `ok`: a decision's status is the decision), or about an
+/// action, deploy, investigation, verdict or knowledge.
+pub fn is_decisive(item: &TimelineItem) -> bool {
+    item.event != TimelineEvent::Audited
+        || matches!(item.actor, Some(AuditActor::Human { .. }))
+        || item.status.as_deref() != Some("ok")
+        || item.subject.as_deref().is_some_and(|s| {
+            ["act_", "dep_", "inv_", "deploy.", "proactive_", "knowledge."].iter().any(|p| s.starts_with(p))
+        })
+}
+
+/// Routine items left out, as they are counted.
+#[derive(Default)]
+struct Omitted {
+    count: u64,
+    from: Option<jiff::Timestamp>,
+    to: Option<jiff::Timestamp>,
+}
+
+impl Omitted {
+    fn add(&mut self, at: jiff::Timestamp) {
+        self.count = self.count.saturating_add(1);
+        self.from = Some(self.from.map_or(at, |f| f.min(at)));
+        self.to = Some(self.to.map_or(at, |t| t.max(at)));
+    }
+}
+
+/// The items of `server` (already checked) between `from_ms` and `to_ms`, within the plan's
+/// retention, for a retrospective: every decisive item ([`is_decisive`]; at most
+/// [`MAX_DECISIVE`] that are not audit rows, and those among the newest [`MAX_SCANNED`] audit
+/// rows), the first and the last [`ENDS_KEPT`] routine items, and a count of the routine ones
+/// between. So a long incident keeps its first alert and its first response, whatever came after.
 pub async fn window(
     central: &Central,
     caller: &TokenOwner,
     server: &ServerId,
     from_ms: i64,
     to_ms: i64,
-) -> Result<Vec<TimelineItem>, MttrlyError> {
+) -> Result<WindowItems, MttrlyError> {
     central.audit.flush().await;
-    let mut query = TimelineQuery {
+    let timeline = central.db.account(&caller.account_id).timeline();
+    let base = TimelineQuery {
         server_id: server.clone(),
         since_ms: from_ms.max(retention_floor(caller, now_ms())),
         until_ms: Some(to_ms),
         before: None,
-        events: TimelineEvent::ALL.to_vec(),
-        limit: 500,
+        events: TimelineEvent::ALL.into_iter().filter(|e| *e != TimelineEvent::Audited).collect(),
+        limit: SCAN_PAGE,
+        oldest_first: false,
     };
-    let mut all: Vec<TimelineItem> = Vec::new();
+    let mut kept: Vec<TimelineItem> = Vec::new();
+    let mut omitted = Omitted::default();
+    let mut at_least = false;
+
+    // Alerts, deploys, investigations and actions: every one, newest first.
+    let mut query = base.clone();
     loop {
-        let page = central.db.account(&caller.account_id).timeline().page(&query).await?;
-        let full = page.len() == 500;
+        let page = timeline.page(&query).await?;
+        let full = page.len() == SCAN_PAGE as usize;
         query.before = page.last().map(TimelineItem::key);
-        all.extend(page.into_iter().map(redacted));
-        if !full || all.len() >= MAX_WINDOW_ITEMS {
+        kept.extend(page);
+        if !full {
+            break;
+        }
+        if kept.len() >= MAX_DECISIVE {
+            at_least = true;
             break;
         }
     }
-    all.truncate(MAX_WINDOW_ITEMS);
-    all.reverse();
-    Ok(all)
+
+    // Audit rows: the oldest few (always listed), then newest first, keeping the decisive ones
+    // and the newest few routine ones, counting the rest.
+    let audited = TimelineQuery { events: vec![TimelineEvent::Audited], ..base };
+    let head = timeline
+        .page(&TimelineQuery {
+            oldest_first: true,
+            limit: u32::try_from(ENDS_KEPT).unwrap_or(u32::MAX),
+            ..audited.clone()
+        })
+        .await?;
+    let head_keys: BTreeSet<TimelineKey> = head.iter().map(TimelineItem::key).collect();
+    let mut query = audited;
+    let (mut scanned, mut newest_routine, mut reached_head) = (0usize, 0usize, head.len() < ENDS_KEPT);
+    loop {
+        let page = timeline.page(&query).await?;
+        let full = page.len() == SCAN_PAGE as usize;
+        scanned = scanned.saturating_add(page.len());
+        query.before = page.last().map(TimelineItem::key);
+        for item in page {
+            if head_keys.contains(&item.key()) {
+                reached_head = true;
+                continue;
+            }
+            if is_decisive(&item) {
+                kept.push(item);
+            } else if newest_routine < ENDS_KEPT {
+                newest_routine += 1;
+                kept.push(item);
+            } else {
+                omitted.add(item.at);
+            }
+        }
+        if !full {
+            break;
+        }
+        if scanned >= MAX_SCANNED {
+            // Rows between here and the head were not read: the count is a lower bound, and
+            // they span up to the head's end.
+            if !reached_head {
+                at_least = true;
+                if let Some(last) = head.last() {
+                    omitted.from = Some(omitted.from.map_or(last.at, |f| f.min(last.at)));
+                }
+            }
+            break;
+        }
+    }
+    kept.extend(head);
+    let mut items: Vec<TimelineItem> = kept.into_iter().map(redacted).collect();
+    items.sort_by_key(TimelineItem::key);
+    items.dedup_by(|a, b| a.key() == b.key());
+    let omitted = match (omitted.from, omitted.to) {
+        (Some(from), Some(to)) => Some(OmittedItems { count: omitted.count, from, to, at_least }),
+        _ => None,
+    };
+    Ok(WindowItems { items, omitted })
 }

@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    actions, audit, commands, decisions, deploys, diagnostics, files, investigations, knowledge, playbooks, proactive,
-    servers, timeline,
+    actions, audit, commands, compare, decisions, deploys, diagnostics, files, install, investigations, knowledge,
+    playbooks, proactive, servers, timeline, updates,
 };
 use crate::db::accounts::TokenOwner;
 use crate::state::Central;
@@ -42,7 +42,7 @@ macro_rules! handlers {
     (
         ($central:ident, $caller:ident, $source:ident) =>
         $( $tool:ident => $family:ident :: $handler:ident ( $($arg:ident),* ) ),+ $(,)?
-        ; not_built: $( $missing:ident ),+ $(,)?
+        ; not_built: $( $missing:ident ),* $(,)?
     ) => {
         /// Tools that work end to end on this central: only these are advertised and callable.
         pub const AVAILABLE: &[ToolId] = &[$(ToolId::$tool),+];
@@ -70,11 +70,11 @@ macro_rules! handlers {
                     })
                     .await
                 })+
-                $(ToolId::$missing)|+ => Err(MttrlyError::new(
+                $(ToolId::$missing => Err(MttrlyError::new(
                     ErrorCode::NotFound,
                     format!("{tool} is not available on this central"),
                 )
-                .with_detail("tool_id", tool.as_str())),
+                .with_detail("tool_id", tool.as_str())),)*
             }
         }
     };
@@ -97,6 +97,7 @@ handlers! { (central, caller, source) =>
     ReadPrivilegedFile => files::read_privileged_file(central, caller),
     SearchFiles => files::search_files(central, caller),
     DiffFile => files::diff_file(central, caller),
+    CompareSourceToDist => compare::compare_source_to_dist(central, caller),
     WriteFile => files::write_file(central, caller, source),
     CleanupFile => files::cleanup_file(central, caller, source),
     ListPlaybooks => playbooks::list(central, caller),
@@ -117,13 +118,12 @@ handlers! { (central, caller, source) =>
     StartInvestigation => investigations::start(central, caller),
     GetInvestigationBypass => investigations::get_bypass(central, caller),
     AcquireInvestigationBypass => investigations::acquire_bypass(central, caller),
-    RevokeInvestigationBypass => investigations::revoke_bypass(central, caller);
+    RevokeInvestigationBypass => investigations::revoke_bypass(central, caller),
+    UpdateAgent => updates::update_agent(central, caller, source),
+    GetInstallHealth => install::health(central, caller),
+    RepairInstall => install::repair(central, caller, source),
+    BootstrapRecover => install::bootstrap_recover(central, caller, source);
     not_built:
-    CompareSourceToDist,
-    GetInstallHealth,
-    BootstrapRecover,
-    RepairInstall,
-    UpdateAgent,
 }
 
 #[cfg(test)]
@@ -137,6 +137,7 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), AVAILABLE.len());
-        assert!(ids.len() < specs().len(), "some catalog tools are still to be built");
+        // Every catalog tool is built since issue 16 (the `not_built` list stays for new rows).
+        assert!(ids.len() <= specs().len());
     }
 }

@@ -8,11 +8,13 @@
 pub(crate) mod actions;
 pub(crate) mod audit;
 pub(crate) mod commands;
+pub(crate) mod compare;
 pub(crate) mod decisions;
 pub(crate) mod deploys;
 pub(crate) mod diagnostics;
 pub(crate) mod files;
 mod handlers;
+pub(crate) mod install;
 pub(crate) mod investigations;
 pub(crate) mod knowledge;
 pub(crate) mod playbooks;
@@ -20,6 +22,7 @@ pub(crate) mod proactive;
 mod reach;
 pub(crate) mod servers;
 pub(crate) mod timeline;
+pub(crate) mod updates;
 
 use mttrly_core::catalog::ToolId;
 use std::sync::Arc;

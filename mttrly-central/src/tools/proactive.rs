@@ -14,14 +14,15 @@ use crate::db::proactive::{AckOutcome, Acker};
 use crate::proactive::{FIRST_BRIEF_WINDOW_MS, brief};
 use crate::state::Central;
 
-/// The brief of the accountable human (an assistant gets its human's), since their last one.
+/// The brief of the caller's account from `since` (the previous answer's `next_since`), or of the
+/// last 24 hours. Pure: it moves no cursor, so calling it twice answers the same.
 pub(crate) async fn morning_brief(
     central: &Central,
     caller: &TokenOwner,
-    _input: GetMorningBriefInput,
+    input: GetMorningBriefInput,
 ) -> Result<MorningBrief, MttrlyError> {
-    let user = caller.principal.accountable_user();
-    let rows = central.db.account(&caller.account_id).proactive().brief(user, now_ms(), FIRST_BRIEF_WINDOW_MS).await?;
+    let since = input.since.map(jiff::Timestamp::as_millisecond);
+    let rows = central.db.account(&caller.account_id).proactive().brief(since, now_ms(), FIRST_BRIEF_WINDOW_MS).await?;
     Ok(brief::assemble(rows))
 }
 
@@ -36,7 +37,9 @@ pub(crate) async fn acknowledge(
         MttrlyError::new(ErrorCode::NotFound, "no such proactive event")
             .with_detail("event_id", input.event_id.as_str())
     };
-    let by = Acker { user_id: caller.principal.accountable_user().clone(), name: caller.user_name.clone() };
+    // The principal that acted: a person's verdict counts; an assistant's is kept as its
+    // suggestion (and the audit row below and the tool call's own name the assistant).
+    let by = Acker { principal: caller.principal.clone(), via: source };
     let note = input.note.as_ref().map(|n| mttrly_core::redactor::redact(n.as_str()).text.into_owned());
     let proactive = central.db.account(&caller.account_id).proactive();
     let now = now_ms();

@@ -29,19 +29,25 @@ pub(crate) async fn timeline(
     crate::timeline::page(central, caller, &input).await
 }
 
-/// The window, a default title and the text to find related knowledge with.
+/// The window, the title central gives it, and the text to find related knowledge with.
 struct Window {
     from_ms: i64,
     to_ms: i64,
-    title: String,
+    /// What the window is of: `inv_…` or `alt_…`. With the server it keys the stored entry, so
+    /// regenerating the same window (open or closed) updates one postmortem.
+    reference: String,
+    /// Whether the incident is still open (the window runs to now).
+    open: bool,
+    /// Text central wrote (an alert's summary): the search terms for related knowledge.
     symptoms: String,
+    /// An assistant's words for it (an investigation's title), kept labelled.
+    assistant_words: Option<String>,
 }
 
 async fn window(
     central: &Central,
     caller: &TokenOwner,
     server: &ServerId,
-    server_name: &str,
     input: &GenerateRetrospectiveInput,
     now: i64,
 ) -> Result<Window, MttrlyError> {
@@ -52,8 +58,10 @@ async fn window(
         return Ok(Window {
             from_ms: start.saturating_sub(LEAD_MS),
             to_ms: inv.closed_at.unwrap_or(now).min(now),
-            title: inv.title.clone(),
-            symptoms: inv.title,
+            reference: inv.id.clone(),
+            open: inv.closed_at.is_none(),
+            symptoms: inv.title.clone(),
+            assistant_words: Some(inv.title),
         });
     }
     if let Some(id) = &input.investigation_id {
@@ -71,13 +79,30 @@ async fn window(
     Ok(Window {
         from_ms: alert.opened_at.saturating_sub(LEAD_MS),
         to_ms: alert.resolved_at.unwrap_or(now).min(now),
-        title: format!("Incident on {server_name}: {}", alert.summary),
+        reference: alert.id,
+        open: alert.resolved_at.is_none(),
         symptoms: alert.summary,
+        assistant_words: None,
     })
 }
 
-/// The first 200 characters (a title's limit), redacted.
-fn title_of(text: &str) -> String {
+/// The stored title: central's words only (the server, what the window is of, its start, and
+/// its end or that it is open), never an assistant's.
+fn title_of(server_name: &str, window: &Window) -> String {
+    let end = if window.open { "open".to_owned() } else { crate::db::timestamp(window.to_ms).to_string() };
+    let title = format!(
+        "Retrospective: {} on {}, {} to {}",
+        window.reference,
+        mttrly_core::display::text(server_name),
+        crate::db::timestamp(window.from_ms),
+        end
+    );
+    let short: String = title.chars().take(200).collect();
+    redactor::redact(&short).text.into_owned()
+}
+
+/// An assistant's words, bounded to a title's length and redacted.
+fn words_of(text: &str) -> String {
     let short: String = text.chars().take(200).collect();
     redactor::redact(&short).text.into_owned()
 }
@@ -90,8 +115,8 @@ pub(crate) async fn retrospective(
 ) -> Result<Retrospective, MttrlyError> {
     let server = crate::servers::find(central, caller, &input.server_id).await?;
     let now = now_ms();
-    let window = window(central, caller, &server.id, &server.name, &input, now).await?;
-    let items = crate::timeline::window(central, caller, &server.id, window.from_ms, window.to_ms).await?;
+    let window = window(central, caller, &server.id, &input, now).await?;
+    let listed = crate::timeline::window(central, caller, &server.id, window.from_ms, window.to_ms).await?;
     let verifier =
         central.db.account(&caller.account_id).timeline().latest_verification(&server.id, window.to_ms).await?.map(
             |(verification_id, deploy_id, verdict, checked_at)| VerifierState {
@@ -102,20 +127,36 @@ pub(crate) async fn retrospective(
             },
         );
     let related = crate::knowledge::related(central, caller, &server.id, &window.symptoms, window.to_ms).await?;
-    let title = title_of(input.title.as_ref().map_or(window.title.as_str(), |t| t.as_str()));
+    let title = title_of(&server.name, &window);
+    let assistant_words = input
+        .title
+        .as_ref()
+        .map(mttrly_core::tools::investigations::Title::as_str)
+        .or(window.assistant_words.as_deref());
     let written = crate::retrospective::write(&Inputs {
         title: title.clone(),
         server_id: server.id.clone(),
         server_name: server.name.clone(),
         window_from_ms: window.from_ms,
         window_to_ms: window.to_ms,
-        timeline: items,
+        timeline: listed.items,
+        omitted: listed.omitted,
+        assistant_title: assistant_words.map(words_of),
         verifier,
         related,
         template_version: TEMPLATE_VERSION,
     });
-    let (entry, already_stored) =
-        crate::knowledge::store_postmortem(central, caller, source, title, written.markdown.clone(), server.id).await?;
+    let window_key = format!("retrospective:{}:{}", server.id, window.reference);
+    let (entry, already_stored) = crate::knowledge::store_postmortem(
+        central,
+        caller,
+        source,
+        title,
+        written.markdown.clone(),
+        server.id,
+        window_key,
+    )
+    .await?;
     Ok(Retrospective {
         knowledge_id: entry.knowledge_id,
         title: entry.title,

@@ -42,27 +42,56 @@ fn bypass_line(b: &Value) -> String {
     }
 }
 
-/// The request a human is about to grant, in words.
-fn render_request(doc: &Value) -> String {
-    let (i, b) = (&doc["investigation"], &doc["bypass"]);
-    let tools: Vec<String> = b["tools"].as_array().into_iter().flatten().map(shown).collect();
-    let patterns: Vec<String> = b["patterns"]
+/// The stored patterns of a bypass as a person reads them: each word quoted and escaped, and
+/// whether further arguments may follow (parsed back into the type central enforces, so what is
+/// shown is what is checked; an unreadable pattern is shown raw and escaped, never dropped).
+fn pattern_lines(b: &Value) -> Vec<String> {
+    b["patterns"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|p| p.as_array().into_iter().flatten().map(shown).collect::<Vec<_>>().join(" "))
-        .collect();
+        .map(|p| {
+            serde_json::from_value::<mttrly_core::tools::investigations::ArgvPattern>(p.clone())
+                .map_or_else(|_| format!("(unreadable) {}", display::exact(&p.to_string())), |p| p.shown())
+        })
+        .collect()
+}
+
+/// The scope lines of a bypass (tools, patterns, time and count), shared by every screen.
+fn scope_lines(b: &Value) -> String {
+    let tools: Vec<String> = b["tools"].as_array().into_iter().flatten().map(shown).collect();
+    let patterns = pattern_lines(b);
+    let mut out = format!("covers         {}\n", tools.join(", "));
+    if patterns.is_empty() {
+        out.push_str("commands       ANY call of these tools (no patterns)\n");
+    } else {
+        for (n, p) in patterns.iter().enumerate() {
+            out.push_str(&format!("{}{p}\n", if n == 0 { "only argv      " } else { "            or " }));
+        }
+    }
+    out.push_str(&format!("for            {} minutes, at most {} actions\n", b["duration_minutes"], b["max_actions"]));
+    out
+}
+
+/// The server as a person reads it: name (escaped), environment and id.
+fn server_line(i: &Value) -> String {
+    format!("{} ({}), {}", shown(&i["server_name"]), shown(&i["environment"]), shown(&i["server_id"]))
+}
+
+/// The request a human is about to grant, in words, from the stored request.
+fn render_request(doc: &Value) -> String {
+    let (i, b) = (&doc["investigation"], &doc["bypass"]);
     let mut out = String::new();
     out.push_str(&format!("bypass         {}\n", shown(&b["bypass_id"])));
-    out.push_str(&format!("investigation  {} on server {}\n", shown(&i["investigation_id"]), shown(&i["server_id"])));
+    out.push_str(&format!("server         {}\n", server_line(i)));
+    out.push_str(&format!("investigation  {}\n", shown(&i["investigation_id"])));
     out.push_str(&format!("asked by       {} (client {})\n", shown(&i["user_id"]), shown(&i["client_name"])));
+    out.push_str(&scope_lines(b));
     out.push_str(&format!("title          {} (the assistant's words)\n", shown(&i["title"])));
-    out.push_str(&format!("covers         {}\n", tools.join(", ")));
-    out.push_str(&format!(
-        "only commands  {}\n",
-        if patterns.is_empty() { "any (no patterns)".to_owned() } else { patterns.join(" | ") }
-    ));
-    out.push_str(&format!("for            {} minutes, at most {} actions\n", b["duration_minutes"], b["max_actions"]));
+    let reason = display::labelled_reason(b["reason"].as_str())
+        .unwrap_or_else(|| format!("{}: (none given)", display::ASSISTANT_LABEL));
+    out.push_str(&reason);
+    out.push('\n');
     out
 }
 
@@ -74,7 +103,7 @@ fn print_one(printer: &Printer, doc: &Value) -> Result<(), MttrlyError> {
     let mut out = String::new();
     out.push_str(&format!("investigation  {}\n", shown(&i["investigation_id"])));
     out.push_str(&format!("status         {}\n", shown(&i["status"])));
-    out.push_str(&format!("server         {}\n", shown(&i["server_id"])));
+    out.push_str(&format!("server         {}\n", server_line(i)));
     out.push_str(&format!("title          {} (the assistant's words)\n", shown(&i["title"])));
     out.push_str(&format!("human, client  {}, {}\n", shown(&i["user_id"]), shown(&i["client_name"])));
     out.push_str(&format!("opened         {}\n", shown(&i["opened_at"])));
@@ -84,6 +113,9 @@ fn print_one(printer: &Printer, doc: &Value) -> Result<(), MttrlyError> {
         out.push_str(&format!("closed         {} ({})\n", shown(&i["closed_at"]), shown(&i["close_reason"])));
     }
     out.push_str(&format!("bypass         {} {}\n", shown(&b["bypass_id"]), bypass_line(b)));
+    if b["status"] != "none" {
+        out.push_str(&scope_lines(b));
+    }
     if b["granted_by"]["type"] == "human" {
         out.push_str(&format!("granted by     {}\n", shown(&b["granted_by"]["name"])));
     }
@@ -106,14 +138,41 @@ fn print_one(printer: &Printer, doc: &Value) -> Result<(), MttrlyError> {
     Ok(())
 }
 
-/// Splits `--pattern` text into argv words as the classifier's lexer reads them.
+/// Reads `--pattern` text as the classifier's lexer does (a final ` *` makes it a prefix).
 fn pattern(text: &str) -> Result<ArgvPattern, MttrlyError> {
-    mttrly_core::classifier::argv(text).map(|words| ArgvPattern { words }).ok_or_else(|| {
-        MttrlyError::new(
-            ErrorCode::ValidationError,
-            format!("--pattern {:?} must be plain words (no shell features)", display::text(text)),
-        )
-    })
+    let parsed = mttrly_core::tools::investigations::ArgvPattern::parse_line(text)
+        .map_err(|e| MttrlyError::new(ErrorCode::ValidationError, format!("--pattern: {e}")))?;
+    let mut words: Vec<String> = parsed.words().map(str::to_owned).collect();
+    if parsed.is_prefix() {
+        words.push(mttrly_core::tools::investigations::ANY_FURTHER.to_owned());
+    }
+    Ok(ArgvPattern { words })
+}
+
+/// The narrowing the grant flags ask for, in the words of [`scope_lines`] (empty: as asked).
+fn narrowing_lines(
+    minutes: Option<u32>,
+    max_actions: Option<u32>,
+    tools: &[String],
+    patterns: &[ArgvPattern],
+) -> String {
+    let mut out = String::new();
+    if !tools.is_empty() {
+        let tools: Vec<String> = tools.iter().map(|t| display::exact(t).into_owned()).collect();
+        out.push_str(&format!("covers         {}\n", tools.join(", ")));
+    }
+    for (n, p) in patterns.iter().enumerate() {
+        let shown = mttrly_core::tools::investigations::ArgvPattern::from_words(&p.words)
+            .map_or_else(|e| display::text(&e).into_owned(), |p| p.shown());
+        out.push_str(&format!("{}{shown}\n", if n == 0 { "only argv      " } else { "            or " }));
+    }
+    if let Some(m) = minutes {
+        out.push_str(&format!("minutes        {m}\n"));
+    }
+    if let Some(n) = max_actions {
+        out.push_str(&format!("actions        {n}\n"));
+    }
+    out
 }
 
 pub(crate) async fn run(cmd: &InvestigationsCommand, channel: Authed, printer: &Printer) -> Result<(), MttrlyError> {
@@ -168,7 +227,11 @@ pub(crate) async fn run(cmd: &InvestigationsCommand, channel: Authed, printer: &
             }
             if !*yes {
                 eprintln!("{}", render_request(&doc));
-                if !confirm("Grant this bypass (narrowed as your flags say)?")? {
+                let narrowing = narrowing_lines(*minutes, *max_actions, tools, &patterns);
+                if !narrowing.is_empty() {
+                    eprintln!("you narrow it to (central refuses anything wider than asked):\n{narrowing}");
+                }
+                if !confirm("Grant this bypass?")? {
                     return Err(MttrlyError::new(ErrorCode::ValidationError, "not granted: nothing was changed"));
                 }
             }
@@ -200,5 +263,44 @@ pub(crate) async fn run(cmd: &InvestigationsCommand, channel: Authed, printer: &
             let reply = client.close_investigation(request).await.map_err(|s| error(&s))?.into_inner();
             print_one(printer, &parse(&reply)?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_grant_screen_shows_the_stored_grant_as_enforced() {
+        let doc = json!({
+            "investigation": {
+                "investigation_id": "inv_1", "server_id": "srv_1", "server_name": "web-1",
+                "environment": "production", "user_id": "usr_1", "client_name": "claude-code",
+                "title": "disk \u{202e}full",
+            },
+            "bypass": {
+                "bypass_id": "byp_1", "status": "pending", "tools": ["execute_command"],
+                "patterns": [["systemctl", "restart", "nginx"], ["systemctl", "restart", "*"], ["ngin\u{445}", "a b"]],
+                "duration_minutes": 15, "max_actions": 3,
+                "reason": "restart it\n\nSYSTEM: approved",
+            },
+        });
+        let screen = render_request(&doc);
+        for fact in [
+            "web-1 (production), srv_1",
+            r#""systemctl" "restart" "nginx" exactly"#,
+            r#""systemctl" "restart" and any further arguments"#,
+            r#""ngin\u{445}" "a b" exactly"#,
+            "15 minutes, at most 3 actions",
+            "assistant's reason (unverified): restart it SYSTEM: approved",
+            r"disk \u{202e}full (the assistant's words)",
+        ] {
+            assert!(screen.contains(fact), "missing {fact:?} in:\n{screen}");
+        }
+        assert!(!screen.contains('\u{202e}') && !screen.contains("it\n"), "{screen}");
+        let any = json!({ "investigation": {}, "bypass": { "tools": ["execute_command"], "patterns": [] } });
+        assert!(render_request(&any).contains("ANY call of these tools"));
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod investigations;
 pub(crate) mod knowledge;
 pub(crate) mod login;
 pub(crate) mod policy;
+pub(crate) mod releases;
 pub(crate) mod servers;
 pub(crate) mod tokens;
 pub(crate) mod tools;

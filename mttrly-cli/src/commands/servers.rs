@@ -57,6 +57,7 @@ pub(crate) async fn run(cmd: &ServersCommand, channel: Authed, printer: &Printer
                     "install_token": added.install_token,
                     "install_token_expires_at": rfc3339(added.install_token_expires_at_unix_ms),
                     "agent_command": added.agent_command,
+                    "install_command": non_empty(&added.install_command),
                     "approval_warning": warning,
                 })),
                 OutputFormat::Table => {
@@ -67,6 +68,12 @@ pub(crate) async fn run(cmd: &ServersCommand, channel: Authed, printer: &Printer
                         rfc3339(added.install_token_expires_at_unix_ms).unwrap_or_default(),
                         added.agent_command
                     ));
+                    if !added.install_command.is_empty() {
+                        printer.text(&format!(
+                            "\nOr download the agent from central (its SHA-256 pinned) and install it as a service:\n\n  {}\n",
+                            added.install_command
+                        ));
+                    }
                     // On stderr, so stdout stays the registration a script may parse.
                     for line in warning.iter().flat_map(|w| w.lines()) {
                         eprintln!("warning: {}", mttrly_core::display::text(line));

@@ -14,6 +14,7 @@
 //! provisional: central asks the agent, and the agent re-checks before it runs anything.
 
 mod checker;
+mod extension;
 mod kinds;
 mod lexer;
 mod parse;
@@ -23,6 +24,7 @@ mod table;
 use serde::{Deserialize, Serialize};
 
 pub use checker::{CheckedFile, RulesChecker};
+pub use extension::{ExtensionKey, extension_key, harmless_extension, names_extension, plain_operand};
 
 /// The verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -84,10 +86,14 @@ pub fn classify(command: &str) -> Classification {
     if command.len() > MAX_LEN {
         return approval("the command is longer than 4096 bytes");
     }
-    let words = match lexer::words(command) {
-        Ok(words) => words,
-        Err(refusal) => return approval(refusal.0),
-    };
+    match lexer::words(command) {
+        Ok(words) => classify_words(words),
+        Err(refusal) => approval(refusal.0),
+    }
+}
+
+/// [`classify`] of words the lexer already produced: the program's table entry decides.
+fn classify_words(words: Vec<String>) -> Classification {
     let Some(first) = words.first() else {
         return approval("the command is empty");
     };

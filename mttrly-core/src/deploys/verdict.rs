@@ -174,6 +174,9 @@ fn logs_check(probe: &Result<DeployProbe, String>) -> LogsCheck {
             ),
             LogEvidence::Read { source, error_lines, allowed_error_lines, examples, covers_window } => {
                 let bound = if *covers_window { "" } else { " (at least: the lines read start after the deploy)" };
+                // Too many errors fails even on a partial read (the count is a lower bound); few
+                // errors in a read that does not reach back to the deploy proves nothing: the
+                // unread part of the window may hold any number.
                 let (verdict, note) = if error_lines > allowed_error_lines {
                     (
                         CheckVerdict::Fail,
@@ -181,8 +184,16 @@ fn logs_check(probe: &Result<DeployProbe, String>) -> LogsCheck {
                             "{error_lines} error line(s) since the deploy started{bound}, {allowed_error_lines} allowed"
                         ),
                     )
+                } else if !covers_window {
+                    (
+                        CheckVerdict::Inconclusive,
+                        format!(
+                            "the log lines read do not reach back to the deploy's start, so errors before them are \
+                             unseen ({error_lines} error line(s) in what was read)"
+                        ),
+                    )
                 } else {
-                    (CheckVerdict::Pass, format!("{error_lines} error line(s) since the deploy started{bound}"))
+                    (CheckVerdict::Pass, format!("{error_lines} error line(s) since the deploy started"))
                 };
                 LogsCheck {
                     verdict,
@@ -400,6 +411,28 @@ mod tests {
         let mut undated = probe(vec![sample(true)]);
         undated.logs = LogEvidence::Unavailable { source: "/l".into(), reason: "no timestamps".into() };
         assert_eq!(evaluate(facts(Some(deploy(DeployStatus::Succeeded)), Ok(undated))).verdict, Verdict::Inconclusive);
+    }
+
+    /// A log tail that starts after the deploy cannot vouch for the window: no error in it is no
+    /// pass. Too many errors in it is still a failure (the count is a lower bound).
+    #[test]
+    fn a_log_tail_short_of_the_window_is_inconclusive_unless_it_already_fails() {
+        let short = |error_lines| {
+            let mut p = probe(vec![sample(true)]);
+            p.logs = LogEvidence::Read {
+                source: "/var/log/web.log".into(),
+                error_lines,
+                allowed_error_lines: 2,
+                examples: Vec::new(),
+                covers_window: false,
+            };
+            evaluate(facts(Some(deploy(DeployStatus::Succeeded)), Ok(p)))
+        };
+        let v = short(0);
+        assert_eq!((v.verdict, v.checks.logs.verdict), (Verdict::Inconclusive, CheckVerdict::Inconclusive));
+        assert!(v.checks.logs.note.contains("do not reach back to the deploy's start"), "{}", v.checks.logs.note);
+        let v = short(3);
+        assert_eq!((v.verdict, v.checks.logs.verdict), (Verdict::Fail, CheckVerdict::Fail));
     }
 
     #[test]

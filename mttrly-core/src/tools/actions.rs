@@ -184,9 +184,13 @@ pub struct ActionView {
     pub reason: Option<String>,
     /// Who asked for it.
     pub requested_by: Principal,
-    /// How many distinct human approvals it needs to run.
+    /// How many distinct human approvals it needs to run (0 when it ran under a bypass).
     #[serde(default)]
     pub approvals_required: u32,
+    /// When it ran under an investigation's bypass instead of a per-command approval: which
+    /// bypass, granted by whom and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran_under_bypass: Option<super::investigations::RanUnderBypass>,
     /// When it was requested.
     pub created_at: jiff::Timestamp,
     /// When it last changed state.

@@ -6,6 +6,9 @@ use super::common::{Reason, ServerPath};
 use crate::bounded::{bounded_int, bounded_text};
 use crate::ids::ServerId;
 
+mod compare;
+pub use compare::*;
+
 bounded_int!(
     /// How many lines to return from the end (1 to 500, default 100); the plan's `Log lines`
     /// limit caps it further.
@@ -192,35 +195,6 @@ pub struct FileDiff {
     pub truncated: bool,
     /// What the redactor removed.
     pub redactions: Vec<RedactionCount>,
-}
-
-/// Arguments of `mttrly_compare_source_to_dist`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CompareSourceToDistInput {
-    /// The server.
-    pub server_id: ServerId,
-    /// The source tree (an allowlisted directory).
-    pub source_dir: ServerPath,
-    /// The built output (an allowlisted directory).
-    pub dist_dir: ServerPath,
-}
-
-/// How two trees differ.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct TreeComparison {
-    /// The server.
-    pub server_id: ServerId,
-    /// Relative paths only in the source tree.
-    pub only_in_source: Vec<String>,
-    /// Relative paths only in the dist tree.
-    pub only_in_dist: Vec<String>,
-    /// Relative paths in both whose content differs.
-    pub differing: Vec<String>,
-    /// How many files are identical.
-    pub identical_count: u32,
-    /// Whether the listing was cut at the entry cap.
-    pub truncated: bool,
 }
 
 /// Base64 content for a managed file, at most 1 MiB once decoded.

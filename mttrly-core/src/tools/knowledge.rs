@@ -129,8 +129,10 @@ pub struct KnowledgeHit {
     pub server_id: Option<ServerId>,
     /// Whether it concerns the server you asked about.
     pub same_server: bool,
-    /// BM25 relevance (title weighted 10:1 over body); higher is better.
-    pub score: f64,
+    /// Its place in these results, from 1 (same-server hits first, then BM25 relevance with the
+    /// title weighted 10:1 over the body). A place, not a score: the index is shared by every
+    /// tenant, so a raw BM25 figure would carry other tenants' term frequencies.
+    pub rank: u32,
     /// Who wrote it and how.
     pub provenance: Provenance,
     /// When it was written.

@@ -13,11 +13,20 @@ use super::common::Severity;
 use crate::bounded::bounded_text;
 use crate::ids::{ActionId, AlertId, EventId, ServerId};
 
-/// Arguments of `mttrly_get_morning_brief` (none): the brief is the calling human's, since their
-/// previous brief.
+/// Arguments of `mttrly_get_morning_brief`.
+///
+/// Reading a brief changes nothing on central: the position is the client's to keep. A client
+/// passes the previous answer's `next_since` back as `since` to get what came after it; without
+/// it, the brief covers the last 24 hours. So the same call gives the same answer until something
+/// new happens, and a brief cut short by its size limits loses nothing (the rest is one call away).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct GetMorningBriefInput {}
+pub struct GetMorningBriefInput {
+    /// Where the previous brief ended (its `next_since`). A time in the future gives an empty
+    /// window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<jiff::Timestamp>,
+}
 
 /// What the user said about a proactive event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -99,6 +108,23 @@ pub struct ProactiveEvent {
     /// Until when its key was muted, for a muted event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<jiff::Timestamp>,
+    /// What an assistant suggested about it, for a human to confirm: never a verdict of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<VerdictSuggestion>,
+}
+
+/// An assistant's opinion on an event. It is shown to humans and counts in no budget: only a
+/// person's verdict can mute a detector, so an assistant cannot silence what watches its own work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VerdictSuggestion {
+    /// The verdict it suggests.
+    pub verdict: EventVerdict,
+    /// The assistant's client name, as its session reported it.
+    pub client_name: String,
+    /// The human it acts for.
+    pub on_behalf_of: crate::ids::UserId,
+    /// When it said so.
+    pub at: jiff::Timestamp,
 }
 
 /// Anomalies of one entity (server and metric) since the last brief: one line however often it
@@ -196,14 +222,22 @@ pub struct BriefKnowledge {
     pub created_at: jiff::Timestamp,
 }
 
-/// The user's morning brief: everything new since their previous one, in a stable order.
+/// The user's morning brief: everything new in its window, in a stable order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MorningBrief {
-    /// The start of the window: the previous brief, or 24 hours back for a first brief.
+    /// The start of the window: the `since` given, or 24 hours back without one.
     pub since: jiff::Timestamp,
-    /// The end of the window (when it was put together); the next brief starts here.
+    /// When it was put together.
     pub generated_at: jiff::Timestamp,
-    /// Whether this user had no brief before (the window is then the last 24 hours).
+    /// The end of the window: the last item it shows when `more` is true, else `generated_at`.
+    /// Pass it as `since` for the next brief.
+    pub next_since: jiff::Timestamp,
+    /// Whether items after `next_since` wait for the next call (the brief was cut at its size
+    /// limits, never past an item it did not show).
+    pub more: bool,
+    /// How many items (events, failed actions, deploys, knowledge) wait after `next_since`.
+    pub more_items: u64,
+    /// Whether no `since` was given (the window is then the last 24 hours).
     pub first_brief: bool,
     /// New anomalies, one per server and metric, most severe first, then by time.
     pub anomalies: Vec<BriefAnomaly>,
@@ -237,14 +271,27 @@ pub struct AcknowledgeProactiveEventInput {
     pub note: Option<AckNote>,
 }
 
+/// How an acknowledgement was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AckRecordedAs {
+    /// A person's verdict: it sets the event's state and counts in the false-positive budget.
+    Verdict,
+    /// An assistant's suggestion: shown to humans, the event's state and budget are unchanged.
+    Suggestion,
+}
+
 /// The event after acknowledgement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProactiveEventAck {
     /// The event.
     pub event_id: EventId,
-    /// Its new state.
+    /// Its state now (unchanged by a suggestion).
     pub state: EventState,
-    /// False when the event already had this verdict: acknowledging twice counts once.
+    /// Whether this was a person's verdict or an assistant's suggestion.
+    pub recorded_as: AckRecordedAs,
+    /// False when the event already had this verdict (or, for a suggestion, always: a suggestion
+    /// never counts in the budget). Acknowledging twice counts once.
     pub counted: bool,
     /// Whether the event's (detector, server, metric) is muted now.
     pub detector_muted: bool,

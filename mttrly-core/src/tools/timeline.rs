@@ -242,9 +242,25 @@ pub struct GenerateRetrospectiveInput {
     /// incident, when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub investigation_id: Option<InvestigationId>,
-    /// A title; derived from the investigation or the incident when absent.
+    /// A title of yours. Central names the stored postmortem itself (server, window, incident
+    /// or investigation id); yours is kept inside it, labelled as the assistant's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<Title>,
+}
+
+/// Routine timeline items a retrospective summarised instead of listing: a long incident keeps
+/// its first and last items and every decisive one (alerts, deploys, investigations, actions,
+/// people's acts, failures and decisions), and says how much of the rest it left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OmittedItems {
+    /// How many routine items were left out.
+    pub count: u64,
+    /// The earliest of them.
+    pub from: jiff::Timestamp,
+    /// The latest of them.
+    pub to: jiff::Timestamp,
+    /// Whether the count is a lower bound (the window held more than was read).
+    pub at_least: bool,
 }
 
 /// A moment a measure starts or ends at, named so a reader can check it.
@@ -358,6 +374,13 @@ pub struct RetrospectiveReport {
     pub related: Vec<RelatedKnowledge>,
     /// The timeline, oldest first.
     pub timeline: Vec<TimelineItem>,
+    /// Routine items summarised rather than listed, when the window held too many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<OmittedItems>,
+    /// Words an assistant chose (a title it gave, its investigation's title): kept, labelled as
+    /// its own, never the entry's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant_title: Option<String>,
     /// What went well: to be filled by a human.
     pub went_well: String,
     /// What went badly: to be filled by a human.

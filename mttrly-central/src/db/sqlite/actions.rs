@@ -383,6 +383,26 @@ pub(in crate::db) fn create_linked(
     })
 }
 
+/// Marks a running action failed with `result` because it never reached its agent (offline, or
+/// the capability refused), and in the same IMMEDIATE transaction gives back the bypass slot it
+/// took, if it ran under one: nothing ran, so nothing of the grant was used. Conditional on the
+/// action still running; returns (moved, slot returned).
+pub(in crate::db) fn fail_undispatched(
+    conn: &mut Connection,
+    account: &AccountId,
+    id: &ActionId,
+    result: &ExecutionResult,
+    now: i64,
+) -> Result<(bool, bool), MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    if !transition(&tx, account, id, ActionState::Running, ActionState::Failed, now, Some(result))? {
+        return Ok((false, false));
+    }
+    let returned = super::investigations::return_slot(&tx, account, id)?;
+    tx.commit().map_err(internal)?;
+    Ok((true, returned))
+}
+
 /// Records an approval in one IMMEDIATE transaction; when it reaches the quorum, also moves the
 /// action pending → approved → running, conditional on it still being pending, so a racing
 /// second approval finds it already decided.

@@ -457,6 +457,48 @@ pub(in crate::db) fn take_slot(
     .map_err(internal)
 }
 
+/// Gives back the slot `action` took of its bypass, as part of the transaction that marks the
+/// action failed before it reached the agent: one fewer used, and a bypass that this slot had
+/// exhausted is active again (its time, investigation and revocation are untouched: a revoked
+/// or expired bypass stays so, and dispatch checks the time anyway). Returns whether a slot came
+/// back.
+pub(in crate::db) fn return_slot(
+    conn: &Connection,
+    account: &AccountId,
+    action: &ActionId,
+) -> Result<bool, MttrlyError> {
+    let changed = conn
+        .execute(
+            "UPDATE investigation_bypasses
+             SET actions_used = actions_used - 1,
+                 status = CASE WHEN status = 'exhausted' THEN 'active' ELSE status END
+             WHERE account_id = ?2 AND actions_used > 0
+               AND id = (SELECT bypass_id FROM actions WHERE id = ?1 AND account_id = ?2)",
+            params![action.as_str(), account.as_str()],
+        )
+        .map_err(internal)?;
+    Ok(changed == 1)
+}
+
+/// The bypass an action ran under, if it did.
+pub(in crate::db) fn bypass_of_action(
+    conn: &Connection,
+    account: &AccountId,
+    action: &ActionId,
+) -> Result<Option<BypassRow>, MttrlyError> {
+    conn.query_row(
+        &format!(
+            "SELECT {BYPASS_COLUMNS} FROM investigation_bypasses
+             WHERE account_id = ?2 AND id = (SELECT bypass_id FROM actions WHERE id = ?1 AND account_id = ?2)"
+        ),
+        params![action.as_str(), account.as_str()],
+        bypass_row,
+    )
+    .optional()
+    .map_err(internal)?
+    .transpose()
+}
+
 /// Links a just-inserted action to its investigation (and bypass) and renews the
 /// investigation's activity: part of the action's create transaction.
 pub(in crate::db) fn link_action(

@@ -693,6 +693,47 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deploy_verifications_deploy ON deploy_verifications(account_id, deploy_id, checked_at)
         WHERE deploy_id IS NOT NULL;
     ",
+    // Issue 15 mends. Proactive: an assistant's acknowledgement is a suggestion kept apart from
+    // the one verdict that counts (a person's), with the client it came through; the budget's rate
+    // rule reads the recent verdicts (`at:f|a` pairs, newest last, bounded), not lifetime totals.
+    // The brief's position is the client's now (`since`), so the per-user cursor table goes.
+    // Deploys are briefed by when central learned of them. A retrospective's postmortem is keyed
+    // by its incident window, so regenerating an open window updates one entry.
+    "
+    ALTER TABLE proactive_events ADD COLUMN acked_via TEXT;
+    ALTER TABLE proactive_events ADD COLUMN suggested_verdict TEXT CHECK (suggested_verdict IN ('accepted', 'false_positive'));
+    ALTER TABLE proactive_events ADD COLUMN suggested_by TEXT;
+    ALTER TABLE proactive_events ADD COLUMN suggested_via TEXT;
+    ALTER TABLE proactive_events ADD COLUMN suggested_note TEXT;
+    ALTER TABLE proactive_events ADD COLUMN suggested_at INTEGER;
+    ALTER TABLE proactive_budgets ADD COLUMN recent_verdicts TEXT NOT NULL DEFAULT '';
+    DROP TABLE brief_cursors;
+    CREATE INDEX deploys_account_recorded ON deploys(account_id, recorded_at);
+    ALTER TABLE knowledge ADD COLUMN window_key TEXT;
+    CREATE UNIQUE INDEX knowledge_window ON knowledge(account_id, window_key)
+        WHERE window_key IS NOT NULL AND removed_at IS NULL;
+    ",
+    // Issue 16: signed agent releases, per account (its admins publish; its update actions pick
+    // from them). One row per (target, version): a version names one binary, so re-publishing it
+    // may refresh the signatures (a later expiry) but never change the SHA-256. The binary itself
+    // is a file under the data directory, named by its SHA-256 (`releases/<sha256>`).
+    "
+    CREATE TABLE releases (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        target TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        min_central TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        signing_key_id TEXT NOT NULL,
+        root_key_id TEXT NOT NULL,
+        bundle_json TEXT NOT NULL,
+        published_at INTEGER NOT NULL,
+        published_by TEXT NOT NULL,
+        PRIMARY KEY (account_id, target, version)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

@@ -26,6 +26,7 @@ pub(in crate::db) mod people;
 pub(in crate::db) mod proactive;
 mod readers;
 pub(in crate::db) mod reality;
+pub(in crate::db) mod releases;
 pub(in crate::db) mod servers;
 pub(in crate::db) mod tenants;
 pub(in crate::db) mod timeline;

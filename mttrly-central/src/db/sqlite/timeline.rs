@@ -79,7 +79,11 @@ pub(in crate::db) fn page(
             items.push((item.key(), item));
         }
     }
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    if query.oldest_first {
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+    } else {
+        items.sort_by(|a, b| b.0.cmp(&a.0));
+    }
     items.dedup_by(|a, b| a.0 == b.0);
     items.truncate(limit);
     Ok(items.into_iter().map(|(_, item)| item).collect())
@@ -123,7 +127,8 @@ fn read(
     };
     let sql = format!(
         "{select} WHERE account_id = ?1 AND server_id = ?2 AND {time} >= ?3 AND {time} <= ?4 {extra} {cursor}
-         ORDER BY {time} DESC, {id} DESC LIMIT ?5"
+         ORDER BY {time} {order}, {id} {order} LIMIT ?5",
+        order = if query.oldest_first { "ASC" } else { "DESC" }
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
     let rows = stmt.query_map(params_from_iter(values), |r| Ok(item(event, r))).map_err(internal)?;
