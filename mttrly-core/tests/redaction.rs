@@ -290,3 +290,22 @@ proptest! {
         }
     }
 }
+
+/// Found by `hostile_fragments_never_panic`: two END markers, the first after a PuTTY-looking
+/// header on its line, the second after one base64 character on the next.
+#[test]
+fn two_end_markers_after_a_header_redact_the_same_twice() {
+    let text = "Private-Lines: 3-----END RSA PRIVATE KEY-----\nA-----END RSA PRIVATE KEY-----";
+    let once = redact(text).text.into_owned();
+    let twice = redact(&once).text.into_owned();
+    assert_eq!(twice, once, "first pass: {once:?}");
+}
+
+/// Found by `hostile_fragments_never_panic`: an XML secret element that opens before a PEM block.
+#[test]
+fn an_xml_secret_around_a_pem_block_redacts_the_same_twice() {
+    let text = "<ns:password>-----BEGIN RSA PRIVATE KEY-----</password>-----END RSA PRIVATE KEY-----password";
+    let once = redact(text).text.into_owned();
+    let twice = redact(&once).text.into_owned();
+    assert_eq!(twice, once, "first pass: {once:?}");
+}

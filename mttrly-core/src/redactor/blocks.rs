@@ -207,7 +207,10 @@ fn walk_back(text: &str, to: usize) -> usize {
     while start > 0 && lines < MAX_BODY_LINES {
         let prev_end = start - 1;
         let prev_start = text[..prev_end].rfind('\n').map_or(0, |i| i + 1);
-        if !body_above(&text[prev_start..prev_end]) {
+        let line = &text[prev_start..prev_end];
+        // Another marker's line ends the body: a header-looking line that carries a marker
+        // (`Name: v-----END …`) belongs to that marker's block, not to this one.
+        if !body_above(line) || patterns().marker.is_match(line) {
             break;
         }
         start = prev_start;
