@@ -112,6 +112,17 @@ fn ends_with_marker(text: &str) -> bool {
 }
 
 fn value_of(text: &str, ks: usize, ke: usize) -> Option<Finding> {
+    // A flag glued to other text (`…data:LS0t…Eg--password=`): when the whole word is no key,
+    // the flag at its end still is, read the same way whether or not the text before it was
+    // already replaced by a marker (so a second pass finds nothing new).
+    whole_key(text, ks, ke).or_else(|| {
+        let raw = &text[ks..ke];
+        let lead = raw.len() - raw.trim_start_matches(['-', '.']).len();
+        raw[lead..].rfind("--").filter(|&at| at > 0).and_then(|at| value_of(text, ks + lead + at, ke))
+    })
+}
+
+fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     let bytes = text.as_bytes();
     // The key proper, without leading dashes (flags) or trailing dots (sentence ends).
     let raw = &text[ks..ke];
