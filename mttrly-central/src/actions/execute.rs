@@ -126,7 +126,7 @@ async fn central_side(central: &Arc<Central>, action: &ActionRow) -> Outcome {
         // a short-lived token and the install one-liner (pinned binary hash, CA) shown once.
         ActionContent::BootstrapRecovery => {
             let token = secrets::generate(SecretKind::Install);
-            let Some(command) = crate::dist::one_liner(central, &token) else {
+            let Some(command) = crate::dist::one_liner(central, &token).await else {
                 return Outcome::failed(MttrlyError::new(
                     ErrorCode::ValidationError,
                     "central serves no agent binary to re-install from: put mttrly-agent next to mttrly-central, or set agent_dist_dir",

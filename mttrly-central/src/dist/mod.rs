@@ -115,9 +115,17 @@ pub fn http_base(central: &Central) -> String {
         .unwrap_or_else(|| crate::app_state::public_base_url(&central.config, central.config.http_listen))
 }
 
+/// [`artifacts`] off the async runtime: the first look at a binary hashes it (tens of MB), which
+/// must not stall the other requests a runtime thread is serving.
+pub async fn artifacts_off_runtime(central: &std::sync::Arc<Central>) -> Vec<Artifact> {
+    let central = std::sync::Arc::clone(central);
+    tokio::task::spawn_blocking(move || artifacts(&central)).await.unwrap_or_default()
+}
+
 /// The one-line install for `install_token`, or `None` when central has no binary to serve.
-pub fn one_liner(central: &Central, install_token: &str) -> Option<String> {
-    let pins: Vec<String> = artifacts(central).iter().map(|a| format!("{}={}", a.target, a.sha256)).collect();
+pub async fn one_liner(central: &std::sync::Arc<Central>, install_token: &str) -> Option<String> {
+    let pins: Vec<String> =
+        artifacts_off_runtime(central).await.iter().map(|a| format!("{}={}", a.target, a.sha256)).collect();
     if pins.is_empty() {
         return None;
     }

@@ -72,7 +72,7 @@ impl ServerService for ServerApi {
         Ok(Response::new(AddServerResponse {
             server_id: added.server_id.to_string(),
             agent_command: servers::agent_command(&self.central, &added.install_token),
-            install_command: crate::dist::one_liner(&self.central, &added.install_token).unwrap_or_default(),
+            install_command: crate::dist::one_liner(&self.central, &added.install_token).await.unwrap_or_default(),
             install_token: added.install_token,
             install_token_expires_at_unix_ms: added.expires_at,
             approval_warning: approval_warning.unwrap_or_default(),

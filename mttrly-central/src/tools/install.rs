@@ -232,8 +232,7 @@ pub(crate) async fn bootstrap_recover(
         .with_detail("field", "install_token"));
     }
     let server = crate::servers::find(central, caller, &input.server_id).await?;
-    let central_ref: &Central = central;
-    if crate::dist::artifacts(central_ref).is_empty() {
+    if crate::dist::artifacts_off_runtime(central).await.is_empty() {
         return Err(MttrlyError::new(
             ErrorCode::ValidationError,
             "central serves no agent binary to re-install from: put mttrly-agent next to mttrly-central, or set agent_dist_dir",
