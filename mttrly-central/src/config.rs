@@ -123,6 +123,9 @@ pub struct Config {
     /// per target: `DIR/<arch>-<os>/mttrly-agent` (`x86_64-linux`, `aarch64-linux`). The
     /// `mttrly-agent` next to central's own executable is always served for central's own target.
     pub agent_dist_dir: Option<PathBuf>,
+    /// Thresholds for the built-in alert rules (`[alerts.disk_usage] threshold = 90`,
+    /// `[alerts.memory] enabled = false`; see `crate::alerts::config`). Checked at start.
+    pub alerts: crate::alerts::config::AlertsConfig,
 }
 
 impl Default for Config {
@@ -166,6 +169,7 @@ impl Default for Config {
             slack: None,
             telegram: None,
             agent_dist_dir: None,
+            alerts: crate::alerts::config::AlertsConfig::new(),
         }
     }
 }
@@ -265,6 +269,7 @@ impl Config {
                 )));
             }
         }
+        crate::alerts::config::rules(&self.alerts)?;
         if self.account_name.trim().is_empty() {
             return Err(invalid("account_name must not be empty".into()));
         }

@@ -18,7 +18,6 @@ use tokio_stream::StreamExt as _;
 
 use crate::agents::registry::AgentRegistry;
 use crate::alerts::engine::AlertEngine;
-use crate::alerts::rules::default_rules;
 use crate::config::Config;
 use crate::conn::{ConnLimits, TrackLayer, Tracker};
 use crate::db::{self, Db};
@@ -165,8 +164,15 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
         let metrics = row.metrics_json.as_deref().and_then(|j| serde_json::from_str(j).ok());
         agents.seed(row.id, row.account_id, row.last_seen_at, metrics);
     }
-    let alerts = AlertEngine::new(default_rules(), open_alerts);
+    let rules = crate::alerts::config::rules(&config.alerts).map_err(StartError::Config)?;
+    // An alert a now-disabled built-in rule opened would stay open forever (nothing judges it
+    // again): it resolves at start.
+    let disabled = crate::alerts::config::disabled_alerts(&rules, &open_alerts, crate::db::now_ms());
+    let alerts = AlertEngine::new(rules, open_alerts);
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
+    if !disabled.is_empty() {
+        let _ = alert_tx.send(disabled);
+    }
     let events = crate::events::Bus::default();
     let (audit, audit_thread) = crate::audit::AuditLog::start(&db_path, events.clone())
         .map_err(|source| StartError::Database(db::OpenError::storage(&db_path, source)))?;

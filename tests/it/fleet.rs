@@ -37,8 +37,8 @@ fn enroll_live_metrics_central_restart_and_offline() {
     assert!(live["metrics"]["memory_total_bytes"].as_u64().expect("memory") > 0);
     assert!(!live["metrics"]["filesystems"].as_array().expect("filesystems").is_empty());
     assert!(!live["host"]["hostname"].as_str().expect("hostname").is_empty());
-    // The host's own state decides whether an alert is open (a CI disk can be 85% full).
-    assert!(live["active_alerts"].as_u64().is_some(), "{live}");
+    // The test central judges no host metric (the machine's own disk would decide): none open.
+    assert_eq!(live["active_alerts"], 0, "{live}");
 
     // The install token was single-use.
     let reuse = TestAgent::enroll(&central.grpc_url, &token, &dir.path().join("agent2"));

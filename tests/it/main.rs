@@ -3,6 +3,7 @@
 
 mod accounts;
 mod actions;
+mod alert_rules;
 mod approvals;
 mod architecture;
 mod audit;

@@ -143,6 +143,9 @@ const FAST: [(&str, &str); 2] = [
     (mttrly_central::env::OFFLINE_AFTER_MISSED_HEARTBEATS, "2"),
 ];
 
+/// The central config every [`TestCentral`] serves with.
+const HOST_METRIC_RULES_OFF: &str = "[alerts.disk_usage]\nenabled = false\n[alerts.disk_usage_critical]\nenabled = false\n[alerts.memory]\nenabled = false\n[alerts.cpu_sustained]\nenabled = false\n";
+
 impl TestCentral {
     /// `init` a data dir under `root`, then `serve` it with fast heartbeats.
     pub fn start(root: &Path) -> Self {
@@ -168,6 +171,10 @@ impl TestCentral {
         let init: Value = serde_json::from_slice(&out.stdout).expect("init prints JSON");
         let admin_token = init["admin_token"].as_str().expect("admin_token").to_owned();
         seed(&data_dir);
+        // Test agents report the real host's metrics: the rules that judge them would open alerts
+        // whenever the machine running the tests is busy or its disk full, so they are off here.
+        // Tests of those rules drive them with chosen metrics (a simulated agent).
+        std::fs::write(root.join("central-test.toml"), HOST_METRIC_RULES_OFF).expect("write the test config");
         let mut central = Self {
             data_dir,
             grpc_url: String::new(),
@@ -186,6 +193,8 @@ impl TestCentral {
         let mut child = Command::new(binary("mttrly-central"))
             .args(["--output", "json", "serve", "--data-dir"])
             .arg(&self.data_dir)
+            .arg("--config")
+            .arg(self.data_dir.with_file_name("central-test.toml"))
             .args(["--grpc-listen", &format!("127.0.0.1:{}", self.grpc_port), "--http-listen", "127.0.0.1:0"])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(mttrly_central::env::LOG, "warn")
@@ -198,6 +207,11 @@ impl TestCentral {
         ready["http_url"].as_str().expect("http_url").clone_into(&mut self.http_url);
         ready["mcp_url"].as_str().expect("mcp_url").clone_into(&mut self.mcp_url);
         self.child = Some(child);
+    }
+
+    /// Replaces the config file `serve` reads (takes effect at the next start).
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.data_dir.with_file_name("central-test.toml"), toml).expect("write the test config");
     }
 
     /// The process id.

@@ -44,6 +44,9 @@ pub struct SimHost {
     pub actions: Mutex<Vec<ActionContent>>,
     /// What `deploy.verify` answers per service (the services its "policy" configures).
     pub deploys: Mutex<BTreeMap<String, DeployProbe>>,
+    /// The used share of its one filesystem `/` its heartbeats report, in tenths of a percent
+    /// (`880` is 88.0 %; no filesystem is reported when unset).
+    pub disk_used_tenths: Mutex<Option<u64>>,
 }
 
 /// A simulated task's context: what the real agent's `Task` carries, minus the output stream.
@@ -556,9 +559,18 @@ async fn session(
         tokio::select! {
             _ = &mut stopped => return,
             _ = beat.tick() => {
+                let filesystems = lock(&host.disk_used_tenths)
+                    .map(|used| wire::Filesystem {
+                        mount_point: "/".into(),
+                        fs_type: "ext4".into(),
+                        total_bytes: 1_000_000,
+                        used_bytes: used.min(1000) * 1000,
+                    })
+                    .into_iter()
+                    .collect();
                 let heartbeat = Heartbeat {
                     sent_at_unix_ms: jiff::Timestamp::now().as_millisecond(),
-                    metrics: Some(wire::HostMetrics { memory_total_bytes: 8 << 30, ..Default::default() }),
+                    metrics: Some(wire::HostMetrics { memory_total_bytes: 8 << 30, filesystems, ..Default::default() }),
                 };
                 if tx.send(AgentMessage { body: Some(agent_message::Body::Heartbeat(heartbeat)) }).await.is_err() {
                     return;

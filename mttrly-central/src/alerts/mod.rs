@@ -1,4 +1,5 @@
 //! Threshold alerts evaluated on central from heartbeats.
 
+pub mod config;
 pub mod engine;
 pub mod rules;

@@ -452,8 +452,10 @@ pub(super) fn unframe(line: &str, candidate: impl Fn(&str) -> bool) -> (usize, u
         if !candidate(word) && !line[s..e].contains(DOCKER_LOG) {
             break;
         }
+        // An earlier replacement is where a secret was, never a frame (`[pod/…]` looks alike):
+        // read as one, text beside it would be judged differently on a second pass.
         match log_framing().find(&line[s..=(s + blank)]) {
-            Some(m) if m.end() > 0 => s += m.end(),
+            Some(m) if m.end() > 0 && !m.as_str().starts_with("[REDACTED:") => s += m.end(),
             _ => break,
         }
         while s < e && matches!(b[s], b' ' | b'\t') {

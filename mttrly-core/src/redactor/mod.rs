@@ -286,31 +286,26 @@ fn analyse(text: &str) -> Vec<Finding> {
         let re = &eng.regexes[idx];
         let window = &text[ls..le];
         let rank = RANK_RULES + i;
-        if rule.group == 0 {
-            for m in re.find_iter(window) {
-                if passes(rule.check, m.as_str()) {
-                    found.push(Finding {
-                        ctx: ls + m.start(),
-                        start: ls + m.start(),
-                        end: ls + m.end(),
-                        rule: rule.id,
-                        rank,
-                    });
+        // A match that reads an earlier replacement is dropped (see `clip`); the search then
+        // resumes after that replacement rather than after the match, so a second secret the
+        // dropped match swallowed (`curl -u a:[REDACTED:x]curl -u a:SECRET`) is still tried.
+        // Resuming past the replacement keeps the scan linear: the position only moves forward.
+        let mut pos = 0;
+        while pos <= window.len() {
+            let Some(c) = re.captures_at(window, pos) else { break };
+            let Some(all) = c.get(0) else { break };
+            let mut next = if all.end() > all.start() { all.end() } else { all.end() + 1 };
+            if let Some(m) = c.get(rule.group) {
+                let (ctx, start, end) = (ls + all.start(), ls + m.start(), ls + m.end());
+                if let Some(r) = reads_replacement(&replaced, ctx, end) {
+                    next = (r.1 - ls).max(all.start() + 1);
+                } else if passes(rule.check, m.as_str()) {
+                    found.push(Finding { ctx, start, end, rule: rule.id, rank });
                 }
             }
-        } else {
-            for c in re.captures_iter(window) {
-                if let (Some(all), Some(m)) = (c.get(0), c.get(rule.group))
-                    && passes(rule.check, m.as_str())
-                {
-                    found.push(Finding {
-                        ctx: ls + all.start(),
-                        start: ls + m.start(),
-                        end: ls + m.end(),
-                        rule: rule.id,
-                        rank,
-                    });
-                }
+            pos = next;
+            while pos < window.len() && !window.is_char_boundary(pos) {
+                pos += 1;
             }
         }
     }
@@ -368,6 +363,12 @@ fn reserve(found: Vec<Finding>, reserved: &[(usize, usize)]) -> Vec<Finding> {
         .collect()
 }
 
+/// The earlier replacement (sorted, non-overlapping) that the text read at `ctx..end` runs into.
+fn reads_replacement(replaced: &[(usize, usize)], ctx: usize, end: usize) -> Option<(usize, usize)> {
+    let first = replaced.partition_point(|r| r.1 <= ctx);
+    replaced.get(first).filter(|r| r.0 < end).copied()
+}
+
 /// Drops every finding whose match overlaps an earlier replacement, so redacting redacted text changes
 /// nothing however a pattern happens to straddle a marker (`https://[REDACTED:github_token]@…`
 /// read as userinfo, `-p[REDACTED:mysql_password]<tail>` read as one word): a pattern that ran
@@ -376,13 +377,7 @@ fn clip(found: Vec<Finding>, replaced: &[(usize, usize)]) -> Vec<Finding> {
     if replaced.is_empty() {
         return found;
     }
-    found
-        .into_iter()
-        .filter(|f| {
-            let first = replaced.partition_point(|r| r.1 <= f.ctx);
-            replaced.get(first).is_none_or(|r| r.0 >= f.end)
-        })
-        .collect()
+    found.into_iter().filter(|f| reads_replacement(replaced, f.ctx, f.end).is_none()).collect()
 }
 
 fn merge(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
