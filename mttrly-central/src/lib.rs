@@ -57,4 +57,5 @@ pub mod tls;
 pub mod tokens;
 pub mod tools;
 pub mod users;
+pub mod warroom;
 mod web;

@@ -66,8 +66,19 @@ const SEED_TOOLS: &[(&str, &str, &str)] = &[
     ("mttrly_revoke_investigation_bypass", "execute", "deployment_bro"),
 ];
 
+/// The war room's tools (issue 17), beyond the seed's catalog.
+const WAR_ROOM_TOOLS: &[(&str, &str, &str)] = &[
+    ("mttrly_publish_notification", "execute", "deployment_bro"),
+    ("mttrly_list_channels", "read", "deployment_bro"),
+    ("mttrly_create_channel", "execute", "deployment_bro"),
+    ("mttrly_get_thread", "read", "deployment_bro"),
+    ("mttrly_get_notifications", "read", "deployment_bro"),
+    ("mttrly_get_incident_summary", "read", "deployment_bro"),
+    ("mttrly_get_incident_stats", "read", "deployment_bro"),
+];
+
 #[test]
-fn tools_list_json_is_exactly_the_seed() {
+fn tools_list_json_is_exactly_the_seed_and_the_war_room() {
     let out = cli(&["tools", "list", "--output", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
@@ -80,8 +91,11 @@ fn tools_list_json_is_exactly_the_seed() {
             (field("id"), field("kind"), field("min_plan"))
         })
         .collect();
-    let mut want: Vec<(String, String, String)> =
-        SEED_TOOLS.iter().map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned())).collect();
+    let mut want: Vec<(String, String, String)> = SEED_TOOLS
+        .iter()
+        .chain(WAR_ROOM_TOOLS)
+        .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+        .collect();
     got.sort();
     want.sort();
     assert_eq!(got, want);

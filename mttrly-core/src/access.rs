@@ -99,6 +99,13 @@ mttrly_get_investigation_bypass 0 1 1
 mttrly_acquire_investigation_bypass 0 1 1
 mttrly_revoke_investigation_bypass 0 1 1
 mttrly_acknowledge_proactive_event 0 1 1
+mttrly_publish_notification 0 1 1
+mttrly_list_channels 0 1 1
+mttrly_create_channel 0 1 1
+mttrly_get_thread 0 1 1
+mttrly_get_notifications 0 1 1
+mttrly_get_incident_summary 0 1 1
+mttrly_get_incident_stats 0 1 1
 ";
 
     #[test]

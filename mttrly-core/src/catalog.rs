@@ -18,8 +18,8 @@ use crate::plan::Plan;
 use crate::schema::schema_for;
 pub use crate::tools::Toolset;
 use crate::tools::{
-    actions, commands, deploys, diagnostics, files, install, investigations, knowledge, playbooks, proactive, servers,
-    timeline, updates,
+    actions, commands, deploys, diagnostics, files, install, investigations, knowledge, notify, playbooks, proactive,
+    servers, timeline, updates,
 };
 
 /// Whether a tool only looks, or changes something (possibly after approval). This is the seed's
@@ -402,6 +402,36 @@ catalog! {
         investigations::RevokeInvestigationBypassInput => investigations::BypassState,
         "Revoke Investigation Bypass",
         "Immediately revoke an active investigation bypass. Subsequent exec returns to per-command approval. Idempotent: revoking an already-revoked bypass returns the current state instead of erroring.";
+
+    // ---- The war room (issue 17; beyond the seed's 40, in the `notify` toolset) ----
+    PublishNotification => "mttrly_publish_notification", Execute, DeploymentBro, Notify, NO_HINTS,
+        notify::PublishNotificationInput => notify::Notification,
+        "Publish Notification",
+        "Post a notification to a team channel: title, markdown body, priority (critical|high|medium|low), theme (incident-alert, incident-update, incident-decision, incident-resolved, incident-postmortem, incident-escalation, security-incident, or your own), tags, thread_id (keep an incident's updates in one thread) and in_reply_to. The sender is you and your assistant, taken from your credentials: there is no sender argument. Title and body are the sender's own words, shown as such; secrets are redacted before it is stored.";
+    ListChannels => "mttrly_list_channels", Read, DeploymentBro, Notify, READ_ONLY | IDEMPOTENT,
+        notify::ListChannelsInput => notify::ChannelList,
+        "List Channels",
+        "List the account's notification channels with their description, notification count and latest post.";
+    CreateChannel => "mttrly_create_channel", Execute, DeploymentBro, Notify, IDEMPOTENT,
+        notify::CreateChannelInput => notify::ChannelCreated,
+        "Create Channel",
+        "Create a notification channel (lowercase name, description), for example `incidents`. Creating one that exists changes nothing and returns it.";
+    GetThread => "mttrly_get_thread", Read, DeploymentBro, Notify, READ_ONLY | IDEMPOTENT,
+        notify::GetThreadInput => notify::Thread,
+        "Get Thread",
+        "Get every notification of a thread, root first, in order, each with its sender (person, role and assistant).";
+    GetNotifications => "mttrly_get_notifications", Read, DeploymentBro, Notify, READ_ONLY | IDEMPOTENT,
+        notify::GetNotificationsInput => notify::NotificationPage,
+        "Get Notifications",
+        "Read a channel, oldest first: pass `since` (a previous answer's next_cursor) to get only what is new; filter by priority (one or a list), theme and tag.";
+    GetIncidentSummary => "mttrly_get_incident_summary", Read, DeploymentBro, Notify, READ_ONLY | IDEMPOTENT,
+        notify::GetIncidentSummaryInput => notify::IncidentSummary,
+        "Get Incident Summary",
+        "Summarise one incident thread: status (open, acknowledged, resolved), owner, reporter, the moments (opened, acknowledged, resolved) with time to acknowledge and resolve, duration, the timeline, the decisions and the participants with their assistants. What a late engineer asks for.";
+    GetIncidentStats => "mttrly_get_incident_stats", Read, DeploymentBro, Notify, READ_ONLY | IDEMPOTENT,
+        notify::GetIncidentStatsInput => notify::IncidentStats,
+        "Get Incident Stats",
+        "Incident statistics over a period (default the last 30 days): incidents opened (threads started by incident-alert or security-incident) by priority, resolved, MTTA and MTTR with every incident's moments, fastest and slowest resolution, and the most common causes by tag.";
 }
 
 #[cfg(test)]
@@ -411,10 +441,13 @@ mod tests {
     #[test]
     fn forty_tools_twenty_one_read_nineteen_execute() {
         // The one place the seed's counts are written down: everything else derives from the table.
-        assert_eq!(ToolId::ALL.len(), 40);
+        // The war room's tools (issue 17) come on top, in their own toolset.
+        let seed: Vec<_> = specs().iter().filter(|s| s.toolset != Toolset::Notify).collect();
+        assert_eq!(seed.len(), 40);
         assert_eq!(specs().len(), ToolId::ALL.len());
-        let read = specs().iter().filter(|s| s.kind == ToolKind::Read).count();
-        assert_eq!((read, ToolId::ALL.len() - read), (21, 19));
+        assert_eq!(ToolId::ALL.len(), 40 + 7);
+        let read = seed.iter().filter(|s| s.kind == ToolKind::Read).count();
+        assert_eq!((read, seed.len() - read), (21, 19));
     }
 
     #[test]

@@ -171,6 +171,10 @@ typed_id!(
     /// One run of the deploy verifier, kept for the retrospective and the timeline.
     VerificationId, "verification", "ver"
 );
+typed_id!(
+    /// A notification in a war-room channel (`in_reply_to` names one).
+    NotificationId, "notification", "ntf"
+);
 
 #[cfg(test)]
 mod tests {

@@ -55,3 +55,4 @@ mod tls;
 mod transports;
 mod update;
 mod users;
+mod warroom;

@@ -37,6 +37,8 @@ pub struct TestClient {
     pub forms: Arc<Mutex<Vec<String>>>,
     /// The pages the client was asked to open (URL-mode elicitation), in order.
     pub pages: Arc<Mutex<Vec<String>>>,
+    /// The `clientInfo.name` it announces.
+    pub name: String,
 }
 
 impl ClientHandler for TestClient {
@@ -53,7 +55,7 @@ impl ClientHandler for TestClient {
                     .with_url(UrlElicitationCapability::new()),
             );
         }
-        ClientConfig::new(capabilities, Implementation::new("mttrly-e2e", "1.0.0"))
+        ClientConfig::new(capabilities, Implementation::new(self.name.clone(), "1.0.0"))
     }
 
     async fn create_elicitation(
@@ -102,9 +104,19 @@ pub async fn connect_with_pages(
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned()),
     );
-    let client = TestClient { human, forms: Arc::clone(&forms), pages: Arc::clone(&pages) };
+    let client = TestClient { human, forms: Arc::clone(&forms), pages: Arc::clone(&pages), name: "mttrly-e2e".into() };
     let session = client.serve(transport).await.unwrap_or_else(|e| panic!("MCP session to {url}: {e}"));
     (session, forms, pages)
+}
+
+/// A session announcing itself as `client_name` (a person's own token names no assistant: the
+/// client does).
+pub async fn connect_as(url: &str, token: &str, client_name: &str) -> Session {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned()),
+    );
+    let client = TestClient { human: None, forms: Arc::default(), pages: Arc::default(), name: client_name.to_owned() };
+    client.serve(transport).await.unwrap_or_else(|e| panic!("MCP session to {url}: {e}"))
 }
 
 /// Calls a tool; returns the raw result.

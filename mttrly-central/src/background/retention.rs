@@ -1,6 +1,7 @@
 //! The retention purge: resolved alerts, audit rows, proactive events (and budgets left with
 //! none), deploys and their verifications past their account's plan retention go, and metrics
-//! samples older than a day (`db::metrics::KEPT_MS`), once an hour. Knowledge is kept.
+//! samples older than a day (`db::metrics::KEPT_MS`), and war-room notifications past retention,
+//! once an hour. Knowledge is kept.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,11 @@ pub(super) async fn retention_purger(central: Arc<Central>, mut shutdown: watch:
                     Ok(n) if n > 0 => tracing::info!(removed = n, "purged proactive events and deploys past retention"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "proactive event and deploy retention purge failed"),
+                }
+                match central.db.maintenance().purge_notifications(now, retention_ms).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "purged notifications past retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "notification retention purge failed"),
                 }
                 match central.db.maintenance().purge_metrics(now - KEPT_MS).await {
                     Ok(n) if n > 0 => tracing::info!(removed = n, "purged metrics history older than a day"),

@@ -73,6 +73,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
+pub mod warroom;
 
 use std::path::Path;
 
@@ -287,6 +288,11 @@ impl<'a> Account<'a> {
     /// Its knowledge base: postmortems, recipes, notes and their full-text index.
     pub fn knowledge(self) -> knowledge::Knowledge<'a> {
         knowledge::Knowledge { account: self }
+    }
+
+    /// Its war room: channels and notifications.
+    pub fn warroom(self) -> warroom::WarRoom<'a> {
+        warroom::WarRoom { account: self }
     }
 
     /// Its signed agent releases.

@@ -23,6 +23,7 @@ mod reach;
 pub(crate) mod servers;
 pub(crate) mod timeline;
 pub(crate) mod updates;
+pub(crate) mod warroom;
 
 use mttrly_core::catalog::ToolId;
 use std::sync::Arc;

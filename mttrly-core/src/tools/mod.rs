@@ -13,6 +13,7 @@ pub mod files;
 pub mod install;
 pub mod investigations;
 pub mod knowledge;
+pub mod notify;
 pub mod playbooks;
 pub mod proactive;
 pub mod servers;

@@ -33,11 +33,14 @@ pub enum Toolset {
     Investigations,
     /// Knowledge search, the morning brief and proactive events.
     Knowledge,
+    /// The war room: channels, notifications, threads, incident summaries and statistics
+    /// (beyond the seed's catalog).
+    Notify,
 }
 
 impl Toolset {
     /// Every toolset.
-    pub const ALL: [Toolset; 9] = [
+    pub const ALL: [Toolset; 10] = [
         Self::Servers,
         Self::Diagnostics,
         Self::Playbooks,
@@ -47,6 +50,7 @@ impl Toolset {
         Self::Install,
         Self::Investigations,
         Self::Knowledge,
+        Self::Notify,
     ];
 
     /// The wire name.
@@ -61,6 +65,7 @@ impl Toolset {
             Self::Install => "install",
             Self::Investigations => "investigations",
             Self::Knowledge => "knowledge",
+            Self::Notify => "notify",
         }
     }
 }

@@ -572,7 +572,7 @@ const MIGRATIONS: &[&str] = &[
     // alerts and actions by time: an index each (the audit log's existing one is by sequence).
     "
     CREATE TABLE knowledge (
-        seq INTEGER PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
         account_id TEXT NOT NULL REFERENCES accounts(id),
         kind TEXT NOT NULL CHECK (kind IN ('postmortem', 'recipe', 'note')),
@@ -733,6 +733,43 @@ const MIGRATIONS: &[&str] = &[
         published_by TEXT NOT NULL,
         PRIMARY KEY (account_id, target, version)
     ) WITHOUT ROWID;
+    ",
+    // Issue 17: the war room. Channels per account; notifications in them, numbered by `seq` (the
+    // position a reader's cursor names: AUTOINCREMENT, so a number is never given twice, even
+    // after retention emptied the table and a reader still holds an old cursor), each in one
+    // thread of one channel. The sender is the caller's identity, stored as JSON (never an
+    // argument).
+    "
+    CREATE TABLE notify_channels (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created_by_json TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, name)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE notifications (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        channel TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        in_reply_to TEXT,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        priority INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 3),
+        theme TEXT,
+        tags_json TEXT NOT NULL,
+        server_id TEXT,
+        sender_json TEXT NOT NULL,
+        redactions INTEGER NOT NULL,
+        published_at INTEGER NOT NULL,
+        FOREIGN KEY (account_id, channel) REFERENCES notify_channels(account_id, name)
+    ) STRICT;
+    CREATE INDEX notifications_channel ON notifications(account_id, channel, seq);
+    CREATE INDEX notifications_thread ON notifications(account_id, thread_id, seq);
+    CREATE INDEX notifications_time ON notifications(account_id, published_at);
+    CREATE INDEX notifications_channel_time ON notifications(account_id, channel, published_at);
     ",
 ];
 

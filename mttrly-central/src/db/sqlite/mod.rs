@@ -30,6 +30,7 @@ pub(in crate::db) mod releases;
 pub(in crate::db) mod servers;
 pub(in crate::db) mod tenants;
 pub(in crate::db) mod timeline;
+pub(in crate::db) mod warroom;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};

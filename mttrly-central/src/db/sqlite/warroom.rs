@@ -1,0 +1,396 @@
+//! The war room: the SQL. A publish checks the channel, the reply and the thread and writes the
+//! row in one immediate transaction, so two publishers racing into a new thread cannot put it in
+//! two channels.
+
+use mttrly_core::ids::{AccountId, NotificationId, ServerId};
+use mttrly_core::tools::notify::{Channel, INCIDENT_THEMES, Notification, Priority, Sender, themes};
+use mttrly_core::{ErrorCode, MttrlyError};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::internal;
+use crate::db::timestamp;
+use crate::db::warroom::{IncidentQuery, NewNotification, PageQuery};
+
+/// A stored value this build cannot read back (a row written by a newer mttrly, or corruption).
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
+}
+
+const COLUMNS: &str = "seq, id, channel, thread_id, in_reply_to, title, body, priority, theme, tags_json, server_id, \
+                       sender_json, redactions, published_at";
+
+fn notification(r: &Row<'_>) -> rusqlite::Result<(i64, Notification)> {
+    let id: String = r.get(1)?;
+    let reply: Option<String> = r.get(4)?;
+    let server: Option<String> = r.get(10)?;
+    let tags: String = r.get(9)?;
+    let sender: String = r.get(11)?;
+    Ok((
+        r.get(0)?,
+        Notification {
+            notification_id: NotificationId::parse(&id).map_err(|_| corrupt("id"))?,
+            channel: r.get(2)?,
+            thread_id: r.get(3)?,
+            in_reply_to: reply.map(|s| NotificationId::parse(&s).map_err(|_| corrupt("in_reply_to"))).transpose()?,
+            title: r.get(5)?,
+            body: r.get(6)?,
+            priority: Priority::from_rank(r.get(7)?).ok_or_else(|| corrupt("priority"))?,
+            theme: r.get(8)?,
+            tags: serde_json::from_str(&tags).map_err(|_| corrupt("tags_json"))?,
+            server_id: server.map(|s| ServerId::parse(&s).map_err(|_| corrupt("server_id"))).transpose()?,
+            sender: serde_json::from_str(&sender).map_err(|_| corrupt("sender_json"))?,
+            redactions: r.get(12)?,
+            published_at: timestamp(r.get(13)?),
+        },
+    ))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, MttrlyError> {
+    serde_json::to_string(value).map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("cannot encode: {e}")))
+}
+
+fn channel_row(
+    conn: &Connection,
+    account: &AccountId,
+    name: &str,
+    cutoff: i64,
+) -> Result<Option<Channel>, MttrlyError> {
+    conn.query_row(
+        "SELECT c.name, c.description, c.created_by_json, c.created_at,
+                (SELECT COUNT(*) FROM notifications n WHERE n.account_id = c.account_id AND n.channel = c.name AND n.published_at >= ?3),
+                (SELECT MAX(published_at) FROM notifications n WHERE n.account_id = c.account_id AND n.channel = c.name AND n.published_at >= ?3)
+         FROM notify_channels c WHERE c.account_id = ?1 AND c.name = ?2",
+        params![account.as_str(), name, cutoff],
+        channel,
+    )
+    .optional()
+    .map_err(internal)
+}
+
+fn channel(r: &Row<'_>) -> rusqlite::Result<Channel> {
+    let by: String = r.get(2)?;
+    let count: i64 = r.get(4)?;
+    Ok(Channel {
+        channel: r.get(0)?,
+        description: r.get(1)?,
+        created_by: serde_json::from_str::<Sender>(&by).map_err(|_| corrupt("created_by_json"))?,
+        created_at: timestamp(r.get(3)?),
+        notifications: u64::try_from(count).unwrap_or(0),
+        last_published_at: r.get::<_, Option<i64>>(5)?.map(timestamp),
+    })
+}
+
+/// Creates a channel, or returns the existing one (`false`) unchanged.
+pub(in crate::db) fn create_channel(
+    conn: &mut Connection,
+    account: &AccountId,
+    name: &str,
+    description: &str,
+    created_by: &Sender,
+    now: i64,
+    cutoff: i64,
+) -> Result<(Channel, bool), MttrlyError> {
+    let by = encode(created_by)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO notify_channels (account_id, name, description, created_by_json, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![account.as_str(), name, description, by, now],
+        )
+        .map_err(internal)?;
+    let row = channel_row(&tx, account, name, cutoff)?
+        .ok_or_else(|| MttrlyError::new(ErrorCode::InternalError, "the channel vanished while it was created"))?;
+    tx.commit().map_err(internal)?;
+    Ok((row, inserted == 1))
+}
+
+/// The account's channels, by name.
+pub(in crate::db) fn channels(
+    conn: &Connection,
+    account: &AccountId,
+    cutoff: i64,
+) -> Result<Vec<Channel>, MttrlyError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT c.name, c.description, c.created_by_json, c.created_at,
+                    (SELECT COUNT(*) FROM notifications n WHERE n.account_id = c.account_id AND n.channel = c.name AND n.published_at >= ?2),
+                    (SELECT MAX(published_at) FROM notifications n WHERE n.account_id = c.account_id AND n.channel = c.name AND n.published_at >= ?2)
+             FROM notify_channels c WHERE c.account_id = ?1 ORDER BY c.name",
+        )
+        .map_err(internal)?;
+    let rows = stmt.query_map(params![account.as_str(), cutoff], channel).map_err(internal)?;
+    rows.collect::<Result<_, _>>().map_err(internal)
+}
+
+fn not_found(message: String) -> MttrlyError {
+    MttrlyError::new(ErrorCode::NotFound, message)
+}
+
+fn invalid(message: String) -> MttrlyError {
+    MttrlyError::new(ErrorCode::ValidationError, message)
+}
+
+/// Stores a notification: its channel must exist, the notification it answers must be the
+/// account's, and a thread stays in the channel it started in. Returns it with its position.
+pub(in crate::db) fn publish(
+    conn: &mut Connection,
+    account: &AccountId,
+    new: &NewNotification,
+) -> Result<(i64, Notification), MttrlyError> {
+    let tags = encode(&new.tags)?;
+    let sender = encode(&new.sender)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let exists: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM notify_channels WHERE account_id = ?1 AND name = ?2)",
+            params![account.as_str(), new.channel],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    if !exists {
+        return Err(not_found(format!(
+            "no channel `{}` in this account: create it with mttrly_create_channel (mttrly_list_channels lists them)",
+            new.channel
+        ))
+        .with_detail("channel", new.channel.as_str()));
+    }
+    let mut thread = new.thread_id.clone();
+    if let Some(reply) = &new.in_reply_to {
+        let parent: Option<String> = tx
+            .query_row(
+                "SELECT thread_id FROM notifications WHERE account_id = ?1 AND id = ?2",
+                params![account.as_str(), reply.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)?;
+        let Some(parent) = parent else {
+            return Err(not_found(format!("in_reply_to: no notification {reply} in this account"))
+                .with_detail("in_reply_to", reply.as_str()));
+        };
+        match &thread {
+            Some(t) if *t != parent => {
+                return Err(invalid(format!(
+                    "in_reply_to {reply} is in thread `{parent}`, not `{t}`: leave thread_id out, or answer a notification of `{t}`"
+                )));
+            }
+            _ => thread = Some(parent),
+        }
+    }
+    let thread = thread.unwrap_or_else(|| new.id.as_str().to_owned());
+    let thread_channel: Option<String> = tx
+        .query_row(
+            "SELECT channel FROM notifications WHERE account_id = ?1 AND thread_id = ?2 ORDER BY seq LIMIT 1",
+            params![account.as_str(), thread],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(internal)?;
+    if let Some(other) = thread_channel.filter(|c| *c != new.channel) {
+        return Err(invalid(format!(
+            "thread `{thread}` belongs to channel `{other}`: post to `{other}`, or start another thread"
+        ))
+        .with_detail("thread_id", thread.as_str()));
+    }
+    tx.execute(
+        "INSERT INTO notifications (id, account_id, channel, thread_id, in_reply_to, title, body, priority, theme,
+                                    tags_json, server_id, sender_json, redactions, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            new.id.as_str(),
+            account.as_str(),
+            new.channel,
+            thread,
+            new.in_reply_to.as_ref().map(NotificationId::as_str),
+            new.title,
+            new.body,
+            new.priority.rank(),
+            new.theme,
+            tags,
+            new.server_id.as_ref().map(ServerId::as_str),
+            sender,
+            new.redactions,
+            new.published_at,
+        ],
+    )
+    .map_err(internal)?;
+    let seq = tx.last_insert_rowid();
+    tx.commit().map_err(internal)?;
+    Ok((
+        seq,
+        Notification {
+            notification_id: new.id.clone(),
+            channel: new.channel.clone(),
+            thread_id: thread,
+            in_reply_to: new.in_reply_to.clone(),
+            title: new.title.clone(),
+            body: new.body.clone(),
+            priority: new.priority,
+            theme: new.theme.clone(),
+            tags: new.tags.clone(),
+            server_id: new.server_id.clone(),
+            sender: new.sender.clone(),
+            redactions: new.redactions,
+            published_at: timestamp(new.published_at),
+        },
+    ))
+}
+
+/// Whether the account has the channel.
+pub(in crate::db) fn has_channel(conn: &Connection, account: &AccountId, name: &str) -> Result<bool, MttrlyError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM notify_channels WHERE account_id = ?1 AND name = ?2)",
+        params![account.as_str(), name],
+        |r| r.get(0),
+    )
+    .map_err(internal)
+}
+
+/// A page of a channel, oldest first: after `after` (or the latest `limit` when absent), within
+/// the filters; one more than `limit` is read to tell whether more wait.
+pub(in crate::db) fn page(
+    conn: &Connection,
+    account: &AccountId,
+    q: &PageQuery,
+) -> Result<Vec<(i64, Notification)>, MttrlyError> {
+    let mut sql =
+        format!("SELECT {COLUMNS} FROM notifications WHERE account_id = ?1 AND channel = ?2 AND published_at >= ?3");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> =
+        vec![Box::new(account.as_str().to_owned()), Box::new(q.channel.clone()), Box::new(q.cutoff)];
+    if !q.priorities.is_empty() {
+        let list: Vec<String> = q.priorities.iter().map(|p| p.rank().to_string()).collect();
+        sql.push_str(&format!(" AND priority IN ({})", list.join(",")));
+    }
+    if let Some(theme) = &q.theme {
+        args.push(Box::new(theme.clone()));
+        sql.push_str(&format!(" AND theme = ?{}", args.len()));
+    }
+    if let Some(tag) = &q.tag {
+        args.push(Box::new(tag.clone()));
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(tags_json) WHERE value = ?{})", args.len()));
+    }
+    let fetch = i64::from(q.limit) + 1;
+    let rows: Vec<(i64, Notification)> = if let Some(after) = q.after {
+        args.push(Box::new(after));
+        sql.push_str(&format!(" AND seq > ?{} ORDER BY seq LIMIT {fetch}", args.len()));
+        let mut stmt = conn.prepare(&sql).map_err(internal)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter().map(AsRef::as_ref)), notification)
+            .map_err(internal)?;
+        rows.collect::<Result<_, _>>().map_err(internal)?
+    } else {
+        // The latest page: newest first in SQL, then turned around.
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", q.limit));
+        let mut stmt = conn.prepare(&sql).map_err(internal)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter().map(AsRef::as_ref)), notification)
+            .map_err(internal)?;
+        let mut rows: Vec<(i64, Notification)> = rows.collect::<Result<_, _>>().map_err(internal)?;
+        rows.reverse();
+        rows
+    };
+    Ok(rows)
+}
+
+/// The latest position in the account (what a reader with nothing new resumes from).
+pub(in crate::db) fn last_seq(conn: &Connection, account: &AccountId, channel: &str) -> Result<i64, MttrlyError> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM notifications WHERE account_id = ?1 AND channel = ?2",
+        params![account.as_str(), channel],
+        |r| r.get(0),
+    )
+    .map_err(internal)
+}
+
+/// A thread, oldest first: at most `limit` + 1 notifications.
+pub(in crate::db) fn thread(
+    conn: &Connection,
+    account: &AccountId,
+    thread: &str,
+    cutoff: i64,
+    limit: u32,
+) -> Result<Vec<Notification>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM notifications WHERE account_id = ?1 AND thread_id = ?2 AND published_at >= ?3
+             ORDER BY seq LIMIT ?4"
+        ))
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str(), thread, cutoff, i64::from(limit) + 1], notification)
+        .map_err(internal)?;
+    rows.map(|r| r.map(|(_, n)| n)).collect::<Result<_, _>>().map_err(internal)
+}
+
+/// The incident threads (a notification with one of `INCIDENT_THEMES`) that opened in
+/// `[since, until)` (at their first report, else at their first incident notification) and
+/// whose highest priority is one of `priorities` (any when empty): the latest `limit` + 1, each
+/// with its notifications since `cutoff`, oldest first, threads in the order they opened.
+pub(in crate::db) fn incidents(
+    conn: &Connection,
+    account: &AccountId,
+    q: &IncidentQuery,
+) -> Result<Vec<Vec<Notification>>, MttrlyError> {
+    let marks = INCIDENT_THEMES.map(|t| format!("'{t}'")).join(",");
+    let opens = [themes::ALERT, themes::SECURITY].map(|t| format!("'{t}'")).join(",");
+    let ranks: Vec<String> = q.priorities.iter().map(|p| p.rank().to_string()).collect();
+    let by_priority =
+        if ranks.is_empty() { String::new() } else { format!(" AND MAX(priority) IN ({})", ranks.join(",")) };
+    // Every interpolated piece is a constant of this build (themes, priority ranks): the values a
+    // caller gives are bound.
+    let sql = format!(
+        "WITH opened AS (
+             SELECT thread_id, COALESCE(MIN(CASE WHEN theme IN ({opens}) THEN published_at END),
+                                        MIN(CASE WHEN theme IN ({marks}) THEN published_at END)) AS at
+             FROM notifications
+             WHERE account_id = ?1 AND published_at >= ?5 AND (?4 IS NULL OR channel = ?4)
+             GROUP BY thread_id
+             HAVING at >= ?2 AND at < ?3{by_priority}
+             ORDER BY at DESC LIMIT ?6)
+         SELECT {COLUMNS}, opened.at FROM notifications JOIN opened USING (thread_id)
+         WHERE account_id = ?1 AND published_at >= ?5
+         ORDER BY opened.at, thread_id, seq"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str(), q.since, q.until, q.channel, q.cutoff, i64::from(q.limit) + 1], |r| {
+            Ok((r.get::<_, String>(3)?, notification(r)?.1))
+        })
+        .map_err(internal)?;
+    let mut threads: Vec<Vec<Notification>> = Vec::new();
+    let mut current: Option<String> = None;
+    for row in rows {
+        let (thread, n) = row.map_err(internal)?;
+        match threads.last_mut() {
+            Some(last) if current.as_deref() == Some(thread.as_str()) => last.push(n),
+            _ => {
+                threads.push(vec![n]);
+                current = Some(thread);
+            }
+        }
+    }
+    Ok(threads)
+}
+
+/// Removes notifications past each account's retention (`retention_ms_for` its plan).
+pub(in crate::db) fn purge(
+    conn: &mut Connection,
+    now: i64,
+    retention_ms_for: impl Fn(Option<mttrly_core::Plan>) -> i64,
+) -> Result<usize, MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let accounts: Vec<(String, String)> = tx
+        .prepare("SELECT id, plan FROM accounts")
+        .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>())
+        .map_err(internal)?;
+    let mut removed = 0;
+    for (account, plan) in accounts {
+        let cutoff = now.saturating_sub(retention_ms_for(plan.parse().ok()));
+        removed += tx
+            .execute("DELETE FROM notifications WHERE account_id = ?1 AND published_at < ?2", params![account, cutoff])
+            .map_err(internal)?;
+    }
+    tx.commit().map_err(internal)?;
+    Ok(removed)
+}
