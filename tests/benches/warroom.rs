@@ -101,7 +101,7 @@ fn main() {
                     let args = json!({
                         "channel": "load", "title": format!("update {i}/{n}"),
                         "body": "**Status:** investigating\n- error rate 98%\n- connections 100/100",
-                        "priority": "high", "theme": "incident-update", "tags": ["p1", "database"],
+                        "priority": "high", "theme": "status", "tags": ["p1", "database"],
                         "thread_id": format!("load-{i}"),
                     });
                     let t = Instant::now();

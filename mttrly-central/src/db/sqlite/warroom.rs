@@ -254,8 +254,9 @@ pub(in crate::db) fn page(
     account: &AccountId,
     q: &PageQuery,
 ) -> Result<Vec<(i64, Notification)>, MttrlyError> {
+    // `+published_at`: walk the channel's positions, with the retention floor as a filter.
     let mut sql =
-        format!("SELECT {COLUMNS} FROM notifications WHERE account_id = ?1 AND channel = ?2 AND published_at >= ?3");
+        format!("SELECT {COLUMNS} FROM notifications WHERE account_id = ?1 AND channel = ?2 AND +published_at >= ?3");
     let mut args: Vec<Box<dyn rusqlite::ToSql>> =
         vec![Box::new(account.as_str().to_owned()), Box::new(q.channel.clone()), Box::new(q.cutoff)];
     if !q.priorities.is_empty() {
@@ -313,7 +314,9 @@ pub(in crate::db) fn thread(
 ) -> Result<Vec<Notification>, MttrlyError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM notifications WHERE account_id = ?1 AND thread_id = ?2 AND published_at >= ?3
+            // `+published_at`: the retention floor is a filter, never the index to walk (the
+            // time index would scan the whole account instead of the thread).
+            "SELECT {COLUMNS} FROM notifications WHERE account_id = ?1 AND thread_id = ?2 AND +published_at >= ?3
              ORDER BY seq LIMIT ?4"
         ))
         .map_err(internal)?;
@@ -344,12 +347,14 @@ pub(in crate::db) fn incidents(
              SELECT thread_id, COALESCE(MIN(CASE WHEN theme IN ({opens}) THEN published_at END),
                                         MIN(CASE WHEN theme IN ({marks}) THEN published_at END)) AS at
              FROM notifications
-             WHERE account_id = ?1 AND published_at >= ?5 AND (?4 IS NULL OR channel = ?4)
+             WHERE account_id = ?1 AND +published_at >= ?5 AND (?4 IS NULL OR channel = ?4)
+               AND thread_id IN (SELECT thread_id FROM notifications WHERE account_id = ?1
+                                   AND published_at >= ?2 AND published_at < ?3 AND theme IN ({marks}))
              GROUP BY thread_id
              HAVING at >= ?2 AND at < ?3{by_priority}
              ORDER BY at DESC LIMIT ?6)
          SELECT {COLUMNS}, opened.at FROM notifications JOIN opened USING (thread_id)
-         WHERE account_id = ?1 AND published_at >= ?5
+         WHERE account_id = ?1 AND +published_at >= ?5
          ORDER BY opened.at, thread_id, seq"
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
