@@ -40,6 +40,9 @@ pub struct NewNotification {
     pub published_at: i64,
 }
 
+/// A channel's latest position, and a page of it with each notification's position.
+pub type Page = (i64, Vec<(i64, Notification)>);
+
 /// What a page of a channel reads.
 #[derive(Debug, Clone)]
 pub struct PageQuery {
@@ -119,16 +122,11 @@ impl WarRoom<'_> {
         self.account.db.sqlite.call(move |conn| sqlite::warroom::publish(conn, &account, &new)).await
     }
 
-    /// A page of a channel, oldest first, with positions (up to `limit` + 1 rows).
-    pub async fn page(&self, query: PageQuery) -> Result<Vec<(i64, Notification)>, MttrlyError> {
+    /// The channel's latest position and a page of it, oldest first, with positions (up to
+    /// `limit` + 1 rows), in one read; `None` when the account has no such channel.
+    pub async fn page(&self, query: PageQuery) -> Result<Option<Page>, MttrlyError> {
         let account = self.account.id.clone();
-        self.account.db.sqlite.read(move |conn| sqlite::warroom::page(conn, &account, &query)).await
-    }
-
-    /// The latest position in a channel (0 when empty).
-    pub async fn last_seq(&self, channel: &str) -> Result<i64, MttrlyError> {
-        let (account, channel) = (self.account.id.clone(), channel.to_owned());
-        self.account.db.sqlite.read(move |conn| sqlite::warroom::last_seq(conn, &account, &channel)).await
+        self.account.db.sqlite.read(move |conn| sqlite::warroom::page_and_last(conn, &account, &query)).await
     }
 
     /// A thread, oldest first (up to `limit` + 1 notifications).

@@ -209,17 +209,12 @@ pub async fn notifications(
     input: GetNotificationsInput,
 ) -> Result<NotificationPage, MttrlyError> {
     let after = input.since.as_ref().map(|c| parse_cursor(c.as_str())).transpose()?;
-    let room = central.db.account(&caller.account_id).warroom();
     let channel = input.channel.as_str().to_owned();
-    if !room.has_channel(&channel).await? {
-        return Err(MttrlyError::new(ErrorCode::NotFound, format!("no channel `{channel}` in this account"))
-            .with_detail("channel", channel.as_str()));
-    }
     let limit = input.limit.get();
-    // Read the last position first: a notification published while the page is read is then
-    // either in the page or after the cursor, never skipped.
-    let last = room.last_seq(&channel).await?;
-    let mut rows = room
+    let page = central
+        .db
+        .account(&caller.account_id)
+        .warroom()
         .page(PageQuery {
             channel: channel.clone(),
             after,
@@ -230,6 +225,10 @@ pub async fn notifications(
             limit,
         })
         .await?;
+    let Some((last, mut rows)) = page else {
+        return Err(MttrlyError::new(ErrorCode::NotFound, format!("no channel `{channel}` in this account"))
+            .with_detail("channel", channel.as_str()));
+    };
     let more = after.is_some() && rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = match (more, rows.last()) {

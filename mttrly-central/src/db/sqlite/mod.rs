@@ -122,6 +122,26 @@ pub(crate) fn busy_wait(attempt: i32) -> bool {
 }
 
 /// Maps a SQLite error to `INTERNAL_ERROR`, logging the detail (which never reaches the caller).
+/// Every account with the oldest time it keeps (`now` minus `retention_ms_for` its plan): what
+/// each retention purge deletes below.
+pub(in crate::db) fn retention_cutoffs(
+    conn: &Connection,
+    now: i64,
+    retention_ms_for: impl Fn(Option<mttrly_core::Plan>) -> i64,
+) -> Result<Vec<(String, i64)>, MttrlyError> {
+    let accounts: Vec<(String, String)> = conn
+        .prepare("SELECT id, plan FROM accounts")
+        .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>())
+        .map_err(internal)?;
+    Ok(accounts
+        .into_iter()
+        .map(|(account, plan)| {
+            let cutoff = now.saturating_sub(retention_ms_for(plan.parse().ok()));
+            (account, cutoff)
+        })
+        .collect())
+}
+
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(internal)`
 pub(crate) fn internal(err: rusqlite::Error) -> MttrlyError {
     tracing::error!(error = %err, "database error");

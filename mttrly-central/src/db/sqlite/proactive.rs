@@ -663,14 +663,9 @@ pub(in crate::db) fn purge_incident_memory(
     retention_ms_for: impl Fn(Option<mttrly_core::Plan>) -> i64,
 ) -> Result<usize, MttrlyError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-    let accounts: Vec<(String, String)> = tx
-        .prepare("SELECT id, plan FROM accounts")
-        .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>())
-        .map_err(internal)?;
     let has_deploys = table_exists(&tx, "deploys")?;
     let mut removed = 0;
-    for (account, plan) in accounts {
-        let cutoff = now.saturating_sub(retention_ms_for(plan.parse().ok()));
+    for (account, cutoff) in super::retention_cutoffs(&tx, now, retention_ms_for)? {
         let mut run = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<(), MttrlyError> {
             removed += tx.execute(sql, args).map_err(internal)?;
             Ok(())

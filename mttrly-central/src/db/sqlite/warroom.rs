@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::internal;
 use crate::db::timestamp;
-use crate::db::warroom::{IncidentQuery, NewNotification, PageQuery};
+use crate::db::warroom::{IncidentQuery, NewNotification, Page, PageQuery};
 
 /// A stored value this build cannot read back (a row written by a newer mttrly, or corruption).
 fn corrupt(what: &str) -> rusqlite::Error {
@@ -247,13 +247,24 @@ pub(in crate::db) fn has_channel(conn: &Connection, account: &AccountId, name: &
     .map_err(internal)
 }
 
-/// A page of a channel, oldest first: after `after` (or the latest `limit` when absent), within
-/// the filters; one more than `limit` is read to tell whether more wait.
-pub(in crate::db) fn page(
+/// A page of a channel with the channel's latest position, read first (so a notification
+/// published meanwhile is in the page or after that position, never skipped); `None` when the
+/// account has no such channel.
+pub(in crate::db) fn page_and_last(
     conn: &Connection,
     account: &AccountId,
     q: &PageQuery,
-) -> Result<Vec<(i64, Notification)>, MttrlyError> {
+) -> Result<Option<Page>, MttrlyError> {
+    if !has_channel(conn, account, &q.channel)? {
+        return Ok(None);
+    }
+    let last = last_seq(conn, account, &q.channel)?;
+    Ok(Some((last, page(conn, account, q)?)))
+}
+
+/// A page of a channel, oldest first: after `after` (or the latest `limit` when absent), within
+/// the filters; one more than `limit` is read to tell whether more wait.
+fn page(conn: &Connection, account: &AccountId, q: &PageQuery) -> Result<Vec<(i64, Notification)>, MttrlyError> {
     // `+published_at`: walk the channel's positions, with the retention floor as a filter.
     let mut sql =
         format!("SELECT {COLUMNS} FROM notifications WHERE account_id = ?1 AND channel = ?2 AND +published_at >= ?3");
@@ -294,8 +305,8 @@ pub(in crate::db) fn page(
     Ok(rows)
 }
 
-/// The latest position in the account (what a reader with nothing new resumes from).
-pub(in crate::db) fn last_seq(conn: &Connection, account: &AccountId, channel: &str) -> Result<i64, MttrlyError> {
+/// The latest position in a channel (what a reader with nothing new resumes from).
+fn last_seq(conn: &Connection, account: &AccountId, channel: &str) -> Result<i64, MttrlyError> {
     conn.query_row(
         "SELECT COALESCE(MAX(seq), 0) FROM notifications WHERE account_id = ?1 AND channel = ?2",
         params![account.as_str(), channel],
@@ -385,13 +396,8 @@ pub(in crate::db) fn purge(
     retention_ms_for: impl Fn(Option<mttrly_core::Plan>) -> i64,
 ) -> Result<usize, MttrlyError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-    let accounts: Vec<(String, String)> = tx
-        .prepare("SELECT id, plan FROM accounts")
-        .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>())
-        .map_err(internal)?;
     let mut removed = 0;
-    for (account, plan) in accounts {
-        let cutoff = now.saturating_sub(retention_ms_for(plan.parse().ok()));
+    for (account, cutoff) in super::retention_cutoffs(&tx, now, retention_ms_for)? {
         removed += tx
             .execute("DELETE FROM notifications WHERE account_id = ?1 AND published_at < ?2", params![account, cutoff])
             .map_err(internal)?;
