@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mttrly_core::ids::ActionId;
 use mttrly_core::{MttrlyError, Source, ToolId};
+use mttrly_mcp::backend::{Update, Updates};
 use mttrly_mcp::{Backend, Session};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -62,6 +63,28 @@ impl Backend for CentralBackend {
     ) -> Result<Value, MttrlyError> {
         let assistant = as_assistant(caller, session);
         tools::call_audited(&self.central, &assistant, Source::Mcp, tool, arguments).await
+    }
+
+    fn pushes(&self) -> bool {
+        true
+    }
+
+    /// The war-room feed, narrowed to the caller's account and judged against the caller's own
+    /// subscription filters. Refused when the caller cannot read channels (plan, surface).
+    async fn updates(&self, caller: &TokenOwner) -> Result<Box<dyn Updates>, MttrlyError> {
+        let reach = tools::reach_of(&self.central, caller, ToolId::GetNotifications);
+        if !reach.is_callable() {
+            return Err(MttrlyError::new(
+                mttrly_core::ErrorCode::Forbidden,
+                "this credential cannot read notification channels, so it gets no updates about them",
+            ));
+        }
+        Ok(Box::new(Feed {
+            rx: self.central.warroom.listen(),
+            account: caller.account_id.clone(),
+            user: caller.principal.accountable_user().clone(),
+            stop: self.central.stopping.get().cloned(),
+        }))
     }
 
     /// Reads the action again whenever the event bus says something happened to it (and every
@@ -123,5 +146,46 @@ fn about(event: &Event, id: &ActionId) -> bool {
         | Payload::ActionExecuted { action, .. }
         | Payload::ActionExpired { action } => action.id == *id,
         _ => false,
+    }
+}
+
+/// One caller's view of the war-room feed.
+struct Feed {
+    rx: tokio::sync::broadcast::Receiver<Arc<crate::warroom::feed::Published>>,
+    account: mttrly_core::ids::AccountId,
+    user: mttrly_core::ids::UserId,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl Feed {
+    async fn next_update(&mut self) -> Option<Update> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let next = match self.stop.as_mut() {
+                Some(stop) => tokio::select! {
+                    next = self.rx.recv() => next,
+                    _ = stop.changed() => return None,
+                },
+                None => self.rx.recv().await,
+            };
+            match next {
+                Ok(p) if p.account_id == self.account => {
+                    return Some(Update::Notification {
+                        channel: p.notification.channel.clone(),
+                        thread_id: p.notification.thread_id.clone(),
+                        wanted: p.wanted_by(&self.user).unwrap_or(true),
+                    });
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return Some(Update::Missed),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl Updates for Feed {
+    fn next(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Update>> + Send + '_>> {
+        Box::pin(self.next_update())
     }
 }

@@ -271,6 +271,9 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
     crate::approvals::report_at_start(&central).await;
     let mut tasks = crate::background::spawn(&central, alert_rx, &shutdown_rx);
     tasks.extend(subscribers);
+    if let Some(chat) = &central.chat {
+        tasks.push(chat.spawn_notices(&central.warroom, shutdown_rx.clone()));
+    }
     if let Some(receiver) =
         central.telegram.get().and_then(|t| crate::chat::telegram::receiver::spawn(t, &central, shutdown_rx.clone()))
     {

@@ -41,6 +41,8 @@ pub struct Central {
     pub events: crate::events::Bus,
     /// Per-server cooldowns of diagnostics and live discovery.
     pub cooldowns: Cooldowns,
+    /// Every stored notification, for this process's listeners (MCP pushes, chat delivery).
+    pub warroom: crate::warroom::feed::Feed,
     /// Resolved API tokens; whatever revokes or narrows a credential calls its invalidation hook.
     pub auth_cache: crate::auth_cache::AuthCache,
     /// When API tokens were last used, written at most once a minute per token.
@@ -111,6 +113,7 @@ impl Central {
             prompts,
             events,
             cooldowns: Cooldowns::default(),
+            warroom: crate::warroom::feed::Feed::default(),
             auth_cache: crate::auth_cache::AuthCache::default(),
             token_usage: crate::tokens::Usage::default(),
             oidc: std::sync::OnceLock::new(),

@@ -521,6 +521,8 @@ pub async fn remove(
         let removed = central.db.account(&caller.account_id).users().remove_gated(name, rule.gate).await?;
         let removed = removed.map_err(|r| refused(&r, name))?;
         central.auth_cache.invalidate_all();
+        // Their subscriptions stop delivering at once.
+        central.warroom.forget_all();
         Ok(removed)
     }
     .await;

@@ -104,6 +104,8 @@ mttrly_list_channels 0 1 1
 mttrly_create_channel 0 1 1
 mttrly_get_thread 0 1 1
 mttrly_get_notifications 0 1 1
+mttrly_subscribe_channel 0 1 1
+mttrly_unsubscribe_channel 0 1 1
 mttrly_get_incident_summary 0 1 1
 mttrly_get_incident_stats 0 1 1
 ";

@@ -424,6 +424,14 @@ catalog! {
         notify::GetNotificationsInput => notify::NotificationPage,
         "Get Notifications",
         "Read a channel, oldest first: pass `since` (a previous answer's next_cursor) to get only what is new; filter by priority (one or a list), theme and tag.";
+    SubscribeChannel => "mttrly_subscribe_channel", Execute, DeploymentBro, Notify, IDEMPOTENT,
+        notify::SubscribeChannelInput => notify::Subscribed,
+        "Subscribe Channel",
+        "Subscribe yourself (the human behind this assistant) to a channel, optionally only some priorities (for example [\"critical\", \"high\"]), a theme or a tag. Matching notifications are pushed to your linked Telegram or Slack, and to MCP clients subscribed to the channel's resource (notification://{channel}/recent). Subscribing again replaces the filters.";
+    UnsubscribeChannel => "mttrly_unsubscribe_channel", Execute, DeploymentBro, Notify, IDEMPOTENT,
+        notify::UnsubscribeChannelInput => notify::Unsubscribed,
+        "Unsubscribe Channel",
+        "Stop pushes from a channel to you. Idempotent: unsubscribing when not subscribed changes nothing.";
     GetIncidentSummary => "mttrly_get_incident_summary", Read, DeploymentBro, Notify, READ_ONLY | IDEMPOTENT,
         notify::GetIncidentSummaryInput => notify::IncidentSummary,
         "Get Incident Summary",
@@ -445,7 +453,7 @@ mod tests {
         let seed: Vec<_> = specs().iter().filter(|s| s.toolset != Toolset::Notify).collect();
         assert_eq!(seed.len(), 40);
         assert_eq!(specs().len(), ToolId::ALL.len());
-        assert_eq!(ToolId::ALL.len(), 40 + 7);
+        assert_eq!(ToolId::ALL.len(), 40 + 9);
         let read = seed.iter().filter(|s| s.kind == ToolKind::Read).count();
         assert_eq!((read, seed.len() - read), (21, 19));
     }

@@ -1,6 +1,7 @@
 //! Where tools run: the seam between the MCP protocol and mttrly.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use tokio::time::Instant;
 
@@ -16,6 +17,30 @@ pub struct Session {
     pub id: AssistantSessionId,
     /// The client's self-reported name from `initialize` (`claude-code`), cleaned and capped.
     pub client_name: String,
+}
+
+/// A change to the war room a caller reads: a notification landed. Only the caller's account's
+/// notifications ever arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// A notification was stored in `channel`, in `thread_id`.
+    Notification {
+        /// Its channel.
+        channel: String,
+        /// Its thread.
+        thread_id: String,
+        /// Whether it passes the caller's own subscription filter on that channel (true when
+        /// they set none): a channel resource is pushed only then, a thread resource always.
+        wanted: bool,
+    },
+    /// Updates were missed (the listener fell behind): anything subscribed may have changed.
+    Missed,
+}
+
+/// One caller's stream of [`Update`]s; `None` when the backend stops.
+pub trait Updates: Send + 'static {
+    /// The next update.
+    fn next(&mut self) -> Pin<Box<dyn Future<Output = Option<Update>> + Send + '_>>;
 }
 
 /// Runs tools for MCP sessions.
@@ -50,6 +75,22 @@ pub trait Backend: Send + Sync + 'static {
         tool: ToolId,
         arguments: Value,
     ) -> impl Future<Output = Result<Value, MttrlyError>> + Send;
+
+    /// Whether [`Backend::updates`] works: the server then offers resource subscriptions.
+    fn pushes(&self) -> bool {
+        false
+    }
+
+    /// The war-room updates this caller may see, from now on. Backends without a live feed
+    /// keep the default (and [`Backend::pushes`] false).
+    fn updates(&self, _caller: &Self::Caller) -> impl Future<Output = Result<Box<dyn Updates>, MttrlyError>> + Send {
+        async {
+            Err(MttrlyError::new(
+                mttrly_core::ErrorCode::ValidationError,
+                "this server pushes no updates: read the resource again, or use mttrly_get_notifications with `since`",
+            ))
+        }
+    }
 
     /// Waits until action `action_id` has reached an end (run, failed, rejected, expired,
     /// cancelled) or `deadline` passes, then returns its view, as `mttrly_get_action_result`

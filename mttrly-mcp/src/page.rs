@@ -18,7 +18,8 @@ use mttrly_core::action::ActionState;
 use mttrly_core::{ErrorCode, MttrlyError};
 use rmcp::RoleServer;
 use rmcp::model::{
-    CallToolResult, CustomNotification, ElicitRequestParams, ElicitationAction, ProgressNotificationParam,
+    CallToolResponse, CallToolResult, CustomNotification, ElicitRequest, ElicitRequestParams, ElicitResult,
+    ElicitationAction, InputRequest, InputRequests, InputRequiredResult, InputResponses, ProgressNotificationParam,
     ProgressToken, ServerNotification,
 };
 use rmcp::service::{ElicitationMode, Peer};
@@ -33,6 +34,24 @@ use crate::result;
 /// How often a waiting call tells a client that asked for progress that it is still waiting
 /// (clients that reset their timeout on progress then wait as long as the human takes).
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// The URL-mode request sending the user to action `action_id`'s page.
+fn page_request(action_id: &str, url: &str, elicitation_id: &str) -> ElicitRequestParams {
+    ElicitRequestParams::UrlElicitationParams {
+        meta: None,
+        message: format!(
+            "Action {action_id} waits for a human decision. Open its page, signed in to mttrly as yourself, to see \
+             exactly what will run and approve or reject it there; this assistant cannot decide it for you."
+        ),
+        url: url.to_owned(),
+        elicitation_id: elicitation_id.to_owned(),
+    }
+}
+
+/// The key of the page request for `action_id` in a 2026-07-28 `input_required` result.
+fn stateless_key(action_id: &str) -> String {
+    format!("mttrly-page-{action_id}")
+}
 
 /// The page a refusal points at, when there is one: the action's id and the page's address.
 pub(crate) fn page_of(refused: &MttrlyError) -> Option<(String, String)> {
@@ -67,23 +86,10 @@ impl<B: Backend> Visit<'_, B> {
         if !self.peer.supported_elicitation_modes().contains(&ElicitationMode::Url) {
             return result::failure(&refused);
         }
-        let deadline = Instant::now() + self.wait;
         let elicitation_id = format!("mttrly-{}", uuid::Uuid::now_v7().simple());
-        let message = format!(
-            "Action {action_id} waits for a human decision. Open its page, signed in to mttrly as yourself, to see \
-             exactly what will run and approve or reject it there; this assistant cannot decide it for you."
-        );
         let asked = self
             .peer
-            .create_elicitation_with_timeout(
-                ElicitRequestParams::UrlElicitationParams {
-                    meta: None,
-                    message,
-                    url: url.to_owned(),
-                    elicitation_id: elicitation_id.clone(),
-                },
-                Some(self.wait),
-            )
+            .create_elicitation_with_timeout(page_request(action_id, url, &elicitation_id), Some(self.wait))
             .await;
         let opened = match asked.map(|r| r.action) {
             Ok(ElicitationAction::Accept) => true,
@@ -93,9 +99,51 @@ impl<B: Backend> Visit<'_, B> {
                 false
             }
         };
+        self.conclude(refused, action_id, url, opened.then_some(elicitation_id.as_str())).await
+    }
+
+    /// 2026-07-28, which has no server-to-client requests: the first call is answered with
+    /// `input_required` holding the URL-mode request for the page (when the client declared URL
+    /// mode; else the refusal). The client retries the same call with the user's answer in
+    /// `inputResponses`; central refuses the retry again (nothing a client sends decides), and
+    /// this server then waits for the human as it does for a 2025-11-25 client. The answer is
+    /// keyed by the action, so an answer given for another action opens nothing.
+    pub(crate) async fn answer_stateless(
+        &self,
+        refused: MttrlyError,
+        action_id: &str,
+        url: &str,
+        supports_url: bool,
+        responses: Option<&InputResponses>,
+    ) -> CallToolResponse {
+        if !supports_url {
+            return result::failure(&refused).into();
+        }
+        let key = stateless_key(action_id);
+        let Some(answer) = responses.and_then(|r| r.get(&key)) else {
+            let mut requests = InputRequests::new();
+            requests
+                .insert(key.clone(), InputRequest::Elicitation(ElicitRequest::new(page_request(action_id, url, &key))));
+            return InputRequiredResult::from_input_requests(requests).into();
+        };
+        let opened =
+            serde_json::from_value::<ElicitResult>(answer.clone()).is_ok_and(|r| r.action == ElicitationAction::Accept);
+        self.conclude(refused, action_id, url, opened.then_some(key.as_str())).await.into()
+    }
+
+    /// After the client was asked to open the page: waits for the human when it was opened
+    /// (`elicitation` names that request), else reads the action once; says the outcome.
+    async fn conclude(
+        &self,
+        refused: MttrlyError,
+        action_id: &str,
+        url: &str,
+        elicitation: Option<&str>,
+    ) -> CallToolResult {
+        let opened = elicitation.is_some();
         // Not opened: someone may still have decided meanwhile (on another channel, or from the
         // link in the refusal), so the answer is read, never assumed.
-        let until = if opened { deadline } else { Instant::now() };
+        let until = if opened { Instant::now() + self.wait } else { Instant::now() };
         let view = match self.wait_for_outcome(action_id, until).await {
             Ok(view) => view,
             Err(e) => return result::failure(&e),
@@ -111,7 +159,7 @@ impl<B: Backend> Visit<'_, B> {
             };
             return result::failure(&prefixed(&refused, &first));
         }
-        if opened {
+        if let Some(elicitation_id) = elicitation {
             // The page's work is done: the client may close whatever it opened for it.
             let done = CustomNotification::new(
                 "notifications/elicitation/complete",

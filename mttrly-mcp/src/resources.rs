@@ -1,12 +1,17 @@
-//! Resources: the playbook catalog and each server's latest status, readable by URI.
+//! Resources: the playbook catalog, each server's latest status, and the war room's channels and
+//! threads, readable by URI.
 //!
 //! `mttrly://playbooks` is what `mttrly_list_playbooks` returns (the built-in catalog);
-//! `mttrly://servers/{server_id}/status` is what `mttrly_get_server_status` returns. Both are
-//! fetched through the backend as the caller, so tenancy and the tool surface apply.
+//! `mttrly://servers/{server_id}/status` is what `mttrly_get_server_status` returns;
+//! `notification://{channel}/recent` is `mttrly_get_notifications` on that channel (the latest
+//! 50) and `notification://thread/{thread_id}` is `mttrly_get_thread`. All are fetched through
+//! the backend as the caller, so tenancy and the tool surface apply. The war room's resources are
+//! the ones a client subscribes to ([`crate::server`]).
 
+use mttrly_core::tools::notify::{ChannelList, NotificationResource};
 use mttrly_core::tools::servers::ServerList;
 use mttrly_core::{ErrorCode, MttrlyError, ToolId};
-use rmcp::model::{Resource, ResourceContents};
+use rmcp::model::{Resource, ResourceContents, ResourceTemplate};
 use serde_json::json;
 
 use crate::backend::{Backend, Session};
@@ -37,6 +42,20 @@ pub(crate) async fn list<B: Backend>(
                 .with_mime_type("application/json"),
         );
     }
+    if tools.contains(&ToolId::ListChannels) && tools.contains(&ToolId::GetNotifications) {
+        let list: ChannelList =
+            serde_json::from_value(backend.call(caller, session, ToolId::ListChannels, json!({})).await?)
+                .map_err(|e| MttrlyError::new(ErrorCode::InternalError, format!("unexpected channel list: {e}")))?;
+        out.extend(list.channels.iter().map(|c| {
+            Resource::new(NotificationResource::channel_uri(&c.channel), format!("{}-recent", c.channel))
+                .with_title(format!("#{} notifications", c.channel))
+                .with_description(format!(
+                    "The latest notifications of #{} ({} in all). Subscribe to be told when one arrives.",
+                    c.channel, c.notifications
+                ))
+                .with_mime_type("application/json")
+        }));
+    }
     if !tools.contains(&ToolId::ListServers) || !tools.contains(&ToolId::GetServerStatus) {
         return Ok(out);
     }
@@ -54,6 +73,32 @@ pub(crate) async fn list<B: Backend>(
     Ok(out)
 }
 
+/// The war room's resource templates, when the caller can read channels.
+pub(crate) async fn templates<B: Backend>(
+    backend: &B,
+    caller: &B::Caller,
+) -> Result<Vec<ResourceTemplate>, MttrlyError> {
+    let tools = backend.tools(caller).await?;
+    let mut out = Vec::new();
+    if tools.contains(&ToolId::GetNotifications) {
+        out.push(
+            ResourceTemplate::new(NotificationResource::CHANNEL_TEMPLATE, "channel-recent")
+                .with_title("A channel's latest notifications")
+                .with_description("The latest 50 notifications of a channel, oldest first; subscribe for updates.")
+                .with_mime_type("application/json"),
+        );
+    }
+    if tools.contains(&ToolId::GetThread) {
+        out.push(
+            ResourceTemplate::new(NotificationResource::THREAD_TEMPLATE, "thread")
+                .with_title("A thread")
+                .with_description("Every notification of a thread, root first; subscribe for updates.")
+                .with_mime_type("application/json"),
+        );
+    }
+    Ok(out)
+}
+
 /// Reads one resource.
 pub(crate) async fn read<B: Backend>(
     backend: &B,
@@ -66,10 +111,26 @@ pub(crate) async fn read<B: Backend>(
         let text = serde_json::to_string_pretty(&catalog).unwrap_or_default();
         return Ok(ResourceContents::text(text, uri_).with_mime_type("application/json"));
     }
+    if let Some(resource) = NotificationResource::parse(uri_) {
+        let answer = match &resource {
+            NotificationResource::Channel(c) => {
+                backend.call(caller, session, ToolId::GetNotifications, json!({ "channel": c.as_str() })).await?
+            }
+            NotificationResource::Thread(t) => {
+                backend.call(caller, session, ToolId::GetThread, json!({ "thread_id": t.as_str() })).await?
+            }
+        };
+        let text = serde_json::to_string_pretty(&answer).unwrap_or_default();
+        return Ok(ResourceContents::text(text, uri_).with_mime_type("application/json"));
+    }
     let Some(server_id) = uri_.strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix(SUFFIX)) else {
         return Err(MttrlyError::new(
             ErrorCode::NotFound,
-            format!("unknown resource `{uri_}`: resources are {PLAYBOOKS} and mttrly://servers/{{server_id}}/status"),
+            format!(
+                "unknown resource `{uri_}`: resources are {PLAYBOOKS}, mttrly://servers/{{server_id}}/status, {} and {}",
+                NotificationResource::CHANNEL_TEMPLATE,
+                NotificationResource::THREAD_TEMPLATE
+            ),
         ));
     };
     let status = backend.call(caller, session, ToolId::GetServerStatus, json!({ "server_id": server_id })).await?;

@@ -1,21 +1,24 @@
 //! The MCP server: one instance per MCP session, built from the catalog and a [`Backend`].
 
 use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use mttrly_core::ids::AssistantSessionId;
+use mttrly_core::tools::notify::NotificationResource;
 use mttrly_core::{ErrorCode, MttrlyError, ToolId};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse, Implementation,
-    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ServerCapabilities, ServerConfig,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
-use crate::backend::{Backend, Session};
+use crate::backend::{Backend, Session, Update, Updates};
 use crate::{page, prompts, resources, result, tools};
 
 /// What an MCP server exposes on top of what the backend allows. It can only narrow.
@@ -46,6 +49,38 @@ pub struct McpServer<B: Backend> {
     client_name: OnceLock<String>,
     /// The caller that opened the session; nobody else may use it.
     bound_to: OnceLock<String>,
+    /// What this session subscribed to with `resources/subscribe` (2025-11-25), and the task
+    /// that tells the client when one of them changes (started by the first subscription,
+    /// stopped with the session).
+    subscribed: Arc<Mutex<BTreeSet<NotificationResource>>>,
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The most resources one session (or one `subscriptions/listen` stream) follows.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+
+impl<B: Backend> Drop for McpServer<B> {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            watcher.abort();
+        }
+    }
+}
+
+/// The subscribed resources an update changes: a thread's always, a channel's only when the
+/// notification passes the person's own filter; everything on [`Update::Missed`].
+pub fn changed_by(update: &Update, subscribed: &BTreeSet<NotificationResource>) -> Vec<String> {
+    subscribed
+        .iter()
+        .filter(|r| match (update, r) {
+            (Update::Missed, _) => true,
+            (Update::Notification { channel, wanted, .. }, NotificationResource::Channel(c)) => {
+                *wanted && c.as_str() == channel
+            }
+            (Update::Notification { thread_id, .. }, NotificationResource::Thread(t)) => t.as_str() == thread_id,
+        })
+        .map(ToString::to_string)
+        .collect()
 }
 
 impl<B: Backend> McpServer<B> {
@@ -68,6 +103,8 @@ impl<B: Backend> McpServer<B> {
             session_id: AssistantSessionId::generate(),
             client_name: OnceLock::new(),
             bound_to: OnceLock::new(),
+            subscribed: Arc::default(),
+            watcher: Mutex::new(None),
         }
     }
 
@@ -89,6 +126,12 @@ impl<B: Backend> McpServer<B> {
                 .cloned()
                 .ok_or_else(|| ErrorData::invalid_request("this request carries no authenticated caller", None))?,
         };
+        if self.client_name.get().is_none()
+            && let Some(info) = context.client_info()
+        {
+            // 2026-07-28 has no `initialize`: each request names its client in `_meta`.
+            let _ = self.client_name.set(mttrly_core::display::client_name(&info.name));
+        }
         let key = self.backend.caller_key(&caller);
         let bound = self.bound_to.get_or_init(|| key.clone());
         if *bound != key {
@@ -119,13 +162,56 @@ impl<B: Backend> McpServer<B> {
     }
 }
 
+/// Whether this request is 2026-07-28's (stateless: no server-to-client requests).
+fn stateless(context: &RequestContext<RoleServer>) -> bool {
+    context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::NO_INITIALIZE.as_str())
+}
+
 fn internal(err: &MttrlyError) -> ErrorData {
     ErrorData::internal_error(format!("{}: {}", err.code(), err.message()), None)
 }
 
+/// A resource error as MCP says it: not found, invalid, refused, or internal.
+fn resource_error(e: &MttrlyError) -> ErrorData {
+    match e.code() {
+        ErrorCode::NotFound | ErrorCode::ServerNotFound => ErrorData::resource_not_found(e.message().to_owned(), None),
+        ErrorCode::ValidationError => ErrorData::invalid_params(e.message().to_owned(), None),
+        ErrorCode::Forbidden | ErrorCode::PlanRequired => {
+            ErrorData::invalid_request(format!("{}: {}", e.code(), e.message()), None)
+        }
+        _ => internal(e),
+    }
+}
+
+/// Tells a 2025-11-25 session's client which of its subscribed resources changed, until the
+/// session ends (its server is dropped, or a send fails) or the backend stops.
+async fn relay_to_session(
+    mut updates: Box<dyn Updates>,
+    subscribed: Arc<Mutex<BTreeSet<NotificationResource>>>,
+    peer: rmcp::Peer<RoleServer>,
+) {
+    while let Some(update) = updates.next().await {
+        let uris = changed_by(&update, &subscribed.lock().unwrap_or_else(PoisonError::into_inner));
+        for uri in uris {
+            if peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 impl<B: Backend> ServerHandler for McpServer<B> {
     fn get_info(&self) -> ServerConfig {
-        let capabilities = ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().build();
+        let capabilities = if self.backend.pushes() {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().build()
+        };
         let mut info = InitializeResult::new(capabilities);
         info.server_info = Implementation::new("mttrly", env!("CARGO_PKG_VERSION"));
         info.instructions = Some(
@@ -137,11 +223,13 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         info
     }
 
-    /// The protocol revisions this server is tested with. Its only server-to-client request is
-    /// URL-mode elicitation pointing at an action's page ([`crate::page`]); nothing a client
-    /// answers stands for a human's decision.
+    /// The protocol revisions this server is tested with, both eras: the 2025 revisions with
+    /// `initialize` and sessions, and 2026-07-28's stateless requests (each request carries its
+    /// client in `_meta`; pushes come on `subscriptions/listen`). Its only server-to-client
+    /// request is URL-mode elicitation pointing at an action's page ([`crate::page`]); nothing a
+    /// client answers stands for a human's decision.
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+        Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2026_07_28))
     }
 
     async fn initialize(
@@ -205,6 +293,15 @@ impl<B: Backend> ServerHandler for McpServer<B> {
                 wait,
                 asked,
             };
+            if stateless(&context) {
+                let supports_url =
+                    context.client_capabilities().and_then(|c| c.elicitation).is_some_and(|e| e.url.is_some());
+                let responses = request.input_responses.as_ref();
+                return Ok(tokio::select! {
+                    answer = visit.answer_stateless(refused.clone(), &action_id, &url, supports_url, responses) => answer,
+                    () = context.ct.cancelled() => result::failure(refused).into(),
+                });
+            }
             return Ok(tokio::select! {
                 answer = visit.answer(refused.clone(), &action_id, &url) => answer,
                 () = context.ct.cancelled() => result::failure(refused),
@@ -255,6 +352,16 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         Ok(ListResourcesResult::with_all_items(list))
     }
 
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let list = resources::templates(self.backend.as_ref(), &caller).await.map_err(|e| internal(&e))?;
+        Ok(ListResourceTemplatesResult::with_all_items(list))
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
@@ -263,13 +370,131 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         let caller = self.caller(&context)?;
         match resources::read(self.backend.as_ref(), &caller, &self.session(), &request.uri).await {
             Ok(contents) => Ok(ReadResourceResult::new(vec![contents]).into()),
-            Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::ServerNotFound) => {
-                Err(ErrorData::resource_not_found(e.message().to_owned(), None))
-            }
-            Err(e) if e.code() == ErrorCode::ValidationError => {
-                Err(ErrorData::invalid_params(e.message().to_owned(), None))
-            }
-            Err(e) => Err(internal(&e)),
+            Err(e) => Err(resource_error(&e)),
         }
+    }
+
+    /// 2025-11-25: follows one war-room resource for this session. The resource must be one the
+    /// caller can read now (it is read once, as `resources/read` would).
+    #[allow(deprecated)] // the 2025 revisions' method, served next to 2026-07-28's listen
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context)?;
+        let Some(resource) = NotificationResource::parse(&request.uri) else {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "`{}` has no updates to subscribe to: subscribe to {} or {}",
+                    request.uri,
+                    NotificationResource::CHANNEL_TEMPLATE,
+                    NotificationResource::THREAD_TEMPLATE
+                ),
+                None,
+            ));
+        };
+        resources::read(self.backend.as_ref(), &caller, &self.session(), &request.uri)
+            .await
+            .map_err(|e| resource_error(&e))?;
+        {
+            let mut subscribed = self.subscribed.lock().unwrap_or_else(PoisonError::into_inner);
+            if !subscribed.contains(&resource) && subscribed.len() >= MAX_SUBSCRIPTIONS {
+                return Err(ErrorData::invalid_params(
+                    format!("a session follows at most {MAX_SUBSCRIPTIONS} resources; unsubscribe from one first"),
+                    None,
+                ));
+            }
+            subscribed.insert(resource);
+        }
+        let running = |w: &Option<tokio::task::JoinHandle<()>>| w.as_ref().is_some_and(|h| !h.is_finished());
+        if !running(&self.watcher.lock().unwrap_or_else(PoisonError::into_inner)) {
+            // The feed is opened outside the lock; the task starts unless another request
+            // started one meanwhile.
+            let updates = self.backend.updates(&caller).await.map_err(|e| resource_error(&e))?;
+            let mut watcher = self.watcher.lock().unwrap_or_else(PoisonError::into_inner);
+            if !running(&watcher) {
+                *watcher = Some(tokio::spawn(relay_to_session(updates, Arc::clone(&self.subscribed), context.peer)));
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)] // the 2025 revisions' method
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.caller(&context)?;
+        if let Some(resource) = NotificationResource::parse(&request.uri) {
+            self.subscribed.lock().unwrap_or_else(PoisonError::into_inner).remove(&resource);
+        }
+        Ok(())
+    }
+
+    /// 2026-07-28: the war-room resources of a `subscriptions/listen` request (at most
+    /// [`MAX_SUBSCRIPTIONS`]); list-change notifications are not offered (the lists change only
+    /// when a channel is created).
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        if !self.backend.pushes() {
+            return None;
+        }
+        let uris: Vec<String> = requested
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter(|uri| NotificationResource::parse(uri).is_some())
+            .take(MAX_SUBSCRIPTIONS)
+            .cloned()
+            .collect();
+        Some(SubscriptionFilter::builder().resource_subscriptions(uris).build())
+    }
+
+    /// 2026-07-28: tells the listener whenever one of its accepted resources changes, until it
+    /// cancels or central stops.
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        let caller = self.caller(subscription.request_context())?;
+        let followed: BTreeSet<NotificationResource> = subscription
+            .accepted()
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter_map(|uri| NotificationResource::parse(uri))
+            .collect();
+        let mut updates = self.backend.updates(&caller).await.map_err(|e| resource_error(&e))?;
+        loop {
+            let update = tokio::select! {
+                () = subscription.cancelled() => return Ok(()),
+                update = updates.next() => update,
+            };
+            let Some(update) = update else { return Ok(()) };
+            for uri in changed_by(&update, &followed) {
+                if subscription.sink().notify_resource_updated(uri).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn followed(uris: &[&str]) -> BTreeSet<NotificationResource> {
+        uris.iter().map(|u| NotificationResource::parse(u).expect("a war-room uri")).collect()
+    }
+
+    #[test]
+    fn a_channel_is_pushed_only_past_the_persons_filter_a_thread_always() {
+        let set =
+            followed(&["notification://incidents/recent", "notification://thread/t1", "notification://deploys/recent"]);
+        let note = |wanted| Update::Notification { channel: "incidents".into(), thread_id: "t1".into(), wanted };
+        assert_eq!(changed_by(&note(true), &set), ["notification://incidents/recent", "notification://thread/t1"]);
+        assert_eq!(changed_by(&note(false), &set), ["notification://thread/t1"]);
+        let other = Update::Notification { channel: "other".into(), thread_id: "t2".into(), wanted: true };
+        assert!(changed_by(&other, &set).is_empty());
+        assert_eq!(changed_by(&Update::Missed, &set).len(), 3);
     }
 }

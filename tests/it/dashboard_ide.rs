@@ -216,3 +216,58 @@ async fn an_accepting_client_a_declining_user_and_a_client_without_url_mode_deci
     assert_eq!(refused["code"], "VALIDATION_ERROR", "{refused}");
     assert_eq!(pages.lock().unwrap().len(), 5, "no page for a cancelled action");
 }
+
+/// The same on 2026-07-28, which has no server-to-client requests: the call's first answer is
+/// `input_required` with the page's URL-mode request; the client opens it and retries; the retry
+/// waits for what the human decides on the page. A 2026-07-28 client without URL mode gets the
+/// refusal naming the page at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stateless_client_is_sent_to_the_page_by_an_input_request_and_reports_the_decision() {
+    let h = harness(|cfg| cfg.mcp_approval_wait_seconds = 120).await;
+    let base = h.central.http_url();
+    let mcp_url = format!("{base}/mcp");
+    let (server, _agent) = online_production(&h).await;
+    let mut bob = person(&h, "bob", "operator").await;
+    let mut page = Http::new(&base);
+    page.sign_in(&mut bob).await;
+
+    let (session, pages) = mcp::connect_stateless_with_pages(&mcp_url, &h.admin, Some(Human::OpensPages)).await;
+    let session = Arc::new(session);
+    let marker = h.dir.path().join("approved-from-2026");
+    let pending = mcp::call_ok(
+        &session,
+        "mttrly_execute_command",
+        json!({ "server_id": server, "command": format!("touch {}", marker.display()) }),
+    )
+    .await;
+    let id = pending["action_id"].as_str().unwrap().to_owned();
+
+    // Without URL mode: refused at once, naming the page.
+    let (plain, plain_pages) = mcp::connect_stateless_with_pages(&mcp_url, &h.admin, None).await;
+    let refused =
+        mcp::call_err(&plain, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await;
+    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    assert_eq!(refused["details"]["action_url"], format!("{base}/actions/{id}"), "{refused}");
+    assert!(plain_pages.lock().unwrap().is_empty());
+
+    let call = tokio::spawn({
+        let (session, id) = (Arc::clone(&session), id.clone());
+        async move { mcp::call(&session, "mttrly_approve_action", json!({ "action_id": id, "decision": "approve" })).await }
+    });
+    assert_eq!(asked(&pages, 1).await, vec![format!("{base}/actions/{id}")]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status_of(&h, &id).await, "pending_approval", "the client's answer decided nothing");
+    assert!(!call.is_finished(), "the retried call waits for the human");
+
+    let (_, shown) = page.get(&format!("/actions/{id}")).await;
+    let (csrf, seen) = (hidden(&shown, "csrf"), hidden(&shown, "seen_sha256"));
+    let (status, answer) =
+        page.post(&format!("/actions/{id}/approve"), &[("csrf", &csrf), ("seen_sha256", &seen)]).await;
+    assert_eq!(status, 303, "{answer}");
+    let result = tokio::time::timeout(Duration::from_secs(60), call).await.unwrap().unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let view = body(&result);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["approvals"][0]["channel"], "dashboard", "{view}");
+    assert!(marker.exists(), "the agent ran it");
+}

@@ -56,3 +56,4 @@ mod transports;
 mod update;
 mod users;
 mod warroom;
+mod warroom_push;

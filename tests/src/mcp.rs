@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult,
-    ElicitationAction, ElicitationCapability, FormElicitationCapability, Implementation, UrlElicitationCapability,
+    ElicitationAction, ElicitationCapability, FormElicitationCapability, Implementation, ProtocolVersion,
+    ResourceUpdatedNotificationParam, UrlElicitationCapability,
 };
-use rmcp::service::{RequestContext, RunningService};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, RoleClient, ServiceExt};
 use serde_json::Value;
 
 /// How the scripted human answers a confirmation form.
@@ -39,6 +40,22 @@ pub struct TestClient {
     pub pages: Arc<Mutex<Vec<String>>>,
     /// The `clientInfo.name` it announces.
     pub name: String,
+    /// The resources the server said changed (`notifications/resources/updated`, 2025-11-25),
+    /// in order.
+    pub updated: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestClient {
+    /// A client named `name` without elicitation.
+    pub fn named(name: &str) -> Self {
+        Self {
+            human: None,
+            forms: Arc::default(),
+            pages: Arc::default(),
+            name: name.to_owned(),
+            updated: Arc::default(),
+        }
+    }
 }
 
 impl ClientHandler for TestClient {
@@ -56,6 +73,14 @@ impl ClientHandler for TestClient {
             );
         }
         ClientConfig::new(capabilities, Implementation::new(self.name.clone(), "1.0.0"))
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.updated.lock().expect("lock").push(params.uri);
     }
 
     async fn create_elicitation(
@@ -104,7 +129,13 @@ pub async fn connect_with_pages(
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned()),
     );
-    let client = TestClient { human, forms: Arc::clone(&forms), pages: Arc::clone(&pages), name: "mttrly-e2e".into() };
+    let client = TestClient {
+        human,
+        forms: Arc::clone(&forms),
+        pages: Arc::clone(&pages),
+        name: "mttrly-e2e".into(),
+        updated: Arc::default(),
+    };
     let session = client.serve(transport).await.unwrap_or_else(|e| panic!("MCP session to {url}: {e}"));
     (session, forms, pages)
 }
@@ -115,8 +146,58 @@ pub async fn connect_as(url: &str, token: &str, client_name: &str) -> Session {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned()),
     );
-    let client = TestClient { human: None, forms: Arc::default(), pages: Arc::default(), name: client_name.to_owned() };
-    client.serve(transport).await.unwrap_or_else(|e| panic!("MCP session to {url}: {e}"))
+    TestClient::named(client_name).serve(transport).await.unwrap_or_else(|e| panic!("MCP session to {url}: {e}"))
+}
+
+/// A 2026-07-28 client announcing itself as `client_name`: `server/discover`, then stateless
+/// requests each carrying the protocol version and client in `_meta` (no `initialize`, no
+/// session).
+pub async fn connect_stateless(url: &str, token: &str, client_name: &str) -> Session {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned()),
+    );
+    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+    TestClient::named(client_name)
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .unwrap_or_else(|e| panic!("2026-07-28 MCP client to {url}: {e}"))
+}
+
+/// [`connect_stateless`] with elicitation as `human` answers it (2026-07-28 asks for it in an
+/// `input_required` result; the client fulfils it and retries the call), also returning the
+/// pages the client is asked to open.
+pub async fn connect_stateless_with_pages(
+    url: &str,
+    token: &str,
+    human: Option<Human>,
+) -> (Session, Arc<Mutex<Vec<String>>>) {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned()),
+    );
+    let pages = Arc::new(Mutex::new(Vec::new()));
+    let client = TestClient { human, pages: Arc::clone(&pages), ..TestClient::named("mttrly-e2e-2026") };
+    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+    let session = client
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .unwrap_or_else(|e| panic!("2026-07-28 MCP client to {url}: {e}"));
+    (session, pages)
+}
+
+/// Waits up to 10 s until `session`'s client was told `uri` changed at least `times` times.
+pub async fn wait_updated(session: &Session, uri: &str, times: usize) {
+    for _ in 0..200 {
+        if updated_count(session, uri) >= times {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{uri} was not updated {times} times: {:?}", session.service().updated.lock().expect("lock"));
+}
+
+/// How many times `session`'s client was told `uri` changed.
+pub fn updated_count(session: &Session, uri: &str) -> usize {
+    session.service().updated.lock().expect("lock").iter().filter(|u| *u == uri).count()
 }
 
 /// Calls a tool; returns the raw result.

@@ -21,6 +21,7 @@
 pub mod decide;
 pub mod links;
 pub mod message;
+pub mod notice;
 pub mod slack;
 pub mod telegram;
 
@@ -61,6 +62,9 @@ pub trait ChatChannel: Send + Sync + 'static {
     fn post(&self, to: Recipient, message: ApprovalMessage) -> ChannelFuture<Posted>;
     /// Replaces the message at `posted` with `message` (a decided message loses its controls).
     fn edit(&self, posted: Posted, message: ApprovalMessage) -> ChannelFuture<()>;
+    /// Posts a war-room notification to `to` (a person subscribed to its channel): plain text,
+    /// no controls.
+    fn notify(&self, to: Recipient, notice: notice::Notice) -> ChannelFuture<()>;
 }
 
 /// What one announcement reached.
@@ -352,6 +356,85 @@ impl Chat {
                         );
                     }
                     Next::Closed => break,
+                }
+            }
+        })
+    }
+}
+
+/// How many war-room notices may be on their way to chat services at once: a slow service
+/// holds these, never the feed.
+const NOTICES_IN_FLIGHT: usize = 64;
+
+impl Chat {
+    /// Pushes each published notification to the people subscribed to its channel whose filter
+    /// it passes (not its sender), on every chat service they linked, until `stop` changes. A
+    /// notice that cannot be sent is logged: it is in the channel for the pull path.
+    pub fn spawn_notices(
+        self: &Arc<Self>,
+        feed: &crate::warroom::feed::Feed,
+        mut stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let mut notes = feed.listen();
+        let chat = Arc::clone(self);
+        let slots = Arc::new(tokio::sync::Semaphore::new(NOTICES_IN_FLIGHT));
+        tokio::spawn(async move {
+            loop {
+                let published = tokio::select! {
+                    next = notes.recv() => match next {
+                        Ok(p) => p,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "chat notices fell behind; those notifications were not pushed to chat");
+                            continue;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = stop.changed() => break,
+                };
+                let n = &published.notification;
+                let wanted: Vec<UserId> = published
+                    .subscribers
+                    .iter()
+                    .filter(|s| s.user_id != n.sender.user_id && s.filter.matches(n))
+                    .map(|s| s.user_id.clone())
+                    .collect();
+                if wanted.is_empty() {
+                    continue;
+                }
+                let notice = notice::Notice::of(n);
+                for channel in &chat.channels {
+                    let provider = channel.provider();
+                    let recipients = match chat
+                        .db
+                        .account(&published.account_id)
+                        .chat()
+                        .recipients(provider, wanted.clone())
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(%provider, error = %ErrorChain(&e), "subscribers' chat links not read");
+                            continue;
+                        }
+                    };
+                    for to in recipients {
+                        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+                        let user = to.user_name.clone();
+                        let send = channel.notify(to, notice.clone());
+                        let id = n.notification_id.clone();
+                        tokio::spawn(async move {
+                            let _slot = slot;
+                            match tokio::time::timeout(EDIT_TIMEOUT, send).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(e)) => {
+                                    tracing::warn!(notification = %id, %provider, to = %user, error = %ErrorChain(&e), "notice not delivered");
+                                }
+                                Err(_) => {
+                                    tracing::warn!(notification = %id, %provider, to = %user, "notice delivery timed out");
+                                }
+                            }
+                        });
+                    }
                 }
             }
         })

@@ -4,8 +4,8 @@
 //! account is never found. Text arrives already redacted; the sender is the caller's identity.
 
 use mttrly_core::MttrlyError;
-use mttrly_core::ids::{NotificationId, ServerId};
-use mttrly_core::tools::notify::{Channel, Notification, Priority, Sender};
+use mttrly_core::ids::{NotificationId, ServerId, UserId};
+use mttrly_core::tools::notify::{Channel, Notification, NotificationFilter, Priority, Sender};
 
 use super::{Account, sqlite};
 
@@ -79,6 +79,19 @@ pub struct IncidentQuery {
     pub limit: u32,
 }
 
+/// A person's subscription to a channel, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    /// The channel.
+    pub channel: String,
+    /// The person.
+    pub user_id: UserId,
+    /// What they want pushed.
+    pub filter: NotificationFilter,
+    /// When it was set (ms).
+    pub subscribed_at: i64,
+}
+
 /// A tenant's war room. Built by [`Account::warroom`].
 pub struct WarRoom<'a> {
     pub(super) account: Account<'a>,
@@ -120,6 +133,35 @@ impl WarRoom<'_> {
     pub async fn publish(&self, new: NewNotification) -> Result<(i64, Notification), MttrlyError> {
         let account = self.account.id.clone();
         self.account.db.sqlite.call(move |conn| sqlite::warroom::publish(conn, &account, &new)).await
+    }
+
+    /// Subscribes `user` to `channel` (replacing the filter); `true` when new. NOT_FOUND when
+    /// there is no such channel.
+    pub async fn subscribe(
+        &self,
+        channel: String,
+        user: UserId,
+        filter: NotificationFilter,
+        now: i64,
+    ) -> Result<(StoredSubscription, bool), MttrlyError> {
+        let account = self.account.id.clone();
+        self.account
+            .db
+            .sqlite
+            .call(move |conn| sqlite::warroom::subscribe(conn, &account, &channel, &user, &filter, now))
+            .await
+    }
+
+    /// Removes `user`'s subscription to `channel`; `true` when there was one.
+    pub async fn unsubscribe(&self, channel: String, user: UserId) -> Result<bool, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.call(move |conn| sqlite::warroom::unsubscribe(conn, &account, &channel, &user)).await
+    }
+
+    /// The living people subscribed to `channel`, with their filters.
+    pub async fn subscribers(&self, channel: String) -> Result<Vec<StoredSubscription>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::warroom::subscribers(conn, &account, &channel)).await
     }
 
     /// The channel's latest position and a page of it, oldest first, with positions (up to

@@ -128,6 +128,8 @@ handlers! { (central, caller, source) =>
     CreateChannel => warroom::create_channel(central, caller, source),
     GetThread => warroom::thread(central, caller),
     GetNotifications => warroom::notifications(central, caller),
+    SubscribeChannel => warroom::subscribe(central, caller),
+    UnsubscribeChannel => warroom::unsubscribe(central, caller),
     GetIncidentSummary => warroom::incident_summary(central, caller),
     GetIncidentStats => warroom::incident_stats(central, caller);
     not_built:

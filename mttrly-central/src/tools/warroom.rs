@@ -3,7 +3,8 @@
 use mttrly_core::tools::notify::{
     ChannelCreated, ChannelList, CreateChannelInput, GetIncidentStatsInput, GetIncidentSummaryInput,
     GetNotificationsInput, GetThreadInput, IncidentStats, IncidentSummary, ListChannelsInput, Notification,
-    NotificationPage, PublishNotificationInput, Thread,
+    NotificationPage, PublishNotificationInput, SubscribeChannelInput, Subscribed, Thread, UnsubscribeChannelInput,
+    Unsubscribed,
 };
 use mttrly_core::{MttrlyError, Source};
 
@@ -67,4 +68,20 @@ pub(crate) async fn incident_stats(
     input: GetIncidentStatsInput,
 ) -> Result<IncidentStats, MttrlyError> {
     warroom::incident_stats(central, caller, input).await
+}
+
+pub(crate) async fn subscribe(
+    central: &Central,
+    caller: &TokenOwner,
+    input: SubscribeChannelInput,
+) -> Result<Subscribed, MttrlyError> {
+    warroom::subscribe(central, caller, input).await
+}
+
+pub(crate) async fn unsubscribe(
+    central: &Central,
+    caller: &TokenOwner,
+    input: UnsubscribeChannelInput,
+) -> Result<Unsubscribed, MttrlyError> {
+    warroom::unsubscribe(central, caller, input).await
 }

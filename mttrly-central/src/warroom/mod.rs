@@ -5,16 +5,18 @@
 //! but do not post; text is redacted before it is stored; a reader sees only their account's
 //! channels, within the plan's retention. `incidents` reads incidents out of threads.
 
+pub mod feed;
 pub mod incidents;
 
-use mttrly_core::ids::NotificationId;
-use mttrly_core::principal::{Principal, Source};
+use mttrly_core::ids::{NotificationId, UserId};
+use mttrly_core::principal::{ChatProvider, Principal, Source};
 use mttrly_core::redactor::redact;
 use mttrly_core::role::Role;
 use mttrly_core::tools::notify::{
-    ChannelCreated, ChannelList, CreateChannelInput, GetIncidentStatsInput, GetIncidentSummaryInput,
-    GetNotificationsInput, GetThreadInput, IncidentStats, IncidentSummary, MAX_TAGS, Notification, NotificationPage,
-    Priorities, PublishNotificationInput, Sender, Thread,
+    ChannelCreated, ChannelList, ChannelSubscription, CreateChannelInput, GetIncidentStatsInput,
+    GetIncidentSummaryInput, GetNotificationsInput, GetThreadInput, IncidentStats, IncidentSummary, MAX_TAGS,
+    Notification, NotificationFilter, NotificationPage, NotificationResource, Priorities, Priority,
+    PublishNotificationInput, Sender, SubscribeChannelInput, Subscribed, Thread, UnsubscribeChannelInput, Unsubscribed,
 };
 use mttrly_core::{ErrorCode, MttrlyError};
 
@@ -111,6 +113,13 @@ pub async fn create_channel(
 ) -> Result<ChannelCreated, MttrlyError> {
     may_post(caller, "create channels")?;
     not_a_secret("channel", input.channel.as_str())?;
+    if input.channel.as_str() == "thread" {
+        // `notification://thread/{id}` names a thread: a channel of that name would be ambiguous.
+        return Err(invalid(
+            "channel: `thread` is reserved (notification://thread/{id} names a thread); pick another name".to_owned(),
+        )
+        .with_detail("field", "channel"));
+    }
     plain("description", input.description.as_str(), true)?;
     let now = now_ms();
     let (description, _) = redacted(input.description.as_str());
@@ -182,8 +191,114 @@ pub async fn publish(
         redactions: t + b,
         published_at: now_ms(),
     };
-    let (_, stored) = central.db.account(&caller.account_id).warroom().publish(new).await?;
+    let (seq, stored) = central.db.account(&caller.account_id).warroom().publish(new).await?;
+    announce(central, &caller.account_id, seq, &stored).await;
     Ok(stored)
+}
+
+/// Hands a stored notification to this process's listeners with its channel's subscribers.
+/// The notification is durable already; when the subscribers cannot be read nothing is pushed
+/// (a filter nobody could read must not be skipped), and the pull path still has it.
+async fn announce(central: &Central, account: &mttrly_core::ids::AccountId, seq: i64, stored: &Notification) {
+    if central.warroom.listeners() == 0 {
+        return;
+    }
+    let subscribers = match central.warroom.subscribers(&central.db, account, &stored.channel).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(channel = %stored.channel, error = %mttrly_core::ErrorChain(&e), "subscribers not read; notification not pushed");
+            return;
+        }
+    };
+    central.warroom.publish(feed::Published {
+        account_id: account.clone(),
+        seq,
+        notification: stored.clone(),
+        subscribers,
+    });
+}
+
+/// The filter a subscription input asks for (names checked like a publish's).
+fn filter_of(input: &SubscribeChannelInput) -> Result<NotificationFilter, MttrlyError> {
+    if let Some(theme) = &input.theme {
+        not_a_secret("theme", theme.as_str())?;
+    }
+    if let Some(tag) = &input.tag {
+        not_a_secret("tag", tag.as_str())?;
+    }
+    let mut priorities = input.priority.as_ref().map(Priorities::to_vec).unwrap_or_default();
+    priorities.sort_by_key(|p| std::cmp::Reverse(p.rank()));
+    priorities.dedup();
+    if priorities.len() == Priority::ALL.len() {
+        priorities.clear();
+    }
+    Ok(NotificationFilter {
+        priorities,
+        theme: input.theme.as_ref().map(|t| t.as_str().to_owned()),
+        tag: input.tag.as_ref().map(|t| t.as_str().to_owned()),
+    })
+}
+
+/// Where a person's subscription is pushed now: MCP always (to clients subscribed to the
+/// channel's resource), and each configured chat service they linked.
+async fn delivers_to(central: &Central, caller: &TokenOwner, user: &UserId) -> Result<Vec<String>, MttrlyError> {
+    let mut out = vec!["mcp".to_owned()];
+    let Some(chat) = &central.chat else {
+        return Ok(out);
+    };
+    for provider in ChatProvider::ALL {
+        if chat.channel(provider).is_none() {
+            continue;
+        }
+        let linked = central.db.account(&caller.account_id).chat().recipients(provider, vec![user.clone()]).await?;
+        if !linked.is_empty() {
+            out.push(provider.as_str().to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// `mttrly_subscribe_channel`: for the human behind the caller (every role: whoever reads a
+/// channel may have it pushed to them).
+pub async fn subscribe(
+    central: &Central,
+    caller: &TokenOwner,
+    input: SubscribeChannelInput,
+) -> Result<Subscribed, MttrlyError> {
+    let filter = filter_of(&input)?;
+    let user = caller.principal.accountable_user().clone();
+    let channel = input.channel.as_str().to_owned();
+    let (stored, created) = central
+        .db
+        .account(&caller.account_id)
+        .warroom()
+        .subscribe(channel.clone(), user.clone(), filter, now_ms())
+        .await?;
+    central.warroom.changed(&caller.account_id, &channel);
+    Ok(Subscribed {
+        subscription: ChannelSubscription {
+            resource: NotificationResource::channel_uri(&channel),
+            channel,
+            user_id: stored.user_id,
+            filter: stored.filter,
+            subscribed_at: timestamp(stored.subscribed_at),
+            delivers_to: delivers_to(central, caller, &user).await?,
+        },
+        created,
+    })
+}
+
+/// `mttrly_unsubscribe_channel`.
+pub async fn unsubscribe(
+    central: &Central,
+    caller: &TokenOwner,
+    input: UnsubscribeChannelInput,
+) -> Result<Unsubscribed, MttrlyError> {
+    let user = caller.principal.accountable_user().clone();
+    let channel = input.channel.as_str().to_owned();
+    let removed = central.db.account(&caller.account_id).warroom().unsubscribe(channel.clone(), user).await?;
+    central.warroom.changed(&caller.account_id, &channel);
+    Ok(Unsubscribed { channel, removed })
 }
 
 fn cursor(seq: i64) -> String {

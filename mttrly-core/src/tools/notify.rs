@@ -433,6 +433,150 @@ pub struct NotificationPage {
     pub more: bool,
 }
 
+/// What a subscriber wants pushed from a channel: every filter given must match (no filter:
+/// everything). The same rule decides a chat message and an MCP resource update, so what a
+/// person set is applied before anything is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NotificationFilter {
+    /// Only these priorities (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub priorities: Vec<Priority>,
+    /// Only this theme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<String>,
+    /// Only notifications carrying this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl NotificationFilter {
+    /// Whether `n` passes.
+    pub fn matches(&self, n: &Notification) -> bool {
+        (self.priorities.is_empty() || self.priorities.contains(&n.priority))
+            && self.theme.as_ref().is_none_or(|t| n.theme.as_ref() == Some(t))
+            && self.tag.as_ref().is_none_or(|t| n.tags.iter().any(|x| x == t))
+    }
+}
+
+/// Arguments of `mttrly_subscribe_channel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeChannelInput {
+    /// The channel.
+    pub channel: ChannelName,
+    /// Only these priorities (`"critical"` or `["critical", "high"]`); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priorities>,
+    /// Only this theme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<Theme>,
+    /// Only notifications carrying this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+}
+
+/// Arguments of `mttrly_unsubscribe_channel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnsubscribeChannelInput {
+    /// The channel.
+    pub channel: ChannelName,
+}
+
+/// A person's subscription to a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelSubscription {
+    /// The channel.
+    pub channel: String,
+    /// The person subscribed (the human behind the assistant that asked).
+    pub user_id: UserId,
+    /// What is pushed.
+    pub filter: NotificationFilter,
+    /// Since when (the latest change).
+    pub subscribed_at: jiff::Timestamp,
+    /// Where it is pushed now: `mcp` (an MCP client subscribed to `resource`), and each chat
+    /// service the person linked (`telegram`, `slack`) that central is configured for.
+    pub delivers_to: Vec<String>,
+    /// The MCP resource to subscribe to for pushes in an assistant.
+    pub resource: String,
+}
+
+/// `mttrly_subscribe_channel`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Subscribed {
+    /// The subscription as it now stands.
+    #[serde(flatten)]
+    pub subscription: ChannelSubscription,
+    /// False when the person was already subscribed (the filters were replaced).
+    pub created: bool,
+}
+
+/// `mttrly_unsubscribe_channel`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Unsubscribed {
+    /// The channel.
+    pub channel: String,
+    /// False when there was no subscription (nothing changed).
+    pub removed: bool,
+}
+
+/// The MCP resources of the war room: a channel's latest notifications and one thread. Parsed
+/// from a URI by the same name rules as the tools' arguments, so a resource names exactly what
+/// a tool would.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NotificationResource {
+    /// `notification://{channel}/recent`.
+    Channel(ChannelName),
+    /// `notification://thread/{thread_id}`.
+    Thread(ThreadId),
+}
+
+impl NotificationResource {
+    /// The URI scheme's prefix.
+    pub const PREFIX: &'static str = "notification://";
+    /// The template of a channel's resource.
+    pub const CHANNEL_TEMPLATE: &'static str = "notification://{channel}/recent";
+    /// The template of a thread's resource.
+    pub const THREAD_TEMPLATE: &'static str = "notification://thread/{thread_id}";
+
+    /// Reads a URI; `None` when it is not a war-room resource.
+    pub fn parse(uri: &str) -> Option<Self> {
+        let rest = uri.strip_prefix(Self::PREFIX)?;
+        if let Some(thread) = rest.strip_prefix("thread/") {
+            return ThreadId::new(thread).ok().map(Self::Thread);
+        }
+        let channel = rest.strip_suffix("/recent")?;
+        ChannelName::new(channel).ok().map(Self::Channel)
+    }
+
+    /// Whether notification `n` changes this resource.
+    pub fn is_changed_by(&self, n: &Notification) -> bool {
+        match self {
+            Self::Channel(c) => c.as_str() == n.channel,
+            Self::Thread(t) => t.as_str() == n.thread_id,
+        }
+    }
+
+    /// The resource of a channel.
+    pub fn channel_uri(channel: &str) -> String {
+        format!("{}{channel}/recent", Self::PREFIX)
+    }
+
+    /// The resource of a thread.
+    pub fn thread_uri(thread: &str) -> String {
+        format!("{}thread/{thread}", Self::PREFIX)
+    }
+}
+
+impl fmt::Display for NotificationResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Channel(c) => f.write_str(&Self::channel_uri(c.as_str())),
+            Self::Thread(t) => f.write_str(&Self::thread_uri(t.as_str())),
+        }
+    }
+}
+
 /// Arguments of `mttrly_get_incident_summary`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -642,6 +786,44 @@ pub fn is_priority_label(tag: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn resources_parse_by_the_tools_name_rules_and_round_trip() {
+        for uri in ["notification://incidents/recent", "notification://thread/incident-2024-01-12-001"] {
+            let r = NotificationResource::parse(uri).unwrap_or_else(|| panic!("{uri}"));
+            assert_eq!(r.to_string(), uri);
+        }
+        for bad in [
+            "notification://Incidents/recent",
+            "notification://incidents",
+            "notification://incidents/recent/x",
+            "notification://thread/",
+            "notification://thread/../etc",
+            "notification://a b/recent",
+            "mttrly://incidents/recent",
+            "notification://incidents/recent?x=1",
+        ] {
+            assert_eq!(NotificationResource::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_filter_passes_only_what_every_given_part_allows() {
+        let n: Notification = serde_json::from_value(json!({
+            "notification_id": crate::ids::NotificationId::generate(), "channel": "incidents", "thread_id": "t",
+            "title": "x", "body": "", "priority": "high", "theme": "incident-update", "tags": ["p0", "db"],
+            "sender": { "user_id": UserId::generate(), "name": "a", "role": "operator", "via": "mcp" },
+            "published_at": "2026-01-01T00:00:00Z", "redactions": 0
+        }))
+        .expect("a notification");
+        let f = |v: serde_json::Value| serde_json::from_value::<NotificationFilter>(v).expect("filter");
+        assert!(f(json!({})).matches(&n));
+        assert!(f(json!({ "priorities": ["critical", "high"] })).matches(&n));
+        assert!(!f(json!({ "priorities": ["critical"] })).matches(&n));
+        assert!(f(json!({ "theme": "incident-update", "tag": "db" })).matches(&n));
+        assert!(!f(json!({ "theme": "incident-update", "tag": "web" })).matches(&n));
+        assert!(!f(json!({ "theme": "incident-alert" })).matches(&n));
+    }
 
     #[test]
     fn names_are_checked() {

@@ -91,6 +91,24 @@ pub fn message(message: &ApprovalMessage) -> (String, Value) {
     (text, Value::Array(blocks))
 }
 
+/// The `text` (notification and fallback) and `blocks` of a war-room notice: plain text only.
+pub fn notice(notice: &crate::chat::notice::Notice) -> (String, Value) {
+    let mut blocks = vec![
+        json!({ "type": "header", "text": plain(&cut(&notice.headline, MAX_HEADER_CHARS)) }),
+        section(&notice.title),
+        section(&notice.from),
+    ];
+    if let Some(labels) = &notice.labels {
+        blocks.push(section(labels));
+    }
+    if !notice.body.is_empty() {
+        blocks.push(section(&notice.body));
+    }
+    blocks.push(section(&notice.read_more));
+    let text = escape(&cut(&format!("{}\n{}", notice.headline, notice.title), MAX_SECTION_CHARS));
+    (text, Value::Array(blocks))
+}
+
 /// What a modal carries back on submission: the message it was opened from and the choice.
 /// It comes back through the person's client, so it is never trusted: the submission is a new
 /// tap, checked from the start against the message and the person.

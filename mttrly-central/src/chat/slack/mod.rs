@@ -99,6 +99,19 @@ impl ChatChannel for Slack {
         })
     }
 
+    fn notify(&self, to: Recipient, notice: crate::chat::notice::Notice) -> ChannelFuture<()> {
+        let api = Arc::clone(&self.api);
+        Box::pin(async move {
+            let (text, blocks) = blocks::notice(&notice);
+            let body = json!({
+                "channel": to.chat_id, "text": text, "blocks": blocks,
+                "unfurl_links": false, "unfurl_media": false,
+            });
+            api.call("chat.postMessage", body).await?;
+            Ok(())
+        })
+    }
+
     fn edit(&self, posted: Posted, message: ApprovalMessage) -> ChannelFuture<()> {
         let api = Arc::clone(&self.api);
         Box::pin(async move {

@@ -65,6 +65,27 @@ pub fn send(chat: &str, message: &ApprovalMessage) -> Value {
     body
 }
 
+/// `sendMessage` parameters for a war-room notice to `chat`: plain text, cut to [`MAX_TEXT`].
+pub fn notice(chat: &str, notice: &crate::chat::notice::Notice) -> Value {
+    let full = notice.text();
+    let text = if full.encode_utf16().count() <= MAX_TEXT {
+        full
+    } else {
+        let mut out = String::new();
+        let mut units = 0;
+        for c in full.chars() {
+            if units + c.len_utf16() > MAX_TEXT - 1 {
+                break;
+            }
+            units += c.len_utf16();
+            out.push(c);
+        }
+        out.push('…');
+        out
+    };
+    json!({ "chat_id": chat_id(chat), "text": text, "link_preview_options": { "is_disabled": true } })
+}
+
 /// `editMessageText` parameters replacing the message at `posted` with `message`. Without a
 /// keyboard the edit removes the buttons.
 pub fn edit(posted: &Posted, message: &ApprovalMessage) -> Value {

@@ -149,6 +149,15 @@ impl ChatChannel for Telegram {
         })
     }
 
+    fn notify(&self, to: Recipient, notice: crate::chat::notice::Notice) -> ChannelFuture<()> {
+        let api = Arc::clone(&self.api);
+        Box::pin(async move {
+            let body = layout::notice(&to.chat_id, &notice);
+            api.call::<api::Message>("sendMessage", body, POST_BUDGET).await.map_err(|(e, n)| delivery_error(e, n))?;
+            Ok(())
+        })
+    }
+
     fn edit(&self, posted: Posted, message: ApprovalMessage) -> ChannelFuture<()> {
         let api = Arc::clone(&self.api);
         Box::pin(async move {

@@ -771,6 +771,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_time ON notifications(account_id, published_at);
     CREATE INDEX notifications_channel_time ON notifications(account_id, channel, published_at);
     ",
+    // Who wants a channel pushed to them, and what of it (issue 17): one row per person and
+    // channel, the filter as columns so a channel's subscribers are one indexed read.
+    // `priorities` is a bit set of priority ranks (0: every priority).
+    "
+    CREATE TABLE notify_subscriptions (
+        account_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        priorities INTEGER NOT NULL CHECK (priorities BETWEEN 0 AND 15),
+        theme TEXT,
+        tag TEXT,
+        subscribed_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, channel, user_id),
+        FOREIGN KEY (account_id, channel) REFERENCES notify_channels(account_id, name)
+    ) STRICT, WITHOUT ROWID;
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

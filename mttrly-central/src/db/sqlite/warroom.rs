@@ -2,14 +2,16 @@
 //! row in one immediate transaction, so two publishers racing into a new thread cannot put it in
 //! two channels.
 
-use mttrly_core::ids::{AccountId, NotificationId, ServerId};
-use mttrly_core::tools::notify::{Channel, INCIDENT_THEMES, Notification, Priority, Sender, themes};
+use mttrly_core::ids::{AccountId, NotificationId, ServerId, UserId};
+use mttrly_core::tools::notify::{
+    Channel, INCIDENT_THEMES, Notification, NotificationFilter, Priority, Sender, themes,
+};
 use mttrly_core::{ErrorCode, MttrlyError};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::internal;
 use crate::db::timestamp;
-use crate::db::warroom::{IncidentQuery, NewNotification, Page, PageQuery};
+use crate::db::warroom::{IncidentQuery, NewNotification, Page, PageQuery, StoredSubscription};
 
 /// A stored value this build cannot read back (a row written by a newer mttrly, or corruption).
 fn corrupt(what: &str) -> rusqlite::Error {
@@ -245,6 +247,112 @@ pub(in crate::db) fn has_channel(conn: &Connection, account: &AccountId, name: &
         |r| r.get(0),
     )
     .map_err(internal)
+}
+
+fn priority_bits(priorities: &[Priority]) -> i64 {
+    priorities.iter().fold(0, |bits, p| bits | (1 << p.rank()))
+}
+
+fn priorities_of(bits: i64) -> Vec<Priority> {
+    // Highest first, as a person reads them.
+    Priority::ALL.iter().rev().copied().filter(|p| bits & (1 << p.rank()) != 0).collect()
+}
+
+fn subscription_row(r: &Row<'_>) -> rusqlite::Result<StoredSubscription> {
+    let user: String = r.get(1)?;
+    Ok(StoredSubscription {
+        channel: r.get(0)?,
+        user_id: UserId::parse(&user).map_err(|_| corrupt("user_id"))?,
+        filter: NotificationFilter { priorities: priorities_of(r.get(2)?), theme: r.get(3)?, tag: r.get(4)? },
+        subscribed_at: r.get(5)?,
+    })
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "channel, user_id, priorities, theme, tag, subscribed_at";
+
+/// Subscribes `user` to `channel` with `filter`, replacing an earlier filter; `true` when the
+/// subscription is new. NOT_FOUND when the account has no such channel.
+pub(in crate::db) fn subscribe(
+    conn: &mut Connection,
+    account: &AccountId,
+    channel: &str,
+    user: &UserId,
+    filter: &NotificationFilter,
+    now: i64,
+) -> Result<(StoredSubscription, bool), MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    if !has_channel(&tx, account, channel)? {
+        return Err(not_found(format!("no channel `{channel}` in this account")).with_detail("channel", channel));
+    }
+    let existed: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM notify_subscriptions WHERE account_id = ?1 AND channel = ?2 AND user_id = ?3)",
+            params![account.as_str(), channel, user.as_str()],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    tx.execute(
+        "INSERT INTO notify_subscriptions (account_id, channel, user_id, priorities, theme, tag, subscribed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (account_id, channel, user_id) DO UPDATE SET
+           priorities = excluded.priorities, theme = excluded.theme, tag = excluded.tag,
+           subscribed_at = excluded.subscribed_at",
+        params![
+            account.as_str(),
+            channel,
+            user.as_str(),
+            priority_bits(&filter.priorities),
+            filter.theme,
+            filter.tag,
+            now
+        ],
+    )
+    .map_err(internal)?;
+    let row = tx
+        .query_row(
+            &format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM notify_subscriptions
+                 WHERE account_id = ?1 AND channel = ?2 AND user_id = ?3"
+            ),
+            params![account.as_str(), channel, user.as_str()],
+            subscription_row,
+        )
+        .map_err(internal)?;
+    tx.commit().map_err(internal)?;
+    Ok((row, !existed))
+}
+
+/// Removes `user`'s subscription to `channel`; `true` when there was one.
+pub(in crate::db) fn unsubscribe(
+    conn: &Connection,
+    account: &AccountId,
+    channel: &str,
+    user: &UserId,
+) -> Result<bool, MttrlyError> {
+    let n = conn
+        .execute(
+            "DELETE FROM notify_subscriptions WHERE account_id = ?1 AND channel = ?2 AND user_id = ?3",
+            params![account.as_str(), channel, user.as_str()],
+        )
+        .map_err(internal)?;
+    Ok(n > 0)
+}
+
+/// The living people subscribed to `channel`, with their filters.
+pub(in crate::db) fn subscribers(
+    conn: &Connection,
+    account: &AccountId,
+    channel: &str,
+) -> Result<Vec<StoredSubscription>, MttrlyError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT s.channel, s.user_id, s.priorities, s.theme, s.tag, s.subscribed_at
+             FROM notify_subscriptions s JOIN users u ON u.id = s.user_id AND u.removed_at IS NULL
+             WHERE s.account_id = ?1 AND s.channel = ?2 ORDER BY s.user_id",
+        )
+        .map_err(internal)?;
+    let rows = stmt.query_map(params![account.as_str(), channel], subscription_row).map_err(internal)?;
+    rows.collect::<Result<_, _>>().map_err(internal)
 }
 
 /// A page of a channel with the channel's latest position, read first (so a notification
