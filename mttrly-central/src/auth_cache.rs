@@ -61,6 +61,12 @@ impl AuthCache {
         (entry.stored.elapsed() < MAX_AGE).then(|| entry.owner.clone())
     }
 
+    /// How many invalidations there have been: a holder of a resolved owner that outlives a
+    /// request (a push stream) checks again when it changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Call before looking a credential up in the database.
     pub fn ticket(&self) -> Ticket {
         Ticket(self.generation.load(Ordering::Acquire))

@@ -126,6 +126,10 @@ pub struct Config {
     /// Thresholds for the built-in alert rules (`[alerts.disk_usage] threshold = 90`,
     /// `[alerts.memory] enabled = false`; see `crate::alerts::config`). Checked at start.
     pub alerts: crate::alerts::config::AlertsConfig,
+    /// The war room (`[warroom] incident_channel = "incidents"`, `incidents_from_events = true`):
+    /// where central opens incident threads from alerts and posts their servers' actions (see
+    /// `crate::warroom::autopost`).
+    pub warroom: crate::warroom::autopost::WarRoomConfig,
 }
 
 impl Default for Config {
@@ -170,6 +174,7 @@ impl Default for Config {
             telegram: None,
             agent_dist_dir: None,
             alerts: crate::alerts::config::AlertsConfig::new(),
+            warroom: crate::warroom::autopost::WarRoomConfig::default(),
         }
     }
 }
@@ -270,6 +275,7 @@ impl Config {
             }
         }
         crate::alerts::config::rules(&self.alerts)?;
+        self.warroom.validate()?;
         if self.account_name.trim().is_empty() {
             return Err(invalid("account_name must not be empty".into()));
         }

@@ -276,6 +276,17 @@ async fn route_mcp(state: &AppState, owner: TokenOwner, mut request: Request, ne
     let method = request.method().clone();
     let mut reservation = None;
     let mut in_use = None;
+    let mut stateless_use = None;
+    // 2026-07-28 requests name their revision in this header and open no session: they are not
+    // an `initialize`, so they take no session slot, only one of the person's stateless slots
+    // for as long as the answer lasts (a `subscriptions/listen` stream: until it ends).
+    let stateless = session.is_none()
+        && method == axum::http::Method::POST
+        && request
+            .headers()
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(mttrly_mcp::http::is_stateless_revision);
     match &session {
         Some(id) => match state.sessions.touch(id, &user) {
             Lookup::Mine(used) => in_use = Some(used),
@@ -290,6 +301,10 @@ async fn route_mcp(state: &AppState, owner: TokenOwner, mut request: Request, ne
                 return no_such_session();
             }
         },
+        None if stateless => match state.sessions.take_stateless(&user) {
+            Ok(slot) => stateless_use = Some(slot),
+            Err(e) => return too_many(&e),
+        },
         // A POST without a session is an `initialize`: hold a slot before the session exists,
         // so concurrent ones cannot overshoot the caps.
         None if method == axum::http::Method::POST => match state.sessions.reserve(&owner.credential, &user) {
@@ -297,15 +312,7 @@ async fn route_mcp(state: &AppState, owner: TokenOwner, mut request: Request, ne
                 close_later(&state.mcp_sessions, std::mem::take(&mut r.evicted));
                 reservation = Some(r);
             }
-            Err(e) => {
-                let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, &e);
-                if let Some(retry) = e.details().get("retry_after_seconds").and_then(Value::as_u64)
-                    && let Ok(v) = HeaderValue::from_str(&retry.to_string())
-                {
-                    response.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return response;
-            }
+            Err(e) => return too_many(&e),
         },
         None => {}
     }
@@ -314,6 +321,17 @@ async fn route_mcp(state: &AppState, owner: TokenOwner, mut request: Request, ne
     let created = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok());
     match (session, created, reservation) {
         (None, Some(created), Some(reservation)) => reservation.commit(created),
+        // A session opened by a request that claimed 2026-07-28 took no slot: it is not kept.
+        (None, Some(created), None) => {
+            close_later(&state.mcp_sessions, vec![created.to_owned()]);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &MttrlyError::new(
+                    ErrorCode::ValidationError,
+                    "an `initialize` must not carry MCP-Protocol-Version 2026-07-28 or later (that revision has no initialize)",
+                ),
+            );
+        }
         (Some(id), _, _) if method == axum::http::Method::DELETE && response.status().is_success() => {
             state.sessions.remove(&id);
             // 204, not the 202 the MCP layer answers: the session is gone, nothing is pending,
@@ -322,11 +340,27 @@ async fn route_mcp(state: &AppState, owner: TokenOwner, mut request: Request, ne
         }
         _ => {}
     }
-    match in_use {
+    match (in_use, stateless_use) {
         // The session stays in use until the answer ends (an SSE stream: until it closes).
-        Some(used) => response.map(|body| axum::body::Body::new(crate::mcp_sessions::InUseBody { body, _use: used })),
-        None => response,
+        (Some(used), _) => {
+            response.map(|body| axum::body::Body::new(crate::mcp_sessions::InUseBody { body, _use: used }))
+        }
+        (None, Some(slot)) => {
+            response.map(|body| axum::body::Body::new(crate::mcp_sessions::InUseBody { body, _use: slot }))
+        }
+        (None, None) => response,
     }
+}
+
+/// A refusal for being over a cap: 429 with `Retry-After` when the error says when.
+fn too_many(e: &MttrlyError) -> Response {
+    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, e);
+    if let Some(retry) = e.details().get("retry_after_seconds").and_then(Value::as_u64)
+        && let Ok(v) = HeaderValue::from_str(&retry.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 fn no_such_session() -> Response {

@@ -84,6 +84,8 @@ impl Backend for CentralBackend {
             account: caller.account_id.clone(),
             user: caller.principal.accountable_user().clone(),
             stop: self.central.stopping.get().cloned(),
+            central: Arc::clone(&self.central),
+            checked: self.central.auth_cache.generation(),
         }))
     }
 
@@ -155,9 +157,33 @@ struct Feed {
     account: mttrly_core::ids::AccountId,
     user: mttrly_core::ids::UserId,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    central: Arc<Central>,
+    /// The credential cache's generation when the person was last known to be a member: a
+    /// stream outlives the request that opened it, so a removal must end it.
+    checked: u64,
 }
 
 impl Feed {
+    /// Whether the person is still a living member of the account, read again only after a
+    /// change to people or credentials (the auth cache's generation moved).
+    async fn still_member(&mut self) -> bool {
+        let now = self.central.auth_cache.generation();
+        if now == self.checked {
+            return true;
+        }
+        match self.central.db.account(&self.account).users().list().await {
+            Ok(users) if users.iter().any(|u| u.id == self.user) => {
+                self.checked = now;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %mttrly_core::ErrorChain(&e), "cannot check a push stream's person; ending it");
+                false
+            }
+        }
+    }
+
     async fn next_update(&mut self) -> Option<Update> {
         use tokio::sync::broadcast::error::RecvError;
         loop {
@@ -170,6 +196,9 @@ impl Feed {
             };
             match next {
                 Ok(p) if p.account_id == self.account => {
+                    if !self.still_member().await {
+                        return None;
+                    }
                     return Some(Update::Notification {
                         channel: p.notification.channel.clone(),
                         thread_id: p.notification.thread_id.clone(),
@@ -177,7 +206,7 @@ impl Feed {
                     });
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return Some(Update::Missed),
+                Err(RecvError::Lagged(_)) => return self.still_member().await.then_some(Update::Missed),
                 Err(RecvError::Closed) => return None,
             }
         }

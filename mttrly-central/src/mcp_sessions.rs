@@ -116,13 +116,36 @@ impl Drop for SessionUse {
     }
 }
 
-/// A response body that keeps its session in use until it ends.
-pub(crate) struct InUseBody<B> {
+/// A response body that keeps its session (or stateless slot) in use until it ends.
+pub(crate) struct InUseBody<B, G = SessionUse> {
     pub(crate) body: B,
-    pub(crate) _use: SessionUse,
+    pub(crate) _use: G,
 }
 
-impl<B: http_body::Body + Unpin> http_body::Body for InUseBody<B> {
+/// How many 2026-07-28 (stateless) requests one person may have in flight at once: a
+/// `subscriptions/listen` stream holds one for as long as it is open. Stateless requests open no
+/// session, so the session caps do not bound them; this does.
+pub(crate) const STATELESS_PER_USER: usize = 32;
+
+/// One stateless request in flight; frees its slot when the response body ends.
+pub(crate) struct StatelessUse {
+    table: Arc<SessionTable>,
+    user: String,
+}
+
+impl Drop for StatelessUse {
+    fn drop(&mut self) {
+        let mut stateless = self.table.stateless.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = stateless.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                stateless.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl<B: http_body::Body + Unpin, G: Unpin> http_body::Body for InUseBody<B, G> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -147,6 +170,8 @@ pub(crate) struct SessionTable {
     limits: SessionLimits,
     epoch: Instant,
     inner: RwLock<Inner>,
+    /// Stateless requests in flight, per person.
+    stateless: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// A slot held for an `initialize` in flight: counted against the caps from the moment it is
@@ -191,7 +216,25 @@ impl Drop for Reservation {
 impl SessionTable {
     /// An empty table.
     pub(crate) fn new(limits: SessionLimits) -> Self {
-        Self { limits, epoch: Instant::now(), inner: RwLock::default() }
+        Self { limits, epoch: Instant::now(), inner: RwLock::default(), stateless: std::sync::Mutex::default() }
+    }
+
+    /// A slot for one 2026-07-28 request of `user`, held until its response ends; refused past
+    /// [`STATELESS_PER_USER`] in flight.
+    pub(crate) fn take_stateless(self: &Arc<Self>, user: &str) -> Result<StatelessUse, MttrlyError> {
+        let mut stateless = self.stateless.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = stateless.entry(user.to_owned()).or_insert(0);
+        if *n >= STATELESS_PER_USER {
+            return Err(MttrlyError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{STATELESS_PER_USER} MCP requests of yours are already in flight (open subscriptions/listen streams count); end one first"
+                ),
+            )
+            .with_detail("retry_after_seconds", 1));
+        }
+        *n += 1;
+        Ok(StatelessUse { table: Arc::clone(self), user: user.to_owned() })
     }
 
     fn now_ms(&self) -> u64 {

@@ -274,6 +274,7 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
     if let Some(chat) = &central.chat {
         tasks.push(chat.spawn_notices(&central.warroom, shutdown_rx.clone()));
     }
+    tasks.extend(crate::warroom::autopost::spawn(&central, shutdown_rx.clone()));
     if let Some(receiver) =
         central.telegram.get().and_then(|t| crate::chat::telegram::receiver::spawn(t, &central, shutdown_rx.clone()))
     {

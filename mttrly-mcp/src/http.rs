@@ -18,6 +18,13 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use crate::backend::Backend;
 use crate::server::{McpServer, Options};
 
+/// Whether an `MCP-Protocol-Version` header value names a revision without `initialize` or
+/// sessions (2026-07-28 and later), which is served statelessly. Revisions are dates, so they
+/// compare as strings.
+pub fn is_stateless_revision(header: &str) -> bool {
+    header >= rmcp::model::ProtocolVersion::NO_INITIALIZE.as_str()
+}
+
 /// The largest JSON-RPC request body accepted, in bytes. Tool arguments are small; a write_file
 /// of a managed config is the largest legitimate request.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;

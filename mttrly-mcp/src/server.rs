@@ -183,6 +183,16 @@ fn resource_error(e: &MttrlyError) -> ErrorData {
     }
 }
 
+/// [`resource_error`] naming the URI in the error's data when it is not found (SEP-2164).
+fn resource_error_for(e: &MttrlyError, uri: &str) -> ErrorData {
+    match e.code() {
+        ErrorCode::NotFound | ErrorCode::ServerNotFound => {
+            ErrorData::resource_not_found(e.message().to_owned(), Some(serde_json::json!({ "uri": uri })))
+        }
+        _ => resource_error(e),
+    }
+}
+
 /// Tells a 2025-11-25 session's client which of its subscribed resources changed, until the
 /// session ends (its server is dropped, or a send fails) or the backend stops.
 async fn relay_to_session(
@@ -370,7 +380,7 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         let caller = self.caller(&context)?;
         match resources::read(self.backend.as_ref(), &caller, &self.session(), &request.uri).await {
             Ok(contents) => Ok(ReadResourceResult::new(vec![contents]).into()),
-            Err(e) => Err(resource_error(&e)),
+            Err(e) => Err(resource_error_for(&e, &request.uri)),
         }
     }
 

@@ -56,4 +56,7 @@ mod transports;
 mod update;
 mod users;
 mod warroom;
+mod warroom_incidents;
 mod warroom_push;
+mod warroom_python;
+mod warroom_redteam;

@@ -395,7 +395,7 @@ impl Chat {
                 let wanted: Vec<UserId> = published
                     .subscribers
                     .iter()
-                    .filter(|s| s.user_id != n.sender.user_id && s.filter.matches(n))
+                    .filter(|s| n.sender.user_id.as_ref() != Some(&s.user_id) && s.filter.matches(n))
                     .map(|s| s.user_id.clone())
                     .collect();
                 if wanted.is_empty() {

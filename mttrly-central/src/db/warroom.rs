@@ -164,6 +164,21 @@ impl WarRoom<'_> {
         self.account.db.sqlite.read(move |conn| sqlite::warroom::subscribers(conn, &account, &channel)).await
     }
 
+    /// The thread of `server`'s open incident in `channel`, if any (`None` for the incidents
+    /// no server was matched for).
+    pub async fn open_incident(
+        &self,
+        channel: String,
+        server: Option<ServerId>,
+    ) -> Result<Option<String>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account
+            .db
+            .sqlite
+            .read(move |conn| sqlite::warroom::open_incident(conn, &account, &channel, server.as_ref()))
+            .await
+    }
+
     /// The channel's latest position and a page of it, oldest first, with positions (up to
     /// `limit` + 1 rows), in one read; `None` when the account has no such channel.
     pub async fn page(&self, query: PageQuery) -> Result<Option<Page>, MttrlyError> {
@@ -208,7 +223,13 @@ mod tests {
     use crate::db::Db;
 
     fn sender(user: &UserId) -> Sender {
-        Sender { user_id: user.clone(), name: "alice".into(), role: Role::Operator, ai_tool: None, via: Source::Cli }
+        Sender {
+            user_id: Some(user.clone()),
+            name: "alice".into(),
+            role: Some(Role::Operator),
+            ai_tool: None,
+            via: Source::Cli,
+        }
     }
 
     fn note(

@@ -27,9 +27,12 @@ fn seconds(from: jiff::Timestamp, to: jiff::Timestamp) -> i64 {
     (to.as_millisecond() - from.as_millisecond()).max(0) / 1000
 }
 
+/// Whether `n` acknowledges an incident `reporter` opened: a person answered (central's own
+/// posts, an action's progress on the server, acknowledge nothing).
 fn acknowledges(n: &Notification, reporter: &Sender) -> bool {
-    n.sender.user_id != reporter.user_id
-        || matches!(n.theme.as_deref(), Some(themes::UPDATE | themes::DECISION | themes::RESOLVED))
+    n.sender.user_id.is_some()
+        && (n.sender.user_id != reporter.user_id
+            || matches!(n.theme.as_deref(), Some(themes::UPDATE | themes::DECISION | themes::RESOLVED)))
 }
 
 fn entry(n: &Notification) -> TimelineEntry {
@@ -206,9 +209,9 @@ mod tests {
 
     fn person(name: &str, user: &UserId, ai: &str) -> Sender {
         Sender {
-            user_id: user.clone(),
+            user_id: Some(user.clone()),
             name: name.into(),
-            role: Role::Operator,
+            role: Some(Role::Operator),
             ai_tool: Some(ai.into()),
             via: Source::Mcp,
         }

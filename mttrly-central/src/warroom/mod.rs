@@ -5,6 +5,7 @@
 //! but do not post; text is redacted before it is stored; a reader sees only their account's
 //! channels, within the plan's retention. `incidents` reads incidents out of threads.
 
+pub mod autopost;
 pub mod feed;
 pub mod incidents;
 
@@ -39,9 +40,9 @@ pub fn sender(caller: &TokenOwner, source: Source) -> Sender {
         Principal::Assistant { client_name, .. } => Some(client_name.clone()),
     };
     Sender {
-        user_id: caller.principal.accountable_user().clone(),
+        user_id: Some(caller.principal.accountable_user().clone()),
         name: caller.user_name.clone(),
-        role: caller.role,
+        role: Some(caller.role),
         ai_tool,
         via: source,
     }

@@ -230,19 +230,33 @@ impl Priorities {
 /// Who sent a notification, from their credentials (never from the arguments).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Sender {
-    /// The person (the one an assistant acts for).
-    pub user_id: UserId,
-    /// Their display name.
+    /// The person (the one an assistant acts for); absent when central itself posted (an
+    /// alert opened an incident, an action on the incident's server moved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// Their display name (`mttrly` for central itself).
     pub name: String,
-    /// Their role in the account.
-    pub role: Role,
+    /// Their role in the account (absent for central itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     /// The assistant's client name when an assistant published it (`claude-code`): the name its
     /// token was made for, or else the name the client announced (self-reported). Absent when no
     /// client named itself, which does not prove a person typed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai_tool: Option<String>,
-    /// The channel it came through (`mcp`, `cli`, ...).
+    /// The channel it came through (`mcp`, `cli`, ...; `agent` or `api` for what central
+    /// posted from an agent's report or a monitoring webhook).
     pub via: Source,
+}
+
+impl Sender {
+    /// The name central posts under.
+    pub const CENTRAL: &'static str = "mttrly";
+
+    /// Central itself, posting what came through `via`.
+    pub fn central(via: Source) -> Self {
+        Self { user_id: None, name: Self::CENTRAL.to_owned(), role: None, ai_tool: None, via }
+    }
 }
 
 /// Arguments of `mttrly_publish_notification`.

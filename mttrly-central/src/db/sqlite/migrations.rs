@@ -787,6 +787,11 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (account_id, channel) REFERENCES notify_channels(account_id, name)
     ) STRICT, WITHOUT ROWID;
     ",
+    // The open incident of a server (central posts an alert's incident and the server's actions
+    // into one thread): the latest incident report about that server.
+    "
+    CREATE INDEX notifications_server ON notifications(account_id, server_id, seq);
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

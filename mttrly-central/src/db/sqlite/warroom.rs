@@ -355,6 +355,35 @@ pub(in crate::db) fn subscribers(
     rows.collect::<Result<_, _>>().map_err(internal)
 }
 
+/// The thread of `server`'s open incident in `channel` (`None`: the incidents no server was
+/// matched for): the latest incident report about it whose thread has no resolution after it.
+pub(in crate::db) fn open_incident(
+    conn: &Connection,
+    account: &AccountId,
+    channel: &str,
+    server: Option<&ServerId>,
+) -> Result<Option<String>, MttrlyError> {
+    conn.query_row(
+        "SELECT n.thread_id FROM notifications n
+         WHERE n.account_id = ?1 AND n.server_id IS ?2 AND n.channel = ?3 AND n.theme IN (?4, ?5)
+           AND NOT EXISTS (SELECT 1 FROM notifications r
+                           WHERE r.account_id = n.account_id AND r.thread_id = n.thread_id
+                             AND r.theme = ?6 AND r.seq > n.seq)
+         ORDER BY n.seq DESC LIMIT 1",
+        params![
+            account.as_str(),
+            server.map(ServerId::as_str),
+            channel,
+            themes::ALERT,
+            themes::SECURITY,
+            themes::RESOLVED
+        ],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(internal)
+}
+
 /// A page of a channel with the channel's latest position, read first (so a notification
 /// published meanwhile is in the page or after that position, never skipped); `None` when the
 /// account has no such channel.
