@@ -73,6 +73,8 @@ const WAR_ROOM_TOOLS: &[(&str, &str, &str)] = &[
     ("mttrly_create_channel", "execute", "deployment_bro"),
     ("mttrly_get_thread", "read", "deployment_bro"),
     ("mttrly_get_notifications", "read", "deployment_bro"),
+    ("mttrly_subscribe_channel", "execute", "deployment_bro"),
+    ("mttrly_unsubscribe_channel", "execute", "deployment_bro"),
     ("mttrly_get_incident_summary", "read", "deployment_bro"),
     ("mttrly_get_incident_stats", "read", "deployment_bro"),
 ];

@@ -16,43 +16,15 @@
 
 use std::time::{Duration, Instant};
 
-use mttrly_central::config::Config;
+use mttrly_tests::bench::arg;
 use mttrly_tests::mcp;
 use serde_json::json;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
-}
 
 fn main() {
     let sessions = arg("--sessions", 64) as usize;
     let seconds = arg("--seconds", 10);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        data_dir: dir.path().join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        rate_limit_principal_per_minute: 100_000_000,
-        rate_limit_account_per_minute: 100_000_000,
-        // One token opens every session of the load: lift the per-token and per-user caps.
-        mcp_sessions_per_token: 4096,
-        mcp_sessions_per_user: 4096,
-        ..Config::default()
-    };
-    let token = mttrly_central::init::init(&cfg, None).unwrap().admin_token;
-
-    // Central on its own runtime.
-    let (url_tx, url_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(async move {
-            let central = mttrly_central::server::start(cfg).await.unwrap();
-            url_tx.send(central.mcp_url()).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let url = url_rx.recv().unwrap();
+    let load = mttrly_tests::bench::central_for_load();
+    let (url, token) = (load.url.clone(), load.token.clone());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {

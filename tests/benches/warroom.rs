@@ -20,18 +20,9 @@
 
 use std::time::{Duration, Instant};
 
-use mttrly_central::config::Config;
+use mttrly_tests::bench::{arg, percentile};
 use mttrly_tests::mcp;
 use serde_json::{Value, json};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn report(what: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -57,28 +48,8 @@ async fn timed(session: &mcp::Session, tool: &str, args: &Value, n: usize) -> Ve
 fn main() {
     let sessions = arg("--sessions", 64) as usize;
     let seconds = arg("--seconds", 10);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        data_dir: dir.path().join("data"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        rate_limit_principal_per_minute: 100_000_000,
-        rate_limit_account_per_minute: 100_000_000,
-        mcp_sessions_per_token: 4096,
-        mcp_sessions_per_user: 4096,
-        ..Config::default()
-    };
-    let token = mttrly_central::init::init(&cfg, None).unwrap().admin_token;
-    let (url_tx, url_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(async move {
-            let central = mttrly_central::server::start(cfg).await.unwrap();
-            url_tx.send(central.mcp_url()).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let url = url_rx.recv().unwrap();
+    let load = mttrly_tests::bench::central_for_load();
+    let (url, token) = (load.url.clone(), load.token.clone());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {

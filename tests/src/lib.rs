@@ -4,6 +4,7 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+pub mod bench;
 pub mod fake_slack;
 pub mod fake_telegram;
 pub mod in_process;
