@@ -35,6 +35,19 @@ impl Harness {
     pub(crate) async fn channel(&self) -> Channel {
         mttrly_tests::in_process::channel(&self.central).await
     }
+
+    /// A second account `name` on the Deployment Crew plan, with its admin `admin`: the admin's
+    /// token.
+    pub(crate) async fn other_account(&self, name: &str, admin: &str) -> String {
+        let token = mttrly_central::secrets::generate(mttrly_central::secrets::SecretKind::Human);
+        self.central
+            .central
+            .db
+            .create_tenant(name, mttrly_core::Plan::DeploymentCrew, admin, &mttrly_central::secrets::hash(&token))
+            .await
+            .expect("the second account is created");
+        token
+    }
 }
 
 /// Percent-encodes a form or query value (RFC 3986 unreserved characters kept).

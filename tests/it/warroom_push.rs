@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use mttrly_central::chat::telegram::TelegramConfig;
-use mttrly_core::Plan;
 use mttrly_tests::fake_telegram::FakeTelegram;
 use mttrly_tests::mcp::{Session, call_ok, connect_as, connect_stateless, updated_count, wait_updated};
 use rmcp::model::{ServerNotification, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams};
@@ -64,13 +63,7 @@ async fn each_person_gets_what_they_subscribed_to_on_both_revisions_and_in_teleg
     let tom = add_user(&h, "tom", "admin").await;
     crate::telegram::link(&h, &fake, &tom, TOM).await;
     // Another account, with a channel of the same name.
-    let eve = mttrly_central::secrets::generate(mttrly_central::secrets::SecretKind::Human);
-    h.central
-        .central
-        .db
-        .create_tenant("other", Plan::DeploymentCrew, "eve", &mttrly_central::secrets::hash(&eve))
-        .await
-        .unwrap();
+    let eve = h.other_account("other", "eve").await;
 
     let monitoring = connect_as(&url, &h.admin, "claude-code").await;
     let sarah = connect_as(&url, &sarah, "chatgpt").await;

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mttrly_central::chat::telegram::TelegramConfig;
-use mttrly_core::Plan;
 use mttrly_proto::central::v1::RemoveUserRequest;
 use mttrly_proto::central::v1::user_service_client::UserServiceClient;
 use mttrly_tests::fake_telegram::FakeTelegram;
@@ -363,13 +362,7 @@ async fn chat_follows_each_change_at_once_and_the_sender_is_the_credential() {
 async fn another_account_hears_and_learns_nothing() {
     let h = harness(|_| {}).await;
     let url = h.central.mcp_url();
-    let eve = mttrly_central::secrets::generate(mttrly_central::secrets::SecretKind::Human);
-    h.central
-        .central
-        .db
-        .create_tenant("other", Plan::DeploymentCrew, "eve", &mttrly_central::secrets::hash(&eve))
-        .await
-        .unwrap();
+    let eve = h.other_account("other", "eve").await;
     let admin = connect_as(&url, &h.admin, "claude-code").await;
     let eve_2025 = connect_as(&url, &eve, "gemini-cli").await;
     let eve_2026 = connect_stateless(&url, &eve, "claude-desktop").await;

@@ -97,14 +97,7 @@ fn cut(s: &str, max: usize) -> String {
 /// A title: one line of at most 200 characters, control and bidirectional-override characters
 /// turned into spaces (an alert's summary is a monitoring system's text).
 fn title(s: &str) -> String {
-    let line: String = s
-        .chars()
-        .map(|c| {
-            let hidden =
-                matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
-            if c.is_control() || hidden { ' ' } else { c }
-        })
-        .collect();
+    let line: String = s.chars().map(|c| if c.is_control() || super::reorders(c) { ' ' } else { c }).collect();
     cut(line.trim(), 199)
 }
 

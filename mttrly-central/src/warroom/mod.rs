@@ -81,13 +81,16 @@ fn not_a_secret(field: &str, name: &str) -> Result<(), MttrlyError> {
     }
 }
 
+/// Whether `c` is a bidirectional override or mark, which makes text read differently from what
+/// it holds.
+pub(crate) fn reorders(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 /// Control and bidirectional-override characters would make a title (or any text, for the
 /// overrides) read differently from what it holds: refused. A body keeps its newlines and tabs.
 fn plain(field: &str, text: &str, one_line: bool) -> Result<(), MttrlyError> {
-    let bad = text.chars().find(|c| {
-        matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-            || (c.is_control() && (one_line || !matches!(c, '\n' | '\t' | '\r')))
-    });
+    let bad = text.chars().find(|&c| reorders(c) || (c.is_control() && (one_line || !matches!(c, '\n' | '\t' | '\r'))));
     match bad {
         None => Ok(()),
         Some(c) => Err(invalid(format!(

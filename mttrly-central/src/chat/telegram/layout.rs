@@ -24,7 +24,11 @@ pub fn chat_id(id: &str) -> Value {
 
 /// The message's text within [`MAX_TEXT`], and whether it is whole.
 pub fn text(message: &ApprovalMessage) -> (String, bool) {
-    let full = message.text();
+    fit(message.text())
+}
+
+/// `full` within [`MAX_TEXT`] UTF-16 units (cut with `…`), and whether it is whole.
+fn fit(full: String) -> (String, bool) {
     if full.encode_utf16().count() <= MAX_TEXT {
         return (full, true);
     }
@@ -67,22 +71,7 @@ pub fn send(chat: &str, message: &ApprovalMessage) -> Value {
 
 /// `sendMessage` parameters for a war-room notice to `chat`: plain text, cut to [`MAX_TEXT`].
 pub fn notice(chat: &str, notice: &crate::chat::notice::Notice) -> Value {
-    let full = notice.text();
-    let text = if full.encode_utf16().count() <= MAX_TEXT {
-        full
-    } else {
-        let mut out = String::new();
-        let mut units = 0;
-        for c in full.chars() {
-            if units + c.len_utf16() > MAX_TEXT - 1 {
-                break;
-            }
-            units += c.len_utf16();
-            out.push(c);
-        }
-        out.push('…');
-        out
-    };
+    let (text, _) = fit(notice.text());
     json!({ "chat_id": chat_id(chat), "text": text, "link_preview_options": { "is_disabled": true } })
 }
 
