@@ -96,6 +96,12 @@ impl AuthCache {
         self.entries.write().unwrap_or_else(PoisonError::into_inner).remove(hash);
     }
 
+    /// The hook for a change to a credential this cache never holds (an OAuth grant revoked):
+    /// nothing to drop, but what holds an owner beyond a request (a push stream) reads it again.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The hook for a change that may affect many credentials (a user's role or removal, an
     /// account's plan): every credential's next use is looked up.
     pub fn invalidate_all(&self) {

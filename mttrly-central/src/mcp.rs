@@ -85,7 +85,9 @@ impl Backend for CentralBackend {
             user: caller.principal.accountable_user().clone(),
             stop: self.central.stopping.get().cloned(),
             central: Arc::clone(&self.central),
+            credential: caller.credential.clone(),
             checked: self.central.auth_cache.generation(),
+            checked_at: Instant::now(),
         }))
     }
 
@@ -158,27 +160,38 @@ struct Feed {
     user: mttrly_core::ids::UserId,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     central: Arc<Central>,
-    /// The credential cache's generation when the person was last known to be a member: a
-    /// stream outlives the request that opened it, so a removal must end it.
+    /// The credential that opened the stream (its key): a stream outlives the request that
+    /// authenticated it, so revoking the credential, or removing the person, must end it.
+    credential: String,
+    /// The credential cache's generation when the credential was last known to stand.
     checked: u64,
+    /// When it was last read: an OAuth access token expires, and its grant can be revoked, with
+    /// no change to the cache, so it is read again at least every [`RECHECK`].
+    checked_at: Instant,
 }
 
+/// The longest a push stream goes without reading its credential again.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Feed {
-    /// Whether the person is still a living member of the account, read again only after a
-    /// change to people or credentials (the auth cache's generation moved).
-    async fn still_member(&mut self) -> bool {
+    /// Whether the credential still stands for a living member of the account: read again after
+    /// a change to people or credentials (the auth cache's generation moved), and at least every
+    /// [`RECHECK`].
+    async fn still_entitled(&mut self) -> bool {
         let now = self.central.auth_cache.generation();
-        if now == self.checked {
+        if now == self.checked && self.checked_at.elapsed() < RECHECK {
             return true;
         }
-        match self.central.db.account(&self.account).users().list().await {
-            Ok(users) if users.iter().any(|u| u.id == self.user) => {
+        let users = self.central.db.account(&self.account).users();
+        match users.credential_live(self.user.clone(), self.credential.clone(), crate::db::now_ms()).await {
+            Ok(true) => {
                 self.checked = now;
+                self.checked_at = Instant::now();
                 true
             }
-            Ok(_) => false,
+            Ok(false) => false,
             Err(e) => {
-                tracing::warn!(error = %mttrly_core::ErrorChain(&e), "cannot check a push stream's person; ending it");
+                tracing::warn!(error = %mttrly_core::ErrorChain(&e), "cannot check a push stream's credential; ending it");
                 false
             }
         }
@@ -196,7 +209,7 @@ impl Feed {
             };
             match next {
                 Ok(p) if p.account_id == self.account => {
-                    if !self.still_member().await {
+                    if !self.still_entitled().await {
                         return None;
                     }
                     return Some(Update::Notification {
@@ -206,7 +219,7 @@ impl Feed {
                     });
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return self.still_member().await.then_some(Update::Missed),
+                Err(RecvError::Lagged(_)) => return self.still_entitled().await.then_some(Update::Missed),
                 Err(RecvError::Closed) => return None,
             }
         }

@@ -112,7 +112,11 @@ async fn revoke_unaudited(central: &Central, caller: &TokenOwner, id: &str) -> R
             central.auth_cache.invalidate(&hash);
             Ok(())
         }
-        Some(Revoked::OAuthGrant) => Ok(()),
+        Some(Revoked::OAuthGrant) => {
+            // Not cached, so nothing to drop; open push streams read their credential again.
+            central.auth_cache.changed();
+            Ok(())
+        }
         None => Err(MttrlyError::new(
             ErrorCode::NotFound,
             format!("no live token {id} that you may revoke; `mttrly-cli tokens list` shows the ids"),

@@ -389,11 +389,11 @@ catalog! {
     StartInvestigation => "mttrly_start_investigation", Execute, DeploymentBro, Investigations, IDEMPOTENT,
         investigations::StartInvestigationInput => investigations::Investigation,
         "Start Investigation",
-        "Start or resume a server investigation bound to you, your client and the server (a server-minted handle, not an MCP session; resumed when you already have one open there). Pass its investigation_id to execute_command/execute_script and the bypass tools. Short-lived: it closes after a short idle time.";
+        "Start or resume a server investigation bound to you, your client and the server (a server-minted handle, not an MCP session; resumed when you already have one open there). Pass its investigation_id to execute_command/execute_script and the bypass tools. Short-lived: it closes after a short idle time. A new one is posted to the team's incident channel (opening an incident thread when the server has none open), your title shown as your words.";
     GenerateRetrospective => "mttrly_generate_retrospective", Execute, DeploymentBro, Investigations, NO_HINTS,
         timeline::GenerateRetrospectiveInput => timeline::Retrospective,
         "Generate Retrospective",
-        "Generate a deterministic retrospective from the current server timeline, verifier state, and stored knowledge. Persists a postmortem entry.";
+        "Generate a deterministic retrospective from the current server timeline, verifier state, and stored knowledge. Persists a postmortem entry. Give server_id (its latest investigation or incident, or investigation_id), or thread_id to write up an incident thread: from its first notification to its resolution (or now), on the thread's server, with its posts on the timeline attributed to their senders as their words.";
     AcquireInvestigationBypass => "mttrly_acquire_investigation_bypass", Execute, DeploymentBro, Investigations, NO_HINTS,
         investigations::AcquireInvestigationBypassInput => investigations::BypassState,
         "Acquire Investigation Bypass",

@@ -102,7 +102,12 @@ pub fn service_with_caller<B: Backend>(
         .with_allowed_origins(http.allowed_origins)
         .enforce_origin_validation()
         .with_max_request_body_bytes(MAX_REQUEST_BYTES)
-        .with_legacy_session_mode(true);
+        .with_legacy_session_mode(true)
+        // A 2026-07-28 request answered by one message gets it as `application/json`, not as a
+        // one-event SSE stream (rmcp falls back to SSE when more than one message is sent, as
+        // `subscriptions/listen` does). Measured: the stream's setup and framing were a visible
+        // share of a stateless call. Sessions of earlier revisions are not affected.
+        .with_json_response(true);
     McpHttpService::new(StreamableHttpService::new(
         move || Ok(McpServer::with_caller(Arc::clone(&backend), Arc::clone(&options), caller.clone())),
         Arc::new(LocalSessionManager::default()),
@@ -166,7 +171,12 @@ pub fn service_with_sessions<B: Backend>(
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(http.allowed_hosts)
         .with_max_request_body_bytes(MAX_REQUEST_BYTES)
-        .with_legacy_session_mode(true);
+        .with_legacy_session_mode(true)
+        // A 2026-07-28 request answered by one message gets it as `application/json`, not as a
+        // one-event SSE stream (rmcp falls back to SSE when more than one message is sent, as
+        // `subscriptions/listen` does). Measured: the stream's setup and framing were a visible
+        // share of a stateless call. Sessions of earlier revisions are not affected.
+        .with_json_response(true);
     McpHttpService::new(StreamableHttpService::new(
         move || Ok(McpServer::per_request(Arc::clone(&backend), Arc::clone(&options))),
         Arc::clone(&sessions.0),

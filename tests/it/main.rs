@@ -57,6 +57,8 @@ mod update;
 mod users;
 mod warroom;
 mod warroom_incidents;
+mod warroom_investigations;
 mod warroom_push;
 mod warroom_python;
 mod warroom_redteam;
+mod warroom_retrospective;

@@ -539,3 +539,41 @@ fn a_read_only_deployment_narrows_every_token() {
     assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
     assert!(refused["message"].as_str().is_some_and(|m| m.contains("read-only")), "{refused}");
 }
+
+/// A 2026-07-28 request answered by one message gets it as plain JSON (no one-event SSE stream),
+/// with the caller's result in it; what the client announced in `_meta` names the assistant.
+#[test]
+fn a_stateless_call_is_answered_with_one_json_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = TestCentral::start(dir.path());
+    let bearer = format!("Bearer {}", central.admin_token);
+    let call = json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {
+            "name": "mttrly_create_channel", "arguments": { "channel": "ops" },
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": { "name": "raw-2026", "version": "1" },
+                "io.modelcontextprotocol/clientCapabilities": {}
+            }
+        }
+    })
+    .to_string();
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "mttrly_create_channel"),
+    ];
+    let answer = http_request(&central.http_url, "POST", "/mcp", &headers, &call);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{answer:?}");
+    assert!(answer.header("mcp-session-id").is_none(), "no session on 2026-07-28: {answer:?}");
+    let body: serde_json::Value = serde_json::from_str(&answer.body).expect("one JSON message");
+    assert_eq!(body["id"], 7);
+    let created = &body["result"]["structuredContent"];
+    assert_eq!(created["channel"], "ops", "{body}");
+    assert_eq!(created["created_by"]["ai_tool"], "raw-2026", "{body}");
+}

@@ -569,3 +569,51 @@ fn notices_carry_no_markup_to_chat() {
     assert!(tg.get("parse_mode").is_none() && tg.get("entities").is_none(), "{tg}");
     assert_eq!(tg["link_preview_options"]["is_disabled"], true, "{tg}");
 }
+
+/// Revoking the credential that opened a push ends what it hears, the person staying a member:
+/// a 2025-11-25 session's watcher and a 2026-07-28 listen stream, each opened with a token that
+/// is then revoked, hear nothing of the next notification; a push opened by the same person's
+/// other, live token goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // resources/subscribe is the 2025 revisions' method
+async fn a_revoked_token_hears_nothing_more_on_open_mcp_pushes() {
+    use mttrly_proto::central::v1::account_service_client::AccountServiceClient;
+    use mttrly_proto::central::v1::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest};
+
+    let h = harness(|_| {}).await;
+    let url = h.central.mcp_url();
+    let tom = add_user(&h, "tom", "operator").await;
+    let mut accounts = AccountServiceClient::new(h.channel().await);
+    let ide_token = accounts
+        .create_token(authed(&tom, CreateTokenRequest { assistant_name: "vscode".into(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let admin = connect_as(&url, &h.admin, "claude-code").await;
+    call_ok(&admin, "mttrly_create_channel", json!({ "channel": "incidents" })).await;
+    let ide = connect_as(&url, &ide_token.token, "vscode").await;
+    ide.subscribe(SubscribeRequestParams::new(CHANNEL_URI)).await.unwrap();
+    let desktop = connect_stateless(&url, &tom, "claude-desktop").await;
+    let mut listen =
+        desktop.peer().listen(SubscriptionFilter::builder().resource_subscription(CHANNEL_URI).build()).await.unwrap();
+    post(&admin, "before", "high", &[]).await;
+    wait_updated(&ide, CHANNEL_URI, 1).await;
+    assert_eq!(heard(&mut listen, Duration::from_secs(10)).await, Heard::Update(CHANNEL_URI.into()));
+
+    // Tom revokes his IDE's token; the desktop's (his own human token) stands.
+    accounts.revoke_token(authed(&tom, RevokeTokenRequest { id: ide_token.token_id.clone() })).await.unwrap();
+    post(&admin, "after the IDE's revocation", "critical", &[]).await;
+    assert_eq!(heard(&mut listen, Duration::from_secs(10)).await, Heard::Update(CHANNEL_URI.into()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(updated_count(&ide, CHANNEL_URI), 1, "the revoked token's session was told again");
+
+    // Then the desktop's token (Tom's human token) is revoked by the admin.
+    let listed = accounts.list_tokens(authed(&h.admin, ListTokensRequest {})).await.unwrap().into_inner();
+    let human = listed.tokens.iter().find(|t| t.owner_name == "tom" && t.kind == "human").expect("tom's token");
+    accounts.revoke_token(authed(&h.admin, RevokeTokenRequest { id: human.id.clone() })).await.unwrap();
+    post(&admin, "after the desktop's revocation", "critical", &[]).await;
+    let after = heard(&mut listen, Duration::from_secs(2)).await;
+    assert_ne!(after, Heard::Update(CHANNEL_URI.into()), "the revoked token's listen stream was told");
+    listen.cancel().await.ok();
+    h.central.shutdown().await;
+}

@@ -236,6 +236,19 @@ pub struct Removed {
 }
 
 impl Users<'_> {
+    /// Whether `user` is still a living member of the account and the credential with this key
+    /// ([`TokenOwner::credential`]) still stands for them at `now`: an API token not revoked, or
+    /// an OAuth grant with a live access token whose human token stands. For what outlives the
+    /// request that authenticated it (a push stream).
+    pub async fn credential_live(&self, user: UserId, credential: String, now: i64) -> Result<bool, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account
+            .db
+            .sqlite
+            .read(move |conn| sqlite::accounts::credential_live(conn, &account, &user, &credential, now))
+            .await
+    }
+
     /// The account's living users, oldest first.
     pub async fn list(&self) -> Result<Vec<User>, MttrlyError> {
         let account = self.account.id.clone();

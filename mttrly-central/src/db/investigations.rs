@@ -9,6 +9,7 @@
 //! are one commit.
 
 use mttrly_core::ids::{AccountId, ActionId, AlertId, BypassId, InvestigationId, ServerId, UserId};
+use mttrly_core::tools::common::Severity;
 use mttrly_core::tools::investigations::{ArgvPattern, BypassStatus, BypassTools, GrantScope, InvestigationStatus};
 use mttrly_core::{MttrlyError, Principal};
 
@@ -295,13 +296,14 @@ impl Investigations<'_> {
             .await
     }
 
-    /// Whether `alert` is one of this account's alerts about `server`.
-    pub async fn alert_of_server(&self, alert: &AlertId, server: &ServerId) -> Result<bool, MttrlyError> {
+    /// The severity of `alert` when it is one of this account's alerts about `server` (`None`
+    /// otherwise: unknown, another account's, another server's).
+    pub async fn alert_severity(&self, alert: &AlertId, server: &ServerId) -> Result<Option<Severity>, MttrlyError> {
         let (account, alert, server) = (self.account.id.clone(), alert.clone(), server.clone());
         self.account
             .db
             .sqlite
-            .read(move |conn| sqlite::investigations::alert_of_server(conn, &account, &alert, &server))
+            .read(move |conn| sqlite::investigations::alert_severity(conn, &account, &alert, &server))
             .await
     }
 

@@ -214,3 +214,30 @@ async fn unmatched_alerts_stay_in_their_account_open_once_and_go_with_retention_
     assert!(db.maintenance().purge(now, |_| DAY).await.unwrap() >= 1);
     assert!(db.account(&a.account).alerts().list_unmatched(&all).await.unwrap().is_empty());
 }
+
+/// A push stream's check of its credential: live while the token stands and its owner is a
+/// member of this account; not once revoked, not for another account or person, and never for
+/// a key that is not the first half of a token's hash.
+#[tokio::test]
+async fn a_credential_stands_until_revoked_and_only_for_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("central.db")).unwrap();
+    let a = tenant(&db, "a", 1).await;
+    let b = tenant(&db, "b", 2).await;
+    let Principal::Human { user_id: admin, .. } = &a.admin else { unreachable!() };
+    let Principal::Human { user_id: other, .. } = &b.admin else { unreachable!() };
+    let users = db.account(&a.account).users();
+    let hash = [9; 32];
+    let id = users.insert_token(&hash, admin, Some("claude-code"), &mttrly_core::ToolSurface::ALL).await.unwrap();
+    let key = super::accounts::credential_key(&hash);
+    let now = super::now_ms();
+    assert!(users.credential_live(admin.clone(), key.clone(), now).await.unwrap());
+    assert!(!users.credential_live(other.clone(), key.clone(), now).await.unwrap(), "another person");
+    let theirs = db.account(&b.account).users();
+    assert!(!theirs.credential_live(admin.clone(), key.clone(), now).await.unwrap(), "another account");
+    for forged in ["tok_", "tok_09", "tok_zz", "oauth_", "oauth_nope", "anything", ""] {
+        assert!(!users.credential_live(admin.clone(), forged.into(), now).await.unwrap(), "{forged:?}");
+    }
+    users.revoke_token(&id, None).await.unwrap().expect("revoked");
+    assert!(!users.credential_live(admin.clone(), key, now).await.unwrap(), "revoked");
+}

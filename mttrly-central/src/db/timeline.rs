@@ -4,14 +4,18 @@
 //! **What one item is.** One happening at one time, recorded once:
 //! - an alert gives two items, its opening and its resolution; the audit log's `alert` rows are
 //!   copies of those two and are left out;
-//! - a deploy gives its start and its finish; an investigation its opening and its close;
+//! - a deploy gives its start and its finish; an investigation its opening and its close (the
+//!   audit row written when it opened, whose subject is its id, is the same opening and is left
+//!   out; a close's row is a person's or the sweep's act and stays);
 //! - an action gives one item, its request (with its status now and when it finished); the audit
 //!   rows that record the same request are left out: the row whose subject is the action id
 //!   written when it was created, and the successful call of a tool that always creates an action
 //!   (the calls of [`ACTION_TOOLS`]). Its decisions and its result are later happenings and stay,
 //!   as audit items about the action;
 //! - every other audit row about the server is an item (tool calls, failed or refused calls,
-//!   agent events, API calls).
+//!   agent events, API calls);
+//! - thread posts are not a server's records: never read here (a retrospective written from a
+//!   thread adds them from the war room).
 //!
 //! Each kind of item is read with its own indexed query, newest first, from the cursor on; the
 //! handle merges them into one order (see `mttrly_core::tools::timeline`).

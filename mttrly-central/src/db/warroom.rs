@@ -131,8 +131,7 @@ impl WarRoom<'_> {
 
     /// Stores a notification; returns it with its position in the account.
     pub async fn publish(&self, new: NewNotification) -> Result<(i64, Notification), MttrlyError> {
-        let account = self.account.id.clone();
-        self.account.db.sqlite.call(move |conn| sqlite::warroom::publish(conn, &account, &new)).await
+        self.account.db.sqlite.publish(self.account.id.clone(), new).await
     }
 
     /// Subscribes `user` to `channel` (replacing the filter); `true` when new. NOT_FOUND when
@@ -258,6 +257,88 @@ mod tests {
 
     fn period(since: i64, until: i64) -> IncidentQuery {
         IncidentQuery { since, until, channel: None, priorities: Vec::new(), cutoff: 0, limit: 10 }
+    }
+
+    /// Group commit: one transaction, each publish judged on what the ones before it in the
+    /// batch wrote, a refusal rolling back only itself.
+    #[tokio::test]
+    async fn a_batch_answers_each_publish_in_order_and_a_refusal_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("central.db")).unwrap();
+        let (a, _) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
+        let user = UserId::generate();
+        let room = db.account(&a).warroom();
+        for name in ["incidents", "deploys"] {
+            room.create_channel(name.into(), String::new(), sender(&user), 1, 0).await.unwrap();
+        }
+        let first = note("incidents", Some("t1"), None, &user, 10);
+        let elsewhere = note("deploys", Some("t1"), None, &user, 11);
+        let unknown = note("nope", None, None, &user, 12);
+        let mut reply = note("incidents", None, None, &user, 13);
+        reply.in_reply_to = Some(first.id.clone());
+        let batch = [first, elsewhere, unknown, reply];
+        let account = a.clone();
+        let results = db
+            .sqlite
+            .call(move |conn| {
+                let items: Vec<_> = batch.iter().map(|n| (&account, n)).collect();
+                let results = sqlite::warroom::publish_batch(conn, &items);
+                let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+                assert_eq!(sync, 1, "the connection is back to NORMAL after a durable batch");
+                results
+            })
+            .await
+            .unwrap();
+        assert_eq!(results.len(), 4);
+        let (seq, stored) = results[0].as_ref().unwrap();
+        assert_eq!(stored.thread_id, "t1");
+        let err = results[1].as_ref().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationError, "the thread began in the same batch: {err}");
+        assert_eq!(results[2].as_ref().unwrap_err().code(), ErrorCode::NotFound);
+        let (reply_seq, reply) = results[3].as_ref().unwrap();
+        assert_eq!(reply.thread_id, "t1", "a reply to a notification of the same batch joins its thread");
+        assert!(reply_seq > seq);
+        let thread = room.thread("t1", 0, 10).await.unwrap();
+        assert_eq!(thread.len(), 2, "the refusals stored nothing");
+        assert!(thread.iter().all(|n| n.channel == "incidents"));
+    }
+
+    /// Many publishers at once: every answered publish is stored exactly once at its own
+    /// position, every refused one not at all.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_publishes_are_all_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("central.db")).unwrap();
+        let (a, _) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
+        let user = UserId::generate();
+        db.account(&a).warroom().create_channel("load".into(), String::new(), sender(&user), 1, 0).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..400_i64 {
+            let (db, a, user) = (db.clone(), a.clone(), user.clone());
+            tasks.push(tokio::spawn(async move {
+                let channel = if i % 7 == 0 { "missing" } else { "load" };
+                let thread = format!("t{}", i % 10);
+                db.account(&a).warroom().publish(note(channel, Some(&thread), None, &user, i)).await
+            }));
+        }
+        let mut seqs = std::collections::BTreeSet::new();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok((seq, _)) => {
+                    assert!(seqs.insert(seq), "position {seq} given twice");
+                    ok += 1;
+                }
+                Err(e) => assert_eq!(e.code(), ErrorCode::NotFound, "{e}"),
+            }
+        }
+        assert_eq!(ok, 400 - 58, "every seventh publish names a missing channel");
+        let room = db.account(&a).warroom();
+        let mut stored = 0;
+        for t in 0..10 {
+            stored += room.thread(&format!("t{t}"), 0, 1000).await.unwrap().len();
+        }
+        assert_eq!(stored, ok);
     }
 
     #[tokio::test]

@@ -6,11 +6,12 @@ use mttrly_core::Source;
 use mttrly_core::action::ActionState;
 use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
 use mttrly_core::environment::Environment;
-use mttrly_core::ids::{AccountId, ActionId, AlertId, ServerId};
+use mttrly_core::ids::{AccountId, ActionId, AlertId, BypassId, InvestigationId, ServerId};
 use mttrly_core::tools::common::Severity;
 
 use crate::audit::chain::ChainedRow;
 use crate::db::actions::ActionRow;
+use crate::db::investigations::InvestigationRow;
 
 /// What an action event is about: enough to name it to a human without a database read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,50 @@ impl Decision {
     }
 }
 
+/// What an investigation event is about: enough to name it to a human without a database read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvestigationRef {
+    /// The investigation.
+    pub id: InvestigationId,
+    /// Its server.
+    pub server_id: ServerId,
+    /// The client it is bound to, by name: the assistant's client name, or the person's name when
+    /// a person started it with their own token (raw: escape it before showing it to people).
+    pub client_name: String,
+    /// Its title: the words of whoever started it, redacted when stored, never central's (raw:
+    /// escape it before showing it, and show it as theirs).
+    pub title: String,
+}
+
+impl From<&InvestigationRow> for InvestigationRef {
+    fn from(row: &InvestigationRow) -> Self {
+        Self {
+            id: row.id.clone(),
+            server_id: row.server_id.clone(),
+            client_name: row.client_name.clone(),
+            title: row.title.clone(),
+        }
+    }
+}
+
+/// The alert an investigation started from, as central stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRef {
+    /// The alert.
+    pub id: AlertId,
+    /// Its severity.
+    pub severity: Severity,
+}
+
+/// How an investigation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvestigationEnd {
+    /// A person closed it (the event's actor and source say who and through what).
+    Closed,
+    /// Nothing happened under it for `investigation_idle_minutes`: the sweep closed it.
+    Idle,
+}
+
 /// What happened, typed. Producers that know more than the generic audit row attach it with
 /// [`Recorded::new`]; everything else gets the kind-level payload of [`Payload::generic`].
 #[derive(Debug, Clone)]
@@ -116,6 +161,24 @@ pub enum Payload {
     AlertResolved {
         /// The alert.
         alert_id: AlertId,
+    },
+    /// An investigation was opened (not resumed: a resume is the same investigation going on).
+    InvestigationStarted {
+        /// The investigation.
+        investigation: InvestigationRef,
+        /// The person it works for (the human behind the client), by name (raw).
+        person: String,
+        /// The alert it started from, when it names one.
+        alert: Option<AlertRef>,
+    },
+    /// An investigation closed.
+    InvestigationClosed {
+        /// The investigation.
+        investigation: InvestigationRef,
+        /// Why.
+        end: InvestigationEnd,
+        /// The bypass revoked with it, if it had a live one.
+        revoked_bypass: Option<BypassId>,
     },
     /// An agent opened its session.
     AgentOnline,

@@ -13,4 +13,4 @@ mod event;
 pub mod log;
 
 pub use bus::{Bus, DEFAULT_CAPACITY, Next, Subscription};
-pub use event::{ActionRef, Decision, Event, Payload, Recorded};
+pub use event::{ActionRef, AlertRef, Decision, Event, InvestigationEnd, InvestigationRef, Payload, Recorded};

@@ -13,7 +13,7 @@ use super::bypass::state_of;
 use crate::db::accounts::TokenOwner;
 use crate::db::investigations::{InvestigationRow, LinkedAction};
 use crate::db::now_ms;
-use crate::events::{Payload, Recorded};
+use crate::events::{InvestigationEnd, Payload, Recorded};
 use crate::state::Central;
 
 /// How many linked actions an investigation's view shows.
@@ -122,7 +122,12 @@ pub async fn close(
     let investigations = central.db.account(&caller.account_id).investigations();
     let row = investigations.get(id).await?.ok_or_else(|| not_in_account(id))?;
     if let Some((closed, revoked)) = investigations.close(id, "closed", now_ms()).await? {
-        record(central, caller, &closed, channel, "CloseInvestigation", revoked.as_ref());
+        let payload = Payload::InvestigationClosed {
+            investigation: (&closed).into(),
+            end: InvestigationEnd::Closed,
+            revoked_bypass: revoked.clone(),
+        };
+        record(central, caller, &closed, channel, "CloseInvestigation", revoked.as_ref(), payload);
     } else {
         tracing::debug!(investigation = %row.id, "already closed");
     }
@@ -144,11 +149,12 @@ pub async fn revoke_as_human(
     if let (Some(before), Some(after)) = (&before, &after)
         && before.status != after.status
     {
-        record(central, caller, &row, channel, "RevokeInvestigationBypass", Some(&after.id));
+        record(central, caller, &row, channel, "RevokeInvestigationBypass", Some(&after.id), Payload::ApiCall);
     }
     show(central, caller, id).await
 }
 
+/// Records a person's change to an investigation, with what subscribers see of it.
 fn record(
     central: &Central,
     caller: &TokenOwner,
@@ -156,6 +162,7 @@ fn record(
     channel: Source,
     operation: &str,
     bypass: Option<&BypassId>,
+    payload: Payload,
 ) {
     let event = AuditEvent {
         at: jiff::Timestamp::now(),
@@ -169,7 +176,7 @@ fn record(
         outcome: AuditOutcome::Ok,
         duration_ms: None,
     };
-    central.audit(Recorded::new(event, Payload::ApiCall));
+    central.audit(Recorded::new(event, payload));
 }
 
 impl InvestigationView {

@@ -8,14 +8,14 @@ use mttrly_core::{MttrlyError, Source};
 
 use crate::db::investigations::Swept;
 use crate::db::now_ms;
-use crate::events::{Payload, Recorded};
+use crate::events::{InvestigationEnd, Payload, Recorded};
 use crate::state::Central;
 
 /// Runs one sweep at now; returns how many investigations and bypasses it ended.
 pub async fn sweep(central: &Central) -> Result<usize, MttrlyError> {
     let swept = central.db.maintenance().sweep_investigations(now_ms(), super::idle_ms(central)).await?;
     for item in &swept {
-        let (account_id, server_id, subject, parameters) = match item {
+        let (account_id, server_id, subject, parameters, payload) = match item {
             Swept::Closed(row, revoked) => (
                 row.account_id.clone(),
                 row.server_id.clone(),
@@ -25,6 +25,11 @@ pub async fn sweep(central: &Central) -> Result<usize, MttrlyError> {
                     "reason": "idle",
                     "bypass_id": revoked.as_ref().map(mttrly_core::ids::BypassId::as_str),
                 }),
+                Payload::InvestigationClosed {
+                    investigation: row.into(),
+                    end: InvestigationEnd::Idle,
+                    revoked_bypass: revoked.clone(),
+                },
             ),
             Swept::Expired(bypass) => (
                 bypass.account_id.clone(),
@@ -35,6 +40,7 @@ pub async fn sweep(central: &Central) -> Result<usize, MttrlyError> {
                     "bypass_id": bypass.id.as_str(),
                     "actions_used": bypass.actions_used,
                 }),
+                Payload::ApiCall,
             ),
         };
         let event = AuditEvent {
@@ -49,7 +55,7 @@ pub async fn sweep(central: &Central) -> Result<usize, MttrlyError> {
             outcome: AuditOutcome::Ok,
             duration_ms: None,
         };
-        central.audit(Recorded::new(event, Payload::ApiCall));
+        central.audit(Recorded::new(event, payload));
     }
     Ok(swept.len())
 }

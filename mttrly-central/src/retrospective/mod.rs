@@ -7,6 +7,13 @@
 //! one is missing, never 0. Definitions follow Datadog's: time to detect is (suspected) impact
 //! start → detection, the others run from detection. What only people know (what users saw, what
 //! went well or badly, follow-ups) is marked "to be filled by a human", never made up.
+//!
+//! Written from an incident thread, it also carries the war room's reading of the thread (status,
+//! owner, moments, decisions: `warroom::incidents`) and each of the thread's posts as a timeline
+//! item. A post is what its sender wrote, attributed to them (a person with their role and
+//! assistant, or central): its title is shown as an inline code span and its body in a fenced
+//! block, literally, never as central's words or as Markdown of the report; the measures stay
+//! computed from central's records only.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -14,6 +21,7 @@ use std::fmt::Write as _;
 use mttrly_core::audit::AuditActor;
 use mttrly_core::ids::ServerId;
 use mttrly_core::redactor;
+use mttrly_core::tools::notify::{IncidentSummary, Notification, Sender, TimelineEntry, themes};
 use mttrly_core::tools::timeline::{
     ActionTaken, Impact, Measure, Moment, OmittedItems, RelatedKnowledge, RetrospectiveReport, TimelineEvent,
     TimelineItem, VerifierState,
@@ -21,7 +29,12 @@ use mttrly_core::tools::timeline::{
 use sha2::{Digest, Sha256};
 
 /// The template this build writes. A change to the layout or the wording is a new version.
-pub const TEMPLATE_VERSION: u32 = 1;
+/// Version 2 added what a retrospective written from an incident thread shows (the thread line,
+/// its posts on the timeline, the "Incident thread" section); a server's window reads as in 1.
+pub const TEMPLATE_VERSION: u32 = 2;
+
+/// The most characters of one post's body the Markdown shows (the report's JSON has it whole).
+pub const POST_BODY_SHOWN: usize = 4_000;
 
 /// What a human fills in.
 pub const TO_BE_FILLED: &str = "To be filled by a human.";
@@ -49,6 +62,11 @@ pub struct Inputs {
     pub verifier: Option<VerifierState>,
     /// Related knowledge, in any order.
     pub related: Vec<RelatedKnowledge>,
+    /// The incident thread it is written from, as the war room reads it; `None` for a server's
+    /// window.
+    pub thread: Option<IncidentSummary>,
+    /// The thread's posts within the window, in any order: each becomes a `thread_posted` item.
+    pub posts: Vec<Notification>,
     /// The template version to write.
     pub template_version: u32,
 }
@@ -98,6 +116,106 @@ pub fn actor_text(actor: Option<&AuditActor>) -> String {
         Some(AuditActor::Agent { .. }) => "the server's agent".to_owned(),
         Some(AuditActor::System) => "central".to_owned(),
         None => "unknown".to_owned(),
+    }
+}
+
+/// A thread post's sender, for a reader: a person with their role, the assistant that posted for
+/// them and the channel; or central itself (no person). The two never read alike, whatever name a
+/// person chose.
+pub fn sender_text(sender: &Sender) -> String {
+    if sender.user_id.is_none() {
+        return format!("{} (central, via {})", sender.name, sender.via.as_str());
+    }
+    let mut text = sender.name.clone();
+    if let Some(role) = sender.role {
+        let _ = write!(text, " ({})", role.as_str());
+    }
+    if let Some(assistant) = &sender.ai_tool {
+        let _ = write!(text, " with assistant {assistant}");
+    }
+    let _ = write!(text, " via {}", sender.via.as_str());
+    text
+}
+
+/// The longest run of `c` in `text`.
+fn longest_run(text: &str, c: char) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for ch in text.chars() {
+        run = if ch == c { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
+/// `text` as one inline code span: shown literally, never read as Markdown (a link, emphasis or
+/// HTML in someone's words stays text).
+fn code_span(text: &str) -> String {
+    let text = text.replace(['\n', '\r'], " ");
+    let fence = "`".repeat(longest_run(&text, '`') + 1);
+    let pad = text.starts_with('`') || text.ends_with('`') || (text.starts_with(' ') && text.ends_with(' '));
+    let space = if pad { " " } else { "" };
+    format!("{fence}{space}{text}{space}{fence}")
+}
+
+/// `text` as a fenced block: shown literally, whatever fences or Markdown it holds.
+fn fenced(text: &str) -> String {
+    let fence = "`".repeat(longest_run(text, '`').max(2) + 1);
+    format!("{fence}text\n{text}\n{fence}\n")
+}
+
+/// Redacted again: text people and assistants wrote goes through the redactor wherever it is
+/// shown, as every other text from outside does.
+fn redacted(text: &str) -> String {
+    redactor::redact(text).text.into_owned()
+}
+
+/// What central says of a post: that it was posted, and its kind when it is one of the seed's
+/// incident themes. A free theme is the poster's own name for it and stays in `post`.
+fn post_summary(n: &Notification) -> String {
+    const KNOWN: [&str; 7] = [
+        themes::ALERT,
+        themes::UPDATE,
+        themes::DECISION,
+        themes::RESOLVED,
+        themes::POSTMORTEM,
+        themes::ESCALATION,
+        themes::SECURITY,
+    ];
+    match n.theme.as_deref() {
+        Some(theme) if KNOWN.contains(&theme) => format!("{theme} posted"),
+        _ => "notification posted".to_owned(),
+    }
+}
+
+/// A thread post as a timeline item: central's line says only that it was posted; the post (its
+/// sender, title and body, redacted again) rides along as the sender's.
+fn post_item(n: &Notification) -> TimelineItem {
+    let mut post = n.clone();
+    post.title = redacted(&post.title);
+    post.body = redacted(&post.body);
+    TimelineItem {
+        at: n.published_at,
+        source: TimelineEvent::ThreadPosted.source(),
+        event: TimelineEvent::ThreadPosted,
+        reference: n.notification_id.to_string(),
+        summary: post_summary(n),
+        actor: None,
+        status: None,
+        subject: None,
+        finished_at: None,
+        investigation_id: None,
+        post: Some(post),
+    }
+}
+
+/// The war room's reading of the thread, its people's words redacted again.
+fn thread_reading(summary: &IncidentSummary) -> IncidentSummary {
+    let entry = |e: &TimelineEntry| TimelineEntry { title: redacted(&e.title), ..e.clone() };
+    IncidentSummary {
+        title: redacted(&summary.title),
+        timeline: summary.timeline.iter().map(entry).collect(),
+        decisions: summary.decisions.iter().map(entry).collect(),
+        ..summary.clone()
     }
 }
 
@@ -244,12 +362,30 @@ fn summary(inputs: &Inputs, items: &[TimelineItem], actions: &[ActionTaken], imp
         }
         None => text.push_str(". No deploy verifier run."),
     }
+    if let Some(thread) = &inputs.thread {
+        let posts = items.iter().filter(|i| i.event == TimelineEvent::ThreadPosted).count();
+        let _ = write!(
+            text,
+            " Incident thread {}: {}, {posts} post(s) in the window.",
+            code_span(&thread.thread_id),
+            status_text(thread)
+        );
+    }
     text
+}
+
+fn status_text(thread: &IncidentSummary) -> &'static str {
+    match thread.status {
+        mttrly_core::tools::notify::IncidentStatus::Open => "open",
+        mttrly_core::tools::notify::IncidentStatus::Acknowledged => "acknowledged",
+        mttrly_core::tools::notify::IncidentStatus::Resolved => "resolved",
+    }
 }
 
 /// Writes the retrospective. Pure: see the module's doc.
 pub fn write(inputs: &Inputs) -> Written {
     let mut items = inputs.timeline.clone();
+    items.extend(inputs.posts.iter().map(post_item));
     items.sort_by_key(TimelineItem::key);
     items.dedup_by(|a, b| a.key() == b.key());
     let mut related = inputs.related.clone();
@@ -275,6 +411,7 @@ pub fn write(inputs: &Inputs) -> Written {
         timeline: items,
         omitted: inputs.omitted.clone(),
         assistant_title: inputs.assistant_title.clone(),
+        thread: inputs.thread.as_ref().map(thread_reading),
         went_well: TO_BE_FILLED.to_owned(),
         went_badly: TO_BE_FILLED.to_owned(),
         follow_ups: TO_BE_FILLED.to_owned(),
@@ -288,18 +425,123 @@ fn moment_text(m: Option<&Moment>) -> String {
     m.map_or_else(|| "n/a".to_owned(), |m| format!("{} — `{}` at {}", cell(&m.label), cell(&m.reference), m.at))
 }
 
+/// "at (after the report)" for a moment of the thread, `n/a` when it has not come.
+fn thread_moment(at: Option<jiff::Timestamp>, seconds: Option<i64>) -> String {
+    match (at, seconds) {
+        (Some(at), Some(s)) => format!("{at} ({} after the report)", duration_text(s.saturating_mul(1000))),
+        (Some(at), None) => at.to_string(),
+        _ => "n/a".to_owned(),
+    }
+}
+
+/// The "Incident thread" section: the war room's reading, then each post as its sender wrote it.
+fn thread_section(md: &mut String, thread: &IncidentSummary, timeline: &[TimelineItem]) {
+    let _ = writeln!(
+        md,
+        "## Incident thread
+"
+    );
+    let _ = writeln!(
+        md,
+        "Thread {} in channel {}, read by the war room's incident rules (as mttrly_get_incident_summary reads it).
+",
+        code_span(&thread.thread_id),
+        code_span(&thread.channel)
+    );
+    let m = &thread.moments;
+    let _ = writeln!(
+        md,
+        "- Status: {}; priority: {}; reopened: {} time(s)",
+        status_text(thread),
+        thread.priority.as_str(),
+        thread.reopened
+    );
+    let _ = writeln!(md, "- Reported by: {} at {}", cell(&sender_text(&thread.reported_by)), m.opened_at);
+    let _ = writeln!(
+        md,
+        "- Acknowledged: {}{}",
+        thread_moment(m.acknowledged_at, m.time_to_acknowledge_seconds),
+        thread.owner.as_ref().map_or_else(String::new, |o| format!(", owner {}", cell(&sender_text(o))))
+    );
+    let _ = writeln!(md, "- Resolved: {}", thread_moment(m.resolved_at, m.time_to_resolve_seconds));
+    let _ = writeln!(md, "- Decisions posted: {}", thread.decisions.len());
+    if thread.truncated {
+        let _ = writeln!(md, "- Only the thread's first notifications were read (it holds more).");
+    }
+    let _ = writeln!(
+        md,
+        "
+### Posts
+"
+    );
+    let _ = writeln!(
+        md,
+        "_Each post as its sender wrote it (redacted), not checked by mttrly._
+"
+    );
+    let posts: Vec<&Notification> = timeline.iter().filter_map(|t| t.post.as_ref()).collect();
+    if posts.is_empty() {
+        let _ = writeln!(
+            md,
+            "None in the window.
+"
+        );
+        return;
+    }
+    for post in posts {
+        let _ = writeln!(
+            md,
+            "**{}** · {} · {} · {} (`{}`)
+",
+            post.published_at,
+            cell(&sender_text(&post.sender)),
+            post.theme.as_deref().map_or_else(|| "no theme".to_owned(), code_span),
+            post.priority.as_str(),
+            post.notification_id
+        );
+        let mut text = post.title.clone();
+        if !post.body.is_empty() {
+            let shown: String = post.body.chars().take(POST_BODY_SHOWN).collect();
+            text.push_str("\n\n");
+            text.push_str(&shown);
+        }
+        md.push_str(&fenced(&text));
+        let rest = post.body.chars().count().saturating_sub(POST_BODY_SHOWN);
+        if rest > 0 {
+            let _ = writeln!(
+                md,
+                "\n_{rest} more character(s) of this post are not shown here: mttrly_get_thread has it whole._"
+            );
+        }
+        md.push('\n');
+    }
+}
+
 /// The Markdown of `report`.
 fn markdown(r: &RetrospectiveReport) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", cell(&r.title));
     let _ = writeln!(
         md,
-        "_Retrospective template v{}, written by mttrly from the server's records (no language model). \
+        "_Retrospective template v{}, written by mttrly from the server's records{} (no language model). \
          Sections marked \"{TO_BE_FILLED}\" are for people to write._\n",
-        r.template_version
+        r.template_version,
+        if r.thread.is_some() {
+            " and its incident thread, whose posts are quoted as their senders wrote them"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(md, "- **Server:** {} (`{}`)", cell(&r.server_name), r.server_id);
     let _ = writeln!(md, "- **Window:** {} → {}", r.window_from, r.window_to);
+    if let Some(thread) = &r.thread {
+        let _ = writeln!(
+            md,
+            "- **Incident thread:** {} in channel {}",
+            code_span(&thread.thread_id),
+            code_span(&thread.channel)
+        );
+    }
     if let Some(words) = &r.assistant_title {
         let _ = writeln!(md, "- **The assistant's title** (its words, not checked by mttrly): {}", cell(words));
     }
@@ -391,18 +633,25 @@ fn markdown(r: &RetrospectiveReport) -> String {
     } else {
         let _ = writeln!(md, "| Time (UTC) | Source | What | Who | Reference |\n|---|---|---|---|---|");
         for t in &r.timeline {
-            let who = if t.actor.is_some() { actor_text(t.actor.as_ref()) } else { "—".to_owned() };
+            let (what, who) = match &t.post {
+                Some(post) => (format!("{}: {}", t.summary, code_span(&post.title)), sender_text(&post.sender)),
+                None if t.actor.is_some() => (t.summary.clone(), actor_text(t.actor.as_ref())),
+                None => (t.summary.clone(), "—".to_owned()),
+            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | `{}` |",
                 t.at,
                 serde_json::to_value(t.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-                cell(&t.summary),
+                cell(&what),
                 cell(&who),
                 cell(&t.reference)
             );
         }
         md.push('\n');
+    }
+    if let Some(thread) = &r.thread {
+        thread_section(&mut md, thread, &r.timeline);
     }
     let _ = writeln!(md, "## What went well\n\n{}\n", r.went_well);
     let _ = writeln!(md, "## What went badly\n\n{}\n", r.went_badly);

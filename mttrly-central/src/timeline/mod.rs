@@ -57,9 +57,32 @@ pub fn retention_floor(caller: &TokenOwner, now: i64) -> i64 {
     now.saturating_sub(i64::from(caller.plan.limits().log_retention_days).saturating_mul(DAY_MS))
 }
 
-fn events_of(sources: Option<&[TimelineSource]>) -> Vec<TimelineEvent> {
-    TimelineEvent::ALL.into_iter().filter(|e| sources.is_none_or(|s| s.contains(&e.source()))).collect()
+/// The events of the server's records a page reads: those of `sources` (all when absent). A
+/// thread post is no server record: asking for them is refused, not answered with nothing, so a
+/// client does not conclude a thread is empty.
+fn events_of(sources: Option<&[TimelineSource]>) -> Result<Vec<TimelineEvent>, MttrlyError> {
+    if sources.is_some_and(|s| s.contains(&TimelineSource::Thread)) {
+        return Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            "sources: `thread` is not on a server's timeline; read a thread with mttrly_get_thread, or write it up \
+             with mttrly_generate_retrospective and its thread_id",
+        )
+        .with_detail("field", "sources"));
+    }
+    Ok(SERVER_EVENTS.into_iter().filter(|e| sources.is_none_or(|s| s.contains(&e.source()))).collect())
 }
+
+/// The events read from a server's own records, in rank order (every event but a thread post).
+const SERVER_EVENTS: [TimelineEvent; 8] = [
+    TimelineEvent::IncidentOpened,
+    TimelineEvent::IncidentResolved,
+    TimelineEvent::DeployStarted,
+    TimelineEvent::DeployFinished,
+    TimelineEvent::InvestigationOpened,
+    TimelineEvent::InvestigationClosed,
+    TimelineEvent::ActionRequested,
+    TimelineEvent::Audited,
+];
 
 fn redacted(mut item: TimelineItem) -> TimelineItem {
     if let std::borrow::Cow::Owned(text) = redactor::redact(&item.summary).text {
@@ -86,7 +109,7 @@ pub async fn page(
         since_ms,
         until_ms: None,
         before,
-        events: events_of(input.sources.as_ref().map(mttrly_core::bounded::BoundedVec::as_slice)),
+        events: events_of(input.sources.as_ref().map(mttrly_core::bounded::BoundedVec::as_slice))?,
         limit: limit.saturating_add(1),
         oldest_first: false,
     };
@@ -159,7 +182,7 @@ pub async fn window(
         since_ms: from_ms.max(retention_floor(caller, now_ms())),
         until_ms: Some(to_ms),
         before: None,
-        events: TimelineEvent::ALL.into_iter().filter(|e| *e != TimelineEvent::Audited).collect(),
+        events: SERVER_EVENTS.into_iter().filter(|e| *e != TimelineEvent::Audited).collect(),
         limit: SCAN_PAGE,
         oldest_first: false,
     };
@@ -239,4 +262,23 @@ pub async fn window(
         _ => None,
     };
     Ok(WindowItems { items, omitted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event but a thread post is read from a server's records: an event appended to the
+    /// core's list is either added here or shown to be no server record.
+    #[test]
+    fn a_server_timeline_reads_every_event_but_thread_posts() {
+        let all: Vec<TimelineEvent> =
+            TimelineEvent::ALL.into_iter().filter(|e| e.source() != TimelineSource::Thread).collect();
+        assert_eq!(SERVER_EVENTS.to_vec(), all);
+        assert_eq!(events_of(None).ok(), Some(all));
+        let audit = events_of(Some(&[TimelineSource::Audit])).ok();
+        assert_eq!(audit, Some(vec![TimelineEvent::Audited]));
+        let refused = events_of(Some(&[TimelineSource::Audit, TimelineSource::Thread])).err();
+        assert_eq!(refused.map(|e| e.code()), Some(ErrorCode::ValidationError));
+    }
 }

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use mttrly_core::MttrlyError;
 use mttrly_core::tools::investigations::{
     AcquireInvestigationBypassInput, BypassState, GetInvestigationBypassInput, Investigation,
     RevokeInvestigationBypassInput, StartInvestigationInput,
 };
+use mttrly_core::{MttrlyError, Source};
 
 use crate::db::accounts::TokenOwner;
 use crate::investigations;
@@ -17,9 +17,10 @@ use crate::state::Central;
 pub(crate) async fn start(
     central: &Arc<Central>,
     caller: &TokenOwner,
+    source: Source,
     input: StartInvestigationInput,
 ) -> Result<Investigation, MttrlyError> {
-    investigations::start(central, caller, input).await
+    investigations::start(central, caller, source, input).await
 }
 
 /// `mttrly_get_investigation_bypass`: never consumes a slot.

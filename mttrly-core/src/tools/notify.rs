@@ -301,7 +301,7 @@ fn empty_body() -> NotificationBody {
 pub const MAX_TAGS: usize = 16;
 
 /// A stored notification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Notification {
     /// Its id (`in_reply_to` names it).
     pub notification_id: crate::ids::NotificationId,
@@ -612,7 +612,7 @@ pub enum IncidentStatus {
 }
 
 /// One line of an incident's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TimelineEntry {
     /// When.
     pub at: jiff::Timestamp,
@@ -628,7 +628,7 @@ pub struct TimelineEntry {
 }
 
 /// The moments an incident's figures are computed from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IncidentMoments {
     /// The thread's first notification.
     pub opened_at: jiff::Timestamp,
@@ -647,7 +647,7 @@ pub struct IncidentMoments {
 }
 
 /// `mttrly_get_incident_summary`'s answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IncidentSummary {
     /// The thread.
     pub thread_id: String,

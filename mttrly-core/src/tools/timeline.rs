@@ -1,8 +1,9 @@
 //! A server's merged timeline and the retrospective written from it.
 //!
 //! The timeline has one total order, chronological: (time to the millisecond, event rank, id),
-//! where the rank is the fixed source priority (incident, deploy, investigation, action, audit;
-//! within a source, an opening before its close). Pages are newest first, the exact reverse, and
+//! where the rank is the fixed source priority (incident, deploy, investigation, action, audit,
+//! thread; within a source, an opening before its close). New sources and events are only ever
+//! appended, so a rank written into a cursor keeps its meaning. Pages are newest first, the exact reverse, and
 //! a cursor is the sort key of the last item returned, so rows inserted while someone pages never
 //! shift or repeat an item (an offset would).
 
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::investigations::Title;
 use super::knowledge::KnowledgeKind;
+use super::notify::{IncidentSummary, Notification, ThreadId};
 use crate::audit::AuditActor;
 use crate::bounded::{BoundedVec, bounded_int, bounded_text};
 use crate::ids::{InvestigationId, KnowledgeId, ServerId};
@@ -40,11 +42,16 @@ pub enum TimelineSource {
     Action,
     /// Any other audited event about the server: tool calls, decisions, results, agent events.
     Audit,
+    /// A post in an incident thread: what a person, an assistant or central wrote there. Only in
+    /// a retrospective written from a thread; a server's timeline lists its records, and
+    /// `mttrly_get_thread` reads a thread.
+    Thread,
 }
 
 impl TimelineSource {
     /// Every source, in priority order.
-    pub const ALL: [Self; 5] = [Self::Incident, Self::Deploy, Self::Investigation, Self::Action, Self::Audit];
+    pub const ALL: [Self; 6] =
+        [Self::Incident, Self::Deploy, Self::Investigation, Self::Action, Self::Audit, Self::Thread];
 }
 
 /// What happened, in rank order: the tie-break between items of one millisecond.
@@ -67,11 +74,13 @@ pub enum TimelineEvent {
     ActionRequested,
     /// An audited event.
     Audited,
+    /// A notification was posted in the incident thread (the item's `post` says who wrote what).
+    ThreadPosted,
 }
 
 impl TimelineEvent {
     /// Every event, in rank order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::IncidentOpened,
         Self::IncidentResolved,
         Self::DeployStarted,
@@ -80,6 +89,7 @@ impl TimelineEvent {
         Self::InvestigationClosed,
         Self::ActionRequested,
         Self::Audited,
+        Self::ThreadPosted,
     ];
 
     /// Its rank: position in [`Self::ALL`].
@@ -100,6 +110,7 @@ impl TimelineEvent {
             Self::InvestigationOpened | Self::InvestigationClosed => TimelineSource::Investigation,
             Self::ActionRequested => TimelineSource::Action,
             Self::Audited => TimelineSource::Audit,
+            Self::ThreadPosted => TimelineSource::Thread,
         }
     }
 }
@@ -113,7 +124,9 @@ pub struct GetServerTimelineInput {
     /// Only items at or after this time (RFC 3339); the plan's retention applies anyway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<jiff::Timestamp>,
-    /// Only these sources (all when absent).
+    /// Only these sources (all when absent). `thread` is refused here: a server's timeline lists
+    /// its records; thread posts are read with `mttrly_get_thread` (and are on a retrospective
+    /// written from a thread).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sources: Option<BoundedVec<TimelineSource, 5>>,
     /// Continue after the previous page: its `next_cursor`.
@@ -133,9 +146,12 @@ pub struct TimelineItem {
     pub source: TimelineSource,
     /// What happened.
     pub event: TimelineEvent,
-    /// The record behind it: an alert, deploy, investigation or action id, or `audit:SEQ`.
+    /// The record behind it: an alert, deploy, investigation, action or notification id, or
+    /// `audit:SEQ`.
     pub reference: String,
-    /// One line for a human. Text from hosts, CI and assistants was redacted when stored.
+    /// One line for a human, in central's words (a thread post's is only what was posted where,
+    /// never what it says: that is in `post`). Text from hosts, CI and assistants was redacted
+    /// when stored.
     pub summary: String,
     /// Who did it, when someone did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +169,11 @@ pub struct TimelineItem {
     /// The investigation it was done under, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub investigation_id: Option<String>,
+    /// A thread post (`thread_posted` items only): the notification as stored, its sender taken
+    /// from their credentials when they posted. Its title and body are the sender's words (a
+    /// person's, an assistant's, or central's own posts), redacted, never facts central checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<Notification>,
 }
 
 impl TimelineItem {
@@ -232,16 +253,28 @@ pub struct ServerTimeline {
     pub retention_days: u32,
 }
 
-/// Arguments of `mttrly_generate_retrospective`.
+// `server_id` was required before `thread_id` existed. It stays the same field, optional on the
+// wire only so a thread can stand for it: a call that names it behaves exactly as before, and a
+// call naming neither it nor a thread is refused on `server_id`, as a call without it always was.
+/// Arguments of `mttrly_generate_retrospective`: `server_id`, or `thread_id` (then `server_id`
+/// may be left out). A call with neither is refused (`VALIDATION_ERROR` on `server_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateRetrospectiveInput {
-    /// The server.
-    pub server_id: ServerId,
+    /// The server. Required unless `thread_id` is given; with `thread_id` it may be left out
+    /// (the thread's server is used) and, when given, must be the thread's server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<ServerId>,
     /// The investigation to write up; the server's latest investigation, else its latest
-    /// incident, when absent.
+    /// incident, when absent (and no `thread_id`). Not together with `thread_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub investigation_id: Option<InvestigationId>,
+    /// An incident thread to write up (`mttrly_get_thread`'s id): the incident runs from the
+    /// thread's first notification to its resolution (`incident-resolved`), or to now while it is
+    /// not resolved; its server is the first server its notifications name; its posts are on the
+    /// timeline, each attributed to its sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<ThreadId>,
     /// A title of yours. Central names the stored postmortem itself (server, window, incident
     /// or investigation id); yours is kept inside it, labelled as the assistant's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -381,6 +414,10 @@ pub struct RetrospectiveReport {
     /// its own, never the entry's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assistant_title: Option<String>,
+    /// The incident thread it was written from, read by the war room's incident rules (status,
+    /// owner, moments, decisions: what `mttrly_get_incident_summary` answers for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<IncidentSummary>,
     /// What went well: to be filled by a human.
     pub went_well: String,
     /// What went badly: to be filled by a human.
@@ -440,7 +477,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn cursors_round_trip(at_ms in any::<i64>(), rank in 0u8..8, id in "[a-z0-9_]{1,60}") {
+        fn cursors_round_trip(at_ms in any::<i64>(), rank in 0u8..9, id in "[a-z0-9_]{1,60}") {
             let key = TimelineKey { at_ms, rank, id };
             prop_assert_eq!(TimelineKey::from_cursor(&key.to_cursor()), Ok(key));
         }

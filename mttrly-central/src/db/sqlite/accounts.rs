@@ -589,3 +589,44 @@ pub(in crate::db) fn touch_tokens(conn: &mut Connection, uses: &[([u8; 32], i64)
     }
     tx.commit().map_err(internal)
 }
+
+/// See [`crate::db::accounts::Users::credential_live`]. A key of another shape names no
+/// credential a stream can hold: not live.
+pub(in crate::db) fn credential_live(
+    conn: &Connection,
+    account: &AccountId,
+    user: &UserId,
+    credential: &str,
+    now: i64,
+) -> Result<bool, MttrlyError> {
+    if let Some(head) = credential.strip_prefix("tok_") {
+        // The key is the first half of the token's SHA-256; anything shorter would match many.
+        let Ok(head) = hex::decode(head) else { return Ok(false) };
+        if head.len() != 16 {
+            return Ok(false);
+        }
+        return conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM api_tokens t JOIN users u ON u.id = t.user_id
+                                WHERE t.account_id = ?1 AND t.user_id = ?2 AND substr(t.token_hash, 1, 16) = ?3
+                                  AND t.revoked_at IS NULL AND u.removed_at IS NULL)",
+                params![account.as_str(), user.as_str(), head],
+                |r| r.get(0),
+            )
+            .map_err(internal);
+    }
+    if let Some(family) = credential.strip_prefix("oauth_") {
+        return conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM oauth_tokens t JOIN users u ON u.id = t.user_id
+                                LEFT JOIN api_tokens h ON h.token_hash = t.human_token_hash
+                                WHERE t.account_id = ?1 AND t.user_id = ?2 AND t.family = ?3 AND t.kind = 'access'
+                                  AND t.revoked_at IS NULL AND t.expires_at > ?4 AND u.removed_at IS NULL
+                                  AND (t.human_token_hash IS NULL OR (h.token_hash IS NOT NULL AND h.revoked_at IS NULL)))",
+                params![account.as_str(), user.as_str(), family, now],
+                |r| r.get(0),
+            )
+            .map_err(internal);
+    }
+    Ok(false)
+}

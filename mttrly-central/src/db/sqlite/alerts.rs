@@ -10,7 +10,8 @@ use super::internal;
 use crate::db::alerts::{AlertChange, AlertFilter, InboundApplied, InboundChange, NewAlert, NewUnmatchedAlert};
 use crate::db::timestamp;
 
-fn parse_severity(s: &str) -> Severity {
+/// A stored severity (an unknown word reads as the mildest).
+pub(super) fn parse_severity(s: &str) -> Severity {
     match s {
         "critical" => Severity::Critical,
         "warning" => Severity::Warning,

@@ -2,6 +2,7 @@
 //! bound to one tenant cannot reach another's rows by id.
 
 use mttrly_core::ids::{AccountId, ActionId, AlertId, BypassId, InvestigationId, ServerId, UserId};
+use mttrly_core::tools::common::Severity;
 use mttrly_core::tools::investigations::{BypassStatus, GrantScope, InvestigationStatus};
 use mttrly_core::{ErrorCode, MttrlyError};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -598,16 +599,19 @@ pub(in crate::db) fn sweep(conn: &mut Connection, now: i64, idle_ms: i64) -> Res
     Ok(swept)
 }
 
-pub(in crate::db) fn alert_of_server(
+pub(in crate::db) fn alert_severity(
     conn: &Connection,
     account: &AccountId,
     alert: &AlertId,
     server: &ServerId,
-) -> Result<bool, MttrlyError> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?1 AND account_id = ?2 AND server_id = ?3)",
-        params![alert.as_str(), account.as_str(), server.as_str()],
-        |r| r.get(0),
-    )
-    .map_err(internal)
+) -> Result<Option<Severity>, MttrlyError> {
+    let severity: Option<String> = conn
+        .query_row(
+            "SELECT severity FROM alerts WHERE id = ?1 AND account_id = ?2 AND server_id = ?3",
+            params![alert.as_str(), account.as_str(), server.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(internal)?;
+    Ok(severity.as_deref().map(super::alerts::parse_severity))
 }

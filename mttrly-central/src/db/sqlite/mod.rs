@@ -16,6 +16,7 @@ pub(in crate::db) mod audit;
 pub(in crate::db) mod chat;
 pub(in crate::db) mod deploys;
 pub(in crate::db) mod device;
+mod group_commit;
 pub(in crate::db) mod investigations;
 pub(in crate::db) mod knowledge;
 pub(in crate::db) mod metrics;
@@ -48,6 +49,8 @@ const MAX_READERS: usize = 4;
 pub(in crate::db) struct Sqlite {
     conn: Arc<Mutex<Connection>>,
     readers: Arc<readers::Readers>,
+    /// Notifications go through group commit (`group_commit.rs`) on the same connection.
+    publisher: Arc<group_commit::Publisher>,
 }
 
 impl Sqlite {
@@ -67,7 +70,9 @@ impl Sqlite {
         // so a long read never queues the short ones behind it.
         let count = std::thread::available_parallelism().map_or(2, usize::from).clamp(2, MAX_READERS);
         let readers = readers::Readers::start(path, count).map_err(sqlite)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), readers: Arc::new(readers) })
+        let conn = Arc::new(Mutex::new(conn));
+        let publisher = group_commit::Publisher::start(Arc::clone(&conn)).map_err(|e| OpenError::storage(path, e))?;
+        Ok(Self { conn, readers: Arc::new(readers), publisher: Arc::new(publisher) })
     }
 
     /// Runs a read-only `f` on a reader thread's own connection. It sees every write whose
@@ -97,6 +102,16 @@ impl Sqlite {
             tracing::error!(error = %e, "database task panicked");
             MttrlyError::new(ErrorCode::InternalError, "internal database error")
         })?
+    }
+
+    /// Stores a notification in `account`'s war room, in one durable transaction with whatever
+    /// else is being published at the same moment (group commit).
+    pub(in crate::db) async fn publish(
+        &self,
+        account: mttrly_core::ids::AccountId,
+        new: crate::db::warroom::NewNotification,
+    ) -> group_commit::Published {
+        self.publisher.publish(account, new).await
     }
 
     /// Runs `f` with the connection on the current thread: for the `init` command, which runs

@@ -28,8 +28,10 @@ const ALERTS: &str = "SELECT id, opened_at, resolved_at, rule, subject, severity
 const DEPLOYS: &str = "SELECT id, started_at, finished_at, service, version, status, source FROM deploys";
 const INVESTIGATIONS: &str = "SELECT id, opened_at, closed_at, title, status, close_reason FROM investigations";
 
-fn spec(event: TimelineEvent) -> Spec {
-    match event {
+/// How `event`'s items are read; `None` for thread posts, which are no server record (a
+/// retrospective written from a thread reads them through the war room).
+fn spec(event: TimelineEvent) -> Option<Spec> {
+    Some(match event {
         TimelineEvent::IncidentOpened => Spec { select: ALERTS, time: "opened_at", id: "id", extra: "" },
         TimelineEvent::IncidentResolved => {
             Spec { select: ALERTS, time: "resolved_at", id: "id", extra: "AND resolved_at IS NOT NULL" }
@@ -54,12 +56,15 @@ fn spec(event: TimelineEvent) -> Spec {
                      json_extract(outcome_json, '$.status'), json_extract(outcome_json, '$.code') FROM audit_log",
             time: "at",
             id: "seq",
-            // Left out: copies of alert rows, and the records of an action's request (see
-            // `db::timeline`). `ACTION_TOOLS_SQL` is the same list, checked by a test.
+            // Left out: copies of alert rows, and the records of an action's request and of an
+            // investigation's opening (see `db::timeline`). `ACTION_TOOLS_SQL` is the same list,
+            // checked by a test.
             extra: "AND kind <> 'alert' AND NOT (kind = 'tool_call' AND (subject LIKE 'act\\_%' ESCAPE '\\' \
+                    OR subject LIKE 'inv\\_%' ESCAPE '\\' \
                     OR (subject IN (ACTION_TOOLS_SQL) AND json_extract(outcome_json, '$.status') = 'ok')))",
         },
-    }
+        TimelineEvent::ThreadPosted => return None,
+    })
 }
 
 /// `ACTION_TOOLS` as an SQL list (constants, never input).
@@ -95,7 +100,9 @@ fn read(
     query: &TimelineQuery,
     event: TimelineEvent,
 ) -> Result<Vec<TimelineItem>, MttrlyError> {
-    let Spec { select, time, id, extra } = spec(event);
+    let Some(Spec { select, time, id, extra }) = spec(event) else {
+        return Ok(Vec::new());
+    };
     let extra = extra.replace("ACTION_TOOLS_SQL", &action_tools_sql());
     let mut values: Vec<SqlValue> = vec![
         SqlValue::Text(account.as_str().to_owned()),
@@ -153,6 +160,7 @@ fn base(event: TimelineEvent, at: i64, reference: String, summary: String) -> Ti
         subject: None,
         finished_at: None,
         investigation_id: None,
+        post: None,
     }
 }
 
@@ -251,6 +259,8 @@ fn item(event: TimelineEvent, r: &Row<'_>) -> Option<TimelineItem> {
                 item.subject = Some(subject);
                 item
             }
+            // No query reads them (`spec`), so no row arrives here.
+            TimelineEvent::ThreadPosted => return Err(rusqlite::Error::InvalidQuery),
         })
     })();
     parsed.map_err(|e| tracing::warn!(error = %e, ?event, "skipping an unreadable timeline row")).ok()

@@ -133,22 +133,58 @@ fn invalid(message: String) -> MttrlyError {
     MttrlyError::new(ErrorCode::ValidationError, message)
 }
 
-/// Stores a notification: its channel must exist, the notification it answers must be the
-/// account's, and a thread stays in the channel it started in. Returns it with its position.
-pub(in crate::db) fn publish(
+/// One publish's answer: the notification's position and the notification as stored.
+pub(in crate::db) type Published = Result<(i64, Notification), MttrlyError>;
+
+/// Stores a batch of notifications in one transaction, each under its own savepoint, and makes
+/// the commit durable (`synchronous = FULL` for this commit: the WAL reaches the disk before any
+/// publisher is answered). Each publish gets its own answer, in order: a refused one (an unknown
+/// channel, say) leaves nothing behind and does not affect the others. `Err` when the transaction
+/// itself cannot be opened or committed, and then nothing of the batch is stored.
+pub(in crate::db) fn publish_batch(
     conn: &mut Connection,
+    items: &[(&AccountId, &NewNotification)],
+) -> Result<Vec<Published>, MttrlyError> {
+    conn.pragma_update(None, "synchronous", "FULL").map_err(internal)?;
+    let written = publish_all(conn, items);
+    // Back to the connection's everyday setting, whatever happened.
+    let restored = conn.pragma_update(None, "synchronous", "NORMAL").map_err(internal);
+    let results = written?;
+    restored?;
+    Ok(results)
+}
+
+fn publish_all(conn: &mut Connection, items: &[(&AccountId, &NewNotification)]) -> Result<Vec<Published>, MttrlyError> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let mut results = Vec::with_capacity(items.len());
+    for (account, new) in items {
+        let sp = tx.savepoint().map_err(internal)?;
+        match publish_one(&sp, account, new) {
+            Ok(row) => {
+                sp.commit().map_err(internal)?;
+                results.push(Ok(row));
+            }
+            // Dropping the savepoint rolls back whatever this publish wrote.
+            Err(refused) => results.push(Err(refused)),
+        }
+    }
+    tx.commit().map_err(internal)?;
+    Ok(results)
+}
+
+/// Stores one notification inside the caller's transaction: its channel must exist, the
+/// notification it answers must be the account's, and a thread stays in the channel it started
+/// in. Returns it with its position.
+fn publish_one(
+    tx: &Connection,
     account: &AccountId,
     new: &NewNotification,
 ) -> Result<(i64, Notification), MttrlyError> {
     let tags = encode(&new.tags)?;
     let sender = encode(&new.sender)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
     let exists: bool = tx
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM notify_channels WHERE account_id = ?1 AND name = ?2)",
-            params![account.as_str(), new.channel],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM notify_channels WHERE account_id = ?1 AND name = ?2)")
+        .and_then(|mut s| s.query_row(params![account.as_str(), new.channel], |r| r.get(0)))
         .map_err(internal)?;
     if !exists {
         return Err(not_found(format!(
@@ -160,12 +196,8 @@ pub(in crate::db) fn publish(
     let mut thread = new.thread_id.clone();
     if let Some(reply) = &new.in_reply_to {
         let parent: Option<String> = tx
-            .query_row(
-                "SELECT thread_id FROM notifications WHERE account_id = ?1 AND id = ?2",
-                params![account.as_str(), reply.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT thread_id FROM notifications WHERE account_id = ?1 AND id = ?2")
+            .and_then(|mut s| s.query_row(params![account.as_str(), reply.as_str()], |r| r.get(0)).optional())
             .map_err(internal)?;
         let Some(parent) = parent else {
             return Err(not_found(format!("in_reply_to: no notification {reply} in this account"))
@@ -182,12 +214,10 @@ pub(in crate::db) fn publish(
     }
     let thread = thread.unwrap_or_else(|| new.id.as_str().to_owned());
     let thread_channel: Option<String> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT channel FROM notifications WHERE account_id = ?1 AND thread_id = ?2 ORDER BY seq LIMIT 1",
-            params![account.as_str(), thread],
-            |r| r.get(0),
         )
-        .optional()
+        .and_then(|mut s| s.query_row(params![account.as_str(), thread], |r| r.get(0)).optional())
         .map_err(internal)?;
     if let Some(other) = thread_channel.filter(|c| *c != new.channel) {
         return Err(invalid(format!(
@@ -195,11 +225,13 @@ pub(in crate::db) fn publish(
         ))
         .with_detail("thread_id", thread.as_str()));
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO notifications (id, account_id, channel, thread_id, in_reply_to, title, body, priority, theme,
                                     tags_json, server_id, sender_json, redactions, published_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
+    )
+    .and_then(|mut s| {
+        s.execute(params![
             new.id.as_str(),
             account.as_str(),
             new.channel,
@@ -214,11 +246,10 @@ pub(in crate::db) fn publish(
             sender,
             new.redactions,
             new.published_at,
-        ],
-    )
+        ])
+    })
     .map_err(internal)?;
     let seq = tx.last_insert_rowid();
-    tx.commit().map_err(internal)?;
     Ok((
         seq,
         Notification {
