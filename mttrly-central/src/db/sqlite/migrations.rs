@@ -792,6 +792,14 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX notifications_server ON notifications(account_id, server_id, seq);
     ",
+    // Issue 15, knowledge search: every column a full-text match is checked against (tenant,
+    // removal, server, kind, time), keyed by the rowid the index hands back, so the check reads
+    // this index alone. The search visits it once per match — thousands on a broad query — and
+    // the entry's own row is too wide for that (its body makes the table many times the page
+    // cache). Built from the existing rows here; the FTS index itself is unchanged.
+    "
+    CREATE INDEX knowledge_search ON knowledge(seq, account_id, removed_at, server_id, kind, created_at);
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {
@@ -882,6 +890,59 @@ mod tests {
         assert!(
             indexes.contains(&"oauth_tokens_family".to_owned()) && indexes.contains(&"oauth_tokens_user".to_owned())
         );
+    }
+
+    /// Knowledge written before the search's covering index existed: the migration builds the
+    /// index from those rows, and the search (which reads every match through it) finds them.
+    #[test]
+    fn knowledge_written_before_the_search_index_is_found_through_it() {
+        use mttrly_core::ids::{AccountId, KnowledgeId, UserId};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = Connection::open(&path).unwrap();
+        let at = MIGRATIONS.iter().position(|sql| sql.contains("CREATE INDEX knowledge_search")).unwrap();
+        let before = Migrations::new(MIGRATIONS[..at].iter().map(|sql| M::up(sql)).collect());
+        before.to_latest(&mut conn).unwrap();
+        let (account, user) = (AccountId::generate(), UserId::generate());
+        let author = format!(r#"{{"type":"human","user_id":"{user}","name":"ann"}}"#);
+        conn.execute("INSERT INTO accounts VALUES (?1, 'a', 'watchdog', 1)", [account.as_str()]).unwrap();
+        let mut ids = Vec::new();
+        for (title, removed) in [("nginx 502 after deploy", None), ("nginx notes", Some(3)), ("disk full", None)] {
+            let id = KnowledgeId::generate();
+            conn.execute(
+                "INSERT INTO knowledge (id, account_id, kind, title, body, author_json, source, content_sha256, created_at)
+                 VALUES (?1, ?2, 'note', ?3, 'restart the upstream', ?4, 'cli', '00', 1)",
+                rusqlite::params![id.as_str(), account.as_str(), title, author],
+            )
+            .unwrap();
+            if let Some(removed) = removed {
+                conn.execute(
+                    "UPDATE knowledge SET removed_at = ?2 WHERE id = ?1",
+                    rusqlite::params![id.as_str(), removed],
+                )
+                .unwrap();
+            }
+            ids.push(id);
+        }
+        drop(conn);
+        drop(crate::db::Db::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let indexed: i64 = conn
+            .query_row("SELECT count(*) FROM knowledge INDEXED BY knowledge_search WHERE seq > 0", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, 3, "every row, living or removed, is in the index");
+        let search = crate::db::knowledge::KnowledgeSearch {
+            fts_match: "\"nginx\"".into(),
+            server_id: None,
+            server_only: false,
+            kind: None,
+            created_until_ms: None,
+            limit: 10,
+        };
+        let hits = super::super::knowledge::search(&conn, &account, &search).unwrap();
+        let found: Vec<_> = hits.iter().map(|h| h.knowledge_id.clone()).collect();
+        assert_eq!(found, [ids[0].clone()], "the living entry, not the removed one");
     }
 
     #[test]
