@@ -192,6 +192,73 @@ impl<T: schemars::JsonSchema, const MAX: usize> schemars::JsonSchema for Bounded
 }
 pub(crate) use bounded_text;
 
+/// Declares a name newtype (a playbook id, a channel, a tag): a string accepted only when `$valid`
+/// says so, whose JSON Schema publishes `$pattern`. The check is a plain byte test rather than the
+/// regex itself (no regex on every tool call); a property test per type holds the two to agreement.
+/// `$rule` is the error's advice, written for a person.
+macro_rules! checked_name {
+    ($(#[$doc:meta])* $name:ident, $what:literal, valid $valid:expr, rule $rule:expr, pattern $pattern:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The JSON Schema pattern the check implements.
+            pub const PATTERN: &'static str = $pattern;
+
+            /// Checks the form.
+            pub fn new(s: impl Into<String>) -> Result<Self, String> {
+                let s = s.into();
+                let valid: fn(&str) -> bool = $valid;
+                if valid(&s) {
+                    Ok(Self(s))
+                } else {
+                    Err(format!(
+                        "`{}` is not a valid {}: {}",
+                        s.chars().take(80).collect::<String>(),
+                        $what,
+                        $rule
+                    ))
+                }
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Self::new(<String as serde::Deserialize>::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "pattern": Self::PATTERN })
+            }
+        }
+    };
+}
+
+pub(crate) use checked_name;
+
 #[cfg(test)]
 #[allow(unreachable_pub, dead_code)]
 mod tests {

@@ -6,13 +6,12 @@
 //! is attributed to whoever really sent it. Field names follow the seed's examples (`channel`,
 //! `title`, `body`, `priority`, `theme`, `tags`, `thread_id`, `in_reply_to`, `sender.ai_tool`).
 
-use std::borrow::Cow;
 use std::fmt;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::bounded::{bounded_int, bounded_text};
+use crate::bounded::{bounded_int, bounded_text, checked_name};
 use crate::ids::{ServerId, UserId};
 use crate::principal::Source;
 use crate::role::Role;
@@ -30,57 +29,12 @@ fn is_name(s: &str, max: usize, lower: bool) -> bool {
 
 macro_rules! name {
     ($(#[$doc:meta])* $name:ident, $what:literal, max $max:literal, lower $lower:literal, $pattern:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Checks the form.
-            pub fn new(s: impl Into<String>) -> Result<Self, String> {
-                let s = s.into();
-                if is_name(&s, $max, $lower) {
-                    Ok(Self(s))
-                } else {
-                    Err(format!(
-                        concat!("`{}` is not a valid ", $what, ": use 1 to ", $max, " characters matching `{}`"),
-                        s.chars().take(80).collect::<String>(),
-                        $pattern
-                    ))
-                }
-            }
-
-            /// The text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                Self::new(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
-            }
-        }
-
-        impl JsonSchema for $name {
-            fn schema_name() -> Cow<'static, str> {
-                stringify!($name).into()
-            }
-
-            fn inline_schema() -> bool {
-                true
-            }
-
-            fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({ "type": "string", "pattern": $pattern })
-            }
-        }
+        checked_name!(
+            $(#[$doc])* $name, $what,
+            valid |s| is_name(s, $max, $lower),
+            rule concat!("use 1 to ", $max, " characters matching `", $pattern, "`"),
+            pattern $pattern
+        );
     };
 }
 
@@ -800,6 +754,45 @@ pub fn is_priority_label(tag: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every checked name accepts exactly what its published JSON Schema pattern does: a client
+    /// validating against the schema and central validating the input never disagree. Strings
+    /// are drawn near the boundary (the allowed characters, a few others, around the length cap).
+    mod names_match_their_schema_pattern {
+        use proptest::prelude::*;
+
+        use super::super::super::playbooks::{ParamName, PlaybookId};
+        use super::*;
+
+        fn agrees(s: &str, pattern: &str, checked: bool) -> Result<(), TestCaseError> {
+            let regex = regex::Regex::new(pattern).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(regex.is_match(s), checked, "{:?} against {}", s, pattern);
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn for_every_name_type(s in "[a-zA-Z0-9_.:/ -]{0,130}|[a-z0-9é_.-]{60,70}") {
+                agrees(&s, ChannelName::PATTERN, ChannelName::new(s.as_str()).is_ok())?;
+                agrees(&s, ThreadId::PATTERN, ThreadId::new(s.as_str()).is_ok())?;
+                agrees(&s, Theme::PATTERN, Theme::new(s.as_str()).is_ok())?;
+                agrees(&s, Tag::PATTERN, Tag::new(s.as_str()).is_ok())?;
+                agrees(&s, PlaybookId::PATTERN, PlaybookId::new(s.as_str()).is_ok())?;
+                agrees(&s, ParamName::PATTERN, ParamName::new(s.as_str()).is_ok())?;
+            }
+        }
+
+        #[test]
+        fn an_error_names_the_type_and_the_rule() {
+            let e = PlaybookId::new("Bad Id").unwrap_err();
+            assert_eq!(
+                e,
+                "`Bad Id` is not a valid playbook id: use 1 to 64 of a-z, 0-9, `_`, `.`, `-`, starting with a letter or digit"
+            );
+            let e = Tag::new("P0").unwrap_err();
+            assert_eq!(e, "`P0` is not a valid tag: use 1 to 64 characters matching `^[a-z0-9][a-z0-9_.:-]{0,63}$`");
+        }
+    }
 
     #[test]
     fn resources_parse_by_the_tools_name_rules_and_round_trip() {

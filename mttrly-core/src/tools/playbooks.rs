@@ -1,13 +1,11 @@
 //! Remediation playbooks.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::common::Reason;
+use crate::bounded::checked_name;
 use crate::ids::ServerId;
 
 /// Checks a slug: a lowercase letter or digit, then up to 63 of `[a-z0-9_.-]`.
@@ -23,56 +21,12 @@ const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9_.-]{0,63}$";
 
 macro_rules! slug {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Checks the form.
-            pub fn new(s: impl Into<String>) -> Result<Self, String> {
-                let s = s.into();
-                if is_slug(&s) {
-                    Ok(Self(s))
-                } else {
-                    Err(format!(
-                        concat!("`{}` is not a valid ", $what, ": use 1 to 64 of a-z, 0-9, `_`, `.`, `-`, starting with a letter or digit"),
-                        s.chars().take(80).collect::<String>()
-                    ))
-                }
-            }
-
-            /// The text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                Self::new(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
-            }
-        }
-
-        impl JsonSchema for $name {
-            fn schema_name() -> Cow<'static, str> {
-                stringify!($name).into()
-            }
-
-            fn inline_schema() -> bool {
-                true
-            }
-
-            fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({ "type": "string", "pattern": SLUG_PATTERN })
-            }
-        }
+        checked_name!(
+            $(#[$doc])* $name, $what,
+            valid is_slug,
+            rule "use 1 to 64 of a-z, 0-9, `_`, `.`, `-`, starting with a letter or digit",
+            pattern SLUG_PATTERN
+        );
     };
 }
 
