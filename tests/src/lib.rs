@@ -10,6 +10,7 @@ pub mod fake_telegram;
 pub mod in_process;
 pub mod mcp;
 pub mod sim;
+pub mod update_host;
 pub mod webdriver;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
