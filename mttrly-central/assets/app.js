@@ -120,6 +120,9 @@
   source.addEventListener("server", function (e) {
     if (live === "servers" || live === "alerts" || live === "server:" + e.data) refresh();
   });
+  source.addEventListener("investigation", function (e) {
+    if (live === "investigations" || live === "investigation:" + e.data) refresh();
+  });
   source.addEventListener("resync", refresh);
   // Whatever happened between rendering this page and the feed opening (or while it was
   // reconnecting) was not heard: fetch the page once more as the feed opens.

@@ -658,3 +658,36 @@ async fn a_run_that_never_reaches_the_agent_gives_its_slot_back() {
     assert!(rows.iter().any(|r| r.parameters["bypass_slot_returned"] == true), "{rows:?}");
     s.h.central.shutdown().await;
 }
+
+/// An open dashboard page hears investigations start and close (`event: investigation` on the
+/// live feed, with the id), so the investigations list and an investigation's page follow them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_names_an_investigation_when_it_starts_and_closes() {
+    use crate::dashboard::{Http, LIVE, person};
+
+    let s = setup(Environment::Staging, json!({})).await;
+    let base = s.h.central.http_url();
+    let mut bob = person(&s.h, "bob", "viewer").await;
+    let mut page = Http::new(&base);
+    page.sign_in(&mut bob).await;
+    let cookies = page.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let mut feed =
+        page.http.get(format!("{base}/events")).header(reqwest::header::COOKIE, cookies).send().await.unwrap();
+    assert_eq!(feed.status(), 200);
+    let mut heard = String::new();
+    let mut hear = async |wanted: String| {
+        let until = tokio::time::Instant::now() + LIVE;
+        while !heard.contains(&wanted) {
+            let chunk = tokio::time::timeout_at(until, feed.chunk()).await.unwrap_or_else(|_| panic!("{wanted}"));
+            heard.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("the feed stays open")));
+        }
+        heard.clear();
+    };
+
+    let investigation = s.start().await;
+    hear(format!("event: investigation\ndata: {investigation}\n")).await;
+    let closed =
+        stdout(&cli(&s.h, &s.h.admin, &["--output", "json", "investigations", "close", &investigation], "").await);
+    assert_eq!(closed["investigation"]["status"], "closed");
+    hear(format!("event: investigation\ndata: {investigation}\n")).await;
+}

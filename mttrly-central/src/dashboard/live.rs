@@ -2,8 +2,8 @@
 //!
 //! Only the signed-in person's account: each event on the bus is checked against it before
 //! anything leaves. What is sent is only *which* thing changed (`action` with the action id,
-//! `server` with the server id, `output` with the id of a running action that printed something,
-//! `resync` after events were missed); the page fetches the facts
+//! `server` with the server id, `investigation` with the investigation id, `output` with the id of
+//! a running action that printed something, `resync` after events were missed); the page fetches the facts
 //! itself, through the same signed-in pages, so nothing here needs its own rendering or
 //! permission rules. The session is looked up again at least once a minute while the feed is
 //! open: a signed-out or removed person's feed ends. Comments keep idle connections open through
@@ -38,6 +38,10 @@ fn message(event: &Event) -> Option<(&'static str, String)> {
         | Payload::ActionExpired { action } => Some(("action", action.id.to_string())),
         Payload::AgentOnline | Payload::AgentOffline | Payload::AlertOpened { .. } | Payload::AlertResolved { .. } => {
             event.server_id.as_ref().map(|s| ("server", s.to_string()))
+        }
+        // The investigations list shows open ones, an investigation's page its state.
+        Payload::InvestigationStarted { investigation, .. } | Payload::InvestigationClosed { investigation, .. } => {
+            Some(("investigation", investigation.id.to_string()))
         }
         _ => None,
     }
