@@ -27,11 +27,7 @@ use crate::db::servers::ServerRow;
 use crate::db::{now_ms, timestamp};
 use crate::retrospective::{Inputs, TEMPLATE_VERSION};
 use crate::state::Central;
-use crate::warroom::incidents;
-
-/// The most notifications of a thread a retrospective reads: as many as `mttrly_get_thread`
-/// answers and `mttrly_get_incident_summary` reads.
-const THREAD_POSTS: u32 = 500;
+use crate::warroom::{THREAD_LIMIT, incidents};
 
 /// How far before the incident a window starts: a deploy shortly before an alert is its
 /// suspected start.
@@ -136,9 +132,9 @@ async fn thread_window(
     };
     let floor = crate::timeline::retention_floor(caller, now);
     let mut rows =
-        central.db.account(&caller.account_id).warroom().thread(thread.as_str(), floor, THREAD_POSTS).await?;
-    let truncated = rows.len() > THREAD_POSTS as usize;
-    rows.truncate(THREAD_POSTS as usize);
+        central.db.account(&caller.account_id).warroom().thread(thread.as_str(), floor, THREAD_LIMIT).await?;
+    let truncated = rows.len() > THREAD_LIMIT as usize;
+    rows.truncate(THREAD_LIMIT as usize);
     let first = rows.first().map(|n| n.published_at.as_millisecond()).ok_or_else(not_found)?;
     let server_id = thread_server(thread, &rows, input.server_id.as_ref())?;
     let server = crate::servers::find(central, caller, &server_id).await?;

@@ -26,8 +26,8 @@ use crate::db::warroom::{IncidentQuery, NewNotification, PageQuery};
 use crate::db::{now_ms, timestamp};
 use crate::state::Central;
 
-/// The most notifications a thread answer carries (and a summary reads).
-const THREAD_LIMIT: u32 = 500;
+/// The most notifications a thread answer carries (and a summary and a retrospective read).
+pub(crate) const THREAD_LIMIT: u32 = 500;
 /// The most incidents the statistics read.
 const STATS_LIMIT: u32 = 500;
 /// The default statistics period.
