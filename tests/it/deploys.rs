@@ -30,7 +30,7 @@ use crate::common::{Harness, authed, call_tool, harness};
 
 /// The variable naming the hook secret: one Cargo always sets for a test binary (tests cannot set
 /// variables), so the secret is its value.
-const SECRET_ENV: &str = "CARGO_PKG_NAME";
+pub(crate) const SECRET_ENV: &str = "CARGO_PKG_NAME";
 
 fn secret() -> String {
     std::env::var(SECRET_ENV).unwrap()
@@ -76,7 +76,7 @@ impl Harness {
     }
 
     /// A correctly signed delivery, now.
-    async fn deploy_signed(&self, body: &Value) -> (u16, Value) {
+    pub(crate) async fn deploy_signed(&self, body: &Value) -> (u16, Value) {
         let body = body.to_string();
         self.deploy_hook(&signed(&secret(), now_s(), &body), &body).await
     }
@@ -104,7 +104,7 @@ impl Harness {
     }
 }
 
-fn report(id: &str, server: &str, status: &str) -> Value {
+pub(crate) fn report(id: &str, server: &str, status: &str) -> Value {
     json!({
         "id": id, "server": server, "service": "web", "version": "v2.3.1",
         "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8", "repo_url": "https://git.example.com/web",
@@ -345,7 +345,7 @@ async fn people_record_and_list_deploys_with_the_cli_and_assistants_cannot() {
 
 /// A real agent for the server `install_token` enrolls, running with the policy `body` (written
 /// under `dir`, its state there too), once central sees it online.
-async fn agent_with_policy(
+pub(crate) async fn agent_with_policy(
     h: &Harness,
     install_token: &str,
     server: &str,
@@ -400,12 +400,12 @@ async fn a_real_agent_reports_a_release_flip_once_as_an_agent_deploy() {
 }
 
 /// How the test's HTTP server answers.
-const HEALTHY: u32 = 0;
+pub(crate) const HEALTHY: u32 = 0;
 const FAILING: u32 = 1;
 const WRONG_BODY: u32 = 2;
 
 /// A tiny HTTP/1.1 server answering every request by `mode`, counting requests.
-fn http_server(mode: Arc<AtomicU32>, hits: Arc<AtomicUsize>) -> String {
+pub(crate) fn http_server(mode: Arc<AtomicU32>, hits: Arc<AtomicUsize>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/healthz", listener.local_addr().unwrap());
     std::thread::spawn(move || {

@@ -15,7 +15,7 @@ use crate::common::{Harness, Mcp, authed, harness};
 
 /// The variable holding the bearer token. Tests cannot set variables (`unsafe_code` is
 /// forbidden), so they name one Cargo always sets when it runs a test binary.
-const TOKEN_ENV: &str = "CARGO_PKG_NAME";
+pub(crate) const TOKEN_ENV: &str = "CARGO_PKG_NAME";
 
 fn token() -> String {
     std::env::var(TOKEN_ENV).unwrap()
@@ -77,7 +77,7 @@ impl Harness {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn deliver_ok(&self, body: String) -> Value {
+    pub(crate) async fn deliver_ok(&self, body: String) -> Value {
         let (status, outcome) = self.deliver(Some(&format!("Bearer {}", token())), body).await;
         assert_eq!(status, 200, "{outcome}");
         outcome
@@ -85,7 +85,7 @@ impl Harness {
 }
 
 /// One alert as Alertmanager sends it.
-fn am_alert(status: &str, name: &str, instance: &str, fingerprint: &str) -> Value {
+pub(crate) fn am_alert(status: &str, name: &str, instance: &str, fingerprint: &str) -> Value {
     let now = jiff::Timestamp::now();
     json!({
         "status": status,
@@ -99,7 +99,7 @@ fn am_alert(status: &str, name: &str, instance: &str, fingerprint: &str) -> Valu
 }
 
 /// A version 4 notification, as recorded from Alertmanager 0.27's webhook receiver.
-fn notification(status: &str, alerts: &[Value]) -> String {
+pub(crate) fn notification(status: &str, alerts: &[Value]) -> String {
     json!({
         "receiver": "mttrly",
         "status": status,

@@ -48,7 +48,7 @@ async fn setup(env: Environment, approvals: Value) -> Setup {
 }
 
 /// A new assistant token of `owner`'s human, named `name`.
-async fn token(h: &Harness, owner: &str, name: &str) -> String {
+pub(crate) async fn token(h: &Harness, owner: &str, name: &str) -> String {
     AccountServiceClient::new(h.channel().await)
         .create_token(authed(
             owner,
@@ -115,7 +115,7 @@ impl Setup {
     }
 }
 
-fn stdout(out: &std::process::Output) -> Value {
+pub(crate) fn stdout(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "mttrly-cli failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }

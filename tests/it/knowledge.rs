@@ -26,7 +26,7 @@ async fn assistant(h: &Harness, owner: &str) -> String {
 }
 
 /// `mttrly-cli --output json ARGS` as `token` with `stdin`: (success, JSON or stderr).
-async fn kcli(h: &Harness, token: &str, args: &[&str], stdin: &str) -> (bool, Value, String) {
+pub(crate) async fn kcli(h: &Harness, token: &str, args: &[&str], stdin: &str) -> (bool, Value, String) {
     let mut all = vec!["--output", "json"];
     all.extend_from_slice(args);
     let out = cli(h, token, &all, stdin).await;

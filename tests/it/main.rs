@@ -30,6 +30,7 @@ mod first_user;
 mod fleet;
 mod hooks;
 mod impersonation;
+mod incident_story;
 mod install;
 mod investigations;
 mod knowledge;

@@ -115,7 +115,7 @@ impl Setup {
     }
 }
 
-fn items(page: &Value) -> Vec<TimelineItem> {
+pub(crate) fn items(page: &Value) -> Vec<TimelineItem> {
     serde_json::from_value(page["items"].clone()).unwrap()
 }
 

@@ -38,6 +38,10 @@ pub const ACTION_TOOLS: [&str; 7] = [
     "mttrly_decommission_server",
 ];
 
+/// The audit subject of a deploy verifier run (`deploys::verify`). Its timeline item's status is
+/// the run's verdict (its parameters' `verdict`), not the call's `ok`.
+pub const VERIFIER_RUN: &str = "deploy.verified";
+
 /// A verifier run: (id, deploy id, verdict, checked at ms).
 pub type VerificationRow = (String, Option<String>, String, i64);
 

@@ -135,7 +135,7 @@ pub(crate) async fn run(
         actor: caller.principal.clone().into(),
         source: Source::Api,
         kind: AuditKind::ApiCall,
-        subject: "deploy.verified".to_owned(),
+        subject: crate::db::timeline::VERIFIER_RUN.to_owned(),
         parameters: serde_json::json!({
             "verification_id": verification.verification_id,
             "deploy_id": verification.deploy.as_ref().map(|d| &d.deploy_id),

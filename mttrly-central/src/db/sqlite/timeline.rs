@@ -12,7 +12,9 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::internal;
-use crate::db::timeline::{ACTION_TOOLS, AlertWindow, InvestigationWindow, TimelineQuery, VerificationRow};
+use crate::db::timeline::{
+    ACTION_TOOLS, AlertWindow, InvestigationWindow, TimelineQuery, VERIFIER_RUN, VerificationRow,
+};
 use crate::db::timestamp;
 
 /// How one kind of item is read: the table and columns, the time column and the id column it
@@ -53,7 +55,8 @@ fn spec(event: TimelineEvent) -> Option<Spec> {
         },
         TimelineEvent::Audited => Spec {
             select: "SELECT seq, at, actor_json, kind, subject, json_extract(parameters_json, '$.decision'), \
-                     json_extract(outcome_json, '$.status'), json_extract(outcome_json, '$.code') FROM audit_log",
+                     json_extract(outcome_json, '$.status'), json_extract(outcome_json, '$.code'), \
+                     json_extract(parameters_json, '$.verdict') FROM audit_log",
             time: "at",
             id: "seq",
             // Left out: copies of alert rows, and the records of an action's request and of an
@@ -236,11 +239,15 @@ fn item(event: TimelineEvent, r: &Row<'_>) -> Option<TimelineItem> {
                 let (actor, kind, subject): (String, String, String) = (r.get(2)?, r.get(3)?, r.get(4)?);
                 let decision: Option<String> = r.get(5).ok().flatten();
                 let (outcome, code): (Option<String>, Option<String>) = (r.get(6)?, r.get(7)?);
+                let verdict: Option<String> = r.get(8).ok().flatten();
                 let status = match (outcome.as_deref(), code) {
                     // A recorded decision's outcome is the decision itself.
                     (Some("ok"), _) if kind == "approval_decision" => {
                         decision.clone().unwrap_or_else(|| "ok".to_owned())
                     }
+                    // A verifier run's outcome is its verdict: `ok` says only that it ran, and
+                    // would read as a pass whatever it found.
+                    (Some("ok"), _) if subject == VERIFIER_RUN => verdict.unwrap_or_else(|| "ok".to_owned()),
                     (Some("ok"), _) => "ok".to_owned(),
                     (_, Some(code)) => code,
                     _ => "error".to_owned(),
@@ -251,6 +258,7 @@ fn item(event: TimelineEvent, r: &Row<'_>) -> Option<TimelineItem> {
                     "approval_decision" => format!("{} on {subject}", decision.as_deref().unwrap_or("decision")),
                     "execution_result" => format!("{subject} finished: {status}"),
                     "agent_event" => format!("agent: {subject}"),
+                    "api_call" if subject == VERIFIER_RUN => format!("deploy verifier: {status}"),
                     _ => subject.clone(),
                 };
                 let mut item = base(event, r.get(1)?, format!("audit:{seq}"), text);
