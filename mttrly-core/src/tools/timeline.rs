@@ -157,7 +157,8 @@ pub struct TimelineItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<AuditActor>,
     /// Its state or outcome: severity and status of an alert, a deploy's or action's status, an
-    /// audited event's `ok` or error code.
+    /// audited event's `ok` or error code (a decision's `approve`/`reject`, a deploy verifier
+    /// run's verdict).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// What an audited event is about (a tool id, an action id), or the action's type.
