@@ -12,6 +12,7 @@ mod catalog;
 mod central_actions;
 mod central_audit;
 mod channel;
+mod chat_bypass;
 mod commands;
 mod common;
 mod compare;

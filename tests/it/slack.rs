@@ -480,3 +480,136 @@ fn a_named_but_unset_slack_variable_stops_start() {
     let shown = format!("{err:?}");
     assert!(shown.contains("MTTRLY_TEST_SURELY_UNSET_SLACK_SECRET") && shown.contains("ValidationError"), "{shown}");
 }
+
+/// Issue 15 item 2 in Slack: an assistant's bypass request reaches the linked person who may
+/// grant it as Block Kit plain text (a hostile pattern stays text), Grant opens the code modal,
+/// a wrong code is refused in the modal, the right one grants exactly the request shown (audited
+/// from `slack`), the message is updated, and an exec the bypass covers runs without approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bypass_request_is_granted_in_slack_with_a_code_in_a_modal() {
+    let (h, fake) = slacked(json!({})).await;
+    let bob = linked_operator(&h, "bob", BOB).await;
+    let (secret, enrolled_at, _) = enroll_totp(&h, &bob).await;
+    let added = add_server(&h, "web-1", mttrly_core::Environment::Staging).await;
+    let _agent = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
+    let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
+    for _ in 0..200 {
+        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
+            == mttrly_core::tools::common::ConnectionStatus::Online
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let assistant = mttrly_proto::central::v1::account_service_client::AccountServiceClient::new(h.channel().await)
+        .create_token(authed(
+            &h.admin,
+            mttrly_proto::central::v1::CreateTokenRequest {
+                assistant_name: "claude-code".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let tool = |name: &'static str, args: Value| {
+        let (h, assistant) = (&h, assistant.clone());
+        async move {
+            let (is_error, answer) = call_tool(h.channel().await, &assistant, name, args).await;
+            assert!(!is_error, "{name}: {answer}");
+            answer
+        }
+    };
+    let investigation = tool("mttrly_start_investigation", json!({ "server_id": added.server_id, "title": "disk" }))
+        .await["investigation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mark = h.dir.path().join("slack-fixed");
+    let touch = ["touch", mark.to_str().unwrap()];
+    let hostile = ["echo", "<!channel> *bold* :fire: <https://evil.example|docs>"];
+    let args = json!({
+        "investigation_id": investigation, "tools": ["execute_command"], "max_actions": 1,
+        "duration_minutes": 10, "patterns": [touch, hostile],
+    });
+    let bypass = tool("mttrly_acquire_investigation_bypass", args).await["bypass_id"].as_str().unwrap().to_owned();
+
+    let (channel, ts, body) = message_to(&fake, BOB, &bypass).await;
+    // Wait until central recorded the message (it does right after the post returns).
+    let posted = mttrly_central::db::chat::Posted { chat_id: channel.clone(), message_id: ts.clone() };
+    for _ in 0..200 {
+        let lookups = h.central.central.db.chat_lookups();
+        if lookups.message(mttrly_core::ChatProvider::Slack, &posted).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let shown = texts(&body).join("\n");
+    for fact in [
+        "Investigation bypass requested: execute_command on web-1 (staging)",
+        "assistant claude-code for admin",
+        "Max actions: 1",
+        "10 minutes once granted",
+        "│ \"echo\" \"<!channel> *bold* :fire: <https://evil.example|docs>\" exactly",
+    ] {
+        assert!(shown.contains(fact), "{fact} missing from:\n{shown}");
+    }
+    for block in body["blocks"].as_array().unwrap() {
+        if let Some(text) = block.get("text") {
+            assert_eq!((text["type"].as_str(), text["emoji"].as_bool()), (Some("plain_text"), Some(false)), "{block}");
+        }
+    }
+    assert!(!body["text"].as_str().unwrap().contains('<'), "the fallback is escaped: {}", body["text"]);
+    assert_eq!(buttons(&body), ["mttrly_approve", "mttrly_reject"]);
+    assert!(body["blocks"].to_string().contains("\"Grant\"") && body["blocks"].to_string().contains("\"Deny\""));
+
+    // Grant opens the code modal; nothing is granted before the code.
+    let (status, _) = tap(&h, BOB, &channel, &ts, "mttrly_approve", "55.66.trigger").await;
+    assert_eq!(status, 200);
+    let opened = fake.wait_for("views.open", WAIT, |b| b["trigger_id"] == "55.66.trigger").await;
+    let view = opened.body["view"].clone();
+    assert_eq!(
+        (view["callback_id"].as_str(), view["title"]["text"].as_str()),
+        (Some("mttrly_approve_code"), Some("Grant with a code"))
+    );
+    let state =
+        || async { tool("mttrly_get_investigation_bypass", json!({ "investigation_id": investigation })).await };
+    assert_eq!(state().await["status"], "pending");
+
+    // A wrong code is refused in the modal; the right one grants it.
+    let submit =
+        |code: &str| fake_slack::interaction_body(&fake_slack::view_submission(TEAM, BOB, &view, &[("code", code)]));
+    let wrong = format!("{:06}", (secret.code_at(enrolled_at + 1) + 1) % 1_000_000);
+    let (_, answer) = signed(&h, "/hooks/slack/interactions", &submit(&wrong)).await;
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert!(answer["errors"]["code"].as_str().unwrap().starts_with("Not decided:"), "{answer}");
+    assert_eq!(state().await["status"], "pending");
+    let (status, answer) = signed(&h, "/hooks/slack/interactions", &submit(&code_at(&secret, enrolled_at + 1))).await;
+    assert_eq!((status, answer.as_str()), (200, ""));
+    let granted = state().await;
+    assert_eq!((granted["status"].as_str(), granted["granted_by"]["name"].as_str()), (Some("active"), Some("bob")));
+
+    // The message shows the outcome, without buttons.
+    let updated = fake
+        .wait_for("chat.update", WAIT, |b| b["ts"] == ts.as_str() && b["blocks"].to_string().contains("Granted by bob"))
+        .await;
+    assert!(buttons(&updated.body).is_empty(), "{:?}", updated.body);
+
+    // The covered exec runs at once.
+    let args = json!({ "server_id": added.server_id, "command": touch.join(" "), "investigation_id": investigation });
+    let ran = tool("mttrly_execute_command", args).await;
+    assert_eq!((ran["status"].as_str(), ran["requires_approval"].as_bool()), (Some("succeeded"), Some(false)), "{ran}");
+    assert!(mark.exists());
+
+    let rows = audit(&h).await;
+    let grant = rows
+        .iter()
+        .find(|e| e["kind"] == "approval_decision" && e["subject"] == bypass.as_str() && e["outcome"]["status"] == "ok")
+        .unwrap_or_else(|| panic!("no grant row: {rows:#?}"));
+    assert_eq!(
+        (grant["source"].as_str(), grant["actor"]["name"].as_str(), grant["parameters"]["decision"].as_str()),
+        (Some("slack"), Some("bob"), Some("grant_bypass"))
+    );
+    h.central.shutdown().await;
+}

@@ -6,26 +6,27 @@
 //! person it was sent to can make it: their chat account must still be linked to them, and they
 //! must still be a living user (a removed person's tap is refused, at once). Everything else is
 //! the action engine's: the approval rule, four eyes, roles, expiry, the second factor, a double
-//! tap (the second finds the action decided).
+//! tap (the second finds the action decided). A message about an investigation bypass is the
+//! same record with another subject ([`Subject::Bypass`]): the same binding to its person, then
+//! [`super::bypass`] decides it through the grant path.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mttrly_core::approval::SecondFactor;
 use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
-use mttrly_core::ids::ActionId;
 use mttrly_core::tools::actions::ActionView;
 use mttrly_core::{ChatProvider, ErrorCode, MttrlyError};
 
-use crate::db::chat::{MessageRow, Posted};
+use crate::db::chat::{MessageRow, Posted, Subject};
 use crate::state::Central;
 
 /// What the human chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
-    /// Approve.
+    /// Approve (an action), grant (a bypass).
     Approve,
-    /// Reject, with the reason they typed, if any.
+    /// Reject (an action), deny (a bypass), with the reason they typed, if any.
     Reject {
         /// Their words.
         reason: Option<String>,
@@ -53,12 +54,14 @@ pub enum Outcome {
     /// Decided: the action as it stands now (approved and running, waiting for more approvals,
     /// rejected).
     Decided(Box<ActionView>),
-    /// Approving needs a fresh TOTP code from this human first: ask for it, then tap again with
-    /// [`Tap::code`]. Nothing was recorded.
+    /// Approving (granting) needs a fresh TOTP code from this human first: ask for it, then tap
+    /// again with [`Tap::code`]. Nothing was recorded.
     CodeNeeded {
-        /// The action.
-        action_id: ActionId,
+        /// What is decided.
+        subject: Subject,
     },
+    /// A bypass request was granted or denied.
+    Bypass(super::bypass::Decided),
 }
 
 /// The message a tap was made on, refusing a tap on anything mttrly did not send.
@@ -85,9 +88,22 @@ pub async fn tap(central: &Arc<Central>, tap: Tap) -> Result<Outcome, MttrlyErro
                 tap.provider.display_name()
             ),
         )
-        .with_detail("action_id", row.action_id.as_str());
+        .with_detail(
+            match row.subject {
+                Subject::Action(_) => "action_id",
+                Subject::Bypass(_) => "bypass_id",
+            },
+            row.subject.as_str(),
+        );
         central.audit(refusal(&row, &tap, &err, "chat account not linked to the recipient"));
         return Err(err);
+    };
+    let action_id = match &row.subject {
+        Subject::Action(id) => id.clone(),
+        Subject::Bypass(id) => {
+            let id = id.clone();
+            return super::bypass::tap(central, tap, &row, &owner, &id).await;
+        }
     };
     match tap.choice {
         // The message could not show the content whole, so it offered no Approve button; a
@@ -97,26 +113,25 @@ pub async fn tap(central: &Arc<Central>, tap: Tap) -> Result<Outcome, MttrlyErro
                 ErrorCode::Forbidden,
                 format!(
                     "this message could not show the whole content, so it cannot approve: read it with \
-                     `mttrly-cli actions show {}` and approve there",
-                    row.action_id
+                     `mttrly-cli actions show {action_id}` and approve there"
                 ),
             )
-            .with_detail("action_id", row.action_id.as_str());
+            .with_detail("action_id", action_id.as_str());
             central.audit(refusal(&row, &tap, &err, "the message did not show the content whole"));
             Err(err)
         }
         Choice::Approve => {
             let code = tap.code.as_deref().map(str::trim).filter(|c| !c.is_empty());
             if code.is_none() {
-                let action = crate::actions::load(central, &owner, &row.action_id).await?;
+                let action = crate::actions::load(central, &owner, &action_id).await?;
                 if crate::actions::rule_for(central, &action).second_factor == SecondFactor::Totp {
-                    return Ok(Outcome::CodeNeeded { action_id: row.action_id });
+                    return Ok(Outcome::CodeNeeded { subject: row.subject });
                 }
             }
             let view = crate::actions::approve(
                 central,
                 &owner,
-                &row.action_id,
+                &action_id,
                 Some(&row.content_sha256),
                 code,
                 tap.provider.source(),
@@ -126,7 +141,7 @@ pub async fn tap(central: &Arc<Central>, tap: Tap) -> Result<Outcome, MttrlyErro
             Ok(Outcome::Decided(Box::new(view)))
         }
         Choice::Reject { reason } => {
-            let view = crate::actions::reject(central, &owner, &row.action_id, reason, tap.provider.source()).await?;
+            let view = crate::actions::reject(central, &owner, &action_id, reason, tap.provider.source()).await?;
             Ok(Outcome::Decided(Box::new(view)))
         }
     }
@@ -143,9 +158,14 @@ fn refusal(row: &MessageRow, tap: &Tap, err: &MttrlyError, why: &str) -> AuditEv
         actor: AuditActor::System,
         source: tap.provider.source(),
         kind: AuditKind::ApprovalDecision,
-        subject: row.action_id.to_string(),
+        subject: row.subject.to_string(),
         parameters: serde_json::json!({
-            "decision": match tap.choice { Choice::Approve => "approve", Choice::Reject { .. } => "reject" },
+            "decision": match (&row.subject, &tap.choice) {
+                (Subject::Action(_), Choice::Approve) => "approve",
+                (Subject::Action(_), Choice::Reject { .. }) => "reject",
+                (Subject::Bypass(_), Choice::Approve) => "grant_bypass",
+                (Subject::Bypass(_), Choice::Reject { .. }) => "deny_bypass",
+            },
             "refused": why,
             "provider": tap.provider.as_str(),
             "external_user": tap.external_user,

@@ -131,6 +131,62 @@ impl Status {
     }
 }
 
+/// The button labels of a decision message: what "yes" and "no" are called for its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verbs {
+    /// The yes button (`Approve`, `Grant`).
+    pub yes: &'static str,
+    /// The no button (`Reject`, `Deny`).
+    pub no: &'static str,
+}
+
+/// Approving an action.
+pub const APPROVE_REJECT: Verbs = Verbs { yes: "Approve", no: "Reject" };
+
+/// Granting an investigation bypass.
+pub const GRANT_DENY: Verbs = Verbs { yes: "Grant", no: "Deny" };
+
+/// A message asking a human for a decision, as every provider lays it out: a headline, labelled
+/// facts (each already escaped for humans), a status line, and yes / no buttons while a decision
+/// can be made. An action's approval ([`ApprovalMessage`]) and a bypass request
+/// (`chat::bypass::BypassMessage`) are both cards, so one layout per provider shows both and
+/// nothing about escaping or fitting is written twice.
+pub trait Card: Send + Sync + std::fmt::Debug + 'static {
+    /// The first line.
+    fn headline(&self) -> String;
+    /// The labelled facts, in the order shown; an assistant's words last, under their own label.
+    fn facts(&self) -> Vec<(&'static str, String)>;
+    /// Where the subject stands now.
+    fn status_line(&self) -> String;
+    /// Whether buttons are offered (a decision can still be made).
+    fn decidable(&self) -> bool;
+    /// Whether the yes button is offered: decidable, and everything a human says yes to is shown
+    /// whole.
+    fn approvable(&self) -> bool;
+    /// The buttons' labels.
+    fn verbs(&self) -> Verbs;
+    /// The id of what is decided (an action or a bypass), for a button's value.
+    fn subject_id(&self) -> &str;
+    /// The whole message as plain text: headline, facts, status line.
+    fn text(&self) -> String {
+        let mut out = self.headline();
+        out.push_str("\n\n");
+        for (label, value) in self.facts() {
+            if value.contains('\n') {
+                out.push_str(&format!("{label}:\n{value}\n"));
+            } else {
+                out.push_str(&format!("{label}: {value}\n"));
+            }
+        }
+        out.push('\n');
+        out.push_str(&self.status_line());
+        out
+    }
+}
+
+/// A card as channels carry it (shared by every recipient's send).
+pub type Shared = std::sync::Arc<dyn Card>;
+
 /// One approval message: the facts, who asked, and where the action stands.
 #[derive(Debug, Clone)]
 pub struct ApprovalMessage {
@@ -245,18 +301,37 @@ impl ApprovalMessage {
 
     /// The whole message as plain text: headline, facts, status line.
     pub fn text(&self) -> String {
-        let mut out = self.headline();
-        out.push_str("\n\n");
-        for (label, value) in self.facts() {
-            if value.contains('\n') {
-                out.push_str(&format!("{label}:\n{value}\n"));
-            } else {
-                out.push_str(&format!("{label}: {value}\n"));
-            }
-        }
-        out.push('\n');
-        out.push_str(&self.status.line());
-        out
+        Card::text(self)
+    }
+}
+
+impl Card for ApprovalMessage {
+    fn headline(&self) -> String {
+        ApprovalMessage::headline(self)
+    }
+
+    fn facts(&self) -> Vec<(&'static str, String)> {
+        ApprovalMessage::facts(self)
+    }
+
+    fn status_line(&self) -> String {
+        self.status.line()
+    }
+
+    fn decidable(&self) -> bool {
+        ApprovalMessage::decidable(self)
+    }
+
+    fn approvable(&self) -> bool {
+        ApprovalMessage::approvable(self)
+    }
+
+    fn verbs(&self) -> Verbs {
+        APPROVE_REJECT
+    }
+
+    fn subject_id(&self) -> &str {
+        &self.prompt.action_id
     }
 }
 

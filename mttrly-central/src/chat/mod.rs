@@ -14,10 +14,15 @@
 //!   is decided, runs, or expires.
 //! - [`links`] turns a single-use code sent to the bot into a link (one chat account ↔ one
 //!   person); [`decide`] turns a tap into a decision by that person, bound to the message's hash.
+//! - [`bypass`]: the same for an investigation bypass an assistant asks for (issue 15): the
+//!   people who may grant it are asked, Grant takes a fresh TOTP code, Deny refuses it; the
+//!   message is a typed kind of the same record ([`crate::db::chat::Subject`]), decided by the
+//!   same tap path.
 //!
 //! A chat service is outside this machine: no request to it ever runs on a runtime worker with a
 //! lock held, and each has its own timeout, so a dead service delays nothing but its own messages.
 
+pub mod bypass;
 pub mod decide;
 pub mod links;
 pub mod message;
@@ -57,11 +62,11 @@ pub trait ChatChannel: Send + Sync + 'static {
     /// Which service.
     fn provider(&self) -> ChatProvider;
     /// Posts `message` to `to` (their private chat with the bot or app); the message carries
-    /// Approve / Reject controls while [`ApprovalMessage::decidable`] (Approve only while
-    /// [`ApprovalMessage::approvable`]). Returns where it landed.
-    fn post(&self, to: Recipient, message: ApprovalMessage) -> ChannelFuture<Posted>;
+    /// yes / no controls while [`message::Card::decidable`] (yes only while
+    /// [`message::Card::approvable`]). Returns where it landed.
+    fn post(&self, to: Recipient, message: message::Shared) -> ChannelFuture<Posted>;
     /// Replaces the message at `posted` with `message` (a decided message loses its controls).
-    fn edit(&self, posted: Posted, message: ApprovalMessage) -> ChannelFuture<()>;
+    fn edit(&self, posted: Posted, message: message::Shared) -> ChannelFuture<()>;
     /// Posts a war-room notification to `to` (a person subscribed to its channel): plain text,
     /// no controls.
     fn notify(&self, to: Recipient, notice: notice::Notice) -> ChannelFuture<()>;
@@ -139,20 +144,11 @@ impl Chat {
     /// The message for `action` in `status`, naming the requester's human from `users` (the
     /// account's living users, read once by the caller).
     fn message(&self, action: &ActionRow, rule: &ApprovalRule, status: Status, users: &[User]) -> ApprovalMessage {
-        let (requester_human, requester_assistant) = match &action.requested_by {
-            Principal::Human { name, .. } => (name.clone(), None),
-            Principal::Assistant { client_name, on_behalf_of, .. } => {
-                let human = users
-                    .iter()
-                    .find(|u| &u.id == on_behalf_of)
-                    .map_or_else(|| on_behalf_of.to_string(), |u| u.name.clone());
-                (human, Some(client_name.clone()))
-            }
-        };
+        let (requester_human, requester_assistant) = requester(&action.requested_by, users);
         ApprovalMessage {
             prompt: ApprovalPrompt::pending(action),
-            requester_human: mttrly_core::display::text(&requester_human).into_owned(),
-            requester_assistant: requester_assistant.map(|a| mttrly_core::display::text(&a).into_owned()),
+            requester_human,
+            requester_assistant,
             second_factor: rule.second_factor == SecondFactor::Totp,
             output: match status {
                 Status::Succeeded { .. } | Status::Failed { .. } => {
@@ -173,23 +169,39 @@ impl Chat {
     /// Tells every eligible approver with a linked account, on every channel, that `action`
     /// waits for them; records each message sent.
     pub async fn announce(&self, action: &ActionRow) -> Announced {
-        let mut announced = Announced::default();
         // One read of the account's people and one rule serve every channel and the message.
         let users = match self.db.account(&action.account_id).users().list().await {
             Ok(users) => users,
-            Err(e) => {
-                announced.failures.push(format!("chat: {}", ErrorChain(&e)));
-                return announced;
-            }
+            Err(e) => return Announced { failures: vec![format!("chat: {}", ErrorChain(&e))], ..Announced::default() },
         };
         let rule = crate::actions::rule_with(&self.approvals, action);
         let message = self.message(action, &rule, Status::of(action), &users);
+        let subject = crate::db::chat::Subject::Action(action.id.clone());
+        self.deliver(&action.account_id, &subject, &action.content_sha256, Arc::new(message), |provider| {
+            self.eligible(action, &rule, provider, &users)
+        })
+        .await
+    }
+
+    /// Posts `message` about `subject` to the people `eligible` names for each channel (those
+    /// who linked an account there), and records each message sent with the `content_sha256` it
+    /// showed, so a tap on it is bound to that content and that person.
+    async fn deliver(
+        &self,
+        account: &AccountId,
+        subject: &crate::db::chat::Subject,
+        content_sha256: &str,
+        message: message::Shared,
+        eligible: impl Fn(ChatProvider) -> Vec<UserId>,
+    ) -> Announced {
+        let mut announced = Announced::default();
+        let approvable = message.approvable();
         let mut sends = Vec::new();
         for channel in &self.channels {
             let provider = channel.provider();
-            let eligible = self.eligible(action, &rule, provider, &users);
+            let eligible = eligible(provider);
             announced.eligible = announced.eligible.max(eligible.len());
-            let recipients = self.db.account(&action.account_id).chat().recipients(provider, eligible).await;
+            let recipients = self.db.account(account).chat().recipients(provider, eligible).await;
             let recipients = match recipients {
                 Ok(r) => r,
                 Err(e) => {
@@ -201,26 +213,17 @@ impl Chat {
                 announced.failures.push(format!("{provider}: no eligible approver has linked a {provider} account"));
             }
             for to in recipients {
-                let send = channel.post(to.clone(), message.clone());
+                let send = channel.post(to.clone(), Arc::clone(&message));
                 sends.push(async move { (provider, to, send.await) });
             }
         }
         let sent_at = crate::db::now_ms();
-        let approvable = message.approvable();
         for (provider, to, result) in futures_join_all(sends).await {
             match result {
                 Ok(posted) => {
-                    let chat = self.db.account(&action.account_id).chat();
+                    let chat = self.db.account(account).chat();
                     match chat
-                        .record_message(
-                            provider,
-                            posted,
-                            &action.id,
-                            &to.user_id,
-                            &action.content_sha256,
-                            approvable,
-                            sent_at,
-                        )
+                        .record_message(provider, posted, subject, &to.user_id, content_sha256, approvable, sent_at)
                         .await
                     {
                         Ok(()) => announced.delivered += 1,
@@ -230,7 +233,7 @@ impl Chat {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(action = %action.id, %provider, to = %to.user_name, error = %ErrorChain(&e), "approval message not delivered");
+                    tracing::warn!(%subject, %provider, to = %to.user_name, error = %ErrorChain(&e), "approval message not delivered");
                     announced.failures.push(format!("{provider} to {}: {}", to.user_name, ErrorChain(&e)));
                 }
             }
@@ -243,26 +246,32 @@ impl Chat {
         let users = self.db.account(&action.account_id).users().list().await.unwrap_or_default();
         let rule = crate::actions::rule_with(&self.approvals, action);
         let message = self.message(action, &rule, status, &users);
+        let subject = crate::db::chat::Subject::Action(action.id.clone());
+        self.edit_all(&action.account_id, &subject, Arc::new(message)).await;
+    }
+
+    /// Edits every message about `subject`, on every channel, to show `message`.
+    async fn edit_all(&self, account: &AccountId, subject: &crate::db::chat::Subject, message: message::Shared) {
         for channel in &self.channels {
             let provider = channel.provider();
-            let rows = match self.db.account(&action.account_id).chat().messages(provider, &action.id).await {
+            let rows = match self.db.account(account).chat().messages(provider, subject).await {
                 Ok(rows) => rows,
                 Err(e) => {
-                    tracing::warn!(action = %action.id, error = %ErrorChain(&e), "could not read the chat messages to update");
+                    tracing::warn!(%subject, error = %ErrorChain(&e), "could not read the chat messages to update");
                     continue;
                 }
             };
             let edits = rows.into_iter().map(|row| {
-                let edit = channel.edit(row.posted, message.clone());
+                let edit = channel.edit(row.posted, Arc::clone(&message));
                 async move { tokio::time::timeout(EDIT_TIMEOUT, edit).await }
             });
             for result in futures_join_all(edits.collect()).await {
                 match result {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
-                        tracing::warn!(action = %action.id, %provider, error = %ErrorChain(&e), "approval message not updated");
+                        tracing::warn!(%subject, %provider, error = %ErrorChain(&e), "approval message not updated");
                     }
-                    Err(_) => tracing::warn!(action = %action.id, %provider, "approval message update timed out"),
+                    Err(_) => tracing::warn!(%subject, %provider, "approval message update timed out"),
                 }
             }
         }
@@ -328,6 +337,10 @@ impl Chat {
                 match events.next_or_stop(&mut stop).await {
                     Next::Event(event) => {
                         if event.outcome != AuditOutcome::Ok {
+                            continue;
+                        }
+                        if let Some(bypass) = bypass::changed_by(&event) {
+                            chat.follow_up_bypass(&event.account_id, &bypass).await;
                             continue;
                         }
                         let id = match &event.payload {
@@ -439,6 +452,22 @@ impl Chat {
             }
         })
     }
+}
+
+/// Who asked, for a message: the human (their name from `users`, the account's living users),
+/// and the assistant's self-reported client name when an assistant asked; both escaped.
+fn requester(by: &Principal, users: &[User]) -> (String, Option<String>) {
+    let (human, assistant) = match by {
+        Principal::Human { name, .. } => (name.clone(), None),
+        Principal::Assistant { client_name, on_behalf_of, .. } => {
+            let human = users
+                .iter()
+                .find(|u| &u.id == on_behalf_of)
+                .map_or_else(|| on_behalf_of.to_string(), |u| u.name.clone());
+            (human, Some(client_name.clone()))
+        }
+    };
+    (mttrly_core::display::text(&human).into_owned(), assistant.map(|a| mttrly_core::display::text(&a).into_owned()))
 }
 
 /// Awaits every future, concurrently, in order (a tiny `join_all`: sends to a handful of people).

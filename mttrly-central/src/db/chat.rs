@@ -9,7 +9,7 @@
 //! Link codes are stored by their SHA-256 only. A link survives nothing about its user: every
 //! lookup joins the living users, so a removed person's chat account resolves to nobody at once.
 
-use mttrly_core::ids::{AccountId, ActionId, UserId};
+use mttrly_core::ids::{AccountId, ActionId, BypassId, UserId};
 use mttrly_core::{ChatProvider, MttrlyError};
 
 use super::accounts::TokenOwner;
@@ -35,16 +35,60 @@ pub struct Posted {
     pub message_id: String,
 }
 
+/// What a chat message asks a human to decide: an action, or an investigation bypass (issue 15).
+/// Typed, so a tap on a bypass request can never reach the action engine, nor the reverse.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// Approve or reject an action.
+    Action(ActionId),
+    /// Grant or deny a pending investigation bypass.
+    Bypass(BypassId),
+}
+
+impl Subject {
+    /// The subject's id.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Action(id) => id.as_str(),
+            Self::Bypass(id) => id.as_str(),
+        }
+    }
+
+    /// The stored `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Action(_) => "action",
+            Self::Bypass(_) => "bypass",
+        }
+    }
+
+    /// The subject of a stored `(kind, id)`, `None` when either is malformed.
+    pub fn parse(kind: &str, id: &str) -> Option<Self> {
+        match kind {
+            "action" => ActionId::parse(id).ok().map(Self::Action),
+            "bypass" => BypassId::parse(id).ok().map(Self::Bypass),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One approval message as recorded when it was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRow {
     /// The tenant.
     pub account_id: AccountId,
-    /// The action it asks about.
-    pub action_id: ActionId,
+    /// What it asks about.
+    pub subject: Subject,
     /// The person it was sent to.
     pub user_id: UserId,
-    /// The content hash it showed: a decision from this message is bound to it.
+    /// The content hash it showed (an action's content hash; a bypass request's, see
+    /// `chat::bypass::request_sha256`): a decision from this message is bound to it.
     pub content_sha256: String,
     /// Whether it showed the content whole (then a tap on it may approve; else only reject).
     pub approvable: bool,
@@ -139,14 +183,14 @@ impl Chat<'_> {
         self.account.db.sqlite.read(move |conn| sqlite::chat::recipients(conn, &account, provider, &users)).await
     }
 
-    /// Records an approval message sent for `action` to `user`, showing `content_sha256` (whole
-    /// when `approvable`).
+    /// Records an approval message sent about `subject` to `user`, showing `content_sha256`
+    /// (whole when `approvable`).
     #[allow(clippy::too_many_arguments)] // one row's columns
     pub async fn record_message(
         &self,
         provider: ChatProvider,
         posted: Posted,
-        action: &ActionId,
+        subject: &Subject,
         user: &UserId,
         content_sha256: &str,
         approvable: bool,
@@ -154,7 +198,7 @@ impl Chat<'_> {
     ) -> Result<(), MttrlyError> {
         let row = MessageRow {
             account_id: self.account.id.clone(),
-            action_id: action.clone(),
+            subject: subject.clone(),
             user_id: user.clone(),
             content_sha256: content_sha256.to_owned(),
             approvable,
@@ -163,10 +207,10 @@ impl Chat<'_> {
         self.account.db.sqlite.call(move |conn| sqlite::chat::record_message(conn, provider, &row, sent_at)).await
     }
 
-    /// Every message sent about `action` on `provider`, oldest first (follow-ups edit them).
-    pub async fn messages(&self, provider: ChatProvider, action: &ActionId) -> Result<Vec<MessageRow>, MttrlyError> {
-        let (account, action) = (self.account.id.clone(), action.clone());
-        self.account.db.sqlite.read(move |conn| sqlite::chat::messages(conn, &account, provider, &action)).await
+    /// Every message sent about `subject` on `provider`, oldest first (follow-ups edit them).
+    pub async fn messages(&self, provider: ChatProvider, subject: &Subject) -> Result<Vec<MessageRow>, MttrlyError> {
+        let (account, subject) = (self.account.id.clone(), subject.clone());
+        self.account.db.sqlite.read(move |conn| sqlite::chat::messages(conn, &account, provider, &subject)).await
     }
 }
 
@@ -297,12 +341,22 @@ mod tests {
         let action = ActionId::generate();
         let posted = Posted { chat_id: "42".into(), message_id: "7".into() };
         let chat = f.db.account(&f.account).chat();
+        let action = Subject::Action(action);
         chat.record_message(ChatProvider::Telegram, posted.clone(), &action, &f.bob, "hash", false, NOW).await.unwrap();
         let row = f.db.chat_lookups().message(ChatProvider::Telegram, &posted).await.unwrap().unwrap();
         assert_eq!(
-            (row.action_id.clone(), row.user_id.clone(), row.content_sha256.as_str()),
+            (row.subject.clone(), row.user_id.clone(), row.content_sha256.as_str()),
             (action.clone(), f.bob.clone(), "hash")
         );
+        // A bypass request's message is found as one, never as an action's.
+        let bypass = Subject::Bypass(BypassId::generate());
+        let other_posted = Posted { chat_id: "42".into(), message_id: "8".into() };
+        chat.record_message(ChatProvider::Telegram, other_posted.clone(), &bypass, &f.bob, "h2", true, NOW)
+            .await
+            .unwrap();
+        let found = f.db.chat_lookups().message(ChatProvider::Telegram, &other_posted).await.unwrap().unwrap();
+        assert_eq!(found.subject, bypass);
+        assert_eq!(chat.messages(ChatProvider::Telegram, &bypass).await.unwrap(), vec![found]);
         assert!(f.db.chat_lookups().message(ChatProvider::Slack, &posted).await.unwrap().is_none());
         assert_eq!(chat.messages(ChatProvider::Telegram, &action).await.unwrap(), vec![row]);
         assert!(f.db.account(&other).chat().messages(ChatProvider::Telegram, &action).await.unwrap().is_empty());

@@ -286,6 +286,13 @@ impl Investigations<'_> {
         self.account.db.sqlite.call(move |conn| sqlite::investigations::revoke(conn, &account, &id, now)).await
     }
 
+    /// Denies the pending bypass `id` at `now` (revoked; only while pending and not lapsed):
+    /// whether it was denied now, and the bypass as it stands afterwards.
+    pub async fn deny(&self, id: &BypassId, now: i64) -> Result<(bool, Option<BypassRow>), MttrlyError> {
+        let (account, id) = (self.account.id.clone(), id.clone());
+        self.account.db.sqlite.call(move |conn| sqlite::investigations::deny(conn, &account, &id, now)).await
+    }
+
     /// The actions created under the investigation, newest first (at most `limit`).
     pub async fn actions(&self, investigation: &InvestigationId, limit: u32) -> Result<Vec<LinkedAction>, MttrlyError> {
         let (account, id) = (self.account.id.clone(), investigation.clone());

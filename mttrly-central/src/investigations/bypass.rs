@@ -164,7 +164,14 @@ pub async fn acquire(
     };
     let investigations = central.db.account(&caller.account_id).investigations();
     match investigations.request_bypass(row.clone(), investigation.version, now).await? {
-        Requested::Stored => Ok(state_of(central, &investigation, Some(&row), now)),
+        Requested::Stored => {
+            // The people who may grant it and linked a chat account are asked there too (on a
+            // task of its own: a chat service never holds up the assistant).
+            if let Some(chat) = &central.chat {
+                chat.spawn_announce_bypass(row.account_id.clone(), row.id.clone());
+            }
+            Ok(state_of(central, &investigation, Some(&row), now))
+        }
         Requested::Closed => Err(closed(&investigation)),
         Requested::Missing => Err(super::not_found(&investigation.id)),
         Requested::AlreadyLive(live) => Err(MttrlyError::new(
@@ -212,5 +219,10 @@ pub async fn revoke(
     let investigation = own(central, caller, &input.investigation_id).await?;
     let now = now_ms();
     let latest = central.db.account(&caller.account_id).investigations().revoke(&investigation.id, now).await?;
+    // A request withdrawn while people were asked in chat: their messages say so (and lose their
+    // buttons) rather than wait for a tap to find out.
+    if let (Some(chat), Some(latest)) = (&central.chat, &latest) {
+        chat.spawn_follow_up_bypass(caller.account_id.clone(), latest.id.clone());
+    }
     Ok(state_of(central, &investigation, latest.as_ref(), now))
 }

@@ -86,62 +86,8 @@ async fn decide(
             "an assistant can never grant a bypass; a human grants it with `mttrly-cli investigations grant ID` and their own TOTP code",
         ));
     };
-    let now = now_ms();
-    let investigations = central.db.account(&caller.account_id).investigations();
-    let investigation =
-        investigations.get(&bypass.investigation_id).await?.ok_or_else(|| bypass_not_found(&bypass.id))?;
-    if investigation.status == InvestigationStatus::Closed {
-        return Err(closed(&investigation));
-    }
-    let status = bypass.status_at(now);
-    if status != BypassStatus::Pending {
-        return Err(MttrlyError::new(
-            ErrorCode::ValidationError,
-            format!("bypass {} is {}, not waiting for a grant; nothing was changed", bypass.id, status.as_str()),
-        )
-        .with_detail("bypass_id", bypass.id.as_str())
-        .with_detail("status", status.as_str()));
-    }
-    let server = crate::servers::find(central, caller, &bypass.server_id).await?;
-    if !central.approvals.bypass_allowed(server.environment) {
-        return Err(forbidden_here(server.environment));
-    }
     let scope = request.scope.clone().unwrap_or_else(|| bypass.scope.clone());
-    if let Err(wider) = scope.narrows(&bypass.scope) {
-        return Err(MttrlyError::new(
-            ErrorCode::ValidationError,
-            format!("a grant may narrow the request, never widen it: {}; nothing was changed", wider.join("; ")),
-        )
-        .with_detail("bypass_id", bypass.id.as_str())
-        .with_detail("widenings", wider));
-    }
-    let decider = Decider {
-        principal: &caller.principal,
-        is_admin: caller.role == Role::Admin,
-        may_decide: caller.role != Role::Viewer,
-        // The same test an approval makes: a read-only or narrowly scoped token decides nothing.
-        token_may_decide: caller.scope.check(mttrly_core::ToolId::ApproveAction.spec()).is_ok(),
-        channel,
-        existing_channels: &central.decision_channels,
-    };
-    for tool in scope.tools.iter() {
-        let rule = central.approvals.rule_for(server.environment, action_type(tool), None);
-        check_approval(&rule, &bypass.requested_by, &decider, &[]).map_err(|e| {
-            MttrlyError::new(
-                e.code(),
-                format!("{} (the approval rule of {} on {} servers)", e.message(), tool.as_str(), server.environment),
-            )
-            .with_detail("bypass_id", bypass.id.as_str())
-        })?;
-        if rule.quorum > 1 {
-            return Err(forbidden(format!(
-                "{} on {} servers needs {} approvers per action; a bypass is granted by one person, so it is not available there",
-                tool.as_str(),
-                server.environment,
-                rule.quorum
-            )));
-        }
-    }
+    precheck(central, caller, bypass, &scope, channel).await?;
     let code = request.code.trim();
     if code.is_empty() {
         return Err(forbidden(format!(
@@ -152,6 +98,7 @@ async fn decide(
         .with_detail("bypass_id", bypass.id.as_str()));
     }
     crate::second_factor::verify_from(central, &caller.account_id, user_id, code, channel).await?;
+    let investigations = central.db.account(&caller.account_id).investigations();
     match investigations.grant(&bypass.id, scope, (user_id.clone(), name.clone()), now_ms()).await? {
         Granted::Active(row) => Ok(*row),
         Granted::NotPending => Err(MttrlyError::new(
@@ -163,6 +110,196 @@ async fn decide(
         )
         .with_detail("bypass_id", bypass.id.as_str())),
     }
+}
+
+/// `caller` as a decider through `channel`: the same test an approval makes (a read-only or
+/// narrowly scoped token decides nothing).
+fn decider_of<'a>(caller: &'a TokenOwner, channel: Source, channels: &'a [Source]) -> Decider<'a> {
+    Decider {
+        principal: &caller.principal,
+        is_admin: caller.role == Role::Admin,
+        may_decide: caller.role != Role::Viewer,
+        token_may_decide: caller.scope.check(mttrly_core::ToolId::ApproveAction.spec()).is_ok(),
+        channel,
+        existing_channels: channels,
+    }
+}
+
+/// Whether `decider` may grant `bypass` with `scope` on a server of `environment`: the
+/// environment allows bypasses, and the approval rule of every covered tool admits this decider
+/// (role, named approvers, channels, four eyes against the requester) with a quorum of one. The
+/// second factor is not part of it: it is asked for at the grant. One check for every path that
+/// grants (CLI, dashboard, chat) and for choosing whom a chat message asks.
+pub fn may_grant(
+    approvals: &mttrly_core::approval::config::ApprovalPolicy,
+    decider: &Decider<'_>,
+    bypass: &BypassRow,
+    scope: &GrantScope,
+    environment: mttrly_core::Environment,
+) -> Result<(), MttrlyError> {
+    if !approvals.bypass_allowed(environment) {
+        return Err(forbidden_here(environment));
+    }
+    for tool in scope.tools.iter() {
+        let rule = approvals.rule_for(environment, action_type(tool), None);
+        check_approval(&rule, &bypass.requested_by, decider, &[]).map_err(|e| {
+            MttrlyError::new(
+                e.code(),
+                format!("{} (the approval rule of {} on {} servers)", e.message(), tool.as_str(), environment),
+            )
+            .with_detail("bypass_id", bypass.id.as_str())
+        })?;
+        if rule.quorum > 1 {
+            return Err(forbidden(format!(
+                "{} on {} servers needs {} approvers per action; a bypass is granted by one person, so it is not available there",
+                tool.as_str(),
+                environment,
+                rule.quorum
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Everything a grant of `bypass` by `caller` through `channel` checks before the code: a human,
+/// the bypass pending and its investigation open, and [`may_grant`] for the request as it stands.
+/// Chat asks for a code only once this passes, so a person who may not grant is told so at the
+/// tap and no code is typed for nothing. Nothing is recorded.
+pub async fn check_grantable(
+    central: &Central,
+    caller: &TokenOwner,
+    bypass: &BypassRow,
+    channel: Source,
+) -> Result<(), MttrlyError> {
+    precheck(central, caller, bypass, &bypass.scope, channel).await
+}
+
+/// What a grant of `bypass` with `scope` checks before any code is looked at (so a refused grant
+/// never spends a code): a human; the investigation open; the bypass pending; the environment
+/// allowing bypasses; `scope` within the request; [`may_grant`].
+async fn precheck(
+    central: &Central,
+    caller: &TokenOwner,
+    bypass: &BypassRow,
+    scope: &GrantScope,
+    channel: Source,
+) -> Result<(), MttrlyError> {
+    if !matches!(caller.principal, Principal::Human { .. }) {
+        return Err(forbidden("an assistant can never grant a bypass"));
+    }
+    let investigation = central
+        .db
+        .account(&caller.account_id)
+        .investigations()
+        .get(&bypass.investigation_id)
+        .await?
+        .ok_or_else(|| bypass_not_found(&bypass.id))?;
+    if investigation.status == InvestigationStatus::Closed {
+        return Err(closed(&investigation));
+    }
+    let status = bypass.status_at(now_ms());
+    if status != BypassStatus::Pending {
+        return Err(not_pending(bypass, status));
+    }
+    let server = crate::servers::find(central, caller, &bypass.server_id).await?;
+    if !central.approvals.bypass_allowed(server.environment) {
+        return Err(forbidden_here(server.environment));
+    }
+    if let Err(wider) = scope.narrows(&bypass.scope) {
+        return Err(MttrlyError::new(
+            ErrorCode::ValidationError,
+            format!("a grant may narrow the request, never widen it: {}; nothing was changed", wider.join("; ")),
+        )
+        .with_detail("bypass_id", bypass.id.as_str())
+        .with_detail("widenings", wider));
+    }
+    may_grant(
+        &central.approvals,
+        &decider_of(caller, channel, &central.decision_channels),
+        bypass,
+        scope,
+        server.environment,
+    )
+}
+
+fn not_pending(bypass: &BypassRow, status: BypassStatus) -> MttrlyError {
+    let by = match (status, bypass.granted_by_name.as_deref()) {
+        (BypassStatus::Active | BypassStatus::Exhausted, Some(name)) => {
+            format!(" (granted by {})", mttrly_core::display::text(name))
+        }
+        _ => String::new(),
+    };
+    MttrlyError::new(
+        ErrorCode::ValidationError,
+        format!(
+            "bypass {} is {}{by}, not waiting for a grant; a decision was already taken or it lapsed, and nothing was changed",
+            bypass.id,
+            status.as_str()
+        ),
+    )
+    .with_detail("bypass_id", bypass.id.as_str())
+    .with_detail("status", status.as_str())
+}
+
+/// What a denial did.
+#[derive(Debug, Clone)]
+pub struct Denied {
+    /// The bypass as it stands now.
+    pub state: BypassState,
+    /// `false`: it was already revoked (denied before, or revoked by its assistant); nothing
+    /// changed. Denying is idempotent.
+    pub now: bool,
+}
+
+/// Denies the pending bypass `id` as `caller` (a human who may grant it) through `channel`: it
+/// is revoked and never becomes active. Idempotent: denying a revoked bypass answers it as it
+/// stands. A bypass already granted, or lapsed, is refused (a decision was taken; revoking an
+/// active grant is `investigations revoke`). No code is needed: a "no" only takes power away.
+/// Audited as a decision on the bypass, refused attempts with their code.
+pub async fn deny(
+    central: &Arc<Central>,
+    caller: &TokenOwner,
+    id: &BypassId,
+    channel: Source,
+) -> Result<Denied, MttrlyError> {
+    let investigations = central.db.account(&caller.account_id).investigations();
+    let bypass = investigations.bypass(id).await?.ok_or_else(|| bypass_not_found(id))?;
+    let result = async {
+        if bypass.status == BypassStatus::Revoked {
+            return Ok((false, bypass.clone()));
+        }
+        check_grantable(central, caller, &bypass, channel).await?;
+        match investigations.deny(id, now_ms()).await? {
+            (true, Some(row)) => Ok((true, row)),
+            (_, Some(row)) if row.status == BypassStatus::Revoked => Ok((false, row)),
+            (_, Some(row)) => Err(not_pending(&row, row.status_at(now_ms()))),
+            (_, None) => Err(bypass_not_found(id)),
+        }
+    }
+    .await;
+    let event = AuditEvent {
+        at: jiff::Timestamp::now(),
+        account_id: caller.account_id.clone(),
+        server_id: Some(bypass.server_id.clone()),
+        actor: caller.principal.clone().into(),
+        source: channel,
+        kind: AuditKind::ApprovalDecision,
+        subject: bypass.id.to_string(),
+        parameters: serde_json::json!({
+            "decision": "deny_bypass",
+            "investigation_id": bypass.investigation_id.as_str(),
+            "already_revoked": result.as_ref().ok().map(|(now, _)| !now),
+        }),
+        outcome: match &result {
+            Ok(_) => AuditOutcome::Ok,
+            Err(e) => AuditOutcome::Error { code: e.code() },
+        },
+        duration_ms: None,
+    };
+    central.audit(Recorded::new(event, Payload::ApiCall));
+    let (now, row) = result?;
+    let investigation = investigations.get(&row.investigation_id).await?.ok_or_else(|| bypass_not_found(id))?;
+    Ok(Denied { state: state_of(central, &investigation, Some(&row), now_ms()), now })
 }
 
 /// Records the grant (or the refused attempt) as a decision on the bypass.

@@ -10,8 +10,9 @@
 //!
 //! A bypass is asked for by the assistant (`acquire`: pending, with the command and page where a
 //! human grants it) and granted by a human with a fresh TOTP code (`grant`: the code is typed
-//! into the CLI or the dashboard, never a tool argument; the human may narrow the request, never
-//! widen it; the server environment's approval rule decides who may grant, and
+//! into the CLI, the dashboard or the chat bot (`chat::bypass`, which asks the people who may
+//! grant it), never a tool argument; the human may narrow the request, never widen it (chat
+//! grants it as shown, or denies it: `deny`); the server environment's approval rule decides who may grant, and
 //! `[approvals.ENV] bypass` whether anyone may). While active, exec calls under the
 //! investigation that it covers run at once, each taking a slot in the transaction that creates
 //! the action (`exec`).
@@ -36,7 +37,7 @@ use crate::state::Central;
 
 pub use bypass::{acquire, get_bypass, revoke, state_of};
 pub use exec::{ExecCall, link_for};
-pub use grant::{GrantRequest, grant};
+pub use grant::{Denied, GrantRequest, check_grantable, deny, grant, may_grant};
 pub use manage::{InvestigationView, close, list, of_bypass, ran_under, revoke_as_human, show};
 pub use start::start;
 pub use sweep::sweep;

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::chat::ApprovalMessage;
+use crate::chat::message::Card;
 use crate::db::chat::Posted;
 
 /// The longest text of a section block.
@@ -60,8 +60,9 @@ fn section(text: &str) -> Value {
     json!({ "type": "section", "text": plain(&cut(text, MAX_SECTION_CHARS)) })
 }
 
-/// The `text` (notification and fallback) and `blocks` of an approval message.
-pub fn message(message: &ApprovalMessage) -> (String, Value) {
+/// The `text` (notification and fallback) and `blocks` of a decision message (an action's
+/// approval, a bypass request).
+pub fn message(message: &dyn Card) -> (String, Value) {
     let headline = message.headline();
     let mut blocks = vec![json!({ "type": "header", "text": plain(&cut(&headline, MAX_HEADER_CHARS)) })];
     for (label, value) in message.facts() {
@@ -72,22 +73,23 @@ pub fn message(message: &ApprovalMessage) -> (String, Value) {
         };
         blocks.push(section(&text));
     }
-    blocks.push(section(&message.status.line()));
+    blocks.push(section(&message.status_line()));
     if message.decidable() {
+        let verbs = message.verbs();
         let mut buttons = Vec::new();
         if message.approvable() {
             buttons.push(json!({
                 "type": "button", "action_id": APPROVE, "style": "primary",
-                "text": plain("Approve"), "value": message.prompt.action_id,
+                "text": plain(verbs.yes), "value": message.subject_id(),
             }));
         }
         buttons.push(json!({
             "type": "button", "action_id": REJECT, "style": "danger",
-            "text": plain("Reject"), "value": message.prompt.action_id,
+            "text": plain(verbs.no), "value": message.subject_id(),
         }));
         blocks.push(json!({ "type": "actions", "block_id": ACTIONS_BLOCK, "elements": buttons }));
     }
-    let text = escape(&cut(&format!("{headline}\n{}", message.status.line()), MAX_SECTION_CHARS));
+    let text = escape(&cut(&format!("{headline}\n{}", message.status_line()), MAX_SECTION_CHARS));
     (text, Value::Array(blocks))
 }
 
@@ -144,16 +146,17 @@ fn modal(callback_id: &str, title: &str, submit: &str, metadata: &Metadata, bloc
     })
 }
 
-/// The modal asking for a TOTP (or recovery) code before approving.
-pub fn code_modal(metadata: &Metadata, headline: &str, action_id: &str) -> Value {
+/// The modal asking for a TOTP (or recovery) code before saying yes (`verb`: `Approve`,
+/// `Grant`) to `subject_id`.
+pub fn code_modal(metadata: &Metadata, headline: &str, subject_id: &str, verb: &str) -> Value {
     modal(
         CODE_MODAL,
-        "Approve with a code",
-        "Approve",
+        &format!("{verb} with a code"),
+        verb,
         metadata,
         &[
             section(&format!(
-                "{headline}\n\nApproving {action_id} needs a fresh code from your authenticator app (or a recovery code)."
+                "{headline}\n\n{verb} {subject_id}: this needs a fresh code from your authenticator app (or a recovery code)."
             )),
             json!({
                 "type": "input", "block_id": CODE_INPUT, "label": plain("TOTP code"),
@@ -163,12 +166,12 @@ pub fn code_modal(metadata: &Metadata, headline: &str, action_id: &str) -> Value
     )
 }
 
-/// The modal asking why, before rejecting (the reason is optional).
-pub fn reason_modal(metadata: &Metadata, headline: &str) -> Value {
+/// The modal asking why, before saying no (`verb`: `Reject`, `Deny`; the reason is optional).
+pub fn reason_modal(metadata: &Metadata, headline: &str, verb: &str) -> Value {
     modal(
         REASON_MODAL,
-        "Reject",
-        "Reject",
+        verb,
+        verb,
         metadata,
         &[
             section(headline),
@@ -186,7 +189,7 @@ pub fn reason_modal(metadata: &Metadata, headline: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::Status;
+    use crate::chat::{ApprovalMessage, Status};
 
     fn approval(exactly: &str, status: Status) -> ApprovalMessage {
         let mut m = crate::chat::message::sample(exactly, status);
@@ -254,11 +257,16 @@ mod tests {
     #[test]
     fn modals_carry_the_message_and_fit() {
         let meta = Metadata { channel_id: "D1".into(), message_ts: "1.2".into() };
-        let view = code_modal(&meta, "Approval needed", "act_1");
+        let view = code_modal(&meta, "Approval needed", "act_1", "Approve");
         assert!(view["title"]["text"].as_str().unwrap().chars().count() <= 24);
+        let view = code_modal(&meta, "Bypass requested", "byp_1", "Grant");
+        assert_eq!(
+            (view["title"]["text"].as_str(), view["submit"]["text"].as_str()),
+            (Some("Grant with a code"), Some("Grant"))
+        );
         let back: Metadata = serde_json::from_str(view["private_metadata"].as_str().unwrap()).unwrap();
         assert_eq!(back, meta);
-        let view = reason_modal(&meta, "Approval needed");
+        let view = reason_modal(&meta, "Approval needed", "Reject");
         assert_eq!(view["blocks"][1]["optional"], true);
     }
 }

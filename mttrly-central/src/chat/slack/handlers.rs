@@ -28,7 +28,7 @@ use super::verify;
 use crate::app_state::AppState;
 use crate::chat::decide::{self, Choice, Outcome, Tap};
 use crate::chat::links;
-use crate::db::chat::Posted;
+use crate::db::chat::{Posted, Subject};
 use crate::state::Central;
 
 /// How long a modal submission or a link code waits for its outcome before it is acknowledged
@@ -251,18 +251,17 @@ async fn approve_tapped(
     };
     match decide::tap(central, tap).await {
         // The follow-up edits the message with the outcome.
-        Ok(Outcome::Decided(_)) => {}
-        Ok(Outcome::CodeNeeded { action_id }) => {
-            let view = blocks::code_modal(&Metadata::of(&posted), &format!("Approve {action_id}"), action_id.as_str());
+        Ok(Outcome::Decided(_) | Outcome::Bypass(_)) => {}
+        Ok(Outcome::CodeNeeded { subject }) => {
+            let verb = match subject {
+                Subject::Action(_) => "Approve",
+                Subject::Bypass(_) => "Grant",
+            };
+            let view = blocks::code_modal(&Metadata::of(&posted), &format!("{verb} {subject}"), subject.as_str(), verb);
             if let Err(e) = slack.api.call("views.open", json!({ "trigger_id": trigger, "view": view })).await {
                 tracing::warn!(error = %mttrly_core::ErrorChain(&e), "could not open the TOTP code modal");
-                slack
-                    .tell(
-                        &posted.chat_id,
-                        &user,
-                        "Approving this needs a TOTP code, but the code form could not be opened: tap Approve again.",
-                    )
-                    .await;
+                let text = format!("This needs a TOTP code, but the code form could not be opened: tap {verb} again.");
+                slack.tell(&posted.chat_id, &user, &text).await;
             }
         }
         Err(e) => slack.tell(&posted.chat_id, &user, &refusal_text(&e)).await,
@@ -271,8 +270,8 @@ async fn approve_tapped(
 
 async fn reject_tapped(central: &Arc<Central>, slack: &Slack, user: &str, posted: Posted, trigger: String) {
     // The reason modal names the action; the tap itself is checked when the modal is submitted.
-    let action = match central.db.chat_lookups().message(ChatProvider::Slack, &posted).await {
-        Ok(Some(row)) => row.action_id,
+    let subject = match central.db.chat_lookups().message(ChatProvider::Slack, &posted).await {
+        Ok(Some(row)) => row.subject,
         Ok(None) => {
             slack.tell(&posted.chat_id, user, "Not decided: this is not an approval request mttrly sent you").await;
             return;
@@ -282,7 +281,11 @@ async fn reject_tapped(central: &Arc<Central>, slack: &Slack, user: &str, posted
             return;
         }
     };
-    let view = blocks::reason_modal(&Metadata::of(&posted), &format!("Reject {action}?"));
+    let verb = match subject {
+        Subject::Action(_) => "Reject",
+        Subject::Bypass(_) => "Deny",
+    };
+    let view = blocks::reason_modal(&Metadata::of(&posted), &format!("{verb} {subject}?"), verb);
     if let Err(e) = slack.api.call("views.open", json!({ "trigger_id": trigger, "view": view })).await {
         tracing::warn!(error = %mttrly_core::ErrorChain(&e), "could not open the reject reason modal");
         slack.tell(&posted.chat_id, user, "The reject form could not be opened: tap Reject again.").await;
@@ -321,8 +324,8 @@ async fn view_submission(central: Arc<Central>, slack: Arc<Slack>, payload: View
     // On its own task: a decision that outlives the budget still completes, and is reported.
     let mut decided = tokio::spawn(async move { decide::tap(&central, tap).await });
     match tokio::time::timeout(SYNC_BUDGET, &mut decided).await {
-        Ok(Ok(Ok(Outcome::Decided(_)))) => StatusCode::OK.into_response(),
         Ok(Ok(Ok(Outcome::CodeNeeded { .. }))) => modal_error(block, "Enter the code from your authenticator app."),
+        Ok(Ok(Ok(Outcome::Decided(_) | Outcome::Bypass(_)))) => StatusCode::OK.into_response(),
         Ok(Ok(Err(e))) => modal_error(block, &refusal_text(&e)),
         Ok(Err(join)) => {
             tracing::error!(error = %join, "a Slack decision task failed");

@@ -25,7 +25,8 @@ use serde_json::json;
 
 use self::api::{Api, ApiError};
 use self::config::{Secret, SlackConfig};
-use crate::chat::{ApprovalMessage, ChannelFuture, ChatChannel, Posted, Recipient};
+use crate::chat::message::Shared;
+use crate::chat::{ChannelFuture, ChatChannel, Posted, Recipient};
 
 /// The largest request accepted from Slack (an interaction payload repeats the whole message).
 pub const MAX_BODY: usize = 256 * 1024;
@@ -78,10 +79,10 @@ impl ChatChannel for Slack {
         ChatProvider::Slack
     }
 
-    fn post(&self, to: Recipient, message: ApprovalMessage) -> ChannelFuture<Posted> {
+    fn post(&self, to: Recipient, message: Shared) -> ChannelFuture<Posted> {
         let api = Arc::clone(&self.api);
         Box::pin(async move {
-            let (text, blocks) = blocks::message(&message);
+            let (text, blocks) = blocks::message(message.as_ref());
             let body = json!({
                 "channel": to.chat_id, "text": text, "blocks": blocks,
                 "unfurl_links": false, "unfurl_media": false,
@@ -112,10 +113,10 @@ impl ChatChannel for Slack {
         })
     }
 
-    fn edit(&self, posted: Posted, message: ApprovalMessage) -> ChannelFuture<()> {
+    fn edit(&self, posted: Posted, message: Shared) -> ChannelFuture<()> {
         let api = Arc::clone(&self.api);
         Box::pin(async move {
-            let (text, blocks) = blocks::message(&message);
+            let (text, blocks) = blocks::message(message.as_ref());
             let body = json!({ "channel": posted.chat_id, "ts": posted.message_id, "text": text, "blocks": blocks });
             api.call("chat.update", body).await?;
             Ok(())

@@ -1,4 +1,5 @@
-//! An [`ApprovalMessage`] as Bot API parameters: plain text (no `parse_mode`, so nothing an
+//! A decision message (an action's [`ApprovalMessage`](crate::chat::ApprovalMessage), a bypass
+//! request) as Bot API parameters: plain text (no `parse_mode`, so nothing an
 //! assistant or a server wrote can format, link or hide part of it) and an inline keyboard.
 //!
 //! The buttons' `callback_data` says only which button (`a`, `r`): a tap is bound to the message
@@ -7,11 +8,12 @@
 
 use serde_json::{Value, json};
 
-use crate::chat::{ApprovalMessage, Posted};
+use crate::chat::Posted;
+use crate::chat::message::Card;
 
-/// `callback_data` of the Approve button.
+/// `callback_data` of the Approve (Grant) button.
 pub const APPROVE: &str = "a";
-/// `callback_data` of the Reject button.
+/// `callback_data` of the Reject (Deny) button.
 pub const REJECT: &str = "r";
 
 /// Telegram's limit on a message's text, in UTF-16 code units.
@@ -23,7 +25,7 @@ pub fn chat_id(id: &str) -> Value {
 }
 
 /// The message's text within [`MAX_TEXT`], and whether it is whole.
-pub fn text(message: &ApprovalMessage) -> (String, bool) {
+pub fn text(message: &dyn Card) -> (String, bool) {
     fit(message.text())
 }
 
@@ -47,20 +49,21 @@ fn fit(full: String) -> (String, bool) {
 
 /// The inline keyboard while a decision can be made: Reject always, Approve only when the whole
 /// content is in front of the human.
-fn keyboard(message: &ApprovalMessage, whole: bool) -> Option<Value> {
+fn keyboard(message: &dyn Card, whole: bool) -> Option<Value> {
     if !message.decidable() {
         return None;
     }
+    let verbs = message.verbs();
     let mut row = Vec::new();
     if message.approvable() && whole {
-        row.push(json!({ "text": "✅ Approve", "callback_data": APPROVE }));
+        row.push(json!({ "text": format!("✅ {}", verbs.yes), "callback_data": APPROVE }));
     }
-    row.push(json!({ "text": "🚫 Reject", "callback_data": REJECT }));
+    row.push(json!({ "text": format!("🚫 {}", verbs.no), "callback_data": REJECT }));
     Some(json!({ "inline_keyboard": [row] }))
 }
 
 /// `sendMessage` parameters for `message` to `chat`.
-pub fn send(chat: &str, message: &ApprovalMessage) -> Value {
+pub fn send(chat: &str, message: &dyn Card) -> Value {
     let (text, whole) = text(message);
     let mut body = json!({ "chat_id": chat_id(chat), "text": text, "link_preview_options": { "is_disabled": true } });
     if let Some(k) = keyboard(message, whole) {
@@ -77,7 +80,7 @@ pub fn notice(chat: &str, notice: &crate::chat::notice::Notice) -> Value {
 
 /// `editMessageText` parameters replacing the message at `posted` with `message`. Without a
 /// keyboard the edit removes the buttons.
-pub fn edit(posted: &Posted, message: &ApprovalMessage) -> Value {
+pub fn edit(posted: &Posted, message: &dyn Card) -> Value {
     let (text, whole) = text(message);
     let mut body = json!({
         "chat_id": chat_id(&posted.chat_id),
@@ -94,7 +97,7 @@ pub fn edit(posted: &Posted, message: &ApprovalMessage) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::Status;
+    use crate::chat::{ApprovalMessage, Status};
 
     fn message(exactly: &str, status: Status) -> ApprovalMessage {
         let mut m = crate::chat::message::sample(exactly, status);

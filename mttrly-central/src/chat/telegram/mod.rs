@@ -23,12 +23,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mttrly_core::ChatProvider;
-use mttrly_core::ids::ActionId;
 use serde_json::Value;
 
 pub use config::{Mode, TelegramConfig};
 
-use crate::chat::{ApprovalMessage, ChannelFuture, ChatChannel, Posted, Recipient};
+use crate::chat::message::Shared;
+use crate::chat::{ChannelFuture, ChatChannel, Posted, Recipient};
+use crate::db::chat::Subject;
 use crate::notify::DeliveryError;
 use api::{ApiError, BotApi};
 
@@ -47,8 +48,8 @@ pub const CODE_WAIT: Duration = Duration::from_secs(120);
 pub(crate) struct AwaitingCode {
     /// The approval message tapped (the decision stays bound to it).
     pub(crate) posted: Posted,
-    /// The action, for the replies.
-    pub(crate) action_id: ActionId,
+    /// What is decided (an action, a bypass), for the replies.
+    pub(crate) subject: Subject,
     /// When the wait ends.
     pub(crate) until: Instant,
 }
@@ -97,11 +98,11 @@ impl Telegram {
     }
 
     /// Remembers that `user`'s decision on `posted` waits for their code (replacing an older one).
-    pub(crate) fn await_code(&self, user: i64, posted: Posted, action_id: ActionId) {
+    pub(crate) fn await_code(&self, user: i64, posted: Posted, subject: Subject) {
         let mut awaiting = self.awaiting.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         awaiting.retain(|_, a| a.until > now);
-        awaiting.insert(user, AwaitingCode { posted, action_id, until: now + CODE_WAIT });
+        awaiting.insert(user, AwaitingCode { posted, subject, until: now + CODE_WAIT });
     }
 
     /// Takes `user`'s decision waiting for a code, if one still waits.
@@ -139,10 +140,10 @@ impl ChatChannel for Telegram {
         ChatProvider::Telegram
     }
 
-    fn post(&self, to: Recipient, message: ApprovalMessage) -> ChannelFuture<Posted> {
+    fn post(&self, to: Recipient, message: Shared) -> ChannelFuture<Posted> {
         let api = Arc::clone(&self.api);
         Box::pin(async move {
-            let body = layout::send(&to.chat_id, &message);
+            let body = layout::send(&to.chat_id, message.as_ref());
             let sent: api::Message =
                 api.call("sendMessage", body, POST_BUDGET).await.map_err(|(e, n)| delivery_error(e, n))?;
             Ok(Posted { chat_id: sent.chat.id.to_string(), message_id: sent.message_id.to_string() })
@@ -158,10 +159,10 @@ impl ChatChannel for Telegram {
         })
     }
 
-    fn edit(&self, posted: Posted, message: ApprovalMessage) -> ChannelFuture<()> {
+    fn edit(&self, posted: Posted, message: Shared) -> ChannelFuture<()> {
         let api = Arc::clone(&self.api);
         Box::pin(async move {
-            let body = layout::edit(&posted, &message);
+            let body = layout::edit(&posted, message.as_ref());
             match api.call::<Value>("editMessageText", body, EDIT_BUDGET).await {
                 Ok(_) => Ok(()),
                 // Two follow-ups showing the same state: the message already says it.

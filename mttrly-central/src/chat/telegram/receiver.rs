@@ -44,8 +44,10 @@ use tokio::task::JoinHandle;
 use super::api::{CallbackQuery, Message, Update, User};
 use super::{Mode, Telegram, layout};
 use crate::app_state::AppState;
+use crate::chat::bypass::Decided;
 use crate::chat::decide::{self, Choice, Outcome, Tap};
 use crate::chat::{Posted, links};
+use crate::db::chat::Subject;
 use crate::state::Central;
 
 /// How long `getUpdates` holds a request open waiting for an update (seconds).
@@ -223,7 +225,16 @@ fn outcome_text(result: &Result<Outcome, MttrlyError>) -> String {
             ActionState::Failed => "Approved; it ran and failed".to_owned(),
             _ => "Approved".to_owned(),
         },
-        Ok(Outcome::CodeNeeded { .. }) => "Send your 6-digit code to approve".to_owned(),
+        Ok(Outcome::CodeNeeded { subject: Subject::Action(_) }) => "Send your 6-digit code to approve".to_owned(),
+        Ok(Outcome::CodeNeeded { subject: Subject::Bypass(_) }) => "Send your 6-digit code to grant".to_owned(),
+        Ok(Outcome::Bypass(Decided::Granted(state))) => match &state.expires_at {
+            Some(until) => format!("Granted: active until {until}"),
+            None => "Granted".to_owned(),
+        },
+        Ok(Outcome::Bypass(Decided::Denied { now: true, .. })) => "Denied".to_owned(),
+        Ok(Outcome::Bypass(Decided::Denied { now: false, .. })) => {
+            "Already denied or withdrawn; nothing changed".to_owned()
+        }
         Err(e) => format!("Refused: {}", e.message()),
     }
 }
@@ -255,8 +266,8 @@ async fn on_tap(central: &Arc<Central>, telegram: &Arc<Telegram>, query: Callbac
     tokio::pin!(decision);
     // A code typed right after the answer must find its decision waiting: remember it first.
     let remember = |result: &Result<Outcome, MttrlyError>| {
-        if let Ok(Outcome::CodeNeeded { action_id }) = result {
-            telegram.await_code(query.from.id, posted.clone(), action_id.clone());
+        if let Ok(Outcome::CodeNeeded { subject }) = result {
+            telegram.await_code(query.from.id, posted.clone(), subject.clone());
         }
     };
     let result = if let Ok(result) = tokio::time::timeout(ANSWER_WITHIN, &mut decision).await {
@@ -271,8 +282,11 @@ async fn on_tap(central: &Arc<Central>, telegram: &Arc<Telegram>, query: Callbac
         reply(telegram, message.chat.id, &outcome_text(&result), None).await;
         result
     };
-    if let Ok(Outcome::CodeNeeded { action_id }) = result {
-        let text = format!("Reply to this message with your 6-digit code to approve {action_id}");
+    if let Ok(Outcome::CodeNeeded { subject }) = result {
+        let text = match subject {
+            Subject::Action(id) => format!("Reply to this message with your 6-digit code to approve {id}"),
+            Subject::Bypass(id) => format!("Reply to this message with your 6-digit code to grant bypass {id}"),
+        };
         let force = json!({ "reply_markup": { "force_reply": true, "input_field_placeholder": "123456" } });
         reply(telegram, message.chat.id, &text, Some(force)).await;
     }
@@ -334,8 +348,11 @@ async fn on_message(central: &Arc<Central>, telegram: &Arc<Telegram>, message: M
             tokio::join!(decide::tap(central, tap), telegram.call_logged("deleteMessage", delete, REPLY_BUDGET));
         let words = match &result {
             Ok(Outcome::CodeNeeded { .. }) => "Refused: that code was not accepted".to_owned(),
-            Err(e) => format!("Refused: {} (tap Approve again to retry)", e.message()),
-            Ok(_) => format!("{} {}", outcome_text(&result), waiting.action_id),
+            Err(e) => match waiting.subject {
+                Subject::Action(_) => format!("Refused: {} (tap Approve again to retry)", e.message()),
+                Subject::Bypass(_) => format!("Refused: {} (tap Grant again to retry)", e.message()),
+            },
+            Ok(_) => format!("{} {}", outcome_text(&result), waiting.subject),
         };
         reply(telegram, message.chat.id, &words, None).await;
         return;

@@ -1,12 +1,12 @@
 //! Chat links, link codes and approval messages: the SQL.
 
-use mttrly_core::ids::{AccountId, ActionId, UserId};
+use mttrly_core::ids::{AccountId, UserId};
 use mttrly_core::{ChatProvider, MttrlyError, Plan, Principal, Role, ToolSurface};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::internal;
 use crate::db::accounts::{TokenOwner, credential_key};
-use crate::db::chat::{Link, MessageRow, Posted, Recipient, Redeemed};
+use crate::db::chat::{Link, MessageRow, Posted, Recipient, Redeemed, Subject};
 
 pub(in crate::db) fn new_link_code(
     conn: &mut Connection,
@@ -159,18 +159,19 @@ pub(in crate::db) fn record_message(
 ) -> Result<(), MttrlyError> {
     conn.execute(
         "INSERT OR REPLACE INTO chat_messages
-         (provider, chat_id, message_id, account_id, action_id, user_id, content_sha256, approvable, sent_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         (provider, chat_id, message_id, account_id, action_id, user_id, content_sha256, approvable, sent_at, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             provider.as_str(),
             row.posted.chat_id,
             row.posted.message_id,
             row.account_id.as_str(),
-            row.action_id.as_str(),
+            row.subject.as_str(),
             row.user_id.as_str(),
             row.content_sha256,
             row.approvable,
-            sent_at
+            sent_at,
+            row.subject.kind()
         ],
     )
     .map_err(internal)?;
@@ -179,15 +180,16 @@ pub(in crate::db) fn record_message(
 
 fn message_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MessageRow>> {
     let (account, action, user) = (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?);
-    let (Ok(account_id), Ok(action_id), Ok(user_id)) =
-        (AccountId::parse(&account), ActionId::parse(&action), UserId::parse(&user))
+    let kind = r.get::<_, String>(7)?;
+    let (Ok(account_id), Some(subject), Ok(user_id)) =
+        (AccountId::parse(&account), Subject::parse(&kind, &action), UserId::parse(&user))
     else {
-        tracing::error!(%account, %action, "chat message row references malformed ids");
+        tracing::error!(%account, %action, %kind, "chat message row references malformed ids");
         return Ok(None);
     };
     Ok(Some(MessageRow {
         account_id,
-        action_id,
+        subject,
         user_id,
         content_sha256: r.get(3)?,
         posted: Posted { chat_id: r.get(4)?, message_id: r.get(5)? },
@@ -195,22 +197,23 @@ fn message_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MessageRow>> {
     }))
 }
 
-const MESSAGE_COLUMNS: &str = "account_id, action_id, user_id, content_sha256, chat_id, message_id, approvable";
+const MESSAGE_COLUMNS: &str = "account_id, action_id, user_id, content_sha256, chat_id, message_id, approvable, kind";
 
 pub(in crate::db) fn messages(
     conn: &Connection,
     account: &AccountId,
     provider: ChatProvider,
-    action: &ActionId,
+    subject: &Subject,
 ) -> Result<Vec<MessageRow>, MttrlyError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM chat_messages
-             WHERE account_id = ?1 AND action_id = ?2 AND provider = ?3 ORDER BY sent_at, chat_id"
+             WHERE account_id = ?1 AND action_id = ?2 AND provider = ?3 AND kind = ?4 ORDER BY sent_at, chat_id"
         ))
         .map_err(internal)?;
-    let rows =
-        stmt.query_map(params![account.as_str(), action.as_str(), provider.as_str()], message_at).map_err(internal)?;
+    let rows = stmt
+        .query_map(params![account.as_str(), subject.as_str(), provider.as_str(), subject.kind()], message_at)
+        .map_err(internal)?;
     let mut found = Vec::new();
     for row in rows {
         found.extend(row.map_err(internal)?);

@@ -431,6 +431,39 @@ pub(in crate::db) fn revoke(
     Ok(latest)
 }
 
+/// Denies one pending bypass (a human's "no" to the request): revoked, conditional on it being
+/// this account's, still pending and not lapsed at `now`. Unlike [`revoke`] it names the bypass,
+/// not the investigation, so a "no" to one request can never revoke a later one. Returns whether
+/// it was denied now, and the row as it stands.
+pub(in crate::db) fn deny(
+    conn: &mut Connection,
+    account: &AccountId,
+    id: &BypassId,
+    now: i64,
+) -> Result<(bool, Option<BypassRow>), MttrlyError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+    let investigation: Option<String> = tx
+        .query_row(
+            "UPDATE investigation_bypasses SET status = 'revoked', revoked_at = ?3
+             WHERE id = ?1 AND account_id = ?2 AND status = 'pending' AND expires_at > ?3
+             RETURNING investigation_id",
+            params![id.as_str(), account.as_str(), now],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(internal)?;
+    if let Some(investigation) = &investigation {
+        tx.execute(
+            "UPDATE investigations SET version = version + 1 WHERE id = ?1 AND account_id = ?2",
+            params![investigation, account.as_str()],
+        )
+        .map_err(internal)?;
+    }
+    let row = bypass(&tx, account, id)?;
+    tx.commit().map_err(internal)?;
+    Ok((investigation.is_some(), row))
+}
+
 /// Takes one slot of an active bypass for an action being created in the same transaction:
 /// conditional on the bypass being this account's, of this investigation, active, not past its
 /// time at `now`, with a slot left, and its investigation open. The last slot marks it

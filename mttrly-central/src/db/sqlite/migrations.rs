@@ -800,6 +800,13 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX knowledge_search ON knowledge(seq, account_id, removed_at, server_id, kind, created_at);
     ",
+    // Issue 15, a bypass granted from chat: a chat message asks for a decision on an action or on
+    // an investigation bypass. `kind` says which, so `action_id` holds that subject's id (a
+    // bypass id for `bypass`) and `content_sha256` the hash of the request the message showed.
+    // Every message sent before this is about an action.
+    "
+    ALTER TABLE chat_messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'action' CHECK (kind IN ('action', 'bypass'));
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {
