@@ -76,6 +76,7 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         mcp_sessions,
         registrations: Arc::default(),
         verifications: Arc::default(),
+        file_readings: Arc::default(),
     };
     Router::new()
         .route("/healthz", get(healthz))

@@ -298,6 +298,41 @@ async fn profile_the_old_page(h: &InProcessCentral) {
     );
 }
 
+/// The pieces of today's servers page, for a first page and for the alerting filter: the
+/// briefs, the grouped alert count, and the full rows of the 100 shown (read by id).
+async fn profile_the_page(h: &InProcessCentral) {
+    let (account, _) = h.central.central.db.first_account().await.unwrap().unwrap();
+    let servers = h.central.central.db.account(&account).servers();
+    let briefs = servers.briefs().await.unwrap();
+    let alerts = servers.open_alert_counts().await.unwrap();
+    let first: Vec<ServerId> = briefs.iter().take(PAGE).map(|b| b.id.clone()).collect();
+    let alerting: Vec<ServerId> =
+        briefs.iter().filter(|b| alerts.contains_key(&b.id)).take(PAGE).map(|b| b.id.clone()).collect();
+    assert_eq!(alerting.len(), PAGE);
+    let mut pieces: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..20 {
+        let start = Instant::now();
+        assert_eq!(servers.briefs().await.unwrap().len(), SERVERS + 1);
+        pieces[0].push(start.elapsed());
+        let start = Instant::now();
+        assert_eq!(servers.open_alert_counts().await.unwrap().len(), ALERTING);
+        pieces[1].push(start.elapsed());
+        for (i, ids) in [(2, &first), (3, &alerting)] {
+            let start = Instant::now();
+            assert_eq!(servers.get_many(ids.clone()).await.unwrap().len(), PAGE);
+            pieces[i].push(start.elapsed());
+        }
+    }
+    let [briefs, counts, first, alerting] = pieces.map(|mut v| {
+        v.sort();
+        v[v.len() / 2]
+    });
+    println!(
+        "servers page pieces now (medians of 20): every server in brief {briefs:?}, open alerts counted {counts:?}, \
+         the 100 full rows of the first page {first:?}, of the alerting filter's first page {alerting:?}"
+    );
+}
+
 async fn measure(http: &mut Http, path: &str, requests: usize, expect: &str, count: usize) -> (Duration, Duration) {
     let (status, body) = http.get(path).await;
     assert_eq!(status, 200, "{body}");
@@ -418,6 +453,7 @@ fn main() {
         let servers = seed(&h).await;
         sample_history(&h).await;
         profile_the_old_page(&h).await;
+        profile_the_page(&h).await;
         let mut http = signed_in(&h).await;
         let (median, p99) = measure(&mut http, "/", requests, "<article class=\"action\"", PENDING).await;
         println!("dashboard GET / ({PENDING} pending actions): {requests} requests, median {median:?}, p99 {p99:?}");

@@ -150,6 +150,73 @@ async fn a_pending_write_shows_its_diff_with_secrets_masked_on_both_sides() {
     assert!(!page.contains("hunter2"), "{page}");
 }
 
+/// `path` as a live refresh fetches it (`<main>` only), with `http`'s session.
+async fn fragment(http: &mut Http, base: &str, path: &str) -> (u16, String) {
+    let request = http.http.get(format!("{base}{path}")).header("X-Mttrly-Fragment", "1");
+    http.send(request).await
+}
+
+#[tokio::test]
+async fn a_viewer_never_gets_the_file_and_a_refresh_shows_the_same_reading_with_its_age() {
+    let h = harness(|_| {}).await;
+    let base = h.central.http_url();
+    let root = h.dir.path().canonicalize().unwrap().join("srv");
+    std::fs::create_dir_all(&root).unwrap();
+    let conf = root.join("app.conf");
+    std::fs::write(&conf, OLD).unwrap();
+    let policy = h.dir.path().join("policy.toml");
+    std::fs::write(&policy, format!("managed_files = [\"{}/*.conf\"]\n", root.display())).unwrap();
+    let (server, _agent) = online_with_policy(&h, &policy).await;
+    let conf = conf.display().to_string();
+    let id = write(&h, &server, &conf, NEW).await;
+    current(&h, &server, &conf).await;
+
+    // A viewer: the new content's size and hash and why there is no diff, on every page and
+    // refresh that shows the action, never the file's lines (old or new).
+    let mut vera = person(&h, "vera", "viewer").await;
+    let mut viewer = Http::new(&base);
+    viewer.sign_in(&mut vera).await;
+    let action = format!("/actions/{id}");
+    for (path, refresh) in [(action.as_str(), false), (action.as_str(), true), ("/", false), ("/", true)] {
+        let (status, page) = if refresh { fragment(&mut viewer, &base, path).await } else { viewer.get(path).await };
+        assert_eq!(status, 200, "{path}: {page}");
+        let shown = section(&page, &id);
+        assert!(shown.contains("The diff is not shown to you") && shown.contains("your role is viewer"), "{shown}");
+        assert!(shown.contains(&sha256(NEW)) && shown.contains(&format!("{} bytes", NEW.len())), "{shown}");
+        for line in ["workers = 2", "workers = 4", "log = info", "# app", "aws_access_key_id"] {
+            assert!(!page.contains(line), "{path} (refresh {refresh}) shows `{line}` to a viewer: {page}");
+        }
+        assert!(!page.contains("pre class=\"diff\"") && !page.contains("Asked the agent"), "{page}");
+    }
+    for export in ["/audit.json", "/audit.csv"] {
+        let (status, rows) = viewer.get(export).await;
+        assert_eq!(status, 200, "{export}: {rows}");
+        assert!(!rows.contains("workers = 2") && !rows.contains("log = info"), "{export}: {rows}");
+    }
+
+    // An operator sees the diff, with when the agent was asked.
+    let mut bob = person(&h, "bob", "operator").await;
+    let mut http = Http::new(&base);
+    http.sign_in(&mut bob).await;
+    let (status, page) = http.get(&action).await;
+    assert_eq!(status, 200, "{page}");
+    let diff = section(&page, &id);
+    assert!(diff.contains("<span class=\"del\">-workers = 2</span>"), "{diff}");
+    assert!(diff.contains("Asked the agent") && diff.contains("just now"), "{diff}");
+
+    // The file changes on the server. A live refresh, and the pending list, show the reading
+    // the agent gave (how old it is, said), instead of asking the agent again on every refresh.
+    std::fs::write(&conf, OLD.replace("workers = 2", "workers = 3")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (path, refresh) in [(action.as_str(), true), ("/", true), ("/", false)] {
+        let (status, page) = if refresh { fragment(&mut http, &base, path).await } else { http.get(path).await };
+        assert_eq!(status, 200, "{path}: {page}");
+        let diff = section(&page, &id);
+        assert!(diff.contains("<span class=\"del\">-workers = 2</span>") && !diff.contains("workers = 3"), "{diff}");
+        assert!(diff.contains("Asked the agent") && diff.contains(" s ago: the diff is against the file"), "{diff}");
+    }
+}
+
 #[tokio::test]
 async fn an_older_agent_gets_the_new_content_alone_and_the_reason() {
     let h = harness(|_| {}).await;

@@ -76,7 +76,11 @@ async fn gather(state: &AppState, signed: &SignedIn, id: &ActionId) -> Result<Li
     // A bypassed run is stored needing one approval (the agent runs it as human-approved); the
     // grant was that approval, so the card must not claim one is missing.
     card.action.approvals_required = view.approvals_required;
-    card.diff = super::diff::for_actions(&state.central, &owner.account_id, &[&card.action]).await.pop().flatten();
+    card.diff =
+        super::diff::for_actions(&state.central, &state.file_readings, &owner.account_id, owner.role, &[&card.action])
+            .await
+            .pop()
+            .flatten();
     // A decision a moment ago may still be on its way into the audit log.
     state.central.audit.flush().await;
     let filter = AuditFilter { subject: Some(id.to_string()), limit: MAX_ROWS, ..AuditFilter::default() };

@@ -4,9 +4,10 @@
 //!
 //! The chain is not verified on every view: `Audit::verify` recomputes the account's whole chain
 //! (every row hashed again, linearly in the log's size), and this page is fetched again on every
-//! live refresh. It runs when asked (`?verify=1`, the "Verify the chain" button), at most once at
-//! a time per account; a live refresh of a verified page shows the latest result with its age
-//! ([`verified`]).
+//! live refresh. It runs when asked (`?verify=1`, the "Verify the chain" button, kept in the live
+//! refresh's URL so the result stays on the page), at most once at a time per account, and a
+//! result is shown again, with its age, while the chain head it checked has not moved
+//! ([`verified`] has the rules).
 //!
 //! Who may see: anyone signed in to the account, viewers too, as over gRPC (`ListAudit` and
 //! `VerifyAudit` ask only for a caller of the account). Only the signed-in person's account, always:
@@ -91,10 +92,10 @@ async fn rows(state: &AppState, signed: &SignedIn, filter: &AuditFilter) -> Resu
     Ok(Rows { older: page.older(PAGE), undecodable: page.undecodable, entries: page.entries })
 }
 
-/// The chain's verification: recomputed for a person's own request, the latest shown again for a
-/// live refresh (`fragment`) ([`verified`]).
+/// The chain's verification, kept or recomputed by [`verified`]'s rules; `fragment`: a live
+/// refresh.
 async fn verify(state: &AppState, signed: &SignedIn, fragment: bool) -> Result<Checked, MttrlyError> {
-    state.verifications.check(&state.central, &signed.account_id, !fragment).await
+    state.verifications.check(&state.central, &signed.account_id, fragment).await
 }
 
 /// `GET /audit`.
@@ -245,12 +246,22 @@ fn chain(req: &Request, checked: Option<&Checked>) -> Markup {
     }
 }
 
-/// When a verification shown again finished (nothing for one computed for this request).
+/// When a verification shown again finished, and what was recorded since (nothing for one
+/// computed for this request).
 fn ago(checked: &Checked) -> String {
-    match checked.age().as_secs() {
-        0 => String::new(),
+    let age = checked.age().as_secs();
+    if age == 0 && checked.unchecked == 0 {
+        return String::new();
+    }
+    let when = match age {
+        0 => ", under a second ago".to_owned(),
         1 => ", 1 second ago".to_owned(),
         s => format!(", {s} seconds ago"),
+    };
+    match checked.unchecked {
+        0 => format!("{when}; no row recorded since"),
+        1 => format!("{when}; 1 row recorded since is not checked yet"),
+        n => format!("{when}; {n} rows recorded since are not checked yet"),
     }
 }
 

@@ -10,9 +10,22 @@
 //! to offer `file.current`, refusing the path) is named with the reason, and the new content is
 //! shown alone, masked, as added lines. Every line goes through `display::exact`, so an escape
 //! sequence, a CR or a bidi override in a file is shown as a visible escape, never acted on.
+//!
+//! Who sees it: the current side is the server's file content, which only people who decide on
+//! actions may read here ([`may_see_file`]); anyone else gets the new content's size and SHA-256
+//! and a line saying why there is no diff, and no agent is asked and no payload read for them.
+//! Both pages that show diffs (the pending list and the action's page, which the live refresh
+//! fetches again) build them only here, so the rule holds for every way a diff reaches a browser;
+//! the live feed carries ids only, and the audit exports never hold a file's content.
+//!
+//! How often: each page shows at most [`MAX_DIFFS`] diffs, and an agent's answer is kept for
+//! [`FRESH`] per (account, server, path, action) ([`Readings`]), one ask in flight per key, so a
+//! live refresh shows the same reading instead of asking the agent again; the page says how old
+//! the reading is. What runs is still the new content, bound by its hash, whatever the reading.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use maud::{Markup, html};
 use mttrly_core::action::{ActionContent, ActionState};
@@ -20,7 +33,7 @@ use mttrly_core::capability::{FileCurrent, FileCurrentParams, FileCurrentText};
 use mttrly_core::ids::{AccountId, ActionId, ServerId};
 use mttrly_core::redactor::{env_values, redact};
 use mttrly_core::tools::common::ServerPath;
-use mttrly_core::{ErrorCode, MttrlyError, display};
+use mttrly_core::{ErrorCode, MttrlyError, Role, display};
 use similar::{ChangeTag, TextDiff};
 
 use crate::db::actions::ActionRow;
@@ -63,7 +76,7 @@ pub(super) struct Write {
 }
 
 /// The current side: what the agent answered, or why there is none.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Current {
     /// The agent's answer, masked on the host and again by central.
     Read(FileCurrentText),
@@ -71,13 +84,83 @@ pub(super) enum Current {
     Unknown(String),
 }
 
-/// Fills `diffs[i]` for every file write among `actions` (the rest stay `None`), asking the
-/// agents concurrently, each within [`ASK_DEADLINE`]. Only pending writes are compared with the
-/// file: once decided, the file may already hold the new content, so the new content is shown
-/// alone.
+/// Whether a person with `role` may see a file write's diff: its current side is the server's
+/// file content. Those who decide on actions (they approve or reject what is written over it)
+/// may; a viewer reads only. Listed role by role, so a new role sees nothing until it is added.
+pub(super) const fn may_see_file(role: Role) -> bool {
+    match role {
+        Role::Admin | Role::Operator => true,
+        Role::Viewer => false,
+    }
+}
+
+/// How long an agent's `file.current` answer is shown again instead of asking it again: the
+/// pending page is fetched again on every live refresh, and each ask is a round trip to the
+/// server and a read of up to [`FileCurrentText::MAX_BYTES`] there.
+pub(super) const FRESH: Duration = Duration::from_secs(20);
+
+/// The most answers kept at once (each may hold [`FileCurrentText::MAX_BYTES`] of text); past it
+/// a page asks without keeping the answer.
+const MAX_KEPT: usize = 256;
+
+/// Whose answer: the account, the server, the managed path, and the action that writes it.
+type Key = (AccountId, ServerId, String, ActionId);
+
+/// One kept answer: when it was asked for, and the answer (once it came; waited on by every
+/// page that wants it meanwhile).
+type Kept = (Instant, Arc<tokio::sync::OnceCell<Reading>>);
+
+/// An agent's answer and when it came.
+#[derive(Debug, Clone)]
+pub(super) struct Reading {
+    /// What it said.
+    pub current: Current,
+    /// When.
+    pub at: Instant,
+}
+
+/// Recent `file.current` answers ([`FRESH`]), one ask in flight per key: concurrent pages wait
+/// for the same answer.
+#[derive(Default)]
+pub(crate) struct Readings {
+    kept: Mutex<HashMap<Key, Kept>>,
+}
+
+impl Readings {
+    /// The reading for `key`: a kept one younger than [`FRESH`], else a new ask.
+    async fn read(&self, central: &Central, key: Key) -> Reading {
+        let cell = {
+            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            // An ask ends within ASK_DEADLINE, well inside FRESH: nothing removed here is awaited
+            // by anyone for long, and whoever awaits it still gets its answer.
+            kept.retain(|_, (since, _)| now.duration_since(*since) < FRESH);
+            if let Some((_, cell)) = kept.get(&key) {
+                Arc::clone(cell)
+            } else {
+                let cell = Arc::new(tokio::sync::OnceCell::new());
+                if kept.len() < MAX_KEPT {
+                    kept.insert(key.clone(), (now, Arc::clone(&cell)));
+                }
+                cell
+            }
+        };
+        let (_, server, path, _) = key;
+        cell.get_or_init(|| async { Reading { current: ask(central, &server, &path).await, at: Instant::now() } })
+            .await
+            .clone()
+    }
+}
+
+/// Fills `diffs[i]` for every file write among `actions` (the rest stay `None`) as `role` may see
+/// it ([`may_see_file`]), asking the agents concurrently, each within [`ASK_DEADLINE`], or
+/// reusing a recent answer ([`Readings`]). Only pending writes are compared with the file: once
+/// decided, the file may already hold the new content, so the new content is shown alone.
 pub(super) async fn for_actions(
     central: &Arc<Central>,
+    readings: &Arc<Readings>,
     account: &AccountId,
+    role: Role,
     actions: &[&ActionRow],
 ) -> Vec<Option<Markup>> {
     let mut diffs: Vec<Option<Markup>> = actions.iter().map(|_| None).collect();
@@ -85,6 +168,11 @@ pub(super) async fn for_actions(
     let mut shown = 0usize;
     for (i, a) in actions.iter().enumerate() {
         let ActionContent::FileWrite { path, sha256, size_bytes } = &a.content else { continue };
+        let write = Write { path: path.clone(), sha256: sha256.clone(), size_bytes: *size_bytes };
+        if !may_see_file(role) {
+            diffs[i] = Some(withheld(&write));
+            continue;
+        }
         shown += 1;
         if shown > MAX_DIFFS {
             diffs[i] = Some(html! {
@@ -95,12 +183,12 @@ pub(super) async fn for_actions(
             });
             continue;
         }
-        let write = Write { path: path.clone(), sha256: sha256.clone(), size_bytes: *size_bytes };
         let ask = (a.status != ActionState::PendingApproval).then(|| {
             "This action is no longer pending, so the file was not compared with it: the new content alone, masked, as added lines.".to_owned()
         });
-        let (central, account, id, server) = (Arc::clone(central), account.clone(), a.id.clone(), a.server_id.clone());
-        jobs.spawn(async move { (i, one(&central, &account, &id, &server, write, ask).await) });
+        let key = (account.clone(), a.server_id.clone(), path.clone(), a.id.clone());
+        let (central, readings) = (Arc::clone(central), Arc::clone(readings));
+        jobs.spawn(async move { (i, one(&central, &readings, key, write, ask).await) });
     }
     while let Some(done) = jobs.join_next().await {
         match done {
@@ -111,21 +199,28 @@ pub(super) async fn for_actions(
     diffs
 }
 
-/// One write's diff: its payload from the database, the current file from the agent (unless
-/// `skip` says why not), the diff computed off the runtime.
-async fn one(
-    central: &Central,
-    account: &AccountId,
-    id: &ActionId,
-    server: &ServerId,
-    write: Write,
-    skip: Option<String>,
-) -> Markup {
+/// What someone who may not see the file gets instead of the diff: the new content's facts,
+/// which the action's content shows anyway, and why there is no more.
+fn withheld(w: &Write) -> Markup {
+    html! {
+        section.filediff {
+            h3 { "Changes to " code { (display::exact(&w.path)) } }
+            dl.filefacts {
+                dt { "After the write" } dd { (w.size_bytes) " bytes, SHA-256 " code.hash { (w.sha256) } }
+            }
+            p.why {
+                "The diff is not shown to you: it shows the file's current content from the server, which only "
+                "people who decide on actions (admins and operators) see here, and your role is viewer."
+            }
+        }
+    }
+}
+
+/// One write's diff: its payload from the database, the current file from the agent or a recent
+/// reading (unless `skip` says why not), the diff computed off the runtime.
+async fn one(central: &Central, readings: &Readings, key: Key, write: Write, skip: Option<String>) -> Markup {
+    let (account, _, _, id) = &key;
     let payload = central.db.account(account).actions().payload(id).await;
-    let current = match skip {
-        Some(why) => Current::Unknown(why),
-        None => ask(central, server, &write.path).await,
-    };
     let new = match payload {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -133,10 +228,18 @@ async fn one(
             None
         }
     };
+    let (current, asked) = if let Some(why) = skip {
+        (Current::Unknown(why), None)
+    } else {
+        let reading = readings.read(central, key).await;
+        (reading.current, Some(reading.at.elapsed()))
+    };
     let shown = write.clone();
-    tokio::task::spawn_blocking(move || render(&write, new.as_deref(), &current)).await.unwrap_or_else(|_| {
-        html! { section.filediff { p.why { "The diff of `" (display::exact(&shown.path)) "` could not be computed." } } }
-    })
+    tokio::task::spawn_blocking(move || render(&write, new.as_deref(), &current, asked))
+        .await
+        .unwrap_or_else(|_| {
+            html! { section.filediff { p.why { "The diff of `" (display::exact(&shown.path)) "` could not be computed." } } }
+        })
 }
 
 /// Asks the server's agent for the current file, within [`ASK_DEADLINE`] whatever happens.
@@ -180,7 +283,8 @@ fn mask(new: &str, env_file: bool) -> String {
 }
 
 /// The whole section for one write.
-pub(super) fn render(w: &Write, new: Option<&[u8]>, current: &Current) -> Markup {
+/// `asked`: how long ago the agent was asked for `current` (`None`: it was not asked).
+pub(super) fn render(w: &Write, new: Option<&[u8]>, current: &Current, asked: Option<Duration>) -> Markup {
     let path = display::exact(&w.path);
     html! {
         section.filediff {
@@ -191,10 +295,25 @@ pub(super) fn render(w: &Write, new: Option<&[u8]>, current: &Current) -> Markup
                 @if let Current::Read(c) = current {
                     dt { "Now" } dd { (now(c, w)) }
                 }
+                @if let Some(age) = asked {
+                    dt { "Asked the agent" } dd { (ago(age)) }
+                }
             }
             (body(w, new, current))
         }
     }
+}
+
+/// How old a reading is, saying that the diff is against it and when it is read again.
+fn ago(age: Duration) -> String {
+    let when = match age.as_secs() {
+        0 => "just now".to_owned(),
+        s => format!("{s} s ago"),
+    };
+    format!(
+        "{when}: the diff is against the file as the agent reported it then (asked again once the answer is {} s old);          the write replaces the whole file with the new content above, whatever it holds by then.",
+        FRESH.as_secs()
+    )
 }
 
 /// The current file's facts, in a line. Its raw SHA-256 is never shown: beside its masked text,
@@ -348,7 +467,7 @@ mod tests {
     }
 
     fn html(new: &[u8], current: &Current) -> String {
-        render(&write(new), Some(new), current).into_string()
+        render(&write(new), Some(new), current, None).into_string()
     }
 
     #[test]

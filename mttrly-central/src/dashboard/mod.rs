@@ -45,6 +45,7 @@ use crate::db::accounts::TokenOwner;
 use crate::signin::web::SignedIn;
 
 pub(crate) use self::audit::verified::Verifications;
+pub(crate) use self::diff::Readings;
 
 /// The path of action `id`'s page (`/actions/{id}`): the one place that knows it, for the
 /// dashboard's own links and for the absolute links chat messages and IDE approvals carry.

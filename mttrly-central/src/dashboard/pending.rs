@@ -66,7 +66,8 @@ async fn gather(state: &AppState, signed: &SignedIn) -> Result<(Vec<Card>, Names
     }
     cards.sort_by_key(|c| c.action.expires_at);
     let rows: Vec<&ActionRow> = cards.iter().map(|c| &c.action).collect();
-    let diffs = super::diff::for_actions(&state.central, &owner.account_id, &rows).await;
+    let diffs =
+        super::diff::for_actions(&state.central, &state.file_readings, &owner.account_id, owner.role, &rows).await;
     for (card, diff) in cards.iter_mut().zip(diffs) {
         card.diff = diff;
     }

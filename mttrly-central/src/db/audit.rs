@@ -103,6 +103,13 @@ impl Audit<'_> {
         self.account.db.sqlite.read(move |conn| sqlite::audit::introductions(conn, &account, &user, until_ms)).await
     }
 
+    /// The account's chain head: its last row's `seq` and hash (`None` before its first row). One
+    /// indexed read: what tells a cached verification whether the log moved since.
+    pub async fn head(&self) -> Result<Option<(u64, [u8; 32])>, MttrlyError> {
+        let account = self.account.id.clone();
+        self.account.db.sqlite.read(move |conn| sqlite::audit::head(conn, &account)).await
+    }
+
     /// Recomputes the account's hash chain from the first row and checks it against the stored
     /// head.
     pub async fn verify(&self) -> Result<Verification, MttrlyError> {

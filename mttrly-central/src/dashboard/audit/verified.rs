@@ -1,15 +1,22 @@
-//! The dashboard's chain verifications: at most one running per account, and the live refresh
-//! of a verified page shown the latest result instead of recomputing it.
+//! The dashboard's chain verifications: at most one running per account, and a result reused for
+//! as long as the log it checked has not moved.
 //!
 //! Verifying recomputes every row of the account's log (linear in its size: about a second per
-//! million rows here), and anyone signed in, viewers too, may ask with `?verify=1`, which the
-//! page's live refresh then fetches again on every event. Without this, a few open tabs on a busy
-//! account would keep a reader thread hashing the whole log back to back. With it:
-//! - a live refresh (a fragment request) shows the latest result while it is younger than
-//!   [`REUSE`], with its age;
-//! - a request a person made (loading the page, the "Verify again" button) recomputes, so an edit
-//!   to the database is found at once, but requests that arrive while a verification runs wait
-//!   for it and share its result instead of starting their own.
+//! million rows here), and anyone signed in, viewers too, may ask with `?verify=1`, in a loop if
+//! they like, and the page's live refresh keeps `verify=1` and fetches it again on every event.
+//! So a result is kept per account with the chain head it checked (the last row's `seq` and
+//! hash, one indexed read away), and whether to compute again is decided by [`Policy::reuse`]:
+//! - the head has not moved: the result stands (nothing was appended; a row edited in place is
+//!   found by the next recomputation, at most [`Policy::recheck`] later);
+//! - the head moved, on a live refresh: the latest result is shown again for [`Policy::reuse`]
+//!   with how many rows were recorded since and are not checked yet (a refresh follows an event,
+//!   and most events move the head: recomputing on each is the loop this prevents);
+//! - the head moved, on a person's request: recomputed, but not more often than
+//!   [`Policy::min_gap`] (anyone whose token may call a tool can move the head, so "moved" alone
+//!   must not be enough to buy a whole recomputation).
+//!
+//! Requests that arrive while a verification runs wait for it (the per-account async lock: a
+//! single flight) and are then answered by the same rules, so they share its result.
 //!
 //! The CLI's `audit verify` (gRPC `VerifyAudit`) always recomputes on its own.
 
@@ -23,15 +30,45 @@ use mttrly_core::ids::AccountId;
 use crate::audit::chain::Verification;
 use crate::state::Central;
 
-/// How long a live refresh shows a finished verification again instead of recomputing it.
-pub(crate) const REUSE: Duration = Duration::from_secs(30);
+/// A chain head: the last row's `seq` and hash; `None` for an empty log.
+pub(crate) type Head = Option<(u64, [u8; 32])>;
 
-/// A finished verification: what it found, how long it took, and when it finished.
+/// When a kept result is shown instead of computing again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// How long a result stands while the head has not moved.
+    pub(crate) recheck: Duration,
+    /// How long a live refresh shows a result again though the head moved.
+    pub(crate) reuse: Duration,
+    /// The shortest time between two recomputations a person's request starts.
+    pub(crate) min_gap: Duration,
+}
+
+impl Policy {
+    /// The dashboard's.
+    pub(crate) const DASHBOARD: Self =
+        Self { recheck: Duration::from_secs(60), reuse: Duration::from_secs(30), min_gap: Duration::from_secs(5) };
+
+    /// Whether `kept`, finished `age` ago against head `checked`, answers a request now that the
+    /// head is `now`; `refresh`: a live refresh rather than a person's request.
+    pub(crate) fn reuses(&self, checked: &Head, now: &Head, age: Duration, refresh: bool) -> bool {
+        if checked == now {
+            return age < self.recheck;
+        }
+        age < if refresh { self.reuse } else { self.min_gap }
+    }
+}
+
+/// A finished verification: what it found, how long it took, when it finished, and the head it
+/// checked up to.
 #[derive(Debug, Clone)]
 pub(crate) struct Checked {
     pub(crate) verification: Verification,
     pub(crate) took: Duration,
     pub(crate) finished: Instant,
+    pub(crate) head: Head,
+    /// Rows recorded after `head` when it was shown (zero for one computed for this request).
+    pub(crate) unchecked: u64,
 }
 
 impl Checked {
@@ -48,29 +85,84 @@ pub(crate) struct Verifications {
 }
 
 impl Verifications {
-    /// The account's chain verification. `fresh` (a person asked): one that finished after this
-    /// request arrived (it waited for a run under way), else a new one. Not `fresh` (a live
-    /// refresh): the latest while younger than [`REUSE`], else a new one.
+    /// The account's chain verification, kept or computed now by [`Policy::DASHBOARD`];
+    /// `refresh`: a live refresh rather than a person's request.
     pub(crate) async fn check(
         &self,
         central: &Central,
         account: &AccountId,
-        fresh: bool,
+        refresh: bool,
     ) -> Result<Checked, MttrlyError> {
-        let arrived = Instant::now();
         let slot = {
             let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(accounts.entry(account.clone()).or_default())
         };
         let mut latest = slot.lock().await;
-        let reusable = |c: &&Checked| if fresh { c.finished >= arrived } else { c.age() < REUSE };
-        if let Some(checked) = latest.as_ref().filter(reusable) {
-            return Ok(checked.clone());
+        let audit = central.db.account(account).audit();
+        // Read under the lock, after any run this request waited for, so it is compared with
+        // what that run checked.
+        let head = audit.head().await?;
+        if let Some(kept) = latest.as_ref().filter(|c| Policy::DASHBOARD.reuses(&c.head, &head, c.age(), refresh)) {
+            let mut shown = kept.clone();
+            shown.unchecked = since(&kept.head, &head);
+            return Ok(shown);
         }
         let started = Instant::now();
-        let verification = central.db.account(account).audit().verify().await?;
-        let checked = Checked { verification, took: started.elapsed(), finished: Instant::now() };
+        // The head read before the rows: rows appended meanwhile are checked too, and only make
+        // the next request find a moved head and check again.
+        let verification = audit.verify().await?;
+        let checked = Checked { verification, took: started.elapsed(), finished: Instant::now(), head, unchecked: 0 };
         *latest = Some(checked.clone());
         Ok(checked)
+    }
+}
+
+/// How many rows were recorded between head `checked` and head `now`.
+fn since(checked: &Head, now: &Head) -> u64 {
+    let seq = |h: &Head| h.map_or(0, |(seq, _)| seq);
+    seq(now).saturating_sub(seq(checked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: Policy = Policy::DASHBOARD;
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn an_unmoved_head_reuses_the_result_until_the_recheck_for_everyone() {
+        let head = Some((7, [1; 32]));
+        for refresh in [false, true] {
+            assert!(P.reuses(&head, &head, Duration::ZERO, refresh));
+            assert!(P.reuses(&head, &head, P.recheck.saturating_sub(S), refresh));
+            assert!(!P.reuses(&head, &head, P.recheck, refresh), "an edit in place must be found eventually");
+        }
+        assert!(P.reuses(&None, &None, S, false));
+    }
+
+    #[test]
+    fn a_moved_head_recomputes_for_a_person_after_the_gap_and_for_a_refresh_after_the_reuse() {
+        let (old, new) = (Some((7, [1; 32])), Some((8, [2; 32])));
+        assert!(
+            P.reuses(&old, &new, P.min_gap.saturating_sub(S), false),
+            "a loop of requests must not recompute back to back"
+        );
+        assert!(!P.reuses(&old, &new, P.min_gap, false));
+        assert!(P.reuses(&old, &new, P.reuse.saturating_sub(S), true));
+        assert!(!P.reuses(&old, &new, P.reuse, true));
+        // A rewritten head at the same seq is a moved head too.
+        assert!(!P.reuses(&old, &Some((7, [3; 32])), P.min_gap, false));
+        assert!(!P.reuses(&None, &old, P.min_gap, false));
+        assert!(P.min_gap < P.reuse && P.reuse < P.recheck);
+    }
+
+    #[test]
+    fn rows_since_count_from_the_checked_head() {
+        assert_eq!(since(&Some((7, [1; 32])), &Some((10, [2; 32]))), 3);
+        assert_eq!(since(&None, &Some((4, [2; 32]))), 4);
+        assert_eq!(since(&Some((7, [1; 32])), &Some((7, [1; 32]))), 0);
+        // A log cut behind the cache's back never shows a negative count.
+        assert_eq!(since(&Some((7, [1; 32])), &None), 0);
     }
 }

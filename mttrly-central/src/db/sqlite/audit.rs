@@ -158,9 +158,10 @@ fn text(s: &str) -> SqlValue {
     SqlValue::Text(s.to_owned())
 }
 
-/// Re-computes the account's whole chain, streaming rows in order.
-pub(in crate::db) fn verify(conn: &Connection, account: &AccountId) -> Result<Verification, MttrlyError> {
-    let head = conn
+/// The account's stored chain head (its last row's `seq` and hash), `None` before its first row:
+/// one indexed row, so a caller can tell whether the log moved without reading it.
+pub(in crate::db) fn head(conn: &Connection, account: &AccountId) -> Result<Option<(u64, [u8; 32])>, MttrlyError> {
+    Ok(conn
         .query_row("SELECT seq, hash FROM audit_heads WHERE account_id = ?1", params![account.as_str()], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
         })
@@ -168,7 +169,12 @@ pub(in crate::db) fn verify(conn: &Connection, account: &AccountId) -> Result<Ve
         .map_err(internal)?
         .map(|(seq, hash)| {
             (u64::try_from(seq).unwrap_or(0), <[u8; 32]>::try_from(hash.as_slice()).unwrap_or_default())
-        });
+        }))
+}
+
+/// Re-computes the account's whole chain, streaming rows in order.
+pub(in crate::db) fn verify(conn: &Connection, account: &AccountId) -> Result<Verification, MttrlyError> {
+    let head = head(conn, account)?;
     let mut stmt = conn
         .prepare(
             "SELECT seq, at, server_id, actor_json, source, kind, subject, parameters_json, outcome_json, duration_ms,
