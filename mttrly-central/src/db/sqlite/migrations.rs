@@ -807,6 +807,16 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE chat_messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'action' CHECK (kind IN ('action', 'bypass'));
     ",
+    // Issue 14, the servers page: it lists every live server of the account in brief (id, name,
+    // environment) in name order to count and filter them. Through `servers_live_name` each of
+    // them was a second lookup into its row, which carries the latest metrics and is many times
+    // wider than the brief; this index answers the whole list by itself (`decommissioned_at`, always
+    // NULL here, is in it so SQLite can read the query's condition from the index). Heartbeats
+    // rewrite only columns it does not hold, so it costs them nothing.
+    "
+    CREATE INDEX servers_live_brief ON servers(account_id, name, id, environment, decommissioned_at)
+        WHERE decommissioned_at IS NULL;
+    ",
 ];
 
 pub(in crate::db) fn apply(conn: &mut Connection, path: &str) -> Result<(), OpenError> {

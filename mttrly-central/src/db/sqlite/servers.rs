@@ -113,13 +113,14 @@ pub(in crate::db) fn list(conn: &Connection, account: &AccountId) -> Result<Vec<
 }
 
 /// The account's live servers in brief, by name.
+/// Every live server of an account in brief, by name: read from the covering index
+/// `servers_live_brief` alone (a test checks the plan). Named, because left free the planner
+/// takes the unique `servers_live_name`, which orders as well but sends each server to its row.
+const BRIEFS: &str = "SELECT id, name, environment FROM servers INDEXED BY servers_live_brief
+     WHERE account_id = ?1 AND decommissioned_at IS NULL ORDER BY name";
+
 pub(in crate::db) fn briefs(conn: &Connection, account: &AccountId) -> Result<Vec<ServerBrief>, MttrlyError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, name, environment FROM servers WHERE account_id = ?1 AND decommissioned_at IS NULL
-             ORDER BY name",
-        )
-        .map_err(internal)?;
+    let mut stmt = conn.prepare_cached(BRIEFS).map_err(internal)?;
     let rows = stmt
         .query_map(params![account.as_str()], |r| {
             let (id, environment) = (r.get_ref(0)?.as_str()?, r.get_ref(2)?.as_str()?);
@@ -424,4 +425,29 @@ pub(in crate::db) fn register(
     insert_install_token(&tx, install_hash, &id, expires_at)?;
     tx.commit().map_err(internal)?;
     Ok(Registered::Added(id))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The brief list never reads the servers' rows (each carries its latest metrics): the
+    /// covering index answers it, with or without statistics.
+    #[test]
+    fn briefs_are_read_from_the_covering_index_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(crate::db::Db::open(&dir.path().join("c.db")).unwrap());
+        let conn = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+        for setup in ["", "ANALYZE"] {
+            conn.execute_batch(setup).unwrap();
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", super::BRIEFS))
+                .unwrap()
+                .query_map(["acc"], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(plan, ["SEARCH servers USING COVERING INDEX servers_live_brief (account_id=?)"], "{setup:?}");
+        }
+    }
 }
