@@ -3,11 +3,16 @@
 //! a link planted in the state directory can never turn a root `chmod`/`chown`/write into one on
 //! `/etc/shadow`.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag};
 use sha2::{Digest as _, Sha256};
 
 use super::InstallError;
@@ -46,13 +51,65 @@ pub fn stat(path: &Path) -> Result<Option<Stat>, InstallError> {
     }
 }
 
-/// Opens a file or directory for reading, refusing a symlink at the last component.
+/// The directory holding `path`'s last component, opened by walking from `/` one component at a
+/// time, and that last component's name.
+///
+/// Why: the state and versions directories belong to the unprivileged agent, so a path under them
+/// is only as safe as its *every* component. Refusing a symlink at the last component alone let an
+/// agent swap `versions/<v>` (or `versions`) for a link to `/usr/local/sbin` and have root's repair
+/// write, and `chown` to the agent, a file there. The rule is positive: a symlink is followed only
+/// where nobody but root or this process's own user could have put it (in a directory they own
+/// that neither group nor others may write, like a distribution's `/usr/local → /var/usrlocal`,
+/// or a staging root in one's own home); every other component
+/// must be a real directory, and the final operation is made relative to the descriptor walked
+/// to, so nothing can be swapped between this check and the write.
+fn open_parent(path: &Path) -> Result<(OwnedFd, OsString), InstallError> {
+    use std::path::Component;
+    let refused = |what| InstallError::Unexpected { path: path.display().to_string(), what };
+    let walk = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut parts: Vec<&OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => parts.push(part),
+            Component::ParentDir | Component::Prefix(_) => return Err(refused("not a plain path (it has `..`)")),
+        }
+    }
+    let name = parts.pop().ok_or_else(|| refused("not a path to a file"))?.to_owned();
+    let start = if path.is_absolute() { "/" } else { "." };
+    let mut dir = nix::fcntl::open(start, walk, Mode::empty())
+        .map_err(|e| InstallError::io("cannot open", Path::new(start), e.into()))?;
+    for part in parts {
+        let next = match nix::fcntl::openat(&dir, part, walk | OFlag::O_NOFOLLOW, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP | Errno::ENOTDIR)
+                if nix::sys::stat::fstatat(&dir, part, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK) =>
+            {
+                let holder = nix::sys::stat::fstat(&dir)
+                    .map_err(|e| InstallError::io("cannot inspect the directory of", path, e.into()))?;
+                let trusted_owner = holder.st_uid == 0 || holder.st_uid == nix::unistd::geteuid().as_raw();
+                if !trusted_owner || holder.st_mode & 0o022 != 0 {
+                    return Err(refused("reached through a symlink in a directory others can write: not followed"));
+                }
+                nix::fcntl::openat(&dir, part, walk, Mode::empty())
+                    .map_err(|e| InstallError::io("cannot open a directory of", path, e.into()))?
+            }
+            Err(e) => return Err(InstallError::io("cannot open a directory of", path, e.into())),
+        };
+        dir = next;
+    }
+    Ok((dir, name))
+}
+
+/// Opens a file or directory for reading through [`open_parent`], refusing a symlink at the last
+/// component (`O_NONBLOCK`: a FIFO planted where a file belongs fails instead of blocking root).
 fn open_nofollow(path: &Path) -> Result<File, InstallError> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|source| InstallError::io("cannot open", path, source))
+    let (dir, name) = open_parent(path)?;
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(&dir, name.as_os_str(), flags, Mode::empty())
+        .map_err(|e| InstallError::io("cannot open", path, e.into()))?;
+    Ok(File::from(fd))
 }
 
 /// What identifies one version of a file's bytes: any write, rename over or `touch` changes the
@@ -113,6 +170,10 @@ pub fn read_small(path: &Path, max: u64) -> Result<Option<Vec<u8>>, InstallError
         return Ok(None);
     }
     let file = open_nofollow(path)?;
+    // Only a regular file's bytes are its content (a FIFO or device planted there is not).
+    if !file.metadata().map_err(|source| InstallError::io("cannot inspect", path, source))?.is_file() {
+        return Err(InstallError::Unexpected { path: path.display().to_string(), what: "not a regular file" });
+    }
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes).map_err(|source| InstallError::io("cannot read", path, source))?;
     if bytes.len() as u64 > max {
@@ -125,22 +186,51 @@ pub fn read_small(path: &Path, max: u64) -> Result<Option<Vec<u8>>, InstallError
 /// exclusively, so a planted link is never written through), fsync, rename over the old one (a
 /// rename replaces a symlink itself, not its target).
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), InstallError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.mttrly-tmp"));
-    remove_file(&tmp)?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(|source| InstallError::io("cannot write", &tmp, source))?;
+    let (dir, name) = open_parent(path)?;
+    let tmp = temp_name(&name);
+    let tmp_path = path.with_file_name(&tmp);
+    unlink(&dir, &tmp, &tmp_path)?;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(&dir, tmp.as_os_str(), flags, Mode::from_bits_truncate(mode & 0o7777))
+        .map_err(|e| InstallError::io("cannot write", &tmp_path, e.into()))?;
+    let mut file = File::from(fd);
     // The umask may have narrowed the mode at creation: set it exactly.
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .and_then(|()| file.write_all(bytes))
         .and_then(|()| file.sync_all())
-        .map_err(|source| InstallError::io("cannot write", &tmp, source))?;
-    std::fs::rename(&tmp, path).map_err(|source| InstallError::io("cannot replace", path, source))
+        .map_err(|source| InstallError::io("cannot write", &tmp_path, source))?;
+    nix::fcntl::renameat(&dir, tmp.as_os_str(), &dir, name.as_os_str())
+        .map_err(|e| InstallError::io("cannot replace", path, e.into()))
+}
+
+/// `.<name>.mttrly-tmp`: the temporary name beside `name`.
+fn temp_name(name: &OsStr) -> OsString {
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(".mttrly-tmp");
+    tmp
+}
+
+/// Removes `name` from `dir` (absent is fine); `shown` names it in errors.
+fn unlink(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<bool, InstallError> {
+    match nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(InstallError::io("cannot remove", shown, e.into())),
+    }
+}
+
+/// Changes the owner of the link (or file) at `path` itself, through [`open_parent`].
+pub fn lchown(path: &Path, uid: u32, gid: u32) -> Result<(), InstallError> {
+    let (dir, name) = open_parent(path)?;
+    nix::unistd::fchownat(
+        &dir,
+        name.as_os_str(),
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| InstallError::io("cannot change the owner of", path, e.into()))
 }
 
 /// Sets a file's or directory's mode and owner without following a final symlink (through a
@@ -168,9 +258,10 @@ pub fn ensure_dir(dir: &Path, mode: u32, created: &mut Vec<PathBuf>) -> Result<(
         at = p.parent();
     }
     for p in missing.into_iter().rev() {
-        std::fs::create_dir(&p).map_err(|source| InstallError::io("cannot create", &p, source))?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-            .map_err(|source| InstallError::io("cannot change the mode of", &p, source))?;
+        let (dir, name) = open_parent(&p)?;
+        nix::sys::stat::mkdirat(&dir, name.as_os_str(), Mode::from_bits_truncate(mode & 0o7777))
+            .map_err(|e| InstallError::io("cannot create", &p, e.into()))?;
+        set_mode_owner(&p, mode, None)?;
         created.push(p);
     }
     Ok(())
@@ -178,20 +269,40 @@ pub fn ensure_dir(dir: &Path, mode: u32, created: &mut Vec<PathBuf>) -> Result<(
 
 /// Points `link` at `target` (a relative name) atomically: a new link beside it, renamed over.
 pub fn replace_symlink(link: &Path, target: &str) -> Result<(), InstallError> {
-    let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = link.with_file_name(format!(".{name}.mttrly-tmp"));
-    remove_file(&tmp)?;
-    std::os::unix::fs::symlink(target, &tmp).map_err(|source| InstallError::io("cannot link", &tmp, source))?;
-    std::fs::rename(&tmp, link).map_err(|source| InstallError::io("cannot replace", link, source))
+    let (dir, name) = open_parent(link)?;
+    let tmp = temp_name(&name);
+    let tmp_path = link.with_file_name(&tmp);
+    unlink(&dir, &tmp, &tmp_path)?;
+    nix::unistd::symlinkat(target, &dir, tmp.as_os_str())
+        .map_err(|e| InstallError::io("cannot link", &tmp_path, e.into()))?;
+    nix::fcntl::renameat(&dir, tmp.as_os_str(), &dir, name.as_os_str())
+        .map_err(|e| InstallError::io("cannot replace", link, e.into()))
 }
 
-/// Removes a file or link; absent is fine. Says whether something was removed.
-pub fn remove_file(path: &Path) -> Result<bool, InstallError> {
-    match std::fs::remove_file(path) {
+/// Removes an empty directory through [`open_parent`]: `Ok(false)` when it is not empty (or
+/// absent), so uninstall keeps what someone else put there.
+pub fn remove_empty_dir(path: &Path) -> Result<bool, InstallError> {
+    let (dir, name) = match open_parent(path) {
+        Ok(found) => found,
+        Err(InstallError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match nix::unistd::unlinkat(&dir, name.as_os_str(), nix::unistd::UnlinkatFlags::RemoveDir) {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(InstallError::io("cannot remove", path, source)),
+        Err(Errno::ENOTEMPTY | Errno::EEXIST | Errno::ENOENT) => Ok(false),
+        Err(e) => Err(InstallError::io("cannot remove", path, e.into())),
     }
+}
+
+/// Removes a file or link; absent (or its directory absent) is fine. Says whether something was
+/// removed.
+pub fn remove_file(path: &Path) -> Result<bool, InstallError> {
+    let (dir, name) = match open_parent(path) {
+        Ok(found) => found,
+        Err(InstallError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    unlink(&dir, &name, path)
 }
 
 #[cfg(test)]
@@ -229,5 +340,65 @@ mod tests {
         let mut again = Vec::new();
         ensure_dir(&dir.path().join("a/b/c"), 0o755, &mut again).unwrap();
         assert!(again.is_empty());
+    }
+
+    /// Red team: the agent (which owns the state and versions directories) swaps a directory on
+    /// the way to a file root writes for a symlink to a root-owned directory (`/usr/local/sbin`
+    /// here): no write, chown, link, mkdir or removal lands there, and no read goes through it.
+    #[test]
+    fn no_root_operation_goes_through_a_symlink_the_agent_could_plant() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let sbin = dir.path().join("sbin");
+        std::fs::create_dir_all(state.join("versions")).unwrap();
+        std::fs::create_dir_all(&sbin).unwrap();
+        std::fs::write(sbin.join("existing"), "root's").unwrap();
+        std::fs::create_dir(sbin.join("empty")).unwrap();
+        // Writable by others, as the agent's own directories are to the agent.
+        for d in [&state, &state.join("versions")] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        std::os::unix::fs::symlink(&sbin, state.join("versions/0.1.0")).unwrap();
+        std::os::unix::fs::symlink(&sbin, state.join("swapped")).unwrap();
+        let through = [state.join("versions/0.1.0/mttrly-agent"), state.join("swapped/mttrly-agent")];
+        for path in &through {
+            let err = write_file(path, b"agent's", 0o755).unwrap_err();
+            assert!(err.to_string().contains("symlink"), "{err}");
+            assert!(replace_symlink(path, "0.1.0").is_err());
+            assert!(lchown(path, 0, 0).is_err());
+            assert!(ensure_dir(&path.join("sub"), 0o755, &mut Vec::new()).is_err());
+        }
+        let existing = state.join("swapped/existing");
+        assert!(set_mode_owner(&existing, 0o777, Some((65534, 65534))).is_err());
+        assert!(read_small(&existing, 1024).is_err());
+        assert!(sha256_file(&existing).is_err());
+        assert!(remove_file(&existing).is_err());
+        assert!(remove_empty_dir(&state.join("swapped/empty")).is_err());
+        let mut names: Vec<_> = std::fs::read_dir(&sbin).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["empty", "existing"], "something landed behind the link, or went");
+        let meta = std::fs::metadata(sbin.join("existing")).unwrap();
+        assert_eq!(
+            (meta.permissions().mode() & 0o777 != 0o777, std::fs::read_to_string(sbin.join("existing")).unwrap()),
+            (true, "root's".to_owned())
+        );
+
+        // A FIFO planted where a file belongs fails at once instead of blocking root.
+        std::fs::remove_file(state.join("swapped")).unwrap();
+        std::fs::create_dir(state.join("swapped")).unwrap();
+        nix::unistd::mkfifo(&state.join("swapped/credentials.json"), Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(read_small(&state.join("swapped/credentials.json"), 1024).is_err());
+        set_mode_owner(&state.join("swapped/credentials.json"), 0o600, None).unwrap();
+
+        // Where only root could have made the link (a root-owned directory nobody else may write),
+        // it is followed, as a distribution's own links are.
+        if nix::unistd::geteuid().is_root() {
+            let anchor = dir.path().join("anchor");
+            std::fs::create_dir(&anchor).unwrap();
+            std::fs::set_permissions(&anchor, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::symlink(&sbin, anchor.join("local")).unwrap();
+            write_file(&anchor.join("local/mttrly-agent"), b"root's copy", 0o755).unwrap();
+            assert_eq!(std::fs::read(sbin.join("mttrly-agent")).unwrap(), b"root's copy");
+        }
     }
 }

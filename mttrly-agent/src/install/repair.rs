@@ -275,8 +275,7 @@ fn apply(layout: &Layout, receipt: &Receipt, change: &PlannedChange) -> Result<(
                 return Err(unknown());
             }
             fsops::replace_symlink(&path, &receipt.version)?;
-            std::os::unix::fs::lchown(&path, Some(service.0), Some(service.1))
-                .map_err(|e| InstallError::io("cannot change the owner of", &path, e))
+            fsops::lchown(&path, service.0, service.1)
         }
         ChangeKind::DaemonReload => system::systemctl(&["daemon-reload"]).map(drop),
         ChangeKind::Restart | ChangeKind::Disable | ChangeKind::Remove => Err(unknown()),

@@ -193,8 +193,7 @@ async fn lay_down(
     put(&version_binary, binary, receipt::BINARY_MODE, created)?;
     fsops::set_mode_owner(&version_binary, receipt::BINARY_MODE, owner)?;
     fsops::replace_symlink(&layout.current_link(), version)?;
-    std::os::unix::fs::lchown(layout.current_link(), Some(uid), Some(gid))
-        .map_err(|source| InstallError::io("cannot change the owner of", &layout.current_link(), source))?;
+    fsops::lchown(&layout.current_link(), uid, gid)?;
 
     // Root's own copy for the repair oneshot.
     let repair_binary = layout.repair_binary();
@@ -308,10 +307,10 @@ pub fn uninstall(layout: &Layout, keep_state: bool) -> Result<Uninstalled, Insta
             std::fs::remove_dir_all(&path).map_err(|source| InstallError::io("cannot remove", &path, source))?;
             done.removed.push(inside.clone());
         } else if stat.is_dir {
-            match std::fs::remove_dir(&path) {
-                Ok(()) => done.removed.push(inside.clone()),
-                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => done.kept.push(inside.clone()),
-                Err(source) => return Err(InstallError::io("cannot remove", &path, source)),
+            if fsops::remove_empty_dir(&path)? {
+                done.removed.push(inside.clone());
+            } else {
+                done.kept.push(inside.clone());
             }
         } else if fsops::remove_file(&path)? {
             done.removed.push(inside.clone());

@@ -245,8 +245,17 @@ impl Updater {
     }
 
     async fn prepare(&self, action_id: &str, content: &ActionContent) -> Result<(UpdateStaged, PathBuf), MttrlyError> {
-        let ActionContent::AgentUpdate { to_version, sha256, size_bytes, target, allow_downgrade, bundle_json, .. } =
-            content
+        let ActionContent::AgentUpdate {
+            from_version,
+            to_version,
+            sha256,
+            size_bytes,
+            target,
+            allow_downgrade,
+            bundle_json,
+            manifest_expires_at,
+            downgrade,
+        } = content
         else {
             return Err(MttrlyError::new(ErrorCode::ValidationError, "not an agent update"));
         };
@@ -281,9 +290,39 @@ impl Updater {
         let verified = verify_release(&self.roots, &bundle, &checks).map_err(|r| r.to_error())?;
         let m = &verified.manifest;
         // The approved content and the signed manifest must agree on every field the approver saw.
-        if m.version.to_string() != *to_version || m.sha256 != *sha256 || m.size != *size_bytes || m.target != *target {
+        if m.version.to_string() != *to_version
+            || m.sha256 != *sha256
+            || m.size != *size_bytes
+            || m.target != *target
+            || m.expires_at.to_string() != *manifest_expires_at
+        {
             return Err(denied("the approved update does not match its signed manifest")
                 .with_detail("reason", "content_mismatch"));
+        }
+        // And on what it does here: the approver read "from A to B" and whether that is a
+        // downgrade. If another version runs now (an update in between), the same release may be a
+        // downgrade nobody was shown (`allow_downgrade` alone is not consent to one).
+        if current.to_string() != *from_version || verified.downgrade != *downgrade {
+            return Err(denied(format!(
+                "the approved update was from {from_version} ({}), but {current} runs here now: approve it again",
+                if *downgrade { "a downgrade" } else { "an upgrade" },
+            ))
+            .with_detail("reason", "content_mismatch"));
+        }
+        // Staging clears the version's directory first: never the one this process runs from or
+        // the one `current` names (an installed release whose manifest no longer verifies after a
+        // root rotation runs from `versions/<v>` yet reports its compiled version), or a failed
+        // fetch would leave nothing to start and nothing to roll back to.
+        let current_dir = self.versions.current().ok();
+        if *to_version == from_dir || current_dir.as_deref() == Some(to_version.as_str()) {
+            return Err(MttrlyError::new(
+                ErrorCode::ValidationError,
+                format!(
+                    "{to_version} would be staged over the version directory this agent (reporting {current}) runs \
+                     from: publish the release under another version, or reinstall"
+                ),
+            )
+            .with_detail("reason", "version_dir_in_use"));
         }
         if self.versions.skipped().unwrap_or_default().iter().any(|v| v == to_version) {
             return Err(ReleaseRefusal::Skipped(m.version.clone()).to_error());
@@ -345,6 +384,9 @@ impl Updater {
         Ok((staged, binary))
     }
 }
+
+#[cfg(test)]
+mod redteam;
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;

@@ -541,6 +541,105 @@ mod tests {
         assert!(verify_release(&f.roots(), &swapped, &checks(f.now, &current, false)).is_err());
     }
 
+    /// Re-signs `payload` (any bytes) with `key` under the manifest domain: what a holder of the
+    /// signing key can produce, so the verifier's parse must not depend on the signer's goodwill.
+    fn signed_payload(key: &PrivateKeyFile, payload: &str) -> SignedManifest {
+        use super::super::signed::Signable as _;
+        use base64::Engine as _;
+        let mut bytes = Manifest::DOMAIN.to_vec();
+        bytes.extend_from_slice(payload.as_bytes());
+        let mut signed = Signed::sign(&manifest("0.0.1", "x", Timestamp::UNIX_EPOCH), key).unwrap();
+        signed.payload = payload.to_owned();
+        signed.signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&bytes).unwrap());
+        signed
+    }
+
+    /// Red team (canonicalisation): a validly signed payload whose JSON is ambiguous or not the
+    /// canonical form — a duplicated key (which parser wins?), reordered keys, whitespace, an
+    /// escaped spelling, a trailing field — is refused, never interpreted.
+    #[test]
+    fn a_signed_but_non_canonical_manifest_is_refused() {
+        let f = fixture();
+        let current = v("0.1.0");
+        let good = manifest("99.0.0", "x86_64-linux", f.later());
+        let canonical = serde_json::to_string(&good).unwrap();
+        // The canonical bytes signed this way verify: the helper is sound.
+        let mut bundle = f.good();
+        bundle.manifest = signed_payload(&f.signing, &canonical);
+        assert!(verify_release(&f.roots(), &bundle, &checks(f.now, &current, false)).is_ok());
+        let variants = [
+            canonical.replacen("{\"version\":\"99.0.0\"", "{\"version\":\"0.0.1\",\"version\":\"99.0.0\"", 1),
+            canonical.replacen(
+                ",\"target\":\"x86_64-linux\"",
+                ",\"target\":\"x86_64-linux\",\"target\":\"aarch64-linux\"",
+                1,
+            ),
+            canonical.replace(',', ", "),
+            canonical.replacen("x86_64-linux", "x86_64\\u002dlinux", 1),
+            canonical.replacen('}', ",\"extra\":1}", 1),
+            format!(" {canonical}"),
+            {
+                let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&canonical).unwrap();
+                let version = value.remove("version").unwrap();
+                value.insert("version".into(), version);
+                serde_json::to_string(&value).unwrap()
+            },
+        ];
+        for payload in variants {
+            assert_ne!(payload, canonical);
+            bundle.manifest = signed_payload(&f.signing, &payload);
+            let err = verify_release(&f.roots(), &bundle, &checks(f.now, &current, false)).unwrap_err();
+            assert_eq!(err.reason(), "malformed_manifest", "{payload}");
+            assert!(verify_identity(&f.roots(), &bundle).is_err(), "{payload}");
+        }
+    }
+
+    /// Red team (rollback disguised by ordering): `rc.10` → `rc.9` is a downgrade under semver;
+    /// a string comparison of tags would have let it through without `allow_downgrade`.
+    #[test]
+    fn a_pre_release_downgrade_needs_the_approval_flag() {
+        let f = fixture();
+        let current = v("1.0.0-rc.10");
+        let older = f.bundle(&manifest("1.0.0-rc.9", "x86_64-linux", f.later()));
+        let err = verify_release(&f.roots(), &older, &checks(f.now, &current, false)).unwrap_err();
+        assert_eq!(err.reason(), "downgrade");
+        assert_eq!(verify_unrooted(&older, &checks(f.now, &current, false)).unwrap_err().reason(), "downgrade");
+        assert!(verify_release(&f.roots(), &older, &checks(f.now, &current, true)).unwrap().downgrade);
+        let newer = f.bundle(&manifest("1.0.0-rc.11", "x86_64-linux", f.later()));
+        assert!(!verify_release(&f.roots(), &newer, &checks(f.now, &current, false)).unwrap().downgrade);
+    }
+
+    /// Red team (key confusion): a root key cannot stand in for a signing key unless a root
+    /// certified it, and a signing key cannot certify another signing key (only roots do).
+    #[test]
+    fn tiers_do_not_substitute_for_each_other() {
+        let f = fixture();
+        let current = v("0.1.0");
+        // The manifest signed by the root itself, with the good statement: not the certified key.
+        let mut by_root = f.good();
+        by_root.manifest = Signed::sign(&manifest("99.0.0", "x86_64-linux", f.later()), &f.root).unwrap();
+        assert_eq!(
+            verify_release(&f.roots(), &by_root, &checks(f.now, &current, false)).unwrap_err().reason(),
+            "wrong_signing_key"
+        );
+        // A signing key certifying a second key of its own: its id is not a trusted root.
+        let rogue = PrivateKeyFile::generate(KeyTier::Signing).unwrap();
+        let statement = SigningKeyStatement {
+            key_id: rogue.key_id().clone(),
+            public_key: rogue.public_key().clone(),
+            not_after: f.later(),
+        };
+        let chained = ReleaseBundle {
+            statement: Signed::sign(&statement, &f.signing).unwrap(),
+            manifest: Signed::sign(&manifest("99.0.0", "x86_64-linux", f.later()), &rogue).unwrap(),
+        };
+        assert_eq!(
+            verify_release(&f.roots(), &chained, &checks(f.now, &current, false)).unwrap_err().reason(),
+            "untrusted_root"
+        );
+        assert!(verify_identity(&f.roots(), &chained).is_err());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 

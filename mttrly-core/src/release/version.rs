@@ -46,9 +46,11 @@ impl FromStr for ReleaseVersion {
         }
         let (core, pre) = match s.split_once('-') {
             Some((core, pre)) => {
-                // Pre-release tags: ASCII letters, digits and dots, as semver allows (no `+build`:
-                // two builds of one version would order equal yet differ).
-                if pre.is_empty() || !pre.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') {
+                // Pre-release tags: dot-separated identifiers of ASCII letters and digits, as semver
+                // allows (no `+build`: two builds of one version would order equal yet differ).
+                // Each identifier is non-empty and a numeric one has no leading zero, so every tag
+                // has one spelling and `rc.01` cannot sit beside `rc.1` as a different version.
+                if !pre.split('.').all(pre_identifier_is_well_formed) {
                     return Err(bad());
                 }
                 (core, Some(pre.to_owned()))
@@ -91,9 +93,43 @@ impl Ord for ReleaseVersion {
                 // A pre-release comes before its release.
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
-                (Some(a), Some(b)) => a.cmp(b),
+                (Some(a), Some(b)) => cmp_pre(a, b),
             }
         })
+    }
+}
+
+/// Whether `id` is one semver pre-release identifier: non-empty ASCII letters and digits, and
+/// when all digits, no leading zero.
+fn pre_identifier_is_well_formed(id: &str) -> bool {
+    !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !(id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Semver's precedence of two pre-release tags (§11.4): identifier by identifier, numeric ones
+/// numerically (`rc.9 < rc.10`: a string comparison would call `rc.10 → rc.9` an upgrade and let a
+/// downgrade through without its approval flag), numeric before alphanumeric, alphanumeric by
+/// ASCII, and a tag that is a prefix of the other first.
+fn cmp_pre(a: &str, b: &str) -> Ordering {
+    let numeric = |id: &str| id.bytes().all(|b| b.is_ascii_digit());
+    let mut left = a.split('.');
+    let mut right = b.split('.');
+    loop {
+        let order = match (left.next(), right.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            // No leading zeros (checked when parsed), so length then text is numeric order, with
+            // no overflow whatever the digits.
+            (Some(x), Some(y)) if numeric(x) && numeric(y) => x.len().cmp(&y.len()).then_with(|| x.cmp(y)),
+            (Some(x), Some(_)) if numeric(x) => Ordering::Less,
+            (Some(_), Some(y)) if numeric(y) => Ordering::Greater,
+            (Some(x), Some(y)) => x.cmp(y),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
     }
 }
 
@@ -141,5 +177,35 @@ mod tests {
             assert!(bad.parse::<ReleaseVersion>().is_err(), "{bad}");
         }
         assert!("1.2.3-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse::<ReleaseVersion>().is_err());
+        // Empty identifiers and numeric ones with a leading zero: a second spelling of a tag.
+        for bad in ["1.2.3-rc..1", "1.2.3-.rc", "1.2.3-rc.", "1.2.3-..", "1.2.3-rc.01", "1.2.3-00"] {
+            assert!(bad.parse::<ReleaseVersion>().is_err(), "{bad}");
+        }
+        assert!("1.2.3-0.rc0.0a".parse::<ReleaseVersion>().is_ok());
+    }
+
+    /// Red team: a pre-release downgrade disguised by string ordering. Going from `rc.10` to `rc.9`
+    /// must count as a downgrade (needing the approval's flag), and the order must be semver's
+    /// (§11.4 example chain) so central's "newest" and the agent's "older" agree with operators'.
+    #[test]
+    fn pre_releases_order_by_identifier_as_semver_does() {
+        assert!(v("1.0.0-rc.9") < v("1.0.0-rc.10"));
+        assert!(v("1.0.0-2") < v("1.0.0-10"));
+        assert!(v("1.0.0-99999999999999999999999") > v("1.0.0-9"));
+        let chain = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+        ];
+        for pair in chain.windows(2) {
+            assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
+            assert!(v(pair[1]) > v(pair[0]), "{} > {}", pair[1], pair[0]);
+        }
+        assert_eq!(v("1.0.0-rc.1").cmp(&v("1.0.0-rc.1")), Ordering::Equal);
     }
 }

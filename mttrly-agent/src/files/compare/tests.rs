@@ -422,3 +422,5 @@ proptest! {
         prop_assert_eq!(r.counts.differing(), 1);
     }
 }
+
+mod redteam;

@@ -209,32 +209,63 @@ impl<'a> Walker<'a> {
         self.stopped.is_some()
     }
 
-    /// The names in a directory, sorted by bytes; at most one more than the paths left to examine
-    /// (a directory with more stops the walk at `max_files` anyway, so memory stays bounded).
-    fn list(&self, dir: BorrowedFd<'_>) -> Result<Vec<OsString>, Errno> {
+    /// The names in a directory that the ignore globs keep, sorted by bytes: the *smallest* ones,
+    /// at most one more than the paths left to examine, so memory stays bounded.
+    ///
+    /// Why the smallest, and why ignored names are dropped here: both sides are merged in name
+    /// order and every merged name costs one path, so when a listing had to be cut the walk hits
+    /// `max_files` before it reaches a name past the cut, and every name it does report was seen
+    /// on both sides if it is on both. A cut in `readdir` order (or one spent on ignored names,
+    /// which cost no path) would let a name present on both sides be reported as `only_in_*`, or
+    /// let a walk end with names never looked at and still claim to be complete.
+    ///
+    /// Ignored names are counted here, once per path: on the source side always, on the dist side
+    /// only when `counted_in` (the source directory) has no such name.
+    fn list(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        rel: &Path,
+        counted_in: Option<BorrowedFd<'_>>,
+    ) -> Result<Vec<OsString>, Errno> {
+        /// How many entries are read between two looks at the clock.
+        const CLOCK_EVERY: usize = 1024;
         let fresh =
             nix::fcntl::openat(dir, ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
         let mut handle = Dir::from_fd(fresh)?;
         let room = usize::try_from(self.setup.limits.max_files.saturating_sub(self.examined)).unwrap_or(usize::MAX);
-        let mut names = Vec::new();
-        for entry in handle.iter() {
+        let keep = room.saturating_add(1);
+        let mut names = std::collections::BinaryHeap::new();
+        for (read, entry) in handle.iter().enumerate() {
+            if read % CLOCK_EVERY == CLOCK_EVERY - 1 && Instant::now() >= self.setup.deadline {
+                self.stopped = Some(CompareCap::Deadline);
+                break;
+            }
             let entry = entry?;
             let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if plain_name(name) {
-                names.push(name.to_owned());
-                if names.len() > room {
-                    break;
+            if !plain_name(name) {
+                continue;
+            }
+            if self.setup.ignore.skips(&rel.join(name), name) {
+                let elsewhere = counted_in
+                    .is_some_and(|other| nix::sys::stat::fstatat(other, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok());
+                if !elsewhere {
+                    self.tally.ignored();
                 }
+                continue;
+            }
+            names.push(name.to_owned());
+            if names.len() > keep {
+                names.pop();
             }
         }
-        names.sort();
-        Ok(names)
+        Ok(names.into_sorted_vec())
     }
 
     /// Compares one directory present on one or both sides (`rel` is its path under the roots).
     fn dir(&mut self, src: Option<Here<'_>>, dst: Option<Here<'_>>, rel: &Path, depth: usize) {
-        let listed = |w: &Self, here: Option<Here<'_>>| here.map(|h| w.list(h.dir)).transpose();
-        let (src_names, dst_names) = match (listed(self, src), listed(self, dst)) {
+        let src_listed = src.map(|h| self.list(h.dir, rel, None)).transpose();
+        let dst_listed = dst.map(|h| self.list(h.dir, rel, src.map(|s| s.dir))).transpose();
+        let (src_names, dst_names) = match (src_listed, dst_listed) {
             (Ok(s), Ok(d)) => (s.unwrap_or_default(), d.unwrap_or_default()),
             (Err(e), _) | (_, Err(e)) => {
                 self.unreadable(rel, None, None, format!("cannot list the directory: {}", e.desc()));
@@ -256,10 +287,6 @@ impl<'a> Walker<'a> {
             i += usize::from(in_src);
             j += usize::from(in_dst);
             let child = rel.join(name);
-            if self.setup.ignore.skips(&child, name) {
-                self.tally.ignored();
-                continue;
-            }
             self.examined = self.examined.saturating_add(1);
             let src = src.filter(|_| in_src);
             let dst = dst.filter(|_| in_dst);
