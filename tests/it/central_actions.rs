@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
 use crate::common::{self, authed};
 use mttrly_central::config::Config;
+use mttrly_central::secrets;
 use mttrly_central::server::{RunningCentral, start};
-use mttrly_central::{db, secrets};
 use mttrly_core::Role;
 use mttrly_core::{ErrorCode, Plan};
 use mttrly_proto::agent::v1::EnrollRequest;
@@ -262,15 +260,7 @@ async fn online_servers_are_refused_before_anyone_is_asked() {
     let (server_id, token) = h.add_server("web-1", 2).await;
     let state = h.dir.path().join("agent");
     let (stop, agent) = common::run_agent(h.central.grpc_url(), &token, state).await;
-    let sid = mttrly_core::ids::ServerId::parse(&server_id).unwrap();
-    for _ in 0..100 {
-        if h.central.central.agents.status(&sid, db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_online(&h.central, &server_id).await;
     for tool in ["mttrly_decommission_server", "mttrly_regenerate_install_token"] {
         let (is_error, body) = h.tool(&h.admin, tool, serde_json::json!({ "server_id": server_id })).await;
         assert!(is_error);

@@ -31,6 +31,11 @@ pub(crate) async fn harness(tune: impl FnOnce(&mut Config)) -> Harness {
 }
 
 impl Harness {
+    /// Waits until central holds `server_id`'s agent session ([`wait_online`]).
+    pub(crate) async fn wait_online(&self, server_id: &str) {
+        wait_online(&self.central, server_id).await;
+    }
+
     /// A new gRPC channel to this central.
     pub(crate) async fn channel(&self) -> Channel {
         mttrly_tests::in_process::channel(&self.central).await
@@ -48,6 +53,21 @@ impl Harness {
             .expect("the second account is created");
         token
     }
+}
+
+/// Waits until `central` holds `server_id`'s agent session (10 s at most, else the test fails
+/// here, saying so, rather than later on a refused call).
+pub(crate) async fn wait_online(central: &RunningCentral, server_id: &str) {
+    let id = mttrly_core::ids::ServerId::parse(server_id).expect("a server id");
+    for _ in 0..200 {
+        if central.central.agents.status(&id, mttrly_central::db::now_ms()).status
+            == mttrly_core::tools::common::ConnectionStatus::Online
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the agent of {server_id} never came online");
 }
 
 /// Percent-encodes a form or query value (RFC 3986 unreserved characters kept).

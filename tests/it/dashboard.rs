@@ -150,16 +150,8 @@ pub(crate) async fn person(h: &Harness, name: &str, role: &str) -> Person {
 pub(crate) async fn online_production(h: &Harness) -> (String, RunningAgent) {
     let added = add_server(h, "web-1", mttrly_core::Environment::Production).await;
     let agent = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
-    let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            return (added.server_id, agent);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the agent never came online");
+    h.wait_online(&added.server_id).await;
+    (added.server_id, agent)
 }
 
 /// The admin's assistant asks to run `command` on `server`; the pending action's id.

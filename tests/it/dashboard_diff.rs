@@ -39,21 +39,8 @@ async fn online_with_policy(h: &Harness, policy: &std::path::Path) -> (String, R
     let policy = mttrly_agent::policy::LocalPolicy::load(policy).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let agent = tokio::spawn(mttrly_agent::run(mttrly_agent::RunOptions::new(state, policy), stopped));
-    wait_online(h, &added.server_id).await;
+    h.wait_online(&added.server_id).await;
     (added.server_id, (stop, agent))
-}
-
-async fn wait_online(h: &Harness, server: &str) {
-    let sid = mttrly_core::ids::ServerId::parse(server).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the agent never came online");
 }
 
 /// Asks the server's agent for `file.current` directly, with a generous deadline. Also warms the
@@ -229,7 +216,7 @@ async fn an_older_agent_gets_the_new_content_alone_and_the_reason() {
         tokio::task::spawn_blocking(move || SimAgent::start(&url, &token, "0.9.0-sim", offered, SimHost::default()))
             .await
             .unwrap();
-    wait_online(&h, &sim.server_id).await;
+    h.wait_online(&sim.server_id).await;
     let id = write(&h, &sim.server_id, "/srv/app/app.conf", &format!("workers = 4\nkey = {AWS_KEY}\n")).await;
 
     let mut bob = person(&h, "bob", "operator").await;

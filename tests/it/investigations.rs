@@ -34,15 +34,7 @@ async fn setup(env: Environment, approvals: Value) -> Setup {
     let h = harness(|cfg| cfg.approvals = approvals).await;
     let added = add_server(&h, "web-1", env).await;
     let agent = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
-    let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_online(&added.server_id).await;
     let assistant = token(&h, &h.admin.clone(), "claude-code").await;
     Setup { h, server: added.server_id, assistant, agent }
 }

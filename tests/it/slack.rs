@@ -17,7 +17,8 @@ use mttrly_tests::fake_slack::{self, FakeSlack};
 use serde_json::{Value, json};
 
 use crate::approvals::{add_server, add_user, cli, code_at, enroll_totp};
-use crate::common::{Harness, RunningAgent, authed, call_tool, get_action, harness, run_agent};
+use crate::common::{Harness, authed, call_tool, get_action, harness, run_agent};
+use crate::dashboard::online_production;
 
 /// Tests cannot set variables (`unsafe_code` is forbidden), so the secrets are read from
 /// variables Cargo sets when it runs a test binary.
@@ -102,22 +103,6 @@ async fn link(h: &Harness, token: &str, name: &str, slack_user: &str) {
     // Single use.
     let again = command(h, slack_user, name, &format!("link {code}")).await;
     assert!(again.starts_with("Not linked:"), "{again}");
-}
-
-/// A production server with a real agent online: its id, and the agent (stops when dropped).
-async fn online_production(h: &Harness) -> (String, RunningAgent) {
-    let added = add_server(h, "web-1", mttrly_core::Environment::Production).await;
-    let agent = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
-    let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            return (added.server_id, agent);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the agent never came online");
 }
 
 /// The admin asks to run `command` on `server`; the pending action's id.
@@ -492,15 +477,7 @@ async fn a_bypass_request_is_granted_in_slack_with_a_code_in_a_modal() {
     let (secret, enrolled_at, _) = enroll_totp(&h, &bob).await;
     let added = add_server(&h, "web-1", mttrly_core::Environment::Staging).await;
     let _agent = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
-    let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_online(&added.server_id).await;
     let assistant = mttrly_proto::central::v1::account_service_client::AccountServiceClient::new(h.channel().await)
         .create_token(authed(
             &h.admin,

@@ -39,15 +39,7 @@ async fn setup() -> Setup {
     let h = harness(|_| {}).await;
     let added = add_server(&h, "web-1", Environment::Staging).await;
     let agent = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
-    let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_online(&added.server_id).await;
     let account = h.central.central.db.first_account().await.unwrap().unwrap().0;
     let bot = assistant(&h, &h.admin).await;
     Setup { h, account, server: added.server_id, bot, _agent: agent }

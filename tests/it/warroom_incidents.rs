@@ -74,15 +74,7 @@ async fn an_alert_opens_an_incident_thread_that_carries_the_servers_actions() {
     let h = harness(|cfg| cfg.hooks.alertmanager = Some(AlertmanagerHook { token_env: TOKEN_ENV.into() })).await;
     let added = add_server(&h, "web-1", Environment::Staging).await;
     let (_stop, _agent) = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
-    let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_online(&added.server_id).await;
     let bob = add_user(&h, "bob", "operator").await;
     let sarah_token = add_user(&h, "sarah", "operator").await;
     let session = connect_as(&h.central.mcp_url(), &h.admin, "claude-code").await;

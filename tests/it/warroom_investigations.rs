@@ -25,15 +25,7 @@ async fn setup() -> (Harness, String, RunningAgent) {
     let h = harness(|cfg| cfg.hooks.alertmanager = Some(AlertmanagerHook { token_env: TOKEN_ENV.into() })).await;
     let added = add_server(&h, "web-1", Environment::Staging).await;
     let agent = run_agent(h.central.grpc_url(), &added.install_token, h.dir.path().join("agent")).await;
-    let sid = mttrly_core::ids::ServerId::parse(&added.server_id).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_online(&added.server_id).await;
     (h, added.server_id, agent)
 }
 

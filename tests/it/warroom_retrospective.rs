@@ -51,15 +51,7 @@ async fn a_retrospective_is_written_from_an_incident_thread_with_each_post_as_it
     let web1 = add_server(&h, "web-1", Environment::Staging).await;
     let web2 = add_server(&h, "web-2", Environment::Staging).await.server_id;
     let (_stop, _agent) = run_agent(h.central.grpc_url(), &web1.install_token, h.dir.path().join("agent")).await;
-    let sid = mttrly_core::ids::ServerId::parse(&web1.server_id).unwrap();
-    for _ in 0..200 {
-        if h.central.central.agents.status(&sid, mttrly_central::db::now_ms()).status
-            == mttrly_core::tools::common::ConnectionStatus::Online
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_online(&web1.server_id).await;
     let web1 = web1.server_id;
     let bob = add_user(&h, "bob", "operator").await;
     let sarah_token = add_user(&h, "sarah", "operator").await;
