@@ -43,6 +43,19 @@ async fn online_with_policy(h: &Harness, policy: &std::path::Path) -> (String, R
     (added.server_id, (stop, agent))
 }
 
+/// A production server whose agent manages `*.conf` under `srv/` in the test's directory, with
+/// `file` there holding `content`: the server's id, the agent, and the file's path.
+async fn managed(h: &Harness, file: &str, content: &str) -> (String, RunningAgent, String) {
+    let root = h.dir.path().canonicalize().unwrap().join("srv");
+    std::fs::create_dir_all(&root).unwrap();
+    let path = root.join(file);
+    std::fs::write(&path, content).unwrap();
+    let policy = h.dir.path().join("policy.toml");
+    std::fs::write(&policy, format!("managed_files = [\"{}/*.conf\"]\n", root.display())).unwrap();
+    let (server, agent) = online_with_policy(h, &policy).await;
+    (server, agent, path.display().to_string())
+}
+
 /// Asks the server's agent for `file.current` directly, with a generous deadline. Also warms the
 /// in-process agent up: an unoptimised test build compiles the redactor's rules on first use,
 /// which can take longer than the page's 3 s deadline (a release build takes milliseconds).
@@ -78,14 +91,7 @@ fn section<'a>(page: &'a str, id: &str) -> &'a str {
 #[tokio::test]
 async fn a_pending_write_shows_its_diff_with_secrets_masked_on_both_sides() {
     let h = harness(|_| {}).await;
-    let root = h.dir.path().canonicalize().unwrap().join("srv");
-    std::fs::create_dir_all(&root).unwrap();
-    let conf = root.join("app.conf");
-    std::fs::write(&conf, OLD).unwrap();
-    let policy = h.dir.path().join("policy.toml");
-    std::fs::write(&policy, format!("managed_files = [\"{}/*.conf\"]\n", root.display())).unwrap();
-    let (server, _agent) = online_with_policy(&h, &policy).await;
-    let conf = conf.display().to_string();
+    let (server, _agent, conf) = managed(&h, "app.conf", OLD).await;
     let id = write(&h, &server, &conf, NEW).await;
     // Over the wire and through central's second pass: masked text, the raw hash intact.
     let current = current(&h, &server, &conf).await;
@@ -147,14 +153,7 @@ async fn fragment(http: &mut Http, base: &str, path: &str) -> (u16, String) {
 async fn a_viewer_never_gets_the_file_and_a_refresh_shows_the_same_reading_with_its_age() {
     let h = harness(|_| {}).await;
     let base = h.central.http_url();
-    let root = h.dir.path().canonicalize().unwrap().join("srv");
-    std::fs::create_dir_all(&root).unwrap();
-    let conf = root.join("app.conf");
-    std::fs::write(&conf, OLD).unwrap();
-    let policy = h.dir.path().join("policy.toml");
-    std::fs::write(&policy, format!("managed_files = [\"{}/*.conf\"]\n", root.display())).unwrap();
-    let (server, _agent) = online_with_policy(&h, &policy).await;
-    let conf = conf.display().to_string();
+    let (server, _agent, conf) = managed(&h, "app.conf", OLD).await;
     let id = write(&h, &server, &conf, NEW).await;
     current(&h, &server, &conf).await;
 
@@ -254,9 +253,6 @@ async fn an_older_agent_gets_the_new_content_alone_and_the_reason() {
 async fn the_diff_renders_in_chromium_at_desktop_and_phone_width() {
     let h = harness(|_| {}).await;
     let base = h.central.http_url();
-    let root = h.dir.path().canonicalize().unwrap().join("srv");
-    std::fs::create_dir_all(&root).unwrap();
-    let conf = root.join("nginx.conf");
     let mut old = String::from("# upstreams\n");
     for i in 1..=12 {
         old.push_str(&format!("server 10.0.0.{i}:8080 max_fails=3 fail_timeout=30s;\n"));
@@ -266,12 +262,9 @@ async fn the_diff_renders_in_chromium_at_desktop_and_phone_width() {
     let new = old
         .replace("10.0.0.7:8080 max_fails=3", "10.0.0.7:8081 max_fails=5")
         .replace("# upstreams\n", &format!("# upstreams\n{long}\u{1b}[31mred\r\n"));
-    std::fs::write(&conf, &old).unwrap();
-    let policy = h.dir.path().join("policy.toml");
-    std::fs::write(&policy, format!("managed_files = [\"{}/*.conf\"]\n", root.display())).unwrap();
-    let (server, _agent) = online_with_policy(&h, &policy).await;
-    let id = write(&h, &server, &conf.display().to_string(), &new).await;
-    current(&h, &server, &conf.display().to_string()).await;
+    let (server, _agent, conf) = managed(&h, "nginx.conf", &old).await;
+    let id = write(&h, &server, &conf, &new).await;
+    current(&h, &server, &conf).await;
 
     let mut bob = person(&h, "bob", "operator").await;
     let driver = Driver::start().await;
