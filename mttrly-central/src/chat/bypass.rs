@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use mttrly_core::approval::Decider;
-use mttrly_core::audit::{AuditEvent, AuditKind, AuditOutcome};
+use mttrly_core::audit::AuditKind;
 use mttrly_core::display;
 use mttrly_core::ids::{AccountId, BypassId};
 use mttrly_core::tools::investigations::{ArgvPattern, BypassState, BypassStatus, BypassTool};
@@ -425,28 +425,11 @@ pub(super) fn changed_by(event: &Event) -> Option<BypassId> {
     None
 }
 
-/// The audit row of a tap on a bypass message refused before the grant path (the request changed
-/// since the message, the message could not show it whole, the person may not grant it), in the
-/// bypass's account, by the linked person, with the chat service as the source.
+/// Audits a tap on a bypass message refused before the grant path (the request changed since
+/// the message, the message could not show it whole, the person may not grant it), by the linked
+/// person: `decide::refusal`'s row.
 fn refused(central: &Central, row: &MessageRow, tap: &Tap, owner: &TokenOwner, err: &MttrlyError, why: &str) {
-    central.audit(AuditEvent {
-        at: jiff::Timestamp::now(),
-        account_id: row.account_id.clone(),
-        server_id: None,
-        actor: owner.principal.clone().into(),
-        source: tap.provider.source(),
-        kind: AuditKind::ApprovalDecision,
-        subject: row.subject.to_string(),
-        parameters: serde_json::json!({
-            "decision": match tap.choice { Choice::Approve => "grant_bypass", Choice::Reject { .. } => "deny_bypass" },
-            "refused": why,
-            "provider": tap.provider.as_str(),
-            "external_user": tap.external_user,
-            "chat_id": tap.posted.chat_id,
-        }),
-        outcome: AuditOutcome::Error { code: err.code() },
-        duration_ms: None,
-    });
+    central.audit(super::decide::refusal(row, tap, owner.principal.clone().into(), err, why));
 }
 
 /// What a tap on a bypass message did.

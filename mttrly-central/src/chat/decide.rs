@@ -95,7 +95,7 @@ pub async fn tap(central: &Arc<Central>, tap: Tap) -> Result<Outcome, MttrlyErro
             },
             row.subject.as_str(),
         );
-        central.audit(refusal(&row, &tap, &err, "chat account not linked to the recipient"));
+        central.audit(refusal(&row, &tap, AuditActor::System, &err, "chat account not linked to the recipient"));
         return Err(err);
     };
     let action_id = match &row.subject {
@@ -117,7 +117,7 @@ pub async fn tap(central: &Arc<Central>, tap: Tap) -> Result<Outcome, MttrlyErro
                 ),
             )
             .with_detail("action_id", action_id.as_str());
-            central.audit(refusal(&row, &tap, &err, "the message did not show the content whole"));
+            central.audit(refusal(&row, &tap, AuditActor::System, &err, "the message did not show the content whole"));
             Err(err)
         }
         Choice::Approve => {
@@ -148,14 +148,15 @@ pub async fn tap(central: &Arc<Central>, tap: Tap) -> Result<Outcome, MttrlyErro
 }
 
 /// The audit row of a tap refused before it reached the engine (a stranger, an unlinked or
-/// removed person, an approval from a message that could not show the content whole), in the
-/// account of the action the message was about.
-fn refusal(row: &MessageRow, tap: &Tap, err: &MttrlyError, why: &str) -> AuditEvent {
+/// removed person, an approval from a message that could not show the content whole; for a
+/// bypass also a changed request or a person who may not grant), in the account of the message,
+/// by `actor`: the linked person when there is one, else the system.
+pub(super) fn refusal(row: &MessageRow, tap: &Tap, actor: AuditActor, err: &MttrlyError, why: &str) -> AuditEvent {
     AuditEvent {
         at: jiff::Timestamp::now(),
         account_id: row.account_id.clone(),
         server_id: None,
-        actor: AuditActor::System,
+        actor,
         source: tap.provider.source(),
         kind: AuditKind::ApprovalDecision,
         subject: row.subject.to_string(),

@@ -277,26 +277,12 @@ pub async fn deny(
         }
     }
     .await;
-    let event = AuditEvent {
-        at: jiff::Timestamp::now(),
-        account_id: caller.account_id.clone(),
-        server_id: Some(bypass.server_id.clone()),
-        actor: caller.principal.clone().into(),
-        source: channel,
-        kind: AuditKind::ApprovalDecision,
-        subject: bypass.id.to_string(),
-        parameters: serde_json::json!({
-            "decision": "deny_bypass",
-            "investigation_id": bypass.investigation_id.as_str(),
-            "already_revoked": result.as_ref().ok().map(|(now, _)| !now),
-        }),
-        outcome: match &result {
-            Ok(_) => AuditOutcome::Ok,
-            Err(e) => AuditOutcome::Error { code: e.code() },
-        },
-        duration_ms: None,
-    };
-    central.audit(Recorded::new(event, Payload::ApiCall));
+    let parameters = serde_json::json!({
+        "decision": "deny_bypass",
+        "investigation_id": bypass.investigation_id.as_str(),
+        "already_revoked": result.as_ref().ok().map(|(now, _)| !now),
+    });
+    record_decision(central, caller, &bypass, channel, parameters, result.as_ref().err());
     let (now, row) = result?;
     let investigation = investigations.get(&row.investigation_id).await?.ok_or_else(|| bypass_not_found(id))?;
     Ok(Denied { state: state_of(central, &investigation, Some(&row), now_ms()), now })
@@ -328,6 +314,18 @@ fn audit(
         parameters["second_factor"] = "totp".into();
         parameters["expires_at"] = timestamp(granted.expires_at).to_string().into();
     }
+    record_decision(central, caller, bypass, channel, parameters, result.as_ref().err());
+}
+
+/// Audits `caller`'s decision on `bypass` (a grant or a denial, refused with `error` or not).
+fn record_decision(
+    central: &Central,
+    caller: &TokenOwner,
+    bypass: &BypassRow,
+    channel: Source,
+    parameters: serde_json::Value,
+    error: Option<&MttrlyError>,
+) {
     let event = AuditEvent {
         at: jiff::Timestamp::now(),
         account_id: caller.account_id.clone(),
@@ -337,10 +335,7 @@ fn audit(
         kind: AuditKind::ApprovalDecision,
         subject: bypass.id.to_string(),
         parameters,
-        outcome: match result {
-            Ok(_) => AuditOutcome::Ok,
-            Err(e) => AuditOutcome::Error { code: e.code() },
-        },
+        outcome: error.map_or(AuditOutcome::Ok, |e| AuditOutcome::Error { code: e.code() }),
         duration_ms: None,
     };
     central.audit(Recorded::new(event, Payload::ApiCall));
