@@ -16,12 +16,17 @@ use crate::state::Central;
 /// The audit service.
 pub struct AuditApi {
     central: Arc<Central>,
+    /// One chain verification at a time: each recomputes an account's whole chain on a reader
+    /// connection (there are 2 to 4), and any token may ask, so without this a burst of calls
+    /// held every reader and queued every other read of central behind them. Callers wait
+    /// their turn; nothing is refused.
+    verifying: tokio::sync::Semaphore,
 }
 
 impl AuditApi {
     /// Serves `central`'s audit log.
     pub fn new(central: Arc<Central>) -> Self {
-        Self { central }
+        Self { central, verifying: tokio::sync::Semaphore::new(1) }
     }
 }
 
@@ -58,6 +63,11 @@ impl AuditService for AuditApi {
     async fn verify_audit(&self, request: Request<VerifyAuditRequest>) -> GrpcResult<VerifyAuditResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         self.central.audit.flush().await;
+        let _turn = self
+            .verifying
+            .acquire()
+            .await
+            .map_err(|_| status(&MttrlyError::new(ErrorCode::InternalError, "the audit service is stopping")))?;
         let verification = self.central.db.account(&owner.account_id).audit().verify().await.map_err(|e| status(&e))?;
         let (first_bad_seq, problem) = verification.first_bad.unwrap_or((0, String::new()));
         Ok(Response::new(VerifyAuditResponse {
