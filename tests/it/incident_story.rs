@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use mttrly_central::alerts::config::RuleOverride;
 use mttrly_central::hooks::AlertmanagerHook;
 use mttrly_central::hooks::deploy::DeployHook;
 use mttrly_core::Environment;
@@ -29,10 +28,6 @@ use crate::hooks::{am_alert, notification};
 use crate::investigations::{stdout, token};
 use crate::knowledge::kcli;
 use crate::timeline::items;
-
-/// The rules central judges the agent's heartbeats by, off: the story's one alert is the
-/// monitoring's, whatever the disk and memory of the machine running the test.
-const HOST_RULES: [&str; 4] = ["disk_usage", "disk_usage_critical", "memory", "cpu_sustained"];
 
 /// The audit item about `subject`: exactly one.
 fn audited<'a>(timeline: &'a [TimelineItem], subject: &str) -> &'a TimelineItem {
@@ -66,9 +61,6 @@ async fn an_alert_is_investigated_fixed_under_a_totp_granted_bypass_deployed_ver
     let h = harness(|cfg| {
         cfg.hooks.alertmanager = Some(AlertmanagerHook { token_env: crate::hooks::TOKEN_ENV.into() });
         cfg.hooks.deploy = Some(DeployHook { hmac_secret_env: crate::deploys::SECRET_ENV.into() });
-        for rule in HOST_RULES {
-            cfg.alerts.insert(rule.into(), RuleOverride { enabled: Some(false), ..RuleOverride::default() });
-        }
     })
     .await;
     let added = add_server(&h, "web-1", Environment::Staging).await;

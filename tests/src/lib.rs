@@ -145,8 +145,10 @@ const FAST: [(&str, &str); 2] = [
     (mttrly_central::env::OFFLINE_AFTER_MISSED_HEARTBEATS, "2"),
 ];
 
-/// The central config every [`TestCentral`] serves with.
-const HOST_METRIC_RULES_OFF: &str = "[alerts.disk_usage]\nenabled = false\n[alerts.disk_usage_critical]\nenabled = false\n[alerts.memory]\nenabled = false\n[alerts.cpu_sustained]\nenabled = false\n";
+/// The central config every [`TestCentral`] serves with: [`in_process::HOST_METRIC_RULES`] off.
+fn host_metric_rules_off() -> String {
+    in_process::HOST_METRIC_RULES.iter().flat_map(|rule| ["[alerts.", rule, "]\nenabled = false\n"]).collect()
+}
 
 impl TestCentral {
     /// `init` a data dir under `root`, then `serve` it with fast heartbeats.
@@ -176,7 +178,7 @@ impl TestCentral {
         // Test agents report the real host's metrics: the rules that judge them would open alerts
         // whenever the machine running the tests is busy or its disk full, so they are off here.
         // Tests of those rules drive them with chosen metrics (a simulated agent).
-        std::fs::write(root.join("central-test.toml"), HOST_METRIC_RULES_OFF).expect("write the test config");
+        std::fs::write(root.join("central-test.toml"), host_metric_rules_off()).expect("write the test config");
         let mut central = Self {
             data_dir,
             grpc_url: String::new(),

@@ -14,20 +14,33 @@ use std::path::{Path, PathBuf};
 
 pub use grpc::{authed, call_tool, code, get_action};
 pub use mcp_raw::{Mcp, header, http, json_of};
+use mttrly_central::alerts::config::RuleOverride;
 use mttrly_central::config::Config;
 use mttrly_central::server::{RunningCentral, start};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-/// A config in `dir` listening on ephemeral loopback ports (`data/` holds the database).
+/// The built-in rules that judge the test machine's own disk, memory and CPU.
+pub const HOST_METRIC_RULES: [&str; 4] = ["disk_usage", "disk_usage_critical", "memory", "cpu_sustained"];
+
+/// A config in `dir` listening on ephemeral loopback ports (`data/` holds the database), with the
+/// [`HOST_METRIC_RULES`] off.
+///
+/// Why off: a real agent reports the real machine, and a CI machine whose shared disk is 85 % full
+/// would open a `disk_usage` alert in every test with an agent, and with it an incident, a thread
+/// and timeline entries no test asked for. A test of those rules turns them on itself.
 pub fn config(dir: &Path) -> Config {
-    Config {
+    let mut config = Config {
         data_dir: dir.join("data"),
         grpc_listen: "127.0.0.1:0".parse().expect("a loopback address"),
         http_listen: "127.0.0.1:0".parse().expect("a loopback address"),
         ..Config::default()
+    };
+    for rule in HOST_METRIC_RULES {
+        config.alerts.insert(rule.into(), RuleOverride { enabled: Some(false), ..RuleOverride::default() });
     }
+    config
 }
 
 /// Heartbeats every second, offline after two missed: agents' liveness shows within seconds.
