@@ -413,6 +413,65 @@ async fn a_totp_rule_asks_for_the_code_refuses_a_wrong_one_and_deletes_what_was_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_decides_the_request_whose_prompt_it_replies_to_never_the_latest_tap() {
+    let fake = FakeTelegram::start(&bot_token()).await;
+    let h = central_with(&fake, |cfg| {
+        cfg.approvals = serde_json::from_value(json!({ "production": { "second_factor": "totp" } })).unwrap();
+    })
+    .await;
+    let bob = add_user(&h, "bob", "operator").await;
+    let (secret, enrolled_at, recovery) = enroll_totp(&h, &bob).await;
+    link(&h, &fake, &bob, BOB).await;
+    let mut requests = Vec::new();
+    for name in ["db-1", "db-2"] {
+        let server = add_server(&h, name, Environment::Production).await;
+        let id = request(&h, &h.admin, "mttrly_decommission_server", json!({ "server_id": server.server_id })).await;
+        let (message_id, _) = approval_message(&fake, BOB.0, &id).await;
+        requests.push((id, message_id));
+    }
+    let [(first, first_message), (second, second_message)] = <[_; 2]>::try_from(requests).unwrap();
+
+    // Approve on the first, then on the second: each gets its own prompt.
+    let mut prompts = Vec::new();
+    for (id, message_id) in [(&first, first_message), (&second, second_message)] {
+        let q = fake.tap(BOB, BOB.0, message_id, "a");
+        assert_eq!(fake.answer_to(&q).await, "Send your 6-digit code to approve");
+        let ask = fake.sent_to(BOB.0, &format!("with your 6-digit code to approve {id}")).await;
+        prompts.push(ask.message_id.unwrap());
+    }
+
+    // A code that replies to nothing, with two waiting: nothing decided, the code deleted.
+    let code = code_at(&secret, enrolled_at + 1);
+    let typed = fake.say(BOB, &code);
+    fake.wait_call("deleteMessage", WAIT, |b| b["message_id"] == typed).await;
+    fake.sent_to(BOB.0, "Several requests wait for your code").await;
+    assert_eq!(
+        (status(&h, &first).await, status(&h, &second).await),
+        ("pending_approval".into(), "pending_approval".into())
+    );
+
+    // The code under the first prompt approves the first, though the second was tapped last.
+    let typed = fake.say_replying(BOB, &code, prompts[0]);
+    fake.wait_call("deleteMessage", WAIT, |b| b["message_id"] == typed).await;
+    fake.sent_to(BOB.0, &format!("Approved {first}")).await;
+    wait_status(&h, &first, "succeeded").await;
+    assert_eq!(status(&h, &second).await, "pending_approval");
+
+    // That prompt waits no more: a code under it decides nothing, not even the other request.
+    let typed = fake.say_replying(BOB, &recovery[0], prompts[0]);
+    fake.wait_call("deleteMessage", WAIT, |b| b["message_id"] == typed).await;
+    fake.sent_to(BOB.0, "That message no longer waits for a code").await;
+    assert_eq!(status(&h, &second).await, "pending_approval");
+
+    // One request waits now: a code that replies to nothing is its.
+    let typed = fake.say(BOB, &recovery[0]);
+    fake.wait_call("deleteMessage", WAIT, |b| b["message_id"] == typed).await;
+    fake.sent_to(BOB.0, &format!("Approved {second}")).await;
+    wait_status(&h, &second, "succeeded").await;
+    h.central.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_mode_needs_the_secret_token_header() {
     let fake = FakeTelegram::start(&bot_token()).await;
     let url = fake.url.clone();

@@ -177,6 +177,22 @@ impl FakeTelegram {
         mid
     }
 
+    /// Injects `text` from `user` in their private chat as a reply to the bot's message
+    /// `reply_to` (Telegram sends the replied-to message along, as `reply_to_message`).
+    pub fn say_replying(&self, user: (i64, &str), text: &str, reply_to: i64) -> i64 {
+        let mut update = self.text_update(user, (user.0, "private"), text);
+        let original = self.message(user.0, reply_to).map(|(text, _)| text).unwrap_or_default();
+        update["message"]["reply_to_message"] = json!({
+            "message_id": reply_to, "date": 1_764_000_000,
+            "chat": { "id": user.0, "type": "private" },
+            "from": bot_user(),
+            "text": original,
+        });
+        let mid = update["message"]["message_id"].as_i64().unwrap_or_default();
+        self.inject(update);
+        mid
+    }
+
     /// The update of `user` tapping the button with `data` on message `message_id` in `chat`.
     pub fn tap_update(user: (i64, &str), chat: i64, message_id: i64, data: &str) -> Value {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

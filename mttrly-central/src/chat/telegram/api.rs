@@ -224,6 +224,9 @@ pub struct Message {
     /// Its text.
     #[serde(default)]
     pub text: Option<String>,
+    /// The message it replies to (a typed code replying to the bot's prompt names its decision).
+    #[serde(default)]
+    pub reply_to_message: Option<Box<Message>>,
 }
 
 /// A chat.

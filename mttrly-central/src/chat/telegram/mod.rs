@@ -14,17 +14,18 @@
 //! only speaks Telegram.
 
 pub mod api;
+pub mod awaiting;
 pub mod config;
 pub mod layout;
 pub mod receiver;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mttrly_core::ChatProvider;
 use serde_json::Value;
 
+pub use awaiting::CODE_WAIT;
 pub use config::{Mode, TelegramConfig};
 
 use crate::chat::message::Shared;
@@ -32,6 +33,7 @@ use crate::chat::{ChannelFuture, ChatChannel, Posted, Recipient};
 use crate::db::chat::Subject;
 use crate::notify::DeliveryError;
 use api::{ApiError, BotApi};
+use awaiting::{Awaiting, AwaitingCode, Miss};
 
 /// How long posting one approval message may take, retries included (the router gives every
 /// channel 15 s in all; a dead Telegram must not use it all up on one person).
@@ -40,27 +42,13 @@ pub const POST_BUDGET: Duration = Duration::from_secs(8);
 /// How long an edit may take, retries included.
 const EDIT_BUDGET: Duration = Duration::from_secs(8);
 
-/// How long a request for a second-factor code waits for the code.
-pub const CODE_WAIT: Duration = Duration::from_secs(120);
-
-/// A decision that waits for the person to type their code.
-#[derive(Debug, Clone)]
-pub(crate) struct AwaitingCode {
-    /// The approval message tapped (the decision stays bound to it).
-    pub(crate) posted: Posted,
-    /// What is decided (an action, a bypass), for the replies.
-    pub(crate) subject: Subject,
-    /// When the wait ends.
-    pub(crate) until: Instant,
-}
-
 /// The Telegram channel: the bot's client, how it receives, and the decisions waiting for a code.
 pub struct Telegram {
     api: Arc<BotApi>,
     mode: Mode,
     webhook_secret: Option<config::Secret>,
-    /// By Telegram user id: at most one decision waits for a code per person (the latest tap).
-    awaiting: Mutex<HashMap<i64, AwaitingCode>>,
+    /// The decisions waiting for a person's code, and which one a typed code is for.
+    awaiting: Mutex<Awaiting>,
 }
 
 impl std::fmt::Debug for Telegram {
@@ -83,7 +71,7 @@ impl Telegram {
             api: BotApi::new(&config.api_url, &token.0),
             mode: config.mode,
             webhook_secret: config.webhook_secret.clone(),
-            awaiting: Mutex::new(HashMap::new()),
+            awaiting: Mutex::new(Awaiting::default()),
         }))
     }
 
@@ -97,18 +85,23 @@ impl Telegram {
         &self.api
     }
 
-    /// Remembers that `user`'s decision on `posted` waits for their code (replacing an older one).
+    /// Remembers that `user`'s decision on `posted` waits for their code ([`awaiting`]).
     pub(crate) fn await_code(&self, user: i64, posted: Posted, subject: Subject) {
-        let mut awaiting = self.awaiting.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        awaiting.retain(|_, a| a.until > now);
-        awaiting.insert(user, AwaitingCode { posted, subject, until: now + CODE_WAIT });
+        self.awaiting().insert(user, posted, subject, Instant::now());
     }
 
-    /// Takes `user`'s decision waiting for a code, if one still waits.
-    pub(crate) fn take_awaiting(&self, user: i64) -> Option<AwaitingCode> {
-        let mut awaiting = self.awaiting.lock().unwrap_or_else(PoisonError::into_inner);
-        awaiting.remove(&user).filter(|a| a.until > Instant::now())
+    /// Records `prompt`, the bot's message asking `user` for the code of the decision on `posted`.
+    pub(crate) fn prompted(&self, user: i64, posted: &Posted, prompt: i64) {
+        self.awaiting().prompted(user, posted, prompt);
+    }
+
+    /// Takes the decision a code from `user` is for (`reply_to`: the message the code replies to).
+    pub(crate) fn take_awaiting(&self, user: i64, reply_to: Option<i64>) -> Result<AwaitingCode, Miss> {
+        self.awaiting().take(user, reply_to, Instant::now())
+    }
+
+    fn awaiting(&self) -> std::sync::MutexGuard<'_, Awaiting> {
+        self.awaiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Calls `method` with `body`, within `budget`; a failure is logged (never with the token).

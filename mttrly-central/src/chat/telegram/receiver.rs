@@ -20,10 +20,11 @@
 //!   spinner stops even when the decision takes longer (its outcome then follows as a message).
 //!   Reject rejects at once, with the reason "rejected in Telegram by @name".
 //! - When the approval rule needs a second factor, the bot asks for the code (a force-reply
-//!   message) and remembers for [`super::CODE_WAIT`] which message it is for; the person's next
-//!   message that looks like a code (six digits, or a recovery code) completes the decision, and
-//!   the bot deletes that message so the code does not linger in the chat. A wrong code says so;
-//!   the engine counts it towards the lockout.
+//!   message) and remembers for [`super::CODE_WAIT`] which message it is for
+//!   ([`super::awaiting`]); a message that looks like a code (six digits, or a recovery code)
+//!   completes the decision whose prompt or approval message it replies to (or, as no reply, the
+//!   only one waiting), and the bot deletes that message so the code does not linger in the chat.
+//!   A wrong code says so; the engine counts it towards the lockout.
 //! - Anything else in a private chat gets a short help reply; group chatter gets nothing.
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::api::{CallbackQuery, Message, Update, User};
+use super::awaiting::{AwaitingCode, Miss};
 use super::{Mode, Telegram, layout};
 use crate::app_state::AppState;
 use crate::chat::bypass::Decided;
@@ -288,7 +290,10 @@ async fn on_tap(central: &Arc<Central>, telegram: &Arc<Telegram>, query: Callbac
             Subject::Bypass(id) => format!("Reply to this message with your 6-digit code to grant bypass {id}"),
         };
         let force = json!({ "reply_markup": { "force_reply": true, "input_field_placeholder": "123456" } });
-        reply(telegram, message.chat.id, &text, Some(force)).await;
+        let sent = reply(telegram, message.chat.id, &text, Some(force)).await;
+        if let Some(prompt) = sent.as_ref().and_then(|m| m["message_id"].as_i64()) {
+            telegram.prompted(query.from.id, &posted, prompt);
+        }
     }
 }
 
@@ -332,30 +337,20 @@ async fn on_message(central: &Arc<Central>, telegram: &Arc<Telegram>, message: M
     if !private {
         return;
     }
-    if looks_like_code(text)
-        && let Some(waiting) = telegram.take_awaiting(from.id)
-    {
-        // The code is spent either way; it should not stay readable in the chat.
-        let delete = json!({ "chat_id": message.chat.id, "message_id": message.message_id });
-        let tap = Tap {
-            provider: ChatProvider::Telegram,
-            external_user: from.id.to_string(),
-            posted: waiting.posted,
-            choice: Choice::Approve,
-            code: Some(text.trim().to_owned()),
-        };
-        let (result, _) =
-            tokio::join!(decide::tap(central, tap), telegram.call_logged("deleteMessage", delete, REPLY_BUDGET));
-        let words = match &result {
-            Ok(Outcome::CodeNeeded { .. }) => "Refused: that code was not accepted".to_owned(),
-            Err(e) => match waiting.subject {
-                Subject::Action(_) => format!("Refused: {} (tap Approve again to retry)", e.message()),
-                Subject::Bypass(_) => format!("Refused: {} (tap Grant again to retry)", e.message()),
-            },
-            Ok(_) => format!("{} {}", outcome_text(&result), waiting.subject),
-        };
-        reply(telegram, message.chat.id, &words, None).await;
-        return;
+    let reply_to = message.reply_to_message.as_ref().map(|m| m.message_id);
+    let waiting = if looks_like_code(text) { Some(telegram.take_awaiting(from.id, reply_to)) } else { None };
+    match waiting {
+        None | Some(Err(Miss::NothingWaits)) => {}
+        Some(taken) => {
+            // The code is spent or refused either way; it should not stay readable in the chat.
+            let delete = json!({ "chat_id": message.chat.id, "message_id": message.message_id });
+            let (words, _) = tokio::join!(
+                decide_with_code(central, from, text, taken),
+                telegram.call_logged("deleteMessage", delete, REPLY_BUDGET)
+            );
+            reply(telegram, message.chat.id, &words, None).await;
+            return;
+        }
     }
     let linked = central.db.chat_lookups().owner(ChatProvider::Telegram, &from.id.to_string()).await.ok().flatten();
     let help = match linked {
@@ -366,6 +361,44 @@ async fn on_message(central: &Arc<Central>, telegram: &Arc<Telegram>, message: M
         None => HELP_UNLINKED.to_owned(),
     };
     reply(telegram, message.chat.id, &help, None).await;
+}
+
+/// Decides what a typed code is for (`taken`), and the sentence to send back.
+async fn decide_with_code(
+    central: &Arc<Central>,
+    from: &User,
+    code: &str,
+    taken: Result<AwaitingCode, Miss>,
+) -> String {
+    let waiting = match taken {
+        Ok(waiting) => waiting,
+        Err(Miss::Ambiguous) => {
+            return "Several requests wait for your code: reply to the message that asks for it, so the code \
+                    decides the request you mean. Nothing was decided."
+                .to_owned();
+        }
+        Err(Miss::NotWaiting | Miss::NothingWaits) => {
+            return "That message no longer waits for a code (decided, expired or replaced): tap Approve again. \
+                    Nothing was decided."
+                .to_owned();
+        }
+    };
+    let tap = Tap {
+        provider: ChatProvider::Telegram,
+        external_user: from.id.to_string(),
+        posted: waiting.posted,
+        choice: Choice::Approve,
+        code: Some(code.trim().to_owned()),
+    };
+    let result = decide::tap(central, tap).await;
+    match &result {
+        Ok(Outcome::CodeNeeded { .. }) => "Refused: that code was not accepted".to_owned(),
+        Err(e) => match waiting.subject {
+            Subject::Action(_) => format!("Refused: {} (tap Approve again to retry)", e.message()),
+            Subject::Bypass(_) => format!("Refused: {} (tap Grant again to retry)", e.message()),
+        },
+        Ok(_) => format!("{} {}", outcome_text(&result), waiting.subject),
+    }
 }
 
 /// Redeems a link code sent by `from` from the private chat `chat`: the sentence to send back.
