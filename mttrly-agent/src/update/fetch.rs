@@ -4,6 +4,7 @@
 //! ever lands on disk, and nothing is renamed into place before its hash matches.
 
 use std::path::Path;
+use std::time::Duration;
 
 use mttrly_core::release::ReleaseRefusal;
 use mttrly_core::{ErrorCode, MttrlyError};
@@ -14,8 +15,19 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::credentials::Credentials;
 
+/// The longest central may go without sending the next chunk (or answering at all) before the
+/// download is given up. HTTP/2 keep-alives catch a central that is gone; this catches one that
+/// is there but stuck, which would otherwise hold the update (and its task) open for ever.
+const STALL: Duration = Duration::from_secs(60);
+
+/// The slowest transfer a download is allowed: 64 KiB/s, so a 50 MiB release gets 800 s on top of
+/// two [`STALL`]s (about 15 minutes in all). Bounds a central that trickles a byte just inside each
+/// stall.
+const MIN_BYTES_PER_SECOND: u64 = 64 * 1024;
+
 /// Downloads the binary of `action_id` (`sha256`, `size` bytes) to `dest`, mode 0700. Removes
-/// `dest` and refuses with the release refusal's error when the bytes are not the manifest's.
+/// `dest` and refuses with the release refusal's error when the bytes are not the manifest's, and
+/// with `TIMEOUT` when central stalls or the transfer is slower than any real link.
 pub async fn fetch(
     credentials: &Credentials,
     action_id: &str,
@@ -23,7 +35,37 @@ pub async fn fetch(
     size: u64,
     dest: &Path,
 ) -> Result<(), MttrlyError> {
-    let result = download(credentials, action_id, sha256, size, dest).await;
+    fetch_within(credentials, Release { action_id, sha256, size }, dest, STALL).await
+}
+
+/// The whole download's time: two stalls (connecting and the first answer count too) and the
+/// release's size at [`MIN_BYTES_PER_SECOND`].
+fn budget(size: u64, stall: Duration) -> Duration {
+    2 * stall + Duration::from_secs(size / MIN_BYTES_PER_SECOND)
+}
+
+/// What is fetched: the approved action's release, its hash and size.
+struct Release<'a> {
+    action_id: &'a str,
+    sha256: &'a str,
+    size: u64,
+}
+
+async fn fetch_within(
+    credentials: &Credentials,
+    release: Release<'_>,
+    dest: &Path,
+    stall: Duration,
+) -> Result<(), MttrlyError> {
+    let budget = budget(release.size, stall);
+    let result = match tokio::time::timeout(budget, download(credentials, &release, dest, stall)).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out(format!(
+            "the release download did not finish within {:.1} s ({} bytes)",
+            budget.as_secs_f32(),
+            release.size
+        ))),
+    };
     if result.is_err() {
         let _ = tokio::fs::remove_file(dest).await;
     }
@@ -32,11 +74,12 @@ pub async fn fetch(
 
 async fn download(
     credentials: &Credentials,
-    action_id: &str,
-    sha256: &str,
-    size: u64,
+    release: &Release<'_>,
     dest: &Path,
+    stall: Duration,
 ) -> Result<(), MttrlyError> {
+    let Release { action_id, sha256, size } = *release;
+    let stalled = || timed_out(format!("central sent nothing of the release for {} s", stall.as_secs_f32()));
     let channel = crate::enroll::connect(&credentials.central_url, credentials.ca_certificate_pem.as_deref())
         .await
         .map_err(|e| unavailable(&mttrly_core::ErrorChain(&e).to_string()))?;
@@ -48,9 +91,9 @@ async fn download(
     };
     metadata.insert("authorization", header(&format!("Bearer {}", credentials.agent_secret))?);
     metadata.insert("x-mttrly-server-id", header(&credentials.server_id)?);
-    let mut stream = ReleaseServiceClient::new(channel)
-        .fetch_release(request)
+    let mut stream = tokio::time::timeout(stall, ReleaseServiceClient::new(channel).fetch_release(request))
         .await
+        .map_err(|_| stalled())?
         .map_err(|s| mttrly_proto::status::from_status(&s))?
         .into_inner();
 
@@ -61,7 +104,11 @@ async fn download(
     };
     let mut hasher = sha2::Sha256::new();
     let mut received: u64 = 0;
-    while let Some(chunk) = stream.message().await.map_err(|s| mttrly_proto::status::from_status(&s))? {
+    while let Some(chunk) = tokio::time::timeout(stall, stream.message())
+        .await
+        .map_err(|_| stalled())?
+        .map_err(|s| mttrly_proto::status::from_status(&s))?
+    {
         received += chunk.data.len() as u64;
         if received > size {
             return Err(ReleaseRefusal::TooLarge { expected: size }.to_error());
@@ -84,6 +131,91 @@ fn unavailable(message: &str) -> MttrlyError {
     MttrlyError::new(ErrorCode::ConnectionError, format!("cannot reach central to fetch the release: {message}"))
 }
 
+fn timed_out(message: String) -> MttrlyError {
+    MttrlyError::new(ErrorCode::Timeout, message)
+}
+
 fn io(what: &str, e: &std::io::Error) -> MttrlyError {
     MttrlyError::new(ErrorCode::InternalError, format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::pin::Pin;
+
+    use mttrly_proto::central::v1::release_service_server::{ReleaseService, ReleaseServiceServer};
+    use mttrly_proto::central::v1::{
+        ListReleasesRequest, ListReleasesResponse, PublishReleaseChunk, PublishReleaseResponse, ReleaseChunk,
+    };
+    use tokio_stream::Stream;
+    use tonic::{Request, Response, Status, Streaming};
+
+    use super::*;
+
+    /// A central whose release stream sends one chunk, then nothing, and never ends.
+    struct Stuck;
+
+    type Chunks = Pin<Box<dyn Stream<Item = Result<ReleaseChunk, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl ReleaseService for Stuck {
+        async fn publish_release(
+            &self,
+            _: Request<Streaming<PublishReleaseChunk>>,
+        ) -> Result<Response<PublishReleaseResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+
+        async fn list_releases(
+            &self,
+            _: Request<ListReleasesRequest>,
+        ) -> Result<Response<ListReleasesResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+
+        type FetchReleaseStream = Chunks;
+
+        async fn fetch_release(
+            &self,
+            _: Request<mttrly_proto::central::v1::FetchReleaseRequest>,
+        ) -> Result<Response<Chunks>, Status> {
+            let first = tokio_stream::iter([Ok(ReleaseChunk { data: vec![7; 1024] })]);
+            Ok(Response::new(Box::pin(tokio_stream::StreamExt::chain(first, tokio_stream::pending()))))
+        }
+    }
+
+    #[test]
+    fn the_budget_grows_with_the_size_at_the_slowest_allowed_rate() {
+        assert_eq!(budget(0, STALL), Duration::from_secs(120));
+        assert_eq!(budget(50 * 1024 * 1024, STALL), Duration::from_secs(120 + 800));
+    }
+
+    #[tokio::test]
+    async fn a_central_that_stops_sending_ends_the_download_and_leaves_no_file() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(ReleaseServiceServer::new(Stuck))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let credentials = Credentials {
+            server_id: "srv_00000000000000000000000000000000".into(),
+            agent_secret: "secret".into(),
+            central_url: format!("http://{addr}"),
+            ca_certificate_pem: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("mttrly-agent.unverified");
+        let release = Release { action_id: "act_1", sha256: &"0".repeat(64), size: 4096 };
+        let started = std::time::Instant::now();
+        let err = fetch_within(&credentials, release, &dest, Duration::from_millis(300)).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Timeout, "{err}");
+        assert!(err.message().contains("central sent nothing of the release"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "it waited {:?}", started.elapsed());
+        assert!(!dest.exists(), "the partial download is removed");
+        server.abort();
+    }
 }
