@@ -370,6 +370,8 @@ async fn who_may_grant_follows_the_environment_rule_and_production_forbids_bypas
     // Four eyes on staging: the human whose assistant asked cannot grant it; another can.
     let s = setup(Environment::Staging, json!({ "staging": { "requester_may_approve": false } })).await;
     let (secret, enrolled_at, _) = enroll_totp(&s.h, &s.h.admin).await;
+    // bob joins before the request; the admin adds `late` while it waits (below).
+    let mut bob = person(&s.h, "bob", "operator").await;
     let investigation = s.start().await;
     let (ok, other) = (s.h.dir.path().join("inv-ok"), s.h.dir.path().join("inv-other"));
     let touch = |p: &std::path::Path| json!(["touch", p.display().to_string()]);
@@ -379,9 +381,22 @@ async fn who_may_grant_follows_the_environment_rule_and_production_forbids_bypas
     assert!(String::from_utf8_lossy(&own.stderr).contains("four-eyes"));
     assert_eq!(s.bypass(&investigation).await["status"], "pending");
 
-    // Another person grants it on the dashboard, narrowed to one action and one pattern.
+    // Someone the requester's human adds while the request waits is no second person.
     let base = s.h.central.http_url();
-    let mut bob = person(&s.h, "bob", "operator").await;
+    let mut late = person(&s.h, "late", "operator").await;
+    let mut http = Http::new(&base);
+    http.sign_in(&mut late).await;
+    let page_path = format!("/investigations/{investigation}");
+    let (_, page) = http.get(&page_path).await;
+    let code = late.fresh_code().await;
+    let fields = [("csrf", hidden(&page, "csrf")), ("bypass_id", bypass.clone()), ("code", code)];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = http.post(&format!("{page_path}/grant"), &fields).await;
+    assert_ne!(status, 303, "{page}");
+    assert!(page.contains("late was added by admin after this was requested"), "{page}");
+    assert_eq!(s.bypass(&investigation).await["status"], "pending");
+
+    // Another person grants it on the dashboard, narrowed to one action and one pattern.
     let mut http = Http::new(&base);
     http.sign_in(&mut bob).await;
     let page_path = format!("/investigations/{investigation}");

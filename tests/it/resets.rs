@@ -229,6 +229,25 @@ async fn an_approval_by_someone_the_requester_added_is_marked_in_the_audit_and_i
         marked.push(audited_decision(&h, id).await["approver_added_by_requester"] == true);
     }
     assert_eq!(marked, [true, false, true]);
+
+    // Someone the requester adds or re-invites while the request waits is the requester again
+    // under production's four eyes: refused, nothing decided, no code asked for.
+    let fourth = request(&h, &h.admin, "mttrly_regenerate_install_token", json!({ "server_id": db1.server_id })).await;
+    let late = add_user(&h, "late", "operator").await;
+    invite(&h, &h.admin, "dave", "").await.unwrap();
+    for (token, name, how) in [(&late, "late", "added"), (&dave, "dave", "sent an invite link")] {
+        let err = approve(&h, token, &fourth, "").await.unwrap_err();
+        assert_eq!(code(&err), ErrorCode::Forbidden, "{err:?}");
+        assert!(
+            err.message().contains(&format!("four-eyes rule: {name} was {how} by admin after this was requested")),
+            "{}",
+            err.message()
+        );
+    }
+    let (approvals, _) = shown(&h, &fourth).await;
+    assert!(approvals.is_empty(), "{approvals:?}");
+    // sock, added before the request, still may: marked as before.
+    assert_eq!(approve(&h, &sock, &fourth, "").await.unwrap().status, "succeeded");
     h.central.shutdown().await;
 }
 

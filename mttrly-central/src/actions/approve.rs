@@ -133,6 +133,9 @@ async fn decide_approve(
         proved.introduced =
             super::introduced::by_requester(central, &action.account_id, requester, approver, crate::db::now_ms())
                 .await?;
+        if let Some(found) = &proved.introduced {
+            super::introduced::refuse_if_after_request(&rule, found, action.created_at, caller)?;
+        }
     }
     if rule.second_factor == SecondFactor::Totp {
         let Some(code) = second_factor_code.map(str::trim).filter(|c| !c.is_empty()) else {

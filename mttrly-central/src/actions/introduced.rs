@@ -5,6 +5,13 @@
 //! approval by someone the requester's own human added or sent an invite link to is marked, in the
 //! decision's audit parameters and on the approval record (`actions show`).
 //!
+//!
+//! One line is drawn, for rules where the requester may not approve (production's four eyes): an
+//! approver the requester's human introduced *after* the request was made is refused
+//! ([`refuse_if_after_request`]). A colleague added last month is the second pair of eyes the
+//! rule asks for; an identity made or re-keyed while the request waits is the requester again.
+//! The same holds for investigation bypass grants.
+//!
 //! The facts come from the audit log (`AddUser`, `InviteUser`), which records every add and
 //! re-invite with its actor; any re-invite by the requester counts, not only the last one, since
 //! whoever opened an earlier link may have minted lasting tokens with it. Rows past the plan's
@@ -27,7 +34,7 @@ const MAX_CHAIN: usize = 4;
 /// (the approver introduced the requester); `None` when no such chain exists within
 /// [`MAX_CHAIN`] steps, or when they are the same person (that is a solo approval, recorded as
 /// such).
-pub(super) async fn by_requester(
+pub(crate) async fn by_requester(
     central: &Central,
     account: &AccountId,
     requester: &UserId,
@@ -47,6 +54,33 @@ pub(super) async fn by_requester(
     Ok(found
         .filter(|f| until_ms.saturating_sub(f.at.as_millisecond()) <= REVERSE_WINDOW_MS)
         .map(|f| Introduction { by: format!("{} (the approver, who introduced the requester)", f.by), ..f }))
+}
+
+/// Under a rule where the requester may not approve, refuses a decider the requester's human
+/// introduced (`found`) at or after `requested_at_ms`, when the request was made: nothing is
+/// recorded and no code is spent. Under other rules the introduction is only marked.
+pub(crate) fn refuse_if_after_request(
+    rule: &mttrly_core::approval::ApprovalRule,
+    found: &Introduction,
+    requested_at_ms: i64,
+    decider: &crate::db::accounts::TokenOwner,
+) -> Result<(), MttrlyError> {
+    if rule.requester_may_approve || found.at.as_millisecond() < requested_at_ms {
+        return Ok(());
+    }
+    let how = match found.how {
+        IntroducedBy::Added => "added",
+        IntroducedBy::Reinvited => "sent an invite link",
+    };
+    Err(MttrlyError::new(
+        mttrly_core::ErrorCode::Forbidden,
+        format!(
+            "four-eyes rule: {} was {how} by {} after this was requested, so cannot be the second person; \
+             someone who was a member before the request must decide",
+            decider.user_name, found.by
+        ),
+    )
+    .with_detail("introduced_at", found.at.to_string()))
 }
 
 /// How recent an introduction of the requester by the approver must be to mark the approval.

@@ -14,7 +14,7 @@ mod approve;
 mod decide;
 pub mod execute;
 mod expire;
-mod introduced;
+pub(crate) mod introduced;
 mod read;
 mod record;
 mod recover;

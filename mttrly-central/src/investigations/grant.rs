@@ -219,7 +219,27 @@ async fn precheck(
         bypass,
         scope,
         server.environment,
-    )
+    )?;
+    // As for an action's approval: under a rule where the requester may not decide, a granter
+    // the requester's human added or re-invited after asking is the requester again.
+    let requester = bypass.requested_by.accountable_user();
+    let granter = caller.principal.accountable_user();
+    let strict = scope
+        .tools
+        .iter()
+        .map(|tool| central.approvals.rule_for(server.environment, action_type(tool), None))
+        .find(|rule| !rule.requester_may_approve);
+    if let Some(rule) = strict
+        && requester != granter
+    {
+        central.audit.flush().await;
+        let found =
+            crate::actions::introduced::by_requester(central, &caller.account_id, requester, granter, now_ms()).await?;
+        if let Some(found) = found {
+            crate::actions::introduced::refuse_if_after_request(&rule, &found, bypass.requested_at, caller)?;
+        }
+    }
+    Ok(())
 }
 
 fn not_pending(bypass: &BypassRow, status: BypassStatus) -> MttrlyError {
