@@ -65,8 +65,6 @@ pub(crate) struct AppState {
     pub(crate) mcp_sessions: mttrly_mcp::http::Sessions,
     /// Open OAuth client registration, bounded per minute.
     pub(crate) registrations: Arc<MinuteLimiter>,
-    /// The audit page's chain verifications: one at a time per account, recent ones reused.
-    pub(crate) verifications: Arc<crate::dashboard::Verifications>,
     /// The dashboard's recent `file.current` answers, for file writes' diffs.
     pub(crate) file_readings: Arc<crate::dashboard::Readings>,
 }

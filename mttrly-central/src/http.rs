@@ -75,7 +75,6 @@ pub fn router(central: Arc<Central>, http_addr: std::net::SocketAddr) -> Router 
         sessions: table,
         mcp_sessions,
         registrations: Arc::default(),
-        verifications: Arc::default(),
         file_readings: Arc::default(),
     };
     Router::new()

@@ -72,6 +72,9 @@ pub struct Central {
     /// The group-commit queue in front of inbound alert writes (`hooks::batch`), started by the
     /// first delivery.
     pub inbound: std::sync::OnceLock<crate::hooks::batch::Batcher>,
+    /// Chain verifications of the audit log, per account (the dashboard's and `audit verify`'s):
+    /// one at a time per account, one at a time across accounts, results shared.
+    pub verifications: crate::audit::verified::Verifications,
     /// Central's public HTTP address (`public_http_url`, else the bound listener), set once at
     /// start: links to an action's dashboard page (IDE approvals, chat messages) start with it.
     pub site_url: std::sync::OnceLock<String>,
@@ -125,6 +128,7 @@ impl Central {
             telegram: std::sync::OnceLock::new(),
             stopping: std::sync::OnceLock::new(),
             inbound: std::sync::OnceLock::new(),
+            verifications: crate::audit::verified::Verifications::default(),
             site_url: std::sync::OnceLock::new(),
             alert_writes,
         })

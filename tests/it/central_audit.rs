@@ -184,6 +184,55 @@ async fn verify_catches_an_edited_a_deleted_and_a_truncated_row() {
     assert!(problem.contains("removed from the end"), "{problem}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_verifications_shares_its_runs_and_another_tenant_waits_for_one_at_most() {
+    let h = harness(Plan::DeploymentCrew).await;
+    for _ in 0..5 {
+        call(&h, &h.token, "mttrly_list_servers", "{}", "").await;
+    }
+    let other = secrets::generate(secrets::SecretKind::Human);
+    h.central.central.db.create_tenant("other", Plan::DeploymentCrew, "eve", &secrets::hash(&other)).await.unwrap();
+    call(&h, &other, "mttrly_list_servers", "{}", "").await;
+    let verifications = &h.central.central.verifications;
+    let before = verifications.recomputations();
+
+    // 24 at once from one account, one of the other's among them: every one answered, all checked,
+    // and the first account's burst costs a few runs, not 24.
+    let channel = channel(&h).await;
+    let ask = |token: String| {
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            AuditServiceClient::new(channel)
+                .verify_audit(authed(&token, VerifyAuditRequest {}))
+                .await
+                .unwrap()
+                .into_inner()
+        })
+    };
+    let burst: Vec<_> = (0..24).map(|_| ask(h.token.clone())).collect();
+    let theirs = ask(other.clone());
+    for answer in burst {
+        let answer = answer.await.unwrap();
+        assert!(answer.ok && answer.rows_checked >= 5, "{answer:?}");
+    }
+    let theirs = theirs.await.unwrap();
+    assert!(theirs.ok && theirs.rows_checked >= 1, "{theirs:?}");
+    let runs = verifications.recomputations() - before;
+    assert!((2..=8).contains(&runs), "{runs} recomputations for 25 requests of two accounts");
+
+    // Shared, never stale: an edit made before a request is found by it.
+    h.central.central.audit.flush().await;
+    let (account, _) = h.central.central.db.first_account().await.unwrap().unwrap();
+    tamper(
+        &h,
+        &format!("UPDATE audit_log SET subject = 'mttrly_get_capabilities' WHERE seq = 2 AND account_id = '{account}'"),
+    );
+    let (ok, bad, _) = verify(&h).await;
+    assert!(!ok);
+    assert_eq!(bad, 2);
+    h.central.shutdown().await;
+}
+
 #[tokio::test]
 async fn tenants_see_only_their_own_audit_and_plans_gate_the_tool() {
     let h = harness(Plan::Watchdog).await;

@@ -8,6 +8,7 @@
 
 pub mod chain;
 pub mod events;
+pub mod verified;
 pub mod writer;
 
 pub use writer::AuditLog;

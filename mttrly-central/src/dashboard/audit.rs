@@ -7,7 +7,7 @@
 //! live refresh. It runs when asked (`?verify=1`, the "Verify the chain" button, kept in the live
 //! refresh's URL so the result stays on the page), at most once at a time per account, and a
 //! result is shown again, with its age, while the chain head it checked has not moved
-//! ([`verified`] has the rules).
+//! ([`crate::audit::verified`] has the rules).
 //!
 //! Who may see: anyone signed in to the account, viewers too, as over gRPC (`ListAudit` and
 //! `VerifyAudit` ask only for a caller of the account). Only the signed-in person's account, always:
@@ -15,7 +15,6 @@
 
 mod export;
 mod query;
-pub(crate) mod verified;
 
 use std::collections::HashMap;
 
@@ -31,11 +30,11 @@ use mttrly_core::{ErrorCode, MttrlyError, Source, display};
 pub(super) use self::export::{csv, json};
 use self::query::Given;
 pub(super) use self::query::{Params, invalid};
-use self::verified::Checked;
 use super::layout::{self, Live};
 use super::show::{self, Names};
 use crate::app_state::AppState;
 use crate::audit::chain::Verification;
+use crate::audit::verified::Checked;
 use crate::db::audit::AuditFilter;
 use crate::signin::web::SignedIn;
 
@@ -92,10 +91,10 @@ async fn rows(state: &AppState, signed: &SignedIn, filter: &AuditFilter) -> Resu
     Ok(Rows { older: page.older(PAGE), undecodable: page.undecodable, entries: page.entries })
 }
 
-/// The chain's verification, kept or recomputed by [`verified`]'s rules; `fragment`: a live
+/// The chain's verification, kept or recomputed by [`crate::audit::verified`]'s rules; `fragment`: a live
 /// refresh.
 async fn verify(state: &AppState, signed: &SignedIn, fragment: bool) -> Result<Checked, MttrlyError> {
-    state.verifications.check(&state.central, &signed.account_id, fragment).await
+    state.central.verifications.check(&state.central, &signed.account_id, fragment).await
 }
 
 /// `GET /audit`.

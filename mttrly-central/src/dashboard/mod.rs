@@ -44,7 +44,6 @@ use crate::app_state::AppState;
 use crate::db::accounts::TokenOwner;
 use crate::signin::web::SignedIn;
 
-pub(crate) use self::audit::verified::Verifications;
 pub(crate) use self::diff::Readings;
 
 /// The path of action `id`'s page (`/actions/{id}`): the one place that knows it, for the

@@ -14,19 +14,18 @@ use crate::auth::authenticate;
 use crate::state::Central;
 
 /// The audit service.
+///
+/// `VerifyAudit` goes through `central.verifications` (`audit::verified`): one recomputation at a
+/// time per account and across accounts, shared by the requests that waited for it, so neither a
+/// burst from one token nor another tenant's burst queues anyone behind more than one run.
 pub struct AuditApi {
     central: Arc<Central>,
-    /// One chain verification at a time: each recomputes an account's whole chain on a reader
-    /// connection (there are 2 to 4), and any token may ask, so without this a burst of calls
-    /// held every reader and queued every other read of central behind them. Callers wait
-    /// their turn; nothing is refused.
-    verifying: tokio::sync::Semaphore,
 }
 
 impl AuditApi {
     /// Serves `central`'s audit log.
     pub fn new(central: Arc<Central>) -> Self {
-        Self { central, verifying: tokio::sync::Semaphore::new(1) }
+        Self { central }
     }
 }
 
@@ -61,14 +60,16 @@ impl AuditService for AuditApi {
     }
 
     async fn verify_audit(&self, request: Request<VerifyAuditRequest>) -> GrpcResult<VerifyAuditResponse> {
+        let arrived = std::time::Instant::now();
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         self.central.audit.flush().await;
-        let _turn = self
-            .verifying
-            .acquire()
+        let verification = self
+            .central
+            .verifications
+            .fresh(&self.central, &owner.account_id, arrived)
             .await
-            .map_err(|_| status(&MttrlyError::new(ErrorCode::InternalError, "the audit service is stopping")))?;
-        let verification = self.central.db.account(&owner.account_id).audit().verify().await.map_err(|e| status(&e))?;
+            .map_err(|e| status(&e))?
+            .verification;
         let (first_bad_seq, problem) = verification.first_bad.unwrap_or((0, String::new()));
         Ok(Response::new(VerifyAuditResponse {
             ok: problem.is_empty(),

@@ -1,5 +1,6 @@
-//! The dashboard's chain verifications: at most one running per account, and a result reused for
-//! as long as the log it checked has not moved.
+//! Chain verifications of the audit log, for the dashboard's audit page and `audit verify` (gRPC
+//! `VerifyAudit`): at most one running per account and one across all accounts, and a result
+//! shared with whoever asked while it ran.
 //!
 //! Verifying recomputes every row of the account's log (linear in its size: about a second per
 //! million rows here), and anyone signed in, viewers too, may ask with `?verify=1`, in a loop if
@@ -18,9 +19,17 @@
 //! Requests that arrive while a verification runs wait for it (the per-account async lock: a
 //! single flight) and are then answered by the same rules, so they share its result.
 //!
-//! The CLI's `audit verify` (gRPC `VerifyAudit`) always recomputes on its own.
+//! The CLI's `audit verify` (gRPC `VerifyAudit`, [`Verifications::fresh`]) asks for a result that
+//! started after the request arrived: never an older one, so it sees an edit made a moment
+//! before. Requests that arrive while one runs wait and share the next run, so a loop of them
+//! costs one recomputation after another for that account, never a queue of its own.
+//!
+//! Across accounts, one recomputation runs at a time ([`Verifications::computing`]): each holds a
+//! reader connection for its whole length, and one tenant's verifications must not hold every
+//! reader. With the sharing above, another account waits for at most one of them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,6 +74,8 @@ impl Policy {
 pub(crate) struct Checked {
     pub(crate) verification: Verification,
     pub(crate) took: Duration,
+    /// When it started reading the log.
+    pub(crate) started: Instant,
     pub(crate) finished: Instant,
     pub(crate) head: Head,
     /// Rows recorded after `head` when it was shown (zero for one computed for this request).
@@ -79,9 +90,22 @@ impl Checked {
 }
 
 /// The latest verification per account, each behind its own async lock (the single flight).
-#[derive(Default)]
-pub(crate) struct Verifications {
+pub struct Verifications {
     accounts: Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<Option<Checked>>>>>,
+    /// One recomputation at a time, whichever account.
+    computing: tokio::sync::Semaphore,
+    /// Recomputations started so far (what sharing saves is visible, and tested).
+    recomputations: AtomicU64,
+}
+
+impl Default for Verifications {
+    fn default() -> Self {
+        Self {
+            accounts: Mutex::default(),
+            computing: tokio::sync::Semaphore::new(1),
+            recomputations: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Verifications {
@@ -93,10 +117,7 @@ impl Verifications {
         account: &AccountId,
         refresh: bool,
     ) -> Result<Checked, MttrlyError> {
-        let slot = {
-            let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(accounts.entry(account.clone()).or_default())
-        };
+        let slot = self.slot(account);
         let mut latest = slot.lock().await;
         let audit = central.db.account(account).audit();
         // Read under the lock, after any run this request waited for, so it is compared with
@@ -107,11 +128,55 @@ impl Verifications {
             shown.unchecked = since(&kept.head, &head);
             return Ok(shown);
         }
-        let started = Instant::now();
         // The head read before the rows: rows appended meanwhile are checked too, and only make
         // the next request find a moved head and check again.
-        let verification = audit.verify().await?;
-        let checked = Checked { verification, took: started.elapsed(), finished: Instant::now(), head, unchecked: 0 };
+        self.compute(central, account, head, &mut latest).await
+    }
+
+    /// A verification of `account`'s chain that started after `arrived` (when the request came):
+    /// the one a request that waited for this account's lock finds finished, else a new one.
+    pub(crate) async fn fresh(
+        &self,
+        central: &Central,
+        account: &AccountId,
+        arrived: Instant,
+    ) -> Result<Checked, MttrlyError> {
+        let slot = self.slot(account);
+        let mut latest = slot.lock().await;
+        if let Some(kept) = latest.as_ref().filter(|c| c.started >= arrived) {
+            return Ok(kept.clone());
+        }
+        let head = central.db.account(account).audit().head().await?;
+        self.compute(central, account, head, &mut latest).await
+    }
+
+    /// How many whole-chain recomputations have started since central did.
+    pub fn recomputations(&self) -> u64 {
+        self.recomputations.load(Ordering::Relaxed)
+    }
+
+    /// `account`'s lock and latest result.
+    fn slot(&self, account: &AccountId) -> Arc<tokio::sync::Mutex<Option<Checked>>> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(accounts.entry(account.clone()).or_default())
+    }
+
+    /// Recomputes `account`'s chain (checked up to at least `head`) in its turn, and keeps it.
+    async fn compute(
+        &self,
+        central: &Central,
+        account: &AccountId,
+        head: Head,
+        latest: &mut Option<Checked>,
+    ) -> Result<Checked, MttrlyError> {
+        let _turn = self.computing.acquire().await.map_err(|_| {
+            MttrlyError::new(mttrly_core::ErrorCode::InternalError, "the audit verifications are stopping")
+        })?;
+        self.recomputations.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let verification = central.db.account(account).audit().verify().await?;
+        let checked =
+            Checked { verification, took: started.elapsed(), started, finished: Instant::now(), head, unchecked: 0 };
         *latest = Some(checked.clone());
         Ok(checked)
     }
