@@ -20,6 +20,25 @@ use crate::db::accounts::TokenOwner;
 use crate::secrets::{self, SecretKind};
 use crate::state::Central;
 
+/// Refuses a viewer `what` (a change: asking for an action, opening an investigation, publishing):
+/// the viewer role reads and never decides, and a request is where every change starts, so a
+/// viewer's credentials (and any assistant acting with them) may read servers, files, logs and
+/// run what policy classifies read-only, but never ask for a change. Checked before anything is
+/// stored.
+pub(crate) fn refuse_viewer(caller: &TokenOwner, what: &str) -> Result<(), MttrlyError> {
+    if caller.role == Role::Viewer {
+        return Err(MttrlyError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} has the viewer role, which reads but does not {what}; an operator or admin can",
+                caller.user_name
+            ),
+        )
+        .with_detail("role", Role::Viewer.as_str()));
+    }
+    Ok(())
+}
+
 /// The longest credential looked at (every secret central issues is far shorter).
 const MAX_CREDENTIAL_LEN: usize = 256;
 

@@ -462,6 +462,45 @@ async fn solo_mode_approves_ones_own_production_fix_with_a_fresh_totp_code() {
     h.central.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_and_their_assistant_read_but_never_ask_for_a_change() {
+    let h = harness(|_| {}).await;
+    let vic = add_user(&h, "vic", "viewer").await;
+    let staging = add_server(&h, "web-1", mttrly_core::Environment::Staging).await;
+    let server = json!(staging.server_id);
+    let refused = [
+        ("mttrly_regenerate_install_token", json!({ "server_id": server }), "request changes"),
+        (
+            "mttrly_execute_command",
+            json!({ "server_id": server, "command": "touch /tmp/vic-was-here" }),
+            "request changes",
+        ),
+        ("mttrly_start_investigation", json!({ "server_id": server, "title": "disk" }), "open investigations"),
+    ];
+    for (tool, args, what) in refused {
+        let (is_error, answer) = call_tool(h.channel().await, &vic, tool, args).await;
+        assert!(is_error, "{tool}: {answer}");
+        assert_eq!(answer["code"], "FORBIDDEN", "{tool}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("vic has the viewer role, which reads but does not {what}")),
+            "{tool}: {answer}"
+        );
+    }
+    // Nothing was stored: no action, no investigation.
+    let (_, actions) = call_tool(h.channel().await, &h.admin, "mttrly_get_pending_actions", json!({})).await;
+    assert_eq!(actions["actions"], json!([]), "{actions}");
+    // Reading is theirs: the fleet, a server's status.
+    let (is_error, listed) = call_tool(h.channel().await, &vic, "mttrly_list_servers", json!({})).await;
+    assert!(!is_error && listed["servers"].as_array().unwrap().len() == 1, "{listed}");
+    let (is_error, status) =
+        call_tool(h.channel().await, &vic, "mttrly_get_server_status", json!({ "server_id": server })).await;
+    assert!(!is_error, "{status}");
+    h.central.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_rules_are_for_humans_of_the_account_and_feasibility_is_per_account() {
     let h = harness(|_| {}).await;

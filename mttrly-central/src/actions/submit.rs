@@ -88,6 +88,9 @@ pub async fn submit_linked(
     new: NewAction,
     link: ActionLink,
 ) -> Result<ActionSubmission, MttrlyError> {
+    if !new.run_at_once {
+        crate::auth::refuse_viewer(caller, "request changes")?;
+    }
     let now = now_ms();
     let rule = super::rules::rule_for_content(central, new.server.environment, &new.content);
     let ttl = i64::try_from(rule.ttl.as_millis()).unwrap_or(i64::MAX);

@@ -121,6 +121,7 @@ pub async fn acquire(
     caller: &TokenOwner,
     input: AcquireInvestigationBypassInput,
 ) -> Result<BypassState, MttrlyError> {
+    crate::auth::refuse_viewer(caller, "ask for bypasses")?;
     let investigation = own(central, caller, &input.investigation_id).await?;
     if investigation.status == InvestigationStatus::Closed {
         return Err(closed(&investigation));

@@ -28,6 +28,7 @@ pub async fn start(
     source: Source,
     input: StartInvestigationInput,
 ) -> Result<Investigation, MttrlyError> {
+    crate::auth::refuse_viewer(caller, "open investigations")?;
     let server = crate::servers::find(central, caller, &input.server_id).await?;
     let account = central.db.account(&caller.account_id);
     let alert = match &input.alert_id {

@@ -12,7 +12,6 @@ pub mod incidents;
 use mttrly_core::ids::{NotificationId, UserId};
 use mttrly_core::principal::{ChatProvider, Principal, Source};
 use mttrly_core::redactor::redact;
-use mttrly_core::role::Role;
 use mttrly_core::tools::notify::{
     ChannelCreated, ChannelList, ChannelSubscription, CreateChannelInput, GetIncidentStatsInput,
     GetIncidentSummaryInput, GetNotificationsInput, GetThreadInput, IncidentStats, IncidentSummary, MAX_TAGS,
@@ -54,13 +53,7 @@ fn cutoff(caller: &TokenOwner, now: i64) -> i64 {
 }
 
 fn may_post(caller: &TokenOwner, what: &str) -> Result<(), MttrlyError> {
-    if caller.role == Role::Viewer {
-        return Err(MttrlyError::new(
-            ErrorCode::Forbidden,
-            format!("{} has the viewer role, which reads channels but does not {what}", caller.user_name),
-        ));
-    }
-    Ok(())
+    crate::auth::refuse_viewer(caller, what)
 }
 
 fn invalid(message: String) -> MttrlyError {
