@@ -564,7 +564,14 @@ async fn patterns_are_exact_unless_a_prefix_and_a_prefix_never_grows_into_anothe
     let exact_shown = format!(r#""touch" "{}" exactly"#, d(&a));
     let prefix_shown = format!(r#""find" "{}" and any further arguments"#, d(&dir));
     let text = shown_by_cli(&s, &investigation).await;
-    for fact in [exact_shown.as_str(), prefix_shown.as_str(), "web-1 (staging)", "15 minutes, at most 5 actions"] {
+    let facts = [
+        exact_shown.as_str(),
+        prefix_shown.as_str(),
+        "web-1 (staging)",
+        "15 minutes, at most 5 actions",
+        "assistant's reason (unverified): clean up the disk",
+    ];
+    for fact in facts {
         assert!(text.contains(fact), "the CLI must show {fact:?}:\n{text}");
     }
     let mut bob = person(&s.h, "bob", "operator").await;

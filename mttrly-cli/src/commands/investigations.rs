@@ -115,6 +115,10 @@ fn print_one(printer: &Printer, doc: &Value) -> Result<(), MttrlyError> {
     out.push_str(&format!("bypass         {} {}\n", shown(&b["bypass_id"]), bypass_line(b)));
     if b["status"] != "none" {
         out.push_str(&scope_lines(b));
+        if let Some(reason) = display::labelled_reason(b["reason"].as_str()) {
+            out.push_str(&reason);
+            out.push('\n');
+        }
     }
     if b["granted_by"]["type"] == "human" {
         out.push_str(&format!("granted by     {}\n", shown(&b["granted_by"]["name"])));
