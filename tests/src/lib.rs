@@ -5,6 +5,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 pub mod bench;
+pub mod dashboard_seed;
 pub mod fake_slack;
 pub mod fake_telegram;
 pub mod in_process;
