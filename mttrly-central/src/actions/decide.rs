@@ -49,6 +49,28 @@ pub async fn approval_check_via(
         .map(|_| ())
 }
 
+/// [`approval_check_via`] for a page that has just counted `received` approvals of `action` in
+/// the same read as the action itself: with none, there are no prior approvals to read back (the
+/// pending page judges up to 200 actions, and that read was one reader round trip each). The
+/// answer only decides what the page offers; the approval itself checks everything again.
+pub async fn approval_check_counted(
+    central: &Central,
+    caller: &TokenOwner,
+    action: &ActionRow,
+    channel: Source,
+    received: u32,
+) -> Result<(), MttrlyError> {
+    if received > 0 {
+        return approval_check_via(central, caller, action, channel).await;
+    }
+    if action.status == ActionState::PendingApproval && action.expires_at <= now_ms() {
+        return ActionState::Expired.apply(ActionEvent::Approve).map(|_| ());
+    }
+    action.status.apply(ActionEvent::Approve)?;
+    check_approval(&rule_for(central, action), &action.requested_by, &decider(central, caller, channel), &[])
+        .map(|_| ())
+}
+
 /// The approvals already recorded for `action` that still count, each as the user it counts
 /// against: only by people who are still living users of the account and whom the rule would
 /// still admit (role and approver list). An approval by someone removed since (the usual answer to

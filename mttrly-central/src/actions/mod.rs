@@ -26,7 +26,7 @@ use mttrly_core::ids::ActionId;
 use mttrly_core::{ErrorCode, MttrlyError};
 
 pub use approve::approve;
-pub use decide::{approval_check, approval_check_via};
+pub use decide::{approval_check, approval_check_counted, approval_check_via};
 pub use expire::expire;
 pub use read::{load, pending, view};
 pub use recover::recover;

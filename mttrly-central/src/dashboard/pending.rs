@@ -39,8 +39,9 @@ pub(super) async fn judge(
     action: ActionRow,
     received: u32,
 ) -> Result<Card, MttrlyError> {
-    let may_approve = match crate::actions::approval_check_via(&state.central, owner, &action, Source::Dashboard).await
-    {
+    let checked =
+        crate::actions::approval_check_counted(&state.central, owner, &action, Source::Dashboard, received).await;
+    let may_approve = match checked {
         Err(e) if e.code() == mttrly_core::ErrorCode::InternalError => return Err(e),
         other => other,
     };
