@@ -43,9 +43,26 @@ fn only_the_session_reaches_the_dispatch_table() {
 
 #[test]
 fn the_agent_never_listens() {
-    for (name, text) in agent_sources() {
+    let sources = agent_sources();
+    for (name, text) in &sources {
+        // A test module in its own file (`…/tests.rs`) may serve a fake central; it is compiled
+        // only for tests, which the next check holds every such module to.
+        if name.ends_with("tests.rs") {
+            continue;
+        }
         for listener in ["TcpListener", "UnixListener", "UdpSocket", ".bind("] {
             assert!(!text.contains(listener), "{name} uses {listener}: the agent only dials out");
+        }
+    }
+    for (name, text) in &sources {
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            if line.trim() == "mod tests;" {
+                assert!(
+                    n > 0 && lines[n - 1].trim() == "#[cfg(test)]",
+                    "{name}: `mod tests;` must be declared under #[cfg(test)]"
+                );
+            }
         }
     }
 }
