@@ -31,7 +31,9 @@ fn invalid(field: &str, message: &str) -> MttrlyError {
     MttrlyError::new(ErrorCode::ValidationError, message).with_detail("field", field)
 }
 
-fn not_found(server_id: &ServerId) -> MttrlyError {
+/// The refusal of a server id the account does not hold: another account's and a decommissioned
+/// server's read alike.
+pub(crate) fn not_found(server_id: &ServerId) -> MttrlyError {
     MttrlyError::new(ErrorCode::ServerNotFound, format!("no server {server_id} in this account"))
         .with_detail("server_id", server_id.as_str())
 }

@@ -393,7 +393,7 @@ catalog! {
     GenerateRetrospective => "mttrly_generate_retrospective", Execute, DeploymentBro, Investigations, NO_HINTS,
         timeline::GenerateRetrospectiveInput => timeline::Retrospective,
         "Generate Retrospective",
-        "Generate a deterministic retrospective from the current server timeline, verifier state, and stored knowledge. Persists a postmortem entry. Give server_id (its latest investigation or incident, or investigation_id), or thread_id to write up an incident thread: from its first notification to its resolution (or now), on the thread's server, with its posts on the timeline attributed to their senders as their words.";
+        "Generate a deterministic retrospective from the current server timeline, verifier state, and stored knowledge. Persists a postmortem entry. Give server_id (its latest investigation or incident, or investigation_id), or thread_id to write up an incident thread: from its first notification to its resolution (or now), on every server its notifications name (each record labelled with its server; server_id narrows it to one of them), with its posts on the timeline attributed to their senders as their words.";
     AcquireInvestigationBypass => "mttrly_acquire_investigation_bypass", Execute, DeploymentBro, Investigations, NO_HINTS,
         investigations::AcquireInvestigationBypassInput => investigations::BypassState,
         "Acquire Investigation Bypass",

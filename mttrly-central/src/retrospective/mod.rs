@@ -14,6 +14,13 @@
 //! assistant, or central): its title is shown as an inline code span and its body in a fenced
 //! block, literally, never as central's words or as Markdown of the report; the measures stay
 //! computed from central's records only.
+//!
+//! A thread may name several servers: the retrospective then covers each (`Inputs::server_id`
+//! first, then `other_servers`), their records merged into one timeline where every item names
+//! its server (a Server column, and `server_id` on each item and action of the report), each
+//! server's verifier run shown on its own, and the servers the thread names but it does not cover
+//! listed with the reason (`left_out`). A document of one server and nothing left out is laid out
+//! exactly as before any of this, byte for byte (see [`TEMPLATE_VERSION`]).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -23,15 +30,40 @@ use mttrly_core::ids::ServerId;
 use mttrly_core::redactor;
 use mttrly_core::tools::notify::{IncidentSummary, Notification, Sender, TimelineEntry, themes};
 use mttrly_core::tools::timeline::{
-    ActionTaken, Impact, Measure, Moment, OmittedItems, RelatedKnowledge, RetrospectiveReport, TimelineEvent,
-    TimelineItem, VerifierState,
+    ActionTaken, CoveredServer, Impact, LeftOutReason, LeftOutServer, MAX_RETROSPECTIVE_SERVERS, Measure, Moment,
+    OmittedItems, RelatedKnowledge, RetrospectiveReport, TimelineEvent, TimelineItem, VerifierState,
 };
 use sha2::{Digest, Sha256};
 
-/// The template this build writes. A change to the layout or the wording is a new version.
+/// The template of a retrospective covering one server with nothing left out. A change to the
+/// layout or the wording is a new version.
 /// Version 2 added what a retrospective written from an incident thread shows (the thread line,
 /// its posts on the timeline, the "Incident thread" section); a server's window reads as in 1.
+///
+/// Version 3 ([`SEVERAL_SERVERS_TEMPLATE_VERSION`]) is the layout of a thread naming several
+/// servers. It is not this constant, because it changes nothing of a one-server document: the
+/// number a document shows is the layout it uses, so a document of one server with nothing left
+/// out still says 2 and keeps its bytes and content hash, and the postmortems stored from such
+/// threads are reused on regeneration instead of rewritten for a layout they do not use.
+/// [`template_version`] picks the number for a document.
 pub const TEMPLATE_VERSION: u32 = 2;
+
+/// Version 3: a retrospective covering several servers, or naming servers it left out. It adds
+/// the "Servers" line and the "Servers left out" list, a Server column on the timeline and the
+/// actions, the verifier run per server, server names on the measures' moments, and the servers
+/// in the summary.
+pub const SEVERAL_SERVERS_TEMPLATE_VERSION: u32 = 3;
+
+/// The template version of a document covering `covered` servers and leaving out `left_out`:
+/// [`TEMPLATE_VERSION`] when version 3 would lay it out as 2 does (one server, nothing left
+/// out), else [`SEVERAL_SERVERS_TEMPLATE_VERSION`].
+pub fn template_version(covered: usize, left_out: usize) -> u32 {
+    if covered > 1 || left_out > 0 { SEVERAL_SERVERS_TEMPLATE_VERSION } else { TEMPLATE_VERSION }
+}
+
+/// The most left-out servers the Markdown lists by name (a thread holds up to 500 notifications,
+/// each may name another server); the report's `servers_left_out` has them all.
+pub const LEFT_OUT_SHOWN: usize = 20;
 
 /// The most characters of one post's body the Markdown shows (the report's JSON has it whole).
 pub const POST_BODY_SHOWN: usize = 4_000;
@@ -67,7 +99,13 @@ pub struct Inputs {
     pub thread: Option<IncidentSummary>,
     /// The thread's posts within the window, in any order: each becomes a `thread_posted` item.
     pub posts: Vec<Notification>,
-    /// The template version to write.
+    /// The other servers it covers (an incident thread naming several), in the thread's order,
+    /// each with its latest verifier run; empty for one server. `server_id`, `server_name` and
+    /// `verifier` are the first. Their records are in `timeline`, each item naming its server.
+    pub other_servers: Vec<CoveredServer>,
+    /// Servers the thread names that it does not cover, in the thread's order, with the reason.
+    pub left_out: Vec<LeftOutServer>,
+    /// The template version to write ([`template_version`]).
     pub template_version: u32,
 }
 
@@ -205,6 +243,7 @@ fn post_item(n: &Notification) -> TimelineItem {
         finished_at: None,
         investigation_id: None,
         post: Some(post),
+        server_id: None,
     }
 }
 
@@ -317,6 +356,7 @@ fn actions(items: &[TimelineItem]) -> Vec<ActionTaken> {
             status: a.status.clone().unwrap_or_default(),
             requested_at: a.at,
             finished_at: a.finished_at,
+            server_id: a.server_id.clone(),
         })
         .collect()
 }
@@ -340,27 +380,87 @@ fn impact(items: &[TimelineItem], alerting_ms: Option<i64>) -> Impact {
     }
 }
 
-fn summary(inputs: &Inputs, items: &[TimelineItem], actions: &[ActionTaken], impact: &Impact) -> String {
+/// The covered servers' names by id: how an item's server is shown.
+struct Names<'a>(Vec<(&'a ServerId, &'a str)>);
+
+impl<'a> Names<'a> {
+    fn of(servers: &'a [CoveredServer]) -> Self {
+        Self(servers.iter().map(|s| (&s.server_id, s.server_name.as_str())).collect())
+    }
+
+    /// The name of `server`, `—` for an item of no server (a thread post).
+    fn of_item(&self, server: Option<&ServerId>) -> &'a str {
+        server.and_then(|id| self.0.iter().find(|(s, _)| *s == id)).map_or("—", |(_, name)| name)
+    }
+}
+
+/// With several servers, a measure's moments say on which server they happened (a moment whose
+/// record names no server keeps its label).
+fn label_servers(measures: &mut [Measure], items: &[TimelineItem], names: &Names<'_>) {
+    let server_of = |reference: &str| {
+        items.iter().find(|i| i.reference == reference && i.server_id.is_some()).map(|i| i.server_id.as_ref())
+    };
+    for m in measures {
+        for moment in [m.from.as_mut(), m.to.as_mut()].into_iter().flatten() {
+            if let Some(server) = server_of(&moment.reference) {
+                let _ = write!(moment.label, " on {}", names.of_item(server));
+            }
+        }
+    }
+}
+
+fn summary(
+    inputs: &Inputs,
+    servers: &[CoveredServer],
+    items: &[TimelineItem],
+    actions: &[ActionTaken],
+    impact: &Impact,
+) -> String {
+    let several = servers.len() > 1;
+    let names = Names::of(servers);
+    let on = if several {
+        servers.iter().map(|s| s.server_name.as_str()).collect::<Vec<_>>().join(", ")
+    } else {
+        inputs.server_name.clone()
+    };
     let mut text = format!(
         "{} alert(s) on {} between {} and {}",
         impact.incidents,
-        inputs.server_name,
+        on,
         ts(inputs.window_from_ms),
         ts(inputs.window_to_ms)
     );
     if let Some(first) = items.iter().find(|i| i.event == TimelineEvent::IncidentOpened) {
         let _ = write!(text, "; the first: {}", first.summary);
+        if several {
+            let _ = write!(text, " (on {})", names.of_item(first.server_id.as_ref()));
+        }
     }
     let succeeded = actions.iter().filter(|a| a.status == "succeeded").count();
     let _ = write!(text, ". {} action(s) requested, {succeeded} succeeded", actions.len());
     if impact.still_open > 0 {
         let _ = write!(text, "; {} alert(s) still open", impact.still_open);
     }
-    match &inputs.verifier {
-        Some(v) => {
-            let _ = write!(text, ". Latest deploy verifier verdict: {}.", v.verdict);
+    if several {
+        let verdicts: Vec<String> = servers
+            .iter()
+            .map(|s| format!("{} {}", s.server_name, s.verifier.as_ref().map_or("no run", |v| v.verdict.as_str())))
+            .collect();
+        let _ = write!(text, ". Latest deploy verifier verdict per server: {}.", verdicts.join(", "));
+    } else {
+        match &inputs.verifier {
+            Some(v) => {
+                let _ = write!(text, ". Latest deploy verifier verdict: {}.", v.verdict);
+            }
+            None => text.push_str(". No deploy verifier run."),
         }
-        None => text.push_str(". No deploy verifier run."),
+    }
+    if !inputs.left_out.is_empty() {
+        let _ = write!(
+            text,
+            " The thread names {} more server(s), not covered (listed under \"Servers left out\").",
+            inputs.left_out.len()
+        );
     }
     if let Some(thread) = &inputs.thread {
         let posts = items.iter().filter(|i| i.event == TimelineEvent::ThreadPosted).count();
@@ -384,6 +484,17 @@ fn status_text(thread: &IncidentSummary) -> &'static str {
 
 /// Writes the retrospective. Pure: see the module's doc.
 pub fn write(inputs: &Inputs) -> Written {
+    let first = CoveredServer {
+        server_id: inputs.server_id.clone(),
+        server_name: inputs.server_name.clone(),
+        verifier: inputs.verifier.clone(),
+    };
+    let mut servers = vec![first];
+    for other in &inputs.other_servers {
+        if !servers.iter().any(|s| s.server_id == other.server_id) {
+            servers.push(other.clone());
+        }
+    }
     let mut items = inputs.timeline.clone();
     items.extend(inputs.posts.iter().map(post_item));
     items.sort_by_key(TimelineItem::key);
@@ -391,10 +502,13 @@ pub fn write(inputs: &Inputs) -> Written {
     let mut related = inputs.related.clone();
     related.sort_by(|a, b| a.knowledge_id.cmp(&b.knowledge_id));
     related.dedup_by(|a, b| a.knowledge_id == b.knowledge_id);
-    let (measures, alerting_ms) = measures(&items);
+    let (mut measures, alerting_ms) = measures(&items);
+    if servers.len() > 1 {
+        label_servers(&mut measures, &items, &Names::of(&servers));
+    }
     let actions = actions(&items);
     let impact = impact(&items, alerting_ms);
-    let summary = summary(inputs, &items, &actions, &impact);
+    let summary = summary(inputs, &servers, &items, &actions, &impact);
     let report = RetrospectiveReport {
         template_version: inputs.template_version,
         title: inputs.title.clone(),
@@ -415,6 +529,8 @@ pub fn write(inputs: &Inputs) -> Written {
         went_well: TO_BE_FILLED.to_owned(),
         went_badly: TO_BE_FILLED.to_owned(),
         follow_ups: TO_BE_FILLED.to_owned(),
+        servers,
+        servers_left_out: inputs.left_out.clone(),
     };
     let markdown = redactor::redact(&markdown(&report)).text.into_owned();
     let content_sha256 = hex::encode(Sha256::digest(markdown.as_bytes()));
@@ -517,22 +633,82 @@ fn thread_section(md: &mut String, thread: &IncidentSummary, timeline: &[Timelin
     }
 }
 
+/// Why a server is left out, for a reader.
+fn left_out_text(reason: LeftOutReason) -> String {
+    match reason {
+        LeftOutReason::NotChosen => "server_id chose another of the thread's servers (leave server_id out to cover \
+                                     them all)"
+            .to_owned(),
+        LeftOutReason::OverLimit => format!(
+            "the thread names more servers than one retrospective covers ({MAX_RETROSPECTIVE_SERVERS}, the first \
+             named); write it up with its server_id"
+        ),
+        LeftOutReason::NotFound => {
+            "not a server of this account (decommissioned, or never this account's): none of its records were read"
+                .to_owned()
+        }
+    }
+}
+
+/// The "Servers left out" list of the header: each by name when it is the account's, else by the
+/// id the thread carries, at most [`LEFT_OUT_SHOWN`].
+fn left_out_list(md: &mut String, left_out: &[LeftOutServer]) {
+    let _ = writeln!(md, "- **Servers left out** (named by the incident thread, not covered):");
+    for l in left_out.iter().take(LEFT_OUT_SHOWN) {
+        let who = l
+            .server_name
+            .as_ref()
+            .map_or_else(|| format!("`{}`", l.server_id), |name| format!("{} (`{}`)", cell(name), l.server_id));
+        let _ = writeln!(md, "  - {who}: {}", left_out_text(l.reason));
+    }
+    let rest = left_out.len().saturating_sub(LEFT_OUT_SHOWN);
+    if rest > 0 {
+        let _ = writeln!(md, "  - and {rest} more (the report's `servers_left_out` lists them all)");
+    }
+}
+
+/// One server's verifier line.
+fn verifier_text(v: Option<&VerifierState>) -> String {
+    match v {
+        Some(v) => format!(
+            "Latest verifier run `{}`{}: **{}** at {}.",
+            cell(&v.verification_id),
+            v.deploy_id.as_ref().map_or_else(String::new, |d| format!(" on deploy `{}`", cell(d))),
+            cell(&v.verdict),
+            v.checked_at
+        ),
+        None => "n/a: no verifier run on this server before the window's end.".to_owned(),
+    }
+}
+
 /// The Markdown of `report`.
 fn markdown(r: &RetrospectiveReport) -> String {
+    let several = r.servers.len() > 1;
+    let names = Names::of(&r.servers);
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", cell(&r.title));
     let _ = writeln!(
         md,
-        "_Retrospective template v{}, written by mttrly from the server's records{} (no language model). \
+        "_Retrospective template v{}, written by mttrly from {}{} (no language model). \
          Sections marked \"{TO_BE_FILLED}\" are for people to write._\n",
         r.template_version,
+        if several { format!("the records of its {} servers", r.servers.len()) } else { "the server's records".into() },
         if r.thread.is_some() {
             " and its incident thread, whose posts are quoted as their senders wrote them"
         } else {
             ""
         }
     );
-    let _ = writeln!(md, "- **Server:** {} (`{}`)", cell(&r.server_name), r.server_id);
+    if several {
+        let list: Vec<String> =
+            r.servers.iter().map(|s| format!("{} (`{}`)", cell(&s.server_name), s.server_id)).collect();
+        let _ = writeln!(md, "- **Servers:** {}", list.join(", "));
+    } else {
+        let _ = writeln!(md, "- **Server:** {} (`{}`)", cell(&r.server_name), r.server_id);
+    }
+    if !r.servers_left_out.is_empty() {
+        left_out_list(&mut md, &r.servers_left_out);
+    }
     let _ = writeln!(md, "- **Window:** {} → {}", r.window_from, r.window_to);
     if let Some(thread) = &r.thread {
         let _ = writeln!(
@@ -574,12 +750,16 @@ fn markdown(r: &RetrospectiveReport) -> String {
     if r.actions.is_empty() {
         let _ = writeln!(md, "None recorded.\n");
     } else {
-        let _ = writeln!(md, "| Action | What | Requested by | Decided by | Status | Requested | Finished |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let (server_head, server_rule) = if several { ("Server | ", "---|") } else { ("", "") };
+        let _ =
+            writeln!(md, "| Action | {server_head}What | Requested by | Decided by | Status | Requested | Finished |");
+        let _ = writeln!(md, "|---|{server_rule}---|---|---|---|---|---|");
         for a in &r.actions {
+            let server =
+                if several { format!("{} | ", cell(names.of_item(a.server_id.as_ref()))) } else { String::new() };
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                "| `{}` | {server}{} | {} | {} | {} | {} | {} |",
                 a.action_id,
                 cell(&a.summary),
                 cell(&a.requested_by),
@@ -592,20 +772,14 @@ fn markdown(r: &RetrospectiveReport) -> String {
         md.push('\n');
     }
     let _ = writeln!(md, "## Deploy verification\n");
-    match &r.verifier {
-        Some(v) => {
-            let _ = writeln!(
-                md,
-                "Latest verifier run `{}`{}: **{}** at {}.\n",
-                cell(&v.verification_id),
-                v.deploy_id.as_ref().map_or_else(String::new, |d| format!(" on deploy `{}`", cell(d))),
-                cell(&v.verdict),
-                v.checked_at
-            );
+    if several {
+        for s in &r.servers {
+            let _ =
+                writeln!(md, "- {} (`{}`): {}", cell(&s.server_name), s.server_id, verifier_text(s.verifier.as_ref()));
         }
-        None => {
-            let _ = writeln!(md, "n/a: no verifier run on this server before the window's end.\n");
-        }
+        md.push('\n');
+    } else {
+        let _ = writeln!(md, "{}\n", verifier_text(r.verifier.as_ref()));
     }
     let _ = writeln!(md, "## Related knowledge\n");
     if r.related.is_empty() {
@@ -631,16 +805,23 @@ fn markdown(r: &RetrospectiveReport) -> String {
     if r.timeline.is_empty() {
         let _ = writeln!(md, "No records in the window.\n");
     } else {
-        let _ = writeln!(md, "| Time (UTC) | Source | What | Who | Reference |\n|---|---|---|---|---|");
+        if several {
+            let _ =
+                writeln!(md, "| Time (UTC) | Server | Source | What | Who | Reference |\n|---|---|---|---|---|---|");
+        } else {
+            let _ = writeln!(md, "| Time (UTC) | Source | What | Who | Reference |\n|---|---|---|---|---|");
+        }
         for t in &r.timeline {
             let (what, who) = match &t.post {
                 Some(post) => (format!("{}: {}", t.summary, code_span(&post.title)), sender_text(&post.sender)),
                 None if t.actor.is_some() => (t.summary.clone(), actor_text(t.actor.as_ref())),
                 None => (t.summary.clone(), "—".to_owned()),
             };
+            let server =
+                if several { format!("{} | ", cell(names.of_item(t.server_id.as_ref()))) } else { String::new() };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | `{}` |",
+                "| {} | {server}{} | {} | {} | `{}` |",
                 t.at,
                 serde_json::to_value(t.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
                 cell(&what),

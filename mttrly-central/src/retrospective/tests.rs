@@ -20,6 +20,7 @@ fn item(event: TimelineEvent, at: i64, reference: &str, summary: &str) -> Timeli
         finished_at: None,
         investigation_id: None,
         post: None,
+        server_id: None,
     }
 }
 
@@ -103,6 +104,8 @@ fn story() -> Inputs {
         ],
         thread: None,
         posts: Vec::new(),
+        other_servers: Vec::new(),
+        left_out: Vec::new(),
         template_version: TEMPLATE_VERSION,
     }
 }
@@ -248,7 +251,7 @@ mod thread {
         ]
     }
 
-    fn with_thread() -> super::Inputs {
+    pub(super) fn with_thread() -> super::Inputs {
         let posts = posts();
         let now = jiff::Timestamp::from_millisecond(T0 + 3_600_000).unwrap();
         let summary = incidents::summary(&posts, false, now).unwrap();
@@ -347,5 +350,202 @@ mod thread {
     #[test]
     fn snapshot_of_a_thread_retrospective() {
         insta::assert_snapshot!("retrospective_thread_markdown", write(&with_thread()).markdown);
+    }
+}
+
+/// A thread naming two servers (issue 17's incident touching web-1 and db-1): the story's records
+/// on web-1, db-1's own alert and action, the thread's posts, and a third id the thread names
+/// that is no server of the account.
+mod several_servers {
+    use mttrly_core::ids::ServerId;
+    use mttrly_core::tools::timeline::{
+        CoveredServer, LeftOutReason, LeftOutServer, TimelineEvent, TimelineItem, VerifierState,
+    };
+
+    use super::{T0, item, story};
+    use crate::retrospective::{
+        Inputs, LEFT_OUT_SHOWN, SEVERAL_SERVERS_TEMPLATE_VERSION, TEMPLATE_VERSION, template_version, write,
+    };
+
+    fn web1() -> ServerId {
+        ServerId::parse("srv_00000000000000000000000000000001").unwrap()
+    }
+
+    fn db1() -> ServerId {
+        ServerId::parse("srv_00000000000000000000000000000002").unwrap()
+    }
+
+    fn on(server: &ServerId, mut item: TimelineItem) -> TimelineItem {
+        item.server_id = Some(server.clone());
+        item
+    }
+
+    fn db_records() -> Vec<TimelineItem> {
+        let mut lag = item(
+            TimelineEvent::IncidentOpened,
+            T0 + 60_000,
+            "alt_00000000000000000000000000000002",
+            "warning alert opened: replication lag 40s (pg_lag on postgres)",
+        );
+        lag.status = Some("warning, open".into());
+        let mut restart = item(
+            TimelineEvent::ActionRequested,
+            T0 + 250_000,
+            "act_00000000000000000000000000000002",
+            "Run `systemctl restart pgbouncer` on db-1 (production) | needs approval",
+        );
+        restart.actor = Some(super::ann());
+        restart.status = Some("pending_approval".into());
+        vec![on(&db1(), lag), on(&db1(), restart)]
+    }
+
+    fn two_servers() -> Inputs {
+        let mut inputs = super::thread::with_thread();
+        inputs.timeline = inputs.timeline.into_iter().map(|i| on(&web1(), i)).collect();
+        inputs.timeline.extend(db_records());
+        inputs.other_servers = vec![CoveredServer {
+            server_id: db1(),
+            server_name: "db-1".into(),
+            verifier: Some(VerifierState {
+                verification_id: "ver_00000000000000000000000000000002".into(),
+                deploy_id: None,
+                verdict: "pass".into(),
+                checked_at: jiff::Timestamp::from_millisecond(T0 - 600_000).unwrap(),
+            }),
+        }];
+        inputs.left_out = vec![LeftOutServer {
+            server_id: ServerId::parse("srv_0000000000000000000000000000000f").unwrap(),
+            server_name: None,
+            reason: LeftOutReason::NotFound,
+        }];
+        inputs.template_version = template_version(2, 1);
+        inputs.title = "Retrospective: thread:incident-alt_1 on web-1, db-1".into();
+        inputs
+    }
+
+    #[test]
+    fn the_version_is_3_only_for_what_2_cannot_lay_out() {
+        assert_eq!(template_version(1, 0), TEMPLATE_VERSION);
+        assert_eq!(template_version(2, 0), SEVERAL_SERVERS_TEMPLATE_VERSION);
+        assert_eq!(template_version(1, 1), SEVERAL_SERVERS_TEMPLATE_VERSION);
+        assert_ne!(TEMPLATE_VERSION, SEVERAL_SERVERS_TEMPLATE_VERSION);
+    }
+
+    #[test]
+    fn one_server_keeps_its_bytes_whatever_its_items_carry() {
+        // The tools layer now names each item's server; a one-server document must not change.
+        let before = write(&super::thread::with_thread());
+        let mut tagged = super::thread::with_thread();
+        tagged.timeline = tagged.timeline.into_iter().map(|i| on(&web1(), i)).collect();
+        let after = write(&tagged);
+        assert_eq!(after.markdown, before.markdown);
+        assert_eq!(after.content_sha256, before.content_sha256);
+        assert_eq!(after.report.servers.len(), 1);
+        assert_eq!(after.report.servers[0].server_id, web1());
+        assert_eq!(after.report.servers[0].verifier, after.report.verifier);
+        assert!(after.report.servers_left_out.is_empty());
+        let plain = write(&story());
+        assert!(!plain.markdown.contains("Server |") && !plain.markdown.contains("Servers"), "{}", plain.markdown);
+    }
+
+    #[test]
+    fn every_item_names_its_server_and_each_server_has_its_verifier() {
+        let written = write(&two_servers());
+        let r = &written.report;
+        assert_eq!(r.template_version, SEVERAL_SERVERS_TEMPLATE_VERSION);
+        assert_eq!(r.server_id, web1(), "the first server stays the report's server");
+        let covered: Vec<(&str, Option<&str>)> = r
+            .servers
+            .iter()
+            .map(|s| (s.server_name.as_str(), s.verifier.as_ref().map(|v| v.verdict.as_str())))
+            .collect();
+        assert_eq!(covered, [("web-1", Some("fail")), ("db-1", Some("pass"))]);
+        assert_eq!(r.servers_left_out.len(), 1);
+        assert_eq!(r.impact.incidents, 2, "both servers' alerts");
+        assert_eq!(r.impact.still_open, 1, "db-1's lag is still open");
+        let db_action = r.actions.iter().find(|a| a.action_id == "act_00000000000000000000000000000002").unwrap();
+        assert_eq!(db_action.server_id, Some(db1()));
+        let web_action = r.actions.iter().find(|a| a.action_id == "act_00000000000000000000000000000001").unwrap();
+        assert_eq!(web_action.server_id, Some(web1()));
+        // The first alert was db-1's: its moment says so.
+        let ttd = r.measures.iter().find(|m| m.name == "time_to_acknowledge").unwrap();
+        assert_eq!(ttd.from.as_ref().map(|m| m.label.as_str()), Some("first alert opened on db-1"));
+        assert!(r.summary.starts_with("2 alert(s) on web-1, db-1 between "), "{}", r.summary);
+        assert!(r.summary.contains("(pg_lag on postgres) (on db-1)"), "{}", r.summary);
+        assert!(r.summary.contains("verdict per server: web-1 fail, db-1 pass."), "{}", r.summary);
+
+        let md = &written.markdown;
+        assert!(md.contains("_Retrospective template v3, written by mttrly from the records of its 2 servers"), "{md}");
+        assert!(
+            md.contains(
+                "- **Servers:** web-1 (`srv_00000000000000000000000000000001`), db-1 \
+                 (`srv_00000000000000000000000000000002`)"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("  - `srv_0000000000000000000000000000000f`: not a server of this account"), "{md}");
+        // Every timeline row names its server: db-1's action is never web-1's.
+        assert!(
+            md.contains(
+                "| db-1 | action | Run `systemctl restart pgbouncer` on db-1 (production) \\| needs approval | ann | \
+                 `act_00000000000000000000000000000002` |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| web-1 | action | Run `systemctl restart api`"), "{md}");
+        assert!(md.contains("| — | thread | incident-alert posted:"), "a post is no server's record: {md}");
+        let rows: Vec<&str> = md
+            .split("## Timeline\n")
+            .nth(1)
+            .and_then(|t| t.trim_start().split("\n\n").next())
+            .map(|table| table.lines().skip(2).collect())
+            .unwrap_or_default();
+        assert_eq!(rows.len(), r.timeline.len(), "{md}");
+        for row in rows {
+            let server = row.split(" | ").nth(1).unwrap_or_default();
+            assert!(["web-1", "db-1", "—"].contains(&server), "{row}");
+        }
+        assert!(md.contains("| `act_00000000000000000000000000000002` | db-1 | Run `systemctl restart pgbouncer`"));
+        assert!(md.contains("- db-1 (`srv_00000000000000000000000000000002`): Latest verifier run `ver_"), "{md}");
+        // Posts are still their senders' words, redacted, for every server.
+        assert!(!md.contains("Hunter2Hunter2"));
+    }
+
+    #[test]
+    fn several_servers_in_any_order_give_the_same_bytes() {
+        let first = write(&two_servers());
+        let mut shuffled = two_servers();
+        shuffled.timeline.reverse();
+        shuffled.posts.reverse();
+        assert_eq!(write(&shuffled).content_sha256, first.content_sha256);
+        // A repeated server is covered once.
+        let mut repeated = two_servers();
+        repeated.other_servers.push(repeated.other_servers[0].clone());
+        assert_eq!(write(&repeated).content_sha256, first.content_sha256);
+    }
+
+    #[test]
+    fn a_long_list_of_left_out_servers_is_cut_and_counted() {
+        let mut crowded = two_servers();
+        crowded.left_out = (0..LEFT_OUT_SHOWN + 4)
+            .map(|n| LeftOutServer {
+                server_id: ServerId::parse(&format!("srv_{:032x}", n + 100)).unwrap(),
+                server_name: Some(format!("app-{n}")),
+                reason: LeftOutReason::OverLimit,
+            })
+            .collect();
+        let written = write(&crowded);
+        assert_eq!(written.report.servers_left_out.len(), LEFT_OUT_SHOWN + 4, "the report has them all");
+        let md = &written.markdown;
+        assert!(md.contains("  - app-0 (`srv_"), "{md}");
+        assert!(md.contains(&format!("app-{}", LEFT_OUT_SHOWN - 1)), "{md}");
+        assert!(!md.contains(&format!("app-{LEFT_OUT_SHOWN} ")), "{md}");
+        assert!(md.contains("  - and 4 more (the report's `servers_left_out` lists them all)"), "{md}");
+        assert!(md.contains("more servers than one retrospective covers (8, the first named)"), "{md}");
+    }
+
+    #[test]
+    fn snapshot_of_a_two_server_thread_retrospective() {
+        insta::assert_snapshot!("retrospective_two_server_thread_markdown", write(&two_servers()).markdown);
     }
 }

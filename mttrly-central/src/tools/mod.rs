@@ -21,6 +21,7 @@ pub(crate) mod playbooks;
 pub(crate) mod proactive;
 mod reach;
 pub(crate) mod servers;
+mod thread_window;
 pub(crate) mod timeline;
 pub(crate) mod updates;
 pub(crate) mod warroom;

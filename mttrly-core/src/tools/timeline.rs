@@ -115,6 +115,14 @@ impl TimelineEvent {
     }
 }
 
+/// The most servers one retrospective covers (an incident thread's notifications may name any
+/// number). Each covered server costs its own window read (up to the retrospective's decisive
+/// rows and audit scan, tens of thousands of rows), verifier read and knowledge search, all in
+/// one tool call; and a document merging more servers' records than this stops being one
+/// incident a person can read. The servers past it are listed as left out, never dropped silently;
+/// `server_id` writes up any one of them.
+pub const MAX_RETROSPECTIVE_SERVERS: usize = 8;
+
 /// Arguments of `mttrly_get_server_timeline`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +183,13 @@ pub struct TimelineItem {
     /// person's, an assistant's, or central's own posts), redacted, never facts central checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post: Option<Notification>,
+    /// The server whose record it is. Set on the items of a retrospective covering several
+    /// servers (an incident thread naming several), whose timeline merges their records, so no
+    /// item can be read as another server's; absent on a thread post (no server's record) and
+    /// where one server is named once for all (a server's timeline page, a one-server
+    /// retrospective, whose items stay as that page lists them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<ServerId>,
 }
 
 impl TimelineItem {
@@ -263,7 +278,8 @@ pub struct ServerTimeline {
 #[serde(deny_unknown_fields)]
 pub struct GenerateRetrospectiveInput {
     /// The server. Required unless `thread_id` is given; with `thread_id` it may be left out
-    /// (the thread's server is used) and, when given, must be the thread's server.
+    /// (every server the thread names is covered) and, when given, must be one the thread names
+    /// (then only that one is covered), or any server when the thread names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<ServerId>,
     /// The investigation to write up; the server's latest investigation, else its latest
@@ -272,8 +288,9 @@ pub struct GenerateRetrospectiveInput {
     pub investigation_id: Option<InvestigationId>,
     /// An incident thread to write up (`mttrly_get_thread`'s id): the incident runs from the
     /// thread's first notification to its resolution (`incident-resolved`), or to now while it is
-    /// not resolved; its server is the first server its notifications name; its posts are on the
-    /// timeline, each attributed to its sender.
+    /// not resolved; it covers every server its notifications name (at most 8, the first named;
+    /// the rest are listed as left out); its posts are on the timeline, each attributed to its
+    /// sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<ThreadId>,
     /// A title of yours. Central names the stored postmortem itself (server, window, incident
@@ -338,6 +355,9 @@ pub struct ActionTaken {
     pub requested_at: jiff::Timestamp,
     /// When it finished, if it has.
     pub finished_at: Option<jiff::Timestamp>,
+    /// The server it was requested on, when the retrospective covers several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<ServerId>,
 }
 
 /// The latest deploy verifier run on the server.
@@ -351,6 +371,45 @@ pub struct VerifierState {
     pub verdict: String,
     /// When it ran.
     pub checked_at: jiff::Timestamp,
+}
+
+/// A server a retrospective covers: its records within the window are on the timeline, each
+/// item naming it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CoveredServer {
+    /// The server.
+    pub server_id: ServerId,
+    /// Its name.
+    pub server_name: String,
+    /// Its latest deploy verifier run before the window's end, if any.
+    pub verifier: Option<VerifierState>,
+}
+
+/// Why a server an incident thread names is not covered by its retrospective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftOutReason {
+    /// `server_id` chose another of the thread's servers: the retrospective covers that one only.
+    NotChosen,
+    /// The thread names more servers than one retrospective covers; the first ones it names are
+    /// covered.
+    OverLimit,
+    /// Not a server of this account (decommissioned, or an id that was never this account's):
+    /// none of its records are read.
+    NotFound,
+}
+
+/// A server an incident thread names that its retrospective does not cover, and why: nothing
+/// is left out silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LeftOutServer {
+    /// The id the thread's notifications carry.
+    pub server_id: ServerId,
+    /// Its name, when it is a server of this account (absent for `not_found`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Why it is not covered.
+    pub reason: LeftOutReason,
 }
 
 /// A knowledge entry related to the incident (found by its symptoms).
@@ -425,6 +484,14 @@ pub struct RetrospectiveReport {
     pub went_badly: String,
     /// Follow-ups: to be filled by a human.
     pub follow_ups: String,
+    /// Every server it covers, in the order the incident thread names them (the first is
+    /// `server_id`, whose verifier run `verifier` repeats): one for a server's window, several
+    /// for a thread naming several.
+    #[serde(default)]
+    pub servers: Vec<CoveredServer>,
+    /// Servers the incident thread names that it does not cover, and why (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers_left_out: Vec<LeftOutServer>,
 }
 
 /// A stored retrospective.

@@ -164,6 +164,7 @@ fn base(event: TimelineEvent, at: i64, reference: String, summary: String) -> Ti
         finished_at: None,
         investigation_id: None,
         post: None,
+        server_id: None,
     }
 }
 
