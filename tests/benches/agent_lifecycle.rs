@@ -17,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::cast_precision_loss)]
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mttrly_tests::bench::{arg, percentile};
@@ -43,17 +44,52 @@ fn idle(host: &Host, settle: u64, seconds: u64) -> (Vec<u64>, Duration, Duration
     (samples, cpu_time(pid).unwrap().saturating_sub(cpu_before), started.elapsed())
 }
 
-fn report_idle(what: &str, (samples, cpu, wall): &(Vec<u64>, Duration, Duration)) {
+/// `RssAnon` and `RssFile` of `pid` (`/proc/PID/status`), in bytes: what of the resident set is the
+/// agent's own memory and what is pages of its executable (and libraries) it has touched.
+fn rss_split(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
+fn report_idle(host: &Host, what: &str, (samples, cpu, wall): &(Vec<u64>, Duration, Duration)) {
     let max = samples.iter().copied().max().unwrap();
     let last = *samples.last().unwrap();
+    let (anon, file) = rss_split(host.supervisor.pid());
     println!(
-        "{what}: VmRSS last {:.2} MiB, max {:.2} MiB over the last {} s; CPU {:.3} % of a core over {:.0} s",
+        "{what}: VmRSS last {:.2} MiB ({:.2} MB), max {:.2} MiB over the last {} s (now {:.2} MiB anonymous, {:.2} MiB \
+         file pages); CPU {:.3} % of a core over {:.0} s",
         mib(last),
+        last as f64 / 1e6,
         mib(max),
         samples.len(),
+        mib(anon),
+        mib(file),
         cpu.as_secs_f64() * 100.0 / wall.as_secs_f64(),
         wall.as_secs_f64()
     );
+}
+
+/// Builds the binaries this bench runs as an operator builds them (`cargo build --release` of the
+/// whole workspace, README): `cargo bench` builds the bench and the libraries it links, not the
+/// workspace binaries it starts (`mttrly_tests::binary` builds them only when missing), so without
+/// this a change to the agent (its code or its profile in Cargo.toml) would be measured on
+/// whatever binary an earlier build left. The whole workspace, not `-p mttrly-agent`: features
+/// are unified across what one build selects, so the agent of `-p mttrly-agent` alone differs
+/// from the operator's (it is smaller).
+fn build_binaries() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--quiet", "--workspace", "--bins"]);
+    // `target/<profile>/deps/agent_lifecycle-…`: the profile directory the harness takes them from.
+    let exe = std::env::current_exe().unwrap();
+    if exe.parent().and_then(std::path::Path::parent).is_some_and(|dir| dir.ends_with("release")) {
+        command.arg("--release");
+    }
+    assert!(command.status().is_ok_and(|status| status.success()), "building the binaries the bench runs failed");
 }
 
 fn main() {
@@ -63,12 +99,13 @@ fn main() {
         !cfg!(debug_assertions) || std::env::var_os("AGENT_LIFECYCLE_DEBUG").is_some(),
         "run this with `cargo bench` (release binaries); set AGENT_LIFECYCLE_DEBUG=1 to try it in a debug build"
     );
+    build_binaries();
     let host = Host::start();
     let agent = host.central.cli_json(&["servers", "status", &host.server_id]);
     println!("agent {BASE} online: {}", agent["server"]["status"]);
 
     let before = idle(&host, idle_seconds - 10, 10);
-    report_idle(&format!("idle agent {BASE}, detectors on, {idle_seconds} s connected"), &before);
+    report_idle(&host, &format!("idle agent {BASE}, detectors on, {idle_seconds} s connected"), &before);
 
     let mut took = Vec::new();
     let mut agent_ms = Vec::new();
@@ -99,6 +136,6 @@ fn main() {
             agent_ms[agent_ms.len() / 2]
         );
         let after = idle(&host, idle_seconds - 10, 10);
-        report_idle("idle agent after the updates (the last version), detectors on", &after);
+        report_idle(&host, "idle agent after the updates (the last version), detectors on", &after);
     }
 }

@@ -25,6 +25,7 @@ pub mod tail;
 use std::collections::BTreeMap;
 use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -110,14 +111,61 @@ pub struct Opened {
     pub meta: Metadata,
 }
 
-/// The compiled rules.
+/// The rules: every glob checked when they are built, each kind's set compiled when first asked.
 #[derive(Debug, Clone)]
 pub struct FileRules {
     policy: FilePolicy,
-    read: (GlobSet, Vec<String>),
-    privileged: (GlobSet, Vec<String>),
-    managed: (GlobSet, Vec<String>),
-    hardlinks: (GlobSet, Vec<String>),
+    read: RuleSet,
+    privileged: RuleSet,
+    managed: RuleSet,
+    hardlinks: RuleSet,
+}
+
+/// One kind of rule: its patterns, each parsed as a glob when the rules are built (a bad glob is
+/// refused then, naming it), and their set, compiled on the first path it is asked about.
+///
+/// Why not compile up front: a glob set is a set of regular expressions, and compiling it runs the
+/// regex compiler. An agent that starts, connects and idles is never asked about a path; not
+/// running that compiler at start keeps its code out of the agent's resident memory (issue 16,
+/// BENCHMARKS.md). Parsing already refuses every malformed glob; what only compiling can refuse
+/// is a set past the regex engine's size limit, which a policy's paths do not reach: such a set
+/// matches nothing (fails closed), so a rule that cannot be compiled never allows anything.
+#[derive(Debug, Clone)]
+struct RuleSet {
+    patterns: Vec<String>,
+    globs: Vec<Glob>,
+    set: OnceLock<Option<GlobSet>>,
+}
+
+impl RuleSet {
+    fn new(patterns: &[String]) -> Result<Self, MttrlyError> {
+        let globs = patterns.iter().map(|p| glob(p)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { patterns: patterns.to_vec(), globs, set: OnceLock::new() })
+    }
+
+    fn compiled(&self) -> Option<&GlobSet> {
+        self.set
+            .get_or_init(|| {
+                let mut builder = GlobSetBuilder::new();
+                for g in &self.globs {
+                    builder.add(g.clone());
+                }
+                builder.build().ok()
+            })
+            .as_ref()
+    }
+
+    /// The first pattern (in the policy's order) matching `path`.
+    fn first(&self, path: &Path) -> Option<String> {
+        if self.patterns.is_empty() {
+            return None;
+        }
+        self.compiled()?.matches(path).into_iter().min().and_then(|i| self.patterns.get(i).cloned())
+    }
+
+    fn is_match(&self, path: &Path) -> bool {
+        !self.patterns.is_empty() && self.compiled().is_some_and(|set| set.is_match(path))
+    }
 }
 
 fn glob(pattern: &str) -> Result<Glob, MttrlyError> {
@@ -131,17 +179,6 @@ fn glob(pattern: &str) -> Result<Glob, MttrlyError> {
         .literal_separator(true)
         .build()
         .map_err(|e| MttrlyError::new(ErrorCode::ValidationError, format!("invalid file rule `{pattern}`: {e}")))
-}
-
-fn compile(patterns: &[String]) -> Result<(GlobSet, Vec<String>), MttrlyError> {
-    let mut builder = GlobSetBuilder::new();
-    for p in patterns {
-        builder.add(glob(p)?);
-    }
-    let set = builder
-        .build()
-        .map_err(|e| MttrlyError::new(ErrorCode::ValidationError, format!("invalid file rules: {e}")))?;
-    Ok((set, patterns.to_vec()))
 }
 
 fn denied(message: impl Into<String>, path: &str) -> MttrlyError {
@@ -164,10 +201,10 @@ impl FileRules {
             }
         }
         Ok(Self {
-            read: compile(&policy.file_roots)?,
-            privileged: compile(&policy.privileged_files)?,
-            managed: compile(&policy.managed_files)?,
-            hardlinks: compile(&policy.hardlink_roots)?,
+            read: RuleSet::new(&policy.file_roots)?,
+            privileged: RuleSet::new(&policy.privileged_files)?,
+            managed: RuleSet::new(&policy.managed_files)?,
+            hardlinks: RuleSet::new(&policy.hardlink_roots)?,
             policy,
         })
     }
@@ -179,8 +216,7 @@ impl FileRules {
 
     /// The first rule allowing `path` for `access`, if any.
     fn rule_for(&self, path: &Path, access: FileAccess) -> Option<String> {
-        let first =
-            |(set, patterns): &(GlobSet, Vec<String>)| set.matches(path).into_iter().min().map(|i| patterns[i].clone());
+        let first = |rules: &RuleSet| rules.first(path);
         match access {
             FileAccess::Write => first(&self.managed),
             FileAccess::Privileged => {
@@ -263,7 +299,7 @@ impl FileRules {
                 return Err(denied(format!("the directory of `{requested}` does not exist"), requested));
             }
         }
-        let hard_links_allowed = self.hardlinks.0.is_match(&resolved.path);
+        let hard_links_allowed = self.hardlinks.is_match(&resolved.path);
         let allowed = Allowed { path: resolved.path, rule, exists, hard_links_allowed };
         if exists {
             // The name's own metadata (not followed: it was just resolved): a FIFO, socket, device,

@@ -219,6 +219,21 @@ fn diffs_are_unified_and_identical_files_say_so() {
     assert!(diff::unified("a", "same\n", "b", "same\n", 3).1);
 }
 
+/// Building the rules parses every glob and compiles none (the agent's start never runs the regex
+/// compiler: issue 16); the first question compiles the set it asks, and only that one.
+#[test]
+fn rule_sets_are_compiled_when_first_asked() {
+    let dir = tree();
+    let root = dir.path().canonicalize().unwrap();
+    let r = rules(&root, |_| {});
+    for set in [&r.read, &r.privileged, &r.managed, &r.hardlinks] {
+        assert!(set.set.get().is_none(), "compiled before anyone asked");
+    }
+    assert!(r.allows(&root.join("app/web.log"), FileAccess::Read));
+    assert!(r.read.set.get().is_some_and(Option::is_some), "the asked set is compiled");
+    assert!(r.privileged.set.get().is_none(), "a set nobody asked stays uncompiled");
+}
+
 #[test]
 fn bad_rules_are_clear_errors() {
     let err = FileRules::new(FilePolicy { file_roots: vec!["var/log/*".into()], ..FilePolicy::default() }).unwrap_err();

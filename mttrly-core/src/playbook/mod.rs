@@ -109,9 +109,60 @@ pub struct Rendered {
     pub verify: Option<Step>,
 }
 
-fn placeholder() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"\{([a-z0-9][a-z0-9_.-]*)\}").unwrap_or_else(|e| panic!("placeholder regex: {e}")))
+/// The `{name}` placeholders of an argv element, in order: each one's byte range and name.
+///
+/// The grammar is the regular expression `\{([a-z0-9][a-z0-9_.-]*)\}` (leftmost, not overlapping),
+/// scanned by hand: checking a playbook runs when an agent starts (the built-ins and the owner's),
+/// and a hand scan keeps the regex compiler out of that start, as `files::RuleSet` does for the
+/// file rules (issue 16: the idle agent's resident memory). Checking and rendering use this one
+/// scanner, so what a check accepted is what a run substitutes; a property test holds it to the
+/// expression.
+pub(crate) fn placeholders(arg: &str) -> impl Iterator<Item = (std::ops::Range<usize>, &str)> + '_ {
+    let bytes = arg.as_bytes();
+    let head = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let tail = move |b: u8| head(b) || matches!(b, b'_' | b'.' | b'-');
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at < bytes.len() {
+            let start = at;
+            at += 1;
+            if bytes[start] != b'{' || !bytes.get(start + 1).copied().is_some_and(head) {
+                continue;
+            }
+            let mut end = start + 2;
+            while bytes.get(end).copied().is_some_and(tail) {
+                end += 1;
+            }
+            if bytes.get(end) == Some(&b'}') {
+                at = end + 1;
+                // Every byte from `start` to `end` is ASCII, so both ends are char boundaries.
+                return Some((start..end + 1, &arg[start + 1..end]));
+            }
+        }
+        None
+    })
+}
+
+/// `arg` with each placeholder replaced by `value_of` its name.
+fn substitute(arg: &str, value_of: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut copied = 0;
+    for (range, name) in placeholders(arg) {
+        out.push_str(&arg[copied..range.start]);
+        out.push_str(&value_of(name));
+        copied = range.end;
+    }
+    out.push_str(&arg[copied..]);
+    out
+}
+
+/// Checks a parameter's pattern as [`full_match`] would compile it, with the regex crate's own
+/// parser and without compiling it (see [`placeholders`] for why): every syntax error is refused
+/// here; what only compiling refuses is an expression past the engine's size limit, which
+/// [`full_match`] reports when a value is validated.
+fn check_pattern(pattern: &str) -> Result<(), String> {
+    // The parser's error as text: the regex crate's own `Error::Syntax` is that same text.
+    regex_syntax::Parser::new().parse(&format!("^(?:{pattern})$")).map(drop).map_err(|e| e.to_string())
 }
 
 fn invalid_def(id: &str, why: impl std::fmt::Display) -> MttrlyError {
@@ -130,13 +181,17 @@ fn full_match(pattern: &str) -> Result<Regex, regex::Error> {
 impl Playbook {
     /// Parses and checks a TOML definition.
     pub fn parse(text: &str) -> Result<Self, MttrlyError> {
+        Self::parse_checking(text, Defaults::Validated)
+    }
+
+    fn parse_checking(text: &str, defaults: Defaults) -> Result<Self, MttrlyError> {
         let p: Self = toml::from_str(text)
             .map_err(|e| MttrlyError::new(ErrorCode::ValidationError, format!("invalid playbook definition: {e}")))?;
-        p.check()?;
+        p.check(defaults)?;
         Ok(p)
     }
 
-    fn check(&self) -> Result<(), MttrlyError> {
+    fn check(&self, defaults: Defaults) -> Result<(), MttrlyError> {
         let id = self.id.as_str();
         if self.steps.is_empty() {
             return Err(invalid_def(id, "it has no steps"));
@@ -154,7 +209,7 @@ impl Playbook {
                     let Some(pattern) = &param.pattern else {
                         return Err(invalid_def(id, format!("string parameter `{}` needs a pattern", param.name)));
                     };
-                    full_match(pattern).map_err(|e| invalid_def(id, format!("pattern of `{}`: {e}", param.name)))?;
+                    check_pattern(pattern).map_err(|e| invalid_def(id, format!("pattern of `{}`: {e}", param.name)))?;
                 }
                 ParamKind::Enum if param.allowed_values.is_empty() => {
                     return Err(invalid_def(id, format!("enum parameter `{}` needs allowed_values", param.name)));
@@ -162,7 +217,9 @@ impl Playbook {
                 _ => {}
             }
             if let Some(default) = &param.default {
-                validate_value(param, default).map_err(|e| invalid_def(id, e.message()))?;
+                if defaults == Defaults::Validated {
+                    validate_value(param, default).map_err(|e| invalid_def(id, e.message()))?;
+                }
             } else if !param.required {
                 // An absent value would render as an empty argument (`rm -rf /srv/cache/{sub}`).
                 return Err(invalid_def(id, format!("optional parameter `{}` needs a default", param.name)));
@@ -176,9 +233,9 @@ impl Playbook {
                 return Err(invalid_def(id, "the program of a step cannot be a parameter"));
             }
             for arg in &step.argv {
-                for cap in placeholder().captures_iter(arg) {
-                    if !names.contains(&cap[1]) {
-                        return Err(invalid_def(id, format!("`{{{}}}` is not one of its parameters", &cap[1])));
+                for (_, name) in placeholders(arg) {
+                    if !names.contains(name) {
+                        return Err(invalid_def(id, format!("`{{{name}}}` is not one of its parameters")));
                     }
                 }
             }
@@ -251,15 +308,9 @@ impl Playbook {
                 .argv
                 .iter()
                 .map(|arg| {
-                    placeholder()
-                        .replace_all(arg, |cap: &regex::Captures<'_>| {
-                            params
-                                .iter()
-                                .find(|(k, _)| k.as_str() == &cap[1])
-                                .map(|(_, v)| value_text(v))
-                                .unwrap_or_default()
-                        })
-                        .into_owned()
+                    substitute(arg, |name| {
+                        params.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| value_text(v)).unwrap_or_default()
+                    })
                 })
                 .collect(),
             ok_exit_codes: step.ok_exit_codes.clone(),
@@ -350,10 +401,26 @@ const BUILT_IN: &[&str] = &[
     include_str!("../../playbooks/rollback-release-symlink.toml"),
 ];
 
-/// The built-in playbooks, by id. A test parses every one.
+/// Whether a definition's default values are checked against their parameters when it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defaults {
+    /// Checked: an owner's playbook, or any text [`Playbook::parse`] is given.
+    Validated,
+    /// Not checked when read, because a test checks them: the built-ins are text compiled into
+    /// the binary, and `every_built_in_parses_and_there_are_at_least_twelve` runs the full
+    /// [`Playbook::parse`] on each. Checking a string default means compiling its pattern, and
+    /// the built-ins are read when an agent starts: skipping it keeps the regex compiler out of
+    /// that start (issue 16: the idle agent's resident memory). Every other check still runs,
+    /// and a value a run is given is validated in full ([`Playbook::validate`]).
+    ProvenByTests,
+}
+
+/// The built-in playbooks, by id. A test parses every one in full ([`Defaults::ProvenByTests`]).
 pub fn built_in() -> &'static [Playbook] {
     static ALL: OnceLock<Vec<Playbook>> = OnceLock::new();
-    ALL.get_or_init(|| BUILT_IN.iter().filter_map(|t| Playbook::parse(t).ok()).collect())
+    ALL.get_or_init(|| {
+        BUILT_IN.iter().filter_map(|t| Playbook::parse_checking(t, Defaults::ProvenByTests).ok()).collect()
+    })
 }
 
 /// A catalog: the built-ins plus an owner's directory of `*.toml` definitions (a user playbook

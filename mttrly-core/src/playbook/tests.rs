@@ -106,7 +106,35 @@ mod props {
 
     use super::*;
 
+    /// The expression [`placeholders`] scans by hand.
+    fn placeholder_regex() -> regex::Regex {
+        regex::Regex::new(r"\{([a-z0-9][a-z0-9_.-]*)\}").unwrap()
+    }
+
     proptest! {
+        /// The hand scanner finds exactly what the expression finds, and substitutes as its
+        /// `replace_all` would: what a check accepts is what a run renders.
+        #[test]
+        fn placeholders_are_the_expressions_matches(arg in "[{}a-z0-9_.A-Z\\- é/]{0,48}") {
+            let re = placeholder_regex();
+            let expected: Vec<(std::ops::Range<usize>, &str)> = re
+                .captures_iter(&arg)
+                .map(|c| (c.get(0).unwrap().range(), c.get(1).unwrap().as_str()))
+                .collect();
+            let scanned: Vec<_> = placeholders(&arg).collect();
+            prop_assert_eq!(&scanned, &expected);
+            let value_of = |name: &str| format!("<{}>", name.len());
+            let by_regex = re.replace_all(&arg, |c: &regex::Captures<'_>| value_of(&c[1])).into_owned();
+            prop_assert_eq!(substitute(&arg, value_of), by_regex);
+        }
+
+        /// A pattern is refused at load exactly when the regex crate would refuse to compile it
+        /// (patterns short enough to stay far under the engine's size limit).
+        #[test]
+        fn a_pattern_is_checked_as_the_regex_crate_compiles_it(pattern in "[a-z0-9()\\[\\]{}*+?|.^$\\\\:-]{0,16}") {
+            prop_assert_eq!(check_pattern(&pattern).is_ok(), full_match(&pattern).is_ok(), "{}", pattern);
+        }
+
         #[test]
         fn validation_never_panics_and_rendered_values_are_single_argv_elements(v in "\\PC{0,64}") {
             let c = Catalog::built_in();
