@@ -279,25 +279,7 @@ async fn a_retrospective_is_written_from_an_incident_thread_with_each_post_as_it
     // The night: the monitoring's alert opens the incident; Sarah's assistant posts an update whose
     // words claim what only central could say; Tom decides; the fix is approved and runs; Sarah
     // resolves it; Tom's note after the resolution is outside the incident.
-    let now = jiff::Timestamp::now().to_string();
-    let alert = json!({
-        "status": "firing",
-        "labels": { "alertname": "DiskFull", "instance": "web-1:9100", "severity": "critical" },
-        "annotations": { "summary": "Disk 97% full on web-1" },
-        "startsAt": now, "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "f00dfeed000000aa",
-    });
-    let hook = json!({
-        "receiver": "mttrly", "status": "firing", "alerts": [alert], "groupLabels": {}, "commonLabels": {},
-        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "version": "4", "groupKey": "{}", "truncatedAlerts": 0,
-    });
-    let resp = reqwest::Client::new()
-        .post(format!("{}/hooks/alertmanager", h.central.http_url()))
-        .header("Authorization", format!("Bearer {}", std::env::var(TOKEN_ENV).unwrap()))
-        .json(&hook)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    fire(&h, "DiskFull", "web-1:9100", "Disk 97% full on web-1", "f00dfeed000000aa").await;
     // Central creates the channel with its first post: until then there is none.
     let mut page = Value::Null;
     for _ in 0..200 {
