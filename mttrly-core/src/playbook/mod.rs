@@ -162,7 +162,18 @@ fn substitute(arg: &str, value_of: impl Fn(&str) -> String) -> String {
 /// [`full_match`] reports when a value is validated.
 fn check_pattern(pattern: &str) -> Result<(), String> {
     // The parser's error as text: the regex crate's own `Error::Syntax` is that same text.
-    regex_syntax::Parser::new().parse(&format!("^(?:{pattern})$")).map(drop).map_err(|e| e.to_string())
+    regex_syntax::Parser::new().parse(&anchored(pattern)?).map(drop).map_err(|e| e.to_string())
+}
+
+/// `pattern` anchored at both ends of the value, `^(?:pattern)$`, once it is known to be a whole
+/// expression by itself. Otherwise a `)` of its own would close the wrapping group and leave an
+/// anchor on one side only: `[a-z]+)|(?:.*` would make `^(?:[a-z]+)|(?:.*)$`, which matches any
+/// value, and `[a-z]+)(?m)(?:` would make the final `$` an end of line (`web\n…` passes). Parsed
+/// alone, such a pattern is a group never opened, and refused. A whole expression's flags end
+/// with the group, so the outer `^` and `$` keep their meaning: start and end of the value.
+fn anchored(pattern: &str) -> Result<String, String> {
+    regex_syntax::Parser::new().parse(pattern).map_err(|e| e.to_string())?;
+    Ok(format!("^(?:{pattern})$"))
 }
 
 fn invalid_def(id: &str, why: impl std::fmt::Display) -> MttrlyError {
@@ -174,8 +185,8 @@ fn bad_param(name: &str, why: impl std::fmt::Display) -> MttrlyError {
         .with_detail("field", format!("parameters.{name}"))
 }
 
-fn full_match(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!("^(?:{pattern})$"))
+fn full_match(pattern: &str) -> Result<Regex, String> {
+    Regex::new(&anchored(pattern)?).map_err(|e| e.to_string())
 }
 
 impl Playbook {

@@ -84,6 +84,36 @@ fn bad_definitions_are_refused_with_the_reason() {
     assert!(Playbook::parse(&typo).is_err());
 }
 
+/// A string value must match its pattern whole. The pattern is anchored by wrapping it in
+/// `^(?:…)$`, so a `)` of its own could close that group and leave an anchor on one side only:
+/// such a pattern is refused when the playbook is read, and a playbook built in code with one
+/// accepts no value.
+#[test]
+fn a_pattern_cannot_close_the_group_that_anchors_it() {
+    let base = "id = \"x\"\nname = \"x\"\ndescription = \"x\"\ncategory = \"system\"\nrequires_approval = true\nblast_radius = \"x\"\ntimeout_seconds = 10\n[[steps]]\nargv = [\"echo\", \"{p}\"]\n";
+    let with = |pattern: &str| {
+        format!(
+            "{base}[[parameters]]\nname = \"p\"\ndescription = \"p\"\nkind = \"string\"\nrequired = true\npattern = '''{pattern}'''\n"
+        )
+    };
+    // `^(?:[a-z]+)|(?:.*)$` matches anything; `^(?:[a-z]+)(?m)(?:)$` ends at any line's end.
+    for (pattern, slips) in [("[a-z]+)|(?:.*", "web; reboot"), ("[a-z]+)(?m)(?:", "web\n/etc/shadow")] {
+        let err = Playbook::parse(&with(pattern)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationError, "{pattern}");
+        assert!(err.message().contains("pattern of `p`"), "{pattern}: {err}");
+        let mut p = Playbook::parse(&with("[a-z]+")).unwrap();
+        p.parameters[0].pattern = Some(pattern.to_owned());
+        for value in [slips, "web"] {
+            let err = p.validate(&params(&[("p", s(value))])).unwrap_err();
+            assert!(err.message().contains("bad pattern"), "{pattern} {value:?}: {err}");
+        }
+    }
+    // A whole expression keeps its flags and groups inside the anchors.
+    let p = Playbook::parse(&with("(?m)(web|db)$")).unwrap();
+    assert!(p.validate(&params(&[("p", s("web"))])).is_ok());
+    assert!(p.validate(&params(&[("p", s("web\nx"))])).is_err());
+}
+
 #[test]
 fn a_user_directory_adds_playbooks_but_cannot_shadow_built_ins() {
     let dir = tempfile::tempdir().unwrap();
