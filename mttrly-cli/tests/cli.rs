@@ -248,4 +248,11 @@ fn policy_check_path_resolves_like_the_agent_and_exits_by_verdict() {
     let out = cli(&["policy", "check-path", "/var/log/x", "--policy", policy.to_str().expect("p")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("file_rootz"), "{}", stderr(&out));
+
+    // Rules that parse but cannot be compiled together allow nothing on the agent; the check says
+    // why instead of a bare denial.
+    std::fs::write(&policy, format!("file_roots = [\"/tmp/{}\", \"/tmp/**\"]\n", "?".repeat(300_000))).expect("policy");
+    let out = cli(&["policy", "check-path", "/tmp/x", "--policy", policy.to_str().expect("p")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("file_roots rules cannot be compiled"), "{}", stderr(&out));
 }

@@ -108,8 +108,11 @@ pub async fn install(opts: &InstallOptions) -> Result<Installed, InstallError> {
 /// Reads and validates the owner's policy file.
 fn read_policy(path: &Path) -> Result<String, InstallError> {
     let text = std::fs::read_to_string(path).map_err(|source| InstallError::io("cannot read", path, source))?;
-    PolicyFile::parse(&text, path)
-        .map_err(|e| InstallError::Invalid { path: path.display().to_string(), reason: e.message().to_owned() })?;
+    let invalid = |e: mttrly_core::MttrlyError| InstallError::Invalid {
+        path: path.display().to_string(),
+        reason: e.message().to_owned(),
+    };
+    PolicyFile::parse(&text, path).and_then(|doc| doc.file_rules()?.check_compiles()).map_err(invalid)?;
     Ok(text)
 }
 

@@ -46,6 +46,7 @@ fn check_path(
         None => PolicyFile::default(),
     };
     let rules = doc.file_rules()?;
+    rules.check_compiles()?;
     let access = match (privileged, write) {
         (true, _) => FileAccess::Privileged,
         (_, true) => FileAccess::Write,

@@ -143,16 +143,33 @@ impl RuleSet {
         Ok(Self { patterns: patterns.to_vec(), globs, set: OnceLock::new() })
     }
 
+    fn build(&self) -> Result<GlobSet, globset::Error> {
+        let mut builder = GlobSetBuilder::new();
+        for g in &self.globs {
+            builder.add(g.clone());
+        }
+        builder.build()
+    }
+
     fn compiled(&self) -> Option<&GlobSet> {
-        self.set
-            .get_or_init(|| {
-                let mut builder = GlobSetBuilder::new();
-                for g in &self.globs {
-                    builder.add(g.clone());
-                }
-                builder.build().ok()
-            })
-            .as_ref()
+        self.set.get_or_init(|| self.build().ok()).as_ref()
+    }
+
+    /// Compiles the set now (keeping it), or says why it cannot be.
+    fn compile_now(&self, kind: &str) -> Result<(), MttrlyError> {
+        if self.patterns.is_empty() || self.set.get().is_some_and(Option::is_some) {
+            return Ok(());
+        }
+        match self.build() {
+            Ok(set) => {
+                let _ = self.set.set(Some(set));
+                Ok(())
+            }
+            Err(e) => Err(MttrlyError::new(
+                ErrorCode::ValidationError,
+                format!("the {kind} rules cannot be compiled together (they would allow nothing): {e}"),
+            )),
+        }
     }
 
     /// The first pattern (in the policy's order) matching `path`.
@@ -207,6 +224,17 @@ impl FileRules {
             hardlinks: RuleSet::new(&policy.hardlink_roots)?,
             policy,
         })
+    }
+
+    /// Compiles every kind of rule now, or says which cannot be compiled. The agent compiles each
+    /// kind on the first path asked (see [`RuleSet`]), where a set that cannot be compiled allows
+    /// nothing; this is for the places that check a policy before it is used (`mttrly-cli policy
+    /// check-path`, `mttrly-agent install --policy`), so the owner learns it there.
+    pub fn check_compiles(&self) -> Result<(), MttrlyError> {
+        self.read.compile_now("file_roots")?;
+        self.privileged.compile_now("privileged_files")?;
+        self.managed.compile_now("managed_files")?;
+        self.hardlinks.compile_now("hardlink_roots")
     }
 
     /// The policy these rules were built from.

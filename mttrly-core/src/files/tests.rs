@@ -912,3 +912,22 @@ mod attack {
         }
     }
 }
+
+/// A set past the regex engine's size limit parses, so it loads; the agent then finds it allows
+/// nothing (fail closed), and the checks an owner runs before using a policy say so by name.
+#[test]
+fn a_set_that_cannot_be_compiled_allows_nothing_and_checks_say_so() {
+    let huge = format!("/tmp/{}", "?".repeat(300_000));
+    let r = FileRules::new(FilePolicy { file_roots: vec![huge, "/tmp/**".into()], ..FilePolicy::default() }).unwrap();
+    assert!(!r.allows(Path::new("/tmp/x"), FileAccess::Read), "a set that cannot compile allows nothing");
+    let err = r.check_compiles().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ValidationError);
+    assert!(err.message().contains("file_roots rules cannot be compiled"), "{err}");
+    // A policy that compiles passes the check and keeps what it compiled.
+    let dir = tree();
+    let root = dir.path().canonicalize().unwrap();
+    let ok = rules(&root, |_| {});
+    ok.check_compiles().unwrap();
+    assert!(ok.read.set.get().is_some_and(Option::is_some));
+    assert!(ok.allows(&root.join("app/web.log"), FileAccess::Read));
+}
