@@ -118,6 +118,18 @@ enum Command {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+    /// Internal: started by the agent at start when it runs from an installed release; prints the
+    /// release's version if this binary is the one the release's verified manifest names (see
+    /// `update::identity`).
+    #[command(hide = true)]
+    ProveIdentity {
+        /// The version directory holding this binary and its `manifest.json`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The trusted root keys, space separated (`ed25519:<base64>`).
+        #[arg(long, default_value = "")]
+        roots: String,
+    },
     /// Internal: started by the agent before it restarts into a new version; kills that version
     /// if it neither commits nor rolls back by the update's deadline (see `update::watchdog`).
     #[command(hide = true)]
@@ -140,6 +152,9 @@ fn main() -> ExitCode {
     if let Command::UpdateWatchdog { versions_dir, pid, action } = &cli.command {
         mttrly_agent::update::watchdog::watch(versions_dir, *pid, action);
         return ExitCode::SUCCESS;
+    }
+    if let Command::ProveIdentity { dir, roots } = &cli.command {
+        return mttrly_agent::update::identity::prove(dir, roots);
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -270,7 +285,7 @@ async fn run(cli: Cli) -> Result<(), (Output, AgentError)> {
             options.install = layout_of(Some(install_root));
             mttrly_agent::run(options, stopped).await.map_err(|e| (output, e))
         }
-        Command::UpdateWatchdog { .. } => Ok(()),
+        Command::UpdateWatchdog { .. } | Command::ProveIdentity { .. } => Ok(()),
     }
 }
 

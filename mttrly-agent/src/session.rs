@@ -92,7 +92,18 @@ pub async fn run(options: RunOptions, mut shutdown: watch::Receiver<bool>) -> Re
     })?;
     let collector = Arc::new(Mutex::new(MetricsCollector::new()?));
     // The self-updater settles an update left under way before anything else (issue 16).
-    let update = Arc::new(crate::update::Updater::new(&options.state_dir, &options.policy, Some(credentials.clone())));
+    // Off the runtime: working out which release this is waits for a proving child process.
+    let update = {
+        let (dir, policy, creds) = (options.state_dir.clone(), options.policy.clone(), credentials.clone());
+        match tokio::task::spawn_blocking(move || crate::update::Updater::new(&dir, &policy, Some(creds))).await {
+            Ok(updater) => Arc::new(updater),
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: the runtime is shutting down.
+                Err(_) => return Ok(()),
+            },
+        }
+    };
     update.on_start();
     update.spawn_trial_deadline();
     let ctx = Arc::new(Context {

@@ -57,6 +57,20 @@ fn a_signed_release_is_installed_and_the_ledger_survives_the_swap() {
     assert_eq!(ledger.lines().filter(|l| *l == id).count(), 1, "{ledger}");
     assert_eq!(host.action(&id)["status"], "succeeded");
     assert_eq!(host.current(), "99.0.0");
+
+    // The identity is proved at every start (by a child process of the same binary): a manifest
+    // that no longer verifies makes the same binary report its compiled version, and says why.
+    let manifest = host.versions().join("99.0.0").join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    assert!(text.contains("99.0.0"), "{text}");
+    std::fs::write(&manifest, text.replace("99.0.0", "99.0.7")).expect("tamper");
+    let pid = host.supervisor.pid();
+    let _ = nix_kill(pid);
+    wait_for("the agent restarted", Duration::from_secs(20), || (host.supervisor.pid() != pid).then_some(()));
+    host.wait_version(BASE);
+    let log = host.log();
+    assert!(log.contains("the installed release does not prove its identity"), "{log}");
+    assert!(log.contains("does not verify"), "{log}");
 }
 
 fn nix_kill(pid: u32) -> bool {

@@ -196,7 +196,7 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), InstallErr
     let mut file = File::from(fd);
     // The umask may have narrowed the mode at creation: set it exactly.
     file.set_permissions(std::fs::Permissions::from_mode(mode))
-        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| bytes.chunks(super::layout::BINARY_WRITE_PIECE).try_for_each(|piece| file.write_all(piece)))
         .and_then(|()| file.sync_all())
         .map_err(|source| InstallError::io("cannot write", &tmp_path, source))?;
     nix::fcntl::renameat(&dir, tmp.as_os_str(), &dir, name.as_os_str())

@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 pub const SERVICE: &str = "mttrly-agent";
 /// The binary's file name inside a version directory.
 pub const BINARY: &str = "mttrly-agent";
+/// The size of each `write` that lays down a binary (install, self-update staging).
+///
+/// Why it matters: the page cache keeps a freshly written file in folios the size of the writes
+/// that made it, and Linux (6.x, ext4 with large folios) maps a whole folio into a process on a
+/// fault when it fits. A binary written in 256 KiB pieces (central's download chunks) made the
+/// agent started from it map 256 KiB of its code for every function it touched: 1.1–1.6 MiB more
+/// resident than the same binary written in 64 KiB pieces, which is what the kernel maps around
+/// a fault anyway (`fault_around_bytes`). BENCHMARKS.md, issue 16.
+pub const BINARY_WRITE_PIECE: usize = 64 * 1024;
 /// The symlink in the versions directory that names the version systemd starts.
 pub const CURRENT: &str = "current";
 /// The versions directory's name inside the state directory.

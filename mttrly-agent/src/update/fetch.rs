@@ -14,6 +14,7 @@ use sha2::Digest as _;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::credentials::Credentials;
+use crate::install::layout::BINARY_WRITE_PIECE;
 
 /// The longest central may go without sending the next chunk (or answering at all) before the
 /// download is given up. HTTP/2 keep-alives catch a central that is gone; this catches one that
@@ -114,7 +115,10 @@ async fn download(
             return Err(ReleaseRefusal::TooLarge { expected: size }.to_error());
         }
         hasher.update(&chunk.data);
-        file.write_all(&chunk.data).await.map_err(|e| io("cannot write the release binary", &e))?;
+        // In 64 KiB pieces, not in central's 256 KiB chunks: see `BINARY_WRITE_PIECE`.
+        for piece in chunk.data.chunks(BINARY_WRITE_PIECE) {
+            file.write_all(piece).await.map_err(|e| io("cannot write the release binary", &e))?;
+        }
     }
     file.sync_all().await.map_err(|e| io("cannot write the release binary", &e))?;
     if received != size {
