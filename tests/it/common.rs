@@ -82,3 +82,25 @@ pub(crate) fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+impl Harness {
+    /// Posts `alerts` (Alertmanager's alert objects) to central's Alertmanager webhook inside the
+    /// envelope Alertmanager sends (payload version 4), with `bearer` as the hook's credential,
+    /// and checks central took them.
+    pub(crate) async fn post_alertmanager(&self, bearer: &str, status: &str, alerts: serde_json::Value) {
+        let hook = serde_json::json!({
+            "receiver": "mttrly", "status": status, "alerts": alerts, "groupLabels": {}, "commonLabels": {},
+            "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "version": "4", "groupKey": "{}",
+            "truncatedAlerts": 0,
+        });
+        let resp = reqwest::Client::new()
+            .post(format!("{}/hooks/alertmanager", self.central.http_url()))
+            .bearer_auth(bearer)
+            .json(&hook)
+            .send()
+            .await
+            .expect("the webhook answers");
+        let code = resp.status();
+        assert_eq!(code, 200, "{}", resp.text().await.unwrap_or_default());
+    }
+}

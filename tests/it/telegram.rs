@@ -172,25 +172,13 @@ async fn the_full_story_alert_diagnosis_telegram_tap_one_run_edited_message_and_
 
     // 02:00: Alertmanager fires.
     let alert = json!({
-        "receiver": "mttrly", "status": "firing", "version": "4", "groupKey": "{}:{alertname=\"DiskFull\"}",
-        "groupLabels": { "alertname": "DiskFull" }, "commonLabels": { "alertname": "DiskFull" },
-        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "truncatedAlerts": 0,
-        "alerts": [{
-            "status": "firing",
-            "labels": { "alertname": "DiskFull", "instance": "web-1:9100", "severity": "critical" },
-            "annotations": { "summary": "Disk almost full on web-1" },
-            "startsAt": jiff::Timestamp::now().to_string(), "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus:9090/graph", "fingerprint": "d15cf011d15cf011"
-        }]
+        "status": "firing",
+        "labels": { "alertname": "DiskFull", "instance": "web-1:9100", "severity": "critical" },
+        "annotations": { "summary": "Disk almost full on web-1" },
+        "startsAt": jiff::Timestamp::now().to_string(), "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph", "fingerprint": "d15cf011d15cf011"
     });
-    let resp = reqwest::Client::new()
-        .post(format!("{}/hooks/alertmanager", h.central.http_url()))
-        .bearer_auth(bot_token())
-        .json(&alert)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    h.post_alertmanager(&bot_token(), "firing", json!([alert])).await;
 
     // The assistant sees the alert over MCP, waits for the agent, and asks for a fix.
     let mcp = Mcp { addr: h.central.http_addr, token: h.admin.clone(), client: "claude-code" };

@@ -26,18 +26,7 @@ async fn alert(h: &Harness, status: &str, fingerprint: &str) {
         "startsAt": now, "endsAt": if status == "resolved" { now.clone() } else { "0001-01-01T00:00:00Z".to_owned() },
         "fingerprint": fingerprint,
     });
-    let body = json!({
-        "receiver": "mttrly", "status": status, "alerts": [alert], "groupLabels": {}, "commonLabels": {},
-        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "version": "4", "groupKey": "{}", "truncatedAlerts": 0,
-    });
-    let resp = reqwest::Client::new()
-        .post(format!("{}/hooks/alertmanager", h.central.http_url()))
-        .header("Authorization", format!("Bearer {}", std::env::var(TOKEN_ENV).unwrap()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    h.post_alertmanager(&std::env::var(TOKEN_ENV).unwrap(), status, json!([alert])).await;
 }
 
 /// The thread's notifications once it holds `n` (central posts from the event bus, within ms).

@@ -61,18 +61,7 @@ async fn fire(h: &Harness, alertname: &str, instance: &str, summary: &str, finge
         "annotations": { "summary": summary },
         "startsAt": now, "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fingerprint,
     });
-    let hook = json!({
-        "receiver": "mttrly", "status": "firing", "alerts": [alert], "groupLabels": {}, "commonLabels": {},
-        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "version": "4", "groupKey": "{}", "truncatedAlerts": 0,
-    });
-    let resp = reqwest::Client::new()
-        .post(format!("{}/hooks/alertmanager", h.central.http_url()))
-        .header("Authorization", format!("Bearer {}", std::env::var(TOKEN_ENV).unwrap()))
-        .json(&hook)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    h.post_alertmanager(&std::env::var(TOKEN_ENV).unwrap(), "firing", json!([alert])).await;
 }
 
 /// The thread of the first notification in `incidents`, once central has posted it.
