@@ -83,6 +83,14 @@ fn install_lays_down_every_file_with_its_mode_and_uninstall_leaves_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(tree(&root).is_empty(), "a refused install wrote {:?}", tree(&root));
+    // File rules that parse but cannot be compiled together (they would allow nothing).
+    std::fs::write(&bad_policy, format!("file_roots = [\"/tmp/{}\", \"/tmp/**\"]\n", "?".repeat(300_000)))
+        .expect("policy");
+    let out = install_into(&central, &root, &token, &["--policy", bad_policy.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("file_roots rules cannot be compiled"), "{}", &stderr[..stderr.len().min(400)]);
+    assert!(tree(&root).is_empty(), "a refused install wrote {:?}", tree(&root));
     // A wrong token: enrollment fails and what this run created is removed again.
     let out = install_into(&central, &root, "inst_wrong-token-0123456789", &[]);
     assert!(!out.status.success());

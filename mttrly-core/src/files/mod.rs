@@ -122,7 +122,8 @@ pub struct FileRules {
 }
 
 /// One kind of rule: its patterns, each parsed as a glob when the rules are built (a bad glob is
-/// refused then, naming it), and their set, compiled on the first path it is asked about.
+/// refused then, naming it; a [`Glob`] keeps the text it was parsed from), and their set, compiled
+/// on the first path it is asked about.
 ///
 /// Why not compile up front: a glob set is a set of regular expressions, and compiling it runs the
 /// regex compiler. An agent that starts, connects and idles is never asked about a path; not
@@ -132,7 +133,6 @@ pub struct FileRules {
 /// matches nothing (fails closed), so a rule that cannot be compiled never allows anything.
 #[derive(Debug, Clone)]
 struct RuleSet {
-    patterns: Vec<String>,
     globs: Vec<Glob>,
     set: OnceLock<Option<GlobSet>>,
 }
@@ -140,7 +140,7 @@ struct RuleSet {
 impl RuleSet {
     fn new(patterns: &[String]) -> Result<Self, MttrlyError> {
         let globs = patterns.iter().map(|p| glob(p)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { patterns: patterns.to_vec(), globs, set: OnceLock::new() })
+        Ok(Self { globs, set: OnceLock::new() })
     }
 
     fn build(&self) -> Result<GlobSet, globset::Error> {
@@ -157,7 +157,7 @@ impl RuleSet {
 
     /// Compiles the set now (keeping it), or says why it cannot be.
     fn compile_now(&self, kind: &str) -> Result<(), MttrlyError> {
-        if self.patterns.is_empty() || self.set.get().is_some_and(Option::is_some) {
+        if self.globs.is_empty() || self.set.get().is_some_and(Option::is_some) {
             return Ok(());
         }
         match self.build() {
@@ -174,14 +174,15 @@ impl RuleSet {
 
     /// The first pattern (in the policy's order) matching `path`.
     fn first(&self, path: &Path) -> Option<String> {
-        if self.patterns.is_empty() {
+        if self.globs.is_empty() {
             return None;
         }
-        self.compiled()?.matches(path).into_iter().min().and_then(|i| self.patterns.get(i).cloned())
+        let i = self.compiled()?.matches(path).into_iter().min()?;
+        self.globs.get(i).map(|g| g.glob().to_owned())
     }
 
     fn is_match(&self, path: &Path) -> bool {
-        !self.patterns.is_empty() && self.compiled().is_some_and(|set| set.is_match(path))
+        !self.globs.is_empty() && self.compiled().is_some_and(|set| set.is_match(path))
     }
 }
 
