@@ -9,8 +9,10 @@
 //! agent runs (the manifest's JSON, Ed25519 with its SHA-512, SHA-256 over the whole binary), and
 //! code once touched stays in a process's resident set for its life: done in the agent itself,
 //! it kept ~0.4 MiB more resident in every agent that runs from a signed release (issue 16's idle
-//! budget, BENCHMARKS.md). The child trusts nothing the agent does not: it is the same file, and
-//! what it answers is only ever the version to report.
+//! budget, BENCHMARKS.md). The child is the same file as the agent: it is started from
+//! `/proc/self/exe` (the running inode, even if the path now names another file) and hashes its
+//! own `/proc/self/exe`, so what is proved is what runs, and what it answers is only ever the
+//! version to report.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -28,9 +30,20 @@ pub const MANIFEST: &str = "manifest.json";
 /// The hidden subcommand that proves an installed release's identity (see the module doc).
 pub const PROVE_IDENTITY: &str = "prove-identity";
 
-/// How long the proof may take (it hashes the binary) before the agent reports its compiled
-/// version instead of waiting further.
-const PROOF_DEADLINE: Duration = Duration::from_secs(30);
+/// How long the proof may take (it hashes the binary, ~0.1 s for 13 MB) before the agent reports
+/// its compiled version instead of waiting further; well under a new version's trial
+/// (`update::TRIAL`, 30 s), which must still have time to connect.
+const PROOF_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The most of a manifest the proof reads (a signed manifest is about 1 KiB).
+const MANIFEST_MAX: u64 = 64 * 1024;
+
+/// The most of its reason the child prints, so its pipes never fill while the agent waits.
+const REASON_MAX: usize = 1024;
+
+/// This process's running executable: opening or executing it reaches the file that runs, even
+/// after the path it was started from was replaced, renamed or deleted.
+const SELF_EXE: &str = "/proc/self/exe";
 
 /// What this process is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +69,7 @@ impl Identity {
         let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { return compiled };
         // A directory without a manifest is a version installed by hand: nothing to prove.
         let version = if dir.join(MANIFEST).exists() {
-            prove_in_child(&exe, dir, roots).unwrap_or_else(|| crate::VERSION.to_owned())
+            prove_in_child(dir, roots).unwrap_or_else(|| crate::VERSION.to_owned())
         } else {
             crate::VERSION.to_owned()
         };
@@ -64,11 +77,12 @@ impl Identity {
     }
 }
 
-/// Starts `exe prove-identity --dir DIR --roots KEYS`, waits for it (at most [`PROOF_DEADLINE`])
-/// and returns the version it proved. A failed proof is logged with the child's reason.
-fn prove_in_child(exe: &Path, dir: &Path, roots: &TrustedRoots) -> Option<String> {
+/// Starts this binary as `prove-identity --dir DIR --roots KEYS`, waits for it (at most
+/// [`PROOF_DEADLINE`]) and returns the version it proved. A failed proof is logged with the
+/// child's reason.
+fn prove_in_child(dir: &Path, roots: &TrustedRoots) -> Option<String> {
     let keys = roots.keys().iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
-    let spawned = Command::new(exe)
+    let spawned = Command::new(SELF_EXE)
         .arg(PROVE_IDENTITY)
         .arg("--dir")
         .arg(dir)
@@ -97,12 +111,14 @@ fn prove_in_child(exe: &Path, dir: &Path, roots: &TrustedRoots) -> Option<String
                 return None;
             }
             Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
                 tracing::warn!(error = %e, "cannot wait for the identity proof; reporting the compiled version");
                 return None;
             }
         }
     };
-    // The child has exited: its pipes hold a line each and then end.
+    // The child has exited: its pipes hold a line each (its reason is cut at `REASON_MAX`).
     let output = match child.wait_with_output() {
         Ok(output) => output,
         Err(e) => {
@@ -131,6 +147,7 @@ fn prove_in_child(exe: &Path, dir: &Path, roots: &TrustedRoots) -> Option<String
 pub fn prove(dir: &Path, roots: &str) -> ExitCode {
     let proved =
         TrustedRoots::parse_list(roots).map_err(|e| format!("the trusted roots do not parse: {e}")).and_then(|roots| {
+            // Where the running file is now; a deleted or renamed one is in no version directory.
             let exe = std::env::current_exe()
                 .and_then(std::fs::canonicalize)
                 .map_err(|e| format!("cannot find this binary: {e}"))?;
@@ -142,22 +159,23 @@ pub fn prove(dir: &Path, roots: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(reason) => {
-            eprintln!("{reason}");
+            eprintln!("{}", reason.chars().take(REASON_MAX).collect::<String>());
             ExitCode::FAILURE
         }
     }
 }
 
-/// The manifest's version when `dir/manifest.json` verifies under `roots` and names `exe`'s bytes.
+/// The manifest's version when `dir/manifest.json` verifies under `roots` and names the bytes of
+/// the running executable, which is `exe` in `dir`.
 fn released_version(dir: &Path, exe: &Path, roots: &TrustedRoots) -> Result<String, String> {
     if exe.parent() != Some(dir) {
         return Err(format!("this binary ({}) is not in {}", exe.display(), dir.display()));
     }
-    let text = std::fs::read_to_string(dir.join(MANIFEST)).map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
+    let text = read_manifest(&dir.join(MANIFEST)).map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
     let bundle: ReleaseBundle =
         serde_json::from_str(&text).map_err(|e| format!("{MANIFEST} is not a release bundle: {e}"))?;
     let manifest = verify_identity(roots, &bundle).map_err(|e| format!("{MANIFEST} does not verify: {e}"))?;
-    let actual = sha256_file(exe).map_err(|e| format!("cannot hash this binary: {e}"))?;
+    let actual = sha256_file(Path::new(SELF_EXE)).map_err(|e| format!("cannot hash this binary: {e}"))?;
     if actual != manifest.sha256 {
         return Err(format!(
             "this binary is not the one {MANIFEST} names (SHA-256 {actual}, the manifest names {})",
@@ -165,6 +183,25 @@ fn released_version(dir: &Path, exe: &Path, roots: &TrustedRoots) -> Result<Stri
         ));
     }
     Ok(manifest.version.to_string())
+}
+
+/// A manifest's text: a regular file (not followed if a link, never a FIFO that would block), at
+/// most [`MANIFEST_MAX`] bytes.
+fn read_manifest(path: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MANIFEST_MAX + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MANIFEST_MAX {
+        return Err(std::io::Error::other(format!("larger than {MANIFEST_MAX} bytes")));
+    }
+    Ok(text)
 }
 
 /// SHA-256 of a file, hex, read in blocks.
@@ -178,5 +215,34 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
             return Ok(hex::encode(hasher.finalize()));
         }
         hasher.update(&buf[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The proof reads a manifest only from a regular file of bounded size: a FIFO would block it
+    /// until its deadline, a link could name any file, and a huge file is no signed manifest.
+    #[test]
+    fn only_a_bounded_regular_file_is_read_as_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.json");
+        std::fs::write(&good, "{}").unwrap();
+        assert_eq!(read_manifest(&good).unwrap(), "{}");
+
+        let fifo = dir.path().join("fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let started = Instant::now();
+        assert!(read_manifest(&fifo).unwrap_err().to_string().contains("not a regular file"));
+        assert!(started.elapsed() < Duration::from_secs(1), "a FIFO must not block the proof");
+
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        assert!(read_manifest(&link).is_err(), "a link is not followed");
+
+        let huge = dir.path().join("huge.json");
+        std::fs::write(&huge, vec![b' '; usize::try_from(MANIFEST_MAX).unwrap() + 1]).unwrap();
+        assert!(read_manifest(&huge).unwrap_err().to_string().contains("larger than"));
     }
 }
