@@ -75,7 +75,7 @@ fn notification(n: usize, status: &str) -> Vec<u8> {
 /// CPU seconds used so far by this process's threads, by thread name (from `/proc`), so a pass's
 /// cost per notification can be read apart from the rest of a busy machine. Sender threads are
 /// named `sender`; central's are `tokio-rt-worker` (runtime and blocking pool: HTTP, JSON, the
-/// alert writer's transactions), `mttrly-audit`, `mttrly-db-read…`.
+/// alert writer's transactions), `mttrly-journal` (audit rows and notifications), `mttrly-db-read…`.
 fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
     let mut out = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };

@@ -1,9 +1,9 @@
 //! The war room's storage path alone (issue 17: "10,000 notifications per second published,
 //! durable"): `Db`'s publish on a real SQLite file in WAL mode, from many concurrent publishers
 //! on a two-worker runtime, as central's request handlers call it. Each publish is checked
-//! (channel, reply, thread) and written under its own savepoint; the notification writer commits
-//! whatever arrived together in one transaction made durable with `synchronous = FULL` (group
-//! commit, `db/sqlite/group_commit.rs`). Afterwards every answered publish is counted in the
+//! (channel, reply, thread) and written with one insert; the journal writer commits whatever
+//! arrived together in one transaction made durable with `synchronous = FULL` (group commit,
+//! `db/sqlite/group_commit.rs`). Afterwards every answered publish is counted in the
 //! file.
 //!
 //! What it leaves out, measured by `tests/benches/warroom_outside.rs` from outside: HTTP, MCP,

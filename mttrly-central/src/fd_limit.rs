@@ -6,7 +6,7 @@
 //! it would fail at `accept` with `EMFILE` instead of being refused cleanly by the caps.
 
 /// Descriptors central holds beside its connections: the database, its WAL and shared memory,
-/// the audit writer's own connection, the listeners, the runtime's epoll and wakers, the blocking
+/// the checkpointer's and the readers' connections, the listeners, the runtime's epoll and wakers, the blocking
 /// pool's files (a backup, an export), stdio.
 pub(crate) const RESERVED: u64 = 256;
 

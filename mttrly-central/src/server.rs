@@ -78,7 +78,6 @@ pub struct RunningCentral {
     pub central: Arc<Central>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    audit_thread: std::thread::JoinHandle<()>,
 }
 
 impl RunningCentral {
@@ -108,12 +107,12 @@ impl RunningCentral {
             }
         }
         crate::background::flush_heartbeats(&self.central).await;
-        self.central.audit.flush().await;
-        // The writer thread ends with the last handle; callers may still hold the state.
-        if Arc::strong_count(&self.central) == 1 {
-            drop(self.central);
-            let _ = tokio::task::spawn_blocking(move || self.audit_thread.join()).await;
-        }
+        // Everything appended so far is durable; anything appended while the state is dropped
+        // too (the database's journal writer ends with its last handle).
+        let audit = self.central.audit.clone();
+        audit.flush().await;
+        drop(self.central);
+        audit.flush().await;
     }
 }
 
@@ -174,8 +173,7 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
         let _ = alert_tx.send(disabled);
     }
     let events = crate::events::Bus::default();
-    let (audit, audit_thread) = crate::audit::AuditLog::start(&db_path, events.clone())
-        .map_err(|source| StartError::Database(db::OpenError::storage(&db_path, source)))?;
+    let audit = crate::audit::AuditLog::start(&db, events.clone());
     let mut notifiers: Vec<Arc<dyn crate::notify::Notifier>> = Vec::new();
     for hook in &config.webhooks {
         let webhook = crate::notify::webhook::Webhook::from_config(hook, |k| std::env::var(k).ok()).map_err(|e| {
@@ -372,5 +370,5 @@ pub async fn start(mut config: Config) -> Result<RunningCentral, StartError> {
         crate::http_serve::serve(http_listener, app, http_tracker, header_timeout, stop, grace).await;
     }));
     tracing::info!(%grpc_addr, %http_addr, "central listening");
-    Ok(RunningCentral { grpc_addr, http_addr, central, shutdown, tasks, audit_thread })
+    Ok(RunningCentral { grpc_addr, http_addr, central, shutdown, tasks })
 }

@@ -38,21 +38,22 @@ struct Log {
     _dir: tempfile::TempDir,
     path: std::path::PathBuf,
     audit: AuditLog,
-    writer: std::thread::JoinHandle<()>,
+    _db: Db,
 }
 
 fn start(bus: &Bus) -> Log {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("central.db");
-    drop(Db::open(&path).unwrap());
-    let (audit, writer) = AuditLog::start(&path, bus.clone()).unwrap();
-    Log { _dir: dir, path, audit, writer }
+    let db = Db::open(&path).unwrap();
+    let audit = AuditLog::start(&db, bus.clone());
+    Log { _dir: dir, path, audit, _db: db }
 }
 
 impl Log {
+    /// Everything appended is committed and announced; the log's last handle goes.
     async fn stop(self) {
+        self.audit.flush().await;
         drop(self.audit);
-        tokio::task::spawn_blocking(move || self.writer.join().unwrap()).await.unwrap();
     }
 }
 

@@ -1,12 +1,52 @@
-//! Reading the audit log. Writes belong to `crate::audit::writer`, the one writer.
+//! The audit log: reading it, and the queue through which `crate::audit::writer` appends to it.
+//!
+//! Appends are written by the database's one journal writer (`sqlite/group_commit.rs`), in the
+//! same transactions as war-room publishes: one commit and one `fsync` for both streams.
 
 use mttrly_core::audit::AuditKind;
-use mttrly_core::ids::{ServerId, UserId};
+use mttrly_core::ids::{AccountId, ServerId, UserId};
 use mttrly_core::tools::actions::AuditEntry;
 use mttrly_core::{MttrlyError, Source};
 
-use super::{Account, sqlite};
-use crate::audit::chain::Verification;
+use super::{Account, Db, sqlite};
+use crate::audit::chain::{ChainedRow, Verification};
+
+/// One row on its way into an account's chain, as the audit writer hands it to the journal
+/// writer. The journal writer asks for the row ([`Appended::row`]) on its own thread, before it
+/// takes the database's write lock (redaction and serialisation are most of a row's cost), chains
+/// it (`seq`, previous hash, hash) inside the batch's transaction, and after the commit tells the
+/// item what became of it, rows in chain order.
+pub trait Appended: Send {
+    /// The account whose chain the row extends.
+    fn account(&self) -> &AccountId;
+    /// The row as it will be stored (its `seq` is assigned by the journal writer).
+    fn row(&self) -> ChainedRow;
+    /// The batch committed (the row as stored, and its hash) or failed (nothing of it stored).
+    fn committed(self: Box<Self>, result: Result<(ChainedRow, [u8; 32]), MttrlyError>);
+}
+
+/// The queue to the journal writer for audit rows. Cheap to clone; see [`Db::audit_appender`].
+#[derive(Clone)]
+pub struct AuditAppender(sqlite::JournalQueue);
+
+impl AuditAppender {
+    /// Queues `item`; `Err` only when the journal writer has stopped (the database is closing).
+    pub fn append(&self, item: Box<dyn Appended>) -> Result<(), MttrlyError> {
+        self.0.append(item)
+    }
+
+    /// Calls `done` once everything queued before it is committed (or has failed).
+    pub fn flush(&self, done: tokio::sync::oneshot::Sender<()>) -> Result<(), MttrlyError> {
+        self.0.flush(done)
+    }
+}
+
+impl Db {
+    /// The queue for appending audit rows: `crate::audit::AuditLog` is its one user.
+    pub fn audit_appender(&self) -> AuditAppender {
+        AuditAppender(self.sqlite.journal())
+    }
+}
 
 /// Filters for [`Audit::list`]. Every filter narrows (they combine with AND); the default
 /// matches every row. The SQL binds every value as a parameter.

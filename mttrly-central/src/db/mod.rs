@@ -44,10 +44,13 @@
 //! 3. The transactions named above become one PostgreSQL transaction each (`SERIALIZABLE`, or
 //!    `SELECT ... FOR UPDATE` on the counted rows, where SQLite relies on IMMEDIATE).
 //!
-//! The audit writer (`crate::audit::writer`) keeps its own connection on its own thread: it
-//! batches appends into one `synchronous = FULL` transaction per batch and keeps the hash chain's
-//! heads in memory, which a shared, request-serving connection cannot do without stalling every
-//! request behind an fsync. A PostgreSQL backend gives it its own connection the same way.
+//! The audit log's appends and the war room's publishes are written by one journal writer
+//! (`sqlite/group_commit.rs`): a thread on the writer connection that batches both streams into
+//! one `synchronous = FULL` transaction per batch and keeps the hash chains' heads in memory: a
+//! tool call's audit row costs its caller nothing but a queue send, and a burst of rows and
+//! publishes costs one `fsync`. Other writes on the connection wait for a batch's commit as they
+//! would for SQLite's write lock. `crate::audit::writer` reaches it through
+//! [`audit::AuditAppender`]. A PostgreSQL backend gives it a connection of its own.
 
 pub mod accounts;
 pub mod actions;
@@ -79,8 +82,6 @@ use std::path::Path;
 
 use mttrly_core::ids::{AccountId, UserId};
 use mttrly_core::{MttrlyError, Plan};
-
-pub(crate) use sqlite::{busy_wait, internal};
 
 /// An error from a storage backend, boxed so that no backend's error type crosses the seam.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -122,8 +123,7 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// A backend refusal for `path` (also used by the audit writer, which opens its own
-    /// connection to the same database).
+    /// A backend refusal for `path`.
     pub fn storage(path: &Path, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Storage { path: path.display().to_string(), source: Box::new(source) }
     }

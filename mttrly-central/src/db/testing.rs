@@ -17,7 +17,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.sqlite.call(move |conn| f(conn).map_err(super::internal)).await
+        self.sqlite.call(move |conn| f(conn).map_err(super::sqlite::internal)).await
     }
 
     /// Registers a server named `name` in `account` straight in the registry, for the unit tests

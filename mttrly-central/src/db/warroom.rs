@@ -282,7 +282,9 @@ mod tests {
             .sqlite
             .call(move |conn| {
                 let items: Vec<_> = batch.iter().map(|n| (&account, n)).collect();
-                let results = sqlite::warroom::publish_batch(conn, &items);
+                let results =
+                    sqlite::commit_batch(conn, None, &std::collections::HashMap::new(), Ok(Vec::new()), &items)
+                        .map(|(answers, _)| answers);
                 let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
                 assert_eq!(sync, 1, "the connection is back to NORMAL after a durable batch");
                 results

@@ -1,7 +1,7 @@
 //! Group commit for inbound deliveries: alerts from monitoring arrive in bursts (Alertmanager
 //! flushes every group at once, several senders in parallel), and each delivery as its own
-//! transaction waits its turn for SQLite's one write lock, which the audit writer holds through
-//! every durable commit. So deliveries queue here, and one task writes everything that queued
+//! transaction waits its turn for the one writer connection, which the journal writer (audit rows
+//! and war-room publishes) holds through every durable commit. So deliveries queue here, and one task writes everything that queued
 //! while the previous write ran in a single transaction: the lock is taken once per burst, not
 //! once per delivery, and a lone delivery still goes at once (nothing waits for company).
 //!

@@ -1,17 +1,27 @@
-//! Group commit for notifications: publishes that arrive together are written in one transaction
-//! and made durable with one `fsync`.
+//! The journal writer: group commit for war-room notifications and audit rows. Both streams are
+//! written in the same transactions and made durable with one `fsync` per batch.
 //!
-//! A team in an incident, its assistants and central's own posts publish in bursts; one
-//! transaction (and one disk flush) per notification caps the war room at what the disk can flush
-//! per second. Here a dedicated thread takes every publish queued since its last commit (up to
-//! [`MAX_BATCH`]), writes each under its own savepoint (so one refused publish, an unknown channel
-//! say, leaves the others and the database untouched), commits once with `synchronous = FULL`
-//! (the WAL is flushed to disk before anyone is answered: a published notification survives a
-//! power cut, not only a crash), then answers each publisher. Nothing waits on a timer: a lone
-//! publish is committed at once, and the batch grows only while the previous commit runs.
+//! A team in an incident, its assistants and central's own posts publish in bursts, and every
+//! tool call, decision and agent event appends an audit row; one transaction (and one disk flush)
+//! per notification caps the war room at what the disk can flush per second. Here a dedicated
+//! thread takes everything queued since its last commit (up to [`MAX_BATCH`] jobs, at most
+//! [`MAX_PUBLISHES`] of them publishes), writes it in one transaction (a refused publish, an
+//! unknown channel say, leaves the others and the database untouched: see
+//! `warroom::publish_in`), commits once with `synchronous = FULL` (the WAL is flushed to disk
+//! before anyone is answered: a published notification or an audit row survives a power cut, not
+//! only a crash), then answers each publisher and tells each audit row's owner, in chain order.
+//! Nothing waits on a timer: a lone job is committed at once, and the batch grows only while the
+//! previous commit runs.
+//!
+//! **Why one writer for both streams.** They used to be two writers, this thread and the audit
+//! writer on a connection of its own, each committing with its own `fsync`, and each publish made
+//! one of each (the notification, then its tool call's audit row). Measured from outside
+//! (`tests/benches/warroom_outside.rs`), the two committed about as often as each other and a
+//! batch often waited for the other's commit to release SQLite's one write lock. One writer pays
+//! one commit for both.
 //!
 //! The thread shares the one writer connection (and its mutex) with [`super::Sqlite::call`], so
-//! publishes serialise with every other write as before.
+//! batches serialise with every other write as before.
 //!
 //! WAL checkpoints are kept off the batch's commit: SQLite's automatic checkpoint runs inside the
 //! commit that crosses its threshold (1,000 pages), on this thread, and the profile of the
@@ -30,14 +40,22 @@ use std::time::Duration;
 
 use mttrly_core::ids::AccountId;
 use mttrly_core::{ErrorCode, MttrlyError};
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::audit::{Heads, Stored};
+use super::internal;
+use crate::audit::chain::ChainedRow;
+use crate::db::audit::Appended;
 use crate::db::warroom::NewNotification;
 
-/// The most publishes one transaction carries: enough to amortise the flush, few enough that the
+/// The most jobs one transaction carries: enough to amortise the flush, few enough that the
 /// writer connection is never held for long (each row is tens of microseconds).
-pub(in crate::db) const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 4096;
+
+/// The most publishes one transaction carries (each checks its channel and thread before its
+/// insert, so they cost more than an audit row).
+const MAX_PUBLISHES: usize = 512;
 
 pub(in crate::db) use super::warroom::Published;
 
@@ -47,19 +65,42 @@ pub(in crate::db) use super::warroom::Published;
 /// none at all, as the thread only wakes after a commit.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
 
-struct Job {
-    account: AccountId,
-    new: NewNotification,
-    done: oneshot::Sender<Published>,
+enum Job {
+    Publish {
+        account: AccountId,
+        /// Boxed: a notification is several times the size of the other jobs.
+        new: Box<NewNotification>,
+        done: oneshot::Sender<Published>,
+    },
+    Append(Box<dyn Appended>),
+    /// Answered once everything queued before it is committed.
+    Flush(oneshot::Sender<()>),
 }
 
-/// The queue to the notification writer thread. The thread ends when the last handle is dropped,
-/// and the checkpointer thread after it.
+/// The queue to the journal writer thread. The thread ends when the last handle is dropped (the
+/// database's and every [`JournalQueue`]), and the checkpointer thread after it.
 pub(in crate::db) struct Publisher {
     queue: mpsc::Sender<Job>,
     /// Checkpoints the checkpointer thread has completed (none without one): for tests.
     #[cfg_attr(not(test), allow(dead_code))]
     checkpoints: Arc<AtomicU64>,
+    /// Transactions the writer has committed: for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    commits: Arc<AtomicU64>,
+}
+
+/// A handle on the journal writer's queue for audit rows (`crate::db::audit::AuditAppender`).
+#[derive(Clone)]
+pub(in crate::db) struct JournalQueue(mpsc::Sender<Job>);
+
+impl JournalQueue {
+    pub(in crate::db) fn append(&self, item: Box<dyn Appended>) -> Result<(), MttrlyError> {
+        self.0.send(Job::Append(item)).map_err(|_| stopped())
+    }
+
+    pub(in crate::db) fn flush(&self, done: oneshot::Sender<()>) -> Result<(), MttrlyError> {
+        self.0.send(Job::Flush(done)).map_err(|_| stopped())
+    }
 }
 
 /// The writer's handle on the checkpointer thread.
@@ -79,11 +120,11 @@ impl Publisher {
             let guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
             start_checkpointer(&guard, Arc::clone(&checkpoints))?
         };
+        let commits = Arc::new(AtomicU64::new(0));
         let (queue, jobs) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("mttrly-notify-writer".to_owned())
-            .spawn(move || run(&conn, &jobs, checkpointer.as_ref()))?;
-        Ok(Self { queue, checkpoints })
+        let writer = Writer { conn, checkpointer, heads: Heads::new(), commits: Arc::clone(&commits) };
+        std::thread::Builder::new().name("mttrly-journal".to_owned()).spawn(move || writer.run(&jobs))?;
+        Ok(Self { queue, checkpoints, commits })
     }
 
     /// How many checkpoints the checkpointer thread has completed.
@@ -92,16 +133,27 @@ impl Publisher {
         self.checkpoints.load(Ordering::Relaxed)
     }
 
-    /// Stores `new` in `account`'s war room with whatever else is being published now.
+    /// How many transactions the journal writer has committed.
+    #[cfg(test)]
+    pub(in crate::db) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Stores `new` in `account`'s war room with whatever else is being written now.
     pub(in crate::db) async fn publish(&self, account: AccountId, new: NewNotification) -> Published {
         let (done, answer) = oneshot::channel();
-        self.queue.send(Job { account, new, done }).map_err(|_| stopped())?;
+        self.queue.send(Job::Publish { account, new: Box::new(new), done }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// A handle for appending audit rows.
+    pub(in crate::db) fn journal(&self) -> JournalQueue {
+        JournalQueue(self.queue.clone())
     }
 }
 
 fn stopped() -> MttrlyError {
-    MttrlyError::new(ErrorCode::InternalError, "the notification writer is not running")
+    MttrlyError::new(ErrorCode::InternalError, "the database's journal writer is not running")
 }
 
 /// Opens the checkpointer's connection on the writer's file and starts its thread; `Ok(None)`
@@ -158,50 +210,209 @@ fn set_autocheckpoint(conn: &Connection, pages: i64) {
     }
 }
 
-fn run(conn: &Mutex<Connection>, jobs: &mpsc::Receiver<Job>, checkpointer: Option<&Checkpointer>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+/// The journal writer thread's state.
+struct Writer {
+    conn: Arc<Mutex<Connection>>,
+    checkpointer: Option<Checkpointer>,
+    /// The audit chains' heads as committed.
+    heads: Heads,
+    commits: Arc<AtomicU64>,
+}
+
+/// One batch, split by stream, each in queue order.
+#[derive(Default)]
+struct Batch {
+    publishes: Vec<(AccountId, Box<NewNotification>, oneshot::Sender<Published>)>,
+    appends: Vec<Box<dyn Appended>>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn add(&mut self, job: Job) {
+        match job {
+            Job::Publish { account, new, done } => self.publishes.push((account, new, done)),
+            Job::Append(item) => self.appends.push(item),
+            Job::Flush(done) => self.flushes.push(done),
         }
-        let items: Vec<(&AccountId, &NewNotification)> = batch.iter().map(|j| (&j.account, &j.new)).collect();
-        // A bug in one batch answers its publishers with an error; the writer goes on serving.
-        let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            if checkpointer.is_some() {
-                set_autocheckpoint(&guard, 0);
+    }
+
+    fn len(&self) -> usize {
+        self.publishes.len() + self.appends.len() + self.flushes.len()
+    }
+}
+
+/// What a batch's transaction wrote: each publish's answer, and the audit rows as stored with
+/// the chain heads they moved (or why none of them was stored).
+pub(in crate::db) type Written = (Vec<Published>, Result<(Stored, Heads), MttrlyError>);
+
+impl Writer {
+    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = Batch::default();
+            batch.add(first);
+            // Queue order is kept: the batch stops at the first job that would overflow it.
+            while batch.len() < MAX_BATCH && batch.publishes.len() < MAX_PUBLISHES {
+                match jobs.try_recv() {
+                    Ok(job) => batch.add(job),
+                    Err(_) => break,
+                }
             }
-            let written = super::warroom::publish_batch(&mut guard, &items);
-            if let Some(checkpointer) = checkpointer {
-                // Every other write on this connection checkpoints as before.
-                set_autocheckpoint(&guard, checkpointer.pages);
+            self.write(batch);
+        }
+    }
+
+    fn write(&mut self, batch: Batch) {
+        let Batch { publishes, appends, flushes } = batch;
+        if publishes.is_empty() && appends.is_empty() {
+            // Only flushes: everything queued before them is already committed.
+            for done in flushes {
+                let _ = done.send(());
             }
-            written
-        }));
-        if let Some(checkpointer) = checkpointer {
+            return;
+        }
+        // Redaction and serialisation of the audit rows are pure and most of a row's cost: done
+        // before the write lock is taken, which every other writer waits for. A bug there fails
+        // this batch's audit rows, not the writer (nor the batch's publishes).
+        let rows = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            appends.iter().map(|item| (item.account(), item.row())).collect::<Vec<_>>()
+        }))
+        .map_err(|_| {
+            tracing::error!(count = appends.len(), "preparing audit rows panicked");
+            MttrlyError::new(ErrorCode::InternalError, "internal error preparing an audit row")
+        });
+        let items: Vec<(&AccountId, &NewNotification)> = publishes.iter().map(|(a, n, _)| (a, &**n)).collect();
+        // A bug in one batch answers its jobs with an error; the writer goes on serving.
+        let written = std::panic::catch_unwind(AssertUnwindSafe(|| self.transaction(rows, &items)));
+        if let Some(checkpointer) = &self.checkpointer {
             // Full means a wake-up is already pending.
             let _ = checkpointer.wake.try_send(());
         }
-        let results: Vec<Published> = match written {
-            Ok(Ok(results)) => results,
-            Ok(Err(err)) => vec![Err(err); batch.len()],
+        let (answers, audited) = match written {
+            Ok(Ok((answers, audited))) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                (answers, audited)
+            }
+            Ok(Err(err)) => (vec![Err(err.clone()); items.len()], Err(err)),
             Err(_) => {
-                tracing::error!(count = batch.len(), "the notification writer panicked on a batch");
-                // The panic may have skipped the restore above: other writes keep their checkpoint.
-                if let Some(checkpointer) = checkpointer {
-                    set_autocheckpoint(&conn.lock().unwrap_or_else(PoisonError::into_inner), checkpointer.pages);
-                }
-                vec![Err(MttrlyError::new(ErrorCode::InternalError, "internal database error")); batch.len()]
+                tracing::error!(
+                    publishes = items.len(),
+                    appends = appends.len(),
+                    "the journal writer panicked on a batch"
+                );
+                // The panic may have skipped the restore: other writes keep their settings.
+                restore(&self.conn.lock().unwrap_or_else(PoisonError::into_inner), self.checkpoint_pages());
+                let err = MttrlyError::new(ErrorCode::InternalError, "internal database error");
+                (vec![Err(err.clone()); items.len()], Err(err))
             }
         };
-        for (job, result) in batch.into_iter().zip(results) {
+        drop(items);
+        for ((_, _, done), answer) in publishes.into_iter().zip(answers) {
             // A publisher that gave up (its request was cancelled) is not waiting: its row stands.
-            let _ = job.done.send(result);
+            let _ = done.send(answer);
+        }
+        match audited {
+            Ok((stored, touched)) => {
+                self.heads.extend(touched);
+                // Committed: each row's owner is told in chain order (the batch's order).
+                for (item, row) in appends.into_iter().zip(stored) {
+                    tell(item, Ok(row));
+                }
+            }
+            Err(err) => {
+                // Whatever was or was not stored, the next batch reads the heads again from the
+                // database rather than trusting memory (a stale head would refuse every later row
+                // of its account as a duplicate `seq`).
+                self.heads.clear();
+                if !appends.is_empty() {
+                    tracing::error!(error = %err, count = appends.len(), "cannot write audit events");
+                }
+                for item in appends {
+                    tell(item, Err(err.clone()));
+                }
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
         }
     }
+
+    fn checkpoint_pages(&self) -> Option<i64> {
+        self.checkpointer.as_ref().map(|c| c.pages)
+    }
+
+    /// The batch's one transaction, on the writer connection.
+    fn transaction(
+        &self,
+        rows: Result<Vec<(&AccountId, ChainedRow)>, MttrlyError>,
+        items: &[(&AccountId, &NewNotification)],
+    ) -> Result<Written, MttrlyError> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        commit_batch(&mut guard, self.checkpoint_pages(), &self.heads, rows, items)
+    }
+}
+
+/// Tells an audit row's owner what became of it; a bug in the owner is logged, and the writer
+/// goes on.
+fn tell(item: Box<dyn Appended>, result: Result<(ChainedRow, [u8; 32]), MttrlyError>) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| item.committed(result))).is_err() {
+        tracing::error!("announcing a committed audit row panicked");
+    }
+}
+
+/// Puts the writer connection back to its everyday settings: `synchronous = NORMAL`, and its
+/// automatic checkpoint when the batches turned it off.
+fn restore(conn: &Connection, checkpoint_pages: Option<i64>) {
+    if let Err(err) = conn.pragma_update(None, "synchronous", "NORMAL") {
+        tracing::warn!(error = %err, "cannot set the writer connection back to synchronous = NORMAL");
+    }
+    if let Some(pages) = checkpoint_pages {
+        set_autocheckpoint(conn, pages);
+    }
+}
+
+/// One batch's transaction: the audit rows (chained from `heads`), then the publishes, and one
+/// durable commit (`synchronous = FULL` for this commit only). With `checkpoint_pages`, SQLite's
+/// automatic checkpoint is off for this commit (the checkpointer thread runs it) and restored to
+/// that many pages after. The connection is left with its everyday settings whatever happened.
+///
+/// The audit rows are written under one savepoint: when they cannot be (a stale chain head, a
+/// row the database refuses), they alone are undone and fail, and the publishes go on. An error
+/// that ends the transaction itself (a full disk, an I/O error) fails the whole batch, and then
+/// nothing of it is stored. Once the commit has succeeded, the batch is reported as stored.
+pub(in crate::db) fn commit_batch(
+    conn: &mut Connection,
+    checkpoint_pages: Option<i64>,
+    heads: &Heads,
+    rows: Result<Vec<(&AccountId, ChainedRow)>, MttrlyError>,
+    items: &[(&AccountId, &NewNotification)],
+) -> Result<Written, MttrlyError> {
+    if checkpoint_pages.is_some() {
+        set_autocheckpoint(conn, 0);
+    }
+    let written = conn.pragma_update(None, "synchronous", "FULL").map_err(internal).and_then(|()| {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+        let audited = match rows {
+            Ok(rows) if rows.is_empty() => Ok((Vec::new(), Heads::new())),
+            Ok(rows) => {
+                let savepoint = tx.savepoint().map_err(internal)?;
+                // Dropped without a commit, the savepoint rolls back to where it began.
+                super::audit::append(&savepoint, heads, rows)
+                    .and_then(|appended| savepoint.commit().map_err(internal).map(|()| appended))
+            }
+            Err(err) => Err(err),
+        };
+        if tx.is_autocommit() {
+            // The audit rows' error ended the transaction: nothing may be written outside it.
+            return Err(MttrlyError::new(ErrorCode::InternalError, "the journal transaction was rolled back"));
+        }
+        let answers = super::warroom::publish_in(&tx, items)?;
+        tx.commit().map_err(internal)?;
+        Ok((answers, audited))
+    });
+    // Back to the connection's everyday settings. A failure here is logged, not returned: the
+    // batch is already committed (or already failed) either way.
+    restore(conn, checkpoint_pages);
+    written
 }
 
 #[cfg(test)]
@@ -263,5 +474,174 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pages, 1000, "SQLite's default threshold, restored after each batch");
+    }
+
+    fn alice() -> Sender {
+        Sender {
+            user_id: Some(UserId::generate()),
+            name: "alice".into(),
+            role: Some(Role::Operator),
+            ai_tool: None,
+            via: Source::Cli,
+        }
+    }
+
+    fn row(account: &mttrly_core::ids::AccountId, i: i64) -> mttrly_core::audit::AuditEvent {
+        use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
+        AuditEvent {
+            at: jiff::Timestamp::now(),
+            account_id: account.clone(),
+            server_id: None,
+            actor: AuditActor::System,
+            source: Source::Cli,
+            kind: AuditKind::ApiCall,
+            subject: format!("row {i}"),
+            parameters: serde_json::json!({ "i": i }),
+            outcome: AuditOutcome::Ok,
+            duration_ms: None,
+        }
+    }
+
+    fn note(channel: &str, i: i64, sender: &Sender) -> NewNotification {
+        NewNotification {
+            id: NotificationId::generate(),
+            channel: channel.into(),
+            thread_id: Some(format!("t{}", i % 5)),
+            in_reply_to: None,
+            title: format!("update {i}"),
+            body: "b".into(),
+            priority: Priority::High,
+            theme: None,
+            tags: Vec::new(),
+            server_id: None,
+            sender: sender.clone(),
+            redactions: 0,
+            published_at: i,
+        }
+    }
+
+    /// Holds the writer connection on another thread (as a long write would) until the returned
+    /// sender is used or dropped.
+    fn hold_connection(db: &Db) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let conn = std::sync::Arc::clone(&db.sqlite.conn);
+        let holder = std::thread::spawn(move || {
+            let _held = conn.lock().unwrap();
+            locked.send(()).unwrap();
+            let _ = released.recv();
+        });
+        is_locked.recv().unwrap();
+        (release, holder)
+    }
+
+    /// The two streams share the journal writer's transactions: with the writer waiting for the
+    /// connection on a batch of one row, fifty audit rows and fifty publishes queued meanwhile
+    /// are committed by one more transaction, every publish is answered and stored, the audit
+    /// chain verifies, and the bus hears each row once, in `seq` order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_rows_and_publishes_queued_together_share_one_commit() {
+        use crate::audit::AuditLog;
+        use crate::events::{Bus, Next};
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("central.db")).unwrap();
+        let (a, _) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
+        let sender = alice();
+        db.account(&a).warroom().create_channel("incidents".into(), String::new(), sender.clone(), 1, 0).await.unwrap();
+        let bus = Bus::default();
+        let mut heard = bus.subscribe();
+        let audit = AuditLog::start(&db, bus.clone());
+        audit.flush().await;
+        let before = db.sqlite.publisher.commits();
+
+        let (release, holder) = hold_connection(&db);
+        // The writer takes this row alone and waits for the connection with it.
+        audit.append(row(&a, 0));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 1..=50 {
+            audit.append(row(&a, i));
+        }
+        let publishes: Vec<_> = (0..50)
+            .map(|i| {
+                let (db, a, new) = (db.clone(), a.clone(), note("incidents", i, &sender));
+                tokio::spawn(async move { db.account(&a).warroom().publish(new).await })
+            })
+            .collect();
+        // Every publish reaches the queue while the writer waits.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        for publish in publishes {
+            publish.await.unwrap().unwrap();
+        }
+        audit.flush().await;
+        assert_eq!(db.sqlite.publisher.commits() - before, 2, "the lone row, then the 100 queued jobs together");
+
+        let verification = db.account(&a).audit().verify().await.unwrap();
+        assert!(verification.first_bad.is_none(), "{verification:?}");
+        assert_eq!(verification.rows_checked, 51);
+        assert_eq!(db.account(&a).warroom().channels(0).await.unwrap()[0].notifications, 50);
+        for seq in 1..=51 {
+            match tokio::time::timeout(Duration::from_secs(10), heard.next()).await {
+                Ok(Next::Event(event)) => assert_eq!(event.seq, seq),
+                other => panic!("expected row {seq}, got {other:?}"),
+            }
+        }
+    }
+
+    /// A chain head the writer holds in memory can go stale (a row written to the file by other
+    /// means): the batch's audit rows then collide with a stored `seq` and fail alone, its
+    /// publishes are stored all the same, and the next batch reads the head again and chains on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_chain_head_fails_only_its_rows_and_the_next_batch_recovers() {
+        use crate::audit::AuditLog;
+        use crate::events::Bus;
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("central.db")).unwrap();
+        let (a, _) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
+        let sender = alice();
+        let room = db.account(&a).warroom();
+        room.create_channel("incidents".into(), String::new(), sender.clone(), 1, 0).await.unwrap();
+        let audit = AuditLog::start(&db, Bus::default());
+        audit.append_durable(row(&a, 1)).await.unwrap();
+        // Another writer extends the chain behind the journal writer's back: row 2 and its head.
+        db.sqlite
+            .call({
+                let a = a.clone();
+                move |conn| {
+                    let stored = crate::audit::writer::stored_row(&row(&a, 2), 0);
+                    let tx = conn.unchecked_transaction().map_err(super::internal)?;
+                    // No heads known: read from the file, as any other writer would.
+                    super::super::audit::append(&tx, &super::Heads::new(), vec![(&a, stored)])?;
+                    tx.commit().map_err(super::internal)
+                }
+            })
+            .await
+            .unwrap();
+
+        let (release, holder) = hold_connection(&db);
+        let stale = tokio::spawn({
+            let audit = audit.clone();
+            let a = a.clone();
+            async move { audit.append_durable(row(&a, 3)).await }
+        });
+        let publish = tokio::spawn({
+            let (db, a, new) = (db.clone(), a.clone(), note("incidents", 1, &sender));
+            async move { db.account(&a).warroom().publish(new).await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        let refused = stale.await.unwrap();
+        assert_eq!(refused.unwrap_err().code(), mttrly_core::ErrorCode::InternalError, "seq 2 is taken");
+        publish.await.unwrap().expect("the publish of the same batch is stored");
+
+        assert_eq!(audit.append_durable(row(&a, 4)).await.unwrap(), 3, "the head was read again");
+        let verification = db.account(&a).audit().verify().await.unwrap();
+        assert!(verification.first_bad.is_none(), "{verification:?}");
+        assert_eq!(verification.rows_checked, 3);
+        assert_eq!(room.channels(0).await.unwrap()[0].notifications, 1);
     }
 }

@@ -7,7 +7,8 @@
 //! connection; [`Sqlite::read`] runs a read-only operation on one of the reader threads
 //! (`readers.rs`: each its own read-only connection, beside the writer thanks to WAL).
 //! Multi-step transactions are single functions here (IMMEDIATE, so they serialise with every
-//! other writer, the audit writer's own connection included).
+//! other writer). Notifications and audit rows are written by the journal writer
+//! (`group_commit.rs`), one thread on the same writer connection.
 
 pub(in crate::db) mod accounts;
 pub(in crate::db) mod actions;
@@ -17,6 +18,9 @@ pub(in crate::db) mod chat;
 pub(in crate::db) mod deploys;
 pub(in crate::db) mod device;
 mod group_commit;
+pub(in crate::db) use group_commit::JournalQueue;
+#[cfg(test)]
+pub(in crate::db) use group_commit::commit_batch;
 pub(in crate::db) mod investigations;
 pub(in crate::db) mod knowledge;
 pub(in crate::db) mod metrics;
@@ -49,7 +53,8 @@ const MAX_READERS: usize = 4;
 pub(in crate::db) struct Sqlite {
     conn: Arc<Mutex<Connection>>,
     readers: Arc<readers::Readers>,
-    /// Notifications go through group commit (`group_commit.rs`) on the same connection.
+    /// Notifications and audit rows go through group commit (`group_commit.rs`, the journal
+    /// writer) on the same connection.
     publisher: Arc<group_commit::Publisher>,
 }
 
@@ -114,6 +119,11 @@ impl Sqlite {
         self.publisher.publish(account, new).await
     }
 
+    /// The journal writer's queue for audit rows.
+    pub(in crate::db) fn journal(&self) -> JournalQueue {
+        self.publisher.journal()
+    }
+
     /// Runs `f` with the connection on the current thread: for the `init` command, which runs
     /// before any runtime exists.
     pub(in crate::db) fn call_blocking<T>(
@@ -126,9 +136,10 @@ impl Sqlite {
 }
 
 /// Waits for another connection's write lock in short steps (SQLite's default handler sleeps up to
-/// 100 ms at a time, which would add tens of milliseconds to a call that loses a race with the
-/// audit writer's commit). Gives up after about five seconds.
-pub(crate) fn busy_wait(attempt: i32) -> bool {
+/// 100 ms at a time, which would add tens of milliseconds to a call that loses a race with a
+/// checkpoint, or with another process that has the file open). Gives up
+/// after about five seconds.
+pub(in crate::db) fn busy_wait(attempt: i32) -> bool {
     if attempt >= 20_000 {
         return false;
     }
@@ -158,7 +169,7 @@ pub(in crate::db) fn retention_cutoffs(
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(internal)`
-pub(crate) fn internal(err: rusqlite::Error) -> MttrlyError {
+pub(in crate::db) fn internal(err: rusqlite::Error) -> MttrlyError {
     tracing::error!(error = %err, "database error");
     MttrlyError::new(ErrorCode::InternalError, "internal database error")
 }

@@ -136,24 +136,6 @@ fn invalid(message: String) -> MttrlyError {
 /// One publish's answer: the notification's position and the notification as stored.
 pub(in crate::db) type Published = Result<(i64, Notification), MttrlyError>;
 
-/// Stores a batch of notifications in one transaction and makes the commit durable
-/// (`synchronous = FULL` for this commit: the WAL reaches the disk before any publisher is
-/// answered). Each publish gets its own answer, in order: a refused one (an unknown channel, say)
-/// leaves nothing behind and does not affect the others. `Err` when the transaction itself cannot
-/// be opened or committed, and then nothing of the batch is stored.
-pub(in crate::db) fn publish_batch(
-    conn: &mut Connection,
-    items: &[(&AccountId, &NewNotification)],
-) -> Result<Vec<Published>, MttrlyError> {
-    conn.pragma_update(None, "synchronous", "FULL").map_err(internal)?;
-    let written = publish_all(conn, items);
-    // Back to the connection's everyday setting, whatever happened.
-    let restored = conn.pragma_update(None, "synchronous", "NORMAL").map_err(internal);
-    let results = written?;
-    restored?;
-    Ok(results)
-}
-
 /// What one batch has learnt of the war room so far. The batch is one transaction holding the
 /// database's write lock, so nothing but the batch itself changes channels or threads meanwhile:
 /// an answer read once stays true until the batch writes, and the batch records its own writes.
@@ -165,27 +147,30 @@ struct BatchMemo<'a> {
     threads: std::collections::HashMap<(&'a str, String), Option<String>>,
 }
 
-/// The batch's transaction. No savepoint per publish (the first profile of the writer thread
-/// showed savepoints and their sub-journal at about an eighth of its time): every check of a
-/// publish is a read made before its one write, a single `INSERT`, and SQLite undoes a failed
-/// statement by itself (`ON CONFLICT ABORT`) and leaves the transaction open. An error that
-/// instead ends the whole transaction (a full disk, an I/O error) fails the whole batch, before
-/// anything further could be written outside it.
-fn publish_all<'a>(
-    conn: &mut Connection,
+/// Stores a batch of notifications inside the caller's transaction (the journal writer's, see
+/// `group_commit.rs`). Each publish gets its own answer, in order: a refused one (an unknown
+/// channel, say) leaves nothing behind and does not affect the others. `Err` when an error ended
+/// the transaction itself, and then nothing of the batch is stored.
+///
+/// No savepoint per publish (the first profile of the writer thread showed savepoints and their
+/// sub-journal at about an eighth of its time): every check of a publish is a read made before its
+/// one write, a single `INSERT`, and SQLite undoes a failed statement by itself
+/// (`ON CONFLICT ABORT`) and leaves the transaction open. An error that instead ends the whole
+/// transaction (a full disk, an I/O error) fails the whole batch, before anything further could
+/// be written outside it.
+pub(in crate::db) fn publish_in<'a>(
+    tx: &Connection,
     items: &[(&'a AccountId, &'a NewNotification)],
 ) -> Result<Vec<Published>, MttrlyError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
     let mut memo = BatchMemo::default();
     let mut results = Vec::with_capacity(items.len());
     for &(account, new) in items {
-        let result = publish_one(&tx, &mut memo, account, new);
+        let result = publish_one(tx, &mut memo, account, new);
         if result.is_err() && tx.is_autocommit() {
             return Err(MttrlyError::new(ErrorCode::InternalError, "the publish transaction was rolled back"));
         }
         results.push(result);
     }
-    tx.commit().map_err(internal)?;
     Ok(results)
 }
 
@@ -665,7 +650,9 @@ mod tests {
             .sqlite
             .call(move |conn| {
                 let items: Vec<_> = batch.iter().map(|n| (&account, n)).collect();
-                let results = super::publish_batch(conn, &items);
+                let results =
+                    super::super::commit_batch(conn, None, &std::collections::HashMap::new(), Ok(Vec::new()), &items)
+                        .map(|(answers, _)| answers);
                 assert!(conn.is_autocommit(), "the batch's transaction is committed");
                 results
             })
