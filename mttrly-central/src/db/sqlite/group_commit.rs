@@ -65,6 +65,11 @@ pub(in crate::db) use super::warroom::Published;
 /// none at all, as the thread only wakes after a commit.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
 
+/// How many times the automatic checkpoint threshold the WAL may stay after a checkpoint of the
+/// checkpointer thread before the writer runs the checkpoint itself (see
+/// [`Writer::checkpoint_pages`]): 4,000 pages, 16 MB with 4 KiB pages.
+const WAL_BEHIND: i64 = 4;
+
 enum Job {
     Publish {
         account: AccountId,
@@ -106,6 +111,9 @@ impl JournalQueue {
 /// The writer's handle on the checkpointer thread.
 struct Checkpointer {
     wake: mpsc::SyncSender<()>,
+    /// Set by the checkpointer thread when its last checkpoint left the WAL longer than
+    /// [`WAL_BEHIND`] times `pages`: see [`Writer::checkpoint_pages`].
+    behind: Arc<std::sync::atomic::AtomicBool>,
     /// The writer connection's own automatic checkpoint threshold, restored after each batch.
     pages: i64,
 }
@@ -182,18 +190,28 @@ fn start_checkpointer(writer: &Connection, done: Arc<AtomicU64>) -> std::io::Res
     // One pending wake-up is enough: commits made while a checkpoint runs are all copied by the
     // next one.
     let (wake, woken) = mpsc::sync_channel(1);
+    let behind = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let report = Arc::clone(&behind);
     std::thread::Builder::new()
         .name("mttrly-checkpoint".to_owned())
-        .spawn(move || checkpoints(&conn, &woken, &done))?;
-    Ok(Some(Checkpointer { wake, pages }))
+        .spawn(move || checkpoints(&conn, &woken, &done, &report, pages))?;
+    Ok(Some(Checkpointer { wake, behind, pages }))
 }
 
 /// The checkpointer thread: after a commit, one `PASSIVE` checkpoint, then a pause. Ends when
-/// the writer thread (the only sender) has ended.
-fn checkpoints(conn: &Connection, woken: &mpsc::Receiver<()>, done: &AtomicU64) {
+/// the writer thread (the only sender) has ended. Reports in `behind` whether the WAL it left is
+/// longer than [`WAL_BEHIND`] × `pages` frames.
+fn checkpoints(
+    conn: &Connection,
+    woken: &mpsc::Receiver<()>,
+    done: &AtomicU64,
+    behind: &std::sync::atomic::AtomicBool,
+    pages: i64,
+) {
     while woken.recv().is_ok() {
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
             Ok((frames, copied)) => {
+                behind.store(frames > WAL_BEHIND * pages.max(1), Ordering::Relaxed);
                 done.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!(frames, copied, "checkpoint");
             }
@@ -203,9 +221,20 @@ fn checkpoints(conn: &Connection, woken: &mpsc::Receiver<()>, done: &AtomicU64) 
     }
 }
 
+/// Runs a setting `PRAGMA` from the connection's statement cache. A batch sets and restores up to
+/// four settings; parsing them anew each time was most of what a one-row batch cost beyond its
+/// commit.
+fn pragma(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query([])?;
+    // Some settings answer with their new value: read it off so the statement completes.
+    while rows.next()?.is_some() {}
+    Ok(())
+}
+
 /// Turns the writer connection's automatic checkpoint to `pages` (0: off).
 fn set_autocheckpoint(conn: &Connection, pages: i64) {
-    if let Err(err) = conn.pragma_update(None, "wal_autocheckpoint", pages) {
+    if let Err(err) = pragma(conn, &format!("PRAGMA wal_autocheckpoint = {pages}")) {
         tracing::warn!(error = %err, pages, "cannot set the automatic checkpoint threshold");
     }
 }
@@ -300,7 +329,10 @@ impl Writer {
                     "the journal writer panicked on a batch"
                 );
                 // The panic may have skipped the restore: other writes keep their settings.
-                restore(&self.conn.lock().unwrap_or_else(PoisonError::into_inner), self.checkpoint_pages());
+                restore(
+                    &self.conn.lock().unwrap_or_else(PoisonError::into_inner),
+                    self.checkpointer.as_ref().map(|c| c.pages),
+                );
                 let err = MttrlyError::new(ErrorCode::InternalError, "internal database error");
                 (vec![Err(err.clone()); items.len()], Err(err))
             }
@@ -336,8 +368,18 @@ impl Writer {
         }
     }
 
+    /// The automatic checkpoint threshold to restore after a batch that turned it off, `None`
+    /// when this batch keeps it on: without a checkpointer, and while the checkpointer is behind.
+    ///
+    /// A `PASSIVE` checkpoint beside a writer that never pauses copies what it can, but the WAL
+    /// only starts over once a checkpoint has copied *all* of it, which new commits keep from
+    /// happening: under a sustained stream of audit rows the WAL grew to 440 MB in 15 s, and every
+    /// page lookup through its index slowed down with it (the audit bench's writer went from ~10
+    /// to ~14 µs a row). So when the checkpointer reports the WAL long, the next commits keep
+    /// SQLite's automatic checkpoint, which runs inside the commit, with no writer beside it: it
+    /// copies everything, and the next transaction starts the WAL over.
     fn checkpoint_pages(&self) -> Option<i64> {
-        self.checkpointer.as_ref().map(|c| c.pages)
+        self.checkpointer.as_ref().filter(|c| !c.behind.load(Ordering::Relaxed)).map(|c| c.pages)
     }
 
     /// The batch's one transaction, on the writer connection.
@@ -362,7 +404,7 @@ fn tell(item: Box<dyn Appended>, result: Result<(ChainedRow, [u8; 32]), MttrlyEr
 /// Puts the writer connection back to its everyday settings: `synchronous = NORMAL`, and its
 /// automatic checkpoint when the batches turned it off.
 fn restore(conn: &Connection, checkpoint_pages: Option<i64>) {
-    if let Err(err) = conn.pragma_update(None, "synchronous", "NORMAL") {
+    if let Err(err) = pragma(conn, "PRAGMA synchronous = NORMAL") {
         tracing::warn!(error = %err, "cannot set the writer connection back to synchronous = NORMAL");
     }
     if let Some(pages) = checkpoint_pages {
@@ -389,10 +431,13 @@ pub(in crate::db) fn commit_batch(
     if checkpoint_pages.is_some() {
         set_autocheckpoint(conn, 0);
     }
-    let written = conn.pragma_update(None, "synchronous", "FULL").map_err(internal).and_then(|()| {
+    let written = pragma(conn, "PRAGMA synchronous = FULL").map_err(internal).and_then(|()| {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
         let audited = match rows {
             Ok(rows) if rows.is_empty() => Ok((Vec::new(), Heads::new())),
+            // Without publishes there is nothing else for a failure to spare: no savepoint, and
+            // a failure rolls the whole transaction back.
+            Ok(rows) if items.is_empty() => Ok(super::audit::append(&tx, heads, rows)?),
             Ok(rows) => {
                 let savepoint = tx.savepoint().map_err(internal)?;
                 // Dropped without a commit, the savepoint rolls back to where it began.

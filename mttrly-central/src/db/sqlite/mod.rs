@@ -45,6 +45,9 @@ use rusqlite::Connection;
 
 use super::OpenError;
 
+/// The most bytes a WAL keeps on disk once it starts over (64 MiB).
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// Most reader threads (and read-only connections) one database gets.
 const MAX_READERS: usize = 4;
 
@@ -68,6 +71,10 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
+        // A WAL that grew under a burst (checkpoints copy it back into the database, then the
+        // next writer starts it over from the top) is cut back to this size when it starts over,
+        // instead of keeping its largest size on disk forever.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(sqlite)?;
         conn.busy_handler(Some(busy_wait)).map_err(sqlite)?;
         migrations::apply(&mut conn, &display)?;
         // Readers open after the migrations, on the file the writer put in WAL mode (a path, never
