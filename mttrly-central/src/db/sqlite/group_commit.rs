@@ -477,36 +477,11 @@ mod tests {
     /// its automatic checkpoint for every other write.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn publishes_are_checkpointed_off_the_writer_which_keeps_its_automatic_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("central.db")).unwrap();
-        let (a, _) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
-        let sender = Sender {
-            user_id: Some(UserId::generate()),
-            name: "alice".into(),
-            role: Some(Role::Operator),
-            ai_tool: None,
-            via: Source::Cli,
-        };
+        let (_dir, db, a, sender) = war_room().await;
         let room = db.account(&a).warroom();
-        room.create_channel("incidents".into(), String::new(), sender.clone(), 1, 0).await.unwrap();
         assert_eq!(db.sqlite.publisher.checkpoints(), 0, "nothing published, nothing to checkpoint");
         for at in 0..20 {
-            let new = NewNotification {
-                id: NotificationId::generate(),
-                channel: "incidents".into(),
-                thread_id: None,
-                in_reply_to: None,
-                title: "t".into(),
-                body: "b".into(),
-                priority: Priority::High,
-                theme: None,
-                tags: Vec::new(),
-                server_id: None,
-                sender: sender.clone(),
-                redactions: 0,
-                published_at: at,
-            };
-            room.publish(new).await.unwrap();
+            room.publish(note("incidents", at, &sender)).await.unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while db.sqlite.publisher.checkpoints() == 0 {
@@ -521,14 +496,20 @@ mod tests {
         assert_eq!(pages, 1000, "SQLite's default threshold, restored after each batch");
     }
 
-    fn alice() -> Sender {
-        Sender {
+    /// A database with one account and its channel `incidents`, and a person who posts there.
+    async fn war_room() -> (tempfile::TempDir, Db, mttrly_core::ids::AccountId, Sender) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("central.db")).unwrap();
+        let (a, _) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
+        let sender = Sender {
             user_id: Some(UserId::generate()),
             name: "alice".into(),
             role: Some(Role::Operator),
             ai_tool: None,
             via: Source::Cli,
-        }
+        };
+        db.account(&a).warroom().create_channel("incidents".into(), String::new(), sender.clone(), 1, 0).await.unwrap();
+        (dir, db, a, sender)
     }
 
     fn row(account: &mttrly_core::ids::AccountId, i: i64) -> mttrly_core::audit::AuditEvent {
@@ -589,11 +570,7 @@ mod tests {
         use crate::audit::AuditLog;
         use crate::events::{Bus, Next};
 
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("central.db")).unwrap();
-        let (a, _) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
-        let sender = alice();
-        db.account(&a).warroom().create_channel("incidents".into(), String::new(), sender.clone(), 1, 0).await.unwrap();
+        let (_dir, db, a, sender) = war_room().await;
         let bus = Bus::default();
         let mut heard = bus.subscribe();
         let audit = AuditLog::start(&db, bus.clone());
@@ -643,12 +620,8 @@ mod tests {
         use crate::audit::AuditLog;
         use crate::events::Bus;
 
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("central.db")).unwrap();
-        let (a, _) = db.create_tenant("a", Plan::DeploymentCrew, "alice", &[1; 32]).await.unwrap();
-        let sender = alice();
+        let (_dir, db, a, sender) = war_room().await;
         let room = db.account(&a).warroom();
-        room.create_channel("incidents".into(), String::new(), sender.clone(), 1, 0).await.unwrap();
         let audit = AuditLog::start(&db, Bus::default());
         audit.append_durable(row(&a, 1)).await.unwrap();
         // Another writer extends the chain behind the journal writer's back: row 2 and its head.
