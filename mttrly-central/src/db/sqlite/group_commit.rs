@@ -439,10 +439,17 @@ pub(in crate::db) fn commit_batch(
             // a failure rolls the whole transaction back.
             Ok(rows) if items.is_empty() => Ok(super::audit::append(&tx, heads, rows)?),
             Ok(rows) => {
-                let savepoint = tx.savepoint().map_err(internal)?;
-                // Dropped without a commit, the savepoint rolls back to where it began.
-                super::audit::append(&savepoint, heads, rows)
-                    .and_then(|appended| savepoint.commit().map_err(internal).map(|()| appended))
+                let mut savepoint = tx.savepoint().map_err(internal)?;
+                match super::audit::append(&savepoint, heads, rows) {
+                    Ok(appended) => savepoint.commit().map_err(internal).map(|()| appended),
+                    // Rolled back explicitly, not on drop (which ignores a failed rollback): rows
+                    // left in place would be committed while their owners were told they failed,
+                    // so a rollback that fails fails the whole batch.
+                    Err(err) => {
+                        savepoint.rollback().map_err(internal)?;
+                        Err(err)
+                    }
+                }
             }
             Err(err) => Err(err),
         };
