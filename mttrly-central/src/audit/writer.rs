@@ -105,6 +105,10 @@ impl Appended for Pending {
         stored_row(&self.recorded.audit, 0)
     }
 
+    fn can_wait(&self) -> bool {
+        self.ack.is_none() && self.recorded.can_wait()
+    }
+
     fn committed(self: Box<Self>, result: Result<(ChainedRow, [u8; 32]), MttrlyError>) {
         let Pending { recorded, ack, bus } = *self;
         match result {

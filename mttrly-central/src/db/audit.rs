@@ -21,6 +21,10 @@ pub trait Appended: Send {
     fn account(&self) -> &AccountId;
     /// The row as it will be stored (its `seq` is assigned by the journal writer).
     fn row(&self) -> ChainedRow;
+    /// Whether the row may wait a moment for company before its commit: `true` only when no one
+    /// waits for it and no one reacts to it (see `crate::events::Recorded::can_wait`). The
+    /// journal writer commits every other job at once.
+    fn can_wait(&self) -> bool;
     /// The batch committed (the row as stored, and its hash) or failed (nothing of it stored).
     fn committed(self: Box<Self>, result: Result<(ChainedRow, [u8; 32]), MttrlyError>);
 }

@@ -216,6 +216,19 @@ impl Recorded {
     pub fn new(audit: AuditEvent, payload: Payload) -> Self {
         Self { audit, payload }
     }
+
+    /// Whether the row may wait a few milliseconds for other rows to share its commit.
+    ///
+    /// Tool calls are the log's bulk (an assistant makes dozens per incident, and each is a row
+    /// written after the call has answered) and nothing acts on them: no prompt, notifier or
+    /// chat message waits for one, only records and live views, for which a few milliseconds are
+    /// nothing. Committing them one small batch at a time cost a commit and an `fsync` per four
+    /// or five calls, a third of central's CPU under a stream of calls. Every other event wakes
+    /// someone (an approval prompt, a notifier, a chat message, the agent's next step) and is
+    /// committed at once.
+    pub fn can_wait(&self) -> bool {
+        matches!(self.payload, Payload::ToolCall)
+    }
 }
 
 impl From<AuditEvent> for Recorded {

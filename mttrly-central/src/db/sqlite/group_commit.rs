@@ -10,8 +10,20 @@
 //! `warroom::publish_in`), commits once with `synchronous = FULL` (the WAL is flushed to disk
 //! before anyone is answered: a published notification or an audit row survives a power cut, not
 //! only a crash), then answers each publisher and tells each audit row's owner, in chain order.
-//! Nothing waits on a timer: a lone job is committed at once, and the batch grows only while the
-//! previous commit runs.
+//! A job someone waits for (a publish, a flush, a row whose producer awaits it or whose event
+//! wakes someone) is never held on a timer: it is committed at once, with whatever was queued
+//! while the previous commit ran. Rows nobody waits for (tool calls: see
+//! `crate::events::Recorded::can_wait`) are held up to [`LINGER`] for company; the first job
+//! that cannot wait ends the wait.
+//!
+//! **Why the linger.** Measured from outside (`scripts/mcp-wrk.sh`, one MCP session under
+//! `wrk`, central on one core), a stream of 9,000 tool calls a second made 1,850 commits a second
+//! of 4.6 rows each, 22 page writes and one `fsync` apiece: this thread was 30 % of central's
+//! CPU, the `fsync` alone 12 %. The rows' callers had been answered already. Held 2 ms, the
+//! batches grew to ~40 rows and a call cost 75 µs of CPU instead of 106; held 5 ms, 67 µs; 10 ms
+//! saved 1–2 µs more, so 5 ms it is: a live view learns of a call at most 5 ms later, and a
+//! crash loses at most the last 5 ms of tool-call rows (a call is answered before its row is
+//! written either way).
 //!
 //! **Why one writer for both streams.** They used to be two writers, this thread and the audit
 //! writer on a connection of its own, each committing with its own `fsync`, and each publish made
@@ -33,10 +45,11 @@
 //! frames are; the checkpoint only copies them into the database file and lets the WAL restart.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use mttrly_core::ids::AccountId;
 use mttrly_core::{ErrorCode, MttrlyError};
@@ -56,6 +69,10 @@ const MAX_BATCH: usize = 4096;
 /// The most publishes one transaction carries (each checks its channel and thread before its
 /// insert, so they cost more than an audit row).
 const MAX_PUBLISHES: usize = 512;
+
+/// The longest a batch of rows nobody waits for is held for more rows before its commit (see
+/// the module's docs): at ten thousand tool calls a second, about fifty rows per commit.
+pub(in crate::db) const LINGER: Duration = Duration::from_millis(5);
 
 pub(in crate::db) use super::warroom::Published;
 
@@ -82,10 +99,63 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
+impl Job {
+    /// Whether the job may be held for company (see [`LINGER`]).
+    fn can_wait(&self) -> bool {
+        match self {
+            Job::Append(item) => item.can_wait(),
+            Job::Publish { .. } | Job::Flush(_) => false,
+        }
+    }
+}
+
+/// How a job that cannot wait ends the writer's linger: the writer sets `lingering` before it
+/// looks at the queue a last time and parks; a sender of such a job queues it, then unparks the
+/// writer if it is lingering. The fences between each side's write and read make sure one of
+/// them sees the other (a job queued just as the linger starts is found by the writer's look, or
+/// the sender sees the flag). A job that can wait is only queued: no wake-up, no system call.
+#[derive(Default)]
+struct Nudge {
+    lingering: AtomicBool,
+    /// The writer thread, set by the thread itself before its first job.
+    writer: OnceLock<Thread>,
+}
+
+impl Nudge {
+    /// Called by a sender after it queued a job that cannot wait.
+    fn wake(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.lingering.load(Ordering::SeqCst)
+            && let Some(writer) = self.writer.get()
+        {
+            writer.unpark();
+        }
+    }
+}
+
+/// The sending side of the writer's queue: queues a job and wakes a lingering writer for a job
+/// that cannot wait.
+#[derive(Clone)]
+struct Queue {
+    jobs: mpsc::Sender<Job>,
+    nudge: Arc<Nudge>,
+}
+
+impl Queue {
+    fn send(&self, job: Job) -> Result<(), MttrlyError> {
+        let urgent = !job.can_wait();
+        self.jobs.send(job).map_err(|_| stopped())?;
+        if urgent {
+            self.nudge.wake();
+        }
+        Ok(())
+    }
+}
+
 /// The queue to the journal writer thread. The thread ends when the last handle is dropped (the
 /// database's and every [`JournalQueue`]), and the checkpointer thread after it.
 pub(in crate::db) struct Publisher {
-    queue: mpsc::Sender<Job>,
+    queue: Queue,
     /// Checkpoints the checkpointer thread has completed (none without one): for tests.
     #[cfg_attr(not(test), allow(dead_code))]
     checkpoints: Arc<AtomicU64>,
@@ -96,15 +166,15 @@ pub(in crate::db) struct Publisher {
 
 /// A handle on the journal writer's queue for audit rows (`crate::db::audit::AuditAppender`).
 #[derive(Clone)]
-pub(in crate::db) struct JournalQueue(mpsc::Sender<Job>);
+pub(in crate::db) struct JournalQueue(Queue);
 
 impl JournalQueue {
     pub(in crate::db) fn append(&self, item: Box<dyn Appended>) -> Result<(), MttrlyError> {
-        self.0.send(Job::Append(item)).map_err(|_| stopped())
+        self.0.send(Job::Append(item))
     }
 
     pub(in crate::db) fn flush(&self, done: oneshot::Sender<()>) -> Result<(), MttrlyError> {
-        self.0.send(Job::Flush(done)).map_err(|_| stopped())
+        self.0.send(Job::Flush(done))
     }
 }
 
@@ -122,17 +192,25 @@ impl Publisher {
     /// Starts the writer thread on `conn`, the database's writer connection, and the
     /// checkpointer on a connection of its own. Without one (an in-memory database, or the file
     /// cannot be opened again) the batches keep SQLite's automatic checkpoint.
-    pub(in crate::db) fn start(conn: Arc<Mutex<Connection>>) -> std::io::Result<Self> {
+    pub(in crate::db) fn start(conn: Arc<Mutex<Connection>>, linger: Duration) -> std::io::Result<Self> {
         let checkpoints = Arc::new(AtomicU64::new(0));
         let checkpointer = {
             let guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
             start_checkpointer(&guard, Arc::clone(&checkpoints))?
         };
         let commits = Arc::new(AtomicU64::new(0));
-        let (queue, jobs) = mpsc::channel();
-        let writer = Writer { conn, checkpointer, heads: Heads::new(), commits: Arc::clone(&commits) };
-        std::thread::Builder::new().name("mttrly-journal".to_owned()).spawn(move || writer.run(&jobs))?;
-        Ok(Self { queue, checkpoints, commits })
+        let (jobs, queued) = mpsc::channel();
+        let nudge = Arc::new(Nudge::default());
+        let writer = Writer {
+            conn,
+            checkpointer,
+            heads: Heads::new(),
+            commits: Arc::clone(&commits),
+            nudge: Arc::clone(&nudge),
+            linger,
+        };
+        std::thread::Builder::new().name("mttrly-journal".to_owned()).spawn(move || writer.run(&queued))?;
+        Ok(Self { queue: Queue { jobs, nudge }, checkpoints, commits })
     }
 
     /// How many checkpoints the checkpointer thread has completed.
@@ -150,7 +228,7 @@ impl Publisher {
     /// Stores `new` in `account`'s war room with whatever else is being written now.
     pub(in crate::db) async fn publish(&self, account: AccountId, new: NewNotification) -> Published {
         let (done, answer) = oneshot::channel();
-        self.queue.send(Job::Publish { account, new: Box::new(new), done }).map_err(|_| stopped())?;
+        self.queue.send(Job::Publish { account, new: Box::new(new), done })?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -246,6 +324,9 @@ struct Writer {
     /// The audit chains' heads as committed.
     heads: Heads,
     commits: Arc<AtomicU64>,
+    nudge: Arc<Nudge>,
+    /// [`LINGER`], except in tests.
+    linger: Duration,
 }
 
 /// One batch, split by stream, each in queue order.
@@ -254,10 +335,13 @@ struct Batch {
     publishes: Vec<(AccountId, Box<NewNotification>, oneshot::Sender<Published>)>,
     appends: Vec<Box<dyn Appended>>,
     flushes: Vec<oneshot::Sender<()>>,
+    /// Whether some job in the batch cannot wait (see [`LINGER`]).
+    urgent: bool,
 }
 
 impl Batch {
     fn add(&mut self, job: Job) {
+        self.urgent |= !job.can_wait();
         match job {
             Job::Publish { account, new, done } => self.publishes.push((account, new, done)),
             Job::Append(item) => self.appends.push(item),
@@ -268,6 +352,22 @@ impl Batch {
     fn len(&self) -> usize {
         self.publishes.len() + self.appends.len() + self.flushes.len()
     }
+
+    /// Whether one more job fits. Queue order is kept: the batch stops at the first job that
+    /// would overflow it.
+    fn has_room(&self) -> bool {
+        self.len() < MAX_BATCH && self.publishes.len() < MAX_PUBLISHES
+    }
+
+    /// Adds what is queued now, as long as it fits.
+    fn gather(&mut self, jobs: &mpsc::Receiver<Job>) {
+        while self.has_room() {
+            match jobs.try_recv() {
+                Ok(job) => self.add(job),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// What a batch's transaction wrote: each publish's answer, and the audit rows as stored with
@@ -276,22 +376,38 @@ pub(in crate::db) type Written = (Vec<Published>, Result<(Stored, Heads), Mttrly
 
 impl Writer {
     fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        // Set before any job can make the thread linger.
+        let _ = self.nudge.writer.set(std::thread::current());
         while let Ok(first) = jobs.recv() {
             let mut batch = Batch::default();
             batch.add(first);
-            // Queue order is kept: the batch stops at the first job that would overflow it.
-            while batch.len() < MAX_BATCH && batch.publishes.len() < MAX_PUBLISHES {
-                match jobs.try_recv() {
-                    Ok(job) => batch.add(job),
-                    Err(_) => break,
-                }
+            batch.gather(jobs);
+            if !batch.urgent {
+                self.linger(&mut batch, jobs);
             }
             self.write(batch);
         }
     }
 
+    /// Holds a batch of rows nobody waits for up to [`LINGER`], gathering what arrives, until the
+    /// batch is full or a job that cannot wait joins it (its sender unparks this thread).
+    fn linger(&self, batch: &mut Batch, jobs: &mpsc::Receiver<Job>) {
+        let until = Instant::now() + self.linger;
+        self.nudge.lingering.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        loop {
+            batch.gather(jobs);
+            let now = Instant::now();
+            if batch.urgent || !batch.has_room() || now >= until {
+                break;
+            }
+            std::thread::park_timeout(until - now);
+        }
+        self.nudge.lingering.store(false, Ordering::SeqCst);
+    }
+
     fn write(&mut self, batch: Batch) {
-        let Batch { publishes, appends, flushes } = batch;
+        let Batch { publishes, appends, flushes, .. } = batch;
         if publishes.is_empty() && appends.is_empty() {
             // Only flushes: everything queued before them is already committed.
             for done in flushes {
@@ -668,5 +784,104 @@ mod tests {
         assert!(verification.first_bad.is_none(), "{verification:?}");
         assert_eq!(verification.rows_checked, 3);
         assert_eq!(room.channels(0).await.unwrap()[0].notifications, 1);
+    }
+
+    /// A row the test watches: `can_wait` as given, and what became of it sent to `told`.
+    struct Watched {
+        account: mttrly_core::ids::AccountId,
+        i: i64,
+        can_wait: bool,
+        told: std::sync::mpsc::Sender<(i64, Result<u64, mttrly_core::MttrlyError>)>,
+    }
+
+    impl crate::db::audit::Appended for Watched {
+        fn account(&self) -> &mttrly_core::ids::AccountId {
+            &self.account
+        }
+
+        fn row(&self) -> crate::audit::chain::ChainedRow {
+            crate::audit::writer::stored_row(&row(&self.account, self.i), 0)
+        }
+
+        fn can_wait(&self) -> bool {
+            self.can_wait
+        }
+
+        fn committed(
+            self: Box<Self>,
+            result: Result<(crate::audit::chain::ChainedRow, [u8; 32]), mttrly_core::MttrlyError>,
+        ) {
+            let _ = self.told.send((self.i, result.map(|(row, _)| row.seq)));
+        }
+    }
+
+    /// A journal writer of its own on `db`'s file, holding rows that can wait for `linger`.
+    fn lingering_writer(dir: &tempfile::TempDir, linger: Duration) -> super::Publisher {
+        let conn = rusqlite::Connection::open(dir.path().join("central.db")).unwrap();
+        conn.busy_handler(Some(super::super::busy_wait)).unwrap();
+        super::Publisher::start(std::sync::Arc::new(std::sync::Mutex::new(conn)), linger).unwrap()
+    }
+
+    /// Rows nobody waits for wait for company, and only them: with a linger of a minute, a row
+    /// that can wait is still uncommitted after 300 ms, and the first job that cannot wait (a
+    /// row someone waits for, a flush, a publish) is committed at once, in one commit with the
+    /// rows held before it, in queue order. A wake-up lost between the writer and a sender would
+    /// hold that job the whole minute, past the test's 10 s.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_that_can_wait_are_held_until_a_job_that_cannot_wait_arrives() {
+        let (dir, _db, a, sender) = war_room().await;
+        let writer = lingering_writer(&dir, Duration::from_secs(60));
+        let journal = writer.journal();
+        let (told, heard) = std::sync::mpsc::channel();
+        let watched = |i, can_wait| Box::new(Watched { account: a.clone(), i, can_wait, told: told.clone() });
+        let settle = Duration::from_millis(300);
+        let within = Duration::from_secs(10);
+
+        // Held rows, then a row someone waits for.
+        journal.append(watched(0, true)).unwrap();
+        journal.append(watched(1, true)).unwrap();
+        tokio::time::sleep(settle).await;
+        assert_eq!(writer.commits(), 0, "rows that can wait are held");
+        assert!(heard.try_recv().is_err());
+        journal.append(watched(2, false)).unwrap();
+        let order: Vec<_> = (0..3).map(|_| heard.recv_timeout(within).expect("committed at once")).collect();
+        assert_eq!(order.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(order.iter().map(|(_, seq)| *seq.as_ref().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(writer.commits(), 1, "the held rows shared the urgent row's commit");
+
+        // A flush.
+        journal.append(watched(3, true)).unwrap();
+        tokio::time::sleep(settle).await;
+        assert_eq!(writer.commits(), 1);
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        journal.flush(done).unwrap();
+        tokio::time::timeout(within, flushed).await.expect("flushed at once").unwrap();
+        assert_eq!(heard.recv_timeout(within).unwrap().1.unwrap(), 4);
+        assert_eq!(writer.commits(), 2);
+
+        // A publish.
+        journal.append(watched(4, true)).unwrap();
+        tokio::time::sleep(settle).await;
+        assert_eq!(writer.commits(), 2);
+        let published = tokio::time::timeout(within, writer.publish(a.clone(), note("incidents", 1, &sender)))
+            .await
+            .expect("published at once");
+        published.unwrap();
+        assert_eq!(heard.recv_timeout(within).unwrap().1.unwrap(), 5);
+        assert_eq!(writer.commits(), 3);
+    }
+
+    /// A row that can wait is committed once its linger is over, with nothing else queued.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_row_that_can_wait_is_committed_when_its_linger_ends() {
+        let (dir, _db, a, _) = war_room().await;
+        let writer = lingering_writer(&dir, Duration::from_millis(200));
+        let (told, heard) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        writer.journal().append(Box::new(Watched { account: a, i: 0, can_wait: true, told })).unwrap();
+        let (_, seq) = heard.recv_timeout(Duration::from_secs(10)).expect("committed after its linger");
+        assert_eq!(seq.unwrap(), 1);
+        assert!(started.elapsed() >= Duration::from_millis(200), "held for its linger: {:?}", started.elapsed());
+        assert_eq!(writer.commits(), 1);
     }
 }

@@ -83,7 +83,8 @@ impl Sqlite {
         let count = std::thread::available_parallelism().map_or(2, usize::from).clamp(2, MAX_READERS);
         let readers = readers::Readers::start(path, count).map_err(sqlite)?;
         let conn = Arc::new(Mutex::new(conn));
-        let publisher = group_commit::Publisher::start(Arc::clone(&conn)).map_err(|e| OpenError::storage(path, e))?;
+        let publisher = group_commit::Publisher::start(Arc::clone(&conn), group_commit::LINGER)
+            .map_err(|e| OpenError::storage(path, e))?;
         Ok(Self { conn, readers: Arc::new(readers), publisher: Arc::new(publisher) })
     }
 
