@@ -17,13 +17,14 @@
 //! that cannot wait ends the wait.
 //!
 //! **Why the linger.** Measured from outside (`scripts/mcp-wrk.sh`, one MCP session under
-//! `wrk`, central on one core), a stream of 9,000 tool calls a second made 1,850 commits a second
-//! of 4.6 rows each, 22 page writes and one `fsync` apiece: this thread was 30 % of central's
-//! CPU, the `fsync` alone 12 %. The rows' callers had been answered already. Held 2 ms, the
-//! batches grew to ~40 rows and a call cost 75 µs of CPU instead of 106; held 5 ms, 67 µs; 10 ms
-//! saved 1–2 µs more, so 5 ms it is: a live view learns of a call at most 5 ms later, and a
-//! crash loses at most the last 5 ms of tool-call rows (a call is answered before its row is
-//! written either way).
+//! `wrk`, central pinned to one core; BENCHMARKS.md, "The journal writer's linger"), a stream of
+//! 9,000 tool calls a second made 1,850 commits a second of 4.6 rows each, 22 page writes and one
+//! `fsync` apiece: this thread was 30 % of central's CPU samples, the `fsync` alone 12 %. The
+//! rows' callers had been answered already. Held 2 ms, the batches grew to ~40 rows; held 5 ms,
+//! a call cost about a third less CPU; 10 ms saved little more, so 5 ms it is. A tool-call row
+//! reaches the disk (and the bus, and a live view) up to [`LINGER`] later than it would
+//! without the wait, and a crash can lose that much more of the newest tool-call rows (a call is
+//! answered before its row is written either way).
 //!
 //! **Why one writer for both streams.** They used to be two writers, this thread and the audit
 //! writer on a connection of its own, each committing with its own `fsync`, and each publish made
@@ -94,7 +95,12 @@ enum Job {
         new: Box<NewNotification>,
         done: oneshot::Sender<Published>,
     },
-    Append(Box<dyn Appended>),
+    Append {
+        item: Box<dyn Appended>,
+        /// The item's [`Appended::can_wait`], asked once by the sender: the sender's decision to
+        /// wake the writer and the writer's decision to hold the batch are the same answer.
+        can_wait: bool,
+    },
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -103,7 +109,7 @@ impl Job {
     /// Whether the job may be held for company (see [`LINGER`]).
     fn can_wait(&self) -> bool {
         match self {
-            Job::Append(item) => item.can_wait(),
+            Job::Append { can_wait, .. } => *can_wait,
             Job::Publish { .. } | Job::Flush(_) => false,
         }
     }
@@ -170,7 +176,8 @@ pub(in crate::db) struct JournalQueue(Queue);
 
 impl JournalQueue {
     pub(in crate::db) fn append(&self, item: Box<dyn Appended>) -> Result<(), MttrlyError> {
-        self.0.send(Job::Append(item))
+        let can_wait = item.can_wait();
+        self.0.send(Job::Append { item, can_wait })
     }
 
     pub(in crate::db) fn flush(&self, done: oneshot::Sender<()>) -> Result<(), MttrlyError> {
@@ -344,7 +351,7 @@ impl Batch {
         self.urgent |= !job.can_wait();
         match job {
             Job::Publish { account, new, done } => self.publishes.push((account, new, done)),
-            Job::Append(item) => self.appends.push(item),
+            Job::Append { item, .. } => self.appends.push(item),
             Job::Flush(done) => self.flushes.push(done),
         }
     }
@@ -359,14 +366,17 @@ impl Batch {
         self.len() < MAX_BATCH && self.publishes.len() < MAX_PUBLISHES
     }
 
-    /// Adds what is queued now, as long as it fits.
-    fn gather(&mut self, jobs: &mpsc::Receiver<Job>) {
+    /// Adds what is queued now, as long as it fits. `false` once every sender is gone: nothing
+    /// more can arrive.
+    fn gather(&mut self, jobs: &mpsc::Receiver<Job>) -> bool {
         while self.has_room() {
             match jobs.try_recv() {
                 Ok(job) => self.add(job),
-                Err(_) => break,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return false,
             }
         }
+        true
     }
 }
 
@@ -381,24 +391,25 @@ impl Writer {
         while let Ok(first) = jobs.recv() {
             let mut batch = Batch::default();
             batch.add(first);
-            batch.gather(jobs);
-            if !batch.urgent {
+            if batch.gather(jobs) && !batch.urgent {
                 self.linger(&mut batch, jobs);
             }
             self.write(batch);
         }
     }
 
-    /// Holds a batch of rows nobody waits for up to [`LINGER`], gathering what arrives, until the
-    /// batch is full or a job that cannot wait joins it (its sender unparks this thread).
+    /// Holds a batch of rows nobody waits for up to [`LINGER`], then takes what arrived (as
+    /// much as fits). A job that cannot wait ends the wait at once (its sender unparks this
+    /// thread); rows that can wait do not wake it, so a batch that fills up early is noticed at
+    /// the deadline (4,096 tool calls within 5 ms is far beyond any load).
     fn linger(&self, batch: &mut Batch, jobs: &mpsc::Receiver<Job>) {
         let until = Instant::now() + self.linger;
         self.nudge.lingering.store(true, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         loop {
-            batch.gather(jobs);
+            let open = batch.gather(jobs);
             let now = Instant::now();
-            if batch.urgent || !batch.has_room() || now >= until {
+            if !open || batch.urgent || !batch.has_room() || now >= until {
                 break;
             }
             std::thread::park_timeout(until - now);
@@ -883,5 +894,40 @@ mod tests {
         assert_eq!(seq.unwrap(), 1);
         assert!(started.elapsed() >= Duration::from_millis(200), "held for its linger: {:?}", started.elapsed());
         assert_eq!(writer.commits(), 1);
+    }
+
+    /// The race the test above cannot reach: a job that cannot wait queued just as the writer
+    /// starts to linger (between its flag and its look at the queue, or between a sender's send
+    /// and its look at the flag). Two threads, each three hundred times: a row that can wait,
+    /// then at once a row someone waits for. With a one-minute linger, a lost wake-up would
+    /// stall its thread past the 10 s bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_cannot_wait_is_never_left_behind_a_linger_as_it_starts() {
+        let (dir, db, a, _) = war_room().await;
+        let writer = lingering_writer(&dir, Duration::from_secs(60));
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let (journal, a) = (writer.journal(), a.clone());
+                std::thread::spawn(move || {
+                    let (told, heard) = std::sync::mpsc::channel();
+                    for i in 0..300 {
+                        for (i, can_wait) in [(2 * i, true), (2 * i + 1, false)] {
+                            let told = told.clone();
+                            journal.append(Box::new(Watched { account: a.clone(), i, can_wait, told })).unwrap();
+                        }
+                        for _ in 0..2 {
+                            let (_, seq) = heard.recv_timeout(Duration::from_secs(10)).expect("a lost wake-up");
+                            seq.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        let verification = db.account(&a).audit().verify().await.unwrap();
+        assert!(verification.first_bad.is_none(), "{verification:?}");
+        assert_eq!(verification.rows_checked, 1200);
     }
 }
