@@ -302,7 +302,7 @@ pub(in crate::db) fn purge(conn: &Connection, account: &str, cutoff: i64) -> Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::{Duration, Instant};
 
     use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
@@ -312,6 +312,23 @@ mod tests {
     use crate::audit::AuditLog;
     use crate::db::Db;
     use crate::db::audit::{ActorFilter, AuditFilter};
+
+    /// An API-call row `row {i}` of `account` by the system: committed at once by the journal
+    /// writer (nothing about it can wait).
+    pub(in crate::db) fn api_call(account: &mttrly_core::ids::AccountId, i: i64) -> AuditEvent {
+        AuditEvent {
+            at: jiff::Timestamp::now(),
+            account_id: account.clone(),
+            server_id: None,
+            actor: AuditActor::System,
+            source: Source::Cli,
+            kind: AuditKind::ApiCall,
+            subject: format!("row {i}"),
+            parameters: serde_json::json!({ "i": i }),
+            outcome: AuditOutcome::Ok,
+            duration_ms: None,
+        }
+    }
 
     fn median(mut samples: Vec<Duration>) -> f64 {
         samples.sort();
@@ -330,18 +347,7 @@ mod tests {
         let (account, _user) = rt.block_on(db.create_tenant("t", Plan::DeploymentCrew, "t", &[0; 32])).unwrap();
         let audit = AuditLog::start(&db, crate::events::Bus::default());
         for i in 0..5 {
-            audit.append(AuditEvent {
-                at: jiff::Timestamp::now(),
-                account_id: account.clone(),
-                server_id: None,
-                actor: AuditActor::System,
-                source: Source::Cli,
-                kind: AuditKind::ApiCall,
-                subject: format!("row {i}"),
-                parameters: serde_json::json!({}),
-                outcome: AuditOutcome::Ok,
-                duration_ms: None,
-            });
+            audit.append(api_call(&account, i));
         }
         rt.block_on(audit.flush());
         let raw = rusqlite::Connection::open(&path).unwrap();

@@ -604,6 +604,7 @@ mod tests {
     use mttrly_core::tools::notify::{Priority, Sender};
     use mttrly_core::{Plan, Role, Source};
 
+    use super::super::audit::tests::api_call as row;
     use crate::db::Db;
     use crate::db::warroom::NewNotification;
 
@@ -644,22 +645,6 @@ mod tests {
         };
         db.account(&a).warroom().create_channel("incidents".into(), String::new(), sender.clone(), 1, 0).await.unwrap();
         (dir, db, a, sender)
-    }
-
-    fn row(account: &mttrly_core::ids::AccountId, i: i64) -> mttrly_core::audit::AuditEvent {
-        use mttrly_core::audit::{AuditActor, AuditEvent, AuditKind, AuditOutcome};
-        AuditEvent {
-            at: jiff::Timestamp::now(),
-            account_id: account.clone(),
-            server_id: None,
-            actor: AuditActor::System,
-            source: Source::Cli,
-            kind: AuditKind::ApiCall,
-            subject: format!("row {i}"),
-            parameters: serde_json::json!({ "i": i }),
-            outcome: AuditOutcome::Ok,
-            duration_ms: None,
-        }
     }
 
     fn note(channel: &str, i: i64, sender: &Sender) -> NewNotification {
