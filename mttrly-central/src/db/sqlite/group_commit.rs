@@ -119,7 +119,8 @@ impl Job {
 /// looks at the queue a last time and parks; a sender of such a job queues it, then unparks the
 /// writer if it is lingering. The fences between each side's write and read make sure one of
 /// them sees the other (a job queued just as the linger starts is found by the writer's look, or
-/// the sender sees the flag). A job that can wait is only queued: no wake-up, no system call.
+/// the sender sees the flag). A job that can wait is only queued: it adds no unpark (the channel
+/// itself wakes the writer only when it sits idle in `recv`, with nothing queued).
 #[derive(Default)]
 struct Nudge {
     lingering: AtomicBool,
