@@ -217,7 +217,10 @@ impl Publisher {
             nudge: Arc::clone(&nudge),
             linger,
         };
-        std::thread::Builder::new().name("mttrly-journal".to_owned()).spawn(move || writer.run(&queued))?;
+        std::thread::Builder::new().name("mttrly-journal".to_owned()).spawn(move || {
+            super::threads::run_as_batch();
+            writer.run(&queued);
+        })?;
         Ok(Self { queue: Queue { jobs, nudge }, checkpoints, commits })
     }
 
@@ -278,9 +281,10 @@ fn start_checkpointer(writer: &Connection, done: Arc<AtomicU64>) -> std::io::Res
     let (wake, woken) = mpsc::sync_channel(1);
     let behind = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let report = Arc::clone(&behind);
-    std::thread::Builder::new()
-        .name("mttrly-checkpoint".to_owned())
-        .spawn(move || checkpoints(&conn, &woken, &done, &report, pages))?;
+    std::thread::Builder::new().name("mttrly-checkpoint".to_owned()).spawn(move || {
+        super::threads::run_as_batch();
+        checkpoints(&conn, &woken, &done, &report, pages);
+    })?;
     Ok(Some(Checkpointer { wake, behind, pages }))
 }
 

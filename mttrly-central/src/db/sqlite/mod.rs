@@ -34,6 +34,7 @@ pub(in crate::db) mod reality;
 pub(in crate::db) mod releases;
 pub(in crate::db) mod servers;
 pub(in crate::db) mod tenants;
+mod threads;
 pub(in crate::db) mod timeline;
 pub(in crate::db) mod warroom;
 
