@@ -217,10 +217,8 @@ impl Publisher {
             nudge: Arc::clone(&nudge),
             linger,
         };
-        std::thread::Builder::new().name("mttrly-journal".to_owned()).spawn(move || {
-            super::threads::run_as_batch();
-            writer.run(&queued);
-        })?;
+        // Left under the default scheduling policy, unlike the readers (`threads.rs` says why).
+        std::thread::Builder::new().name("mttrly-journal".to_owned()).spawn(move || writer.run(&queued))?;
         Ok(Self { queue: Queue { jobs, nudge }, checkpoints, commits })
     }
 

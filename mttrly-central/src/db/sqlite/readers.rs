@@ -8,8 +8,9 @@
 //! beside the one writer, each seeing the last committed state when its statement starts, so each
 //! reader thread keeps its own connection (and its own prepared-statement cache) and drains its
 //! own queue: a reader that is already busy picks up the next job without being woken, and a job
-//! goes to the reader with the fewest jobs in flight, so one slow read never holds up the others
-//! while an idle one waits.
+//! goes to the reader with the fewest jobs in flight, so a slow read holds up the next one only
+//! when every reader is busy. There is no stealing: a read already queued behind a slow one
+//! waits for it even if another reader frees up meanwhile.
 //!
 //! Read-your-write holds: every write operation commits before its `await` returns (autocommit or
 //! an explicit transaction on the writer connection), and a reader's statement starts a fresh
@@ -18,7 +19,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
 
@@ -43,9 +44,9 @@ pub(super) struct Readers {
 /// One reader thread's queue, and the handle that wakes it.
 ///
 /// Why not a `std::sync::mpsc` channel, as before: a profile of the MCP call path (one core,
-/// `perf record --call-graph dwarf`) showed a tenth of central's samples in context switches
-/// around that channel's wake-up. Its waker sits behind a mutex that the sending runtime thread
-/// and the reader going to sleep both take, so one read often cost two sleeps and two wake-ups.
+/// `perf record --call-graph dwarf`) showed that channel's waker contended in about 5 % of
+/// central's samples: it sits behind a mutex that the sending runtime thread and the reader
+/// going to sleep both take, so a send could sleep on the lock the reader held.
 /// Here a send is a short lock of the queue plus `Thread::unpark`, which is one atomic swap
 /// while the reader is awake and one futex wake only when it is parked; the reader parks only
 /// after it has found the queue empty, and the park token makes a wake-up that lands between
@@ -55,10 +56,14 @@ struct Lane {
     reader: Thread,
 }
 
+#[derive(Default)]
 struct Shared {
     queue: Mutex<Queue>,
     /// Jobs sent to this reader and not finished yet.
     in_flight: AtomicUsize,
+    /// `Queue::stopped`, readable without the lock, so reads are steered away from a reader
+    /// that has died instead of being refused by it while the others sit idle.
+    stopped: AtomicBool,
 }
 
 #[derive(Default)]
@@ -91,12 +96,13 @@ impl Drop for InFlight {
 
 impl Readers {
     /// Opens `count` read-only connections to the (already migrated) database at `path` and
-    /// starts one thread for each.
+    /// starts one thread for each. If one fails, the readers already started stop (their lanes
+    /// close when dropped).
     pub(super) fn start(path: &Path, count: usize) -> Result<Self, rusqlite::Error> {
         let mut lanes = Vec::with_capacity(count);
         for index in 0..count.max(1) {
             let conn = open(path)?;
-            let shared = Arc::new(Shared { queue: Mutex::default(), in_flight: AtomicUsize::new(0) });
+            let shared = Arc::new(Shared::default());
             let reader = std::thread::Builder::new()
                 .name(format!("mttrly-db-read-{index}"))
                 .spawn({
@@ -130,21 +136,25 @@ impl Readers {
         answered.await.map_err(|_| stopped())?
     }
 
+    /// The live reader with the fewest jobs in flight. Ties go to the lowest index, so a light
+    /// load keeps one reader hot instead of waking every thread in turn. A reader that has died
+    /// (a bug) is passed over; if every one has, the first is returned and refuses the job.
     fn least_busy(&self) -> &Lane {
-        // `start` makes at least one lane. Ties go to the lowest index, so a light load keeps one
-        // reader hot instead of waking every thread in turn.
-        let mut best = &self.lanes[0];
-        let mut fewest = best.shared.in_flight.load(Ordering::Relaxed);
-        for lane in &self.lanes[1..] {
-            if fewest == 0 {
-                break;
+        let mut best: Option<(&Lane, usize)> = None;
+        for lane in &self.lanes {
+            if lane.shared.stopped.load(Ordering::Relaxed) {
+                continue;
             }
             let in_flight = lane.shared.in_flight.load(Ordering::Relaxed);
-            if in_flight < fewest {
-                (best, fewest) = (lane, in_flight);
+            if best.is_none_or(|(_, fewest)| in_flight < fewest) {
+                best = Some((lane, in_flight));
+                if in_flight == 0 {
+                    break;
+                }
             }
         }
-        best
+        // `start` makes at least one lane.
+        best.map_or(&self.lanes[0], |(lane, _)| lane)
     }
 }
 
@@ -165,12 +175,12 @@ impl Lane {
     }
 }
 
-impl Drop for Readers {
+/// A lane's thread finishes what is queued and stops once the lane is gone: when every handle
+/// to the readers is dropped, or when `Readers::start` gives up half-way.
+impl Drop for Lane {
     fn drop(&mut self) {
-        for lane in &self.lanes {
-            lane.shared.queue().closing = true;
-            lane.reader.unpark();
-        }
+        self.shared.queue().closing = true;
+        self.reader.unpark();
     }
 }
 
@@ -219,6 +229,7 @@ impl Drop for Stopped<'_> {
         let orphans = {
             let mut queue = self.0.queue();
             queue.stopped = true;
+            self.0.stopped.store(true, Ordering::Relaxed);
             std::mem::take(&mut queue.jobs)
         };
         drop(orphans);
@@ -316,29 +327,44 @@ mod tests {
         slow.await.unwrap().unwrap();
     }
 
-    /// Reads sent from many runtime threads at once, each while its reader may be just going
-    /// to sleep, are all answered: a wake-up lost between a reader's look at its empty queue
-    /// and its park would leave a read waiting past the bound.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    /// One reader and one sender, reads back to back with a varying pause between them, so
+    /// the next send often lands while the reader is going to sleep: a wake-up lost between the
+    /// reader's look at its empty queue and its park leaves that read waiting, and nothing else
+    /// would come to rescue it (there is no other sender and no other lane).
+    #[tokio::test]
     async fn reads_racing_a_reader_going_to_sleep_are_all_answered() {
-        let (_dir, sqlite) = open();
+        let (dir, sqlite) = open();
         scratch(&sqlite).await;
-        let mut senders = Vec::new();
-        for _ in 0..8 {
-            let sqlite = sqlite.clone();
-            senders.push(tokio::spawn(async move {
-                for round in 0..2_000 {
-                    let read = tokio::time::timeout(Duration::from_secs(10), count(&sqlite)).await;
-                    assert_eq!(read.unwrap_or_else(|_| panic!("read {round} was never answered")), 0);
-                    if round % 7 == 0 {
-                        // Lets the reader drain and park, so the next send lands on a sleeper.
-                        tokio::time::sleep(Duration::from_micros(50)).await;
-                    }
-                }
-            }));
+        drop(sqlite);
+        let readers = Readers::start(&dir.path().join("central.db"), 1).unwrap();
+        let mut pause: u32 = 1;
+        for round in 0..20_000 {
+            let read = tokio::time::timeout(Duration::from_secs(1), readers.read(move |_| Ok(round)));
+            assert_eq!(read.await.unwrap_or_else(|_| panic!("read {round} was never answered")).unwrap(), round);
+            // 0 to ~4,000 spins (xorshift): from "still awake" to "fast asleep".
+            pause ^= pause << 13;
+            pause ^= pause >> 17;
+            pause ^= pause << 5;
+            for _ in 0..pause % 4_096 {
+                std::hint::spin_loop();
+            }
         }
-        for sender in senders {
-            sender.await.unwrap();
+    }
+
+    /// Once the readers are dropped, every reader thread ends (and a read sent now would be
+    /// refused): nothing parks forever holding a connection.
+    #[tokio::test]
+    async fn dropping_the_readers_ends_every_reader_thread() {
+        let (dir, sqlite) = open();
+        drop(sqlite);
+        let readers = Readers::start(&dir.path().join("central.db"), 3).unwrap();
+        assert_eq!(readers.read(|_| Ok(7)).await.unwrap(), 7);
+        let shared: Vec<_> = readers.lanes.iter().map(|lane| Arc::clone(&lane.shared)).collect();
+        drop(readers);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !shared.iter().all(|lane| lane.queue().stopped) {
+            assert!(std::time::Instant::now() < deadline, "a reader thread outlived its lane");
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -349,7 +375,50 @@ mod tests {
         let (dir, sqlite) = open();
         drop(sqlite);
         let readers = Readers::start(&dir.path().join("central.db"), 1).unwrap();
+        stop(&readers.lanes[0]).await;
+        let refused = tokio::time::timeout(Duration::from_secs(5), readers.read(|_| Ok(1)))
+            .await
+            .expect("a read sent to a stopped reader waited");
+        assert_eq!(refused.unwrap_err().code(), ErrorCode::InternalError);
         let lane = &readers.lanes[0];
+        assert_eq!(lane.shared.in_flight.load(Ordering::Relaxed), 0, "the refused read is still counted");
+    }
+
+    /// Reads go to the readers still alive when one has ended (a bug killed it), even though
+    /// the dead one counts no jobs in flight and comes first.
+    #[tokio::test]
+    async fn reads_pass_over_a_dead_reader() {
+        let (dir, sqlite) = open();
+        drop(sqlite);
+        let readers = Readers::start(&dir.path().join("central.db"), 2).unwrap();
+        stop(&readers.lanes[0]).await;
+        for n in 0..50 {
+            assert_eq!(readers.read(move |_| Ok(n)).await.unwrap(), n);
+        }
+    }
+
+    /// Jobs still queued when a reader thread ends are dropped, so each caller hears an error
+    /// instead of waiting forever, and the lane is marked stopped for the next send.
+    #[tokio::test]
+    async fn jobs_queued_when_a_reader_ends_are_answered_with_an_error() {
+        let shared = Shared::default();
+        let mut waiting = Vec::new();
+        for _ in 0..3 {
+            let (answer, answered) = oneshot::channel::<Result<(), MttrlyError>>();
+            shared.queue().jobs.push_back(Box::new(move |_| {
+                let _ = answer.send(Ok(()));
+            }));
+            waiting.push(answered);
+        }
+        drop(Stopped(&shared));
+        for answered in waiting {
+            assert!(answered.await.is_err(), "a queued job's caller was never told");
+        }
+        assert!(shared.queue().stopped && shared.stopped.load(Ordering::Relaxed));
+    }
+
+    /// Closes one lane as its lane's drop would, and waits until its thread has ended.
+    async fn stop(lane: &Lane) {
         lane.shared.queue().closing = true;
         lane.reader.unpark();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -357,11 +426,6 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the reader did not stop");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let refused = tokio::time::timeout(Duration::from_secs(5), readers.read(|_| Ok(1)))
-            .await
-            .expect("a read sent to a stopped reader waited");
-        assert_eq!(refused.unwrap_err().code(), ErrorCode::InternalError);
-        assert_eq!(lane.shared.in_flight.load(Ordering::Relaxed), 0, "the refused read is still counted");
     }
 
     /// A read that panics (a bug) answers an internal error and its reader keeps serving.
