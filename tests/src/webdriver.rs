@@ -22,7 +22,6 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub struct Driver {
     child: Child,
     port: u16,
-    url: String,
     http: reqwest::Client,
 }
 
@@ -52,16 +51,16 @@ impl Driver {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_else(|e| panic!("HTTP client: {e}"));
-        let driver = Self { child, port, url: format!("http://127.0.0.1:{port}"), http };
+        let driver = Self { child, port, http };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = driver.http.get(format!("{}/status", driver.url)).send().await
+            if let Ok(r) = driver.http.get(format!("{}/status", driver.url())).send().await
                 && let Ok(body) = r.text().await
                 && serde_json::from_str::<Value>(&body).is_ok_and(|v| v["value"]["ready"] == true)
             {
                 return driver;
             }
-            assert!(Instant::now() < deadline, "chromedriver never became ready on {}", driver.url);
+            assert!(Instant::now() < deadline, "chromedriver never became ready on {}", driver.url());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -79,10 +78,14 @@ impl Driver {
             },
         } } });
         let answer =
-            call(&self.http, reqwest::Method::POST, &format!("{}/session", self.url), Some(&capabilities)).await;
+            call(&self.http, reqwest::Method::POST, &format!("{}/session", self.url()), Some(&capabilities)).await;
         let session =
             answer["sessionId"].as_str().unwrap_or_else(|| panic!("chromedriver gave no session: {answer}")).to_owned();
-        Browser { http: self.http.clone(), base: format!("{}/session/{session}", self.url) }
+        Browser { http: self.http.clone(), base: format!("{}/session/{session}", self.url()) }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }
 

@@ -61,8 +61,9 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Jobs sent to this reader and not finished yet.
     in_flight: AtomicUsize,
-    /// `Queue::stopped`, readable without the lock, so reads are steered away from a reader
-    /// that has died instead of being refused by it while the others sit idle.
+    /// The reader thread has ended (it only does after `closing`, or if it died): a job sent
+    /// now would never run, so it is refused. Set under the queue's lock, so a send that holds
+    /// the lock sees it; read without the lock to steer reads away from a reader that has died.
     stopped: AtomicBool,
 }
 
@@ -71,9 +72,6 @@ struct Queue {
     jobs: VecDeque<Job>,
     /// Every handle is gone: the reader finishes what is queued, then stops.
     closing: bool,
-    /// The reader thread has ended (it only does after `closing`, or if it died): a job sent
-    /// now would never run, so it is refused.
-    stopped: bool,
 }
 
 impl Shared {
@@ -162,7 +160,7 @@ impl Lane {
     fn send(&self, job: Job) -> Result<(), MttrlyError> {
         {
             let mut queue = self.shared.queue();
-            if queue.stopped {
+            if self.shared.stopped.load(Ordering::Relaxed) {
                 // Dropped here, after the lock: its in-flight count goes with it.
                 drop(queue);
                 drop(job);
@@ -228,7 +226,6 @@ impl Drop for Stopped<'_> {
     fn drop(&mut self) {
         let orphans = {
             let mut queue = self.0.queue();
-            queue.stopped = true;
             self.0.stopped.store(true, Ordering::Relaxed);
             std::mem::take(&mut queue.jobs)
         };
@@ -361,11 +358,7 @@ mod tests {
         assert_eq!(readers.read(|_| Ok(7)).await.unwrap(), 7);
         let shared: Vec<_> = readers.lanes.iter().map(|lane| Arc::clone(&lane.shared)).collect();
         drop(readers);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !shared.iter().all(|lane| lane.queue().stopped) {
-            assert!(std::time::Instant::now() < deadline, "a reader thread outlived its lane");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        eventually("a reader thread outlived its lane", || shared.iter().all(|lane| stopped(lane))).await;
     }
 
     /// A reader thread that has ended (it only ends once every handle is gone, or if it dies)
@@ -414,16 +407,25 @@ mod tests {
         for answered in waiting {
             assert!(answered.await.is_err(), "a queued job's caller was never told");
         }
-        assert!(shared.queue().stopped && shared.stopped.load(Ordering::Relaxed));
+        assert!(stopped(&shared));
     }
 
     /// Closes one lane as its lane's drop would, and waits until its thread has ended.
     async fn stop(lane: &Lane) {
         lane.shared.queue().closing = true;
         lane.reader.unpark();
+        eventually("the reader did not stop", || stopped(&lane.shared)).await;
+    }
+
+    fn stopped(lane: &Shared) -> bool {
+        lane.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to 5 s for `done`, failing with `failure` if it never holds.
+    async fn eventually(failure: &str, done: impl Fn() -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !lane.shared.queue().stopped {
-            assert!(std::time::Instant::now() < deadline, "the reader did not stop");
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{failure}");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
@@ -441,10 +443,6 @@ mod tests {
         // The panicking job is counted out while its reader unwinds, which may end just after
         // the caller heard of it.
         let idle = || sqlite.readers.lanes.iter().all(|lane| lane.shared.in_flight.load(Ordering::Relaxed) == 0);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !idle() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert!(idle(), "a lane still counts a finished job");
+        eventually("a lane still counts a finished job", idle).await;
     }
 }
