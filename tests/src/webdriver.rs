@@ -10,6 +10,7 @@
 //! installs `chromium` and `chromium-driver`.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,9 @@ impl Driver {
             .port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // Its own process group, holding the Chromium processes it starts, so that a driver
+            // that will not shut down can be killed with all of them.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -51,9 +55,13 @@ impl Driver {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_else(|e| panic!("HTTP client: {e}"));
-        let driver = Self { child, port, http };
+        let mut driver = Self { child, port, http };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            // Ours must be the one answering: another process may have taken the port first.
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                panic!("chromedriver exited before it was ready on {} ({status})", driver.url());
+            }
             if let Ok(r) = driver.http.get(format!("{}/status", driver.url())).send().await
                 && let Ok(body) = r.text().await
                 && serde_json::from_str::<Value>(&body).is_ok_and(|v| v["value"]["ready"] == true)
@@ -90,29 +98,43 @@ impl Driver {
 }
 
 impl Drop for Driver {
-    /// Asks `chromedriver` to shut down, which quits every session's Chromium, and kills it only
-    /// if it does not exit within seconds. Why not just kill it: a killed `chromedriver` leaves
-    /// its browsers running, a dozen Chromium processes per test, eating the CPU of every test
-    /// and benchmark after it. `Browser`'s own close cannot be relied on: it is sent from a task
-    /// that the test's runtime usually drops unrun.
+    /// Asks `chromedriver` to shut down, which quits every session's Chromium, and kills its
+    /// whole process group only if it has not exited within seconds. Why not just kill it: a
+    /// killed `chromedriver` leaves its browsers running, a dozen Chromium processes per test,
+    /// eating the CPU of every test and benchmark after it. `Browser`'s own close cannot be
+    /// relied on: it is sent from a task that the test's runtime usually drops unrun.
     fn drop(&mut self) {
-        let asked = std::net::TcpStream::connect(("127.0.0.1", self.port)).and_then(|mut stream| {
-            use std::io::{Read, Write};
-            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-            stream.write_all(b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
-            // The answer comes once the sessions are gone.
-            stream.read_to_end(&mut Vec::new())
-        });
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            // Already gone: the port may be someone else's now.
+            return;
+        }
+        let _ = shutdown(self.port);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while asked.is_ok() && Instant::now() < deadline {
+        while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
+        // Still running, so its process group (its pid) cannot have been reused.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.child.wait();
     }
+}
+
+/// `GET /shutdown` on a `chromedriver`, every step bounded; the answer comes once its sessions
+/// are gone.
+fn shutdown(port: u16) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let limit = Some(Duration::from_secs(10));
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&(std::net::Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(2))?;
+    stream.set_write_timeout(limit)?;
+    stream.set_read_timeout(limit)?;
+    stream.write_all(b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    stream.read_to_end(&mut Vec::new()).map(drop)
 }
 
 /// Where Chromium is: Debian's `/usr/bin/chromium`, or the first `chromium` on the `PATH`.

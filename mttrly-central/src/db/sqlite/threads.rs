@@ -8,8 +8,9 @@
 //! --call-graph dwarf`, 2026-12-05) had 15 % of central's samples in those switches. A
 //! `SCHED_BATCH` thread does not preempt on wake-up: the runtime thread finishes its poll and the
 //! reader runs on a free CPU (at once on an idle machine) or, when every CPU is busy, once the
-//! running task's time slice is used up (a few milliseconds at most, checked at scheduler
-//! ticks), and then drains every read queued meanwhile in one go. It is still scheduled fairly,
+//! running task's time slice is used up (a few milliseconds with one competitor, checked at
+//! scheduler ticks; longer when many tasks compete for the CPU), and then drains every read
+//! queued meanwhile in one go. It is still scheduled fairly,
 //! at its nice value. Measured from outside with `scripts/mcp-wrk.sh` (BENCHMARKS.md, "The
 //! database threads' scheduling policy").
 //!
@@ -20,18 +21,19 @@
 //!
 //! Only a thread under the default policy is switched, and its nice value stays what it was: an
 //! operator who chose another policy (`chrt`, systemd's `CPUSchedulingPolicy=`) or a nice value
-//! keeps it. A kernel or sandbox that refuses the change leaves the thread as it was, which is
+//! keeps it. An explicit `SCHED_OTHER` (`chrt -o`, `CPUSchedulingPolicy=other`) cannot be told
+//! apart from the default and is switched like it. A kernel or sandbox that refuses the change leaves the thread as it was, which is
 //! only slower.
 
 /// Puts the calling thread under `SCHED_BATCH` if it runs under the default policy, with its
-/// nice value unchanged. Call it first thing in a reader or the checkpointer; a thread left as it
-/// was is logged and otherwise harmless.
+/// nice value unchanged. Call it first thing in a reader or the checkpointer; a thread not
+/// switched is logged (with the policy it runs under) and otherwise harmless.
 pub(super) fn run_as_batch() {
     #[cfg(target_os = "linux")]
     if let Err(reason) = linux::batch() {
         tracing::debug!(
             reason = %mttrly_core::ErrorChain(&reason),
-            "database thread's scheduling policy left as it was"
+            "database thread not switched to SCHED_BATCH"
         );
     }
 }
@@ -56,8 +58,14 @@ mod linux {
         Nice(#[source] rustix::io::Errno),
         #[error("no priority maps to nice value {0}")]
         NoPriority(i32),
-        #[error("the kernel refused SCHED_BATCH")]
-        Refused(#[source] thread_priority::Error),
+        /// The crate sets the policy, then the nice value: a refusal of the second leaves the
+        /// thread under `SCHED_BATCH`, so the policy in force is read back and said.
+        #[error("the kernel refused SCHED_BATCH or the nice value; the thread now runs under {now:?}")]
+        Refused {
+            now: Option<ThreadSchedulePolicy>,
+            #[source]
+            source: thread_priority::Error,
+        },
     }
 
     pub(super) fn batch() -> Result<(), Unchanged> {
@@ -71,7 +79,8 @@ mod linux {
         // The crate sets a normal policy's nice value from a 0..=99 priority; take the one that
         // maps to the current nice value, so the call changes the policy and nothing else.
         let priority = keeping(nice).ok_or(Unchanged::NoPriority(nice))?;
-        set_thread_priority_and_policy(thread_native_id(), priority, BATCH).map_err(Unchanged::Refused)
+        set_thread_priority_and_policy(thread_native_id(), priority, BATCH)
+            .map_err(|source| Unchanged::Refused { now: thread_priority::thread_schedule_policy().ok(), source })
     }
 
     /// The priority the crate turns into this nice value under a normal policy.
