@@ -10,6 +10,7 @@ use mttrly_core::ids::{AccountId, ServerId};
 use mttrly_core::tools::common::ConnectionStatus;
 use mttrly_core::{Environment, ErrorCode, MttrlyError, Plan};
 
+use crate::agents::registry::{HelloMark, LiveStatus};
 use crate::db::accounts::TokenOwner;
 use crate::db::servers::ServerRow;
 use crate::db::{self, now_ms};
@@ -117,6 +118,63 @@ pub async fn remove(central: &Central, account: &AccountId, server_id: &ServerId
 /// The caller's server, or `SERVER_NOT_FOUND` (also for another account's server: no leak).
 pub async fn find(central: &Central, caller: &TokenOwner, id: &ServerId) -> Result<ServerRow, MttrlyError> {
     central.db.account(&caller.account_id).servers().get(id).await?.ok_or_else(|| not_found(id))
+}
+
+/// A server row shown with its live status, the two consistent: the row holds the hello of the
+/// stream the status reflects.
+#[derive(Debug)]
+pub struct Observed {
+    /// The stored server.
+    pub row: ServerRow,
+    /// Its live status, read after the row.
+    pub live: LiveStatus,
+}
+
+/// The caller's server with its live status ([`Observed`]), or `SERVER_NOT_FOUND`.
+///
+/// The row is read before the status, and an agent may connect in between: the status would
+/// then say online while the row has no host yet (or the version before an upgrade). Such a row
+/// is read again; the hello it lacked was stored before the stream opened, so the second read
+/// holds it.
+pub async fn observe(central: &Central, account: &AccountId, id: &ServerId) -> Result<Observed, MttrlyError> {
+    let servers = central.db.account(account).servers();
+    let mark = central.agents.mark();
+    let row = servers.get(id).await?.ok_or_else(|| not_found(id))?;
+    let live = central.agents.status(id, now_ms());
+    let row = if live.newer_than(mark) { servers.get(id).await?.ok_or_else(|| not_found(id))? } else { row };
+    Ok(Observed { row, live })
+}
+
+/// Rows of `account` with their live status, as [`observe`] gives one: `rows` were read after
+/// `mark` ([`crate::agents::registry::AgentRegistry::mark`]); those whose agent connected since are read
+/// again in one query (a server removed meanwhile keeps the row read first).
+pub async fn observe_rows(
+    central: &Central,
+    account: &AccountId,
+    mark: HelloMark,
+    rows: Vec<ServerRow>,
+) -> Result<Vec<Observed>, MttrlyError> {
+    let now = now_ms();
+    let mut seen: Vec<Observed> =
+        rows.into_iter().map(|row| Observed { live: central.agents.status(&row.id, now), row }).collect();
+    let stale: Vec<ServerId> = seen.iter().filter(|o| o.live.newer_than(mark)).map(|o| o.row.id.clone()).collect();
+    if !stale.is_empty() {
+        let mut fresh: std::collections::HashMap<ServerId, ServerRow> = central
+            .db
+            .account(account)
+            .servers()
+            .get_many(stale)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        for o in &mut seen {
+            if let Some(row) = fresh.remove(&o.row.id) {
+                o.row = row;
+            }
+        }
+    }
+    Ok(seen)
 }
 
 #[cfg(test)]

@@ -484,3 +484,35 @@ async fn a_megabyte_payload_and_a_multi_megabyte_answer_cross_an_agent_stream_in
     drop(stream);
     h.central.shutdown().await;
 }
+
+/// A server's row read just before its agent connected must not be shown with the new stream's
+/// live status: the view would say online with no host (the race a loaded CI machine hit in
+/// `fleet::enroll_live_metrics_central_restart_and_offline`). Rows read after a mark are read
+/// again when their agent's stream is newer than the mark; rows whose stream is older are not.
+#[tokio::test]
+async fn a_row_read_before_its_agent_connected_is_read_again_for_the_live_view() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
+    let server = ServerId::parse(&server_id).unwrap();
+    let central = &h.central.central;
+    let owner =
+        mttrly_central::auth::resolve(central, Some(&h.admin), mttrly_central::auth::Resource::Api).await.unwrap();
+    let servers = central.db.account(&owner.account_id).servers();
+
+    // The row is read, then the agent says hello and its stream opens.
+    let mark = central.agents.mark();
+    let before = servers.list().await.unwrap();
+    assert!(before[0].host.is_none(), "no hello yet");
+    let (_secret, _tx, _inbound) = scripted_agent(&h, &token).await;
+
+    let seen = mttrly_central::servers::observe_rows(central, &owner.account_id, mark, before).await.unwrap();
+    assert_eq!(seen[0].live.status, mttrly_core::tools::common::ConnectionStatus::Online);
+    assert_eq!(seen[0].row.host.as_ref().map(|h| h.agent_version.as_str()), Some("t"), "the row was read again");
+
+    // A stream older than the mark is not newer than a row read after it: nothing to read again.
+    let later = central.agents.mark();
+    assert!(!seen[0].live.newer_than(later));
+    let one = mttrly_central::servers::observe(central, &owner.account_id, &server).await.unwrap();
+    assert!(one.row.host.is_some() && !one.live.newer_than(later));
+    h.central.shutdown().await;
+}

@@ -36,6 +36,21 @@ pub struct LiveStatus {
     pub last_seen_ms: Option<i64>,
     /// The latest metrics.
     pub metrics: Option<HostMetrics>,
+    /// The open stream, if any: which hello the status reflects.
+    pub connection: Option<u64>,
+}
+
+/// The registry's count of streams at one instant: see
+/// [`super::registry::AgentRegistry::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HelloMark(pub(super) u64);
+
+impl LiveStatus {
+    /// Whether the stream this status reflects opened after `mark`, so that a server row read
+    /// after the mark may not hold its hello yet.
+    pub fn newer_than(&self, mark: HelloMark) -> bool {
+        self.connection.is_some_and(|id| id >= mark.0)
+    }
 }
 
 /// Online when a stream is open and the last heartbeat is at most `offline_after_ms` old;
@@ -71,11 +86,14 @@ impl LiveTable {
     /// The server's live status.
     pub(super) fn status(&self, server: &ServerId, now_ms: i64, offline_after_ms: i64) -> LiveStatus {
         match self.lock().get(server) {
-            None => LiveStatus { status: ConnectionStatus::Pending, last_seen_ms: None, metrics: None },
+            None => {
+                LiveStatus { status: ConnectionStatus::Pending, last_seen_ms: None, metrics: None, connection: None }
+            }
             Some(agent) => LiveStatus {
                 status: classify(agent, now_ms, offline_after_ms),
                 last_seen_ms: agent.last_seen_ms,
                 metrics: agent.metrics.as_deref().cloned(),
+                connection: agent.connection.as_ref().map(|c| c.id),
             },
         }
     }

@@ -15,7 +15,7 @@ use mttrly_proto::agent::v1 as wire;
 
 use super::live::LiveTable;
 pub use super::live::{AgentSender, Announced};
-pub use super::liveness::{Judged, LiveStatus};
+pub use super::liveness::{HelloMark, Judged, LiveStatus};
 use super::tasks::PendingTasks;
 pub use super::tasks::{ActionGrant, TaskReply, TaskSpec};
 
@@ -59,7 +59,9 @@ impl AgentRegistry {
         announced: Announced,
         now_ms: i64,
     ) -> u64 {
-        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        // Release: whoever reads the counter past `id` ([`Self::mark`]) also sees the hello that
+        // the caller stored before registering this stream.
+        let id = self.next_connection.fetch_add(1, Ordering::AcqRel);
         if let Some(old) = self.live.connect(server, account_id, id, sender, announced, now_ms) {
             self.tasks.fail_connection(old, "the agent reconnected on a new stream while the task was running");
         }
@@ -100,6 +102,15 @@ impl AgentRegistry {
     /// What running actions printed so far (tasks that carry an action feed it).
     pub fn live_output(&self) -> &super::output::LiveOutput {
         &self.tasks.output
+    }
+
+    /// A mark to take before reading server rows that will be shown with their live status. The
+    /// agent service stores an agent's hello before it registers the stream, so a stream opened
+    /// before the mark has its hello in any row read after it; a stream opened after it may be
+    /// newer than such a row ([`LiveStatus::newer_than`]), and that row must be read again or the
+    /// view would show a connected agent with no host, or with the version it had before.
+    pub fn mark(&self) -> HelloMark {
+        HelloMark(self.next_connection.load(Ordering::Acquire))
     }
 
     /// The server's live status.

@@ -72,9 +72,11 @@ fn hours(raw: Option<&str>) -> Result<i64, MttrlyError> {
 async fn gather(state: &AppState, signed: &SignedIn, raw_id: &str, hours: i64) -> Result<View, MttrlyError> {
     let id = ServerId::parse(raw_id).map_err(|_| not_found(raw_id))?;
     let account = state.central.db.account(&signed.account_id);
-    let server = account.servers().get(&id).await?.ok_or_else(|| not_found(raw_id))?;
+    let crate::servers::Observed { row: server, live } =
+        crate::servers::observe(&state.central, &signed.account_id, &id)
+            .await
+            .map_err(|e| if e.code() == ErrorCode::ServerNotFound { not_found(raw_id) } else { e })?;
     let now = crate::db::now_ms();
-    let live = state.central.agents.status(&id, now);
     let metrics = live.metrics.or_else(|| server.metrics_json.as_deref().and_then(|j| serde_json::from_str(j).ok()));
     let from_ms = now - hours * HOUR_MS;
     let samples = account.servers().metrics_history(&id, from_ms).await?;

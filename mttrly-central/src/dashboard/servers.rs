@@ -262,11 +262,12 @@ async fn gather(state: &AppState, signed: &SignedIn, wanted: &Wanted) -> Result<
         .take(PAGE_SIZE)
         .map(|b| b.id.clone())
         .collect();
+    let mark = state.central.agents.mark();
     let full = if shown.is_empty() { Vec::new() } else { servers.get_many(shown).await? };
-    let rows = full
+    let rows = crate::servers::observe_rows(&state.central, &signed.account_id, mark, full)
+        .await?
         .into_iter()
-        .map(|s| {
-            let live = state.central.agents.status(&s.id, now);
+        .map(|crate::servers::Observed { row: s, live }| {
             let metrics = live
                 .metrics
                 .map(Shown::from)

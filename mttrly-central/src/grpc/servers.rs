@@ -17,7 +17,6 @@ use tonic::{Request, Response};
 use super::{GrpcResult, status};
 use crate::audit::events;
 use crate::auth::{authenticate, require_operator};
-use crate::db::{self, now_ms};
 use crate::state::Central;
 use crate::tools::servers as handlers;
 use crate::{approvals, servers};
@@ -81,19 +80,22 @@ impl ServerService for ServerApi {
 
     async fn list_servers(&self, request: Request<ListServersRequest>) -> GrpcResult<ListServersResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
+        let mark = self.central.agents.mark();
         let rows = self.central.db.account(&owner.account_id).servers().list().await.map_err(|e| status(&e))?;
-        let now = now_ms();
-        let servers = rows.iter().map(|row| wire_server(&self.central, row, now)).collect();
+        let observed =
+            servers::observe_rows(&self.central, &owner.account_id, mark, rows).await.map_err(|e| status(&e))?;
+        let servers = observed.iter().map(wire_server).collect();
         Ok(Response::new(ListServersResponse { servers }))
     }
 
     async fn get_server(&self, request: Request<GetServerRequest>) -> GrpcResult<GetServerResponse> {
         let owner = authenticate(&self.central, request.metadata()).await.map_err(|e| status(&e))?;
         let server_id = parse_server_id(&request.get_ref().server_id).map_err(|e| status(&e))?;
-        let row = servers::find(&self.central, &owner, &server_id).await.map_err(|e| status(&e))?;
-        let full = handlers::status_of(&self.central, &owner, &row).await.map_err(|e| status(&e))?;
+        let observed = servers::observe(&self.central, &owner.account_id, &server_id).await.map_err(|e| status(&e))?;
+        let server = wire_server(&observed);
+        let full = handlers::status_of(&self.central, &owner, observed).await.map_err(|e| status(&e))?;
         Ok(Response::new(GetServerResponse {
-            server: Some(wire_server(&self.central, &row, now_ms())),
+            server: Some(server),
             status_json: serde_json::to_string(&full).unwrap_or_default(),
         }))
     }
@@ -109,8 +111,9 @@ impl ServerService for ServerApi {
     }
 }
 
-fn wire_server(central: &Central, row: &db::servers::ServerRow, now: i64) -> Server {
-    let (summary, _) = handlers::summary(central, row, now);
+fn wire_server(observed: &servers::Observed) -> Server {
+    let row = &observed.row;
+    let summary = handlers::summary(row, &observed.live);
     Server {
         server_id: row.id.to_string(),
         name: row.name.clone(),

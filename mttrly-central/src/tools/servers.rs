@@ -8,10 +8,12 @@ use mttrly_core::tools::servers::{
     ListServersInput, QuickTriageInput, RestrictedTool, ServerList, ServerStatus, TriageSummary, TriageVerdict,
 };
 
+use crate::agents::registry::LiveStatus;
 use crate::db::accounts::TokenOwner;
 use crate::db::alerts::AlertFilter;
 use crate::db::servers::ServerRow;
 use crate::db::{now_ms, timestamp};
+use crate::servers::Observed;
 use crate::state::Central;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -45,23 +47,18 @@ pub(crate) async fn capabilities(
     })
 }
 
-/// Builds the summary of a stored server with its live status.
-pub(crate) fn summary(
-    central: &Central,
-    row: &ServerRow,
-    now: i64,
-) -> (ServerSummary, crate::agents::registry::LiveStatus) {
-    let live = central.agents.status(&row.id, now);
-    let last_seen = live.last_seen_ms.or(row.last_seen_at);
-    let summary = ServerSummary {
+/// The summary of a stored server with its live status (both from
+/// [`crate::servers::Observed`], so that the row holds the hello of the stream the status
+/// reflects).
+pub(crate) fn summary(row: &ServerRow, live: &LiveStatus) -> ServerSummary {
+    ServerSummary {
         server_id: row.id.clone(),
         name: row.name.clone(),
         environment: row.environment,
         status: live.status,
-        last_seen_at: last_seen.map(timestamp),
+        last_seen_at: live.last_seen_ms.or(row.last_seen_at).map(timestamp),
         agent_version: row.host.as_ref().map(|h| h.agent_version.clone()).filter(|v| !v.is_empty()),
-    };
-    (summary, live)
+    }
 }
 
 pub(crate) async fn list(
@@ -69,11 +66,12 @@ pub(crate) async fn list(
     caller: &TokenOwner,
     input: ListServersInput,
 ) -> Result<ServerList, MttrlyError> {
+    let mark = central.agents.mark();
     let rows = central.db.account(&caller.account_id).servers().list().await?;
-    let now = now_ms();
-    let servers = rows
+    let servers = crate::servers::observe_rows(central, &caller.account_id, mark, rows)
+        .await?
         .iter()
-        .map(|row| summary(central, row, now).0)
+        .map(|o| summary(&o.row, &o.live))
         .filter(|s| input.environment.is_none_or(|e| e == s.environment))
         .filter(|s| input.status.is_none_or(|st| st == s.status))
         .collect();
@@ -100,27 +98,23 @@ pub(crate) async fn status(
     caller: &TokenOwner,
     input: GetServerStatusInput,
 ) -> Result<ServerStatus, MttrlyError> {
-    let row = crate::servers::find(central, caller, &input.server_id).await?;
-    status_of(central, caller, &row).await
+    let observed = crate::servers::observe(central, &caller.account_id, &input.server_id).await?;
+    status_of(central, caller, observed).await
 }
 
-/// The status of a server already loaded (and so already checked to be the caller's).
+/// The status of a server already observed (and so already checked to be the caller's).
 pub(crate) async fn status_of(
     central: &Central,
     caller: &TokenOwner,
-    row: &ServerRow,
+    observed: Observed,
 ) -> Result<ServerStatus, MttrlyError> {
+    let Observed { row, live } = observed;
     let alerts = open_alerts(central, caller, &row.id).await?;
-    let (server, live) = summary(central, row, now_ms());
+    let server = summary(&row, &live);
     let metrics = live.metrics.or_else(|| row.metrics_json.as_deref().and_then(|j| serde_json::from_str(j).ok()));
     Ok(ServerStatus {
         server,
-        host: row.host.as_ref().map(|h| HostInfo {
-            hostname: h.hostname.clone(),
-            os: h.os.clone(),
-            kernel: h.kernel.clone(),
-            arch: h.arch.clone(),
-        }),
+        host: row.host.map(|h| HostInfo { hostname: h.hostname, os: h.os, kernel: h.kernel, arch: h.arch }),
         metrics,
         active_alerts: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
     })
@@ -155,10 +149,10 @@ pub(crate) async fn triage(
     caller: &TokenOwner,
     input: QuickTriageInput,
 ) -> Result<TriageSummary, MttrlyError> {
-    let row = crate::servers::find(central, caller, &input.server_id).await?;
+    let Observed { row, live } = crate::servers::observe(central, &caller.account_id, &input.server_id).await?;
     let mut active_alerts = open_alerts(central, caller, &row.id).await?;
     active_alerts.sort_by_key(|a| std::cmp::Reverse(a.severity));
-    let (server, live) = summary(central, &row, now_ms());
+    let server = summary(&row, &live);
     let metrics = live.metrics;
     let fullest = metrics
         .as_ref()
