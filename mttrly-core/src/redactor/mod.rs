@@ -131,7 +131,36 @@ const ROOTS: &[&str] =
 struct Engine {
     ac: AhoCorasick,
     uses: Vec<Use>,
-    regexes: Vec<Regex>,
+    /// One slot per token rule, compiled the first time the rule's keyword occurs: most text
+    /// meets a few rules, and compiling all of them up front cost every process (central, each
+    /// agent) memory and a slow first redaction for rules it may never run.
+    regexes: Box<[OnceLock<Regex>]>,
+}
+
+/// The most one rule's pattern may compile to (the regex crate's estimate of its program).
+///
+/// Why: a Unicode class under a counted repetition (`[\w-]{43}`: every letter of every script,
+/// 43 times) compiles to hundreds of kilobytes. The table once held ten such rules and its
+/// patterns took 38 MB of resident memory and ~150 ms at the first redaction; spelled in ASCII (a
+/// token body is ASCII by its format) they take 7 MB and ~18 ms (BENCHMARKS.md, "The redactor's
+/// memory"). A rule over the bound fails the tests (`every_rule_compiles_within_its_bound`).
+pub(crate) const RULE_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Compiles token rule `rule`'s pattern within [`RULE_SIZE_LIMIT`].
+pub(crate) fn compile(rule: &RedactionRule) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(rule.pattern).size_limit(RULE_SIZE_LIMIT).build()
+}
+
+impl Engine {
+    /// Token rule `idx`'s pattern, compiled on first use.
+    fn regex(&self, idx: usize) -> &Regex {
+        self.regexes[idx].get_or_init(|| {
+            let rule = &RULES[idx];
+            // The table is a constant every pattern of which the tests compile; a failure here
+            // is a programming error.
+            compile(rule).unwrap_or_else(|e| panic!("redaction rule {}: {e}", rule.id))
+        })
+    }
 }
 
 fn engine() -> &'static Engine {
@@ -170,10 +199,7 @@ fn engine() -> &'static Engine {
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .unwrap_or_else(|e| panic!("redactor keywords: {e}"));
-        let regexes = RULES
-            .iter()
-            .map(|r| Regex::new(r.pattern).unwrap_or_else(|e| panic!("redaction rule {}: {e}", r.id)))
-            .collect();
+        let regexes = RULES.iter().map(|_| OnceLock::new()).collect();
         Engine { ac, uses, regexes }
     })
 }
@@ -283,7 +309,7 @@ fn analyse(text: &str) -> Vec<Finding> {
     for (i, ls, le) in windows {
         let idx = usize::from(i);
         let rule = &RULES[idx];
-        let re = &eng.regexes[idx];
+        let re = eng.regex(idx);
         let window = &text[ls..le];
         let rank = RANK_RULES + i;
         // A match that reads an earlier replacement is dropped (see `clip`); the search then

@@ -10,6 +10,10 @@
 //! The classes follow gitleaks' default configuration and trufflehog's common detectors (provider
 //! tokens by prefix, private keys, webhooks, credentials in commands, URLs and headers, password
 //! hashes); the patterns are our own, written from the providers' documented formats.
+//!
+//! A token's body is spelled with ASCII classes (`[A-Za-z0-9_-]`), never `\w`, under a counted
+//! repetition: the formats are ASCII, and Unicode's `\w` repeated 43 times compiles to hundreds
+//! of kilobytes (`RULE_SIZE_LIMIT` in the engine bounds every rule; its test fails past it).
 
 use super::{Check, RedactionRule};
 
@@ -94,11 +98,11 @@ pub static RULES: &[RedactionRule] = &[
         "flyio_token",
         "Fly.io tokens",
         &["fo1_", "fm1", "fm2_"],
-        r"\b(?:fo1_[\w-]{43}|fm1[ar]_[A-Za-z0-9+/]{100,}={0,3}|fm2_[A-Za-z0-9+/]{100,}={0,3})",
+        r"\b(?:fo1_[A-Za-z0-9_-]{43}|fm1[ar]_[A-Za-z0-9+/]{100,}={0,3}|fm2_[A-Za-z0-9+/]{100,}={0,3})",
         0,
         Check::Any,
     ),
-    rule("openshift_token", "OpenShift user tokens", &["sha256~"], r"\bsha256~[\w-]{43}\b", 0, Check::Any),
+    rule("openshift_token", "OpenShift user tokens", &["sha256~"], r"\bsha256~[A-Za-z0-9_-]{43}\b", 0, Check::Any),
     rule(
         "cloudflare_origin_ca",
         "Cloudflare origin CA keys",
@@ -133,7 +137,7 @@ pub static RULES: &[RedactionRule] = &[
             "glffct-",
             "gr1348941",
         ],
-        r"\b(?:gl(?:pat|dt|ft|imt|oas|ptt|rt|soat|agent|ffct)-[0-9A-Za-z_.-]{20,}|glcbt-[0-9A-Za-z]{1,5}_[0-9A-Za-z_-]{20,}|GR1348941[\w-]{20,})",
+        r"\b(?:gl(?:pat|dt|ft|imt|oas|ptt|rt|soat|agent|ffct)-[0-9A-Za-z_.-]{20,}|glcbt-[0-9A-Za-z]{1,5}_[0-9A-Za-z_-]{20,}|GR1348941[A-Za-z0-9_-]{20,})",
         0,
         Check::Any,
     ),
@@ -158,7 +162,7 @@ pub static RULES: &[RedactionRule] = &[
         "pypi_token",
         "PyPI upload tokens",
         &["pypi-ageichlwas5vcmc"],
-        r"\bpypi-AgEIcHlwaS5vcmc[\w-]{50,}",
+        r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}",
         0,
         Check::Any,
     ),
@@ -185,7 +189,7 @@ pub static RULES: &[RedactionRule] = &[
         "vault_token",
         "HashiCorp Vault service, batch and recovery tokens",
         &["hvs.", "hvb.", "hvr."],
-        r"\bhv[sbr]\.[\w-]{24,}",
+        r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}",
         0,
         Check::Any,
     ),
@@ -267,13 +271,13 @@ pub static RULES: &[RedactionRule] = &[
         "planetscale_token",
         "PlanetScale tokens and passwords",
         &["pscale_"],
-        r"\bpscale_(?:tkn|oauth|pw)_[\w=.-]{32,64}",
+        r"\bpscale_(?:tkn|oauth|pw)_[A-Za-z0-9_=.-]{32,64}",
         0,
         Check::Any,
     ),
     rule("prefect_token", "Prefect API tokens", &["pnu_"], r"\bpnu_[A-Za-z0-9]{36}\b", 0, Check::Any),
     rule("readme_token", "ReadMe API tokens", &["rdme_"], r"\brdme_[a-z0-9]{70}\b", 0, Check::Any),
-    rule("scalingo_token", "Scalingo API tokens", &["tk-us-"], r"\btk-us-[\w-]{48}\b", 0, Check::Any),
+    rule("scalingo_token", "Scalingo API tokens", &["tk-us-"], r"\btk-us-[A-Za-z0-9_-]{48}\b", 0, Check::Any),
     rule("infracost_token", "Infracost API tokens", &["ico-"], r"\bico-[A-Za-z0-9]{32}\b", 0, Check::Any),
     rule("octopus_key", "Octopus Deploy API keys", &["api-"], r"\bAPI-[A-Z0-9]{26}\b", 0, Check::Mixed),
     rule("easypost_token", "EasyPost API tokens", &["ezak", "eztk"], r"\bEZ[AT]K[A-Za-z0-9]{54}\b", 0, Check::Any),
@@ -328,7 +332,7 @@ pub static RULES: &[RedactionRule] = &[
         "discord_webhook",
         "Discord webhook URLs",
         &["discord"],
-        r"(?i)discord(?:app)?\.com/api/webhooks/\d+/([\w-]{40,})",
+        r"(?i)discord(?:app)?\.com/api/webhooks/\d+/([A-Za-z0-9_-]{40,})",
         1,
         Check::Any,
     ),
@@ -360,7 +364,7 @@ pub static RULES: &[RedactionRule] = &[
         "square_token",
         "Square access tokens and OAuth secrets",
         &["sq0atp-", "sq0csp-", "eaaa"],
-        r"\b(?:sq0(?:atp|csp)-[\w-]{22,}|EAAA[\w-]{56,})",
+        r"\b(?:sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}|EAAA[A-Za-z0-9_-]{56,})",
         0,
         Check::Any,
     ),
@@ -380,7 +384,14 @@ pub static RULES: &[RedactionRule] = &[
         0,
         Check::Any,
     ),
-    rule("sendgrid_key", "SendGrid API keys", &["sg."], r"\bSG\.[\w-]{16,32}\.[\w-]{16,64}", 0, Check::Any),
+    rule(
+        "sendgrid_key",
+        "SendGrid API keys",
+        &["sg."],
+        r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}",
+        0,
+        Check::Any,
+    ),
     rule(
         "sendinblue_key",
         "Brevo (Sendinblue) API and SMTP keys",

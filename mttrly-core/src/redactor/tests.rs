@@ -78,6 +78,19 @@ fn every_rule_compiles_has_keywords_and_a_unique_id() {
     assert_eq!(engine().regexes.len(), RULES.len());
 }
 
+/// Every token rule compiles, each within [`super::RULE_SIZE_LIMIT`]: the engine compiles a rule
+/// only when its keyword first occurs, so a pattern that does not compile, or compiles to a
+/// program as large as a Unicode class under a counted repetition makes, is found here rather than
+/// in a running process.
+#[test]
+fn every_rule_compiles_within_its_bound() {
+    for rule in RULES {
+        if let Err(e) = super::compile(rule) {
+            panic!("redaction rule {} does not compile within {} bytes: {e}", rule.id, super::RULE_SIZE_LIMIT);
+        }
+    }
+}
+
 /// The exact formats the outside probe got back in clear (security-probe-2026-12.md, F7, F11).
 #[test]
 fn the_probe_s_leaks_are_closed() {
