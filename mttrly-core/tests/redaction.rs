@@ -342,3 +342,35 @@ fn a_marker_at_the_head_of_a_line_is_not_a_log_frame() {
     let twice = redact(&once).text.into_owned();
     assert_eq!(twice, once, "first pass: {once:?}");
 }
+
+/// A secret written right against text in another script (a Japanese sentence, a Russian word:
+/// no space between) is still redacted: a token's edges are judged by ASCII word characters, so
+/// a letter of another script does not hide where the token starts or ends.
+#[test]
+fn every_leak_row_glued_to_other_scripts_loses_its_secret() {
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    for (rule, input, secret) in leak_rows() {
+        // Only where the secret stands as a word of its own on one line, as prose could hold
+        // it: inside a URL path, a hash's fields or a `key=value`, foreign letters would make it
+        // another string (a value of prose is not a secret's). A lone key body line is judged
+        // as a whole line: text against it makes it another line (its block still catches it).
+        let at = input.find(&secret).unwrap_or_default();
+        let open = input[..at].chars().next_back().is_none_or(|c| " \t\"'".contains(c))
+            && !input[..at].trim_end().ends_with([':', '=']);
+        let close = input[at + secret.len()..].chars().next().is_none_or(|c| " \t\"',;".contains(c));
+        if !open || !close || secret.contains('\n') || rule == "private_key_body" {
+            continue;
+        }
+        tried += 1;
+        for (before, after) in [("トークン", "です"), ("ключ", "пароль"), ("é", "ü")] {
+            let glued = input.replacen(&secret, &format!("{before}{secret}{after}"), 1);
+            let r = redact(&glued);
+            if r.text.contains(&secret) {
+                failures.push(format!("{rule}: {glued:?}\n   -> {:?}", r.text));
+            }
+        }
+    }
+    assert!(tried >= 200, "only {tried} corpus rows have a whole-token secret");
+    assert!(failures.is_empty(), "{} glued rows leaked:\n{}", failures.len(), failures.join("\n"));
+}
