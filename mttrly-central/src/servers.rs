@@ -121,7 +121,8 @@ pub async fn find(central: &Central, caller: &TokenOwner, id: &ServerId) -> Resu
 }
 
 /// A server row shown with its live status, the two consistent: the row holds the hello of the
-/// stream the status reflects.
+/// stream the status reflects, or a later one (two agents racing with one server's credentials
+/// can leave the row with the other's hello until the next connect).
 #[derive(Debug)]
 pub struct Observed {
     /// The stored server.
@@ -146,8 +147,9 @@ pub async fn observe(central: &Central, account: &AccountId, id: &ServerId) -> R
 }
 
 /// Rows of `account` with their live status, as [`observe`] gives one: `rows` were read after
-/// `mark` ([`crate::agents::registry::AgentRegistry::mark`]); those whose agent connected since are read
-/// again in one query (a server removed meanwhile keeps the row read first).
+/// `mark` ([`crate::agents::registry::AgentRegistry::mark`]); those whose agent connected since
+/// are read again in one query (one removed in between is then left out, as [`observe`] would
+/// answer `SERVER_NOT_FOUND` for it).
 pub async fn observe_rows(
     central: &Central,
     account: &AccountId,
@@ -168,11 +170,12 @@ pub async fn observe_rows(
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
-        for o in &mut seen {
-            if let Some(row) = fresh.remove(&o.row.id) {
-                o.row = row;
+        seen.retain_mut(|o| {
+            if !o.live.newer_than(mark) {
+                return true;
             }
-        }
+            fresh.remove(&o.row.id).map(|row| o.row = row).is_some()
+        });
     }
     Ok(seen)
 }

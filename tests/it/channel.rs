@@ -14,6 +14,7 @@ use mttrly_core::capability::{
     Capability, CapabilityId, CapabilitySet, FileDiffParams, FileDiffRun, HostSample, NoParams, PlaybookList,
 };
 use mttrly_core::ids::ServerId;
+use mttrly_core::tools::common::ConnectionStatus;
 use mttrly_core::{Environment, ErrorCode, Plan};
 use mttrly_proto::agent::v1::agent_service_client::AgentServiceClient;
 use mttrly_proto::agent::v1::{AgentMessage, EnrollRequest, Hello, agent_message, central_message};
@@ -506,7 +507,7 @@ async fn a_row_read_before_its_agent_connected_is_read_again_for_the_live_view()
     let (_secret, _tx, _inbound) = scripted_agent(&h, &token).await;
 
     let seen = mttrly_central::servers::observe_rows(central, &owner.account_id, mark, before).await.unwrap();
-    assert_eq!(seen[0].live.status, mttrly_core::tools::common::ConnectionStatus::Online);
+    assert_eq!(seen[0].live.status, ConnectionStatus::Online);
     assert_eq!(seen[0].row.host.as_ref().map(|h| h.agent_version.as_str()), Some("t"), "the row was read again");
 
     // A stream older than the mark is not newer than a row read after it: nothing to read again.
@@ -514,5 +515,31 @@ async fn a_row_read_before_its_agent_connected_is_read_again_for_the_live_view()
     assert!(!seen[0].live.newer_than(later));
     let one = mttrly_central::servers::observe(central, &owner.account_id, &server).await.unwrap();
     assert!(one.row.host.is_some() && !one.live.newer_than(later));
+    h.central.shutdown().await;
+}
+
+/// The same race when the agent connected and is gone again by the time its status is read
+/// (offline, with the heartbeat it sent shown): the row is still read again.
+#[tokio::test]
+async fn a_row_read_before_a_stream_that_already_closed_is_read_again() {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
+    let server = ServerId::parse(&server_id).unwrap();
+    let central = &h.central.central;
+    let owner =
+        mttrly_central::auth::resolve(central, Some(&h.admin), mttrly_central::auth::Resource::Api).await.unwrap();
+    let servers = central.db.account(&owner.account_id).servers();
+
+    let mark = central.agents.mark();
+    let before = servers.list().await.unwrap();
+    assert!(before[0].host.is_none(), "no hello yet");
+    let (_secret, tx, inbound) = scripted_agent(&h, &token).await;
+    drop((tx, inbound));
+    let offline = || central.agents.status(&server, db::now_ms()).status == ConnectionStatus::Offline;
+    assert!(wait_until(offline, Duration::from_secs(10)).await, "the stream closed");
+
+    let seen = mttrly_central::servers::observe_rows(central, &owner.account_id, mark, before).await.unwrap();
+    assert!(seen[0].live.last_seen_ms.is_some(), "the closed stream's last heartbeat is shown");
+    assert!(seen[0].row.host.is_some(), "so the row was read again");
     h.central.shutdown().await;
 }

@@ -44,6 +44,9 @@ pub(super) struct Connection {
 pub(super) struct LiveAgent {
     pub(super) account_id: AccountId,
     pub(super) connection: Option<Connection>,
+    /// The id of the latest stream, open or closed (0: none yet): which hello the server's row
+    /// must hold to be shown with this entry ([`super::liveness::LiveStatus::newer_than`]).
+    pub(super) last_stream: u64,
     pub(super) last_seen_ms: Option<i64>,
     /// Boxed: most of an entry's size, and absent until the first heartbeat.
     pub(super) metrics: Option<Box<HostMetrics>>,
@@ -61,6 +64,7 @@ impl LiveAgent {
         Self {
             account_id,
             connection: None,
+            last_stream: 0,
             last_seen_ms: None,
             metrics: None,
             dirty: false,
@@ -140,6 +144,7 @@ impl LiveTable {
         let mut agents = self.lock();
         let entry = agents.entry(server.clone()).or_insert_with(|| LiveAgent::new(account_id.clone()));
         let replaced = entry.connection.replace(Connection { id, sender, announced });
+        entry.last_stream = id;
         entry.last_seen_ms = Some(now_ms);
         entry.dirty = true;
         let push = entry.arm(NEXT_SWEEP);

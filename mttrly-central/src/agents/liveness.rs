@@ -36,8 +36,9 @@ pub struct LiveStatus {
     pub last_seen_ms: Option<i64>,
     /// The latest metrics.
     pub metrics: Option<HostMetrics>,
-    /// The open stream, if any: which hello the status reflects.
-    pub connection: Option<u64>,
+    /// The latest stream, open or since closed (its heartbeats and metrics may be shown): which
+    /// hello the status reflects.
+    pub stream: Option<u64>,
 }
 
 /// The registry's count of streams at one instant: see
@@ -49,7 +50,7 @@ impl LiveStatus {
     /// Whether the stream this status reflects opened after `mark`, so that a server row read
     /// after the mark may not hold its hello yet.
     pub fn newer_than(&self, mark: HelloMark) -> bool {
-        self.connection.is_some_and(|id| id >= mark.0)
+        self.stream.is_some_and(|id| id >= mark.0)
     }
 }
 
@@ -86,14 +87,12 @@ impl LiveTable {
     /// The server's live status.
     pub(super) fn status(&self, server: &ServerId, now_ms: i64, offline_after_ms: i64) -> LiveStatus {
         match self.lock().get(server) {
-            None => {
-                LiveStatus { status: ConnectionStatus::Pending, last_seen_ms: None, metrics: None, connection: None }
-            }
+            None => LiveStatus { status: ConnectionStatus::Pending, last_seen_ms: None, metrics: None, stream: None },
             Some(agent) => LiveStatus {
                 status: classify(agent, now_ms, offline_after_ms),
                 last_seen_ms: agent.last_seen_ms,
                 metrics: agent.metrics.as_deref().cloned(),
-                connection: agent.connection.as_ref().map(|c| c.id),
+                stream: (agent.last_stream > 0).then_some(agent.last_stream),
             },
         }
     }

@@ -100,8 +100,8 @@ pub(crate) async fn health(
     caller: &TokenOwner,
     input: GetInstallHealthInput,
 ) -> Result<InstallHealth, MttrlyError> {
-    let server = crate::servers::find(central, caller, &input.server_id).await?;
-    let live = central.agents.status(&server.id, now_ms());
+    let crate::servers::Observed { row: server, live } =
+        crate::servers::observe(central, &caller.account_id, &input.server_id).await?;
     let last_heartbeat_at = live.last_seen_ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
     if live.status != ConnectionStatus::Online {
         return Ok(InstallHealth {
