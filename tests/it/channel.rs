@@ -486,34 +486,46 @@ async fn a_megabyte_payload_and_a_multi_megabyte_answer_cross_an_agent_stream_in
     h.central.shutdown().await;
 }
 
+/// A central with server `web-1` registered and no agent yet: the admin's account, a mark taken
+/// and then the account's rows read after it, as a server view reads them.
+struct ReadBeforeHello {
+    h: Harness,
+    server: ServerId,
+    install_token: String,
+    account: mttrly_core::ids::AccountId,
+    mark: mttrly_central::agents::registry::HelloMark,
+    before: Vec<mttrly_central::db::servers::ServerRow>,
+}
+
+async fn read_before_hello() -> ReadBeforeHello {
+    let h = harness(Plan::DeploymentCrew).await;
+    let (server_id, install_token) = add_server(&h, &h.admin, "web-1").await;
+    let account = h.owner(&h.admin).await.account_id;
+    let mark = h.central.central.agents.mark();
+    let before = h.central.central.db.account(&account).servers().list().await.unwrap();
+    assert!(before[0].host.is_none(), "no hello yet");
+    ReadBeforeHello { server: ServerId::parse(&server_id).unwrap(), install_token, account, mark, before, h }
+}
+
 /// A server's row read just before its agent connected must not be shown with the new stream's
 /// live status: the view would say online with no host (the race a loaded CI machine hit in
 /// `fleet::enroll_live_metrics_central_restart_and_offline`). Rows read after a mark are read
 /// again when their agent's stream is newer than the mark; rows whose stream is older are not.
 #[tokio::test]
 async fn a_row_read_before_its_agent_connected_is_read_again_for_the_live_view() {
-    let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
-    let server = ServerId::parse(&server_id).unwrap();
+    let ReadBeforeHello { h, server, install_token, account, mark, before } = read_before_hello().await;
     let central = &h.central.central;
-    let owner =
-        mttrly_central::auth::resolve(central, Some(&h.admin), mttrly_central::auth::Resource::Api).await.unwrap();
-    let servers = central.db.account(&owner.account_id).servers();
+    // The agent says hello and its stream opens after the row was read.
+    let (_secret, _tx, _inbound) = scripted_agent(&h, &install_token).await;
 
-    // The row is read, then the agent says hello and its stream opens.
-    let mark = central.agents.mark();
-    let before = servers.list().await.unwrap();
-    assert!(before[0].host.is_none(), "no hello yet");
-    let (_secret, _tx, _inbound) = scripted_agent(&h, &token).await;
-
-    let seen = mttrly_central::servers::observe_rows(central, &owner.account_id, mark, before).await.unwrap();
+    let seen = mttrly_central::servers::observe_rows(central, &account, mark, before).await.unwrap();
     assert_eq!(seen[0].live.status, ConnectionStatus::Online);
     assert_eq!(seen[0].row.host.as_ref().map(|h| h.agent_version.as_str()), Some("t"), "the row was read again");
 
     // A stream older than the mark is not newer than a row read after it: nothing to read again.
     let later = central.agents.mark();
     assert!(!seen[0].live.newer_than(later));
-    let one = mttrly_central::servers::observe(central, &owner.account_id, &server).await.unwrap();
+    let one = mttrly_central::servers::observe(central, &account, &server).await.unwrap();
     assert!(one.row.host.is_some() && !one.live.newer_than(later));
     h.central.shutdown().await;
 }
@@ -522,23 +534,14 @@ async fn a_row_read_before_its_agent_connected_is_read_again_for_the_live_view()
 /// (offline, with the heartbeat it sent shown): the row is still read again.
 #[tokio::test]
 async fn a_row_read_before_a_stream_that_already_closed_is_read_again() {
-    let h = harness(Plan::DeploymentCrew).await;
-    let (server_id, token) = add_server(&h, &h.admin, "web-1").await;
-    let server = ServerId::parse(&server_id).unwrap();
+    let ReadBeforeHello { h, server, install_token, account, mark, before } = read_before_hello().await;
     let central = &h.central.central;
-    let owner =
-        mttrly_central::auth::resolve(central, Some(&h.admin), mttrly_central::auth::Resource::Api).await.unwrap();
-    let servers = central.db.account(&owner.account_id).servers();
-
-    let mark = central.agents.mark();
-    let before = servers.list().await.unwrap();
-    assert!(before[0].host.is_none(), "no hello yet");
-    let (_secret, tx, inbound) = scripted_agent(&h, &token).await;
+    let (_secret, tx, inbound) = scripted_agent(&h, &install_token).await;
     drop((tx, inbound));
     let offline = || central.agents.status(&server, db::now_ms()).status == ConnectionStatus::Offline;
     assert!(wait_until(offline, Duration::from_secs(10)).await, "the stream closed");
 
-    let seen = mttrly_central::servers::observe_rows(central, &owner.account_id, mark, before).await.unwrap();
+    let seen = mttrly_central::servers::observe_rows(central, &account, mark, before).await.unwrap();
     assert!(seen[0].live.last_seen_ms.is_some(), "the closed stream's last heartbeat is shown");
     assert!(seen[0].row.host.is_some(), "so the row was read again");
     h.central.shutdown().await;

@@ -41,6 +41,13 @@ impl Harness {
         mttrly_tests::in_process::channel(&self.central).await
     }
 
+    /// Who `token` is, as central's operations take a caller.
+    pub(crate) async fn owner(&self, token: &str) -> mttrly_central::db::accounts::TokenOwner {
+        mttrly_central::auth::resolve(&self.central.central, Some(token), mttrly_central::auth::Resource::Api)
+            .await
+            .expect("a token central knows")
+    }
+
     /// A second account `name` on the Deployment Crew plan, with its admin `admin`: the admin's
     /// token.
     pub(crate) async fn other_account(&self, name: &str, admin: &str) -> String {

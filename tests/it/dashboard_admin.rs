@@ -41,14 +41,9 @@ async fn central() -> Harness {
     harness(move |cfg| cfg.telegram = Some(TelegramConfig::polling(TOKEN_ENV, &dead))).await
 }
 
-/// Who `token` is, as central's operations take a caller.
-async fn owner(h: &Harness, token: &str) -> TokenOwner {
-    mttrly_central::auth::resolve(&h.central.central, Some(token), Resource::Api).await.unwrap()
-}
-
 /// The owner of a signed-in person, by name (as the dashboard builds it from the session).
 async fn person_owner(h: &Harness, name: &str) -> TokenOwner {
-    let admin = owner(h, &h.admin).await;
+    let admin = h.owner(&h.admin).await;
     let users = h.central.central.db.account(&admin.account_id).users().list().await.unwrap();
     let user = users.into_iter().find(|u| u.name == name).unwrap();
     TokenOwner {
@@ -66,7 +61,7 @@ async fn person_owner(h: &Harness, name: &str) -> TokenOwner {
 async fn link_telegram(h: &Harness, token: &str, external_id: &str, label: &str) {
     let central = &h.central.central;
     let code =
-        mttrly_central::chat::links::issue(central, &owner(h, token).await, ChatProvider::Telegram).await.unwrap();
+        mttrly_central::chat::links::issue(central, &h.owner(token).await, ChatProvider::Telegram).await.unwrap();
     mttrly_central::chat::links::redeem(central, ChatProvider::Telegram, &code.code, external_id, external_id, label)
         .await
         .unwrap();
@@ -75,7 +70,7 @@ async fn link_telegram(h: &Harness, token: &str, external_id: &str, label: &str)
 /// An OAuth grant of `token`'s owner to a client named `client_name`: its public id and its
 /// access token.
 async fn grant(h: &Harness, token: &str, client_name: &str) -> (String, String) {
-    let who = owner(h, token).await;
+    let who = h.owner(token).await;
     let db = &h.central.central.db;
     let now = mttrly_central::db::now_ms();
     let client_id = mttrly_central::secrets::generate(SecretKind::OAuthClient);
@@ -133,7 +128,7 @@ async fn whoami(h: &Harness, token: &str) -> Result<(), tonic::Code> {
 
 /// The public id of API token `token` (its owner has exactly one).
 async fn token_id(h: &Harness, token: &str) -> String {
-    let who = owner(h, token).await;
+    let who = h.owner(token).await;
     let listed = AccountServiceClient::new(h.channel().await)
         .list_tokens(authed(&h.admin, ListTokensRequest {}))
         .await
@@ -167,7 +162,7 @@ fn row<'a>(page: &'a str, needle: &str) -> &'a str {
 async fn audited(h: &Harness, subject: &str) -> Vec<mttrly_core::tools::actions::AuditEntry> {
     let central = &h.central.central;
     central.audit.flush().await;
-    let account = owner(h, &h.admin).await.account_id;
+    let account = h.owner(&h.admin).await.account_id;
     let filter = AuditFilter { subject: Some(subject.to_owned()), limit: 100, ..AuditFilter::default() };
     central.db.account(&account).audit().list(&filter).await.unwrap()
 }
@@ -189,7 +184,7 @@ async fn cross_site(http: &mut Http, base: &str, path: &str, csrf: &str) -> u16 
 async fn an_admin_sees_people_invites_tokens_grants_links_and_rules_and_revokes_at_once() {
     let h = central().await;
     let base = h.central.http_url();
-    let root = owner(&h, &h.admin).await.user_name;
+    let root = h.owner(&h.admin).await.user_name;
     // Token users before anyone enrols a second factor (after, issuing one needs a code).
     let ops = add_user(&h, "opsbot", "operator").await;
     let gone = add_user(&h, "gone", "viewer").await;

@@ -350,11 +350,18 @@ mod tests {
 
     /// Once the readers are dropped, every reader thread ends (and a read sent now would be
     /// refused): nothing parks forever holding a connection.
-    #[tokio::test]
-    async fn dropping_the_readers_ends_every_reader_thread() {
+    /// `count` readers of their own over a migrated database (the `Sqlite` that made it closed),
+    /// so that a test can stop or drop them.
+    fn own_readers(count: usize) -> (tempfile::TempDir, Readers) {
         let (dir, sqlite) = open();
         drop(sqlite);
-        let readers = Readers::start(&dir.path().join("central.db"), 3).unwrap();
+        let readers = Readers::start(&dir.path().join("central.db"), count).unwrap();
+        (dir, readers)
+    }
+
+    #[tokio::test]
+    async fn dropping_the_readers_ends_every_reader_thread() {
+        let (_dir, readers) = own_readers(3);
         assert_eq!(readers.read(|_| Ok(7)).await.unwrap(), 7);
         let shared: Vec<_> = readers.lanes.iter().map(|lane| Arc::clone(&lane.shared)).collect();
         drop(readers);
@@ -365,9 +372,7 @@ mod tests {
     /// refuses new reads with an internal error at once, instead of queueing them forever.
     #[tokio::test]
     async fn a_read_sent_to_a_stopped_reader_is_refused_at_once() {
-        let (dir, sqlite) = open();
-        drop(sqlite);
-        let readers = Readers::start(&dir.path().join("central.db"), 1).unwrap();
+        let (_dir, readers) = own_readers(1);
         stop(&readers.lanes[0]).await;
         let refused = tokio::time::timeout(Duration::from_secs(5), readers.read(|_| Ok(1)))
             .await
@@ -381,9 +386,7 @@ mod tests {
     /// the dead one counts no jobs in flight and comes first.
     #[tokio::test]
     async fn reads_pass_over_a_dead_reader() {
-        let (dir, sqlite) = open();
-        drop(sqlite);
-        let readers = Readers::start(&dir.path().join("central.db"), 2).unwrap();
+        let (_dir, readers) = own_readers(2);
         stop(&readers.lanes[0]).await;
         for n in 0..50 {
             assert_eq!(readers.read(move |_| Ok(n)).await.unwrap(), n);
