@@ -17,7 +17,9 @@
 //!   (`RULE_SIZE_LIMIT` in the engine bounds every rule; its test fails past it);
 //! - word boundaries are ASCII ones, `(?-u:\b)`: with Unicode's `\b` a token written right
 //!   against Japanese or Cyrillic text (`トークンghp_…です`) had no boundary at its edges and was
-//!   left in clear (`every_leak_row_glued_to_other_scripts_loses_its_secret`).
+//!   left in clear (`every_leak_row_glued_to_other_scripts_loses_its_secret`). A fixed-length
+//!   body whose last character may be `-` ends in either boundary, `(?:\b|(?-u:\b))`: after
+//!   `-`, only Unicode's sees one before a letter of another script (`tk-us-…-です`).
 
 use super::{Check, RedactionRule};
 
@@ -124,7 +126,7 @@ pub static RULES: &[RedactionRule] = &[
         "openshift_token",
         "OpenShift user tokens",
         &["sha256~"],
-        r"(?-u:\b)sha256~[A-Za-z0-9_-]{43}(?-u:\b)",
+        r"(?-u:\b)sha256~[A-Za-z0-9_-]{43}(?:\b|(?-u:\b))",
         0,
         Check::Any,
     ),
@@ -327,7 +329,7 @@ pub static RULES: &[RedactionRule] = &[
         "scalingo_token",
         "Scalingo API tokens",
         &["tk-us-"],
-        r"(?-u:\b)tk-us-[A-Za-z0-9_-]{48}(?-u:\b)",
+        r"(?-u:\b)tk-us-[A-Za-z0-9_-]{48}(?:\b|(?-u:\b))",
         0,
         Check::Any,
     ),
