@@ -374,3 +374,63 @@ fn every_leak_row_glued_to_other_scripts_loses_its_secret() {
     assert!(tried >= 200, "only {tried} corpus rows have a whole-token secret");
     assert!(failures.is_empty(), "{} glued rows leaked:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// What `grep` prints in front of a matching line (`grep -rn PASSWORD /etc`, `git grep`,
+/// ripgrep's `--vimgrep`, `grep -C`'s context lines): the secret on that line is still redacted.
+/// An assistant searching a server's configuration for a credential sees exactly this.
+#[test]
+fn every_one_line_leak_row_behind_a_grep_prefix_loses_its_secret() {
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    for (rule, input, secret) in leak_rows() {
+        if input.contains('\n') || input.starts_with([' ', '\t']) {
+            continue;
+        }
+        tried += 1;
+        for prefix in
+            ["/etc/app/settings.conf:", "/etc/app/settings.conf:12:", "12:", "src/app.py:12:7:", "settings.conf-13-"]
+        {
+            let line = format!("{prefix}{input}");
+            let r = redact(&line);
+            if r.text.contains(&secret) {
+                failures.push(format!("{rule}: {line:?}\n   -> {:?}", r.text));
+            }
+        }
+    }
+    assert!(tried >= 300, "only {tried} one-line corpus rows");
+    assert!(failures.is_empty(), "{} prefixed rows leaked:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// A secret written right after an escape whose last character is a letter or a digit: a
+/// URL-encoded separator (`?next=%2Fapi%3Ftoken%3Dghp_…`), a JSON string escape (`"created:\nghp_…"`,
+/// `\u003d`) or a terminal colour code (`ESC[32mghp_…`). Read as plain text the escape hides
+/// where the token starts; it is still redacted.
+#[test]
+fn every_leak_row_right_after_an_escape_loses_its_secret() {
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    for (rule, input, secret) in leak_rows() {
+        // The same selection as the glued rows above: a secret that stands as a word of its own.
+        let at = input.find(&secret).unwrap_or_default();
+        let open = input[..at].chars().next_back().is_none_or(|c| " \t\"'".contains(c))
+            && !input[..at].trim_end().ends_with([':', '=']);
+        let close = input[at + secret.len()..].chars().next().is_none_or(|c| " \t\"',;".contains(c));
+        // Rules that read a secret from what stands before it (a key, an auth scheme, a command):
+        // an escape between the two is not how such text is written.
+        let by_context = ["secret_assignment", "bearer_token", "basic_auth", "aws_secret_key", "sql_password"];
+        if !open || !close || secret.contains('\n') || rule == "private_key_body" || by_context.contains(&rule.as_str())
+        {
+            continue;
+        }
+        tried += 1;
+        for (before, after) in [("%3D", "%26"), ("\\n", "\\n"), ("\\u003d", "\\t"), ("\x1b[0;32m", "\x1b[0m")] {
+            let escaped = input.replacen(&secret, &format!("{before}{secret}{after}"), 1);
+            let r = redact(&escaped);
+            if r.text.contains(&secret) {
+                failures.push(format!("{rule}: {escaped:?}\n   -> {:?}", r.text));
+            }
+        }
+    }
+    assert!(tried >= 200, "only {tried} corpus rows have a whole-token secret");
+    assert!(failures.is_empty(), "{} escaped rows leaked:\n{}", failures.len(), failures.join("\n"));
+}

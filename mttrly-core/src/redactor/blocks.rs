@@ -345,7 +345,8 @@ pub(super) fn lines(text: &str, protected: &[(usize, usize)], out: &mut Vec<Find
         let shielded = guard < protected.len() && protected[guard].0 <= end;
         let mut body = false;
         if !shielded && !line.is_empty() {
-            if let Some((s, e)) = body_line(line, prev_body) {
+            let cuts = super::grep::cuts(line);
+            if let Some((s, e)) = behind_grep(line, cuts, |l| body_line(l, prev_body)) {
                 out.push(Finding {
                     ctx: start + s,
                     start: start + s,
@@ -354,7 +355,7 @@ pub(super) fn lines(text: &str, protected: &[(usize, usize)], out: &mut Vec<Find
                     rank: RANK_BODY,
                 });
                 body = true;
-            } else if let Some((s, e)) = pgpass(line) {
+            } else if let Some((s, e)) = behind_grep(line, cuts, pgpass) {
                 out.push(Finding {
                     ctx: start + s,
                     start: start + s,
@@ -370,6 +371,14 @@ pub(super) fn lines(text: &str, protected: &[(usize, usize)], out: &mut Vec<Find
         }
         start = end + 1;
     }
+}
+
+/// `find` on the line, or else on what follows a search tool's prefix (`grep -rn`'s `path:12:`:
+/// see `grep.rs`; `cuts` are the line's): a `.pgpass` line itself can look like one
+/// (`db.example.com:5432:…`), so the whole line is read first.
+fn behind_grep(line: &str, cuts: [usize; 2], find: impl Fn(&str) -> Option<(usize, usize)>) -> Option<(usize, usize)> {
+    find(line)
+        .or_else(|| cuts.into_iter().filter(|&p| p > 0).find_map(|p| find(&line[p..]).map(|(s, e)| (p + s, p + e))))
 }
 
 /// A line that is key body on its own: only base64, 48 or more characters (or shorter right
@@ -572,7 +581,10 @@ fn encodes_text(body: &[u8]) -> bool {
 /// A `.pgpass` line, `host:port:database:user:password` (port a number or `*`): the password.
 fn pgpass(line: &str) -> Option<(usize, usize)> {
     let (start, end) = unframe(line, |word| word.matches(':').count() >= 4);
-    pgpass_fields(&line[start..end]).map(|(s, e)| (start + s, start + e))
+    let framed = &line[start..end];
+    // Behind a log's frame, a search tool's prefix of its own (the caller tries the line's).
+    let cuts = if start > 0 { super::grep::cuts(framed) } else { [0, 0] };
+    behind_grep(framed, cuts, pgpass_fields).map(|(s, e)| (start + s, start + e))
 }
 
 /// The password's range in an unframed `.pgpass` line.

@@ -133,7 +133,7 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         return None;
     }
     let key = &text[ks + lead..key_end];
-    if keys::is_random_run(key) {
+    if keys::is_random_run(key) || in_tool_prefix(text, ks, ke) {
         return None;
     }
     let before = if ks > 0 { bytes[ks - 1] } else { b'\n' };
@@ -145,8 +145,11 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     {
         return None;
     }
-    // The host of a URL (`http://auth:8080`, `user@session-store:6379`), not a key.
-    if before == b'@' || (before == b'/' && ks >= 3 && &bytes[ks - 3..ks] == b"://") {
+    // The host of a URL (`http://auth:8080`, `user@session-store:6379`), not a key. A host name
+    // has no `_` (`@…ghp_password: …` after base64 is a key, read the same once the base64 before
+    // it is replaced); a service name that has one is followed by its port, which stays anyway.
+    let host = !key.contains('_');
+    if (before == b'@' && host) || (before == b'/' && ks >= 3 && &bytes[ks - 3..ks] == b"://") {
         return None;
     }
     // Inside a value (`arn:aws:secretsmanager:…:secret:db`, `a.b/token/x`), not a key; but an
@@ -162,7 +165,7 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     // text here: otherwise redacting twice would find a key the first pass rightly did not.
     // (Only read when `before` is the ASCII `:`, so `ks - 1` is a character boundary.)
     let after_value = || ks >= 2 && (bytes[ks - 2].is_ascii_alphanumeric() || ends_with_marker(&text[..ks - 1]));
-    if before == b':' && !xml_ns && after_value() {
+    if before == b':' && !xml_ns && after_value() && !behind_tool_prefix(text, ks, key_end) {
         return None;
     }
     if (before == b'/' && ks >= 2 && bytes[ks - 2] == b'<') || (xml_ns && ns_start.ends_with("</")) {
@@ -179,7 +182,9 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     let query = matches!(before, b'?' | b'&');
     let ls = line_start(text, ks);
     let le = line_end(text, ke);
-    let head = text[ls..ks].trim_end_matches(['"', '\'', '\\', '<']).trim();
+    // What `grep` printed before the line (`path:12:`) is not part of it.
+    let head = &text[ls..ks];
+    let head = head[super::grep::prefix(head)..].trim_end_matches(['"', '\'', '\\', '<']).trim();
     // Comment leaders, and a unified diff's `+`/`-` marker: a diffed line is still at line start.
     let head = head.trim_start_matches(['#', '/', ';', '-', '+', ' ', '\t']).trim();
     let at_line_start =
@@ -378,6 +383,12 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     if keys::ends_in_key(key_text) && keys::is_path(value) {
         return None;
     }
+    // The "value" is the key of the assignment that follows (`grep` run over an AWS credentials
+    // file: `/root/.aws/credentials:aws_secret_access_key = …`): that key's own value is the
+    // secret, found from its own credential word.
+    if bytes[sep] == b':' && vs == sep + 1 && value.bytes().all(is_key_byte) && assigns(bytes, ve) {
+        return None;
+    }
     if class == KeyClass::Weak && !keys::looks_random(value) {
         return None;
     }
@@ -451,6 +462,53 @@ fn hcl_default(text: &str, from: usize) -> Option<(usize, usize)> {
 }
 
 /// Whether the key ending at `at` is followed by a plain assignment (`=`, not `==` or `=>`).
+/// Whether the key at `ks` (ending at `key_end`, right after a `:`) starts the line's text behind
+/// a prefix a tool wrote at the head of the line: a search tool's (`grep -rn`'s `path:12:`,
+/// `grep -n`'s `12:`: see `grep.rs`), or another run without blanks (Python logging's
+/// `WARNING:app.db:`) when the key is followed by `=` or by `:` and a blank. Either may stand
+/// behind a log's own frame.
+/// Inside a value (`arn:aws:…:secret:db`) the `:` after the word is followed by more of the
+/// value, never a blank, and no `=` follows.
+/// Whether the would-be key at `ks..ke` is part of a search tool's prefix with a line number
+/// (`src/auth.rs:88:`): a file's name, not a key. Without a number the prefix is the key itself
+/// (`db.password:x` in a properties file, `/run/secrets/db_password:x` from `grep -r .`).
+fn in_tool_prefix(text: &str, ks: usize, ke: usize) -> bool {
+    // The prefix's `:` follows the name at once, or the name ran into a context line's `-12-`.
+    if text.as_bytes().get(ke) != Some(&b':') && !text[ks..ke].contains('-') {
+        return false;
+    }
+    let from = word_start(text, ks);
+    let le = line_end(text, ke);
+    let p = super::grep::prefix(&text[from..le]);
+    let numbered = p >= 2 && text.as_bytes()[from + p - 2].is_ascii_digit();
+    numbered && p >= ke - from
+}
+
+/// Where the word holding `at` starts: after a blank or a quote, or at the start of the text.
+fn word_start(text: &str, at: usize) -> usize {
+    text[..at].rfind(|c: char| c.is_ascii_whitespace() || matches!(c, '"' | '\'')).map_or(0, |i| i + 1)
+}
+
+fn behind_tool_prefix(text: &str, ks: usize, key_end: usize) -> bool {
+    // The prefix is the run of the key's word before it: from the line's start, or from a
+    // blank or a quote (the line as a log or a docker record frames it).
+    let from = word_start(text, ks);
+    let prefix = &text[from..ks];
+    if super::grep::prefix(prefix) == prefix.len() {
+        return true;
+    }
+    if prefix.bytes().any(|c| matches!(c, b'=' | b'<' | b'>')) {
+        return false;
+    }
+    let b = text.as_bytes();
+    let sep = skip_blanks(b, key_end);
+    match b.get(sep) {
+        Some(b'=') => !matches!(b.get(sep + 1), Some(b'=')),
+        Some(b':') => matches!(b.get(sep + 1), Some(b' ' | b'\t')) || b.get(sep + 1) == Some(&b'='),
+        _ => false,
+    }
+}
+
 fn assigns(b: &[u8], at: usize) -> bool {
     let i = skip_blanks(b, at);
     b.get(i) == Some(&b'=') && !matches!(b.get(i + 1), Some(b'=' | b'>'))

@@ -23,6 +23,7 @@
 mod blocks;
 mod dialects;
 mod env;
+mod grep;
 mod json;
 mod keys;
 mod rules;
@@ -135,6 +136,8 @@ struct Engine {
     /// meets a few rules, and compiling all of them up front cost every process (central, each
     /// agent) memory and a slow first redaction for rules it may never run.
     regexes: Box<[OnceLock<Regex>]>,
+    /// The same rules' variants that also start after an escape ([`compile_escaped`]).
+    escaped: Box<[OnceLock<Regex>]>,
 }
 
 /// The most one rule's pattern may compile to (the regex crate's estimate of its program).
@@ -151,15 +154,75 @@ pub(crate) fn compile(rule: &RedactionRule) -> Result<Regex, regex::Error> {
     regex::RegexBuilder::new(rule.pattern).size_limit(RULE_SIZE_LIMIT).build()
 }
 
+/// Compiles the variant of a token rule that starts at a word boundary (`None` for other rules)
+/// which also starts right after an escape ending in a word character: `%3D` in a URL-encoded
+/// query (`?next=%2Fapi%3Ftoken%3Dghp_…`), `\n`, `\t` and `\u003d` in a JSON string
+/// (`"msg":"created:\nghp_…"`), a terminal colour code (`ESC[32mghp_…`). Read as text, the
+/// escape's last character glues itself to the token and hides the boundary. The escape is part
+/// of this variant's match, and [`escape_len`] takes it off the finding again. The engine runs it
+/// only on lines that hold an escape's first character: the plain pattern keeps the regex
+/// crate's literal prefilter (the variant measured ~15 % slower on the redactor bench when it
+/// ran everywhere).
+pub(crate) fn compile_escaped(rule: &RedactionRule) -> Option<Result<Regex, regex::Error>> {
+    let (flags, rest) = word_start(rule.pattern)?;
+    let pattern = format!("{flags}(?:{WORD_START}|{ESCAPE}){rest}");
+    Some(regex::RegexBuilder::new(&pattern).size_limit(RULE_SIZE_LIMIT).build())
+}
+
+/// Whether `window` holds the first character of an escape [`compile_escaped`] reads.
+fn has_escape(window: &str) -> bool {
+    window.bytes().any(|c| matches!(c, b'%' | b'\\' | 0x1b))
+}
+
+/// How a token rule says its token starts at a word boundary.
+const WORD_START: &str = r"(?-u:\b)";
+
+/// A pattern that starts at [`WORD_START`], after its flags (`(?i)`): the flags and what
+/// follows the boundary.
+fn word_start(pattern: &str) -> Option<(&str, &str)> {
+    let flags = if pattern.starts_with("(?i)") { 4 } else { 0 };
+    pattern[flags..].strip_prefix(WORD_START).map(|rest| (&pattern[..flags], rest))
+}
+
+/// The escapes [`compile`] lets stand for a word boundary before a token: a percent-encoded
+/// byte, a JSON string escape, an ANSI colour sequence.
+const ESCAPE: &str = r"%[0-9A-Fa-f]{2}|\\(?:[nrtbf]|u[0-9A-Fa-f]{4})|\x1b\[[0-9;]*m";
+
+/// The length of the escape (see [`ESCAPE`]) at the start of a match, 0 when there is none: a
+/// token itself never starts with `%`, `\` or ESC.
+fn escape_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    let hex = |r: std::ops::Range<usize>| b.get(r).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+    match b.first() {
+        Some(b'%') if hex(1..3) => 3,
+        Some(b'\\') => match b.get(1) {
+            Some(b'u') if hex(2..6) => 6,
+            Some(b'n' | b'r' | b't' | b'b' | b'f') => 2,
+            _ => 0,
+        },
+        Some(0x1b) if b.get(1) == Some(&b'[') => b[2..]
+            .iter()
+            .position(|&c| c == b'm')
+            .filter(|&i| b[2..2 + i].iter().all(|c| c.is_ascii_digit() || *c == b';'))
+            .map_or(0, |i| i + 3),
+        _ => 0,
+    }
+}
+
 impl Engine {
-    /// Token rule `idx`'s pattern, compiled on first use.
-    fn regex(&self, idx: usize) -> &Regex {
-        self.regexes[idx].get_or_init(|| {
-            let rule = &RULES[idx];
-            // The table is a constant every pattern of which the tests compile; a failure here
-            // is a programming error.
-            compile(rule).unwrap_or_else(|e| panic!("redaction rule {}: {e}", rule.id))
-        })
+    /// Token rule `idx`'s pattern for `window`, compiled on first use: the variant that also
+    /// starts after an escape when the window holds one (see [`compile_escaped`]).
+    fn regex(&self, idx: usize, window: &str) -> (&Regex, bool) {
+        let rule = &RULES[idx];
+        // The table is a constant every pattern of which the tests compile; a failure here is a
+        // programming error.
+        let failed = |e: regex::Error| -> Regex { panic!("redaction rule {}: {e}", rule.id) };
+        if word_start(rule.pattern).is_some() && has_escape(window) {
+            let re = self.escaped[idx]
+                .get_or_init(|| compile_escaped(rule).unwrap_or_else(|| compile(rule)).unwrap_or_else(failed));
+            return (re, true);
+        }
+        (self.regexes[idx].get_or_init(|| compile(rule).unwrap_or_else(failed)), false)
     }
 }
 
@@ -200,7 +263,8 @@ fn engine() -> &'static Engine {
             .build(&patterns)
             .unwrap_or_else(|e| panic!("redactor keywords: {e}"));
         let regexes = RULES.iter().map(|_| OnceLock::new()).collect();
-        Engine { ac, uses, regexes }
+        let escaped = RULES.iter().map(|_| OnceLock::new()).collect();
+        Engine { ac, uses, regexes, escaped }
     })
 }
 
@@ -309,8 +373,8 @@ fn analyse(text: &str) -> Vec<Finding> {
     for (i, ls, le) in windows {
         let idx = usize::from(i);
         let rule = &RULES[idx];
-        let re = eng.regex(idx);
         let window = &text[ls..le];
+        let (re, escaped) = eng.regex(idx, window);
         let rank = RANK_RULES + i;
         // A match that reads an earlier replacement is dropped (see `clip`); the search then
         // resumes after that replacement rather than after the match, so a second secret the
@@ -322,10 +386,11 @@ fn analyse(text: &str) -> Vec<Finding> {
             let Some(all) = c.get(0) else { break };
             let mut next = if all.end() > all.start() { all.end() } else { all.end() + 1 };
             if let Some(m) = c.get(rule.group) {
-                let (ctx, start, end) = (ls + all.start(), ls + m.start(), ls + m.end());
+                let skip = if escaped { escape_len(m.as_str()) } else { 0 };
+                let (ctx, start, end) = (ls + all.start() + skip, ls + m.start() + skip, ls + m.end());
                 if let Some(r) = reads_replacement(&replaced, ctx, end) {
                     next = (r.1 - ls).max(all.start() + 1);
-                } else if passes(rule.check, m.as_str()) {
+                } else if passes(rule.check, &m.as_str()[skip..]) {
                     found.push(Finding { ctx, start, end, rule: rule.id, rank });
                 }
             }

@@ -85,7 +85,7 @@ pub static RULES: &[RedactionRule] = &[
         "azure_client_secret",
         "Azure AD client secrets",
         &["q~"],
-        r"(?:^[-+]?|[^A-Za-z0-9_~.-])([A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34})",
+        r"(?:^[-+]?|[^A-Za-z0-9_~.]|%[0-9A-Fa-f]{2}|\\(?:[nrtbf]|u[0-9A-Fa-f]{4})|\x1b\[[0-9;]*m)([A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34})",
         1,
         Check::Any,
     ),

@@ -88,6 +88,13 @@ fn every_rule_compiles_within_its_bound() {
         if let Err(e) = super::compile(rule) {
             panic!("redaction rule {} does not compile within {} bytes: {e}", rule.id, super::RULE_SIZE_LIMIT);
         }
+        if let Some(Err(e)) = super::compile_escaped(rule) {
+            panic!(
+                "redaction rule {} (after an escape) does not compile within {} bytes: {e}",
+                rule.id,
+                super::RULE_SIZE_LIMIT
+            );
+        }
     }
 }
 
