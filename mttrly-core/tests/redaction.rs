@@ -244,6 +244,16 @@ const FRAGMENTS: &[&str] = &[
     "}",
     ";",
     "&",
+    "- name: DB_PASSWORD",
+    "\n  value: ",
+    "\"name\":\"",
+    "\",\"value\":\"",
+    "<name>db.password</name>",
+    "<value>",
+    "/etc/app/app.env:12:",
+    "src/a.py:3:",
+    "%3D",
+    "\x1b[32m",
 ];
 
 proptest! {

@@ -67,7 +67,9 @@ pub(super) fn scan(text: &str, roots: &mut [(usize, usize)], out: &mut Vec<Findi
         } else {
             ks
         };
-        if let Some(f) = value_of(text, ks, ke) {
+        // Else the word may name a secret whose value is another field's (`- name: DB_PASSWORD`
+        // then `value: …`).
+        if let Some(f) = value_of(text, ks, ke).or_else(|| super::pairs::value_after_name(text, s, e)) {
             out.push(f);
         }
     }

@@ -26,6 +26,7 @@ mod env;
 mod grep;
 mod json;
 mod keys;
+mod pairs;
 mod rules;
 mod stream;
 
