@@ -56,7 +56,20 @@ const SECRET_WORDS: &[&str] = &[
     "sessionid",
     "sessid",
     "session",
+    "secrets",
+    "passwords",
+    "passw",
+    "pswd",
+    "psw",
+    "pgpass",
+    "mongopass",
+    "mnemonic",
+    "seedphrase",
 ];
+
+/// `X seed` and `X phrase` are secrets for these X: a one-time-password generator's seed, a
+/// wallet's recovery words (a test's random `SEED=42` is not one).
+const SEED_QUALIFIERS: &[&str] = &["totp", "mfa", "otp", "twofa", "hotp", "wallet", "recovery", "seed"];
 
 /// Glued words that end in a credential (`dbpassword`, `authtoken`, `jsessionid`).
 const SECRET_SUFFIXES: &[&str] = &[
@@ -171,6 +184,8 @@ const ID_KEY_QUALIFIERS: &[&str] = &[
 /// A last word saying the value is *about* a secret, not the secret: its name, kind, place,
 /// size or lifetime.
 const ABOUT_WORDS: &[&str] = &[
+    // `--password-stdin`: where the secret comes from, a switch without a value.
+    "stdin",
     "name",
     "names",
     "type",
@@ -363,12 +378,15 @@ const ABOUT_WORDS: &[&str] = &[
 ];
 
 /// Words anywhere in a key that make it a quantity (`max_tokens`, `token_count_total`).
-const QUANTITY_WORDS: &[&str] = &["max", "min", "num", "total", "count", "limit", "tokens"];
+const QUANTITY_WORDS: &[&str] = &["max", "min", "num", "total", "count", "limit"];
 
 /// Weak words: a secret only when the value looks like a random token. Provider names are here
 /// too (gitleaks' provider rules: `heroku`, `datadog`, … next to a random value).
 const WEAK_WORDS: &[&str] = &[
     "key",
+    // A list of tokens (`API_TOKENS=…,…`) or a count of them (`prompt_tokens: 512`): the value
+    // tells.
+    "tokens",
     "access",
     "api",
     "private",
@@ -563,6 +581,14 @@ pub(super) fn classify(key: &str) -> KeyClass {
     let last = word(n - 1);
     // A session's id is its credential (`session_id`, `sess_id`), unlike other ids.
     if n >= 2 && last.eq_ignore_ascii_case("id") && is_in(word(n - 2), &["session", "sess"]) {
+        return KeyClass::Secret;
+    }
+    // Vault AppRole's `secret_id` is a credential (a UUID); AWS's `SecretId` names a secret
+    // (`prod/db`): the value tells.
+    if n >= 2 && last.eq_ignore_ascii_case("id") && word(n - 2).eq_ignore_ascii_case("secret") {
+        return KeyClass::Weak;
+    }
+    if n >= 2 && is_in(last, &["seed", "phrase"]) && is_in(word(n - 2), SEED_QUALIFIERS) {
         return KeyClass::Secret;
     }
     if is_in(last, ABOUT_WORDS) || (0..n).any(|i| is_in(word(i), QUANTITY_WORDS)) {

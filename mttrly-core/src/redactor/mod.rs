@@ -127,8 +127,10 @@ enum Use {
 }
 
 /// Credential words key-aware redaction starts from (whole keys are read around them).
-const ROOTS: &[&str] =
-    &["pass", "pwd", "pw", "secret", "token", "key", "auth", "cred", "session", "sessid", "cookie", "dsn", "sig"];
+const ROOTS: &[&str] = &[
+    "pass", "pwd", "pw", "psw", "secret", "token", "key", "auth", "cred", "session", "sessid", "cookie", "dsn", "sig",
+    "seed", "phrase", "mnemonic",
+];
 
 struct Engine {
     ac: AhoCorasick,

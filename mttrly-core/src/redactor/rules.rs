@@ -624,8 +624,9 @@ pub static RULES: &[RedactionRule] = &[
     ),
     rule(
         "cli_password_flag",
-        "Password flags of sshpass, redis-cli, ldap tools, sqlcmd, smbclient, htpasswd -b, registry \
-         logins (docker/podman/helm -p), az login -p, rabbitmqctl, zip -P, openssl -k, lftp -u",
+        "Password flags of sshpass, redis-cli (-a, AUTH), mongo tools -p, ipmitool -P, xfreerdp /p:, \
+         ssh-keygen -N/-P, ldap tools, sqlcmd, smbclient, htpasswd -b, registry logins \
+         (docker/podman/helm -p), az login -p, rabbitmqctl, zip -P, openssl -k, lftp -u",
         &[
             "sshpass",
             "redis-cli",
@@ -640,8 +641,12 @@ pub static RULES: &[RedactionRule] = &[
             "7z",
             "openssl",
             "lftp",
+            "mongo",
+            "ipmitool",
+            "freerdp",
+            "ssh-keygen",
         ],
-        r#"(?i)(?-u:\b)(?:sshpass(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s*|redis-cli(?-u:\b)[^\n|;&]*?\s(?-i:-a)\s+|ldap\w+(?-u:\b)[^\n|;&]*?\s(?-i:-w)\s+|(?:sqlcmd|bcp)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s*|smbclient(?-u:\b)[^\n|;&]*?\s(?-i:-U)\s*[^\s%]+%|htpasswd(?-u:\b)[^\n|;&]*?\s-\w*b\w*\s+(?:-\S+\s+)*\S+\s+\S+\s+|(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az)(?-u:\b)[^\n|;&]*?\slogin(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|rabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+|(?:zip|unzip|7z|7za)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|openssl(?-u:\b)[^\n|;&]*?\s(?-i:-k)\s+|lftp(?-u:\b)[^\n|;&]*?\s(?-i:-u)\s+[^\s,]+,)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
+        r#"(?i)(?-u:\b)(?:sshpass(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s*|redis-cli(?-u:\b)[^\n|;&]*?\s(?:(?-i:-a)|auth(?:\s+[^\s'"-]\S*)?)\s+|mongo(?:sh|dump|restore|import|export|stat|top|files)?(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|ipmitool(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|[xw]?freerdp\d?(?-u:\b)[^\n|;&]*?\s/p:|ssh-keygen(?-u:\b)[^\n|;&]*?\s(?-i:-[NP])\s+|htpasswd(?-u:\b)[^\n|;&]*?\s-[A-Za-z]*(?:n[A-Za-z]*b|b[A-Za-z]*n)[A-Za-z]*\s+(?:-\S+\s+)*\S+\s+|ldap\w+(?-u:\b)[^\n|;&]*?\s(?-i:-w)\s+|(?:sqlcmd|bcp)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s*|smbclient(?-u:\b)[^\n|;&]*?\s(?-i:-U)\s*[^\s%]+%|htpasswd(?-u:\b)[^\n|;&]*?\s-\w*b\w*\s+(?:-\S+\s+)*\S+\s+\S+\s+|(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az)(?-u:\b)[^\n|;&]*?\slogin(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|rabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+|(?:zip|unzip|7z|7za)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|openssl(?-u:\b)[^\n|;&]*?\s(?-i:-k)\s+|lftp(?-u:\b)[^\n|;&]*?\s(?-i:-u)\s+[^\s,]+,)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
         1,
         Check::Any,
     ),
@@ -655,9 +660,10 @@ pub static RULES: &[RedactionRule] = &[
     ),
     rule(
         "piped_password",
-        "Passwords echoed into passwd --stdin or chpasswd",
-        &["passwd"],
-        r#"(?i)(?-u:\b)echo\s+(?:-[ne]+\s+)?("[^"\n]*"|'[^'\n]*'|[^\s|]+)\s*\|\s*(?:sudo\s+)?(?:passwd(?-u:\b)[^\n]*--stdin|chpasswd(?-u:\b))"#,
+        "Passwords echoed or printed into passwd --stdin, chpasswd, sudo -S or a registry's login \
+         --password-stdin",
+        &["passwd", "sudo", "password-stdin"],
+        r#"(?i)(?-u:\b)(?:echo(?:\s+-[ne]+)*|printf(?:\s+(?:'%s\\n'|"%s\\n"|'%s'|"%s"))?)\s+("[^"\n]*"|'[^'\n]*'|[^\s|]+)\s*\|\s*(?:(?:sudo\s+)?(?:passwd(?-u:\b)[^\n]*--stdin|chpasswd(?-u:\b))|sudo(?:\s+-[A-Za-z]+)*\s+-[A-Za-z]*(?-i:S)|[^\n|]*--password-stdin)"#,
         1,
         Check::Any,
     ),
@@ -674,6 +680,14 @@ pub static RULES: &[RedactionRule] = &[
         "SQL IDENTIFIED BY '…', PASSWORD('…') and SET PASSWORD … = '…'",
         &["identified", "password(", "set password"],
         r#"(?i)(?:(?-u:\b)identified(?:\s+with\s+\S+)?\s+by\s+(?:password\s+)?|(?-u:\b)password\s*\(\s*|(?-u:\b)set\s+password(?:\s+for\s+\S+)?\s*=\s*(?:password\s*\(\s*)?)('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[^\s;,()]+)"#,
+        1,
+        Check::Any,
+    ),
+    rule(
+        "oracle_password",
+        "Oracle tools' and thin JDBC URLs' user/password@connect",
+        &["sqlplus", "expdp", "impdp", "rman", "dgmgrl", "jdbc:oracle"],
+        r#"(?i)(?:(?-u:\b)(?:sqlplus|expdp|impdp|rman|dgmgrl)(?:\s+-\S+)*\s+['"]?|jdbc:oracle:\w+:)[A-Za-z0-9_$#.]+/([^\s/@'"]+)@"#,
         1,
         Check::Any,
     ),
