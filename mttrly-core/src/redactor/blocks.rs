@@ -42,7 +42,7 @@ fn patterns() -> &'static Patterns {
             marker: re(r"-{4,5} ?(BEGIN|END) ([A-Z0-9][A-Z0-9 _-]{0,60}?) ?-{4,5}"),
             putty: re(r"(?m)^[-+ ]?(Private|Public)-Lines:[ \t]*(\d{1,4})[ \t]*\r?$"),
             b64_pem: re(r"(?m)LS0tLS1CRUdJTi[A-Za-z0-9+/=]*(?:\r?\n[ \t]*[A-Za-z0-9+/=]{4,}\r?$)*"),
-            kind_secret: re(r#"(?m)^[-+]?[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?[ \t]*,?[ \t]*\r?$"#),
+            kind_secret: re(r#"(?m)^[-+]?[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?[ \t]*,?[ \t]*(?:#[^\n]*)?\r?$"#),
             yaml_data: re(r"(?m)^[-+]?([ \t]*)(?:data|stringData):[ \t]*\r?$"),
             json_data: re(r#""(?:data|stringData)"\s*:\s*\{"#),
             json_pair: re(r#""(?:[^"\\]|\\.)*"\s*:\s*"((?:[^"\\]|\\.)*)""#),

@@ -582,7 +582,10 @@ pub static RULES: &[RedactionRule] = &[
         "url_password",
         "Passwords in URL userinfo (scheme://user:password@host, .git-credentials)",
         &["://"],
-        r"(?-u:\b)[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\[\]]*:([^\s/?#\[\]]*)@[^\s/@]",
+        // A password should percent-encode `/`, `?` and `#`, and often does not
+        // (`postgres://app:Ab/cD9+eF@db`): the second form takes them when what comes before
+        // the first is not a port's digits (`http://host:8080/@user` has no userinfo).
+        r"(?-u:\b)[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\[\]]*:([^\s/?#\[\]]*|[^\s/?#\[\]@]*[^\s/?#\[\]@0-9][^\s\[\]@]*)@[^\s/@]",
         1,
         Check::Any,
     ),
