@@ -798,7 +798,11 @@ pub(super) fn is_placeholder(value: &str) -> bool {
     if v.starts_with("${") || v.starts_with("$(") || v.starts_with("{{") || v.starts_with("{%") || v.starts_with("<%") {
         return true;
     }
-    if b[0] == b'$' && b.len() > 1 && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+    if b[0] == b'$'
+        && b.len() > 1
+        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && !mixed_token(&v[1..])
+    {
         return true;
     }
     if (v.starts_with("%(") && v.ends_with(")s")) || (v.starts_with("#{") && v.ends_with('}')) {
@@ -843,10 +847,22 @@ pub(super) fn is_placeholder(value: &str) -> bool {
     if v.starts_with("arn:") || v.starts_with("op://") || v.starts_with("vault:") {
         return true;
     }
-    if CODE_REFERENCES.iter().any(|p| v.starts_with(p)) || is_call(v) {
+    if CODE_REFERENCES.iter().any(|p| v.starts_with(p) && !mixed_token(&v[p.len()..])) || is_call(v) {
         return true;
     }
     is_public_key(v)
+}
+
+/// Whether `rest` (what follows `$` or `data.`) reads as a generated token rather than a name:
+/// digits and both cases, no `_` or `.` between words (`$Qz7Hx6kwXoIIXG` is a password that
+/// starts with `$`; `$DB_PASSWORD`, `$dbPassword` and `data.aws_secret.db.value` are names).
+fn mixed_token(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    b.len() >= 8
+        && b.iter().all(u8::is_ascii_alphanumeric)
+        && b.iter().any(u8::is_ascii_digit)
+        && b.iter().any(u8::is_ascii_uppercase)
+        && b.iter().any(u8::is_ascii_lowercase)
 }
 
 /// Public keys and certificates are public: `ssh-ed25519 AAAA…`, `-----BEGIN CERTIFICATE-----`.

@@ -58,9 +58,12 @@ pub static RULES: &[RedactionRule] = &[
     ),
     rule(
         "aws_secret_key",
-        "AWS secret access keys (40 base64 characters near an AWS mention)",
-        &["aws"],
-        r"(?i)aws[^\n]{0,60}?(?:^|[^A-Za-z0-9/+])((?-i:[A-Za-z0-9/+]{40}))(?:[^A-Za-z0-9/+=]|$)",
+        "AWS secret access keys (40 base64 characters after an AWS mention, an access key id or a \
+         SecretAccessKey column)",
+        &["aws", "akia", "asia", "secretaccesskey"],
+        // The id and the secret are printed together (`aws iam create-access-key --output text`,
+        // a table, `AKIA…/secret` in a log) without the word `aws` on the line.
+        r"(?i)(?:(?:aws|(?-u:\b)(?-i:AKIA|ASIA)[0-9A-Z]{16}(?-u:\b)|secretaccesskey)[^\n]{0,60}?(?:^|[^A-Za-z0-9/+])|(?-u:\b)(?-i:AKIA|ASIA)[0-9A-Z]{16}[/:])((?-i:[A-Za-z0-9/+]{40}))(?:[^A-Za-z0-9/+=]|$)",
         1,
         Check::Mixed,
     ),
