@@ -427,7 +427,8 @@ fn every_leak_row_right_after_an_escape_loses_its_secret() {
         let close = input[at + secret.len()..].chars().next().is_none_or(|c| " \t\"',;".contains(c));
         // Rules that read a secret from what stands before it (a key, an auth scheme, a command):
         // an escape between the two is not how such text is written.
-        let by_context = ["secret_assignment", "bearer_token", "basic_auth", "aws_secret_key", "sql_password"];
+        let by_context =
+            ["secret_assignment", "bearer_token", "basic_auth", "aws_secret_key", "sql_password", "announced_password"];
         if !open || !close || secret.contains('\n') || rule == "private_key_body" || by_context.contains(&rule.as_str())
         {
             continue;

@@ -312,7 +312,7 @@ fn passes(check: Check, secret: &str) -> bool {
     use base64::Engine as _;
     match check {
         Check::Any => true,
-        Check::PasswordLike => keys::looks_like_password(secret),
+        Check::PasswordLike => keys::looks_like_password(secret) && !keys::is_placeholder(secret),
         Check::Mixed => secret.bytes().any(|c| c.is_ascii_digit()) && secret.bytes().any(|c| c.is_ascii_alphabetic()),
         Check::Base64Credentials => base64::engine::general_purpose::STANDARD
             .decode(

@@ -674,6 +674,17 @@ pub static RULES: &[RedactionRule] = &[
         Check::Any,
     ),
     rule(
+        "announced_password",
+        "A password a tool prints as it sets or generates one (MySQL's temporary password, \
+         elasticsearch-setup-passwords, 'your new password is …'): the line's last word",
+        &["password", "passphrase", "passwd"],
+        // `is`/`set to`, or `:`/`=` after more words (a bare `password: x` is a key's, read by
+        // the key-aware rules); the value ends the line, or the string of a JSON log record.
+        r#"(?im)(?-u:\b)pass(?:word|phrase|wd)(?-u:\b)(?:[^\n]{0,80}?\s(?:is|set\s+to)|\s+[^\s=:][^\n]{0,80}?(?:\s=|:))\s+['"]?([^\s'"\\]{6,})['"]?(?:[ \t]*\r?$|\\[nr])"#,
+        1,
+        Check::PasswordLike,
+    ),
+    rule(
         "netrc_password",
         ".netrc machine lines",
         &["machine"],
