@@ -39,7 +39,9 @@ fn patterns() -> &'static Patterns {
     P.get_or_init(|| {
         let re = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("redactor block pattern {p}: {e}"));
         Patterns {
-            marker: re(r"-{4,5} ?(BEGIN|END) ([A-Z0-9][A-Z0-9 _-]{0,60}?) ?-{4,5}"),
+            // Labels are upper case by RFC 7468; OpenVPN's `-----BEGIN OpenVPN Static key V1-----`
+            // is not.
+            marker: re(r"-{4,5} ?(BEGIN|END) ([A-Za-z0-9][A-Za-z0-9 _-]{0,60}?) ?-{4,5}"),
             putty: re(r"(?m)^[-+ ]?(Private|Public)-Lines:[ \t]*(\d{1,4})[ \t]*\r?$"),
             b64_pem: re(r"(?m)LS0tLS1CRUdJTi[A-Za-z0-9+/=]*(?:\r?\n[ \t]*[A-Za-z0-9+/=]{4,}\r?$)*"),
             kind_secret: re(r#"(?m)^[-+]?[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?[ \t]*,?[ \t]*(?:#[^\n]*)?\r?$"#),
@@ -51,7 +53,8 @@ fn patterns() -> &'static Patterns {
 }
 
 fn is_private_label(label: &str) -> bool {
-    label.contains("PRIVATE KEY") || label.contains("SECRET KEY")
+    let label = label.to_ascii_uppercase();
+    label.contains("PRIVATE KEY") || label.contains("SECRET KEY") || label.contains("STATIC KEY")
 }
 
 fn is_b64(c: u8) -> bool {

@@ -316,9 +316,16 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         let next = bytes[sep];
         let quoted = matches!(next, b'"' | b'\'');
         let strong = class == KeyClass::Secret && keys::is_strong(key_text);
+        // A two-column table (`vault kv get`, `vault read`): `api_key    7c76fb…`, the key at
+        // the line's start and one random-looking word after it ending the line.
+        let table_row = at_line_start && quote == Quote::None && {
+            let word = rest.split([' ', '\t']).next().unwrap_or_default();
+            rest[word.len()..].trim().is_empty() && keys::looks_random(word)
+        };
         let spaced = (flag && next != b'-')
             || ((strong || authorization) && quoted)
             || (authorization && starts_with_scheme(rest).is_some())
+            || table_row
             || (strong && {
                 // Inside a string (`"msg":"token refresh",…`, a docker record) the word ends
                 // with the string.

@@ -184,3 +184,28 @@ fn locate_names_the_line_and_rule() {
     let seen: Vec<(usize, &str)> = found.iter().map(|f| (f.line, f.rule)).collect();
     assert_eq!(seen, vec![(2, "secret_assignment"), (3, "aws_access_key")]);
 }
+
+/// `vault kv get` and `vault read` print a two-column table: a secret key at the line's start
+/// and a random-looking value after blanks is redacted; other rows stay.
+#[test]
+fn a_secret_row_of_a_two_column_table_is_redacted() {
+    for (input, secret) in [
+        ("api_key           7c76fb008f86bebb2737f6a6f0fb23c6", "7c76fb008f86bebb2737f6a6f0fb23c6"),
+        ("secret_key        FxFkM+R5Kjp1vRt/1fjORS+6ilI8ihN5KXSc7Tvo", "FxFkM+R5Kjp1vRt/1fjORS+6ilI8ihN5KXSc7Tvo"),
+        (
+            "Key        Value\n---        -----\napi_key    7c76fb008f86bebb2737f6a6f0fb23c6\n",
+            "7c76fb008f86bebb2737f6a6f0fb23c6",
+        ),
+    ] {
+        let once = redact(input).text.into_owned();
+        assert!(!once.contains(secret), "{input:?} -> {once:?}");
+        assert_eq!(redact(&once).text, once);
+    }
+    for input in [
+        "cache_key   7c76fb008f86bebb2737f6a6f0fb23c6",
+        "token_ttl   768h",
+        "accessor    7c76fb008f86bebb2737f6a6f0fb23c6",
+    ] {
+        assert_eq!(redact(input).text, input);
+    }
+}
