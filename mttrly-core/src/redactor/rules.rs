@@ -679,8 +679,10 @@ pub static RULES: &[RedactionRule] = &[
          elasticsearch-setup-passwords, 'your new password is …'): the line's last word",
         &["password", "passphrase", "passwd"],
         // `is`/`set to`, or `:`/`=` after more words (a bare `password: x` is a key's, read by
-        // the key-aware rules); the value ends the line, or the string of a JSON log record.
-        r#"(?im)(?-u:\b)pass(?:word|phrase|wd)(?-u:\b)(?:[^\n]{0,80}?\s(?:is|set\s+to)|\s+[^\s=:][^\n]{0,80}?(?:\s=|:))\s+['"]?([^\s'"\\]{6,})['"]?(?:[ \t]*\r?$|\\[nr])"#,
+        // the key-aware rules); the value ends the line, or the string of a JSON log record. The
+        // words between are ASCII, and the value's length is the check's: a Unicode class under a
+        // counted repetition compiles to a large automaton (~1 MB here).
+        r#"(?im)(?-u:\b)pass(?:word|phrase|wd)(?-u:\b)(?:[\t -~]{0,80}?\s(?:is|set\s+to)|\s+[^\s=:][\t -~]{0,80}?(?:\s=|:))\s+['"]?([^\s'"\\]+)['"]?(?:[ \t]*\r?$|\\[nr])"#,
         1,
         Check::PasswordLike,
     ),
