@@ -56,7 +56,6 @@ const SECRET_WORDS: &[&str] = &[
     "sessionid",
     "sessid",
     "session",
-    "secrets",
     "passwords",
     "passw",
     "pswd",
@@ -186,6 +185,8 @@ const ID_KEY_QUALIFIERS: &[&str] = &[
 const ABOUT_WORDS: &[&str] = &[
     // `--password-stdin`: where the secret comes from, a switch without a value.
     "stdin",
+    // Vault's `token_accessor`: a handle on a token that cannot be used as one.
+    "accessor",
     "name",
     "names",
     "type",
@@ -384,9 +385,10 @@ const QUANTITY_WORDS: &[&str] = &["max", "min", "num", "total", "count", "limit"
 /// too (gitleaks' provider rules: `heroku`, `datadog`, … next to a random value).
 const WEAK_WORDS: &[&str] = &[
     "key",
-    // A list of tokens (`API_TOKENS=…,…`) or a count of them (`prompt_tokens: 512`): the value
-    // tells.
+    // A list of tokens (`API_TOKENS=…,…`) or a count of them (`prompt_tokens: 512`), secrets or
+    // where they come from (`secrets: inherit`): the value tells.
     "tokens",
+    "secrets",
     "access",
     "api",
     "private",

@@ -53,6 +53,10 @@ pub enum Check {
     Base64Credentials,
     /// Reads like a password, not a word or a number: letters with digits or inner capitals.
     PasswordLike,
+    /// Anything but a placeholder or a reference (`$CR_PAT`, `${{ secrets.X }}`).
+    NotPlaceholder,
+    /// Letters and digits both, and not a SHA-1 in hex (a commit id printed beside a key id).
+    MixedNotHex,
 }
 
 /// One token rule.
@@ -189,7 +193,8 @@ fn word_start(pattern: &str) -> Option<(&str, &str)> {
 
 /// The escapes [`compile`] lets stand for a word boundary before a token: a percent-encoded
 /// byte, a JSON string escape, an ANSI colour sequence.
-const ESCAPE: &str = r"%[0-9A-Fa-f]{2}|\\(?:[nrtbf]|u[0-9A-Fa-f]{4})|\x1b\[[0-9;]*m";
+const ESCAPE: &str =
+    r"%[0-9A-Fa-f]{2}|\\u001[bB]\[[0-9;:]*[A-Za-z]|\\(?:[nrtbf]|u[0-9A-Fa-f]{4})|\x1b\[[0-9;:]*[A-Za-z]";
 
 /// The length of the escape (see [`ESCAPE`]) at the start of a match, 0 when there is none: a
 /// token itself never starts with `%`, `\` or ESC.
@@ -199,17 +204,22 @@ fn escape_len(s: &str) -> usize {
     match b.first() {
         Some(b'%') if hex(1..3) => 3,
         Some(b'\\') => match b.get(1) {
+            Some(b'u') if s[2..].starts_with("001b[") || s[2..].starts_with("001B[") => {
+                csi(&b[7..]).map_or(6, |n| 7 + n)
+            }
             Some(b'u') if hex(2..6) => 6,
             Some(b'n' | b'r' | b't' | b'b' | b'f') => 2,
             _ => 0,
         },
-        Some(0x1b) if b.get(1) == Some(&b'[') => b[2..]
-            .iter()
-            .position(|&c| c == b'm')
-            .filter(|&i| b[2..2 + i].iter().all(|c| c.is_ascii_digit() || *c == b';'))
-            .map_or(0, |i| i + 3),
+        Some(0x1b) if b.get(1) == Some(&b'[') => csi(&b[2..]).map_or(0, |n| 2 + n),
         _ => 0,
     }
+}
+
+/// The length of a terminal control sequence's parameters and final letter (`01;31m`, `K`).
+fn csi(b: &[u8]) -> Option<usize> {
+    let params = b.iter().take_while(|c| c.is_ascii_digit() || matches!(c, b';' | b':')).count();
+    b.get(params).filter(|c| c.is_ascii_alphabetic()).map(|_| params + 1)
 }
 
 impl Engine {
@@ -313,6 +323,12 @@ fn passes(check: Check, secret: &str) -> bool {
     match check {
         Check::Any => true,
         Check::PasswordLike => keys::looks_like_password(secret) && !keys::is_placeholder(secret),
+        Check::NotPlaceholder => !keys::is_placeholder(secret.trim_matches(['"', '\''])),
+        Check::MixedNotHex => {
+            secret.bytes().any(|c| c.is_ascii_digit())
+                && secret.bytes().any(|c| c.is_ascii_alphabetic())
+                && !secret.bytes().all(|c| c.is_ascii_hexdigit())
+        }
         Check::Mixed => secret.bytes().any(|c| c.is_ascii_digit()) && secret.bytes().any(|c| c.is_ascii_alphabetic()),
         Check::Base64Credentials => base64::engine::general_purpose::STANDARD
             .decode(

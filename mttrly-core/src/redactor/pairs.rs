@@ -57,7 +57,13 @@ pub(super) fn value_after_name(text: &str, s: usize, e: usize) -> Option<Finding
     }
     let (vs, ve) = value_field(text, ne, field)?;
     let value = &text[vs..ve];
-    if vs >= ve || keys::is_placeholder(value) || (class == KeyClass::Weak && !keys::looks_random(value)) {
+    // A pair is read further from its name than a key's value is, so a name that is not a
+    // password's asks its value to look like a credential (`SESSION` = `cookie`, a toleration's
+    // `auth-pool`, a tag's `payments` and a property's `hive.server2.metastore` are settings).
+    let credential_like =
+        keys::looks_random(value) || (keys::looks_like_password(value) && !value.contains(['.', '/']));
+    let strong = class == KeyClass::Secret && keys::is_strong(name);
+    if vs >= ve || keys::is_placeholder(value) || (!strong && !credential_like) {
         return None;
     }
     Some(Finding { ctx: ns, start: vs, end: ve, rule: "secret_assignment", rank: super::RANK_KEY })

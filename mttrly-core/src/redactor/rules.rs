@@ -65,7 +65,7 @@ pub static RULES: &[RedactionRule] = &[
         // a table, `AKIA…/secret` in a log) without the word `aws` on the line.
         r"(?i)(?:(?:aws|(?-u:\b)(?-i:AKIA|ASIA)[0-9A-Z]{16}(?-u:\b)|secretaccesskey)[^\n]{0,60}?(?:^|[^A-Za-z0-9/+])|(?-u:\b)(?-i:AKIA|ASIA)[0-9A-Z]{16}[/:])((?-i:[A-Za-z0-9/+]{40}))(?:[^A-Za-z0-9/+=]|$)",
         1,
-        Check::Mixed,
+        Check::MixedNotHex,
     ),
     rule(
         "aws_bedrock_key",
@@ -587,8 +587,9 @@ pub static RULES: &[RedactionRule] = &[
         &["://"],
         // A password should percent-encode `/`, `?` and `#`, and often does not
         // (`postgres://app:Ab/cD9+eF@db`): the second form takes them when what comes before
-        // the first is not a port's digits (`http://host:8080/@user` has no userinfo).
-        r"(?-u:\b)[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\[\]]*:([^\s/?#\[\]]*|[^\s/?#\[\]@]*[^\s/?#\[\]@0-9][^\s\[\]@]*)@[^\s/@]",
+        // the first is not a port's digits (`http://host:8080/@user` has no userinfo) nor a list
+        // of hosts (`mongodb://db1:27017,db2:27017/…`).
+        r"(?-u:\b)[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\[\]]*:([^\s/?#\[\]]*|[^\s/?#\[\]@:,]*[^\s/?#\[\]@0-9:,][^\s\[\]@]*)@[^\s/@]",
         1,
         Check::Any,
     ),
@@ -630,7 +631,7 @@ pub static RULES: &[RedactionRule] = &[
     ),
     rule(
         "cli_password_flag",
-        "Password flags of sshpass, redis-cli (-a, AUTH), mongo tools -p, ipmitool -P, xfreerdp /p:, \
+        "Password flags of sshpass, redis-cli (-a, AUTH), ipmitool -P, xfreerdp /p:, \
          ssh-keygen -N/-P, ldap tools, sqlcmd, smbclient, htpasswd -b, registry logins \
          (docker/podman/helm -p), az login -p, rabbitmqctl, zip -P, openssl -k, lftp -u",
         &[
@@ -647,12 +648,11 @@ pub static RULES: &[RedactionRule] = &[
             "7z",
             "openssl",
             "lftp",
-            "mongo",
             "ipmitool",
             "freerdp",
             "ssh-keygen",
         ],
-        r#"(?i)(?-u:\b)(?:sshpass(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s*|redis-cli(?-u:\b)[^\n|;&]*?\s(?:(?-i:-a)|auth(?:\s+[^\s'"-]\S*)?)\s+|mongo(?:sh|dump|restore|import|export|stat|top|files)?(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|ipmitool(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|[xw]?freerdp\d?(?-u:\b)[^\n|;&]*?\s/p:|ssh-keygen(?-u:\b)[^\n|;&]*?\s(?-i:-[NP])\s+|htpasswd(?-u:\b)[^\n|;&]*?\s-[A-Za-z]*(?:n[A-Za-z]*b|b[A-Za-z]*n)[A-Za-z]*\s+(?:-\S+\s+)*\S+\s+|ldap\w+(?-u:\b)[^\n|;&]*?\s(?-i:-w)\s+|(?:sqlcmd|bcp)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s*|smbclient(?-u:\b)[^\n|;&]*?\s(?-i:-U)\s*[^\s%]+%|htpasswd(?-u:\b)[^\n|;&]*?\s-\w*b\w*\s+(?:-\S+\s+)*\S+\s+\S+\s+|(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az)(?-u:\b)[^\n|;&]*?\slogin(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|rabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+|(?:zip|unzip|7z|7za)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|openssl(?-u:\b)[^\n|;&]*?\s(?-i:-k)\s+|lftp(?-u:\b)[^\n|;&]*?\s(?-i:-u)\s+[^\s,]+,)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
+        r#"(?i)(?-u:\b)(?:sshpass(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s*|redis-cli(?-u:\b)[^\n|;&]*?\s(?-i:-a)\s+|redis-cli(?:\s+-{1,2}[A-Za-z-]+(?:\s+[^\s-]\S*)?)*\s+auth(?:\s+[^\s'"-]\S*)?\s+|ipmitool(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|[xw]?freerdp\d?(?-u:\b)[^\n|;&]*?\s/p:|ssh-keygen(?-u:\b)[^\n|;&]*?\s(?-i:-[NP])\s+|htpasswd(?-u:\b)[^\n|;&]*?\s-[A-Za-z]*(?:n[A-Za-z]*b|b[A-Za-z]*n)[A-Za-z]*\s+(?:-\S+\s+)*\S+\s+|ldap\w+(?-u:\b)[^\n|;&]*?\s(?-i:-w)\s+|(?:sqlcmd|bcp)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s*|smbclient(?-u:\b)[^\n|;&]*?\s(?-i:-U)\s*[^\s%]+%|htpasswd(?-u:\b)[^\n|;&]*?\s-\w*b\w*\s+(?:-\S+\s+)*\S+\s+\S+\s+|(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az)(?-u:\b)[^\n|;&]*?\slogin(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|rabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+|(?:zip|unzip|7z|7za)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|openssl(?-u:\b)[^\n|;&]*?\s(?-i:-k)\s+|lftp(?-u:\b)[^\n|;&]*?\s(?-i:-u)\s+[^\s,]+,)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
         1,
         Check::Any,
     ),
@@ -665,24 +665,36 @@ pub static RULES: &[RedactionRule] = &[
         Check::PasswordLike,
     ),
     rule(
+        "mongo_password",
+        "MongoDB tools' -p PASSWORD (a value that reads like a password: not a port mapping)",
+        &["mongo"],
+        r#"(?i)(?-u:\b)mongo(?:sh|dump|restore|import|export|stat|top|files)?[ \t][^\n|;&]*?\s-p\s+((?-i:[^\s'"-][^\s"]*)|'[^'\n]*'|"[^"\n]*")"#,
+        1,
+        // `docker run --name mongo -p 27017:27017`, `docker compose -f mongo.yml -p myproject`:
+        // a port or a project name after `-p` is not a password.
+        Check::PasswordLike,
+    ),
+    rule(
         "piped_password",
         "Passwords echoed or printed into passwd --stdin, chpasswd, sudo -S or a registry's login \
          --password-stdin",
         &["passwd", "sudo", "password-stdin"],
         r#"(?i)(?-u:\b)(?:echo(?:\s+-[ne]+)*|printf(?:\s+(?:'%s\\n'|"%s\\n"|'%s'|"%s"))?)\s+("[^"\n]*"|'[^'\n]*'|[^\s|]+)\s*\|\s*(?:(?:sudo\s+)?(?:passwd(?-u:\b)[^\n]*--stdin|chpasswd(?-u:\b))|sudo(?:\s+-[A-Za-z]+)*\s+-[A-Za-z]*(?-i:S)|[^\n|]*--password-stdin)"#,
         1,
-        Check::Any,
+        Check::NotPlaceholder,
     ),
     rule(
         "announced_password",
         "A password a tool prints as it sets or generates one (MySQL's temporary password, \
          elasticsearch-setup-passwords, 'your new password is …'): the line's last word",
-        &["password", "passphrase", "passwd"],
-        // `is`/`set to`, or `:`/`=` after more words (a bare `password: x` is a key's, read by
-        // the key-aware rules); the value ends the line, or the string of a JSON log record. The
+        &["password", "passphrase"],
+        // A new, temporary, generated or initial password announced with `is`, `set to` or `:`,
+        // or elasticsearch-setup-passwords' `PASSWORD user = x` (a failed password, a password
+        // hashing algorithm, a reset link are not announcements); the value ends the line, or
+        // the string of a JSON log record. The
         // words between are ASCII, and the value's length is the check's: a Unicode class under a
         // counted repetition compiles to a large automaton (~1 MB here).
-        r#"(?im)(?-u:\b)pass(?:word|phrase|wd)(?-u:\b)(?:[\t -~]{0,80}?\s(?:is|set\s+to)|\s+[^\s=:][\t -~]{0,80}?(?:\s=|:))\s+['"]?([^\s'"\\]+)['"]?(?:[ \t]*\r?$|\\[nr])"#,
+        r#"(?im)(?:(?-u:\b)(?:new|temporary|generated|initial|random|one-time)\s+pass(?:word|phrase)(?-u:\b)[\t -~]{0,80}?(?:\sis|\sset\s+to|:)|(?:^[-+]?|[\s"])[ \t]*(?-i:PASSWORD)\s+[A-Za-z0-9_.-]+\s+=)\s+['"]?([^\s'"\\]+)['"]?(?:[ \t]*\r?$|\\[nr])"#,
         1,
         Check::PasswordLike,
     ),
@@ -705,8 +717,8 @@ pub static RULES: &[RedactionRule] = &[
     rule(
         "oracle_password",
         "Oracle tools' and thin JDBC URLs' user/password@connect",
-        &["sqlplus", "expdp", "impdp", "rman", "dgmgrl", "jdbc:oracle"],
-        r#"(?i)(?:(?-u:\b)(?:sqlplus|expdp|impdp|rman|dgmgrl)(?:\s+-\S+)*\s+['"]?|jdbc:oracle:\w+:)[A-Za-z0-9_$#.]+/([^\s/@'"]+)@"#,
+        &["sqlplus", "sqlldr", "expdp", "impdp", "rman", "dgmgrl", "jdbc:oracle"],
+        r#"(?i)(?:(?-u:\b)(?:sqlplus|sqlldr|expdp|impdp|rman|dgmgrl)(?:\s+-\S+)*\s+['"]?|jdbc:oracle:\w+:)[A-Za-z0-9_$#.]+/([^\s/@'"]+)@"#,
         1,
         Check::Any,
     ),

@@ -209,3 +209,13 @@ fn a_secret_row_of_a_two_column_table_is_redacted() {
         assert_eq!(redact(input).text, input);
     }
 }
+
+/// A commit id printed beside an AWS key id (a gitleaks report) is a SHA-1 in hex, not the key's
+/// secret: the id goes, the commit stays.
+#[test]
+fn a_commit_beside_a_key_id_is_not_its_secret() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let input = format!(r#"{{"Secret":"AKIAGMXG9EDN581U33XT","File":"app.env","Commit":"{sha}"}}"#);
+    let out = redact(&input).text.into_owned();
+    assert!(out.contains(sha) && !out.contains("AKIAGMXG9EDN581U33XT"), "{out}");
+}
