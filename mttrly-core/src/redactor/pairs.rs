@@ -199,7 +199,7 @@ mod tests {
     fn the_value_of_a_secret_s_name_is_redacted() {
         for (input, secret) in [
             ("        - name: DB_PASSWORD\n          value: FakePa1rValue9\n", "FakePa1rValue9"),
-            ("- name: STRIPE_API_KEY\n  value: \"hY4vOoNZYW2mPa1rStr1peKey9\"", "hY4vOoNZYW2mPa1rStr1peKey9"),
+            ("- name: STRIPE_API_KEY\n  value: \"hY4vOoNZYW2mPa1rStr1peVal9\"", "hY4vOoNZYW2mPa1rStr1peVal9"),
             (r#"{"name":"DB_PASSWORD","value":"FakePa1rValue9"}"#, "FakePa1rValue9"),
             ("{\n  \"name\": \"DB_PASSWORD\",\n  \"value\": \"FakePa1rValue9\"\n}", "FakePa1rValue9"),
             (
