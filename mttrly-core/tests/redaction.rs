@@ -353,26 +353,33 @@ fn a_marker_at_the_head_of_a_line_is_not_a_log_frame() {
     assert_eq!(twice, once, "first pass: {once:?}");
 }
 
+/// Corpus rows whose secret stands as a word of its own on one line, as prose could hold it
+/// (rules in `except` left out): inside a URL path, a hash's fields or a `key=value`, text
+/// against the secret would make it another string (a value of prose is not a secret's). A lone
+/// key body line is judged as a whole line: text against it makes it another line (its block
+/// still catches it).
+fn whole_token_rows(except: &[&str]) -> Vec<(String, String, String)> {
+    leak_rows()
+        .into_iter()
+        .filter(|(rule, input, secret)| {
+            let at = input.find(secret.as_str()).unwrap_or_default();
+            let open = input[..at].chars().next_back().is_none_or(|c| " \t\"'".contains(c))
+                && !input[..at].trim_end().ends_with([':', '=']);
+            let close = input[at + secret.len()..].chars().next().is_none_or(|c| " \t\"',;".contains(c));
+            open && close && !secret.contains('\n') && rule != "private_key_body" && !except.contains(&rule.as_str())
+        })
+        .collect()
+}
+
 /// A secret written right against text in another script (a Japanese sentence, a Russian word:
 /// no space between) is still redacted: a token's edges are judged by ASCII word characters, so
 /// a letter of another script does not hide where the token starts or ends.
 #[test]
 fn every_leak_row_glued_to_other_scripts_loses_its_secret() {
     let mut failures = Vec::new();
-    let mut tried = 0;
-    for (rule, input, secret) in leak_rows() {
-        // Only where the secret stands as a word of its own on one line, as prose could hold
-        // it: inside a URL path, a hash's fields or a `key=value`, foreign letters would make it
-        // another string (a value of prose is not a secret's). A lone key body line is judged
-        // as a whole line: text against it makes it another line (its block still catches it).
-        let at = input.find(&secret).unwrap_or_default();
-        let open = input[..at].chars().next_back().is_none_or(|c| " \t\"'".contains(c))
-            && !input[..at].trim_end().ends_with([':', '=']);
-        let close = input[at + secret.len()..].chars().next().is_none_or(|c| " \t\"',;".contains(c));
-        if !open || !close || secret.contains('\n') || rule == "private_key_body" {
-            continue;
-        }
-        tried += 1;
+    let rows = whole_token_rows(&[]);
+    let tried = rows.len();
+    for (rule, input, secret) in rows {
         for (before, after) in [("トークン", "です"), ("ключ", "пароль"), ("é", "ü")] {
             let glued = input.replacen(&secret, &format!("{before}{secret}{after}"), 1);
             let r = redact(&glued);
@@ -418,22 +425,18 @@ fn every_one_line_leak_row_behind_a_grep_prefix_loses_its_secret() {
 #[test]
 fn every_leak_row_right_after_an_escape_loses_its_secret() {
     let mut failures = Vec::new();
-    let mut tried = 0;
-    for (rule, input, secret) in leak_rows() {
-        // The same selection as the glued rows above: a secret that stands as a word of its own.
-        let at = input.find(&secret).unwrap_or_default();
-        let open = input[..at].chars().next_back().is_none_or(|c| " \t\"'".contains(c))
-            && !input[..at].trim_end().ends_with([':', '=']);
-        let close = input[at + secret.len()..].chars().next().is_none_or(|c| " \t\"',;".contains(c));
-        // Rules that read a secret from what stands before it (a key, an auth scheme, a command):
-        // an escape between the two is not how such text is written.
-        let by_context =
-            ["secret_assignment", "bearer_token", "basic_auth", "aws_secret_key", "sql_password", "announced_password"];
-        if !open || !close || secret.contains('\n') || rule == "private_key_body" || by_context.contains(&rule.as_str())
-        {
-            continue;
-        }
-        tried += 1;
+    // Rules that read a secret from what stands before it (a key, an auth scheme, a command):
+    // an escape between the two is not how such text is written.
+    let rows = whole_token_rows(&[
+        "secret_assignment",
+        "bearer_token",
+        "basic_auth",
+        "aws_secret_key",
+        "sql_password",
+        "announced_password",
+    ]);
+    let tried = rows.len();
+    for (rule, input, secret) in rows {
         for (before, after) in [("%3D", "%26"), ("\\n", "\\n"), ("\\u003d", "\\t"), ("\x1b[0;32m", "\x1b[0m")] {
             let escaped = input.replacen(&secret, &format!("{before}{secret}{after}"), 1);
             let r = redact(&escaped);

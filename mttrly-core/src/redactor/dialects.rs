@@ -24,7 +24,7 @@ use super::keys::{self, KeyClass};
 /// Longest key name considered (longer runs are data, not a key).
 const MAX_KEY: usize = 64;
 /// Longest unquoted or quoted value read on one line.
-const MAX_VALUE: usize = 64 * 1024;
+pub(super) const MAX_VALUE: usize = 64 * 1024;
 
 fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')

@@ -558,7 +558,7 @@ fn words(key: &str) -> ([(usize, usize); 16], usize) {
     (out, n)
 }
 
-fn is_in(word: &str, list: &[&str]) -> bool {
+pub(super) fn is_in(word: &str, list: &[&str]) -> bool {
     list.iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 

@@ -14,7 +14,7 @@
 //! it: on the same line or on the next few, before the next name field (the next item).
 
 use super::Finding;
-use super::keys::{self, KeyClass};
+use super::keys::{self, KeyClass, is_in};
 
 /// Fields whose value names a variable, a parameter or a property (compared case-insensitively).
 const NAME_FIELDS: &[&str] = &["name", "key", "parameterkey", "parameter_key", "parametername", "optionname"];
@@ -24,9 +24,6 @@ const VALUE_FIELDS: &[&str] = &["value", "parametervalue", "parameter_value", "o
 
 /// Lines after the name's searched for its value (SSM prints `Type` between the two).
 const MAX_LINES: usize = 4;
-
-/// The longest value read.
-const MAX_VALUE: usize = 64 * 1024;
 
 /// The longest name read (an SSM parameter path is longer than a key).
 const MAX_NAME: usize = 256;
@@ -167,7 +164,7 @@ fn separator(b: &[u8], at: usize) -> Option<usize> {
 fn read(text: &str, v: usize, field: Field) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let le = text[v..].find('\n').map_or(text.len(), |i| v + i);
-    let mut le = le.min(v + MAX_VALUE);
+    let mut le = le.min(v + super::dialects::MAX_VALUE);
     while !text.is_char_boundary(le) {
         le -= 1;
     }
@@ -185,10 +182,6 @@ fn read(text: &str, v: usize, field: Field) -> Option<(usize, usize)> {
     let value = text[vs..ve].trim_end_matches('\r').trim_end();
     // A nested structure (`value:` then a block, `valueFrom:`'s reference) is not a value.
     (!value.is_empty() && !matches!(value.as_bytes()[0], b'{' | b'[' | b'|' | b'>')).then_some((vs, vs + value.len()))
-}
-
-fn is_in(word: &str, list: &[&str]) -> bool {
-    list.iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 
 #[cfg(test)]
