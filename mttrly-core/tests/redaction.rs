@@ -448,3 +448,62 @@ fn every_leak_row_right_after_an_escape_loses_its_secret() {
     assert!(tried >= 200, "only {tried} corpus rows have a whole-token secret");
     assert!(failures.is_empty(), "{} escaped rows leaked:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The whole line encoded, as output reaches the redactor when one program logs another's
+/// (see `views.rs`): as a JSON string inside a JSON log record, percent-encoded inside a query
+/// parameter, and with its separators coloured as `grep --color` colours a match. Whatever the
+/// rules find in the line written plainly in the same place, they find through the encoding.
+#[test]
+fn every_one_line_leak_row_read_through_an_encoding_loses_its_secret() {
+    fn json_string(s: &str) -> String {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+    fn percent(s: &str) -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+    fn coloured(s: &str) -> String {
+        s.chars()
+            .map(|c| if "=:".contains(c) { format!("\x1b[m\x1b[K{c}\x1b[01;31m\x1b[K") } else { c.to_string() })
+            .collect()
+    }
+    type Encode = fn(&str) -> String;
+    // (how the line sits in its record, how it is encoded there, whether the encoding quotes it)
+    let embeddings: [(&str, &str, Encode, bool); 3] = [
+        ("{\"log\":", ",\"stream\":\"stdout\"}", json_string, true),
+        ("GET /cb?x=1&next=", "", percent, false),
+        ("", "", coloured, false),
+    ];
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    for (rule, input, secret) in leak_rows() {
+        if input.contains('\n') {
+            continue;
+        }
+        for (before, after, encode, quoted) in embeddings {
+            // The plain line in the same place (a JSON record's string written unquoted): rows
+            // whose rule reads them from the start of a line do not count there.
+            let plain = if quoted { format!("{before}\"{input}\"{after}") } else { format!("{before}{input}{after}") };
+            if redact(&plain).text.contains(&secret) {
+                continue;
+            }
+            tried += 1;
+            let encoded = format!("{before}{}{after}", encode(&input));
+            let hidden = encode(&secret);
+            let hidden = if quoted { hidden[1..hidden.len() - 1].to_owned() } else { hidden };
+            let r = redact(&encoded);
+            if r.text.contains(&hidden) {
+                failures.push(format!("{rule}: {encoded:?}\n   -> {:?}", r.text));
+            }
+        }
+    }
+    assert!(tried >= 900, "only {tried} encoded one-line corpus rows");
+    assert!(failures.is_empty(), "{} encoded rows leaked:\n{}", failures.len(), failures.join("\n"));
+}

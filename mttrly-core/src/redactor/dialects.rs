@@ -184,6 +184,11 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     let query = matches!(before, b'?' | b'&');
     let ls = line_start(text, ks);
     let le = line_end(text, ke);
+    // Inside `kubectl describe`'s reference to a Secret (`<set to the key 'password' in secret
+    // 'db-credentials'>`): the names of a secret and its key, not values.
+    if text[ls..ks].rfind("<set to the key '").is_some_and(|open| !text[ls + open..ks].contains('>')) {
+        return None;
+    }
     // What `grep` printed before the line (`path:12:`) is not part of it.
     let head = &text[ls..ks];
     let head = head[super::grep::prefix(head)..].trim_end_matches(['"', '\'', '\\', '<']).trim();
@@ -210,6 +215,15 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         pos += 1;
     }
     let mut sep = skip_blanks(bytes, pos);
+    // `Unseal Key 1: …`, `Recovery Key 3: …` (`vault operator init`): a numbered key.
+    if quote == Quote::None && sep > pos && sep < le && bytes[sep].is_ascii_digit() {
+        let digits = bytes[sep..le].iter().take_while(|c| c.is_ascii_digit()).count();
+        let after = skip_blanks(bytes, sep + digits);
+        if digits <= 3 && after < le && bytes[after] == b':' && !text[after..].starts_with("::") {
+            pos = sep + digits;
+            sep = after;
+        }
+    }
     // `AWS Secret Key: …`, `Client Secret = …`: up to two more words before the separator.
     let extended;
     if quote == Quote::None && sep > pos && sep < le && bytes[sep].is_ascii_alphabetic() {
@@ -351,12 +365,19 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     };
     // `Authorization: Bearer X`, `token: Bearer X`: the scheme stays readable.
     let schemed = authorization || class == KeyClass::Secret;
+    let mut digest = false;
     let (vs, ve) = match starts_with_scheme(&text[v.min(le)..le]) {
         Some(skip) if schemed && quote_at(bytes, v).is_none() => {
             // Unquoted, the credential runs to the end of the line or string (`Digest a=1, b=2`).
             let vs = v + skip;
-            let digest = text[v..vs].trim().eq_ignore_ascii_case("digest");
-            let stop = if digest { le } else { text[vs..le].find(['"', '\'', '\\']).map_or(le, |i| vs + i) };
+            digest = text[v..vs].trim().eq_ignore_ascii_case("digest");
+            // Digest parameters are quoted themselves (`realm="x", response="…"`): inside a JSON
+            // record the string ends only where the record goes on (`","next":` or `"}`).
+            let stop = if digest {
+                ["\",\"", "\"}"].iter().filter_map(|end| text[vs..le].find(end)).min().map_or(le, |i| vs + i)
+            } else {
+                text[vs..le].find(['"', '\'', '\\']).map_or(le, |i| vs + i)
+            };
             (vs, vs + text[vs..stop].trim_end().trim_end_matches(';').len())
         }
         _ => {
@@ -368,7 +389,7 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         }
     };
     // A JSON scalar (`"auth":true,"mfa":"totp"`) ends where the next quoted key starts.
-    let ve = if quote != Quote::None && quote_at(bytes, vs).is_none() {
+    let ve = if quote != Quote::None && quote_at(bytes, vs).is_none() && !digest {
         text[vs..ve]
             .find([',', '}'])
             .filter(|&i| i > 0 && matches!(bytes.get(vs + i + 1), Some(b'"' | b'}' | b' ')))
@@ -392,6 +413,25 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     if keys::ends_in_key(key_text) && keys::is_path(value) {
         return None;
     }
+    // A name and its tag glued by `:`, not an assignment: an image or a path's last part
+    // (`ghcr.io/org/auth:1.2.3`, `/var/log/auth.log:…` as `grep -r` prints it), a Debian
+    // package and its architecture (`libsecret-1-0:amd64`).
+    // A file named for a secret keeps one (`/run/secrets/db_password:…` is its content).
+    // A tag is a version (`1.2.3`, `v2.4.1-alpine`, `2024.01.15`) or one of a few words; a log
+    // file holds log lines.
+    let tag = || {
+        let release = value.strip_prefix('v').unwrap_or(value).split(['-', '+']).next().unwrap_or_default();
+        let version =
+            release.contains('.') && release.split('.').all(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
+        version || keys::is_in(value, IMAGE_TAGS)
+    };
+    let log_file = key_text.len() > 4 && key_text[key_text.len() - 4..].eq_ignore_ascii_case(".log");
+    if bytes[sep] == b':'
+        && vs == sep + 1
+        && ((before == b'/' && (log_file || tag())) || keys::is_in(value, DEBIAN_ARCHITECTURES))
+    {
+        return None;
+    }
     // The "value" is the key of the assignment that follows (`grep` run over an AWS credentials
     // file: `/root/.aws/credentials:aws_secret_access_key = …`): that key's own value is the
     // secret, found from its own credential word.
@@ -407,6 +447,14 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     }
     Some(Finding { ctx: ks, start: vs, end: ve, rule, rank: super::RANK_KEY })
 }
+
+/// The architectures `dpkg` and `apt` print after a package name (`libsecret-1-0:amd64`).
+const DEBIAN_ARCHITECTURES: &[&str] =
+    &["all", "any", "amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el", "riscv64", "s390x"];
+
+/// Image tags that are words (`ghcr.io/org/token-service:latest`).
+const IMAGE_TAGS: &[&str] =
+    &["latest", "stable", "dev", "edge", "main", "master", "nightly", "canary", "alpine", "slim"];
 
 /// CloudFormation's intrinsic functions: the value is a reference, not a secret.
 const REFERENCE_TAGS: &[&str] = &["!Ref", "!GetAtt", "!ImportValue", "!FindInMap"];
@@ -585,6 +633,10 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
         && !text[v..].starts_with("[REDACTED:")
         && let Some(close) = matching_close(&b[v..le])
     {
+        // PAM's `password [success=1 default=ignore] pam_unix.so`: a control's options.
+        if options(&text[v + 1..v + close]) {
+            return None;
+        }
         return (close > 1).then_some((v + 1, v + close));
     }
     // YAML block scalar (`password: |`): the more-indented lines below.
@@ -599,7 +651,13 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
             // One word (`a&token_type=bearer` pairs are cut as in a word), or logfmt
             // (`password=x user=bob`): one word per value after all.
             let one_word = !line.contains([' ', '\t']);
-            if one_word || line.split_whitespace().skip(1).any(|w| w.contains('=') && !w.starts_with('=')) {
+            // A command run with the variable set (`PGPASSWORD=x pg_dump -h db …`): its flags
+            // or a pipe or redirection say so, and the command stays readable.
+            let command = line.split_whitespace().skip(1).any(|w| {
+                (w.starts_with('-') && w[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '-'))
+                    || matches!(w, "|" | "||" | "&&" | ";" | ">" | ">>" | "<" | "2>&1")
+            });
+            if one_word || command || line.split_whitespace().skip(1).any(|w| w.contains('=') && !w.starts_with('=')) {
                 word_end(b, v, le, false)
             } else {
                 v + line.len()
@@ -609,6 +667,17 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
         Ends::Query => word_end(b, v, le, true),
     };
     Some((v, end))
+}
+
+/// Whether a bracketed list is of `word=value` options (`success=1 default=ignore`).
+fn options(inner: &str) -> bool {
+    let mut items = inner.split_whitespace().peekable();
+    items.peek().is_some()
+        && items.all(|w| {
+            w.split_once('=').is_some_and(|(k, v)| {
+                !v.is_empty() && !k.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+            })
+        })
 }
 
 fn block_scalar(text: &str, v: usize, le: usize) -> Option<(usize, usize)> {

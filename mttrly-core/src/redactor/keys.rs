@@ -187,6 +187,16 @@ const ABOUT_WORDS: &[&str] = &[
     "stdin",
     // Vault's `token_accessor`: a handle on a token that cannot be used as one.
     "accessor",
+    // Switches and settings about a credential, not holding one: `--no-auth-warning`,
+    // `--cookie-jar FILE`, `--manual-auth-hook SCRIPT`, `--discovery-token-ca-cert-hash
+    // sha256:…` (a public key's digest), `PASSWORD_HASHER=argon2`.
+    "warning",
+    "warnings",
+    "jar",
+    "hook",
+    "hooks",
+    "hash",
+    "hasher",
     "name",
     "names",
     "type",
@@ -814,6 +824,13 @@ pub(super) fn is_placeholder(value: &str) -> bool {
         && b[0] == b'%'
         && b[b.len() - 1] == b'%'
         && b[1..b.len() - 1].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        return true;
+    }
+    // `kubectl describe pod`: `<set to the key 'password' in secret 'db-credentials'>`, then
+    // perhaps `Optional: false`; a reference to where the value is kept.
+    if let Some(phrase) = v.strip_prefix("<set to the key '").and_then(|r| r.split_once('>')).map(|(p, _)| p)
+        && phrase.contains("' in secret '")
     {
         return true;
     }

@@ -29,6 +29,7 @@ mod keys;
 mod pairs;
 mod rules;
 mod stream;
+mod views;
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -353,7 +354,25 @@ fn only_markers(s: &str) -> bool {
 }
 
 /// Every secret in `text`, merged: sorted, non-overlapping, each named by its most specific rule.
+/// Every secret in `text`: read as written, and read again decoded (see `views.rs`), an encoding
+/// deeper each time, when it holds escapes, with what a decoded reading finds mapped back onto
+/// the original bytes.
 fn analyse(text: &str) -> Vec<Finding> {
+    let mut found = analyse_text(text);
+    let mut more = false;
+    for view in views::decode_all(text) {
+        let decoded = analyse_text(&view.text);
+        more |= !decoded.is_empty();
+        found.extend(decoded.into_iter().map(|f| {
+            let (start, end) = view.original(f.start, f.end);
+            Finding { ctx: view.original_start(f.ctx).min(start), start, end, rule: f.rule, rank: f.rank }
+        }));
+    }
+    if more { merge(text, found) } else { found }
+}
+
+/// Every secret in `text` as written.
+fn analyse_text(text: &str) -> Vec<Finding> {
     if text.is_empty() {
         return Vec::new();
     }

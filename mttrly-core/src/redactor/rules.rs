@@ -654,6 +654,17 @@ pub static RULES: &[RedactionRule] = &[
         ],
         r#"(?i)(?-u:\b)(?:sshpass(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s*|redis-cli(?-u:\b)[^\n|;&]*?\s(?-i:-a)\s+|redis-cli(?:\s+-{1,2}[A-Za-z-]+(?:\s+[^\s-]\S*)?)*\s+auth(?:\s+[^\s'"-]\S*)?\s+|ipmitool(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|[xw]?freerdp\d?(?-u:\b)[^\n|;&]*?\s/p:|ssh-keygen(?-u:\b)[^\n|;&]*?\s(?-i:-[NP])\s+|htpasswd(?-u:\b)[^\n|;&]*?\s-[A-Za-z]*(?:n[A-Za-z]*b|b[A-Za-z]*n)[A-Za-z]*\s+(?:-\S+\s+)*\S+\s+|ldap\w+(?-u:\b)[^\n|;&]*?\s(?-i:-w)\s+|(?:sqlcmd|bcp)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s*|smbclient(?-u:\b)[^\n|;&]*?\s(?-i:-U)\s*[^\s%]+%|htpasswd(?-u:\b)[^\n|;&]*?\s-\w*b\w*\s+(?:-\S+\s+)*\S+\s+\S+\s+|(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az)(?-u:\b)[^\n|;&]*?\slogin(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|rabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+|(?:zip|unzip|7z|7za)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|openssl(?-u:\b)[^\n|;&]*?\s(?-i:-k)\s+|lftp(?-u:\b)[^\n|;&]*?\s(?-i:-u)\s+[^\s,]+,)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
         1,
+        Check::NotPlaceholder,
+    ),
+    rule(
+        "redis_password",
+        "Redis passwords typed at redis-cli's prompt (`127.0.0.1:6379> AUTH [user] pw`) or set \
+         with ACL SETUSER (`>pw`)",
+        &["> auth", "setuser"],
+        // The prompt is `host:port>` or `host:port[db]>` (anywhere: a log frame or a grep
+        // prefix may stand before it); an ACL rule `>pw` adds a password.
+        r#"(?i)(?:(?-u:\b)[A-Za-z0-9_.-]+:[0-9]+(?:\[[0-9]+\])?>[ \t]*auth(?:[ \t]+[^\s'"]\S*)?[ \t]+|(?-u:\b)acl[ \t]+setuser[ \t]+\S+(?:[ \t]+[^\s>]\S*)*?[ \t]+>)([^\s'"]\S*|'[^'\n]*'|"[^"\n]*")"#,
+        1,
         Check::Any,
     ),
     rule(
@@ -690,11 +701,11 @@ pub static RULES: &[RedactionRule] = &[
         &["password", "passphrase"],
         // A new, temporary, generated or initial password announced with `is`, `set to` or `:`,
         // or elasticsearch-setup-passwords' `PASSWORD user = x` (a failed password, a password
-        // hashing algorithm, a reset link are not announcements); the value ends the line, or
-        // the string of a JSON log record. The
+        // hashing algorithm, a reset link are not announcements); the value ends the line, a
+        // clause (`,`) or the string of a JSON log record (`\n`, `"}`, `",`). The
         // words between are ASCII, and the value's length is the check's: a Unicode class under a
         // counted repetition compiles to a large automaton (~1 MB here).
-        r#"(?im)(?:(?-u:\b)(?:new|temporary|generated|initial|random|one-time)\s+pass(?:word|phrase)(?-u:\b)[\t -~]{0,80}?(?:\sis|\sset\s+to|:)|(?:^[-+]?|[\s"])[ \t]*(?-i:PASSWORD)\s+[A-Za-z0-9_.-]+\s+=)\s+['"]?([^\s'"\\]+)['"]?(?:[ \t]*\r?$|\\[nr])"#,
+        r#"(?im)(?:(?-u:\b)(?:new|temporary|generated|initial|random|one-time)\s+pass(?:word|phrase)(?-u:\b)[\t -~]{0,80}?(?:\sis|\sset\s+to|:)|(?:^[-+]?|[\s"])[ \t]*(?-i:PASSWORD)\s+[A-Za-z0-9_.-]+\s+=)\s+['"]?([^\s'"\\]+)['"]?(?:[ \t]*\r?$|\\[nr]|[,}\]])"#,
         1,
         Check::PasswordLike,
     ),
