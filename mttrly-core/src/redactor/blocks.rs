@@ -537,7 +537,7 @@ fn docker_record(t: &str) -> Option<usize> {
 }
 
 /// Whether `prefix` is nothing but a frame ([`unframe`]): the text before a marker on its line.
-fn is_frame(prefix: &str) -> bool {
+pub(super) fn is_frame(prefix: &str) -> bool {
     let probe = format!("{} A", prefix.trim_end());
     let (a, z) = unframe(&probe, |_| true);
     &probe[a..z] == "A"

@@ -64,6 +64,13 @@ const SECRET_WORDS: &[&str] = &[
     "mongopass",
     "mnemonic",
     "seedphrase",
+    // A pre-shared key: IPsec's `: PSK "…"`, wpa_supplicant's and NetworkManager's `psk=`.
+    "psk",
+    // SSSD's `ldap_default_authtok`, PAM's authentication token.
+    "authtok",
+    // SNMP's community strings (`rocommunity <community> <source>`).
+    "rocommunity",
+    "rwcommunity",
 ];
 
 /// `X seed` and `X phrase` are secrets for these X: a one-time-password generator's seed, a
@@ -671,6 +678,10 @@ const STRONG_WORDS: &[&str] = &[
     "requirepass",
     "masterauth",
     "apikey",
+    "psk",
+    "authtok",
+    "rocommunity",
+    "rwcommunity",
 ];
 
 /// Whether the key's last word is a strong credential word (or ends in one).

@@ -20,6 +20,7 @@
 //! replacement never spans a newline: a multi-line secret becomes one marker per line, so line
 //! numbers and counts of a tail or a search stay true. Redacting redacted text changes nothing.
 
+mod announce;
 mod blocks;
 mod dialects;
 mod env;
@@ -133,8 +134,25 @@ enum Use {
 
 /// Credential words key-aware redaction starts from (whole keys are read around them).
 const ROOTS: &[&str] = &[
-    "pass", "pwd", "pw", "psw", "secret", "token", "key", "auth", "cred", "session", "sessid", "cookie", "dsn", "sig",
-    "seed", "phrase", "mnemonic",
+    "pass",
+    "pwd",
+    "pw",
+    "psw",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "cred",
+    "session",
+    "sessid",
+    "cookie",
+    "dsn",
+    "sig",
+    "seed",
+    "phrase",
+    "mnemonic",
+    "psk",
+    "community",
 ];
 
 struct Engine {
@@ -439,6 +457,7 @@ fn analyse_text(text: &str) -> Vec<Finding> {
         }
     }
     if !roots.is_empty() {
+        announce::next_line(text, &roots, &mut found);
         dialects::scan(text, &mut roots, &mut found);
     }
     let mut protected: Vec<(usize, usize)> = Vec::new();

@@ -126,6 +126,30 @@ pub static RULES: &[RedactionRule] = &[
         Check::Any,
     ),
     rule(
+        "k3s_token",
+        "k3s join tokens (`K10<CA hash>::server:<secret>`, the node-token file and K3S_TOKEN)",
+        &["k10"],
+        r"(?-u:\b)K10[0-9a-f]{64}::[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]{8,}",
+        0,
+        Check::Any,
+    ),
+    rule(
+        "docker_swarm_token",
+        "Docker Swarm join tokens (`docker swarm join-token -q`)",
+        &["swmtkn-"],
+        r"(?-u:\b)SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}(?-u:\b)",
+        0,
+        Check::Any,
+    ),
+    rule(
+        "aws_session_token",
+        "AWS temporary session tokens (STS, SSO, instance roles), by their fixed base64 head",
+        &["iqojb3jpz2lux2vj", "fwogzxivyxdze"],
+        r"(?-u:\b)(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE)[A-Za-z0-9/+]{60,}={0,2}",
+        0,
+        Check::Any,
+    ),
+    rule(
         "openshift_token",
         "OpenShift user tokens",
         &["sha256~"],
@@ -652,7 +676,17 @@ pub static RULES: &[RedactionRule] = &[
             "freerdp",
             "ssh-keygen",
         ],
-        r#"(?i)(?-u:\b)(?:sshpass(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s*|redis-cli(?-u:\b)[^\n|;&]*?\s(?-i:-a)\s+|redis-cli(?:\s+-{1,2}[A-Za-z-]+(?:\s+[^\s-]\S*)?)*\s+auth(?:\s+[^\s'"-]\S*)?\s+|ipmitool(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|[xw]?freerdp\d?(?-u:\b)[^\n|;&]*?\s/p:|ssh-keygen(?-u:\b)[^\n|;&]*?\s(?-i:-[NP])\s+|htpasswd(?-u:\b)[^\n|;&]*?\s-[A-Za-z]*(?:n[A-Za-z]*b|b[A-Za-z]*n)[A-Za-z]*\s+(?:-\S+\s+)*\S+\s+|ldap\w+(?-u:\b)[^\n|;&]*?\s(?-i:-w)\s+|(?:sqlcmd|bcp)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s*|smbclient(?-u:\b)[^\n|;&]*?\s(?-i:-U)\s*[^\s%]+%|htpasswd(?-u:\b)[^\n|;&]*?\s-\w*b\w*\s+(?:-\S+\s+)*\S+\s+\S+\s+|(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az)(?-u:\b)[^\n|;&]*?\slogin(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|rabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+|(?:zip|unzip|7z|7za)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|openssl(?-u:\b)[^\n|;&]*?\s(?-i:-k)\s+|lftp(?-u:\b)[^\n|;&]*?\s(?-i:-u)\s+[^\s,]+,)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
+        r#"(?i)(?-u:\b)(?:sshpass(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s*|redis-cli(?-u:\b)[^\n|;&]*?\s(?-i:-a)\s+|redis-cli(?:\s+-{1,2}[A-Za-z-]+(?:\s+[^\s-]\S*)?)*\s+auth(?:\s+[^\s'"-]\S*)?\s+|ipmitool(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s*|[xw]?freerdp\d?(?-u:\b)[^\n|;&]*?\s/p:|ssh-keygen(?-u:\b)[^\n|;&]*?\s-[A-Za-z]*(?-i:[NP])\s*|htpasswd(?-u:\b)[^\n|;&]*?\s-[A-Za-z]*(?:n[A-Za-z]*b|b[A-Za-z]*n)[A-Za-z]*\s+(?:-\S+\s+(?:[0-9]+\s+)?)*\S+\s+|ldap\w+(?-u:\b)[^\n|;&]*?\s(?-i:-w)\s+|(?:sqlcmd|bcp)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s*|smbclient(?-u:\b)[^\n|;&]*?\s(?-i:-U)\s*[^\s%]+%|htpasswd(?-u:\b)[^\n|;&]*?\s-\w*b\w*\s+(?:-\S+\s+(?:[0-9]+\s+)?)*\S+\s+\S+\s+|(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az)(?-u:\b)[^\n|;&]*?\slogin(?-u:\b)[^\n|;&]*?\s(?-i:-p)\s+|rabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+|(?:zip|unzip|7z|7za)(?-u:\b)[^\n|;&]*?\s(?-i:-P)\s+|openssl(?-u:\b)[^\n|;&]*?\s(?-i:-k)\s+|lftp(?-u:\b)[^\n|;&]*?\s(?-i:-u)\s+[^\s,]+,)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
+        1,
+        Check::NotPlaceholder,
+    ),
+    rule(
+        "secret_store_value",
+        "The value a command writes into a secret store: az keyvault secret set --value, aws \
+         secretsmanager --secret-string, aws ssm put-parameter --value, gh secret set --body",
+        &["keyvault", "secretsmanager", "put-parameter", "gh secret"],
+        // The command says the value is a secret, whatever the secret's name.
+        r#"(?i)(?-u:\b)(?:az\s+keyvault\s+secret\s+set(?-u:\b)[^\n|;&]*?\s--value(?:\s+|=)|aws\s+secretsmanager\s+(?:create-secret|put-secret-value|update-secret)(?-u:\b)[^\n|;&]*?\s--secret-string(?:\s+|=)|aws\s+ssm\s+put-parameter(?-u:\b)[^\n|;&]*?\s--value(?:\s+|=)|gh\s+secret\s+set(?-u:\b)[^\n|;&]*?\s(?:--body|-b)(?:\s+|=)?)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
         1,
         Check::NotPlaceholder,
     ),
@@ -690,7 +724,26 @@ pub static RULES: &[RedactionRule] = &[
         "Passwords echoed or printed into passwd --stdin, chpasswd, sudo -S or a registry's login \
          --password-stdin",
         &["passwd", "sudo", "password-stdin"],
-        r#"(?i)(?-u:\b)(?:echo(?:\s+-[ne]+)*|printf(?:\s+(?:'%s\\n'|"%s\\n"|'%s'|"%s"))?)\s+("[^"\n]*"|'[^'\n]*'|[^\s|]+)\s*\|\s*(?:(?:sudo\s+)?(?:passwd(?-u:\b)[^\n]*--stdin|chpasswd(?-u:\b))|sudo(?:\s+-[A-Za-z]+)*\s+-[A-Za-z]*(?-i:S)|[^\n|]*--password-stdin)"#,
+        r#"(?i)(?-u:\b)(?:echo(?:\s+-[ne]+)*|printf(?:\s+(?:'%s\\n'|"%s\\n"|'%s'|"%s"))?)\s+("[^"\n]*"|'[^'\n]*'|[^\s|]+)\s*\|\s*(?:(?:sudo\s+)?(?:passwd(?-u:\b)[^\n]*--stdin|chpasswd(?-u:\b))|sudo(?:\s+-[A-Za-z]+)*\s+(?:-[A-Za-z]*(?-i:S)|--stdin)|[^\n|]*--password-stdin)"#,
+        1,
+        Check::NotPlaceholder,
+    ),
+    rule(
+        "herestring_password",
+        "Passwords fed by a here-string to sudo -S, chpasswd or passwd --stdin \
+         (`chpasswd <<< \"user:pw\"`, `sudo -S <<< \"pw\" cmd`)",
+        &["<<<"],
+        r#"(?i)(?-u:\b)(?:sudo(?:\s+-[A-Za-z]+)*\s+(?:-[A-Za-z]*(?-i:S)|--stdin)|chpasswd|passwd[^\n<|]*--stdin)[^\n<|]*<<<\s*(?:["']?[A-Za-z0-9_.-]+:)?("[^"\n]*"|'[^'\n]*'|[^\s"':]+)"#,
+        1,
+        Check::NotPlaceholder,
+    ),
+    rule(
+        "cli_positional_password",
+        "Secrets some commands take as a bare argument: openssl passwd, mc alias set (access and \
+         secret key), poetry and composer http-basic (user and password), the mongo shell's \
+         db.auth and db.changeUserPassword",
+        &["passwd", "mc alias", "mc config", "http-basic", "db.auth", "changeuserpassword"],
+        r#"(?i)(?:(?-u:\b)openssl\s+passwd(?:\s+-(?:salt\s+\S+|\S+))*\s+|(?-u:\b)mc\s+(?:alias\s+set|config\s+host\s+add)\s+\S+\s+\S+\s+\S+\s+|(?-u:\b)(?:poetry|composer)\s+config(?:\s+--\S+)*\s+http-basic\.\S+\s+\S+\s+|(?-u:\b)db\.(?:auth|changeUserPassword)\(\s*["'][^"'\n]*["']\s*,\s*)((?-i:[^\s'"-][^\s)]*)|'[^'\n]*'|"[^"\n]*")"#,
         1,
         Check::NotPlaceholder,
     ),
@@ -699,13 +752,15 @@ pub static RULES: &[RedactionRule] = &[
         "A password a tool prints as it sets or generates one (MySQL's temporary password, \
          elasticsearch-setup-passwords, 'your new password is …'): the line's last word",
         &["password", "passphrase"],
-        // A new, temporary, generated or initial password announced with `is`, `set to` or `:`,
-        // or elasticsearch-setup-passwords' `PASSWORD user = x` (a failed password, a password
+        // A new, temporary, generated or initial password announced with `is`, `set to` or `:`;
+        // any password that `is` or was `set to` a value (`The password for user "elastic" is
+        // x`, `password set to x for user admin`: the check keeps words such as `required` or
+        // `incorrect`); or elasticsearch-setup-passwords' `PASSWORD user = x` (a failed password, a password
         // hashing algorithm, a reset link are not announcements); the value ends the line, a
         // clause (`,`) or the string of a JSON log record (`\n`, `"}`, `",`). The
         // words between are ASCII, and the value's length is the check's: a Unicode class under a
         // counted repetition compiles to a large automaton (~1 MB here).
-        r#"(?im)(?:(?-u:\b)(?:new|temporary|generated|initial|random|one-time)\s+pass(?:word|phrase)(?-u:\b)[\t -~]{0,80}?(?:\sis|\sset\s+to|:)|(?:^[-+]?|[\s"])[ \t]*(?-i:PASSWORD)\s+[A-Za-z0-9_.-]+\s+=)\s+['"]?([^\s'"\\]+)['"]?(?:[ \t]*\r?$|\\[nr]|[,}\]])"#,
+        r#"(?im)(?:(?-u:\b)(?:new|temporary|generated|initial|random|one-time)\s+pass(?:word|phrase)(?-u:\b)[\t -~]{0,80}?(?:\sis|\sset\s+to|:)|(?-u:\b)pass(?:word|phrase)(?-u:\b)(?:[ \t]+for[ \t]+(?:the[ \t]+)?(?:user[ \t]+)?["'\[]?[A-Za-z0-9_.@-]+["'\]]?(?:[ \t]+user)?)?[ \t]+(?:is|(?:was[ \t]+|has[ \t]+been[ \t]+)?(?:set|changed|reset)[ \t]+to)|(?:^[-+]?|[\s"])[ \t]*(?-i:PASSWORD)\s+[A-Za-z0-9_.-]+\s+=)\s+['"]?([^\s'"\\]+)['"]?\.?(?:[ \t]*\r?$|\\[nr]|[,}\]]|[ \t]+for[ \t]+user[ \t])"#,
         1,
         Check::PasswordLike,
     ),
