@@ -21,6 +21,16 @@ const MAX_ANNOUNCEMENT: usize = 240;
 pub(super) fn next_line(text: &str, roots: &[(usize, usize)], found: &mut Vec<Finding>) {
     let mut last_line = usize::MAX;
     for &(rs, _) in roots {
+        // Only a password is announced this way (a key's identifier, a token's fingerprint are
+        // printed under their labels as well, and are public); the other credential words cost
+        // this one comparison.
+        let word = &text.as_bytes()[rs..];
+        if !["password", "passwd", "passphrase"]
+            .iter()
+            .any(|w| word.get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(w.as_bytes())))
+        {
+            continue;
+        }
         let ls = line_start(text, rs);
         if ls == last_line {
             continue;
@@ -33,12 +43,7 @@ pub(super) fn next_line(text: &str, roots: &[(usize, usize)], found: &mut Vec<Fi
         // The same lines printed to a log, a container's record or a diff.
         let (a, z) = unframe(&text[ls..le], |_| true);
         let line = &text[ls + a..ls + z];
-        // Only a password is announced this way (a key's identifier, a token's fingerprint are
-        // printed under their labels as well, and are public).
         let l = line.to_ascii_lowercase();
-        if !["password", "passphrase", "passwd"].iter().any(|w| l.contains(w)) {
-            continue;
-        }
         let reset = l.contains("reset") || l.contains("changed");
         let colon = line.ends_with(':');
         if !colon && !reset {
