@@ -17,10 +17,20 @@ use super::{Finding, RANK_KEY, keys};
 /// The longest announcing line read (a banner line with a hint in parentheses fits).
 const MAX_ANNOUNCEMENT: usize = 240;
 
+/// Words that make a line ending in `:` an announcement of what follows, not a prompt waiting
+/// for input (`[sudo] password for deploy:`, `bob@host's password:`, `Enter password:` are
+/// followed by the command's own output).
+const ANNOUNCING: &[&str] =
+    &["following", "generated", "initial", "temporary", "reset", "use ", "below", "random", "is:", "was:"];
+
 /// Adds the secret on the line after each announcement among the credential words at `roots`.
 pub(super) fn next_line(text: &str, roots: &[(usize, usize)], found: &mut Vec<Finding>) {
-    let mut last_line = usize::MAX;
+    // The end of the last line looked at: later words on it cost one comparison.
+    let mut last_end = 0;
     for &(rs, _) in roots {
+        if rs < last_end {
+            continue;
+        }
         // Only a password is announced this way (a key's identifier, a token's fingerprint are
         // printed under their labels as well, and are public); the other credential words cost
         // this one comparison.
@@ -31,12 +41,9 @@ pub(super) fn next_line(text: &str, roots: &[(usize, usize)], found: &mut Vec<Fi
         {
             continue;
         }
-        let ls = line_start(text, rs);
-        if ls == last_line {
-            continue;
-        }
-        last_line = ls;
         let le = line_end(text, rs);
+        last_end = le;
+        let ls = line_start(text, rs);
         if le - ls > MAX_ANNOUNCEMENT || le >= text.len() {
             continue;
         }
@@ -49,9 +56,18 @@ pub(super) fn next_line(text: &str, roots: &[(usize, usize)], found: &mut Vec<Fi
         if !colon && !reset {
             continue;
         }
-        let Some((vs, ve, labelled)) = following_word(text, le + 1) else { continue };
-        // A lone word needs the colon; `New value:` follows a reset as well.
-        if !colon && !labelled {
+        // A YAML key of its own (`password:`, `db_password:`) whose plain scalar is indented
+        // below it; `password_policy:` or `password_validators:` name settings, not a password.
+        let key = l.trim_end_matches(':').trim();
+        let yaml_key = colon
+            && !key.contains(char::is_whitespace)
+            && ["password", "passwd", "passphrase"].iter().any(|w| key.ends_with(w));
+        let announced = colon && ANNOUNCING.iter().any(|w| l.contains(w));
+        let Some((vs, ve, labelled, indent)) = following_word(text, le + 1) else { continue };
+        let key_indent = text[ls..le].len() - text[ls..le].trim_start().len();
+        let below_key = yaml_key && indent > key_indent;
+        // `New value:` follows a reset; a lone word follows an announcement or sits under its key.
+        if !(if labelled { reset || announced } else { announced || below_key }) {
             continue;
         }
         found.push(Finding { ctx: ls, start: vs, end: ve, rule: "announced_password", rank: RANK_KEY });
@@ -59,8 +75,9 @@ pub(super) fn next_line(text: &str, roots: &[(usize, usize)], found: &mut Vec<Fi
 }
 
 /// The lone word on the first non-blank line from `at` (one blank line may come first), with
-/// whether it followed a `New value:` label; only a word that reads like a credential.
-fn following_word(text: &str, mut at: usize) -> Option<(usize, usize, bool)> {
+/// whether it followed a `New value:` label and the line's indentation; only a word that reads
+/// like a credential (not a YAML list item, a Markdown fence, a placeholder or a path).
+fn following_word(text: &str, mut at: usize) -> Option<(usize, usize, bool, usize)> {
     for _ in 0..2 {
         if at >= text.len() {
             return None;
@@ -74,6 +91,11 @@ fn following_word(text: &str, mut at: usize) -> Option<(usize, usize, bool)> {
             continue;
         }
         let lead = a;
+        let raw = &text[at..le];
+        let indent = raw.len() - raw.trim_start().len();
+        if raw.trim_start().starts_with("- ") || content.starts_with('`') {
+            return None;
+        }
         let (offset, word, labelled) = match content.strip_prefix("New value:") {
             Some(rest) => (content.len() - rest.trim_start().len(), rest.trim(), true),
             None => (0, content, false),
@@ -88,7 +110,7 @@ fn following_word(text: &str, mut at: usize) -> Option<(usize, usize, bool)> {
             && !word.contains("://")
             && (keys::looks_like_password(word) || keys::looks_random(word));
         let start = at + lead + offset;
-        return credential.then_some((start, start + word.len(), labelled));
+        return credential.then_some((start, start + word.len(), labelled, indent));
     }
     None
 }
@@ -127,6 +149,13 @@ mod tests {
             "token:\n  /var/run/secrets/kubernetes.io/serviceaccount/token\n",
             "Password reset link sent.\nCheck your inbox",
             "Password changed for user deploy:\n\nPAM: password updated successfully",
+            "[sudo] password for deploy:\n3f4e5a6b7c8d",
+            "bob@10.0.0.5's password:\n9f86d081884c7d659a2f",
+            "Enter password:\n8.0.35-0ubuntu0.22.04.1",
+            "Password:\nnginx-1.24.0",
+            "password_validators:\n  - UserAttributeSimilarityValidator\n  - MinimumLengthValidator",
+            "password_policy:\n  MinLength12",
+            "If your private key is protected by a passphrase, you might need to run:\n\n```bash",
         ] {
             assert_eq!(redact(text).text, text);
         }

@@ -186,7 +186,9 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     let le = line_end(text, ke);
     // Inside `kubectl describe`'s reference to a Secret (`<set to the key 'password' in secret
     // 'db-credentials'>`): the names of a secret and its key, not values.
-    if text[ls..ks].rfind("<set to the key '").is_some_and(|open| !text[ls + open..ks].contains('>')) {
+    let near = ls.max(ks.saturating_sub(256));
+    let near = (near..ks).find(|&i| text.is_char_boundary(i)).unwrap_or(ks);
+    if text[near..ks].rfind("<set to the key '").is_some_and(|open| !text[near + open..ks].contains('>')) {
         return None;
     }
     // What `grep` printed before the line (`path:12:`) is not part of it.
@@ -215,8 +217,13 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
         pos += 1;
     }
     let mut sep = skip_blanks(bytes, pos);
-    // `Unseal Key 1: …`, `Recovery Key 3: …` (`vault operator init`): a numbered key.
-    if quote == Quote::None && sep > pos && sep < le && bytes[sep].is_ascii_digit() {
+    // `Unseal Key 1: …`, `Recovery Key 3: …` (`vault operator init`): a numbered key. Only
+    // those: `Pass 1: Checking inodes` (e2fsck) and `Session 2: started` number steps.
+    let vault_key = key.eq_ignore_ascii_case("key") && {
+        let before_key = text[ls..ks].trim_end().to_ascii_lowercase();
+        before_key.ends_with("unseal") || before_key.ends_with("recovery")
+    };
+    if vault_key && quote == Quote::None && sep > pos && sep < le && bytes[sep].is_ascii_digit() {
         let digits = bytes[sep..le].iter().take_while(|c| c.is_ascii_digit()).count();
         let after = skip_blanks(bytes, sep + digits);
         if digits <= 3 && after < le && bytes[after] == b':' && !text[after..].starts_with("::") {

@@ -204,6 +204,9 @@ const ABOUT_WORDS: &[&str] = &[
     "hooks",
     "hash",
     "hasher",
+    // PAM's `new_authtok_reqd`, a PSK's `psk_identity` (the public half).
+    "reqd",
+    "identity",
     "name",
     "names",
     "type",

@@ -380,11 +380,36 @@ fn analyse(text: &str) -> Vec<Finding> {
     let mut more = false;
     for view in views::decode_all(text) {
         let decoded = analyse_text(&view.text);
-        more |= !decoded.is_empty();
-        found.extend(decoded.into_iter().map(|f| {
+        let before = found.len();
+        found.extend(decoded.into_iter().filter_map(|f| {
+            // What only a percent-decoded reading finds must read like a credential: a query
+            // decoded reads as prose whose words pair up as keys and values (`sort=session%3Adesc`,
+            // `q=%7B%20viewer%20%7B%20sessionToken%20expiresAt`), and a word alone there is a
+            // setting. And a finding stays inside one string of the original: a raw `"` in its
+            // range is where a JSON record's string ended or began (`…\npassword = x","level":…}`),
+            // so the longest part between quotes is kept.
+            let value = &view.text[f.start..f.end];
             let (start, end) = view.original(f.start, f.end);
-            Finding { ctx: view.original_start(f.ctx).min(start), start, end, rule: f.rule, rank: f.rank }
+            let read = &text[view.original_start(f.ctx).min(start)..end];
+            let percent_only = read.contains('%') && !read.contains(['\\', '\u{1b}']);
+            let credential = !percent_only || value.len() >= 12 || value.bytes().any(|c| !c.is_ascii_alphabetic());
+            let (start, end) = text[start..end]
+                .split('"')
+                .scan(start, |at, part| {
+                    let s = *at;
+                    *at += part.len() + 1;
+                    Some((s, s + part.len()))
+                })
+                .max_by_key(|(s, e)| e - s)?;
+            (credential && start < end).then(|| Finding {
+                ctx: view.original_start(f.ctx).min(start),
+                start,
+                end,
+                rule: f.rule,
+                rank: f.rank,
+            })
         }));
+        more |= found.len() > before;
     }
     if more { merge(text, found) } else { found }
 }

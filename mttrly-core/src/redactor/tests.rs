@@ -219,3 +219,21 @@ fn a_commit_beside_a_key_id_is_not_its_secret() {
     let out = redact(&input).text.into_owned();
     assert!(out.contains(sha) && !out.contains("AKIAGMXG9EDN581U33XT"), "{out}");
 }
+
+/// A decoded reading's finding stays inside the JSON string it was read from: the record's other
+/// fields and its opening survive.
+#[test]
+fn a_finding_in_a_decoded_string_stays_inside_that_string() {
+    for (text, expected) in [
+        (
+            r#"{"msg":"config dump:\npassword = Kx4mTq8WvZr2Nb","level":"info","ts":"2026-12-06T07:00:00Z"}"#,
+            r#"{"msg":"config dump:\npassword = [REDACTED:secret_assignment]","level":"info","ts":"2026-12-06T07:00:00Z"}"#,
+        ),
+        (
+            r#"{"log":"DB_PASSWORD\u003dHs4mWq9RtYv2Kc","stream":"stdout"}"#,
+            r#"{"log":"DB_PASSWORD\u003d[REDACTED:secret_assignment]","stream":"stdout"}"#,
+        ),
+    ] {
+        assert_eq!(redact(text).text, expected);
+    }
+}

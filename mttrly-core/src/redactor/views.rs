@@ -253,7 +253,7 @@ fn control_len(b: &[u8], i: usize) -> usize {
         }
         Some(b']') => {
             // Bounded, so an unterminated OSC does not hide the rest of the text.
-            let end = b.len().min(i + 2 + 4096);
+            let end = b.len().min(i + 2 + 512);
             let mut j = i + 2;
             while j < end {
                 match b[j] {
@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(view(r#"{\"a\":\"b\\c\/d\"}"#), r#"{"a":"b\c/d"}"#);
         assert_eq!(view(r"x\u003dy\nz\tw"), "x=y\nz\tw");
         assert_eq!(view(r"\ud83d\ude00 and \ud83d alone"), "\u{1F600} and \\ud83d alone");
-        assert_eq!(view("next=%2Fapi%3Ftoken%3Dabc%0Adef%ZZ"), "next=/api?token=abc%0Adef%ZZ");
+        assert_eq!(view("next=%2Fapi%3Ftoken%3Dabc%0Adef%ZZ%20x"), "next=/api?token=abc%0Adef%ZZ x");
         assert_eq!(view("%D0%BA%E3%81%A7 %D0 %FF%1B[1mx"), "кで %D0 %FFx");
         assert_eq!(view("K\x1b[m\x1b[K=v \x1b[01;31mred\x1b[0m"), "K=v red");
         assert_eq!(view(r"\u001b[32mgreen\x1b[0m \e[1mb\033[0m"), "green b");
