@@ -558,6 +558,12 @@ fn behind_tool_prefix(text: &str, ks: usize, key_end: usize) -> bool {
     // blank or a quote (the line as a log or a docker record frames it).
     let from = word_start(text, ks);
     let prefix = &text[from..ks];
+    // A word glued to (or holding) a marker began in the text the marker replaced, which a first pass read
+    // whole (`LS0t…=/etc/app/app.env:12:` is no path); read as a path on a second pass, it would
+    // find a key the first pass rightly did not.
+    if ends_with_marker(&text[..from]) || prefix.contains("[REDACTED:") {
+        return false;
+    }
     if super::grep::prefix(prefix) == prefix.len() {
         return true;
     }

@@ -686,7 +686,7 @@ pub static RULES: &[RedactionRule] = &[
          secretsmanager --secret-string, aws ssm put-parameter --value, gh secret set --body",
         &["keyvault", "secretsmanager", "put-parameter", "gh secret"],
         // The command says the value is a secret, whatever the secret's name.
-        r#"(?i)(?-u:\b)(?:az\s+keyvault\s+secret\s+set(?-u:\b)[^\n|;&]*?\s--value(?:\s+|=)|aws\s+secretsmanager\s+(?:create-secret|put-secret-value|update-secret)(?-u:\b)[^\n|;&]*?\s--secret-string(?:\s+|=)|aws\s+ssm\s+put-parameter(?-u:\b)[^\n|;&]*?\s--value(?:\s+|=)|gh\s+secret\s+set(?-u:\b)[^\n|;&]*?\s(?:--body|-b)(?:\s+|=)?)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
+        r#"(?i)(?-u:\b)(?:az\s+keyvault\s+secret\s+set(?-u:\b)[^\n|;&]*?\s--value(?:\s+|=)|aws(?:\s+--\S+(?:\s+[^\s-]\S*)?)*\s+secretsmanager\s+(?:create-secret|put-secret-value|update-secret)(?-u:\b)[^\n|;&]*?\s--secret-string(?:\s+|=)|aws(?:\s+--\S+(?:\s+[^\s-]\S*)?)*\s+ssm\s+put-parameter(?-u:\b)[^\n|;&]*?\s--value(?:\s+|=)|gh\s+secret\s+set(?-u:\b)[^\n|;&]*?\s(?:--body|-b)(?:\s+|=)?)((?-i:[^\s'"-][^\s]*)|'[^'\n]*'|"[^"\n]*")"#,
         1,
         Check::NotPlaceholder,
     ),
@@ -694,10 +694,10 @@ pub static RULES: &[RedactionRule] = &[
         "redis_password",
         "Redis passwords typed at redis-cli's prompt (`127.0.0.1:6379> AUTH [user] pw`) or set \
          with ACL SETUSER (`>pw`)",
-        &["> auth", "setuser"],
+        &["> auth", "> hello", "setuser"],
         // The prompt is `host:port>` or `host:port[db]>` (anywhere: a log frame or a grep
         // prefix may stand before it); an ACL rule `>pw` adds a password.
-        r#"(?i)(?:(?-u:\b)[A-Za-z0-9_.-]+:[0-9]+(?:\[[0-9]+\])?>[ \t]*auth(?:[ \t]+[^\s'"]\S*)?[ \t]+|(?-u:\b)acl[ \t]+setuser[ \t]+\S+(?:[ \t]+[^\s>]\S*)*?[ \t]+>)([^\s'"]\S*|'[^'\n]*'|"[^"\n]*")"#,
+        r#"(?i)(?:(?-u:\b)[A-Za-z0-9_.-]+:[0-9]+(?:\[[0-9]+\]|\(TX\))?>[ \t]*(?:hello[ \t]+[0-9]+[ \t]+)?auth(?:[ \t]+[^\s'"]\S*)?[ \t]+|(?-u:\b)acl[ \t]+setuser[ \t]+\S+(?:[ \t]+[^\s>]\S*)*?[ \t]+['"]?>)([^\s'"]\S*|'[^'\n]*'|"[^"\n]*")"#,
         1,
         Check::Any,
     ),
@@ -733,7 +733,7 @@ pub static RULES: &[RedactionRule] = &[
         "Passwords fed by a here-string to sudo -S, chpasswd or passwd --stdin \
          (`chpasswd <<< \"user:pw\"`, `sudo -S <<< \"pw\" cmd`)",
         &["<<<"],
-        r#"(?i)(?-u:\b)(?:sudo(?:\s+-[A-Za-z]+)*\s+(?:-[A-Za-z]*(?-i:S)|--stdin)|chpasswd|passwd[^\n<|]*--stdin)[^\n<|]*<<<\s*(?:["']?[A-Za-z0-9_.-]+:)?("[^"\n]*"|'[^'\n]*'|[^\s"':]+)"#,
+        r#"(?i)(?-u:\b)(?:sudo(?:\s+-[A-Za-z]+)*\s+(?:-[A-Za-z]*(?-i:S)|--stdin)|chpasswd|passwd[^\n<|]*--stdin|openssl\s+passwd[^\n<|]*\s-stdin)[^\n<|]*<<<\s*(?:["']?[A-Za-z0-9_.-]+:)?("[^"\n]*"|'[^'\n]*'|[^\s"':]+)"#,
         1,
         Check::NotPlaceholder,
     ),
@@ -742,8 +742,8 @@ pub static RULES: &[RedactionRule] = &[
         "Secrets some commands take as a bare argument: openssl passwd, mc alias set (access and \
          secret key), poetry and composer http-basic (user and password), the mongo shell's \
          db.auth and db.changeUserPassword",
-        &["passwd", "mc alias", "mc config", "http-basic", "db.auth", "changeuserpassword"],
-        r#"(?i)(?:(?-u:\b)openssl\s+passwd(?:\s+-(?:salt\s+\S+|\S+))*\s+|(?-u:\b)mc\s+(?:alias\s+set|config\s+host\s+add)\s+\S+\s+\S+\s+\S+\s+|(?-u:\b)(?:poetry|composer)\s+config(?:\s+--\S+)*\s+http-basic\.\S+\s+\S+\s+|(?-u:\b)db\.(?:auth|changeUserPassword)\(\s*["'][^"'\n]*["']\s*,\s*)((?-i:[^\s'"-][^\s)]*)|'[^'\n]*'|"[^"\n]*")"#,
+        &["passwd", "mc alias", "mc config", "mcli alias", "mcli config", "http-basic", ".auth(", "changeuserpassword"],
+        r#"(?i)(?:(?-u:\b)openssl\s+passwd(?:\s+-(?:salt\s+\S+|\S+))*\s+|(?-u:\b)mc(?:li)?\s+(?:alias\s+set|config\s+host\s+add)(?:\s+--?[A-Za-z-]+)*\s+\S+\s+\S+\s+\S+\s+|(?-u:\b)(?:poetry|composer)\s+config(?:\s+-{1,2}[A-Za-z-]+)*\s+http-basic\.\S+\s+\S+\s+|(?-u:\b)(?:db|getSiblingDB\([^)\n]*\))\.(?:auth|changeUserPassword)\(\s*["'][^"'\n]*["']\s*,\s*)((?-i:[^\s'"<-][^\s)]*)|'[^'\n]*'|"[^"\n]*")"#,
         1,
         Check::NotPlaceholder,
     ),
