@@ -432,7 +432,7 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
             release.contains('.') && release.split('.').all(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
         version || keys::is_in(value, IMAGE_TAGS)
     };
-    let log_file = key_text.len() > 4 && key_text[key_text.len() - 4..].eq_ignore_ascii_case(".log");
+    let log_file = key_text.len() > 4 && key_text.as_bytes()[key_text.len() - 4..].eq_ignore_ascii_case(b".log");
     if bytes[sep] == b':'
         && vs == sep + 1
         && ((before == b'/' && (log_file || tag())) || keys::is_in(value, DEBIAN_ARCHITECTURES))

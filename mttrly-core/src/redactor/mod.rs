@@ -390,7 +390,8 @@ fn analyse(text: &str) -> Vec<Finding> {
             // so the longest part between quotes is kept.
             let value = &view.text[f.start..f.end];
             let (start, end) = view.original(f.start, f.end);
-            let read = &text[view.original_start(f.ctx).min(start)..end];
+            let ctx = view.original_start(f.ctx).min(start);
+            let read = &text[ctx..end];
             let percent_only = read.contains('%') && !read.contains(['\\', '\u{1b}']);
             let credential = !percent_only || value.len() >= 12 || value.bytes().any(|c| !c.is_ascii_alphabetic());
             let (start, end) = text[start..end]
@@ -401,13 +402,7 @@ fn analyse(text: &str) -> Vec<Finding> {
                     Some((s, s + part.len()))
                 })
                 .max_by_key(|(s, e)| e - s)?;
-            (credential && start < end).then(|| Finding {
-                ctx: view.original_start(f.ctx).min(start),
-                start,
-                end,
-                rule: f.rule,
-                rank: f.rank,
-            })
+            (credential && start < end).then(|| Finding { ctx: ctx.min(start), start, end, rule: f.rule, rank: f.rank })
         }));
         more |= found.len() > before;
     }

@@ -24,6 +24,13 @@ impl View {
         (first, last)
     }
 
+    /// `inner`, a view of this view's text, mapped onto this view's original instead.
+    fn beneath(&self, inner: View) -> View {
+        let units =
+            inner.units.iter().map(|&(s, e)| (self.units[s as usize].0, self.units[e as usize - 1].1)).collect();
+        View { text: inner.text, units }
+    }
+
     /// The original position of the view's position `at` (a match's context start).
     pub(super) fn original_start(&self, at: usize) -> usize {
         self.units.get(at).map_or_else(|| self.units.last().map_or(0, |u| u.1 as usize), |u| u.0 as usize)
@@ -41,11 +48,7 @@ pub(super) fn decode_all(text: &str) -> Vec<View> {
     while views.len() < LEVELS {
         let next = match views.last() {
             None => decode(text),
-            Some(last) => decode(&last.text).map(|v| {
-                let units =
-                    v.units.iter().map(|&(s, e)| (last.units[s as usize].0, last.units[e as usize - 1].1)).collect();
-                View { text: v.text, units }
-            }),
+            Some(last) => decode(&last.text).map(|v| last.beneath(v)),
         };
         match next {
             Some(v) => views.push(v),
@@ -68,10 +71,7 @@ fn decode(text: &str) -> Option<View> {
         (None, None) => None,
         (Some(v), None) => Some(v),
         (None, Some(p)) => Some(p),
-        (Some(v), Some(p)) => {
-            let units = p.units.iter().map(|&(s, e)| (v.units[s as usize].0, v.units[e as usize - 1].1)).collect();
-            Some(View { text: p.text, units })
-        }
+        (Some(v), Some(p)) => Some(v.beneath(p)),
     }
 }
 
