@@ -62,7 +62,8 @@ pub(super) fn next_line(text: &str, roots: &[(usize, usize)], found: &mut Vec<Fi
         let yaml_key = colon
             && !key.contains(char::is_whitespace)
             && ["password", "passwd", "passphrase"].iter().any(|w| key.ends_with(w));
-        let announced = colon && ANNOUNCING.iter().any(|w| l.contains(w));
+        // `Enter initial password:`, `Please enter your password below:` ask for one.
+        let announced = colon && !l.contains("enter ") && ANNOUNCING.iter().any(|w| l.contains(w));
         let Some((vs, ve, labelled, indent)) = following_word(text, le + 1) else { continue };
         let key_indent = text[ls..le].len() - text[ls..le].trim_start().len();
         let below_key = yaml_key && indent > key_indent;
@@ -150,6 +151,8 @@ mod tests {
             "Password reset link sent.\nCheck your inbox",
             "Password changed for user deploy:\n\nPAM: password updated successfully",
             "[sudo] password for deploy:\n3f4e5a6b7c8d",
+            "Please enter your password below:\nLogin_Succeeded",
+            "Enter the temporary password:\nAuthentication_Failed",
             "bob@10.0.0.5's password:\n9f86d081884c7d659a2f",
             "Enter password:\n8.0.35-0ubuntu0.22.04.1",
             "Password:\nnginx-1.24.0",

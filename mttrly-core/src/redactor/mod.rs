@@ -394,13 +394,12 @@ fn analyse(text: &str) -> Vec<Finding> {
             let read = &text[ctx..end];
             let percent_only = read.contains('%') && !read.contains(['\\', '\u{1b}']);
             let credential = !percent_only || value.len() >= 12 || value.bytes().any(|c| !c.is_ascii_alphabetic());
-            let (start, end) = text[start..end]
-                .split('"')
-                .scan(start, |at, part| {
-                    let s = *at;
-                    *at += part.len() + 1;
-                    Some((s, s + part.len()))
-                })
+            // (An escaped `\"` is part of the string, not its end.)
+            let b = text.as_bytes();
+            let quotes = (start..end).filter(|&i| b[i] == b'"' && (i == 0 || b[i - 1] != b'\\'));
+            let (start, end) = std::iter::once(start)
+                .chain(quotes.clone().map(|q| q + 1))
+                .zip(quotes.chain(std::iter::once(end)))
                 .max_by_key(|(s, e)| e - s)?;
             (credential && start < end).then(|| Finding { ctx: ctx.min(start), start, end, rule: f.rule, rank: f.rank })
         }));

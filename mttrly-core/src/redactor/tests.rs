@@ -230,6 +230,10 @@ fn a_finding_in_a_decoded_string_stays_inside_that_string() {
             r#"{"msg":"config dump:\npassword = [REDACTED:secret_assignment]","level":"info","ts":"2026-12-06T07:00:00Z"}"#,
         ),
         (
+            r#"{"log":"DB_PASSWORD\u003dXk9vLm2Rt9Kp\"zz"}"#,
+            r#"{"log":"DB_PASSWORD\u003d[REDACTED:secret_assignment]"}"#,
+        ),
+        (
             r#"{"log":"DB_PASSWORD\u003dHs4mWq9RtYv2Kc","stream":"stdout"}"#,
             r#"{"log":"DB_PASSWORD\u003d[REDACTED:secret_assignment]","stream":"stdout"}"#,
         ),
