@@ -196,16 +196,17 @@ const CREDENTIAL_WORDS: &[&str] = &["pass", "pwd", "secret", "token", "key", "au
 /// line alone (a search hit, `grep`, a short tail) cannot be held to it: a Kubernetes Secret's
 /// `data:` values (without `kind: Secret` and `data:` they read like any ConfigMap), the lines
 /// of a YAML block scalar or an HCL block under a secret key and a password printed on the line
-/// after its announcement (no credential word on them), and a key's last body line when it
+/// after its announcement (no credential word on them), a value found once and printed again on
+/// a line of its own (`echoes`: the later line alone says nothing), and a key's last body line when it
 /// is shorter than a full line (a fragment of under 36 bytes). Whole-file paths are held to all.
 fn needs_context(rule: &str, input: &str, secret: &str) -> bool {
     let multi_line = input.contains('\n');
     rule == "k8s_secret_data"
         || (matches!(rule, "secret_assignment" | "announced_password")
             && multi_line
-            && !input
+            && input
                 .lines()
-                .any(|l| l.contains(secret) && CREDENTIAL_WORDS.iter().any(|w| l.to_ascii_lowercase().contains(w))))
+                .any(|l| l.contains(secret) && !CREDENTIAL_WORDS.iter().any(|w| l.to_ascii_lowercase().contains(w))))
         || (matches!(rule, "private_key" | "private_key_body" | "putty_private_key") && multi_line && secret.len() < 48)
 }
 

@@ -324,6 +324,13 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     {
         // PHP `define('DB_PASSWORD', 'value')`, a pair in a list.
         (skip_blanks(bytes, sep + 1), Ends::Word)
+    } else if sep > pos
+        && rest.starts_with("- ")
+        && matches!(bytes.get(skip_blanks(bytes, sep + 1)), Some(b'"' | b'\''))
+    {
+        // `token - 'value'`: a dash between a credential word and a quoted value (a listing, a
+        // note, a test fixture). Quoted only: `token - refreshed` is prose.
+        (skip_blanks(bytes, sep + 1), Ends::Word)
     } else if quote != Quote::None && (rest.starts_with('>') || rest.starts_with("\\>")) {
         // `<entry key="password">value</entry>`
         (sep + 1, Ends::Xml)

@@ -588,6 +588,14 @@ fn ends_with_ci(word: &str, suffix: &str) -> bool {
         && word[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
+/// A numbered word as the word it numbers (`token1`, `password2`, `pw3` → `token`, `password`,
+/// `pw`): a second credential is still a credential. Words with fewer than two letters before the
+/// digits stay whole (`s3`, `x509`).
+fn numbered(w: &str) -> &str {
+    let t = w.trim_end_matches(|c: char| c.is_ascii_digit());
+    if t.len() >= 2 && t.len() < w.len() && t.bytes().all(|b| b.is_ascii_alphabetic()) { t } else { w }
+}
+
 /// Classifies a key name.
 pub(super) fn classify(key: &str) -> KeyClass {
     // The shell's working directory, not a password (`MYSQL_PWD` and `Pwd=` still are); web
@@ -599,7 +607,12 @@ pub(super) fn classify(key: &str) -> KeyClass {
     if n == 0 {
         return KeyClass::Plain;
     }
-    let word = |i: usize| &key[ranges[i].0..ranges[i].1];
+    let word = |i: usize| {
+        let (s, e) = ranges[i];
+        // Only a word of its own is numbered (`token1`, `api_token_2`): a camelCase part of a
+        // would-be key (`FakeReg1stryPass9`, a password read as a key) is not.
+        if s == 0 || !key.as_bytes()[s - 1].is_ascii_alphanumeric() { numbered(&key[s..e]) } else { &key[s..e] }
+    };
     let last = word(n - 1);
     // A session's id is its credential (`session_id`, `sess_id`), unlike other ids.
     if n >= 2 && last.eq_ignore_ascii_case("id") && is_in(word(n - 2), &["session", "sess"]) {
@@ -848,12 +861,14 @@ pub(super) fn is_placeholder(value: &str) -> bool {
     {
         return true;
     }
-    // <your-token>, [FILTERED], (sensitive value), {placeholder}: one bracketed phrase of words.
+    // <your-token>, [FILTERED], (sensitive value), {placeholder}: one bracketed phrase of words
+    // (a random token in braces is a value: Jenkins' `{AQAAABAAAAAQ…}`).
     for (open, close) in [(b'<', b'>'), (b'[', b']'), (b'(', b')'), (b'{', b'}')] {
         if b.len() > 2
             && b[0] == open
             && b[b.len() - 1] == close
             && b[1..b.len() - 1].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b' ' | b'.'))
+            && !v[1..v.len() - 1].split(' ').any(looks_random)
         {
             return true;
         }
@@ -916,15 +931,37 @@ pub(super) fn is_path(v: &str) -> bool {
 }
 
 /// Whether a value looks like a random token rather than a word, a number, a name or a path:
-/// at least 16 characters of a token alphabet, with letters and digits.
+/// at least 16 characters of a token alphabet, with letters and digits, or with letters whose
+/// case flips as a random token's does ([`random_case`]).
 pub(super) fn looks_random(v: &str) -> bool {
     let v = v.trim();
     v.len() >= 16
         && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'+' | b'/' | b'=' | b'.' | b'~'))
-        && v.bytes().any(|c| c.is_ascii_digit())
         && v.bytes().any(|c| c.is_ascii_alphabetic())
+        && (v.bytes().any(|c| c.is_ascii_digit()) || random_case(v))
         && !is_path(v)
         && v.matches('.').count() < 2
+}
+
+/// Whether letters flip case the way a random token's do (`hfCnuVcYOgiRjlDEmAoRbN`), not the way
+/// camelCase words do (`getUserAccountFromSession`): upper-case letters are at least a quarter of
+/// the letters, and the lower-case runs between them average under two and a half letters (a
+/// fair coin's runs average two; English words' are longer).
+fn random_case(v: &str) -> bool {
+    let (mut letters, mut upper, mut lower, mut runs) = (0usize, 0usize, 0usize, 0usize);
+    let mut in_run = false;
+    for b in v.bytes() {
+        letters += usize::from(b.is_ascii_alphabetic());
+        upper += usize::from(b.is_ascii_uppercase());
+        if b.is_ascii_lowercase() {
+            lower += 1;
+            runs += usize::from(!in_run);
+            in_run = true;
+        } else {
+            in_run = false;
+        }
+    }
+    runs >= 3 && upper * 4 >= letters && lower * 2 < runs * 5
 }
 
 /// Whether a bare word after a secret key (`password FakeAuditS65`, no `=` or `:`) looks like a
@@ -987,6 +1024,11 @@ mod tests {
             "cookie",
             "dsn",
             "passphrase",
+            "token1",
+            "typeform_token2",
+            "DB_PASSWORD_2",
+            "pw3",
+            "aes256_key",
         ] {
             assert_eq!(classify(key), KeyClass::Secret, "{key}");
         }
@@ -1013,11 +1055,36 @@ mod tests {
             "user",
             "sessions",
             "passenger",
+            "s3_bucket",
+            "x509_cert",
+            "token1_type",
+            "md5sum",
+            "FakeReg1stryPass9",
         ] {
             assert_ne!(classify(key), KeyClass::Secret, "{key}");
         }
         assert_eq!(classify("key"), KeyClass::Weak);
         assert_eq!(classify("DATADOG_APP"), KeyClass::Weak);
+    }
+
+    #[test]
+    fn letters_alone_look_random_when_their_case_flips_like_a_coin() {
+        for v in
+            ["hfCnuVcYOgiRjlDEmAoRbN", "PSIYbVgfkbEPQoqJfzHpACTtihONkQ_cKmOpNDPNiCU", "xTiPNSDgJjzGfWoLbJlESBcMKkCx"]
+        {
+            assert!(looks_random(v), "{v}");
+        }
+        for v in [
+            "getUserAccountFromSession",
+            "createdAtTimestamp",
+            "HTTPServerErrorHandler",
+            "ABCDEFGHIJKLMNOPQRST",
+            "abcdefghijklmnopqrst",
+            "SessionCookieLifetimeSeconds",
+            "XMLHttpRequestUpload",
+        ] {
+            assert!(!looks_random(v), "{v}");
+        }
     }
 
     #[test]
@@ -1050,7 +1117,16 @@ mod tests {
         ] {
             assert!(is_placeholder(v), "{v}");
         }
-        for v in ["changeme", "hunter2", "a b FakeX c", "x,FakeSecret", "12345678", "$ecret!"] {
+        for v in [
+            "changeme",
+            "hunter2",
+            "a b FakeX c",
+            "x,FakeSecret",
+            "12345678",
+            "$ecret!",
+            "{AQAAABAAA S2wg2NMlgalg9AUsrXPd1O}",
+            "<xTiPNSDg6JjzG8fWoLb8JlE8SBcMKkCx>",
+        ] {
             assert!(!is_placeholder(v), "{v}");
         }
     }

@@ -23,6 +23,7 @@
 mod announce;
 mod blocks;
 mod dialects;
+mod echoes;
 mod env;
 mod grep;
 mod json;
@@ -375,7 +376,27 @@ fn only_markers(s: &str) -> bool {
 /// Every secret in `text`: read as written, and read again decoded (see `views.rs`), an encoding
 /// deeper each time, when it holds escapes, with what a decoded reading finds mapped back onto
 /// the original bytes.
+///
+/// Then every other occurrence of a distinctive value found is redacted too (`echoes.rs`), as is
+/// every occurrence of an `earlier` value (one a stream's earlier chunk or a document's other
+/// string held).
 fn analyse(text: &str) -> Vec<Finding> {
+    analyse_with(text, &[])
+}
+
+fn analyse_with(text: &str, earlier: &[echoes::Known]) -> Vec<Finding> {
+    let mut found = analyse_decoded(text);
+    let mut known = echoes::values(text, &found);
+    for k in earlier {
+        if !known.iter().any(|e| e.value == k.value) {
+            known.push(k.clone());
+        }
+    }
+    if echoes::find(text, &known, &mut found) { merge(text, found) } else { found }
+}
+
+/// What the rules find in `text` and in its decoded views.
+fn analyse_decoded(text: &str) -> Vec<Finding> {
     let mut found = analyse_text(text);
     let mut more = false;
     for view in views::decode_all(text) {
@@ -568,14 +589,18 @@ fn merge(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
 
 /// Redacts `text`.
 pub fn redact(text: &str) -> Redacted<'_> {
-    let found = analyse(text);
+    apply(text, &analyse(text))
+}
+
+/// `text` with `found` (sorted, merged) replaced.
+fn apply<'a>(text: &'a str, found: &[Finding]) -> Redacted<'a> {
     if found.is_empty() {
         return Redacted { text: Cow::Borrowed(text), hits: Vec::new() };
     }
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     let mut counts: Vec<(u16, &'static str, u32)> = Vec::new();
-    for f in &found {
+    for f in found {
         out.push_str(&text[last..f.start]);
         replace(&text[f.start..f.end], f.rule, &mut out);
         last = f.end;

@@ -7,17 +7,23 @@
 
 use std::borrow::Cow;
 
-use super::{Redacted, RuleHits, analyse, replace};
+use super::echoes::{self, Known};
+use super::{Redacted, RuleHits, analyse_with, replace};
 
 /// Lines of context kept from earlier chunks (a private key is well under this).
 const CONTEXT_LINES: usize = 128;
 /// Bytes of context kept, at most.
 const CONTEXT_BYTES: usize = 32 * 1024;
+/// Secret values remembered from earlier chunks, at most (the most recent ones).
+const KNOWN_VALUES: usize = 64;
 
 /// Redacts a stream chunk by chunk, each with the lines before it as context.
 #[derive(Debug, Default)]
 pub struct StreamRedactor {
     context: String,
+    /// Distinctive values found so far, redacted wherever a later chunk prints them again (a
+    /// command that echoes a token long after the line that set it has left the context).
+    known: Vec<Known>,
 }
 
 impl StreamRedactor {
@@ -31,7 +37,14 @@ impl StreamRedactor {
         let ctx_len = self.context.len();
         let mut joined = std::mem::take(&mut self.context);
         joined.push_str(chunk);
-        let found = analyse(&joined);
+        let found = analyse_with(&joined, &self.known);
+        for k in echoes::values(&joined, &found) {
+            self.known.retain(|e| e.value != k.value);
+            self.known.push(k);
+        }
+        if self.known.len() > KNOWN_VALUES {
+            self.known.drain(..self.known.len() - KNOWN_VALUES);
+        }
         let mut out = String::with_capacity(chunk.len());
         let mut last = ctx_len;
         let mut hits: Vec<(u16, RuleHits)> = Vec::new();
@@ -93,11 +106,26 @@ mod tests {
     }
 
     #[test]
+    fn a_value_found_once_is_redacted_in_every_later_chunk() {
+        let mut s = StreamRedactor::new();
+        let first = s.redact_chunk("export API_TOKEN=Zq8vN3xR7kP2mW9tY4bL\n");
+        assert_eq!(first.text, "export API_TOKEN=[REDACTED:secret_assignment]\n");
+        for i in 0..300 {
+            s.redact_chunk(&format!("line {i}\n"));
+        }
+        let later = s.redact_chunk("+ curl -s https://api.example.com/v1?x=Zq8vN3xR7kP2mW9tY4bL\n");
+        assert_eq!(later.text, "+ curl -s https://api.example.com/v1?x=[REDACTED:secret_assignment]\n");
+        assert_eq!(later.hits, vec![RuleHits { rule: "secret_assignment", count: 1 }]);
+    }
+
+    #[test]
     fn context_stays_bounded() {
         let mut s = StreamRedactor::new();
         for i in 0..1000 {
-            s.redact_chunk(&format!("line {i} {}\n", "x".repeat(100)));
+            s.redact_chunk(&format!("line {i} {} token=Fq7{i}zK9wLm2\n", "x".repeat(100)));
         }
         assert!(s.context.len() <= CONTEXT_BYTES && s.context.lines().count() <= CONTEXT_LINES);
+        assert_eq!(s.known.len(), KNOWN_VALUES);
+        assert_eq!(s.known.last().map(|k| k.value.as_str()), Some("Fq7999zK9wLm2"));
     }
 }
