@@ -361,7 +361,9 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
                 let word_end = rest.find(stops).map_or(le, |i| sep + i);
                 let word = text[sep..word_end].trim_end_matches([';', ',', '.']);
                 let only_word = text[word_end..le].trim().is_empty() || text[word_end..le].trim() == ";";
-                ((at_line_start && only_word) || keys::looks_like_password(word)) && !word.contains("://")
+                // After a quoted key, `serializeAs="String"` is the element's next attribute.
+                let attribute = quote != Quote::None && is_attribute(word);
+                ((at_line_start && only_word) || keys::looks_like_password(word)) && !word.contains("://") && !attribute
             });
         if !spaced {
             return None;
@@ -592,6 +594,12 @@ fn assigns(b: &[u8], at: usize) -> bool {
 }
 
 /// `value="` after an XML attribute holding the key name: the offset of the value.
+/// Whether `word` starts as an XML or HTML attribute does (`serializeAs=`, `data-x=`).
+fn is_attribute(word: &str) -> bool {
+    let name = word.bytes().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b':' | b'.')).count();
+    name > 0 && word.as_bytes()[0].is_ascii_alphabetic() && word.as_bytes().get(name) == Some(&b'=')
+}
+
 fn attr_value(rest: &str) -> Option<usize> {
     for name in ["value", "content", "val"] {
         if rest.get(..name.len()).is_some_and(|h| h.eq_ignore_ascii_case(name)) {

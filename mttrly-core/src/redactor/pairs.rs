@@ -8,6 +8,7 @@
 //! | AWS SSM (`get-parameter`), CloudFormation parameters | `"Name": "/prod/db/password", …, "Value": "…"`, `ParameterKey`/`ParameterValue` |
 //! | Hadoop, Hive, Spark (`*-site.xml`) | `<name>fs.s3a.secret.key</name>` then `<value>…</value>` |
 //! | tags, key/value lists | `{"key": "API_TOKEN", "value": "…"}` |
+//! | .NET application settings (`*.config`) | `<setting name="Password" …>` then `<value>…</value>` |
 //!
 //! The engine hands over the credential word inside the name (as for any key); here the name is
 //! read whole, [`keys::classify`] judges it like a key, and the value field is looked for after
@@ -111,15 +112,21 @@ fn value_field(text: &str, from: usize, field: Field) -> Option<(usize, usize)> 
                 let len = b[i..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
                 let word = &text[i..i + len];
                 let after = i + len;
+                let element = i > 0 && b[i - 1] == b'<' && b.get(after) == Some(&b'>');
                 let is_field = match field {
-                    Field::Xml => i > 0 && b[i - 1] == b'<' && b.get(after) == Some(&b'>'),
-                    Field::Keyed => separator(b, after).is_some(),
+                    Field::Xml => element,
+                    // .NET's `<setting name="Password" serializeAs="String"><value>…</value>`: a
+                    // name attribute, then a value element.
+                    Field::Keyed => separator(b, after).is_some() || (element && is_in(word, VALUE_FIELDS)),
                 };
                 if is_field {
                     if is_in(word, NAME_FIELDS) {
                         return None;
                     }
                     if is_in(word, VALUE_FIELDS) {
+                        if element {
+                            return read(text, after + 1, Field::Xml);
+                        }
                         let at = match field {
                             Field::Xml => after + 1,
                             Field::Keyed => separator(b, after)?,

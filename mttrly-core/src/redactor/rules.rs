@@ -908,13 +908,34 @@ pub static RULES: &[RedactionRule] = &[
         Check::NotPlaceholder,
     ),
     rule(
+        "elastic_enrollment_token",
+        "Elasticsearch enrollment tokens (base64 of `{\"ver\":…,\"key\":…}`, printed for Kibana and new nodes)",
+        &["eyj2zxiioi"],
+        r"(?-u:\b)eyJ2ZXIiOi[A-Za-z0-9+/]{60,}={0,2}",
+        0,
+        Check::Any,
+    ),
+    rule(
         "redis_password",
         "Redis passwords typed at redis-cli's prompt (`127.0.0.1:6379> AUTH [user] pw`) or set \
-         with ACL SETUSER (`>pw`)",
-        &["> auth", "> hello", "setuser"],
+         with ACL SETUSER or in an ACL file (`user app on >pw ~* +@all`)",
+        &[
+            "> auth",
+            "> hello",
+            "setuser",
+            " on >",
+            " on #",
+            " on ~",
+            " on &",
+            " on +",
+            " on %",
+            " on allkeys",
+            " on reset",
+        ],
         // The prompt is `host:port>` or `host:port[db]>` (anywhere: a log frame or a grep
-        // prefix may stand before it); an ACL rule `>pw` adds a password.
-        r#"(?i)(?:(?-u:\b)[A-Za-z0-9_.-]+:[0-9]+(?:\[[0-9]+\]|\(TX\))?>[ \t]*(?:hello[ \t]+[0-9]+[ \t]+)?auth(?:[ \t]+[^\s'"]\S*)?[ \t]+|(?-u:\b)acl[ \t]+setuser[ \t]+\S+(?:[ \t]+[^\s>]\S*)*?[ \t]+['"]?>)([^\s'"]\S*|'[^'\n]*'|"[^"\n]*")"#,
+        // prefix may stand before it); an ACL rule `>pw` adds a password, after ACL SETUSER or
+        // in an ACL file's `user` line (the keywords ask for `on` and a rule after it).
+        r#"(?i)(?:(?-u:\b)[A-Za-z0-9_.-]+:[0-9]+(?:\[[0-9]+\]|\(TX\))?>[ \t]*(?:hello[ \t]+[0-9]+[ \t]+)?auth(?:[ \t]+[^\s'"]\S*)?[ \t]+|(?-u:\b)(?:acl[ \t]+set)?user[ \t]+\S+(?:[ \t]+[^\s>]\S*)*?[ \t]+['"]?>)([^\s'"]\S*|'[^'\n]*'|"[^"\n]*")"#,
         1,
         Check::Any,
     ),
