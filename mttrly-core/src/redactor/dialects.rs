@@ -25,17 +25,32 @@ use super::keys::{self, KeyClass};
 const MAX_KEY: usize = 64;
 /// Longest unquoted or quoted value read on one line.
 pub(super) const MAX_VALUE: usize = 64 * 1024;
+/// How far before a key its line is read (its start, a search tool's prefix, comment leaders,
+/// `export`): a key further into its line than this is not at the line's start (the longest
+/// prefix a search tool prints, a path and two numbers, is shorter). Bounded so a
+/// long line full of credential words (a minified JSON answer) costs linear time, not quadratic.
+const LOOK_BACK: usize = 2 * super::grep::MAX_PATH;
+/// How far after a key its line is read: the separator, a few more words of the key, the value.
+const REACH: usize = MAX_VALUE + 1024;
+#[cfg(test)]
+pub(super) const REACH_FOR_TESTS: usize = REACH;
+/// The longest authorization scheme's name is far shorter ([`starts_with_scheme`]).
+const MAX_SCHEME: usize = 32;
+/// The longest rule name a marker may carry.
+pub(super) const MAX_RULE_NAME: usize = 64;
+/// The longest marker, `[REDACTED:rule]`.
+const MARKER_MAX: usize = "[REDACTED:]".len() + MAX_RULE_NAME;
 
 fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
 pub(super) fn line_start(text: &str, at: usize) -> usize {
-    text[..at].rfind('\n').map_or(0, |i| i + 1)
+    super::lines::start(text, at)
 }
 
 pub(super) fn line_end(text: &str, at: usize) -> usize {
-    text[at..].find('\n').map_or(text.len(), |i| at + i)
+    super::lines::end(text, at)
 }
 
 fn skip_blanks(b: &[u8], mut i: usize) -> usize {
@@ -108,7 +123,9 @@ enum Ends {
 
 /// Whether `text` ends with a `[REDACTED:rule]` marker.
 fn ends_with_marker(text: &str) -> bool {
-    text.strip_suffix(']').and_then(|t| t.rfind("[REDACTED:").map(|at| &t[at + 10..])).is_some_and(|rule| {
+    // A marker is short: only its length of the text's end is searched.
+    let tail = &text[floor_boundary(text, text.len().saturating_sub(MARKER_MAX))..];
+    tail.strip_suffix(']').and_then(|t| t.rfind("[REDACTED:").map(|at| &t[at + 10..])).is_some_and(|rule| {
         !rule.is_empty() && rule.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     })
 }
@@ -182,8 +199,11 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     };
     let xml_open = before == b'<' || (xml_ns && ns_start.ends_with('<') && !ns_start.ends_with("</"));
     let query = matches!(before, b'?' | b'&');
-    let ls = line_start(text, ks);
-    let le = line_end(text, ke);
+    // The line around the key, as far as it is read.
+    let line_from = line_start(text, ks);
+    let ls = floor_boundary(text, line_from.max(ks.saturating_sub(LOOK_BACK)));
+    let le = floor_boundary(text, line_end(text, ke).min(ke + REACH));
+    let whole_head = ls == line_from;
     // Inside `kubectl describe`'s reference to a Secret (`<set to the key 'password' in secret
     // 'db-credentials'>`): the names of a secret and its key, not values.
     let near = ls.max(ks.saturating_sub(256));
@@ -193,11 +213,12 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     }
     // What `grep` printed before the line (`path:12:`) is not part of it.
     let head = &text[ls..ks];
-    let head = head[super::grep::prefix(head)..].trim_end_matches(['"', '\'', '\\', '<']).trim();
+    let head = if whole_head { &head[super::grep::prefix(head)..] } else { head };
+    let head = head.trim_end_matches(['"', '\'', '\\', '<']).trim();
     // Comment leaders, and a unified diff's `+`/`-` marker: a diffed line is still at line start.
     let head = head.trim_start_matches(['#', '/', ';', '-', '+', ' ', '\t']).trim();
-    let at_line_start =
-        head.is_empty() || ["export", "set", "setenv", "ENV", "env", "declare -x", "local"].contains(&head);
+    let at_line_start = whole_head
+        && (head.is_empty() || ["export", "set", "setenv", "ENV", "env", "declare -x", "local"].contains(&head));
 
     let mut pos = key_end;
     let mut key_text = key;
@@ -220,8 +241,12 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     // `Unseal Key 1: …`, `Recovery Key 3: …` (`vault operator init`): a numbered key. Only
     // those: `Pass 1: Checking inodes` (e2fsck) and `Session 2: started` number steps.
     let vault_key = key.eq_ignore_ascii_case("key") && {
-        let before_key = text[ls..ks].trim_end().to_ascii_lowercase();
-        before_key.ends_with("unseal") || before_key.ends_with("recovery")
+        let before_key = text[ls..ks].trim_end().as_bytes();
+        let ends_with = |word: &str| {
+            before_key.len() >= word.len()
+                && before_key[before_key.len() - word.len()..].eq_ignore_ascii_case(word.as_bytes())
+        };
+        ends_with("unseal") || ends_with("recovery")
     };
     if vault_key && quote == Quote::None && sep > pos && sep < le && bytes[sep].is_ascii_digit() {
         let digits = bytes[sep..le].iter().take_while(|c| c.is_ascii_digit()).count();
@@ -281,10 +306,11 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     // The separator.
     let rest = &text[sep..le];
     // Terraform `variable "db_password" { default = "…" }`: the default is the value.
-    let hcl_variable = head.split_whitespace().last().is_some_and(|w| w.trim_start_matches(['+', '-']) == "variable");
+    let hcl_variable =
+        || head.split_whitespace().last().is_some_and(|w| w.trim_start_matches(['+', '-']) == "variable");
     // Any other quoted key before ` {` opens a block: its own keys decide.
     if quote != Quote::None && rest.starts_with('{') {
-        if !hcl_variable {
+        if !hcl_variable() {
             return None;
         }
         let (vs, ve) = hcl_default(text, sep + 1)?;
@@ -392,7 +418,7 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
             let stop = if digest {
                 ["\",\"", "\"}"].iter().filter_map(|end| text[vs..le].find(end)).min().map_or(le, |i| vs + i)
             } else {
-                text[vs..le].find(['"', '\'', '\\']).map_or(le, |i| vs + i)
+                memchr::memchr3(b'"', b'\'', b'\\', &bytes[vs..le]).map_or(le, |i| vs + i)
             };
             (vs, vs + text[vs..stop].trim_end().trim_end_matches(';').len())
         }
@@ -558,8 +584,26 @@ fn in_tool_prefix(text: &str, ks: usize, ke: usize) -> bool {
 }
 
 /// Where the word holding `at` starts: after a blank or a quote, or at the start of the text.
+/// Looked for at most twice the longest path back: a search tool's prefix is shorter than that,
+/// so a longer word reads as no prefix from wherever it is cut, as it did whole.
 fn word_start(text: &str, at: usize) -> usize {
-    text[..at].rfind(|c: char| c.is_ascii_whitespace() || matches!(c, '"' | '\'')).map_or(0, |i| i + 1)
+    let from = floor_boundary(text, at.saturating_sub(2 * super::grep::MAX_PATH));
+    // ASCII whitespace and quotes, found from the end with SIMD searches (a word can be kilobytes).
+    let b = &text.as_bytes()[from..at];
+    let last =
+        [memchr::memrchr3(b' ', b'\t', b'\n', b), memchr::memrchr3(b'\r', b'\x0c', b'"', b), memchr::memrchr(b'\'', b)]
+            .into_iter()
+            .flatten()
+            .max();
+    last.map_or(from, |i| from + i + 1)
+}
+
+/// The character boundary at or before `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 fn behind_tool_prefix(text: &str, ks: usize, key_end: usize) -> bool {
@@ -576,7 +620,7 @@ fn behind_tool_prefix(text: &str, ks: usize, key_end: usize) -> bool {
     if super::grep::prefix(prefix) == prefix.len() {
         return true;
     }
-    if prefix.bytes().any(|c| matches!(c, b'=' | b'<' | b'>')) {
+    if memchr::memchr3(b'=', b'<', b'>', prefix.as_bytes()).is_some() {
         return false;
     }
     let b = text.as_bytes();
@@ -614,7 +658,7 @@ fn attr_value(rest: &str) -> Option<usize> {
 
 /// The length of a leading authorization scheme and its blanks (`Bearer `), if any.
 pub(super) fn starts_with_scheme(v: &str) -> Option<usize> {
-    let word_len = v.find([' ', '\t']).filter(|&n| n > 0)?;
+    let word_len = v.bytes().take(MAX_SCHEME + 1).position(|c| c == b' ' || c == b'\t').filter(|&n| n > 0)?;
     let word = &v[..word_len];
     if !keys::AUTH_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(word)) {
         return None;

@@ -59,7 +59,7 @@ fn one(line: &str) -> usize {
 }
 
 /// The longest path read (Linux's `PATH_MAX`).
-const MAX_PATH: usize = 4096;
+pub(super) const MAX_PATH: usize = 4096;
 
 /// `12:`, `12:7:` or `12-` at `from`: the end of the numbers and their separators.
 fn numbers(b: &[u8], from: usize) -> Option<usize> {

@@ -28,6 +28,7 @@ mod env;
 mod grep;
 mod json;
 mod keys;
+mod lines;
 mod pairs;
 mod rules;
 mod stream;
@@ -333,9 +334,7 @@ pub struct Located {
 }
 
 fn line_bounds(text: &str, s: usize, e: usize) -> (usize, usize) {
-    let ls = text[..s].rfind('\n').map_or(0, |i| i + 1);
-    let le = text[e..].find('\n').map_or(text.len(), |i| e + i);
-    (ls, le)
+    (lines::start(text, s), lines::end(text, e))
 }
 
 fn passes(check: Check, secret: &str) -> bool {
@@ -434,6 +433,11 @@ fn analyse_text(text: &str) -> Vec<Finding> {
     if text.is_empty() {
         return Vec::new();
     }
+    lines::indexed(text, || analyse_indexed(text))
+}
+
+/// [`analyse_text`], with the line bounds of `text` indexed.
+fn analyse_indexed(text: &str) -> Vec<Finding> {
     let eng = engine();
     let mut windows: Vec<(u16, usize, usize)> = Vec::new();
     let mut last_end = vec![0usize; RULES.len()];

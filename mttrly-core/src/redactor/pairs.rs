@@ -78,7 +78,7 @@ enum Field {
 
 /// Whether the name starting at `ns` is the value of a name field; which kind.
 fn name_field(text: &str, ns: usize) -> Option<Field> {
-    let ls = text[..ns].rfind('\n').map_or(0, |i| i + 1);
+    let ls = super::lines::start(text, ns);
     let before = text[ls..ns].trim_end_matches(['"', '\'']);
     if let Some(open) = before.strip_suffix('>') {
         let tag = open.rsplit('<').next()?;
@@ -170,7 +170,7 @@ fn separator(b: &[u8], at: usize) -> Option<usize> {
 /// the line (or a `,` / `}` in JSON).
 fn read(text: &str, v: usize, field: Field) -> Option<(usize, usize)> {
     let b = text.as_bytes();
-    let le = text[v..].find('\n').map_or(text.len(), |i| v + i);
+    let le = super::lines::end(text, v);
     let mut le = le.min(v + super::dialects::MAX_VALUE);
     while !text.is_char_boundary(le) {
         le -= 1;

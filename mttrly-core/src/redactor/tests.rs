@@ -69,6 +69,10 @@ fn counts_are_per_rule_and_markers_are_not_redacted_again() {
 fn every_rule_compiles_has_keywords_and_a_unique_id() {
     let ids: std::collections::BTreeSet<_> = rule_ids().map(|(id, _)| id).collect();
     assert_eq!(ids.len(), RULES.len() + ENGINE_RULES.len());
+    // A marker is recognised by looking only that far back from its `]`.
+    for id in &ids {
+        assert!(id.len() <= dialects::MAX_RULE_NAME, "{id} is longer than a marker may be");
+    }
     for rule in RULES {
         assert!(!rule.keywords.is_empty(), "{} needs a keyword (keyword-less rules run on everything)", rule.id);
         for k in rule.keywords {
@@ -239,5 +243,53 @@ fn a_finding_in_a_decoded_string_stays_inside_that_string() {
         ),
     ] {
         assert_eq!(redact(text).text, expected);
+    }
+}
+
+/// A long line full of credential words (a minified JSON answer, one XML document, a query
+/// string) is redacted exactly as its records are one by one: the line readers look only so far
+/// around each key (`dialects::LOOK_BACK`, `dialects::REACH`), which keeps such a line linear
+/// in time, and must not change what they find. Each line here is far longer than that reach.
+#[test]
+fn a_long_line_is_redacted_as_its_records_are() {
+    /// The separator between records, a record, and what of a record must not survive.
+    type Shape = (&'static str, fn(usize) -> String, &'static str);
+    let shapes: [Shape; 8] = [
+        // A long value, read whole however far it runs from its key.
+        (",", |i| format!(r#"{{"password":"{}{i:06}"}}"#, "Zq9-".repeat(500)), "Zq9-"),
+        (",", |i| format!(r#"{{"id":{i},"password":"pw{i:06}Xy","token":"t{i:08}Q","api_key":"k{i}Zz9"}}"#), "pw0"),
+        ("", |i| format!("<password>pw{i:06}Xy</password><token>t{i:08}Q</token>"), "pw0"),
+        ("&", |i| format!("password=pw{i:06}Xy&token=t{i:08}Q"), "pw0"),
+        (",", |i| format!(r#"{{"headers":{{"Authorization":"Bearer abc{i:08}DEF"}}}}"#), "abc0"),
+        (",", |i| format!(r#"{{"name":"DB_PASSWORD","value":"pw{i:06}Xy"}}"#), "pw0"),
+        (" ", |i| format!("--password pw{i:06}Xy"), "pw0"),
+        (" ", |i| format!("/etc/app.env:12:password=pw{i:06}Xy"), "pw0"),
+    ];
+    for (sep, record, secret) in shapes {
+        let count = (3 * super::dialects::REACH_FOR_TESTS).max(200_000) / record(0).len();
+        let records: Vec<String> = (0..count).map(record).collect();
+        let line = format!("x {}", records.join(sep));
+        assert!(line.len() > 2 * super::dialects::REACH_FOR_TESTS);
+        let one_by_one =
+            format!("x {}", records.iter().map(|r| redact(r).text.into_owned()).collect::<Vec<_>>().join(sep));
+        // A record alone may be named by another rule (`password=` alone is no query parameter).
+        let unnamed = |text: &str| {
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text;
+            while let Some(at) = rest.find("[REDACTED:") {
+                out.push_str(&rest[..at]);
+                out.push_str("[REDACTED]");
+                rest = &rest[at..];
+                rest = &rest[rest.find(']').map_or(rest.len(), |i| i + 1)..];
+            }
+            out + rest
+        };
+        let (whole, apart) = (unnamed(&redact(&line).text), unnamed(&one_by_one));
+        if let Some(at) = whole.bytes().zip(apart.bytes()).position(|(a, b)| a != b) {
+            let near = |s: &str| s[at.saturating_sub(80)..(at + 80).min(s.len())].to_owned();
+            panic!("{}: the long line reads {:?}, its records {:?}", records[0], near(&whole), near(&apart));
+        }
+        assert_eq!(whole.len(), apart.len(), "{}", records[0]);
+        assert!(!whole.contains(secret), "{}: {secret} survived", records[0]);
     }
 }
