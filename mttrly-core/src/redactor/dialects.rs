@@ -25,15 +25,12 @@ use super::keys::{self, KeyClass};
 const MAX_KEY: usize = 64;
 /// Longest unquoted or quoted value read on one line.
 pub(super) const MAX_VALUE: usize = 64 * 1024;
-/// How far before a key its line is read (its start, a search tool's prefix, comment leaders,
-/// `export`): a key further into its line than this is not at the line's start (the longest
-/// prefix a search tool prints, a path and two numbers, is shorter). Bounded so a
-/// long line full of credential words (a minified JSON answer) costs linear time, not quadratic.
-const LOOK_BACK: usize = 2 * super::grep::MAX_PATH;
-/// How far after a key its line is read: the separator, a few more words of the key, the value.
-const REACH: usize = MAX_VALUE + 1024;
-#[cfg(test)]
-pub(super) const REACH_FOR_TESTS: usize = REACH;
+/// The longest tuple or list read as one value (`auth=("admin", "pw")`).
+const MAX_TUPLE: usize = 4096;
+/// How far before a key the word `variable` of a Terraform block is looked for.
+const HCL_LOOK_BACK: usize = 128;
+/// How far after a variable block's `{` its `default` is looked for.
+const HCL_SPAN: usize = 16 * 1024;
 /// The longest authorization scheme's name is far shorter ([`starts_with_scheme`]).
 const MAX_SCHEME: usize = 32;
 /// The longest rule name a marker may carry.
@@ -199,11 +196,11 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     };
     let xml_open = before == b'<' || (xml_ns && ns_start.ends_with('<') && !ns_start.ends_with("</"));
     let query = matches!(before, b'?' | b'&');
-    // The line around the key, as far as it is read.
-    let line_from = line_start(text, ks);
-    let ls = floor_boundary(text, line_from.max(ks.saturating_sub(LOOK_BACK)));
-    let le = floor_boundary(text, line_end(text, ke).min(ke + REACH));
-    let whole_head = ls == line_from;
+    // The line around the key. Every search from here on stops at a bound of its own (a value's
+    // length, a scheme's, a marker's): a long line full of credential words (a minified JSON
+    // answer) is read in linear time, not once per key.
+    let ls = line_start(text, ks);
+    let le = line_end(text, ke);
     // Inside `kubectl describe`'s reference to a Secret (`<set to the key 'password' in secret
     // 'db-credentials'>`): the names of a secret and its key, not values.
     let near = ls.max(ks.saturating_sub(256));
@@ -213,12 +210,11 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     }
     // What `grep` printed before the line (`path:12:`) is not part of it.
     let head = &text[ls..ks];
-    let head = if whole_head { &head[super::grep::prefix(head)..] } else { head };
-    let head = head.trim_end_matches(['"', '\'', '\\', '<']).trim();
+    let head = head[super::grep::prefix(head)..].trim_end_matches(['"', '\'', '\\', '<']).trim();
     // Comment leaders, and a unified diff's `+`/`-` marker: a diffed line is still at line start.
     let head = head.trim_start_matches(['#', '/', ';', '-', '+', ' ', '\t']).trim();
-    let at_line_start = whole_head
-        && (head.is_empty() || ["export", "set", "setenv", "ENV", "env", "declare -x", "local"].contains(&head));
+    let at_line_start =
+        head.is_empty() || ["export", "set", "setenv", "ENV", "env", "declare -x", "local"].contains(&head);
 
     let mut pos = key_end;
     let mut key_text = key;
@@ -306,8 +302,10 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     // The separator.
     let rest = &text[sep..le];
     // Terraform `variable "db_password" { default = "…" }`: the default is the value.
-    let hcl_variable =
-        || head.split_whitespace().last().is_some_and(|w| w.trim_start_matches(['+', '-']) == "variable");
+    let hcl_variable = || {
+        let tail = &head[floor_boundary(head, head.len().saturating_sub(HCL_LOOK_BACK))..];
+        tail.split_whitespace().last().is_some_and(|w| w.trim_start_matches(['+', '-']) == "variable")
+    };
     // Any other quoted key before ` {` opens a block: its own keys decide.
     if quote != Quote::None && rest.starts_with('{') {
         if !hcl_variable() {
@@ -416,9 +414,17 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
             // Digest parameters are quoted themselves (`realm="x", response="…"`): inside a JSON
             // record the string ends only where the record goes on (`","next":` or `"}`).
             let stop = if digest {
-                ["\",\"", "\"}"].iter().filter_map(|end| text[vs..le].find(end)).min().map_or(le, |i| vs + i)
+                // The first `"` followed by `,"` or `}`.
+                let near = &bytes[vs..cap(text, vs, le)];
+                memchr::memchr_iter(b'"', near)
+                    .find(|&i| match near.get(i + 1) {
+                        Some(b'}') => true,
+                        Some(b',') => near.get(i + 2) == Some(&b'"'),
+                        _ => false,
+                    })
+                    .map_or(le, |i| vs + i)
             } else {
-                memchr::memchr3(b'"', b'\'', b'\\', &bytes[vs..le]).map_or(le, |i| vs + i)
+                memchr::memchr3(b'"', b'\'', b'\\', &bytes[vs..cap(text, vs, le)]).map_or(le, |i| vs + i)
             };
             (vs, vs + text[vs..stop].trim_end().trim_end_matches(';').len())
         }
@@ -530,8 +536,12 @@ fn hcl_default(text: &str, from: usize) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let mut at = from;
     let mut depth = 1usize;
+    let limit = floor_boundary(text, (from + HCL_SPAN).min(text.len()));
     for _ in 0..MAX_HCL_LINES {
-        let le = line_end(text, at);
+        if at >= limit {
+            return None;
+        }
+        let le = line_end(text, at).min(limit);
         let line = &text[at..le];
         let mut search = 0;
         while let Some(i) = line[search..].find("default") {
@@ -596,6 +606,12 @@ fn word_start(text: &str, at: usize) -> usize {
             .flatten()
             .max();
     last.map_or(from, |i| from + i + 1)
+}
+
+/// Where a value starting at `from` is read to at most: the end of its line `le`, or
+/// [`MAX_VALUE`] bytes on, at a character boundary.
+fn cap(text: &str, from: usize, le: usize) -> usize {
+    floor_boundary(text, le.min(from + MAX_VALUE))
 }
 
 /// The character boundary at or before `at`.
@@ -684,16 +700,18 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
     match quote_at(b, v) {
         Some(Quote::Escaped) => {
             let start = v + 2;
-            let end = text[start..le].find("\\\"").map_or(le, |i| start + i);
-            return Some((start, end.min(start + MAX_VALUE)));
+            let bound = cap(text, start, le);
+            let end = text[start..bound].find("\\\"").map_or(bound, |i| start + i);
+            return Some((start, end));
         }
         Some(Quote::Plain(q)) => {
             let start = v + 1;
+            let bound = cap(text, start, le);
             let mut i = start;
-            while i < le && b[i] != q {
+            while i < bound && b[i] != q {
                 i += if b[i] == b'\\' { 2 } else { 1 };
             }
-            return Some((start, i.min(le).min(start + MAX_VALUE)));
+            return Some((start, floor_boundary(text, i.min(bound))));
         }
         _ => {}
     }
@@ -703,7 +721,7 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
     // A tuple or list on one line (`auth=("admin", "pw")`, `password: [a, b]`): all of it.
     if matches!(b[v], b'(' | b'[')
         && !text[v..].starts_with("[REDACTED:")
-        && let Some(close) = matching_close(&b[v..le])
+        && let Some(close) = matching_close(&b[v..le.min(v + MAX_TUPLE)])
     {
         // PAM's `password [success=1 default=ignore] pam_unix.so`: a control's options.
         if options(&text[v + 1..v + close]) {
@@ -717,7 +735,10 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
         return block_scalar(text, v, le);
     }
     let end = match ends {
-        Ends::Xml => text[v..le].find('<').map_or(le, |i| v + i).min(v + MAX_VALUE),
+        Ends::Xml => {
+            let bound = cap(text, v, le);
+            memchr::memchr(b'<', &b[v..bound]).map_or(bound, |i| v + i)
+        }
         Ends::Line => {
             let line = text[v..le].trim_end();
             // One word (`a&token_type=bearer` pairs are cut as in a word), or logfmt
@@ -730,13 +751,13 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
                     || matches!(w, "|" | "||" | "&&" | ";" | ">" | ">>" | "<" | "2>&1")
             });
             if one_word || command || line.split_whitespace().skip(1).any(|w| w.contains('=') && !w.starts_with('=')) {
-                word_end(b, v, le, false)
+                floor_boundary(text, word_end(b, v, le, false))
             } else {
                 v + line.len()
             }
         }
-        Ends::Word => word_end(b, v, le, false),
-        Ends::Query => word_end(b, v, le, true),
+        Ends::Word => floor_boundary(text, word_end(b, v, le, false)),
+        Ends::Query => floor_boundary(text, word_end(b, v, le, true)),
     };
     Some((v, end))
 }

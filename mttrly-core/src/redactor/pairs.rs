@@ -81,7 +81,10 @@ fn name_field(text: &str, ns: usize) -> Option<Field> {
     let ls = super::lines::start(text, ns);
     let before = text[ls..ns].trim_end_matches(['"', '\'']);
     if let Some(open) = before.strip_suffix('>') {
-        let tag = open.rsplit('<').next()?;
+        // A tag's name is short: only that much before the `>` is searched for its `<`.
+        let tail = open.len().saturating_sub(MAX_NAME);
+        let tail = &open[(tail..open.len()).find(|&i| open.is_char_boundary(i)).unwrap_or(open.len())..];
+        let tag = tail.rsplit('<').next()?;
         return is_in(tag, NAME_FIELDS).then_some(Field::Xml);
     }
     let before = before.trim_end_matches([' ', '\t']);

@@ -247,9 +247,9 @@ fn a_finding_in_a_decoded_string_stays_inside_that_string() {
 }
 
 /// A long line full of credential words (a minified JSON answer, one XML document, a query
-/// string) is redacted exactly as its records are one by one: the line readers look only so far
-/// around each key (`dialects::LOOK_BACK`, `dialects::REACH`), which keeps such a line linear
-/// in time, and must not change what they find. Each line here is far longer than that reach.
+/// string) is redacted exactly as its records are one by one: each search around a key stops at
+/// a bound of its own, which keeps such a line linear in time, and must not change what is
+/// found. Each line here is far longer than a value may be.
 #[test]
 fn a_long_line_is_redacted_as_its_records_are() {
     /// The separator between records, a record, and what of a record must not survive.
@@ -266,10 +266,10 @@ fn a_long_line_is_redacted_as_its_records_are() {
         (" ", |i| format!("/etc/app.env:12:password=pw{i:06}Xy"), "pw0"),
     ];
     for (sep, record, secret) in shapes {
-        let count = (3 * super::dialects::REACH_FOR_TESTS).max(200_000) / record(0).len();
+        let count = 3 * super::dialects::MAX_VALUE / record(0).len();
         let records: Vec<String> = (0..count).map(record).collect();
         let line = format!("x {}", records.join(sep));
-        assert!(line.len() > 2 * super::dialects::REACH_FOR_TESTS);
+        assert!(line.len() > 2 * super::dialects::MAX_VALUE);
         let one_by_one =
             format!("x {}", records.iter().map(|r| redact(r).text.into_owned()).collect::<Vec<_>>().join(sep));
         // A record alone may be named by another rule (`password=` alone is no query parameter).
@@ -291,5 +291,36 @@ fn a_long_line_is_redacted_as_its_records_are() {
         }
         assert_eq!(whole.len(), apart.len(), "{}", records[0]);
         assert!(!whole.contains(secret), "{}: {secret} survived", records[0]);
+    }
+}
+
+/// What the adversarial review of the line bounds found: blanks longer than a value between a key,
+/// its separator and its value; a value at a line's start behind kilobytes of indentation or a
+/// long search-tool prefix; values longer than the value bound, cut inside a multi-byte
+/// character. None may panic, and each value is redacted.
+#[test]
+fn far_separators_deep_indentation_and_long_values_are_read_whole() {
+    let blanks = " ".repeat(super::dialects::MAX_VALUE + 1026);
+    let phrase = "Hunter2 xyz correct horse";
+    let cases = [
+        format!("password{blanks}=hunter2X"),
+        format!("password={blanks}\"hunter2X\""),
+        format!("{{\\\"password\\\":{blanks}\\\"hunter2X\\\"}}"),
+        format!("{}password={phrase}", " ".repeat(9000)),
+        format!("{} password: {phrase}", "#".repeat(9000)),
+        format!("/etc/{}.env:12:{}DB_PASSWORD={phrase}", "d".repeat(4000), " ".repeat(4300)),
+        format!("{}api_key    7c76fb2a9d1e4f3b8a6c5d2e1f0a9b8c", " ".repeat(9000)),
+    ];
+    for case in &cases {
+        let out = redact(case).text;
+        for secret in ["hunter2X", "xyz correct horse", "7c76fb2a9d1e"] {
+            assert!(!out.contains(secret), "{secret} survived in {:?}", &out[out.len().saturating_sub(120)..]);
+        }
+    }
+    // Cut at the value bound inside a character: no panic, the value is redacted up to there.
+    for case in [format!("password=\"x{}\"", "é".repeat(40_000)), format!("password=x{}", "é".repeat(40_000))] {
+        let out = redact(&case).text;
+        assert!(out.starts_with("password="), "{:?}", &out[..40]);
+        assert!(out.contains("[REDACTED:"));
     }
 }
