@@ -311,6 +311,17 @@ fn far_separators_deep_indentation_and_long_values_are_read_whole() {
         format!("/etc/{}.env:12:{}DB_PASSWORD={phrase}", "d".repeat(4000), " ".repeat(4300)),
         format!("{}api_key    7c76fb2a9d1e4f3b8a6c5d2e1f0a9b8c", " ".repeat(9000)),
     ];
+    // A line-long value and an unquoted credential longer than the value bound: the whole line.
+    for case in
+        [format!("password={}", "wurd ".repeat(20_000)), format!("Authorization: Bearer {} tail", "A".repeat(70_000))]
+    {
+        let out = redact(&case).text;
+        assert!(
+            !out.contains("wurd") && !out.contains("tail") && !out.contains("AAAA"),
+            "{:?}",
+            &out[..out.len().min(80)]
+        );
+    }
     for case in &cases {
         let out = redact(case).text;
         for secret in ["hunter2X", "xyz correct horse", "7c76fb2a9d1e"] {
