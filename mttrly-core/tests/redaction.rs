@@ -474,13 +474,17 @@ fn every_one_line_leak_row_read_through_an_encoding_loses_its_secret() {
             .map(|c| if "=:".contains(c) { format!("\x1b[m\x1b[K{c}\x1b[01;31m\x1b[K") } else { c.to_string() })
             .collect()
     }
+    fn html(s: &str) -> String {
+        s.replace('&', "&amp;").replace('"', "&quot;").replace('\'', "&#39;").replace('<', "&lt;").replace('>', "&gt;")
+    }
     type Encode = fn(&str) -> String;
     // (how the line sits in its record, how it is encoded there, whether the encoding quotes it,
     // whether it is a query parameter)
-    let embeddings: [(&str, &str, Encode, bool, bool); 3] = [
+    let embeddings: [(&str, &str, Encode, bool, bool); 4] = [
         ("{\"log\":", ",\"stream\":\"stdout\"}", json_string, true, false),
         ("GET /cb?x=1&next=", "", percent, false, true),
         ("", "", coloured, false, false),
+        ("<pre>", "</pre>", html, false, false),
     ];
     let mut failures = Vec::new();
     let mut tried = 0;

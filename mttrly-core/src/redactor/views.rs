@@ -4,7 +4,8 @@
 //! once: a JSON string logged inside JSON (`\"name\":\"DB_PASSWORD\",\"value\":\"…\"`, a
 //! separator written `\u003d`), a multi-line message whose lines are `\n` escapes, a query string
 //! inside a query string (`next=%2Fapi%3Ftoken%3D…`), `grep --color` and other terminal colours
-//! between a key and its value (`DB_PASSWORD ESC[m ESC[K=…`). Teaching each rule each encoding
+//! between a key and its value (`DB_PASSWORD ESC[m ESC[K=…`), a configuration shown in an HTML
+//! page with its quotes as entities (`{&quot;password&quot;:&quot;…&quot;}`, `?a=1&amp;token=…`). Teaching each rule each encoding
 //! would fix one rule at a time; instead the whole redactor also reads the decoded view, and what
 //! it finds there maps back to the original bytes (a finding covers every escape that spells
 //! it). Only texts that hold such an encoding get a view, so plain text costs one scan.
@@ -64,7 +65,10 @@ fn decode(text: &str) -> Option<View> {
     if u32::try_from(text.len()).is_err() || !worth_decoding(text.as_bytes()) {
         return None;
     }
-    let escapes = unescape(text);
+    // HTML character references are undone alone, a level before the other escapes: a page shows
+    // a command's text as written (`printf &#39;%s\n&#39;`), whose `\n` is no line break.
+    let html = memchr::memchr_iter(b'&', text.as_bytes()).any(|i| entity(text.as_bytes(), i).is_some());
+    let escapes = unescape(text, html);
     let source = escapes.as_ref().map_or(text, |v| v.text.as_str());
     let plain = strip_terminal(source);
     match (escapes, plain) {
@@ -78,13 +82,14 @@ fn decode(text: &str) -> Option<View> {
 /// A cheap look for the first byte of an encoding the view undoes (a SIMD scan: plain log text
 /// pays it and nothing else).
 fn worth_decoding(b: &[u8]) -> bool {
-    memchr::memchr3_iter(0x1b, b'\\', b'%', b).any(|i| match b[i] {
-        b'\\' => b
-            .get(i + 1)
-            .is_some_and(|n| matches!(n, b'"' | b'\\' | b'/' | b'\'' | b'n' | b'r' | b't' | b'u' | b'x' | b'e' | b'0')),
-        b'%' => percent_char(b, i).is_some(),
-        _ => true,
-    })
+    memchr::memchr_iter(b'&', b).any(|i| entity(b, i).is_some())
+        || memchr::memchr3_iter(0x1b, b'\\', b'%', b).any(|i| match b[i] {
+            b'\\' => b.get(i + 1).is_some_and(|n| {
+                matches!(n, b'"' | b'\\' | b'/' | b'\'' | b'n' | b'r' | b't' | b'u' | b'x' | b'e' | b'0')
+            }),
+            b'%' => percent_char(b, i).is_some(),
+            _ => true,
+        })
 }
 
 /// Builds a view byte by byte.
@@ -155,15 +160,17 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
 }
 
 /// JSON and C string escapes (`\"`, `\\`, `\/`, `\n`, `\t`, `\u003d`, surrogate pairs, `\x1b`,
-/// `\e`, `\033`) and percent-encoded ASCII, decoded.
-fn unescape(text: &str) -> Option<View> {
+/// `\e`, `\033`) and percent-encoded ASCII decoded; or, when `html`, HTML character references
+/// only.
+fn unescape(text: &str, html: bool) -> Option<View> {
     let b = text.as_bytes();
     let mut out = Builder::new(text.len());
     let mut i = 0;
     while i < b.len() {
         let decoded = match b[i] {
-            b'\\' => backslash(b, i),
-            b'%' => percent_char(b, i),
+            b'&' if html => entity(b, i),
+            b'\\' if !html => backslash(b, i),
+            b'%' if !html => percent_char(b, i),
             _ => None,
         };
         if let Some((c, len)) = decoded {
@@ -178,6 +185,41 @@ fn unescape(text: &str) -> Option<View> {
         }
     }
     out.finish()
+}
+
+/// The character an HTML character reference at `i` spells (`&quot;`, `&amp;`, `&#61;`,
+/// `&#x3D;`), and its length. Only printable ASCII and the whitespace a line holds: a reference
+/// to anything else stays as written, as a percent escape does.
+fn entity(b: &[u8], i: usize) -> Option<(char, usize)> {
+    const NAMED: &[(&[u8], char)] = &[
+        (b"quot;", '"'),
+        (b"apos;", '\''),
+        (b"amp;", '&'),
+        (b"lt;", '<'),
+        (b"gt;", '>'),
+        (b"equals;", '='),
+        (b"colon;", ':'),
+        (b"sol;", '/'),
+        (b"nbsp;", ' '),
+    ];
+    let rest = b.get(i + 1..)?;
+    if let Some(&(name, decoded)) = NAMED.iter().find(|(name, _)| rest.starts_with(name)) {
+        return Some((decoded, 1 + name.len()));
+    }
+    let digits = rest.strip_prefix(b"#")?;
+    let (hex, digits) = match digits.first() {
+        Some(b'x' | b'X') => (true, &digits[1..]),
+        _ => (false, digits),
+    };
+    let len =
+        digits.iter().take(8).take_while(|d| if hex { d.is_ascii_hexdigit() } else { d.is_ascii_digit() }).count();
+    if len == 0 || digits.get(len) != Some(&b';') {
+        return None;
+    }
+    let number = std::str::from_utf8(&digits[..len]).ok()?;
+    let code = u32::from_str_radix(number, if hex { 16 } else { 10 }).ok()?;
+    let decoded = char::from_u32(code).filter(|d| *d == '\t' || (' '..='~').contains(d))?;
+    Some((decoded, 2 + usize::from(hex) + len + 1))
 }
 
 /// The character a backslash escape at `i` spells, and the escape's length.
@@ -278,6 +320,34 @@ mod tests {
 
     fn view(s: &str) -> String {
         decode(s).map_or_else(|| s.to_owned(), |v| v.text)
+    }
+
+    /// HTML character references: named ones a page writes for quotes and brackets, decimal
+    /// and hex ones of printable ASCII; anything else (no `;`, a control character, a non-ASCII
+    /// one) stays as written. They are undone a level before backslash escapes.
+    #[test]
+    fn html_references_are_read_and_others_stay() {
+        let cases = [
+            ("&quot;", Some(('"', 6))),
+            ("&amp;", Some(('&', 5))),
+            ("&#61;", Some(('=', 5))),
+            ("&#x3D;", Some(('=', 6))),
+            ("&#X3d;", Some(('=', 6))),
+            ("&#39;", Some(('\'', 5))),
+            ("&amp", None),
+            ("&#;", None),
+            ("&#0;", None),
+            ("&#x1F600;", None),
+            ("&#61", None),
+            ("&copy;", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(entity(text.as_bytes(), 0), want, "{text}");
+        }
+        assert_eq!(view("{&quot;password&quot;:&quot;x&quot;}"), r#"{"password":"x"}"#);
+        // A command shown in a page: its `\n` is no line break in the first view.
+        assert_eq!(view(r"printf &#39;%s\n&#39;"), r"printf '%s\n'");
+        assert_eq!(decode_all(r"printf &#39;%s\n&#39;")[1].text, "printf '%s\n'");
     }
 
     #[test]
