@@ -11,7 +11,7 @@
 //! sentence.
 
 use super::blocks::{is_frame, unframe};
-use super::dialects::{line_end, line_start};
+use super::lines;
 use super::{Finding, RANK_KEY, keys};
 
 /// The longest announcing line read (a banner line with a hint in parentheses fits).
@@ -41,9 +41,9 @@ pub(super) fn next_line(text: &str, roots: &[(usize, usize)], found: &mut Vec<Fi
         {
             continue;
         }
-        let le = line_end(text, rs);
+        let le = lines::end(text, rs);
         last_end = le;
-        let ls = line_start(text, rs);
+        let ls = lines::start(text, rs);
         if le - ls > MAX_ANNOUNCEMENT || le >= text.len() {
             continue;
         }
@@ -83,7 +83,7 @@ fn following_word(text: &str, mut at: usize) -> Option<(usize, usize, bool, usiz
         if at >= text.len() {
             return None;
         }
-        let le = line_end(text, at);
+        let le = lines::end(text, at);
         let (a, z) = unframe(&text[at..le], |_| true);
         let content = &text[at + a..at + z];
         // A blank line, or one that is only its log frame.

@@ -20,6 +20,7 @@
 
 use super::Finding;
 use super::keys::{self, KeyClass};
+use super::lines;
 
 /// Longest key name considered (longer runs are data, not a key).
 const MAX_KEY: usize = 64;
@@ -40,14 +41,6 @@ const MARKER_MAX: usize = "[REDACTED:]".len() + MAX_RULE_NAME;
 
 fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
-}
-
-pub(super) fn line_start(text: &str, at: usize) -> usize {
-    super::lines::start(text, at)
-}
-
-pub(super) fn line_end(text: &str, at: usize) -> usize {
-    super::lines::end(text, at)
 }
 
 fn skip_blanks(b: &[u8], mut i: usize) -> usize {
@@ -121,7 +114,7 @@ enum Ends {
 /// Whether `text` ends with a `[REDACTED:rule]` marker.
 fn ends_with_marker(text: &str) -> bool {
     // A marker is short: only its length of the text's end is searched.
-    let tail = &text[floor_boundary(text, text.len().saturating_sub(MARKER_MAX))..];
+    let tail = &text[text.floor_char_boundary(text.len().saturating_sub(MARKER_MAX))..];
     tail.strip_suffix(']').and_then(|t| t.rfind("[REDACTED:").map(|at| &t[at + 10..])).is_some_and(|rule| {
         !rule.is_empty() && rule.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     })
@@ -199,8 +192,8 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     // The line around the key. Every search from here on stops at a bound of its own (a value's
     // length, a scheme's, a marker's): a long line full of credential words (a minified JSON
     // answer) is read in linear time, not once per key.
-    let ls = line_start(text, ks);
-    let le = line_end(text, ke);
+    let ls = lines::start(text, ks);
+    let le = lines::end(text, ke);
     // Inside `kubectl describe`'s reference to a Secret (`<set to the key 'password' in secret
     // 'db-credentials'>`): the names of a secret and its key, not values.
     let near = ls.max(ks.saturating_sub(256));
@@ -303,7 +296,7 @@ fn whole_key(text: &str, ks: usize, ke: usize) -> Option<Finding> {
     let rest = &text[sep..le];
     // Terraform `variable "db_password" { default = "…" }`: the default is the value.
     let hcl_variable = || {
-        let tail = &head[floor_boundary(head, head.len().saturating_sub(HCL_LOOK_BACK))..];
+        let tail = &head[head.floor_char_boundary(head.len().saturating_sub(HCL_LOOK_BACK))..];
         tail.split_whitespace().last().is_some_and(|w| w.trim_start_matches(['+', '-']) == "variable")
     };
     // Any other quoted key before ` {` opens a block: its own keys decide.
@@ -536,12 +529,12 @@ fn hcl_default(text: &str, from: usize) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let mut at = from;
     let mut depth = 1usize;
-    let limit = floor_boundary(text, (from + HCL_SPAN).min(text.len()));
+    let limit = text.floor_char_boundary((from + HCL_SPAN).min(text.len()));
     for _ in 0..MAX_HCL_LINES {
         if at >= limit {
             return None;
         }
-        let le = line_end(text, at).min(limit);
+        let le = lines::end(text, at).min(limit);
         let line = &text[at..le];
         let mut search = 0;
         while let Some(i) = line[search..].find("default") {
@@ -587,7 +580,7 @@ fn in_tool_prefix(text: &str, ks: usize, ke: usize) -> bool {
         return false;
     }
     let from = word_start(text, ks);
-    let le = line_end(text, ke);
+    let le = lines::end(text, ke);
     let p = super::grep::prefix(&text[from..le]);
     let numbered = p >= 2 && text.as_bytes()[from + p - 2].is_ascii_digit();
     numbered && p >= ke - from
@@ -597,7 +590,7 @@ fn in_tool_prefix(text: &str, ks: usize, ke: usize) -> bool {
 /// Looked for at most twice the longest path back: a search tool's prefix is shorter than that,
 /// so a longer word reads as no prefix from wherever it is cut, as it did whole.
 fn word_start(text: &str, at: usize) -> usize {
-    let from = floor_boundary(text, at.saturating_sub(2 * super::grep::MAX_PATH));
+    let from = text.floor_char_boundary(at.saturating_sub(2 * super::grep::MAX_PATH));
     // ASCII whitespace and quotes, found from the end with SIMD searches (a word can be kilobytes).
     let b = &text.as_bytes()[from..at];
     let last =
@@ -611,15 +604,7 @@ fn word_start(text: &str, at: usize) -> usize {
 /// Where a value starting at `from` is read to at most: the end of its line `le`, or
 /// [`MAX_VALUE`] bytes on, at a character boundary.
 fn cap(text: &str, from: usize, le: usize) -> usize {
-    floor_boundary(text, le.min(from + MAX_VALUE))
-}
-
-/// The character boundary at or before `at`.
-fn floor_boundary(text: &str, mut at: usize) -> usize {
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
+    text.floor_char_boundary(le.min(from + MAX_VALUE))
 }
 
 fn behind_tool_prefix(text: &str, ks: usize, key_end: usize) -> bool {
@@ -711,7 +696,7 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
             while i < bound && b[i] != q {
                 i += if b[i] == b'\\' { 2 } else { 1 };
             }
-            return Some((start, floor_boundary(text, i.min(bound))));
+            return Some((start, text.floor_char_boundary(i.min(bound))));
         }
         _ => {}
     }
@@ -751,13 +736,13 @@ fn extract(text: &str, v: usize, le: usize, ends: Ends) -> Option<(usize, usize)
                     || matches!(w, "|" | "||" | "&&" | ";" | ">" | ">>" | "<" | "2>&1")
             });
             if one_word || command || line.split_whitespace().skip(1).any(|w| w.contains('=') && !w.starts_with('=')) {
-                floor_boundary(text, word_end(b, v, le, false))
+                text.floor_char_boundary(word_end(b, v, le, false))
             } else {
                 v + line.len()
             }
         }
-        Ends::Word => floor_boundary(text, word_end(b, v, le, false)),
-        Ends::Query => floor_boundary(text, word_end(b, v, le, true)),
+        Ends::Word => text.floor_char_boundary(word_end(b, v, le, false)),
+        Ends::Query => text.floor_char_boundary(word_end(b, v, le, true)),
     };
     Some((v, end))
 }
@@ -774,7 +759,7 @@ fn options(inner: &str) -> bool {
 }
 
 fn block_scalar(text: &str, v: usize, le: usize) -> Option<(usize, usize)> {
-    let ls = line_start(text, v);
+    let ls = lines::start(text, v);
     // In a unified diff every line carries a one-character marker; indentation is read after it.
     let diff = super::blocks::diff_marked(text, ls, le);
     let skip = usize::from(diff);
@@ -788,7 +773,7 @@ fn block_scalar(text: &str, v: usize, le: usize) -> Option<(usize, usize)> {
     let mut at = le + 1;
     let start = at;
     while at < text.len() {
-        let next_end = line_end(text, at);
+        let next_end = lines::end(text, at);
         let line = unmark(at, next_end);
         let ind = line.len() - line.trim_start_matches([' ', '\t']).len();
         if !line.trim().is_empty() && ind <= indent {

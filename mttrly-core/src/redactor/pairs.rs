@@ -82,8 +82,7 @@ fn name_field(text: &str, ns: usize) -> Option<Field> {
     let before = text[ls..ns].trim_end_matches(['"', '\'']);
     if let Some(open) = before.strip_suffix('>') {
         // A tag's name is short: only that much before the `>` is searched for its `<`.
-        let tail = open.len().saturating_sub(MAX_NAME);
-        let tail = &open[(tail..open.len()).find(|&i| open.is_char_boundary(i)).unwrap_or(open.len())..];
+        let tail = &open[open.ceil_char_boundary(open.len().saturating_sub(MAX_NAME))..];
         let tag = tail.rsplit('<').next()?;
         return is_in(tag, NAME_FIELDS).then_some(Field::Xml);
     }

@@ -62,12 +62,15 @@ pub(super) fn decode_all(text: &str) -> Vec<View> {
 /// The decoded view of `text`, or `None` when it holds nothing to decode (or is too long to map
 /// with 32-bit offsets, far beyond what one redaction is given).
 fn decode(text: &str) -> Option<View> {
-    if u32::try_from(text.len()).is_err() || !worth_decoding(text.as_bytes()) {
+    if u32::try_from(text.len()).is_err() {
         return None;
     }
     // HTML character references are undone alone, a level before the other escapes: a page shows
     // a command's text as written (`printf &#39;%s\n&#39;`), whose `\n` is no line break.
-    let html = memchr::memchr_iter(b'&', text.as_bytes()).any(|i| entity(text.as_bytes(), i).is_some());
+    let html = has_reference(text.as_bytes());
+    if !html && !has_escape(text.as_bytes()) {
+        return None;
+    }
     let escapes = unescape(text, html);
     let source = escapes.as_ref().map_or(text, |v| v.text.as_str());
     let plain = strip_terminal(source);
@@ -79,17 +82,21 @@ fn decode(text: &str) -> Option<View> {
     }
 }
 
-/// A cheap look for the first byte of an encoding the view undoes (a SIMD scan: plain log text
-/// pays it and nothing else).
-fn worth_decoding(b: &[u8]) -> bool {
+/// Whether `b` holds an HTML character reference (a SIMD scan for `&`).
+fn has_reference(b: &[u8]) -> bool {
     memchr::memchr_iter(b'&', b).any(|i| entity(b, i).is_some())
-        || memchr::memchr3_iter(0x1b, b'\\', b'%', b).any(|i| match b[i] {
-            b'\\' => b.get(i + 1).is_some_and(|n| {
-                matches!(n, b'"' | b'\\' | b'/' | b'\'' | b'n' | b'r' | b't' | b'u' | b'x' | b'e' | b'0')
-            }),
-            b'%' => percent_char(b, i).is_some(),
-            _ => true,
-        })
+}
+
+/// A cheap look for the first byte of another encoding the view undoes (a SIMD scan: plain log
+/// text pays it and nothing else).
+fn has_escape(b: &[u8]) -> bool {
+    memchr::memchr3_iter(0x1b, b'\\', b'%', b).any(|i| match b[i] {
+        b'\\' => b
+            .get(i + 1)
+            .is_some_and(|n| matches!(n, b'"' | b'\\' | b'/' | b'\'' | b'n' | b'r' | b't' | b'u' | b'x' | b'e' | b'0')),
+        b'%' => percent_char(b, i).is_some(),
+        _ => true,
+    })
 }
 
 /// Builds a view byte by byte.
@@ -201,9 +208,19 @@ fn entity(b: &[u8], i: usize) -> Option<(char, usize)> {
         (b"colon;", ':'),
         (b"sol;", '/'),
         (b"nbsp;", ' '),
+        (b"NonBreakingSpace;", ' '),
+        (b"Tab;", '\t'),
+        (b"lowbar;", '_'),
+        (b"UnderBar;", '_'),
     ];
+    /// HTML's legacy references, also read in capitals (`&QUOT;`).
+    const LEGACY: &[&[u8]] = &[b"quot;", b"amp;", b"lt;", b"gt;"];
     let rest = b.get(i + 1..)?;
-    if let Some(&(name, decoded)) = NAMED.iter().find(|(name, _)| rest.starts_with(name)) {
+    let named = |name: &[u8]| {
+        rest.get(..name.len())
+            .is_some_and(|head| head == name || (LEGACY.contains(&name) && head.eq_ignore_ascii_case(name)))
+    };
+    if let Some(&(name, decoded)) = NAMED.iter().find(|(name, _)| named(name)) {
         return Some((decoded, 1 + name.len()));
     }
     let digits = rest.strip_prefix(b"#")?;
@@ -211,6 +228,9 @@ fn entity(b: &[u8], i: usize) -> Option<(char, usize)> {
         Some(b'x' | b'X') => (true, &digits[1..]),
         _ => (false, digits),
     };
+    // Zero padding may be any length (`&#0000000061;`); the number itself is at most eight digits.
+    let zeros = digits.iter().take_while(|d| **d == b'0').count().saturating_sub(1);
+    let digits = &digits[zeros..];
     let len =
         digits.iter().take(8).take_while(|d| if hex { d.is_ascii_hexdigit() } else { d.is_ascii_digit() }).count();
     if len == 0 || digits.get(len) != Some(&b';') {
@@ -219,7 +239,7 @@ fn entity(b: &[u8], i: usize) -> Option<(char, usize)> {
     let number = std::str::from_utf8(&digits[..len]).ok()?;
     let code = u32::from_str_radix(number, if hex { 16 } else { 10 }).ok()?;
     let decoded = char::from_u32(code).filter(|d| *d == '\t' || (' '..='~').contains(d))?;
-    Some((decoded, 2 + usize::from(hex) + len + 1))
+    Some((decoded, 2 + usize::from(hex) + zeros + len + 1))
 }
 
 /// The character a backslash escape at `i` spells, and the escape's length.
@@ -340,6 +360,12 @@ mod tests {
             ("&#x1F600;", None),
             ("&#61", None),
             ("&copy;", None),
+            ("&QUOT;", Some(('"', 6))),
+            ("&Tab;", Some(('\t', 5))),
+            ("&lowbar;", Some(('_', 8))),
+            ("&#0000000034;", Some(('"', 13))),
+            ("&#x00000003D;", Some(('=', 13))),
+            ("&#00;", None),
         ];
         for (text, want) in cases {
             assert_eq!(entity(text.as_bytes(), 0), want, "{text}");
